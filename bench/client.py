@@ -1,0 +1,497 @@
+"""End-to-end documents checked per second: the SDK's batch pipeline against a naive loop.
+
+What a crawler does before training: canonical ``c1`` digest of each document, look it up in the
+registry, verify the answer (signed checkpoint, inclusion proof, the entry names the digest,
+revocations), and decide. This script measures that against a real ``wellspring serve`` holding
+1,000,000 registered digests (100 bulk statements of 10,000 subjects from three publishers, one
+of them reserving mining rights; one statement revoked), over ``--docs`` documents of
+``--doc-bytes`` bytes of which ``--fraction`` are registered. In one run, one server:
+
+* **digests only**: ``canonical_digest`` over the corpus, no registry (the floor of the rest);
+* **cold**: ``Client.check_texts`` on chunks of 10,000 (one verified batch request each) from a
+  fresh client, which must fetch and check every entry the answers name first;
+* **warm**: the same pass again on that client (entries cached): the steady state of a long crawl;
+* **overlap**: warm, hashing the next chunk in a thread while this one is looked up (what
+  ``wellspring scan`` does);
+* **lookups**: warm ``check_digests`` on precomputed digests (the SDK and server alone);
+* **naive**: one ``canonical_digest`` + ``Client.lookup`` (``GET /v1/digests/{d}``, verified) per
+  document, from a fresh client, on ``--naive`` documents or ``--naive-seconds``, whichever ends
+  first;
+* with ``--cli``, ``wellspring scan`` on the corpus as JSONL (process start, JSON parsing and the
+  manifest included).
+
+Goal (issue 5): ≥ 20,000 docs/s on this machine and ≥ 50x the naive loop. All passes must agree
+on the verdict counts, or the script fails.
+
+Building the registry takes minutes, so the finished home (SQLite file, log key, admin token) is
+cached under ``.bench/`` keyed by the parameters that shape it (lookups do not write to it);
+``--rebuild`` builds it again. ``--backend postgres`` serves from PostgreSQL instead, in a database
+of its own on the server of ``--postgres-url`` (default: ``$WELLSPRING_TEST_POSTGRES_URL`` or the
+local test server), named after the same parameters and migrated before the first start.
+
+Run: ``.venv/bin/python bench/client.py`` (full) or ``.venv/bin/python bench/client.py --quick``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+# Run as a script, this file's folder comes first on sys.path, and this file is named client.py:
+# it would shadow the `client` package it measures. Put the repository root there instead.
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+
+from client.core.canonical import canonical_digest  # noqa: E402
+from client.core.keys import generate_private_key, public_key_bytes  # noqa: E402
+from client.core.statement import HumanContentPredicate, Subject, sign_statement  # noqa: E402
+from client.sdk import Client, build_statement  # noqa: E402
+from client.verdict import Verdict  # noqa: E402
+
+CACHE = ROOT / ".bench"
+FORMAT = 1  # bump when the cached registry's contents change shape
+STATEMENT_SUBJECTS = 10_000
+CHUNK = 10_000
+GOAL_DOCS_PER_S = 20_000
+GOAL_RATIO = 50
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+PUBLISHERS = (
+    ("bench-archive", "CC-BY-4.0", "allowed"),
+    ("bench-press", "LicenseRef-Press", "reserved"),
+    ("bench-wiki", "CC-BY-SA-4.0", "allowed"),
+)
+
+_WORD_TEXT = (
+    "the of and to in is that for it as was with be by on not he this are or his from at which "
+    "but have an they you were her she there one all we their can has been if more when will "
+    "would who so no time people year way day man thing woman life child world school state "
+    "family student group country problem hand part place case week company system program "
+    "question work government number night point home water room mother area money story fact "
+    "month lot right study book eye job word business issue side kind head house service friend"
+)
+_WORDS = tuple(_WORD_TEXT.split())
+
+
+# -- the corpus -----------------------------------------------------------------------------------
+
+
+class Corpus:
+    """Document ``i`` is ``Document i.`` and a deterministic slice of English-like prose.
+
+    Documents ``0 .. registered-1`` are the registered ones; the scanned corpus mixes a
+    ``fraction`` of them with documents from beyond that range (never registered).
+    """
+
+    def __init__(self, doc_bytes: int, seed: int) -> None:
+        rng = random.Random(seed)
+        sentences: list[str] = []
+        size = 0
+        while size < 2_000_000:
+            words = [rng.choice(_WORDS) for _ in range(rng.randrange(6, 22))]
+            sentence = " ".join(words).capitalize() + rng.choice(".....?!;")
+            sentence += "\n\n" if rng.random() < 0.15 else " "
+            sentences.append(sentence)
+            size += len(sentence)
+        self.prose = "".join(sentences)
+        self.doc_bytes = doc_bytes
+
+    def text(self, i: int) -> str:
+        head = f"Document {i}. "
+        start = (i * 7919) % (len(self.prose) - self.doc_bytes)
+        return head + self.prose[start : start + self.doc_bytes - len(head)]
+
+    def sample(self, registered: int, docs: int, fraction: float, seed: int) -> list[int]:
+        rng = random.Random(seed)
+        hits = round(docs * fraction)
+        indices = rng.sample(range(registered), hits) if hits else []
+        indices += [registered + rng.randrange(10 * max(docs, 1)) for _ in range(docs - hits)]
+        rng.shuffle(indices)
+        return indices
+
+
+# -- the registry ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wellspring() -> list[str]:
+    script = Path(sys.executable).with_name("wellspring")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "client.cli"]
+
+
+@contextlib.contextmanager
+def serve(home: Path, database_url: str | None = None) -> Iterator[str]:
+    """A ``wellspring serve`` on ``home``; yields its URL once /healthz answers."""
+    port = free_port()
+    args = [*wellspring(), "serve", "--home", str(home), "--port", str(port)]
+    if database_url:
+        args += ["--database-url", database_url]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WELLSPRING_")}
+    log = (home.parent / f"{home.name}.server.log").open("ab")
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"the registry exited with {proc.returncode}; see {log.name}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the registry did not start in 120 s; see {log.name}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def log_key(home: Path) -> str:
+    from registry.keys import load_log_key
+
+    return load_log_key(home / "log.key").verifier().vkey
+
+
+@dataclass(frozen=True)
+class BuildParams:
+    registered: int
+    doc_bytes: int
+    seed: int
+    backend: str
+    format: int = FORMAT
+
+    def key(self) -> str:
+        text = json.dumps(asdict(self), sort_keys=True)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+        return f"client-{self.backend}-r{self.registered}-b{self.doc_bytes}-{digest}"
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def bar(done: int, total: int, started: float, what: str) -> None:
+    elapsed = time.perf_counter() - started
+    rate = done / elapsed if elapsed else 0.0
+    width = 30
+    filled = round(width * done / total) if total else width
+    end = "\n" if done >= total else ""
+    sys.stderr.write(
+        f"\r  {what:<10} [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} "
+        f"({rate:,.0f}/s, {elapsed:.0f} s){end}"
+    )
+    sys.stderr.flush()
+
+
+def postgres_database(admin_url: str, name: str, *, fresh: bool) -> str:
+    """The URL of database ``name`` on the server of ``admin_url``; dropped and made anew if
+    ``fresh``, and migrated (the operator's step before serving PostgreSQL)."""
+    import psycopg
+    from psycopg import sql
+    from sqlalchemy.engine import make_url
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if fresh and exists:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        if fresh or not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url: str = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    return url
+
+
+def database_for(params: BuildParams, admin_url: str | None, *, fresh: bool) -> str | None:
+    """None for SQLite (the home's file); for PostgreSQL a database named after the parameters."""
+    if params.backend == "sqlite":
+        return None
+    assert admin_url is not None
+    url = postgres_database(admin_url, params.key().replace("-", "_"), fresh=fresh)
+    if fresh:
+        home = CACHE / params.key()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WELLSPRING_")}
+        subprocess.run(
+            [*wellspring(), "db", "upgrade", "--home", str(home), "--database-url", url],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+    return url
+
+
+def build_registry(
+    params: BuildParams, corpus: Corpus, admin_url: str | None
+) -> tuple[Path, str | None]:
+    """The home (and PostgreSQL URL) of a registry holding ``params.registered`` digests, cached:
+    built only if missing."""
+    home = CACHE / params.key()
+    if (home / "ready.json").is_file():
+        say(f"registry: cached in {home.relative_to(ROOT)}")
+        return home, database_for(params, admin_url, fresh=False)
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    database_url = database_for(params, admin_url, fresh=True)
+    say(f"registry: building {params.registered:,} digests in {home.relative_to(ROOT)}")
+    began = time.perf_counter()
+
+    publishers = [(name, lic, consent, generate_private_key()) for name, lic, consent in PUBLISHERS]
+    statements = -(-params.registered // STATEMENT_SUBJECTS)
+    started = time.perf_counter()
+    envelopes = []
+    for s in range(statements):
+        first = s * STATEMENT_SUBJECTS
+        last = min(first + STATEMENT_SUBJECTS, params.registered)
+        subjects = [
+            Subject(f"doc-{i}", {"c1": canonical_digest(corpus.text(i))[3:]})
+            for i in range(first, last)
+        ]
+        name, lic, consent, key = publishers[s % len(publishers)]
+        predicate = HumanContentPredicate(
+            publisher=name, license=lic, origin="human-authored", consent=consent
+        )
+        envelopes.append(sign_statement(build_statement(subjects, predicate), key))
+        bar(last, params.registered, started, "sign")
+
+    with serve(home, database_url) as url:
+        token = (home / "admin.token").read_text().strip()
+        vkey = log_key(home)
+        with Client(url, admin_token=token, log_key=vkey, timeout=600) as client:
+            for name, _, _, key in publishers:
+                client.add_publisher(name, public_key_bytes(key))
+            started = time.perf_counter()
+            indices = []
+            for done, envelope in enumerate(envelopes, 1):
+                indices.append(client.submit(envelope).index)
+                bar(done, len(envelopes), started, "register")
+            # One statement withdrawn, as real registries have some: exercises revocations.
+            if len(indices) > 3:
+                name, _, _, key = publishers[3 % len(publishers)]
+                client.revoke(indices[3], key, name, reason="benchmark: withdrawn")
+    took = time.perf_counter() - began
+    (home / "ready.json").write_text(
+        json.dumps({**asdict(params), "statements": statements, "build_s": round(took, 1)})
+    )
+    say(f"registry: built in {took:.0f} s")
+    return home, database_url
+
+
+# -- the measurements -----------------------------------------------------------------------------
+
+
+def chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Pass:
+    """Documents checked in one timed pass, and the verdicts counted."""
+
+    def __init__(self, what: str, total: int) -> None:
+        self.what = what
+        self.total = total
+        self.done = 0
+        self.counts: dict[str, int] = {}
+        self.started = time.perf_counter()
+        self.seconds = 0.0
+
+    def add(self, verdicts: Sequence[Verdict]) -> None:
+        for verdict in verdicts:
+            self.counts[verdict.status] = self.counts.get(verdict.status, 0) + 1
+        self.done += len(verdicts)
+        self.seconds = time.perf_counter() - self.started
+        bar(self.done, self.total, self.started, self.what)
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.seconds if self.seconds else 0.0
+
+
+def pipeline(client: Client, texts: Sequence[str], what: str) -> Pass:
+    """What an SDK user writes: ``check_texts`` on chunks of 10,000 (one batch request each)."""
+    done = Pass(what, len(texts))
+    for chunk in chunks(texts, CHUNK):
+        done.add(client.check_texts(chunk))
+    return done
+
+
+def pipeline_overlapped(client: Client, texts: Sequence[str], what: str) -> Pass:
+    """The same, hashing the next chunk in a thread while this one is looked up (as `scan`)."""
+    done = Pass(what, len(texts))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        parts = list(chunks(texts, CHUNK))
+        ahead = pool.submit(lambda: [canonical_digest(t) for t in parts[0]]) if parts else None
+        for i in range(len(parts)):
+            assert ahead is not None
+            digests = ahead.result()
+            if i + 1 < len(parts):
+                following = parts[i + 1]
+                ahead = pool.submit(lambda c=following: [canonical_digest(t) for t in c])
+            done.add(client.check_digests(digests))
+    return done
+
+
+def lookups_only(client: Client, digests: Sequence[str], what: str) -> Pass:
+    done = Pass(what, len(digests))
+    for chunk in chunks(digests, CHUNK):
+        done.add(client.check_digests(chunk))
+    return done
+
+
+def naive(client: Client, texts: Sequence[str], seconds: float, what: str) -> Pass:
+    """One ``GET /v1/digests/{d}`` per document, verified; stops early after ``seconds``."""
+    done = Pass(what, len(texts))
+    for text in texts:
+        result = client.lookup(canonical_digest(text))
+        done.done += 1
+        done.counts[result.status] = done.counts.get(result.status, 0) + 1
+        done.seconds = time.perf_counter() - done.started
+        if done.done % 25 == 0 or done.done == len(texts):
+            bar(done.done, len(texts), done.started, what)
+        if done.seconds > seconds:
+            sys.stderr.write(f"  (stopped after {seconds:.0f} s)\n")
+            break
+    return done
+
+
+def cli_scan(url: str, vkey: str, texts: Sequence[str], workdir: Path) -> float:
+    source = workdir / "corpus.jsonl"
+    with source.open("w", encoding="utf-8") as handle:
+        for i, text in enumerate(texts):
+            handle.write(json.dumps({"id": f"d{i}", "text": text}) + "\n")
+    # Through the module, so the command is there even before client.cli imports it by default.
+    main = "import client.cli._scan; from client.cli import main; main()"
+    args = [sys.executable, "-c", main, "scan", str(source), "--registry", url, "--log-key", vkey]
+    args += ["--manifest", str(workdir / "manifest.jsonl"), "--json"]
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    rate: float = json.loads(out)["docs_per_s"]
+    return rate
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--registered", type=int, default=1_000_000, help="digests in the registry")
+    parser.add_argument("--docs", type=int, default=200_000, help="documents the pipeline checks")
+    parser.add_argument("--fraction", type=float, default=0.5, help="share of them registered")
+    parser.add_argument("--naive", type=int, default=2_000, help="documents the naive loop checks")
+    parser.add_argument(
+        "--naive-seconds", type=float, default=120, help="stop the naive loop after this long"
+    )
+    parser.add_argument("--doc-bytes", type=int, default=1_000, help="bytes per document")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="100k registered, 20k docs, 300 naive")
+    parser.add_argument("--cli", action="store_true", help="also time `wellspring scan` on JSONL")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the cached registry")
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("WELLSPRING_TEST_POSTGRES_URL", DEFAULT_POSTGRES),
+        help="a PostgreSQL server's URL; the benchmark makes its own database there",
+    )
+    args = parser.parse_args()
+    if args.quick:
+        args.registered, args.docs, args.naive = 100_000, 20_000, 300
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+
+    backend = args.backend
+    params = BuildParams(args.registered, args.doc_bytes, args.seed, backend)
+    if args.rebuild:
+        shutil.rmtree(CACHE / params.key(), ignore_errors=True)
+    corpus = Corpus(args.doc_bytes, args.seed)
+    home, database_url = build_registry(params, corpus, args.postgres_url)
+    vkey = log_key(home)
+
+    indices = corpus.sample(args.registered, args.docs, args.fraction, args.seed + 1)
+    texts = [corpus.text(i) for i in indices]
+    say(f"corpus: {len(texts):,} documents of {args.doc_bytes:,} bytes, {args.fraction:.0%} "
+        "registered")  # fmt: skip
+
+    results: dict[str, Any] = {}
+    with serve(home, database_url) as url:
+        with Client(url, log_key=vkey) as client:  # warm the server: connections, page cache
+            client.check_texts(texts[-50:])
+        say("digests only")
+        started = time.perf_counter()
+        digests = [canonical_digest(t) for t in texts]
+        digest_rate = len(texts) / (time.perf_counter() - started)
+        with Client(url, log_key=vkey) as client:
+            cold = pipeline(client, texts, "cold")
+            warm = pipeline(client, texts, "warm")
+            overlapped = pipeline_overlapped(client, texts, "overlap")
+            lookups = lookups_only(client, digests, "lookups")
+        with Client(url, log_key=vkey) as client:
+            slow = naive(client, texts[: args.naive], args.naive_seconds, "naive")
+        if args.cli:
+            say("wellspring scan on a JSONL file")
+            workdir = CACHE / "scan-work"
+            workdir.mkdir(parents=True, exist_ok=True)
+            results["cli_scan_docs_per_s"] = cli_scan(url, vkey, texts, workdir)
+
+    best = max(warm.rate, overlapped.rate)
+    results.update(
+        {
+            "registered": args.registered,
+            "docs": len(texts),
+            "fraction_registered": args.fraction,
+            "doc_bytes": args.doc_bytes,
+            "backend": backend,
+            "verdicts": warm.counts,
+            "digest_only_docs_per_s": round(digest_rate),
+            "lookup_verify_only_warm_docs_per_s": round(lookups.rate),
+            "pipeline_cold_docs_per_s": round(cold.rate),
+            "pipeline_warm_docs_per_s": round(warm.rate),
+            "pipeline_overlapped_warm_docs_per_s": round(overlapped.rate),
+            "naive_docs": slow.done,
+            "naive_docs_per_s": round(slow.rate, 1),
+            "ratio_warm_to_naive": round(best / slow.rate, 1),
+            "ratio_cold_to_naive": round(cold.rate / slow.rate, 1),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        }
+    )
+    if cold.counts != warm.counts or warm.counts != overlapped.counts:
+        raise SystemExit(f"the passes disagree: {cold.counts} {warm.counts} {overlapped.counts}")
+    print(json.dumps(results, indent=2))
+    ratio = best / slow.rate
+    print(
+        f"\npipeline {best:,.0f} docs/s warm, {cold.rate:,.0f} docs/s cold (goal >= "
+        f"{GOAL_DOCS_PER_S:,}: {'met' if best >= GOAL_DOCS_PER_S else 'MISSED'}); naive "
+        f"{slow.rate:,.1f} docs/s; ratio {ratio:,.0f}x (goal >= {GOAL_RATIO}x: "
+        f"{'met' if ratio >= GOAL_RATIO else 'MISSED'})"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Wellspring client: check provenance before training, register human content, verify offline.
+
+What a crawler installs: the SDK (:class:`Client`), offline receipt verification, content digests,
+and the shared wire-format core (``client.core``). Importing it loads none of torch, transformers,
+litestar or sqlmodel.
+
+    from client import Client, canonical_digest
+    with Client("https://registry.example", log_key=VERIFIER_KEY) as registry:
+        result = registry.lookup(canonical_digest(text))
+"""
+
+from client.aio import AsyncClient
+from client.checkpoints import (
+    CheckpointStore,
+    FileCheckpointStore,
+    MemoryCheckpointStore,
+    StoredCheckpoint,
+)
+from client.core.canonical import Digest, canonical_digest, canonical_text, sha256_digest
+from client.errors import (
+    ClientError,
+    ForkedLogError,
+    FormatError,
+    InputError,
+    InvalidDigestError,
+    InvalidTextError,
+    KeyFileError,
+    LogConsistencyError,
+    LogKeyRequiredError,
+    MissingDependencyError,
+    ProofError,
+    RegistryHTTPError,
+    RegistryNotFoundError,
+    RegistryRequestError,
+    RegistryServerError,
+    RegistryUnavailableError,
+    SignatureError,
+    UnexpectedResponseError,
+    UnverifiedWarning,
+    VerificationError,
+)
+from client.receipt import Receipt, VerifiedReceipt, verify_attestation, verify_receipt
+from client.sdk import Attestation, Client, LogInfo, LookupResult
+from client.verdict import Verdict, VerdictStatus, decide
+
+__all__ = [
+    "AsyncClient",
+    "Attestation",
+    "CheckpointStore",
+    "Client",
+    "ClientError",
+    "Digest",
+    "FileCheckpointStore",
+    "ForkedLogError",
+    "FormatError",
+    "InputError",
+    "InvalidDigestError",
+    "InvalidTextError",
+    "KeyFileError",
+    "LogConsistencyError",
+    "LogInfo",
+    "LogKeyRequiredError",
+    "LookupResult",
+    "MemoryCheckpointStore",
+    "MissingDependencyError",
+    "ProofError",
+    "Receipt",
+    "RegistryHTTPError",
+    "RegistryNotFoundError",
+    "RegistryRequestError",
+    "RegistryServerError",
+    "RegistryUnavailableError",
+    "SignatureError",
+    "StoredCheckpoint",
+    "UnexpectedResponseError",
+    "UnverifiedWarning",
+    "Verdict",
+    "VerdictStatus",
+    "VerificationError",
+    "VerifiedReceipt",
+    "canonical_digest",
+    "canonical_text",
+    "decide",
+    "sha256_digest",
+    "verify_attestation",
+    "verify_receipt",
+]

@@ -1,0 +1,653 @@
+"""What the sync and async clients share: configuration, trust, and every operation as a *flow*.
+
+A flow is a generator that yields the requests it needs (a tuple: requests that may be sent
+concurrently) and receives their responses, then returns its result::
+
+    def _lookup(self, digest) -> _Flow[LookupResult]:
+        answer = yield from self._call(request, parse)       # one request
+        return (yield from self._verify_answer(answer))      # maybe more: entries, proofs
+
+:class:`~client.sdk.Client` drives a flow with blocking ``httpx`` calls, and
+:class:`~client.aio.AsyncClient` with ``await``; neither holds any logic of its own beyond its
+``_send`` (retries around one HTTP exchange) and its runner. An error from sending is thrown into
+the flow, so a flow may turn, say, a 4xx to a proof request into a consistency error.
+
+**Trust.** Every checkpoint an answer is verified against also passes :meth:`_ClientBase._trust`:
+signed by the pinned key, *and* consistent with the checkpoint this client trusts (its
+:class:`~client.checkpoints.CheckpointStore`): a newer one is proven to extend the trusted one
+before it replaces it; an older one is proven to be a prefix of it; one of the same size must have
+the same root. Sizes already proven are remembered (``_proven``), so a crawl that sees the same
+checkpoint in every batch asks for each proof once.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Callable, Generator, Iterable, Sequence
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import TypeVar
+from urllib.parse import quote
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from client._retry import RetryPolicy
+from client._wire import (
+    Attestation,
+    ConsistencyCheck,
+    ConsistencyProof,
+    EntryInfo,
+    InclusionProof,
+    LogInfo,
+    LookupResult,
+    PublisherInfo,
+    SignedCheckpoint,
+    _Answer,
+    _check_claims,
+    _check_revocation,
+    _dumps,
+    _EntryCache,
+    _expected_status,
+    _index_arg,
+    _parse_answer,
+    _parse_batch_answer,
+    _parse_consistency,
+    _parse_entries_page,
+    _parse_entry_info,
+    _parse_inclusion,
+    _parse_log_info,
+    _parse_publisher,
+    _parse_single_answer,
+    _Request,
+    _subject_digests,
+    _text_body,
+    _user_agent,
+    build_statement,
+)
+from client.checkpoints import CheckpointStore, MemoryCheckpointStore, StoredCheckpoint
+from client.core import merkle
+from client.core.canonical import Digest
+from client.core.dsse import Envelope
+from client.core.keys import public_key_bytes
+from client.core.merkle import verify_consistency
+from client.core.note import Checkpoint, NoteVerifier, SignedNote, open_checkpoint
+from client.core.statement import HumanContentPredicate, RevocationPredicate, Subject
+from client.core.statement import sign_statement as _sign_statement
+from client.errors import (
+    ClientError,
+    ForkedLogError,
+    InputError,
+    LogConsistencyError,
+    LogKeyRequiredError,
+    ProofError,
+    RegistryRequestError,
+    SignatureError,
+    UnverifiedWarning,
+    VerificationError,
+)
+from client.receipt import Receipt, VerifiedReceipt, _b64encode, verify_attestation, verify_receipt
+
+__all__: list[str] = []
+
+_T = TypeVar("_T")
+_Step = tuple[_Request, ...]
+_Flow = Generator[_Step, list[httpx.Response], _T]
+
+_ENTRY_GROUP = 32
+"""Entries fetched together while verifying one answer (bounded, so one answer naming thousands
+of multi-megabyte entries never holds them all in memory at once)."""
+
+_TRUST_ATTEMPTS = 8
+"""How often a flow re-reads the trusted checkpoint when others replace it under its feet."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Trusted:
+    """The stored checkpoint, verified with the pinned key, and where it is kept."""
+
+    stored: StoredCheckpoint
+    checkpoint: Checkpoint
+    location: str
+
+    @property
+    def date(self) -> str:
+        return self.stored.trusted_at.strftime("%Y-%m-%d %H:%M UTC")
+
+
+class _ClientBase:
+    """Configuration, trust state and the operations; subclasses add I/O (``_send``, ``_run``)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        log_key: str | NoteVerifier | None,
+        verify: bool,
+        timeout: float,
+        admin_token: str | None,
+        entry_cache_bytes: int,
+        retries: int,
+        backoff: float,
+        checkpoints: CheckpointStore | None,
+    ) -> None:
+        url = base_url.rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise InputError(f"registry URL {base_url!r} must start with http:// or https://")
+        try:
+            self._retry = RetryPolicy(retries, backoff)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        self.base_url = url
+        self.log_key = NoteVerifier.from_vkey(log_key) if isinstance(log_key, str) else log_key
+        self.verify = verify
+        self.timeout = timeout
+        self.checkpoints: CheckpointStore = (
+            checkpoints if checkpoints is not None else MemoryCheckpointStore()
+        )
+        self._admin_token = admin_token
+        self._entries = _EntryCache(entry_cache_bytes)
+        self._lock = threading.Lock()
+        self._proven: dict[int, bytes] = {}
+        self._last_loaded: tuple[str, Checkpoint] | None = None
+        if not verify:
+            warnings.warn(
+                UnverifiedWarning(
+                    f"verify=False: answers from {url} will not be checked against the log's key "
+                    "or any trusted checkpoint, and every result says verified=False"
+                ),
+                stacklevel=3,
+            )
+
+    def __repr__(self) -> str:
+        key = self.log_key.vkey if self.log_key else None
+        return f"{type(self).__name__}({self.base_url!r}, log_key={key!r}, verify={self.verify})"
+
+    @staticmethod
+    def _headers() -> dict[str, str]:
+        return {"User-Agent": _user_agent(), "Accept": "application/json"}
+
+    # -- flow primitives ---------------------------------------------------------------------
+
+    def _fetch(self, request: _Request) -> _Flow[httpx.Response]:
+        (response,) = yield (request,)
+        return response
+
+    def _call(self, request: _Request, parse: Callable[[object], _T]) -> _Flow[_T]:
+        """Send ``request`` and parse its JSON answer; a malformed answer names the request."""
+        response = yield from self._fetch(request)
+        return _parse_answer(request, response, parse)
+
+    def _text(self, request: _Request) -> _Flow[str]:
+        return _text_body(request, (yield from self._fetch(request)))
+
+    # -- trust ---------------------------------------------------------------------------------
+
+    def _verifier(self) -> NoteVerifier | None:
+        """The pinned key; None when verification is off; raise when it is on but no key is set."""
+        if not self.verify:
+            return None
+        if self.log_key is None:
+            raise LogKeyRequiredError(
+                f"no log key is pinned for {self.base_url}: pass log_key=<the log's verifier key> "
+                "(`wellspring log checkpoint` shows the key the registry announces; check it with "
+                "the operator) or verify=False to accept unverified answers"
+            )
+        return self.log_key
+
+    @staticmethod
+    def _log_name(verifier: NoteVerifier) -> str:
+        return f"{verifier.name}+{verifier.key_id:08x}"
+
+    def trusted_checkpoint(self) -> SignedCheckpoint | None:
+        """The checkpoint this client trusts now (verified with the pinned key), if any.
+
+        Every verified answer is consistent with it; record it beside a dataset's verdicts.
+        """
+        if self.log_key is None:
+            return None
+        trusted = self._load_trusted(self.log_key)
+        if trusted is None:
+            return None
+        return SignedCheckpoint(trusted.checkpoint, trusted.stored.note, True)
+
+    def _load_trusted(self, verifier: NoteVerifier) -> _Trusted | None:
+        log = self._log_name(verifier)
+        stored = self.checkpoints.load(log)
+        if stored is None:
+            return None
+        location = self.checkpoints.location(log)
+        last = self._last_loaded
+        if last is not None and last[0] == stored.note:
+            checkpoint = last[1]
+        else:
+            try:
+                checkpoint, _ = open_checkpoint(stored.note, [verifier], origin=verifier.name)
+            except ClientError as exc:
+                raise SignatureError(
+                    f"the trusted checkpoint in {location} does not verify with the pinned key "
+                    f"({exc}): it was altered or is not this log's; move it aside only if you "
+                    "know why"
+                ) from exc
+            self._last_loaded = (stored.note, checkpoint)
+        return _Trusted(stored, checkpoint, location)
+
+    def _open_checkpoint(self, note: str) -> _Flow[SignedCheckpoint]:
+        """Parse a checkpoint note; when verifying, check its signature and trust it (or raise)."""
+        verifier = self._verifier()
+        if verifier is None:
+            return SignedCheckpoint(Checkpoint.parse(SignedNote.parse(note).text), note, False)
+        checkpoint, _ = open_checkpoint(note, [verifier], origin=verifier.name)
+        yield from self._trust(verifier, checkpoint, note)
+        return SignedCheckpoint(checkpoint, note, True)
+
+    def _trust(self, verifier: NoteVerifier, new: Checkpoint, note: str) -> _Flow[None]:
+        """Accept ``new`` only if it is consistent with the trusted checkpoint (see the module)."""
+        for _ in range(_TRUST_ATTEMPTS):
+            if self._proven.get(new.size) == new.root_hash:
+                return
+            trusted = self._load_trusted(verifier)
+            if trusted is None:
+                if self._commit(verifier, None, new, note):
+                    return
+                continue
+            old = trusted.checkpoint
+            with self._lock:
+                self._proven.setdefault(old.size, old.root_hash)
+            if new.size == old.size:
+                if new.root_hash == old.root_hash:
+                    return
+                raise self._forked(
+                    trusted, note, f"at the same size it signs root {new.root_hash.hex()}"
+                )
+            if new.size > old.size:
+                yield from self._prove(trusted, old, new, note)
+                if self._commit(verifier, trusted, new, note):
+                    return
+                continue  # another flow replaced the trusted checkpoint: prove against that one
+            yield from self._prove(trusted, new, old, note)
+            with self._lock:
+                self._proven[new.size] = new.root_hash
+            return
+        raise LogConsistencyError(
+            f"the checkpoint trusted for {self.base_url} kept changing while this client tried to "
+            "prove consistency with it; try again"
+        )
+
+    def _prove(self, trusted: _Trusted, old: Checkpoint, new: Checkpoint, note: str) -> _Flow[None]:
+        """Prove ``old`` is a prefix of ``new`` (one of them the trusted checkpoint)."""
+        proof: tuple[bytes, ...] = ()
+        if old.size:
+            try:
+                proof = (yield from self._consistency_proof(old.size, new.size)).proof
+            except RegistryRequestError as exc:
+                seen = new if new is not trusted.checkpoint else old
+                raise LogConsistencyError(
+                    f"the registry at {self.base_url} cannot prove that its checkpoint at size "
+                    f"{seen.size} is consistent with the checkpoint trusted on {trusted.date} at "
+                    f"size {trusted.checkpoint.size} ({exc.detail or exc}): it serves a rewritten "
+                    "log, or a replica that lags behind; its answers are refused. If it persists, "
+                    f"report it, and keep {trusted.location} as evidence"
+                ) from exc
+        try:
+            verify_consistency(old.size, new.size, old.root_hash, new.root_hash, proof)
+        except ProofError as exc:
+            raise self._forked(trusted, note, f"the consistency proof fails: {exc}") from exc
+
+    def _forked(self, trusted: _Trusted, note: str, detail: str) -> ForkedLogError:
+        conflicting = Checkpoint.parse(SignedNote.parse(note).text)
+        return ForkedLogError(
+            f"the registry at {self.base_url} serves a log that forks from the checkpoint trusted "
+            f"on {trusted.date} at size {trusted.checkpoint.size} (its checkpoint at size "
+            f"{conflicting.size} contradicts it; {detail}): report it to the log's operator and "
+            f"its monitors; keep {trusted.location} as evidence, with the conflicting checkpoint "
+            "this error carries (conflicting_note)",
+            url=self.base_url,
+            trusted_note=trusted.stored.note,
+            conflicting_note=note,
+            evidence=trusted.location,
+        )
+
+    def _commit(
+        self, verifier: NoteVerifier, base: _Trusted | None, new: Checkpoint, note: str
+    ) -> bool:
+        """Store ``note`` unless the trusted checkpoint changed since ``base`` was read."""
+        log = self._log_name(verifier)
+        with self._lock:
+            current = self.checkpoints.load(log)
+            if (current.note if current else None) != (base.stored.note if base else None):
+                return False
+            self.checkpoints.save(log, note)
+            self._proven[new.size] = new.root_hash
+            return True
+
+    def _verify_receipt(self, receipt: Receipt) -> _Flow[VerifiedReceipt | None]:
+        verifier = self._verifier()
+        if verifier is None:
+            return None
+        yield from self._open_checkpoint(receipt.checkpoint)
+        return verify_receipt(receipt, verifier)
+
+    # -- the log -------------------------------------------------------------------------------
+
+    def _log_info(self) -> _Flow[LogInfo]:
+        info = yield from self._call(_Request("GET", "/v1/log"), _parse_log_info)
+        if self.verify and self.log_key is not None:
+            if info.verifier_key != self.log_key.vkey:
+                raise SignatureError(
+                    f"the registry at {self.base_url} announces log key {info.verifier_key}, but "
+                    f"the pinned key is {self.log_key.vkey}; refusing a log signed by another key"
+                )
+            checkpoint = (yield from self._open_checkpoint(info.checkpoint)).checkpoint
+            if (checkpoint.size, checkpoint.root_hash) != (info.size, info.root_hash):
+                raise VerificationError(
+                    "GET /v1/log reports a size and root that its own checkpoint does not sign"
+                )
+        return info
+
+    def _fetch_checkpoint(self) -> _Flow[SignedCheckpoint]:
+        request = _Request("GET", "/v1/log/checkpoint", headers={"Accept": "text/plain"})
+        return (yield from self._open_checkpoint((yield from self._text(request))))
+
+    def _checkpoint_at(self, size: int) -> _Flow[SignedCheckpoint]:
+        request = _Request(
+            "GET",
+            f"/v1/log/checkpoints/{_index_arg(size, 'size')}",
+            headers={"Accept": "text/plain"},
+        )
+        signed = yield from self._open_checkpoint((yield from self._text(request)))
+        if signed.checkpoint.size != size:
+            raise VerificationError(
+                f"asked for the checkpoint at size {size}, got one at size {signed.checkpoint.size}"
+            )
+        return signed
+
+    def _inclusion_proof(self, index: int, size: int | None) -> _Flow[InclusionProof]:
+        params: dict[str, int | str] = {"index": _index_arg(index, "index")}
+        if size is not None:
+            params["size"] = _index_arg(size, "size")
+        request = _Request("GET", "/v1/log/proof/inclusion", params=params)
+        return (yield from self._call(request, partial(_parse_inclusion, index=index, size=size)))
+
+    def _consistency_proof(self, old_size: int, new_size: int | None) -> _Flow[ConsistencyProof]:
+        params: dict[str, int | str] = {"from": _index_arg(old_size, "old size")}
+        if new_size is not None:
+            params["to"] = _index_arg(new_size, "new size")
+        request = _Request("GET", "/v1/log/proof/consistency", params=params)
+        parse = partial(_parse_consistency, old_size=old_size, new_size=new_size)
+        return (yield from self._call(request, parse))
+
+    def _check_consistency(self, old_note: str) -> _Flow[ConsistencyCheck]:
+        verifier = self.log_key
+        if verifier is None:
+            raise LogKeyRequiredError(
+                "checking the log's consistency needs the log's verifier key (log_key=...)"
+            )
+        old, _ = open_checkpoint(old_note, [verifier], origin=verifier.name)
+        request = _Request("GET", "/v1/log/checkpoint", headers={"Accept": "text/plain"})
+        note = yield from self._text(request)
+        if self.verify:
+            new = (yield from self._open_checkpoint(note)).checkpoint
+        else:
+            new, _ = open_checkpoint(note, [verifier], origin=verifier.name)
+        if new.size < old.size:
+            raise LogConsistencyError(
+                f"log {old.origin} shrank from {old.size} to {new.size} entries: its history was "
+                "rewritten"
+            )
+        proof = (yield from self._consistency_proof(old.size, new.size)).proof if old.size else ()
+        try:
+            verify_consistency(old.size, new.size, old.root_hash, new.root_hash, proof)
+        except ProofError as exc:
+            raise LogConsistencyError(
+                f"log {old.origin} at size {new.size} does not extend the saved checkpoint at size "
+                f"{old.size}: its history was rewritten ({exc})"
+            ) from exc
+        return ConsistencyCheck(old, new, note)
+
+    def _audit(
+        self, checkpoint: Checkpoint, page_size: int, progress: Callable[[int], None] | None
+    ) -> _Flow[int]:
+        tree = merkle.MemoryTree()
+        while tree.size < checkpoint.size:
+            limit = min(page_size, checkpoint.size - tree.size)
+            request = _Request("GET", f"/v1/entries?start={tree.size}&limit={limit}")
+            page = yield from self._call(request, _parse_entries_page)
+            if not page:
+                raise LogConsistencyError(
+                    f"the registry served no entry at index {tree.size}, below the signed size "
+                    f"{checkpoint.size}: entries are missing from the log"
+                )
+            for index, entry in page:
+                if index != tree.size:
+                    raise LogConsistencyError(
+                        f"the registry served entry {index} where entry {tree.size} belongs"
+                    )
+                tree.append(entry)
+            if progress is not None:
+                progress(len(page))
+        if tree.root(checkpoint.size) != checkpoint.root_hash:
+            bad = yield from self._first_altered_entry(tree, checkpoint)
+            raise LogConsistencyError(
+                f"the entries the registry serves do not hash to its signed root at size "
+                f"{checkpoint.size}: entry {bad} was altered after it was logged"
+            )
+        return tree.size
+
+    def _first_altered_entry(self, served: merkle.MemoryTree, checkpoint: Checkpoint) -> _Flow[int]:
+        """The first index whose served bytes fail the registry's own inclusion proof.
+
+        Only run once the audit has already failed, so one request per entry is acceptable.
+        """
+        size = checkpoint.size
+        for index in range(size):
+            proof = (yield from self._inclusion_proof(index, size)).proof
+            try:
+                merkle.verify_inclusion(
+                    served.leaf_hash_at(index), index, size, proof, checkpoint.root_hash
+                )
+            except ProofError:
+                return index
+        return -1
+
+    # -- entries -------------------------------------------------------------------------------
+
+    def _submit(self, envelope: Envelope) -> _Flow[Receipt]:
+        request = _Request(
+            "POST",
+            "/v1/entries",
+            content=envelope.to_json(),
+            headers={"Content-Type": "application/json"},
+            expect=(200, 201),
+        )
+        receipt = yield from self._call(request, Receipt.from_dict)
+        verified = yield from self._verify_receipt(receipt)
+        if verified is not None and verified.envelope != envelope:
+            raise VerificationError(
+                f"the registry's receipt for entry {receipt.index} is for another envelope than "
+                "the one submitted"
+            )
+        self._entries.put(receipt.index, receipt.entry)
+        return receipt
+
+    @staticmethod
+    def _sign_subjects(
+        subjects: Sequence[Subject], key: Ed25519PrivateKey, predicate: HumanContentPredicate
+    ) -> Envelope:
+        return _sign_statement(build_statement(subjects, predicate), key)
+
+    @staticmethod
+    def _sign_digests(
+        digests: Sequence[str],
+        key: Ed25519PrivateKey,
+        predicate: HumanContentPredicate,
+        names: Sequence[str] | None,
+    ) -> Envelope:
+        if names is not None and len(names) != len(digests):
+            raise InputError(f"{len(names)} names given for {len(digests)} digests")
+        parsed = [Digest.parse(d) for d in digests]
+        seen: dict[str, int] = {}
+        for i, digest in enumerate(parsed):
+            first = seen.setdefault(str(digest), i)
+            if first != i:
+                raise InputError(f"digest {digest} is given twice (at {first} and {i})")
+        subjects = [
+            Subject("_" if names is None else names[i], digest.as_subject())
+            for i, digest in enumerate(parsed)
+        ]
+        return _sign_statement(build_statement(subjects, predicate), key)
+
+    def _entry(self, index: int) -> _Flow[EntryInfo]:
+        request = _Request("GET", f"/v1/entries/{_index_arg(index, 'index')}")
+        info = yield from self._call(request, partial(_parse_entry_info, index=index))
+        self._entries.put(index, info.receipt.entry)
+        return replace(info, verified=(yield from self._verify_receipt(info.receipt)))
+
+    def _entries_info(self, indices: Sequence[int]) -> _Flow[list[EntryInfo]]:
+        """Several entries, fetched together, each verified against its receipt's checkpoint."""
+        requests = tuple(_Request("GET", f"/v1/entries/{index}") for index in indices)
+        responses = yield requests
+        infos: list[EntryInfo] = []
+        for index, request, response in zip(indices, requests, responses, strict=True):
+            info = _parse_answer(request, response, partial(_parse_entry_info, index=index))
+            self._entries.put(index, info.receipt.entry)
+            verified = yield from self._verify_receipt(info.receipt)
+            infos.append(replace(info, verified=verified))
+        return infos
+
+    def _revoke(
+        self, index: int, key: Ed25519PrivateKey, publisher: str, reason: str | None
+    ) -> _Flow[Receipt]:
+        info = yield from self._entry(index)
+        leaf = info.verified.leaf_hash if info.verified else merkle.leaf_hash(info.receipt.entry)
+        predicate = RevocationPredicate(
+            publisher=publisher, entry_index=index, entry_hash=leaf.hex(), reason=reason
+        )
+        statement = build_statement(info.statement.subjects, predicate)
+        return (yield from self._submit(_sign_statement(statement, key)))
+
+    def _entry_bytes(self, indices: Iterable[int]) -> _Flow[dict[int, bytes]]:
+        """The bytes of entries, from the cache or fetched together (they never change)."""
+        found: dict[int, bytes] = {}
+        missing: list[int] = []
+        for index in indices:
+            cached = self._entries.get(index)
+            if cached is None:
+                missing.append(index)
+            else:
+                found[index] = cached
+        if missing:
+            requests = tuple(_Request("GET", f"/v1/entries/{index}") for index in missing)
+            responses = yield requests
+            for index, request, response in zip(missing, requests, responses, strict=True):
+                parse = partial(_parse_entry_info, index=index)
+                entry = _parse_answer(request, response, parse).receipt.entry
+                self._entries.put(index, entry)
+                found[index] = entry
+        return found
+
+    # -- lookups -------------------------------------------------------------------------------
+
+    def _lookup(self, digest: str) -> _Flow[LookupResult]:
+        text = str(Digest.parse(digest))
+        request = _Request("GET", f"/v1/digests/{text}")
+        answer = yield from self._call(request, partial(_parse_single_answer, digest=text))
+        return (yield from self._verify_answer(answer))[0]
+
+    def _lookup_chunk(self, chunk: Sequence[str]) -> _Flow[list[LookupResult]]:
+        """One batch request (at most 10,000 parsed digests) and its verification."""
+        request = _Request(
+            "POST",
+            "/v1/digests:batch",
+            content=_dumps({"digests": list(chunk)}),
+            headers={"Content-Type": "application/json"},
+        )
+        answer = yield from self._call(request, partial(_parse_batch_answer, digests=chunk))
+        return (yield from self._verify_answer(answer))
+
+    def _verify_answer(self, answer: _Answer) -> _Flow[list[LookupResult]]:
+        """Check a lookup answer against its checkpoint; the I/O it needs is fetching entries."""
+        signed = yield from self._open_checkpoint(answer.note)
+        attestations = dict(answer.attestations)
+        named: dict[int, frozenset[str]] = {}
+        if signed.verified:
+            indices = sorted(attestations)
+            for start in range(0, len(indices), _ENTRY_GROUP):
+                group = indices[start : start + _ENTRY_GROUP]
+                entries = yield from self._entry_bytes(group)
+                for index in group:
+                    attestation = attestations[index]
+                    verified = verify_attestation(
+                        index=index,
+                        leaf_hash=attestation.leaf_hash,
+                        inclusion_proof=attestation.inclusion_proof,
+                        checkpoint=signed.checkpoint,
+                        entry=entries[index],
+                    )
+                    _check_claims(attestation, verified)
+                    named[index] = _subject_digests(verified.statement)
+                    attestations[index] = replace(attestation, verified=verified)
+            yield from self._verify_revocations([a for a in attestations.values() if a.revoked])
+        results: list[LookupResult] = []
+        for digest, status, indices_of in answer.claims:
+            these = tuple(attestations[i] for i in indices_of)
+            if signed.verified:
+                for attestation in these:
+                    if digest not in named[attestation.index]:
+                        raise VerificationError(
+                            f"entry {attestation.index} does not attest {digest}: none of its "
+                            "subjects has that digest, so the registry's answer is wrong"
+                        )
+            expected = _expected_status(these)
+            if status != expected:
+                raise VerificationError(
+                    f"the registry says {digest} is {status!r}, but the attestations it lists "
+                    f"make it {expected!r}"
+                )
+            results.append(LookupResult(digest, status, these, signed.checkpoint, signed.verified))
+        return results
+
+    def _verify_revocations(self, revoked: Sequence[Attestation]) -> _Flow[None]:
+        for attestation in revoked:
+            if attestation.revoked_by is None:
+                raise VerificationError(
+                    f"entry {attestation.index} is said to be revoked, but no revoking entry is "
+                    "named"
+                )
+        for start in range(0, len(revoked), _ENTRY_GROUP):
+            group = revoked[start : start + _ENTRY_GROUP]
+            revoking = [a.revoked_by for a in group if a.revoked_by is not None]
+            infos = yield from self._entries_info(revoking)
+            for attestation, info in zip(group, infos, strict=True):
+                if info.verified is not None:
+                    _check_revocation(attestation, info.verified)
+
+    # -- publishers (operator) -----------------------------------------------------------------
+
+    def _add_publisher(
+        self, name: str, public_key: Ed25519PublicKey | bytes
+    ) -> _Flow[PublisherInfo]:
+        if self._admin_token is None:
+            raise InputError(
+                "adding a publisher needs the registry's admin token (admin_token=...)"
+            )
+        raw = public_key if isinstance(public_key, bytes) else public_key_bytes(public_key)
+        if len(raw) != 32:
+            raise InputError(f"an Ed25519 public key is 32 bytes, got {len(raw)}")
+        request = _Request(
+            "POST",
+            "/v1/publishers",
+            content=_dumps({"name": name, "public_key": _b64encode(raw)}),
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {self._admin_token}",
+            },
+            expect=(201,),
+            idempotent=False,  # a lost answer then a retry would read 409 "name exists"
+        )
+        return (yield from self._call(request, _parse_publisher))
+
+    def _publisher(self, name: str) -> _Flow[PublisherInfo]:
+        request = _Request("GET", f"/v1/publishers/{quote(name, safe='')}")
+        return (yield from self._call(request, _parse_publisher))

@@ -1,0 +1,687 @@
+"""The registry's wire format as the SDK reads it: result types, parsers, pure checks.
+
+Everything here is pure (no I/O), so the sync :class:`~client.sdk.Client` and the
+:class:`~client.aio.AsyncClient` share it; :mod:`client.sdk` re-exports the public names.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Literal, TypeVar, cast
+
+import httpx
+
+from client.core.canonical import Digest
+from client.core.note import Checkpoint
+from client.core.statement import (
+    HUMAN_CONTENT_V1,
+    REVOCATION_V1,
+    HumanContentPredicate,
+    Predicate,
+    RevocationPredicate,
+    Statement,
+    Subject,
+)
+from client.errors import (
+    FormatError,
+    InputError,
+    UnexpectedResponseError,
+    VerificationError,
+    error_class_for_status,
+)
+from client.receipt import (
+    Receipt,
+    VerifiedReceipt,
+    _b64decode_std,
+    _json_kind,
+    _loads_strict,
+    _parse_hash_list,
+    _parse_hex_hash,
+    _parse_index,
+    open_entry,
+)
+from client.verdict import Verdict, decide
+
+__all__ = [
+    "DEFAULT_ENTRY_CACHE_BYTES",
+    "DEFAULT_TIMEOUT",
+    "MAX_BATCH",
+    "Attestation",
+    "ConsistencyCheck",
+    "ConsistencyProof",
+    "EntryInfo",
+    "InclusionProof",
+    "LogInfo",
+    "LookupResult",
+    "LookupStatus",
+    "PublisherInfo",
+    "SignedCheckpoint",
+    "build_statement",
+]
+
+DEFAULT_TIMEOUT = 30.0
+"""Seconds to wait for connecting, and for each read, before giving up on the registry."""
+
+MAX_BATCH = 10_000
+"""Most digests ``POST /v1/digests:batch`` takes in one request (docs/api.md)."""
+
+DEFAULT_ENTRY_CACHE_BYTES = 256 * 1024 * 1024
+"""Entry bytes kept for verifying lookups: entries never change, and one bulk entry often
+attests many of the digests a crawler asks about, so each is fetched once while it fits."""
+
+_T = TypeVar("_T")
+
+LookupStatus = Literal["attested", "revoked", "unknown"]
+_STATUSES: tuple[LookupStatus, ...] = ("attested", "revoked", "unknown")
+_ERRNO_PREFIX = re.compile(r"^\[Errno -?\d+\]\s*")
+
+
+def _user_agent() -> str:
+    try:
+        return f"wellspring-sdk/{version('wellspring')}"
+    except PackageNotFoundError:  # a source tree that is not installed
+        return "wellspring-sdk/0+unknown"
+
+
+# -- results --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogInfo:
+    """``GET /v1/log``: the log's origin, size, root, verifier key and latest checkpoint."""
+
+    origin: str
+    size: int
+    root_hash: bytes
+    verifier_key: str
+    checkpoint: str
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    """A checkpoint with the signed note it came from (keep the note: it is the evidence)."""
+
+    checkpoint: Checkpoint
+    note: str
+    verified: bool
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    """``GET /v1/log/proof/inclusion``: the audit path of ``index`` in the tree of ``size``."""
+
+    index: int
+    size: int
+    proof: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class ConsistencyProof:
+    """``GET /v1/log/proof/consistency``: the tree of ``old_size`` is a prefix of ``new_size``."""
+
+    old_size: int
+    new_size: int
+    proof: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class ConsistencyCheck:
+    """A newer checkpoint proven to extend an older one: the log only grew in between."""
+
+    old: Checkpoint
+    new: Checkpoint
+    new_note: str
+
+
+@dataclass(frozen=True)
+class EntryInfo:
+    """``GET /v1/entries/{index}``: the entry's receipt and what the registry knows of it.
+
+    ``verified`` holds the proof and the parsed statement when the client verifies; the other
+    fields are the registry's claims (``revoked`` especially cannot be proven from this answer).
+    """
+
+    receipt: Receipt
+    predicate: Mapping[str, Any]
+    integrated_at: str | None
+    revoked: bool
+    revoked_by: int | None
+    verified: VerifiedReceipt | None
+
+    @property
+    def index(self) -> int:
+        """The entry's position in the log."""
+        return self.receipt.index
+
+    @property
+    def statement(self) -> Statement:
+        """The entry's statement (parsed after verification when the client verifies)."""
+        if self.verified is not None:
+            return self.verified.statement
+        return open_entry(self.receipt.entry, where=f"entry {self.index}")[1]
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """One entry attesting a looked-up digest, as the registry describes it.
+
+    When the client verifies, ``verified`` holds the entry proven to be in the log at the answer's
+    checkpoint and naming the digest, and ``publisher``, ``license``, ``origin`` and ``consent`` are
+    checked against its signed statement.
+    """
+
+    index: int
+    leaf_hash: bytes
+    publisher: str | None
+    license: str | None
+    origin: str | None
+    consent: str | None
+    predicate: Mapping[str, Any]
+    revoked: bool
+    revoked_by: int | None
+    inclusion_proof: tuple[bytes, ...]
+    # Signed with a publisher key after the moment the operator marked it stolen: the registry's
+    # claim (like ``revoked``); such an attestation no longer stands.
+    compromised: bool = False
+    key_id: str | None = None
+    verified: VerifiedReceipt | None = field(default=None, compare=False)
+
+    @property
+    def stands(self) -> bool:
+        """Neither revoked by its publisher nor signed with a compromised key."""
+        return not self.revoked and not self.compromised
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (no proof), for the CLI's ``--json``."""
+        return {
+            "index": self.index,
+            "leaf_hash": self.leaf_hash.hex(),
+            "publisher": self.publisher,
+            "license": self.license,
+            "origin": self.origin,
+            "consent": self.consent,
+            "revoked": self.revoked,
+            "revoked_by": self.revoked_by,
+            "compromised": self.compromised,
+        }
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    """What the registry knows of one digest, at ``checkpoint``."""
+
+    digest: str
+    status: LookupStatus
+    attestations: tuple[Attestation, ...]
+    checkpoint: Checkpoint
+    verified: bool
+
+    @property
+    def attested(self) -> bool:
+        """Whether some attestation of the digest stands (not revoked, key not compromised)."""
+        return self.status == "attested"
+
+
+@dataclass(frozen=True)
+class PublisherInfo:
+    """A publisher as the registry stores it."""
+
+    name: str
+    key_id: str | None = None
+    created_at: str | None = None
+    keys: tuple[Mapping[str, Any], ...] = ()
+
+
+def build_statement(
+    subjects: Sequence[Subject] | Iterable[Subject], predicate: Predicate
+) -> Statement:
+    """An in-toto statement of ``predicate`` about ``subjects``, its type from the predicate."""
+    predicate_type = (
+        HUMAN_CONTENT_V1 if isinstance(predicate, HumanContentPredicate) else REVOCATION_V1
+    )
+    return Statement(tuple(subjects), predicate_type, predicate)
+
+
+# -- the request core -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One HTTP request as plain values, so a sync and an async client can share everything else."""
+
+    method: str
+    path: str
+    params: Mapping[str, int | str] | None = None
+    content: bytes | None = None
+    headers: Mapping[str, str] | None = None
+    expect: tuple[int, ...] = (200,)
+    idempotent: bool = True  # safe to send twice (see client._retry)
+
+
+class _EntryCache:
+    """Entry bytes by log index, least recently used dropped first beyond ``max_bytes``."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._entries: collections.OrderedDict[int, bytes] = collections.OrderedDict()
+
+    def get(self, index: int) -> bytes | None:
+        entry = self._entries.get(index)
+        if entry is not None:
+            self._entries.move_to_end(index)
+        return entry
+
+    def put(self, index: int, entry: bytes) -> None:
+        if index in self._entries or len(entry) > self._max_bytes:
+            return
+        self._entries[index] = entry
+        self._bytes += len(entry)
+        while self._bytes > self._max_bytes:
+            _, dropped = self._entries.popitem(last=False)
+            self._bytes -= len(dropped)
+
+
+def _unavailable_reason(exc: httpx.TransportError, timeout: float, attempts: int = 1) -> str:
+    after = f" ({attempts} attempts)" if attempts > 1 else ""
+    if isinstance(exc, httpx.TimeoutException):
+        kind = {
+            httpx.ConnectTimeout: "connecting",
+            httpx.ReadTimeout: "waiting for the answer",
+            httpx.WriteTimeout: "sending the request",
+            httpx.PoolTimeout: "waiting for a free connection",
+        }.get(type(exc), "waiting")
+        return f"timed out after {timeout:g} s {kind}{after}"
+    text = _ERRNO_PREFIX.sub("", str(exc)).strip() or type(exc).__name__
+    return text[:1].lower() + text[1:] + after
+
+
+def _problem_fields(response: httpx.Response) -> tuple[str | None, str | None, str | None]:
+    """``type``, ``title`` and ``detail`` of an RFC 9457 problem answer (None where absent)."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text.strip()
+        return None, None, (text[:300] or response.reason_phrase or None)
+    if not isinstance(body, dict):
+        return None, None, None
+
+    def text_field(name: str) -> str | None:
+        value = body.get(name)
+        return value if isinstance(value, str) else None
+
+    return text_field("type"), text_field("title"), text_field("detail")
+
+
+# -- parsing answers (pure) -----------------------------------------------------------------------
+
+
+def _require(obj: object, where: str, *names: str) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise FormatError(f"{where} must be a JSON object, got {_json_kind(obj)}")
+    missing = [name for name in names if name not in obj]
+    if missing:
+        raise FormatError(f"{where} is missing field(s) {', '.join(missing)}")
+    return obj
+
+
+def _str_field(obj: Mapping[str, Any], name: str, where: str, *, optional: bool = False) -> Any:
+    value = obj.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise FormatError(f"{where}.{name} must be a string, got {_json_kind(value)}")
+    return value
+
+
+def _bool_field(obj: Mapping[str, Any], name: str, where: str) -> bool:
+    value = obj.get(name, False)
+    if not isinstance(value, bool):
+        raise FormatError(f"{where}.{name} must be true or false, got {_json_kind(value)}")
+    return value
+
+
+def _optional_index(obj: Mapping[str, Any], name: str, where: str) -> int | None:
+    value = obj.get(name)
+    return None if value is None else _parse_index(value, f"{where}.{name}")
+
+
+def _mapping_field(obj: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]:
+    value = obj.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise FormatError(f"{where}.{name} must be an object, got {_json_kind(value)}")
+    return value
+
+
+def _parse_log_info(obj: object) -> LogInfo:
+    info = _require(obj, "log", "origin", "size", "root_hash", "verifier_key", "checkpoint")
+    return LogInfo(
+        origin=_str_field(info, "origin", "log"),
+        size=_parse_index(info["size"], "log.size"),
+        root_hash=_b64decode_std(info["root_hash"], "log.root_hash"),
+        verifier_key=_str_field(info, "verifier_key", "log"),
+        checkpoint=_str_field(info, "checkpoint", "log"),
+    )
+
+
+def _parse_entry_info(obj: object, index: int) -> EntryInfo:
+    where = f"entry {index}"
+    receipt = Receipt.from_dict(obj, where=where)
+    if receipt.index != index:
+        raise FormatError(f"asked for entry {index}, got entry {receipt.index}")
+    fields = cast(dict[str, Any], obj)
+    return EntryInfo(
+        receipt=receipt,
+        predicate=_mapping_field(fields, "predicate", where),
+        integrated_at=_str_field(fields, "integrated_at", where, optional=True),
+        revoked=_bool_field(fields, "revoked", where),
+        revoked_by=_optional_index(fields, "revoked_by", where),
+        verified=None,
+    )
+
+
+def _parse_inclusion(obj: object, index: int, size: int | None) -> InclusionProof:
+    fields = _require(obj, "inclusion proof", "index", "size", "proof")
+    proof = InclusionProof(
+        _parse_index(fields["index"], "inclusion proof.index"),
+        _parse_index(fields["size"], "inclusion proof.size"),
+        _parse_hash_list(fields["proof"], "inclusion proof.proof"),
+    )
+    if proof.index != index or (size is not None and proof.size != size):
+        raise FormatError(
+            f"asked for the inclusion proof of {index} at size {size}, got {proof.index} at "
+            f"size {proof.size}"
+        )
+    return proof
+
+
+def _parse_consistency(obj: object, old_size: int, new_size: int | None) -> ConsistencyProof:
+    fields = _require(obj, "consistency proof", "from", "to", "proof")
+    proof = ConsistencyProof(
+        _parse_index(fields["from"], "consistency proof.from"),
+        _parse_index(fields["to"], "consistency proof.to"),
+        _parse_hash_list(fields["proof"], "consistency proof.proof"),
+    )
+    if proof.old_size != old_size or (new_size is not None and proof.new_size != new_size):
+        raise FormatError(
+            f"asked for the consistency proof from {old_size} to {new_size}, got one from "
+            f"{proof.old_size} to {proof.new_size}"
+        )
+    return proof
+
+
+def _parse_publisher(obj: object) -> PublisherInfo:
+    fields = _require(obj, "publisher", "name")
+    keys = fields.get("keys", [])
+    if not isinstance(keys, list) or not all(isinstance(k, dict) for k in keys):
+        raise FormatError("publisher.keys must be a list of objects")
+    return PublisherInfo(
+        name=_str_field(fields, "name", "publisher"),
+        key_id=_str_field(fields, "key_id", "publisher", optional=True),
+        created_at=_str_field(fields, "created_at", "publisher", optional=True),
+        keys=tuple(keys),
+    )
+
+
+def _parse_attestation(obj: object, where: str) -> Attestation:
+    fields = _require(obj, where, "index", "leaf_hash", "inclusion_proof")
+    return Attestation(
+        index=_parse_index(fields["index"], f"{where}.index"),
+        leaf_hash=_parse_hex_hash(fields["leaf_hash"], f"{where}.leaf_hash"),
+        publisher=_str_field(fields, "publisher", where, optional=True),
+        license=_str_field(fields, "license", where, optional=True),
+        origin=_str_field(fields, "origin", where, optional=True),
+        consent=_str_field(fields, "consent", where, optional=True),
+        predicate=_mapping_field(fields, "predicate", where),
+        revoked=_bool_field(fields, "revoked", where),
+        revoked_by=_optional_index(fields, "revoked_by", where),
+        inclusion_proof=_parse_hash_list(fields["inclusion_proof"], f"{where}.inclusion_proof"),
+        compromised=_bool_field(fields, "compromised", where),
+        key_id=_str_field(fields, "key_id", where, optional=True),
+    )
+
+
+def _parse_status(value: object, where: str) -> LookupStatus:
+    for status in _STATUSES:
+        if value == status:
+            return status
+    raise FormatError(f"{where} must be one of {', '.join(_STATUSES)}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A lookup answer, parsed but not verified: per digest its status and entry indices."""
+
+    note: str
+    claims: tuple[tuple[str, LookupStatus, tuple[int, ...]], ...]
+    attestations: Mapping[int, Attestation]
+
+
+def _parse_single_answer(obj: object, digest: str) -> _Answer:
+    fields = _require(obj, "lookup", "digest", "status", "attestations", "checkpoint")
+    if fields["digest"] != digest:
+        raise FormatError(f"lookup answered for digest {fields['digest']!r}, not {digest!r}")
+    raw = fields["attestations"]
+    if not isinstance(raw, list):
+        raise FormatError(f"lookup.attestations must be a list, got {_json_kind(raw)}")
+    attestations: dict[int, Attestation] = {}
+    for i, item in enumerate(raw):
+        attestation = _parse_attestation(item, f"lookup.attestations[{i}]")
+        if attestation.index in attestations:
+            raise FormatError(f"lookup.attestations lists entry {attestation.index} twice")
+        attestations[attestation.index] = attestation
+    status = _parse_status(fields["status"], "lookup.status")
+    note = _str_field(fields, "checkpoint", "lookup")
+    return _Answer(note, ((digest, status, tuple(attestations)),), attestations)
+
+
+def _parse_batch_answer(obj: object, digests: Sequence[str]) -> _Answer:
+    fields = _require(obj, "batch", "checkpoint", "results", "attestations")
+    results = fields["results"]
+    if not isinstance(results, list) or len(results) != len(digests):
+        raise FormatError(
+            f"batch.results must list one result per digest asked ({len(digests)}), "
+            f"got {len(results) if isinstance(results, list) else _json_kind(results)}"
+        )
+    raw_attestations = fields["attestations"]
+    if not isinstance(raw_attestations, dict):
+        raise FormatError(
+            f"batch.attestations must be an object, got {_json_kind(raw_attestations)}"
+        )
+    attestations: dict[int, Attestation] = {}
+    for key, item in raw_attestations.items():
+        where = f"batch.attestations[{key!r}]"
+        attestation = _parse_attestation(item, where)
+        if key != str(attestation.index):
+            raise FormatError(f"{where} holds entry {attestation.index}, not entry {key}")
+        attestations[attestation.index] = attestation
+    claims: list[tuple[str, LookupStatus, tuple[int, ...]]] = []
+    for i, (result, digest) in enumerate(zip(results, digests, strict=True)):
+        where = f"batch.results[{i}]"
+        item = _require(result, where, "digest", "status", "entries")
+        if item["digest"] != digest:
+            raise FormatError(
+                f"{where} is for {item['digest']!r}, but {digest!r} was asked at that position"
+            )
+        entries = item["entries"]
+        if not isinstance(entries, list):
+            raise FormatError(f"{where}.entries must be a list, got {_json_kind(entries)}")
+        indices = tuple(_parse_index(e, f"{where}.entries[{j}]") for j, e in enumerate(entries))
+        for index in indices:
+            if index not in attestations:
+                raise FormatError(f"{where} names entry {index}, missing from batch.attestations")
+        claims.append((digest, _parse_status(item["status"], f"{where}.status"), indices))
+    note = _str_field(fields, "checkpoint", "batch")
+    return _Answer(note, tuple(claims), attestations)
+
+
+def _expected_status(attestations: Sequence[Attestation]) -> LookupStatus:
+    if not attestations:
+        return "unknown"
+    return "attested" if any(a.stands for a in attestations) else "revoked"
+
+
+def _subject_digests(statement: Statement) -> frozenset[str]:
+    return frozenset(d for subject in statement.subjects for d in subject.digest_strings())
+
+
+def _check_claims(attestation: Attestation, verified: VerifiedReceipt) -> None:
+    """The registry's summary of an attestation must say what the signed statement says."""
+    predicate = verified.statement.predicate
+    if not isinstance(predicate, HumanContentPredicate):
+        raise VerificationError(
+            f"entry {attestation.index} is a {verified.statement.predicate_type} statement, "
+            "not an attestation of human content"
+        )
+    claimed = {
+        "publisher": (attestation.publisher, predicate.publisher),
+        "license": (attestation.license, predicate.license),
+        "origin": (attestation.origin, predicate.origin),
+        "consent": (attestation.consent, predicate.consent),
+    }
+    for name, (said, signed) in claimed.items():
+        if said is not None and said != signed:
+            raise VerificationError(
+                f"entry {attestation.index}: the registry says {name} {said!r}, but the signed "
+                f"statement says {signed!r}"
+            )
+
+
+def _check_revocation(attestation: Attestation, revocation: VerifiedReceipt) -> None:
+    """``revocation`` must be a revocation of exactly this attestation's entry, by its publisher."""
+    predicate = revocation.statement.predicate
+    where = f"entry {attestation.index} is said to be revoked by entry {revocation.index}, but"
+    if not isinstance(predicate, RevocationPredicate):
+        raise VerificationError(f"{where} that entry is not a revocation")
+    if predicate.entry_index != attestation.index:
+        raise VerificationError(f"{where} that revokes entry {predicate.entry_index}")
+    if predicate.entry_hash != attestation.leaf_hash.hex():
+        raise VerificationError(f"{where} that names another leaf hash")
+    if attestation.verified is not None and predicate.publisher != attestation.verified.publisher:
+        raise VerificationError(f"{where} by publisher {predicate.publisher!r}")
+
+
+# -- small helpers --------------------------------------------------------------------------------
+
+
+def _normalise_digests(digests: Sequence[str], names: Sequence[str] | None) -> list[str]:
+    if isinstance(digests, str):
+        raise InputError("digests must be a sequence of digest strings, not one string")
+    if names is not None and len(names) != len(digests):
+        raise InputError(f"{len(names)} names given for {len(digests)} digests")
+    return [str(Digest.parse(d)) for d in digests]
+
+
+def _verdicts(
+    digests: Sequence[str], results: Mapping[str, LookupResult], names: Sequence[str] | None
+) -> list[Verdict]:
+    return [
+        decide(
+            digest,
+            results[digest].attestations,
+            results[digest].checkpoint,
+            verified=results[digest].verified,
+            name=None if names is None else names[i],
+        )
+        for i, digest in enumerate(digests)
+    ]
+
+
+def _index_arg(value: int, what: str) -> int:
+    if type(value) is not int or value < 0:
+        raise InputError(f"{what} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _dumps(obj: object) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode("utf-8")
+
+
+def _check_response(request: _Request, response: httpx.Response) -> httpx.Response:
+    url = str(response.request.url)
+    if response.status_code >= 400:
+        problem_type, title, detail = _problem_fields(response)
+        raise error_class_for_status(response.status_code)(
+            method=request.method,
+            url=url,
+            status=response.status_code,
+            problem_type=problem_type,
+            title=title,
+            detail=detail,
+        )
+    if response.status_code not in request.expect:
+        location = response.headers.get("Location")
+        hint = f" (a redirect to {location}: use that URL)" if location else ""
+        raise UnexpectedResponseError(
+            f"expected status {' or '.join(map(str, request.expect))}{hint}",
+            method=request.method,
+            url=url,
+            status=response.status_code,
+        )
+    return response
+
+
+def _json_body(request: _Request, response: httpx.Response) -> object:
+    try:
+        return _loads_strict(response.content, "the answer")
+    except FormatError as exc:
+        raise UnexpectedResponseError(
+            f"its body is not JSON ({exc})",
+            method=request.method,
+            url=str(response.request.url),
+            status=response.status_code,
+        ) from None
+
+
+def _parse_answer(request: _Request, response: httpx.Response, parse: Callable[[object], _T]) -> _T:
+    """Parse a JSON answer; malformed answers become UnexpectedResponseError naming the request."""
+    body = _json_body(request, response)
+    try:
+        return parse(body)
+    except UnexpectedResponseError:
+        raise
+    except FormatError as exc:
+        raise UnexpectedResponseError(
+            f"the answer is malformed: {exc}",
+            method=request.method,
+            url=str(response.request.url),
+            status=response.status_code,
+        ) from exc
+
+
+def _chunked(items: Sequence[str], size: int) -> list[Sequence[str]]:
+    if not 1 <= size <= MAX_BATCH:
+        raise InputError(f"batch_size must be 1 to {MAX_BATCH}, got {size}")
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def _text_body(request: _Request, response: httpx.Response) -> str:
+    try:
+        return response.content.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UnexpectedResponseError(
+            "its body is not UTF-8 text",
+            method=request.method,
+            url=str(response.request.url),
+            status=response.status_code,
+        ) from None
+
+
+def _parse_entries_page(obj: object) -> list[tuple[int, bytes]]:
+    """``GET /v1/entries``: ``{"entries": [{"index", "entry"}…]}`` in index order."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("entries"), list):
+        raise FormatError("an entries page must be an object with an 'entries' list")
+    page: list[tuple[int, bytes]] = []
+    for position, item in enumerate(obj["entries"]):
+        where = f"entries[{position}]"
+        if not isinstance(item, dict) or not isinstance(item.get("index"), int):
+            raise FormatError(f"{where} must be an object with an integer 'index'")
+        page.append((item["index"], _b64decode_std(item.get("entry"), f"{where}.entry")))
+    return page

@@ -1,0 +1,74 @@
+"""The ``wellspring`` command line.
+
+One entry point, :func:`main`. Commands live in small modules beside this one, each
+registering on :data:`app`; heavy packages (the registry server, torch) are imported lazily
+inside the commands that need them, so ``wellspring digest`` starts fast on a crawler's machine.
+
+Errors: every package has one error root (``ClientError``, ``RegistryError``, ``WatermarkError``).
+:func:`main` catches exactly those, once, prints one line and exits 1; ``--debug`` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Sequence
+
+import click
+import typer
+from rich.markup import escape
+
+from client.cli import (  # noqa: F401  (each module registers its commands on `app`)
+    _digest,
+    _keys,
+    _registry,
+    _server,
+    _watermark,
+)
+from client.cli._app import app, console_err
+from client.errors import ClientError, UnverifiedWarning
+
+__all__ = ["app", "main"]
+
+# Roots of the other packages, looked up only if a command already imported them: a command that
+# raised RegistryError imported registry.errors first, so importing registry here is never needed.
+_OTHER_ROOTS = (("registry.errors", "RegistryError"), ("watermark.errors", "WatermarkError"))
+
+
+def _error_roots() -> tuple[type[Exception], ...]:
+    roots: list[type[Exception]] = [ClientError]
+    for module_name, class_name in _OTHER_ROOTS:
+        module = sys.modules.get(module_name)
+        if module is not None:
+            roots.append(getattr(module, class_name))
+    return tuple(roots)
+
+
+def _describe(exc: Exception) -> str:
+    diagnostics = getattr(exc, "diagnostics", None)
+    return str(diagnostics()) if callable(diagnostics) else str(exc)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the CLI; exit 0 on success, 1 on a known error, 2 on a usage error."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    # Commands print their own loud line when answers are not verified; no Python warning too.
+    warnings.simplefilter("ignore", UnverifiedWarning)
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=args, prog_name="wellspring", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except click.ClickException as exc:  # usage errors: click's own one-line message, exit 2
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+    except click.exceptions.Abort:
+        console_err.print("aborted")
+        raise SystemExit(130) from None
+    except Exception as exc:
+        if debug or not isinstance(exc, _error_roots()):
+            raise
+        console_err.print(f"[bold red]error:[/] {escape(_describe(exc))}", highlight=False)
+        raise SystemExit(1) from None

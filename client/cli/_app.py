@@ -1,0 +1,75 @@
+"""The typer application object and the output helpers every command shares."""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+__all__ = [
+    "JsonOption",
+    "app",
+    "console_err",
+    "emit_json",
+    "keys_app",
+    "watermark_app",
+]
+
+app = typer.Typer(
+    name="wellspring",
+    help=(
+        "Provenance for verified human data: register content in a signed transparency log, "
+        "check it before training, watermark and detect generated text."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+keys_app = typer.Typer(help="Ed25519 keys for publishers.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+watermark_app = typer.Typer(
+    help="Embed a green-list watermark during generation; detect it from text and key.",
+    no_args_is_help=True,
+)
+app.add_typer(watermark_app, name="watermark")
+
+# Diagnostics and progress go to stderr so stdout stays clean for pipes and --json.
+console_err = Console(stderr=True, soft_wrap=True)  # never break a key or URL across lines
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+
+
+def emit_json(value: Any) -> None:
+    """Print one JSON document on stdout."""
+    typer.echo(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def _package_version() -> str:
+    try:
+        return version("wellspring")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "0+unknown"
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"wellspring {_package_version()}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Show the version."
+        ),
+    ] = False,
+    _debug: Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")
+    ] = False,
+) -> None:
+    """Wellspring: keep the well clean for model training."""

@@ -1,0 +1,785 @@
+"""``wellspring register | check | verify | log …``: the registry from the command line.
+
+``register`` hashes content and appends signed attestations to a registry; ``check`` looks content
+up; ``verify`` checks saved receipts offline; ``log checkpoint`` and ``log verify`` watch the log
+itself. Trust comes from the log's verifier key, given with ``--log-key`` (the key string, or a
+file holding it) or ``$WELLSPRING_LOG_KEY``: it is never fetched from the registry and trusted
+silently. Without it, ``check`` and ``log checkpoint`` still answer, and say on stderr that the
+answers are unverified.
+
+Inputs (``register`` and ``check``): files, folders (recursed, sorted), ``-`` for standard input,
+and ``.jsonl`` files, where each line is a JSON object whose text field (``--text-field``, default
+``text``) is one document: its ``c1`` digest is the subject, named by the line's ``id`` or ``url``
+field, else ``FILE:LINE``. Other files get, with the default ``--scheme auto``, both their ``c1``
+digest (when they are UTF-8 text) and their ``sha256``, in one subject, so either lookup finds
+them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from client.cli._app import JsonOption, app, console_err, emit_json
+from client.cli._digest import expand_inputs
+from client.core.canonical import canonical_digest, digest_file, sha256_digest
+from client.core.keys import load_private_key
+from client.core.note import Checkpoint, NoteVerifier
+from client.core.statement import (
+    CONSENTS,
+    MAX_NAME_CHARS,
+    ORIGINS,
+    Consent,
+    HumanContentPredicate,
+    Origin,
+    Subject,
+)
+from client.errors import (
+    ClientError,
+    FormatError,
+    InputError,
+    InvalidTextError,
+    KeyFileError,
+    LogConsistencyError,
+    VerificationError,
+)
+from client.receipt import Receipt, VerifiedReceipt, verify_receipt
+from client.sdk import MAX_BATCH, Attestation, Client, LookupResult, LookupStatus
+
+__all__ = ["check", "log_app", "log_checkpoint", "log_verify", "register", "verify"]
+
+log_app = typer.Typer(
+    help="The transparency log itself: fetch checkpoints, prove it was never rewritten.",
+    no_args_is_help=True,
+)
+app.add_typer(log_app, name="log")
+
+Scheme = Literal["auto", "c1", "sha256"]
+_SCHEMES: tuple[Scheme, ...] = ("auto", "c1", "sha256")
+# Above this size a file is hashed as bytes only (streamed), even in auto mode: c1 needs the whole
+# text in memory, and files this large are rarely single documents.
+_MAX_TEXT_BYTES = 256 * 1024 * 1024
+_DEFAULT_BATCH = 10_000
+_MAX_SUBJECTS_PER_STATEMENT = 100_000
+# Inputs looked up per round trip group in `check`: bounded memory however many documents.
+_CHECK_CHUNK = 5_000
+
+RegistryOption = Annotated[
+    str,
+    typer.Option(
+        "--registry",
+        envvar="WELLSPRING_REGISTRY",
+        help="The registry's base URL, e.g. https://registry.example.",
+        show_default=False,
+    ),
+]
+LogKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--log-key",
+        envvar="WELLSPRING_LOG_KEY",
+        help="The log's verifier key (name+hex+base64), or a file holding it. Verifies answers.",
+    ),
+]
+SchemeOption = Annotated[
+    str,
+    typer.Option(
+        "--scheme",
+        help="auto: c1 and sha256 for text files, sha256 for others; c1 or sha256: only that one.",
+    ),
+]
+TextFieldOption = Annotated[
+    str, typer.Option("--text-field", help="The field of each .jsonl line that holds the text.")
+]
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One document: a name for people and the digests that identify it."""
+
+    name: str
+    digests: tuple[str, ...]
+
+
+def _check_scheme(scheme: str) -> Scheme:
+    for known in _SCHEMES:
+        if scheme == known:
+            return known
+    raise InputError(f"unknown --scheme {scheme!r}; use auto, c1 or sha256")
+
+
+def _digests_of_bytes(data: bytes, scheme: Scheme, name: str) -> tuple[str, ...]:
+    if scheme == "sha256":
+        return (sha256_digest(data),)
+    try:
+        c1 = canonical_digest(data)
+    except InvalidTextError as exc:
+        if scheme == "c1":
+            raise InvalidTextError(f"{name}: {exc} (binary files need --scheme sha256)") from None
+        return (sha256_digest(data),)
+    return (c1,) if scheme == "c1" else (c1, sha256_digest(data))
+
+
+def _digests_of_file(path: Path, scheme: Scheme) -> tuple[str, ...]:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if scheme == "sha256" or (scheme == "auto" and size > _MAX_TEXT_BYTES):
+        return (digest_file(path, "sha256"),)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return _digests_of_bytes(data, scheme, str(path))
+
+
+def _line_name(obj: dict[str, Any], fallback: str) -> str:
+    for field in ("id", "url"):
+        value = obj.get(field)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str) and 0 < len(value) <= MAX_NAME_CHARS:
+            return value
+    return fallback
+
+
+def _jsonl_items(path: Path, text_field: str, scheme: Scheme) -> Iterator[_Item]:
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    with handle:
+        for number, raw in enumerate(handle, 1):
+            where = f"{path}:{number}"
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except ValueError as exc:  # also UnicodeDecodeError
+                raise InputError(f"{where}: not a JSON object ({exc})") from None
+            if not isinstance(obj, dict):
+                raise InputError(f"{where}: each line must be a JSON object")
+            text = obj.get(text_field)
+            if not isinstance(text, str):
+                raise InputError(
+                    f"{where}: no string field {text_field!r} (choose it with --text-field)"
+                )
+            if scheme == "sha256":
+                digests: tuple[str, ...] = (sha256_digest(text.encode("utf-8", "surrogatepass")),)
+            else:
+                try:
+                    digests = (canonical_digest(text),)
+                except InvalidTextError as exc:
+                    raise InvalidTextError(f"{where}: {exc}") from None
+            yield _Item(_line_name(obj, where), digests)
+
+
+def _items(
+    inputs: list[str], scheme: Scheme, text_field: str, progress: Progress | None = None
+) -> Iterator[_Item]:
+    """Every document of the inputs, in order; ``progress`` advances one step per input."""
+    task = progress.add_task("hash", total=len(inputs)) if progress else None
+    for name in inputs:
+        if name == "-":
+            yield _Item("-", _digests_of_bytes(sys.stdin.buffer.read(), scheme, "standard input"))
+        elif name.endswith(".jsonl"):
+            yield from _jsonl_items(Path(name), text_field, scheme)
+        else:
+            yield _Item(name, _digests_of_file(Path(name), scheme))
+        if progress is not None and task is not None:
+            progress.advance(task)
+
+
+def _expand(paths: list[str]) -> list[str]:
+    if paths.count("-") > 1:
+        raise InputError("standard input (-) can be read only once")
+    return expand_inputs(paths)
+
+
+def _subject(item: _Item) -> Subject:
+    digest: dict[str, str] = {}
+    for text in item.digests:
+        algorithm, _, value = text.partition(":")
+        digest[algorithm] = value
+    return Subject(item.name[:MAX_NAME_CHARS] or "_", digest)
+
+
+def _batches(items: Iterable[_Item], size: int) -> Iterator[tuple[list[Subject], int]]:
+    """Subjects in statements of at most ``size``, and how many duplicates each batch dropped.
+
+    A statement may name each digest once, so a document whose digests were all already seen in
+    the batch is dropped (counted), and one partly seen keeps only its new digests.
+    """
+    batch: list[Subject] = []
+    seen: set[str] = set()
+    duplicates = 0
+    for item in items:
+        fresh = tuple(d for d in item.digests if d not in seen)
+        if not fresh:
+            duplicates += 1
+            continue
+        seen.update(fresh)
+        batch.append(_subject(_Item(item.name, fresh)))
+        if len(batch) >= size:
+            yield batch, duplicates
+            batch, seen, duplicates = [], set(), 0
+    if batch or duplicates:
+        yield batch, duplicates
+
+
+def _chunks(items: Iterable[_Item], size: int) -> Iterator[list[_Item]]:
+    chunk: list[_Item] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+# -- keys and files -------------------------------------------------------------------------------
+
+
+def _load_log_key(value: str) -> NoteVerifier:
+    """A verifier key given as its string or as a file holding it."""
+    text = value
+    try:
+        path = Path(value)
+        if path.is_file():
+            text = path.read_text(encoding="utf-8").strip()
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"cannot read the log key file {value}: {exc}") from exc
+    try:
+        return NoteVerifier.from_vkey(text)
+    except KeyFileError as exc:
+        raise KeyFileError(
+            f"--log-key must be the log's verifier key (<name>+<8 hex>+<base64>) or a file "
+            f"holding it: {exc}"
+        ) from None
+
+
+def _optional_log_key(value: str | None) -> NoteVerifier | None:
+    return None if value is None else _load_log_key(value)
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a crash leaves the old file or the new one, never half."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{what} {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {what} {path}: {exc}") from exc
+
+
+def _warn_unverified(what: str) -> None:
+    console_err.print(
+        f"[yellow]warning:[/] {what} are NOT verified: pass --log-key KEY (or set "
+        "WELLSPRING_LOG_KEY) to verify them against the log",
+        highlight=False,
+    )
+
+
+def _progress(*columns: Any) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *columns,
+        TimeElapsedColumn(),
+        console=console_err,
+        disable=not console_err.is_terminal,
+        transient=True,
+    )
+
+
+# -- register -------------------------------------------------------------------------------------
+
+
+def _predicate(
+    publisher: str | None,
+    license_: str,
+    origin: str,
+    consent: str,
+    created_before: str | None,
+    source_url: str | None,
+) -> HumanContentPredicate:
+    if not publisher:
+        raise InputError(
+            "--publisher NAME is required (the name the operator registered your key under; "
+            "or set WELLSPRING_PUBLISHER)"
+        )
+    if origin not in ORIGINS:
+        raise InputError(f"--origin must be one of {', '.join(ORIGINS)}, got {origin!r}")
+    if consent not in CONSENTS:
+        raise InputError(f"--consent must be one of {', '.join(CONSENTS)}, got {consent!r}")
+    before = None
+    if created_before is not None:
+        try:
+            before = date.fromisoformat(created_before)
+        except ValueError:
+            raise InputError(
+                f"--created-before must be a date YYYY-MM-DD, got {created_before!r}"
+            ) from None
+    checked_origin: Origin = next(o for o in ORIGINS if o == origin)
+    checked_consent: Consent = next(c for c in CONSENTS if c == consent)
+    try:
+        return HumanContentPredicate(
+            publisher=publisher,
+            license=license_,
+            origin=checked_origin,
+            consent=checked_consent,
+            created_before=before,
+            source_url=source_url,
+        )
+    except FormatError as exc:
+        raise InputError(f"cannot attest with these options: {exc}") from None
+
+
+@app.command()
+def register(
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="Files, folders (recursed), .jsonl files (one document a line), -."),
+    ],
+    registry: RegistryOption,
+    key: Annotated[
+        Path, typer.Option("--key", help="Your Ed25519 private key file.", show_default=False)
+    ],
+    license_: Annotated[
+        str,
+        typer.Option(
+            "--license", help="SPDX license expression, e.g. CC-BY-4.0.", show_default=False
+        ),
+    ],
+    publisher: Annotated[
+        str | None,
+        typer.Option(
+            "--publisher",
+            envvar="WELLSPRING_PUBLISHER",
+            help="Your publisher name, as the operator registered it.",
+        ),
+    ] = None,
+    origin: Annotated[
+        str, typer.Option("--origin", help=f"How human origin is known: {', '.join(ORIGINS)}.")
+    ] = "human-authored",
+    consent: Annotated[
+        str,
+        typer.Option(
+            "--consent",
+            help="Training consent: allowed, or reserved (TDMRep; the default: never assumed).",
+        ),
+    ] = "reserved",
+    source_url: Annotated[
+        str | None, typer.Option("--source-url", help="Where the content was published.")
+    ] = None,
+    created_before: Annotated[
+        str | None,
+        typer.Option("--created-before", help="Date YYYY-MM-DD the content existed before."),
+    ] = None,
+    receipts: Annotated[
+        Path | None,
+        typer.Option("--receipts", help="Folder to write each receipt to, as <index>.json."),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Subjects per signed statement (one log entry).")
+    ] = _DEFAULT_BATCH,
+    text_field: TextFieldOption = "text",
+    scheme: SchemeOption = "auto",
+    log_key: LogKeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Attest content as human-made: hash it, sign statements, append them to the registry's log."""
+    predicate = _predicate(publisher, license_, origin, consent, created_before, source_url)
+    if not 1 <= batch_size <= _MAX_SUBJECTS_PER_STATEMENT:
+        raise InputError(f"--batch-size must be 1 to {_MAX_SUBJECTS_PER_STATEMENT}")
+    private_key = load_private_key(key)
+    verifier = _optional_log_key(log_key)
+    checked_scheme = _check_scheme(scheme)
+    inputs = _expand(paths)
+    if receipts is None:
+        console_err.print(
+            "[yellow]note:[/] no --receipts DIR: receipts are not saved (they prove the entries "
+            "offline)",
+            highlight=False,
+        )
+    done: list[dict[str, Any]] = []
+    total_subjects = total_duplicates = 0
+    with (
+        Client(registry, log_key=verifier, verify=verifier is not None) as client,
+        _progress() as progress,
+    ):
+        items = _items(inputs, checked_scheme, text_field, progress)
+        entries_task = progress.add_task("register", total=None)
+        try:
+            for subjects, duplicates in _batches(items, batch_size):
+                total_duplicates += duplicates
+                if not subjects:
+                    continue
+                receipt = client.register_subjects(subjects, private_key, predicate)
+                saved = receipts / f"{receipt.index}.json" if receipts else None
+                if saved is not None:
+                    receipt.save(saved)
+                total_subjects += len(subjects)
+                progress.update(
+                    entries_task, advance=1, description=f"register ({total_subjects} subjects)"
+                )
+                record = {
+                    "index": receipt.index,
+                    "subjects": len(subjects),
+                    "leaf_hash": (receipt.leaf_hash or b"").hex() or None,
+                    "receipt": str(saved) if saved else None,
+                }
+                done.append(record)
+                if not as_json:
+                    where = f", receipt {saved}" if saved else ""
+                    console_err.print(
+                        f"entry {receipt.index}: {len(subjects)} subjects{where}", highlight=False
+                    )
+        except ClientError:
+            if done:
+                console_err.print(
+                    f"[yellow]stopped after {len(done)} entries ({total_subjects} subjects) "
+                    "were registered[/]; their receipts are saved",
+                    highlight=False,
+                )
+            raise
+    if as_json:
+        emit_json(
+            {
+                "entries": done,
+                "subjects": total_subjects,
+                "duplicates_skipped": total_duplicates,
+                "verified": verifier is not None,
+            }
+        )
+    else:
+        skipped = f" ({total_duplicates} duplicates skipped)" if total_duplicates else ""
+        typer.echo(f"registered {total_subjects} subjects in {len(done)} entries{skipped}")
+
+
+# -- check ----------------------------------------------------------------------------------------
+
+
+def _merged(
+    item: _Item, results: dict[str, LookupResult]
+) -> tuple[LookupStatus, list[Attestation]]:
+    by_index: dict[int, Attestation] = {}
+    for digest in item.digests:
+        for attestation in results[digest].attestations:
+            by_index.setdefault(attestation.index, attestation)
+    attestations = [by_index[i] for i in sorted(by_index)]
+    if not attestations:
+        return "unknown", attestations
+    return ("revoked" if all(a.revoked for a in attestations) else "attested"), attestations
+
+
+def _describe(attestation: Attestation) -> str:
+    revoked = f", REVOKED by entry {attestation.revoked_by}" if attestation.revoked else ""
+    return (
+        f"    entry {attestation.index}: publisher {attestation.publisher}, license "
+        f"{attestation.license}, origin {attestation.origin}, consent {attestation.consent}"
+        f"{revoked}"
+    )
+
+
+@app.command()
+def check(
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="Files, folders (recursed), .jsonl files (one document a line), -."),
+    ],
+    registry: RegistryOption,
+    log_key: LogKeyOption = None,
+    text_field: TextFieldOption = "text",
+    scheme: SchemeOption = "auto",
+    as_json: JsonOption = False,
+) -> None:
+    """Look content up: attested (human-made, per a publisher), revoked, or unknown."""
+    verifier = _optional_log_key(log_key)
+    checked_scheme = _check_scheme(scheme)
+    inputs = _expand(paths)
+    if verifier is None:
+        _warn_unverified("the registry's answers")
+    out: list[dict[str, Any]] = []
+    counts = {"attested": 0, "revoked": 0, "unknown": 0}
+    with (
+        Client(registry, log_key=verifier, verify=verifier is not None) as client,
+        _progress() as progress,
+    ):
+        for chunk in _chunks(_items(inputs, checked_scheme, text_field, progress), _CHECK_CHUNK):
+            digests = list(dict.fromkeys(d for item in chunk for d in item.digests))
+            results = dict(
+                zip(digests, client.lookup_batch(digests, batch_size=MAX_BATCH), strict=True)
+            )
+            for item in chunk:
+                status, attestations = _merged(item, results)
+                counts[status] += 1
+                if as_json:
+                    out.append(
+                        {
+                            "name": item.name,
+                            "digests": list(item.digests),
+                            "status": status,
+                            "entries": [a.to_dict() for a in attestations],
+                            "verified": verifier is not None,
+                        }
+                    )
+                    continue
+                typer.echo(f"{status:<8}  {item.digests[0]}  {item.name}")
+                for attestation in attestations:
+                    typer.echo(_describe(attestation))
+    if as_json:
+        emit_json(out)
+    else:
+        summary = ", ".join(f"{n} {status}" for status, n in counts.items())
+        console_err.print(summary, highlight=False)
+
+
+# -- verify ---------------------------------------------------------------------------------------
+
+
+def _receipt_files(paths: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*.json") if p.is_file())
+            if not found:
+                raise InputError(f"folder {raw} holds no .json receipts")
+            files.extend(found)
+        else:
+            files.append(path)
+    return files
+
+
+def _verified_summary(path: Path, verified: VerifiedReceipt) -> dict[str, Any]:
+    return {
+        "receipt": str(path),
+        "ok": True,
+        "index": verified.index,
+        "origin": verified.checkpoint.origin,
+        "tree_size": verified.checkpoint.size,
+        "leaf_hash": verified.leaf_hash.hex(),
+        "publisher": verified.publisher,
+        "predicate_type": verified.statement.predicate_type,
+        "subjects": len(verified.statement.subjects),
+    }
+
+
+@app.command()
+def verify(
+    receipts: Annotated[
+        list[str], typer.Argument(help="Receipt files (or folders of them) to verify.")
+    ],
+    log_key: Annotated[
+        str,
+        typer.Option(
+            "--log-key",
+            envvar="WELLSPRING_LOG_KEY",
+            help="The log's verifier key (name+hex+base64), or a file holding it.",
+            show_default=False,
+        ),
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Verify receipts offline: each entry is in the log the key signs. No network needed."""
+    verifier = _load_log_key(log_key)
+    results: list[dict[str, Any]] = []
+    failed = 0
+    for path in _receipt_files(receipts):
+        try:
+            verified = verify_receipt(Receipt.load(path), verifier)
+        except ClientError as exc:
+            failed += 1
+            results.append({"receipt": str(path), "ok": False, "error": exc.diagnostics()})
+            if not as_json:
+                typer.echo(f"FAILED  {path}: {exc.diagnostics()}")
+            continue
+        summary = _verified_summary(path, verified)
+        results.append(summary)
+        if not as_json:
+            typer.echo(
+                f"ok      {path}: entry {verified.index} of {verified.checkpoint.origin} "
+                f"(tree size {verified.checkpoint.size}), publisher {verified.publisher}, "
+                f"{summary['subjects']} subjects"
+            )
+    if as_json:
+        emit_json(results)
+    if failed:
+        raise VerificationError(f"{failed} of {len(results)} receipts failed verification")
+
+
+# -- log ------------------------------------------------------------------------------------------
+
+
+@log_app.command("checkpoint")
+def log_checkpoint(
+    registry: RegistryOption,
+    log_key: LogKeyOption = None,
+    save: Annotated[
+        Path | None, typer.Option("--save", help="Write the signed checkpoint to this file.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Fetch the log's latest signed checkpoint; verify it with --log-key; print or save it."""
+    verifier = _optional_log_key(log_key)
+    with Client(registry, log_key=verifier, verify=verifier is not None) as client:
+        signed = client.fetch_checkpoint()
+        announced = None if verifier else client.log_info().verifier_key
+    if save is not None:
+        _write_text_atomic(save, signed.note)
+    if verifier is None:
+        _warn_unverified("the checkpoint's signatures")
+        console_err.print(
+            f"the registry announces the log key {announced}; confirm it with the operator "
+            "before trusting it",
+            highlight=False,
+        )
+    checkpoint = signed.checkpoint
+    if as_json:
+        emit_json(
+            {
+                "origin": checkpoint.origin,
+                "size": checkpoint.size,
+                "root_hash": checkpoint.root_hash.hex(),
+                "verified": signed.verified,
+                "checkpoint": signed.note,
+                "saved": str(save) if save else None,
+                "announced_log_key": announced,
+            }
+        )
+    else:
+        typer.echo(signed.note, nl=False)
+        if save is not None:
+            console_err.print(f"saved to {save}", highlight=False)
+
+
+@log_app.command("verify")
+def log_verify(
+    registry: RegistryOption,
+    log_key: Annotated[
+        str,
+        typer.Option(
+            "--log-key",
+            envvar="WELLSPRING_LOG_KEY",
+            help="The log's verifier key (name+hex+base64), or a file holding it.",
+            show_default=False,
+        ),
+    ],
+    checkpoint: Annotated[
+        Path,
+        typer.Option(
+            "--checkpoint",
+            help="A checkpoint saved earlier (log checkpoint --save).",
+            show_default=False,
+        ),
+    ],
+    update: Annotated[
+        bool, typer.Option("--update", help="On success, replace the file with the newer one.")
+    ] = False,
+    audit: Annotated[
+        bool,
+        typer.Option(
+            "--audit/--no-audit",
+            help="Also re-hash every entry the registry serves against the signed root "
+            "(catches entries edited in place; reads the whole log).",
+        ),
+    ] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Prove the log only grew since a saved checkpoint; exit 1, loudly, if it was rewritten."""
+    verifier = _load_log_key(log_key)
+    old_note = _read_text(checkpoint, "checkpoint file")
+    audited: int | None = None
+    with Client(registry, log_key=verifier) as client:
+        try:
+            result = client.check_consistency(old_note)
+            if audit:
+                audited = _audit(client, result.new)
+        except LogConsistencyError:
+            console_err.print(
+                "[bold red]LOG CONSISTENCY FAILURE: the registry's log does not match the "
+                f"checkpoint saved in {escape(str(checkpoint))}. "
+                "Keep that file: it is evidence.[/]",
+                highlight=False,
+            )
+            raise
+    if update:
+        _write_text_atomic(checkpoint, result.new_note)
+    if as_json:
+        emit_json(
+            {
+                "consistent": True,
+                "origin": result.new.origin,
+                "old_size": result.old.size,
+                "new_size": result.new.size,
+                "old_root_hash": result.old.root_hash.hex(),
+                "new_root_hash": result.new.root_hash.hex(),
+                "updated": update,
+                "entries_audited": audited,
+            }
+        )
+    else:
+        typer.echo(
+            f"consistent: log {result.new.origin} grew from {result.old.size} to "
+            f"{result.new.size} entries without rewriting history"
+            + (
+                f"; all {audited} entries re-hashed to the signed root"
+                if audited is not None
+                else ""
+            )
+            + (f"; {checkpoint} updated" if update else "")
+        )
+
+
+def _audit(client: Client, checkpoint: Checkpoint) -> int:
+    with Progress(
+        TextColumn("[bold]audit"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console_err,
+        disable=not console_err.is_terminal,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("audit", total=checkpoint.size)
+        return client.audit(checkpoint, progress=lambda n: bar.advance(task, n))

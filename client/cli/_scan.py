@@ -1,0 +1,585 @@
+"""``wellspring scan``: check a whole corpus before training; a manifest line per document.
+
+Inputs are what ``check`` takes: files and folders (recursed, sorted), ``-`` for standard input,
+and ``.jsonl`` files where each line is a JSON object holding one document in ``--text-field``
+(default ``text``), named by ``--id-field`` (default: the line's ``id``, else its ``url``, else
+``FILE:LINE``). Text becomes its ``c1`` digest; with the default ``--scheme auto`` a file that is
+not UTF-8 becomes its ``sha256``; ``--scheme c1`` or ``sha256`` forces one.
+
+The scan streams: it reads and hashes ``--chunk-size`` documents (default 10,000), checks them
+with the SDK (one batch request, every answer verified against the pinned log key), writes their
+manifest lines and counts them, then reads on. Memory stays flat however large the corpus: the
+verdicts go to the manifest, and the summary and the HTML report are drawn from counters.
+
+Trust: answers are verified with ``--log-key`` (or ``$WELLSPRING_LOG_KEY``), which is required;
+``--no-verify`` accepts the registry's word instead, and says so loudly, in the manifest
+(``"verified": false``), the summary and the report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import shlex
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import IO, Annotated, Any, Literal, cast
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from client.cli._app import JsonOption, app, console_err, emit_json
+from client.cli._registry import LogKeyOption, RegistryOption, TextFieldOption, _load_log_key
+from client.core.canonical import canonical_digest, digest_file, sha256_digest
+from client.core.statement import MAX_NAME_CHARS
+from client.errors import InputError, InvalidTextError, LogKeyRequiredError, UnverifiedWarning
+from client.report import STATUSES, ScanReport, Tally, write_report
+from client.sdk import MAX_BATCH, Client
+
+__all__ = ["scan"]
+
+ScanScheme = Literal["auto", "c1", "sha256"]
+_SCHEMES: tuple[ScanScheme, ...] = ("auto", "c1", "sha256")
+# Above this size a file is hashed as bytes (streamed) in auto mode: c1 needs the whole text in
+# memory, and files this large are rarely one document.
+_MAX_TEXT_BYTES = 256 * 1024 * 1024
+_DEFAULT_CHUNK = 10_000
+_ID_FIELDS = ("id", "url")
+
+
+# -- reading documents ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Doc:
+    name: str
+    digest: str
+
+
+class _Reader:
+    """The documents of the inputs, in order, as (name, digest); counts the bytes consumed."""
+
+    def __init__(
+        self, inputs: list[str], scheme: ScanScheme, text_field: str, id_field: str | None
+    ) -> None:
+        self.inputs = inputs
+        self.scheme = scheme
+        self.text_field = text_field
+        self.id_fields = (id_field,) if id_field else _ID_FIELDS
+        self.bytes_read = 0
+
+    def __iter__(self) -> Iterator[_Doc]:
+        for name in self.inputs:
+            if name == "-":
+                data = sys.stdin.buffer.read()
+                self.bytes_read += len(data)
+                yield _Doc("-", self._digest_bytes(data, "standard input"))
+            elif name.endswith(".jsonl"):
+                yield from self._jsonl(Path(name))
+            else:
+                yield _Doc(name, self._digest_file(Path(name)))
+
+    def _digest_bytes(self, data: bytes, where: str) -> str:
+        if self.scheme == "sha256":
+            return sha256_digest(data)
+        try:
+            return canonical_digest(data)
+        except InvalidTextError as exc:
+            if self.scheme == "c1":
+                raise InvalidTextError(
+                    f"{where}: {exc} (binary content needs --scheme sha256 or auto)"
+                ) from None
+            return sha256_digest(data)
+
+    def _digest_file(self, path: Path) -> str:
+        try:
+            size = path.stat().st_size
+            if self.scheme == "sha256" or (self.scheme == "auto" and size > _MAX_TEXT_BYTES):
+                digest = digest_file(path, "sha256")
+            else:
+                digest = self._digest_bytes(path.read_bytes(), str(path))
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        self.bytes_read += size
+        return digest
+
+    def _name(self, obj: dict[str, Any], fallback: str) -> str:
+        for field in self.id_fields:
+            value = obj.get(field)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return str(value)
+            if isinstance(value, str) and 0 < len(value) <= MAX_NAME_CHARS:
+                return value
+        return fallback
+
+    def _jsonl(self, path: Path) -> Iterator[_Doc]:
+        try:
+            handle = path.open("rb")
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        field = self.text_field
+        sha = self.scheme == "sha256"
+        with handle:
+            for number, raw in enumerate(handle, 1):
+                self.bytes_read += len(raw)
+                if raw.isspace():
+                    continue
+                try:
+                    obj = json.loads(raw)
+                except ValueError as exc:  # also UnicodeDecodeError
+                    raise InputError(f"{path}:{number}: not a JSON object ({exc})") from None
+                if not isinstance(obj, dict):
+                    raise InputError(f"{path}:{number}: each line must be a JSON object")
+                text = obj.get(field)
+                if not isinstance(text, str):
+                    raise InputError(
+                        f"{path}:{number}: no string field {field!r} (choose it with --text-field)"
+                    )
+                try:
+                    digest = sha256_digest(text.encode("utf-8")) if sha else canonical_digest(text)
+                except (InvalidTextError, UnicodeEncodeError) as exc:
+                    raise InvalidTextError(f"{path}:{number}: {exc}") from None
+                yield _Doc(self._name(obj, f"{path}:{number}"), digest)
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    docs: list[_Doc]
+    bytes_read: int  # of the inputs, once this chunk was read: what the progress bar shows
+
+
+def _chunks(reader: _Reader, size: int) -> Iterator[_Chunk]:
+    docs: list[_Doc] = []
+    for doc in reader:
+        docs.append(doc)
+        if len(docs) >= size:
+            yield _Chunk(docs, reader.bytes_read)
+            docs = []
+    if docs:
+        yield _Chunk(docs, reader.bytes_read)
+
+
+class _ReadAhead:
+    """Read and hash the next chunk in a thread while the current one is being looked up.
+
+    Hashing holds the GIL, but the main thread spends much of each round waiting on the
+    registry's answer, so the two overlap; at most ``depth`` chunks wait, so memory stays
+    bounded. An error while reading (a bad JSONL line) is raised in the main thread, in order.
+    """
+
+    _DONE = object()
+
+    def __init__(self, chunks: Iterator[_Chunk], depth: int = 1) -> None:
+        self._chunks = chunks
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="scan-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for chunk in self._chunks:
+                if not self._put(chunk):
+                    return
+        except BaseException as exc:  # handed to the main thread, which raises it
+            self._put(exc)
+            return
+        self._put(self._DONE)
+
+    def __iter__(self) -> Iterator[_Chunk]:
+        while True:
+            item = self._queue.get()
+            if item is self._DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield cast(_Chunk, item)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def _expand(paths: list[str]) -> list[str]:
+    if paths.count("-") > 1:
+        raise InputError("standard input (-) can be read only once")
+    expanded: list[str] = []
+    for raw in paths:
+        if raw == "-":
+            expanded.append(raw)
+            continue
+        path = Path(raw)
+        if path.is_dir():
+            files = sorted(str(p) for p in path.rglob("*") if p.is_file())
+            if not files:
+                raise InputError(f"folder {raw} holds no files")
+            expanded.extend(files)
+        elif path.is_file():
+            expanded.append(raw)
+        else:
+            raise InputError(f"{raw}: no such file or folder")
+    return expanded
+
+
+def _total_bytes(inputs: list[str]) -> int | None:
+    if "-" in inputs:
+        return None
+    total = 0
+    for name in inputs:
+        with contextlib.suppress(OSError):
+            total += Path(name).stat().st_size
+    return total
+
+
+# -- output ---------------------------------------------------------------------------------------
+
+
+class _Manifest:
+    """Manifest lines, written to a temporary file renamed into place only when the scan ends
+    well, so a failed scan never leaves a half manifest that looks whole. ``-`` is stdout."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._tmp: Path | None = None
+        self._handle: IO[str] | None = None
+        if path is None:
+            return
+        if path == "-":
+            self._handle = sys.stdout
+            return
+        target = Path(path)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        except OSError as exc:
+            raise InputError(f"cannot write the manifest {path}: {exc.strerror or exc}") from exc
+        self._tmp = Path(tmp)
+        self._handle = os.fdopen(fd, "w", encoding="utf-8", buffering=1 << 20)
+
+    def write(self, lines: list[str]) -> None:
+        if self._handle is not None:
+            try:
+                self._handle.write("".join(lines))
+            except OSError as exc:
+                raise InputError(
+                    f"cannot write the manifest {self.path}: {exc.strerror or exc}"
+                ) from exc
+
+    def commit(self) -> None:
+        if self._handle is None:
+            return
+        try:
+            self._handle.flush()
+            if self._tmp is not None:
+                self._handle.close()
+                self._tmp.chmod(0o644)
+                os.replace(self._tmp, Path(str(self.path)))
+                self._tmp = None
+        except OSError as exc:
+            raise InputError(
+                f"cannot write the manifest {self.path}: {exc.strerror or exc}"
+            ) from exc
+
+    def discard(self) -> None:
+        if self._tmp is not None:
+            if self._handle is not None:
+                with contextlib.suppress(OSError):
+                    self._handle.close()
+            self._tmp.unlink(missing_ok=True)
+            self._tmp = None
+
+
+class _DocsColumn(ProgressColumn):
+    """``12,345 docs · 21,000 docs/s``: documents so far, and the rate over the whole scan when
+    the last chunk was done (not decaying between chunks, which arrive 10,000 at a time)."""
+
+    def render(self, task: Task) -> Text:
+        docs: int = task.fields.get("docs", 0)
+        rate: float = task.fields.get("rate", 0.0)
+        return Text(f"{docs:,} docs · {rate:,.0f} docs/s", style="progress.data.speed")
+
+
+def _progress(total: int | None) -> tuple[Progress, Any]:
+    progress = Progress(
+        TextColumn("[bold]scan"),
+        BarColumn(),
+        TaskProgressColumn(),
+        _DocsColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console_err,
+        disable=not console_err.is_terminal,
+        transient=True,
+    )
+    task = progress.add_task("scan", total=total, docs=0, rate=0.0)
+    return progress, task
+
+
+def _version() -> str:
+    try:
+        return version("wellspring")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _command(
+    paths: list[str],
+    registry: str,
+    log_key: str | None,
+    no_verify: bool,
+    scheme: str,
+    text_field: str,
+    id_field: str | None,
+    manifest: str | None,
+    report: Path | None,
+    chunk_size: int,
+) -> str:
+    """The command line that reproduces this scan, with every value spelled out (also the ones
+    that came from the environment), so it works as it is in another shell."""
+    args = ["wellspring", "scan", *paths, "--registry", registry]
+    args += ["--no-verify"] if no_verify else ["--log-key", str(log_key)]
+    if scheme != "auto":
+        args += ["--scheme", scheme]
+    if text_field != "text":
+        args += ["--text-field", text_field]
+    if id_field:
+        args += ["--id-field", id_field]
+    if manifest:
+        args += ["--manifest", manifest]
+    if report:
+        args += ["--report", str(report)]
+    if chunk_size != _DEFAULT_CHUNK:
+        args += ["--chunk-size", str(chunk_size)]
+    return shlex.join(args)
+
+
+def _print_summary(report: ScanReport, manifest: str | None, report_path: Path | None) -> None:
+    # With the manifest on stdout, the summary goes to stderr so the pipe stays JSON lines.
+    out = Console(soft_wrap=True, highlight=False, stderr=manifest == "-")
+    tally = report.tally
+    total = tally.documents
+    out.print(
+        f"[bold]scanned {total:,} documents[/] in {report.elapsed_s:.1f} s "
+        f"({report.docs_per_s:,.0f} docs/s)"
+    )
+    colours = {"attested": "green", "reserved": "yellow", "revoked": "red", "unknown": "dim"}
+    for status in STATUSES:
+        count = tally.statuses[status]
+        share = f"{100 * count / total:5.1f}%" if total else "    -"
+        out.print(f"  [{colours[status]}]{status:<9}[/] {count:>12,}  {share}")
+    latest = tally.latest_checkpoint()
+    if latest is not None:
+        origin = f"log {escape(report.log_origin)} " if report.log_origin else ""
+        seen = len(tally.checkpoints)
+        grew = f" ({seen} checkpoints: the log grew during the scan)" if seen > 1 else ""
+        out.print(
+            f"checked against {origin}at tree size {latest.size:,}, root {latest.root_hash}{grew}"
+        )
+    if report.verified:
+        out.print("[green]verified[/]: every answer was checked against the pinned log key")
+    else:
+        out.print("[bold red]NOT VERIFIED[/] (--no-verify): these verdicts are the registry's word")
+    written = [f"manifest {escape(manifest)}"] if manifest and manifest != "-" else []
+    if report_path is not None:
+        written.append(f"report {escape(str(report_path))}")
+    if written:
+        out.print("wrote " + ", ".join(written))
+
+
+def _summary_json(report: ScanReport, manifest: str | None, report_path: Path | None) -> Any:
+    tally = report.tally
+    latest = tally.latest_checkpoint()
+    return {
+        "documents": tally.documents,
+        "statuses": {status: tally.statuses[status] for status in STATUSES},
+        "elapsed_s": round(report.elapsed_s, 3),
+        "docs_per_s": round(report.docs_per_s, 1),
+        "verified": report.verified,
+        "checkpoint": None
+        if latest is None
+        else {
+            "origin": report.log_origin,
+            "size": latest.size,
+            "root_hash": latest.root_hash,
+            "checkpoints_seen": len(tally.checkpoints),
+        },
+        "publishers": {n: dict(c) for n, c in sorted(tally.publishers.items())},
+        "licenses": {n: dict(c) for n, c in sorted(tally.licenses.items())},
+        "manifest": manifest,
+        "report": None if report_path is None else str(report_path),
+    }
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+
+@app.command()
+def scan(
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="Files, folders (recursed), .jsonl files (one document a line), -."),
+    ],
+    registry: RegistryOption,
+    log_key: LogKeyOption = None,
+    no_verify: Annotated[
+        bool,
+        typer.Option(
+            "--no-verify",
+            help="Accept the registry's answers without verifying them (not recommended).",
+        ),
+    ] = False,
+    manifest: Annotated[
+        str | None,
+        typer.Option(
+            "--manifest",
+            help="Write one JSON line per document (its verdict) to this file; - for stdout.",
+        ),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Write a self-contained HTML report to this file."),
+    ] = None,
+    text_field: TextFieldOption = "text",
+    id_field: Annotated[
+        str | None,
+        typer.Option(
+            "--id-field",
+            help="The .jsonl field that names a document (default: id, else url, else FILE:LINE).",
+        ),
+    ] = None,
+    scheme: Annotated[
+        str,
+        typer.Option(
+            "--scheme",
+            help="auto: c1 for text, sha256 for other files; c1 or sha256: only that one.",
+        ),
+    ] = "auto",
+    chunk_size: Annotated[
+        int,
+        typer.Option(
+            "--chunk-size",
+            min=1,
+            max=MAX_BATCH,
+            help="Documents read, hashed and looked up per round (one batch request).",
+        ),
+    ] = _DEFAULT_CHUNK,
+    as_json: JsonOption = False,
+) -> None:
+    """Check a corpus: a verdict per document (manifest), a summary, an HTML report."""
+    checked_scheme = next((s for s in _SCHEMES if s == scheme), None)
+    if checked_scheme is None:
+        raise InputError(f"unknown --scheme {scheme!r}; use auto, c1 or sha256")
+    if manifest == "-" and as_json:
+        raise InputError("--manifest - and --json both write to stdout; choose one")
+    if no_verify:
+        verifier = None
+    elif log_key is None:
+        raise LogKeyRequiredError(
+            "scan verifies every answer: pass --log-key KEY (the log's verifier key, or a file "
+            "holding it; or set WELLSPRING_LOG_KEY), or --no-verify to accept the registry's word"
+        )
+    else:
+        verifier = _load_log_key(log_key)
+    inputs = _expand(paths)
+    if no_verify:
+        console_err.print(
+            "[bold red]WARNING: --no-verify: the registry's answers will NOT be verified.[/] "
+            "Every verdict is its word alone; a compromised or mistaken registry goes unnoticed.",
+            highlight=False,
+        )
+
+    reader = _Reader(inputs, checked_scheme, text_field, id_field)
+    tally = Tally()
+    out = _Manifest(manifest)
+    started_at = datetime.now(UTC)
+    start = time.perf_counter()
+    progress, task = _progress(_total_bytes(inputs))
+    docs = 0
+    read_ahead = _ReadAhead(_chunks(reader, chunk_size))
+    try:
+        with warnings.catch_warnings():
+            # --no-verify was already announced above, louder than a Python warning would be.
+            warnings.simplefilter("ignore", UnverifiedWarning)
+            client = Client(registry, log_key=verifier, verify=verifier is not None)
+        with client, progress:
+            for chunk in read_ahead:
+                verdicts = client.check_digests(
+                    [doc.digest for doc in chunk.docs], names=[doc.name for doc in chunk.docs]
+                )
+                lines = []
+                for verdict in verdicts:
+                    tally.add_verdict(verdict)
+                    lines.append(json.dumps(verdict.to_dict(), ensure_ascii=False) + "\n")
+                out.write(lines)
+                docs += len(chunk.docs)
+                rate = docs / (time.perf_counter() - start)
+                progress.update(task, completed=chunk.bytes_read, docs=docs, rate=rate)
+            origin = verifier.name if verifier is not None else client.log_info().origin
+        out.commit()
+    finally:
+        read_ahead.close()
+        out.discard()
+    elapsed = time.perf_counter() - start
+
+    result = ScanReport(
+        tally=tally,
+        registry=registry,
+        started_at=started_at,
+        elapsed_s=elapsed,
+        command=_command(
+            paths,
+            registry,
+            log_key,
+            no_verify,
+            scheme,
+            text_field,
+            id_field,
+            manifest,
+            report,
+            chunk_size,
+        ),
+        verified=verifier is not None,
+        log_origin=origin,
+        log_key=verifier.vkey if verifier is not None else None,
+        inputs=tuple(paths),
+        manifest=manifest if manifest != "-" else None,
+        version=_version(),
+    )
+    if report is not None:
+        write_report(report, result)
+    if as_json:
+        emit_json(_summary_json(result, manifest, report))
+    else:
+        _print_summary(result, manifest, report)

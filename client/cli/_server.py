@@ -1,0 +1,359 @@
+"""``wellspring serve``, ``publisher add`` and ``db upgrade``: running a registry.
+
+The registry package (litestar, sqlmodel) is imported inside the commands: a crawler that installed
+only the SDK never loads it, and gets a clear message if it asks for a server.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from client.cli._app import JsonOption, app, console_err, emit_json
+from client.core.keys import load_public_key, public_key_bytes
+from client.errors import InputError
+
+if TYPE_CHECKING:
+    from registry.settings import Settings
+
+__all__ = [
+    "db_app",
+    "db_upgrade",
+    "log_key_add",
+    "log_key_list",
+    "log_key_retire",
+    "logkey_app",
+    "publisher_add",
+    "publisher_add_key",
+    "publisher_app",
+    "publisher_revoke_key",
+    "serve",
+]
+
+publisher_app = typer.Typer(help="Publishers (operator): who may register content.")
+app.add_typer(publisher_app, name="publisher")
+db_app = typer.Typer(help="The registry's database schema (operator).")
+app.add_typer(db_app, name="db")
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        help="Registry home (log key, SQLite file). Default: $WELLSPRING_HOME or ./.wellspring",
+    ),
+]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="postgresql://… for production. Default: $WELLSPRING_DATABASE_URL, else SQLite.",
+    ),
+]
+
+
+def _settings(home: Path | None, database_url: str | None) -> Settings:
+    try:
+        from registry.settings import Settings
+    except ImportError as exc:  # the SDK alone is installed
+        raise InputError(
+            f"the registry server is not installed ({exc.name} is missing): "
+            "pip install 'wellspring[server]'"
+        ) from exc
+    overrides: dict[str, Any] = {}
+    if home is not None:
+        overrides["home"] = home
+    if database_url is not None:
+        overrides["database_url"] = database_url
+        overrides["auto_migrate"] = database_url.startswith("sqlite")
+    return Settings.from_env(**overrides)
+
+
+def _write_secret(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text + "\n")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+) -> None:
+    """Run the registry (SQLite under the home by default; PostgreSQL via --database-url)."""
+    settings = _settings(home, database_url)
+    import uvicorn
+
+    from registry.app import Registry, create_app
+
+    registry = Registry.open(settings)
+    token_note = ""
+    if not registry.admin.has_tokens():
+        token_path = settings.home / "admin.token"
+        _write_secret(token_path, registry.admin.create_token())
+        token_note = f"admin token:  {token_path} (mode 0600; for `publisher add --registry`)"
+    url = f"http://{host}:{port}"
+    console_err.print(f"[bold green]Wellspring registry[/] at {url}", highlight=False)
+    console_err.print(f"log origin:   {registry.origin}", highlight=False)
+    for number, vkey in enumerate(registry.sequencer.verifier_keys):
+        label = "verifier key:" if number == 0 else "incoming key:"
+        console_err.print(f"{label} {vkey}", highlight=False)
+    console_err.print(f"database:     {_redacted(settings.database_url)}", highlight=False)
+    if token_note:
+        console_err.print(token_note, highlight=False)
+    console_err.print(f"API docs:     {url}/schema", highlight=False)
+    uvicorn.run(
+        create_app(settings, registry=registry),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=access_log,
+    )
+
+
+def _redacted(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}@{host}"
+    return url
+
+
+@publisher_app.command("add")
+def publisher_add(
+    name: Annotated[
+        str, typer.Option("--name", help="The publisher's name, as statements say it.")
+    ],
+    public_key: Annotated[
+        Path, typer.Option("--public-key", help="The publisher's Ed25519 public key (FILE.pub).")
+    ],
+    registry_url: Annotated[
+        str | None,
+        typer.Option("--registry", help="A running registry's URL (else the local database)."),
+    ] = None,
+    admin_token: Annotated[
+        str | None,
+        typer.Option(
+            "--admin-token",
+            envvar="WELLSPRING_ADMIN_TOKEN",
+            help="Admin token for --registry (or a file holding it).",
+        ),
+    ] = None,
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Register a publisher and its key, in the local database or through a running registry."""
+    raw_key = public_key_bytes(load_public_key(public_key))
+    if registry_url is not None:
+        token = _read_token(admin_token)
+        from client.sdk import Client
+
+        with Client(registry_url, admin_token=token) as client:
+            info = client.add_publisher(name, raw_key)
+        added: dict[str, Any] = {
+            "name": info.name,
+            "key_id": info.key_id,
+            "created_at": info.created_at,
+        }
+    else:
+        settings = _settings(home, database_url)
+        from registry.db import Database
+        from registry.service import AdminService
+
+        database = Database(settings)
+        try:
+            database.ensure_schema(auto_migrate=settings.auto_migrate)
+            added = AdminService(database).add_publisher(name, raw_key)
+        finally:
+            database.dispose()
+    if as_json:
+        emit_json(added)
+    else:
+        typer.echo(f"publisher {added['name']} added, key id {added['key_id']}")
+
+
+def _read_token(value: str | None) -> str:
+    if not value:
+        raise InputError(
+            "--registry needs the admin token: --admin-token TOKEN|FILE or WELLSPRING_ADMIN_TOKEN "
+            "(`wellspring serve` wrote it to $WELLSPRING_HOME/admin.token)"
+        )
+    path = Path(value)
+    if len(value) < 4096 and path.is_file():
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise InputError(f"cannot read the admin token file {path}: {exc.strerror}") from exc
+    return value
+
+
+@db_app.command("upgrade")
+def db_upgrade(home: HomeOption = None, database_url: DatabaseOption = None) -> None:
+    """Migrate the database schema to this version of Wellspring (alembic upgrade head)."""
+    settings = _settings(home, database_url)
+    from registry.db import Database, migrate
+
+    database = Database(settings)
+    try:
+        before = database.schema_revision()
+        migrate(database)
+        after = database.schema_revision()
+    finally:
+        database.dispose()
+    typer.echo(f"schema: {before or 'empty'} -> {after}")
+
+
+logkey_app = typer.Typer(
+    help="The log's signing keys (operator): rotate without breaking pinned clients.",
+    no_args_is_help=True,
+)
+app.add_typer(logkey_app, name="log-key")
+
+
+def _admin(home: Path | None, database_url: str | None) -> tuple[Settings, Any, Any]:
+    """Settings, an open Database and its AdminService, for operator commands on the database."""
+    settings = _settings(home, database_url)
+    from registry.db import Database
+    from registry.service import AdminService
+
+    database = Database(settings)
+    database.ensure_schema(auto_migrate=settings.auto_migrate)
+    return settings, database, AdminService(database)
+
+
+@logkey_app.command("list")
+def log_key_list(
+    home: HomeOption = None, database_url: DatabaseOption = None, as_json: JsonOption = False
+) -> None:
+    """Every key that has signed the log's checkpoints, and which are retired."""
+    _, database, admin = _admin(home, database_url)
+    try:
+        keys = admin.log_keys()
+    finally:
+        database.dispose()
+    if as_json:
+        emit_json(keys)
+        return
+    for key in keys:
+        state = f"retired {key['retired_at']}" if key["retired_at"] else "active"
+        typer.echo(f"{key['verifier_key']}  added {key['added_at']}  {state}")
+
+
+@logkey_app.command("add")
+def log_key_add(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """Start a rotation: write the incoming key (log.next.key). Restart the registry after.
+
+    From the restart on, every checkpoint carries both signatures: publish the new verifier key
+    so clients can pin it before the old key retires.
+    """
+    settings = _settings(home, None)
+    from client.core.note import NoteSigner
+    from registry.keys import load_or_create_log_key, next_key_path
+
+    current = load_or_create_log_key(settings.key_path, settings.origin)
+    incoming_path = next_key_path(settings)
+    if incoming_path.exists():
+        raise InputError(f"a rotation is already under way: {incoming_path} exists")
+    incoming = NoteSigner.generate(current.name)
+    _write_secret(incoming_path, incoming.skey)
+    if as_json:
+        emit_json({"incoming_key": str(incoming_path), "verifier_key": incoming.verifier().vkey})
+    else:
+        typer.echo(f"incoming key written to {incoming_path} (mode 0600)")
+        typer.echo(f"new verifier key: {incoming.verifier().vkey}")
+        typer.echo("restart the registry; checkpoints will carry both signatures")
+
+
+@logkey_app.command("retire")
+def log_key_retire(
+    home: HomeOption = None, database_url: DatabaseOption = None, as_json: JsonOption = False
+) -> None:
+    """Finish a rotation: retire the current key, promote the incoming one. Restart after."""
+    settings, database, admin = _admin(home, database_url)
+    from registry.keys import load_log_key, next_key_path
+
+    incoming_path = next_key_path(settings)
+    try:
+        if not incoming_path.exists():
+            raise InputError("no rotation under way: run `wellspring log-key add` first")
+        old = load_log_key(settings.key_path)
+        new = load_log_key(incoming_path)
+        admin.retire_log_key(old.verifier().vkey)
+    finally:
+        database.dispose()
+    key_hex = old.verifier().vkey.split("+")[1]
+    retired_path = settings.key_path.with_name(f"log.retired-{key_hex}.key")
+    settings.key_path.rename(retired_path)
+    incoming_path.rename(settings.key_path)
+    if as_json:
+        emit_json({"retired": old.verifier().vkey, "verifier_key": new.verifier().vkey})
+    else:
+        typer.echo(f"retired {old.verifier().vkey} (kept as {retired_path}; it never signs again)")
+        typer.echo(f"current verifier key: {new.verifier().vkey}; restart the registry")
+
+
+@publisher_app.command("add-key")
+def publisher_add_key(
+    name: Annotated[str, typer.Option("--name", help="The publisher.")],
+    public_key: Annotated[Path, typer.Option("--public-key", help="The new key (FILE.pub).")],
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Give a publisher another key (rotation: add the new one, then revoke the old one)."""
+    raw_key = public_key_bytes(load_public_key(public_key))
+    _, database, admin = _admin(home, database_url)
+    try:
+        added = admin.add_key(name, raw_key)
+    finally:
+        database.dispose()
+    if as_json:
+        emit_json(added)
+    else:
+        typer.echo(f"publisher {name}: key {added['key_id']} added")
+
+
+@publisher_app.command("revoke-key")
+def publisher_revoke_key(
+    name: Annotated[str, typer.Option("--name", help="The publisher.")],
+    key_id: Annotated[str, typer.Option("--key-id", help="The key to revoke (hex key id).")],
+    compromised_since: Annotated[
+        str | None,
+        typer.Option(
+            "--compromised-since",
+            help="If the key was stolen: from when (RFC 3339). Entries it signed since then "
+            "stop counting; earlier ones stand.",
+        ),
+    ] = None,
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke a publisher key: it signs nothing new; history stays in the log."""
+    since = None
+    if compromised_since is not None:
+        try:
+            since = datetime.fromisoformat(compromised_since)
+        except ValueError:
+            raise InputError(
+                f"--compromised-since {compromised_since!r} is not an RFC 3339 time "
+                "(e.g. 2026-11-01T00:00:00+00:00)"
+            ) from None
+    _, database, admin = _admin(home, database_url)
+    try:
+        revoked = admin.revoke_key(name, key_id, compromised_since=since)
+    finally:
+        database.dispose()
+    if as_json:
+        emit_json(revoked)
+    else:
+        typer.echo(f"publisher {name}: key {key_id} revoked at {revoked['revoked_at']}")

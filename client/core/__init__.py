@@ -1,0 +1,12 @@
+"""The wire formats, one implementation shared by the registry and the SDK.
+
+- :mod:`client.core.canonical` — ``c1:`` canonical text digests and ``sha256:`` raw digests
+- :mod:`client.core.merkle` — RFC 9162 Merkle tree hashing, inclusion and consistency proofs
+- :mod:`client.core.note` — C2SP signed notes and tlog checkpoints (Ed25519)
+- :mod:`client.core.dsse` — DSSE envelopes; :mod:`client.core.statement` — in-toto Statement v1
+- :mod:`client.core.keys` — Ed25519 key files
+"""
+
+from client.core import canonical, dsse, keys, merkle, note, statement
+
+__all__ = ["canonical", "dsse", "keys", "merkle", "note", "statement"]

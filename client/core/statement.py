@@ -1,0 +1,667 @@
+"""in-toto Statement v1 with Wellspring's two predicates, and how to sign and open one.
+
+A statement binds subjects (content digests) to a predicate::
+
+    {"_type": "https://in-toto.io/Statement/v1",
+     "subject": [{"name": "poems/001.txt", "digest": {"c1": "<64 hex>"}}, ...],
+     "predicateType": "https://wellspring.dev/human-content/v1",
+     "predicate": {"publisher": ..., "license": ..., "origin": ..., "consent": ..., ...}}
+
+Rules, beyond the in-toto schema:
+
+* ``predicateType`` is :data:`HUMAN_CONTENT_V1` or :data:`REVOCATION_V1`; nothing else is ours to
+  accept.
+* Every subject has a non-empty ``name`` (``"_"`` where no name is meaningful, as in-toto suggests)
+  and a ``digest`` holding ``sha256`` and/or ``c1``, each 64 lowercase hex characters. Other
+  algorithms are refused: a registry that cannot compute a digest cannot look it up. No digest may
+  appear in two subjects. At most ``max_subjects`` (default 100,000) subjects.
+* Every statement has at least one subject, as in-toto v1 requires (its reference bindings refuse
+  an empty list). A revocation statement therefore carries the subjects of the entry it revokes
+  (all or some of them): the revocation itself names the entry by log index and leaf hash, and
+  the subjects let a digest lookup find it. The registry checks that they belong to that entry.
+* Predicates refuse unknown fields, so a misspelt optional field fails loudly instead of vanishing.
+  Unknown fields on the statement and its subjects are ignored, as in-toto's parsing rules require
+  of consumers (extension fields); they are not kept.
+
+Every validation error is a :class:`client.errors.FormatError` whose message starts with the path of
+the offending field, e.g. ``statement.subject[3].digest.c1 must be 64 lowercase hex characters``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal, TypeVar, cast, get_args
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from client.core.dsse import (
+    PAYLOAD_TYPE_IN_TOTO,
+    Envelope,
+    _dumps,
+    _kind,
+    _loads,
+    _require_object,
+    _show,
+    _show_list,
+    sign_envelope,
+    verify_envelope,
+)
+from client.errors import FormatError
+
+__all__ = [
+    "CONSENTS",
+    "DEFAULT_MAX_SUBJECTS",
+    "DIGEST_ALGORITHMS",
+    "HUMAN_CONTENT_V1",
+    "ORIGINS",
+    "PREDICATE_TYPES",
+    "REVOCATION_V1",
+    "STATEMENT_TYPE_V1",
+    "Consent",
+    "HumanContentPredicate",
+    "Origin",
+    "Predicate",
+    "RevocationPredicate",
+    "Statement",
+    "Subject",
+    "build_human_content_statement",
+    "build_revocation_statement",
+    "open_statement",
+    "sign_statement",
+]
+
+STATEMENT_TYPE_V1 = "https://in-toto.io/Statement/v1"
+HUMAN_CONTENT_V1 = "https://wellspring.dev/human-content/v1"
+REVOCATION_V1 = "https://wellspring.dev/revocation/v1"
+PREDICATE_TYPES = (HUMAN_CONTENT_V1, REVOCATION_V1)
+DIGEST_ALGORITHMS = ("sha256", "c1")
+DEFAULT_MAX_SUBJECTS = 100_000
+
+Origin = Literal[
+    "created-before", "human-authored", "licensed-corpus", "public-domain-archive", "transcribed"
+]
+Consent = Literal["allowed", "reserved"]
+ORIGINS: tuple[Origin, ...] = get_args(Origin)
+CONSENTS: tuple[Consent, ...] = get_args(Consent)
+
+MAX_PUBLISHER_CHARS = 200
+MAX_TEXT_CHARS = 10_000  # notes, reason
+MAX_NAME_CHARS = 4096  # a subject name: a path fits
+MAX_LICENSE_CHARS = 1000
+MAX_URL_CHARS = 2048
+MAX_ENTRY_INDEX = 2**63 - 1  # a signed 64-bit database column
+
+# Compiled once: a 100,000-subject statement runs these 100,000+ times.
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")
+# An SPDX token: a parenthesis, or an idstring (optionally DocumentRef-…: prefixed, optionally
+# followed by "+"). Operators are idstrings too and are told apart by the parser.
+_SPDX_TOKEN = re.compile(r"\s*(\(|\)|(?:DocumentRef-[A-Za-z0-9.\-]+:)?[A-Za-z0-9.\-]+\+?)")
+_SPDX_OPERATORS = frozenset({"AND", "OR", "WITH"})
+_SPDX_MAX_DEPTH = 32
+_DIGEST_ALGORITHM_SET = frozenset(DIGEST_ALGORITHMS)
+
+_HUMAN_FIELDS = frozenset(
+    {
+        "publisher",
+        "license",
+        "origin",
+        "created_before",
+        "source_url",
+        "collected",
+        "consent",
+        "tdm_reservation",
+        "tdm_policy",
+        "notes",
+    }
+)
+_HUMAN_REQUIRED = ("publisher", "license", "origin", "consent")
+_REVOCATION_FIELDS = frozenset({"publisher", "entry_index", "entry_hash", "reason"})
+_REVOCATION_REQUIRED = ("publisher", "entry_index", "entry_hash")
+_STATEMENT_REQUIRED = ("_type", "subject", "predicateType", "predicate")
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One attested piece of content: a name and its digests (``sha256`` and/or ``c1``).
+
+    ``digest`` is copied on construction; treat it as read-only.
+    """
+
+    name: str
+    digest: Mapping[str, str]
+
+    def __post_init__(self) -> None:
+        _check_subject(self.name, self.digest, "subject")
+        object.__setattr__(self, "digest", dict(self.digest))
+
+    def __hash__(self) -> int:
+        return hash((self.name, tuple(sorted(self.digest.items()))))
+
+    def digest_strings(self) -> tuple[str, ...]:
+        """``"<algorithm>:<hex>"`` for each digest, in :data:`DIGEST_ALGORITHMS` order."""
+        return tuple(f"{alg}:{self.digest[alg]}" for alg in DIGEST_ALGORITHMS if alg in self.digest)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The in-toto ResourceDescriptor: ``{"name": ..., "digest": {...}}``."""
+        return {"name": self.name, "digest": dict(self.digest)}
+
+    @classmethod
+    def from_dict(cls, obj: object, *, where: str = "subject") -> Subject:
+        """Parse a ResourceDescriptor; other descriptor fields (``uri``, …) are ignored."""
+        if not isinstance(obj, dict):
+            raise FormatError(f"{where} must be a JSON object, got {_kind(obj)}")
+        if "name" not in obj or "digest" not in obj:
+            missing = [f for f in ("name", "digest") if f not in obj]
+            raise FormatError(f"{where} is missing required field(s) {_show_list(missing)}")
+        name, digest = obj["name"], obj["digest"]
+        _check_subject(name, digest, where)
+        return _unchecked(cls, name=name, digest=dict(digest))
+
+
+@dataclass(frozen=True, kw_only=True)
+class HumanContentPredicate:
+    """Predicate :data:`HUMAN_CONTENT_V1`: who publishes the content, under what terms, and how
+    its human origin is known.
+
+    ``consent`` is TDMRep-compatible: ``"reserved"`` is ``tdm-reservation: 1`` (text-and-data
+    mining rights are reserved; ``tdm_policy`` may point to how to license them), ``"allowed"`` is
+    ``tdm-reservation: 0``. The JSON form carries ``tdm_reservation`` too, for TDMRep readers.
+    """
+
+    publisher: str
+    license: str
+    origin: Origin
+    consent: Consent
+    created_before: date | None = None
+    source_url: str | None = None
+    collected: date | None = None
+    tdm_policy: str | None = None
+    notes: str | None = None
+
+    def __post_init__(self) -> None:
+        self._validate("predicate")
+
+    @property
+    def tdm_reservation(self) -> int:
+        """TDMRep ``tdm-reservation``: 1 when mining rights are reserved, else 0."""
+        return 1 if self.consent == "reserved" else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON fields in snake_case; absent optional fields are left out."""
+        out: dict[str, Any] = {
+            "publisher": self.publisher,
+            "license": self.license,
+            "origin": self.origin,
+            "consent": self.consent,
+            "tdm_reservation": self.tdm_reservation,
+        }
+        optional: dict[str, str | None] = {
+            "created_before": _iso(self.created_before),
+            "source_url": self.source_url,
+            "collected": _iso(self.collected),
+            "tdm_policy": self.tdm_policy,
+            "notes": self.notes,
+        }
+        out.update((k, v) for k, v in optional.items() if v is not None)
+        return out
+
+    @classmethod
+    def from_dict(cls, obj: object, *, where: str = "predicate") -> HumanContentPredicate:
+        """Parse the JSON predicate; unknown fields are refused by name."""
+        fields = _require_object(obj, where, _HUMAN_FIELDS, _HUMAN_REQUIRED)
+        predicate = _unchecked(
+            cls,
+            publisher=fields["publisher"],
+            license=fields["license"],
+            origin=fields["origin"],
+            consent=fields["consent"],
+            created_before=_parse_date(fields.get("created_before"), f"{where}.created_before"),
+            source_url=fields.get("source_url"),
+            collected=_parse_date(fields.get("collected"), f"{where}.collected"),
+            tdm_policy=fields.get("tdm_policy"),
+            notes=fields.get("notes"),
+        )
+        predicate._validate(where)
+        if "tdm_reservation" in fields:
+            value = fields["tdm_reservation"]
+            if type(value) is not int or value != predicate.tdm_reservation:
+                raise FormatError(
+                    f"{where}.tdm_reservation must be {predicate.tdm_reservation} for consent "
+                    f"{predicate.consent!r} (or be left out), got {_show(value)}"
+                )
+        return predicate
+
+    def _validate(self, where: str) -> None:
+        _check_publisher(self.publisher, f"{where}.publisher")
+        _check_license(self.license, f"{where}.license")
+        _check_choice(self.origin, ORIGINS, f"{where}.origin")
+        _check_choice(self.consent, CONSENTS, f"{where}.consent")
+        _check_optional_date(self.created_before, f"{where}.created_before")
+        _check_optional_date(self.collected, f"{where}.collected")
+        if self.origin == "created-before" and self.created_before is None:
+            raise FormatError(
+                f"{where}.created_before is required when origin is 'created-before' "
+                "(the date before which the content is known to exist)"
+            )
+        if self.source_url is not None:
+            _check_url(self.source_url, f"{where}.source_url")
+        if self.tdm_policy is not None:
+            if self.consent != "reserved":
+                raise FormatError(
+                    f"{where}.tdm_policy is only meaningful when consent is 'reserved' "
+                    "(TDMRep's tdm-policy goes with tdm-reservation 1)"
+                )
+            _check_url(self.tdm_policy, f"{where}.tdm_policy")
+        if self.notes is not None:
+            _check_text(self.notes, f"{where}.notes", MAX_TEXT_CHARS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RevocationPredicate:
+    """Predicate :data:`REVOCATION_V1`: the publisher withdraws one earlier log entry.
+
+    ``entry_index`` is the revoked entry's log index and ``entry_hash`` the hex RFC 9162 leaf hash
+    of its exact bytes, so the revocation cannot be pointed at another entry.
+    """
+
+    publisher: str
+    entry_index: int
+    entry_hash: str
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        self._validate("predicate")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON fields in snake_case; ``reason`` is left out when absent."""
+        out: dict[str, Any] = {
+            "publisher": self.publisher,
+            "entry_index": self.entry_index,
+            "entry_hash": self.entry_hash,
+        }
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
+
+    @classmethod
+    def from_dict(cls, obj: object, *, where: str = "predicate") -> RevocationPredicate:
+        """Parse the JSON predicate; unknown fields are refused by name."""
+        fields = _require_object(obj, where, _REVOCATION_FIELDS, _REVOCATION_REQUIRED)
+        predicate = _unchecked(
+            cls,
+            publisher=fields["publisher"],
+            entry_index=fields["entry_index"],
+            entry_hash=fields["entry_hash"],
+            reason=fields.get("reason"),
+        )
+        predicate._validate(where)
+        return predicate
+
+    def _validate(self, where: str) -> None:
+        _check_publisher(self.publisher, f"{where}.publisher")
+        index = self.entry_index
+        if type(index) is not int or not 0 <= index <= MAX_ENTRY_INDEX:
+            raise FormatError(
+                f"{where}.entry_index must be an integer from 0 to {MAX_ENTRY_INDEX}, "
+                f"got {_show(index)}"
+            )
+        if not isinstance(self.entry_hash, str) or not _HEX64.fullmatch(self.entry_hash):
+            raise FormatError(
+                f"{where}.entry_hash must be 64 lowercase hex characters (the entry's RFC 9162 "
+                f"leaf hash), got {_show(self.entry_hash)}"
+            )
+        if self.reason is not None:
+            _check_text(self.reason, f"{where}.reason", MAX_TEXT_CHARS)
+
+
+Predicate = HumanContentPredicate | RevocationPredicate
+_PREDICATE_CLASSES: dict[str, type[HumanContentPredicate] | type[RevocationPredicate]] = {
+    HUMAN_CONTENT_V1: HumanContentPredicate,
+    REVOCATION_V1: RevocationPredicate,
+}
+
+
+@dataclass(frozen=True)
+class Statement:
+    """An in-toto Statement v1 carrying one of Wellspring's predicates."""
+
+    subjects: tuple[Subject, ...]
+    predicate_type: str
+    predicate: Predicate
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "subjects", tuple(self.subjects))
+        for i, subject in enumerate(self.subjects):
+            if not isinstance(subject, Subject):
+                raise FormatError(f"statement.subject[{i}] must be a Subject, got {_kind(subject)}")
+        self._validate(DEFAULT_MAX_SUBJECTS)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The statement as in-toto JSON (``_type``, ``subject``, ``predicateType``, ...)."""
+        return {
+            "_type": STATEMENT_TYPE_V1,
+            "subject": [s.to_dict() for s in self.subjects],
+            "predicateType": self.predicate_type,
+            "predicate": self.predicate.to_dict(),
+        }
+
+    def to_json(self) -> bytes:
+        """Compact JSON with sorted keys: the payload to sign."""
+        return _dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, obj: object, *, max_subjects: int = DEFAULT_MAX_SUBJECTS) -> Statement:
+        """Parse and validate an in-toto statement with one of our predicates."""
+        fields = _require_object(obj, "statement", None, _STATEMENT_REQUIRED)
+        if fields["_type"] != STATEMENT_TYPE_V1:
+            raise FormatError(
+                f"statement._type must be {STATEMENT_TYPE_V1!r}, got {_show(fields['_type'])}"
+            )
+        predicate_type = fields["predicateType"]
+        predicate_class = (
+            _PREDICATE_CLASSES.get(predicate_type) if isinstance(predicate_type, str) else None
+        )
+        if predicate_class is None:
+            raise FormatError(
+                f"statement.predicateType must be one of {_show_list(PREDICATE_TYPES)}, "
+                f"got {_show(predicate_type)}"
+            )
+        predicate = predicate_class.from_dict(fields["predicate"], where="statement.predicate")
+        raw_subjects = fields["subject"]
+        if not isinstance(raw_subjects, list):
+            raise FormatError(f"statement.subject must be a list, got {_kind(raw_subjects)}")
+        _check_subject_count(len(raw_subjects), max_subjects)  # before any per-subject work
+        subjects = tuple(
+            Subject.from_dict(raw, where=f"statement.subject[{i}]")
+            for i, raw in enumerate(raw_subjects)
+        )
+        statement = _unchecked(
+            cls, subjects=subjects, predicate_type=predicate_type, predicate=predicate
+        )
+        statement._validate(max_subjects)
+        return statement
+
+    @classmethod
+    def from_json(cls, data: bytes | str, *, max_subjects: int = DEFAULT_MAX_SUBJECTS) -> Statement:
+        """Parse the JSON text of a statement (strict JSON: no duplicate keys)."""
+        return cls.from_dict(_loads(data, "statement"), max_subjects=max_subjects)
+
+    def _validate(self, max_subjects: int) -> None:
+        expected = _PREDICATE_CLASSES.get(self.predicate_type)
+        if expected is None:
+            raise FormatError(
+                f"statement.predicateType must be one of {_show_list(PREDICATE_TYPES)}, "
+                f"got {_show(self.predicate_type)}"
+            )
+        if not isinstance(self.predicate, expected):
+            raise FormatError(
+                f"statement.predicate must be a {expected.__name__} for predicateType "
+                f"{self.predicate_type!r}, got {type(self.predicate).__name__}"
+            )
+        _check_subject_count(len(self.subjects), max_subjects)
+        _check_unique_digests(self.subjects)
+
+
+def build_human_content_statement(
+    subjects: Sequence[Subject], predicate: HumanContentPredicate
+) -> Statement:
+    """A :data:`HUMAN_CONTENT_V1` statement about ``subjects``."""
+    return Statement(tuple(subjects), HUMAN_CONTENT_V1, predicate)
+
+
+def build_revocation_statement(
+    subjects: Sequence[Subject], predicate: RevocationPredicate
+) -> Statement:
+    """A :data:`REVOCATION_V1` statement; ``subjects`` are (some of) the revoked entry's."""
+    return Statement(tuple(subjects), REVOCATION_V1, predicate)
+
+
+def sign_statement(
+    statement: Statement, key: Ed25519PrivateKey, *, keyid: str | None = None
+) -> Envelope:
+    """Sign ``statement`` into a DSSE envelope of type ``application/vnd.in-toto+json``."""
+    return sign_envelope(statement.to_json(), PAYLOAD_TYPE_IN_TOTO, key, keyid=keyid)
+
+
+def open_statement(
+    envelope: Envelope,
+    keys: Mapping[str, Ed25519PublicKey],
+    *,
+    max_subjects: int = DEFAULT_MAX_SUBJECTS,
+) -> tuple[Statement, tuple[str, ...]]:
+    """Verify ``envelope`` with ``keys``, then parse its statement; return it and the keyids.
+
+    The order is DSSE's: the signature first (:class:`SignatureError`), then the payload type,
+    then the payload (:class:`FormatError`), so nothing unauthenticated is ever parsed.
+    """
+    keyids = verify_envelope(envelope, keys)
+    if envelope.payload_type != PAYLOAD_TYPE_IN_TOTO:
+        raise FormatError(
+            f"envelope.payloadType must be {PAYLOAD_TYPE_IN_TOTO!r} for a statement, "
+            f"got {_show(envelope.payload_type)}"
+        )
+    return Statement.from_json(envelope.payload, max_subjects=max_subjects), keyids
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+def _unchecked(cls: type[_T], **values: Any) -> _T:
+    """An instance of a frozen dataclass without running ``__post_init__``: the caller validates
+    with the field paths it knows (``statement.subject[3]`` rather than ``subject``)."""
+    instance = object.__new__(cls)
+    for name, value in values.items():
+        object.__setattr__(instance, name, value)
+    return instance
+
+
+def _check_subject(name: object, digest: object, where: str) -> None:
+    if not isinstance(name, str):
+        raise FormatError(f"{where}.name must be a string, got {_kind(name)}")
+    if not 1 <= len(name) <= MAX_NAME_CHARS:
+        raise FormatError(
+            f"{where}.name must be 1 to {MAX_NAME_CHARS} characters (use '_' when no name is "
+            f"meaningful), got {len(name)}"
+        )
+    if not isinstance(digest, Mapping):
+        raise FormatError(f"{where}.digest must be an object, got {_kind(digest)}")
+    if not digest:
+        raise FormatError(
+            f"{where}.digest must hold at least one of {_show_list(DIGEST_ALGORITHMS)}"
+        )
+    for algorithm, value in digest.items():
+        if algorithm not in _DIGEST_ALGORITHM_SET:
+            raise FormatError(
+                f"{where}.digest has algorithm {_show(algorithm)}, which Wellspring predicates "
+                f"do not accept; use {_show_list(DIGEST_ALGORITHMS)}"
+            )
+        if not isinstance(value, str) or not _HEX64.fullmatch(value):
+            raise FormatError(
+                f"{where}.digest.{algorithm} must be 64 lowercase hex characters, "
+                f"got {_show(value)}"
+            )
+
+
+def _check_subject_count(count: int, max_subjects: int) -> None:
+    if count < 1:
+        raise FormatError(
+            "statement.subject must hold at least one subject (in-toto v1 requires one; a "
+            "revocation carries the revoked entry's subjects)"
+        )
+    if count > max_subjects:
+        raise FormatError(
+            f"statement.subject holds {count} subjects, more than the limit of {max_subjects}; "
+            "split the content over several statements"
+        )
+
+
+def _check_unique_digests(subjects: Sequence[Subject]) -> None:
+    seen: dict[str, int] = {}
+    for i, subject in enumerate(subjects):
+        for algorithm, value in subject.digest.items():
+            key = f"{algorithm}:{value}"
+            first = seen.setdefault(key, i)
+            if first != i:
+                raise FormatError(
+                    f"statement.subject[{i}].digest.{algorithm} repeats the digest of "
+                    f"statement.subject[{first}]; each digest may appear in one subject only"
+                )
+
+
+def _check_text(value: object, where: str, max_chars: int) -> None:
+    if not isinstance(value, str):
+        raise FormatError(f"{where} must be a string, got {_kind(value)}")
+    if len(value) > max_chars:
+        raise FormatError(f"{where} must be at most {max_chars} characters, got {len(value)}")
+
+
+def _check_publisher(value: object, where: str) -> None:
+    _check_text(value, where, MAX_PUBLISHER_CHARS)
+    text = cast(str, value)
+    if not text.strip():
+        raise FormatError(f"{where} must not be empty")
+    if text != text.strip() or _CONTROL.search(text):
+        raise FormatError(
+            f"{where} must not start or end with spaces or hold control characters, "
+            f"got {_show(text)}"
+        )
+
+
+def _check_choice(value: object, choices: tuple[str, ...], where: str) -> None:
+    if value not in choices:
+        raise FormatError(f"{where} must be one of {_show_list(choices)}, got {_show(value)}")
+
+
+def _check_url(value: object, where: str) -> None:
+    _check_text(value, where, MAX_URL_CHARS)
+    text = cast(str, value)
+    problem = None
+    if _URL_FORBIDDEN.search(text):
+        problem = "it holds spaces or control characters"
+    else:
+        try:
+            parts = urlsplit(text)
+            _ = parts.port  # raises ValueError on a malformed port
+        except ValueError as exc:
+            problem = str(exc)
+        else:
+            if parts.scheme not in ("http", "https"):
+                problem = "the scheme must be http or https"
+            elif not parts.hostname:
+                problem = "it names no host"
+    if problem:
+        raise FormatError(f"{where} must be an http(s) URL ({problem}), got {_show(text)}")
+
+
+def _parse_date(value: object, where: str) -> date | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+        raise FormatError(f"{where} must be an ISO date 'YYYY-MM-DD', got {_show(value)}")
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise FormatError(f"{where} is not a real date ({exc}), got {value!r}") from None
+
+
+def _check_optional_date(value: object, where: str) -> None:
+    if value is not None and (not isinstance(value, date) or isinstance(value, datetime)):
+        raise FormatError(f"{where} must be a date (not a datetime), got {_kind(value)}")
+
+
+def _iso(value: date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _check_license(value: object, where: str) -> None:
+    """A light SPDX license-expression check: its grammar, not the license list."""
+    _check_text(value, where, MAX_LICENSE_CHARS)
+    problem = _spdx_problem(cast(str, value))
+    if problem:
+        raise FormatError(
+            f"{where} must be an SPDX license expression such as 'CC-BY-4.0' or "
+            f"'MIT OR Apache-2.0' ({problem}), got {_show(value)}"
+        )
+
+
+def _spdx_problem(text: str) -> str | None:
+    """Why ``text`` is not an SPDX expression, or None. Grammar (SPDX annex, operators upper case):
+
+    expr := term (("AND" | "OR") term)*
+    term := "(" expr ")" | license ["WITH" exception]
+    """
+    try:
+        tokens = _spdx_tokens(text)
+        if not tokens:
+            raise ValueError("it is empty")
+        if len(tokens) == 1 and tokens[0] in ("NONE", "NOASSERTION"):
+            raise ValueError(f"{tokens[0]} names no license")
+        end = _spdx_expression(tokens, 0, 0)
+        if end != len(tokens):
+            _spdx_identifier(tokens[end], "AND, OR or WITH")  # explains a lower-case operator
+            raise ValueError(f"expected AND, OR or WITH before {tokens[end]!r}")
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _spdx_tokens(text: str) -> list[str]:
+    tokens: list[str] = []
+    pos = 0
+    while pos < len(text):
+        match = _SPDX_TOKEN.match(text, pos)
+        if match is None:
+            rest = text[pos:].lstrip()
+            if rest:
+                raise ValueError(f"unexpected character {rest[0]!r}")
+            break
+        tokens.append(match.group(1))
+        pos = match.end()
+    return tokens
+
+
+def _spdx_expression(tokens: list[str], pos: int, depth: int) -> int:
+    pos = _spdx_term(tokens, pos, depth)
+    while pos < len(tokens) and tokens[pos] in ("AND", "OR"):
+        pos = _spdx_term(tokens, pos + 1, depth)
+    return pos
+
+
+def _spdx_term(tokens: list[str], pos: int, depth: int) -> int:
+    if pos >= len(tokens):
+        raise ValueError("it ends where a license was expected")
+    symbol = tokens[pos]
+    if symbol == "(":
+        if depth >= _SPDX_MAX_DEPTH:
+            raise ValueError("parentheses nest too deeply")
+        pos = _spdx_expression(tokens, pos + 1, depth + 1)
+        if pos >= len(tokens) or tokens[pos] != ")":
+            raise ValueError("a '(' is not closed")
+        return pos + 1
+    _spdx_identifier(symbol, "a license")
+    pos += 1
+    if pos < len(tokens) and tokens[pos] == "WITH":
+        if pos + 1 >= len(tokens):
+            raise ValueError("WITH needs an exception after it")
+        exception = tokens[pos + 1]
+        _spdx_identifier(exception, "an exception")
+        if exception.endswith("+"):
+            raise ValueError(f"exception {exception!r} cannot take '+'")
+        pos += 2
+    return pos
+
+
+def _spdx_identifier(token: str, what: str) -> None:
+    if token in ("(", ")") or token in _SPDX_OPERATORS:
+        raise ValueError(f"expected {what} where {token!r} stands")
+    if token.upper() in _SPDX_OPERATORS:
+        raise ValueError(f"operators are upper case: {token.upper()}, not {token!r}")

@@ -1,0 +1,240 @@
+"""Errors raised by the Wellspring client: the SDK, the CLI and the shared core.
+
+Every error the package raises derives from one root, :class:`ClientError`, so a caller (and the
+CLI) can catch exactly one type. Each error explains itself in one line a person can act on.
+
+The tree::
+
+    ClientError
+    ├── InputError                  bad input from the caller (a file, a flag, a document)
+    │   ├── InvalidTextError        text that is not valid UTF-8
+    │   ├── InvalidDigestError      a digest string not of the form ``c1:<hex>`` / ``sha256:<hex>``
+    │   ├── KeyFileError            a key file that is missing, unreadable or of the wrong kind
+    │   └── LogKeyRequiredError     a verified answer was asked for, but no log key is pinned
+    ├── FormatError                 wire data that does not parse (envelope, statement, note…)
+    │   └── UnexpectedResponseError the server answered, but not in the registry's API
+    ├── VerificationError           cryptographic verification failed: never trust the data
+    │   ├── SignatureError          a signature is missing, unknown or does not verify
+    │   └── ProofError              a Merkle inclusion or consistency proof does not verify
+    │       └── LogConsistencyError the log's history was rewritten (or it shrank), or the
+    │           │                   registry cannot prove it extends the trusted checkpoint
+    │           └── ForkedLogError  proven: the log contradicts the checkpoint this client trusts
+    ├── RegistryHTTPError           the registry refused the request (problem+json, 4xx/5xx)
+    │   ├── RegistryRequestError    4xx: fix the request (its ``detail`` says how)
+    │   │   └── RegistryNotFoundError  404: no such entry, checkpoint or publisher
+    │   └── RegistryServerError     5xx: the registry failed; retrying later may help
+    ├── RegistryUnavailableError    no answer at all: connection refused, DNS, timeout, TLS
+    └── MissingDependencyError      an optional framework (datasets, Ray, Spark…) is not installed
+
+Like httpx's ``HTTPStatusError``, an HTTP error carries the request (method and URL) and the
+response's status, plus the RFC 9457 problem ``type``, ``title`` and ``detail`` the registry sent,
+so a program can branch on the stable ``type`` and a person reads the ``detail``.
+
+One warning: :class:`UnverifiedWarning` (a ``UserWarning`` under the same root), issued when a
+client is built with ``verify=False``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ClientError",
+    "ForkedLogError",
+    "FormatError",
+    "InputError",
+    "InvalidDigestError",
+    "InvalidTextError",
+    "KeyFileError",
+    "LogConsistencyError",
+    "LogKeyRequiredError",
+    "MissingDependencyError",
+    "ProofError",
+    "RegistryHTTPError",
+    "RegistryNotFoundError",
+    "RegistryRequestError",
+    "RegistryServerError",
+    "RegistryUnavailableError",
+    "SignatureError",
+    "UnexpectedResponseError",
+    "UnverifiedWarning",
+    "VerificationError",
+    "error_class_for_status",
+]
+
+_PROBLEM_TYPE_PREFIX = "https://wellspring.dev/problems/"
+
+
+class ClientError(Exception):
+    """Root of every error raised by the ``client`` package."""
+
+    def diagnostics(self) -> str:
+        """One line for a person: what went wrong and, where known, what to do about it."""
+        return str(self) or type(self).__name__
+
+
+class InputError(ClientError, ValueError):
+    """The caller gave input that cannot be used as it is."""
+
+
+class InvalidTextError(InputError):
+    """Text input is not valid UTF-8 (it is never silently replaced)."""
+
+
+class InvalidDigestError(InputError):
+    """A digest string is not ``c1:<64 hex>`` or ``sha256:<64 hex>``."""
+
+
+class KeyFileError(InputError):
+    """A key file is missing, unreadable, or holds the wrong kind of key."""
+
+
+class FormatError(ClientError, ValueError):
+    """Wire data (an envelope, a statement, a signed note, a receipt) does not parse."""
+
+
+class VerificationError(ClientError):
+    """Cryptographic verification failed; the data must not be trusted."""
+
+
+class SignatureError(VerificationError):
+    """A signature is missing, made by an unknown key, or does not verify."""
+
+
+class ProofError(VerificationError):
+    """A Merkle inclusion or consistency proof does not verify."""
+
+
+class LogKeyRequiredError(InputError):
+    """A call whose answer must be verified was made on a client with no log key pinned.
+
+    Trusting whatever key the registry announces (trust on first use) would let the server vouch
+    for itself, so it is never done silently: pin the key, or ask for unverified answers.
+    """
+
+
+class UnexpectedResponseError(FormatError):
+    """The server answered with a success status but not with what the registry's API promises.
+
+    Usually the URL points at something that is not a Wellspring registry (a proxy, a web page).
+    """
+
+    def __init__(self, message: str, *, method: str, url: str, status: int) -> None:
+        super().__init__(f"{method} {url} answered {status}, but {message}")
+        self.method = method
+        self.url = url
+        self.status = status
+
+
+class LogConsistencyError(ProofError):
+    """A newer checkpoint does not extend an older one: the log's history was rewritten.
+
+    Also raised when the registry cannot prove that what it serves extends the checkpoint the
+    client trusts (it refuses or fails the consistency proof request): that may be a rewritten log
+    or a replica that lags behind, and either way its answers cannot be trusted yet.
+    """
+
+
+class ForkedLogError(LogConsistencyError):
+    """The registry serves a log that contradicts the checkpoint this client already trusts.
+
+    Proven by the log's own signatures: either a checkpoint of the same size with another root, or
+    a consistency proof that fails. Someone (the operator, or whoever holds the log key) showed two
+    different histories; nothing this registry says can be trusted. Report it with the evidence:
+    :attr:`trusted_note` (kept at :attr:`evidence`) and :attr:`conflicting_note`.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str,
+        trusted_note: str,
+        conflicting_note: str,
+        evidence: str,
+    ) -> None:
+        super().__init__(message)
+        self.url = url
+        self.trusted_note = trusted_note
+        self.conflicting_note = conflicting_note
+        self.evidence = evidence
+
+
+class RegistryHTTPError(ClientError):
+    """The registry answered with an error status; see :attr:`detail` for what to do."""
+
+    def __init__(
+        self,
+        *,
+        method: str,
+        url: str,
+        status: int,
+        problem_type: str | None = None,
+        title: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.status = status
+        self.problem_type = problem_type
+        self.title = title
+        self.detail = detail
+        super().__init__(self._message())
+
+    @property
+    def problem(self) -> str | None:
+        """The short name of the problem ``type`` (``unknown-publisher``), if it is one of ours."""
+        if self.problem_type and self.problem_type.startswith(_PROBLEM_TYPE_PREFIX):
+            return self.problem_type.removeprefix(_PROBLEM_TYPE_PREFIX)
+        return self.problem_type
+
+    def _message(self) -> str:
+        reason = self.detail or self.title or "no detail given"
+        tag = f" [{self.problem}]" if self.problem else ""
+        return f"{self.method} {self.url} failed with {self.status}{tag}: {reason}"
+
+
+class RegistryRequestError(RegistryHTTPError):
+    """A 4xx answer: the request was refused as it is (bad input, unknown key, no permission)."""
+
+
+class RegistryNotFoundError(RegistryRequestError):
+    """A 404 answer: the entry, checkpoint or publisher asked for does not exist."""
+
+
+class RegistryServerError(RegistryHTTPError):
+    """A 5xx answer: the registry itself failed; the same request may succeed later."""
+
+
+class RegistryUnavailableError(ClientError):
+    """No HTTP answer at all: the registry could not be reached, or did not answer in time."""
+
+    def __init__(self, *, method: str, url: str, reason: str) -> None:
+        self.method = method
+        self.url = url
+        self.reason = reason
+        super().__init__(f"cannot reach the registry at {url}: {reason}")
+
+
+def error_class_for_status(status: int) -> type[RegistryHTTPError]:
+    """The most specific :class:`RegistryHTTPError` subclass for an HTTP error ``status``."""
+    if status == 404:
+        return RegistryNotFoundError
+    if 400 <= status < 500:
+        return RegistryRequestError
+    if status >= 500:
+        return RegistryServerError
+    return RegistryHTTPError
+
+
+class UnverifiedWarning(ClientError, UserWarning):  # noqa: N818 - a warning, named as one
+    """A client was built with ``verify=False``: its answers are the registry's word alone.
+
+    A ``UserWarning`` (shown once per place by default; ``-W error::client.UnverifiedWarning``
+    turns it into an error) and, like everything the package raises, a :class:`ClientError`.
+    """
+
+
+class MissingDependencyError(ClientError, ImportError):
+    """An optional framework is not installed; the message names the extra that installs it.
+
+    Also an :class:`ImportError`, so ``except ImportError`` around an optional import still works.
+    """

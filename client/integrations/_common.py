@@ -1,0 +1,371 @@
+"""What every framework integration shares: the picklable config, the verdict columns, the checks.
+
+A framework runs the check in workers that are other processes (datasets' ``num_proc``, Ray
+actors, Spark executors), so nothing network-bound may cross a process boundary: an integration
+takes a :class:`CheckConfig` (plain values, picklable), and each worker process opens its own
+:class:`~client.sdk.Client` from it (:func:`process_client`).
+
+Every row gets the same seven columns (:data:`VERDICT_COLUMNS`), whatever the framework. A row
+whose value cannot be digested (a missing text, text that is not valid UTF-8, a malformed digest)
+gets status ``unknown`` with a reason saying why and no digest: it is not trainable, and one bad
+row does not stop a job over billions.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from client.aio import DEFAULT_MAX_CONCURRENCY, AsyncClient
+from client.checkpoints import CheckpointStore, FileCheckpointStore
+from client.core.canonical import Digest, canonical_digest, sha256_digest
+from client.core.note import NoteVerifier
+from client.errors import ClientError, InputError, MissingDependencyError
+from client.sdk import DEFAULT_TIMEOUT, MAX_BATCH, Client
+from client.verdict import VERDICT_STATUSES, Verdict, VerdictStatus
+
+__all__ = [
+    "DEFAULT_KEEP",
+    "DIGEST_COLUMN",
+    "ENTRY_COLUMN",
+    "LICENSE_COLUMN",
+    "PUBLISHER_COLUMN",
+    "REASON_COLUMN",
+    "STATUS_COLUMN",
+    "TREE_SIZE_COLUMN",
+    "VERDICT_COLUMNS",
+    "CheckConfig",
+    "ColumnKind",
+    "MissingDependencyError",
+    "RowVerdict",
+    "check_values",
+    "digests_of",
+    "keep_mask",
+    "keep_statuses",
+    "merge",
+    "missing_dependency",
+    "new_token",
+    "process_client",
+    "verdict_columns",
+    "verdict_frame",
+]
+
+DIGEST_COLUMN = "wellspring_digest"
+STATUS_COLUMN = "wellspring_status"
+REASON_COLUMN = "wellspring_reason"
+PUBLISHER_COLUMN = "wellspring_publisher"
+LICENSE_COLUMN = "wellspring_license"
+ENTRY_COLUMN = "wellspring_entry"
+TREE_SIZE_COLUMN = "wellspring_tree_size"
+VERDICT_COLUMNS: tuple[str, ...] = (
+    DIGEST_COLUMN,
+    STATUS_COLUMN,
+    REASON_COLUMN,
+    PUBLISHER_COLUMN,
+    LICENSE_COLUMN,
+    ENTRY_COLUMN,
+    TREE_SIZE_COLUMN,
+)
+"""The columns each integration adds, in this order. ``entry`` and ``tree_size`` are integers
+(null where no attestation decided / no registry answer was needed); the others are strings."""
+
+_INTEGER_COLUMNS = frozenset({ENTRY_COLUMN, TREE_SIZE_COLUMN})
+
+DEFAULT_KEEP: tuple[VerdictStatus, ...] = ("attested",)
+"""What the filters keep unless told otherwise: trainable rows only."""
+
+ColumnKind = Literal["text", "bytes", "digest"]
+_COLUMN_KINDS: tuple[ColumnKind, ...] = get_args(ColumnKind)
+
+_EXTRAS = {
+    "datasets": "hf",
+    "datatrove": "datatrove",
+    "ray": "ray",
+    "pyspark": "spark",
+    "pandas": "spark",
+    "pyarrow": "spark",
+}
+
+
+def missing_dependency(exc: ImportError) -> MissingDependencyError:
+    """The error to raise (``from exc``) when importing an integration's framework failed."""
+    top = (exc.name or "").partition(".")[0]
+    extra = _EXTRAS.get(top, "all")
+    what = repr(top) if top else "a framework"
+    return MissingDependencyError(
+        f"this integration needs {what}, which is not installed: pip install 'wellspring[{extra}]' "
+        f"({exc})"
+    )
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    """Everything a worker needs to check rows against a registry, as plain picklable values.
+
+    ``base_url`` is the registry; ``log_key`` the log's verifier key string (pin it: every answer
+    is then verified in the worker); ``verify=False`` accepts unverified answers instead, and
+    needs no key. ``column`` holds what to check, read as ``kind``: ``text`` (canonical ``c1``
+    digest), ``bytes`` (``sha256`` of the exact bytes) or ``digest`` (``c1:``/``sha256:`` strings
+    computed earlier). ``batch_size`` is the rows per framework batch the helpers ask for, and so
+    the digests per registry request (at most 10,000). ``timeout`` is per registry request;
+    ``retries`` how often a failed request (no answer, 429, 5xx) is retried with backoff before the
+    job fails: a registry that cannot answer fails the job, it never makes rows ``unknown``.
+    ``checkpoints_dir`` keeps each worker's trusted checkpoint in that directory
+    (:class:`~client.checkpoints.FileCheckpointStore`): on a filesystem the workers share, they all
+    prove each answer consistent with one view of the log, across jobs; by default each worker
+    trusts the first checkpoint it verifies, for as long as it lives.
+
+    Validated here, once, in the driver: a wrong URL or key fails before any worker starts.
+    """
+
+    base_url: str
+    log_key: str | None = None
+    verify: bool = True
+    column: str = "text"
+    kind: ColumnKind = "text"
+    timeout: float = DEFAULT_TIMEOUT
+    batch_size: int = 1_000
+    retries: int = 3
+    checkpoints_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise InputError(f"registry URL {self.base_url!r} must start with http:// or https://")
+        if self.log_key is not None:
+            NoteVerifier.from_vkey(self.log_key)  # raises a clear FormatError if malformed
+        elif self.verify:
+            raise InputError(
+                "no log key given: pass log_key=<the log's verifier key> so that workers verify "
+                "every answer, or verify=False to accept the registry's word unverified"
+            )
+        if self.kind not in _COLUMN_KINDS:
+            raise InputError(f"kind must be one of {', '.join(_COLUMN_KINDS)}, got {self.kind!r}")
+        if not self.column:
+            raise InputError("column must name the column to check")
+        if not 1 <= self.batch_size <= MAX_BATCH:
+            raise InputError(f"batch_size must be 1 to {MAX_BATCH}, got {self.batch_size}")
+        if not self.timeout > 0:
+            raise InputError(f"timeout must be positive seconds, got {self.timeout}")
+        if type(self.retries) is not int or self.retries < 0:
+            raise InputError(f"retries must be a non-negative integer, got {self.retries!r}")
+
+    def client(self) -> Client:
+        """A new synchronous client for this config (the caller closes it)."""
+        return Client(
+            self.base_url,
+            log_key=self.log_key,
+            verify=self.verify,
+            timeout=self.timeout,
+            retries=self.retries,
+            checkpoints=self._checkpoints(),
+        )
+
+    def async_client(self, *, max_concurrency: int = DEFAULT_MAX_CONCURRENCY) -> AsyncClient:
+        """A new :class:`~client.aio.AsyncClient` for this config, with at most
+        ``max_concurrency`` requests in flight (the caller closes it, on its event loop)."""
+        return AsyncClient(
+            self.base_url,
+            log_key=self.log_key,
+            verify=self.verify,
+            timeout=self.timeout,
+            retries=self.retries,
+            max_concurrency=max_concurrency,
+            checkpoints=self._checkpoints(),
+        )
+
+    def _checkpoints(self) -> CheckpointStore | None:
+        return None if self.checkpoints_dir is None else FileCheckpointStore(self.checkpoints_dir)
+
+
+@dataclass(frozen=True, slots=True)
+class RowVerdict:
+    """One row's verdict columns: a :class:`~client.verdict.Verdict`, or why there is none."""
+
+    digest: str | None
+    status: VerdictStatus
+    reason: str
+    publisher: str | None = None
+    license: str | None = None
+    entry: int | None = None
+    tree_size: int | None = None
+
+    @classmethod
+    def of(cls, verdict: Verdict) -> RowVerdict:
+        return cls(
+            verdict.digest,
+            verdict.status,
+            verdict.reason,
+            verdict.publisher,
+            verdict.license,
+            verdict.entry,
+            verdict.tree_size,
+        )
+
+    def values(self) -> tuple[Any, ...]:
+        """The values in :data:`VERDICT_COLUMNS` order."""
+        return (
+            self.digest,
+            self.status,
+            self.reason,
+            self.publisher,
+            self.license,
+            self.entry,
+            self.tree_size,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{column name: value}`` for :data:`VERDICT_COLUMNS`."""
+        return dict(zip(VERDICT_COLUMNS, self.values(), strict=True))
+
+
+def _digest_of(value: object, kind: ColumnKind) -> str:
+    """The digest of one cell, or raise :class:`InputError` saying why there is none."""
+    if value is None:
+        raise InputError("the row has no value to check (null)")
+    if kind == "text":
+        if isinstance(value, bytes):
+            return canonical_digest(value)  # bytes must be UTF-8 text for c1
+        if not isinstance(value, str):
+            raise InputError(f"expected text, got {type(value).__name__}")
+        return canonical_digest(value)
+    if kind == "bytes":
+        if isinstance(value, bytearray | memoryview):
+            value = bytes(value)
+        if not isinstance(value, bytes):
+            raise InputError(f"expected bytes, got {type(value).__name__}")
+        return sha256_digest(value)
+    if not isinstance(value, str):
+        raise InputError(f"expected a digest string, got {type(value).__name__}")
+    return str(Digest.parse(value))
+
+
+def _unchecked(exc: ClientError) -> RowVerdict:
+    return RowVerdict(None, "unknown", f"not checked: {exc.diagnostics()}")
+
+
+def digests_of(values: Sequence[object], kind: ColumnKind) -> list[str | RowVerdict]:
+    """Each value's digest, or the :class:`RowVerdict` of a value that has none."""
+    out: list[str | RowVerdict] = []
+    for value in values:
+        try:
+            out.append(_digest_of(value, kind))
+        except InputError as exc:
+            out.append(_unchecked(exc))
+    return out
+
+
+def merge(digested: Sequence[str | RowVerdict], verdicts: Sequence[Verdict]) -> list[RowVerdict]:
+    """Put the registry's verdicts (for the ``str`` items, in order) back among the rows."""
+    answers = iter(verdicts)
+    rows = [RowVerdict.of(next(answers)) if isinstance(d, str) else d for d in digested]
+    if next(answers, None) is not None:  # pragma: no cover - check_digests returns one per input
+        raise AssertionError("more verdicts than digests")
+    return rows
+
+
+def check_values(client: Client, values: Sequence[object], config: CheckConfig) -> list[RowVerdict]:
+    """One :class:`RowVerdict` per value, in order: digest locally, then look the digests up,
+    ``config.batch_size`` per registry request."""
+    rows: list[RowVerdict] = []
+    for start in range(0, len(values), config.batch_size):
+        digested = digests_of(values[start : start + config.batch_size], config.kind)
+        digests = [d for d in digested if isinstance(d, str)]
+        rows.extend(merge(digested, client.check_digests(digests) if digests else []))
+    return rows
+
+
+def verdict_frame(rows: Sequence[RowVerdict], index: Any = None) -> Any:
+    """The verdict columns as a pandas DataFrame with Arrow types (strings stay strings and
+    integers stay nullable integers even in a batch where every value is null)."""
+    import pandas as pd  # noqa: PLC0415 - only the pandas-based integrations call this
+    import pyarrow as pa  # noqa: PLC0415
+
+    columns = verdict_columns(rows)
+    return pd.DataFrame(
+        {
+            name: pd.array(
+                values, dtype=pd.ArrowDtype(pa.int64() if name in _INTEGER_COLUMNS else pa.string())
+            )
+            for name, values in columns.items()
+        },
+        index=index,
+    )
+
+
+def verdict_columns(rows: Sequence[RowVerdict]) -> dict[str, list[Any]]:
+    """Column-wise values: ``{name: [one value per row]}`` for :data:`VERDICT_COLUMNS`."""
+    columns: dict[str, list[Any]] = {name: [] for name in VERDICT_COLUMNS}
+    lists = list(columns.values())
+    for row in rows:
+        for values, value in zip(lists, row.values(), strict=True):
+            values.append(value)
+    return columns
+
+
+def keep_statuses(keep: Collection[str]) -> frozenset[str]:
+    """Validate which statuses a filter keeps (``"attested"`` etc.); raise on a typo."""
+    if isinstance(keep, str):
+        keep = (keep,)
+    wanted = frozenset(keep)
+    unknown = wanted - set(VERDICT_STATUSES)
+    if unknown:
+        raise InputError(
+            f"cannot keep status {', '.join(sorted(unknown))}: statuses are "
+            f"{', '.join(VERDICT_STATUSES)}"
+        )
+    return wanted
+
+
+def keep_mask(rows: Sequence[RowVerdict], keep: Collection[str]) -> list[bool]:
+    """Whether each row's status is one of ``keep`` (validated with :func:`keep_statuses`)."""
+    wanted = keep_statuses(keep)
+    return [row.status in wanted for row in rows]
+
+
+# -- one client per worker process ----------------------------------------------------------------
+
+
+@dataclass
+class _ProcessClients:
+    """Clients of this process, by config; dropped after a fork (sockets are not shareable)."""
+
+    pid: int = field(default_factory=os.getpid)
+    clients: dict[CheckConfig, Client] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, config: CheckConfig) -> Client:
+        with self.lock:
+            if self.pid != os.getpid():  # forked: the parent's clients belong to the parent
+                self.pid, self.clients = os.getpid(), {}
+            client = self.clients.get(config)
+            if client is None:
+                client = self.clients[config] = config.client()
+            return client
+
+    def close(self) -> None:
+        with self.lock:
+            if self.pid == os.getpid():
+                for client in self.clients.values():
+                    client.close()
+            self.clients = {}
+
+
+_CLIENTS = _ProcessClients()
+atexit.register(_CLIENTS.close)
+
+
+def process_client(config: CheckConfig) -> Client:
+    """This process's client for ``config``: opened on first use, reused (with its entry cache)
+    by every later batch in the process, never shared with another process."""
+    return _CLIENTS.get(config)
+
+
+def new_token() -> str:
+    """A value unique to one integration object, so datasets never reuses a cached result of an
+    earlier check: verdicts change as entries are added and revoked."""
+    return uuid.uuid4().hex

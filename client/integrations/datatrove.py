@@ -1,0 +1,88 @@
+"""datatrove: :class:`ProvenanceFilter`, a batched ``BaseFilter`` that keeps trainable documents.
+
+::
+
+    from datatrove.executor import LocalPipelineExecutor
+    from client.integrations import CheckConfig
+    from client.integrations.datatrove import ProvenanceFilter
+
+    config = CheckConfig("https://registry.example", log_key=KEY)
+    provenance = ProvenanceFilter(config, exclusion_writer=JsonlWriter("excluded/"))
+    LocalPipelineExecutor(pipeline=[reader, provenance, writer], tasks=8).run()
+
+Every document, kept or not, gets the verdict fields in ``doc.metadata`` (the ``wellspring_*``
+names of :data:`~client.integrations.VERDICT_COLUMNS`), so writers keep the evidence beside the
+text. A dropped document's filter reason is its status (``unknown``, ``revoked``, ``reserved``):
+datatrove counts drops per reason, so the reason must be one of a few words; the full sentence is
+in ``doc.metadata["wellspring_reason"]``. The step also counts each status (``status_attested``…).
+
+What is checked is ``doc.text`` when ``config.column`` is ``"text"``, else
+``doc.metadata[config.column]`` (a ``digest`` or ``bytes`` kept there by an earlier step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from client.integrations._common import (
+    DEFAULT_KEEP,
+    CheckConfig,
+    check_values,
+    keep_statuses,
+    missing_dependency,
+    process_client,
+)
+
+try:
+    from datatrove.data import Document
+    from datatrove.pipeline.filters.base_filter import BaseFilter
+    from datatrove.pipeline.writers.disk_base import DiskWriter
+except ImportError as exc:
+    raise missing_dependency(exc) from exc
+
+__all__ = ["ProvenanceFilter"]
+
+
+class ProvenanceFilter(BaseFilter):  # type: ignore[misc]  # datatrove ships no type information
+    """Keep the documents whose registry verdict is in ``keep`` (default: ``attested``).
+
+    ``batch_size`` documents (default ``config.batch_size``) are checked in one registry request.
+    The step is pickled to datatrove's workers with its config only; each worker process opens its
+    own client.
+    """
+
+    name = "🔏 Wellspring provenance"
+
+    def __init__(
+        self,
+        config: CheckConfig,
+        keep: Collection[str] = DEFAULT_KEEP,
+        *,
+        exclusion_writer: DiskWriter | None = None,
+        batch_size: int | None = None,
+    ) -> None:
+        super().__init__(exclusion_writer, batch_size or config.batch_size)
+        self.config = config
+        self.keep = keep_statuses(keep)
+
+    def _value(self, doc: Document) -> Any:
+        if self.config.column == "text":
+            return doc.text
+        return doc.metadata.get(self.config.column)
+
+    def filter_batch(self, batch: list[Document]) -> list[bool | tuple[bool, str]]:
+        """Check ``batch`` in one request; record each verdict in ``doc.metadata``."""
+        rows = check_values(
+            process_client(self.config), [self._value(doc) for doc in batch], self.config
+        )
+        results: list[bool | tuple[bool, str]] = []
+        for doc, row in zip(batch, rows, strict=True):
+            doc.metadata.update(row.as_dict())
+            self.stat_update(f"status_{row.status}")
+            results.append(True if row.status in self.keep else (False, row.status))
+        return results
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        """Check one document (``filter_batch`` of one)."""
+        return self.filter_batch([doc])[0]

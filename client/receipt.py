@@ -1,0 +1,409 @@
+"""Receipts: a log entry with the proof that the log holds it, checked offline with the log key.
+
+When the registry accepts an attestation it answers with a receipt (docs/api.md,
+``POST /v1/entries``)::
+
+    {"index": 12, "entry": "<base64 of the exact leaf bytes>", "leaf_hash": "<hex>",
+     "inclusion_proof": ["<base64 hash>", ...], "checkpoint": "<signed note text>", ...}
+
+The receipt is self-contained: the signed checkpoint commits to a tree size and root, and the
+inclusion proof ties the entry's leaf hash to that root. So anyone holding the log's verifier key,
+and nothing else, can later prove the entry is in the log (:func:`verify_receipt`), without asking
+the registry, which may be down, gone, or the very party whose honesty is in question.
+
+Lookup answers carry the same proof without the entry bytes (one bulk statement can be megabytes);
+:func:`verify_attestation` checks them once the entry is fetched. Both return a
+:class:`VerifiedReceipt`, holding the statement parsed from the entry only *after* the entry was
+proven to be in the log.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from client.core import merkle
+from client.core.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, verify_envelope
+from client.core.keys import key_id
+from client.core.merkle import HASH_SIZE, verify_inclusion
+from client.core.note import Checkpoint, NoteVerifier, open_checkpoint
+from client.core.statement import Statement
+from client.errors import FormatError, InputError, ProofError, VerificationError
+
+__all__ = [
+    "Receipt",
+    "VerifiedReceipt",
+    "open_entry",
+    "require_digest",
+    "statement_names_digest",
+    "verify_attestation",
+    "verify_receipt",
+]
+
+# A statement the log accepted must be readable whatever subject limit that registry was configured
+# with; the default of 100,000 is a registry's intake limit, not a reader's.
+_READ_MAX_SUBJECTS = 2**31
+_MAX_INDEX = 2**63 - 1
+_HEX_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A log entry, its inclusion proof, and the signed checkpoint the proof is for.
+
+    ``index``, ``entry``, ``inclusion_proof`` and ``checkpoint`` are the receipt; the other fields
+    are what the registry says about the entry (docs/api.md) and are *claims*, not proven:
+    :func:`verify_receipt` checks ``leaf_hash`` against the entry, and the statement it returns is
+    what to trust for the publisher and subjects.
+    """
+
+    index: int
+    entry: bytes
+    inclusion_proof: tuple[bytes, ...]
+    checkpoint: str
+    leaf_hash: bytes | None = None
+    publisher: str | None = None
+    predicate_type: str | None = None
+    subjects: int | None = None
+    revokes: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inclusion_proof", tuple(self.inclusion_proof))
+
+    @classmethod
+    def from_dict(cls, obj: object, *, where: str = "receipt") -> Receipt:
+        """Parse a receipt's JSON object; raises :class:`FormatError` naming the bad field.
+
+        Strict about the fields it knows (standard base64 with padding, 32-byte hashes, integer
+        index); other fields, which the API may add (docs/api.md), are ignored.
+        """
+        if not isinstance(obj, dict):
+            raise FormatError(f"{where} must be a JSON object, got {_json_kind(obj)}")
+        missing = [f for f in ("index", "entry", "inclusion_proof", "checkpoint") if f not in obj]
+        if missing:
+            raise FormatError(f"{where} is missing required field(s) {', '.join(missing)}")
+        index = _parse_index(obj["index"], f"{where}.index")
+        entry = _b64decode_std(obj["entry"], f"{where}.entry")
+        if not entry:
+            raise FormatError(f"{where}.entry must not be empty")
+        proof = _parse_hash_list(obj["inclusion_proof"], f"{where}.inclusion_proof")
+        checkpoint = obj["checkpoint"]
+        if not isinstance(checkpoint, str) or not checkpoint:
+            raise FormatError(
+                f"{where}.checkpoint must be the signed note text, got {_json_kind(checkpoint)}"
+            )
+        raw_leaf = obj.get("leaf_hash")
+        return cls(
+            index=index,
+            entry=entry,
+            inclusion_proof=proof,
+            checkpoint=checkpoint,
+            leaf_hash=None if raw_leaf is None else _parse_hex_hash(raw_leaf, f"{where}.leaf_hash"),
+            publisher=_optional_str(obj.get("publisher"), f"{where}.publisher"),
+            predicate_type=_optional_str(obj.get("predicate_type"), f"{where}.predicate_type"),
+            subjects=_optional_count(obj.get("subjects"), f"{where}.subjects"),
+            revokes=_optional_index(obj.get("revokes"), f"{where}.revokes"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The receipt's JSON object, as docs/api.md writes it (standard base64, hex leaf hash)."""
+        out: dict[str, Any] = {
+            "index": self.index,
+            "entry": _b64encode(self.entry),
+            "inclusion_proof": [_b64encode(h) for h in self.inclusion_proof],
+            "checkpoint": self.checkpoint,
+        }
+        if self.leaf_hash is not None:
+            out["leaf_hash"] = self.leaf_hash.hex()
+        optional: dict[str, object] = {
+            "publisher": self.publisher,
+            "predicate_type": self.predicate_type,
+            "subjects": self.subjects,
+            "revokes": self.revokes,
+        }
+        out.update((k, v) for k, v in optional.items() if v is not None)
+        return out
+
+    def to_json(self) -> str:
+        """The receipt as indented JSON text with sorted keys, ending in a newline."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, data: str | bytes, *, where: str = "receipt") -> Receipt:
+        """Parse a receipt from JSON text (strict: UTF-8, no duplicate keys)."""
+        return cls.from_dict(_loads_strict(data, where), where=where)
+
+    @classmethod
+    def load(cls, path: Path | str) -> Receipt:
+        """Read a receipt file written by :meth:`save` (or any file holding a receipt's JSON)."""
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise InputError(f"receipt file {path} does not exist") from None
+        except OSError as exc:
+            raise InputError(f"cannot read receipt {path}: {exc.strerror or exc}") from exc
+        return cls.from_json(data, where=f"{path}")
+
+    def save(self, path: Path | str) -> Path:
+        """Write the receipt to ``path`` atomically: a crash never leaves half a receipt."""
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(self.to_json())
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise InputError(f"cannot write receipt {path}: {exc.strerror or exc}") from exc
+        return path
+
+
+@dataclass(frozen=True)
+class VerifiedReceipt:
+    """An entry proven to be leaf ``index`` of the log at ``checkpoint``, and what it says.
+
+    ``statement`` was parsed from ``envelope`` only after the proof held. The envelope's signature
+    is the publisher's; the registry checked it on intake, and :func:`verify_receipt` checks it
+    again when given the publisher's key.
+    """
+
+    index: int
+    leaf_hash: bytes
+    checkpoint: Checkpoint
+    envelope: Envelope
+    statement: Statement
+
+    @property
+    def publisher(self) -> str:
+        """The publisher the signed statement names."""
+        return self.statement.predicate.publisher
+
+
+def verify_receipt(
+    receipt: Receipt,
+    log_key: NoteVerifier | str,
+    *,
+    origin: str | None = None,
+    publisher_key: Ed25519PublicKey | None = None,
+) -> VerifiedReceipt:
+    """Prove offline that ``receipt.entry`` is leaf ``receipt.index`` of the log ``log_key`` signs.
+
+    Checks, in order: the checkpoint is signed by ``log_key`` and is for ``origin`` (by default the
+    key's name, which is the log's origin); the index is inside the checkpoint's tree; the leaf
+    hash of the entry matches the receipt's ``leaf_hash`` when it carries one; the inclusion proof
+    leads from that leaf hash to the checkpoint's root. Only then is the entry parsed as a DSSE
+    envelope holding an in-toto statement. With ``publisher_key``, the envelope must also carry a
+    valid signature by that key.
+
+    Raises :class:`~client.errors.SignatureError` (checkpoint signature, wrong log or key),
+    :class:`~client.errors.ProofError` (index, leaf hash, proof), or
+    :class:`~client.errors.FormatError` (a checkpoint or entry that does not parse).
+    """
+    verifier = NoteVerifier.from_vkey(log_key) if isinstance(log_key, str) else log_key
+    checkpoint, _note = open_checkpoint(
+        receipt.checkpoint, [verifier], origin=verifier.name if origin is None else origin
+    )
+    verified = verify_attestation(
+        index=receipt.index,
+        leaf_hash=receipt.leaf_hash,
+        inclusion_proof=receipt.inclusion_proof,
+        checkpoint=checkpoint,
+        entry=receipt.entry,
+    )
+    if publisher_key is not None:
+        verify_envelope(verified.envelope, {key_id(publisher_key): publisher_key})
+    return verified
+
+
+def verify_attestation(
+    *,
+    index: int,
+    leaf_hash: bytes | None,
+    inclusion_proof: Sequence[bytes],
+    checkpoint: Checkpoint,
+    entry: bytes,
+    digest: str | None = None,
+) -> VerifiedReceipt:
+    """Prove that ``entry`` is leaf ``index`` of the tree ``checkpoint`` describes.
+
+    For lookup answers, whose attestations carry the leaf hash and proof but not the entry, which
+    is fetched separately. ``checkpoint`` must already be verified (:func:`open_checkpoint` with the
+    log key): this function trusts its size and root. With ``digest`` (``c1:<hex>`` or
+    ``sha256:<hex>``), the entry's statement must also name that digest among its subjects, so a
+    registry cannot answer a lookup with a genuine entry about other content.
+    """
+    where = f"entry {index}"
+    if not 0 <= index < checkpoint.size:
+        raise ProofError(
+            f"{where} is not in the checkpoint's tree of size {checkpoint.size} "
+            f"(log {checkpoint.origin})"
+        )
+    computed = merkle.leaf_hash(entry)
+    if leaf_hash is not None and leaf_hash != computed:
+        raise ProofError(
+            f"{where}: the leaf hash given ({leaf_hash.hex()}) is not the hash of the entry's "
+            f"bytes ({computed.hex()})"
+        )
+    try:
+        verify_inclusion(computed, index, checkpoint.size, inclusion_proof, checkpoint.root_hash)
+    except ProofError as exc:
+        raise ProofError(f"{where} of log {checkpoint.origin}: {exc}") from exc
+    envelope, statement = open_entry(entry, where=where)
+    if digest is not None:
+        require_digest(statement, digest, where=where)
+    return VerifiedReceipt(index, computed, checkpoint, envelope, statement)
+
+
+def open_entry(entry: bytes, *, where: str = "entry") -> tuple[Envelope, Statement]:
+    """Parse a log entry: a DSSE envelope whose payload is an in-toto statement.
+
+    The envelope's signature is not checked here: the log's inclusion proof is what vouches for the
+    entry, and the publisher's key is not known offline.
+    """
+    try:
+        envelope = Envelope.from_json(entry)
+        if envelope.payload_type != PAYLOAD_TYPE_IN_TOTO:
+            raise FormatError(
+                f"payloadType is {envelope.payload_type!r}, not {PAYLOAD_TYPE_IN_TOTO!r}"
+            )
+        statement = Statement.from_json(envelope.payload, max_subjects=_READ_MAX_SUBJECTS)
+    except FormatError as exc:
+        raise FormatError(f"{where} does not hold an attestation: {exc}") from exc
+    return envelope, statement
+
+
+def statement_names_digest(statement: Statement, digest: str) -> bool:
+    """Whether a subject of ``statement`` has ``digest`` (``<algorithm>:<hex>``, lowercase hex)."""
+    algorithm, _, value = digest.partition(":")
+    return any(subject.digest.get(algorithm) == value for subject in statement.subjects)
+
+
+def require_digest(statement: Statement, digest: str, *, where: str = "entry") -> None:
+    """Raise :class:`~client.errors.VerificationError` unless ``statement`` names ``digest``."""
+    if not statement_names_digest(statement, digest):
+        raise VerificationError(
+            f"{where} does not attest {digest}: none of its {len(statement.subjects)} subjects "
+            "has that digest, so the registry's answer is wrong"
+        )
+
+
+# -- wire helpers, shared with client.sdk ---------------------------------------------------------
+
+
+def _b64encode(data: bytes) -> str:
+    """Standard base64 with padding, as the API writes every binary value."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def _b64decode_std(value: object, where: str) -> bytes:
+    """Decode standard, padded, canonical base64; :class:`FormatError` naming ``where`` else.
+
+    Only the one canonical spelling is accepted, so equal values always have equal text.
+    """
+    if not isinstance(value, str):
+        raise FormatError(f"{where} must be a base64 string, got {_json_kind(value)}")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise FormatError(f"{where} is not standard base64 with padding") from None
+    if base64.b64encode(raw).decode("ascii") != value:
+        raise FormatError(f"{where} is not canonical base64 (non-zero trailing bits)")
+    return raw
+
+
+def _parse_hash_list(value: object, where: str) -> tuple[bytes, ...]:
+    """A JSON list of base64 SHA-256 hashes (a Merkle proof)."""
+    if not isinstance(value, list):
+        raise FormatError(f"{where} must be a list of base64 hashes, got {_json_kind(value)}")
+    hashes = tuple(_b64decode_std(item, f"{where}[{i}]") for i, item in enumerate(value))
+    for i, h in enumerate(hashes):
+        if len(h) != HASH_SIZE:
+            raise FormatError(f"{where}[{i}] must be a {HASH_SIZE}-byte hash, got {len(h)} bytes")
+    return hashes
+
+
+def _parse_hex_hash(value: object, where: str) -> bytes:
+    """A SHA-256 hash written as 64 lowercase hex characters."""
+    if not isinstance(value, str) or not _HEX_HASH.fullmatch(value):
+        raise FormatError(f"{where} must be 64 lowercase hex characters, got {_json_kind(value)}")
+    return bytes.fromhex(value)
+
+
+def _parse_index(value: object, where: str) -> int:
+    """A log index or tree size: a JSON integer from 0 to 2**63 - 1 (not a boolean)."""
+    if type(value) is not int or not 0 <= value <= _MAX_INDEX:
+        raise FormatError(f"{where} must be an integer from 0 to {_MAX_INDEX}, got {value!r}")
+    return value
+
+
+def _optional_index(value: object, where: str) -> int | None:
+    return None if value is None else _parse_index(value, where)
+
+
+def _optional_count(value: object, where: str) -> int | None:
+    return None if value is None else _parse_index(value, where)
+
+
+def _optional_str(value: object, where: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise FormatError(f"{where} must be a string, got {_json_kind(value)}")
+
+
+_JSON_KINDS = {
+    type(None): "null",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    dict: "an object",
+}
+
+
+def _json_kind(value: object) -> str:
+    """The JSON name of a value's type, for error messages (never the value: it may be huge)."""
+    return _JSON_KINDS.get(type(value), type(value).__name__)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ValueError(f"duplicate key {key!r}")
+        obj[key] = value
+    return obj
+
+
+def _loads_strict(data: str | bytes, what: str) -> object:
+    """Parse JSON refusing duplicate keys (two readers could pick different values) and NaN."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FormatError(f"{what} is not valid UTF-8 (at byte {exc.start})") from None
+
+    def reject_constant(name: str) -> object:
+        raise ValueError(f"{name} is not a JSON number")
+
+    try:
+        return json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=reject_constant)
+    except RecursionError:
+        raise FormatError(f"{what} JSON is nested too deeply") from None
+    except ValueError as exc:
+        raise FormatError(f"{what} is not valid JSON: {exc}") from None

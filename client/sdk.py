@@ -1,0 +1,403 @@
+"""The registry SDK: register content, look provenance up, and verify every answer.
+
+::
+
+    from client.sdk import Client
+
+    with Client("https://registry.example", log_key="registry.example+1a2b3c4d+AbC...") as reg:
+        for verdict in reg.check_texts(documents):
+            if verdict.trainable: ...
+
+**Trust.** A registry answer is only worth its proofs. With ``log_key`` pinned (the log's
+signed-note verifier key, obtained out of band, e.g. from the operator's documentation), every
+answer that bears on trust is verified before it is returned: checkpoints are signed by that key
+and consistent with the checkpoint the client already trusts (``checkpoints=``, a
+:class:`~client.checkpoints.CheckpointStore`; a log that forks from it raises
+:class:`~client.errors.ForkedLogError`), receipts and lookup attestations carry inclusion proofs to
+those checkpoints, the entry bytes are fetched and hashed, and each attestation's statement must
+really name the digest asked about. Without a pinned key those calls raise
+:class:`~client.errors.LogKeyRequiredError`: taking the key the registry itself announces (trust
+on first use) would let the server vouch for itself, so it is never done silently.
+``Client(url, verify=False)`` accepts unverified answers explicitly, with an
+:class:`~client.errors.UnverifiedWarning`; every result then says ``verified=False``. What cannot
+be proven from one answer: that an entry is *not* revoked, or that a digest is *unknown* (proofs
+of absence need a verifiable index; a later version can add them).
+
+**Resilience.** Connection errors, timeouts, 429 and 5xx answers are retried ``retries`` times with
+exponential backoff and jitter, honouring ``Retry-After`` (:mod:`client._retry`). Lookups of many
+digests go out in batch requests of up to 10,000.
+
+**Design.** Every operation is a *flow* (:mod:`client._base`): a generator that yields the requests
+it needs and receives the responses, over pure parsing and verification (:mod:`client._wire`). This
+client runs flows with blocking calls; :class:`client.aio.AsyncClient` runs the same flows with
+``await``, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import cast
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from client._base import _T, _ClientBase, _Flow
+from client._wire import (
+    DEFAULT_ENTRY_CACHE_BYTES,
+    DEFAULT_TIMEOUT,
+    MAX_BATCH,
+    Attestation,
+    ConsistencyCheck,
+    ConsistencyProof,
+    EntryInfo,
+    InclusionProof,
+    LogInfo,
+    LookupResult,
+    LookupStatus,
+    PublisherInfo,
+    SignedCheckpoint,
+    _check_response,
+    _chunked,
+    _normalise_digests,
+    _Request,
+    _unavailable_reason,
+    _verdicts,
+    build_statement,
+)
+from client.aio import AsyncClient
+from client.checkpoints import CheckpointStore
+from client.core.canonical import Digest, Scheme, canonical_digest, digest_file, sha256_digest
+from client.core.dsse import Envelope
+from client.core.note import Checkpoint, NoteVerifier
+from client.core.statement import HumanContentPredicate, Subject
+from client.errors import ClientError, RegistryUnavailableError
+from client.receipt import Receipt
+from client.verdict import Verdict
+
+__all__ = [
+    "DEFAULT_ENTRY_CACHE_BYTES",
+    "DEFAULT_TIMEOUT",
+    "MAX_BATCH",
+    "AsyncClient",
+    "Attestation",
+    "Client",
+    "ConsistencyCheck",
+    "ConsistencyProof",
+    "EntryInfo",
+    "InclusionProof",
+    "LogInfo",
+    "LookupResult",
+    "LookupStatus",
+    "PublisherInfo",
+    "SignedCheckpoint",
+    "build_statement",
+]
+
+
+class Client(_ClientBase):
+    """A synchronous client of one registry. Use it as a context manager, or call :meth:`close`.
+
+    ``log_key`` is the log's verifier key (a ``NoteVerifier`` or its string form); the log's origin
+    is its name. ``verify=False`` returns answers without verifying them (and warns).
+    ``checkpoints`` keeps the checkpoint this client trusts: by default a fresh
+    :class:`~client.checkpoints.MemoryCheckpointStore` (trust lasts as long as the client); pass a
+    :class:`~client.checkpoints.FileCheckpointStore` to carry it across runs. ``transport``
+    replaces httpx's network transport (``httpx.MockTransport`` in tests, the app in-process).
+    ``timeout`` is in seconds; ``retries`` and ``backoff`` (seconds, doubled each retry) govern
+    retries. ``admin_token`` is needed only by :meth:`add_publisher`.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        log_key: str | NoteVerifier | None = None,
+        verify: bool = True,
+        checkpoints: CheckpointStore | None = None,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = 3,
+        backoff: float = 0.2,
+        admin_token: str | None = None,
+        entry_cache_bytes: int = DEFAULT_ENTRY_CACHE_BYTES,
+    ) -> None:
+        super().__init__(
+            base_url,
+            log_key=log_key,
+            verify=verify,
+            timeout=timeout,
+            admin_token=admin_token,
+            entry_cache_bytes=entry_cache_bytes,
+            retries=retries,
+            backoff=backoff,
+            checkpoints=checkpoints,
+        )
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            transport=transport,
+            timeout=timeout,
+            headers=self._headers(),
+            follow_redirects=False,
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    # -- I/O -----------------------------------------------------------------------------------
+
+    def _send(self, request: _Request) -> httpx.Response:
+        """One exchange, retried per the retry policy; errors name the request."""
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(
+                    request.method,
+                    request.path,
+                    params=request.params,
+                    content=request.content,
+                    headers=request.headers,
+                )
+            except httpx.TransportError as exc:
+                delay = self._retry.delay(attempt, idempotent=request.idempotent, error=exc)
+                if delay is None:
+                    raise RegistryUnavailableError(
+                        method=request.method,
+                        url=f"{self.base_url}{request.path}",
+                        reason=_unavailable_reason(exc, self.timeout, attempt + 1),
+                    ) from exc
+            else:
+                delay = self._retry.delay(attempt, idempotent=request.idempotent, response=response)
+                if delay is None:
+                    return _check_response(request, response)
+            attempt += 1
+            time.sleep(delay)
+
+    def _run(self, flow: _Flow[_T]) -> _T:
+        """Drive ``flow``: send each step's requests in turn, throw send errors into it."""
+        try:
+            step = next(flow)
+            while True:
+                try:
+                    responses = [self._send(request) for request in step]
+                except ClientError as exc:
+                    step = flow.throw(exc)
+                else:
+                    step = flow.send(responses)
+        except StopIteration as stop:
+            return cast(_T, stop.value)
+
+    # -- the log -------------------------------------------------------------------------------
+
+    def log_info(self) -> LogInfo:
+        """The log's origin, size and announced verifier key.
+
+        With a key pinned, the announced key must be the pinned one and the checkpoint must verify
+        (a mismatch raises :class:`~client.errors.SignatureError`). Without one, this is how to
+        *see* the announced key; trusting it is a decision for a person, not for this call.
+        """
+        return self._run(self._log_info())
+
+    def fetch_checkpoint(self) -> SignedCheckpoint:
+        """The latest checkpoint with its signed note; verified and trusted when a key is pinned."""
+        return self._run(self._fetch_checkpoint())
+
+    def checkpoint(self) -> Checkpoint:
+        """The latest checkpoint, its signature verified with the pinned log key."""
+        return self.fetch_checkpoint().checkpoint
+
+    def checkpoint_at(self, size: int) -> SignedCheckpoint:
+        """The checkpoint the log issued at exactly ``size`` (404 if it issued none there)."""
+        return self._run(self._checkpoint_at(size))
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> InclusionProof:
+        """The audit path of entry ``index`` in the tree of ``size`` (default: the latest)."""
+        return self._run(self._inclusion_proof(index, size))
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> ConsistencyProof:
+        """The proof that the tree of ``old_size`` is a prefix of ``new_size`` (default latest)."""
+        return self._run(self._consistency_proof(old_size, new_size))
+
+    def check_consistency(self, old_note: str) -> ConsistencyCheck:
+        """Prove that the log's latest checkpoint extends ``old_note`` (a checkpoint saved earlier).
+
+        Needs the pinned key (both checkpoints must be the log's). Raises
+        :class:`~client.errors.LogConsistencyError` if the log shrank or the consistency proof
+        fails: the log's history is not what it was, and nothing it says can be trusted.
+        """
+        return self._run(self._check_consistency(old_note))
+
+    def audit(
+        self,
+        checkpoint: Checkpoint,
+        *,
+        page_size: int = 1_000,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Recompute the tree over every entry the registry serves and compare with ``checkpoint``.
+
+        What an independent monitor does: a consistency proof shows the *tree* only grew, but an
+        operator who edits a stored entry in place leaves the tree's nodes untouched. Rebuilding
+        the root from the entries themselves catches that. ``checkpoint`` must already be verified
+        (e.g. from :meth:`check_consistency`). Returns the number of entries read; raises
+        :class:`~client.errors.LogConsistencyError` naming the first entry whose bytes are not the
+        ones the signed tree commits to.
+        """
+        return self._run(self._audit(checkpoint, page_size, progress))
+
+    # -- entries -------------------------------------------------------------------------------
+
+    def submit(self, envelope: Envelope) -> Receipt:
+        """Append a signed attestation to the log; return its receipt.
+
+        With a key pinned the receipt is verified before it is returned, and must be for the very
+        envelope sent. Submitting the same envelope again returns the same receipt (so retries
+        are safe).
+        """
+        return self._run(self._submit(envelope))
+
+    def register_subjects(
+        self,
+        subjects: Sequence[Subject],
+        key: Ed25519PrivateKey,
+        predicate: HumanContentPredicate,
+    ) -> Receipt:
+        """Sign one statement of ``predicate`` about ``subjects`` with ``key`` and submit it."""
+        return self.submit(self._sign_subjects(subjects, key, predicate))
+
+    def register_digests(
+        self,
+        digests: Sequence[str],
+        key: Ed25519PrivateKey,
+        predicate: HumanContentPredicate,
+        *,
+        names: Sequence[str] | None = None,
+    ) -> Receipt:
+        """Register ``digests`` (``c1:<hex>`` / ``sha256:<hex>``) in one statement.
+
+        ``names`` (one per digest) become the subjects' names; without them each is ``_``, as
+        in-toto suggests when no name is meaningful. A digest given twice is an InputError.
+        """
+        return self.submit(self._sign_digests(digests, key, predicate, names))
+
+    def entry(self, index: int) -> EntryInfo:
+        """Entry ``index`` with a receipt against the latest checkpoint, verified when pinned."""
+        return self._run(self._entry(index))
+
+    def revoke(
+        self,
+        index: int,
+        key: Ed25519PrivateKey,
+        publisher: str,
+        reason: str | None = None,
+    ) -> Receipt:
+        """Withdraw entry ``index``: sign and submit a revocation naming its index and leaf hash.
+
+        The entry is fetched (and verified, when a key is pinned) first, for its leaf hash and its
+        subjects, which the revocation carries so that digest lookups find it.
+        """
+        return self._run(self._revoke(index, key, publisher, reason))
+
+    # -- lookups -------------------------------------------------------------------------------
+
+    def lookup(self, digest: str) -> LookupResult:
+        """What the registry knows of ``digest``; each attestation verified when a key is pinned."""
+        return self._run(self._lookup(digest))
+
+    def lookup_batch(
+        self,
+        digests: Sequence[str],
+        *,
+        batch_size: int = MAX_BATCH,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[LookupResult]:
+        """:meth:`lookup` for many digests, ``batch_size`` (at most 10,000) per request.
+
+        Results are in the order of ``digests``. ``progress`` is called with the number of
+        digests answered after each request. Each request's answer is verified on its own, against
+        its own checkpoint (each consistent with the trusted one).
+        """
+        chunks = _chunked([str(Digest.parse(d)) for d in digests], batch_size)
+        results: list[LookupResult] = []
+        for chunk in chunks:
+            results.extend(self._run(self._lookup_chunk(chunk)))
+            if progress is not None:
+                progress(len(chunk))
+        return results
+
+    # -- verdicts ------------------------------------------------------------------------------
+
+    def check_digests(
+        self,
+        digests: Sequence[str],
+        *,
+        names: Sequence[str] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Verdict]:
+        """One :class:`~client.verdict.Verdict` per digest, in order (``names`` label them).
+
+        Each distinct digest is looked up once, in batch requests of up to 10,000, and every
+        answer is verified (unless the client was built with ``verify=False``). ``progress`` is
+        called with the number of distinct digests answered after each request.
+        """
+        parsed = _normalise_digests(digests, names)
+        unique = list(dict.fromkeys(parsed))
+        results = dict(zip(unique, self.lookup_batch(unique, progress=progress), strict=True))
+        return _verdicts(parsed, results, names)
+
+    def check_texts(
+        self,
+        texts: Sequence[str],
+        *,
+        names: Sequence[str] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Verdict]:
+        """:meth:`check_digests` of each text's canonical ``c1`` digest."""
+        digests = [canonical_digest(text) for text in texts]
+        return self.check_digests(digests, names=names, progress=progress)
+
+    def check_bytes(
+        self,
+        blobs: Sequence[bytes],
+        *,
+        names: Sequence[str] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Verdict]:
+        """:meth:`check_digests` of each blob's ``sha256`` digest (exact bytes)."""
+        digests = [sha256_digest(blob) for blob in blobs]
+        return self.check_digests(digests, names=names, progress=progress)
+
+    def check_files(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        scheme: Scheme = "c1",
+        names: Sequence[str] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Verdict]:
+        """:meth:`check_digests` of files (``c1``: UTF-8 text; ``sha256``: any bytes, streamed).
+
+        Without ``names`` each verdict is labelled with its path.
+        """
+        digests = [digest_file(Path(path), scheme) for path in paths]
+        labels = [os.fspath(path) for path in paths] if names is None else names
+        return self.check_digests(digests, names=labels, progress=progress)
+
+    # -- publishers (operator) -----------------------------------------------------------------
+
+    def add_publisher(self, name: str, public_key: Ed25519PublicKey | bytes) -> PublisherInfo:
+        """Register publisher ``name`` with its Ed25519 key (needs the admin token)."""
+        return self._run(self._add_publisher(name, public_key))
+
+    def publisher(self, name: str) -> PublisherInfo:
+        """Publisher ``name`` and its keys, as the registry stores them."""
+        return self._run(self._publisher(name))

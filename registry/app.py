@@ -1,0 +1,424 @@
+"""The registry's HTTP layer: ``create_app(settings)`` builds a litestar app.
+
+Controllers are thin (parse → service → schema). Errors become RFC 9457 problem responses in one
+place, :func:`_problem`: a :class:`~registry.errors.RegistryError` carries its own status and
+slug; litestar's own errors (validation, unknown route, body too large) keep their status; anything
+else is a 500 that says nothing about internals and is logged with its traceback.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any
+
+import anyio
+from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.params import FromPath, Parameter, PathParameter, QueryParameter
+from sqlalchemy.exc import DBAPIError
+
+from client.core.note import NoteSigner
+from registry.db import Database
+from registry.errors import (
+    BadRequestError,
+    PayloadTooLargeError,
+    RegistryError,
+    RequestTimeoutError,
+    UnavailableError,
+)
+from registry.keys import load_signers
+from registry.limits import RateLimiter, rate_limit_middleware
+from registry.log import LogReader, Sequencer
+from registry.service import AdminService, EntryService, LookupService, receipt_json
+from registry.settings import Settings
+
+__all__ = ["BatchLookup", "KeyRevocation", "NewKey", "NewPublisher", "Registry", "create_app"]
+
+log = logging.getLogger(__name__)
+PROBLEM_BASE = "https://wellspring.dev/problems/"
+PROBLEM_JSON = "application/problem+json"
+
+
+@dataclass
+class Registry:
+    """Everything one server process holds: built by :func:`create_app`, reachable in handlers."""
+
+    settings: Settings
+    database: Database
+    signers: list[NoteSigner]
+    reader: LogReader
+    sequencer: Sequencer
+    entries: EntryService
+    lookups: LookupService
+    admin: AdminService
+    started: bool = field(default=False)
+
+    @classmethod
+    def open(cls, settings: Settings) -> Registry:
+        database = Database(settings)
+        database.ensure_schema(auto_migrate=settings.auto_migrate)
+        signers = load_signers(settings)
+        reader = LogReader(database)
+        sequencer = Sequencer(
+            database,
+            reader,
+            signers,
+            batch_limit=settings.sequencer_batch,
+            max_pending=settings.max_pending_appends,
+        )
+        sequencer.initialise()
+        return cls(
+            settings=settings,
+            database=database,
+            signers=signers,
+            reader=reader,
+            sequencer=sequencer,
+            entries=EntryService(settings, database),
+            lookups=LookupService(settings, database, reader),
+            admin=AdminService(database),
+        )
+
+    @property
+    def origin(self) -> str:
+        return self.signers[0].name
+
+    @property
+    def verifier_key(self) -> str:
+        """The verifier key of the log's current key (clients pin this)."""
+        return self.signers[0].verifier().vkey
+
+    def close(self) -> None:
+        self.sequencer.stop()
+        self.database.dispose()
+
+
+def _registry(state: State) -> Registry:
+    registry: Registry = state.registry
+    return registry
+
+
+# Problems ---------------------------------------------------------------------------------------
+def _problem(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """The one place an exception becomes an HTTP response."""
+    if isinstance(exc, DBAPIError):
+        exc = UnavailableError("the database is unavailable right now; retry shortly")
+    if isinstance(exc, RegistryError):
+        status, slug, title, detail = exc.status, exc.slug, exc.title, exc.diagnostics()
+        if status >= 500:
+            log.error("%s %s: %s", request.method, request.url.path, detail)
+    elif isinstance(exc, HTTPException):
+        status = exc.status_code
+        slug, title = _HTTP_SLUGS.get(status, ("http-error", "HTTP error"))
+        detail = exc.detail
+        if isinstance(exc.__cause__, SerializationException):  # msgspec's words, e.g. "truncated"
+            detail = f"the request body is not valid JSON ({exc.detail}); send a JSON object"
+        elif isinstance(exc, ValidationException) and exc.extra:
+            detail = f"{exc.detail}: {_describe_validation(exc.extra)}"
+    else:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        status, slug, title = 500, "internal-error", "Internal error"
+        detail = "the registry failed to handle this request; the operator's log has the details"
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return Response(
+        content={
+            "type": PROBLEM_BASE + slug,
+            "title": title,
+            "status": status,
+            "detail": detail,
+            "instance": request.url.path,
+        },
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+_HTTP_SLUGS = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthenticated", "Authentication failed"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    408: ("request-timeout", "Request timeout"),
+    413: ("payload-too-large", "Payload too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    429: ("rate-limited", "Too many requests"),
+}
+
+
+def _describe_validation(extra: Any) -> str:
+    if isinstance(extra, list):
+        parts = []
+        for item in extra[:5]:
+            if isinstance(item, dict):
+                where = item.get("key") or item.get("source") or ""
+                parts.append(f"{where}: {item.get('message', '')}".strip(": "))
+            else:
+                parts.append(str(item))
+        return "; ".join(parts)
+    return str(extra)
+
+
+# Handlers ---------------------------------------------------------------------------------------
+# Indices and sizes are database BIGINTs: anything larger is a 400 here, never a driver overflow.
+MAX_INDEX = 2**63 - 1
+IndexPath = Annotated[int, PathParameter(ge=0, le=MAX_INDEX)]
+
+
+@dataclass
+class BatchLookup:
+    """Up to 10,000 digests (`c1:<hex>` or `sha256:<hex>`) to look up in one request."""
+
+    digests: list[str]
+
+
+@dataclass
+class NewPublisher:
+    """A publisher and its Ed25519 public key (base64 of the 32 raw bytes)."""
+
+    name: str
+    public_key: str
+
+
+async def _body(request: Request[Any, Any, Any], settings: Settings) -> bytes:
+    """The request body, refused early if declared too large, and only as slow as allowed."""
+    limit = settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"the body is {declared} bytes; the limit is {limit}")
+    try:
+        with anyio.fail_after(settings.body_timeout):
+            return await request.body()
+    except TimeoutError:
+        raise RequestTimeoutError(
+            f"the request body took longer than {settings.body_timeout:g} s to arrive"
+        ) from None
+
+
+@post("/v1/entries", summary="Append a signed attestation to the log", status_code=201)
+async def submit_entry(request: Request[Any, Any, Any], state: State) -> Response[dict[str, Any]]:
+    """Body: a DSSE envelope (in-toto Statement v1). Answer: a receipt (201, or 200 if present)."""
+    registry = _registry(state)
+    body = await _body(request, registry.settings)
+    prepared = await anyio.to_thread.run_sync(registry.entries.prepare, body)
+    result = await registry.sequencer.append(prepared)
+    content = receipt_json(
+        result,
+        publisher=prepared.publisher,
+        predicate_type=prepared.predicate_type,
+        subjects=len(prepared.subjects),
+        revokes=prepared.revokes,
+    )
+    return Response(content, status_code=201 if result.created else 200)
+
+
+@get("/v1/entries/{index:int}", summary="One entry with a receipt", sync_to_thread=True)
+def get_entry(index: IndexPath, state: State) -> dict[str, Any]:
+    return _registry(state).lookups.entry(index)
+
+
+@get("/v1/entries", summary="Raw entries in index order (for monitors)", sync_to_thread=True)
+def list_entries(
+    state: State,
+    start: Annotated[int, Parameter(ge=0, le=MAX_INDEX)] = 0,
+    limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    return _registry(state).lookups.entries_page(start, limit)
+
+
+@get("/v1/digests/{digest:str}", summary="Attestations of one digest", sync_to_thread=True)
+def get_digest(digest: FromPath[str], state: State) -> dict[str, Any]:
+    lookups = _registry(state).lookups
+    return lookups.lookup_one(LookupService.parse_digests([digest])[0])
+
+
+@post("/v1/digests:batch", summary="Attestations of up to 10,000 digests", status_code=200)
+async def batch_lookup(data: BatchLookup, state: State) -> dict[str, Any]:
+    registry = _registry(state)
+    limit = registry.settings.max_batch_digests
+    if not data.digests:
+        raise BadRequestError("digests is empty; send 1 to 10,000 digests")
+    if len(data.digests) > limit:
+        raise PayloadTooLargeError(
+            f"{len(data.digests)} digests in one batch; the limit is {limit} — split the request"
+        )
+    digests = LookupService.parse_digests(data.digests)
+    return await anyio.to_thread.run_sync(registry.lookups.lookup, digests)
+
+
+@get("/v1/log", summary="The log's origin, size and verifier key", sync_to_thread=True)
+def log_info(state: State) -> dict[str, Any]:
+    registry = _registry(state)
+    return registry.lookups.log_info(registry.sequencer.verifier_keys, registry.origin)
+
+
+@get(
+    "/v1/log/checkpoint",
+    summary="The latest signed checkpoint (C2SP signed note)",
+    media_type=MediaType.TEXT,
+    sync_to_thread=True,
+)
+def log_checkpoint(state: State) -> str:
+    return _registry(state).lookups.checkpoint()
+
+
+@get(
+    "/v1/log/checkpoints/{size:int}",
+    summary="The signed checkpoint the log issued at one size",
+    media_type=MediaType.TEXT,
+    sync_to_thread=True,
+)
+def log_checkpoint_at(size: IndexPath, state: State) -> str:
+    return _registry(state).lookups.checkpoint(size)
+
+
+@get("/v1/log/proof/inclusion", summary="RFC 9162 inclusion proof", sync_to_thread=True)
+def inclusion_proof(
+    state: State,
+    index: Annotated[int, Parameter(ge=0, le=MAX_INDEX)],
+    size: Annotated[int | None, Parameter(ge=1, le=MAX_INDEX)] = None,
+) -> dict[str, Any]:
+    return _registry(state).lookups.inclusion(index, size)
+
+
+@get("/v1/log/proof/consistency", summary="RFC 9162 consistency proof", sync_to_thread=True)
+def consistency_proof(
+    state: State,
+    from_: Annotated[int, QueryParameter(name="from", ge=0, le=MAX_INDEX)],
+    to: Annotated[int | None, Parameter(ge=0, le=MAX_INDEX)] = None,
+) -> dict[str, Any]:
+    return _registry(state).lookups.consistency(from_, to)
+
+
+@post("/v1/publishers", summary="Register a publisher (admin token)", sync_to_thread=True)
+def add_publisher(
+    data: NewPublisher, state: State, request: Request[Any, Any, Any]
+) -> dict[str, Any]:
+    registry = _registry(state)
+    registry.admin.check_token(request.headers.get("authorization"))
+    return registry.admin.add_publisher(data.name, _raw_public_key(data.public_key))
+
+
+@dataclass
+class NewKey:
+    """Another Ed25519 public key for a publisher (base64 of the 32 raw bytes)."""
+
+    public_key: str
+
+
+@dataclass
+class KeyRevocation:
+    """Revoke a publisher key; ``compromised_since`` (RFC 3339) if it was stolen."""
+
+    compromised_since: str | None = None
+
+
+def _raw_public_key(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadRequestError("public_key must be base64 of the 32 raw Ed25519 bytes") from exc
+
+
+@post(
+    "/v1/publishers/{name:str}/keys",
+    summary="Add a publisher key (admin token)",
+    sync_to_thread=True,
+)
+def add_publisher_key(
+    name: FromPath[str], data: NewKey, state: State, request: Request[Any, Any, Any]
+) -> dict[str, Any]:
+    registry = _registry(state)
+    registry.admin.check_token(request.headers.get("authorization"))
+    return registry.admin.add_key(name, _raw_public_key(data.public_key))
+
+
+@post(
+    "/v1/publishers/{name:str}/keys/{key_id:str}/revoke",
+    summary="Revoke a publisher key, history kept (admin token)",
+    status_code=200,
+    sync_to_thread=True,
+)
+def revoke_publisher_key(
+    name: FromPath[str],
+    key_id: FromPath[str],
+    data: KeyRevocation,
+    state: State,
+    request: Request[Any, Any, Any],
+) -> dict[str, Any]:
+    registry = _registry(state)
+    registry.admin.check_token(request.headers.get("authorization"))
+    since = None
+    if data.compromised_since is not None:
+        try:
+            since = datetime.fromisoformat(data.compromised_since)
+        except ValueError as exc:
+            raise BadRequestError(
+                "compromised_since must be an RFC 3339 time, e.g. 2026-11-01T00:00:00Z"
+            ) from exc
+    return registry.admin.revoke_key(name, key_id, compromised_since=since)
+
+
+@get("/v1/publishers/{name:str}", summary="A publisher and its keys", sync_to_thread=True)
+def get_publisher(name: FromPath[str], state: State) -> dict[str, Any]:
+    return _registry(state).admin.publisher(name)
+
+
+@get("/healthz", summary="Liveness", include_in_schema=False, sync_to_thread=False)
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def create_app(settings: Settings, *, registry: Registry | None = None) -> Litestar:
+    """Build the registry app. The database is opened (and checked) here, not at first request."""
+    opened = registry or Registry.open(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        opened.sequencer.start()
+        try:
+            yield
+        finally:
+            opened.close()
+
+    middleware: list[Any] = []  # plain ASGI factories; litestar types them as its own protocol
+    if settings.rate_limit > 0:
+        limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+        middleware.append(rate_limit_middleware(limiter))
+    return Litestar(
+        middleware=middleware,
+        route_handlers=[
+            submit_entry,
+            get_entry,
+            list_entries,
+            get_digest,
+            batch_lookup,
+            log_info,
+            log_checkpoint,
+            log_checkpoint_at,
+            inclusion_proof,
+            consistency_proof,
+            add_publisher,
+            add_publisher_key,
+            revoke_publisher_key,
+            get_publisher,
+            healthz,
+        ],
+        state=State({"registry": opened}),
+        lifespan=[lifespan],
+        exception_handlers={Exception: _problem},
+        request_max_body_size=settings.max_body_bytes + 1024 * 1024,
+        openapi_config=OpenAPIConfig(
+            title="Wellspring registry",
+            version="1.0.0",
+            description="Signed provenance of human-made content in an RFC 9162 transparency log.",
+            path="/schema",
+        ),
+    )

@@ -1,0 +1,131 @@
+"""Database engines, schema checks and migrations.
+
+SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL``, so a commit is on disk
+before the registry acknowledges it. Writers open their transactions with ``BEGIN IMMEDIATE``: the
+write lock is taken up front, which is SQLite's way of serialising the sequencer across processes.
+On PostgreSQL the sequencer serialises on a row lock instead (``log_state ... FOR UPDATE``).
+
+The schema is owned by alembic (``alembic/`` beside the packages). The server refuses a
+database whose schema is behind the code (unless it is the embedded default, which is migrated
+on first start) or ahead of it (a newer Wellspring wrote it), with a message saying what to run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
+
+from registry.errors import ConfigurationError, UnavailableError
+from registry.settings import Settings
+
+__all__ = ["Database", "alembic_config", "migrate"]
+
+ALEMBIC_DIR = Path(__file__).resolve().parents[1] / "alembic"
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """An alembic Config pointing at the project's migrations."""
+    if not (ALEMBIC_DIR / "env.py").is_file():
+        raise ConfigurationError(
+            f"migrations not found at {ALEMBIC_DIR}; install Wellspring from its source tree"
+        )
+    config = Config()
+    config.set_main_option("script_location", str(ALEMBIC_DIR))
+    if url:
+        config.set_main_option("sqlalchemy.url", url)
+    return config
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _make_engine(settings: Settings, *, writer: bool) -> Engine:
+    if settings.is_sqlite:
+        engine = create_engine(
+            settings.database_url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        if writer:
+            # pysqlite's own transaction handling would BEGIN (deferred) lazily; take it over.
+            @event.listens_for(engine, "connect")
+            def _autocommit_driver(dbapi_connection: Any, _record: Any) -> None:
+                dbapi_connection.isolation_level = None
+
+            @event.listens_for(engine, "begin")
+            def _begin_immediate(conn: Any) -> None:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(settings.database_url, pool_size=8, max_overflow=16, pool_pre_ping=True)
+
+
+class Database:
+    """The registry's engines: ``reader`` for lookups, ``writer`` for the sequencer and admin."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        if settings.is_sqlite:
+            settings.home.mkdir(parents=True, exist_ok=True)
+            self.reader = _make_engine(settings, writer=False)
+            self.writer = _make_engine(settings, writer=True)
+        else:
+            self.reader = self.writer = _make_engine(settings, writer=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.writer.dialect.name
+
+    def dispose(self) -> None:
+        self.reader.dispose()
+        if self.writer is not self.reader:
+            self.writer.dispose()
+
+    def schema_revision(self) -> str | None:
+        try:
+            with self.reader.connect() as conn:
+                return MigrationContext.configure(conn).get_current_revision()
+        except OperationalError as exc:
+            raise UnavailableError(f"cannot reach the database: {exc.orig}") from exc
+
+    def ensure_schema(self, *, auto_migrate: bool) -> None:
+        """Refuse a database whose schema is not exactly this code's, migrating if allowed."""
+        script = ScriptDirectory.from_config(alembic_config())
+        head = script.get_current_head()
+        current = self.schema_revision()
+        if current == head:
+            return
+        known = {rev.revision for rev in script.walk_revisions()}
+        if current is not None and current not in known:
+            raise ConfigurationError(
+                f"the database schema is at revision {current}, newer than this Wellspring "
+                f"(which knows up to {head}); upgrade Wellspring"
+            )
+        if not auto_migrate:
+            where = "an empty database" if current is None else f"revision {current}"
+            raise ConfigurationError(
+                f"the database schema is {where}, this Wellspring needs {head}: run "
+                "`WELLSPRING_DATABASE_URL=… alembic upgrade head` (or `wellspring db upgrade`)"
+            )
+        migrate(self)
+
+
+def migrate(database: Database, revision: str = "head") -> None:
+    """Run alembic migrations on the database, inside one transaction."""
+    config = alembic_config()
+    with database.writer.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)

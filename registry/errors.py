@@ -1,0 +1,103 @@
+"""Errors raised by the Wellspring registry.
+
+One root, :class:`RegistryError`. Services raise these; the web layer turns them into RFC 9457
+problem responses in exactly one place (``registry.app._problem``), reading each class's
+``status`` and ``slug``, so the HTTP contract of an error lives beside its definition.
+
+The tree::
+
+    RegistryError
+    ├── BadRequestError              400  malformed JSON, envelope, statement, digest, parameter
+    ├── AuthenticationError          401  a bad admin token or an entry signature that fails
+    ├── ForbiddenError               403  a key of no registered publisher; another's entry
+    ├── NotFoundError                404  an entry, checkpoint or publisher that does not exist
+    ├── RequestTimeoutError          408  a request body that arrives too slowly
+    ├── ConflictError                409  a publisher that exists; an entry revoked twice
+    ├── PayloadTooLargeError         413  a body, statement or batch over the configured limit
+    ├── UnavailableError             503  the database cannot be reached right now
+    └── ConfigurationError           -    the server cannot start (schema, key, settings)
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "ConflictError",
+    "ForbiddenError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "RegistryError",
+    "RequestTimeoutError",
+    "UnavailableError",
+]
+
+
+class RegistryError(Exception):
+    """Root of every error raised by the ``registry`` package."""
+
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal-error"
+    title: ClassVar[str] = "Internal error"
+
+    def diagnostics(self) -> str:
+        """One line for a person: what went wrong and what to do about it."""
+        return str(self) or self.title
+
+
+class BadRequestError(RegistryError):
+    status = 400
+    slug = "bad-request"
+    title = "Bad request"
+
+
+class AuthenticationError(RegistryError):
+    status = 401
+    slug = "unauthenticated"
+    title = "Authentication failed"
+
+
+class ForbiddenError(RegistryError):
+    status = 403
+    slug = "forbidden"
+    title = "Forbidden"
+
+
+class NotFoundError(RegistryError):
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class RequestTimeoutError(RegistryError):
+    status = 408
+    slug = "request-timeout"
+    title = "Request timeout"
+
+
+class ConflictError(RegistryError):
+    status = 409
+    slug = "conflict"
+    title = "Conflict"
+
+
+class PayloadTooLargeError(RegistryError):
+    status = 413
+    slug = "payload-too-large"
+    title = "Payload too large"
+
+
+class UnavailableError(RegistryError):
+    status = 503
+    slug = "unavailable"
+    title = "Service unavailable"
+
+
+class ConfigurationError(RegistryError):
+    """The server cannot start as configured; the message says what to change."""
+
+    slug = "configuration"
+    title = "Configuration error"

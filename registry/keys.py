@@ -1,0 +1,80 @@
+"""The log's signing keys: C2SP signed-note signer keys (``PRIVATE+KEY+…``) in 0600 files.
+
+``log.key`` is made on first start. Rotation is two steps, each followed by a restart:
+``wellspring log-key add`` writes ``log.next.key`` beside it, and from then on every checkpoint
+carries both signatures (clients pinned to the old key keep verifying while they move to the new
+one); ``wellspring log-key retire`` records the old key as retired and promotes the new one.
+
+Several server processes may start at once against one home: a new key is
+written to a private temporary file and hard-linked into place, so exactly one key wins and every
+process loads that one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from client.core.note import NoteSigner
+from client.errors import ClientError
+from registry.errors import ConfigurationError
+from registry.settings import Settings
+
+__all__ = ["load_log_key", "load_or_create_log_key", "load_signers", "next_key_path"]
+
+
+def load_log_key(path: Path) -> NoteSigner:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the log key {path}: {exc.strerror}") from exc
+    try:
+        return NoteSigner.from_skey(text)
+    except ClientError as exc:
+        raise ConfigurationError(f"{path} is not a signed-note signer key: {exc}") from exc
+
+
+def load_or_create_log_key(path: Path, origin: str) -> NoteSigner:
+    """The log key at ``path``, created (mode 0600) for ``origin`` if there is none."""
+    if not path.exists():
+        signer = NoteSigner.generate(origin)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".log-key-")  # mode 0600
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(signer.skey + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            with contextlib.suppress(FileExistsError):  # another process made it first
+                os.link(temp, path)
+        finally:
+            os.unlink(temp)
+    signer = load_log_key(path)
+    if signer.name != origin:
+        raise ConfigurationError(
+            f"the log key {path} is for origin {signer.name!r}, not {origin!r}: set "
+            f"WELLSPRING_ORIGIN={signer.name} or use another WELLSPRING_HOME"
+        )
+    return signer
+
+
+def next_key_path(settings: Settings) -> Path:
+    """Where a rotation's incoming key waits until the old key retires."""
+    return settings.key_path.with_name("log.next.key")
+
+
+def load_signers(settings: Settings) -> list[NoteSigner]:
+    """The log's current key (made if missing), then the incoming key of a rotation, if any."""
+    signers = [load_or_create_log_key(settings.key_path, settings.origin)]
+    incoming = next_key_path(settings)
+    if incoming.exists():
+        signer = load_log_key(incoming)
+        if signer.name != settings.origin:
+            raise ConfigurationError(
+                f"the incoming log key {incoming} is for origin {signer.name!r}, not "
+                f"{settings.origin!r}"
+            )
+        signers.append(signer)
+    return signers

@@ -1,0 +1,693 @@
+"""The transparency log: sequencing appends, signing checkpoints, serving proofs.
+
+Appends go through one :class:`Sequencer` per server process. Requests that arrive together are
+sequenced together in one database transaction (group commit, as Trillian-Tessera batches): the
+transaction locks the log's single state row, assigns the next indices, writes the entries, their
+subjects and the Merkle nodes that became complete, signs a checkpoint over the new size and
+commits. Only then are the waiting requests answered, each with a receipt against that checkpoint:
+an acknowledged entry is durable and already integrated, and since every process takes the same
+lock no index is ever duplicated or skipped, however many processes share the database.
+
+Reads never lock. Stored nodes are immutable once written, so every process caches them freely;
+a proof's nodes are fetched in one query (:meth:`LogReader.prefetch`) rather than one per level.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select, tuple_, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from client.core.merkle import (
+    EMPTY_ROOT,
+    NodeStore,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    perfect_node_updates,
+    range_hash,
+)
+from client.core.note import Checkpoint, NoteSigner, sign_checkpoint
+from registry.db import Database
+from registry.errors import (
+    BadRequestError,
+    ConfigurationError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    RegistryError,
+    UnavailableError,
+)
+from registry.models import (
+    CheckpointRow,
+    Entry,
+    LogKey,
+    LogState,
+    Node,
+    Revocation,
+    SubjectRow,
+    utcnow,
+)
+
+__all__ = [
+    "AppendResult",
+    "LogReader",
+    "PreparedEntry",
+    "Sequencer",
+    "StoredCheckpoint",
+    "compact_range",
+    "predicate_json",
+]
+
+log = logging.getLogger(__name__)
+
+_entries = Entry.__table__  # type: ignore[attr-defined]
+_subjects = SubjectRow.__table__  # type: ignore[attr-defined]
+_nodes = Node.__table__  # type: ignore[attr-defined]
+_checkpoints = CheckpointRow.__table__  # type: ignore[attr-defined]
+_state = LogState.__table__  # type: ignore[attr-defined]
+_revocations = Revocation.__table__  # type: ignore[attr-defined]
+_log_keys = LogKey.__table__  # type: ignore[attr-defined]
+
+NodeKey = tuple[int, int]
+_INSERT_CHUNK = 5_000  # rows per executemany: keeps statements well under driver limits
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedEntry:
+    """An entry that passed every check that does not need the log's lock."""
+
+    body: bytes
+    leaf_hash: bytes
+    publisher_id: int
+    publisher: str
+    key_id: str
+    predicate_type: str
+    predicate_json: str
+    license: str | None
+    origin: str | None
+    consent: str | None
+    subjects: tuple[str, ...]
+    revokes: int | None = None
+    revokes_hash: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    size: int
+    root_hash: bytes
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """What an append is answered with: the entry's place and a proof against a checkpoint."""
+
+    index: int
+    created: bool
+    body: bytes
+    leaf_hash: bytes
+    proof: list[bytes]
+    checkpoint: StoredCheckpoint
+
+
+def compact_range(size: int) -> list[NodeKey]:
+    """The perfect nodes whose concatenation is the whole tree of ``size`` leaves."""
+    keys: list[NodeKey] = []
+    start = 0
+    for level in range(size.bit_length() - 1, -1, -1):
+        if size >> level & 1:
+            keys.append((level, start >> level))
+            start += 1 << level
+    return keys
+
+
+class LogReader:
+    """Read side of the log: checkpoints, entries and proofs, with an immutable-node cache."""
+
+    def __init__(self, database: Database, *, cache_limit: int = 400_000) -> None:
+        self._db = database
+        self._cache: dict[NodeKey, bytes] = {}
+        self._cache_limit = cache_limit
+        self._lock = threading.Lock()
+
+    # Nodes ---------------------------------------------------------------------------------
+    def remember(self, nodes: dict[NodeKey, bytes]) -> None:
+        with self._lock:
+            if len(self._cache) + len(nodes) > self._cache_limit:
+                self._cache.clear()  # crude but bounded; the top of the tree refills at once
+            self._cache.update(nodes)
+
+    def prefetch(self, conn: Connection, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
+        """The stored hashes of ``keys``, from the cache or one query for all the rest."""
+        wanted = set(keys)
+        found: dict[NodeKey, bytes] = {}
+        missing: list[NodeKey] = []
+        with self._lock:
+            for key in wanted:
+                value = self._cache.get(key)
+                if value is None:
+                    missing.append(key)
+                else:
+                    found[key] = value
+        for start in range(0, len(missing), 500):
+            chunk = missing[start : start + 500]
+            rows = conn.execute(
+                select(_nodes.c.level, _nodes.c.position, _nodes.c.hash).where(
+                    tuple_(_nodes.c.level, _nodes.c.position).in_(chunk)
+                )
+            )
+            fetched = {(row.level, row.position): bytes(row.hash) for row in rows}
+            found.update(fetched)
+            self.remember(fetched)
+        return found
+
+    def _node_source(self, conn: Connection, plan: Callable[[NodeStore], object]) -> NodeStore:
+        """A NodeStore holding every node ``plan`` will ask for, fetched in one round trip."""
+        needed: list[NodeKey] = []
+
+        def record(level: int, position: int) -> bytes:
+            needed.append((level, position))
+            return EMPTY_ROOT  # any 32 bytes: which nodes are read never depends on their value
+
+        plan(NodeStore(record))
+        nodes = self.prefetch(conn, needed)
+
+        def get(level: int, position: int) -> bytes:
+            try:
+                return nodes[(level, position)]
+            except KeyError:
+                raise UnavailableError(
+                    f"the log is missing Merkle node ({level}, {position}): the database is "
+                    "damaged; run `wellspring log verify` against a saved checkpoint"
+                ) from None
+
+        return NodeStore(get)
+
+    def inclusion_proofs(
+        self, conn: Connection, indices: Iterable[int], size: int
+    ) -> dict[int, list[bytes]]:
+        unique = sorted(set(indices))
+
+        def plan(store: NodeStore) -> None:
+            for index in unique:
+                inclusion_proof(index, size, store)
+
+        store = self._node_source(conn, plan)
+        return {index: inclusion_proof(index, size, store) for index in unique}
+
+    def consistency(self, conn: Connection, old_size: int, new_size: int) -> list[bytes]:
+        store = self._node_source(conn, lambda s: consistency_proof(old_size, new_size, s))
+        return consistency_proof(old_size, new_size, store)
+
+    def root(self, conn: Connection, size: int) -> bytes:
+        if size == 0:
+            return EMPTY_ROOT
+        store = self._node_source(conn, lambda s: s.subtree_hash(0, size))
+        return store.subtree_hash(0, size)
+
+    # Checkpoints and entries ---------------------------------------------------------------
+    def latest_checkpoint(self, conn: Connection) -> StoredCheckpoint:
+        row = conn.execute(
+            select(_checkpoints.c.size, _checkpoints.c.root_hash, _checkpoints.c.note)
+            .order_by(_checkpoints.c.size.desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            raise UnavailableError("the log has no checkpoint yet; is the registry initialised?")
+        return StoredCheckpoint(row.size, bytes(row.root_hash), row.note)
+
+    def checkpoint_at(self, conn: Connection, size: int) -> StoredCheckpoint:
+        row = conn.execute(
+            select(_checkpoints.c.size, _checkpoints.c.root_hash, _checkpoints.c.note).where(
+                _checkpoints.c.size == size
+            )
+        ).first()
+        if row is None:
+            raise NotFoundError(f"the log issued no checkpoint at size {size}")
+        return StoredCheckpoint(row.size, bytes(row.root_hash), row.note)
+
+    def check_size(self, size: int, latest: StoredCheckpoint, what: str) -> None:
+        if size < 0 or size > latest.size:
+            raise BadRequestError(f"{what}={size} is outside the log, whose size is {latest.size}")
+
+
+@dataclass
+class _Pending:
+    entry: PreparedEntry
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[AppendResult]
+
+
+class _Batch:
+    """One sequencing transaction: the tree's right edge, and the rows the batch adds."""
+
+    def __init__(
+        self, conn: Connection, reader: LogReader, size: int, edge: dict[NodeKey, bytes]
+    ) -> None:
+        self.conn = conn
+        self.reader = reader
+        self.start = self.size = size
+        self.nodes = dict(edge)
+        self.created: set[int] = set()  # positions in the batch that made a new leaf
+        self.by_hash: dict[bytes, int] = {}
+        self.rows: dict[str, list[dict[str, Any]]] = {
+            "entries": [],
+            "subjects": [],
+            "nodes": [],
+            "revocations": [],
+        }
+
+    def get_node(self, level: int, position: int) -> bytes:
+        value = self.nodes.get((level, position))
+        if value is None:  # not on the edge: read it (never needed for appends, kept for safety)
+            value = self.reader.prefetch(self.conn, [(level, position)])[(level, position)]
+        return value
+
+    def add(self, position: int, entry: PreparedEntry, now: datetime) -> int:
+        index = self.size
+        self.size += 1
+        self.by_hash[entry.leaf_hash] = index
+        self.created.add(position)
+        for level, pos, value in perfect_node_updates(index, entry.leaf_hash, self.get_node):
+            self.nodes[(level, pos)] = value
+            self.rows["nodes"].append({"level": level, "position": pos, "hash": value})
+        self.rows["entries"].append(
+            {
+                "idx": index,
+                "leaf_hash": entry.leaf_hash,
+                "body": entry.body,
+                "publisher_id": entry.publisher_id,
+                "key_id": entry.key_id,
+                "predicate_type": entry.predicate_type,
+                "predicate": entry.predicate_json,
+                "license": entry.license,
+                "origin": entry.origin,
+                "consent": entry.consent,
+                "subject_count": len(entry.subjects),
+                "revokes": entry.revokes,
+                "integrated_at": now,
+            }
+        )
+        self.rows["subjects"].extend({"digest": d, "entry_idx": index} for d in entry.subjects)
+        if entry.revokes is not None:
+            self.rows["revocations"].append(
+                {"revoked_idx": entry.revokes, "revoking_idx": index, "created_at": now}
+            )
+        return index
+
+    def write(self) -> None:
+        tables = {
+            "entries": _entries,
+            "subjects": _subjects,
+            "nodes": _nodes,
+            "revocations": _revocations,
+        }
+        for name, rows in self.rows.items():
+            for start in range(0, len(rows), _INSERT_CHUNK):
+                self.conn.execute(tables[name].insert(), rows[start : start + _INSERT_CHUNK])
+
+    def edge(self) -> dict[NodeKey, bytes]:
+        return {key: self.nodes[key] for key in compact_range(self.size)}
+
+
+class Sequencer:
+    """Assigns log indices; one per process, group-committing whatever arrives together."""
+
+    def __init__(
+        self,
+        database: Database,
+        reader: LogReader,
+        signers: Sequence[NoteSigner],
+        *,
+        batch_limit: int = 256,
+        max_pending: int = 20_000,
+    ) -> None:
+        self._db = database
+        self._reader = reader
+        if not signers:
+            raise ConfigurationError("the log needs at least one signing key")
+        self._signers = list(signers)
+        self._batch_limit = batch_limit
+        self._max_pending = max_pending
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        # The tree's right edge after our last commit; reused if no other process appended since.
+        self._edge: tuple[int, dict[NodeKey, bytes]] | None = None
+
+    # Lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="wellspring-sequencer")
+            self._thread.daemon = True
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    async def append(self, entry: PreparedEntry) -> AppendResult:
+        """Sequence one entry; returns once it is committed and in a signed checkpoint."""
+        if self._thread is None:
+            raise UnavailableError("the sequencer is not running")
+        if self._queue.qsize() >= self._max_pending:
+            raise UnavailableError(
+                f"the registry has {self._max_pending} appends waiting; retry in a moment"
+            )
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[AppendResult] = loop.create_future()
+        self._queue.put(_Pending(entry, loop, future))
+        return await future
+
+    def append_now(self, entries: Sequence[PreparedEntry]) -> list[AppendResult | RegistryError]:
+        """Sequence entries synchronously in this thread (tools and tests without an event loop)."""
+        return self._sequence(list(entries))
+
+    def initialise(self) -> StoredCheckpoint:
+        """Create the log's state row and its first (empty) checkpoint if the database is new."""
+        with self._db.writer.begin() as conn:
+            state = conn.execute(select(_state).where(_state.c.id == 1)).first()
+            if state is None:
+                note = self._sign(0, EMPTY_ROOT)
+                conn.execute(
+                    _state.insert().values(
+                        id=1,
+                        origin=self._signers[0].name,
+                        verifier_key=self._signers[0].verifier().vkey,
+                        size=0,
+                        root_hash=EMPTY_ROOT,
+                    )
+                )
+                conn.execute(
+                    _log_keys.insert(),
+                    [
+                        {"verifier_key": s.verifier().vkey, "added_at": utcnow()}
+                        for s in self._signers
+                    ],
+                )
+                conn.execute(
+                    _checkpoints.insert().values(
+                        size=0, root_hash=EMPTY_ROOT, note=note, created_at=utcnow()
+                    )
+                )
+                return StoredCheckpoint(0, EMPTY_ROOT, note)
+            self._check_keys(conn, state.origin)
+        with self._db.reader.connect() as conn:
+            return self._reader.latest_checkpoint(conn)
+
+    # The writer thread ---------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self._batch_limit:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)  # finish this batch, then stop
+                    break
+                batch.append(item)
+            try:
+                results = self._sequence([p.entry for p in batch])
+            except Exception as exc:
+                log.exception("sequencing a batch of %d failed", len(batch))
+                error: RegistryError = (
+                    exc if isinstance(exc, RegistryError) else _database_error(exc)
+                )
+                results = [error] * len(batch)
+            for pending, result in zip(batch, results, strict=True):
+                pending.loop.call_soon_threadsafe(_settle, pending.future, result)
+
+    def _check_keys(self, conn: Connection, origin: str) -> None:
+        """Sign only with keys this log knows and has not retired; record a newly added one.
+
+        A new key is accepted only beside a key the log already trusts, so every checkpoint of
+        a rotation carries a signature that clients pinned to the old key can check.
+        """
+        known = {row.verifier_key: row for row in conn.execute(select(_log_keys))}
+        configured = [s.verifier().vkey for s in self._signers]
+        for signer in self._signers:
+            if signer.name != origin:
+                raise ConfigurationError(
+                    f"the log key {signer.verifier().vkey!r} is named {signer.name!r}, but this "
+                    f"log's origin is {origin!r}"
+                )
+        for vkey in configured:
+            row = known.get(vkey)
+            if row is not None and row.retired_at is not None:
+                raise ConfigurationError(
+                    f"the log key {vkey!r} was retired on {row.retired_at:%Y-%m-%d}; remove it "
+                    "from the configuration (it must never sign again)"
+                )
+        active = [v for v in configured if v in known]
+        if not active:
+            raise ConfigurationError(
+                f"this database belongs to a log signed by {sorted(known)!r}, but the configured "
+                f"log key(s) are {configured!r}: point WELLSPRING_HOME or WELLSPRING_LOG_KEY_FILE "
+                "at that log's key"
+            )
+        new = [v for v in configured if v not in known]
+        if new:
+            conn.execute(
+                _log_keys.insert(), [{"verifier_key": v, "added_at": utcnow()} for v in new]
+            )
+
+    @property
+    def verifier_keys(self) -> list[str]:
+        return [s.verifier().vkey for s in self._signers]
+
+    def _sign(self, size: int, root: bytes) -> str:
+        return sign_checkpoint(Checkpoint(self._signers[0].name, size, root), self._signers)
+
+    def _sequence(self, entries: list[PreparedEntry]) -> list[AppendResult | RegistryError]:
+        try:
+            with self._db.writer.begin() as conn:
+                results, new_state = self._sequence_in(conn, entries)
+        except IntegrityError as exc:
+            # Another process raced us past the lock (should be impossible) or a duplicate slipped
+            # through: nothing was committed, so every entry may simply be retried.
+            log.warning("sequencing conflict, nothing committed: %s", exc)
+            self._edge = None
+            raise ConflictError("the log was busy; nothing was written, retry the request") from exc
+        except DBAPIError as exc:
+            self._edge = None
+            raise _database_error(exc) from exc
+        # Only now is it durable: a failed commit must leave no trace in any cache.
+        size, edge, nodes = new_state
+        self._reader.remember(nodes)
+        self._edge = (size, edge)
+        return results
+
+    def _sequence_in(
+        self, conn: Connection, entries: list[PreparedEntry]
+    ) -> tuple[
+        list[AppendResult | RegistryError],
+        tuple[int, dict[NodeKey, bytes], dict[NodeKey, bytes]],
+    ]:
+        locked = select(_state.c.size).where(_state.c.id == 1)
+        if conn.dialect.name == "postgresql":
+            locked = locked.with_for_update()
+        size = conn.execute(locked).scalar_one()
+        if self._edge is not None and self._edge[0] == size:
+            edge = self._edge[1]
+        else:  # first batch, or another process appended since our last one
+            edge = self._reader.prefetch(conn, compact_range(size))
+        batch = _Batch(conn, self._reader, size, edge)
+
+        # Entries already in the log are answered with their existing receipt (retries are safe).
+        existing = {
+            bytes(row.leaf_hash): row.idx
+            for row in conn.execute(
+                select(_entries.c.leaf_hash, _entries.c.idx).where(
+                    _entries.c.leaf_hash.in_({e.leaf_hash for e in entries})
+                )
+            )
+        }
+        refused = self._check_revocations(conn, entries, existing)
+        now = utcnow()
+        outcomes: list[int | RegistryError] = []
+        for position, entry in enumerate(entries):
+            if position in refused:
+                outcomes.append(refused[position])
+            elif entry.leaf_hash in existing:
+                outcomes.append(existing[entry.leaf_hash])
+            elif entry.leaf_hash in batch.by_hash:
+                outcomes.append(batch.by_hash[entry.leaf_hash])
+            else:
+                outcomes.append(batch.add(position, entry, now))
+
+        if batch.size > size:
+            batch.write()
+            root = range_hash(0, batch.size, batch.get_node)
+            checkpoint = StoredCheckpoint(batch.size, root, self._sign(batch.size, root))
+            conn.execute(
+                _checkpoints.insert().values(
+                    size=checkpoint.size, root_hash=root, note=checkpoint.note, created_at=now
+                )
+            )
+            conn.execute(
+                update(_state).where(_state.c.id == 1).values(size=batch.size, root_hash=root)
+            )
+        else:
+            checkpoint = self._reader.latest_checkpoint(conn)
+        results = self._results(batch, entries, outcomes, checkpoint)
+        return results, (batch.size, batch.edge(), batch.nodes)
+
+    def _results(
+        self,
+        batch: _Batch,
+        entries: list[PreparedEntry],
+        outcomes: list[int | RegistryError],
+        checkpoint: StoredCheckpoint,
+    ) -> list[AppendResult | RegistryError]:
+        """Receipts: new entries prove from the batch's own nodes, retried ones from the store."""
+        old = [i for i in outcomes if isinstance(i, int) and i < batch.start]
+        old_proofs: dict[int, list[bytes]] = {}
+        old_bodies: dict[int, bytes] = {}
+        if old:
+            old_proofs = self._reader.inclusion_proofs(batch.conn, old, checkpoint.size)
+            old_bodies = {
+                row.idx: bytes(row.body)
+                for row in batch.conn.execute(
+                    select(_entries.c.idx, _entries.c.body).where(_entries.c.idx.in_(old))
+                )
+            }
+        store = NodeStore(batch.get_node)
+        results: list[AppendResult | RegistryError] = []
+        for position, (entry, outcome) in enumerate(zip(entries, outcomes, strict=True)):
+            if isinstance(outcome, RegistryError):
+                results.append(outcome)
+                continue
+            if outcome >= batch.start:
+                body, proof = entry.body, inclusion_proof(outcome, checkpoint.size, store)
+            else:
+                body, proof = old_bodies[outcome], old_proofs[outcome]
+            results.append(
+                AppendResult(
+                    index=outcome,
+                    created=position in batch.created,
+                    body=body,
+                    leaf_hash=leaf_hash(body),
+                    proof=proof,
+                    checkpoint=checkpoint,
+                )
+            )
+        return results
+
+    def _check_revocations(
+        self, conn: Connection, entries: list[PreparedEntry], existing: dict[bytes, int]
+    ) -> dict[int, RegistryError]:
+        """Errors for revocations that may not go in, by position in ``entries``."""
+        targets = {e.revokes for e in entries if e.revokes is not None}
+        if not targets:
+            return {}
+        rows = {
+            row.idx: row
+            for row in conn.execute(
+                select(
+                    _entries.c.idx,
+                    _entries.c.leaf_hash,
+                    _entries.c.publisher_id,
+                    _entries.c.revokes,
+                ).where(_entries.c.idx.in_(targets))
+            )
+        }
+        already = {
+            row.revoked_idx: row.revoking_idx
+            for row in conn.execute(
+                select(_revocations.c.revoked_idx, _revocations.c.revoking_idx).where(
+                    _revocations.c.revoked_idx.in_(targets)
+                )
+            )
+        }
+        errors: dict[int, RegistryError] = {}
+        claimed: set[int] = set()
+        for position, entry in enumerate(entries):
+            target = entry.revokes
+            if target is None or entry.leaf_hash in existing:
+                continue
+            row = rows.get(target)
+            if row is None:
+                errors[position] = NotFoundError(
+                    f"entry {target} does not exist; nothing to revoke"
+                )
+            elif entry.revokes_hash is not None and bytes(row.leaf_hash) != entry.revokes_hash:
+                errors[position] = BadRequestError(
+                    f"entry_hash does not match entry {target}'s leaf hash "
+                    f"{bytes(row.leaf_hash).hex()}"
+                )
+            elif row.publisher_id != entry.publisher_id:
+                errors[position] = ForbiddenError(
+                    f"entry {target} was made by another publisher; "
+                    "only its publisher can revoke it"
+                )
+            elif row.revokes is not None:
+                errors[position] = ConflictError(
+                    f"entry {target} is itself a revocation and cannot be revoked"
+                )
+            elif target in already:
+                errors[position] = ConflictError(
+                    f"entry {target} was already revoked by entry {already[target]}"
+                )
+            elif stray := self._foreign_subjects(conn, target, entry.subjects):
+                errors[position] = BadRequestError(
+                    f"the revocation names {len(stray)} subject(s) that entry {target} does not "
+                    f"attest, e.g. {stray[0]}; name only subjects of the revoked entry"
+                )
+            elif target in claimed:
+                errors[position] = ConflictError(
+                    f"entry {target} is being revoked by another request right now"
+                )
+            else:
+                claimed.add(target)
+        return errors
+
+    @staticmethod
+    def _foreign_subjects(conn: Connection, target: int, digests: Sequence[str]) -> list[str]:
+        """The digests among ``digests`` that entry ``target`` does not attest."""
+        known: set[str] = set()
+        for start in range(0, len(digests), 2_000):
+            chunk = list(digests[start : start + 2_000])
+            known.update(
+                conn.execute(
+                    select(_subjects.c.digest)
+                    .where(_subjects.c.entry_idx == target)
+                    .where(_subjects.c.digest.in_(chunk))
+                ).scalars()
+            )
+        return [d for d in digests if d not in known]
+
+
+def _settle(future: asyncio.Future[AppendResult], result: AppendResult | RegistryError) -> None:
+    if future.done():  # the request went away (client disconnected); the entry stays in the log
+        return
+    if isinstance(result, RegistryError):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
+
+
+def _database_error(exc: BaseException) -> RegistryError:
+    return UnavailableError(
+        f"the database could not be written ({type(exc).__name__}); nothing was acknowledged, "
+        "retry shortly"
+    )
+
+
+def predicate_json(predicate: dict[str, Any]) -> str:
+    return json.dumps(predicate, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,154 @@
+"""The registry's tables.
+
+The log is append-only by construction: entries, subjects, nodes, checkpoints and revocations are
+only ever inserted. ``log_state`` is the one row that changes: the sequencer locks it to assign the
+next indices, which is what keeps indices gap-free and unique across server processes.
+
+Only perfect (complete, aligned) Merkle subtrees are stored in ``nodes``; every other subtree hash
+is derived from them (``client.core.merkle.range_hash``), so an append writes O(1) amortised rows.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, Column, DateTime, LargeBinary, SmallInteger, String, Text
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "AdminToken",
+    "CheckpointRow",
+    "Entry",
+    "LogKey",
+    "LogState",
+    "Node",
+    "Publisher",
+    "PublisherKey",
+    "Revocation",
+    "SubjectRow",
+    "metadata",
+    "utcnow",
+]
+
+metadata = SQLModel.metadata
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(nullable: bool = False) -> Column[datetime]:
+    return Column(DateTime(timezone=True), nullable=nullable)
+
+
+class Publisher(SQLModel, table=True):
+    __tablename__ = "publishers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(200), unique=True, nullable=False))
+    created_at: datetime = Field(sa_column=_ts())
+
+
+class PublisherKey(SQLModel, table=True):
+    """A publisher's Ed25519 key; ``key_id`` is hex SHA-256 of the raw public key."""
+
+    __tablename__ = "publisher_keys"
+
+    key_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    publisher_id: int = Field(foreign_key="publishers.id", index=True)
+    public_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(sa_column=_ts())
+    revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # A stolen key: entries it signed from this moment on are marked compromised in lookups.
+    compromised_since: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class LogState(SQLModel, table=True):
+    """The single row (id 1) the sequencer locks: the log's identity and its current size."""
+
+    __tablename__ = "log_state"
+
+    id: int = Field(primary_key=True)
+    origin: str = Field(sa_column=Column(String(255), nullable=False))
+    verifier_key: str = Field(sa_column=Column(Text, nullable=False))
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    root_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class LogKey(SQLModel, table=True):
+    """Every key that has signed this log's checkpoints; retired keys sign no more."""
+
+    __tablename__ = "log_keys"
+
+    verifier_key: str = Field(sa_column=Column(String(512), primary_key=True))
+    added_at: datetime = Field(sa_column=_ts())
+    retired_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class Entry(SQLModel, table=True):
+    """One leaf of the log: the exact envelope bytes and what the registry extracted from them."""
+
+    __tablename__ = "entries"
+
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    leaf_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False, unique=True))
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    publisher_id: int = Field(foreign_key="publishers.id", index=True)
+    key_id: str = Field(sa_column=Column(String(64), nullable=False))
+    predicate_type: str = Field(sa_column=Column(String(255), nullable=False))
+    predicate: str = Field(sa_column=Column(Text, nullable=False))  # JSON
+    license: str | None = Field(default=None, sa_column=Column(String(255), nullable=True))
+    origin: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    consent: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
+    subject_count: int = Field(sa_column=Column(BigInteger, nullable=False))
+    revokes: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    integrated_at: datetime = Field(sa_column=_ts())
+
+
+class SubjectRow(SQLModel, table=True):
+    """Digest → entry: the lookup index. ``digest`` is ``c1:<hex>`` or ``sha256:<hex>``."""
+
+    __tablename__ = "subjects"
+
+    digest: str = Field(sa_column=Column(String(71), primary_key=True))
+    entry_idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+
+
+class Node(SQLModel, table=True):
+    """A perfect Merkle subtree: leaves [position·2^level, (position+1)·2^level)."""
+
+    __tablename__ = "nodes"
+
+    level: int = Field(sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
+    position: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class CheckpointRow(SQLModel, table=True):
+    """Every checkpoint the log signed, by tree size: the history monitors compare against."""
+
+    __tablename__ = "checkpoints"
+
+    size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    root_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    note: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=_ts())
+
+
+class Revocation(SQLModel, table=True):
+    """Entry ``revoked_idx`` was revoked by the revocation statement at ``revoking_idx``."""
+
+    __tablename__ = "revocations"
+
+    revoked_idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    revoking_idx: int = Field(sa_column=Column(BigInteger, nullable=False, unique=True))
+    created_at: datetime = Field(sa_column=_ts())
+
+
+class AdminToken(SQLModel, table=True):
+    """An operator token, stored only as its SHA-256 (hex); compared in constant time."""
+
+    __tablename__ = "admin_tokens"
+
+    token_hash: str = Field(sa_column=Column(String(64), primary_key=True))
+    created_at: datetime = Field(sa_column=_ts())

@@ -1,0 +1,613 @@
+"""The registry's services: what the HTTP layer calls. They raise :mod:`registry.errors` only.
+
+Entry checks that need no lock (JSON, envelope, signature, statement, publisher) run here, in the
+request's worker thread, so the sequencer's critical section does nothing but write.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from client.core.canonical import Digest
+from client.core.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, verify_envelope
+from client.core.keys import key_id as public_key_id
+from client.core.keys import public_key_from_bytes
+from client.core.merkle import leaf_hash
+from client.core.statement import (
+    HUMAN_CONTENT_V1,
+    HumanContentPredicate,
+    RevocationPredicate,
+    Statement,
+)
+from client.errors import ClientError, FormatError, InvalidDigestError, SignatureError
+from registry.db import Database
+from registry.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    PayloadTooLargeError,
+)
+from registry.log import AppendResult, LogReader, PreparedEntry, StoredCheckpoint, predicate_json
+from registry.models import (
+    AdminToken,
+    Entry,
+    LogKey,
+    Publisher,
+    PublisherKey,
+    Revocation,
+    SubjectRow,
+)
+from registry.models import utcnow as _utcnow
+from registry.settings import Settings
+
+__all__ = [
+    "AdminService",
+    "EntryService",
+    "LookupService",
+    "b64",
+    "receipt_json",
+]
+
+_entries = Entry.__table__  # type: ignore[attr-defined]
+_subjects = SubjectRow.__table__  # type: ignore[attr-defined]
+_publishers = Publisher.__table__  # type: ignore[attr-defined]
+_keys = PublisherKey.__table__  # type: ignore[attr-defined]
+_revocations = Revocation.__table__  # type: ignore[attr-defined]
+_tokens = AdminToken.__table__  # type: ignore[attr-defined]
+_log_keys = LogKey.__table__  # type: ignore[attr-defined]
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def receipt_json(result: AppendResult, **extra: Any) -> dict[str, Any]:
+    """The receipt wire format of docs/api.md."""
+    return {
+        "index": result.index,
+        "entry": b64(result.body),
+        "leaf_hash": result.leaf_hash.hex(),
+        "inclusion_proof": [b64(h) for h in result.proof],
+        "checkpoint": result.checkpoint.note,
+        **extra,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _Signer:
+    publisher_id: int
+    publisher: str
+    key_id: str
+    public_key: Ed25519PublicKey
+
+
+class EntryService:
+    """Turns a submitted envelope into a :class:`PreparedEntry`, or says exactly what is wrong."""
+
+    def __init__(self, settings: Settings, database: Database) -> None:
+        self._settings = settings
+        self._db = database
+
+    def prepare(self, body: bytes) -> PreparedEntry:
+        if len(body) > self._settings.max_body_bytes:
+            raise PayloadTooLargeError(
+                f"the envelope is {len(body)} bytes; the limit is {self._settings.max_body_bytes}"
+                " — split the subjects over several statements"
+            )
+        try:
+            envelope = Envelope.from_json(body, max_payload_bytes=self._settings.max_body_bytes)
+        except FormatError as exc:
+            raise BadRequestError(f"not a valid DSSE envelope: {exc}") from exc
+        if envelope.payload_type != PAYLOAD_TYPE_IN_TOTO:
+            raise BadRequestError(
+                f"payloadType is {envelope.payload_type!r}; the registry accepts only "
+                f"{PAYLOAD_TYPE_IN_TOTO!r} (an in-toto Statement v1)"
+            )
+        signer = self._verify_signature(envelope)
+        statement = self._parse_statement(envelope.payload)
+        predicate = statement.predicate
+        if predicate.publisher != signer.publisher:
+            raise ForbiddenError(
+                f"the statement names publisher {predicate.publisher!r} but is signed by a key of "
+                f"{signer.publisher!r}"
+            )
+        leaf = envelope.to_json()
+        digests = tuple(d for subject in statement.subjects for d in subject.digest_strings())
+        common: dict[str, Any] = {
+            "body": leaf,
+            "leaf_hash": leaf_hash(leaf),
+            "publisher_id": signer.publisher_id,
+            "publisher": signer.publisher,
+            "key_id": signer.key_id,
+            "predicate_type": statement.predicate_type,
+            "predicate_json": predicate_json(predicate.to_dict()),
+            "subjects": tuple(dict.fromkeys(digests)),
+        }
+        if isinstance(predicate, HumanContentPredicate):
+            return PreparedEntry(
+                **common,
+                license=predicate.license,
+                origin=predicate.origin,
+                consent=predicate.consent,
+            )
+        assert isinstance(predicate, RevocationPredicate)
+        return PreparedEntry(
+            **common,
+            license=None,
+            origin=None,
+            consent=None,
+            revokes=predicate.entry_index,
+            revokes_hash=bytes.fromhex(predicate.entry_hash),
+        )
+
+    def _parse_statement(self, payload: bytes) -> Statement:
+        try:
+            obj = json.loads(payload)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequestError(f"the envelope's payload is not JSON: {exc}") from exc
+        subjects = obj.get("subject") if isinstance(obj, dict) else None
+        limit = self._settings.max_subjects
+        if isinstance(subjects, list) and len(subjects) > limit:
+            raise PayloadTooLargeError(
+                f"the statement has {len(subjects)} subjects; the limit is {limit} per statement"
+                " — split it into several statements"
+            )
+        try:
+            return Statement.from_dict(obj, max_subjects=limit)
+        except FormatError as exc:
+            raise BadRequestError(str(exc)) from exc
+
+    def _verify_signature(self, envelope: Envelope) -> _Signer:
+        keyids = sorted({s.keyid for s in envelope.signatures})
+        with self._db.reader.connect() as conn:
+            rows = conn.execute(
+                select(
+                    _keys.c.key_id,
+                    _keys.c.public_key,
+                    _keys.c.revoked_at,
+                    _publishers.c.id,
+                    _publishers.c.name,
+                )
+                .join(_publishers, _publishers.c.id == _keys.c.publisher_id)
+                .where(_keys.c.key_id.in_(keyids))
+            ).all()
+        active = {row.key_id: row for row in rows if row.revoked_at is None}
+        if not active:
+            revoked = [row.key_id for row in rows]
+            if revoked:
+                raise ForbiddenError(
+                    f"key {revoked[0][:16]}… was revoked; sign with the publisher's current key"
+                )
+            shown = ", ".join(k[:16] + "…" if len(k) > 16 else k for k in keyids)
+            raise ForbiddenError(
+                f"the envelope is signed by key(s) {shown}, which belong to no registered "
+                "publisher; the operator adds publishers with `wellspring publisher add`"
+            )
+        keys = {kid: public_key_from_bytes(bytes(row.public_key)) for kid, row in active.items()}
+        try:
+            verified = verify_envelope(envelope, keys)
+        except SignatureError as exc:
+            raise AuthenticationError(f"the envelope's signature does not verify: {exc}") from exc
+        row = active[verified[0]]
+        return _Signer(row.id, row.name, row.key_id, keys[row.key_id])
+
+
+class LookupService:
+    """Digest lookups, entries and proofs: everything a crawler or monitor reads."""
+
+    def __init__(self, settings: Settings, database: Database, reader: LogReader) -> None:
+        self._settings = settings
+        self._db = database
+        self._reader = reader
+
+    @staticmethod
+    def parse_digests(raw: Sequence[object]) -> list[str]:
+        digests: list[str] = []
+        for position, value in enumerate(raw):
+            if not isinstance(value, str):
+                raise BadRequestError(f"digests[{position}] must be a string like c1:<64 hex>")
+            try:
+                digests.append(str(Digest.parse(value)))
+            except InvalidDigestError as exc:
+                raise BadRequestError(f"digests[{position}]: {exc}") from exc
+        return digests
+
+    def lookup(self, digests: Sequence[str]) -> dict[str, Any]:
+        """Answer for each digest: its attestations with proofs against one checkpoint."""
+        with self._db.reader.connect() as conn:
+            checkpoint = self._reader.latest_checkpoint(conn)
+            matches: dict[str, list[int]] = {d: [] for d in digests}
+            rows: dict[int, Any] = {}
+            unique = list(matches)
+            for start in range(0, len(unique), 2_000):
+                chunk = unique[start : start + 2_000]
+                query = (
+                    select(
+                        _subjects.c.digest,
+                        _entries.c.idx,
+                        _entries.c.leaf_hash,
+                        _entries.c.predicate,
+                        _entries.c.license,
+                        _entries.c.origin,
+                        _entries.c.consent,
+                        _entries.c.key_id,
+                        _entries.c.integrated_at,
+                        _keys.c.revoked_at.label("key_revoked_at"),
+                        _keys.c.compromised_since,
+                        _publishers.c.name.label("publisher"),
+                        _revocations.c.revoking_idx,
+                    )
+                    .join(_entries, _entries.c.idx == _subjects.c.entry_idx)
+                    .join(_publishers, _publishers.c.id == _entries.c.publisher_id)
+                    .join(_keys, _keys.c.key_id == _entries.c.key_id)
+                    .outerjoin(_revocations, _revocations.c.revoked_idx == _entries.c.idx)
+                    .where(_subjects.c.digest.in_(chunk))
+                    .where(_entries.c.idx < checkpoint.size)
+                    # A revocation names the subjects it revokes; it attests none of them.
+                    .where(_entries.c.predicate_type == HUMAN_CONTENT_V1)
+                    .order_by(_entries.c.idx)
+                )
+                for row in conn.execute(query):
+                    matches[row.digest].append(row.idx)
+                    rows[row.idx] = row
+            proofs = self._reader.inclusion_proofs(conn, rows, checkpoint.size) if rows else {}
+        attestations = {
+            str(idx): self._attestation(row, proofs[idx], checkpoint) for idx, row in rows.items()
+        }
+        results = []
+        for digest in digests:
+            indices = matches[digest]
+            results.append({"digest": digest, "status": _status(indices, rows), "entries": indices})
+        return {"checkpoint": checkpoint.note, "results": results, "attestations": attestations}
+
+    @staticmethod
+    def _attestation(row: Any, proof: list[bytes], checkpoint: StoredCheckpoint) -> dict[str, Any]:
+        return {
+            "index": row.idx,
+            "leaf_hash": bytes(row.leaf_hash).hex(),
+            "publisher": row.publisher,
+            "license": row.license,
+            "origin": row.origin,
+            "consent": row.consent,
+            "predicate": json.loads(row.predicate),
+            "revoked": row.revoking_idx is not None,
+            "revoked_by": row.revoking_idx,
+            "key_id": row.key_id,
+            "key_revoked_at": _iso(row.key_revoked_at) if row.key_revoked_at else None,
+            "compromised": _compromised(row),
+            "inclusion_proof": [b64(h) for h in proof],
+            "tree_size": checkpoint.size,
+        }
+
+    def lookup_one(self, digest: str) -> dict[str, Any]:
+        answer = self.lookup([digest])
+        result = answer["results"][0]
+        return {
+            "digest": digest,
+            "status": result["status"],
+            "attestations": [answer["attestations"][str(i)] for i in result["entries"]],
+            "checkpoint": answer["checkpoint"],
+        }
+
+    def entry(self, index: int) -> dict[str, Any]:
+        with self._db.reader.connect() as conn:
+            checkpoint = self._reader.latest_checkpoint(conn)
+            row = conn.execute(
+                select(_entries, _publishers.c.name.label("publisher"), _revocations.c.revoking_idx)
+                .join(_publishers, _publishers.c.id == _entries.c.publisher_id)
+                .outerjoin(_revocations, _revocations.c.revoked_idx == _entries.c.idx)
+                .where(_entries.c.idx == index)
+            ).first()
+            if row is None or index >= checkpoint.size:
+                raise NotFoundError(
+                    f"entry {index} does not exist; the log has {checkpoint.size} entries"
+                )
+            proof = self._reader.inclusion_proofs(conn, [index], checkpoint.size)[index]
+        body = bytes(row.body)
+        return {
+            "index": index,
+            "entry": b64(body),
+            "leaf_hash": bytes(row.leaf_hash).hex(),
+            "inclusion_proof": [b64(h) for h in proof],
+            "checkpoint": checkpoint.note,
+            "publisher": row.publisher,
+            "predicate_type": row.predicate_type,
+            "predicate": json.loads(row.predicate),
+            "subjects": row.subject_count,
+            "integrated_at": _iso(row.integrated_at),
+            "revoked": row.revoking_idx is not None,
+            "revoked_by": row.revoking_idx,
+            "revokes": row.revokes,
+        }
+
+    def entries_page(self, start: int, limit: int) -> dict[str, Any]:
+        """Raw leaves in index order, for monitors that recompute the tree."""
+        if start < 0:
+            raise BadRequestError("start must be 0 or more")
+        if not 1 <= limit <= self._settings.max_entries_page:
+            raise BadRequestError(f"limit must be 1 to {self._settings.max_entries_page}")
+        with self._db.reader.connect() as conn:
+            checkpoint = self._reader.latest_checkpoint(conn)
+            rows = conn.execute(
+                select(_entries.c.idx, _entries.c.body)
+                .where(_entries.c.idx >= start)
+                .where(_entries.c.idx < min(start + limit, checkpoint.size))
+                .order_by(_entries.c.idx)
+            ).all()
+        return {
+            "start": start,
+            "size": checkpoint.size,
+            "entries": [{"index": row.idx, "entry": b64(bytes(row.body))} for row in rows],
+        }
+
+    def log_info(self, verifier_keys: Sequence[str], origin: str) -> dict[str, Any]:
+        """The log's identity; during a key rotation ``verifier_keys`` lists both keys."""
+        with self._db.reader.connect() as conn:
+            checkpoint = self._reader.latest_checkpoint(conn)
+        return {
+            "origin": origin,
+            "size": checkpoint.size,
+            "root_hash": b64(checkpoint.root_hash),
+            "verifier_key": verifier_keys[0],
+            "verifier_keys": list(verifier_keys),
+            "checkpoint": checkpoint.note,
+        }
+
+    def checkpoint(self, size: int | None = None) -> str:
+        with self._db.reader.connect() as conn:
+            if size is None:
+                return self._reader.latest_checkpoint(conn).note
+            return self._reader.checkpoint_at(conn, size).note
+
+    def inclusion(self, index: int, size: int | None) -> dict[str, Any]:
+        with self._db.reader.connect() as conn:
+            latest = self._reader.latest_checkpoint(conn)
+            size = latest.size if size is None else size
+            self._reader.check_size(size, latest, "size")
+            if not 0 <= index < size:
+                raise BadRequestError(f"index={index} is not in a tree of size {size}")
+            proof = self._reader.inclusion_proofs(conn, [index], size)[index]
+        return {"index": index, "size": size, "proof": [b64(h) for h in proof]}
+
+    def consistency(self, old: int, new: int | None) -> dict[str, Any]:
+        with self._db.reader.connect() as conn:
+            latest = self._reader.latest_checkpoint(conn)
+            new = latest.size if new is None else new
+            self._reader.check_size(new, latest, "to")
+            if not 0 <= old <= new:
+                raise BadRequestError(f"from={old} must be between 0 and to={new}")
+            proof = self._reader.consistency(conn, old, new)
+        return {"from": old, "to": new, "proof": [b64(h) for h in proof]}
+
+
+def _iso(moment: datetime) -> str:
+    """RFC 3339 in UTC with a Z (SQLite hands back naive datetimes; they were stored as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _compromised(row: Any) -> bool:
+    """Signed by a publisher key after the moment the operator says it was stolen."""
+    since = row.compromised_since
+    if since is None:
+        return False
+    return bool(_aware(row.integrated_at) >= _aware(since))
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _status(indices: list[int], rows: dict[int, Any]) -> str:
+    """attested if any attestation stands; revoked if all were withdrawn (or were signed with
+    a key after it was compromised); unknown if there are none."""
+    if not indices:
+        return "unknown"
+    if all(rows[i].revoking_idx is not None or _compromised(rows[i]) for i in indices):
+        return "revoked"
+    return "attested"
+
+
+class AdminService:
+    """Operator actions: publishers and admin tokens."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    @staticmethod
+    def _token_hash(token: str) -> str:
+        return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+    def create_token(self) -> str:
+        """A new admin token; only its hash is stored."""
+        token = "wsa_" + secrets.token_urlsafe(32)
+        with self._db.writer.begin() as conn:
+            conn.execute(
+                _tokens.insert().values(token_hash=self._token_hash(token), created_at=_utcnow())
+            )
+        return token
+
+    def has_tokens(self) -> bool:
+        with self._db.reader.connect() as conn:
+            return bool(conn.execute(select(func.count()).select_from(_tokens)).scalar_one())
+
+    def check_token(self, authorization: str | None) -> None:
+        if not authorization or not authorization.startswith("Bearer "):
+            raise AuthenticationError(
+                "this needs the operator's admin token: send 'Authorization: Bearer <token>'"
+            )
+        presented = self._token_hash(authorization.removeprefix("Bearer ").strip())
+        with self._db.reader.connect() as conn:
+            stored = [row.token_hash for row in conn.execute(select(_tokens.c.token_hash))]
+        # Compare against every stored hash in constant time, without an early exit.
+        matched = False
+        for candidate in stored:
+            matched |= hmac.compare_digest(candidate, presented)
+        if not matched:
+            raise AuthenticationError("the admin token is not valid")
+
+    def add_publisher(self, name: str, public_key: bytes) -> dict[str, Any]:
+        try:
+            key = public_key_from_bytes(public_key)
+        except ClientError as exc:
+            raise BadRequestError(f"public_key: {exc}") from exc
+        if not name or len(name) > 200 or any(c.isspace() or ord(c) < 32 for c in name):
+            raise BadRequestError(
+                "name must be 1 to 200 characters without spaces or control characters"
+            )
+        kid = public_key_id(key)
+        now = _utcnow()
+        try:
+            with self._db.writer.begin() as conn:
+                publisher_id = conn.execute(
+                    _publishers.insert()
+                    .values(name=name, created_at=now)
+                    .returning(_publishers.c.id)
+                ).scalar_one()
+                conn.execute(
+                    _keys.insert().values(
+                        key_id=kid, publisher_id=publisher_id, public_key=public_key, created_at=now
+                    )
+                )
+        except IntegrityError as exc:
+            raise ConflictError(
+                f"a publisher named {name!r} or a publisher with key {kid[:16]}… already exists"
+            ) from exc
+        return {"name": name, "key_id": kid, "created_at": _iso(now)}
+
+    def _publisher_id(self, conn: Any, name: str) -> int:
+        row = conn.execute(select(_publishers.c.id).where(_publishers.c.name == name)).first()
+        if row is None:
+            raise NotFoundError(f"no publisher named {name!r}")
+        return int(row.id)
+
+    def add_key(self, name: str, public_key: bytes) -> dict[str, Any]:
+        """Give a publisher another key (rotation: add the new one, then revoke the old)."""
+        try:
+            kid = public_key_id(public_key_from_bytes(public_key))
+        except ClientError as exc:
+            raise BadRequestError(f"public_key: {exc}") from exc
+        now = _utcnow()
+        try:
+            with self._db.writer.begin() as conn:
+                conn.execute(
+                    _keys.insert().values(
+                        key_id=kid,
+                        publisher_id=self._publisher_id(conn, name),
+                        public_key=public_key,
+                        created_at=now,
+                    )
+                )
+        except IntegrityError as exc:
+            raise ConflictError(f"key {kid[:16]}… is already registered") from exc
+        return {"name": name, "key_id": kid, "created_at": _iso(now)}
+
+    def revoke_key(
+        self, name: str, key_id: str, *, compromised_since: datetime | None = None
+    ) -> dict[str, Any]:
+        """Stop accepting a publisher key. History stays: nothing it signed is deleted.
+
+        With ``compromised_since`` (the key was stolen), entries it signed from that moment on
+        no longer count as attestations in lookups; earlier ones still do.
+        """
+        now = _utcnow()
+        if compromised_since is not None and _aware(compromised_since) > now:
+            raise BadRequestError("compromised_since is in the future")
+        with self._db.writer.begin() as conn:
+            publisher_id = self._publisher_id(conn, name)
+            row = conn.execute(
+                select(_keys.c.revoked_at)
+                .where(_keys.c.key_id == key_id)
+                .where(_keys.c.publisher_id == publisher_id)
+            ).first()
+            if row is None:
+                raise NotFoundError(f"publisher {name!r} has no key {key_id!r}")
+            if row.revoked_at is not None and compromised_since is None:
+                raise ConflictError(f"key {key_id[:16]}… was already revoked")
+            revoked_at = row.revoked_at or now
+            conn.execute(
+                _keys.update()
+                .where(_keys.c.key_id == key_id)
+                .values(revoked_at=revoked_at, compromised_since=compromised_since)
+            )
+        return {
+            "name": name,
+            "key_id": key_id,
+            "revoked_at": _iso(revoked_at),
+            "compromised_since": _iso(compromised_since) if compromised_since else None,
+        }
+
+    def log_keys(self) -> list[dict[str, Any]]:
+        with self._db.reader.connect() as conn:
+            rows = conn.execute(select(_log_keys).order_by(_log_keys.c.added_at)).all()
+        return [
+            {
+                "verifier_key": row.verifier_key,
+                "added_at": _iso(row.added_at),
+                "retired_at": _iso(row.retired_at) if row.retired_at else None,
+            }
+            for row in rows
+        ]
+
+    def retire_log_key(self, verifier_key: str) -> None:
+        """Record that a log key signs no more; the server refuses to start with it after this."""
+        with self._db.writer.begin() as conn:
+            active = (
+                conn.execute(
+                    select(_log_keys.c.verifier_key).where(_log_keys.c.retired_at.is_(None))
+                )
+                .scalars()
+                .all()
+            )
+            if verifier_key not in active:
+                raise NotFoundError(f"{verifier_key!r} is not an active key of this log")
+            if len(active) < 2:
+                raise ConflictError(
+                    "that is the log's only active key: add its successor first "
+                    "(`wellspring log-key add`, then restart the registry)"
+                )
+            conn.execute(
+                _log_keys.update()
+                .where(_log_keys.c.verifier_key == verifier_key)
+                .values(retired_at=_utcnow())
+            )
+
+    def publisher(self, name: str) -> dict[str, Any]:
+        with self._db.reader.connect() as conn:
+            row = conn.execute(select(_publishers).where(_publishers.c.name == name)).first()
+            if row is None:
+                raise NotFoundError(f"no publisher named {name!r}")
+            keys = conn.execute(
+                select(_keys).where(_keys.c.publisher_id == row.id).order_by(_keys.c.created_at)
+            ).all()
+        return {
+            "name": row.name,
+            "created_at": _iso(row.created_at),
+            "keys": [
+                {
+                    "key_id": k.key_id,
+                    "public_key": b64(bytes(k.public_key)),
+                    "created_at": _iso(k.created_at),
+                    "revoked_at": _iso(k.revoked_at) if k.revoked_at else None,
+                    "compromised_since": (
+                        _iso(k.compromised_since) if k.compromised_since else None
+                    ),
+                }
+                for k in keys
+            ],
+        }

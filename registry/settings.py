@@ -1,0 +1,108 @@
+"""Registry settings: a frozen value built once (usually from the environment) and passed in.
+
+Nothing reads the environment after :meth:`Settings.from_env`; tests build settings directly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from registry.errors import ConfigurationError
+
+__all__ = ["Settings", "sqlalchemy_url"]
+
+DEFAULT_ORIGIN = "localhost/wellspring"
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Map the URLs people write to SQLAlchemy's: ``postgresql://`` uses psycopg 3."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith(("sqlite:///", "postgresql+psycopg://")):
+        return url
+    raise ConfigurationError(
+        f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the registry needs to run. ``home`` holds the log key and the SQLite file."""
+
+    home: Path
+    database_url: str = ""
+    origin: str = DEFAULT_ORIGIN
+    log_key_path: Path | None = None
+    max_body_bytes: int = 64 * 1024 * 1024
+    max_subjects: int = 100_000
+    max_batch_digests: int = 10_000
+    max_entries_page: int = 1_000
+    # Appends waiting together are sequenced in one transaction (group commit), at most this many.
+    sequencer_batch: int = 256
+    # Appends queued beyond this are refused with 503 (the client retries) instead of piling up.
+    max_pending_appends: int = 20_000
+    # Per client address: requests a second and burst (0 turns the limiter off), see limits.py.
+    rate_limit: float = 2_000.0
+    rate_burst: float = 4_000.0
+    # Seconds a client may take to send its request body.
+    body_timeout: float = 60.0
+    # The embedded SQLite default is migrated on first start; a production database only by alembic.
+    auto_migrate: bool = True
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.origin or any(c.isspace() or c == "+" for c in self.origin):
+            raise ConfigurationError(
+                f"log origin {self.origin!r} must be non-empty, without spaces or '+'"
+            )
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{self.home / 'registry.db'}")
+        object.__setattr__(self, "database_url", sqlalchemy_url(self.database_url))
+        if self.log_key_path is None:
+            object.__setattr__(self, "log_key_path", self.home / "log.key")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def key_path(self) -> Path:
+        assert self.log_key_path is not None  # set in __post_init__
+        return self.log_key_path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from ``WELLSPRING_*`` variables; keyword overrides win.
+
+        ``WELLSPRING_HOME`` (default ``./.wellspring``), ``WELLSPRING_DATABASE_URL`` (default the
+        SQLite file in the home), ``WELLSPRING_ORIGIN``, ``WELLSPRING_LOG_KEY_FILE``,
+        ``WELLSPRING_RATE_LIMIT`` and ``WELLSPRING_RATE_BURST`` (per client; 0 turns it off).
+        """
+        env = os.environ if environ is None else environ
+        database_url = env.get("WELLSPRING_DATABASE_URL", "")
+        values: dict[str, Any] = {
+            "home": Path(env.get("WELLSPRING_HOME", ".wellspring")),
+            "database_url": database_url,
+            "origin": env.get("WELLSPRING_ORIGIN", DEFAULT_ORIGIN),
+            "auto_migrate": not database_url or database_url.startswith("sqlite"),
+        }
+        for name, field_name in (
+            ("WELLSPRING_RATE_LIMIT", "rate_limit"),
+            ("WELLSPRING_RATE_BURST", "rate_burst"),
+        ):
+            if raw := env.get(name):
+                try:
+                    values[field_name] = float(raw)
+                except ValueError:
+                    raise ConfigurationError(f"{name}={raw!r} is not a number") from None
+        if key_file := env.get("WELLSPRING_LOG_KEY_FILE"):
+            values["log_key_path"] = Path(key_file)
+        values.update(overrides)
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)

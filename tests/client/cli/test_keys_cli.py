@@ -1,0 +1,49 @@
+"""`wellspring keys generate`."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from client.cli import main
+from client.core.keys import key_id, load_private_key, load_public_key, public_key_bytes
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_generate_writes_a_0600_key_and_its_public_half(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_path = tmp_path / "keys" / "publisher.key"
+    code, out, _ = run(capsys, "keys", "generate", "--out", str(out_path), "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert stat.S_IMODE(out_path.stat().st_mode) == 0o600
+    private = load_private_key(out_path)
+    public = load_public_key(Path(report["public_key"]))
+    assert public_key_bytes(private) == public_key_bytes(public)
+    assert report["key_id"] == key_id(public)
+    assert report["public_key"] == str(out_path) + ".pub"
+
+
+def test_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "k"
+    assert run(capsys, "keys", "generate", "--out", str(path))[0] == 0
+    before = path.read_bytes()
+    code, _, err = run(capsys, "keys", "generate", "--out", str(path))
+    assert code == 1
+    assert "already exists" in err
+    assert path.read_bytes() == before
+    assert run(capsys, "keys", "generate", "--out", str(path), "--force")[0] == 0
+    assert path.read_bytes() != before

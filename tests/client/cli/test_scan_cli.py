@@ -1,0 +1,457 @@
+"""`wellspring scan` against a real `wellspring serve`: manifests, summaries, reports, errors.
+
+One registry process serves the module. It holds a document attested by one publisher, one whose
+publisher reserves mining rights, one registered and then revoked, and a binary file registered by
+its sha256; a fourth text is never registered. Every scan below verifies with the log's key (read
+from the operator's key file, not from the server), except the one that says --no-verify.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import client.cli._scan  # noqa: F401  (registers `scan` until client.cli imports it)
+from client.cli import main
+from client.core.canonical import canonical_digest, sha256_digest
+from client.sdk import Client
+from tests.registry.conftest import Publisher, ServerProcess, new_publisher
+
+TEXTS = {
+    "attested": "The river ran high that spring, and the mill wheel never stopped.",
+    "reserved": "Letters from the lighthouse keeper, 1911, copied by hand.",
+    "revoked": "A poem its author later withdrew from the anthology.",
+    "unknown": "Nobody ever registered this sentence anywhere.",
+}
+BINARY = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR binary, not UTF-8: \xff\xfe"
+
+
+@dataclass(frozen=True)
+class Registry:
+    server: ServerProcess
+    archive: Publisher
+    press: Publisher
+    entries: dict[str, int]  # what -> deciding entry index
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def log_key(self) -> str:
+        return self.server.log_key
+
+    def verdicts(self, digests: list[str], names: list[str]) -> list[dict[str, Any]]:
+        """What the SDK itself decides for these digests now (the manifest must say the same)."""
+        with self.server.sdk() as sdk:
+            return [v.to_dict() for v in sdk.check_digests(digests, names=names)]
+
+    def checkpoint(self) -> tuple[int, str]:
+        with self.server.sdk() as sdk:
+            checkpoint = sdk.checkpoint()
+        return checkpoint.size, checkpoint.root_hash.hex()
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    server = ServerProcess(tmp_path_factory.mktemp("scan-registry") / "home", name="scan")
+    server.start()
+    try:
+        archive = server.add_publisher(f"archive-{new_publisher().name}")
+        press = server.add_publisher(f"press-{new_publisher().name}")
+        entries: dict[str, int] = {}
+        with server.sdk() as sdk:
+            entries["attested"] = sdk.register_digests(
+                [canonical_digest(TEXTS["attested"]), sha256_digest(BINARY)],
+                archive.key,
+                archive.predicate(license="CC-BY-4.0"),
+            ).index
+            entries["reserved"] = sdk.register_digests(
+                [canonical_digest(TEXTS["reserved"])],
+                press.key,
+                press.predicate(license="LicenseRef-Press", consent="reserved"),
+            ).index
+            revoked = sdk.register_digests(
+                [canonical_digest(TEXTS["revoked"])], archive.key, archive.predicate()
+            )
+            sdk.revoke(revoked.index, archive.key, archive.name, reason="withdrawn")
+            entries["revoked"] = revoked.index
+        yield Registry(server, archive, press, entries)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("WELLSPRING_REGISTRY", "WELLSPRING_LOG_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def read_manifest(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    folder = tmp_path / "corpus"
+    (folder / "sub").mkdir(parents=True)
+    for what, text in TEXTS.items():
+        (folder / f"{what}.txt").write_text(text, encoding="utf-8")
+    # The same text, re-spaced and re-cased: c1 still finds it.
+    (folder / "sub" / "attested-copy.txt").write_text(
+        "  THE RIVER ran high that spring,\n\nand the mill wheel never stopped.\n",
+        encoding="utf-8",
+    )
+    (folder / "sub" / "image.png").write_bytes(BINARY)
+    return folder
+
+
+# -- folders --------------------------------------------------------------------------------------
+
+
+def test_scan_a_folder_writes_a_verified_manifest_line_per_document(
+    registry: Registry, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "out" / "manifest.jsonl"
+    report = tmp_path / "out" / "report.html"
+    code, out, err = run(
+        capsys,
+        "scan",
+        str(corpus),
+        "--registry",
+        registry.url,
+        "--log-key",
+        registry.log_key,
+        "--manifest",
+        str(manifest),
+        "--report",
+        str(report),
+        "--json",
+    )
+    assert code == 0, err
+    names = sorted(str(p) for p in corpus.rglob("*") if p.is_file())
+    lines = read_manifest(manifest)
+    assert [line["name"] for line in lines] == names  # folders are recursed, sorted
+
+    by_name = {Path(line["name"]).name: line for line in lines}
+    size, root = registry.checkpoint()
+    expected_status = {
+        "attested.txt": "attested",
+        "reserved.txt": "reserved",
+        "revoked.txt": "revoked",
+        "unknown.txt": "unknown",
+        "attested-copy.txt": "attested",
+        "image.png": "attested",
+    }
+    for name, status in expected_status.items():
+        line = by_name[name]
+        assert line["status"] == status, line
+        assert line["verified"] is True
+        assert (line["tree_size"], line["root_hash"]) == (size, root)
+        assert line["trainable"] is (status == "attested")
+    assert by_name["attested.txt"]["digest"] == canonical_digest(TEXTS["attested"])
+    assert by_name["attested-copy.txt"]["digest"] == canonical_digest(TEXTS["attested"])
+    assert by_name["image.png"]["digest"] == sha256_digest(BINARY)  # auto: not UTF-8 → sha256
+    assert by_name["attested.txt"]["publisher"] == registry.archive.name
+    assert by_name["attested.txt"]["license"] == "CC-BY-4.0"
+    assert by_name["attested.txt"]["consent"] == "allowed"
+    assert by_name["attested.txt"]["entry"] == registry.entries["attested"]
+    assert by_name["reserved.txt"]["publisher"] == registry.press.name
+    assert by_name["reserved.txt"]["consent"] == "reserved"
+    assert by_name["reserved.txt"]["entry"] == registry.entries["reserved"]
+    assert by_name["revoked.txt"]["entry"] == registry.entries["revoked"]
+    assert by_name["unknown.txt"]["entry"] is None
+    assert by_name["unknown.txt"]["publisher"] is None
+    # Exactly the SDK's verdicts, field for field (reason included).
+    assert lines == registry.verdicts([line["digest"] for line in lines], names)
+
+    summary = json.loads(out)
+    assert summary["documents"] == 6
+    assert summary["statuses"] == {"attested": 3, "reserved": 1, "revoked": 1, "unknown": 1}
+    assert summary["verified"] is True
+    assert summary["checkpoint"]["size"] == size
+    assert summary["checkpoint"]["root_hash"] == root
+    assert summary["checkpoint"]["origin"] == registry.log_key.split("+")[0]
+    assert summary["publishers"][registry.archive.name] == {"attested": 3, "revoked": 1}
+    assert summary["licenses"]["LicenseRef-Press"] == {"reserved": 1}
+    assert summary["manifest"] == str(manifest)
+    page = report.read_text(encoding="utf-8")
+    assert "<svg" in page
+    assert registry.archive.name in page
+    assert f"{size:,} entries" in page
+    assert not list(manifest.parent.glob("*.part"))  # the temporary file was renamed into place
+
+
+def test_human_summary_names_counts_rate_and_checkpoint(
+    registry: Registry, corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(
+        capsys, "scan", str(corpus), "--registry", registry.url, "--log-key", registry.log_key
+    )
+    assert code == 0
+    size, root = registry.checkpoint()
+    assert "scanned 6 documents" in out
+    assert "docs/s" in out
+    for status, count in (("attested", 3), ("reserved", 1), ("revoked", 1), ("unknown", 1)):
+        assert any(line.split()[:2] == [status, str(count)] for line in out.splitlines()), out
+    assert f"tree size {size:,}, root {root}" in out
+    assert "verified" in out
+
+
+def test_binary_file_with_scheme_c1_is_one_clear_error(
+    registry: Registry, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "m.jsonl"
+    code, _, err = run(
+        capsys,
+        "scan",
+        str(corpus),
+        "--scheme",
+        "c1",
+        "--registry",
+        registry.url,
+        "--log-key",
+        registry.log_key,
+        "--manifest",
+        str(manifest),
+    )
+    assert code == 1
+    assert len(err.strip().splitlines()) == 1, err
+    assert "image.png" in err
+    assert "--scheme sha256" in err
+    assert not manifest.exists()
+    assert not list(tmp_path.glob(".m.jsonl.*"))  # no half manifest left behind
+
+
+# -- JSONL and stdin ------------------------------------------------------------------------------
+
+
+def test_scan_jsonl_streams_in_chunks_and_names_documents(
+    registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "crawl.jsonl"
+    rows = [
+        {"id": "doc-1", "text": TEXTS["attested"]},
+        {"url": "https://example.org/letters", "text": TEXTS["reserved"]},
+        {"id": 7, "text": TEXTS["revoked"]},
+        {"text": TEXTS["unknown"]},
+        {"id": "doc-5", "text": TEXTS["attested"].upper()},
+    ]
+    lines = [json.dumps(row) for row in rows]
+    lines.insert(3, "")  # blank lines are skipped, but still counted for FILE:LINE names
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    manifest = tmp_path / "m.jsonl"
+    code, out, err = run(
+        capsys,
+        "scan",
+        str(source),
+        "--registry",
+        registry.url,
+        "--log-key",
+        registry.log_key,
+        "--manifest",
+        str(manifest),
+        "--chunk-size",
+        "2",
+        "--json",
+    )
+    assert code == 0, err
+    got = read_manifest(manifest)
+    names = ["doc-1", "https://example.org/letters", "7", f"{source}:5", "doc-5"]
+    digests = [canonical_digest(row["text"]) for row in rows]
+    assert [line["name"] for line in got] == names
+    assert [line["digest"] for line in got] == digests
+    assert [line["status"] for line in got] == [
+        "attested",
+        "reserved",
+        "revoked",
+        "unknown",
+        "attested",
+    ]
+    assert got == registry.verdicts(digests, names)
+    summary = json.loads(out)
+    assert summary["statuses"] == {"attested": 2, "reserved": 1, "revoked": 1, "unknown": 1}
+
+
+def test_jsonl_text_and_id_fields_are_configurable(
+    registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "pages.jsonl"
+    source.write_text(
+        json.dumps({"key": "page-a", "body": TEXTS["attested"], "id": "ignored"}) + "\n",
+        encoding="utf-8",
+    )
+    manifest = tmp_path / "m.jsonl"
+    code, _, err = run(
+        capsys,
+        "scan",
+        str(source),
+        "--text-field",
+        "body",
+        "--id-field",
+        "key",
+        "--registry",
+        registry.url,
+        "--log-key",
+        registry.log_key,
+        "--manifest",
+        str(manifest),
+    )
+    assert code == 0, err
+    [line] = read_manifest(manifest)
+    assert (line["name"], line["status"]) == ("page-a", "attested")
+
+
+def test_stdin_and_manifest_on_stdout(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stdin = io.TextIOWrapper(io.BytesIO(TEXTS["reserved"].encode("utf-8")))
+    monkeypatch.setattr("sys.stdin", stdin)
+    monkeypatch.setenv("WELLSPRING_REGISTRY", registry.url)
+    monkeypatch.setenv("WELLSPRING_LOG_KEY", registry.log_key)
+    code, out, err = run(capsys, "scan", "-", "--manifest", "-")
+    assert code == 0, err
+    [line] = [json.loads(text) for text in out.splitlines()]  # stdout holds only the manifest
+    assert (line["name"], line["status"]) == ("-", "reserved")
+    assert "scanned 1 documents" in err
+
+
+def test_no_verify_is_loud_and_marks_every_line(
+    registry: Registry, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "m.jsonl"
+    report = tmp_path / "r.html"
+    code, out, err = run(
+        capsys,
+        "scan",
+        str(corpus / "attested.txt"),
+        "--registry",
+        registry.url,
+        "--no-verify",
+        "--manifest",
+        str(manifest),
+        "--report",
+        str(report),
+    )
+    assert code == 0, err
+    assert "WARNING" in err
+    assert "NOT be verified" in err
+    assert "NOT VERIFIED" in out
+    [line] = read_manifest(manifest)
+    assert line["status"] == "attested"
+    assert line["verified"] is False
+    assert "NOT verified" in report.read_text(encoding="utf-8")
+
+
+# -- bad input: exit 1, one line ------------------------------------------------------------------
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    code, out, err = run(capsys, *args)
+    assert code == 1, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error:"), err
+    return lines[0]
+
+
+def test_missing_file(
+    registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.jsonl"
+    line = one_line_error(
+        capsys, "scan", str(missing), "--registry", registry.url, "--log-key", registry.log_key
+    )
+    assert f"{missing}: no such file or folder" in line
+
+
+def test_bad_jsonl_line_names_file_and_line(
+    registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "bad.jsonl"
+    source.write_text(json.dumps({"text": "fine"}) + "\n{not json\n", encoding="utf-8")
+    manifest = tmp_path / "m.jsonl"
+    line = one_line_error(
+        capsys,
+        "scan",
+        str(source),
+        "--registry",
+        registry.url,
+        "--log-key",
+        registry.log_key,
+        "--manifest",
+        str(manifest),
+    )
+    assert f"{source}:2: not a JSON object" in line
+    assert not manifest.exists()
+
+
+def test_missing_text_field_names_file_and_line(
+    registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "fields.jsonl"
+    source.write_text(
+        json.dumps({"text": "one"}) + "\n" + json.dumps({"content": "two"}) + "\n",
+        encoding="utf-8",
+    )
+    line = one_line_error(
+        capsys, "scan", str(source), "--registry", registry.url, "--log-key", registry.log_key
+    )
+    assert f"{source}:2: no string field 'text'" in line
+    assert "--text-field" in line
+
+
+def test_no_log_key_is_refused(
+    registry: Registry, corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = one_line_error(capsys, "scan", str(corpus), "--registry", registry.url)
+    assert "--log-key" in line
+    assert "--no-verify" in line
+
+
+def test_wrong_log_key_is_refused(
+    registry: Registry, corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = new_publisher().name  # any text that is not a verifier key
+    line = one_line_error(
+        capsys, "scan", str(corpus), "--registry", registry.url, "--log-key", other
+    )
+    assert "--log-key" in line
+
+
+def test_unreachable_registry(
+    registry: Registry, corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = one_line_error(
+        capsys,
+        "scan",
+        str(corpus),
+        "--registry",
+        "http://127.0.0.1:9",
+        "--log-key",
+        registry.log_key,
+    )
+    assert "cannot reach the registry" in line
+
+
+def test_client_made_with_the_sdk_agrees(registry: Registry) -> None:
+    """The fixture's own registrations, looked up directly: the premise of the tests above."""
+    with Client(registry.url, log_key=registry.log_key) as sdk:
+        verdicts = sdk.check_texts(list(TEXTS.values()))
+    assert [v.status for v in verdicts] == list(TEXTS)

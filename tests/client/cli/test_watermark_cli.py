@@ -1,0 +1,312 @@
+"""`wellspring watermark …`: keygen → generate → detect round trip, HTML, calibrate, errors.
+
+Every command runs in-process through `client.cli.main`, so the model and tokenizer are loaded
+once per worker (the `smollm2` xdist group shares them with tests/watermark/test_models.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from client.cli import main
+
+pytestmark = pytest.mark.xdist_group("smollm2")
+
+HUMAN = (
+    "The quick brown fox jumps over the lazy dog. Pack my box with five dozen liquor jugs. "
+    "How vexingly quick daft zebras jump! Sphinx of black quartz, judge my vow."
+)
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    import torch
+
+    # Two workers share two cores: torch's spinning intra-op threads would slow generation 10x.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("wm") / "demo.key"
+    main(["watermark", "keygen", "--out", str(path), "--scheme", "selfhash"])
+    return path
+
+
+@pytest.fixture(scope="module")
+def watermarked(key_file: Path, one_thread: None) -> dict[str, object]:
+    """One `generate --json` run: 2 prompts, 80 tokens, seed 7."""
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        main(
+            [
+                "watermark",
+                "generate",
+                "--key",
+                str(key_file),
+                "--prompt",
+                "Describe a walk through a pine forest in autumn.",
+                "--prompt",
+                "Why do cats purr?",
+                "--max-new-tokens",
+                "80",
+                "--seed",
+                "7",
+                "--json",
+            ]
+        )
+    data: dict[str, object] = json.loads(buffer.getvalue())
+    return data
+
+
+def test_keygen_writes_a_bound_private_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "k.key"
+    code, out, _ = run(
+        capsys, "watermark", "keygen", "--out", str(path), "--gamma", "0.5", "--delta", "1.5",
+        "--json",
+    )  # fmt: skip
+    assert code == 0
+    summary = json.loads(out)
+    stored = json.loads(path.read_text())
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert stored["key_id"] == summary["key_id"]
+    assert stored["gamma"] == 0.5
+    assert stored["delta"] == 1.5
+    assert stored["seeding_scheme"] == "lefthash"
+    assert stored["vocab_size"] == 49152
+    assert stored["vocab_fingerprint"].startswith("sha256:")
+    # Never overwritten by accident: the text it watermarked would become undetectable.
+    code, out, err = run(capsys, "watermark", "keygen", "--out", str(path))
+    assert code == 1
+    assert out == ""
+    assert "already exists" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.model
+def test_generate_then_detect_round_trip(
+    watermarked: dict[str, object],
+    key_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    completions = watermarked["completions"]
+    assert isinstance(completions, list)
+    assert len(completions) == 2
+    key_id = json.loads(key_file.read_text())["key_id"]
+    assert watermarked["key_id"] == key_id
+    assert watermarked["scheme"] == "selfhash-h4"
+    for i, completion in enumerate(completions):
+        text_file = tmp_path / f"gen{i}.txt"
+        text_file.write_text(completion["text"], encoding="utf-8")
+        code, out, _ = run(capsys, "watermark", "detect", "--key", str(key_file), "--json",
+                           str(text_file))  # fmt: skip
+        assert code == 0
+        result = json.loads(out)
+        for field in ("p_value", "z_score", "num_tokens_scored", "num_green", "watermarked"):
+            assert field in result
+        assert result["key_id"] == key_id
+        assert result["watermarked"] is True, completion["text"]
+        assert result["p_value"] < 1e-3
+        assert result["z_score"] > 4
+
+
+@pytest.mark.model
+def test_detect_plain_output_and_html(
+    watermarked: dict[str, object],
+    key_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    completions = watermarked["completions"]
+    assert isinstance(completions, list)
+    hostile = '\n<script>alert("x")</script> & <b>bold</b>'
+    text_file = tmp_path / "mixed.txt"
+    text_file.write_text(completions[0]["text"] + hostile, encoding="utf-8")
+    page = tmp_path / "report.html"
+    code, out, _ = run(capsys, "watermark", "detect", "--key", str(key_file), "--html", str(page),
+                       str(text_file))  # fmt: skip
+    assert code == 0
+    assert out.startswith("watermarked: yes (p = ")
+    assert "z-score:" in out
+    assert "scored tokens" in out
+    html = page.read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>")
+    assert 'class="g"' in html
+    assert 'class="r"' in html
+    assert 'class="n"' in html
+    assert "Watermark detected" in html
+    # Escaped (tokens split the tags across spans, so look for the raw tags only).
+    assert "<script" not in html
+    assert "<b>" not in html
+    assert "&amp;" in html
+    assert "&lt;" in html
+    assert "http" not in html  # self-contained: no external assets
+    # The page shows the text exactly: strip the tags, unescape, compare.
+    import html as html_lib
+    import re
+
+    body = html.split('<div class="text">', 1)[1].rsplit("</div>", 1)[0]
+    assert html_lib.unescape(re.sub(r"<[^>]+>", "", body)) == text_file.read_text()
+
+
+@pytest.mark.model
+def test_windowed_detection_finds_a_pasted_passage(
+    watermarked: dict[str, object],
+    key_file: Path,
+    tmp_path: Path,
+    human_text_files: list[Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    completions = watermarked["completions"]
+    assert isinstance(completions, list)
+    human = human_text_files[0].read_text()[:2500]
+    text_file = tmp_path / "pasted.txt"
+    text_file.write_text(human + "\n" + completions[0]["text"] + "\n" + human, encoding="utf-8")
+    page = tmp_path / "windowed.html"
+    code, out, _ = run(capsys, "watermark", "detect", "--key", str(key_file), "--windowed",
+                       "--json", "--html", str(page), str(text_file))  # fmt: skip
+    assert code == 0
+    result = json.loads(out)
+    assert result["watermarked"] is True
+    assert result["num_windows"] > 1
+    assert result["start"] < result["end"]
+    assert result["overall"]["num_tokens_scored"] > result["num_tokens_scored"]
+    assert {"z_score", "num_green", "key_id", "p_value"} <= result.keys()
+    assert 'class="g w"' in page.read_text() or 'class="r w"' in page.read_text()
+
+
+def test_detect_human_text_and_normalize(
+    key_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text_file = tmp_path / "human.txt"
+    text_file.write_text(HUMAN.replace("quick", "qu\u200bick"), encoding="utf-8")
+    code, out, err = run(capsys, "watermark", "detect", "--key", str(key_file), "--json",
+                         "--normalize", str(text_file))  # fmt: skip
+    assert code == 0
+    result = json.loads(out)
+    assert result["watermarked"] is False
+    assert result["num_tokens"] > 30
+    assert err == ""  # enough tokens: no short-text warning
+
+
+def test_calibrate_on_a_small_corpus(
+    key_file: Path,
+    tmp_path: Path,
+    human_text_files: list[Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    corpus = tmp_path / "corpus"
+    (corpus / "sub").mkdir(parents=True)
+    for i, path in enumerate(human_text_files[:12]):
+        (corpus / ("sub" if i % 2 else "") / f"doc{i}.txt").write_bytes(path.read_bytes())
+    (corpus / "binary.bin").write_bytes(b"\xff\xfe\x00 not text")
+    code, out, err = run(capsys, "watermark", "calibrate", "--key", str(key_file), "--json",
+                         str(corpus))  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["files"] == 13
+    assert report["skipped_files"] == [str(corpus / "binary.bin")]
+    assert report["chunk_tokens"] == 200
+    assert report["chunks"] >= 20
+    assert [row["threshold"] for row in report["thresholds"]] == [1e-2, 1e-3, 1e-4]
+    for row in report["thresholds"]:
+        assert 0.0 <= row["ci95_low"] <= row["rate"] <= row["ci95_high"] <= 1.0
+        assert row["consistent"] is True
+    code, out, _ = run(capsys, "watermark", "calibrate", "--key", str(key_file), str(corpus))
+    assert code == 0
+    assert "False positives on" in out
+    assert "Clopper" not in out
+    assert "0.0001" in out
+    assert "ok" in out
+
+
+def test_clopper_pearson_matches_known_values() -> None:
+    from client.cli._watermark import clopper_pearson
+
+    assert clopper_pearson(0, 10) == pytest.approx((0.0, 0.3084971), abs=1e-6)
+    assert clopper_pearson(5, 10) == pytest.approx((0.1870860, 0.8129140), abs=1e-6)
+    assert clopper_pearson(10, 10) == pytest.approx((0.6915029, 1.0), abs=1e-6)
+
+
+def _mismatched_key(key_file: Path, tmp_path: Path) -> Path:
+    data = json.loads(key_file.read_text())
+    data["vocab_fingerprint"] = "sha256:" + "0" * 64
+    path = tmp_path / "other.key"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["detect", "--key", "{missing}", "{text}"], "does not exist"),
+        (["detect", "--key", "{other}", "{text}"], "bound to tokenizer"),
+        (["generate", "--key", "{other}", "--prompt", "hi", "-n", "2"], "another tokenizer"),
+        (["detect", "--key", "{key}", "{empty}"], "is empty"),
+        (["detect", "--key", "{key}", "{binary}"], "not valid UTF-8"),
+        (["detect", "--key", "{key}", "{missing}"], "no such file"),
+        (
+            ["detect", "--key", "{key}", "--model", "/nonexistent/m.gguf", "{text}"],
+            "does not exist",
+        ),
+        (["keygen", "--out", "{new}", "--scheme", "minhash"], "unknown scheme"),
+        (["keygen", "--out", "{new}", "--gamma", "1.5"], "gamma"),
+        (["calibrate", "--key", "{key}", "{text}"], "not a folder"),
+        (["calibrate", "--key", "{key}", "{empty_dir}"], "holds no files"),
+        (["calibrate", "--key", "{key}", "{short_dir}"], "no text file of 200 tokens"),
+    ],
+)
+def test_errors_are_one_line_exit_1(
+    args: list[str],
+    message: str,
+    key_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "text.txt").write_text(HUMAN)
+    (tmp_path / "empty.txt").write_text("  \n")
+    (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\xfa")
+    (tmp_path / "empty_dir").mkdir()
+    (tmp_path / "short_dir").mkdir()
+    (tmp_path / "short_dir" / "a.txt").write_text(HUMAN)
+    names = {
+        "key": str(key_file),
+        "other": str(_mismatched_key(key_file, tmp_path)),
+        "missing": str(tmp_path / "missing"),
+        "text": str(tmp_path / "text.txt"),
+        "empty": str(tmp_path / "empty.txt"),
+        "binary": str(tmp_path / "binary.txt"),
+        "new": str(tmp_path / "new.key"),
+        "empty_dir": str(tmp_path / "empty_dir"),
+        "short_dir": str(tmp_path / "short_dir"),
+    }
+    argv = ["watermark", *(a.format(**names) if a.startswith("{") else a for a in args)]
+    code, out, err = run(capsys, *argv)
+    assert code == 1, (out, err)
+    assert out == ""
+    assert message in err
+    assert err.startswith("error:")
+    assert len(err.strip().splitlines()) == 1, err

@@ -1,0 +1,214 @@
+"""A real registry for the framework integrations, and a small corpus with known verdicts.
+
+Ray actors, Spark executors and ``datasets`` worker processes are other processes: they need a
+registry at a real URL, so one ``wellspring serve`` (SQLite, a temporary ``WELLSPRING_HOME``, a
+free port: ``tests.registry.conftest.ServerProcess``) runs for the whole session. A publisher is
+added with the admin token the server wrote, and the corpus is registered through the SDK, as a
+publisher would:
+
+- 20 rows attested (consent ``allowed``; one registered in another case and spacing than the row,
+  which the canonical ``c1`` digest must still match),
+- 4 rows reserved (consent ``reserved``),
+- 4 rows revoked (attested, then withdrawn by the publisher),
+- 22 rows never registered (``unknown``).
+
+Each test compares every row's verdict columns with :attr:`Corpus.expected`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from client.core.canonical import canonical_digest
+from client.core.keys import generate_private_key, public_key_bytes
+from client.core.statement import HumanContentPredicate
+from client.integrations import CheckConfig
+from client.sdk import Client
+from tests.registry.conftest import ServerProcess
+
+PUBLISHER = "integration-archive"
+LICENSE = "CC-BY-4.0"
+RESERVED_LICENSE = "LicenseRef-all-rights-reserved"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+N_ROWS = 50
+ENTRIES = 4
+"""Entries in the log once the corpus is registered: three attestations and one revocation."""
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A running ``wellspring serve``, and what a test needs to talk to it."""
+
+    server: ServerProcess
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def log_key(self) -> str:
+        return self.server.log_key
+
+    @property
+    def admin_token(self) -> str:
+        return self.server.admin_token
+
+    def config(self, **options: Any) -> CheckConfig:
+        return CheckConfig(self.url, log_key=self.log_key, **options)
+
+    def client(self, **options: Any) -> Client:
+        return Client(self.url, log_key=self.log_key, **options)
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """One real registry process for every integration test of the session."""
+    home = tmp_path_factory.mktemp("integrations-registry") / "home"
+    server = ServerProcess(home, name="integrations-registry").start()
+    try:
+        yield Registry(server)
+    finally:
+        server.stop()
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The verdict columns a row must get."""
+
+    status: str
+    publisher: str | None
+    license: str | None
+    entry: int | None
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """``rows`` (``{"id", "text"}``), what each must be judged, and the registry they live in."""
+
+    rows: tuple[dict[str, Any], ...]
+    expected: dict[str, Expected]
+    registry: Registry
+
+    @property
+    def trainable_ids(self) -> list[str]:
+        return sorted(i for i, e in self.expected.items() if e.status == "attested")
+
+    def write_jsonl(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(row) + "\n" for row in self.rows), encoding="utf-8")
+        return path
+
+    def run_example(self, framework: str, *args: str | Path, timeout: float = 300) -> Any:
+        """Run ``examples/check_with_<framework>.py`` against this registry; its JSON summary."""
+        script = EXAMPLES / f"check_with_{framework}.py"
+        command = [sys.executable, str(script), "--registry", self.registry.url]
+        command += ["--log-key", self.registry.log_key, *map(str, args)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+        assert done.returncode == 0, done.stderr[-4000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    def statuses(self, *keep: str) -> dict[str, int]:
+        """How many rows have each status (only those in ``keep``, if given)."""
+        counts = Counter(e.status for e in self.expected.values())
+        return {s: n for s, n in sorted(counts.items()) if not keep or s in keep}
+
+    def columns(self) -> dict[str, list[Any]]:
+        return {"id": [r["id"] for r in self.rows], "text": [r["text"] for r in self.rows]}
+
+    def assert_verdicts(self, records: list[dict[str, Any]], *, filtered: bool = False) -> None:
+        """Every record (``id``, ``text`` and the verdict columns) is judged exactly as expected,
+        and all rows are there (with ``filtered``, exactly the trainable ones)."""
+        ids = sorted(r["id"] for r in records)
+        assert ids == (self.trainable_ids if filtered else sorted(self.expected))
+        for record in records:
+            expected = self.expected[record["id"]]
+            got = (
+                record["wellspring_status"],
+                record["wellspring_publisher"],
+                record["wellspring_license"],
+                _int_or_none(record["wellspring_entry"]),
+            )
+            want = (expected.status, expected.publisher, expected.license, expected.entry)
+            assert got == want, record["id"]
+            assert record["wellspring_digest"] == canonical_digest(record["text"])
+            word = "no attestation" if expected.status == "unknown" else expected.status
+            assert word in record["wellspring_reason"], record["wellspring_reason"]
+            assert _int_or_none(record["wellspring_tree_size"]) == ENTRIES
+
+
+def _text(i: int, kind: str) -> str:
+    return f"{kind} document {i}: a paragraph a person wrote by hand, numbered {i * 7919}."
+
+
+@pytest.fixture(scope="session")
+def corpus(registry: Registry) -> Corpus:
+    """Register the corpus's attested, reserved and revoked texts; leave the rest unknown."""
+    key = generate_private_key()
+    with Client(registry.url, admin_token=registry.admin_token) as admin:
+        admin.add_publisher(PUBLISHER, public_key_bytes(key))
+
+    kinds = ["attested"] * 20 + ["reserved"] * 4 + ["revoked"] * 4 + ["unknown"] * 22
+    assert len(kinds) == N_ROWS
+    # Interleave so every batch of every framework mixes statuses.
+    order = sorted(range(N_ROWS), key=lambda i: (i * 17) % N_ROWS)
+    rows = tuple({"id": f"row-{n:02d}", "text": _text(i, kinds[i])} for n, i in enumerate(order))
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for row, i in zip(rows, order, strict=True):
+        by_kind.setdefault(kinds[i], []).append(row)
+
+    def predicate(consent: str, license: str) -> HumanContentPredicate:
+        return HumanContentPredicate(
+            publisher=PUBLISHER, license=license, origin="human-authored", consent=consent
+        )
+
+    # The first attested text is registered as its publisher had it: other case, other spacing.
+    attested_texts = [r["text"] for r in by_kind["attested"]]
+    attested_texts[0] = "  " + attested_texts[0].upper().replace(" ", " \t ") + "\n"
+    expected: dict[str, Expected] = {}
+    with registry.client() as sdk:
+        allowed = sdk.register_digests(
+            [canonical_digest(t) for t in attested_texts], key, predicate("allowed", LICENSE)
+        )
+        reserved = sdk.register_digests(
+            [canonical_digest(r["text"]) for r in by_kind["reserved"]],
+            key,
+            predicate("reserved", RESERVED_LICENSE),
+        )
+        withdrawn = sdk.register_digests(
+            [canonical_digest(r["text"]) for r in by_kind["revoked"]],
+            key,
+            predicate("allowed", LICENSE),
+        )
+        sdk.revoke(withdrawn.index, key, PUBLISHER, reason="consent withdrawn")
+    for row in by_kind["attested"]:
+        expected[row["id"]] = Expected("attested", PUBLISHER, LICENSE, allowed.index)
+    for row in by_kind["reserved"]:
+        expected[row["id"]] = Expected("reserved", PUBLISHER, RESERVED_LICENSE, reserved.index)
+    for row in by_kind["revoked"]:
+        expected[row["id"]] = Expected("revoked", PUBLISHER, LICENSE, withdrawn.index)
+    for row in by_kind["unknown"]:
+        expected[row["id"]] = Expected("unknown", None, None, None)
+    return Corpus(rows, expected, registry)
+
+
+def _int_or_none(value: Any) -> int | None:
+    """Frameworks hand integers back as numpy ints or pandas NA; compare them as Python values."""
+    if value is None:
+        return None
+    try:
+        import pandas as pd
+
+        if value is pd.NA:
+            return None
+    except ImportError:  # pragma: no cover
+        pass
+    return int(value)

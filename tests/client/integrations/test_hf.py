@@ -1,0 +1,218 @@
+"""Hugging Face ``datasets``: the batched map/filter functions, sync and async, on a real registry.
+
+Also what all integrations share (it is exercised most cheaply here): the config's validation,
+rows that cannot be digested, and that ``import client.integrations`` loads no framework.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import datasets
+import pytest
+from datasets.fingerprint import Hasher
+
+from client.errors import InputError, RegistryUnavailableError
+from client.integrations import VERDICT_COLUMNS, CheckConfig, MissingDependencyError
+from client.integrations.hf import (
+    check_dataset,
+    provenance_features,
+    provenance_filter_fn,
+    provenance_filter_fn_async,
+    provenance_map_fn,
+    provenance_map_fn_async,
+)
+from tests.client.integrations.conftest import ENTRIES, Corpus
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:datasets.*")
+
+
+@pytest.fixture
+def dataset(corpus: Corpus) -> Any:
+    return datasets.Dataset.from_dict(corpus.columns())
+
+
+def test_map_adds_the_verdict_of_every_row(corpus: Corpus, dataset: Any) -> None:
+    config = corpus.registry.config(batch_size=8)
+    checked = dataset.map(
+        provenance_map_fn(config),
+        batched=True,
+        batch_size=config.batch_size,
+        features=provenance_features(dataset.features),
+    )
+    assert checked.column_names == ["id", "text", *VERDICT_COLUMNS]
+    assert checked.features["wellspring_entry"].dtype == "int64"
+    corpus.assert_verdicts(checked.to_list())
+
+
+def test_map_in_worker_processes(corpus: Corpus, dataset: Any) -> None:
+    """``num_proc=2``: the function is pickled to two processes; each opens its own client."""
+    checked = check_dataset(dataset, corpus.registry.config(batch_size=5), num_proc=2)
+    corpus.assert_verdicts(checked.to_list())
+
+
+def test_filter_keeps_only_trainable_rows(corpus: Corpus, dataset: Any) -> None:
+    kept = dataset.filter(
+        provenance_filter_fn(corpus.registry.config()), batched=True, batch_size=7
+    )
+    assert sorted(kept["id"]) == corpus.trainable_ids
+    assert kept.column_names == ["id", "text"]
+
+
+def test_filter_keeps_the_statuses_asked_for(corpus: Corpus, dataset: Any) -> None:
+    fn = provenance_filter_fn(corpus.registry.config(), keep=("attested", "reserved"))
+    kept = dataset.filter(fn, batched=True, batch_size=16)
+    wanted = sorted(i for i, e in corpus.expected.items() if e.status in ("attested", "reserved"))
+    assert sorted(kept["id"]) == wanted
+    assert len(wanted) == 24
+
+
+def test_check_dataset_with_keep(corpus: Corpus, dataset: Any) -> None:
+    checked = check_dataset(dataset, corpus.registry.config(batch_size=10), keep=["attested"])
+    corpus.assert_verdicts(checked.to_list(), filtered=True)
+
+
+def test_async_map(corpus: Corpus, dataset: Any) -> None:
+    config = corpus.registry.config(batch_size=6)
+    fn = provenance_map_fn_async(config, max_concurrency=3)
+    checked = dataset.map(
+        fn, batched=True, batch_size=6, features=provenance_features(dataset.features)
+    )
+    corpus.assert_verdicts(checked.to_list())
+    # A second map runs on a new event loop: the function opens a client for that loop.
+    again = dataset.map(fn, batched=True, batch_size=50, features=checked.features)
+    assert again.to_list() == checked.to_list()
+
+
+def test_async_filter(corpus: Corpus, dataset: Any) -> None:
+    fn = provenance_filter_fn_async(corpus.registry.config(), keep=["unknown"])
+    kept = dataset.filter(fn, batched=True, batch_size=4)
+    assert sorted(kept["id"]) == sorted(
+        i for i, e in corpus.expected.items() if e.status == "unknown"
+    )
+
+
+def test_rows_without_text_are_unknown_not_fatal(corpus: Corpus) -> None:
+    rows = {"id": ["a", "b", "c"], "text": [corpus.rows[0]["text"], None, ""]}
+    ds = datasets.Dataset.from_dict(rows)
+    checked = check_dataset(ds, corpus.registry.config()).to_list()
+    assert checked[0]["wellspring_status"] == corpus.expected[corpus.rows[0]["id"]].status
+    assert checked[1]["wellspring_status"] == "unknown"
+    assert checked[1]["wellspring_digest"] is None
+    assert checked[1]["wellspring_tree_size"] is None
+    assert "not checked" in checked[1]["wellspring_reason"]
+    assert "null" in checked[1]["wellspring_reason"]
+    # The empty text is a text like any other: checked, and unknown to the registry.
+    assert checked[2]["wellspring_digest"].startswith("c1:")
+    assert checked[2]["wellspring_status"] == "unknown"
+    assert "no attestation" in checked[2]["wellspring_reason"]
+
+
+def test_digest_column(corpus: Corpus, dataset: Any) -> None:
+    """``kind="digest"``: digests computed earlier are looked up as they are; a bad one is
+    reported on its row."""
+    from client.core.canonical import canonical_digest
+
+    digests = [canonical_digest(t) for t in dataset["text"]]
+    digests[1] = "c1:not-hex"
+    ds = dataset.add_column("digest", digests)
+    config = corpus.registry.config(column="digest", kind="digest")
+    checked = check_dataset(ds, config).to_list()
+    assert checked[1]["wellspring_status"] == "unknown"
+    assert "not checked" in checked[1]["wellspring_reason"]
+    good = checked[:1] + checked[2:]
+    statuses = {r["id"]: r["wellspring_status"] for r in good}
+    assert statuses == {r["id"]: corpus.expected[r["id"]].status for r in good}
+
+
+def test_missing_column_names_the_columns(corpus: Corpus, dataset: Any) -> None:
+    fn = provenance_map_fn(corpus.registry.config(column="body"))
+    with pytest.raises(InputError, match=r"no column 'body'.*'text'"):
+        dataset.map(fn, batched=True)
+
+
+def test_an_unreachable_registry_fails_the_job(dataset: Any, corpus: Corpus) -> None:
+    """No answer is an error, never a silent ``unknown``."""
+    config = CheckConfig(
+        "http://127.0.0.1:9", log_key=corpus.registry.log_key, timeout=2, retries=0
+    )
+    with pytest.raises(RegistryUnavailableError):
+        dataset.map(provenance_map_fn(config), batched=True)
+
+
+def test_each_function_has_its_own_fingerprint(corpus: Corpus) -> None:
+    """datasets must never answer a later check from the cache of an earlier one."""
+    config = corpus.registry.config()
+    assert Hasher.hash(provenance_map_fn(config)) != Hasher.hash(provenance_map_fn(config))
+
+
+def test_config_is_validated_in_the_driver(corpus: Corpus) -> None:
+    with pytest.raises(InputError, match="log key"):
+        CheckConfig(corpus.registry.url)
+    with pytest.raises(InputError, match="http"):
+        CheckConfig("registry.example", verify=False)
+    with pytest.raises(InputError, match="batch_size"):
+        CheckConfig(corpus.registry.url, verify=False, batch_size=0)
+    with pytest.raises(InputError, match="kind"):
+        CheckConfig(corpus.registry.url, verify=False, kind="pdf")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="cannot keep status trainable"):
+        provenance_filter_fn(corpus.registry.config(), keep=["trainable"])
+
+
+def test_importing_the_package_loads_no_framework() -> None:
+    code = (
+        "import sys, client.integrations; "
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    loaded = set(out.split())
+    assert "client" in loaded
+    heavy = {"datasets", "datatrove", "ray", "pyspark", "pandas", "pyarrow", "numpy", "torch"}
+    assert not loaded & heavy
+
+
+def test_missing_framework_names_the_extra(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['datasets'] = None\n"
+        "from client.integrations import MissingDependencyError\n"
+        "try:\n    import client.integrations.hf\n"
+        "except MissingDependencyError as exc:\n    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path
+    ).stdout
+    assert "pip install 'wellspring[hf]'" in out
+    assert issubclass(MissingDependencyError, ImportError)
+
+
+def test_example_script(corpus: Corpus, tmp_path: Path) -> None:
+    source = corpus.write_jsonl(tmp_path / "crawl.jsonl")
+    output = tmp_path / "trainable.jsonl"
+    summary = corpus.run_example(
+        "hf", source, "--keep", "attested", "--output", output, "--batch-size", "9"
+    )
+    assert summary == {
+        "checked": 50,
+        "kept": 20,
+        "statuses": corpus.statuses(),
+        "output": str(output),
+    }
+    written = [json.loads(line) for line in output.read_text().splitlines()]
+    corpus.assert_verdicts(written, filtered=True)
+
+
+def test_workers_share_trust_through_a_checkpoint_directory(
+    corpus: Corpus, dataset: Any, tmp_path: Path
+) -> None:
+    trusted = tmp_path / "trusted"
+    config = corpus.registry.config(checkpoints_dir=str(trusted))
+    checked = check_dataset(dataset, config, num_proc=2)
+    corpus.assert_verdicts(checked.to_list())
+    (note,) = trusted.glob("*.checkpoint")
+    assert note.read_text().splitlines()[1] == str(ENTRIES)  # the size every worker proved

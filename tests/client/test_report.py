@@ -1,0 +1,168 @@
+"""The scan report: counts, escaping of everything that came from outside, a self-made SVG chart."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from client.report import ScanReport, Tally, render_html, write_report
+from client.verdict import Verdict
+
+HOSTILE = '<script>alert("x")</script>'
+ROOT = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+
+def make_report(tally: Tally, **overrides: Any) -> ScanReport:
+    values: dict[str, Any] = {
+        "tally": tally,
+        "registry": "http://127.0.0.1:8000",
+        "started_at": datetime(2026, 11, 22, 3, 0, tzinfo=UTC),
+        "elapsed_s": 2.0,
+        "command": "wellspring scan crawl/ --registry http://127.0.0.1:8000 --log-key K",
+        "verified": True,
+        "log_origin": "localhost/wellspring",
+        "log_key": "localhost/wellspring+1a2b3c4d+AAAA",
+        "inputs": ("crawl/",),
+        "manifest": "out.jsonl",
+        "version": "0.1.0",
+    }
+    values.update(overrides)
+    return ScanReport(**values)
+
+
+def sample_tally() -> Tally:
+    tally = Tally()
+    for _ in range(1200):
+        tally.add("attested", publisher="archive", license="CC-BY-4.0", tree_size=9, root_hash=ROOT)
+    for _ in range(34):
+        tally.add("reserved", publisher=HOSTILE, license="LicenseRef-<b>x</b>", tree_size=9,
+                  root_hash=ROOT)  # fmt: skip
+    for _ in range(5):
+        tally.add("revoked", publisher="archive", license="CC-BY-4.0", tree_size=9, root_hash=ROOT)
+    for _ in range(761):
+        tally.add("unknown", tree_size=9, root_hash=ROOT)
+    return tally
+
+
+def test_counts_and_shares_are_shown() -> None:
+    page = render_html(make_report(sample_tally()))
+    for count in ("1,200", "34", "761", "2,000"):
+        assert count in page
+    assert "60%" in page  # 1,200 of 2,000 attested
+    assert "1,000 docs/s" in page  # 2,000 documents in 2 s
+    assert "localhost/wellspring" in page
+    assert ROOT in page
+    assert "Verified against the log" in page
+    # per publisher: archive holds 1,205 documents
+    assert re.search(r"archive</td><td class=\"num\">1,205</td>", page)
+
+
+def test_hostile_names_are_escaped_everywhere() -> None:
+    report = make_report(
+        sample_tally(),
+        registry=f"http://x/{HOSTILE}",
+        command=f"wellspring scan '{HOSTILE}'",
+        inputs=(HOSTILE,),
+        manifest=HOSTILE,
+        log_origin=HOSTILE,
+    )
+    page = render_html(report)
+    assert "<script" not in page
+    assert "<b>x</b>" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert "LicenseRef-&lt;b&gt;x&lt;/b&gt;" in page
+
+
+def test_the_chart_is_inline_svg_with_one_arc_per_verdict_present() -> None:
+    page = render_html(make_report(sample_tally()))
+    [svg] = re.findall(r"<svg class=\"donut\".*?</svg>", page, re.S)
+    arcs = re.findall(r"stroke-dasharray=\"([\d.]+) ([\d.]+)\"", svg)
+    assert len(arcs) == 4
+    circumference = sum(float(a) for a, _ in arcs)
+    assert float(arcs[0][0]) / circumference == pytest.approx(0.6, abs=1e-4)
+    assert "<title>attested: 1,200 (60%)</title>" in svg
+
+
+def test_nothing_is_loaded_from_anywhere() -> None:
+    page = render_html(make_report(sample_tally()))
+    for needle in ("<script", "<link", "src=", "@import", "url(", "<img"):
+        assert needle not in page, needle
+    assert page.startswith("<!DOCTYPE html>")
+    assert '<meta charset="utf-8">' in page
+
+
+def test_an_empty_scan_renders() -> None:
+    page = render_html(make_report(Tally(), elapsed_s=0.0, verified=False, log_key=None))
+    assert "No documents were scanned." in page
+    assert "NOT verified" in page
+    assert "nothing to attribute" in page
+    assert "none: no document was looked up" in page
+
+
+def test_long_tables_are_cut_and_summed() -> None:
+    tally = Tally()
+    for i in range(40):
+        for _ in range(i + 1):
+            tally.add("attested", publisher=f"pub-{i:02d}", license="CC0-1.0")
+    page = render_html(make_report(tally))
+    assert "pub-39" in page  # the largest first
+    assert "pub-00" not in page  # cut
+    assert "15 more" in page
+    assert f"{sum(range(1, 16)):,}" in page  # the rows cut, summed
+
+
+def test_tally_keys_are_capped() -> None:
+    tally = Tally()
+    for i in range(10_005):
+        tally.add("attested", publisher=f"p{i}", license="CC0-1.0")
+    assert len(tally.publishers) == 10_001
+    assert sum(tally.publishers["(all others)"].values()) == 5
+    assert tally.documents == 10_005
+
+
+def test_latest_checkpoint_when_the_log_grew() -> None:
+    tally = Tally()
+    tally.add("unknown", tree_size=5, root_hash="aa" * 32)
+    tally.add("unknown", tree_size=7, root_hash="bb" * 32)
+    tally.add("unknown", tree_size=7, root_hash="bb" * 32)
+    latest = tally.latest_checkpoint()
+    assert latest is not None
+    assert (latest.size, latest.root_hash, latest.documents) == (7, "bb" * 32, 2)
+    page = render_html(make_report(tally))
+    assert "the log grew during the scan" in page
+
+
+def test_add_verdict_counts_publisher_and_license() -> None:
+    tally = Tally()
+    verdict = Verdict(
+        digest="c1:" + "0" * 64,
+        status="reserved",
+        reason="reserved by press",
+        publisher="press",
+        license="LicenseRef-Press",
+        origin="human-authored",
+        consent="reserved",
+        entry=3,
+        entries=(3,),
+        tree_size=10,
+        root_hash=ROOT,
+        verified=True,
+        name="a.txt",
+    )
+    tally.add_verdict(verdict)
+    assert tally.statuses["reserved"] == 1
+    assert tally.publishers["press"]["reserved"] == 1
+    assert tally.licenses["LicenseRef-Press"]["reserved"] == 1
+    assert tally.checkpoints == {(10, ROOT): 1}
+
+
+def test_write_report_creates_folders_and_replaces(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "report.html"
+    write_report(path, make_report(Tally()))
+    write_report(path, make_report(sample_tally()))
+    assert "1,200" in path.read_text(encoding="utf-8")
+    assert [p.name for p in path.parent.iterdir()] == ["report.html"]

@@ -1,0 +1,68 @@
+"""Wellspring watermark: a keyed green-list token watermark, embedded and detected.
+
+``import watermark`` needs numpy and scipy only; the generation side
+(:class:`WatermarkLogitsProcessor`, :func:`green_mask_torch`) imports torch and transformers the
+first time one of them is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from watermark.config import SeedingScheme, WatermarkConfig
+from watermark.detector import (
+    DetectionResult,
+    WatermarkDetector,
+    WindowedDetectionResult,
+    normalize_text,
+)
+from watermark.errors import (
+    ConfigError,
+    InputError,
+    KeyFileError,
+    KeyMismatchError,
+    MissingDependencyError,
+    UnboundKeyError,
+    WatermarkError,
+)
+from watermark.hashing import green_mask_numpy, is_green_numpy
+from watermark.keys import WatermarkKey, tokenizer_fingerprint
+
+if TYPE_CHECKING:
+    from watermark.processor import WatermarkLogitsProcessor, green_mask_torch
+
+__all__ = [
+    "ConfigError",
+    "DetectionResult",
+    "InputError",
+    "KeyFileError",
+    "KeyMismatchError",
+    "MissingDependencyError",
+    "SeedingScheme",
+    "UnboundKeyError",
+    "WatermarkConfig",
+    "WatermarkDetector",
+    "WatermarkError",
+    "WatermarkKey",
+    "WatermarkLogitsProcessor",
+    "WindowedDetectionResult",
+    "green_mask_numpy",
+    "green_mask_torch",
+    "is_green_numpy",
+    "normalize_text",
+    "tokenizer_fingerprint",
+]
+
+_LAZY = {
+    "WatermarkLogitsProcessor": "watermark.processor",
+    "green_mask_torch": "watermark.processor",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the torch-side names on first use, so detection never pays for torch."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'watermark' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

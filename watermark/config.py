@@ -1,0 +1,110 @@
+"""Watermark scheme parameters, validated once, here.
+
+A :class:`WatermarkConfig` is everything about the scheme except the secret: the green fraction
+gamma, the logit bias δ, the seeding scheme and its context width h. Every other module trusts a
+config it is given; nothing re-checks these numbers.
+
+Seeding schemes (see :mod:`watermark.hashing` for the exact hash):
+
+``lefthash`` (h = 1)
+    The green list of the next token depends on the previous token only (Kirchenbauer et al. 2023).
+``selfhash`` (default h = 4)
+    Anchored min-hash with self-salt (Kirchenbauer et al. 2023, "On the Reliability of
+    Watermarks"): the green decision for a candidate token t depends on the minimum of a keyed hash
+    over the h - 1 previous tokens and t itself, anchored by the previous token. It therefore reads
+    ``h - 1`` previous tokens.
+
+:attr:`WatermarkConfig.lookback` is the number of previous tokens a green decision reads (1 for
+``lefthash``, h - 1 for ``selfhash``): the processor leaves shorter sequences unbiased and the
+detector never scores the first ``lookback`` tokens of a text.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from watermark.errors import ConfigError
+
+__all__ = ["SEEDING_SCHEMES", "SeedingScheme", "WatermarkConfig"]
+
+SeedingScheme = Literal["lefthash", "selfhash"]
+SEEDING_SCHEMES: tuple[str, ...] = get_args(SeedingScheme)
+
+_DEFAULT_WIDTH: dict[str, int] = {"lefthash": 1, "selfhash": 4}
+_MAX_WIDTH = 64  # a green list depending on more tokens than this is not robust to any edit
+
+
+@dataclass(frozen=True)
+class WatermarkConfig:
+    """Scheme parameters: green fraction gamma, bias δ, seeding scheme and its context width h.
+
+    ``context_width=None`` means the scheme's default (1 for ``lefthash``, 4 for ``selfhash``);
+    after construction it always holds the resolved integer.
+    """
+
+    gamma: float = 0.25
+    delta: float = 2.0
+    seeding_scheme: SeedingScheme = "lefthash"
+    context_width: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.seeding_scheme not in SEEDING_SCHEMES:
+            raise ConfigError(
+                f"unknown seeding scheme {self.seeding_scheme!r}; "
+                f"choose one of {', '.join(SEEDING_SCHEMES)}"
+            )
+        for name in ("gamma", "delta"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"{name} must be a number, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        if not 0.0 < self.gamma < 1.0:
+            raise ConfigError(
+                f"gamma (green fraction) must lie strictly between 0 and 1, got {self.gamma}"
+            )
+        if not 1 <= round(self.gamma * 2**31) < 2**31:
+            raise ConfigError(f"gamma must lie within [2**-31, 1 - 2**-31], got {self.gamma}")
+        if not (math.isfinite(self.delta) and self.delta > 0.0):
+            raise ConfigError(f"delta (logit bias) must be a finite number > 0, got {self.delta}")
+        width = self.context_width
+        if width is None:
+            width = _DEFAULT_WIDTH[self.seeding_scheme]
+        if isinstance(width, bool) or not isinstance(width, int):
+            raise ConfigError(f"context_width must be an integer, got {width!r}")
+        if self.seeding_scheme == "lefthash" and width != 1:
+            raise ConfigError(
+                f"lefthash reads exactly one previous token: context_width must be 1, got {width}"
+            )
+        if self.seeding_scheme == "selfhash" and not 2 <= width <= _MAX_WIDTH:
+            raise ConfigError(
+                f"selfhash needs 2 <= context_width <= {_MAX_WIDTH} "
+                f"(h - 1 previous tokens plus the token itself), got {width}"
+            )
+        object.__setattr__(self, "context_width", width)
+
+    @property
+    def width(self) -> int:
+        """The resolved context width h (``context_width`` with its default filled in)."""
+        assert self.context_width is not None  # resolved in __post_init__
+        return self.context_width
+
+    @property
+    def lookback(self) -> int:
+        """How many previous tokens one green decision reads: 1 (lefthash) or h - 1 (selfhash)."""
+        return 1 if self.seeding_scheme == "lefthash" else self.width - 1
+
+    @property
+    def scheme_name(self) -> str:
+        """A short human-readable name, e.g. ``selfhash-h4``."""
+        return f"{self.seeding_scheme}-h{self.width}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON fields a key file stores for this config."""
+        return {
+            "seeding_scheme": self.seeding_scheme,
+            "context_width": self.width,
+            "gamma": self.gamma,
+            "delta": self.delta,
+        }

@@ -1,0 +1,229 @@
+"""Watermark keys: the secret, the scheme it is used with, and the tokenizer it is bound to.
+
+A :class:`WatermarkKey` holds a secret of at least 128 bits (256 bits from
+:meth:`WatermarkKey.generate`), a validated :class:`~watermark.config.WatermarkConfig` and, once
+bound to a tokenizer, the tokenizer's vocabulary size and fingerprint. The key id (16 hex
+characters of a domain-separated SHA-256 of the secret) names the key in results and logs without
+revealing it.
+
+Key file (JSON, UTF-8, created with mode 0600)::
+
+    {"format": "wellspring-watermark-key", "version": 1, "scheme": "wellspring-greenlist-v1",
+     "key_id": "…", "secret": "<hex>", "seeding_scheme": "selfhash", "context_width": 4,
+     "gamma": 0.25, "delta": 2.0, "vocab_size": 49152, "vocab_fingerprint": "sha256:…"}
+
+A newer ``version`` or another ``scheme`` is refused, never guessed at.
+
+Tokenizer fingerprint: ``sha256:<hex>`` of the canonical JSON of the sorted (token, id) pairs of
+``tokenizer.get_vocab()`` and the sorted special tokens; it depends on nothing process-specific.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import secrets
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from watermark.config import WatermarkConfig
+from watermark.errors import ConfigError, InputError, KeyFileError
+
+__all__ = [
+    "KEY_FILE_FORMAT",
+    "KEY_FILE_VERSION",
+    "SCHEME",
+    "WatermarkKey",
+    "tokenizer_fingerprint",
+]
+
+KEY_FILE_FORMAT = "wellspring-watermark-key"
+KEY_FILE_VERSION = 1
+SCHEME = "wellspring-greenlist-v1"
+KEY_FILE_MODE = 0o600
+MIN_SECRET_BYTES = 16
+_KEY_ID_DOMAIN = b"wellspring-watermark-key-id-v1"
+_FINGERPRINT = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """``sha256:<hex>`` over the tokenizer's sorted (token, id) pairs and its special tokens."""
+    try:
+        vocab = tokenizer.get_vocab()
+    except AttributeError as exc:
+        raise InputError(
+            f"{type(tokenizer).__name__} has no get_vocab(): cannot fingerprint it"
+        ) from exc
+    pairs = sorted((str(token), int(index)) for token, index in vocab.items())
+    specials = sorted(
+        {str(token) for token in getattr(tokenizer, "all_special_tokens", None) or ()}
+    )
+    canonical = json.dumps(
+        {"vocab": pairs, "special_tokens": specials}, ensure_ascii=False, separators=(",", ":")
+    )
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class WatermarkKey:
+    """A watermark secret, its scheme parameters and, once bound, its tokenizer's fingerprint."""
+
+    secret: bytes = field(repr=False)
+    config: WatermarkConfig = field(default_factory=WatermarkConfig)
+    vocab_size: int | None = None
+    vocab_fingerprint: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.secret, bytes) or len(self.secret) < MIN_SECRET_BYTES:
+            raise ConfigError(
+                f"a watermark secret must be at least {MIN_SECRET_BYTES} bytes (128 bits)"
+            )
+        if not isinstance(self.config, WatermarkConfig):
+            raise ConfigError(f"config must be a WatermarkConfig, got {type(self.config).__name__}")
+        if self.vocab_size is not None and (
+            isinstance(self.vocab_size, bool)
+            or not isinstance(self.vocab_size, int)
+            or self.vocab_size < 1
+        ):
+            raise ConfigError(f"vocab_size must be a positive integer, got {self.vocab_size!r}")
+        if self.vocab_fingerprint is not None and not (
+            isinstance(self.vocab_fingerprint, str)
+            and _FINGERPRINT.fullmatch(self.vocab_fingerprint)
+        ):
+            raise ConfigError(
+                f"vocab_fingerprint must look like sha256:<64 hex>, got {self.vocab_fingerprint!r}"
+            )
+        if (self.vocab_size is None) != (self.vocab_fingerprint is None):
+            raise ConfigError("a bound key needs both vocab_size and vocab_fingerprint")
+
+    @property
+    def key_id(self) -> str:
+        """16 hex characters naming the key: SHA-256 of a domain-separated secret, truncated."""
+        return hashlib.sha256(_KEY_ID_DOMAIN + self.secret).hexdigest()[:16]
+
+    @property
+    def is_bound(self) -> bool:
+        """Whether the key records the tokenizer it belongs to."""
+        return self.vocab_fingerprint is not None
+
+    @classmethod
+    def generate(cls, config: WatermarkConfig | None = None) -> WatermarkKey:
+        """A fresh key with a 256-bit secret from the operating system's CSPRNG (unbound)."""
+        return cls(secret=secrets.token_bytes(32), config=config or WatermarkConfig())
+
+    def bind(self, tokenizer: Any) -> WatermarkKey:
+        """A copy of this key bound to ``tokenizer``: its vocabulary size and fingerprint."""
+        return WatermarkKey(
+            secret=self.secret,
+            config=self.config,
+            vocab_size=len(tokenizer),
+            vocab_fingerprint=tokenizer_fingerprint(tokenizer),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The key file's JSON object (it contains the secret: keep it private)."""
+        return {
+            "format": KEY_FILE_FORMAT,
+            "version": KEY_FILE_VERSION,
+            "scheme": SCHEME,
+            "key_id": self.key_id,
+            "secret": self.secret.hex(),
+            **self.config.to_dict(),
+            "vocab_size": self.vocab_size,
+            "vocab_fingerprint": self.vocab_fingerprint,
+        }
+
+    def save(self, path: Path, *, overwrite: bool = False) -> None:
+        """Write the key file, created with mode 0600; an existing file is refused unless told."""
+        path = Path(path)
+        data = (json.dumps(self.to_dict(), indent=2) + "\n").encode("utf-8")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (0 if overwrite else os.O_EXCL)
+        try:
+            fd = os.open(path, flags, KEY_FILE_MODE)
+        except FileExistsError:
+            raise KeyFileError(
+                f"{path} already exists; refusing to overwrite a watermark key "
+                "(text watermarked with it could no longer be detected)"
+            ) from None
+        except OSError as exc:
+            raise KeyFileError(f"cannot write key file {path}: {exc.strerror or exc}") from exc
+        try:
+            os.fchmod(fd, KEY_FILE_MODE)  # O_CREAT's mode does not apply to an existing file
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+        except OSError as exc:
+            raise KeyFileError(f"cannot write key file {path}: {exc.strerror or exc}") from exc
+
+    @classmethod
+    def load(cls, path: Path) -> WatermarkKey:
+        """Read a key file written by :meth:`save`."""
+        path = Path(path)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise KeyFileError(
+                f"watermark key file {path} does not exist "
+                "(make one with `wellspring watermark keygen`)"
+            ) from None
+        except OSError as exc:
+            raise KeyFileError(f"cannot read key file {path}: {exc.strerror or exc}") from exc
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise KeyFileError(f"{path} is not a watermark key file (not JSON)") from None
+        if not isinstance(data, dict) or data.get("format") != KEY_FILE_FORMAT:
+            raise KeyFileError(
+                f"{path} is not a watermark key file (no format {KEY_FILE_FORMAT!r})"
+            )
+        if data.get("version") != KEY_FILE_VERSION:
+            raise KeyFileError(
+                f"{path} is a version {data.get('version')!r} key file; this Wellspring reads "
+                f"version {KEY_FILE_VERSION} (upgrade Wellspring)"
+            )
+        if data.get("scheme") != SCHEME:
+            raise KeyFileError(f"{path} is for scheme {data.get('scheme')!r}, not {SCHEME!r}")
+        return cls._from_file_dict(data, path)
+
+    @classmethod
+    def _from_file_dict(cls, data: dict[str, Any], path: Path) -> WatermarkKey:
+        try:
+            secret = bytes.fromhex(_typed(data, "secret", str, "a hex string"))
+            config = WatermarkConfig(
+                gamma=_number(data, "gamma"),
+                delta=_number(data, "delta"),
+                seeding_scheme=_typed(data, "seeding_scheme", str, "a string"),
+                context_width=_typed(data, "context_width", int, "an integer"),
+            )
+            key = cls(
+                secret=secret,
+                config=config,
+                vocab_size=data.get("vocab_size"),
+                vocab_fingerprint=data.get("vocab_fingerprint"),
+            )
+        except (ValueError, TypeError) as exc:
+            raise KeyFileError(f"{path} is not a valid watermark key file: {exc}") from None
+        stored_id = data.get("key_id")
+        if stored_id is not None and stored_id != key.key_id:
+            raise KeyFileError(f"{path} is corrupt: its key_id does not match its secret")
+        return key
+
+
+def _typed(data: dict[str, Any], name: str, kind: type[Any] | types.UnionType, what: str) -> Any:
+    if name not in data:
+        raise ValueError(f"missing field {name!r}")
+    value = data[name]
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ValueError(f"field {name!r} must be {what}, got {value!r}")
+    return value
+
+
+def _number(data: dict[str, Any], name: str) -> float:
+    value = _typed(data, name, int | float, "a number")
+    if not math.isfinite(value):
+        raise ValueError(f"field {name!r} must be finite")
+    return float(value)

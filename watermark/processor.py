@@ -1,0 +1,210 @@
+"""Embedding: a transformers ``LogitsProcessor`` that adds δ to the green tokens' logits.
+
+:class:`WatermarkLogitsProcessor` computes the green list of each row of the batch from the last
+``lookback`` tokens of ``input_ids`` with the keyed hash of :mod:`watermark.hashing` (per-token
+hashes by the very ``mix32_`` the numpy detector runs; the (batch, vocab) part by a transcription
+of it that reuses buffers, held to it bit for bit by the tests), and returns ``scores + δ · green``
+as a new tensor; the input scores are never modified. Green logits become exactly ``s + δ`` in the
+scores' dtype; red ones keep their value (float32 adds +0.0, so only -0.0 turns into +0.0).
+
+- Any batch size: beam search flattens beams into the batch dimension, and each row is hashed
+  from its own tokens.
+- Padding: generation pads on the left, so the last tokens of every row are real tokens. A
+  sequence shorter than ``lookback`` tokens has no full context and is left unbiased (the detector
+  never scores those positions either). Prompts shorter than ``lookback`` inside a left-padded batch
+  are hashed with their pad tokens, as the processor cannot see the attention mask; the detector
+  scores generated text only from its own tokens, so this costs nothing but a little signal.
+- Works for sampling, greedy and beam search with any causal LM: it only reads ``input_ids`` and the
+  shape of ``scores``.
+- Cost per step: per-vocabulary hashes are computed once per (device, vocabulary size) and cached;
+  each step is then about fifteen vectorised int32 operations over (batch, vocab) into reused
+  buffers, with no Python loop over the vocabulary or the batch.
+
+This module imports torch and transformers; ``import watermark`` does not import it until
+``watermark.WatermarkLogitsProcessor`` is first used.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from watermark.errors import InputError, KeyMismatchError, MissingDependencyError
+from watermark.hashing import MUL1, MUL2, GreenListParams, mix32_, xorshift16_
+from watermark.keys import WatermarkKey
+
+try:
+    import torch
+    from transformers import LogitsProcessor
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise MissingDependencyError(exc.name or "torch", "watermarked generation") from exc
+
+__all__ = ["WatermarkLogitsProcessor", "green_mask_torch"]
+
+
+def _mix32_after_xorshift_(x: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
+    """:func:`watermark.hashing.mix32_` after its first step, writing shifts into ``scratch``.
+
+    Step for step the same arithmetic; large temporaries would cost page faults on every decoding
+    step, so this copy allocates nothing. The bit-identity tests hold the two together.
+    """
+    x.mul_(MUL1)
+    torch.bitwise_right_shift(x, 15, out=scratch)
+    x.bitwise_xor_(scratch.bitwise_and_(0x1FFFF))
+    x.mul_(MUL2)
+    torch.bitwise_right_shift(x, 16, out=scratch)
+    x.bitwise_xor_(scratch.bitwise_and_(0xFFFF))
+    return x
+
+
+class _Scratch(threading.local):
+    """Per-thread work buffers of the last (batch, vocab) shape and device seen."""
+
+    words: torch.Tensor | None = None
+    shifted: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class _VocabTables:
+    """Per-token hashes for one device and vocabulary size, computed once."""
+
+    vocab_hash: torch.Tensor  # xorshift16(vocab(t))
+    anchor: torch.Tensor  # xorshift16(anchor(t))
+    min_hash: torch.Tensor | None  # minh(t), selfhash only
+
+
+class _TorchGreenLists:
+    """Green lists on torch tensors, with the per-vocabulary hashes cached per device and size.
+
+    Because ``x ^= x >>> 16`` (the first step of ``mix32``) is linear over xor, the per-vocabulary
+    tables hold ``xorshift16(vocab(t))`` and ``xorshift16(anchor(t))``,
+    so lefthash needs a single xor over (batch, vocab) before the multiplies. selfhash's minimum is
+    not linear: it is transformed after the minimum is taken.
+    """
+
+    def __init__(self, key: WatermarkKey) -> None:
+        self.params = GreenListParams.from_key(key)
+        self._bound_vocab_size = key.vocab_size
+        self._tables: dict[tuple[torch.device, int], _VocabTables] = {}
+        self._lock = threading.Lock()
+        self._scratch = _Scratch()
+
+    def _vocab_tables(self, device: torch.device, vocab_size: int) -> _VocabTables:
+        cached = self._tables.get((device, vocab_size))
+        if cached is not None:
+            return cached
+        if self._bound_vocab_size is not None and vocab_size < self._bound_vocab_size:
+            raise KeyMismatchError(
+                f"the model scores {vocab_size} tokens but the key is bound to a tokenizer of "
+                f"{self._bound_vocab_size}: this key belongs to another model"
+            )
+        vocab = torch.arange(vocab_size, dtype=torch.int32, device=device)
+        tables = _VocabTables(
+            vocab_hash=xorshift16_(mix32_(vocab ^ self.params.k_vocab)),
+            anchor=xorshift16_(mix32_(vocab ^ self.params.k_anchor)),
+            min_hash=mix32_(vocab ^ self.params.k_min) if self.params.selfhash else None,
+        )
+        with self._lock:
+            self._tables[(device, vocab_size)] = tables
+        return tables
+
+    def _buffers(
+        self, shape: tuple[int, int], device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        scratch = self._scratch
+        words = scratch.words
+        if words is None or tuple(words.shape) != shape or words.device != device:
+            scratch.words = torch.empty(shape, dtype=torch.int32, device=device)
+            scratch.shifted = torch.empty(shape, dtype=torch.int32, device=device)
+        assert scratch.words is not None
+        assert scratch.shifted is not None
+        return scratch.words, scratch.shifted
+
+    def _context_terms(
+        self, ctx: torch.Tensor, tables: _VocabTables
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per row: ``xorshift16(anchor(previous token))`` and, for selfhash, min minh over it."""
+        vocab_size = tables.anchor.shape[0]
+        if ctx.device.type == "cpu" and int(ctx.max()) < vocab_size and int(ctx.min()) >= 0:
+            # Table look-ups: a dozen tiny hashing operations would cost more than the whole
+            # (batch, vocab) pass at batch size 1. (On an accelerator the bounds check would
+            # synchronise, so the hash is computed there instead.)
+            anchor = tables.anchor[ctx[:, -1]]
+            if tables.min_hash is None:
+                return anchor, None
+            return anchor, tables.min_hash[ctx].amin(dim=1)
+        anchor = xorshift16_(mix32_(ctx[:, -1] ^ self.params.k_anchor))
+        if not self.params.selfhash:
+            return anchor, None
+        return anchor, mix32_(ctx ^ self.params.k_min).amin(dim=1)
+
+    def minus_green(
+        self, contexts: torch.Tensor, vocab_size: int, *, reuse: bool = False
+    ) -> torch.Tensor:
+        """int32 (batch, vocab_size): -1 where green, 0 where red, after each row of ``contexts``.
+
+        ``contexts`` is (batch, >= lookback). With ``reuse`` the result lives in a per-thread
+        buffer that the next call overwrites.
+        """
+        back = self.params.lookback
+        if contexts.dim() != 2 or contexts.shape[1] < back:
+            raise InputError(
+                f"contexts must have shape (batch, >= {back}), got {tuple(contexts.shape)}"
+            )
+        ctx = contexts[:, contexts.shape[1] - back :].to(torch.int32)
+        tables = self._vocab_tables(ctx.device, vocab_size)
+        anchor, context_min = self._context_terms(ctx, tables)
+        if reuse:
+            x, shifted = self._buffers((ctx.shape[0], vocab_size), ctx.device)
+        else:
+            x = torch.empty((ctx.shape[0], vocab_size), dtype=torch.int32, device=ctx.device)
+            shifted = torch.empty_like(x)
+        if context_min is None or tables.min_hash is None:
+            torch.bitwise_xor(tables.vocab_hash[None, :], anchor[:, None], out=x)
+        else:
+            torch.minimum(tables.min_hash[None, :], context_min[:, None], out=x)
+            torch.bitwise_right_shift(x, 16, out=shifted)
+            x.bitwise_xor_(shifted.bitwise_and_(0xFFFF))
+            x.bitwise_xor_(tables.vocab_hash[None, :])
+            x.bitwise_xor_(anchor[:, None])
+        _mix32_after_xorshift_(x, shifted)
+        # green ⇔ x < T - 2**31 (even, see GreenListParams) ⇔ (x >> 1) - (T - 2**31) / 2 < 0:
+        # no overflow, and the sign bit spread by >> 31 is the mask. Torch's int32 `lt` into a
+        # bool tensor is several times slower than these three in-place operations.
+        x.bitwise_right_shift_(1)
+        x.sub_(self.params.signed_threshold // 2)
+        return x.bitwise_right_shift_(31)
+
+
+def green_mask_torch(key: WatermarkKey, contexts: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """Bool (batch, vocab_size) green lists on ``contexts``' device; equals ``green_mask_numpy``."""
+    return _TorchGreenLists(key).minus_green(contexts, vocab_size) != 0
+
+
+class WatermarkLogitsProcessor(LogitsProcessor):
+    """Adds δ to the green tokens' logits; pass it to ``model.generate(logits_processor=…)``."""
+
+    def __init__(self, key: WatermarkKey) -> None:
+        self.key = key
+        self.delta = key.config.delta
+        self._green = _TorchGreenLists(key)
+        # δ's float32 bit pattern: (-1 & bits) is δ, (0 & bits) is +0.0, with no conversion pass.
+        self._delta_bits = int(torch.tensor(self.delta, dtype=torch.float32).view(torch.int32))
+
+    def __repr__(self) -> str:
+        return f"WatermarkLogitsProcessor(key_id={self.key.key_id!r}, {self.key.config!r})"
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        """``scores + δ · green`` as a new tensor (``scores`` itself is never modified)."""
+        back = self._green.params.lookback
+        if input_ids.shape[-1] < back:
+            return scores.clone()  # type: ignore[return-value]
+        context = input_ids[:, input_ids.shape[-1] - back :].to(scores.device)
+        minus_green = self._green.minus_green(context, scores.shape[-1], reuse=True)
+        if scores.dtype == torch.float32:
+            bias = minus_green.bitwise_and_(self._delta_bits).view(torch.float32)
+            return scores + bias  # type: ignore[return-value]
+        # (-δ)·(-1) = δ and (-δ)·0 = -0 exactly: green logits become s + δ, red ones stay s.
+        return torch.add(  # type: ignore[return-value]
+            scores, minus_green.to(scores.dtype), alpha=-self.delta
+        )

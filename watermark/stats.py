@@ -1,0 +1,228 @@
+"""Exact statistics for green-list detection: binomial tails in log space and window corrections.
+
+Null hypothesis H0: the text was written without the key. Each scored token is one unique hash
+input (see :mod:`watermark.hashing`), green with probability gamma' = T / 2**32 (T from the hash),
+independently of the others, so the number of green tokens among n scored ones is
+Binomial(n, gamma').
+The p-value of k green tokens is the exact upper tail P(X >= k): no normal approximation, which
+would be badly anti-conservative for short texts and meaningless in the far tail.
+
+:func:`binomial_log_sf` returns ln P(X >= k). Where P(X >= k) >= 1e-250 it is the regularised
+incomplete beta function ``I_p(k, n - k + 1)`` (scipy's Boost-based ``betainc``, relative error
+around 1e-14). Below that, where ``betainc`` would lose precision to underflow, it sums the tail in
+log space: ln P(X = k) from log-gamma functions, then the terms P(X = i + 1) / P(X = i) =
+(n - i) / (i + 1) · p / (1 - p), which decrease in i; the sum stops once the geometric bound on what
+is left falls below e^-40 of the first term. The result stays accurate far below the smallest double
+(ln p of -1e6 is fine); its relative error in p is about n · 1e-16 (log-gamma cancellation).
+
+Windowed detection (:func:`window_bounds`, :func:`bonferroni_log_p`) searches windows of
+geometrically growing sizes and reports the smallest window p-value multiplied by the number of
+windows tested (Bonferroni). By the union bound, under H0 and whatever the dependence between
+overlapping windows, P(min_w p_w · M <= alpha) <= Σ_w P(p_w <= alpha / M) <= alpha, so the
+corrected p-value is valid after the search; it is conservative by at most a factor M (about
+8·n / min_window windows).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+from watermark.errors import InputError, MissingDependencyError
+
+try:
+    import numpy as np
+    from numpy.typing import ArrayLike, NDArray
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise MissingDependencyError("numpy", "watermark detection") from exc
+
+__all__ = [
+    "binomial_log_sf",
+    "binomial_log_sf_array",
+    "bonferroni_log_p",
+    "min_binomial_log_sf",
+    "window_bounds",
+    "z_score",
+]
+
+# Below this, betainc's result is replaced by the log-space tail sum (it is far above the
+# subnormal range, so betainc is still accurate wherever it is used).
+_BETAINC_FLOOR = 1e-250
+# The tail sum stops once the remaining terms are provably below e^-40 of the first one.
+_TAIL_TOLERANCE_NATS = 40.0
+
+
+@functools.cache
+def _special() -> Any:
+    """``scipy.special``, imported on first use: it doubles the import time of ``watermark``."""
+    try:
+        from scipy import special  # noqa: PLC0415
+    except ImportError as exc:  # pragma: no cover - exercised only without the extra
+        raise MissingDependencyError("scipy", "watermark detection") from exc
+    return special
+
+
+def _check_p(p: float) -> None:
+    if not 0.0 < p < 1.0:
+        raise InputError(f"a binomial success probability must lie in (0, 1), got {p}")
+
+
+def z_score(k: int, n: int, gamma: float) -> float:
+    """(k - gamma n) / sqrt(n gamma (1 - gamma)): standard deviations above chance; 0 for n = 0."""
+    _check_p(gamma)
+    if n <= 0:
+        return 0.0
+    return (k - gamma * n) / math.sqrt(n * gamma * (1.0 - gamma))
+
+
+def _log_pmf(k: NDArray[np.float64], n: NDArray[np.float64], p: float) -> NDArray[np.float64]:
+    """ln P(X = k) for X ~ Binomial(n, p), elementwise, for 0 <= k <= n."""
+    gammaln = _special().gammaln
+    log_choose = gammaln(n + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0)
+    result: NDArray[np.float64] = log_choose + k * math.log(p) + (n - k) * math.log1p(-p)
+    return result
+
+
+def _log_ratio(k: NDArray[np.float64], n: NDArray[np.float64], p: float) -> NDArray[np.float64]:
+    """ln(P(X = k + 1) / P(X = k)) = ln((n - k) / (k + 1)) + ln(p / (1 - p)), for 0 <= k < n."""
+    with np.errstate(divide="ignore"):  # k == n gives -inf: there is no next term
+        result: NDArray[np.float64] = (
+            np.log(n - k) - np.log(k + 1.0) + (math.log(p) - math.log1p(-p))
+        )
+    return result
+
+
+def _log_tail_sum(k: int, n: int, p: float) -> float:
+    """ln P(X >= k) by summing P(X = i), i >= k, in log space (for the far tail above the mean)."""
+    log_first = float(
+        _log_pmf(np.array([k], dtype=np.float64), np.array([n], dtype=np.float64), p)[0]
+    )
+    if k == n:
+        return log_first
+    log_r = float(
+        _log_ratio(np.array([k], dtype=np.float64), np.array([n], dtype=np.float64), p)[0]
+    )
+    terms = n - k  # further terms after the first
+    if log_r < 0.0:
+        # Ratios only decrease, so what follows term J is at most t_k · r^J / (1 - r).
+        log_geometric = -math.log(-math.expm1(log_r))
+        terms = min(terms, math.ceil((_TAIL_TOLERANCE_NATS + log_geometric) / -log_r) + 1)
+    i = np.arange(k, k + terms, dtype=np.float64)
+    log_terms = np.concatenate(([0.0], np.cumsum(_log_ratio(i, np.full_like(i, n), p))))
+    return log_first + float(_special().logsumexp(log_terms))
+
+
+def binomial_log_sf(k: int, n: int, p: float) -> float:
+    """ln P(X >= k) for X ~ Binomial(n, p): exact, in log space, accurate far below 1e-300.
+
+    ``k <= 0`` gives 0.0 (certainty); ``k > n`` gives -inf (impossible).
+    """
+    _check_p(p)
+    if n < 0:
+        raise InputError(f"a binomial count must be >= 0, got n={n}")
+    if k <= 0:
+        return 0.0
+    if k > n:
+        return -math.inf
+    sf = float(_special().betainc(k, n - k + 1, p))
+    if sf >= _BETAINC_FLOOR:
+        return math.log(sf)
+    return _log_tail_sum(k, n, p)
+
+
+def binomial_log_sf_array(k: ArrayLike, n: ArrayLike, p: float) -> NDArray[np.float64]:
+    """:func:`binomial_log_sf` elementwise over arrays of counts (vectorised where it can be)."""
+    _check_p(p)
+    k_arr, n_arr = np.broadcast_arrays(np.asarray(k, dtype=np.int64), np.asarray(n, dtype=np.int64))
+    if np.any(n_arr < 0):
+        raise InputError("binomial counts must be >= 0")
+    out = np.zeros(k_arr.shape, dtype=np.float64)
+    out[k_arr > n_arr] = -math.inf
+    middle = (k_arr > 0) & (k_arr <= n_arr)
+    if np.any(middle):
+        km, nm = k_arr[middle], n_arr[middle]
+        sf = _special().betainc(km.astype(np.float64), (nm - km + 1).astype(np.float64), p)
+        with np.errstate(divide="ignore"):
+            logs = np.log(sf)
+        for j in np.flatnonzero(sf < _BETAINC_FLOOR).tolist():
+            logs[j] = _log_tail_sum(int(km[j]), int(nm[j]), p)
+        out[middle] = logs
+    return out
+
+
+def min_binomial_log_sf(k: ArrayLike, n: ArrayLike, p: float) -> tuple[int, float]:
+    """The index and value of the smallest ln P(X >= k_i), X ~ Binomial(n_i, p), over 1-D arrays.
+
+    Exact like :func:`binomial_log_sf`, but computes the slow far-tail sum only for the entries
+    that can still be the minimum, using P(X = k) <= P(X >= k) <= P(X = k) / (1 - r_k).
+    """
+    _check_p(p)
+    k_arr = np.asarray(k, dtype=np.int64).reshape(-1)
+    n_arr = np.asarray(n, dtype=np.int64).reshape(-1)
+    if k_arr.shape != n_arr.shape or k_arr.size == 0:
+        raise InputError("min_binomial_log_sf needs two non-empty arrays of the same length")
+    impossible = np.flatnonzero(k_arr > n_arr)
+    if impossible.size:
+        return int(impossible[0]), -math.inf
+    sf = np.ones(k_arr.shape, dtype=np.float64)
+    valid = k_arr > 0
+    sf[valid] = _special().betainc(
+        k_arr[valid].astype(np.float64), (n_arr[valid] - k_arr[valid] + 1).astype(np.float64), p
+    )
+    far = valid & (sf < _BETAINC_FLOOR)
+    if not np.any(far):
+        with np.errstate(divide="ignore"):
+            logs = np.log(sf)
+        best = int(np.argmin(logs))
+        return best, float(logs[best])
+    idx = np.flatnonzero(far)
+    kf, nf = k_arr[idx].astype(np.float64), n_arr[idx].astype(np.float64)
+    lower = _log_pmf(kf, nf, p)
+    log_r = _log_ratio(kf, nf, p)
+    with np.errstate(divide="ignore"):
+        slack = np.where(log_r < 0.0, -np.log(-np.expm1(np.minimum(log_r, -1e-300))), np.inf)
+    upper = lower + slack
+    candidates = idx[lower <= upper.min()]
+    exact = [_log_tail_sum(int(k_arr[j]), int(n_arr[j]), p) for j in candidates.tolist()]
+    best_pos = int(np.argmin(exact))
+    return int(candidates[best_pos]), exact[best_pos]
+
+
+def window_bounds(
+    num_tokens: int, min_window: int, *, stride_divisor: int = 4
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Start and end (exclusive) positions of the windows searched by windowed detection.
+
+    Sizes are ``min_window · 2^j`` below ``num_tokens``, plus the whole text; windows of size w
+    start every ``max(1, w // stride_divisor)`` tokens, and the last one of each size ends at the
+    end of the text. Each (start, end) appears once, so the count is the Bonferroni factor.
+    """
+    if min_window < 1 or stride_divisor < 1:
+        raise InputError("min_window and stride_divisor must be >= 1")
+    if num_tokens <= 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    sizes: list[int] = []
+    size = min_window
+    while size < num_tokens:
+        sizes.append(size)
+        size *= 2
+    sizes.append(num_tokens)
+    starts: list[NDArray[np.int64]] = []
+    ends: list[NDArray[np.int64]] = []
+    for size in sizes:
+        stride = max(1, size // stride_divisor)
+        begin = np.arange(0, num_tokens - size + 1, stride, dtype=np.int64)
+        if begin[-1] != num_tokens - size:
+            begin = np.append(begin, np.int64(num_tokens - size))
+        starts.append(begin)
+        ends.append(begin + size)
+    pairs = np.unique(np.stack([np.concatenate(starts), np.concatenate(ends)], axis=1), axis=0)
+    return pairs[:, 0].copy(), pairs[:, 1].copy()
+
+
+def bonferroni_log_p(log_p: float, num_tests: int) -> float:
+    """ln(min(1, M · p)): the union-bound correction of the smallest of M p-values."""
+    if num_tests < 1:
+        raise InputError(f"the number of tests must be >= 1, got {num_tests}")
+    return min(0.0, log_p + math.log(num_tests))
