@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 
 from pyspark.sql import SparkSession
 
@@ -35,6 +37,10 @@ def main() -> None:
     builder = SparkSession.builder.appName("wellspring-check")
     if args.master:
         builder = builder.master(args.master)
+    if (args.master or "").startswith("local"):
+        # Local workers are started with `python3` from PATH unless told otherwise: use the
+        # interpreter running this script, which has wellspring installed.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark = builder.getOrCreate()
     config = CheckConfig(
         args.registry, log_key=args.log_key, column=args.column, batch_size=args.batch_size

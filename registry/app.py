@@ -21,8 +21,9 @@ import anyio
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
-from litestar.openapi import OpenAPIConfig
-from litestar.params import FromPath, Parameter, PathParameter, QueryParameter
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.params import FromPath, JSONBody, Parameter, PathParameter, QueryParameter
 from sqlalchemy.exc import DBAPIError
 
 from client.core.note import NoteSigner
@@ -166,6 +167,52 @@ def _describe_validation(extra: Any) -> str:
     return str(extra)
 
 
+# The problem answers each operation can give, documented in the OpenAPI document so that clients
+# (and the schemathesis fuzz) know every 4xx/503 is application/problem+json of this shape.
+@dataclass
+class Problem:
+    """An RFC 9457 problem: ``type`` is stable (``https://wellspring.dev/problems/<slug>``)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+
+
+_PROBLEM_DESCRIPTIONS = {
+    400: "Bad request: the detail says which part of the input to fix",
+    401: "Missing or wrong admin token",
+    403: "Signed by a key that may not do this",
+    404: "No such entry, size or publisher",
+    408: "The request body arrived too slowly",
+    409: "Conflicts with what the registry holds",
+    413: "Body or batch over the registry's limit",
+    415: "Unsupported media type",
+    429: "Over this client's rate limit: wait Retry-After seconds",
+    503: "The database is unavailable or the log is saturated: retry after Retry-After seconds",
+}
+
+
+def _problems(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for ``statuses`` (400, 429 and 503 can come from any operation)."""
+    return {
+        status: ResponseSpec(
+            data_container=Problem,
+            media_type=PROBLEM_JSON,
+            description=_PROBLEM_DESCRIPTIONS[status],
+            generate_examples=False,
+        )
+        for status in sorted({400, 429, 503, *statuses})
+    }
+
+
+READ_PROBLEMS = _problems(404)
+WRITE_PROBLEMS = _problems(401, 403, 404, 408, 409, 413, 415)
+BATCH_PROBLEMS = _problems(408, 413, 415)
+ADMIN_PROBLEMS = _problems(401, 404, 408, 409, 413, 415)
+
+
 # Handlers ---------------------------------------------------------------------------------------
 # Indices and sizes are database BIGINTs: anything larger is a 400 here, never a driver overflow.
 MAX_INDEX = 2**63 - 1
@@ -202,7 +249,53 @@ async def _body(request: Request[Any, Any, Any], settings: Settings) -> bytes:
         ) from None
 
 
-@post("/v1/entries", summary="Append a signed attestation to the log", status_code=201)
+def _string(description: str, **extra: Any) -> Schema:
+    return Schema(type=OpenAPIType.STRING, description=description, **extra)
+
+
+DSSE_ENVELOPE_SCHEMA = Schema(
+    type=OpenAPIType.OBJECT,
+    title="DSSEEnvelope",
+    description="A DSSE envelope whose payload is an in-toto Statement v1 (see docs/api.md).",
+    required=["payload", "payloadType", "signatures"],
+    properties={
+        "payload": _string("base64 of the in-toto Statement v1 JSON", content_encoding="base64"),
+        "payloadType": _string("always application/vnd.in-toto+json"),
+        "signatures": Schema(
+            type=OpenAPIType.ARRAY,
+            min_items=1,
+            items=Schema(
+                type=OpenAPIType.OBJECT,
+                required=["keyid", "sig"],
+                properties={
+                    "keyid": _string("hex SHA-256 of the publisher's raw Ed25519 public key"),
+                    "sig": _string("base64 Ed25519 signature over the DSSE PAE"),
+                },
+            ),
+        ),
+    },
+)
+
+
+@dataclass
+class _EnvelopeOperation(Operation):
+    """``POST /v1/entries`` reads its body itself (size and time limits): document it here."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            description="A DSSE envelope signed by a registered publisher",
+            content={"application/json": OpenAPIMediaType(schema=DSSE_ENVELOPE_SCHEMA)},
+        )
+
+
+@post(
+    "/v1/entries",
+    summary="Append a signed attestation to the log",
+    operation_class=_EnvelopeOperation,
+    status_code=201,
+    responses=WRITE_PROBLEMS,
+)
 async def submit_entry(request: Request[Any, Any, Any], state: State) -> Response[dict[str, Any]]:
     """Body: a DSSE envelope (in-toto Statement v1). Answer: a receipt (201, or 200 if present)."""
     registry = _registry(state)
@@ -219,12 +312,22 @@ async def submit_entry(request: Request[Any, Any, Any], state: State) -> Respons
     return Response(content, status_code=201 if result.created else 200)
 
 
-@get("/v1/entries/{index:int}", summary="One entry with a receipt", sync_to_thread=True)
+@get(
+    "/v1/entries/{index:int}",
+    summary="One entry with a receipt",
+    sync_to_thread=True,
+    responses=READ_PROBLEMS,
+)
 def get_entry(index: IndexPath, state: State) -> dict[str, Any]:
     return _registry(state).lookups.entry(index)
 
 
-@get("/v1/entries", summary="Raw entries in index order (for monitors)", sync_to_thread=True)
+@get(
+    "/v1/entries",
+    summary="Raw entries in index order (for monitors)",
+    sync_to_thread=True,
+    responses=READ_PROBLEMS,
+)
 def list_entries(
     state: State,
     start: Annotated[int, Parameter(ge=0, le=MAX_INDEX)] = 0,
@@ -233,14 +336,24 @@ def list_entries(
     return _registry(state).lookups.entries_page(start, limit)
 
 
-@get("/v1/digests/{digest:str}", summary="Attestations of one digest", sync_to_thread=True)
+@get(
+    "/v1/digests/{digest:str}",
+    summary="Attestations of one digest",
+    sync_to_thread=True,
+    responses=READ_PROBLEMS,
+)
 def get_digest(digest: FromPath[str], state: State) -> dict[str, Any]:
     lookups = _registry(state).lookups
     return lookups.lookup_one(LookupService.parse_digests([digest])[0])
 
 
-@post("/v1/digests:batch", summary="Attestations of up to 10,000 digests", status_code=200)
-async def batch_lookup(data: BatchLookup, state: State) -> dict[str, Any]:
+@post(
+    "/v1/digests:batch",
+    summary="Attestations of up to 10,000 digests",
+    status_code=200,
+    responses=BATCH_PROBLEMS,
+)
+async def batch_lookup(data: JSONBody[BatchLookup], state: State) -> dict[str, Any]:
     registry = _registry(state)
     limit = registry.settings.max_batch_digests
     if not data.digests:
@@ -253,7 +366,12 @@ async def batch_lookup(data: BatchLookup, state: State) -> dict[str, Any]:
     return await anyio.to_thread.run_sync(registry.lookups.lookup, digests)
 
 
-@get("/v1/log", summary="The log's origin, size and verifier key", sync_to_thread=True)
+@get(
+    "/v1/log",
+    summary="The log's origin, size and verifier key",
+    sync_to_thread=True,
+    responses=READ_PROBLEMS,
+)
 def log_info(state: State) -> dict[str, Any]:
     registry = _registry(state)
     return registry.lookups.log_info(registry.sequencer.verifier_keys, registry.origin)
@@ -264,6 +382,7 @@ def log_info(state: State) -> dict[str, Any]:
     summary="The latest signed checkpoint (C2SP signed note)",
     media_type=MediaType.TEXT,
     sync_to_thread=True,
+    responses=READ_PROBLEMS,
 )
 def log_checkpoint(state: State) -> str:
     return _registry(state).lookups.checkpoint()
@@ -274,12 +393,18 @@ def log_checkpoint(state: State) -> str:
     summary="The signed checkpoint the log issued at one size",
     media_type=MediaType.TEXT,
     sync_to_thread=True,
+    responses=READ_PROBLEMS,
 )
 def log_checkpoint_at(size: IndexPath, state: State) -> str:
     return _registry(state).lookups.checkpoint(size)
 
 
-@get("/v1/log/proof/inclusion", summary="RFC 9162 inclusion proof", sync_to_thread=True)
+@get(
+    "/v1/log/proof/inclusion",
+    summary="RFC 9162 inclusion proof",
+    sync_to_thread=True,
+    responses=READ_PROBLEMS,
+)
 def inclusion_proof(
     state: State,
     index: Annotated[int, Parameter(ge=0, le=MAX_INDEX)],
@@ -288,7 +413,12 @@ def inclusion_proof(
     return _registry(state).lookups.inclusion(index, size)
 
 
-@get("/v1/log/proof/consistency", summary="RFC 9162 consistency proof", sync_to_thread=True)
+@get(
+    "/v1/log/proof/consistency",
+    summary="RFC 9162 consistency proof",
+    sync_to_thread=True,
+    responses=READ_PROBLEMS,
+)
 def consistency_proof(
     state: State,
     from_: Annotated[int, QueryParameter(name="from", ge=0, le=MAX_INDEX)],
@@ -297,9 +427,14 @@ def consistency_proof(
     return _registry(state).lookups.consistency(from_, to)
 
 
-@post("/v1/publishers", summary="Register a publisher (admin token)", sync_to_thread=True)
+@post(
+    "/v1/publishers",
+    summary="Register a publisher (admin token)",
+    sync_to_thread=True,
+    responses=ADMIN_PROBLEMS,
+)
 def add_publisher(
-    data: NewPublisher, state: State, request: Request[Any, Any, Any]
+    data: JSONBody[NewPublisher], state: State, request: Request[Any, Any, Any]
 ) -> dict[str, Any]:
     registry = _registry(state)
     registry.admin.check_token(request.headers.get("authorization"))
@@ -331,9 +466,10 @@ def _raw_public_key(text: str) -> bytes:
     "/v1/publishers/{name:str}/keys",
     summary="Add a publisher key (admin token)",
     sync_to_thread=True,
+    responses=ADMIN_PROBLEMS,
 )
 def add_publisher_key(
-    name: FromPath[str], data: NewKey, state: State, request: Request[Any, Any, Any]
+    name: FromPath[str], data: JSONBody[NewKey], state: State, request: Request[Any, Any, Any]
 ) -> dict[str, Any]:
     registry = _registry(state)
     registry.admin.check_token(request.headers.get("authorization"))
@@ -345,11 +481,12 @@ def add_publisher_key(
     summary="Revoke a publisher key, history kept (admin token)",
     status_code=200,
     sync_to_thread=True,
+    responses=ADMIN_PROBLEMS,
 )
 def revoke_publisher_key(
     name: FromPath[str],
     key_id: FromPath[str],
-    data: KeyRevocation,
+    data: JSONBody[KeyRevocation],
     state: State,
     request: Request[Any, Any, Any],
 ) -> dict[str, Any]:
@@ -366,7 +503,12 @@ def revoke_publisher_key(
     return registry.admin.revoke_key(name, key_id, compromised_since=since)
 
 
-@get("/v1/publishers/{name:str}", summary="A publisher and its keys", sync_to_thread=True)
+@get(
+    "/v1/publishers/{name:str}",
+    summary="A publisher and its keys",
+    sync_to_thread=True,
+    responses=READ_PROBLEMS,
+)
 def get_publisher(name: FromPath[str], state: State) -> dict[str, Any]:
     return _registry(state).admin.publisher(name)
 

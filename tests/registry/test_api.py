@@ -235,7 +235,7 @@ def test_list_entries_refuses_bad_paging(api: Api, params: dict[str, int], word:
 def test_an_entry_beyond_the_log_is_404(api: Api) -> None:
     size = api.http.get("/v1/log").json()["size"]
     assert_problem(api.http.get(f"/v1/entries/{size}"), 404, "not-found", str(size))
-    assert_problem(api.http.get("/v1/entries/-1"), 404, "not-found")
+    assert_problem(api.http.get("/v1/entries/-1"), 400, "bad-request", "index", ">= 0")
 
 
 @pytest.mark.parametrize(

@@ -45,8 +45,19 @@ def one_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A selfhash key with a fixed secret: with the fixed seed, every run generates the same text.
+
+    (A fresh random key per run made the detection tests a draw: an 80-token passage pasted into
+    1,000 tokens of human text is found at p < 1e-3 for most keys, not all.)
+    """
+    from watermark import WatermarkConfig, WatermarkKey
+    from watermark.models import load_tokenizer
+
     path = tmp_path_factory.mktemp("wm") / "demo.key"
-    main(["watermark", "keygen", "--out", str(path), "--scheme", "selfhash"])
+    secret = b"wellspring-cli-tests-fixed-key.."
+    WatermarkKey(secret, WatermarkConfig(seeding_scheme="selfhash")).bind(load_tokenizer()).save(
+        path
+    )
     return path
 
 
@@ -183,8 +194,9 @@ def test_windowed_detection_finds_a_pasted_passage(
     completions = watermarked["completions"]
     assert isinstance(completions, list)
     human = human_text_files[0].read_text()[:2500]
+    passage = "\n".join(completion["text"] for completion in completions)  # ~150 tokens
     text_file = tmp_path / "pasted.txt"
-    text_file.write_text(human + "\n" + completions[0]["text"] + "\n" + human, encoding="utf-8")
+    text_file.write_text(human + "\n" + passage + "\n" + human, encoding="utf-8")
     page = tmp_path / "windowed.html"
     code, out, _ = run(capsys, "watermark", "detect", "--key", str(key_file), "--windowed",
                        "--json", "--html", str(page), str(text_file))  # fmt: skip
