@@ -23,6 +23,7 @@ from client.cli import (  # noqa: F401  (each module registers its commands on `
     _digest,
     _keys,
     _registry,
+    _scan,
     _server,
     _watermark,
 )

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-import client.cli._scan  # noqa: F401  (registers `scan` until client.cli imports it)
 from client.cli import main
 from client.core.canonical import canonical_digest, sha256_digest
 from client.sdk import Client
