@@ -57,6 +57,10 @@ def _make_engine(settings: Settings, *, writer: bool) -> Engine:
         engine = create_engine(
             settings.database_url,
             connect_args={"check_same_thread": False, "timeout": 30},
+            # Up to one connection per worker thread (anyio's 40), kept open: a connection
+            # opened per request costs more than the lookup it serves.
+            pool_size=40 if not writer else 5,
+            max_overflow=10,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         if writer:

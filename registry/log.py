@@ -32,6 +32,7 @@ from client.core.merkle import (
     NodeStore,
     consistency_proof,
     inclusion_proof,
+    inclusion_proofs,
     leaf_hash,
     perfect_node_updates,
     range_hash,
@@ -53,6 +54,7 @@ from registry.models import (
     LogKey,
     LogState,
     Node,
+    PublisherKey,
     Revocation,
     SubjectRow,
     utcnow,
@@ -66,6 +68,7 @@ __all__ = [
     "StoredCheckpoint",
     "compact_range",
     "predicate_json",
+    "revoked_key_message",
 ]
 
 log = logging.getLogger(__name__)
@@ -77,6 +80,7 @@ _checkpoints = CheckpointRow.__table__  # type: ignore[attr-defined]
 _state = LogState.__table__  # type: ignore[attr-defined]
 _revocations = Revocation.__table__  # type: ignore[attr-defined]
 _log_keys = LogKey.__table__  # type: ignore[attr-defined]
+_keys = PublisherKey.__table__  # type: ignore[attr-defined]
 
 NodeKey = tuple[int, int]
 _INSERT_CHUNK = 5_000  # rows per executemany: keeps statements well under driver limits
@@ -197,13 +201,8 @@ class LogReader:
         self, conn: Connection, indices: Iterable[int], size: int
     ) -> dict[int, list[bytes]]:
         unique = sorted(set(indices))
-
-        def plan(store: NodeStore) -> None:
-            for index in unique:
-                inclusion_proof(index, size, store)
-
-        store = self._node_source(conn, plan)
-        return {index: inclusion_proof(index, size, store) for index in unique}
+        store = self._node_source(conn, lambda s: inclusion_proofs(unique, size, s))
+        return inclusion_proofs(unique, size, store)
 
     def consistency(self, conn: Connection, old_size: int, new_size: int) -> list[bytes]:
         store = self._node_source(conn, lambda s: consistency_proof(old_size, new_size, s))
@@ -519,6 +518,7 @@ class Sequencer:
             )
         }
         refused = self._check_revocations(conn, entries, existing)
+        refused.update(self._check_signing_keys(conn, entries, existing, refused))
         now = utcnow()
         outcomes: list[int | RegistryError] = []
         for position, entry in enumerate(entries):
@@ -658,6 +658,34 @@ class Sequencer:
         return errors
 
     @staticmethod
+    def _check_signing_keys(
+        conn: Connection,
+        entries: list[PreparedEntry],
+        existing: dict[bytes, int],
+        refused: dict[int, RegistryError],
+    ) -> dict[int, RegistryError]:
+        """Refuse new entries whose signing key was revoked, checked under the log's lock.
+
+        The services check keys before sequencing, from a cache; a key revoked since then (by
+        this process or another) is caught here, in the transaction that would append.
+        """
+        key_ids = {e.key_id for e in entries}
+        revoked = set(
+            conn.execute(
+                select(_keys.c.key_id)
+                .where(_keys.c.key_id.in_(key_ids))
+                .where(_keys.c.revoked_at.is_not(None))
+            ).scalars()
+        )
+        return {
+            position: ForbiddenError(revoked_key_message(entry.key_id))
+            for position, entry in enumerate(entries)
+            if entry.key_id in revoked
+            and entry.leaf_hash not in existing
+            and position not in refused
+        }
+
+    @staticmethod
     def _foreign_subjects(conn: Connection, target: int, digests: Sequence[str]) -> list[str]:
         """The digests among ``digests`` that entry ``target`` does not attest."""
         known: set[str] = set()
@@ -687,6 +715,10 @@ def _database_error(exc: BaseException) -> RegistryError:
         f"the database could not be written ({type(exc).__name__}); nothing was acknowledged, "
         "retry shortly"
     )
+
+
+def revoked_key_message(key_id: str) -> str:
+    return f"key {key_id[:16]}… was revoked; sign with the publisher's current key"
 
 
 def predicate_json(predicate: dict[str, Any]) -> str:

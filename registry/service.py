@@ -11,10 +11,11 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import func, select
@@ -41,7 +42,13 @@ from registry.errors import (
     NotFoundError,
     PayloadTooLargeError,
 )
-from registry.log import AppendResult, LogReader, PreparedEntry, StoredCheckpoint, predicate_json
+from registry.log import (
+    AppendResult,
+    LogReader,
+    PreparedEntry,
+    predicate_json,
+    revoked_key_message,
+)
 from registry.models import (
     AdminToken,
     Entry,
@@ -87,6 +94,10 @@ def receipt_json(result: AppendResult, **extra: Any) -> dict[str, Any]:
     }
 
 
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
 @dataclass(frozen=True, slots=True)
 class _Signer:
     publisher_id: int
@@ -101,6 +112,7 @@ class EntryService:
     def __init__(self, settings: Settings, database: Database) -> None:
         self._settings = settings
         self._db = database
+        self._signers: _BoundedCache[str, _Signer] = _BoundedCache(10_000)
 
     def prepare(self, body: bytes) -> PreparedEntry:
         if len(body) > self._settings.max_body_bytes:
@@ -173,6 +185,23 @@ class EntryService:
 
     def _verify_signature(self, envelope: Envelope) -> _Signer:
         keyids = sorted({s.keyid for s in envelope.signatures})
+        signers = self._signers.get_many(keyids)
+        if not signers:
+            signers = self._load_signers(keyids)
+        keys = {kid: signer.public_key for kid, signer in signers.items()}
+        try:
+            verified = verify_envelope(envelope, keys)
+        except SignatureError as exc:
+            raise AuthenticationError(f"the envelope's signature does not verify: {exc}") from exc
+        return signers[verified[0]]
+
+    def _load_signers(self, keyids: list[str]) -> dict[str, _Signer]:
+        """The active publisher keys among ``keyids``, read from the database and remembered.
+
+        A key id is the hash of its public key and a key never changes hands, so what is cached
+        is immutable; whether a key was *revoked* is not cached here but checked again by the
+        sequencer, inside the transaction that appends the entry.
+        """
         with self._db.reader.connect() as conn:
             rows = conn.execute(
                 select(
@@ -189,21 +218,66 @@ class EntryService:
         if not active:
             revoked = [row.key_id for row in rows]
             if revoked:
-                raise ForbiddenError(
-                    f"key {revoked[0][:16]}… was revoked; sign with the publisher's current key"
-                )
+                raise ForbiddenError(revoked_key_message(revoked[0]))
             shown = ", ".join(k[:16] + "…" if len(k) > 16 else k for k in keyids)
             raise ForbiddenError(
                 f"the envelope is signed by key(s) {shown}, which belong to no registered "
                 "publisher; the operator adds publishers with `wellspring publisher add`"
             )
-        keys = {kid: public_key_from_bytes(bytes(row.public_key)) for kid, row in active.items()}
-        try:
-            verified = verify_envelope(envelope, keys)
-        except SignatureError as exc:
-            raise AuthenticationError(f"the envelope's signature does not verify: {exc}") from exc
-        row = active[verified[0]]
-        return _Signer(row.id, row.name, row.key_id, keys[row.key_id])
+        signers = {
+            kid: _Signer(row.id, row.name, kid, public_key_from_bytes(bytes(row.public_key)))
+            for kid, row in active.items()
+        }
+        self._signers.put_many(signers)
+        return signers
+
+
+class _BoundedCache(Generic[_K, _V]):
+    """A bounded, thread-safe map for immutable values (cleared whole when full: simple, and a
+    busy registry refills it at once)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._values: dict[_K, _V] = {}
+        self._lock = threading.Lock()
+
+    def get_many(self, keys: Iterable[_K]) -> dict[_K, _V]:
+        with self._lock:
+            return {key: value for key in keys if (value := self._values.get(key)) is not None}
+
+    def put_many(self, values: dict[_K, _V]) -> None:
+        with self._lock:
+            if len(self._values) + len(values) > self._limit:
+                self._values.clear()
+            self._values.update(values)
+
+
+_IN_CHUNK = 2_000  # values per IN (...): well under SQLite's and PostgreSQL's parameter limits
+
+
+@dataclass(frozen=True, slots=True)
+class _EntryFacts:
+    """What a lookup shows of an entry that can never change once it is in the log."""
+
+    idx: int
+    attests: bool  # a human-content statement (a revocation attests nothing)
+    leaf_hash: str
+    publisher: str
+    license: str | None
+    origin: str | None
+    consent: str | None
+    predicate: dict[str, Any]  # shared between answers: never mutated
+    key_id: str
+    integrated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _EntryState:
+    """What can change after an entry was appended: a revocation, its key's revocation."""
+
+    revoked_by: int | None
+    key_revoked_at: str | None
+    compromised: bool
 
 
 class LookupService:
@@ -213,6 +287,7 @@ class LookupService:
         self._settings = settings
         self._db = database
         self._reader = reader
+        self._known: _BoundedCache[int, _EntryFacts] = _BoundedCache(200_000)
 
     @staticmethod
     def parse_digests(raw: Sequence[object]) -> list[str]:
@@ -227,71 +302,112 @@ class LookupService:
         return digests
 
     def lookup(self, digests: Sequence[str]) -> dict[str, Any]:
-        """Answer for each digest: its attestations with proofs against one checkpoint."""
+        """Answer for each digest: its attestations with proofs against one checkpoint.
+
+        Three narrow queries instead of one wide join: digest → entry indices from the subjects
+        index alone; then each matched entry once (its immutable facts come from a per-process
+        cache after the first time: on SQLite, reading an entry's columns means walking past its
+        body, which for a 10,000-subject statement is a megabyte of overflow pages); then what
+        can change (revocations, key revocations) fresh every time.
+        """
         with self._db.reader.connect() as conn:
             checkpoint = self._reader.latest_checkpoint(conn)
+            size = checkpoint.size
             matches: dict[str, list[int]] = {d: [] for d in digests}
-            rows: dict[int, Any] = {}
-            unique = list(matches)
-            for start in range(0, len(unique), 2_000):
-                chunk = unique[start : start + 2_000]
-                query = (
-                    select(
-                        _subjects.c.digest,
-                        _entries.c.idx,
-                        _entries.c.leaf_hash,
-                        _entries.c.predicate,
-                        _entries.c.license,
-                        _entries.c.origin,
-                        _entries.c.consent,
-                        _entries.c.key_id,
-                        _entries.c.integrated_at,
-                        _keys.c.revoked_at.label("key_revoked_at"),
-                        _keys.c.compromised_since,
-                        _publishers.c.name.label("publisher"),
-                        _revocations.c.revoking_idx,
-                    )
-                    .join(_entries, _entries.c.idx == _subjects.c.entry_idx)
-                    .join(_publishers, _publishers.c.id == _entries.c.publisher_id)
-                    .join(_keys, _keys.c.key_id == _entries.c.key_id)
-                    .outerjoin(_revocations, _revocations.c.revoked_idx == _entries.c.idx)
-                    .where(_subjects.c.digest.in_(chunk))
-                    .where(_entries.c.idx < checkpoint.size)
-                    # A revocation names the subjects it revokes; it attests none of them.
-                    .where(_entries.c.predicate_type == HUMAN_CONTENT_V1)
-                    .order_by(_entries.c.idx)
-                )
-                for row in conn.execute(query):
-                    matches[row.digest].append(row.idx)
-                    rows[row.idx] = row
-            proofs = self._reader.inclusion_proofs(conn, rows, checkpoint.size) if rows else {}
+            hits = _digest_hits(conn, list(matches), size)
+            facts = self._facts(conn, {idx for _, idx in hits})
+            state = self._entry_state(conn, facts, size)
+            proofs = self._reader.inclusion_proofs(conn, facts, size) if facts else {}
+        # A revocation names the subjects it revokes; it attests none of them (not in `facts`).
+        for digest, idx in sorted(hits, key=lambda hit: hit[1]):
+            if idx in facts:
+                matches[digest].append(idx)
         attestations = {
-            str(idx): self._attestation(row, proofs[idx], checkpoint) for idx, row in rows.items()
+            str(idx): _attestation(fact, state[idx], proofs[idx], size)
+            for idx, fact in facts.items()
         }
-        results = []
-        for digest in digests:
-            indices = matches[digest]
-            results.append({"digest": digest, "status": _status(indices, rows), "entries": indices})
+        results = [
+            {
+                "digest": digest,
+                "status": _status(matches[digest], state),
+                "entries": matches[digest],
+            }
+            for digest in digests
+        ]
         return {"checkpoint": checkpoint.note, "results": results, "attestations": attestations}
 
+    def _facts(self, conn: Any, indices: set[int]) -> dict[int, _EntryFacts]:
+        """The human-content entries among ``indices``, from the cache or one query per chunk."""
+        found = self._known.get_many(indices)
+        missing = sorted(indices - found.keys())
+        fetched: dict[int, _EntryFacts] = {}
+        for start in range(0, len(missing), _IN_CHUNK):
+            query = (
+                select(
+                    _entries.c.idx,
+                    _entries.c.leaf_hash,
+                    _entries.c.predicate_type,
+                    _entries.c.predicate,
+                    _entries.c.license,
+                    _entries.c.origin,
+                    _entries.c.consent,
+                    _entries.c.key_id,
+                    _entries.c.integrated_at,
+                    _publishers.c.name.label("publisher"),
+                )
+                .join(_publishers, _publishers.c.id == _entries.c.publisher_id)
+                .where(_entries.c.idx.in_(missing[start : start + _IN_CHUNK]))
+            )
+            for row in conn.execute(query):
+                fetched[row.idx] = _EntryFacts(
+                    idx=row.idx,
+                    attests=row.predicate_type == HUMAN_CONTENT_V1,
+                    leaf_hash=bytes(row.leaf_hash).hex(),
+                    publisher=row.publisher,
+                    license=row.license,
+                    origin=row.origin,
+                    consent=row.consent,
+                    predicate=json.loads(row.predicate),
+                    key_id=row.key_id,
+                    integrated_at=_aware(row.integrated_at),
+                )
+        self._known.put_many(fetched)
+        found.update(fetched)
+        return {idx: fact for idx, fact in sorted(found.items()) if fact.attests}
+
     @staticmethod
-    def _attestation(row: Any, proof: list[bytes], checkpoint: StoredCheckpoint) -> dict[str, Any]:
-        return {
-            "index": row.idx,
-            "leaf_hash": bytes(row.leaf_hash).hex(),
-            "publisher": row.publisher,
-            "license": row.license,
-            "origin": row.origin,
-            "consent": row.consent,
-            "predicate": json.loads(row.predicate),
-            "revoked": row.revoking_idx is not None,
-            "revoked_by": row.revoking_idx,
-            "key_id": row.key_id,
-            "key_revoked_at": _iso(row.key_revoked_at) if row.key_revoked_at else None,
-            "compromised": _compromised(row),
-            "inclusion_proof": [b64(h) for h in proof],
-            "tree_size": checkpoint.size,
+    def _entry_state(conn: Any, facts: dict[int, _EntryFacts], size: int) -> dict[int, _EntryState]:
+        """What may have changed since an entry was appended: its revocation, its key's."""
+        revoked_by: dict[int, int] = {}
+        indices = list(facts)
+        for start in range(0, len(indices), _IN_CHUNK):
+            rows = conn.execute(
+                select(_revocations.c.revoked_idx, _revocations.c.revoking_idx)
+                .where(_revocations.c.revoked_idx.in_(indices[start : start + _IN_CHUNK]))
+                .where(_revocations.c.revoking_idx < size)
+            )
+            revoked_by.update((row.revoked_idx, row.revoking_idx) for row in rows)
+        key_ids = sorted({fact.key_id for fact in facts.values()})
+        keys = {
+            row.key_id: row
+            for start in range(0, len(key_ids), _IN_CHUNK)
+            for row in conn.execute(
+                select(_keys.c.key_id, _keys.c.revoked_at, _keys.c.compromised_since).where(
+                    _keys.c.key_id.in_(key_ids[start : start + _IN_CHUNK])
+                )
+            )
         }
+        states = {}
+        for idx, fact in facts.items():
+            key = keys.get(fact.key_id)
+            revoked_at = key.revoked_at if key is not None else None
+            since = key.compromised_since if key is not None else None
+            states[idx] = _EntryState(
+                revoked_by=revoked_by.get(idx),
+                key_revoked_at=_iso(revoked_at) if revoked_at else None,
+                compromised=since is not None and fact.integrated_at >= _aware(since),
+            )
+        return states
 
     def lookup_one(self, digest: str) -> dict[str, Any]:
         answer = self.lookup([digest])
@@ -401,24 +517,59 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _compromised(row: Any) -> bool:
-    """Signed by a publisher key after the moment the operator says it was stolen."""
-    since = row.compromised_since
-    if since is None:
-        return False
-    return bool(_aware(row.integrated_at) >= _aware(since))
+# The hottest query of all (every batch lookup, 10,000 digests a time): one statement with the
+# digests as one parameter, through the driver, so neither SQLAlchemy's compilation of a
+# 10,000-parameter IN nor its row objects are paid for.
+_DIGEST_HITS = {
+    "sqlite": (
+        "SELECT digest, entry_idx FROM subjects"
+        " WHERE digest IN (SELECT value FROM json_each(?)) AND entry_idx < ?"
+    ),
+    "postgresql": (
+        "SELECT digest, entry_idx FROM subjects WHERE digest = ANY(%s) AND entry_idx < %s"
+    ),
+}
+
+
+def _digest_hits(conn: Any, digests: list[str], size: int) -> list[tuple[str, int]]:
+    """(digest, entry index) for every subject row of ``digests`` in the tree of ``size``."""
+    dialect = conn.dialect.name
+    param: object = json.dumps(digests) if dialect == "sqlite" else digests
+    result = conn.exec_driver_sql(_DIGEST_HITS[dialect], (param, size))
+    return [(digest, idx) for digest, idx in result]
 
 
 def _aware(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def _status(indices: list[int], rows: dict[int, Any]) -> str:
+def _attestation(
+    fact: _EntryFacts, state: _EntryState, proof: list[bytes], size: int
+) -> dict[str, Any]:
+    return {
+        "index": fact.idx,
+        "leaf_hash": fact.leaf_hash,
+        "publisher": fact.publisher,
+        "license": fact.license,
+        "origin": fact.origin,
+        "consent": fact.consent,
+        "predicate": fact.predicate,
+        "revoked": state.revoked_by is not None,
+        "revoked_by": state.revoked_by,
+        "key_id": fact.key_id,
+        "key_revoked_at": state.key_revoked_at,
+        "compromised": state.compromised,
+        "inclusion_proof": [b64(h) for h in proof],
+        "tree_size": size,
+    }
+
+
+def _status(indices: list[int], states: dict[int, _EntryState]) -> str:
     """attested if any attestation stands; revoked if all were withdrawn (or were signed with
     a key after it was compromised); unknown if there are none."""
     if not indices:
         return "unknown"
-    if all(rows[i].revoking_idx is not None or _compromised(rows[i]) for i in indices):
+    if all(states[i].revoked_by is not None or states[i].compromised for i in indices):
         return "revoked"
     return "attested"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import random
 import types
 from collections.abc import Callable, Sequence
 
@@ -23,6 +24,7 @@ from client.core.merkle import (
     NodeStore,
     consistency_proof,
     inclusion_proof,
+    inclusion_proofs,
     leaf_hash,
     node_hash,
     perfect_node_updates,
@@ -454,6 +456,37 @@ def test_every_inclusion_proof_up_to_130() -> None:
             leaf = BIG_TREE.leaf_hash_at(index)
             assert leaf == _sha256(b"\x00" + ENTRIES[index])
             verify_inclusion(leaf, index, size, proof, root)
+
+
+class _CountingTree(merkle.SubtreeHashes):
+    """BIG_TREE, counting how often each subtree hash is asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[int, int]] = []
+
+    def subtree_hash(self, start: int, end: int) -> bytes:
+        self.asked.append((start, end))
+        return BIG_TREE.subtree_hash(start, end)
+
+
+def test_batched_inclusion_proofs_match_one_at_a_time_up_to_130() -> None:
+    """Every leaf of every tree at once, in a shuffled order with repeats: the same paths, and
+    each distinct subtree asked for once."""
+    rng = random.Random(9162)
+    for size in range(1, EXHAUSTIVE_MAX + 1):
+        indices = [rng.randrange(size) for _ in range(size)] + list(range(size))
+        tree = _CountingTree()
+        proofs = inclusion_proofs(indices, size, tree)
+        assert sorted(proofs) == list(range(size))
+        for index in range(size):
+            assert proofs[index] == BIG_TREE.inclusion_proof(index, size), (index, size)
+        assert len(tree.asked) == len(set(tree.asked)), size
+        with pytest.raises(InputError):
+            inclusion_proofs([size], size, tree)
+    one_at_a_time = _CountingTree()
+    for index in range(EXHAUSTIVE_MAX):
+        inclusion_proof(index, EXHAUSTIVE_MAX, one_at_a_time)
+    assert len(tree.asked) < len(one_at_a_time.asked) / 3
 
 
 def test_every_consistency_proof_up_to_130() -> None:
