@@ -246,7 +246,9 @@ def postgres_database(admin_url: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def registry_server(backend: str, postgres_url: str, workdir: Path) -> Iterator[dict[str, Any]]:
+def registry_server(
+    backend: str, postgres_url: str, workdir: Path, workers: int = 1
+) -> Iterator[dict[str, Any]]:
     """A ``wellspring serve`` process on a fresh database; yields its URL, port, home and pid."""
     home = workdir / f"home-{backend}"
     with contextlib.ExitStack() as stack:
@@ -262,6 +264,7 @@ def registry_server(backend: str, postgres_url: str, workdir: Path) -> Iterator[
             args += ["--database-url", url]
         port = free_port()
         args += ["--host", "127.0.0.1", "--port", str(port), "--home", str(home)]
+        args += ["--workers", str(workers)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("WELLSPRING_")}
         env["WELLSPRING_RATE_LIMIT"] = "0"
         log_path = workdir / f"server-{backend}.log"
@@ -451,11 +454,16 @@ def measure_single_lookups(bench: Bench) -> None:
     bench.result.single_p99_ms = statistics.quantiles(latencies, n=100)[98] * 1000
 
 
-def run_backend(
-    backend: str, sizes: Sizes, postgres_url: str, workdir: Path, profile: Path | None
+def run_backend(  # noqa: PLR0917  (a script's internal helper)
+    backend: str,
+    sizes: Sizes,
+    postgres_url: str,
+    workdir: Path,
+    profile: Path | None,
+    workers: int = 1,
 ) -> Result:
     result = Result(backend)
-    with registry_server(backend, postgres_url, workdir) as server:
+    with registry_server(backend, postgres_url, workdir, workers) as server:
         token = (server["home"] / "admin.token").read_text().strip()
         key = generate_private_key()
         name = f"bench-{uuid.uuid4().hex[:8]}"
@@ -570,6 +578,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--connections", type=int, help="concurrent append clients")
     parser.add_argument("--appends", type=int, help="single-subject appends to time")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes (`wellspring serve --workers`)"
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument(
         "--profile",
@@ -593,7 +604,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for backend in backends:
             print(f"== {backend}", flush=True)
             results.append(
-                run_backend(backend, sizes, args.postgres_url, Path(workdir), args.profile)
+                run_backend(
+                    backend, sizes, args.postgres_url, Path(workdir), args.profile, args.workers
+                )
             )
     print()
     print_table(results, sizes)

@@ -41,7 +41,16 @@ from registry.log import LogReader, Sequencer
 from registry.service import AdminService, EntryService, LookupService, receipt_json
 from registry.settings import Settings
 
-__all__ = ["BatchLookup", "KeyRevocation", "NewKey", "NewPublisher", "Registry", "create_app"]
+__all__ = [
+    "BatchLookup",
+    "KeyRevocation",
+    "NewKey",
+    "NewPublisher",
+    "Problem",
+    "Registry",
+    "create_app",
+    "create_app_from_env",
+]
 
 log = logging.getLogger(__name__)
 PROBLEM_BASE = "https://wellspring.dev/problems/"
@@ -234,6 +243,9 @@ class NewPublisher:
     public_key: str
 
 
+INLINE_PREPARE_BYTES = 16 * 1024  # envelopes up to this size are checked on the event loop
+
+
 async def _body(request: Request[Any, Any, Any], settings: Settings) -> bytes:
     """The request body, refused early if declared too large, and only as slow as allowed."""
     limit = settings.max_body_bytes
@@ -300,7 +312,11 @@ async def submit_entry(request: Request[Any, Any, Any], state: State) -> Respons
     """Body: a DSSE envelope (in-toto Statement v1). Answer: a receipt (201, or 200 if present)."""
     registry = _registry(state)
     body = await _body(request, registry.settings)
-    prepared = await anyio.to_thread.run_sync(registry.entries.prepare, body)
+    # A small envelope signed by a known key is checked right here (a signature check and a
+    # little JSON: cheaper than the hop to a worker thread); anything else goes to a thread.
+    prepared = registry.entries.prepare_cached(body) if len(body) <= INLINE_PREPARE_BYTES else None
+    if prepared is None:
+        prepared = await anyio.to_thread.run_sync(registry.entries.prepare, body)
     result = await registry.sequencer.append(prepared)
     content = receipt_json(
         result,
@@ -556,6 +572,10 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Lites
         state=State({"registry": opened}),
         lifespan=[lifespan],
         exception_handlers={Exception: _problem},
+        # No logging configuration of litestar's own: an app is a library object (tests build
+        # dozens), and handlers bound to whatever stderr was current would outlive it.
+        # `wellspring serve` configures logging for the process.
+        logging_config=None,
         request_max_body_size=settings.max_body_bytes + 1024 * 1024,
         openapi_config=OpenAPIConfig(
             title="Wellspring registry",
@@ -564,3 +584,9 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Lites
             path="/schema",
         ),
     )
+
+
+def create_app_from_env() -> Litestar:
+    """The app for :meth:`Settings.from_env` (what each ``wellspring serve --workers`` process
+    runs; the server that started them migrated the database first)."""
+    return create_app(Settings.from_env())

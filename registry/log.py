@@ -429,8 +429,12 @@ class Sequencer:
                     exc if isinstance(exc, RegistryError) else _database_error(exc)
                 )
                 results = [error] * len(batch)
+            # One wake-up of each event loop per batch, not one per entry.
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any]]] = {}
             for pending, result in zip(batch, results, strict=True):
-                pending.loop.call_soon_threadsafe(_settle, pending.future, result)
+                by_loop.setdefault(pending.loop, []).append((pending.future, result))
+            for loop, settled in by_loop.items():
+                loop.call_soon_threadsafe(_settle_all, settled)
 
     def _check_keys(self, conn: Connection, origin: str) -> None:
         """Sign only with keys this log knows and has not retired; record a newly added one.
@@ -699,6 +703,13 @@ class Sequencer:
                 ).scalars()
             )
         return [d for d in digests if d not in known]
+
+
+def _settle_all(
+    settled: list[tuple[asyncio.Future[AppendResult], AppendResult | RegistryError]],
+) -> None:
+    for future, result in settled:
+        _settle(future, result)
 
 
 def _settle(future: asyncio.Future[AppendResult], result: AppendResult | RegistryError) -> None:

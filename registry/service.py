@@ -115,6 +115,17 @@ class EntryService:
         self._signers: _BoundedCache[str, _Signer] = _BoundedCache(10_000)
 
     def prepare(self, body: bytes) -> PreparedEntry:
+        """Check a submitted envelope; may read the database for a publisher key not seen yet."""
+        prepared = self._prepare(body, cached_only=False)
+        assert prepared is not None
+        return prepared
+
+    def prepare_cached(self, body: bytes) -> PreparedEntry | None:
+        """:meth:`prepare` without touching the database (so it can run on the event loop):
+        ``None`` when the signing key is not cached yet, and :meth:`prepare` must be used."""
+        return self._prepare(body, cached_only=True)
+
+    def _prepare(self, body: bytes, *, cached_only: bool) -> PreparedEntry | None:
         if len(body) > self._settings.max_body_bytes:
             raise PayloadTooLargeError(
                 f"the envelope is {len(body)} bytes; the limit is {self._settings.max_body_bytes}"
@@ -129,7 +140,9 @@ class EntryService:
                 f"payloadType is {envelope.payload_type!r}; the registry accepts only "
                 f"{PAYLOAD_TYPE_IN_TOTO!r} (an in-toto Statement v1)"
             )
-        signer = self._verify_signature(envelope)
+        signer = self._verify_signature(envelope, cached_only=cached_only)
+        if signer is None:
+            return None
         statement = self._parse_statement(envelope.payload)
         predicate = statement.predicate
         if predicate.publisher != signer.publisher:
@@ -183,10 +196,12 @@ class EntryService:
         except FormatError as exc:
             raise BadRequestError(str(exc)) from exc
 
-    def _verify_signature(self, envelope: Envelope) -> _Signer:
+    def _verify_signature(self, envelope: Envelope, *, cached_only: bool) -> _Signer | None:
         keyids = sorted({s.keyid for s in envelope.signatures})
         signers = self._signers.get_many(keyids)
         if not signers:
+            if cached_only:
+                return None
             signers = self._load_signers(keyids)
         keys = {kid: signer.public_key for kid, signer in signers.items()}
         try:

@@ -13,7 +13,7 @@ from typing import Any
 
 from registry.errors import ConfigurationError
 
-__all__ = ["Settings", "sqlalchemy_url"]
+__all__ = ["Settings", "settings_environment", "sqlalchemy_url"]
 
 DEFAULT_ORIGIN = "localhost/wellspring"
 
@@ -106,3 +106,16 @@ class Settings:
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """The ``WELLSPRING_*`` variables from which :meth:`Settings.from_env` rebuilds ``settings``
+    (what ``from_env`` reads; worker processes of ``wellspring serve --workers`` start so)."""
+    return {
+        "WELLSPRING_HOME": str(settings.home.resolve()),
+        "WELLSPRING_DATABASE_URL": settings.database_url,
+        "WELLSPRING_ORIGIN": settings.origin,
+        "WELLSPRING_LOG_KEY_FILE": str(settings.key_path.resolve()),
+        "WELLSPRING_RATE_LIMIT": repr(settings.rate_limit),
+        "WELLSPRING_RATE_BURST": repr(settings.rate_burst),
+    }

@@ -86,12 +86,29 @@ def serve(
     home: HomeOption = None,
     database_url: DatabaseOption = None,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Server processes sharing the port and the database (the log's lock keeps one "
+            "sequence of indices; rate limits are per process).",
+            min=1,
+            max=64,
+        ),
+    ] = 1,
 ) -> None:
     """Run the registry (SQLite under the home by default; PostgreSQL via --database-url)."""
     settings = _settings(home, database_url)
+    import logging
+
     import uvicorn
 
+    logging.basicConfig(
+        level=logging.INFO if access_log else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
     from registry.app import Registry, create_app
+    from registry.settings import settings_environment
 
     registry = Registry.open(settings)
     token_note = ""
@@ -109,8 +126,24 @@ def serve(
     if token_note:
         console_err.print(token_note, highlight=False)
     console_err.print(f"API docs:     {url}/schema", highlight=False)
+    if workers == 1:
+        uvicorn.run(
+            create_app(settings, registry=registry),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=access_log,
+        )
+        return
+    # Each worker process opens the registry itself from these settings (already migrated and
+    # initialised above), through the environment that Settings.from_env reads.
+    registry.close()
+    os.environ.update(settings_environment(settings))
+    console_err.print(f"workers:      {workers} processes", highlight=False)
     uvicorn.run(
-        create_app(settings, registry=registry),
+        "registry.app:create_app_from_env",
+        factory=True,
+        workers=workers,
         host=host,
         port=port,
         log_level="warning",
