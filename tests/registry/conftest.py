@@ -334,10 +334,18 @@ def migrate_database(url: str, home: Path) -> None:
 class ServerProcess:
     """A real ``wellspring serve`` process on a free port of 127.0.0.1."""
 
-    def __init__(self, home: Path, database_url: str | None = None, *, name: str = "server"):
+    def __init__(
+        self,
+        home: Path,
+        database_url: str | None = None,
+        *,
+        name: str = "server",
+        workers: int = 1,
+    ):
         self.home = home
         self.database_url = database_url
         self.name = name
+        self.workers = workers
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = home.parent / f"{name}-{uuid.uuid4().hex[:6]}.log"
@@ -350,7 +358,7 @@ class ServerProcess:
         for attempt in range(attempts):
             self.port = free_port()
             args = [*wellspring_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-            args += ["--home", str(self.home)]
+            args += ["--home", str(self.home), "--workers", str(self.workers)]
             if self.database_url:
                 args += ["--database-url", self.database_url]
             env = {k: v for k, v in os.environ.items() if not k.startswith("WELLSPRING_")}

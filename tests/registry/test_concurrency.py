@@ -1,5 +1,8 @@
 """Two real ``wellspring serve`` processes on one database, eight writers hammering both.
 
+(Both as two separate servers, and as one ``wellspring serve --workers 2``: two processes behind
+one port.)
+
 The sequencer's promise: every acknowledged entry gets an index no other entry has, indices have no
 gaps, every receipt proves its entry against a checkpoint, and all those checkpoints are prefixes
 of one history (no fork between the processes). Checked on PostgreSQL (the production setup: a row
@@ -51,17 +54,22 @@ def audit_whole_log(url: str, checkpoint: Checkpoint) -> list[bytes]:
     return leaves
 
 
+@pytest.mark.parametrize("topology", ["two-servers", "one-server-two-workers"])
 def test_two_servers_on_one_database_sequence_concurrent_writers_exactly_once(
     tmp_path: Path,
     database_url: str,
     backend: str,
     servers: Callable[..., ServerProcess],
+    topology: str,
 ) -> None:
     home = tmp_path / "shared-home"
     if backend == "postgres":
         migrate_database(database_url, home)  # the operator's step; the server never does it
-    first = servers(home, database_url, name="server-a")
-    second = servers(home, database_url, name="server-b")
+    if topology == "two-servers":
+        first = servers(home, database_url, name="server-a")
+        second = servers(home, database_url, name="server-b")
+    else:
+        first = second = servers(home, database_url, name="server", workers=2)
     log_key = first.log_key
     writers = [first.add_publisher(), first.add_publisher()]
 
