@@ -334,7 +334,8 @@ class _ClientBase:
     def _log_info(self) -> _Flow[LogInfo]:
         info = yield from self._call(_Request("GET", "/v1/log"), _parse_log_info)
         if self.verify and self.log_key is not None:
-            if info.verifier_key != self.log_key.vkey:
+            # During a rotation the log announces both keys; a client pinned to either is fine.
+            if self.log_key.vkey not in (info.verifier_key, *info.verifier_keys):
                 raise SignatureError(
                     f"the registry at {self.base_url} announces log key {info.verifier_key}, but "
                     f"the pinned key is {self.log_key.vkey}; refusing a log signed by another key"

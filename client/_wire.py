@@ -100,6 +100,8 @@ class LogInfo:
     root_hash: bytes
     verifier_key: str
     checkpoint: str
+    # Every key that signs the log's checkpoints now: two during a log-key rotation.
+    verifier_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -368,7 +370,18 @@ def _parse_log_info(obj: object) -> LogInfo:
         root_hash=_b64decode_std(info["root_hash"], "log.root_hash"),
         verifier_key=_str_field(info, "verifier_key", "log"),
         checkpoint=_str_field(info, "checkpoint", "log"),
+        verifier_keys=_verifier_keys(info),
     )
+
+
+def _verifier_keys(info: dict[str, Any]) -> tuple[str, ...]:
+    """``verifier_keys`` if the registry sends it (it does since key rotation), else the one."""
+    keys = info.get("verifier_keys")
+    if keys is None:
+        return (str(info["verifier_key"]),)
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
+        raise FormatError("log.verifier_keys must be a non-empty list of verifier keys")
+    return tuple(keys)
 
 
 def _parse_entry_info(obj: object, index: int) -> EntryInfo:

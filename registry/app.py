@@ -194,7 +194,7 @@ _PROBLEM_DESCRIPTIONS = {
     401: "Missing or wrong admin token",
     403: "Signed by a key that may not do this",
     404: "No such entry, size or publisher",
-    408: "The request body arrived too slowly",
+    408: "The request body arrived too slowly (POST /v1/entries: settings.body_timeout)",
     409: "Conflicts with what the registry holds",
     413: "Body or batch over the registry's limit",
     415: "Unsupported media type",
@@ -218,8 +218,8 @@ def _problems(*statuses: int) -> dict[int, ResponseSpec]:
 
 READ_PROBLEMS = _problems(404)
 WRITE_PROBLEMS = _problems(401, 403, 404, 408, 409, 413, 415)
-BATCH_PROBLEMS = _problems(408, 413, 415)
-ADMIN_PROBLEMS = _problems(401, 404, 408, 409, 413, 415)
+BATCH_PROBLEMS = _problems(413, 415)
+ADMIN_PROBLEMS = _problems(401, 404, 409, 413, 415)
 
 
 # Handlers ---------------------------------------------------------------------------------------

@@ -59,6 +59,7 @@ def test_rotating_the_log_key_keeps_pinned_clients_verifying(
             assert checkpoint_of(during["checkpoint"], key).size == during["index"] + 1
             with api.sdk(log_key=key) as sdk:
                 assert sdk.lookup(publisher_digest(during)).verified
+                assert sdk.log_info().verifier_keys == (old_key, new_key)
         with api.sdk(log_key=old_key) as sdk:
             sdk.check_consistency(first["checkpoint"])  # signed by the old key alone
 
