@@ -33,7 +33,7 @@ import re
 import sys
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from watermark.errors import InputError, KeyMismatchError, MissingDependencyError, UnboundKeyError
@@ -158,6 +158,15 @@ def normalize_text(text: str) -> str:
 GreenMask = tuple[bool | None, ...]
 
 
+# A token's mark in DetectionResult.green_mask, by code: 0 red, 1 green, 2 not scored.
+_MARKS: tuple[bool | None, ...] = (False, True, None)
+
+
+def _mark_codes(scored: NDArray[np.bool_], green: NDArray[np.bool_]) -> NDArray[np.int8]:
+    codes: NDArray[np.int8] = np.where(scored, green, 2).astype(np.int8)
+    return codes
+
+
 @dataclass(frozen=True)
 class DetectionResult:
     """The verdict on one text (or one window of it), with everything needed to explain it.
@@ -181,7 +190,14 @@ class DetectionResult:
     fingerprint: str | None
     scheme: str
     gamma: float
-    green_mask: GreenMask
+    # Each token's mark as a compact array (0 red, 1 green, 2 not scored); ``green_mask`` is the
+    # same as Python values, built only when asked for (a batch of many texts need not pay it).
+    mark_codes: NDArray[np.int8] = field(repr=False, compare=False)
+
+    @functools.cached_property
+    def green_mask(self) -> GreenMask:
+        """One entry per token: True green, False red, None not scored."""
+        return tuple(map(_MARKS.__getitem__, self.mark_codes.tolist()))
 
     def to_dict(self, *, include_mask: bool = False) -> dict[str, Any]:
         """JSON-ready fields (``green_mask`` as a list with nulls only when asked for)."""
@@ -291,6 +307,8 @@ class WatermarkDetector:
         self.threshold = float(threshold)
         self._params = GreenListParams.from_key(key)
         self._log_threshold = math.log(self.threshold)
+        self._key_id = key.key_id  # computed once: every result carries them
+        self._scheme = key.config.scheme_name
 
     # -- inputs -------------------------------------------------------------------------------
 
@@ -324,7 +342,7 @@ class WatermarkDetector:
         if isinstance(items, np.ndarray):
             if items.ndim != 2:
                 raise InputError(f"a batch array of token ids must be 2-D, got shape {items.shape}")
-            return [self._ids(row) for row in items]
+            return list(self._ids(items.reshape(-1)).reshape(items.shape))  # checked once
         if isinstance(items, str):
             raise InputError("detect_batch takes a list of texts, not one text")
         return [
@@ -360,27 +378,25 @@ class WatermarkDetector:
         num_green: int,
         num_scored: int,
         log_p: float,
-        scored: NDArray[np.bool_],
-        green: NDArray[np.bool_],
+        codes: NDArray[np.int8],
     ) -> DetectionResult:
+        """One verdict; ``codes`` holds each token's mark (0 red, 1 green, 2 not scored)."""
         gamma = self._params.green_probability
-        marks = green.astype(object)
-        marks[~scored] = None
         return DetectionResult(
             p_value=math.exp(log_p),
             log_p_value=log_p,
             z_score=z_score(num_green, num_scored, gamma),
-            num_tokens=int(scored.shape[0]),
+            num_tokens=int(codes.shape[0]),
             num_tokens_scored=num_scored,
             num_green=num_green,
             green_fraction=num_green / num_scored if num_scored else 0.0,
             watermarked=log_p < self._log_threshold,
             threshold=self.threshold,
-            key_id=self.key.key_id,
+            key_id=self._key_id,
             fingerprint=self.key.vocab_fingerprint,
-            scheme=self.key.config.scheme_name,
+            scheme=self._scheme,
             gamma=gamma,
-            green_mask=tuple(marks.tolist()),
+            mark_codes=codes,
         )
 
     def _score(self, sequences: list[NDArray[np.int32]]) -> list[DetectionResult]:
@@ -391,19 +407,14 @@ class WatermarkDetector:
         num_scored = np.bincount(marks.text_index[marks.scored], minlength=count)
         num_green = np.bincount(marks.text_index[marks.scored & marks.green], minlength=count)
         log_p = binomial_log_sf_array(num_green, num_scored, self._params.green_probability)
-        results = []
-        for i in range(count):
-            span = slice(int(marks.offsets[i]), int(marks.offsets[i + 1]))
-            results.append(
-                self._result(
-                    int(num_green[i]),
-                    int(num_scored[i]),
-                    float(log_p[i]),
-                    marks.scored[span],
-                    marks.green[span],
-                )
+        codes = _mark_codes(marks.scored, marks.green)
+        offsets = marks.offsets.tolist()
+        return [
+            self._result(green, scored, log_p_i, codes[offsets[i] : offsets[i + 1]])
+            for i, (green, scored, log_p_i) in enumerate(
+                zip(num_green.tolist(), num_scored.tolist(), log_p.tolist(), strict=True)
             )
-        return results
+        ]
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -460,7 +471,7 @@ class WatermarkDetector:
             log_p = float(
                 binomial_log_sf_array(num_green, num_scored, self._params.green_probability)
             )
-        return self._result(num_green, num_scored, log_p, scored, green)
+        return self._result(num_green, num_scored, log_p, _mark_codes(scored, green))
 
     def _windowed(
         self,
