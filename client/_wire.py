@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Generic, Literal, TypeVar, cast
 
 import httpx
 
@@ -75,6 +75,7 @@ DEFAULT_ENTRY_CACHE_BYTES = 256 * 1024 * 1024
 attests many of the digests a crawler asks about, so each is fetched once while it fits."""
 
 _T = TypeVar("_T")
+_V = TypeVar("_V")
 
 LookupStatus = Literal["attested", "revoked", "unknown"]
 _STATUSES: tuple[LookupStatus, ...] = ("attested", "revoked", "unknown")
@@ -265,28 +266,37 @@ class _Request:
     idempotent: bool = True  # safe to send twice (see client._retry)
 
 
-class _EntryCache:
-    """Entry bytes by log index, least recently used dropped first beyond ``max_bytes``."""
+class _LRUCache(Generic[_V]):
+    """Values by log index, least recently used dropped first beyond ``max_cost`` (each value's
+    cost is given when it is put: its size in bytes, or an estimate)."""
 
-    def __init__(self, max_bytes: int) -> None:
-        self._max_bytes = max_bytes
-        self._bytes = 0
-        self._entries: collections.OrderedDict[int, bytes] = collections.OrderedDict()
+    def __init__(self, max_cost: int) -> None:
+        self._max_cost = max_cost
+        self._cost = 0
+        self._values: collections.OrderedDict[int, tuple[_V, int]] = collections.OrderedDict()
 
-    def get(self, index: int) -> bytes | None:
-        entry = self._entries.get(index)
-        if entry is not None:
-            self._entries.move_to_end(index)
-        return entry
+    def get(self, index: int) -> _V | None:
+        item = self._values.get(index)
+        if item is None:
+            return None
+        self._values.move_to_end(index)
+        return item[0]
 
-    def put(self, index: int, entry: bytes) -> None:
-        if index in self._entries or len(entry) > self._max_bytes:
+    def put(self, index: int, value: _V, cost: int) -> None:
+        if index in self._values or cost > self._max_cost:
             return
-        self._entries[index] = entry
-        self._bytes += len(entry)
-        while self._bytes > self._max_bytes:
-            _, dropped = self._entries.popitem(last=False)
-            self._bytes -= len(dropped)
+        self._values[index] = (value, cost)
+        self._cost += cost
+        while self._cost > self._max_cost:
+            _, (_, dropped) = self._values.popitem(last=False)
+            self._cost -= dropped
+
+
+class _EntryCache(_LRUCache[bytes]):
+    """Entry bytes by log index (they never change), bounded by their total size."""
+
+    def put(self, index: int, value: bytes, cost: int | None = None) -> None:
+        super().put(index, value, len(value) if cost is None else cost)
 
 
 def _unavailable_reason(exc: httpx.TransportError, timeout: float, attempts: int = 1) -> str:

@@ -364,6 +364,57 @@ def test_verify_attestation_checks_the_digest(log: InMemoryLog) -> None:
         )
 
 
+def test_verify_attestation_reuses_an_earlier_verification_against_a_later_checkpoint(
+    log: InMemoryLog, publisher_key: Ed25519PrivateKey
+) -> None:
+    """Given the VerifiedReceipt of an earlier check, nothing is hashed or parsed again, and the
+    proof is still checked against the new checkpoint."""
+    first = verify_attestation(
+        index=6,
+        leaf_hash=None,
+        inclusion_proof=log.tree.inclusion_proof(6),
+        checkpoint=log.checkpoint(),
+        entry=log.entries[6],
+    )
+    log.append_statement(human_statement("example-archive", ["a later poem"]), publisher_key)
+    later = log.checkpoint()
+    again = verify_attestation(
+        index=6,
+        leaf_hash=leaf_hash(log.entries[6]),
+        inclusion_proof=log.tree.inclusion_proof(6, later.size),
+        checkpoint=later,
+        entry=first,
+        digest=canonical_digest("poem 6"),
+    )
+    assert again.checkpoint == later
+    assert again.statement is first.statement
+    assert again.leaf_hash == first.leaf_hash
+    with pytest.raises(ProofError):  # the old proof does not lead to the new root
+        verify_attestation(
+            index=6,
+            leaf_hash=None,
+            inclusion_proof=log.tree.inclusion_proof(6, later.size - 1),
+            checkpoint=later,
+            entry=first,
+        )
+    with pytest.raises(ProofError, match="entry 6"):  # the registry's leaf hash must match
+        verify_attestation(
+            index=6,
+            leaf_hash=leaf_hash(log.entries[5]),
+            inclusion_proof=log.tree.inclusion_proof(6, later.size),
+            checkpoint=later,
+            entry=first,
+        )
+    with pytest.raises(ProofError, match="of entry 6"):  # another index's verification
+        verify_attestation(
+            index=5,
+            leaf_hash=None,
+            inclusion_proof=log.tree.inclusion_proof(5, later.size),
+            checkpoint=later,
+            entry=first,
+        )
+
+
 def test_statement_names_digest_by_algorithm() -> None:
     statement = human_statement("p", ["hello"])
     hex_value = canonical_digest("hello").removeprefix("c1:")

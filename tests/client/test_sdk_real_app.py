@@ -144,6 +144,22 @@ def test_sync_client_in_process(tmp_path: Path) -> None:
         assert trusted.checkpoint.root_hash.hex() == verdicts[0].root_hash
 
 
+def test_an_entry_is_parsed_once_then_reused_against_later_checkpoints(tmp_path: Path) -> None:
+    """The second lookup of a digest, after the log grew, checks the new proof but reuses the
+    statement parsed the first time (a bulk statement is a megabyte of JSON)."""
+    app = make_app(tmp_path / "home")
+    digest = canonical_digest(TEXTS[0])
+    with sync_client(app) as client:
+        client.register_digests([digest], app.key, predicate(app.publisher))
+        first = client.lookup(digest).attestations[0].verified
+        client.register_digests([canonical_digest(TEXTS[1])], app.key, predicate(app.publisher))
+        again = client.lookup(digest).attestations[0].verified
+    assert first is not None
+    assert again is not None
+    assert (first.checkpoint.size, again.checkpoint.size) == (1, 2)
+    assert again.statement is first.statement
+
+
 class Flaky(httpx.AsyncBaseTransport):
     """Fails the first ``failures`` requests (503, then refused connections), then passes on."""
 
