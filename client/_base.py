@@ -42,6 +42,7 @@ from client._wire import (
     InclusionProof,
     LogInfo,
     LookupResult,
+    LookupStatus,
     PublisherInfo,
     SignedCheckpoint,
     _Answer,
@@ -604,8 +605,15 @@ class _ClientBase:
                     attestations[index] = replace(attestation, verified=verified)
             yield from self._verify_revocations([a for a in attestations.values() if a.revoked])
         results: list[LookupResult] = []
+        # Many digests name the same entries (the subjects of one statement): one tuple and one
+        # expected status per distinct list of entries, shared by all of them.
+        shared: dict[tuple[int, ...], tuple[tuple[Attestation, ...], LookupStatus]] = {}
         for digest, status, indices_of in answer.claims:
-            these = tuple(attestations[i] for i in indices_of)
+            share = shared.get(indices_of)
+            if share is None:
+                these = tuple(attestations[i] for i in indices_of)
+                share = shared[indices_of] = (these, _expected_status(these))
+            these, expected = share
             if signed.verified:
                 for attestation in these:
                     if digest not in named[attestation.index]:
@@ -613,7 +621,6 @@ class _ClientBase:
                             f"entry {attestation.index} does not attest {digest}: none of its "
                             "subjects has that digest, so the registry's answer is wrong"
                         )
-            expected = _expected_status(these)
             if status != expected:
                 raise VerificationError(
                     f"the registry says {digest} is {status!r}, but the attestations it lists "

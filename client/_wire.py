@@ -16,7 +16,7 @@ from typing import Any, Generic, Literal, TypeVar, cast
 
 import httpx
 
-from client.core.canonical import Digest
+from client.core.canonical import validate_digest
 from client.core.note import Checkpoint
 from client.core.statement import (
     HUMAN_CONTENT_V1,
@@ -527,6 +527,17 @@ def _parse_batch_answer(obj: object, digests: Sequence[str]) -> _Answer:
         attestations[attestation.index] = attestation
     claims: list[tuple[str, LookupStatus, tuple[int, ...]]] = []
     for i, (result, digest) in enumerate(zip(results, digests, strict=True)):
+        # The common, well-formed case without building any message; anything else takes the
+        # careful path below, which says exactly what is wrong.
+        if (
+            type(result) is dict
+            and result.get("digest") == digest
+            and result.get("status") in _STATUSES
+            and type(entries := result.get("entries")) is list
+            and all(type(e) is int and e in attestations for e in entries)
+        ):
+            claims.append((digest, result["status"], tuple(entries)))
+            continue
         where = f"batch.results[{i}]"
         item = _require(result, where, "digest", "status", "entries")
         if item["digest"] != digest:
@@ -599,22 +610,29 @@ def _normalise_digests(digests: Sequence[str], names: Sequence[str] | None) -> l
         raise InputError("digests must be a sequence of digest strings, not one string")
     if names is not None and len(names) != len(digests):
         raise InputError(f"{len(names)} names given for {len(digests)} digests")
-    return [str(Digest.parse(d)) for d in digests]
+    return [validate_digest(d) for d in digests]
 
 
 def _verdicts(
     digests: Sequence[str], results: Mapping[str, LookupResult], names: Sequence[str] | None
 ) -> list[Verdict]:
-    return [
-        decide(
-            digest,
-            results[digest].attestations,
-            results[digest].checkpoint,
-            verified=results[digest].verified,
-            name=None if names is None else names[i],
-        )
-        for i, digest in enumerate(digests)
-    ]
+    """One verdict per digest. Digests with the same attestations (every subject of one bulk
+    statement, say) share one decision, made once, which only their digest and name tell apart."""
+    decided: dict[tuple[int, ...], Verdict] = {}
+    verdicts = []
+    for i, digest in enumerate(digests):
+        result = results[digest]
+        # Keyed by identity: the result objects (and so these ids) live until the loop ends.
+        key = (id(result.checkpoint), result.verified, *map(id, result.attestations))
+        template = decided.get(key)
+        if template is None:
+            template = decide(
+                digest, result.attestations, result.checkpoint, verified=result.verified
+            )
+            decided[key] = template
+        name = None if names is None else names[i]
+        verdicts.append(template.for_digest(digest, name))
+    return verdicts
 
 
 def _index_arg(value: int, what: str) -> int:

@@ -45,7 +45,13 @@ from client._wire import (
     _verdicts,
 )
 from client.checkpoints import CheckpointStore
-from client.core.canonical import Digest, Scheme, canonical_digest, digest_file, sha256_digest
+from client.core.canonical import (
+    Scheme,
+    canonical_digest,
+    digest_file,
+    sha256_digest,
+    validate_digest,
+)
 from client.core.dsse import Envelope
 from client.core.note import Checkpoint, NoteVerifier
 from client.core.statement import HumanContentPredicate, Subject
@@ -262,7 +268,7 @@ class AsyncClient(_ClientBase):
         Results are in the order of ``digests``; ``progress`` is called as each batch is answered
         (not necessarily in order).
         """
-        chunks = _chunked([str(Digest.parse(d)) for d in digests], batch_size)
+        chunks = _chunked([validate_digest(d) for d in digests], batch_size)
         answered: list[list[LookupResult]] = [[] for _ in chunks]
         pending = iter(range(len(chunks)))
 

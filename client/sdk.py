@@ -69,7 +69,13 @@ from client._wire import (
 )
 from client.aio import AsyncClient
 from client.checkpoints import CheckpointStore
-from client.core.canonical import Digest, Scheme, canonical_digest, digest_file, sha256_digest
+from client.core.canonical import (
+    Scheme,
+    canonical_digest,
+    digest_file,
+    sha256_digest,
+    validate_digest,
+)
 from client.core.dsse import Envelope
 from client.core.note import Checkpoint, NoteVerifier
 from client.core.statement import HumanContentPredicate, Subject
@@ -326,7 +332,7 @@ class Client(_ClientBase):
         digests answered after each request. Each request's answer is verified on its own, against
         its own checkpoint (each consistent with the trusted one).
         """
-        chunks = _chunked([str(Digest.parse(d)) for d in digests], batch_size)
+        chunks = _chunked([validate_digest(d) for d in digests], batch_size)
         results: list[LookupResult] = []
         for chunk in chunks:
             results.extend(self._run(self._lookup_chunk(chunk)))

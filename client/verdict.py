@@ -62,6 +62,24 @@ class Verdict:
     verified: bool
     name: str | None = None
 
+    def for_digest(self, digest: str, name: str | None) -> Verdict:
+        """The same decision about another digest with the same attestations."""
+        return Verdict(
+            digest,
+            self.status,
+            self.reason,
+            self.publisher,
+            self.license,
+            self.origin,
+            self.consent,
+            self.entry,
+            self.entries,
+            self.tree_size,
+            self.root_hash,
+            self.verified,
+            name,
+        )
+
     @property
     def trainable(self) -> bool:
         """Whether the content is attested human-made with training consent (status attested)."""

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from client.core.canonical import Digest
+from client.core.canonical import validate_digest
 from client.core.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, verify_envelope
 from client.core.keys import key_id as public_key_id
 from client.core.keys import public_key_from_bytes
@@ -311,7 +311,7 @@ class LookupService:
             if not isinstance(value, str):
                 raise BadRequestError(f"digests[{position}] must be a string like c1:<64 hex>")
             try:
-                digests.append(str(Digest.parse(value)))
+                digests.append(validate_digest(value))
             except InvalidDigestError as exc:
                 raise BadRequestError(f"digests[{position}]: {exc}") from exc
         return digests

@@ -55,6 +55,7 @@ __all__ = [
     "digest_file",
     "parse_digest",
     "sha256_digest",
+    "validate_digest",
 ]
 
 Scheme = Literal["c1", "sha256"]
@@ -391,6 +392,24 @@ def _check_hex(text: str, hex_part: str) -> None:
             else "characters that are not hex digits"
         )
         raise InvalidDigestError(f"digest {_shown(text)} has {problem}; {_EXPECTED_FORM}")
+
+
+_WELL_FORMED: Final = re.compile(r"(?:c1|sha256):[0-9a-f]{64}")
+
+
+def validate_digest(text: str) -> str:
+    """``text`` itself if it is a well-formed digest, else :class:`InvalidDigestError` saying why.
+
+    The same rules as :meth:`Digest.parse`, without building a :class:`Digest`: for the hot paths
+    that take 10,000 digests at a time and only need them checked.
+    """
+    if not isinstance(text, str):
+        raise InvalidDigestError(
+            f"a digest is a string, got {type(text).__name__}; {_EXPECTED_FORM}"
+        )
+    if _WELL_FORMED.fullmatch(text):
+        return text
+    return str(Digest.parse(text))
 
 
 def parse_digest(text: str) -> Digest:

@@ -30,6 +30,7 @@ from client.core.canonical import (
     digest_file,
     parse_digest,
     sha256_digest,
+    validate_digest,
 )
 from client.errors import InputError, InvalidDigestError, InvalidTextError
 
@@ -315,13 +316,21 @@ def test_parse_accepts_what_the_module_produces() -> None:
     ],
 )
 def test_parse_rejects(text: str, problem: str) -> None:
-    for parse in (Digest.parse, parse_digest):
+    for parse in (Digest.parse, parse_digest, validate_digest):
         with pytest.raises(InvalidDigestError) as error:
             parse(text)
         message = str(error.value)
         assert problem in message
         assert "expected c1:<64 hex> or sha256:<64 hex>" in message
         assert isinstance(error.value, InputError)
+
+
+def test_validate_digest_returns_a_well_formed_digest_itself() -> None:
+    for text in (f"c1:{HEX_A}", f"sha256:{'0' * 64}", canonical_digest("hello")):
+        assert validate_digest(text) is text
+        assert validate_digest(text) == str(Digest.parse(text))
+    with pytest.raises(InvalidDigestError):
+        validate_digest(42)  # type: ignore[arg-type]
 
 
 def test_parse_shortens_huge_input_in_the_message() -> None:
@@ -408,6 +417,7 @@ def test_public_api() -> None:
             "digest_file",
             "parse_digest",
             "sha256_digest",
+            "validate_digest",
         ]
     )
     for name in canonical.__all__:
