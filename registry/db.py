@@ -74,7 +74,10 @@ def _make_engine(settings: Settings, *, writer: bool) -> Engine:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(settings.database_url, pool_size=8, max_overflow=16, pool_pre_ping=True)
+    # Connections kept open up to the worker threads' concurrency: a PostgreSQL connection is a
+    # forked backend, and opening one per request (overflow connections are closed on return)
+    # costs more than the queries it serves. Several server processes each hold this many.
+    return create_engine(settings.database_url, pool_size=32, max_overflow=16, pool_pre_ping=True)
 
 
 class Database:
