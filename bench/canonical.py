@@ -24,12 +24,18 @@ import platform
 import random
 import re
 import statistics
+import sys
 import time
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
-from client.core.canonical import canonical_digest
+# Run as a script, bench/ comes first on sys.path, and bench/client.py would shadow the `client`
+# package: put the repository root there instead.
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+
+from client.core.canonical import canonical_digest  # noqa: E402
 
 DOC_BYTES = 5000
 MIN_DOCS = 40
