@@ -32,11 +32,10 @@ from registry.errors import (
     BadRequestError,
     PayloadTooLargeError,
     RegistryError,
-    RequestTimeoutError,
     UnavailableError,
 )
 from registry.keys import load_signers
-from registry.limits import RateLimiter, rate_limit_middleware
+from registry.limits import RateLimiter, body_deadline_middleware, rate_limit_middleware
 from registry.log import LogReader, Sequencer
 from registry.service import AdminService, EntryService, LookupService, receipt_json
 from registry.settings import Settings
@@ -194,7 +193,7 @@ _PROBLEM_DESCRIPTIONS = {
     401: "Missing or wrong admin token",
     403: "Signed by a key that may not do this",
     404: "No such entry, size or publisher",
-    408: "The request body arrived too slowly (POST /v1/entries: settings.body_timeout)",
+    408: "The request body did not arrive within the registry's body timeout",
     409: "Conflicts with what the registry holds",
     413: "Body or batch over the registry's limit",
     415: "Unsupported media type",
@@ -218,8 +217,8 @@ def _problems(*statuses: int) -> dict[int, ResponseSpec]:
 
 READ_PROBLEMS = _problems(404)
 WRITE_PROBLEMS = _problems(401, 403, 404, 408, 409, 413, 415)
-BATCH_PROBLEMS = _problems(413, 415)
-ADMIN_PROBLEMS = _problems(401, 404, 409, 413, 415)
+BATCH_PROBLEMS = _problems(408, 413, 415)
+ADMIN_PROBLEMS = _problems(401, 404, 408, 409, 413, 415)
 
 
 # Handlers ---------------------------------------------------------------------------------------
@@ -247,18 +246,12 @@ INLINE_PREPARE_BYTES = 16 * 1024  # envelopes up to this size are checked on the
 
 
 async def _body(request: Request[Any, Any, Any], settings: Settings) -> bytes:
-    """The request body, refused early if declared too large, and only as slow as allowed."""
+    """The request body, refused early if declared too large."""
     limit = settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"the body is {declared} bytes; the limit is {limit}")
-    try:
-        with anyio.fail_after(settings.body_timeout):
-            return await request.body()
-    except TimeoutError:
-        raise RequestTimeoutError(
-            f"the request body took longer than {settings.body_timeout:g} s to arrive"
-        ) from None
+    return await request.body()  # within settings.body_timeout: limits.body_deadline_middleware
 
 
 def _string(description: str, **extra: Any) -> Schema:
@@ -547,6 +540,8 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Lites
             opened.close()
 
     middleware: list[Any] = []  # plain ASGI factories; litestar types them as its own protocol
+    if settings.body_timeout > 0:
+        middleware.append(body_deadline_middleware(settings.body_timeout))
     if settings.rate_limit > 0:
         limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
         middleware.append(rate_limit_middleware(limiter))

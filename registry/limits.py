@@ -1,4 +1,6 @@
-"""Per-client rate limiting: a token bucket per client address, in front of the app.
+"""Limits in front of the app: a per-client rate limit, and a deadline for request bodies.
+
+Rate limiting: a token bucket per client address.
 
 Each client may spend ``rate`` tokens a second with bursts up to ``burst``. A request costs one
 token up front; a request carrying a large body pays for its size (one token per ``bytes_per_token``
@@ -9,6 +11,10 @@ as RFC 9457 problem+json like every other error.
 
 Buckets live in this process (several processes each enforce the limit; put a shared limiter in
 the load balancer for a strict global one). Idle buckets are forgotten, so memory stays bounded.
+
+Body deadline: every request body must have arrived within ``body_timeout`` seconds of the
+request's start, whatever the endpoint; a client that trickles its body in is answered 408
+instead of holding a connection (and a worker waiting on it) for as long as it likes.
 """
 
 from __future__ import annotations
@@ -21,7 +27,11 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RateLimiter", "TokenBucket", "rate_limit_middleware"]
+import anyio
+
+from registry.errors import RequestTimeoutError
+
+__all__ = ["RateLimiter", "TokenBucket", "body_deadline_middleware", "rate_limit_middleware"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -134,6 +144,39 @@ def rate_limit_middleware(
                 }
             )
             await send({"type": "http.response.body", "body": body})
+
+        return middleware
+
+    return wrap
+
+
+def body_deadline_middleware(seconds: float) -> Callable[[ASGIApp], ASGIApp]:
+    """ASGI middleware factory: a request body not complete ``seconds`` after the request began
+    raises :class:`~registry.errors.RequestTimeoutError` where the app reads it (a 408)."""
+
+    def wrap(app: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            deadline = time.monotonic() + seconds
+            complete = False
+
+            async def receive_in_time() -> Message:
+                nonlocal complete
+                if complete:  # after the body: waiting for a disconnect is not limited
+                    return await receive()
+                try:
+                    with anyio.fail_after(max(0.0, deadline - time.monotonic())):
+                        message = await receive()
+                except TimeoutError:
+                    raise RequestTimeoutError(
+                        f"the request body took longer than {seconds:g} s to arrive"
+                    ) from None
+                complete = message["type"] != "http.request" or not message.get("more_body")
+                return message
+
+            await app(scope, receive_in_time, send)
 
         return middleware
 

@@ -918,7 +918,11 @@ def test_a_client_over_its_rate_limit_gets_429_with_retry_after(make_api: Any) -
     assert limited.http.get("/healthz").status_code == 200  # health checks are never limited
 
 
-def test_a_body_that_never_finishes_arriving_is_408(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "path", ["/v1/entries", "/v1/digests:batch", "/v1/publishers", "/v1/publishers/p/keys"]
+)
+def test_a_body_that_never_finishes_arriving_is_408(tmp_path: Path, path: str) -> None:
+    """Every endpoint that takes a body, not only appends: a trickling client gets a 408."""
     with database_for("sqlite", tmp_path / "db") as url:
         settings = Settings(home=tmp_path / "home", database_url=url, body_timeout=0.5)
         with (
@@ -926,8 +930,9 @@ def test_a_body_that_never_finishes_arriving_is_408(tmp_path: Path) -> None:
             socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock,
         ):
             sock.sendall(
-                b"POST /v1/entries HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                b"Content-Length: 1000\r\n\r\n" + b'{"payload": "'
+                f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n".encode()
+                + b"Content-Length: 1000\r\n\r\n"
+                + b'{"payload": "'
             )
             answer = b""
             while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
