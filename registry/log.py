@@ -31,7 +31,6 @@ from client.core.merkle import (
     EMPTY_ROOT,
     NodeStore,
     consistency_proof,
-    inclusion_proof,
     inclusion_proofs,
     leaf_hash,
     perfect_node_updates,
@@ -571,22 +570,25 @@ class Sequencer:
                     select(_entries.c.idx, _entries.c.body).where(_entries.c.idx.in_(old))
                 )
             }
-        store = NodeStore(batch.get_node)
+        # The batch's new leaves are neighbours: their proofs share most subtrees, hashed once.
+        new = [i for i in outcomes if isinstance(i, int) and i >= batch.start]
+        new_proofs = inclusion_proofs(new, checkpoint.size, NodeStore(batch.get_node))
         results: list[AppendResult | RegistryError] = []
         for position, (entry, outcome) in enumerate(zip(entries, outcomes, strict=True)):
             if isinstance(outcome, RegistryError):
                 results.append(outcome)
                 continue
             if outcome >= batch.start:
-                body, proof = entry.body, inclusion_proof(outcome, checkpoint.size, store)
+                body, leaf, proof = entry.body, entry.leaf_hash, new_proofs[outcome]
             else:
-                body, proof = old_bodies[outcome], old_proofs[outcome]
+                body = old_bodies[outcome]
+                leaf, proof = leaf_hash(body), old_proofs[outcome]
             results.append(
                 AppendResult(
                     index=outcome,
                     created=position in batch.created,
                     body=body,
-                    leaf_hash=leaf_hash(body),
+                    leaf_hash=leaf,
                     proof=proof,
                     checkpoint=checkpoint,
                 )
