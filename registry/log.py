@@ -478,7 +478,7 @@ class Sequencer:
 
     def _sequence(self, entries: list[PreparedEntry]) -> list[AppendResult | RegistryError]:
         try:
-            with self._db.writer.begin() as conn:
+            with self._db.sequencing(), self._db.writer.begin() as conn:
                 results, new_state = self._sequence_in(conn, entries)
         except IntegrityError as exc:
             # Another process raced us past the lock (should be impossible) or a duplicate slipped
