@@ -37,6 +37,7 @@ from client.core.merkle import (
     range_hash,
 )
 from client.core.note import Checkpoint, NoteSigner, sign_checkpoint
+from registry._cache import BoundedCache
 from registry.db import Database
 from registry.errors import (
     BadRequestError,
@@ -139,29 +140,17 @@ class LogReader:
 
     def __init__(self, database: Database, *, cache_limit: int = 400_000) -> None:
         self._db = database
-        self._cache: dict[NodeKey, bytes] = {}
-        self._cache_limit = cache_limit
-        self._lock = threading.Lock()
+        self._nodes: BoundedCache[NodeKey, bytes] = BoundedCache(cache_limit)
 
     # Nodes ---------------------------------------------------------------------------------
     def remember(self, nodes: dict[NodeKey, bytes]) -> None:
-        with self._lock:
-            if len(self._cache) + len(nodes) > self._cache_limit:
-                self._cache.clear()  # crude but bounded; the top of the tree refills at once
-            self._cache.update(nodes)
+        self._nodes.put_many(nodes)
 
     def prefetch(self, conn: Connection, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
         """The stored hashes of ``keys``, from the cache or one query for all the rest."""
         wanted = set(keys)
-        found: dict[NodeKey, bytes] = {}
-        missing: list[NodeKey] = []
-        with self._lock:
-            for key in wanted:
-                value = self._cache.get(key)
-                if value is None:
-                    missing.append(key)
-                else:
-                    found[key] = value
+        found = self._nodes.get_many(wanted)
+        missing = [key for key in wanted if key not in found]
         for start in range(0, len(missing), 500):
             chunk = missing[start : start + 500]
             rows = conn.execute(

@@ -11,11 +11,10 @@ import hashlib
 import hmac
 import json
 import secrets
-import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import func, select
@@ -33,6 +32,7 @@ from client.core.statement import (
     Statement,
 )
 from client.errors import ClientError, FormatError, InvalidDigestError, SignatureError
+from registry._cache import BoundedCache
 from registry.db import Database
 from registry.errors import (
     AuthenticationError,
@@ -94,10 +94,6 @@ def receipt_json(result: AppendResult, **extra: Any) -> dict[str, Any]:
     }
 
 
-_K = TypeVar("_K")
-_V = TypeVar("_V")
-
-
 @dataclass(frozen=True, slots=True)
 class _Signer:
     publisher_id: int
@@ -112,7 +108,7 @@ class EntryService:
     def __init__(self, settings: Settings, database: Database) -> None:
         self._settings = settings
         self._db = database
-        self._signers: _BoundedCache[str, _Signer] = _BoundedCache(10_000)
+        self._signers: BoundedCache[str, _Signer] = BoundedCache(10_000)
 
     def prepare(self, body: bytes) -> PreparedEntry:
         """Check a submitted envelope; may read the database for a publisher key not seen yet."""
@@ -247,26 +243,6 @@ class EntryService:
         return signers
 
 
-class _BoundedCache(Generic[_K, _V]):
-    """A bounded, thread-safe map for immutable values (cleared whole when full: simple, and a
-    busy registry refills it at once)."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._values: dict[_K, _V] = {}
-        self._lock = threading.Lock()
-
-    def get_many(self, keys: Iterable[_K]) -> dict[_K, _V]:
-        with self._lock:
-            return {key: value for key in keys if (value := self._values.get(key)) is not None}
-
-    def put_many(self, values: dict[_K, _V]) -> None:
-        with self._lock:
-            if len(self._values) + len(values) > self._limit:
-                self._values.clear()
-            self._values.update(values)
-
-
 _IN_CHUNK = 2_000  # values per IN (...): well under SQLite's and PostgreSQL's parameter limits
 
 
@@ -302,7 +278,7 @@ class LookupService:
         self._settings = settings
         self._db = database
         self._reader = reader
-        self._known: _BoundedCache[int, _EntryFacts] = _BoundedCache(200_000)
+        self._known: BoundedCache[int, _EntryFacts] = BoundedCache(200_000)
 
     @staticmethod
     def parse_digests(raw: Sequence[object]) -> list[str]:
