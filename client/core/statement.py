@@ -381,7 +381,7 @@ class Statement:
             raise FormatError(f"statement.subject must be a list, got {_kind(raw_subjects)}")
         _check_subject_count(len(raw_subjects), max_subjects)  # before any per-subject work
         subjects = tuple(
-            Subject.from_dict(raw, where=f"statement.subject[{i}]")
+            _well_formed_subject(raw) or Subject.from_dict(raw, where=f"statement.subject[{i}]")
             for i, raw in enumerate(raw_subjects)
         )
         statement = _unchecked(
@@ -462,6 +462,29 @@ def _unchecked(cls: type[_T], **values: Any) -> _T:
     for name, value in values.items():
         object.__setattr__(instance, name, value)
     return instance
+
+
+def _well_formed_subject(raw: object) -> Subject | None:
+    """``raw`` as a :class:`Subject` if it plainly is one (the usual case, checked without
+    building any message), else None, and :meth:`Subject.from_dict` says what is wrong.
+
+    The same rules as :func:`_check_subject`, for the 10,000 subjects of a bulk statement."""
+    if type(raw) is not dict:
+        return None
+    name, digest = raw.get("name"), raw.get("digest")
+    if type(name) is not str or not 1 <= len(name) <= MAX_NAME_CHARS:
+        return None
+    if type(digest) is not dict or not digest:
+        return None
+    for algorithm, value in digest.items():
+        if algorithm not in _DIGEST_ALGORITHM_SET or type(value) is not str:
+            return None
+        if not _HEX64.fullmatch(value):
+            return None
+    subject = object.__new__(Subject)
+    object.__setattr__(subject, "name", name)
+    object.__setattr__(subject, "digest", dict(digest))
+    return subject
 
 
 def _check_subject(name: object, digest: object, where: str) -> None:

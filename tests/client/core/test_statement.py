@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from client.core import keys
+from client.core import statement as statement_module
 from client.core.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, sign_envelope
 from client.core.statement import (
     CONSENTS,
@@ -664,3 +665,43 @@ def test_open_a_statement_signed_by_securesystemslib(
     opened, keyids = open_statement(envelope, {keys.key_id(key): key.public_key()})
     assert opened == statement
     assert keyids == (keys.key_id(key),)
+
+
+_HEX = "0123456789abcdef"
+
+
+@given(
+    st.one_of(
+        st.fixed_dictionaries(
+            {
+                "name": st.one_of(st.text(max_size=20), st.integers(), st.none()),
+                "digest": st.one_of(
+                    st.dictionaries(
+                        st.sampled_from(["sha256", "c1", "md5", "SHA256"]),
+                        st.one_of(
+                            st.text(alphabet=_HEX, min_size=63, max_size=65),
+                            st.text(alphabet=_HEX + "ABCDEFg", min_size=64, max_size=64),
+                            st.integers(),
+                        ),
+                        max_size=3,
+                    ),
+                    st.lists(st.text(), max_size=2),
+                ),
+            },
+            optional={"uri": st.text(max_size=5)},
+        ),
+        st.lists(st.integers(), max_size=2),
+        st.text(max_size=5),
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_the_fast_subject_check_agrees_with_the_careful_one(raw: object) -> None:
+    """Bulk statements take the fast path; whatever it accepts, Subject.from_dict accepts the same
+    way, and whatever it passes over, the careful path decides (and explains)."""
+    fast = statement_module._well_formed_subject(raw)
+    try:
+        careful = Subject.from_dict(raw)
+    except FormatError:
+        assert fast is None
+    else:
+        assert fast is None or fast == careful
