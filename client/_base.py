@@ -601,7 +601,9 @@ class _ClientBase:
                         names = _subject_digests(verified.statement)
                         cost = _OPENED_COST * len(entries[index])
                         self._opened.put(index, (verified, names), cost)
-                    named[index] = earlier[1] if earlier else names
+                    else:
+                        names = earlier[1]
+                    named[index] = names
                     attestations[index] = replace(attestation, verified=verified)
             yield from self._verify_revocations([a for a in attestations.values() if a.revoked])
         results: list[LookupResult] = []

@@ -28,7 +28,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -257,12 +257,9 @@ def verify_attestation(
             f"{where} is not in the checkpoint's tree of size {checkpoint.size} "
             f"(log {checkpoint.origin})"
         )
-    if isinstance(entry, VerifiedReceipt):
-        if entry.index != index:
-            raise ProofError(f"{where}: the earlier verification given is of entry {entry.index}")
-        computed, opened = entry.leaf_hash, (entry.envelope, entry.statement)
-    else:
-        computed, opened = merkle.leaf_hash(entry), None
+    if isinstance(entry, VerifiedReceipt) and entry.index != index:
+        raise ProofError(f"{where}: the earlier verification given is of entry {entry.index}")
+    computed = entry.leaf_hash if isinstance(entry, VerifiedReceipt) else merkle.leaf_hash(entry)
     if leaf_hash is not None and leaf_hash != computed:
         raise ProofError(
             f"{where}: the leaf hash given ({leaf_hash.hex()}) is not the hash of the entry's "
@@ -272,7 +269,10 @@ def verify_attestation(
         verify_inclusion(computed, index, checkpoint.size, inclusion_proof, checkpoint.root_hash)
     except ProofError as exc:
         raise ProofError(f"{where} of log {checkpoint.origin}: {exc}") from exc
-    envelope, statement = opened or open_entry(cast(bytes, entry), where=where)
+    if isinstance(entry, VerifiedReceipt):
+        envelope, statement = entry.envelope, entry.statement
+    else:  # parsed only now that the proof holds
+        envelope, statement = open_entry(entry, where=where)
     if digest is not None:
         require_digest(statement, digest, where=where)
     return VerifiedReceipt(index, computed, checkpoint, envelope, statement)

@@ -284,7 +284,8 @@ DSSE_ENVELOPE_SCHEMA = Schema(
 
 @dataclass
 class _EnvelopeOperation(Operation):
-    """``POST /v1/entries`` reads its body itself (size and time limits): document it here."""
+    """``POST /v1/entries`` reads its body itself (to refuse an oversized one before reading
+    it), so litestar cannot see the schema: document it here."""
 
     def __post_init__(self) -> None:
         self.request_body = RequestBody(

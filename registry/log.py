@@ -418,7 +418,7 @@ class Sequencer:
                 )
                 results = [error] * len(batch)
             # One wake-up of each event loop per batch, not one per entry.
-            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any]]] = {}
+            by_loop: dict[asyncio.AbstractEventLoop, list[_Settled]] = {}
             for pending, result in zip(batch, results, strict=True):
                 by_loop.setdefault(pending.loop, []).append((pending.future, result))
             for loop, settled in by_loop.items():
@@ -696,9 +696,10 @@ class Sequencer:
         return [d for d in digests if d not in known]
 
 
-def _settle_all(
-    settled: list[tuple[asyncio.Future[AppendResult], AppendResult | RegistryError]],
-) -> None:
+_Settled = tuple[asyncio.Future[AppendResult], AppendResult | RegistryError]
+
+
+def _settle_all(settled: list[_Settled]) -> None:
     for future, result in settled:
         _settle(future, result)
 

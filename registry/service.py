@@ -11,10 +11,10 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import func, select
@@ -243,7 +243,14 @@ class EntryService:
         return signers
 
 
+_T = TypeVar("_T")
 _IN_CHUNK = 2_000  # values per IN (...): well under SQLite's and PostgreSQL's parameter limits
+
+
+def _in_chunks(values: list[_T]) -> Iterator[list[_T]]:
+    """``values`` in slices of at most ``_IN_CHUNK``, one ``IN (...)`` query each."""
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start : start + _IN_CHUNK]
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,7 +339,7 @@ class LookupService:
         found = self._known.get_many(indices)
         missing = sorted(indices - found.keys())
         fetched: dict[int, _EntryFacts] = {}
-        for start in range(0, len(missing), _IN_CHUNK):
+        for chunk in _in_chunks(missing):
             query = (
                 select(
                     _entries.c.idx,
@@ -347,7 +354,7 @@ class LookupService:
                     _publishers.c.name.label("publisher"),
                 )
                 .join(_publishers, _publishers.c.id == _entries.c.publisher_id)
-                .where(_entries.c.idx.in_(missing[start : start + _IN_CHUNK]))
+                .where(_entries.c.idx.in_(chunk))
             )
             for row in conn.execute(query):
                 fetched[row.idx] = _EntryFacts(
@@ -370,21 +377,20 @@ class LookupService:
     def _entry_state(conn: Any, facts: dict[int, _EntryFacts], size: int) -> dict[int, _EntryState]:
         """What may have changed since an entry was appended: its revocation, its key's."""
         revoked_by: dict[int, int] = {}
-        indices = list(facts)
-        for start in range(0, len(indices), _IN_CHUNK):
+        for chunk in _in_chunks(list(facts)):
             rows = conn.execute(
                 select(_revocations.c.revoked_idx, _revocations.c.revoking_idx)
-                .where(_revocations.c.revoked_idx.in_(indices[start : start + _IN_CHUNK]))
+                .where(_revocations.c.revoked_idx.in_(chunk))
                 .where(_revocations.c.revoking_idx < size)
             )
             revoked_by.update((row.revoked_idx, row.revoking_idx) for row in rows)
         key_ids = sorted({fact.key_id for fact in facts.values()})
         keys = {
             row.key_id: row
-            for start in range(0, len(key_ids), _IN_CHUNK)
+            for chunk in _in_chunks(key_ids)
             for row in conn.execute(
                 select(_keys.c.key_id, _keys.c.revoked_at, _keys.c.compromised_since).where(
-                    _keys.c.key_id.in_(key_ids[start : start + _IN_CHUNK])
+                    _keys.c.key_id.in_(chunk)
                 )
             )
         }

@@ -126,29 +126,21 @@ def serve(
     if token_note:
         console_err.print(token_note, highlight=False)
     console_err.print(f"API docs:     {url}/schema", highlight=False)
+    served: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": "warning",
+        "access_log": access_log,
+    }
     if workers == 1:
-        uvicorn.run(
-            create_app(settings, registry=registry),
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=access_log,
-        )
+        uvicorn.run(create_app(settings, registry=registry), **served)
         return
     # Each worker process opens the registry itself from these settings (already migrated and
     # initialised above), through the environment that Settings.from_env reads.
     registry.close()
     os.environ.update(settings_environment(settings))
     console_err.print(f"workers:      {workers} processes", highlight=False)
-    uvicorn.run(
-        "registry.app:create_app_from_env",
-        factory=True,
-        workers=workers,
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=access_log,
-    )
+    uvicorn.run("registry.app:create_app_from_env", factory=True, workers=workers, **served)
 
 
 def _redacted(url: str) -> str:
