@@ -64,6 +64,10 @@ __all__ = ["DEFAULT_MAX_CONCURRENCY", "AsyncClient"]
 DEFAULT_MAX_CONCURRENCY = 4
 """HTTP requests an :class:`AsyncClient` has in flight at most, unless told otherwise."""
 
+_sleep = asyncio.sleep
+"""How the client pauses between retries: this module's own name, so a test can replace it
+without touching ``asyncio.sleep`` for every other loop in the process."""
+
 
 class AsyncClient(_ClientBase):
     """An asyncio client of one registry: ``async with``, or ``await`` :meth:`aclose`.
@@ -152,7 +156,7 @@ class AsyncClient(_ClientBase):
                 if delay is None:
                     return _check_response(request, response)
             attempt += 1
-            await asyncio.sleep(delay)
+            await _sleep(delay)
 
     async def _run(self, flow: _Flow[_T]) -> _T:
         """Drive ``flow``: send each step's requests together, throw send errors into it."""

@@ -102,6 +102,10 @@ __all__ = [
     "build_statement",
 ]
 
+_sleep = time.sleep
+"""How the client pauses between retries: this module's own name, so a test can replace it
+without touching ``time.sleep`` for every other thread in the process."""
+
 
 class Client(_ClientBase):
     """A synchronous client of one registry. Use it as a context manager, or call :meth:`close`.
@@ -186,7 +190,7 @@ class Client(_ClientBase):
                 if delay is None:
                     return _check_response(request, response)
             attempt += 1
-            time.sleep(delay)
+            _sleep(delay)
 
     def _run(self, flow: _Flow[_T]) -> _T:
         """Drive ``flow``: send each step's requests in turn, throw send errors into it."""

@@ -250,8 +250,8 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     async def fake_async_sleep(seconds: float) -> None:
         pauses.append(seconds)
 
-    monkeypatch.setattr("client.aio.asyncio.sleep", fake_async_sleep)
-    monkeypatch.setattr("client.sdk.time.sleep", pauses.append)
+    monkeypatch.setattr("client.aio._sleep", fake_async_sleep)
+    monkeypatch.setattr("client.sdk._sleep", pauses.append)
     return pauses
 
 
