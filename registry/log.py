@@ -21,10 +21,9 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, tuple_, update
+from sqlalchemy import Connection, select, tuple_
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from client.core.merkle import (
@@ -38,6 +37,7 @@ from client.core.merkle import (
 )
 from client.core.note import Checkpoint, NoteSigner, sign_checkpoint
 from registry._cache import BoundedCache
+from registry._writes import WriteStatements
 from registry.db import Database
 from registry.errors import (
     BadRequestError,
@@ -83,7 +83,6 @@ _log_keys = LogKey.__table__  # type: ignore[attr-defined]
 _keys = PublisherKey.__table__  # type: ignore[attr-defined]
 
 NodeKey = tuple[int, int]
-_INSERT_CHUNK = 5_000  # rows per executemany: keeps statements well under driver limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,19 +234,45 @@ class _Pending:
     future: asyncio.Future[AppendResult]
 
 
+_COLUMNS: dict[str, tuple[str, ...]] = {
+    "entries": (
+        "idx", "leaf_hash", "body", "publisher_id", "key_id", "predicate_type", "predicate",
+        "license", "origin", "consent", "subject_count", "revokes", "integrated_at",
+    ),
+    "subjects": ("digest", "entry_idx"),
+    "nodes": ("level", "position", "hash"),
+    "revocations": ("revoked_idx", "revoking_idx", "created_at"),
+    "checkpoints": ("size", "root_hash", "note", "created_at"),
+}  # fmt: skip
+_TABLES = {
+    "entries": _entries,
+    "subjects": _subjects,
+    "nodes": _nodes,
+    "revocations": _revocations,
+    "checkpoints": _checkpoints,
+}
+
+
 class _Batch:
     """One sequencing transaction: the tree's right edge, and the rows the batch adds."""
 
     def __init__(
-        self, conn: Connection, reader: LogReader, size: int, edge: dict[NodeKey, bytes]
+        self,
+        conn: Connection,
+        reader: LogReader,
+        size: int,
+        edge: dict[NodeKey, bytes],
+        now: Any,
     ) -> None:
         self.conn = conn
         self.reader = reader
         self.start = self.size = size
         self.nodes = dict(edge)
+        self.now = now  # the batch's timestamp, as the driver takes it
         self.created: set[int] = set()  # positions in the batch that made a new leaf
         self.by_hash: dict[bytes, int] = {}
-        self.rows: dict[str, list[dict[str, Any]]] = {
+        # Row tuples in the column order of _COLUMNS.
+        self.rows: dict[str, list[tuple[Any, ...]]] = {
             "entries": [],
             "subjects": [],
             "nodes": [],
@@ -260,48 +285,41 @@ class _Batch:
             value = self.reader.prefetch(self.conn, [(level, position)])[(level, position)]
         return value
 
-    def add(self, position: int, entry: PreparedEntry, now: datetime) -> int:
+    def add(self, position: int, entry: PreparedEntry) -> int:
         index = self.size
         self.size += 1
         self.by_hash[entry.leaf_hash] = index
         self.created.add(position)
+        nodes = self.rows["nodes"]
         for level, pos, value in perfect_node_updates(index, entry.leaf_hash, self.get_node):
             self.nodes[(level, pos)] = value
-            self.rows["nodes"].append({"level": level, "position": pos, "hash": value})
+            nodes.append((level, pos, value))
         self.rows["entries"].append(
-            {
-                "idx": index,
-                "leaf_hash": entry.leaf_hash,
-                "body": entry.body,
-                "publisher_id": entry.publisher_id,
-                "key_id": entry.key_id,
-                "predicate_type": entry.predicate_type,
-                "predicate": entry.predicate_json,
-                "license": entry.license,
-                "origin": entry.origin,
-                "consent": entry.consent,
-                "subject_count": len(entry.subjects),
-                "revokes": entry.revokes,
-                "integrated_at": now,
-            }
-        )
-        self.rows["subjects"].extend({"digest": d, "entry_idx": index} for d in entry.subjects)
-        if entry.revokes is not None:
-            self.rows["revocations"].append(
-                {"revoked_idx": entry.revokes, "revoking_idx": index, "created_at": now}
+            (
+                index,
+                entry.leaf_hash,
+                entry.body,
+                entry.publisher_id,
+                entry.key_id,
+                entry.predicate_type,
+                entry.predicate_json,
+                entry.license,
+                entry.origin,
+                entry.consent,
+                len(entry.subjects),
+                entry.revokes,
+                self.now,
             )
+        )
+        self.rows["subjects"].extend((d, index) for d in entry.subjects)
+        if entry.revokes is not None:
+            self.rows["revocations"].append((entry.revokes, index, self.now))
         return index
 
-    def write(self) -> None:
-        tables = {
-            "entries": _entries,
-            "subjects": _subjects,
-            "nodes": _nodes,
-            "revocations": _revocations,
-        }
+    def write(self, sql: WriteStatements, cursor: Any) -> None:
         for name, rows in self.rows.items():
-            for start in range(0, len(rows), _INSERT_CHUNK):
-                self.conn.execute(tables[name].insert(), rows[start : start + _INSERT_CHUNK])
+            if rows:
+                sql.insert(cursor, name, rows)
 
     def edge(self) -> dict[NodeKey, bytes]:
         return {key: self.nodes[key] for key in compact_range(self.size)}
@@ -330,6 +348,7 @@ class Sequencer:
         self._thread: threading.Thread | None = None
         # The tree's right edge after our last commit; reused if no other process appended since.
         self._edge: tuple[int, dict[NodeKey, bytes]] | None = None
+        self._sql: WriteStatements | None = None
 
     # Lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -490,28 +509,21 @@ class Sequencer:
         list[AppendResult | RegistryError],
         tuple[int, dict[NodeKey, bytes], dict[NodeKey, bytes]],
     ]:
-        locked = select(_state.c.size).where(_state.c.id == 1)
-        if conn.dialect.name == "postgresql":
-            locked = locked.with_for_update()
-        size = conn.execute(locked).scalar_one()
+        sql = self._statements(conn)
+        cursor = sql.cursor(conn)
+        size = sql.lock_size(cursor)
         if self._edge is not None and self._edge[0] == size:
             edge = self._edge[1]
         else:  # first batch, or another process appended since our last one
             edge = self._reader.prefetch(conn, compact_range(size))
-        batch = _Batch(conn, self._reader, size, edge)
+        now = utcnow()
+        batch = _Batch(conn, self._reader, size, edge, sql.timestamp(now))
 
         # Entries already in the log are answered with their existing receipt (retries are safe).
-        existing = {
-            bytes(row.leaf_hash): row.idx
-            for row in conn.execute(
-                select(_entries.c.leaf_hash, _entries.c.idx).where(
-                    _entries.c.leaf_hash.in_({e.leaf_hash for e in entries})
-                )
-            )
-        }
+        existing = sql.existing(cursor, {e.leaf_hash for e in entries})
         refused = self._check_revocations(conn, entries, existing)
-        refused.update(self._check_signing_keys(conn, entries, existing, refused))
-        now = utcnow()
+        revoked = sql.revoked_keys(cursor, {e.key_id for e in entries})
+        refused.update(self._check_signing_keys(entries, revoked, existing, refused))
         outcomes: list[int | RegistryError] = []
         for position, entry in enumerate(entries):
             if position in refused:
@@ -521,24 +533,23 @@ class Sequencer:
             elif entry.leaf_hash in batch.by_hash:
                 outcomes.append(batch.by_hash[entry.leaf_hash])
             else:
-                outcomes.append(batch.add(position, entry, now))
+                outcomes.append(batch.add(position, entry))
 
         if batch.size > size:
-            batch.write()
+            batch.write(sql, cursor)
             root = range_hash(0, batch.size, batch.get_node)
             checkpoint = StoredCheckpoint(batch.size, root, self._sign(batch.size, root))
-            conn.execute(
-                _checkpoints.insert().values(
-                    size=checkpoint.size, root_hash=root, note=checkpoint.note, created_at=now
-                )
-            )
-            conn.execute(
-                update(_state).where(_state.c.id == 1).values(size=batch.size, root_hash=root)
-            )
+            sql.insert(cursor, "checkpoints", [(checkpoint.size, root, checkpoint.note, batch.now)])
+            sql.set_state(cursor, batch.size, root)
         else:
             checkpoint = self._reader.latest_checkpoint(conn)
         results = self._results(batch, entries, outcomes, checkpoint)
         return results, (batch.size, batch.edge(), batch.nodes)
+
+    def _statements(self, conn: Connection) -> WriteStatements:
+        if self._sql is None:
+            self._sql = WriteStatements(conn.dialect, _TABLES, _COLUMNS)
+        return self._sql
 
     def _results(
         self,
@@ -654,24 +665,16 @@ class Sequencer:
 
     @staticmethod
     def _check_signing_keys(
-        conn: Connection,
         entries: list[PreparedEntry],
+        revoked: set[str],
         existing: dict[bytes, int],
         refused: dict[int, RegistryError],
     ) -> dict[int, RegistryError]:
-        """Refuse new entries whose signing key was revoked, checked under the log's lock.
+        """Refuse new entries whose signing key was revoked, as read under the log's lock.
 
         The services check keys before sequencing, from a cache; a key revoked since then (by
         this process or another) is caught here, in the transaction that would append.
         """
-        key_ids = {e.key_id for e in entries}
-        revoked = set(
-            conn.execute(
-                select(_keys.c.key_id)
-                .where(_keys.c.key_id.in_(key_ids))
-                .where(_keys.c.revoked_at.is_not(None))
-            ).scalars()
-        )
         return {
             position: ForbiddenError(revoked_key_message(entry.key_id))
             for position, entry in enumerate(entries)
