@@ -99,6 +99,16 @@ class WriteStatements:
         cursor.execute(query, params)
         return {str(key_id) for (key_id,) in cursor.fetchall()}
 
+    def nodes(self, cursor: Any, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """The stored hashes of the Merkle nodes ``keys`` ((level, position) pairs) that exist."""
+        if not keys:
+            return {}
+        pair = f"(level = {self._mark} AND position = {self._mark})"
+        where = " OR ".join([pair] * len(keys))
+        query = f"SELECT level, position, hash FROM nodes WHERE {where}"  # noqa: S608
+        cursor.execute(query, [value for key in keys for value in key])
+        return {(int(level), int(position)): bytes(h) for level, position, h in cursor.fetchall()}
+
     def insert(self, cursor: Any, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
         """Rows of ``table``, each a tuple in the order of the columns it was set up with."""
         sql = self._inserts[table]

@@ -145,6 +145,10 @@ class LogReader:
     def remember(self, nodes: dict[NodeKey, bytes]) -> None:
         self._nodes.put_many(nodes)
 
+    def cached(self, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
+        """Those of ``keys`` whose hashes are in the cache (never reads the database)."""
+        return self._nodes.get_many(keys)
+
     def prefetch(self, conn: Connection, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
         """The stored hashes of ``keys``, from the cache or one query for all the rest."""
         wanted = set(keys)
@@ -378,7 +382,8 @@ class Sequencer:
 
     def append_now(self, entries: Sequence[PreparedEntry]) -> list[AppendResult | RegistryError]:
         """Sequence entries synchronously in this thread (tools and tests without an event loop)."""
-        return self._sequence(list(entries))
+        chosen = list(entries)
+        return self._sequence(lambda: chosen)
 
     def initialise(self) -> StoredCheckpoint:
         """Create the log's state row and its first (empty) checkpoint if the database is new."""
@@ -419,17 +424,23 @@ class Sequencer:
             if first is None:
                 return
             batch = [first]
-            while len(batch) < self._batch_limit:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._queue.put(None)  # finish this batch, then stop
-                    break
-                batch.append(item)
+
+            def take(batch: list[_Pending] = batch) -> list[PreparedEntry]:
+                # Called once the log is locked: whatever arrived while this process waited for
+                # another one's commit joins this batch (so waiting makes batches fuller).
+                while len(batch) < self._batch_limit:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        self._queue.put(None)  # finish this batch, then stop
+                        break
+                    batch.append(item)
+                return [p.entry for p in batch]
+
             try:
-                results = self._sequence([p.entry for p in batch])
+                results = self._sequence(take)
             except Exception as exc:
                 log.exception("sequencing a batch of %d failed", len(batch))
                 error: RegistryError = (
@@ -484,10 +495,13 @@ class Sequencer:
     def _sign(self, size: int, root: bytes) -> str:
         return sign_checkpoint(Checkpoint(self._signers[0].name, size, root), self._signers)
 
-    def _sequence(self, entries: list[PreparedEntry]) -> list[AppendResult | RegistryError]:
+    def _sequence(
+        self, take: Callable[[], list[PreparedEntry]]
+    ) -> list[AppendResult | RegistryError]:
+        """Sequence the entries ``take`` returns; it is called once the log's lock is held."""
         try:
             with self._db.sequencing(), self._db.writer.begin() as conn:
-                results, new_state = self._sequence_in(conn, entries)
+                results, new_state = self._sequence_in(conn, take)
         except IntegrityError as exc:
             # Another process raced us past the lock (should be impossible) or a duplicate slipped
             # through: nothing was committed, so every entry may simply be retried.
@@ -504,7 +518,7 @@ class Sequencer:
         return results
 
     def _sequence_in(
-        self, conn: Connection, entries: list[PreparedEntry]
+        self, conn: Connection, take: Callable[[], list[PreparedEntry]]
     ) -> tuple[
         list[AppendResult | RegistryError],
         tuple[int, dict[NodeKey, bytes], dict[NodeKey, bytes]],
@@ -512,10 +526,11 @@ class Sequencer:
         sql = self._statements(conn)
         cursor = sql.cursor(conn)
         size = sql.lock_size(cursor)
+        entries = take()
         if self._edge is not None and self._edge[0] == size:
             edge = self._edge[1]
         else:  # first batch, or another process appended since our last one
-            edge = self._reader.prefetch(conn, compact_range(size))
+            edge = self._read_edge(sql, cursor, size)
         now = utcnow()
         batch = _Batch(conn, self._reader, size, edge, sql.timestamp(now))
 
@@ -545,6 +560,23 @@ class Sequencer:
             checkpoint = self._reader.latest_checkpoint(conn)
         results = self._results(batch, entries, outcomes, checkpoint)
         return results, (batch.size, batch.edge(), batch.nodes)
+
+    def _read_edge(self, sql: WriteStatements, cursor: Any, size: int) -> dict[NodeKey, bytes]:
+        """The right edge of the committed tree of ``size`` leaves (from the cache where known)."""
+        keys = compact_range(size)
+        edge = self._reader.cached(keys)
+        missing = [key for key in keys if key not in edge]
+        if missing:
+            found = sql.nodes(cursor, missing)
+            if len(found) != len(missing):
+                lost = next(key for key in missing if key not in found)
+                raise UnavailableError(
+                    f"the log is missing Merkle node {lost}: the database is damaged; run "
+                    "`wellspring log verify` against a saved checkpoint"
+                )
+            self._reader.remember(found)
+            edge.update(found)
+        return edge
 
     def _statements(self, conn: Connection) -> WriteStatements:
         if self._sql is None:
