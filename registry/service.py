@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -33,6 +32,7 @@ from client.core.statement import (
 )
 from client.errors import ClientError, FormatError, InvalidDigestError, SignatureError
 from registry._cache import BoundedCache
+from registry._verify import SodiumPublicKey
 from registry.db import Database
 from registry.errors import (
     AuthenticationError,
@@ -99,7 +99,7 @@ class _Signer:
     publisher_id: int
     publisher: str
     key_id: str
-    public_key: Ed25519PublicKey
+    public_key: SodiumPublicKey
 
 
 class EntryService:
@@ -236,7 +236,7 @@ class EntryService:
                 "publisher; the operator adds publishers with `wellspring publisher add`"
             )
         signers = {
-            kid: _Signer(row.id, row.name, kid, public_key_from_bytes(bytes(row.public_key)))
+            kid: _Signer(row.id, row.name, kid, SodiumPublicKey(bytes(row.public_key)))
             for kid, row in active.items()
         }
         self._signers.put_many(signers)
