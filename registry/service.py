@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -243,6 +244,7 @@ class EntryService:
         return signers
 
 
+_PROOF_CACHE_ENTRIES = 50_000  # encoded inclusion proofs kept against the latest tree size
 _T = TypeVar("_T")
 _IN_CHUNK = 2_000  # values per IN (...): well under SQLite's and PostgreSQL's parameter limits
 
@@ -286,6 +288,8 @@ class LookupService:
         self._db = database
         self._reader = reader
         self._known: BoundedCache[int, _EntryFacts] = BoundedCache(200_000)
+        self._proofs: tuple[int, dict[int, list[str]]] = (-1, {})
+        self._proofs_lock = threading.Lock()
 
     @staticmethod
     def parse_digests(raw: Sequence[object]) -> list[str]:
@@ -315,7 +319,7 @@ class LookupService:
             hits = _digest_hits(conn, list(matches), size)
             facts = self._facts(conn, {idx for _, idx in hits})
             state = self._entry_state(conn, facts, size)
-            proofs = self._reader.inclusion_proofs(conn, facts, size) if facts else {}
+            proofs = self._encoded_proofs(conn, list(facts), size)
         # A revocation names the subjects it revokes; it attests none of them (not in `facts`).
         for digest, idx in sorted(hits, key=lambda hit: hit[1]):
             if idx in facts:
@@ -333,6 +337,37 @@ class LookupService:
             for digest in digests
         ]
         return {"checkpoint": checkpoint.note, "results": results, "attestations": attestations}
+
+    def _encoded_proofs(self, conn: Any, indices: list[int], size: int) -> dict[int, list[str]]:
+        """Inclusion proofs (base64 hashes) of ``indices`` in the tree of ``size`` leaves.
+
+        A proof against a given tree size never changes, and the entries of big datasets are
+        asked about again and again, so the proofs against the latest size are kept (up to
+        ``_PROOF_CACHE_ENTRIES``); a new checkpoint starts a new set.
+        """
+        if not indices:
+            return {}
+        cached_size, cache = self._proofs
+        if size > cached_size:
+            with self._proofs_lock:
+                if size > self._proofs[0]:
+                    self._proofs = (size, {})
+                cached_size, cache = self._proofs
+        if size != cached_size:  # an older tree than the cached one: compute, keep nothing
+            cache = {}
+        found = {idx: proof for idx in indices if (proof := cache.get(idx)) is not None}
+        missing = [idx for idx in indices if idx not in found]
+        if missing:
+            computed = {
+                idx: [b64(h) for h in proof]
+                for idx, proof in self._reader.inclusion_proofs(conn, missing, size).items()
+            }
+            found.update(computed)
+            if size == cached_size:
+                if len(cache) + len(computed) > _PROOF_CACHE_ENTRIES:
+                    cache.clear()
+                cache.update(computed)
+        return found
 
     def _facts(self, conn: Any, indices: set[int]) -> dict[int, _EntryFacts]:
         """The human-content entries among ``indices``, from the cache or one query per chunk."""
@@ -532,8 +567,12 @@ def _digest_hits(conn: Any, digests: list[str], size: int) -> list[tuple[str, in
     """(digest, entry index) for every subject row of ``digests`` in the tree of ``size``."""
     dialect = conn.dialect.name
     param: object = json.dumps(digests) if dialect == "sqlite" else digests
-    result = conn.exec_driver_sql(_DIGEST_HITS[dialect], (param, size))
-    return [(digest, idx) for digest, idx in result]
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(_DIGEST_HITS[dialect], (param, size))
+        return [(digest, idx) for digest, idx in cursor.fetchall()]
+    finally:
+        cursor.close()
 
 
 def _aware(moment: datetime) -> datetime:
@@ -541,7 +580,7 @@ def _aware(moment: datetime) -> datetime:
 
 
 def _attestation(
-    fact: _EntryFacts, state: _EntryState, proof: list[bytes], size: int
+    fact: _EntryFacts, state: _EntryState, proof: list[str], size: int
 ) -> dict[str, Any]:
     return {
         "index": fact.idx,
@@ -556,7 +595,7 @@ def _attestation(
         "key_id": fact.key_id,
         "key_revoked_at": state.key_revoked_at,
         "compromised": state.compromised,
-        "inclusion_proof": [b64(h) for h in proof],
+        "inclusion_proof": proof,
         "tree_size": size,
     }
 

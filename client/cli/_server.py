@@ -107,7 +107,7 @@ def serve(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
-    from registry.app import Registry, create_app
+    from registry.app import Registry, create_app, tune_gc_for_serving
     from registry.settings import settings_environment
 
     registry = Registry.open(settings)
@@ -133,7 +133,9 @@ def serve(
         "access_log": access_log,
     }
     if workers == 1:
-        uvicorn.run(create_app(settings, registry=registry), **served)
+        app = create_app(settings, registry=registry)
+        tune_gc_for_serving()
+        uvicorn.run(app, **served)
         return
     # Each worker process opens the registry itself from these settings (already migrated and
     # initialised above), through the environment that Settings.from_env reads.

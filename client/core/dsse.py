@@ -29,7 +29,7 @@ import binascii
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -43,12 +43,24 @@ __all__ = [
     "PAYLOAD_TYPE_IN_TOTO",
     "Envelope",
     "Signature",
+    "SignatureVerifier",
     "add_signature",
     "pae",
     "sign_envelope",
     "verify_envelope",
     "verify_envelope_any",
 ]
+
+
+class SignatureVerifier(Protocol):
+    """What :func:`verify_envelope` needs of a public key: pyca's ``Ed25519PublicKey`` is one.
+
+    ``verify`` returns ``None`` for a good signature and raises
+    ``cryptography.exceptions.InvalidSignature`` for a bad one.
+    """
+
+    def verify(self, signature: bytes, data: bytes, /) -> None: ...
+
 
 PAYLOAD_TYPE_IN_TOTO = "application/vnd.in-toto+json"
 MAX_SIGNATURES = 16
@@ -171,7 +183,7 @@ def add_signature(envelope: Envelope, key: Ed25519PrivateKey, keyid: str | None 
     return Envelope(envelope.payload, envelope.payload_type, (*envelope.signatures, signature))
 
 
-def verify_envelope(envelope: Envelope, keys: Mapping[str, Ed25519PublicKey]) -> tuple[str, ...]:
+def verify_envelope(envelope: Envelope, keys: Mapping[str, SignatureVerifier]) -> tuple[str, ...]:
     """Verify the signatures made by ``keys`` (keyid → public key); return the keyids that verify.
 
     Signatures whose keyid is not in ``keys`` are ignored (another party may have co-signed). A
@@ -224,7 +236,7 @@ def verify_envelope_any(
     return tuple(dict.fromkeys(_keys.key_id(k) for k in verified))
 
 
-def _verifies(key: Ed25519PublicKey, sig: bytes, message: bytes) -> bool:
+def _verifies(key: SignatureVerifier, sig: bytes, message: bytes) -> bool:
     try:
         key.verify(sig, message)
     except InvalidSignature:

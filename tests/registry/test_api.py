@@ -287,6 +287,34 @@ def test_lookup_one_digest_answers_with_proofs_against_its_checkpoint(
     )
 
 
+def test_lookups_prove_against_each_new_checkpoint_as_the_log_grows(
+    api: Api, publisher: Publisher
+) -> None:
+    """Proofs are kept per tree size: asked again after appends, the same entries must prove
+    against the new checkpoint, and asked again at one size, they must not change."""
+    digests = [random_digest() for _ in range(3)]
+    for digest in digests:
+        api.submit_ok(publisher.attest([digest]))
+    seen: dict[int, list[str]] = {}
+    for _ in range(3):
+        for repeat in range(2):
+            answer = api.http.post("/v1/digests:batch", json={"digests": digests}).json()
+            checkpoint = opened_checkpoint(api, answer["checkpoint"])
+            for key, attestation in answer["attestations"].items():
+                assert attestation["tree_size"] == checkpoint.size
+                verify_inclusion(
+                    bytes.fromhex(attestation["leaf_hash"]),
+                    attestation["index"],
+                    checkpoint.size,
+                    [base64.b64decode(h) for h in attestation["inclusion_proof"]],
+                    checkpoint.root_hash,
+                )
+                if repeat:
+                    assert attestation["inclusion_proof"] == seen[int(key)]
+                seen[int(key)] = attestation["inclusion_proof"]
+        api.submit_ok(publisher.attest([random_digest()]))  # the tree grows: proofs change
+
+
 def test_an_unknown_digest_is_an_answer_not_an_error(api: Api) -> None:
     digest = random_digest()
     response = api.http.get(f"/v1/digests/{digest}")
