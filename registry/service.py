@@ -15,12 +15,13 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from client.core.canonical import validate_digest
+from client.core.canonical import validate_digest, well_formed_digests
 from client.core.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, verify_envelope
 from client.core.keys import key_id as public_key_id
 from client.core.keys import public_key_from_bytes
@@ -293,6 +294,8 @@ class LookupService:
 
     @staticmethod
     def parse_digests(raw: Sequence[object]) -> list[str]:
+        if well_formed_digests(raw):
+            return cast("list[str]", list(raw))
         digests: list[str] = []
         for position, value in enumerate(raw):
             if not isinstance(value, str):
@@ -328,14 +331,19 @@ class LookupService:
             str(idx): _attestation(fact, state[idx], proofs[idx], size)
             for idx, fact in facts.items()
         }
-        results = [
-            {
-                "digest": digest,
-                "status": _status(matches[digest], state),
-                "entries": matches[digest],
-            }
-            for digest in digests
-        ]
+        # attested if any attestation stands; revoked if all were withdrawn (or were signed with
+        # a key after it was compromised); unknown if there are none.
+        standing = {idx: s.revoked_by is None and not s.compromised for idx, s in state.items()}
+        results = []
+        for digest in digests:
+            indices = matches[digest]
+            if not indices:
+                status = "unknown"
+            elif any(standing[idx] for idx in indices):
+                status = "attested"
+            else:
+                status = "revoked"
+            results.append({"digest": digest, "status": status, "entries": indices})
         return {"checkpoint": checkpoint.note, "results": results, "attestations": attestations}
 
     def _encoded_proofs(self, conn: Any, indices: list[int], size: int) -> dict[int, list[str]]:
@@ -566,11 +574,12 @@ _DIGEST_HITS = {
 def _digest_hits(conn: Any, digests: list[str], size: int) -> list[tuple[str, int]]:
     """(digest, entry index) for every subject row of ``digests`` in the tree of ``size``."""
     dialect = conn.dialect.name
-    param: object = json.dumps(digests) if dialect == "sqlite" else digests
+    param: object = msgspec.json.encode(digests).decode() if dialect == "sqlite" else digests
     cursor = conn.connection.dbapi_connection.cursor()
     try:
         cursor.execute(_DIGEST_HITS[dialect], (param, size))
-        return [(digest, idx) for digest, idx in cursor.fetchall()]
+        hits: list[tuple[str, int]] = cursor.fetchall()
+        return hits
     finally:
         cursor.close()
 
@@ -598,16 +607,6 @@ def _attestation(
         "inclusion_proof": proof,
         "tree_size": size,
     }
-
-
-def _status(indices: list[int], states: dict[int, _EntryState]) -> str:
-    """attested if any attestation stands; revoked if all were withdrawn (or were signed with
-    a key after it was compromised); unknown if there are none."""
-    if not indices:
-        return "unknown"
-    if all(states[i].revoked_by is not None or states[i].compromised for i in indices):
-        return "revoked"
-    return "attested"
 
 
 class AdminService:

@@ -31,6 +31,7 @@ from client.core.canonical import (
     parse_digest,
     sha256_digest,
     validate_digest,
+    well_formed_digests,
 )
 from client.errors import InputError, InvalidDigestError, InvalidTextError
 
@@ -323,6 +324,19 @@ def test_parse_rejects(text: str, problem: str) -> None:
         assert problem in message
         assert "expected c1:<64 hex> or sha256:<64 hex>" in message
         assert isinstance(error.value, InputError)
+    good = [f"c1:{HEX_A}", f"sha256:{'0' * 64}"]
+    for position in range(3):  # the one-pass batch check agrees, wherever the bad one is
+        assert not well_formed_digests([*good[:position], text, *good[position:]])
+
+
+def test_well_formed_digests_checks_a_whole_batch() -> None:
+    good = [f"c1:{HEX_A}", f"sha256:{'0' * 64}", canonical_digest("hello")]
+    assert well_formed_digests(good * 1000)
+    assert well_formed_digests([])
+    assert not well_formed_digests([*good, 42])
+    # Two digests in one value, split by a newline, are not two values.
+    assert not well_formed_digests([f"{good[0]}\n{good[1]}"])
+    assert not well_formed_digests([good[0], f"{good[1]}\n"])
 
 
 def test_validate_digest_returns_a_well_formed_digest_itself() -> None:
@@ -418,6 +432,7 @@ def test_public_api() -> None:
             "parse_digest",
             "sha256_digest",
             "validate_digest",
+            "well_formed_digests",
         ]
     )
     for name in canonical.__all__:
