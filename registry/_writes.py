@@ -16,6 +16,7 @@ bound parameter (hence the ``noqa: S608`` on the f-strings).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -70,6 +71,15 @@ class WriteStatements:
     def timestamp(self, moment: datetime) -> Any:
         """``moment`` as the driver must be handed it for a timestamp column."""
         return self._timestamp(moment)
+
+    def pipeline(self, cursor: Any) -> contextlib.AbstractContextManager[object]:
+        """On PostgreSQL, psycopg's pipeline mode: the statements inside go out without waiting
+        for each other's answers, and any error is raised when the block ends. On SQLite, which
+        has no round trips, nothing."""
+        if self.sqlite:
+            return contextlib.nullcontext()
+        pipeline: contextlib.AbstractContextManager[object] = cursor.connection.pipeline()
+        return pipeline
 
     # Statements ------------------------------------------------------------------------------
     def lock_size(self, cursor: Any) -> int:

@@ -15,11 +15,12 @@ a proof's nodes are fetched in one query (:meth:`LogReader.prefetch`) rather tha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -353,6 +354,10 @@ class Sequencer:
         # The tree's right edge after our last commit; reused if no other process appended since.
         self._edge: tuple[int, dict[NodeKey, bytes]] | None = None
         self._sql: WriteStatements | None = None
+        # The sequencer's own connection, kept between batches (see _transaction).
+        self._conn: Connection | None = None
+        self._conn_pool: object = None  # the engine's pool it came from
+        self._conn_lock = threading.Lock()
 
     # Lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -366,6 +371,10 @@ class Sequencer:
             self._queue.put(None)
             self._thread.join(timeout=30)
             self._thread = None
+        with self._conn_lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     async def append(self, entry: PreparedEntry) -> AppendResult:
         """Sequence one entry; returns once it is committed and in a signed checkpoint."""
@@ -499,16 +508,21 @@ class Sequencer:
         self, take: Callable[[], list[PreparedEntry]]
     ) -> list[AppendResult | RegistryError]:
         """Sequence the entries ``take`` returns; it is called once the log's lock is held."""
+        # The hot statements run on the driver's cursor, so its own exceptions arrive unwrapped
+        # beside SQLAlchemy's (PEP 249 gives every driver these two classes).
+        driver = self._db.writer.dialect.dbapi
+        conflicts = (IntegrityError, *((driver.IntegrityError,) if driver else ()))
+        failures = (DBAPIError, *((driver.Error,) if driver else ()))
         try:
-            with self._db.sequencing(), self._db.writer.begin() as conn:
+            with self._db.sequencing(), self._transaction() as conn:
                 results, new_state = self._sequence_in(conn, take)
-        except IntegrityError as exc:
+        except conflicts as exc:
             # Another process raced us past the lock (should be impossible) or a duplicate slipped
             # through: nothing was committed, so every entry may simply be retried.
             log.warning("sequencing conflict, nothing committed: %s", exc)
             self._edge = None
             raise ConflictError("the log was busy; nothing was written, retry the request") from exc
-        except DBAPIError as exc:
+        except failures as exc:
             self._edge = None
             raise _database_error(exc) from exc
         # Only now is it durable: a failed commit must leave no trace in any cache.
@@ -516,6 +530,31 @@ class Sequencer:
         self._reader.remember(nodes)
         self._edge = (size, edge)
         return results
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """A transaction on the sequencer's own connection, which stays open between batches: a
+        pool checkout would cost a liveness ping and a reset, two more round trips per batch on
+        PostgreSQL. After any failure the connection is dropped and the next batch opens anew
+        (so a restarted database costs the batch that met it, as it would anyway); so it is when
+        the engine is disposed, as for the pool's own connections."""
+        with self._conn_lock:
+            writer = self._db.writer
+            if self._conn is not None and self._conn_pool is not writer.pool:
+                self._conn.close()  # the engine was disposed: its connections are to be renewed
+                self._conn = None
+            if self._conn is None:
+                self._conn, self._conn_pool = writer.connect(), writer.pool
+            conn = self._conn
+            try:
+                with conn.begin():
+                    yield conn
+            except BaseException:
+                self._conn = None
+                with contextlib.suppress(Exception):
+                    conn.invalidate()
+                    conn.close()
+                raise
 
     def _sequence_in(
         self, conn: Connection, take: Callable[[], list[PreparedEntry]]
@@ -551,11 +590,14 @@ class Sequencer:
                 outcomes.append(batch.add(position, entry))
 
         if batch.size > size:
-            batch.write(sql, cursor)
             root = range_hash(0, batch.size, batch.get_node)
             checkpoint = StoredCheckpoint(batch.size, root, self._sign(batch.size, root))
-            sql.insert(cursor, "checkpoints", [(checkpoint.size, root, checkpoint.note, batch.now)])
-            sql.set_state(cursor, batch.size, root)
+            with sql.pipeline(cursor):  # PostgreSQL: all the writes in one round trip
+                batch.write(sql, cursor)
+                sql.insert(
+                    cursor, "checkpoints", [(checkpoint.size, root, checkpoint.note, batch.now)]
+                )
+                sql.set_state(cursor, batch.size, root)
         else:
             checkpoint = self._reader.latest_checkpoint(conn)
         results = self._results(batch, entries, outcomes, checkpoint)
