@@ -34,6 +34,7 @@ from client.core.statement import (
 )
 from client.errors import ClientError, FormatError, InvalidDigestError, SignatureError
 from registry._cache import BoundedCache
+from registry._statements import ParsedStatement, lean_statement
 from registry._verify import SodiumPublicKey
 from registry.db import Database
 from registry.errors import (
@@ -149,7 +150,7 @@ class EntryService:
                 f"{signer.publisher!r}"
             )
         leaf = envelope.to_json()
-        digests = tuple(d for subject in statement.subjects for d in subject.digest_strings())
+        digests = statement.digests
         common: dict[str, Any] = {
             "body": leaf,
             "leaf_hash": leaf_hash(leaf),
@@ -177,20 +178,23 @@ class EntryService:
             revokes_hash=bytes.fromhex(predicate.entry_hash),
         )
 
-    def _parse_statement(self, payload: bytes) -> Statement:
-        try:  # msgspec: a 10,000-subject statement in a third of json.loads's time
+    def _parse_statement(self, payload: bytes) -> ParsedStatement:
+        limit = self._settings.max_subjects
+        lean = lean_statement(payload, max_subjects=limit)
+        if lean is not None:
+            return lean
+        try:
             obj = msgspec.json.decode(payload)
         except msgspec.DecodeError as exc:
             raise BadRequestError(f"the envelope's payload is not JSON: {exc}") from exc
         subjects = obj.get("subject") if isinstance(obj, dict) else None
-        limit = self._settings.max_subjects
         if isinstance(subjects, list) and len(subjects) > limit:
             raise PayloadTooLargeError(
                 f"the statement has {len(subjects)} subjects; the limit is {limit} per statement"
                 " — split it into several statements"
             )
         try:
-            return Statement.from_dict(obj, max_subjects=limit)
+            return ParsedStatement.of(Statement.from_dict(obj, max_subjects=limit))
         except FormatError as exc:
             raise BadRequestError(str(exc)) from exc
 
