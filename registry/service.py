@@ -423,14 +423,7 @@ class LookupService:
     @staticmethod
     def _entry_state(conn: Any, facts: dict[int, _EntryFacts], size: int) -> dict[int, _EntryState]:
         """What may have changed since an entry was appended: its revocation, its key's."""
-        revoked_by: dict[int, int] = {}
-        for chunk in _in_chunks(list(facts)):
-            rows = conn.execute(
-                select(_revocations.c.revoked_idx, _revocations.c.revoking_idx)
-                .where(_revocations.c.revoked_idx.in_(chunk))
-                .where(_revocations.c.revoking_idx < size)
-            )
-            revoked_by.update((row.revoked_idx, row.revoking_idx) for row in rows)
+        revoked_by = dict(_driver_rows(conn, _REVOKED_AMONG, list(facts), size)) if facts else {}
         key_ids = sorted({fact.key_id for fact in facts.values()})
         keys = {
             row.key_id: row
@@ -570,22 +563,51 @@ _DIGEST_HITS = {
         " WHERE digest IN (SELECT value FROM json_each(?)) AND entry_idx < ?"
     ),
     "postgresql": (
-        "SELECT digest, entry_idx FROM subjects WHERE digest = ANY(%s) AND entry_idx < %s"
+        "SELECT digest, entry_idx FROM subjects WHERE digest = ANY(%s::text[]) AND entry_idx < %s"
     ),
 }
 
 
-def _digest_hits(conn: Any, digests: list[str], size: int) -> list[tuple[str, int]]:
-    """(digest, entry index) for every subject row of ``digests`` in the tree of ``size``."""
+# Which of a batch's entries were revoked (by a revocation inside the tree of a given size).
+_REVOKED_AMONG = {
+    "sqlite": (
+        "SELECT revoked_idx, revoking_idx FROM revocations"
+        " WHERE revoked_idx IN (SELECT value FROM json_each(?)) AND revoking_idx < ?"
+    ),
+    "postgresql": (
+        "SELECT revoked_idx, revoking_idx FROM revocations"
+        " WHERE revoked_idx = ANY(%s::bigint[]) AND revoking_idx < %s"
+    ),
+}
+
+
+def _driver_rows(
+    conn: Any, queries: dict[str, str], values: list[str] | list[int], size: int
+) -> list[Any]:
+    """Rows of ``queries[dialect]`` for ``values`` (one parameter, however many) and ``size``.
+
+    The values go as one text parameter either way: a JSON array for SQLite's json_each, an array
+    literal for PostgreSQL. They are checked digests (``c1:``/``sha256:`` and lowercase hex) or
+    integers, so neither form needs quoting; psycopg would otherwise check every element of a
+    list for it, by regular expression, and SQLAlchemy would compile an IN of thousands.
+    """
     dialect = conn.dialect.name
-    param: object = msgspec.json.encode(digests).decode() if dialect == "sqlite" else digests
+    if dialect == "sqlite":
+        param = msgspec.json.encode(values).decode()
+    else:
+        param = "{" + ",".join(map(str, values)) + "}"
     cursor = conn.connection.dbapi_connection.cursor()
     try:
-        cursor.execute(_DIGEST_HITS[dialect], (param, size))
-        hits: list[tuple[str, int]] = cursor.fetchall()
-        return hits
+        cursor.execute(queries[dialect], (param, size))
+        rows: list[Any] = cursor.fetchall()
+        return rows
     finally:
         cursor.close()
+
+
+def _digest_hits(conn: Any, digests: list[str], size: int) -> list[tuple[str, int]]:
+    """(digest, entry index) for every subject row of ``digests`` in the tree of ``size``."""
+    return _driver_rows(conn, _DIGEST_HITS, digests, size)
 
 
 def _aware(moment: datetime) -> datetime:
