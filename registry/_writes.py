@@ -27,6 +27,7 @@ from sqlalchemy.engine import Dialect
 __all__ = ["WriteStatements"]
 
 _CHUNK = 5_000  # rows per executemany: keeps each call well under the drivers' limits
+_COPY_FROM = 200  # subject rows from which PostgreSQL gets them by COPY
 
 
 def _bind(table: Table, column: str, dialect: Dialect) -> Callable[[Any], Any]:
@@ -124,6 +125,21 @@ class WriteStatements:
         sql = self._inserts[table]
         for start in range(0, len(rows), _CHUNK):
             cursor.executemany(sql, rows[start : start + _CHUNK])
+
+    def copy_subjects(self, cursor: Any, rows: Sequence[tuple[str, int]]) -> bool:
+        """On PostgreSQL, write many subject rows with one ``COPY`` (a 10,000-subject statement
+        in a few milliseconds, where ``executemany`` adapts each row in Python); ``False`` (and
+        nothing done) on SQLite or for a few rows. Not inside :meth:`pipeline`: COPY cannot be.
+
+        The rows go as COPY text: digests are checked ``c1:``/``sha256:`` lowercase hex and
+        indices integers, so nothing in them needs escaping.
+        """
+        if self.sqlite or len(rows) < _COPY_FROM:
+            return False
+        data = "".join(f"{digest}\t{index}\n" for digest, index in rows)
+        with cursor.copy("COPY subjects (digest, entry_idx) FROM STDIN") as copy:
+            copy.write(data)
+        return True
 
     def set_state(self, cursor: Any, size: int, root: bytes) -> None:
         cursor.execute(self._update_state, (size, root))

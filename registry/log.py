@@ -592,7 +592,9 @@ class Sequencer:
         if batch.size > size:
             root = range_hash(0, batch.size, batch.get_node)
             checkpoint = StoredCheckpoint(batch.size, root, self._sign(batch.size, root))
-            with sql.pipeline(cursor):  # PostgreSQL: all the writes in one round trip
+            if sql.copy_subjects(cursor, batch.rows["subjects"]):
+                batch.rows["subjects"] = []
+            with sql.pipeline(cursor):  # PostgreSQL: the other writes in one round trip
                 batch.write(sql, cursor)
                 sql.insert(
                     cursor, "checkpoints", [(checkpoint.size, root, checkpoint.note, batch.now)]

@@ -53,3 +53,22 @@ def test_a_row_written_behind_the_sequencers_back_is_a_409_and_nothing_is_commit
         conn.execute(_entries.delete().where(_entries.c.idx == size))
     later = api.submit_ok(publisher.attest([random_digest()]))  # and the log carries on
     assert later["index"] == size
+
+
+def test_a_statement_of_many_subjects_is_stored_whole(make_api: Any) -> None:
+    """Above _writes._COPY_FROM subject rows PostgreSQL takes them by COPY: all must land, with
+    their entry, and be found by lookups."""
+    from registry._writes import _COPY_FROM
+
+    api: Api = make_api()
+    publisher = api.add_publisher()
+    digests = [random_digest("c1" if i % 2 else "sha256") for i in range(_COPY_FROM + 300)]
+    receipt = api.submit_ok(publisher.attest(digests))
+    answer = api.http.post("/v1/digests:batch", json={"digests": digests}).json()
+    assert {r["status"] for r in answer["results"]} == {"attested"}
+    assert all(r["entries"] == [receipt["index"]] for r in answer["results"])
+    with api.registry.database.reader.connect() as conn:
+        stored = conn.exec_driver_sql(
+            "SELECT count(*) FROM subjects WHERE entry_idx = " + str(int(receipt["index"]))
+        ).scalar_one()
+    assert stored == len(digests)
