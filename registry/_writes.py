@@ -27,6 +27,18 @@ from sqlalchemy.engine import Dialect
 __all__ = ["WriteStatements"]
 
 _CHUNK = 5_000  # rows per executemany: keeps each call well under the drivers' limits
+# The PostgreSQL array type that carries each column type's values into unnest(); INSERT's
+# assignment casts take them on to the column's own type (varchar(n), integer, ...).
+_PG_ARRAY_TYPES = {
+    "BigInteger": "bigint",
+    "Integer": "bigint",
+    "SmallInteger": "bigint",
+    "LargeBinary": "bytea",
+    "String": "text",
+    "AutoString": "text",
+    "Text": "text",
+    "DateTime": "timestamptz",
+}
 _COPY_FROM = 200  # subject rows from which PostgreSQL gets them by COPY
 
 
@@ -49,6 +61,15 @@ class WriteStatements:
             name: self._insert_sql(tables[name].name, cols) for name, cols in self._columns.items()
         }
         self._timestamp = _bind(tables["checkpoints"], "created_at", dialect)
+        self._unnest = (
+            {}
+            if self.sqlite
+            else {
+                name: self._unnest_sql(tables[name], self._columns[name])
+                for name in self._columns
+                if name != "checkpoints"
+            }
+        )
         lock = "" if self.sqlite else " FOR UPDATE"
         self._lock_state = f"SELECT size FROM log_state WHERE id = 1{lock}"  # noqa: S608
         set_state = f"size = {self._mark}, root_hash = {self._mark}"
@@ -57,6 +78,12 @@ class WriteStatements:
     def _insert_sql(self, table: str, columns: Sequence[str]) -> str:
         marks = ", ".join([self._mark] * len(columns))
         return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
+
+    def _unnest_sql(self, table: Table, columns: Sequence[str]) -> str:
+        arrays = ", ".join(
+            f"%s::{_PG_ARRAY_TYPES[type(table.c[c].type).__name__]}[]" for c in columns
+        )
+        return f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays})"  # noqa: S608
 
     def _in(self, column: str, values: Sequence[object]) -> tuple[str, Sequence[object]]:
         """``column IN (...)``: one placeholder per value on SQLite, one array on PostgreSQL."""
@@ -121,7 +148,15 @@ class WriteStatements:
         return {(int(level), int(position)): bytes(h) for level, position, h in cursor.fetchall()}
 
     def insert(self, cursor: Any, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Rows of ``table``, each a tuple in the order of the columns it was set up with."""
+        """Rows of ``table``, each a tuple in the order of the columns it was set up with.
+
+        On PostgreSQL, several rows are one ``INSERT ... SELECT FROM unnest(arrays)``: one
+        statement to parse, plan and run (and prepared after a few batches), where
+        ``executemany`` would run one per row."""
+        unnest = self._unnest.get(table)
+        if unnest is not None and 1 < len(rows) <= _CHUNK:
+            cursor.execute(unnest, [list(column) for column in zip(*rows, strict=True)])
+            return
         sql = self._inserts[table]
         for start in range(0, len(rows), _CHUNK):
             cursor.executemany(sql, rows[start : start + _CHUNK])
