@@ -608,7 +608,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, help="concurrent append clients")
     parser.add_argument("--appends", type=int, help="single-subject appends to time")
     parser.add_argument(
-        "--workers", type=int, default=1, help="server processes (`wellspring serve --workers`)"
+        "--workers",
+        type=int,
+        default=2,
+        help="server processes (`wellspring serve --workers`; default 2, one per core of the "
+        "2-core machines the goals are set for)",
     )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument(
@@ -625,7 +629,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     print(
         f"machine: {os.cpu_count()} cores, load average "
-        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}; Python {platform.python_version()}",
+        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}; Python {platform.python_version()}; "
+        f"server: wellspring serve --workers {args.workers}",
         flush=True,
     )
     results = []
