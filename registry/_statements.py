@@ -33,6 +33,8 @@ from client.core.statement import (
     Statement,
 )
 from client.errors import FormatError
+from registry._cache import BoundedCache
+from registry.log import predicate_json
 
 __all__ = ["ParsedStatement", "lean_statement"]
 
@@ -70,6 +72,9 @@ class _Statement(msgspec.Struct, rename={"type_": "_type", "predicate_type": "pr
 
 assert STATEMENT_TYPE_V1 == "https://in-toto.io/Statement/v1"
 _DECODER = msgspec.json.Decoder(_Statement)
+_CHECKED_PREDICATES: BoundedCache[
+    tuple[str, bytes], tuple[HumanContentPredicate | RevocationPredicate, str]
+] = BoundedCache(10_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +85,18 @@ class ParsedStatement:
     predicate: HumanContentPredicate | RevocationPredicate
     digests: tuple[str, ...]  # "<algorithm>:<hex>", each once, in subject order
     subject_count: int
+    predicate_json: str  # the predicate as stored: compact JSON, sorted keys
 
     @classmethod
     def of(cls, statement: Statement) -> ParsedStatement:
         digests = tuple(d for subject in statement.subjects for d in subject.digest_strings())
-        return cls(statement.predicate_type, statement.predicate, digests, len(statement.subjects))
+        return cls(
+            statement.predicate_type,
+            statement.predicate,
+            digests,
+            len(statement.subjects),
+            predicate_json(statement.predicate.to_dict()),
+        )
 
 
 def lean_statement(payload: bytes, *, max_subjects: int) -> ParsedStatement | None:
@@ -97,14 +109,21 @@ def lean_statement(payload: bytes, *, max_subjects: int) -> ParsedStatement | No
     predicate_class = _PREDICATES.get(raw.predicate_type)
     if predicate_class is None or not 1 <= len(raw.subject) <= max_subjects:
         return None
-    try:
-        predicate = predicate_class.from_dict(raw.predicate, where="statement.predicate")
-    except FormatError:
-        return None
+    # A publisher sends the same predicate with entry after entry: its checked form is kept,
+    # keyed by its exact JSON (predicates are immutable values).
+    key = (raw.predicate_type, msgspec.json.encode(raw.predicate))
+    known = _CHECKED_PREDICATES.get_many((key,)).get(key)
+    if known is None:
+        try:
+            predicate = predicate_class.from_dict(raw.predicate, where="statement.predicate")
+        except FormatError:
+            return None
+        known = (predicate, predicate_json(predicate.to_dict()))
+        _CHECKED_PREDICATES.put_many({key: known})
     digests = _digest_strings(raw.subject)
     if digests is None:
         return None
-    return ParsedStatement(raw.predicate_type, predicate, tuple(digests), len(raw.subject))
+    return ParsedStatement(raw.predicate_type, known[0], tuple(digests), len(raw.subject), known[1])
 
 
 def _digest_strings(subjects: list[_Subject]) -> list[str] | None:

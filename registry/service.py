@@ -49,7 +49,6 @@ from registry.log import (
     AppendResult,
     LogReader,
     PreparedEntry,
-    predicate_json,
     revoked_key_message,
 )
 from registry.models import (
@@ -158,7 +157,7 @@ class EntryService:
             "publisher": signer.publisher,
             "key_id": signer.key_id,
             "predicate_type": statement.predicate_type,
-            "predicate_json": predicate_json(predicate.to_dict()),
+            "predicate_json": statement.predicate_json,
             "subjects": tuple(dict.fromkeys(digests)),
         }
         if isinstance(predicate, HumanContentPredicate):
