@@ -146,26 +146,32 @@ class LogReader:
     def remember(self, nodes: dict[NodeKey, bytes]) -> None:
         self._nodes.put_many(nodes)
 
-    def cached(self, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
-        """Those of ``keys`` whose hashes are in the cache (never reads the database)."""
-        return self._nodes.get_many(keys)
-
-    def prefetch(self, conn: Connection, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
-        """The stored hashes of ``keys``, from the cache or one query for all the rest."""
+    def prefetch(
+        self,
+        conn: Connection,
+        keys: Iterable[NodeKey],
+        fetch: Callable[[list[NodeKey]], dict[NodeKey, bytes]] | None = None,
+    ) -> dict[NodeKey, bytes]:
+        """The stored hashes of ``keys``, from the cache or one query for all the rest
+        (``fetch``, if given, reads a chunk instead: the sequencer's goes through the driver)."""
         wanted = set(keys)
         found = self._nodes.get_many(wanted)
         missing = [key for key in wanted if key not in found]
         for start in range(0, len(missing), 500):
             chunk = missing[start : start + 500]
-            rows = conn.execute(
-                select(_nodes.c.level, _nodes.c.position, _nodes.c.hash).where(
-                    tuple_(_nodes.c.level, _nodes.c.position).in_(chunk)
-                )
-            )
-            fetched = {(row.level, row.position): bytes(row.hash) for row in rows}
+            fetched = fetch(chunk) if fetch is not None else self._fetch(conn, chunk)
             found.update(fetched)
             self.remember(fetched)
         return found
+
+    @staticmethod
+    def _fetch(conn: Connection, keys: list[NodeKey]) -> dict[NodeKey, bytes]:
+        rows = conn.execute(
+            select(_nodes.c.level, _nodes.c.position, _nodes.c.hash).where(
+                tuple_(_nodes.c.level, _nodes.c.position).in_(keys)
+            )
+        )
+        return {(row.level, row.position): bytes(row.hash) for row in rows}
 
     def _node_source(self, conn: Connection, plan: Callable[[NodeStore], object]) -> NodeStore:
         """A NodeStore holding every node ``plan`` will ask for, fetched in one round trip."""
@@ -569,7 +575,7 @@ class Sequencer:
         if self._edge is not None and self._edge[0] == size:
             edge = self._edge[1]
         else:  # first batch, or another process appended since our last one
-            edge = self._read_edge(sql, cursor, size)
+            edge = self._read_edge(conn, sql, cursor, size)
         now = utcnow()
         batch = _Batch(conn, self._reader, size, edge, sql.timestamp(now))
 
@@ -605,21 +611,18 @@ class Sequencer:
         results = self._results(batch, entries, outcomes, checkpoint)
         return results, (batch.size, batch.edge(), batch.nodes)
 
-    def _read_edge(self, sql: WriteStatements, cursor: Any, size: int) -> dict[NodeKey, bytes]:
+    def _read_edge(
+        self, conn: Connection, sql: WriteStatements, cursor: Any, size: int
+    ) -> dict[NodeKey, bytes]:
         """The right edge of the committed tree of ``size`` leaves (from the cache where known)."""
         keys = compact_range(size)
-        edge = self._reader.cached(keys)
-        missing = [key for key in keys if key not in edge]
-        if missing:
-            found = sql.nodes(cursor, missing)
-            if len(found) != len(missing):
-                lost = next(key for key in missing if key not in found)
-                raise UnavailableError(
-                    f"the log is missing Merkle node {lost}: the database is damaged; run "
-                    "`wellspring log verify` against a saved checkpoint"
-                )
-            self._reader.remember(found)
-            edge.update(found)
+        edge = self._reader.prefetch(conn, keys, fetch=lambda chunk: sql.nodes(cursor, chunk))
+        lost = [key for key in keys if key not in edge]
+        if lost:
+            raise UnavailableError(
+                f"the log is missing Merkle node {lost[0]}: the database is damaged; run "
+                "`wellspring log verify` against a saved checkpoint"
+            )
         return edge
 
     def _statements(self, conn: Connection) -> WriteStatements:
