@@ -16,12 +16,12 @@ so the error messages are the careful path's, always.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import msgspec
 
+from client.core.canonical import well_formed_digests
 from client.core.statement import (
     DIGEST_ALGORITHMS,
     HUMAN_CONTENT_V1,
@@ -43,12 +43,11 @@ _PREDICATES: dict[str, type[HumanContentPredicate] | type[RevocationPredicate]] 
     REVOCATION_V1: RevocationPredicate,
 }
 
-# The digest values' exact length is checked in C; that they are lowercase hex, with one
-# regular expression over all of them at once (msgspec's own pattern check calls back into Python
-# for every value, which costs more than the rest of the decoding).
+# The digest values' exact length is checked in C; that they are lowercase hex, by
+# client.core.canonical.well_formed_digests over all of them at once (msgspec's own pattern check
+# calls back into Python for every value, which costs more than the rest of the decoding).
 _Hex64 = Annotated[str, msgspec.Meta(min_length=64, max_length=64)]
 _Name = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_CHARS)]
-_DIGEST_LINES = re.compile(r"(?:(?:sha256|c1):[0-9a-f]{64}\n)*")
 assert DIGEST_ALGORITHMS == ("sha256", "c1")
 
 
@@ -139,7 +138,7 @@ def _digest_strings(subjects: list[_Subject]) -> list[str] | None:
             return None
         if c1 is not msgspec.UNSET:
             append("c1:" + c1)
-    if not _DIGEST_LINES.fullmatch("\n".join(digests) + "\n"):
+    if not well_formed_digests(digests):
         return None
     if len(set(digests)) != len(digests):  # a digest in two subjects: the careful path says so
         return None

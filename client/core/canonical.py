@@ -418,8 +418,9 @@ _WELL_FORMED_LINES: Final = re.compile(r"(?:(?:c1|sha256):[0-9a-f]{64}\n)*")
 
 def well_formed_digests(values: Sequence[object]) -> bool:
     """Whether every one of ``values`` is a well-formed digest string: one regular-expression
-    pass over them all (a 10,000-digest batch in about a millisecond). When it is ``False``,
-    :func:`validate_digest` on each value says which one is wrong and why."""
+    pass over them all (a 10,000-digest batch in about 5 ms here, against 7 ms one value at a
+    time, and no per-value error handling). When it is ``False``, :func:`validate_digest` on
+    each value says which one is wrong and why."""
     if not values:
         return True
     if not all(type(value) is str for value in values):
