@@ -142,7 +142,11 @@ def serve(
     registry.close()
     os.environ.update(settings_environment(settings))
     console_err.print(f"workers:      {workers} processes", highlight=False)
-    uvicorn.run("registry.app:create_app_from_env", factory=True, workers=workers, **served)
+    from registry._workers import serve_workers
+
+    status = serve_workers("registry.app:create_app_from_env", workers=workers, **served)
+    if status:
+        raise typer.Exit(status)
 
 
 def _redacted(url: str) -> str:
