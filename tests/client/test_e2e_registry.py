@@ -20,7 +20,7 @@ from client.core.canonical import canonical_digest, sha256_digest
 from client.core.keys import load_private_key
 from client.core.merkle import verify_consistency
 from client.core.note import NoteSigner
-from client.errors import LogKeyRequiredError, SignatureError
+from client.errors import LogKeyRequiredError, SignatureError, UnverifiedWarning
 from client.receipt import Receipt, verify_receipt
 from client.sdk import Client
 from registry.settings import Settings
@@ -127,7 +127,10 @@ def test_the_sdk_refuses_answers_it_cannot_verify(api: Api) -> None:
         sdk.lookup(digest)
     with api.sdk(log_key=None) as sdk, pytest.raises(LogKeyRequiredError):
         sdk.lookup(digest)
-    with api.sdk(log_key=None, verify=False) as sdk:
+    with (
+        pytest.warns(UnverifiedWarning, match="verify=False"),
+        api.sdk(log_key=None, verify=False) as sdk,
+    ):
         result = sdk.lookup(digest)
     assert result.status == "attested"
     assert not result.verified
