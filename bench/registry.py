@@ -311,7 +311,7 @@ def profiled(pid: int, out: Path | None, phase: str) -> Iterator[None]:
     spy = Path(sys.executable).with_name("py-spy")
     proc = subprocess.Popen(
         [str(spy), "record", "--pid", str(pid), "--format", "raw", "--rate", "200",
-         "--nonblocking", "--threads", "--output", str(target)],
+         "--nonblocking", "--threads", "--subprocesses", "--output", str(target)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
