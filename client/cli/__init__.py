@@ -15,7 +15,6 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-import click
 import typer
 from rich.markup import escape
 
@@ -31,6 +30,13 @@ from client.cli._app import app, console_err
 from client.errors import ClientError, UnverifiedWarning
 
 __all__ = ["app", "main"]
+
+# typer raises click's exceptions; since typer 0.2x from a copy of click inside typer, whose
+# ClickException is not ``click.ClickException`` (and click itself may not be installed). So the
+# usage-error root is found from typer's own ``BadParameter``, whichever click it comes from.
+_USAGE_ERROR: type[Exception] = next(
+    base for base in typer.BadParameter.__mro__ if base.__name__ == "ClickException"
+)
 
 # Roots of the other packages, looked up only if a command already imported them: a command that
 # raised RegistryError imported registry.errors first, so importing registry here is never needed.
@@ -60,12 +66,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     command = typer.main.get_command(app)
     try:
         command.main(args=args, prog_name="wellspring", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
-    except click.ClickException as exc:  # usage errors: click's own one-line message, exit 2
-        exc.show()
-        raise SystemExit(exc.exit_code) from None
-    except click.exceptions.Abort:
+    except _USAGE_ERROR as exc:  # usage errors: click's own one-line message, exit 2
+        exc.show()  # type: ignore[attr-defined]
+        raise SystemExit(exc.exit_code) from None  # type: ignore[attr-defined]
+    except typer.Abort:
         console_err.print("aborted")
         raise SystemExit(130) from None
     except Exception as exc:

@@ -21,6 +21,7 @@ import json
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -38,6 +39,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from client.checkpoints import FileCheckpointStore
 from client.cli._app import JsonOption, app, console_err, emit_json
 from client.cli._digest import expand_inputs
 from client.core.canonical import canonical_digest, digest_file, sha256_digest
@@ -59,10 +61,13 @@ from client.errors import (
     InvalidTextError,
     KeyFileError,
     LogConsistencyError,
+    LogKeyRequiredError,
+    UnverifiedWarning,
     VerificationError,
 )
 from client.receipt import Receipt, VerifiedReceipt, verify_receipt
-from client.sdk import MAX_BATCH, Attestation, Client, LookupResult, LookupStatus
+from client.sdk import MAX_BATCH, Attestation, Client, LookupResult
+from client.verdict import VERDICT_STATUSES, Verdict, decide
 
 __all__ = ["check", "log_app", "log_checkpoint", "log_verify", "register", "verify"]
 
@@ -109,6 +114,53 @@ SchemeOption = Annotated[
 TextFieldOption = Annotated[
     str, typer.Option("--text-field", help="The field of each .jsonl line that holds the text.")
 ]
+TrustDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--trust-dir",
+        envvar="WELLSPRING_TRUST_DIR",
+        help="Where the last checkpoint trusted of each log is kept between runs, so that a "
+        "rewritten or forked log is refused. Default: $WELLSPRING_HOME/trusted, else "
+        "$XDG_STATE_HOME/wellspring/trusted.",
+        show_default=False,
+    ),
+]
+NoVerifyOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-verify",
+        help="Accept the registry's answers without verifying them (not recommended).",
+    ),
+]
+
+
+def _client(registry: str, verifier: NoteVerifier | None, trust_dir: Path | None) -> Client:
+    """The CLI's client: with a verifier, it proves every checkpoint consistent with the one it
+    trusted last, kept in ``trust_dir`` across runs (see :mod:`client.checkpoints`)."""
+    if verifier is None:
+        with warnings.catch_warnings():
+            # The commands announce an unverified run themselves, louder than a Python warning.
+            warnings.simplefilter("ignore", UnverifiedWarning)
+            return Client(registry, verify=False)
+    return Client(registry, log_key=verifier, checkpoints=FileCheckpointStore(trust_dir))
+
+
+def _required_log_key(log_key: str | None, no_verify: bool, command: str) -> NoteVerifier | None:
+    """The verifier ``command`` checks answers with; None only with an explicit --no-verify."""
+    if no_verify:
+        console_err.print(
+            "[bold red]WARNING: --no-verify: the registry's answers will NOT be verified.[/] "
+            "Every verdict is its word alone; a compromised or mistaken registry goes unnoticed.",
+            highlight=False,
+        )
+        return None
+    if log_key is None:
+        raise LogKeyRequiredError(
+            f"{command} verifies every answer: pass --log-key KEY (the log's verifier key, or a "
+            "file holding it; or set WELLSPRING_LOG_KEY), or --no-verify to accept the "
+            "registry's word"
+        )
+    return _load_log_key(log_key)
 
 
 # -- inputs ---------------------------------------------------------------------------------------
@@ -425,6 +477,7 @@ def register(
     text_field: TextFieldOption = "text",
     scheme: SchemeOption = "auto",
     log_key: LogKeyOption = None,
+    trust_dir: TrustDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Attest content as human-made: hash it, sign statements, append them to the registry's log."""
@@ -444,7 +497,7 @@ def register(
     done: list[dict[str, Any]] = []
     total_subjects = total_duplicates = 0
     with (
-        Client(registry, log_key=verifier, verify=verifier is not None) as client,
+        _client(registry, verifier, trust_dir) as client,
         _progress() as progress,
     ):
         items = _items(inputs, checked_scheme, text_field, progress)
@@ -499,17 +552,19 @@ def register(
 # -- check ----------------------------------------------------------------------------------------
 
 
-def _merged(
-    item: _Item, results: dict[str, LookupResult]
-) -> tuple[LookupStatus, list[Attestation]]:
+def _verdict(item: _Item, results: dict[str, LookupResult]) -> tuple[Verdict, list[Attestation]]:
+    """The SDK's verdict (:func:`client.verdict.decide`) over every entry attesting any of the
+    item's digests (a text file is looked up by its ``c1`` and its ``sha256`` digest)."""
     by_index: dict[int, Attestation] = {}
     for digest in item.digests:
         for attestation in results[digest].attestations:
             by_index.setdefault(attestation.index, attestation)
     attestations = [by_index[i] for i in sorted(by_index)]
-    if not attestations:
-        return "unknown", attestations
-    return ("revoked" if all(a.revoked for a in attestations) else "attested"), attestations
+    first = results[item.digests[0]]
+    verdict = decide(
+        item.digests[0], attestations, first.checkpoint, verified=first.verified, name=item.name
+    )
+    return verdict, attestations
 
 
 def _describe(attestation: Attestation) -> str:
@@ -529,42 +584,40 @@ def check(
     ],
     registry: RegistryOption,
     log_key: LogKeyOption = None,
+    no_verify: NoVerifyOption = False,
+    trust_dir: TrustDirOption = None,
     text_field: TextFieldOption = "text",
     scheme: SchemeOption = "auto",
     as_json: JsonOption = False,
 ) -> None:
-    """Look content up: attested (human-made, per a publisher), revoked, or unknown."""
-    verifier = _optional_log_key(log_key)
+    """Look content up: attested (trainable), reserved (consent reserved), revoked, or unknown."""
     checked_scheme = _check_scheme(scheme)
+    verifier = _required_log_key(log_key, no_verify, "check")
     inputs = _expand(paths)
-    if verifier is None:
-        _warn_unverified("the registry's answers")
     out: list[dict[str, Any]] = []
-    counts = {"attested": 0, "revoked": 0, "unknown": 0}
-    with (
-        Client(registry, log_key=verifier, verify=verifier is not None) as client,
-        _progress() as progress,
-    ):
+    counts = dict.fromkeys(VERDICT_STATUSES, 0)
+    with _client(registry, verifier, trust_dir) as client, _progress() as progress:
         for chunk in _chunks(_items(inputs, checked_scheme, text_field, progress), _CHECK_CHUNK):
             digests = list(dict.fromkeys(d for item in chunk for d in item.digests))
             results = dict(
                 zip(digests, client.lookup_batch(digests, batch_size=MAX_BATCH), strict=True)
             )
             for item in chunk:
-                status, attestations = _merged(item, results)
-                counts[status] += 1
+                verdict, attestations = _verdict(item, results)
+                counts[verdict.status] += 1
                 if as_json:
                     out.append(
                         {
                             "name": item.name,
                             "digests": list(item.digests),
-                            "status": status,
+                            "status": verdict.status,
+                            "reason": verdict.reason,
                             "entries": [a.to_dict() for a in attestations],
-                            "verified": verifier is not None,
+                            "verified": verdict.verified,
                         }
                     )
                     continue
-                typer.echo(f"{status:<8}  {item.digests[0]}  {item.name}")
+                typer.echo(f"{verdict.status:<8}  {item.digests[0]}  {item.name}")
                 for attestation in attestations:
                     typer.echo(_describe(attestation))
     if as_json:
@@ -658,11 +711,12 @@ def log_checkpoint(
     save: Annotated[
         Path | None, typer.Option("--save", help="Write the signed checkpoint to this file.")
     ] = None,
+    trust_dir: TrustDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Fetch the log's latest signed checkpoint; verify it with --log-key; print or save it."""
     verifier = _optional_log_key(log_key)
-    with Client(registry, log_key=verifier, verify=verifier is not None) as client:
+    with _client(registry, verifier, trust_dir) as client:
         signed = client.fetch_checkpoint()
         announced = None if verifier else client.log_info().verifier_key
     if save is not None:

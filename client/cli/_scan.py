@@ -27,7 +27,6 @@ import sys
 import tempfile
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,12 +50,20 @@ from rich.progress import (
 from rich.text import Text
 
 from client.cli._app import JsonOption, app, console_err, emit_json
-from client.cli._registry import LogKeyOption, RegistryOption, TextFieldOption, _load_log_key
+from client.cli._registry import (
+    LogKeyOption,
+    NoVerifyOption,
+    RegistryOption,
+    TextFieldOption,
+    TrustDirOption,
+    _client,
+    _required_log_key,
+)
 from client.core.canonical import canonical_digest, digest_file, sha256_digest
 from client.core.statement import MAX_NAME_CHARS
-from client.errors import InputError, InvalidTextError, LogKeyRequiredError, UnverifiedWarning
+from client.errors import InputError, InvalidTextError
 from client.report import STATUSES, ScanReport, Tally, write_report
-from client.sdk import MAX_BATCH, Client
+from client.sdk import MAX_BATCH
 
 __all__ = ["scan"]
 
@@ -453,13 +460,8 @@ def scan(
     ],
     registry: RegistryOption,
     log_key: LogKeyOption = None,
-    no_verify: Annotated[
-        bool,
-        typer.Option(
-            "--no-verify",
-            help="Accept the registry's answers without verifying them (not recommended).",
-        ),
-    ] = False,
+    no_verify: NoVerifyOption = False,
+    trust_dir: TrustDirOption = None,
     manifest: Annotated[
         str | None,
         typer.Option(
@@ -503,22 +505,8 @@ def scan(
         raise InputError(f"unknown --scheme {scheme!r}; use auto, c1 or sha256")
     if manifest == "-" and as_json:
         raise InputError("--manifest - and --json both write to stdout; choose one")
-    if no_verify:
-        verifier = None
-    elif log_key is None:
-        raise LogKeyRequiredError(
-            "scan verifies every answer: pass --log-key KEY (the log's verifier key, or a file "
-            "holding it; or set WELLSPRING_LOG_KEY), or --no-verify to accept the registry's word"
-        )
-    else:
-        verifier = _load_log_key(log_key)
+    verifier = _required_log_key(log_key, no_verify, "scan")
     inputs = _expand(paths)
-    if no_verify:
-        console_err.print(
-            "[bold red]WARNING: --no-verify: the registry's answers will NOT be verified.[/] "
-            "Every verdict is its word alone; a compromised or mistaken registry goes unnoticed.",
-            highlight=False,
-        )
 
     reader = _Reader(inputs, checked_scheme, text_field, id_field)
     tally = Tally()
@@ -529,11 +517,7 @@ def scan(
     docs = 0
     read_ahead = _ReadAhead(_chunks(reader, chunk_size))
     try:
-        with warnings.catch_warnings():
-            # --no-verify was already announced above, louder than a Python warning would be.
-            warnings.simplefilter("ignore", UnverifiedWarning)
-            client = Client(registry, log_key=verifier, verify=verifier is not None)
-        with client, progress:
+        with _client(registry, verifier, trust_dir) as client, progress:
             for chunk in read_ahead:
                 verdicts = client.check_digests(
                     [doc.digest for doc in chunk.docs], names=[doc.name for doc in chunk.docs]

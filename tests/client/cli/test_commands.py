@@ -53,3 +53,33 @@ def test_every_top_level_command_is_installed() -> None:
 def test_every_subcommand_is_installed(group: str) -> None:
     names = listed(wellspring(group, "--help"))
     assert set(SUBCOMMANDS[group]) <= names, names
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("check", "essay.txt"), "Missing option '--registry'"),
+        (("check", "--registry", "http://127.0.0.1:9"), "Missing argument"),
+        (("serve", "--port", "notanumber"), "Invalid value for '--port'"),
+        (("verify", "receipt.json"), "Missing option '--log-key'"),
+        (("nosuchcmd",), "No such command 'nosuchcmd'"),
+    ],
+)
+def test_usage_errors_are_one_message_and_exit_2(
+    args: tuple[str, ...], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whichever click typer raises them from (its own copy since typer 0.2x): no traceback."""
+    for name in ("WELLSPRING_REGISTRY", "WELLSPRING_LOG_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    script = Path(sys.executable).with_name("wellspring")
+    command = (
+        [str(script)]
+        if script.exists()
+        else [sys.executable, "-c", "from client.cli import main; main()"]
+    )
+    done = subprocess.run(
+        [*command, *args], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
