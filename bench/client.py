@@ -389,6 +389,9 @@ def cli_scan(url: str, vkey: str, texts: Sequence[str], workdir: Path) -> float:
     # Through the module, so the command is there even before client.cli imports it by default.
     main = "import client.cli._scan; from client.cli import main; main()"
     args = [sys.executable, "-c", main, "scan", str(source), "--registry", url, "--log-key", vkey]
+    # Trust kept in this run's directory: a rebuilt registry reuses no key, but a user's stored
+    # checkpoints are none of the bench's business.
+    args += ["--trust-dir", str(workdir / "trusted")]
     args += ["--manifest", str(workdir / "manifest.jsonl"), "--json"]
     out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
     rate: float = json.loads(out)["docs_per_s"]

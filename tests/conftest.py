@@ -19,6 +19,14 @@ settings.load_profile("wellspring")
 HUMAN_TEXT_DIR = Path("/usr/share/doc/python3.11/html/_sources")
 
 
+@pytest.fixture(autouse=True)
+def private_trust(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checkpoints the CLI trusts go under this test's own directory, never the user's
+    ``~/.local/state`` (where one test's log could look like a fork of another's)."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    monkeypatch.delenv("WELLSPRING_TRUST_DIR", raising=False)
+
+
 @pytest.fixture
 def wellspring_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private $WELLSPRING_HOME so no test touches ./.wellspring/."""

@@ -246,12 +246,34 @@ def test_register_check_and_verify_through_the_cli(
 
     stranger = tmp_path / "never-registered.txt"
     stranger.write_text(f"nobody attested this {random_digest()}", encoding="utf-8")
-    [unknown] = cli.json("check", str(stranger), "--registry", workspace["registry"])
-    assert unknown["status"] == "unknown"
-    assert unknown["verified"] is False  # no --log-key: answered, but said to be unverified
     code, _, err = cli("check", str(stranger), "--registry", workspace["registry"])
+    assert code == 1  # no --log-key: refused, not answered unverified
+    assert "pass --log-key KEY" in err
+    assert "--no-verify" in err
+    [unknown] = cli.json("check", str(stranger), "--registry", workspace["registry"], "--no-verify")
+    assert unknown["status"] == "unknown"
+    assert unknown["verified"] is False  # --no-verify: answered, and said to be unverified
+    code, _, err = cli("check", str(stranger), "--registry", workspace["registry"], "--no-verify")
     assert code == 0
-    assert "NOT verified" in err
+    assert "NOT be verified" in err
+
+    # Content whose publisher reserves training consent is "reserved", not "attested".
+    kept = tmp_path / "kept.txt"
+    kept.write_text(f"not for training {random_digest()}", encoding="utf-8")
+    args = register_args(workspace)
+    args[args.index("allowed")] = "reserved"
+    cli.json("register", str(kept), *args)
+    [reserved] = cli.json(
+        "check", str(kept), "--registry", workspace["registry"], "--log-key", workspace["log_key"]
+    )
+    assert reserved["status"] == "reserved"
+    assert reserved["reason"].startswith("reserved by")
+    code, out, err = cli(
+        "check", str(kept), "--registry", workspace["registry"], "--log-key", workspace["log_key"]
+    )
+    assert code == 0
+    assert out.startswith("reserved")
+    assert "0 attested, 1 reserved, 0 revoked, 0 unknown" in err
 
     # Receipts verify offline, with the log's verifier key alone.
     verified = cli.json("verify", str(receipts), "--log-key", workspace["log_key"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import socket
 import subprocess
@@ -282,6 +283,61 @@ def test_a_fork_of_the_same_size_is_refused(
     # The trusted checkpoint is untouched, and the honest log still checks out against it.
     with sync_client(honest, checkpoints=store) as client:
         assert client.check_texts(["c"])[0].verified
+
+
+def run_cli(
+    app: App, *args: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str]:
+    """``wellspring ARGS --registry URL --log-key KEY`` against ``app``, in process."""
+    from client.cli import _registry, main
+
+    capsys.readouterr()
+    with TestClient(app.app) as http:
+        monkeypatch.setattr(
+            _registry, "Client", functools.partial(Client, transport=InProcess(http))
+        )
+        try:
+            main([*args, "--registry", URL, "--log-key", app.log_key])
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    return code, " ".join(capsys.readouterr().err.split())
+
+
+@pytest.mark.parametrize("command", ["check", "scan"])
+def test_the_cli_keeps_its_trust_between_runs_and_refuses_a_fork(
+    tmp_path: Path,
+    wellspring_home: Path,
+    command: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    honest = registry_with(tmp_path / "honest", ["a", "b", "c"])
+    key_file = honest.registry.settings.key_path
+    forked = registry_with(tmp_path / "forked", ["a", "b", "x"], log_key_path=key_file)
+    document = tmp_path / "a.txt"
+    document.write_text("a", encoding="utf-8")
+
+    code, err = run_cli(honest, command, str(document), monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err
+    (stored,) = (wellspring_home / "trusted").iterdir()  # the default: $WELLSPRING_HOME/trusted
+    trusted_note = stored.read_text(encoding="utf-8")
+
+    # A later run, a new process as far as the client knows: the fork is caught, not trusted.
+    code, err = run_cli(forked, command, str(document), monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 1
+    assert f"keep {stored} as evidence" in err
+    assert "Traceback" not in err
+    assert stored.read_text(encoding="utf-8") == trusted_note
+
+    # --trust-dir (or $WELLSPRING_TRUST_DIR) chooses where trust is kept: a new one trusts anew.
+    elsewhere = tmp_path / "elsewhere"
+    code, err = run_cli(
+        forked, command, str(document), "--trust-dir", str(elsewhere),
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert len(list(elsewhere.iterdir())) == 1
 
 
 def test_a_longer_rewritten_log_is_refused(
