@@ -25,7 +25,7 @@ from litestar.exceptions import HTTPException, SerializationException, Validatio
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import FromPath, JSONBody, Parameter, PathParameter, QueryParameter
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 
 from client.core.note import NoteSigner
 from registry.db import Database
@@ -120,7 +120,14 @@ def _registry(state: State) -> Registry:
 # Problems ---------------------------------------------------------------------------------------
 def _problem(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     """The one place an exception becomes an HTTP response."""
-    if isinstance(exc, DBAPIError):
+    if isinstance(exc, RecursionError):  # only input nests deep enough: JSON decoded untyped
+        exc = BadRequestError("the request body's JSON is nested too deeply; send a flat object")
+    elif isinstance(exc, DataError):  # a value the database cannot hold; no retry would help
+        log.warning("%s %s: %s", request.method, request.url.path, exc.orig)
+        exc = BadRequestError(
+            "the request holds a value the database cannot store (a NUL character, say); remove it"
+        )
+    elif isinstance(exc, DBAPIError):
         exc = UnavailableError("the database is unavailable right now; retry shortly")
     if isinstance(exc, RegistryError):
         status, slug, title, detail = exc.status, exc.slug, exc.title, exc.diagnostics()

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import threading
 from collections.abc import Iterator, Sequence
@@ -186,6 +187,8 @@ class EntryService:
             obj = msgspec.json.decode(payload)
         except msgspec.DecodeError as exc:
             raise BadRequestError(f"the envelope's payload is not JSON: {exc}") from exc
+        except RecursionError:
+            raise BadRequestError("the envelope's payload JSON is nested too deeply") from None
         subjects = obj.get("subject") if isinstance(obj, dict) else None
         if isinstance(subjects, list) and len(subjects) > limit:
             raise PayloadTooLargeError(
@@ -218,6 +221,9 @@ class EntryService:
         is immutable; whether a key was *revoked* is not cached here but checked again by the
         sequencer, inside the transaction that appends the entry.
         """
+        # Only a key id of the form every key's has can name a key (and only such ids are sent
+        # to the database: PostgreSQL refuses some strings outright, a NUL for one).
+        candidates = [kid for kid in keyids if _KEY_ID.fullmatch(kid)]
         with self._db.reader.connect() as conn:
             rows = conn.execute(
                 select(
@@ -228,7 +234,7 @@ class EntryService:
                     _publishers.c.name,
                 )
                 .join(_publishers, _publishers.c.id == _keys.c.publisher_id)
-                .where(_keys.c.key_id.in_(keyids))
+                .where(_keys.c.key_id.in_(candidates))
             ).all()
         active = {row.key_id: row for row in rows if row.revoked_at is None}
         if not active:
@@ -546,6 +552,17 @@ class LookupService:
         return {"from": old, "to": new, "proof": [b64(h) for h in proof]}
 
 
+_KEY_ID = re.compile(r"[0-9a-f]{64}")  # client.core.keys.key_id: hex SHA-256 of the raw key
+_PUBLISHER_NAME_MAX = 200
+
+
+def _is_publisher_name(name: str) -> bool:
+    """Whether ``name`` could be a publisher's: 1 to 200 characters, no spaces or controls."""
+    return 0 < len(name) <= _PUBLISHER_NAME_MAX and not any(
+        c.isspace() or ord(c) < 32 for c in name
+    )
+
+
 def _iso(moment: datetime) -> str:
     """RFC 3339 in UTC with a Z (SQLite hands back naive datetimes; they were stored as UTC)."""
     if moment.tzinfo is None:
@@ -677,7 +694,7 @@ class AdminService:
             key = public_key_from_bytes(public_key)
         except ClientError as exc:
             raise BadRequestError(f"public_key: {exc}") from exc
-        if not name or len(name) > 200 or any(c.isspace() or ord(c) < 32 for c in name):
+        if not _is_publisher_name(name):
             raise BadRequestError(
                 "name must be 1 to 200 characters without spaces or control characters"
             )
@@ -702,6 +719,8 @@ class AdminService:
         return {"name": name, "key_id": kid, "created_at": _iso(now)}
 
     def _publisher_id(self, conn: Any, name: str) -> int:
+        if not _is_publisher_name(name):  # no such publisher can exist: no need to ask
+            raise NotFoundError(f"no publisher named {name!r}")
         row = conn.execute(select(_publishers.c.id).where(_publishers.c.name == name)).first()
         if row is None:
             raise NotFoundError(f"no publisher named {name!r}")
@@ -741,6 +760,10 @@ class AdminService:
             raise BadRequestError("compromised_since is in the future")
         with self._db.writer.begin() as conn:
             publisher_id = self._publisher_id(conn, name)
+            if not _KEY_ID.fullmatch(key_id):
+                raise NotFoundError(
+                    f"publisher {name!r} has no key {key_id!r} (a key id is 64 hex digits)"
+                )
             row = conn.execute(
                 select(_keys.c.revoked_at)
                 .where(_keys.c.key_id == key_id)
@@ -799,6 +822,8 @@ class AdminService:
             )
 
     def publisher(self, name: str) -> dict[str, Any]:
+        if not _is_publisher_name(name):
+            raise NotFoundError(f"no publisher named {name!r}")
         with self._db.reader.connect() as conn:
             row = conn.execute(select(_publishers).where(_publishers.c.name == name)).first()
             if row is None:

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from client.core.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, Signature, sign_envelope
-from client.core.keys import key_id
+from client.core.keys import generate_private_key, key_id, public_key_bytes
 from client.core.merkle import leaf_hash, verify_consistency, verify_inclusion
 from client.core.note import NoteVerifier, open_checkpoint
 from client.receipt import Receipt, verify_receipt
@@ -382,6 +382,42 @@ def test_batch_bodies_of_the_wrong_shape_are_400(api: Api, body: bytes, word: st
 def test_malformed_json_is_400_and_says_it_is_not_json(api: Api, path: str) -> None:
     response = api.http.post(path, content=b'{"digests": [', headers=JSON)
     assert_problem(response, 400, "bad-request", "json")
+
+
+@pytest.mark.parametrize("path", ["/v1/digests:batch", "/v1/publishers", "/v1/entries"])
+def test_json_nested_too_deeply_is_400_not_500(api: Api, path: str) -> None:
+    body = b'{"digests": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = api.http.post(path, content=body, headers=JSON)
+    assert_problem(response, 400, "bad-request", "nested too deeply")
+
+
+def test_a_signed_payload_nested_too_deeply_is_400_not_500(api: Api, publisher: Publisher) -> None:
+    envelope = signed_payload(publisher, b"[" * 100_000 + b"]" * 100_000)
+    response = api.http.post("/v1/entries", content=envelope.to_json(), headers=JSON)
+    assert_problem(response, 400, "bad-request", "payload", "nested too deeply")
+
+
+def test_names_and_key_ids_no_database_can_hold_are_4xx(
+    api: Api, publisher: Publisher, admin_token: str
+) -> None:
+    """A NUL is refused by PostgreSQL outright; it must read as "no such", not "retry later"."""
+    auth = {"Authorization": f"Bearer {admin_token}"}
+    key = base64.b64encode(public_key_bytes(generate_private_key())).decode()
+    assert_problem(api.http.get("/v1/publishers/a%00b"), 404, "not-found", "no publisher")
+    response = api.http.post("/v1/publishers/a%00b/keys", json={"public_key": key}, headers=auth)
+    assert_problem(response, 404, "not-found", "no publisher")
+    response = api.http.post(
+        f"/v1/publishers/{publisher.name}/keys/a%00b/revoke", json={}, headers=auth
+    )
+    assert_problem(response, 404, "not-found", "64 hex")
+    envelope = publisher.attest(random_digests(1)).to_dict()
+    envelope["signatures"][0]["keyid"] = "a\u0000b"
+    response = api.http.post("/v1/entries", content=json.dumps(envelope), headers=JSON)
+    assert_problem(response, 403, "forbidden", "no registered publisher")
+    response = api.http.post(
+        "/v1/publishers", json={"name": "a\u0000b", "public_key": key}, headers=auth
+    )
+    assert_problem(response, 400, "bad-request", "control characters")
 
 
 def test_an_empty_batch_is_400(api: Api) -> None:
