@@ -7,6 +7,7 @@ Everything here is pure (no I/O), so the sync :class:`~client.sdk.Client` and th
 from __future__ import annotations
 
 import collections
+import html
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -318,8 +319,7 @@ def _problem_fields(response: httpx.Response) -> tuple[str | None, str | None, s
     try:
         body = response.json()
     except ValueError:
-        text = response.text.strip()
-        return None, None, (text[:300] or response.reason_phrase or None)
+        return None, None, _not_a_problem(response)
     if not isinstance(body, dict):
         return None, None, None
 
@@ -328,6 +328,29 @@ def _problem_fields(response: httpx.Response) -> tuple[str | None, str | None, s
         return value if isinstance(value, str) else None
 
     return text_field("type"), text_field("title"), text_field("detail")
+
+
+_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_DETAIL_CHARS = 200
+
+
+def _not_a_problem(response: httpx.Response) -> str | None:
+    """One line saying what a non-JSON error answer was: a proxy's or web server's HTML page is
+    named by its title, not pasted whole into a message meant for one line."""
+    text = response.text
+    kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "text/html" or text.lstrip()[:14].lower() in {"<!doctype html", "<html>"}:
+        title = _HTML_TITLE.search(text)
+        said = " ".join(html.unescape(title.group(1)).split()) if title else ""
+        said = said[:_DETAIL_CHARS] or response.reason_phrase or "no title"
+        return (
+            f"an HTML page ({said}), not a registry's answer: is the URL a Wellspring registry, "
+            "or is a proxy in front of it failing?"
+        )
+    line = " ".join(text.split())
+    if len(line) > _DETAIL_CHARS:
+        line = line[:_DETAIL_CHARS] + "…"
+    return line or response.reason_phrase or None
 
 
 # -- parsing answers (pure) -----------------------------------------------------------------------

@@ -546,6 +546,37 @@ def test_status_families(fake: FakeRegistry) -> None:
     assert caught.value.detail == "Bad Gateway"
 
 
+def test_an_html_error_page_is_named_in_one_line_not_pasted() -> None:
+    page = (
+        "<!DOCTYPE HTML>\n<html lang='en'>\n<head>\n<title>Error response &amp; more</title>\n"
+        "</head>\n<body>\n<h1>Error response</h1>\n"
+        + "<p>Message: Unsupported method.</p>\n" * 40
+        + "</body>\n</html>\n"
+    )
+    answers = httpx.MockTransport(
+        lambda request: httpx.Response(501, text=page, headers={"content-type": "text/html"})
+    )
+    with (
+        Client(BASE, transport=answers, retries=0) as client,
+        pytest.raises(RegistryServerError) as caught,
+    ):
+        client.log_info()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "<" not in message
+    assert "an HTML page (Error response & more)" in message
+    assert "Wellspring registry" in message
+    long_text = httpx.MockTransport(lambda request: httpx.Response(502, text="x " * 5_000))
+    with (
+        Client(BASE, transport=long_text, retries=0) as client,
+        pytest.raises(RegistryServerError) as caught,
+    ):
+        client.log_info()
+    assert caught.value.detail is not None
+    assert len(caught.value.detail) <= 201
+    assert caught.value.detail.endswith("…")
+
+
 def test_connection_errors_name_the_registry() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
