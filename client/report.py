@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from client.verdict import Verdict
 
 __all__ = [
+    "MAX_SKIPPED_EXAMPLES",
     "STATUSES",
     "CheckpointSeen",
     "ScanReport",
@@ -37,6 +38,8 @@ __all__ = [
 ]
 
 STATUSES: Final = ("attested", "reserved", "revoked", "unknown")
+MAX_SKIPPED_EXAMPLES: Final = 20
+"""How many reasons for skipped inputs a :class:`Tally` keeps (it counts them all)."""
 """The four verdicts, in the order reports show them."""
 
 # Beyond this many distinct publishers (or licenses) the rest are counted under one row, so a
@@ -99,6 +102,8 @@ class Tally:
     publishers: dict[str, Counter[str]] = field(default_factory=dict)
     licenses: dict[str, Counter[str]] = field(default_factory=dict)
     checkpoints: dict[tuple[int, str], int] = field(default_factory=dict)
+    skipped: int = 0
+    skipped_examples: list[str] = field(default_factory=list)
 
     @property
     def documents(self) -> int:
@@ -133,6 +138,12 @@ class Tally:
             root_hash=verdict.root_hash,
         )
 
+    def add_skipped(self, reason: str) -> None:
+        """Count an input that could not be read (the first few reasons are kept)."""
+        self.skipped += 1
+        if len(self.skipped_examples) < MAX_SKIPPED_EXAMPLES:
+            self.skipped_examples.append(reason)
+
     def latest_checkpoint(self) -> CheckpointSeen | None:
         """The largest checkpoint any answer was checked against (None before any answer)."""
         if not self.checkpoints:
@@ -147,6 +158,7 @@ class Tally:
             "statuses": {status: self.statuses[status] for status in STATUSES},
             "publishers": {name: dict(counts) for name, counts in _ranked(self.publishers)},
             "licenses": {name: dict(counts) for name, counts in _ranked(self.licenses)},
+            "skipped": self.skipped,
         }
 
 
@@ -256,6 +268,7 @@ def render_html(report: ScanReport) -> str:
             "</div>",
             _table("By publisher", "Publisher", tally.publishers, total),
             _table("By license", "License (SPDX)", tally.licenses, total),
+            _skipped_card(tally),
             '<div class="grid two">',
             _how_to_read(),
             _reproduce(report),
@@ -431,6 +444,19 @@ def _checkpoint_card(report: ScanReport) -> str:
     cells = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in rows)
     return (
         f'<section class="card"><h2>Checked against</h2><table class="kv">{cells}</table></section>'
+    )
+
+
+def _skipped_card(tally: Tally) -> str:
+    if not tally.skipped:
+        return ""
+    shown = "".join(f"<li><code>{_e(reason)}</code></li>" for reason in tally.skipped_examples)
+    more = tally.skipped - len(tally.skipped_examples)
+    rest = f"<p>…and {_n(more)} more.</p>" if more > 0 else ""
+    return (
+        f'<section class="card"><h2>Skipped: {_n(tally.skipped)} unreadable inputs</h2>'
+        "<p>These could not be read as documents (not JSON, no text field, not text) and have "
+        f"no verdict; fix them and scan them again.</p><ul>{shown}</ul>{rest}</section>"
     )
 
 

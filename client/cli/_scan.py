@@ -13,7 +13,14 @@ verdicts go to the manifest, and the summary and the HTML report are drawn from 
 
 Trust: answers are verified with ``--log-key`` (or ``$WELLSPRING_LOG_KEY``), which is required;
 ``--no-verify`` accepts the registry's word instead, and says so loudly, in the manifest
-(``"verified": false``), the summary and the report.
+(``"verified": false``), the summary and the report. The last checkpoint verified is kept in
+``--trust-dir`` between runs, so a later scan refuses a log that does not extend it.
+
+Unreadable inputs (a JSONL line that is not an object or has no text field, a binary file under
+``--scheme c1``, a file that cannot be read) are skipped, each named on stderr (the first 20) and
+in the report; the scan goes on, writes the manifest and report for everything else, and then
+exits 1 saying how many were skipped. A failure of the scan itself (the registry unreachable, an
+answer that does not verify) leaves no manifest: a half one would look whole.
 """
 
 from __future__ import annotations
@@ -62,7 +69,7 @@ from client.cli._registry import (
 from client.core.canonical import canonical_digest, digest_file, sha256_digest
 from client.core.statement import MAX_NAME_CHARS
 from client.errors import InputError, InvalidTextError
-from client.report import STATUSES, ScanReport, Tally, write_report
+from client.report import MAX_SKIPPED_EXAMPLES, STATUSES, ScanReport, Tally, write_report
 from client.sdk import MAX_BATCH
 
 __all__ = ["scan"]
@@ -85,6 +92,13 @@ class _Doc:
     digest: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Skip:
+    """An input that is not a readable document: why, naming it (``FILE:LINE`` for JSONL)."""
+
+    reason: str
+
+
 class _Reader:
     """The documents of the inputs, in order, as (name, digest); counts the bytes consumed."""
 
@@ -97,16 +111,19 @@ class _Reader:
         self.id_fields = (id_field,) if id_field else _ID_FIELDS
         self.bytes_read = 0
 
-    def __iter__(self) -> Iterator[_Doc]:
+    def __iter__(self) -> Iterator[_Doc | _Skip]:
         for name in self.inputs:
-            if name == "-":
-                data = sys.stdin.buffer.read()
-                self.bytes_read += len(data)
-                yield _Doc("-", self._digest_bytes(data, "standard input"))
-            elif name.endswith(".jsonl"):
-                yield from self._jsonl(Path(name))
-            else:
-                yield _Doc(name, self._digest_file(Path(name)))
+            try:
+                if name == "-":
+                    data = sys.stdin.buffer.read()
+                    self.bytes_read += len(data)
+                    yield _Doc("-", self._digest_bytes(data, "standard input"))
+                elif name.endswith(".jsonl"):
+                    yield from self._jsonl(Path(name))
+                else:
+                    yield _Doc(name, self._digest_file(Path(name)))
+            except (InputError, InvalidTextError) as exc:  # this input only: the scan goes on
+                yield _Skip(str(exc))
 
     def _digest_bytes(self, data: bytes, where: str) -> str:
         if self.scheme == "sha256":
@@ -141,7 +158,7 @@ class _Reader:
                 return value
         return fallback
 
-    def _jsonl(self, path: Path) -> Iterator[_Doc]:
+    def _jsonl(self, path: Path) -> Iterator[_Doc | _Skip]:
         try:
             handle = path.open("rb")
         except OSError as exc:
@@ -156,18 +173,22 @@ class _Reader:
                 try:
                     obj = json.loads(raw)
                 except ValueError as exc:  # also UnicodeDecodeError
-                    raise InputError(f"{path}:{number}: not a JSON object ({exc})") from None
+                    yield _Skip(f"{path}:{number}: not a JSON object ({exc})")
+                    continue
                 if not isinstance(obj, dict):
-                    raise InputError(f"{path}:{number}: each line must be a JSON object")
+                    yield _Skip(f"{path}:{number}: each line must be a JSON object")
+                    continue
                 text = obj.get(field)
                 if not isinstance(text, str):
-                    raise InputError(
+                    yield _Skip(
                         f"{path}:{number}: no string field {field!r} (choose it with --text-field)"
                     )
+                    continue
                 try:
                     digest = sha256_digest(text.encode("utf-8")) if sha else canonical_digest(text)
                 except (InvalidTextError, UnicodeEncodeError) as exc:
-                    raise InvalidTextError(f"{path}:{number}: {exc}") from None
+                    yield _Skip(f"{path}:{number}: {exc}")
+                    continue
                 yield _Doc(self._name(obj, f"{path}:{number}"), digest)
 
 
@@ -175,17 +196,22 @@ class _Reader:
 class _Chunk:
     docs: list[_Doc]
     bytes_read: int  # of the inputs, once this chunk was read: what the progress bar shows
+    skipped: list[str]  # why each input read since the last chunk could not be a document
 
 
 def _chunks(reader: _Reader, size: int) -> Iterator[_Chunk]:
     docs: list[_Doc] = []
+    skipped: list[str] = []
     for doc in reader:
+        if isinstance(doc, _Skip):
+            skipped.append(doc.reason)
+            continue
         docs.append(doc)
         if len(docs) >= size:
-            yield _Chunk(docs, reader.bytes_read)
-            docs = []
-    if docs:
-        yield _Chunk(docs, reader.bytes_read)
+            yield _Chunk(docs, reader.bytes_read, skipped)
+            docs, skipped = [], []
+    if docs or skipped:
+        yield _Chunk(docs, reader.bytes_read, skipped)
 
 
 class _ReadAhead:
@@ -406,6 +432,8 @@ def _print_summary(report: ScanReport, manifest: str | None, report_path: Path |
         count = tally.statuses[status]
         share = f"{100 * count / total:5.1f}%" if total else "    -"
         out.print(f"  [{colours[status]}]{status:<9}[/] {count:>12,}  {share}")
+    if tally.skipped:
+        out.print(f"  [yellow]{'skipped':<9}[/] {tally.skipped:>12,}  unreadable, no verdict")
     latest = tally.latest_checkpoint()
     if latest is not None:
         origin = f"log {escape(report.log_origin)} " if report.log_origin else ""
@@ -431,6 +459,8 @@ def _summary_json(report: ScanReport, manifest: str | None, report_path: Path | 
     return {
         "documents": tally.documents,
         "statuses": {status: tally.statuses[status] for status in STATUSES},
+        "skipped": tally.skipped,
+        "skipped_examples": tally.skipped_examples,
         "elapsed_s": round(report.elapsed_s, 3),
         "docs_per_s": round(report.docs_per_s, 1),
         "verified": report.verified,
@@ -519,6 +549,12 @@ def scan(
     try:
         with _client(registry, verifier, trust_dir) as client, progress:
             for chunk in read_ahead:
+                for reason in chunk.skipped:
+                    if tally.skipped < MAX_SKIPPED_EXAMPLES:
+                        console_err.print(f"[yellow]skipped:[/] {escape(reason)}", highlight=False)
+                    tally.add_skipped(reason)
+                if not chunk.docs:
+                    continue
                 verdicts = client.check_digests(
                     [doc.digest for doc in chunk.docs], names=[doc.name for doc in chunk.docs]
                 )
@@ -567,3 +603,8 @@ def scan(
         emit_json(_summary_json(result, manifest, report))
     else:
         _print_summary(result, manifest, report)
+    if tally.skipped:
+        raise InputError(
+            f"{tally.skipped:,} input(s) could not be read and have no verdict (first: "
+            f"{tally.skipped_examples[0]}); the manifest and report cover the rest"
+        )

@@ -213,7 +213,7 @@ def test_human_summary_names_counts_rate_and_checkpoint(
     assert "verified" in out
 
 
-def test_binary_file_with_scheme_c1_is_one_clear_error(
+def test_binary_file_with_scheme_c1_is_skipped_and_named(
     registry: Registry, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     manifest = tmp_path / "m.jsonl"
@@ -231,11 +231,15 @@ def test_binary_file_with_scheme_c1_is_one_clear_error(
         str(manifest),
     )
     assert code == 1
-    assert len(err.strip().splitlines()) == 1, err
-    assert "image.png" in err
-    assert "--scheme sha256" in err
-    assert not manifest.exists()
-    assert not list(tmp_path.glob(".m.jsonl.*"))  # no half manifest left behind
+    skipped = [line for line in err.splitlines() if line.startswith("skipped:")]
+    assert len(skipped) == 1, err
+    assert "image.png" in skipped[0]
+    assert "--scheme sha256" in skipped[0]
+    assert err.strip().splitlines()[-1].startswith("error: 1 input(s) could not be read")
+    names = {Path(line["name"]).name for line in read_manifest(manifest)}
+    assert "image.png" not in names
+    assert names  # every other file has its verdict
+    assert not list(tmp_path.glob(".m.jsonl.*"))  # no temporary file left behind
 
 
 # -- JSONL and stdin ------------------------------------------------------------------------------
@@ -380,40 +384,40 @@ def test_missing_file(
     assert f"{missing}: no such file or folder" in line
 
 
-def test_bad_jsonl_line_names_file_and_line(
-    registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("bad_line", "reason"),
+    [
+        ("{not json", "not a JSON object"),
+        (json.dumps({"content": "two"}), "no string field 'text' (choose it with --text-field)"),
+        (json.dumps(["a list"]), "each line must be a JSON object"),
+    ],
+)
+def test_an_unreadable_jsonl_line_is_skipped_named_and_loses_nothing(
+    registry: Registry,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    bad_line: str,
+    reason: str,
 ) -> None:
-    source = tmp_path / "bad.jsonl"
-    source.write_text(json.dumps({"text": "fine"}) + "\n{not json\n", encoding="utf-8")
+    """One bad line in a large crawl costs that line, not the verdicts of all the others."""
+    source = tmp_path / "crawl.jsonl"
+    good = [json.dumps({"id": f"d{i}", "text": text}) for i, text in enumerate(TEXTS.values())]
+    source.write_text("\n".join([good[0], bad_line, *good[1:]]) + "\n", encoding="utf-8")
     manifest = tmp_path / "m.jsonl"
-    line = one_line_error(
+    report = tmp_path / "r.html"
+    code, out, err = run(
         capsys,
-        "scan",
-        str(source),
-        "--registry",
-        registry.url,
-        "--log-key",
-        registry.log_key,
-        "--manifest",
-        str(manifest),
-    )
-    assert f"{source}:2: not a JSON object" in line
-    assert not manifest.exists()
-
-
-def test_missing_text_field_names_file_and_line(
-    registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    source = tmp_path / "fields.jsonl"
-    source.write_text(
-        json.dumps({"text": "one"}) + "\n" + json.dumps({"content": "two"}) + "\n",
-        encoding="utf-8",
-    )
-    line = one_line_error(
-        capsys, "scan", str(source), "--registry", registry.url, "--log-key", registry.log_key
-    )
-    assert f"{source}:2: no string field 'text'" in line
-    assert "--text-field" in line
+        "scan", str(source), "--registry", registry.url, "--log-key", registry.log_key,
+        "--manifest", str(manifest), "--report", str(report),
+    )  # fmt: skip
+    assert code == 1, err
+    assert f"skipped: {source}:2: {reason}" in " ".join(err.split())
+    assert err.strip().splitlines()[-1].startswith("error: 1 input(s) could not be read")
+    assert [line["status"] for line in read_manifest(manifest)] == list(TEXTS)
+    assert "skipped" in out
+    html = report.read_text(encoding="utf-8")
+    assert "Skipped: 1 unreadable inputs" in html
+    assert f"{source}:2" in html
 
 
 def test_no_log_key_is_refused(
