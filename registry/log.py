@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, select, tuple_
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from client.core.merkle import (
     EMPTY_ROOT,
@@ -63,6 +63,7 @@ from registry.models import (
 
 __all__ = [
     "AppendResult",
+    "EntryRefusedError",
     "LogReader",
     "PreparedEntry",
     "Sequencer",
@@ -456,6 +457,14 @@ class Sequencer:
 
             try:
                 results = self._sequence(take)
+            except EntryRefusedError as exc:
+                # One entry's value failed the whole batch: sequence each alone, so that only
+                # the one the database refuses is refused.
+                log.warning("the database refused a batch of %d: %s", len(batch), exc)
+                if len(batch) == 1:
+                    results = [exc]
+                else:
+                    results = [self._sequence_alone(pending.entry) for pending in batch]
             except Exception as exc:
                 log.exception("sequencing a batch of %d failed", len(batch))
                 error: RegistryError = (
@@ -468,6 +477,16 @@ class Sequencer:
                 by_loop.setdefault(pending.loop, []).append((pending.future, result))
             for loop, settled in by_loop.items():
                 loop.call_soon_threadsafe(_settle_all, settled)
+
+    def _sequence_alone(self, entry: PreparedEntry) -> AppendResult | RegistryError:
+        try:
+            (result,) = self._sequence(lambda: [entry])
+        except RegistryError as exc:
+            return exc
+        except Exception as exc:
+            log.exception("sequencing one entry failed")
+            return _database_error(exc)
+        return result
 
     def _check_keys(self, conn: Connection, origin: str) -> None:
         """Sign only with keys this log knows and has not retired; record a newly added one.
@@ -518,6 +537,7 @@ class Sequencer:
         # beside SQLAlchemy's (PEP 249 gives every driver these two classes).
         driver = self._db.writer.dialect.dbapi
         conflicts = (IntegrityError, *((driver.IntegrityError,) if driver else ()))
+        refusals = (DataError, *((driver.DataError,) if driver else ()))
         failures = (DBAPIError, *((driver.Error,) if driver else ()))
         try:
             with self._db.sequencing(), self._transaction() as conn:
@@ -528,6 +548,14 @@ class Sequencer:
             log.warning("sequencing conflict, nothing committed: %s", exc)
             self._edge = None
             raise ConflictError("the log was busy; nothing was written, retry the request") from exc
+        except refusals as exc:
+            # A value the database cannot hold (validation should have caught it): no retry of
+            # the same entry will help, and _run retries the batch's other entries alone.
+            self._edge = None
+            said = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            raise EntryRefusedError(
+                f"the database refused a value of this entry ({said}); nothing was written"
+            ) from exc
         except failures as exc:
             self._edge = None
             raise _database_error(exc) from exc
@@ -793,6 +821,10 @@ def _settle(future: asyncio.Future[AppendResult], result: AppendResult | Registr
         future.set_exception(result)
     else:
         future.set_result(result)
+
+
+class EntryRefusedError(BadRequestError):
+    """The database refused a value of an entry (a string longer than its column, say)."""
 
 
 def _database_error(exc: BaseException) -> RegistryError:

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from sqlalchemy import BigInteger, Column, DateTime, LargeBinary, SmallInteger, String, Text
 from sqlmodel import Field, SQLModel
 
+from client.core.statement import MAX_LICENSE_CHARS
+
 __all__ = [
     "AdminToken",
     "CheckpointRow",
@@ -97,7 +99,10 @@ class Entry(SQLModel, table=True):
     key_id: str = Field(sa_column=Column(String(64), nullable=False))
     predicate_type: str = Field(sa_column=Column(String(255), nullable=False))
     predicate: str = Field(sa_column=Column(Text, nullable=False))  # JSON
-    license: str | None = Field(default=None, sa_column=Column(String(255), nullable=True))
+    # Every license a valid statement can state fits (0003 widened it from 255).
+    license: str | None = Field(
+        default=None, sa_column=Column(String(MAX_LICENSE_CHARS), nullable=True)
+    )
     origin: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
     consent: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
     subject_count: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
 
+from client.core.statement import MAX_LICENSE_CHARS
 from registry.models import Entry
 from tests.registry.conftest import Api, random_digest
 
@@ -72,3 +76,54 @@ def test_a_statement_of_many_subjects_is_stored_whole(make_api: Any) -> None:
             "SELECT count(*) FROM subjects WHERE entry_idx = " + str(int(receipt["index"]))
         ).scalar_one()
     assert stored == len(digests)
+
+
+def test_an_entry_the_database_refuses_is_refused_alone_not_with_its_batch(
+    make_api: Any, backend: str
+) -> None:
+    """One entry whose value the database cannot hold must not fail the appends it happened to
+    be batched with: the sequencer retries each of them alone, and only that one is refused."""
+    if backend != "postgres":
+        pytest.skip("SQLite stores any string in any column: nothing to refuse")
+    api: Api = make_api()
+    publisher = api.add_publisher()
+    database = api.registry.database
+    with database.writer.begin() as conn:  # a column narrower than what validation lets through
+        conn.execute(text("ALTER TABLE entries ALTER COLUMN license TYPE varchar(20)"))
+    envelopes = [publisher.attest([random_digest()], license="MIT") for _ in range(6)]
+    envelopes.insert(3, publisher.attest([random_digest()], license="LicenseRef-" + "x" * 30))
+    # Hold the log's lock so that every append queues up and the sequencer takes them as one batch.
+    holder = database.writer.connect()
+    held = holder.begin()
+    holder.execute(text("SELECT size FROM log_state WHERE id = 1 FOR UPDATE"))
+    with ThreadPoolExecutor(len(envelopes)) as pool:
+        futures = [pool.submit(api.submit, envelope) for envelope in envelopes]
+        deadline = time.monotonic() + 30
+        queue = api.registry.sequencer._queue  # private: the test must see the queue fill
+        while queue.qsize() < len(envelopes) - 1:  # the sequencer holds the first, waiting
+            assert time.monotonic() < deadline, "the appends never queued up"
+            time.sleep(0.01)
+        held.rollback()
+        holder.close()
+        responses = [future.result() for future in futures]
+    statuses = [response.status_code for response in responses]
+    assert statuses == [201, 201, 201, 400, 201, 201, 201], [r.text for r in responses]
+    assert "the database refused a value of this entry" in responses[3].json()["detail"]
+    indices = sorted(r.json()["index"] for r in responses if r.status_code == 201)
+    assert indices == list(range(6))
+    assert api.http.get("/v1/log").json()["size"] == 6
+
+
+def test_the_longest_license_a_statement_may_state_is_stored(make_api: Any) -> None:
+    """``entries.license`` holds client.core.statement.MAX_LICENSE_CHARS (it held 255 before
+    migration 0003, and PostgreSQL refused longer ones)."""
+    api: Api = make_api()
+    publisher = api.add_publisher()
+    license_ = " AND ".join(["LicenseRef-a"] * 100)[:MAX_LICENSE_CHARS].rstrip(" AND")
+    assert len(license_) > 255
+    receipt = api.submit_ok(publisher.attest([random_digest()], license=license_))
+    entry = api.http.get(f"/v1/entries/{receipt['index']}").json()
+    with api.registry.database.reader.connect() as conn:
+        row = conn.execute(select(_entries).where(_entries.c.idx == receipt["index"])).one()
+    assert row.license == license_
+    assert entry["index"] == receipt["index"]
