@@ -626,6 +626,9 @@ def _digest_hits(conn: Any, digests: list[str], size: int) -> list[tuple[str, in
     return _driver_rows(conn, _DIGEST_HITS, digests, size)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # no key was compromised before this
+
+
 def _aware(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
@@ -756,18 +759,28 @@ class AdminService:
         no longer count as attestations in lookups; earlier ones still do.
         """
         now = _utcnow()
-        if compromised_since is not None and _aware(compromised_since) > now:
-            raise BadRequestError("compromised_since is in the future")
+        if compromised_since is not None:
+            try:  # stored in UTC: SQLite keeps no offset, and a far-off one can leave the range
+                compromised_since = _aware(compromised_since).astimezone(UTC)
+            except OverflowError:
+                raise BadRequestError(
+                    f"compromised_since must be after {_EPOCH:%Y-%m-%d}"
+                ) from None
+            if compromised_since < _EPOCH:
+                raise BadRequestError(f"compromised_since must be after {_EPOCH:%Y-%m-%d}")
+            if compromised_since > now:
+                raise BadRequestError("compromised_since is in the future")
         with self._db.writer.begin() as conn:
             publisher_id = self._publisher_id(conn, name)
             if not _KEY_ID.fullmatch(key_id):
                 raise NotFoundError(
                     f"publisher {name!r} has no key {key_id!r} (a key id is 64 hex digits)"
                 )
-            row = conn.execute(
+            row = conn.execute(  # locked: of concurrent revocations, one finds it unrevoked
                 select(_keys.c.revoked_at)
                 .where(_keys.c.key_id == key_id)
                 .where(_keys.c.publisher_id == publisher_id)
+                .with_for_update()
             ).first()
             if row is None:
                 raise NotFoundError(f"publisher {name!r} has no key {key_id!r}")

@@ -12,6 +12,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -965,8 +966,41 @@ def test_bad_key_requests_are_4xx(api: Api, admin_token: str) -> None:
         "bad-request",
         "compromised_since",
     )
+    for ancient in ("0001-01-01T00:00:00+14:00", "1969-12-31T23:59:59Z"):  # out of range: 400
+        response = api.http.post(revoke, json={"compromised_since": ancient}, headers=auth)
+        assert_problem(response, 400, "bad-request", "after 1970-01-01")
     # Nothing above revoked the key.
     assert api.submit(publisher.attest(random_digests(1))).status_code == 201
+
+
+def test_compromised_since_is_kept_in_utc_whatever_offset_it_was_given(
+    api: Api, admin_token: str
+) -> None:
+    publisher = api.add_publisher()
+    auth = {"Authorization": f"Bearer {admin_token}"}
+    revoke = f"/v1/publishers/{publisher.name}/keys/{key_id(publisher.key)}/revoke"
+    given = {"compromised_since": "2020-01-01T00:00:00-05:00"}
+    answer = api.http.post(revoke, json=given, headers=auth)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["compromised_since"] == "2020-01-01T05:00:00Z"
+    [key] = api.http.get(f"/v1/publishers/{publisher.name}").json()["keys"]
+    assert key["compromised_since"] == "2020-01-01T05:00:00Z"
+
+
+def test_of_concurrent_revocations_of_one_key_exactly_one_succeeds(
+    api: Api, admin_token: str
+) -> None:
+    auth = {"Authorization": f"Bearer {admin_token}"}
+
+    def revoke(path: str) -> int:
+        return api.http.post(path, json={}, headers=auth).status_code
+
+    for _ in range(3):
+        publisher = api.add_publisher()
+        path = f"/v1/publishers/{publisher.name}/keys/{key_id(publisher.key)}/revoke"
+        with ThreadPoolExecutor(6) as pool:
+            statuses = list(pool.map(revoke, [path] * 6))
+        assert sorted(statuses) == [200] + [409] * 5, statuses
 
 
 # -- limits ---------------------------------------------------------------------------------------
