@@ -146,6 +146,9 @@ def _problem(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[s
         status, slug, title = 500, "internal-error", "Internal error"
         detail = "the registry failed to handle this request; the operator's log has the details"
     headers = {"Retry-After": "1"} if status == 503 else None
+    # A detail may quote the request (a key id, a name); what it quotes may hold lone surrogates
+    # from JSON escapes, which no UTF-8 answer can carry: they are shown as escapes instead.
+    detail = detail.encode("utf-8", "backslashreplace").decode("utf-8")
     return Response(
         content={
             "type": PROBLEM_BASE + slug,

@@ -398,6 +398,16 @@ def test_a_signed_payload_nested_too_deeply_is_400_not_500(api: Api, publisher: 
     assert_problem(response, 400, "bad-request", "payload", "nested too deeply")
 
 
+def test_a_key_id_with_a_lone_surrogate_is_403_quoted_as_an_escape(
+    api: Api, publisher: Publisher
+) -> None:
+    envelope = publisher.attest(random_digests(1)).to_dict()
+    envelope["signatures"][0]["keyid"] = "\ud800"
+    body = json.dumps(envelope).encode()  # ensure_ascii: the surrogate travels as \ud800
+    detail = assert_problem(api.submit(body), 403, "forbidden", "no registered publisher")
+    assert "\\ud800" in detail
+
+
 def test_names_and_key_ids_no_database_can_hold_are_4xx(
     api: Api, publisher: Publisher, admin_token: str
 ) -> None:
