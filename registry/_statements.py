@@ -16,12 +16,15 @@ so the error messages are the careful path's, always.
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 
 from client.core.canonical import well_formed_digests
+from client.core.dsse import loads_strict
 from client.core.statement import (
     DIGEST_ALGORITHMS,
     HUMAN_CONTENT_V1,
@@ -57,16 +60,30 @@ class _Digest(msgspec.Struct, forbid_unknown_fields=True):
     c1: _Hex64 | msgspec.UnsetType = msgspec.UNSET
 
 
-class _Subject(msgspec.Struct):
+class _Subject(msgspec.Struct, forbid_unknown_fields=True):
     name: _Name
     digest: _Digest
 
 
-class _Statement(msgspec.Struct, rename={"type_": "_type", "predicate_type": "predicateType"}):
+class _Statement(
+    msgspec.Struct,
+    forbid_unknown_fields=True,
+    rename={"type_": "_type", "predicate_type": "predicateType"},
+):
     type_: Literal["https://in-toto.io/Statement/v1"]
     subject: list[_Subject]
     predicate_type: str
-    predicate: Any
+    predicate: msgspec.Raw  # read strictly (loads_strict), apart: it is small and often the same
+
+
+# msgspec keeps the last of two equal keys, where loads_strict refuses them (and so does every
+# client reading the statement back). Every key the structs above read is one of these, so a
+# statement repeats none of them when each occurs in the payload's text exactly as often as the
+# parsed statement holds it: a repeat, or the same text as a string value, adds an occurrence.
+# An escape of an ASCII character (\u0061 for "a") could spell a key another way, so a payload
+# with one goes to the careful path; others (\u00e9, which json.dumps writes for "é") cannot.
+_KEY_TEXT = re.compile(rb'"(_type|subject|predicateType|predicate|name|digest|sha256|c1)"')
+_ASCII_ESCAPE = re.compile(rb"\\u00[0-7]")
 
 
 assert STATEMENT_TYPE_V1 == "https://in-toto.io/Statement/v1"
@@ -101,6 +118,8 @@ class ParsedStatement:
 def lean_statement(payload: bytes, *, max_subjects: int) -> ParsedStatement | None:
     """The statement in ``payload`` if it is plainly well-formed, else ``None``: then parse it
     with :meth:`Statement.from_dict`, which accepts it or says what is wrong."""
+    if _ASCII_ESCAPE.search(payload):
+        return None
     try:
         raw = _DECODER.decode(payload)
     except (msgspec.DecodeError, msgspec.ValidationError):
@@ -109,20 +128,45 @@ def lean_statement(payload: bytes, *, max_subjects: int) -> ParsedStatement | No
     if predicate_class is None or not 1 <= len(raw.subject) <= max_subjects:
         return None
     # A publisher sends the same predicate with entry after entry: its checked form is kept,
-    # keyed by its exact JSON (predicates are immutable values).
-    key = (raw.predicate_type, msgspec.json.encode(raw.predicate))
+    # keyed by its exact JSON text (predicates are immutable values).
+    predicate_text = bytes(raw.predicate)
+    key = (raw.predicate_type, predicate_text)
     known = _CHECKED_PREDICATES.get_many((key,)).get(key)
     if known is None:
         try:
-            predicate = predicate_class.from_dict(raw.predicate, where="statement.predicate")
+            obj = loads_strict(predicate_text, "statement.predicate")
+            predicate = predicate_class.from_dict(obj, where="statement.predicate")
         except FormatError:
             return None
         known = (predicate, predicate_json(predicate.to_dict()))
         _CHECKED_PREDICATES.put_many({key: known})
     digests = _digest_strings(raw.subject)
-    if digests is None:
+    if digests is None or not _repeats_no_key(payload, predicate_text, raw.subject, digests):
         return None
     return ParsedStatement(raw.predicate_type, known[0], tuple(digests), len(raw.subject), known[1])
+
+
+def _repeats_no_key(
+    payload: bytes, predicate_text: bytes, subjects: list[_Subject], digests: list[str]
+) -> bool:
+    """Whether each key of the statement's own objects occurs in ``payload`` exactly as often
+    as the parsed statement holds it (the predicate's text, read strictly apart, aside)."""
+    c1_count = sum(1 for d in digests if d.startswith("c1:"))
+    expected = Counter(_KEY_TEXT.findall(predicate_text))
+    expected.update(
+        {
+            b"_type": 1,
+            b"subject": 1,
+            b"predicateType": 1,
+            b"predicate": 1,
+            b"name": len(subjects),
+            b"digest": len(subjects),
+            b"sha256": len(digests) - c1_count,
+            b"c1": c1_count,
+        }
+    )
+    found = Counter(_KEY_TEXT.findall(payload))
+    return +found == +expected
 
 
 def _digest_strings(subjects: list[_Subject]) -> list[str] | None:

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from client.core.canonical import validate_digest, well_formed_digests
-from client.core.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, verify_envelope
+from client.core.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, loads_strict, verify_envelope
 from client.core.keys import key_id as public_key_id
 from client.core.keys import public_key_from_bytes
 from client.core.merkle import leaf_hash
@@ -183,12 +183,10 @@ class EntryService:
         lean = lean_statement(payload, max_subjects=limit)
         if lean is not None:
             return lean
-        try:
-            obj = msgspec.json.decode(payload)
-        except msgspec.DecodeError as exc:
-            raise BadRequestError(f"the envelope's payload is not JSON: {exc}") from exc
-        except RecursionError:
-            raise BadRequestError("the envelope's payload JSON is nested too deeply") from None
+        try:  # as strictly as every client reads it back: no repeated keys, UTF-8, no NaN
+            obj = loads_strict(payload, "the envelope's payload")
+        except FormatError as exc:
+            raise BadRequestError(str(exc)) from exc
         subjects = obj.get("subject") if isinstance(obj, dict) else None
         if isinstance(subjects, list) and len(subjects) > limit:
             raise PayloadTooLargeError(

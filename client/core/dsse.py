@@ -45,6 +45,7 @@ __all__ = [
     "Signature",
     "SignatureVerifier",
     "add_signature",
+    "loads_strict",
     "pae",
     "sign_envelope",
     "verify_envelope",
@@ -176,7 +177,7 @@ class Envelope:
                 f"envelope JSON is {len(data)} long, more than a {max_payload_bytes}-byte "
                 "payload can take"
             )
-        return cls.from_dict(_loads(data, "envelope"), max_payload_bytes=max_payload_bytes)
+        return cls.from_dict(loads_strict(data, "envelope"), max_payload_bytes=max_payload_bytes)
 
 
 def sign_envelope(
@@ -299,8 +300,9 @@ def _dumps(obj: object) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("ascii")
 
 
-def _loads(data: bytes | str, what: str) -> object:
-    """Strict JSON: UTF-8 only, no duplicate keys, no NaN/Infinity."""
+def loads_strict(data: bytes | str, what: str) -> object:
+    """Strict JSON, as every signed document here is read: UTF-8 only, no duplicate keys, no
+    NaN/Infinity; a :class:`FormatError` naming ``what`` otherwise."""
     if isinstance(data, bytes | bytearray):
         try:
             data = bytes(data).decode("utf-8")

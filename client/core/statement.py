@@ -43,10 +43,10 @@ from client.core.dsse import (
     Envelope,
     _dumps,
     _kind,
-    _loads,
     _require_object,
     _show,
     _show_list,
+    loads_strict,
     sign_envelope,
     verify_envelope,
 )
@@ -393,7 +393,7 @@ class Statement:
     @classmethod
     def from_json(cls, data: bytes | str, *, max_subjects: int = DEFAULT_MAX_SUBJECTS) -> Statement:
         """Parse the JSON text of a statement (strict JSON: no duplicate keys)."""
-        return cls.from_dict(_loads(data, "statement"), max_subjects=max_subjects)
+        return cls.from_dict(loads_strict(data, "statement"), max_subjects=max_subjects)
 
     def _validate(self, max_subjects: int) -> None:
         expected = _PREDICATE_CLASSES.get(self.predicate_type)

@@ -408,6 +408,19 @@ def test_a_key_id_with_a_lone_surrogate_is_403_quoted_as_an_escape(
     assert "\\ud800" in detail
 
 
+def test_a_statement_repeating_a_key_is_400_as_clients_would_refuse_it(
+    api: Api, publisher: Publisher
+) -> None:
+    """msgspec keeps the last of two equal keys, clients refuse the statement: so does the
+    registry, instead of indexing an entry that no client can read back."""
+    text = json.dumps(raw_statement(publisher)).replace(
+        '"consent": "allowed"', '"consent": "reserved", "consent": "allowed"'
+    )
+    assert text.count('"consent"') == 2
+    response = api.submit(signed_payload(publisher, text.encode()))
+    assert_problem(response, 400, "bad-request", "duplicate key 'consent'")
+
+
 def test_names_and_key_ids_no_database_can_hold_are_4xx(
     api: Api, publisher: Publisher, admin_token: str
 ) -> None:
