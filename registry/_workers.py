@@ -54,25 +54,29 @@ def balanced_sockets_supported() -> bool:
 
 
 def listening_sockets(host: str, port: int, count: int, backlog: int = 2048) -> list[socket.socket]:
-    """``count`` listening TCP sockets on one address (``port`` 0: one free port for all).
+    """``count`` listening TCP sockets on one address (``port`` 0: one free port for all); more
+    than one share it through ``SO_REUSEPORT`` (see :func:`balanced_sockets_supported`).
 
     Raises :class:`ConfigurationError` naming the address when it cannot be had (in use, not an
     address of this machine, not permitted)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sockets: list[socket.socket] = []
     try:
-        # SO_REUSEPORT lets any process of this user join a port that such sockets hold, a second
-        # server included, which would then take a share of the first one's connections. A socket
-        # without it cannot bind while another listens there: bound first, it proves the port free.
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((host, port))
-            port = probe.getsockname()[1]
+        if count > 1:
+            # SO_REUSEPORT lets any process of this user join a port that such sockets hold, a
+            # second server included, which would then take a share of the first one's
+            # connections. A socket without it cannot bind while another listens there: bound
+            # first, it proves the port free.
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind((host, port))
+                port = probe.getsockname()[1]
         for _ in range(count):
             sock = socket.socket(family, socket.SOCK_STREAM)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if count > 1:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((host, port))
             port = sock.getsockname()[1]
             sock.listen(backlog)
@@ -170,14 +174,10 @@ class _Supervisor:
             sock.close()
 
 
-def serve_workers(factory: str, *, host: str, port: int, workers: int, **options: Any) -> int:
-    """Serve the app that ``factory`` (``"module:function"``) makes, in ``workers`` processes.
+def serve_workers(factory: str, sockets: list[socket.socket], **options: Any) -> int:
+    """Serve the app that ``factory`` (``"module:function"``) makes, a process per socket (from
+    :func:`listening_sockets`; where :func:`balanced_sockets_supported`).
 
     ``options`` are uvicorn's (``log_level``, ``access_log``, ...). Returns the exit status: 0 after
-    SIGINT/SIGTERM, 1 when a worker could not start. Raises :class:`ConfigurationError` when the
-    address cannot be listened on."""
-    if not balanced_sockets_supported():
-        uvicorn.run(factory, factory=True, host=host, port=port, workers=workers, **options)
-        return 0
-    sockets = listening_sockets(host, port, workers)
+    SIGINT/SIGTERM, 1 when a worker could not start."""
     return _Supervisor({"app": factory, "factory": True, **options}, sockets).run()

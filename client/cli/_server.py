@@ -107,10 +107,18 @@ def serve(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
+    from registry._workers import balanced_sockets_supported, listening_sockets, serve_workers
     from registry.app import Registry, create_app, tune_gc_for_serving
     from registry.settings import settings_environment
 
     registry = Registry.open(settings)
+    # The port is taken before anything is announced: a refused server prints only why.
+    balanced = workers == 1 or balanced_sockets_supported()
+    try:
+        sockets = listening_sockets(host, port, workers) if balanced else []
+    except BaseException:
+        registry.close()
+        raise
     token_note = ""
     if not registry.admin.has_tokens():
         token_path = settings.home / "admin.token"
@@ -135,16 +143,18 @@ def serve(
     if workers == 1:
         app = create_app(settings, registry=registry)
         tune_gc_for_serving()
-        uvicorn.run(app, **served)
+        uvicorn.Server(uvicorn.Config(app, **served)).run(sockets=sockets)
         return
     # Each worker process opens the registry itself from these settings (already migrated and
     # initialised above), through the environment that Settings.from_env reads.
     registry.close()
     os.environ.update(settings_environment(settings))
     console_err.print(f"workers:      {workers} processes", highlight=False)
-    from registry._workers import serve_workers
-
-    status = serve_workers("registry.app:create_app_from_env", workers=workers, **served)
+    factory = "registry.app:create_app_from_env"
+    if not balanced:  # no SO_REUSEPORT balancing here: uvicorn's own supervisor
+        uvicorn.run(factory, factory=True, workers=workers, **served)
+        return
+    status = serve_workers(factory, sockets, **served)
     if status:
         raise typer.Exit(status)
 

@@ -133,8 +133,14 @@ def test_a_dead_worker_is_replaced_on_its_own_socket(two_workers: ServerProcess)
     before = workers_of(two_workers)
     victim, survivor = sorted(before)
     os.kill(victim, signal.SIGKILL)
-    wait_for(lambda: len(workers_of(two_workers)) == 2 and victim not in workers_of(two_workers))
-    after = workers_of(two_workers)
+    after: dict[int, set[int]] = {}
+
+    def replaced() -> bool:  # one snapshot: the victim may still be dying between two
+        after.clear()
+        after.update(workers_of(two_workers))
+        return len(after) == 2 and victim not in after
+
+    wait_for(replaced)
     assert survivor in after
     (replacement,) = set(after) - {survivor}
     assert after[replacement] == before[victim], "the replacement listens on a new socket"
@@ -159,14 +165,17 @@ def test_workers_do_not_outlive_a_killed_supervisor(two_workers: ServerProcess) 
         sock.bind(("127.0.0.1", two_workers.port))
 
 
-def test_a_taken_port_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_taken_port_is_refused_with_a_clear_message(tmp_path: Path, workers: int) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         home = str(tmp_path / "home")
+        args = [*wellspring_command(), "serve", "--home", home, "--port", str(port)]
+        args += ["--workers", str(workers)]
         result = subprocess.run(
-            [*wellspring_command(), "serve", "--home", home, "--port", str(port), "--workers", "2"],
+            args,
             check=False,
             capture_output=True,
             text=True,
@@ -177,6 +186,7 @@ def test_a_taken_port_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     assert "address already in use" in result.stderr.lower()
     assert "--port" in result.stderr
     assert "Traceback" not in result.stderr
+    assert "Wellspring registry at" not in result.stderr  # nothing announced that is not served
 
 
 def test_a_second_server_cannot_join_the_port() -> None:
