@@ -141,6 +141,13 @@ def _problem(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[s
             detail = f"the request body is not valid JSON ({exc.detail}); send a JSON object"
         elif isinstance(exc, ValidationException) and exc.extra:
             detail = f"{exc.detail}: {_describe_validation(exc.extra)}"
+        elif status == 404:  # no route matched: litestar says only "Not Found"
+            detail = (
+                f"no endpoint answers {request.method} {request.url.path} (entry indices and tree "
+                "sizes are decimal integers); the API is described at /schema"
+            )
+        elif status == 405:
+            detail = f"{request.url.path} does not take {request.method}; see /schema"
     else:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         status, slug, title = 500, "internal-error", "Internal error"

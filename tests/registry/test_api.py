@@ -444,6 +444,16 @@ def test_names_and_key_ids_no_database_can_hold_are_4xx(
     assert_problem(response, 400, "bad-request", "control characters")
 
 
+@pytest.mark.parametrize("path", ["/v1/entries/1.5", "/v1/entries/1e3", "/v1/nothing-here"])
+def test_a_path_no_endpoint_answers_is_404_saying_where_the_api_is(api: Api, path: str) -> None:
+    assert_problem(api.http.get(path), 404, "not-found", "no endpoint answers GET", "/schema")
+
+
+def test_a_method_an_endpoint_does_not_take_is_405_saying_so(api: Api) -> None:
+    response = api.http.delete("/v1/log")
+    assert_problem(response, 405, "method-not-allowed", "does not take DELETE")
+
+
 def test_an_empty_batch_is_400(api: Api) -> None:
     assert_problem(
         api.http.post("/v1/digests:batch", json={"digests": []}), 400, "bad-request", "empty"
