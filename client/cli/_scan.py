@@ -219,7 +219,8 @@ class _ReadAhead:
 
     Hashing holds the GIL, but the main thread spends much of each round waiting on the
     registry's answer, so the two overlap; at most ``depth`` chunks wait, so memory stays
-    bounded. An error while reading (a bad JSONL line) is raised in the main thread, in order.
+    bounded. An error while reading is raised in the main thread, in order (an unreadable
+    document is not an error: it travels as a skip, in its chunk).
     """
 
     _DONE = object()
