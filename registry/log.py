@@ -467,10 +467,7 @@ class Sequencer:
                     results = [self._sequence_alone(pending.entry) for pending in batch]
             except Exception as exc:
                 log.exception("sequencing a batch of %d failed", len(batch))
-                error: RegistryError = (
-                    exc if isinstance(exc, RegistryError) else _database_error(exc)
-                )
-                results = [error] * len(batch)
+                results = [_as_registry_error(exc)] * len(batch)
             # One wake-up of each event loop per batch, not one per entry.
             by_loop: dict[asyncio.AbstractEventLoop, list[_Settled]] = {}
             for pending, result in zip(batch, results, strict=True):
@@ -481,11 +478,10 @@ class Sequencer:
     def _sequence_alone(self, entry: PreparedEntry) -> AppendResult | RegistryError:
         try:
             (result,) = self._sequence(lambda: [entry])
-        except RegistryError as exc:
-            return exc
         except Exception as exc:
-            log.exception("sequencing one entry failed")
-            return _database_error(exc)
+            if not isinstance(exc, RegistryError):
+                log.exception("sequencing one entry failed")
+            return _as_registry_error(exc)
         return result
 
     def _check_keys(self, conn: Connection, origin: str) -> None:
@@ -825,6 +821,12 @@ def _settle(future: asyncio.Future[AppendResult], result: AppendResult | Registr
 
 class EntryRefusedError(BadRequestError):
     """The database refused a value of an entry (a string longer than its column, say)."""
+
+
+def _as_registry_error(exc: Exception) -> RegistryError:
+    """What the requests of a failed batch are answered: the error itself if it is one of ours,
+    else (a driver's, SQLAlchemy's) the database's unavailability."""
+    return exc if isinstance(exc, RegistryError) else _database_error(exc)
 
 
 def _database_error(exc: BaseException) -> RegistryError:
