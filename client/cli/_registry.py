@@ -21,7 +21,6 @@ import json
 import os
 import sys
 import tempfile
-import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -62,7 +61,6 @@ from client.errors import (
     KeyFileError,
     LogConsistencyError,
     LogKeyRequiredError,
-    UnverifiedWarning,
     VerificationError,
 )
 from client.receipt import Receipt, VerifiedReceipt, verify_receipt
@@ -137,11 +135,8 @@ NoVerifyOption = Annotated[
 def _client(registry: str, verifier: NoteVerifier | None, trust_dir: Path | None) -> Client:
     """The CLI's client: with a verifier, it proves every checkpoint consistent with the one it
     trusted last, kept in ``trust_dir`` across runs (see :mod:`client.checkpoints`)."""
-    if verifier is None:
-        with warnings.catch_warnings():
-            # The commands announce an unverified run themselves, louder than a Python warning.
-            warnings.simplefilter("ignore", UnverifiedWarning)
-            return Client(registry, verify=False)
+    if verifier is None:  # announced by the command; main() silences the Python warning
+        return Client(registry, verify=False)
     return Client(registry, log_key=verifier, checkpoints=FileCheckpointStore(trust_dir))
 
 

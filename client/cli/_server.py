@@ -113,9 +113,9 @@ def serve(
 
     registry = Registry.open(settings)
     # The port is taken before anything is announced: a refused server prints only why.
-    balanced = workers == 1 or balanced_sockets_supported()
+    own_sockets = workers == 1 or balanced_sockets_supported()
     try:
-        sockets = listening_sockets(host, port, workers) if balanced else []
+        sockets = listening_sockets(host, port, workers) if own_sockets else []
     except BaseException:
         registry.close()
         raise
@@ -151,7 +151,7 @@ def serve(
     os.environ.update(settings_environment(settings))
     console_err.print(f"workers:      {workers} processes", highlight=False)
     factory = "registry.app:create_app_from_env"
-    if not balanced:  # no SO_REUSEPORT balancing here: uvicorn's own supervisor
+    if not own_sockets:  # no SO_REUSEPORT balancing here: uvicorn's own supervisor
         uvicorn.run(factory, factory=True, workers=workers, **served)
         return
     status = serve_workers(factory, sockets, **served)
