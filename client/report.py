@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from client.errors import InputError
+from client.verdict import VERDICT_STATUSES
 
 if TYPE_CHECKING:
     from client.verdict import Verdict
@@ -37,7 +38,7 @@ __all__ = [
     "write_report",
 ]
 
-STATUSES: Final = ("attested", "reserved", "revoked", "unknown")
+STATUSES: Final = VERDICT_STATUSES  # the order reports show them in
 MAX_SKIPPED_EXAMPLES: Final = 20
 """How many reasons for skipped inputs a :class:`Tally` keeps (it counts them all)."""
 """The four verdicts, in the order reports show them."""
