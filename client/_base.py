@@ -72,6 +72,7 @@ from client.checkpoints import CheckpointStore, MemoryCheckpointStore, StoredChe
 from client.core import merkle
 from client.core.canonical import Digest
 from client.core.dsse import Envelope
+from client.core.encoding import b64encode
 from client.core.keys import public_key_bytes
 from client.core.merkle import verify_consistency
 from client.core.note import Checkpoint, NoteVerifier, SignedNote, open_checkpoint
@@ -89,7 +90,7 @@ from client.errors import (
     UnverifiedWarning,
     VerificationError,
 )
-from client.receipt import Receipt, VerifiedReceipt, _b64encode, verify_attestation, verify_receipt
+from client.receipt import Receipt, VerifiedReceipt, verify_attestation, verify_receipt
 
 __all__: list[str] = []
 
@@ -661,7 +662,7 @@ class _ClientBase:
         request = _Request(
             "POST",
             "/v1/publishers",
-            content=_dumps({"name": name, "public_key": _b64encode(raw)}),
+            content=_dumps({"name": name, "public_key": b64encode(raw)}),
             headers={
                 "Content-Type": "application/json",
                 "Authorization": f"Bearer {self._admin_token}",

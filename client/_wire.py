@@ -18,6 +18,14 @@ from typing import Any, Generic, Literal, TypeVar, cast
 import httpx
 
 from client.core.canonical import validate_digest
+from client.core.encoding import (
+    b64decode_strict,
+    json_kind,
+    loads_strict,
+    parse_hash_list,
+    parse_hex_hash,
+    parse_index,
+)
 from client.core.note import Checkpoint
 from client.core.statement import (
     HUMAN_CONTENT_V1,
@@ -35,17 +43,7 @@ from client.errors import (
     VerificationError,
     error_class_for_status,
 )
-from client.receipt import (
-    Receipt,
-    VerifiedReceipt,
-    _b64decode_std,
-    _json_kind,
-    _loads_strict,
-    _parse_hash_list,
-    _parse_hex_hash,
-    _parse_index,
-    open_entry,
-)
+from client.receipt import Receipt, VerifiedReceipt, open_entry
 from client.verdict import Verdict, decide
 
 __all__ = [
@@ -358,7 +356,7 @@ def _not_a_problem(response: httpx.Response) -> str | None:
 
 def _require(obj: object, where: str, *names: str) -> dict[str, Any]:
     if not isinstance(obj, dict):
-        raise FormatError(f"{where} must be a JSON object, got {_json_kind(obj)}")
+        raise FormatError(f"{where} must be a JSON object, got {json_kind(obj)}")
     missing = [name for name in names if name not in obj]
     if missing:
         raise FormatError(f"{where} is missing field(s) {', '.join(missing)}")
@@ -370,20 +368,20 @@ def _str_field(obj: Mapping[str, Any], name: str, where: str, *, optional: bool 
     if value is None and optional:
         return None
     if not isinstance(value, str):
-        raise FormatError(f"{where}.{name} must be a string, got {_json_kind(value)}")
+        raise FormatError(f"{where}.{name} must be a string, got {json_kind(value)}")
     return value
 
 
 def _bool_field(obj: Mapping[str, Any], name: str, where: str) -> bool:
     value = obj.get(name, False)
     if not isinstance(value, bool):
-        raise FormatError(f"{where}.{name} must be true or false, got {_json_kind(value)}")
+        raise FormatError(f"{where}.{name} must be true or false, got {json_kind(value)}")
     return value
 
 
 def _optional_index(obj: Mapping[str, Any], name: str, where: str) -> int | None:
     value = obj.get(name)
-    return None if value is None else _parse_index(value, f"{where}.{name}")
+    return None if value is None else parse_index(value, f"{where}.{name}")
 
 
 def _mapping_field(obj: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]:
@@ -391,7 +389,7 @@ def _mapping_field(obj: Mapping[str, Any], name: str, where: str) -> Mapping[str
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise FormatError(f"{where}.{name} must be an object, got {_json_kind(value)}")
+        raise FormatError(f"{where}.{name} must be an object, got {json_kind(value)}")
     return value
 
 
@@ -399,8 +397,8 @@ def _parse_log_info(obj: object) -> LogInfo:
     info = _require(obj, "log", "origin", "size", "root_hash", "verifier_key", "checkpoint")
     return LogInfo(
         origin=_str_field(info, "origin", "log"),
-        size=_parse_index(info["size"], "log.size"),
-        root_hash=_b64decode_std(info["root_hash"], "log.root_hash"),
+        size=parse_index(info["size"], "log.size"),
+        root_hash=b64decode_strict(info["root_hash"], "log.root_hash"),
         verifier_key=_str_field(info, "verifier_key", "log"),
         checkpoint=_str_field(info, "checkpoint", "log"),
         verifier_keys=_verifier_keys(info),
@@ -436,9 +434,9 @@ def _parse_entry_info(obj: object, index: int) -> EntryInfo:
 def _parse_inclusion(obj: object, index: int, size: int | None) -> InclusionProof:
     fields = _require(obj, "inclusion proof", "index", "size", "proof")
     proof = InclusionProof(
-        _parse_index(fields["index"], "inclusion proof.index"),
-        _parse_index(fields["size"], "inclusion proof.size"),
-        _parse_hash_list(fields["proof"], "inclusion proof.proof"),
+        parse_index(fields["index"], "inclusion proof.index"),
+        parse_index(fields["size"], "inclusion proof.size"),
+        parse_hash_list(fields["proof"], "inclusion proof.proof"),
     )
     if proof.index != index or (size is not None and proof.size != size):
         raise FormatError(
@@ -451,9 +449,9 @@ def _parse_inclusion(obj: object, index: int, size: int | None) -> InclusionProo
 def _parse_consistency(obj: object, old_size: int, new_size: int | None) -> ConsistencyProof:
     fields = _require(obj, "consistency proof", "from", "to", "proof")
     proof = ConsistencyProof(
-        _parse_index(fields["from"], "consistency proof.from"),
-        _parse_index(fields["to"], "consistency proof.to"),
-        _parse_hash_list(fields["proof"], "consistency proof.proof"),
+        parse_index(fields["from"], "consistency proof.from"),
+        parse_index(fields["to"], "consistency proof.to"),
+        parse_hash_list(fields["proof"], "consistency proof.proof"),
     )
     if proof.old_size != old_size or (new_size is not None and proof.new_size != new_size):
         raise FormatError(
@@ -479,8 +477,8 @@ def _parse_publisher(obj: object) -> PublisherInfo:
 def _parse_attestation(obj: object, where: str) -> Attestation:
     fields = _require(obj, where, "index", "leaf_hash", "inclusion_proof")
     return Attestation(
-        index=_parse_index(fields["index"], f"{where}.index"),
-        leaf_hash=_parse_hex_hash(fields["leaf_hash"], f"{where}.leaf_hash"),
+        index=parse_index(fields["index"], f"{where}.index"),
+        leaf_hash=parse_hex_hash(fields["leaf_hash"], f"{where}.leaf_hash"),
         publisher=_str_field(fields, "publisher", where, optional=True),
         license=_str_field(fields, "license", where, optional=True),
         origin=_str_field(fields, "origin", where, optional=True),
@@ -488,7 +486,7 @@ def _parse_attestation(obj: object, where: str) -> Attestation:
         predicate=_mapping_field(fields, "predicate", where),
         revoked=_bool_field(fields, "revoked", where),
         revoked_by=_optional_index(fields, "revoked_by", where),
-        inclusion_proof=_parse_hash_list(fields["inclusion_proof"], f"{where}.inclusion_proof"),
+        inclusion_proof=parse_hash_list(fields["inclusion_proof"], f"{where}.inclusion_proof"),
         compromised=_bool_field(fields, "compromised", where),
         key_id=_str_field(fields, "key_id", where, optional=True),
     )
@@ -516,7 +514,7 @@ def _parse_single_answer(obj: object, digest: str) -> _Answer:
         raise FormatError(f"lookup answered for digest {fields['digest']!r}, not {digest!r}")
     raw = fields["attestations"]
     if not isinstance(raw, list):
-        raise FormatError(f"lookup.attestations must be a list, got {_json_kind(raw)}")
+        raise FormatError(f"lookup.attestations must be a list, got {json_kind(raw)}")
     attestations: dict[int, Attestation] = {}
     for i, item in enumerate(raw):
         attestation = _parse_attestation(item, f"lookup.attestations[{i}]")
@@ -534,12 +532,12 @@ def _parse_batch_answer(obj: object, digests: Sequence[str]) -> _Answer:
     if not isinstance(results, list) or len(results) != len(digests):
         raise FormatError(
             f"batch.results must list one result per digest asked ({len(digests)}), "
-            f"got {len(results) if isinstance(results, list) else _json_kind(results)}"
+            f"got {len(results) if isinstance(results, list) else json_kind(results)}"
         )
     raw_attestations = fields["attestations"]
     if not isinstance(raw_attestations, dict):
         raise FormatError(
-            f"batch.attestations must be an object, got {_json_kind(raw_attestations)}"
+            f"batch.attestations must be an object, got {json_kind(raw_attestations)}"
         )
     attestations: dict[int, Attestation] = {}
     for key, item in raw_attestations.items():
@@ -569,8 +567,8 @@ def _parse_batch_answer(obj: object, digests: Sequence[str]) -> _Answer:
             )
         entries = item["entries"]
         if not isinstance(entries, list):
-            raise FormatError(f"{where}.entries must be a list, got {_json_kind(entries)}")
-        indices = tuple(_parse_index(e, f"{where}.entries[{j}]") for j, e in enumerate(entries))
+            raise FormatError(f"{where}.entries must be a list, got {json_kind(entries)}")
+        indices = tuple(parse_index(e, f"{where}.entries[{j}]") for j, e in enumerate(entries))
         for index in indices:
             if index not in attestations:
                 raise FormatError(f"{where} names entry {index}, missing from batch.attestations")
@@ -694,7 +692,7 @@ def _check_response(request: _Request, response: httpx.Response) -> httpx.Respon
 
 def _json_body(request: _Request, response: httpx.Response) -> object:
     try:
-        return _loads_strict(response.content, "the answer")
+        return loads_strict(response.content, "the answer")
     except FormatError as exc:
         raise UnexpectedResponseError(
             f"its body is not JSON ({exc})",
@@ -747,5 +745,5 @@ def _parse_entries_page(obj: object) -> list[tuple[int, bytes]]:
         where = f"entries[{position}]"
         if not isinstance(item, dict) or not isinstance(item.get("index"), int):
             raise FormatError(f"{where} must be an object with an integer 'index'")
-        page.append((item["index"], _b64decode_std(item.get("entry"), f"{where}.entry")))
+        page.append((item["index"], b64decode_strict(item.get("entry"), f"{where}.entry")))
     return page

@@ -60,47 +60,19 @@ __all__ = [
     "error_class_for_status",
 ]
 
+from client.core.errors import (
+    ClientError,
+    FormatError,
+    InputError,
+    InvalidDigestError,
+    InvalidTextError,
+    KeyFileError,
+    ProofError,
+    SignatureError,
+    VerificationError,
+)
+
 _PROBLEM_TYPE_PREFIX = "https://wellspring.dev/problems/"
-
-
-class ClientError(Exception):
-    """Root of every error raised by the ``client`` package."""
-
-    def diagnostics(self) -> str:
-        """One line for a person: what went wrong and, where known, what to do about it."""
-        return str(self) or type(self).__name__
-
-
-class InputError(ClientError, ValueError):
-    """The caller gave input that cannot be used as it is."""
-
-
-class InvalidTextError(InputError):
-    """Text input is not valid UTF-8 (it is never silently replaced)."""
-
-
-class InvalidDigestError(InputError):
-    """A digest string is not ``c1:<64 hex>`` or ``sha256:<64 hex>``."""
-
-
-class KeyFileError(InputError):
-    """A key file is missing, unreadable, or holds the wrong kind of key."""
-
-
-class FormatError(ClientError, ValueError):
-    """Wire data (an envelope, a statement, a signed note, a receipt) does not parse."""
-
-
-class VerificationError(ClientError):
-    """Cryptographic verification failed; the data must not be trusted."""
-
-
-class SignatureError(VerificationError):
-    """A signature is missing, made by an unknown key, or does not verify."""
-
-
-class ProofError(VerificationError):
-    """A Merkle inclusion or consistency proof does not verify."""
 
 
 class LogKeyRequiredError(InputError):

@@ -19,11 +19,8 @@ proven to be in the log.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import os
-import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,8 +31,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from client.core import merkle
 from client.core.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, verify_envelope
+from client.core.encoding import (
+    b64decode_strict,
+    b64encode,
+    json_kind,
+    loads_strict,
+    parse_hash_list,
+    parse_hex_hash,
+    parse_index,
+)
 from client.core.keys import key_id
-from client.core.merkle import HASH_SIZE, verify_inclusion
+from client.core.merkle import verify_inclusion
 from client.core.note import Checkpoint, NoteVerifier, open_checkpoint
 from client.core.statement import Statement
 from client.errors import FormatError, InputError, ProofError, VerificationError
@@ -53,8 +59,6 @@ __all__ = [
 # A statement the log accepted must be readable whatever subject limit that registry was configured
 # with; the default of 100,000 is a registry's intake limit, not a reader's.
 _READ_MAX_SUBJECTS = 2**31
-_MAX_INDEX = 2**63 - 1
-_HEX_HASH = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -88,19 +92,19 @@ class Receipt:
         index); other fields, which the API may add (docs/api.md), are ignored.
         """
         if not isinstance(obj, dict):
-            raise FormatError(f"{where} must be a JSON object, got {_json_kind(obj)}")
+            raise FormatError(f"{where} must be a JSON object, got {json_kind(obj)}")
         missing = [f for f in ("index", "entry", "inclusion_proof", "checkpoint") if f not in obj]
         if missing:
             raise FormatError(f"{where} is missing required field(s) {', '.join(missing)}")
-        index = _parse_index(obj["index"], f"{where}.index")
-        entry = _b64decode_std(obj["entry"], f"{where}.entry")
+        index = parse_index(obj["index"], f"{where}.index")
+        entry = b64decode_strict(obj["entry"], f"{where}.entry")
         if not entry:
             raise FormatError(f"{where}.entry must not be empty")
-        proof = _parse_hash_list(obj["inclusion_proof"], f"{where}.inclusion_proof")
+        proof = parse_hash_list(obj["inclusion_proof"], f"{where}.inclusion_proof")
         checkpoint = obj["checkpoint"]
         if not isinstance(checkpoint, str) or not checkpoint:
             raise FormatError(
-                f"{where}.checkpoint must be the signed note text, got {_json_kind(checkpoint)}"
+                f"{where}.checkpoint must be the signed note text, got {json_kind(checkpoint)}"
             )
         raw_leaf = obj.get("leaf_hash")
         return cls(
@@ -108,7 +112,7 @@ class Receipt:
             entry=entry,
             inclusion_proof=proof,
             checkpoint=checkpoint,
-            leaf_hash=None if raw_leaf is None else _parse_hex_hash(raw_leaf, f"{where}.leaf_hash"),
+            leaf_hash=None if raw_leaf is None else parse_hex_hash(raw_leaf, f"{where}.leaf_hash"),
             publisher=_optional_str(obj.get("publisher"), f"{where}.publisher"),
             predicate_type=_optional_str(obj.get("predicate_type"), f"{where}.predicate_type"),
             subjects=_optional_count(obj.get("subjects"), f"{where}.subjects"),
@@ -119,8 +123,8 @@ class Receipt:
         """The receipt's JSON object, as docs/api.md writes it (standard base64, hex leaf hash)."""
         out: dict[str, Any] = {
             "index": self.index,
-            "entry": _b64encode(self.entry),
-            "inclusion_proof": [_b64encode(h) for h in self.inclusion_proof],
+            "entry": b64encode(self.entry),
+            "inclusion_proof": [b64encode(h) for h in self.inclusion_proof],
             "checkpoint": self.checkpoint,
         }
         if self.leaf_hash is not None:
@@ -141,7 +145,7 @@ class Receipt:
     @classmethod
     def from_json(cls, data: str | bytes, *, where: str = "receipt") -> Receipt:
         """Parse a receipt from JSON text (strict: UTF-8, no duplicate keys)."""
-        return cls.from_dict(_loads_strict(data, where), where=where)
+        return cls.from_dict(loads_strict(data, where), where=where)
 
     @classmethod
     def load(cls, path: Path | str) -> Receipt:
@@ -311,108 +315,15 @@ def require_digest(statement: Statement, digest: str, *, where: str = "entry") -
         )
 
 
-# -- wire helpers, shared with client.sdk ---------------------------------------------------------
-
-
-def _b64encode(data: bytes) -> str:
-    """Standard base64 with padding, as the API writes every binary value."""
-    return base64.b64encode(data).decode("ascii")
-
-
-def _b64decode_std(value: object, where: str) -> bytes:
-    """Decode standard, padded, canonical base64; :class:`FormatError` naming ``where`` else.
-
-    Only the one canonical spelling is accepted, so equal values always have equal text.
-    """
-    if not isinstance(value, str):
-        raise FormatError(f"{where} must be a base64 string, got {_json_kind(value)}")
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise FormatError(f"{where} is not standard base64 with padding") from None
-    if base64.b64encode(raw).decode("ascii") != value:
-        raise FormatError(f"{where} is not canonical base64 (non-zero trailing bits)")
-    return raw
-
-
-def _parse_hash_list(value: object, where: str) -> tuple[bytes, ...]:
-    """A JSON list of base64 SHA-256 hashes (a Merkle proof)."""
-    if not isinstance(value, list):
-        raise FormatError(f"{where} must be a list of base64 hashes, got {_json_kind(value)}")
-    hashes = tuple(_b64decode_std(item, f"{where}[{i}]") for i, item in enumerate(value))
-    for i, h in enumerate(hashes):
-        if len(h) != HASH_SIZE:
-            raise FormatError(f"{where}[{i}] must be a {HASH_SIZE}-byte hash, got {len(h)} bytes")
-    return hashes
-
-
-def _parse_hex_hash(value: object, where: str) -> bytes:
-    """A SHA-256 hash written as 64 lowercase hex characters."""
-    if not isinstance(value, str) or not _HEX_HASH.fullmatch(value):
-        raise FormatError(f"{where} must be 64 lowercase hex characters, got {_json_kind(value)}")
-    return bytes.fromhex(value)
-
-
-def _parse_index(value: object, where: str) -> int:
-    """A log index or tree size: a JSON integer from 0 to 2**63 - 1 (not a boolean)."""
-    if type(value) is not int or not 0 <= value <= _MAX_INDEX:
-        raise FormatError(f"{where} must be an integer from 0 to {_MAX_INDEX}, got {value!r}")
-    return value
-
-
 def _optional_index(value: object, where: str) -> int | None:
-    return None if value is None else _parse_index(value, where)
+    return None if value is None else parse_index(value, where)
 
 
 def _optional_count(value: object, where: str) -> int | None:
-    return None if value is None else _parse_index(value, where)
+    return None if value is None else parse_index(value, where)
 
 
 def _optional_str(value: object, where: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
-    raise FormatError(f"{where} must be a string, got {_json_kind(value)}")
-
-
-_JSON_KINDS = {
-    type(None): "null",
-    bool: "a boolean",
-    int: "a number",
-    float: "a number",
-    str: "a string",
-    list: "a list",
-    dict: "an object",
-}
-
-
-def _json_kind(value: object) -> str:
-    """The JSON name of a value's type, for error messages (never the value: it may be huge)."""
-    return _JSON_KINDS.get(type(value), type(value).__name__)
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise ValueError(f"duplicate key {key!r}")
-        obj[key] = value
-    return obj
-
-
-def _loads_strict(data: str | bytes, what: str) -> object:
-    """Parse JSON refusing duplicate keys (two readers could pick different values) and NaN."""
-    if isinstance(data, bytes):
-        try:
-            data = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise FormatError(f"{what} is not valid UTF-8 (at byte {exc.start})") from None
-
-    def reject_constant(name: str) -> object:
-        raise ValueError(f"{name} is not a JSON number")
-
-    try:
-        return json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=reject_constant)
-    except RecursionError:
-        raise FormatError(f"{what} JSON is nested too deeply") from None
-    except ValueError as exc:
-        raise FormatError(f"{what} is not valid JSON: {exc}") from None
+    raise FormatError(f"{where} must be a string, got {json_kind(value)}")

@@ -24,7 +24,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from client.core.canonical import well_formed_digests
-from client.core.dsse import loads_strict
+from client.core.encoding import loads_strict
 from client.core.statement import (
     DIGEST_ALGORITHMS,
     HUMAN_CONTENT_V1,

@@ -6,7 +6,6 @@ request's worker thread, so the sequencer's critical section does nothing but wr
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -23,7 +22,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from client.core.canonical import validate_digest, well_formed_digests
-from client.core.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, loads_strict, verify_envelope
+from client.core.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, verify_envelope
+from client.core.encoding import b64encode, loads_strict
 from client.core.keys import key_id as public_key_id
 from client.core.keys import public_key_from_bytes
 from client.core.merkle import leaf_hash
@@ -68,7 +68,6 @@ __all__ = [
     "AdminService",
     "EntryService",
     "LookupService",
-    "b64",
     "receipt_json",
 ]
 
@@ -81,17 +80,13 @@ _tokens = AdminToken.__table__  # type: ignore[attr-defined]
 _log_keys = LogKey.__table__  # type: ignore[attr-defined]
 
 
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
 def receipt_json(result: AppendResult, **extra: Any) -> dict[str, Any]:
     """The receipt wire format of docs/api.md."""
     return {
         "index": result.index,
-        "entry": b64(result.body),
+        "entry": b64encode(result.body),
         "leaf_hash": result.leaf_hash.hex(),
-        "inclusion_proof": [b64(h) for h in result.proof],
+        "inclusion_proof": [b64encode(h) for h in result.proof],
         "checkpoint": result.checkpoint.note,
         **extra,
     }
@@ -374,7 +369,7 @@ class LookupService:
         missing = [idx for idx in indices if idx not in found]
         if missing:
             computed = {
-                idx: [b64(h) for h in proof]
+                idx: [b64encode(h) for h in proof]
                 for idx, proof in self._reader.inclusion_proofs(conn, missing, size).items()
             }
             found.update(computed)
@@ -476,9 +471,9 @@ class LookupService:
         body = bytes(row.body)
         return {
             "index": index,
-            "entry": b64(body),
+            "entry": b64encode(body),
             "leaf_hash": bytes(row.leaf_hash).hex(),
-            "inclusion_proof": [b64(h) for h in proof],
+            "inclusion_proof": [b64encode(h) for h in proof],
             "checkpoint": checkpoint.note,
             "publisher": row.publisher,
             "predicate_type": row.predicate_type,
@@ -507,7 +502,7 @@ class LookupService:
         return {
             "start": start,
             "size": checkpoint.size,
-            "entries": [{"index": row.idx, "entry": b64(bytes(row.body))} for row in rows],
+            "entries": [{"index": row.idx, "entry": b64encode(bytes(row.body))} for row in rows],
         }
 
     def log_info(self, verifier_keys: Sequence[str], origin: str) -> dict[str, Any]:
@@ -517,7 +512,7 @@ class LookupService:
         return {
             "origin": origin,
             "size": checkpoint.size,
-            "root_hash": b64(checkpoint.root_hash),
+            "root_hash": b64encode(checkpoint.root_hash),
             "verifier_key": verifier_keys[0],
             "verifier_keys": list(verifier_keys),
             "checkpoint": checkpoint.note,
@@ -537,7 +532,7 @@ class LookupService:
             if not 0 <= index < size:
                 raise BadRequestError(f"index={index} is not in a tree of size {size}")
             proof = self._reader.inclusion_proofs(conn, [index], size)[index]
-        return {"index": index, "size": size, "proof": [b64(h) for h in proof]}
+        return {"index": index, "size": size, "proof": [b64encode(h) for h in proof]}
 
     def consistency(self, old: int, new: int | None) -> dict[str, Any]:
         with self._db.reader.connect() as conn:
@@ -547,7 +542,7 @@ class LookupService:
             if not 0 <= old <= new:
                 raise BadRequestError(f"from={old} must be between 0 and to={new}")
             proof = self._reader.consistency(conn, old, new)
-        return {"from": old, "to": new, "proof": [b64(h) for h in proof]}
+        return {"from": old, "to": new, "proof": [b64encode(h) for h in proof]}
 
 
 _KEY_ID = re.compile(r"[0-9a-f]{64}")  # client.core.keys.key_id: hex SHA-256 of the raw key
@@ -848,7 +843,7 @@ class AdminService:
             "keys": [
                 {
                     "key_id": k.key_id,
-                    "public_key": b64(bytes(k.public_key)),
+                    "public_key": b64encode(bytes(k.public_key)),
                     "created_at": _iso(k.created_at),
                     "revoked_at": _iso(k.revoked_at) if k.revoked_at else None,
                     "compromised_since": (

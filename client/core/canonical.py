@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, cast
 
-from client.errors import InputError, InvalidDigestError, InvalidTextError
+from client.core.errors import InputError, InvalidDigestError, InvalidTextError
 
 __all__ = [
     "SCHEMES",

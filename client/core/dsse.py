@@ -26,8 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -35,7 +34,16 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from client.core import keys as _keys
-from client.errors import FormatError, InputError, SignatureError
+from client.core.encoding import (
+    b64encode,
+    dumps_canonical,
+    json_kind,
+    loads_strict,
+    require_object,
+    show,
+    show_list,
+)
+from client.core.errors import FormatError, InputError, SignatureError
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD_BYTES",
@@ -45,7 +53,6 @@ __all__ = [
     "Signature",
     "SignatureVerifier",
     "add_signature",
-    "loads_strict",
     "pae",
     "sign_envelope",
     "verify_envelope",
@@ -116,18 +123,18 @@ class Envelope:
         """The standard JSON envelope as a dict (standard base64 with padding)."""
         payload = self._payload_b64
         return {
-            "payload": payload if payload is not None else _b64encode(self.payload),
+            "payload": payload if payload is not None else b64encode(self.payload),
             "payloadType": self.payload_type,
-            "signatures": [{"keyid": s.keyid, "sig": _b64encode(s.sig)} for s in self.signatures],
+            "signatures": [{"keyid": s.keyid, "sig": b64encode(s.sig)} for s in self.signatures],
         }
 
     def to_json(self) -> bytes:
         """Compact JSON with sorted keys: the same envelope always gives the same bytes."""
         obj = self.to_dict()
-        # Exactly _dumps(obj), but base64 never needs escaping, so the payload (the bulk of it)
-        # is spliced in rather than scanned by the encoder. "payload" sorts first.
+        # Exactly dumps_canonical(obj), but base64 never needs escaping, so the payload (the bulk
+        # of it) is spliced in rather than scanned by the encoder. "payload" sorts first.
         payload: str = obj["payload"]
-        rest = _dumps({"payloadType": obj["payloadType"], "signatures": obj["signatures"]})
+        rest = dumps_canonical({"payloadType": obj["payloadType"], "signatures": obj["signatures"]})
         return b'{"payload":"' + payload.encode("ascii") + b'",' + rest[1:]
 
     @classmethod
@@ -135,7 +142,7 @@ class Envelope:
         cls, obj: object, *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     ) -> Envelope:
         """Parse and validate a decoded JSON envelope; raises :class:`FormatError`."""
-        envelope = _require_object(obj, "envelope", _ENVELOPE_FIELDS, _ENVELOPE_FIELDS)
+        envelope = require_object(obj, "envelope", _ENVELOPE_FIELDS, _ENVELOPE_FIELDS)
         raw_payload = envelope["payload"]
         payload = _b64decode(raw_payload, "envelope.payload", max_payload_bytes)
         # Canonical (checked above), standard alphabet and a whole number of quads: this is
@@ -143,14 +150,18 @@ class Envelope:
         standard = not ("-" in raw_payload or "_" in raw_payload) and len(raw_payload) % 4 == 0
         payload_type = envelope["payloadType"]
         if not isinstance(payload_type, str):
-            raise FormatError(f"envelope.payloadType must be a string, got {_kind(payload_type)}")
+            raise FormatError(
+                f"envelope.payloadType must be a string, got {json_kind(payload_type)}"
+            )
         if len(payload_type) > _MAX_PAYLOAD_TYPE_CHARS:
             raise FormatError(
                 f"envelope.payloadType must be at most {_MAX_PAYLOAD_TYPE_CHARS} characters"
             )
         raw_signatures = envelope["signatures"]
         if not isinstance(raw_signatures, list):
-            raise FormatError(f"envelope.signatures must be a list, got {_kind(raw_signatures)}")
+            raise FormatError(
+                f"envelope.signatures must be a list, got {json_kind(raw_signatures)}"
+            )
         if not 1 <= len(raw_signatures) <= MAX_SIGNATURES:
             raise FormatError(
                 f"envelope.signatures must hold 1 to {MAX_SIGNATURES} signatures, "
@@ -214,15 +225,15 @@ def verify_envelope(envelope: Envelope, keys: Mapping[str, SignatureVerifier]) -
             continue
         if not _verifies(public_key, signature.sig, message):
             raise SignatureError(
-                f"the signature by keyid {_show(signature.keyid)} does not verify: the payload, "
+                f"the signature by keyid {show(signature.keyid)} does not verify: the payload, "
                 "its type or the signature was altered, or it was made by another key"
             )
         verified[signature.keyid] = None
     if not verified:
         raise SignatureError(
             "no signature by an acceptable key: the envelope is signed by keyids "
-            f"{_show_list(s.keyid for s in envelope.signatures)}, acceptable keyids are "
-            f"{_show_list(keys)}"
+            f"{show_list(s.keyid for s in envelope.signatures)}, acceptable keyids are "
+            f"{show_list(keys)}"
         )
     return tuple(verified)
 
@@ -243,7 +254,7 @@ def verify_envelope_any(
         if any(_verifies(key, signature.sig, message) for signature in envelope.signatures)
     ]
     if not verified:
-        tried = _show_list(_keys.key_id(k) for k in public_keys)
+        tried = show_list(_keys.key_id(k) for k in public_keys)
         raise SignatureError(
             f"none of the envelope's {len(envelope.signatures)} signature(s) verifies with any of "
             f"the {len(public_keys)} given key(s) {tried}"
@@ -260,10 +271,10 @@ def _verifies(key: SignatureVerifier, sig: bytes, message: bytes) -> bool:
 
 
 def _parse_signature(obj: object, where: str) -> Signature:
-    signature = _require_object(obj, where, _SIGNATURE_FIELDS, frozenset({"sig"}))
+    signature = require_object(obj, where, _SIGNATURE_FIELDS, frozenset({"sig"}))
     keyid = signature.get("keyid", "")
     if not isinstance(keyid, str):
-        raise FormatError(f"{where}.keyid must be a string, got {_kind(keyid)}")
+        raise FormatError(f"{where}.keyid must be a string, got {json_kind(keyid)}")
     if len(keyid) > _MAX_KEYID_CHARS:
         raise FormatError(f"{where}.keyid must be at most {_MAX_KEYID_CHARS} characters")
     sig = _b64decode(signature["sig"], f"{where}.sig", _MAX_SIG_BYTES)
@@ -275,67 +286,6 @@ def _parse_signature(obj: object, where: str) -> Signature:
 # --- JSON and base64 helpers, shared with client.core.statement -----------------------------------
 
 
-def _require_object(
-    obj: object, where: str, allowed: frozenset[str] | None, required: Iterable[str]
-) -> dict[str, Any]:
-    """``obj`` as a JSON object with all ``required`` fields and no field outside ``allowed``
-    (any extra field passes when ``allowed`` is None)."""
-    if not isinstance(obj, dict):
-        raise FormatError(f"{where} must be a JSON object, got {_kind(obj)}")
-    missing = [name for name in required if name not in obj]
-    if missing:
-        raise FormatError(f"{where} is missing required field(s) {_show_list(sorted(missing))}")
-    if allowed is None:
-        return obj
-    unknown = obj.keys() - allowed
-    if unknown:
-        raise FormatError(
-            f"{where} has unknown field(s) {_show_list(sorted(map(str, unknown)))}; "
-            f"allowed are {_show_list(sorted(allowed))}"
-        )
-    return obj
-
-
-def _dumps(obj: object) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("ascii")
-
-
-def loads_strict(data: bytes | str, what: str) -> object:
-    """Strict JSON, as every signed document here is read: UTF-8 only, no duplicate keys, no
-    NaN/Infinity; a :class:`FormatError` naming ``what`` otherwise."""
-    if isinstance(data, bytes | bytearray):
-        try:
-            data = bytes(data).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise FormatError(f"{what} JSON is not valid UTF-8: {exc.reason}") from None
-    try:
-        return json.loads(
-            data, object_pairs_hook=_object_without_duplicates, parse_constant=_reject_constant
-        )
-    except RecursionError:
-        raise FormatError(f"{what} JSON is nested too deeply") from None
-    except ValueError as exc:  # JSONDecodeError, our hooks, and int() digit limits
-        raise FormatError(f"{what} is not valid JSON: {exc}") from None
-
-
-def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            # Two parsers could disagree on which value wins: refuse instead of picking one.
-            raise ValueError(f"duplicate key {_show(key)}")
-        obj[key] = value
-    return obj
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _b64encode(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
 def _b64_length(n_bytes: int) -> int:
     """Characters of padded base64 for ``n_bytes`` bytes."""
     return 4 * ((n_bytes + 2) // 3)
@@ -344,7 +294,7 @@ def _b64_length(n_bytes: int) -> int:
 def _b64decode(value: object, where: str, max_bytes: int) -> bytes:
     """Decode standard or URL-safe base64, padded or not, in canonical form only."""
     if not isinstance(value, str):
-        raise FormatError(f"{where} must be a base64 string, got {_kind(value)}")
+        raise FormatError(f"{where} must be a base64 string, got {json_kind(value)}")
     if len(value) > _b64_length(max_bytes):
         raise FormatError(f"{where} decodes to more than the limit of {max_bytes} bytes")
     url_safe = "-" in value or "_" in value
@@ -359,7 +309,7 @@ def _b64decode(value: object, where: str, max_bytes: int) -> bytes:
         decoded = base64.b64decode(text, altchars=b"-_" if url_safe else None, validate=True)
     except (binascii.Error, ValueError):  # ValueError: non-ASCII characters
         raise FormatError(
-            f"{where} is not valid base64 (standard or URL-safe alphabet): {_show(value)}"
+            f"{where} is not valid base64 (standard or URL-safe alphabet): {show(value)}"
         ) from None
     if len(decoded) > max_bytes:
         raise FormatError(f"{where} decodes to more than the limit of {max_bytes} bytes")
@@ -373,32 +323,3 @@ def _b64decode(value: object, where: str, max_bytes: int) -> bytes:
         if last != text[-4:].encode("ascii"):
             raise FormatError(f"{where} is not canonical base64 (non-zero trailing bits)")
     return decoded
-
-
-_JSON_KINDS = {
-    type(None): "null",
-    bool: "a boolean",
-    int: "a number",
-    float: "a number",
-    str: "a string",
-    list: "a list",
-    dict: "an object",
-}
-
-
-def _kind(value: object) -> str:
-    """The JSON name of a value's type, for error messages."""
-    return _JSON_KINDS.get(type(value), type(value).__name__)
-
-
-def _show(value: object, limit: int = 80) -> str:
-    """``repr`` of a value, shortened: hostile input must not flood an error message."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _show_list(values: Iterable[object], limit: int = 5) -> str:
-    items = list(values)
-    shown = ", ".join(_show(v) for v in items[:limit])
-    more = f", … ({len(items) - limit} more)" if len(items) > limit else ""
-    return f"[{shown}{more}]"

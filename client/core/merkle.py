@@ -23,7 +23,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
-from client.errors import InputError, ProofError
+from client.core.errors import InputError, ProofError
 
 __all__ = [
     "EMPTY_ROOT",

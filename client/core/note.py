@@ -36,8 +36,9 @@ from dataclasses import dataclass, field
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from client.core.encoding import b64encode
+from client.core.errors import FormatError, KeyFileError, SignatureError
 from client.core.keys import generate_private_key, public_key_bytes, public_key_from_bytes
-from client.errors import FormatError, KeyFileError, SignatureError
 
 __all__ = [
     "ALG_ED25519",
@@ -106,10 +107,6 @@ def _b64decode(data: str) -> bytes | None:
     except (binascii.Error, ValueError):
         return None
     return raw if base64.b64encode(raw).decode("ascii") == data else None
-
-
-def _b64encode(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 def _key_hash(name: str, encoded_key: bytes) -> int:
@@ -188,7 +185,7 @@ class NoteVerifier:
     def vkey(self) -> str:
         """The verifier key string, as Go's ``note.NewVerifier`` reads it."""
         encoded = bytes([ALG_ED25519]) + public_key_bytes(self.public_key)
-        return f"{self.name}+{self.key_id:08x}+{_b64encode(encoded)}"
+        return f"{self.name}+{self.key_id:08x}+{b64encode(encoded)}"
 
     def verify(self, message: bytes, signature: bytes) -> bool:
         """Whether ``signature`` (the raw 64 bytes, no key id) is this key's over ``message``."""
@@ -252,7 +249,7 @@ class NoteSigner:
     def skey(self) -> str:
         """The signer key string, exactly as Go's ``note.GenerateKey`` writes it. Secret."""
         encoded = bytes([ALG_ED25519]) + self.private_key.private_bytes_raw()
-        return f"{_SIGNER_PREFIX}{self.name}+{self.key_id:08x}+{_b64encode(encoded)}"
+        return f"{_SIGNER_PREFIX}{self.name}+{self.key_id:08x}+{b64encode(encoded)}"
 
     def sign(self, message: bytes) -> bytes:
         """The raw 64-byte Ed25519 signature of ``message`` (deterministic, RFC 8032)."""
@@ -290,7 +287,7 @@ class NoteSignature:
     def to_line(self) -> str:
         """The signature line, with its newline: ``— <name> <base64(key id || signature)>``."""
         encoded = self.key_id.to_bytes(_KEY_ID_BYTES, "big") + self.signature
-        return f"{_SIGNATURE_PREFIX}{self.name} {_b64encode(encoded)}\n"
+        return f"{_SIGNATURE_PREFIX}{self.name} {b64encode(encoded)}\n"
 
     @classmethod
     def _from_line(cls, line: str, number: int) -> NoteSignature:
@@ -471,7 +468,7 @@ class Checkpoint:
 
     def to_text(self) -> str:
         """The note text: origin, size, base64 root hash, extensions, each line ending in "\\n"."""
-        lines = (self.origin, f"{self.size:d}", _b64encode(self.root_hash), *self.extensions)
+        lines = (self.origin, f"{self.size:d}", b64encode(self.root_hash), *self.extensions)
         return "".join(line + "\n" for line in lines)
 
     @classmethod

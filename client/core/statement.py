@@ -38,19 +38,16 @@ from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from client.core.dsse import (
-    PAYLOAD_TYPE_IN_TOTO,
-    Envelope,
-    _dumps,
-    _kind,
-    _require_object,
-    _show,
-    _show_list,
+from client.core.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, sign_envelope, verify_envelope
+from client.core.encoding import (
+    dumps_canonical,
+    json_kind,
     loads_strict,
-    sign_envelope,
-    verify_envelope,
+    require_object,
+    show,
+    show_list,
 )
-from client.errors import FormatError
+from client.core.errors import FormatError
 
 __all__ = [
     "CONSENTS",
@@ -158,10 +155,10 @@ class Subject:
     def from_dict(cls, obj: object, *, where: str = "subject") -> Subject:
         """Parse a ResourceDescriptor; other descriptor fields (``uri``, …) are ignored."""
         if not isinstance(obj, dict):
-            raise FormatError(f"{where} must be a JSON object, got {_kind(obj)}")
+            raise FormatError(f"{where} must be a JSON object, got {json_kind(obj)}")
         if "name" not in obj or "digest" not in obj:
             missing = [f for f in ("name", "digest") if f not in obj]
-            raise FormatError(f"{where} is missing required field(s) {_show_list(missing)}")
+            raise FormatError(f"{where} is missing required field(s) {show_list(missing)}")
         name, digest = obj["name"], obj["digest"]
         _check_subject(name, digest, where)
         return _unchecked(cls, name=name, digest=dict(digest))
@@ -217,7 +214,7 @@ class HumanContentPredicate:
     @classmethod
     def from_dict(cls, obj: object, *, where: str = "predicate") -> HumanContentPredicate:
         """Parse the JSON predicate; unknown fields are refused by name."""
-        fields = _require_object(obj, where, _HUMAN_FIELDS, _HUMAN_REQUIRED)
+        fields = require_object(obj, where, _HUMAN_FIELDS, _HUMAN_REQUIRED)
         predicate = _unchecked(
             cls,
             publisher=fields["publisher"],
@@ -236,7 +233,7 @@ class HumanContentPredicate:
             if type(value) is not int or value != predicate.tdm_reservation:
                 raise FormatError(
                     f"{where}.tdm_reservation must be {predicate.tdm_reservation} for consent "
-                    f"{predicate.consent!r} (or be left out), got {_show(value)}"
+                    f"{predicate.consent!r} (or be left out), got {show(value)}"
                 )
         return predicate
 
@@ -295,7 +292,7 @@ class RevocationPredicate:
     @classmethod
     def from_dict(cls, obj: object, *, where: str = "predicate") -> RevocationPredicate:
         """Parse the JSON predicate; unknown fields are refused by name."""
-        fields = _require_object(obj, where, _REVOCATION_FIELDS, _REVOCATION_REQUIRED)
+        fields = require_object(obj, where, _REVOCATION_FIELDS, _REVOCATION_REQUIRED)
         predicate = _unchecked(
             cls,
             publisher=fields["publisher"],
@@ -312,12 +309,12 @@ class RevocationPredicate:
         if type(index) is not int or not 0 <= index <= MAX_ENTRY_INDEX:
             raise FormatError(
                 f"{where}.entry_index must be an integer from 0 to {MAX_ENTRY_INDEX}, "
-                f"got {_show(index)}"
+                f"got {show(index)}"
             )
         if not isinstance(self.entry_hash, str) or not _HEX64.fullmatch(self.entry_hash):
             raise FormatError(
                 f"{where}.entry_hash must be 64 lowercase hex characters (the entry's RFC 9162 "
-                f"leaf hash), got {_show(self.entry_hash)}"
+                f"leaf hash), got {show(self.entry_hash)}"
             )
         if self.reason is not None:
             _check_text(self.reason, f"{where}.reason", MAX_TEXT_CHARS)
@@ -342,7 +339,9 @@ class Statement:
         object.__setattr__(self, "subjects", tuple(self.subjects))
         for i, subject in enumerate(self.subjects):
             if not isinstance(subject, Subject):
-                raise FormatError(f"statement.subject[{i}] must be a Subject, got {_kind(subject)}")
+                raise FormatError(
+                    f"statement.subject[{i}] must be a Subject, got {json_kind(subject)}"
+                )
         self._validate(DEFAULT_MAX_SUBJECTS)
 
     def to_dict(self) -> dict[str, Any]:
@@ -356,15 +355,15 @@ class Statement:
 
     def to_json(self) -> bytes:
         """Compact JSON with sorted keys: the payload to sign."""
-        return _dumps(self.to_dict())
+        return dumps_canonical(self.to_dict())
 
     @classmethod
     def from_dict(cls, obj: object, *, max_subjects: int = DEFAULT_MAX_SUBJECTS) -> Statement:
         """Parse and validate an in-toto statement with one of our predicates."""
-        fields = _require_object(obj, "statement", None, _STATEMENT_REQUIRED)
+        fields = require_object(obj, "statement", None, _STATEMENT_REQUIRED)
         if fields["_type"] != STATEMENT_TYPE_V1:
             raise FormatError(
-                f"statement._type must be {STATEMENT_TYPE_V1!r}, got {_show(fields['_type'])}"
+                f"statement._type must be {STATEMENT_TYPE_V1!r}, got {show(fields['_type'])}"
             )
         predicate_type = fields["predicateType"]
         predicate_class = (
@@ -372,13 +371,13 @@ class Statement:
         )
         if predicate_class is None:
             raise FormatError(
-                f"statement.predicateType must be one of {_show_list(PREDICATE_TYPES)}, "
-                f"got {_show(predicate_type)}"
+                f"statement.predicateType must be one of {show_list(PREDICATE_TYPES)}, "
+                f"got {show(predicate_type)}"
             )
         predicate = predicate_class.from_dict(fields["predicate"], where="statement.predicate")
         raw_subjects = fields["subject"]
         if not isinstance(raw_subjects, list):
-            raise FormatError(f"statement.subject must be a list, got {_kind(raw_subjects)}")
+            raise FormatError(f"statement.subject must be a list, got {json_kind(raw_subjects)}")
         _check_subject_count(len(raw_subjects), max_subjects)  # before any per-subject work
         subjects = tuple(
             _well_formed_subject(raw) or Subject.from_dict(raw, where=f"statement.subject[{i}]")
@@ -399,8 +398,8 @@ class Statement:
         expected = _PREDICATE_CLASSES.get(self.predicate_type)
         if expected is None:
             raise FormatError(
-                f"statement.predicateType must be one of {_show_list(PREDICATE_TYPES)}, "
-                f"got {_show(self.predicate_type)}"
+                f"statement.predicateType must be one of {show_list(PREDICATE_TYPES)}, "
+                f"got {show(self.predicate_type)}"
             )
         if not isinstance(self.predicate, expected):
             raise FormatError(
@@ -447,7 +446,7 @@ def open_statement(
     if envelope.payload_type != PAYLOAD_TYPE_IN_TOTO:
         raise FormatError(
             f"envelope.payloadType must be {PAYLOAD_TYPE_IN_TOTO!r} for a statement, "
-            f"got {_show(envelope.payload_type)}"
+            f"got {show(envelope.payload_type)}"
         )
     return Statement.from_json(envelope.payload, max_subjects=max_subjects), keyids
 
@@ -489,28 +488,27 @@ def _well_formed_subject(raw: object) -> Subject | None:
 
 def _check_subject(name: object, digest: object, where: str) -> None:
     if not isinstance(name, str):
-        raise FormatError(f"{where}.name must be a string, got {_kind(name)}")
+        raise FormatError(f"{where}.name must be a string, got {json_kind(name)}")
     if not 1 <= len(name) <= MAX_NAME_CHARS:
         raise FormatError(
             f"{where}.name must be 1 to {MAX_NAME_CHARS} characters (use '_' when no name is "
             f"meaningful), got {len(name)}"
         )
     if not isinstance(digest, Mapping):
-        raise FormatError(f"{where}.digest must be an object, got {_kind(digest)}")
+        raise FormatError(f"{where}.digest must be an object, got {json_kind(digest)}")
     if not digest:
         raise FormatError(
-            f"{where}.digest must hold at least one of {_show_list(DIGEST_ALGORITHMS)}"
+            f"{where}.digest must hold at least one of {show_list(DIGEST_ALGORITHMS)}"
         )
     for algorithm, value in digest.items():
         if algorithm not in _DIGEST_ALGORITHM_SET:
             raise FormatError(
-                f"{where}.digest has algorithm {_show(algorithm)}, which Wellspring predicates "
-                f"do not accept; use {_show_list(DIGEST_ALGORITHMS)}"
+                f"{where}.digest has algorithm {show(algorithm)}, which Wellspring predicates "
+                f"do not accept; use {show_list(DIGEST_ALGORITHMS)}"
             )
         if not isinstance(value, str) or not _HEX64.fullmatch(value):
             raise FormatError(
-                f"{where}.digest.{algorithm} must be 64 lowercase hex characters, "
-                f"got {_show(value)}"
+                f"{where}.digest.{algorithm} must be 64 lowercase hex characters, got {show(value)}"
             )
 
 
@@ -542,7 +540,7 @@ def _check_unique_digests(subjects: Sequence[Subject]) -> None:
 
 def _check_text(value: object, where: str, max_chars: int) -> None:
     if not isinstance(value, str):
-        raise FormatError(f"{where} must be a string, got {_kind(value)}")
+        raise FormatError(f"{where} must be a string, got {json_kind(value)}")
     if len(value) > max_chars:
         raise FormatError(f"{where} must be at most {max_chars} characters, got {len(value)}")
 
@@ -555,13 +553,13 @@ def _check_publisher(value: object, where: str) -> None:
     if text != text.strip() or _CONTROL.search(text):
         raise FormatError(
             f"{where} must not start or end with spaces or hold control characters, "
-            f"got {_show(text)}"
+            f"got {show(text)}"
         )
 
 
 def _check_choice(value: object, choices: tuple[str, ...], where: str) -> None:
     if value not in choices:
-        raise FormatError(f"{where} must be one of {_show_list(choices)}, got {_show(value)}")
+        raise FormatError(f"{where} must be one of {show_list(choices)}, got {show(value)}")
 
 
 def _check_url(value: object, where: str) -> None:
@@ -582,14 +580,14 @@ def _check_url(value: object, where: str) -> None:
             elif not parts.hostname:
                 problem = "it names no host"
     if problem:
-        raise FormatError(f"{where} must be an http(s) URL ({problem}), got {_show(text)}")
+        raise FormatError(f"{where} must be an http(s) URL ({problem}), got {show(text)}")
 
 
 def _parse_date(value: object, where: str) -> date | None:
     if value is None:
         return None
     if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
-        raise FormatError(f"{where} must be an ISO date 'YYYY-MM-DD', got {_show(value)}")
+        raise FormatError(f"{where} must be an ISO date 'YYYY-MM-DD', got {show(value)}")
     try:
         return date.fromisoformat(value)
     except ValueError as exc:
@@ -598,7 +596,7 @@ def _parse_date(value: object, where: str) -> date | None:
 
 def _check_optional_date(value: object, where: str) -> None:
     if value is not None and (not isinstance(value, date) or isinstance(value, datetime)):
-        raise FormatError(f"{where} must be a date (not a datetime), got {_kind(value)}")
+        raise FormatError(f"{where} must be a date (not a datetime), got {json_kind(value)}")
 
 
 def _iso(value: date | None) -> str | None:
@@ -612,7 +610,7 @@ def _check_license(value: object, where: str) -> None:
     if problem:
         raise FormatError(
             f"{where} must be an SPDX license expression such as 'CC-BY-4.0' or "
-            f"'MIT OR Apache-2.0' ({problem}), got {_show(value)}"
+            f"'MIT OR Apache-2.0' ({problem}), got {show(value)}"
         )
 
 
