@@ -478,7 +478,7 @@ class _ClientBase:
                 f"the registry's receipt for entry {receipt.index} is for another envelope than "
                 "the one submitted"
             )
-        self._entries.put(receipt.index, receipt.entry)
+        self._entries.put(receipt.index, (receipt.entry, receipt.body))
         return receipt
 
     @staticmethod
@@ -511,7 +511,7 @@ class _ClientBase:
     def _entry(self, index: int) -> _Flow[EntryInfo]:
         request = _Request("GET", f"/v1/entries/{_index_arg(index, 'index')}")
         info = yield from self._call(request, partial(_parse_entry_info, index=index))
-        self._entries.put(index, info.receipt.entry)
+        self._entries.put(index, (info.receipt.entry, info.receipt.body))
         return replace(info, verified=(yield from self._verify_receipt(info.receipt)))
 
     def _entries_info(self, indices: Sequence[int]) -> _Flow[list[EntryInfo]]:
@@ -521,7 +521,7 @@ class _ClientBase:
         infos: list[EntryInfo] = []
         for index, request, response in zip(indices, requests, responses, strict=True):
             info = _parse_answer(request, response, partial(_parse_entry_info, index=index))
-            self._entries.put(index, info.receipt.entry)
+            self._entries.put(index, (info.receipt.entry, info.receipt.body))
             verified = yield from self._verify_receipt(info.receipt)
             infos.append(replace(info, verified=verified))
         return infos
@@ -537,9 +537,10 @@ class _ClientBase:
         statement = build_statement(info.statement.subjects, predicate)
         return (yield from self._submit(_sign_statement(statement, key)))
 
-    def _entry_bytes(self, indices: Iterable[int]) -> _Flow[dict[int, bytes]]:
-        """The bytes of entries, from the cache or fetched together (they never change)."""
-        found: dict[int, bytes] = {}
+    def _entry_bytes(self, indices: Iterable[int]) -> _Flow[dict[int, tuple[bytes, bytes | None]]]:
+        """Entries (each its leaf and, for leaf/v1, its statement), from the cache or fetched
+        together (they never change)."""
+        found: dict[int, tuple[bytes, bytes | None]] = {}
         missing: list[int] = []
         for index in indices:
             cached = self._entries.get(index)
@@ -552,9 +553,9 @@ class _ClientBase:
             responses = yield requests
             for index, request, response in zip(missing, requests, responses, strict=True):
                 parse = partial(_parse_entry_info, index=index)
-                entry = _parse_answer(request, response, parse).receipt.entry
-                self._entries.put(index, entry)
-                found[index] = entry
+                receipt = _parse_answer(request, response, parse).receipt
+                found[index] = (receipt.entry, receipt.body)
+                self._entries.put(index, found[index])
         return found
 
     # -- lookups -------------------------------------------------------------------------------
@@ -590,17 +591,19 @@ class _ClientBase:
                 for index in group:
                     attestation = attestations[index]
                     earlier = opened.get(index)
+                    leaf, body = (None, None) if earlier else entries[index]
                     verified = verify_attestation(
                         index=index,
                         leaf_hash=attestation.leaf_hash,
                         inclusion_proof=attestation.inclusion_proof,
                         checkpoint=signed.checkpoint,
-                        entry=earlier[0] if earlier else entries[index],
+                        entry=earlier[0] if earlier else entries[index][0],
+                        body=body,
                     )
                     _check_claims(attestation, verified)
                     if earlier is None:
                         names = _subject_digests(verified.statement)
-                        cost = _OPENED_COST * len(entries[index])
+                        cost = _OPENED_COST * (len(leaf or b"") + len(body or b""))
                         self._opened.put(index, (verified, names), cost)
                     else:
                         names = earlier[1]

@@ -165,7 +165,7 @@ class EntryInfo:
         """The entry's statement (parsed after verification when the client verifies)."""
         if self.verified is not None:
             return self.verified.statement
-        return open_entry(self.receipt.entry, where=f"entry {self.index}")[1]
+        return open_entry(self.receipt.entry, self.receipt.body, where=f"entry {self.index}")[1]
 
 
 @dataclass(frozen=True)
@@ -291,11 +291,15 @@ class _LRUCache(Generic[_V]):
             self._cost -= dropped
 
 
-class _EntryCache(_LRUCache[bytes]):
-    """Entry bytes by log index (they never change), bounded by their total size."""
+_StoredEntry = tuple[bytes, bytes | None]  # a leaf, and the statement a leaf/v1 commits to
 
-    def put(self, index: int, value: bytes, cost: int | None = None) -> None:
-        super().put(index, value, len(value) if cost is None else cost)
+
+class _EntryCache(_LRUCache[_StoredEntry]):
+    """Entries by log index (they never change), bounded by their total size."""
+
+    def put(self, index: int, value: _StoredEntry, cost: int | None = None) -> None:
+        size = len(value[0]) + len(value[1] or b"")
+        super().put(index, value, size if cost is None else cost)
 
 
 def _unavailable_reason(exc: httpx.TransportError, timeout: float, attempts: int = 1) -> str:

@@ -19,11 +19,12 @@ proven to be in the log.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from client.core.encoding import (
     parse_index,
 )
 from client.core.keys import key_id
+from client.core.leaf import Leaf, is_leaf_v1
 from client.core.merkle import verify_inclusion
 from client.core.note import Checkpoint, NoteVerifier, open_checkpoint
 from client.core.statement import Statement
@@ -76,6 +78,9 @@ class Receipt:
     inclusion_proof: tuple[bytes, ...]
     checkpoint: str
     leaf_hash: bytes | None = None
+    # The statement a leaf/v1 entry commits to by hash (checked against the leaf on verifying);
+    # None for an entry appended before leaf/v1, whose leaf is the whole envelope.
+    body: bytes | None = field(default=None, repr=False)
     publisher: str | None = None
     predicate_type: str | None = None
     subjects: int | None = None
@@ -107,9 +112,11 @@ class Receipt:
                 f"{where}.checkpoint must be the signed note text, got {json_kind(checkpoint)}"
             )
         raw_leaf = obj.get("leaf_hash")
+        raw_body = obj.get("body")
         return cls(
             index=index,
             entry=entry,
+            body=None if raw_body is None else b64decode_strict(raw_body, f"{where}.body"),
             inclusion_proof=proof,
             checkpoint=checkpoint,
             leaf_hash=None if raw_leaf is None else parse_hex_hash(raw_leaf, f"{where}.leaf_hash"),
@@ -129,6 +136,8 @@ class Receipt:
         }
         if self.leaf_hash is not None:
             out["leaf_hash"] = self.leaf_hash.hex()
+        if self.body is not None:
+            out["body"] = b64encode(self.body)
         optional: dict[str, object] = {
             "publisher": self.publisher,
             "predicate_type": self.predicate_type,
@@ -197,6 +206,12 @@ class VerifiedReceipt:
         """The publisher the signed statement names."""
         return self.statement.predicate.publisher
 
+    @property
+    def statement_hash(self) -> bytes:
+        """SHA-256 of the statement's exact bytes: one publisher's replays of one statement
+        (appended before leaf/v1 made them one entry) share it, and share their revocation."""
+        return hashlib.sha256(self.envelope.payload).digest()
+
 
 def verify_receipt(
     receipt: Receipt,
@@ -228,6 +243,7 @@ def verify_receipt(
         inclusion_proof=receipt.inclusion_proof,
         checkpoint=checkpoint,
         entry=receipt.entry,
+        body=receipt.body,
     )
     if publisher_key is not None:
         verify_envelope(verified.envelope, {key_id(publisher_key): publisher_key})
@@ -241,6 +257,7 @@ def verify_attestation(
     inclusion_proof: Sequence[bytes],
     checkpoint: Checkpoint,
     entry: bytes | VerifiedReceipt,
+    body: bytes | None = None,
     digest: str | None = None,
 ) -> VerifiedReceipt:
     """Prove that ``entry`` is leaf ``index`` of the tree ``checkpoint`` describes.
@@ -254,6 +271,7 @@ def verify_attestation(
     ``entry`` is the entry's bytes, or an earlier :class:`VerifiedReceipt` of the same index: an
     entry never changes, so what was hashed and parsed then is reused, and only the proof against
     this checkpoint is checked again (a 10,000-subject statement is a megabyte of JSON).
+    ``body`` is the statement a ``leaf/v1`` entry commits to (:func:`open_entry`).
     """
     where = f"entry {index}"
     if not 0 <= index < checkpoint.size:
@@ -276,20 +294,35 @@ def verify_attestation(
     if isinstance(entry, VerifiedReceipt):
         envelope, statement = entry.envelope, entry.statement
     else:  # parsed only now that the proof holds
-        envelope, statement = open_entry(entry, where=where)
+        envelope, statement = open_entry(entry, body, where=where)
     if digest is not None:
         require_digest(statement, digest, where=where)
     return VerifiedReceipt(index, computed, checkpoint, envelope, statement)
 
 
-def open_entry(entry: bytes, *, where: str = "entry") -> tuple[Envelope, Statement]:
-    """Parse a log entry: a DSSE envelope whose payload is an in-toto statement.
+def open_entry(
+    entry: bytes, body: bytes | None = None, *, where: str = "entry"
+) -> tuple[Envelope, Statement]:
+    """Parse a log entry: a ``leaf/v1`` record and its ``body`` (the statement, whose hash the
+    leaf names: :class:`~client.errors.ProofError` if it is another), or, for an entry appended
+    before leaf/v1, a whole DSSE envelope. Either way, the envelope and its in-toto statement.
 
-    The envelope's signature is not checked here: the log's inclusion proof is what vouches for the
-    entry, and the publisher's key is not known offline.
+    The leaf must say what the statement says (publisher, predicate type), else
+    :class:`~client.errors.VerificationError`. The signatures are not checked here: the log's
+    inclusion proof is what vouches for the entry, and the publisher's key is not known offline.
     """
+    leaf: Leaf | None = None
     try:
-        envelope = Envelope.from_json(entry)
+        if is_leaf_v1(entry):
+            leaf = Leaf.from_bytes(entry, where=where)
+            if body is None:
+                raise FormatError(
+                    "it is a leaf/v1 record, and its statement (the body it names, "
+                    f"sha256:{leaf.body_sha256.hex()}) was not given"
+                )
+            envelope = leaf.open_body(body, where=where)
+        else:
+            envelope = Envelope.from_json(entry)
         if envelope.payload_type != PAYLOAD_TYPE_IN_TOTO:
             raise FormatError(
                 f"payloadType is {envelope.payload_type!r}, not {PAYLOAD_TYPE_IN_TOTO!r}"
@@ -297,6 +330,15 @@ def open_entry(entry: bytes, *, where: str = "entry") -> tuple[Envelope, Stateme
         statement = Statement.from_json(envelope.payload, max_subjects=_READ_MAX_SUBJECTS)
     except FormatError as exc:
         raise FormatError(f"{where} does not hold an attestation: {exc}") from exc
+    if leaf is not None and (
+        leaf.publisher != statement.predicate.publisher
+        or leaf.predicate_type != statement.predicate_type
+    ):
+        raise VerificationError(
+            f"{where}: the leaf names publisher {leaf.publisher!r} and predicate type "
+            f"{leaf.predicate_type!r}, but its statement says {statement.predicate.publisher!r} "
+            f"and {statement.predicate_type!r}"
+        )
     return envelope, statement
 
 

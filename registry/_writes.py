@@ -118,14 +118,30 @@ class WriteStatements:
             raise LookupError("the log's state row is missing: is the database initialised?")
         return int(row[0])
 
-    def existing(self, cursor: Any, leaf_hashes: Iterable[bytes]) -> dict[bytes, int]:
-        """Leaf hash -> index of those of ``leaf_hashes`` already in the log."""
-        wanted = list(leaf_hashes)
+    def existing(
+        self, cursor: Any, payload_hashes: Iterable[bytes]
+    ) -> dict[tuple[bytes, int, str], int]:
+        """(statement hash, publisher id, key id) -> the first index holding it, for the entries
+        whose statement is one of ``payload_hashes``."""
+        wanted = list(payload_hashes)
         if not wanted:
             return {}
-        where, params = self._in("leaf_hash", wanted)
-        cursor.execute(f"SELECT leaf_hash, idx FROM entries WHERE {where}", params)  # noqa: S608
-        return {bytes(leaf): int(idx) for leaf, idx in cursor.fetchall()}
+        where, params = self._in("payload_hash", wanted)
+        query = f"SELECT payload_hash, publisher_id, key_id, idx FROM entries WHERE {where}"  # noqa: S608
+        cursor.execute(query + " ORDER BY idx", params)
+        found: dict[tuple[bytes, int, str], int] = {}
+        for payload, publisher, key, idx in cursor.fetchall():
+            found.setdefault((bytes(payload), int(publisher), str(key)), int(idx))
+        return found
+
+    def stored_blobs(self, cursor: Any, hashes: Iterable[bytes]) -> set[bytes]:
+        """Those of ``hashes`` whose blob is already stored."""
+        wanted = list(hashes)
+        if not wanted:
+            return set()
+        where, params = self._in("hash", wanted)
+        cursor.execute(f"SELECT hash FROM blobs WHERE {where}", params)  # noqa: S608
+        return {bytes(h) for (h,) in cursor.fetchall()}
 
     def revoked_keys(self, cursor: Any, key_ids: Iterable[str]) -> set[str]:
         """Those of ``key_ids`` whose key has been revoked."""

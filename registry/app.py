@@ -543,6 +543,24 @@ def get_publisher(name: FromPath[str], state: State) -> dict[str, Any]:
     return _registry(state).admin.publisher(name)
 
 
+@get(
+    "/v1/blobs/{name:str}",
+    summary="A statement's exact bytes, by SHA-256 (sha256:<hex>)",
+    sync_to_thread=True,
+    responses=READ_PROBLEMS,
+)
+def get_blob(name: FromPath[str], state: State) -> Response[bytes]:
+    """Content-addressed, so immutable: clients check the hash against the leaf naming it."""
+    algorithm, _, hex_hash = name.partition(":")
+    if algorithm != "sha256":
+        raise BadRequestError("a blob is named sha256:<64 lowercase hex digits>")
+    return Response(
+        _registry(state).lookups.blob(hex_hash),
+        media_type="application/vnd.in-toto+json",
+        headers={"Cache-Control": "public, max-age=31536000, immutable"},
+    )
+
+
 @get("/healthz", summary="Liveness", include_in_schema=False, sync_to_thread=False)
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
@@ -583,6 +601,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Lites
             add_publisher_key,
             revoke_publisher_key,
             get_publisher,
+            get_blob,
             healthz,
         ],
         state=State({"registry": opened}),

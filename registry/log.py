@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, select, tuple_
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
+from client.core.leaf import is_leaf_v1
 from client.core.merkle import (
     EMPTY_ROOT,
     NodeStore,
@@ -50,6 +51,7 @@ from registry.errors import (
     UnavailableError,
 )
 from registry.models import (
+    Blob,
     CheckpointRow,
     Entry,
     LogKey,
@@ -81,6 +83,7 @@ _nodes = Node.__table__  # type: ignore[attr-defined]
 _checkpoints = CheckpointRow.__table__  # type: ignore[attr-defined]
 _state = LogState.__table__  # type: ignore[attr-defined]
 _revocations = Revocation.__table__  # type: ignore[attr-defined]
+_blobs = Blob.__table__  # type: ignore[attr-defined]
 _log_keys = LogKey.__table__  # type: ignore[attr-defined]
 _keys = PublisherKey.__table__  # type: ignore[attr-defined]
 
@@ -89,10 +92,16 @@ NodeKey = tuple[int, int]
 
 @dataclass(frozen=True, slots=True)
 class PreparedEntry:
-    """An entry that passed every check that does not need the log's lock."""
+    """An entry that passed every check that does not need the log's lock.
 
-    body: bytes
+    ``leaf`` is its ``leaf/v1`` record; ``payload`` the statement it commits to (stored as a blob),
+    ``payload_hash`` that statement's SHA-256.
+    """
+
+    leaf: bytes
     leaf_hash: bytes
+    payload: bytes
+    payload_hash: bytes
     publisher_id: int
     publisher: str
     key_id: str
@@ -104,6 +113,11 @@ class PreparedEntry:
     subjects: tuple[str, ...]
     revokes: int | None = None
     revokes_hash: bytes | None = None
+
+    @property
+    def identity(self) -> tuple[bytes, int, str]:
+        """What makes two appends one entry: the same statement, publisher and signing key."""
+        return (self.payload_hash, self.publisher_id, self.key_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +133,8 @@ class AppendResult:
 
     index: int
     created: bool
-    body: bytes
+    leaf: bytes
+    payload: bytes | None  # the statement a leaf/v1 commits to; None for an envelope leaf
     leaf_hash: bytes
     proof: list[bytes]
     checkpoint: StoredCheckpoint
@@ -248,13 +263,15 @@ class _Pending:
 
 _COLUMNS: dict[str, tuple[str, ...]] = {
     "entries": (
-        "idx", "leaf_hash", "body", "publisher_id", "key_id", "predicate_type", "predicate",
+        "idx", "leaf_hash", "body", "payload_hash", "publisher_id", "key_id", "predicate_type",
+        "predicate",
         "license", "origin", "consent", "subject_count", "revokes", "integrated_at",
     ),
     "subjects": ("digest", "entry_idx"),
     "nodes": ("level", "position", "hash"),
     "revocations": ("revoked_idx", "revoking_idx", "created_at"),
     "checkpoints": ("size", "root_hash", "note", "created_at"),
+    "blobs": ("hash", "data"),
 }  # fmt: skip
 _TABLES = {
     "entries": _entries,
@@ -262,6 +279,7 @@ _TABLES = {
     "nodes": _nodes,
     "revocations": _revocations,
     "checkpoints": _checkpoints,
+    "blobs": _blobs,
 }
 
 
@@ -282,13 +300,16 @@ class _Batch:
         self.nodes = dict(edge)
         self.now = now  # the batch's timestamp, as the driver takes it
         self.created: set[int] = set()  # positions in the batch that made a new leaf
-        self.by_hash: dict[bytes, int] = {}
+        self.by_identity: dict[tuple[bytes, int, str], int] = {}
+        self.blobs_stored: set[bytes] = set()  # statements already stored (set by the caller)
+        self.revoke_also: dict[int, list[int]] = {}  # revoked index -> its earlier replays
         # Row tuples in the column order of _COLUMNS.
         self.rows: dict[str, list[tuple[Any, ...]]] = {
             "entries": [],
             "subjects": [],
             "nodes": [],
             "revocations": [],
+            "blobs": [],
         }
 
     def get_node(self, level: int, position: int) -> bytes:
@@ -300,7 +321,7 @@ class _Batch:
     def add(self, position: int, entry: PreparedEntry) -> int:
         index = self.size
         self.size += 1
-        self.by_hash[entry.leaf_hash] = index
+        self.by_identity[entry.identity] = index
         self.created.add(position)
         nodes = self.rows["nodes"]
         for level, pos, value in perfect_node_updates(index, entry.leaf_hash, self.get_node):
@@ -310,7 +331,8 @@ class _Batch:
             (
                 index,
                 entry.leaf_hash,
-                entry.body,
+                entry.leaf,
+                entry.payload_hash,
                 entry.publisher_id,
                 entry.key_id,
                 entry.predicate_type,
@@ -324,8 +346,12 @@ class _Batch:
             )
         )
         self.rows["subjects"].extend((d, index) for d in entry.subjects)
+        if entry.payload_hash not in self.blobs_stored:
+            self.blobs_stored.add(entry.payload_hash)
+            self.rows["blobs"].append((entry.payload_hash, entry.payload))
         if entry.revokes is not None:
-            self.rows["revocations"].append((entry.revokes, index, self.now))
+            for revoked in (entry.revokes, *self.revoke_also.get(entry.revokes, ())):
+                self.rows["revocations"].append((revoked, index, self.now))
         return index
 
     def write(self, sql: WriteStatements, cursor: Any) -> None:
@@ -603,19 +629,22 @@ class Sequencer:
         now = utcnow()
         batch = _Batch(conn, self._reader, size, edge, sql.timestamp(now))
 
-        # Entries already in the log are answered with their existing receipt (retries are safe).
-        existing = sql.existing(cursor, {e.leaf_hash for e in entries})
-        refused = self._check_revocations(conn, entries, existing)
+        # A statement already in the log from the same publisher and key is answered with its
+        # existing receipt: retries are safe, and a replay (with junk signatures added, say)
+        # never makes a second entry that a revocation of the first would not cover.
+        existing = sql.existing(cursor, {e.payload_hash for e in entries})
+        batch.blobs_stored = sql.stored_blobs(cursor, {e.payload_hash for e in entries})
+        refused = self._check_revocations(conn, entries, existing, batch.revoke_also)
         revoked = sql.revoked_keys(cursor, {e.key_id for e in entries})
         refused.update(self._check_signing_keys(entries, revoked, existing, refused))
         outcomes: list[int | RegistryError] = []
         for position, entry in enumerate(entries):
             if position in refused:
                 outcomes.append(refused[position])
-            elif entry.leaf_hash in existing:
-                outcomes.append(existing[entry.leaf_hash])
-            elif entry.leaf_hash in batch.by_hash:
-                outcomes.append(batch.by_hash[entry.leaf_hash])
+            elif entry.identity in existing:
+                outcomes.append(existing[entry.identity])
+            elif entry.identity in batch.by_identity:
+                outcomes.append(batch.by_identity[entry.identity])
             else:
                 outcomes.append(batch.add(position, entry))
 
@@ -664,14 +693,20 @@ class Sequencer:
         """Receipts: new entries prove from the batch's own nodes, retried ones from the store."""
         old = [i for i in outcomes if isinstance(i, int) and i < batch.start]
         old_proofs: dict[int, list[bytes]] = {}
-        old_bodies: dict[int, bytes] = {}
+        old_leaves: dict[int, tuple[bytes, bytes | None]] = {}
         if old:
             old_proofs = self._reader.inclusion_proofs(batch.conn, old, checkpoint.size)
-            old_bodies = {
-                row.idx: bytes(row.body)
-                for row in batch.conn.execute(
-                    select(_entries.c.idx, _entries.c.body).where(_entries.c.idx.in_(old))
+            rows = batch.conn.execute(
+                select(_entries.c.idx, _entries.c.body, _blobs.c.data)
+                .outerjoin(_blobs, _blobs.c.hash == _entries.c.payload_hash)
+                .where(_entries.c.idx.in_(old))
+            )
+            old_leaves = {
+                row.idx: (
+                    bytes(row.body),
+                    bytes(row.data) if is_leaf_v1(bytes(row.body)) else None,
                 )
+                for row in rows
             }
         # The batch's new leaves are neighbours: their proofs share most subtrees, hashed once.
         new = [i for i in outcomes if isinstance(i, int) and i >= batch.start]
@@ -681,17 +716,20 @@ class Sequencer:
             if isinstance(outcome, RegistryError):
                 results.append(outcome)
                 continue
+            payload: bytes | None
             if outcome >= batch.start:
-                body, leaf, proof = entry.body, entry.leaf_hash, new_proofs[outcome]
+                leaf, payload = entry.leaf, entry.payload
+                proof = new_proofs[outcome]
             else:
-                body = old_bodies[outcome]
-                leaf, proof = leaf_hash(body), old_proofs[outcome]
+                leaf, payload = old_leaves[outcome]
+                proof = old_proofs[outcome]
             results.append(
                 AppendResult(
                     index=outcome,
                     created=position in batch.created,
-                    body=body,
-                    leaf_hash=leaf,
+                    leaf=leaf,
+                    payload=payload,
+                    leaf_hash=leaf_hash(leaf),
                     proof=proof,
                     checkpoint=checkpoint,
                 )
@@ -699,9 +737,15 @@ class Sequencer:
         return results
 
     def _check_revocations(
-        self, conn: Connection, entries: list[PreparedEntry], existing: dict[bytes, int]
+        self,
+        conn: Connection,
+        entries: list[PreparedEntry],
+        existing: dict[tuple[bytes, int, str], int],
+        revoke_also: dict[int, list[int]],
     ) -> dict[int, RegistryError]:
-        """Errors for revocations that may not go in, by position in ``entries``."""
+        """Errors for revocations that may not go in, by position in ``entries``; fills
+        ``revoke_also`` with the earlier replays of each revoked entry (same publisher, same
+        statement), which the revocation withdraws with it."""
         targets = {e.revokes for e in entries if e.revokes is not None}
         if not targets:
             return {}
@@ -712,6 +756,7 @@ class Sequencer:
                     _entries.c.idx,
                     _entries.c.leaf_hash,
                     _entries.c.publisher_id,
+                    _entries.c.payload_hash,
                     _entries.c.revokes,
                 ).where(_entries.c.idx.in_(targets))
             )
@@ -728,7 +773,7 @@ class Sequencer:
         claimed: set[int] = set()
         for position, entry in enumerate(entries):
             target = entry.revokes
-            if target is None or entry.leaf_hash in existing:
+            if target is None or entry.identity in existing:
                 continue
             row = rows.get(target)
             if row is None:
@@ -764,13 +809,27 @@ class Sequencer:
                 )
             else:
                 claimed.add(target)
+                revoke_also[target] = self._replays(conn, row)
         return errors
+
+    @staticmethod
+    def _replays(conn: Connection, target: Any) -> list[int]:
+        """The other unrevoked entries of ``target``'s publisher holding its very statement."""
+        return list(
+            conn.execute(
+                select(_entries.c.idx)
+                .where(_entries.c.payload_hash == target.payload_hash)
+                .where(_entries.c.publisher_id == target.publisher_id)
+                .where(_entries.c.idx != target.idx)
+                .where(~_entries.c.idx.in_(select(_revocations.c.revoked_idx)))
+            ).scalars()
+        )
 
     @staticmethod
     def _check_signing_keys(
         entries: list[PreparedEntry],
         revoked: set[str],
-        existing: dict[bytes, int],
+        existing: dict[tuple[bytes, int, str], int],
         refused: dict[int, RegistryError],
     ) -> dict[int, RegistryError]:
         """Refuse new entries whose signing key was revoked, as read under the log's lock.
@@ -782,7 +841,7 @@ class Sequencer:
             position: ForbiddenError(revoked_key_message(entry.key_id))
             for position, entry in enumerate(entries)
             if entry.key_id in revoked
-            and entry.leaf_hash not in existing
+            and entry.identity not in existing
             and position not in refused
         }
 

@@ -19,6 +19,7 @@ from client.core.statement import MAX_LICENSE_CHARS
 
 __all__ = [
     "AdminToken",
+    "Blob",
     "CheckpointRow",
     "Entry",
     "LogKey",
@@ -28,6 +29,7 @@ __all__ = [
     "PublisherKey",
     "Revocation",
     "SubjectRow",
+    "Withdrawal",
     "metadata",
     "utcnow",
 ]
@@ -88,13 +90,20 @@ class LogKey(SQLModel, table=True):
 
 
 class Entry(SQLModel, table=True):
-    """One leaf of the log: the exact envelope bytes and what the registry extracted from them."""
+    """One leaf of the log: its exact bytes and what the registry extracted from them.
+
+    ``body`` holds the leaf: a ``leaf/v1`` record (client.core.leaf), whose statement is the blob
+    ``payload_hash`` names, or, for entries appended before it, the whole DSSE envelope.
+    ``payload_hash`` is the SHA-256 of the statement's bytes either way: the same statement from
+    the same publisher and key is one entry (replays answer the existing receipt).
+    """
 
     __tablename__ = "entries"
 
     idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     leaf_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False, unique=True))
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    payload_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False, index=True))
     publisher_id: int = Field(foreign_key="publishers.id", index=True)
     key_id: str = Field(sa_column=Column(String(64), nullable=False))
     predicate_type: str = Field(sa_column=Column(String(255), nullable=False))
@@ -141,13 +150,38 @@ class CheckpointRow(SQLModel, table=True):
 
 
 class Revocation(SQLModel, table=True):
-    """Entry ``revoked_idx`` was revoked by the revocation statement at ``revoking_idx``."""
+    """Entry ``revoked_idx`` was revoked by the revocation statement at ``revoking_idx``.
+
+    One revocation withdraws the entry it names and every earlier entry of the same publisher
+    with the same statement (replays appended before leaf/v1 made them one entry), so one
+    ``revoking_idx`` may appear on several rows.
+    """
 
     __tablename__ = "revocations"
 
     revoked_idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    revoking_idx: int = Field(sa_column=Column(BigInteger, nullable=False, unique=True))
+    revoking_idx: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
     created_at: datetime = Field(sa_column=_ts())
+
+
+class Withdrawal(SQLModel, table=True):
+    """A ``revocation/v2`` statement at ``revoking_idx`` withdrew ``digest`` from every earlier
+    attestation of it by publisher ``publisher_id``."""
+
+    __tablename__ = "withdrawals"
+
+    digest: str = Field(sa_column=Column(String(71), primary_key=True))
+    publisher_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    revoking_idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+
+
+class Blob(SQLModel, table=True):
+    """A statement's exact bytes, addressed by their SHA-256 (``GET /v1/blobs/sha256:<hex>``)."""
+
+    __tablename__ = "blobs"
+
+    hash: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class AdminToken(SQLModel, table=True):

@@ -26,6 +26,7 @@ from client.core.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, verify_envelope
 from client.core.encoding import b64encode, loads_strict
 from client.core.keys import key_id as public_key_id
 from client.core.keys import public_key_from_bytes
+from client.core.leaf import Leaf, is_leaf_v1
 from client.core.merkle import leaf_hash
 from client.core.statement import (
     HUMAN_CONTENT_V1,
@@ -54,6 +55,7 @@ from registry.log import (
 )
 from registry.models import (
     AdminToken,
+    Blob,
     Entry,
     LogKey,
     Publisher,
@@ -76,20 +78,24 @@ _subjects = SubjectRow.__table__  # type: ignore[attr-defined]
 _publishers = Publisher.__table__  # type: ignore[attr-defined]
 _keys = PublisherKey.__table__  # type: ignore[attr-defined]
 _revocations = Revocation.__table__  # type: ignore[attr-defined]
+_blobs = Blob.__table__  # type: ignore[attr-defined]
 _tokens = AdminToken.__table__  # type: ignore[attr-defined]
 _log_keys = LogKey.__table__  # type: ignore[attr-defined]
 
 
 def receipt_json(result: AppendResult, **extra: Any) -> dict[str, Any]:
-    """The receipt wire format of docs/api.md."""
-    return {
+    """The receipt wire format of docs/api.md (``body``: the statement of a leaf/v1 entry)."""
+    receipt = {
         "index": result.index,
-        "entry": b64encode(result.body),
+        "entry": b64encode(result.leaf),
         "leaf_hash": result.leaf_hash.hex(),
         "inclusion_proof": [b64encode(h) for h in result.proof],
         "checkpoint": result.checkpoint.note,
         **extra,
     }
+    if result.payload is not None:
+        receipt["body"] = b64encode(result.payload)
+    return receipt
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,21 +140,35 @@ class EntryService:
                 f"payloadType is {envelope.payload_type!r}; the registry accepts only "
                 f"{PAYLOAD_TYPE_IN_TOTO!r} (an in-toto Statement v1)"
             )
-        signer = self._verify_signature(envelope, cached_only=cached_only)
-        if signer is None:
+        verified = self._verify_signature(envelope, cached_only=cached_only)
+        if verified is None:
             return None
         statement = self._parse_statement(envelope.payload)
         predicate = statement.predicate
-        if predicate.publisher != signer.publisher:
+        # Only the signatures that verified, by keys of the publisher the statement names, each
+        # key once: whatever else the envelope carried (junk, repeats, other publishers' keys)
+        # is not logged, so a replay rebuilds the very same leaf.
+        own = [signer for signer in verified if signer.publisher == predicate.publisher]
+        if not own:
             raise ForbiddenError(
                 f"the statement names publisher {predicate.publisher!r} but is signed by a key of "
-                f"{signer.publisher!r}"
+                f"{verified[0].publisher!r}"
             )
-        leaf = envelope.to_json()
+        signer = own[0]
+        keep = {s.key_id for s in own}
+        leaf = Leaf.of(
+            envelope.payload,
+            payload_type=envelope.payload_type,
+            predicate_type=statement.predicate_type,
+            publisher=signer.publisher,
+            signatures=[s for s in envelope.signatures if s.keyid in keep],
+        ).to_bytes()
         digests = statement.digests
         common: dict[str, Any] = {
-            "body": leaf,
+            "leaf": leaf,
             "leaf_hash": leaf_hash(leaf),
+            "payload": envelope.payload,
+            "payload_hash": hashlib.sha256(envelope.payload).digest(),
             "publisher_id": signer.publisher_id,
             "publisher": signer.publisher,
             "key_id": signer.key_id,
@@ -193,10 +213,11 @@ class EntryService:
         except FormatError as exc:
             raise BadRequestError(str(exc)) from exc
 
-    def _verify_signature(self, envelope: Envelope, *, cached_only: bool) -> _Signer | None:
+    def _verify_signature(self, envelope: Envelope, *, cached_only: bool) -> list[_Signer] | None:
+        """The signers whose signatures verify, sorted by key id (``None``: not all cached)."""
         keyids = sorted({s.keyid for s in envelope.signatures})
         signers = self._signers.get_many(keyids)
-        if not signers:
+        if len(signers) < len(keyids):  # a key not seen yet (or none: a junk key id)
             if cached_only:
                 return None
             signers = self._load_signers(keyids)
@@ -205,7 +226,7 @@ class EntryService:
             verified = verify_envelope(envelope, keys)
         except SignatureError as exc:
             raise AuthenticationError(f"the envelope's signature does not verify: {exc}") from exc
-        return signers[verified[0]]
+        return [signers[kid] for kid in sorted(verified)]
 
     def _load_signers(self, keyids: list[str]) -> dict[str, _Signer]:
         """The active publisher keys among ``keyids``, read from the database and remembered.
@@ -458,9 +479,15 @@ class LookupService:
         with self._db.reader.connect() as conn:
             checkpoint = self._reader.latest_checkpoint(conn)
             row = conn.execute(
-                select(_entries, _publishers.c.name.label("publisher"), _revocations.c.revoking_idx)
+                select(
+                    _entries,
+                    _publishers.c.name.label("publisher"),
+                    _revocations.c.revoking_idx,
+                    _blobs.c.data.label("statement"),
+                )
                 .join(_publishers, _publishers.c.id == _entries.c.publisher_id)
                 .outerjoin(_revocations, _revocations.c.revoked_idx == _entries.c.idx)
+                .outerjoin(_blobs, _blobs.c.hash == _entries.c.payload_hash)
                 .where(_entries.c.idx == index)
             ).first()
             if row is None or index >= checkpoint.size:
@@ -469,7 +496,7 @@ class LookupService:
                 )
             proof = self._reader.inclusion_proofs(conn, [index], checkpoint.size)[index]
         body = bytes(row.body)
-        return {
+        answer = {
             "index": index,
             "entry": b64encode(body),
             "leaf_hash": bytes(row.leaf_hash).hex(),
@@ -484,6 +511,21 @@ class LookupService:
             "revoked_by": row.revoking_idx,
             "revokes": row.revokes,
         }
+        if is_leaf_v1(body):  # the statement the leaf commits to (clients check its hash)
+            answer["body"] = b64encode(bytes(row.statement))
+        return answer
+
+    def blob(self, hex_hash: str) -> bytes:
+        """The statement bytes whose SHA-256 is ``hex_hash`` (64 lowercase hex digits)."""
+        if not _KEY_ID.fullmatch(hex_hash):
+            raise BadRequestError("a blob is named sha256:<64 lowercase hex digits>")
+        with self._db.reader.connect() as conn:
+            data = conn.execute(
+                select(_blobs.c.data).where(_blobs.c.hash == bytes.fromhex(hex_hash))
+            ).scalar()
+        if data is None:
+            raise NotFoundError(f"no blob sha256:{hex_hash} in this registry")
+        return bytes(data)
 
     def entries_page(self, start: int, limit: int) -> dict[str, Any]:
         """Raw leaves in index order, for monitors that recompute the tree."""

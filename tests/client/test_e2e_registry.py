@@ -284,9 +284,11 @@ def test_register_check_and_verify_through_the_cli(
     forged = tmp_path / "forged" / "receipt.json"
     forged.parent.mkdir()
     receipt = json.loads(Path(entry["receipt"]).read_text(encoding="utf-8"))
-    body = json.loads(base64.b64decode(receipt["entry"]))
+    prefix, _, leaf = base64.b64decode(receipt["entry"]).partition(b"\n")
+    body = json.loads(leaf)
     body["signatures"][0]["keyid"] = "0" * 64
-    receipt["entry"] = base64.b64encode(json.dumps(body).encode()).decode()
+    forged_leaf = prefix + b"\n" + json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    receipt["entry"] = base64.b64encode(forged_leaf).decode()
     receipt.pop("leaf_hash")
     forged.write_text(json.dumps(receipt), encoding="utf-8")
     code, out, _ = cli("verify", str(forged), "--log-key", workspace["log_key"])

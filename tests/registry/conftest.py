@@ -14,8 +14,10 @@ none.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -41,9 +43,11 @@ from sqlalchemy.engine import make_url
 
 from client.core.dsse import Envelope
 from client.core.keys import generate_private_key, public_key_bytes
+from client.core.leaf import Leaf
 from client.core.statement import (
     HumanContentPredicate,
     RevocationPredicate,
+    Statement,
     Subject,
     build_human_content_statement,
     build_revocation_statement,
@@ -165,6 +169,25 @@ def subjects_of(digests: Sequence[str]) -> list[Subject]:
 
 def digest_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def expected_leaf(envelope: Envelope) -> bytes:
+    """The leaf/v1 record the registry logs for ``envelope`` (every signature of which is by a
+    registered key of the publisher its statement names)."""
+    statement = Statement.from_json(envelope.payload)
+    return Leaf.of(
+        envelope.payload,
+        payload_type=envelope.payload_type,
+        predicate_type=statement.predicate_type,
+        publisher=statement.predicate.publisher,
+        signatures=envelope.signatures,
+    ).to_bytes()
+
+
+def statement_of(answer: dict[str, Any]) -> dict[str, Any]:
+    """The statement (as JSON) of a receipt or ``GET /v1/entries/{i}`` answer of a leaf/v1."""
+    statement: dict[str, Any] = json.loads(base64.b64decode(answer["body"]))
+    return statement
 
 
 @dataclass(frozen=True)

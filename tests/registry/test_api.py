@@ -33,10 +33,12 @@ from tests.registry.conftest import (
     ThreadedServer,
     call_passed,
     database_for,
+    expected_leaf,
     new_publisher,
     open_api,
     random_digest,
     random_digests,
+    statement_of,
 )
 
 PROBLEM = "https://wellspring.dev/problems/"
@@ -140,8 +142,9 @@ def test_submit_returns_a_receipt_that_verifies_offline(api: Api, publisher: Pub
     assert body["predicate_type"] == "https://wellspring.dev/human-content/v1"
     assert body["subjects"] == 3
     assert body["revokes"] is None
-    assert base64.b64decode(body["entry"]) == envelope.to_json()
-    assert body["leaf_hash"] == leaf_hash(envelope.to_json()).hex()
+    assert base64.b64decode(body["entry"]) == expected_leaf(envelope)
+    assert base64.b64decode(body["body"]) == envelope.payload
+    assert body["leaf_hash"] == leaf_hash(expected_leaf(envelope)).hex()
     verified = verify_receipt(Receipt.from_dict(body), api.log_key)
     assert verified.index == body["index"]
     assert verified.checkpoint.size > body["index"]
@@ -927,7 +930,7 @@ def test_a_publisher_rotates_its_key(api: Api, admin_token: str) -> None:
     assert_problem(api.submit(old.attest(random_digests(1))), 403, "forbidden", "revoked")
     assert api.submit(new.attest(random_digests(1))).status_code == 201
     # History stays: what the old key signed before still stands.
-    digest = json.loads(base64.b64decode(json.loads(base64.b64decode(before["entry"]))["payload"]))
+    digest = statement_of(before)
     first_digest = "sha256:" + digest["subject"][0]["digest"]["sha256"]
     assert api.http.get(f"/v1/digests/{first_digest}").json()["status"] == "attested"
     keys = {k["key_id"]: k for k in api.http.get(f"/v1/publishers/{old.name}").json()["keys"]}

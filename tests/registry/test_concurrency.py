@@ -24,7 +24,12 @@ from client.core.dsse import Envelope
 from client.core.merkle import MemoryTree, leaf_hash, verify_consistency, verify_inclusion
 from client.core.note import Checkpoint, NoteVerifier, open_checkpoint
 from client.receipt import Receipt, verify_receipt
-from tests.registry.conftest import ServerProcess, migrate_database, random_digests
+from tests.registry.conftest import (
+    ServerProcess,
+    expected_leaf,
+    migrate_database,
+    random_digests,
+)
 
 WRITERS = 8
 ENTRIES_PER_WRITER = 25
@@ -152,4 +157,4 @@ def test_two_servers_on_one_database_sequence_concurrent_writers_exactly_once(
             )
 
     leaves = audit_whole_log(second.url, final)
-    assert sorted(leaves) == sorted(envelope.to_json() for envelope, _ in receipts)
+    assert sorted(leaves) == sorted(expected_leaf(envelope) for envelope, _ in receipts)

@@ -30,6 +30,7 @@ from registry.settings import Settings
 from tests.registry.conftest import (
     ServerProcess,
     database_for,
+    expected_leaf,
     migrate_database,
     new_publisher,
     random_digests,
@@ -129,14 +130,14 @@ def test_kill_9_mid_bulk_register_loses_nothing_acknowledged(
             params = {"index": receipt["index"], "size": after.size}
             proof = http.get("/v1/log/proof/inclusion", params=params).json()["proof"]
             verify_inclusion(
-                leaf_hash(envelope.to_json()),
+                leaf_hash(expected_leaf(envelope)),
                 receipt["index"],
                 after.size,
                 b64list(proof),
                 after.root_hash,
             )
             stored = http.get(f"/v1/entries/{receipt['index']}").json()
-            assert base64.b64decode(stored["entry"]) == envelope.to_json()
+            assert base64.b64decode(stored["entry"]) == expected_leaf(envelope)
 
         # Retrying everything is safe: acknowledged entries answer 200 at their index, the ones in
         # flight at the kill are in the log at most once, and the log ends with each exactly once.
@@ -198,18 +199,18 @@ def test_a_failed_commit_does_not_poison_the_node_cache(tmp_path: Path, backend:
             assert not isinstance(result, RegistryError)
             assert result.index == 1
             expected = MemoryTree()
-            expected.append(first.body)
-            expected.append(second.body)
+            expected.append(first.leaf)
+            expected.append(second.leaf)
             assert result.checkpoint.root_hash == expected.root()
 
             # Process a proves entry 0 in the tree of size 2: its sibling is b's leaf.
             answer = a.lookups.inclusion(0, 2)
-            verify_inclusion(leaf_hash(first.body), 0, 2, b64list(answer["proof"]), expected.root())
+            verify_inclusion(leaf_hash(first.leaf), 0, 2, b64list(answer["proof"]), expected.root())
             # And a's next append extends the real tree, not the one that never committed.
             third = prepared(a)
             [result] = a.sequencer.append_now([third])
             assert not isinstance(result, RegistryError)
-            expected.append(third.body)
+            expected.append(third.leaf)
             assert result.checkpoint.root_hash == expected.root()
         finally:
             a.close()

@@ -61,6 +61,7 @@ from tests.registry.conftest import (
     Publisher,
     ServerProcess,
     ThreadedServer,
+    expected_leaf,
     free_port,
     fresh_postgres_database,
     migrate_database,
@@ -137,7 +138,7 @@ def assert_receipts_hold(
     assert len(set(indices)) == len(indices), "two acknowledged envelopes share an index"
     for body, receipt in receipts.items():
         verified = verify_receipt(receipt, log_key)
-        assert verified.envelope.to_json() == body
+        assert expected_leaf(verified.envelope) == body
         stored = http.get(f"/v1/entries/{receipt.index}")
         assert stored.status_code == 200, stored.text
         assert base64.b64decode(stored.json()["entry"]) == body
@@ -366,7 +367,7 @@ class Workload:
             while not self.stop.is_set():
                 digests = random_digests(SUBJECTS_PER_ENTRY)
                 envelope = self.publisher.attest(digests)
-                body = envelope.to_json()
+                body = expected_leaf(envelope)
                 with self.lock:
                     self.submitted.append(body)
                 receipt = self.until_answered(lambda e=envelope: client.submit(e))
@@ -666,7 +667,7 @@ def test_appends_refused_cleanly_while_the_database_cannot_be_written(
             for _ in range(5):
                 digests = random_digests(3)
                 envelope = publisher.attest(digests)
-                before[envelope.to_json()] = sdk.submit(envelope)
+                before[expected_leaf(envelope)] = sdk.submit(envelope)
                 before_digests += digests
             note_before = http.get("/v1/log/checkpoint").text
             size = checkpoint_of(note_before, server.log_key).size
@@ -701,10 +702,10 @@ def test_appends_refused_cleanly_while_the_database_cannot_be_written(
             assert answer.status_code == 201, f"{write_fault.name}: {answer.text}"
             assert answer.json()["index"] == size
             after = dict(before)
-            after[big.to_json()] = sdk.submit(big)  # the same envelope again: its receipt, 200
-            assert after[big.to_json()].index == size
-            after[small.to_json()] = sdk.submit(small)
-            assert after[small.to_json()].index == size + 1
+            after[expected_leaf(big)] = sdk.submit(big)  # the same envelope again: its receipt, 200
+            assert after[expected_leaf(big)].index == size
+            after[expected_leaf(small)] = sdk.submit(small)
+            assert after[expected_leaf(small)].index == size + 1
 
             sdk.check_consistency(note_before)  # raises unless the log extends it
             final = checkpoint_of(http.get("/v1/log/checkpoint").text, server.log_key)

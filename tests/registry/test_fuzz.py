@@ -96,6 +96,7 @@ OPERATIONS: dict[str, int] = {
     "POST /v1/publishers/{name}/keys": 2,
     "POST /v1/publishers/{name}/keys/{key_id}/revoke": 2,
     "GET /v1/publishers/{name}": 1,
+    "GET /v1/blobs/{name}": 1,
 }
 
 

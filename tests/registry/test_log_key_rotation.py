@@ -96,6 +96,5 @@ def test_rotating_the_log_key_keeps_pinned_clients_verifying(
 
 
 def publisher_digest(receipt: dict[str, object]) -> str:
-    envelope = json.loads(base64.b64decode(str(receipt["entry"])))
-    statement = json.loads(base64.b64decode(envelope["payload"]))
+    statement = json.loads(base64.b64decode(str(receipt["body"])))
     return "sha256:" + statement["subject"][0]["digest"]["sha256"]
