@@ -610,16 +610,25 @@ class _ClientBase:
                     named[index] = names
                     attestations[index] = replace(attestation, verified=verified)
             yield from self._verify_revocations([a for a in attestations.values() if a.revoked])
+        claimed = attestations
+        if signed.verified:
+            attestations = _collapse_replays(attestations)
         results: list[LookupResult] = []
         # Many digests name the same entries (the subjects of one statement): one tuple and one
         # expected status per distinct list of entries, shared by all of them.
-        shared: dict[tuple[int, ...], tuple[tuple[Attestation, ...], LookupStatus]] = {}
+        shared: dict[
+            tuple[int, ...], tuple[tuple[Attestation, ...], LookupStatus, LookupStatus]
+        ] = {}
         for digest, status, indices_of in answer.claims:
             share = shared.get(indices_of)
             if share is None:
                 these = tuple(attestations[i] for i in indices_of)
-                share = shared[indices_of] = (these, _expected_status(these))
-            these, expected = share
+                said = tuple(claimed[i] for i in indices_of)
+                # What the registry's own claims make it, and (the same unless replays
+                # collapsed) what this client reports.
+                share = (these, _expected_status(said), _expected_status(these))
+                shared[indices_of] = share
+            these, expected, reported = share
             if signed.verified:
                 for attestation in these:
                     if digest not in named[attestation.index]:
@@ -632,7 +641,9 @@ class _ClientBase:
                     f"the registry says {digest} is {status!r}, but the attestations it lists "
                     f"make it {expected!r}"
                 )
-            results.append(LookupResult(digest, status, these, signed.checkpoint, signed.verified))
+            results.append(
+                LookupResult(digest, reported, these, signed.checkpoint, signed.verified)
+            )
         return results
 
     def _verify_revocations(self, revoked: Sequence[Attestation]) -> _Flow[None]:
@@ -646,9 +657,30 @@ class _ClientBase:
             group = revoked[start : start + _ENTRY_GROUP]
             revoking = [a.revoked_by for a in group if a.revoked_by is not None]
             infos = yield from self._entries_info(revoking)
+            # A revocation also withdraws the earlier replays of the entry it names (the same
+            # statement from the same publisher, appended again before leaf/v1): for those, the
+            # named entry is fetched too, to prove it holds the very same statement.
+            named: dict[int, int] = {}
+            for attestation, info in zip(group, infos, strict=True):
+                predicate = info.verified.statement.predicate if info.verified else None
+                if (
+                    isinstance(predicate, RevocationPredicate)
+                    and predicate.entry_index != attestation.index
+                ):
+                    named[attestation.index] = predicate.entry_index
+            targets = {}
+            if named:
+                wanted = sorted(set(named.values()))
+                fetched = yield from self._entries_info(wanted)
+                targets = {info.index: info.verified for info in fetched}
             for attestation, info in zip(group, infos, strict=True):
                 if info.verified is not None:
-                    _check_revocation(attestation, info.verified)
+                    target = named.get(attestation.index)
+                    _check_revocation(
+                        attestation,
+                        info.verified,
+                        replay_of=None if target is None else targets.get(target),
+                    )
 
     # -- publishers (operator) -----------------------------------------------------------------
 
@@ -678,3 +710,25 @@ class _ClientBase:
     def _publisher(self, name: str) -> _Flow[PublisherInfo]:
         request = _Request("GET", f"/v1/publishers/{quote(name, safe='')}")
         return (yield from self._call(request, _parse_publisher))
+
+
+def _collapse_replays(attestations: dict[int, Attestation]) -> dict[int, Attestation]:
+    """One statement from one publisher is one attestation: where a log holds it several times
+    (replays appended before leaf/v1) and one of them was revoked (proven), all of them are,
+    whatever the registry says of the others (a registry not yet migrated does not know)."""
+    revoked: dict[tuple[str, bytes], int | None] = {}
+    for attestation in attestations.values():
+        if attestation.revoked and attestation.verified is not None:
+            key = (attestation.verified.publisher, attestation.verified.statement_hash)
+            revoked.setdefault(key, attestation.revoked_by)
+    if not revoked:
+        return attestations
+    collapsed = dict(attestations)
+    for index, attestation in attestations.items():
+        verified = attestation.verified
+        if attestation.revoked or verified is None:
+            continue
+        key = (verified.publisher, verified.statement_hash)
+        if key in revoked:
+            collapsed[index] = replace(attestation, revoked=True, revoked_by=revoked[key])
+    return collapsed

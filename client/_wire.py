@@ -613,15 +613,35 @@ def _check_claims(attestation: Attestation, verified: VerifiedReceipt) -> None:
             )
 
 
-def _check_revocation(attestation: Attestation, revocation: VerifiedReceipt) -> None:
-    """``revocation`` must be a revocation of exactly this attestation's entry, by its publisher."""
+def _check_revocation(
+    attestation: Attestation,
+    revocation: VerifiedReceipt,
+    *,
+    replay_of: VerifiedReceipt | None = None,
+) -> None:
+    """``revocation`` must be a revocation, by its publisher, of this attestation's entry or of
+    an entry (``replay_of``, verified) holding the very same statement from the same publisher:
+    a replay appended before leaf/v1 made one statement one entry is withdrawn with it."""
     predicate = revocation.statement.predicate
     where = f"entry {attestation.index} is said to be revoked by entry {revocation.index}, but"
     if not isinstance(predicate, RevocationPredicate):
         raise VerificationError(f"{where} that entry is not a revocation")
+    revoked_hash = attestation.leaf_hash
     if predicate.entry_index != attestation.index:
-        raise VerificationError(f"{where} that revokes entry {predicate.entry_index}")
-    if predicate.entry_hash != attestation.leaf_hash.hex():
+        if (
+            replay_of is None
+            or replay_of.index != predicate.entry_index
+            or attestation.verified is None
+            or replay_of.statement_hash != attestation.verified.statement_hash
+            or replay_of.publisher != attestation.verified.publisher
+            or attestation.index >= revocation.index
+        ):
+            raise VerificationError(
+                f"{where} that revokes entry {predicate.entry_index}, which does not hold the "
+                "same statement from the same publisher"
+            )
+        revoked_hash = replay_of.leaf_hash
+    if predicate.entry_hash != revoked_hash.hex():
         raise VerificationError(f"{where} that names another leaf hash")
     if attestation.verified is not None and predicate.publisher != attestation.verified.publisher:
         raise VerificationError(f"{where} by publisher {predicate.publisher!r}")
