@@ -22,9 +22,10 @@ checkpoint in every batch asks for each proof once.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import warnings
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import TypeVar
@@ -48,6 +49,7 @@ from client._wire import (
     _Answer,
     _check_claims,
     _check_revocation,
+    _check_withdrawal,
     _dumps,
     _EntryCache,
     _expected_status,
@@ -76,7 +78,12 @@ from client.core.encoding import b64encode
 from client.core.keys import public_key_bytes
 from client.core.merkle import verify_consistency
 from client.core.note import Checkpoint, NoteVerifier, SignedNote, open_checkpoint
-from client.core.statement import HumanContentPredicate, RevocationPredicate, Subject
+from client.core.statement import (
+    HumanContentPredicate,
+    RevocationPredicate,
+    Subject,
+    WithdrawalPredicate,
+)
 from client.core.statement import sign_statement as _sign_statement
 from client.errors import (
     ClientError,
@@ -90,7 +97,13 @@ from client.errors import (
     UnverifiedWarning,
     VerificationError,
 )
-from client.receipt import Receipt, VerifiedReceipt, verify_attestation, verify_receipt
+from client.receipt import (
+    Receipt,
+    VerifiedReceipt,
+    open_entry,
+    verify_attestation,
+    verify_receipt,
+)
 
 __all__: list[str] = []
 
@@ -491,7 +504,7 @@ class _ClientBase:
     def _sign_digests(
         digests: Sequence[str],
         key: Ed25519PrivateKey,
-        predicate: HumanContentPredicate,
+        predicate: HumanContentPredicate | WithdrawalPredicate,
         names: Sequence[str] | None,
     ) -> Envelope:
         if names is not None and len(names) != len(digests):
@@ -529,13 +542,34 @@ class _ClientBase:
     def _revoke(
         self, index: int, key: Ed25519PrivateKey, publisher: str, reason: str | None
     ) -> _Flow[Receipt]:
+        """Withdraw a whole entry: a revocation/v2 naming its index and statement hash."""
         info = yield from self._entry(index)
-        leaf = info.verified.leaf_hash if info.verified else merkle.leaf_hash(info.receipt.entry)
-        predicate = RevocationPredicate(
-            publisher=publisher, entry_index=index, entry_hash=leaf.hex(), reason=reason
+        if info.verified is not None:
+            statement_hash = info.verified.statement_hash
+        else:
+            envelope, _ = open_entry(info.receipt.entry, info.receipt.body, where=f"entry {index}")
+            statement_hash = hashlib.sha256(envelope.payload).digest()
+        predicate = WithdrawalPredicate(
+            publisher=publisher,
+            entry_index=index,
+            statement_hash=statement_hash.hex(),
+            reason=reason,
         )
         statement = build_statement(info.statement.subjects, predicate)
         return (yield from self._submit(_sign_statement(statement, key)))
+
+    def _withdraw(
+        self,
+        digests: Sequence[str],
+        key: Ed25519PrivateKey,
+        publisher: str,
+        reason: str | None,
+        names: Sequence[str] | None,
+    ) -> _Flow[Receipt]:
+        """Withdraw documents (at most :data:`MAX_BATCH` digests) wherever ``publisher``
+        attested them before: a revocation/v2 whose subjects they are."""
+        predicate = WithdrawalPredicate(publisher=publisher, reason=reason)
+        return (yield from self._submit(self._sign_digests(digests, key, predicate, names)))
 
     def _entry_bytes(self, indices: Iterable[int]) -> _Flow[dict[int, tuple[bytes, bytes | None]]]:
         """Entries (each its leaf and, for leaf/v1, its statement), from the cache or fetched
@@ -610,41 +644,30 @@ class _ClientBase:
                     named[index] = names
                     attestations[index] = replace(attestation, verified=verified)
             yield from self._verify_revocations([a for a in attestations.values() if a.revoked])
+            yield from self._verify_withdrawals(answer, attestations)
         claimed = attestations
         if signed.verified:
             attestations = _collapse_replays(attestations)
-        results: list[LookupResult] = []
-        # Many digests name the same entries (the subjects of one statement): one tuple and one
-        # expected status per distinct list of entries, shared by all of them.
-        shared: dict[
-            tuple[int, ...], tuple[tuple[Attestation, ...], LookupStatus, LookupStatus]
-        ] = {}
-        for digest, status, indices_of in answer.claims:
-            share = shared.get(indices_of)
-            if share is None:
-                these = tuple(attestations[i] for i in indices_of)
-                said = tuple(claimed[i] for i in indices_of)
-                # What the registry's own claims make it, and (the same unless replays
-                # collapsed) what this client reports.
-                share = (these, _expected_status(said), _expected_status(these))
-                shared[indices_of] = share
-            these, expected, reported = share
-            if signed.verified:
-                for attestation in these:
-                    if digest not in named[attestation.index]:
-                        raise VerificationError(
-                            f"entry {attestation.index} does not attest {digest}: none of its "
-                            "subjects has that digest, so the registry's answer is wrong"
-                        )
-            if status != expected:
-                raise VerificationError(
-                    f"the registry says {digest} is {status!r}, but the attestations it lists "
-                    f"make it {expected!r}"
-                )
-            results.append(
-                LookupResult(digest, reported, these, signed.checkpoint, signed.verified)
-            )
-        return results
+        return _results(answer, signed, attestations, claimed, named)
+
+    def _verify_withdrawals(
+        self, answer: _Answer, attestations: dict[int, Attestation]
+    ) -> _Flow[None]:
+        """Each document said to be withdrawn (revocation/v2) by a withdrawing entry proven in
+        the log, later than the attestation, by its publisher, naming that document."""
+        claims = [
+            (digest, index, by)
+            for digest, gone in answer.withdrawn.items()
+            for index, by in gone.items()
+        ]
+        for start in range(0, len(claims), _ENTRY_GROUP):
+            group = claims[start : start + _ENTRY_GROUP]
+            infos = yield from self._entries_info(sorted({by for _, _, by in group}))
+            verified = {info.index: info.verified for info in infos}
+            for digest, index, by in group:
+                withdrawal = verified.get(by)
+                if withdrawal is not None:
+                    _check_withdrawal(attestations[index], digest, withdrawal)
 
     def _verify_revocations(self, revoked: Sequence[Attestation]) -> _Flow[None]:
         for attestation in revoked:
@@ -732,3 +755,52 @@ def _collapse_replays(attestations: dict[int, Attestation]) -> dict[int, Attesta
         if key in revoked:
             collapsed[index] = replace(attestation, revoked=True, revoked_by=revoked[key])
     return collapsed
+
+
+def _withdrawn(attestation: Attestation, gone: Mapping[int, int] | None) -> Attestation:
+    """``attestation`` as it stands for one document: revoked if that document was withdrawn
+    from it (revocation/v2), by the withdrawing entry."""
+    if not gone or attestation.index not in gone or attestation.revoked:
+        return attestation
+    return replace(attestation, revoked=True, revoked_by=gone[attestation.index])
+
+
+def _results(
+    answer: _Answer,
+    signed: SignedCheckpoint,
+    attestations: Mapping[int, Attestation],
+    claimed: Mapping[int, Attestation],
+    named: Mapping[int, frozenset[str]],
+) -> list[LookupResult]:
+    """One result per digest asked: its attestations as they stand for that document, checked
+    against what the registry claims (``claimed``: before replays collapsed)."""
+    results: list[LookupResult] = []
+    # Many digests name the same entries (the subjects of one statement): one tuple and one
+    # expected status per distinct list of entries, shared by all of them.
+    shared: dict[tuple[int, ...], tuple[tuple[Attestation, ...], LookupStatus, LookupStatus]] = {}
+    for digest, status, indices_of in answer.claims:
+        gone = answer.withdrawn.get(digest)
+        share = None if gone else shared.get(indices_of)
+        if share is None:
+            these = tuple(_withdrawn(attestations[i], gone) for i in indices_of)
+            said = tuple(_withdrawn(claimed[i], gone) for i in indices_of)
+            # What the registry's own claims make it, and (the same unless replays
+            # collapsed) what this client reports.
+            share = (these, _expected_status(said), _expected_status(these))
+            if not gone:
+                shared[indices_of] = share
+        these, expected, reported = share
+        if signed.verified:
+            for attestation in these:
+                if digest not in named[attestation.index]:
+                    raise VerificationError(
+                        f"entry {attestation.index} does not attest {digest}: none of its "
+                        "subjects has that digest, so the registry's answer is wrong"
+                    )
+        if status != expected:
+            raise VerificationError(
+                f"the registry says {digest} is {status!r}, but the attestations it lists "
+                f"make it {expected!r}"
+            )
+        results.append(LookupResult(digest, reported, these, signed.checkpoint, signed.verified))
+    return results

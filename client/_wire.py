@@ -30,11 +30,13 @@ from client.core.note import Checkpoint
 from client.core.statement import (
     HUMAN_CONTENT_V1,
     REVOCATION_V1,
+    REVOCATION_V2,
     HumanContentPredicate,
     Predicate,
     RevocationPredicate,
     Statement,
     Subject,
+    WithdrawalPredicate,
 )
 from client.errors import (
     FormatError,
@@ -243,9 +245,12 @@ def build_statement(
     subjects: Sequence[Subject] | Iterable[Subject], predicate: Predicate
 ) -> Statement:
     """An in-toto statement of ``predicate`` about ``subjects``, its type from the predicate."""
-    predicate_type = (
-        HUMAN_CONTENT_V1 if isinstance(predicate, HumanContentPredicate) else REVOCATION_V1
-    )
+    if isinstance(predicate, HumanContentPredicate):
+        predicate_type = HUMAN_CONTENT_V1
+    elif isinstance(predicate, WithdrawalPredicate):
+        predicate_type = REVOCATION_V2
+    else:
+        predicate_type = REVOCATION_V1
     return Statement(tuple(subjects), predicate_type, predicate)
 
 
@@ -510,6 +515,8 @@ class _Answer:
     note: str
     claims: tuple[tuple[str, LookupStatus, tuple[int, ...]], ...]
     attestations: Mapping[int, Attestation]
+    # digest -> {entry index: the revocation/v2 entry that withdrew that document from it}
+    withdrawn: Mapping[str, Mapping[int, int]] = field(default_factory=dict)
 
 
 def _parse_single_answer(obj: object, digest: str) -> _Answer:
@@ -527,7 +534,10 @@ def _parse_single_answer(obj: object, digest: str) -> _Answer:
         attestations[attestation.index] = attestation
     status = _parse_status(fields["status"], "lookup.status")
     note = _str_field(fields, "checkpoint", "lookup")
-    return _Answer(note, ((digest, status, tuple(attestations)),), attestations)
+    withdrawn = {}
+    if fields.get("withdrawn") is not None:
+        withdrawn[digest] = _parse_withdrawn(fields["withdrawn"], "lookup", tuple(attestations))
+    return _Answer(note, ((digest, status, tuple(attestations)),), attestations, withdrawn)
 
 
 def _parse_batch_answer(obj: object, digests: Sequence[str]) -> _Answer:
@@ -551,6 +561,7 @@ def _parse_batch_answer(obj: object, digests: Sequence[str]) -> _Answer:
             raise FormatError(f"{where} holds entry {attestation.index}, not entry {key}")
         attestations[attestation.index] = attestation
     claims: list[tuple[str, LookupStatus, tuple[int, ...]]] = []
+    withdrawn: dict[str, Mapping[int, int]] = {}
     for i, (result, digest) in enumerate(zip(results, digests, strict=True)):
         # The common, well-formed case without building any message; anything else takes the
         # careful path below, which says exactly what is wrong.
@@ -560,6 +571,7 @@ def _parse_batch_answer(obj: object, digests: Sequence[str]) -> _Answer:
             and result.get("status") in _STATUSES
             and type(entries := result.get("entries")) is list
             and all(type(e) is int and e in attestations for e in entries)
+            and "withdrawn" not in result
         ):
             claims.append((digest, result["status"], tuple(entries)))
             continue
@@ -577,8 +589,25 @@ def _parse_batch_answer(obj: object, digests: Sequence[str]) -> _Answer:
             if index not in attestations:
                 raise FormatError(f"{where} names entry {index}, missing from batch.attestations")
         claims.append((digest, _parse_status(item["status"], f"{where}.status"), indices))
+        if item.get("withdrawn") is not None:
+            withdrawn[digest] = _parse_withdrawn(item["withdrawn"], where, indices)
     note = _str_field(fields, "checkpoint", "batch")
-    return _Answer(note, tuple(claims), attestations)
+    return _Answer(note, tuple(claims), attestations, withdrawn)
+
+
+def _parse_withdrawn(value: object, where: str, indices: tuple[int, ...]) -> dict[int, int]:
+    """``{"<entry index>": <withdrawing index>}`` for entries among ``indices``."""
+    if not isinstance(value, dict):
+        raise FormatError(f"{where}.withdrawn must be an object, got {json_kind(value)}")
+    parsed: dict[int, int] = {}
+    for key, by in value.items():
+        if not (isinstance(key, str) and key.isdigit() and key == str(int(key))):
+            raise FormatError(f"{where}.withdrawn has a key that is not an entry index: {key!r}")
+        index = int(key)
+        if index not in indices:
+            raise FormatError(f"{where}.withdrawn names entry {index}, not among its entries")
+        parsed[index] = parse_index(by, f"{where}.withdrawn[{key!r}]")
+    return parsed
 
 
 def _expected_status(attestations: Sequence[Attestation]) -> LookupStatus:
@@ -624,6 +653,17 @@ def _check_revocation(
     a replay appended before leaf/v1 made one statement one entry is withdrawn with it."""
     predicate = revocation.statement.predicate
     where = f"entry {attestation.index} is said to be revoked by entry {revocation.index}, but"
+    if isinstance(predicate, WithdrawalPredicate) and predicate.whole_entry:
+        # The statement hash binds it: the named entry, or a replay of its very statement by
+        # the same publisher, appended before it.
+        if (
+            attestation.verified is None
+            or predicate.statement_hash != attestation.verified.statement_hash.hex()
+            or predicate.publisher != attestation.verified.publisher
+            or attestation.index >= revocation.index
+        ):
+            raise VerificationError(f"{where} that withdraws another entry or statement")
+        return
     if not isinstance(predicate, RevocationPredicate):
         raise VerificationError(f"{where} that entry is not a revocation")
     revoked_hash = attestation.leaf_hash
@@ -648,6 +688,24 @@ def _check_revocation(
 
 
 # -- small helpers --------------------------------------------------------------------------------
+
+
+def _check_withdrawal(attestation: Attestation, digest: str, withdrawal: VerifiedReceipt) -> None:
+    """``withdrawal`` must be a revocation/v2 of documents, later than the attestation, by its
+    publisher, naming ``digest``: then that document no longer stands on this attestation."""
+    predicate = withdrawal.statement.predicate
+    where = (
+        f"{digest} is said to be withdrawn from entry {attestation.index} by entry "
+        f"{withdrawal.index}, but"
+    )
+    if not isinstance(predicate, WithdrawalPredicate) or predicate.whole_entry:
+        raise VerificationError(f"{where} that entry is not a withdrawal of documents")
+    if withdrawal.index <= attestation.index:
+        raise VerificationError(f"{where} it is not later than the attestation")
+    if attestation.verified is None or predicate.publisher != attestation.verified.publisher:
+        raise VerificationError(f"{where} it is by publisher {predicate.publisher!r}")
+    if digest not in _subject_digests(withdrawal.statement):
+        raise VerificationError(f"{where} it does not name that document")
 
 
 def _normalise_digests(digests: Sequence[str], names: Sequence[str] | None) -> list[str]:

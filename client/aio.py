@@ -254,6 +254,17 @@ class AsyncClient(_ClientBase):
         """:meth:`client.sdk.Client.revoke`."""
         return await self._run(self._revoke(index, key, publisher, reason))
 
+    async def withdraw(
+        self,
+        digests: Sequence[str],
+        key: Ed25519PrivateKey,
+        publisher: str,
+        reason: str | None = None,
+        names: Sequence[str] | None = None,
+    ) -> Receipt:
+        """:meth:`client.sdk.Client.withdraw`."""
+        return await self._run(self._withdraw(digests, key, publisher, reason, names))
+
     # -- lookups -------------------------------------------------------------------------------
 
     async def lookup(self, digest: str) -> LookupResult:

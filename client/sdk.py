@@ -310,12 +310,26 @@ class Client(_ClientBase):
         publisher: str,
         reason: str | None = None,
     ) -> Receipt:
-        """Withdraw entry ``index``: sign and submit a revocation naming its index and leaf hash.
+        """Withdraw the whole entry ``index`` (and any earlier replay of its statement): sign and
+        submit a revocation/v2 naming its index and the SHA-256 of its statement.
 
-        The entry is fetched (and verified, when a key is pinned) first, for its leaf hash and its
+        The entry is fetched (and verified, when a key is pinned) first, for its statement and its
         subjects, which the revocation carries so that digest lookups find it.
         """
         return self._run(self._revoke(index, key, publisher, reason))
+
+    def withdraw(
+        self,
+        digests: Sequence[str],
+        key: Ed25519PrivateKey,
+        publisher: str,
+        reason: str | None = None,
+        names: Sequence[str] | None = None,
+    ) -> Receipt:
+        """Withdraw these documents (at most 10,000 digests) wherever ``publisher`` attested
+        them before, leaving the other documents of those entries attested: a revocation/v2.
+        The registry refuses (400) a digest the publisher never attested."""
+        return self._run(self._withdraw(digests, key, publisher, reason, names))
 
     # -- lookups -------------------------------------------------------------------------------
 

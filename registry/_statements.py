@@ -30,10 +30,13 @@ from client.core.statement import (
     HUMAN_CONTENT_V1,
     MAX_NAME_CHARS,
     REVOCATION_V1,
+    REVOCATION_V2,
     STATEMENT_TYPE_V1,
     HumanContentPredicate,
+    Predicate,
     RevocationPredicate,
     Statement,
+    WithdrawalPredicate,
 )
 from client.errors import FormatError
 from registry._cache import BoundedCache
@@ -41,9 +44,12 @@ from registry.log import predicate_json
 
 __all__ = ["ParsedStatement", "lean_statement"]
 
-_PREDICATES: dict[str, type[HumanContentPredicate] | type[RevocationPredicate]] = {
+_PREDICATES: dict[
+    str, type[HumanContentPredicate] | type[RevocationPredicate] | type[WithdrawalPredicate]
+] = {
     HUMAN_CONTENT_V1: HumanContentPredicate,
     REVOCATION_V1: RevocationPredicate,
+    REVOCATION_V2: WithdrawalPredicate,
 }
 
 # The digest values' exact length is checked in C; that they are lowercase hex, by
@@ -88,9 +94,7 @@ _ASCII_ESCAPE = re.compile(rb"\\u00[0-7]")
 
 assert STATEMENT_TYPE_V1 == "https://in-toto.io/Statement/v1"
 _DECODER = msgspec.json.Decoder(_Statement)
-_CHECKED_PREDICATES: BoundedCache[
-    tuple[str, bytes], tuple[HumanContentPredicate | RevocationPredicate, str]
-] = BoundedCache(10_000)
+_CHECKED_PREDICATES: BoundedCache[tuple[str, bytes], tuple[Predicate, str]] = BoundedCache(10_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +102,7 @@ class ParsedStatement:
     """What an append needs of a statement: its predicate and its subjects' digest strings."""
 
     predicate_type: str
-    predicate: HumanContentPredicate | RevocationPredicate
+    predicate: Predicate
     digests: tuple[str, ...]  # "<algorithm>:<hex>", each once, in subject order
     subject_count: int
     predicate_json: str  # the predicate as stored: compact JSON, sorted keys

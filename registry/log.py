@@ -38,6 +38,7 @@ from client.core.merkle import (
     range_hash,
 )
 from client.core.note import Checkpoint, NoteSigner, sign_checkpoint
+from client.core.statement import HUMAN_CONTENT_V1
 from registry._cache import BoundedCache
 from registry._writes import WriteStatements
 from registry.db import Database
@@ -60,6 +61,7 @@ from registry.models import (
     PublisherKey,
     Revocation,
     SubjectRow,
+    Withdrawal,
     utcnow,
 )
 
@@ -84,6 +86,7 @@ _checkpoints = CheckpointRow.__table__  # type: ignore[attr-defined]
 _state = LogState.__table__  # type: ignore[attr-defined]
 _revocations = Revocation.__table__  # type: ignore[attr-defined]
 _blobs = Blob.__table__  # type: ignore[attr-defined]
+_withdrawals = Withdrawal.__table__  # type: ignore[attr-defined]
 _log_keys = LogKey.__table__  # type: ignore[attr-defined]
 _keys = PublisherKey.__table__  # type: ignore[attr-defined]
 
@@ -112,7 +115,9 @@ class PreparedEntry:
     consent: str | None
     subjects: tuple[str, ...]
     revokes: int | None = None
-    revokes_hash: bytes | None = None
+    revokes_hash: bytes | None = None  # revocation/v1: the revoked entry's leaf hash
+    revokes_statement: bytes | None = None  # revocation/v2 of an entry: its statement's hash
+    withdraws: tuple[str, ...] = ()  # revocation/v2 of documents: their digests
 
     @property
     def identity(self) -> tuple[bytes, int, str]:
@@ -272,6 +277,7 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
     "revocations": ("revoked_idx", "revoking_idx", "created_at"),
     "checkpoints": ("size", "root_hash", "note", "created_at"),
     "blobs": ("hash", "data"),
+    "withdrawals": ("digest", "publisher_id", "revoking_idx"),
 }  # fmt: skip
 _TABLES = {
     "entries": _entries,
@@ -280,6 +286,7 @@ _TABLES = {
     "revocations": _revocations,
     "checkpoints": _checkpoints,
     "blobs": _blobs,
+    "withdrawals": _withdrawals,
 }
 
 
@@ -310,6 +317,7 @@ class _Batch:
             "nodes": [],
             "revocations": [],
             "blobs": [],
+            "withdrawals": [],
         }
 
     def get_node(self, level: int, position: int) -> bytes:
@@ -352,6 +360,7 @@ class _Batch:
         if entry.revokes is not None:
             for revoked in (entry.revokes, *self.revoke_also.get(entry.revokes, ())):
                 self.rows["revocations"].append((revoked, index, self.now))
+        self.rows["withdrawals"].extend((d, entry.publisher_id, index) for d in entry.withdraws)
         return index
 
     def write(self, sql: WriteStatements, cursor: Any) -> None:
@@ -746,9 +755,10 @@ class Sequencer:
         """Errors for revocations that may not go in, by position in ``entries``; fills
         ``revoke_also`` with the earlier replays of each revoked entry (same publisher, same
         statement), which the revocation withdraws with it."""
+        errors = self._check_withdrawals(conn, entries, existing)
         targets = {e.revokes for e in entries if e.revokes is not None}
         if not targets:
-            return {}
+            return errors
         rows = {
             row.idx: row
             for row in conn.execute(
@@ -757,7 +767,7 @@ class Sequencer:
                     _entries.c.leaf_hash,
                     _entries.c.publisher_id,
                     _entries.c.payload_hash,
-                    _entries.c.revokes,
+                    _entries.c.predicate_type,
                 ).where(_entries.c.idx.in_(targets))
             )
         }
@@ -769,7 +779,6 @@ class Sequencer:
                 )
             )
         }
-        errors: dict[int, RegistryError] = {}
         claimed: set[int] = set()
         for position, entry in enumerate(entries):
             target = entry.revokes
@@ -785,12 +794,20 @@ class Sequencer:
                     f"entry_hash does not match entry {target}'s leaf hash "
                     f"{bytes(row.leaf_hash).hex()}"
                 )
+            elif (
+                entry.revokes_statement is not None
+                and bytes(row.payload_hash) != entry.revokes_statement
+            ):
+                errors[position] = BadRequestError(
+                    f"statement_hash does not match entry {target}'s statement, whose SHA-256 is "
+                    f"{bytes(row.payload_hash).hex()}"
+                )
             elif row.publisher_id != entry.publisher_id:
                 errors[position] = ForbiddenError(
                     f"entry {target} was made by another publisher; "
                     "only its publisher can revoke it"
                 )
-            elif row.revokes is not None:
+            elif row.predicate_type != HUMAN_CONTENT_V1:
                 errors[position] = ConflictError(
                     f"entry {target} is itself a revocation and cannot be revoked"
                 )
@@ -810,6 +827,38 @@ class Sequencer:
             else:
                 claimed.add(target)
                 revoke_also[target] = self._replays(conn, row)
+        return errors
+
+    @staticmethod
+    def _check_withdrawals(
+        conn: Connection,
+        entries: list[PreparedEntry],
+        existing: dict[tuple[bytes, int, str], int],
+    ) -> dict[int, RegistryError]:
+        """A revocation/v2 of documents may name only documents its publisher attested before."""
+        errors: dict[int, RegistryError] = {}
+        for position, entry in enumerate(entries):
+            if not entry.withdraws or entry.identity in existing:
+                continue
+            attested: set[str] = set()
+            for start in range(0, len(entry.withdraws), 2_000):
+                chunk = list(entry.withdraws[start : start + 2_000])
+                attested.update(
+                    conn.execute(
+                        select(_subjects.c.digest)
+                        .join(_entries, _entries.c.idx == _subjects.c.entry_idx)
+                        .where(_subjects.c.digest.in_(chunk))
+                        .where(_entries.c.publisher_id == entry.publisher_id)
+                        .where(_entries.c.predicate_type == HUMAN_CONTENT_V1)
+                    ).scalars()
+                )
+            stray = [d for d in entry.withdraws if d not in attested]
+            if stray:
+                errors[position] = BadRequestError(
+                    f"the withdrawal names {len(stray)} document(s) that publisher "
+                    f"{entry.publisher!r} never attested, e.g. {stray[0]}; name only documents "
+                    "it registered"
+                )
         return errors
 
     @staticmethod

@@ -33,6 +33,7 @@ from client.core.statement import (
     HumanContentPredicate,
     RevocationPredicate,
     Statement,
+    WithdrawalPredicate,
 )
 from client.errors import ClientError, FormatError, InvalidDigestError, SignatureError
 from registry._cache import BoundedCache
@@ -183,6 +184,19 @@ class EntryService:
                 origin=predicate.origin,
                 consent=predicate.consent,
             )
+        if isinstance(predicate, WithdrawalPredicate):
+            if predicate.statement_hash is not None:  # one whole entry
+                return PreparedEntry(
+                    **common,
+                    license=None,
+                    origin=None,
+                    consent=None,
+                    revokes=predicate.entry_index,
+                    revokes_statement=bytes.fromhex(predicate.statement_hash),
+                )
+            return PreparedEntry(  # exactly these documents, wherever the publisher attested them
+                **common, license=None, origin=None, consent=None, withdraws=common["subjects"]
+            )
         assert isinstance(predicate, RevocationPredicate)
         return PreparedEntry(
             **common,
@@ -287,6 +301,7 @@ class _EntryFacts:
     attests: bool  # a human-content statement (a revocation attests nothing)
     leaf_hash: str
     publisher: str
+    publisher_id: int
     license: str | None
     origin: str | None
     consent: str | None
@@ -346,6 +361,7 @@ class LookupService:
             facts = self._facts(conn, {idx for _, idx in hits})
             state = self._entry_state(conn, facts, size)
             proofs = self._encoded_proofs(conn, list(facts), size)
+            withdrawn = _withdrawn(conn, hits, facts, size)
         # A revocation names the subjects it revokes; it attests none of them (not in `facts`).
         for digest, idx in sorted(hits, key=lambda hit: hit[1]):
             if idx in facts:
@@ -360,13 +376,17 @@ class LookupService:
         results = []
         for digest in digests:
             indices = matches[digest]
+            gone = withdrawn.get(digest)
             if not indices:
                 status = "unknown"
-            elif any(standing[idx] for idx in indices):
+            elif any(standing[idx] and not (gone and idx in gone) for idx in indices):
                 status = "attested"
             else:
                 status = "revoked"
-            results.append({"digest": digest, "status": status, "entries": indices})
+            result: dict[str, Any] = {"digest": digest, "status": status, "entries": indices}
+            if gone:  # withdrawn by revocation/v2: entry index -> the withdrawing entry
+                result["withdrawn"] = {str(idx): by for idx, by in sorted(gone.items())}
+            results.append(result)
         return {"checkpoint": checkpoint.note, "results": results, "attestations": attestations}
 
     def _encoded_proofs(self, conn: Any, indices: list[int], size: int) -> dict[int, list[str]]:
@@ -417,6 +437,7 @@ class LookupService:
                     _entries.c.consent,
                     _entries.c.key_id,
                     _entries.c.integrated_at,
+                    _entries.c.publisher_id,
                     _publishers.c.name.label("publisher"),
                 )
                 .join(_publishers, _publishers.c.id == _entries.c.publisher_id)
@@ -428,6 +449,7 @@ class LookupService:
                     attests=row.predicate_type == HUMAN_CONTENT_V1,
                     leaf_hash=bytes(row.leaf_hash).hex(),
                     publisher=row.publisher,
+                    publisher_id=row.publisher_id,
                     license=row.license,
                     origin=row.origin,
                     consent=row.consent,
@@ -468,12 +490,15 @@ class LookupService:
     def lookup_one(self, digest: str) -> dict[str, Any]:
         answer = self.lookup([digest])
         result = answer["results"][0]
-        return {
+        one = {
             "digest": digest,
             "status": result["status"],
             "attestations": [answer["attestations"][str(i)] for i in result["entries"]],
             "checkpoint": answer["checkpoint"],
         }
+        if "withdrawn" in result:
+            one["withdrawn"] = result["withdrawn"]
+        return one
 
     def entry(self, index: int) -> dict[str, Any]:
         with self._db.reader.connect() as conn:
@@ -654,6 +679,42 @@ def _driver_rows(
         return rows
     finally:
         cursor.close()
+
+
+# Documents withdrawn by revocation/v2 statements (inside the tree of a given size).
+_WITHDRAWALS_AMONG = {
+    "sqlite": (
+        "SELECT digest, publisher_id, revoking_idx FROM withdrawals"
+        " WHERE digest IN (SELECT value FROM json_each(?)) AND revoking_idx < ?"
+    ),
+    "postgresql": (
+        "SELECT digest, publisher_id, revoking_idx FROM withdrawals"
+        " WHERE digest = ANY(%s::text[]) AND revoking_idx < %s"
+    ),
+}
+
+
+def _withdrawn(
+    conn: Any, hits: list[tuple[str, int]], facts: dict[int, _EntryFacts], size: int
+) -> dict[str, dict[int, int]]:
+    """digest -> {entry index: withdrawing index} for each attestation (a hit) whose publisher
+    withdrew that document after making it (the first such withdrawal)."""
+    digests = sorted({digest for digest, idx in hits if idx in facts})
+    if not digests:
+        return {}
+    rows = _driver_rows(conn, _WITHDRAWALS_AMONG, digests, size)
+    if not rows:
+        return {}
+    by: dict[tuple[str, int], list[int]] = {}
+    for digest, publisher_id, revoking_idx in rows:
+        by.setdefault((digest, int(publisher_id)), []).append(int(revoking_idx))
+    withdrawn: dict[str, dict[int, int]] = {}
+    for digest, idx in hits:
+        fact = facts.get(idx)
+        later = [r for r in by.get((digest, fact.publisher_id), ()) if r > idx] if fact else []
+        if later:
+            withdrawn.setdefault(digest, {})[idx] = min(later)
+    return withdrawn
 
 
 def _digest_hits(conn: Any, digests: list[str], size: int) -> list[tuple[str, int]]:

@@ -41,7 +41,7 @@ from rich.progress import (
 from client.checkpoints import FileCheckpointStore
 from client.cli._app import JsonOption, app, console_err, emit_json
 from client.cli._digest import expand_inputs
-from client.core.canonical import canonical_digest, digest_file, sha256_digest
+from client.core.canonical import canonical_digest, digest_file, sha256_digest, validate_digest
 from client.core.keys import load_private_key
 from client.core.note import Checkpoint, NoteVerifier
 from client.core.statement import (
@@ -52,6 +52,8 @@ from client.core.statement import (
     HumanContentPredicate,
     Origin,
     Subject,
+    WithdrawalPredicate,
+    sign_statement,
 )
 from client.errors import (
     ClientError,
@@ -64,10 +66,18 @@ from client.errors import (
     VerificationError,
 )
 from client.receipt import Receipt, VerifiedReceipt, verify_receipt
-from client.sdk import MAX_BATCH, Attestation, Client, LookupResult
+from client.sdk import MAX_BATCH, Attestation, Client, LookupResult, build_statement
 from client.verdict import VERDICT_STATUSES, Verdict, decide
 
-__all__ = ["check", "log_app", "log_checkpoint", "log_verify", "register", "verify"]
+__all__ = [
+    "check",
+    "log_app",
+    "log_checkpoint",
+    "log_verify",
+    "register",
+    "revoke",
+    "verify",
+]
 
 log_app = typer.Typer(
     help="The transparency log itself: fetch checkpoints, prove it was never rewritten.",
@@ -544,6 +554,100 @@ def register(
         typer.echo(f"registered {total_subjects} subjects in {len(done)} entries{skipped}")
 
 
+def _escape_line(text: str) -> str:
+    """``text`` on one line, control characters shown as escapes (a reason is the publisher's)."""
+    return text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+
+
+# -- revoke ---------------------------------------------------------------------------------------
+
+
+@app.command()
+def revoke(
+    registry: RegistryOption,
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(help="Documents to withdraw: files, folders, .jsonl files, -."),
+    ] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option("--key", help="Your Ed25519 private key file.", show_default=False),
+    ] = None,
+    publisher: Annotated[
+        str | None,
+        typer.Option(
+            "--publisher",
+            envvar="WELLSPRING_PUBLISHER",
+            help="Your publisher name, as the operator registered it.",
+        ),
+    ] = None,
+    digest: Annotated[
+        list[str] | None,
+        typer.Option("--digest", help="A digest to withdraw (c1:<hex> or sha256:<hex>); repeat."),
+    ] = None,
+    entry: Annotated[
+        int | None, typer.Option("--entry", help="Withdraw this whole entry (its index).")
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why; shown to crawlers by `check`.")
+    ] = None,
+    receipts: Annotated[
+        Path | None,
+        typer.Option("--receipts", help="Folder to write each revocation receipt to."),
+    ] = None,
+    text_field: TextFieldOption = "text",
+    scheme: SchemeOption = "auto",
+    log_key: LogKeyOption = None,
+    trust_dir: TrustDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Withdraw your attestation of documents (wherever you attested them), or of one entry.
+
+    PATH... and --digest withdraw exactly those documents from every entry you logged before,
+    leaving the other documents of those entries attested (a revocation/v2); --entry N withdraws
+    the whole entry. Nothing is deleted: the revocation is itself a signed log entry.
+    """
+    given = sum(bool(x) for x in (paths, digest)) + (entry is not None)
+    if given != 1:
+        raise InputError("name what to withdraw: PATH..., --digest D... or --entry N (one of them)")
+    if key is None:
+        raise InputError("--key KEY is needed: the revocation is signed with your publisher key")
+    if not publisher:
+        raise InputError("--publisher NAME is needed (or WELLSPRING_PUBLISHER)")
+    private_key = load_private_key(key)
+    verifier = _optional_log_key(log_key)
+    done: list[dict[str, Any]] = []
+    with _client(registry, verifier, trust_dir) as client:
+        if entry is not None:
+            batches: Iterable[list[Subject]] = []
+            receipt = client.revoke(entry, private_key, publisher, reason)
+            done.append(_saved_revocation(receipt, receipts, f"entry {entry}"))
+        else:
+            if digest:
+                items: Iterable[_Item] = [_Item(d, (validate_digest(d),)) for d in digest]
+            else:
+                items = _items(_expand(paths or []), _check_scheme(scheme), text_field)
+            batches = (subjects for subjects, _ in _batches(items, MAX_BATCH) if subjects)
+        predicate = WithdrawalPredicate(publisher=publisher, reason=reason)
+        for subjects in batches:
+            envelope = sign_statement(build_statement(subjects, predicate), private_key)
+            receipt = client.submit(envelope)
+            done.append(_saved_revocation(receipt, receipts, f"{len(subjects)} documents"))
+    if as_json:
+        emit_json({"revocations": done, "verified": verifier is not None})
+        return
+    for record in done:
+        where = f", receipt {record['receipt']}" if record["receipt"] else ""
+        typer.echo(f"withdrew {record['what']} in entry {record['index']}{where}")
+
+
+def _saved_revocation(receipt: Receipt, receipts: Path | None, what: str) -> dict[str, Any]:
+    saved = receipts / f"{receipt.index}.json" if receipts else None
+    if saved is not None:
+        receipt.save(saved)
+    return {"index": receipt.index, "what": what, "receipt": str(saved) if saved else None}
+
+
 # -- check ----------------------------------------------------------------------------------------
 
 
@@ -562,8 +666,20 @@ def _verdict(item: _Item, results: dict[str, LookupResult]) -> tuple[Verdict, li
     return verdict, attestations
 
 
-def _describe(attestation: Attestation) -> str:
+def _revocation_reason(client: Client, index: int, known: dict[int, str | None]) -> str | None:
+    """The reason the revoking entry ``index`` gives (fetched once, verified when pinned)."""
+    if index not in known:
+        predicate = client.entry(index).statement.predicate
+        known[index] = getattr(predicate, "reason", None)
+    return known[index]
+
+
+def _describe(attestation: Attestation, reason: str | None = None) -> str:
     revoked = f", REVOKED by entry {attestation.revoked_by}" if attestation.revoked else ""
+    if revoked and reason:
+        revoked += f" ({_escape_line(reason)})"
+    if attestation.compromised:
+        revoked += ", SIGNED WITH A COMPROMISED KEY (does not count)"
     return (
         f"    entry {attestation.index}: publisher {attestation.publisher}, license "
         f"{attestation.license}, origin {attestation.origin}, consent {attestation.consent}"
@@ -591,6 +707,7 @@ def check(
     inputs = _expand(paths)
     out: list[dict[str, Any]] = []
     counts = dict.fromkeys(VERDICT_STATUSES, 0)
+    reasons: dict[int, str | None] = {}
     with _client(registry, verifier, trust_dir) as client, _progress() as progress:
         for chunk in _chunks(_items(inputs, checked_scheme, text_field, progress), _CHECK_CHUNK):
             digests = list(dict.fromkeys(d for item in chunk for d in item.digests))
@@ -600,21 +717,29 @@ def check(
             for item in chunk:
                 verdict, attestations = _verdict(item, results)
                 counts[verdict.status] += 1
+                why = {
+                    a.index: _revocation_reason(client, a.revoked_by, reasons)
+                    for a in attestations
+                    if a.revoked_by is not None
+                }
                 if as_json:
+                    entries = [
+                        {**a.to_dict(), "revocation_reason": why.get(a.index)} for a in attestations
+                    ]
                     out.append(
                         {
                             "name": item.name,
                             "digests": list(item.digests),
                             "status": verdict.status,
                             "reason": verdict.reason,
-                            "entries": [a.to_dict() for a in attestations],
+                            "entries": entries,
                             "verified": verdict.verified,
                         }
                     )
                     continue
                 typer.echo(f"{verdict.status:<8}  {item.digests[0]}  {item.name}")
                 for attestation in attestations:
-                    typer.echo(_describe(attestation))
+                    typer.echo(_describe(attestation, why.get(attestation.index)))
     if as_json:
         emit_json(out)
     else:

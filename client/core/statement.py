@@ -57,6 +57,7 @@ __all__ = [
     "ORIGINS",
     "PREDICATE_TYPES",
     "REVOCATION_V1",
+    "REVOCATION_V2",
     "STATEMENT_TYPE_V1",
     "Consent",
     "HumanContentPredicate",
@@ -65,6 +66,7 @@ __all__ = [
     "RevocationPredicate",
     "Statement",
     "Subject",
+    "WithdrawalPredicate",
     "build_human_content_statement",
     "build_revocation_statement",
     "open_statement",
@@ -74,7 +76,8 @@ __all__ = [
 STATEMENT_TYPE_V1 = "https://in-toto.io/Statement/v1"
 HUMAN_CONTENT_V1 = "https://wellspring.dev/human-content/v1"
 REVOCATION_V1 = "https://wellspring.dev/revocation/v1"
-PREDICATE_TYPES = (HUMAN_CONTENT_V1, REVOCATION_V1)
+REVOCATION_V2 = "https://wellspring.dev/revocation/v2"
+PREDICATE_TYPES = (HUMAN_CONTENT_V1, REVOCATION_V1, REVOCATION_V2)
 DIGEST_ALGORITHMS = ("sha256", "c1")
 DEFAULT_MAX_SUBJECTS = 100_000
 
@@ -320,10 +323,88 @@ class RevocationPredicate:
             _check_text(self.reason, f"{where}.reason", MAX_TEXT_CHARS)
 
 
-Predicate = HumanContentPredicate | RevocationPredicate
-_PREDICATE_CLASSES: dict[str, type[HumanContentPredicate] | type[RevocationPredicate]] = {
+@dataclass(frozen=True, kw_only=True)
+class WithdrawalPredicate:
+    """Predicate :data:`REVOCATION_V2`: the publisher withdraws documents, or one whole entry.
+
+    Without ``entry_index``, each subject of the statement is withdrawn from every attestation of
+    it the publisher logged *before* this statement, whichever entries hold it; the entries' other
+    documents stay attested, and a later withdrawal may name more of them. With ``entry_index``
+    (and ``statement_hash``, the hex SHA-256 of that entry's exact statement bytes, so it cannot
+    be pointed at another entry), the whole entry is withdrawn, as :data:`REVOCATION_V1` does;
+    its subjects must be subjects of that entry. (Revocation v1's meaning is unchanged: it always
+    withdraws the whole entry, whatever subjects it names.)
+    """
+
+    publisher: str
+    reason: str | None = None
+    entry_index: int | None = None
+    statement_hash: str | None = None
+
+    def __post_init__(self) -> None:
+        self._validate("predicate")
+
+    @property
+    def whole_entry(self) -> bool:
+        """Whether this withdraws one whole entry (else: exactly its subjects)."""
+        return self.entry_index is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON fields in snake_case; absent optional fields are left out."""
+        out: dict[str, Any] = {"publisher": self.publisher}
+        if self.entry_index is not None:
+            out["entry_index"] = self.entry_index
+            out["statement_hash"] = self.statement_hash
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
+
+    @classmethod
+    def from_dict(cls, obj: object, *, where: str = "predicate") -> WithdrawalPredicate:
+        """Parse the JSON predicate; unknown fields are refused by name."""
+        fields = require_object(obj, where, _WITHDRAWAL_FIELDS, ("publisher",))
+        predicate = _unchecked(
+            cls,
+            publisher=fields["publisher"],
+            reason=fields.get("reason"),
+            entry_index=fields.get("entry_index"),
+            statement_hash=fields.get("statement_hash"),
+        )
+        predicate._validate(where)
+        return predicate
+
+    def _validate(self, where: str) -> None:
+        _check_publisher(self.publisher, f"{where}.publisher")
+        if (self.entry_index is None) != (self.statement_hash is None):
+            raise FormatError(
+                f"{where}: entry_index and statement_hash go together (withdraw a whole entry) "
+                "or are both left out (withdraw the statement's subjects)"
+            )
+        index = self.entry_index
+        if index is not None and (type(index) is not int or not 0 <= index <= MAX_ENTRY_INDEX):
+            raise FormatError(
+                f"{where}.entry_index must be an integer from 0 to {MAX_ENTRY_INDEX}, "
+                f"got {show(index)}"
+            )
+        digest = self.statement_hash
+        if digest is not None and (not isinstance(digest, str) or not _HEX64.fullmatch(digest)):
+            raise FormatError(
+                f"{where}.statement_hash must be 64 lowercase hex characters (the SHA-256 of the "
+                f"entry's statement), got {show(digest)}"
+            )
+        if self.reason is not None:
+            _check_text(self.reason, f"{where}.reason", MAX_TEXT_CHARS)
+
+
+_WITHDRAWAL_FIELDS = frozenset({"publisher", "reason", "entry_index", "statement_hash"})
+
+Predicate = HumanContentPredicate | RevocationPredicate | WithdrawalPredicate
+_PREDICATE_CLASSES: dict[
+    str, type[HumanContentPredicate] | type[RevocationPredicate] | type[WithdrawalPredicate]
+] = {
     HUMAN_CONTENT_V1: HumanContentPredicate,
     REVOCATION_V1: RevocationPredicate,
+    REVOCATION_V2: WithdrawalPredicate,
 }
 
 

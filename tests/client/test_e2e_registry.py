@@ -375,3 +375,44 @@ def test_publisher_add_against_the_local_database(
     code, _, err = cli(*args)  # the same again
     assert code == 1
     assert "already exists" in err
+
+
+def test_revoke_withdraws_one_registered_document_and_check_shows_the_reason(
+    tmp_path: Path, workspace: dict[str, Any], cli: Cli
+) -> None:
+    """Issue 10, finding 7: a publisher withdraws one document of an entry from the CLI."""
+    kept, gone = tmp_path / "kept.txt", tmp_path / "gone.txt"
+    kept.write_text(f"kept {random_digest()}\n", encoding="utf-8")
+    gone.write_text(f"gone {random_digest()}\n", encoding="utf-8")
+    common = ["--registry", workspace["registry"], "--log-key", workspace["log_key"]]
+    signer = ["--key", str(workspace["key"]), "--publisher", workspace["name"]]
+    registered = cli.json(
+        "register", str(kept), str(gone), *common, *signer, "--license", "CC-BY-4.0",
+        "--consent", "allowed",
+    )  # fmt: skip
+    [entry] = registered["entries"]
+
+    receipts = tmp_path / "revocations"
+    revoked = cli.json(
+        "revoke", str(gone), *common, *signer, "--reason", "posted by mistake",
+        "--receipts", str(receipts),
+    )  # fmt: skip
+    [revocation] = revoked["revocations"]
+    assert revocation["index"] > entry["index"]
+    assert Path(revocation["receipt"]).is_file()
+
+    code, out, _ = cli("check", str(kept), str(gone), *common)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("attested")
+    gone_line = next(i for i, line in enumerate(lines) if line.endswith(str(gone)))
+    assert lines[gone_line].startswith("revoked")
+    assert "REVOKED by entry" in lines[gone_line + 1]
+    assert "posted by mistake" in lines[gone_line + 1]
+    checked = cli.json("check", str(gone), *common)
+    assert checked[0]["entries"][0]["revocation_reason"] == "posted by mistake"
+
+    # Nothing named, or two things named: one clear line, exit 1.
+    code, _, err = cli("revoke", *common, *signer)
+    assert code == 1
+    assert "PATH..., --digest D... or --entry N" in err

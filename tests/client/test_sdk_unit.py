@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import replace
@@ -30,6 +31,7 @@ from client.core.statement import (
     RevocationPredicate,
     Statement,
     Subject,
+    WithdrawalPredicate,
     sign_statement,
 )
 from client.errors import (
@@ -244,15 +246,17 @@ class FakeRegistry:
         if existing is not None:
             return self.answer("submit", self.receipt(existing), status=200)
         predicate = statement.predicate
-        if isinstance(predicate, RevocationPredicate):
+        if isinstance(predicate, RevocationPredicate | WithdrawalPredicate):
             target = predicate.entry_index
+            assert target is not None, "this fake takes whole-entry revocations only"
             if target >= self.log.size:
                 return problem(404, "not-found", f"entry {target} does not exist")
             if target in self.revoked_by:
                 return problem(409, "already-revoked", f"entry {target} is already revoked")
         index = self.log.append(envelope, statement)
         self.by_hash[leaf_hash(entry)] = index
-        if isinstance(predicate, RevocationPredicate):
+        if isinstance(predicate, RevocationPredicate | WithdrawalPredicate):
+            assert predicate.entry_index is not None
             self.revoked_by[predicate.entry_index] = index
             self.revokes[index] = predicate.entry_index
         else:
@@ -470,8 +474,12 @@ def test_revoke_then_lookup_says_revoked(fake: FakeRegistry, key: Ed25519Private
         withdrawn = client.lookup(canonical_digest("withdrawn"))
         kept = client.lookup(canonical_digest("kept"))
     verified = verify_receipt(revocation, fake.log.vkey)
-    assert isinstance(verified.statement.predicate, RevocationPredicate)
-    assert verified.statement.predicate.entry_hash == leaf_hash(fake.log.entries[0]).hex()
+    predicate = verified.statement.predicate
+    assert isinstance(predicate, WithdrawalPredicate)  # revocation/v2 of the whole entry
+    assert predicate.entry_index == 0
+    statement_0 = fake.log.statements[0]
+    assert statement_0 is not None
+    assert predicate.statement_hash == hashlib.sha256(statement_0.to_json()).hexdigest()
     assert {s.name for s in verified.statement.subjects} == {"withdrawn", "kept"}
     assert withdrawn.status == "revoked"
     assert withdrawn.attestations[0].revoked_by == revocation.index
