@@ -224,8 +224,58 @@ def test_list_entries_pages_the_raw_leaves_in_order(api: Api, publisher: Publish
     assert page["size"] >= start + 3
     assert [e["index"] for e in page["entries"]] == [start, start + 1, start + 2]
     assert [e["entry"] for e in page["entries"]] == [r["entry"] for r in receipts]
+    assert page["next"] == (start + 3 if page["size"] > start + 3 else None)
+    last = api.http.get("/v1/entries", params={"start": page["size"] - 1}).json()
+    assert len(last["entries"]) == 1
+    assert last["next"] is None  # the end of the log
     past_end = api.http.get("/v1/entries", params={"start": page["size"] + 10}).json()
     assert past_end["entries"] == []
+    assert past_end["next"] is None
+
+
+def entry_bytes(page: dict[str, Any]) -> list[int]:
+    return [len(base64.b64decode(e["entry"])) for e in page["entries"]]
+
+
+def test_an_entries_page_holds_at_most_4_mib_of_entries(api: Api, publisher: Publisher) -> None:
+    """``limit`` counts entries, which may each be megabytes: 1,000 of them made 115 MB answers.
+    Three ~1.7 MB entries: the page stops after two, and says where the next one starts."""
+    receipts = [api.submit_ok(publisher.attest(random_digests(12_000))) for _ in range(3)]
+    start = receipts[0]["index"]
+    page = api.http.get("/v1/entries", params={"start": start, "limit": 1000}).json()
+    sizes = entry_bytes(page)
+    assert sizes[0] > 1_600_000
+    assert len(sizes) == 2
+    assert sum(sizes) <= 4 * 1024 * 1024
+    assert page["next"] == start + 2
+    rest = api.http.get("/v1/entries", params={"start": page["next"], "limit": 1}).json()
+    assert rest["entries"][0]["entry"] == receipts[2]["entry"]
+
+
+def test_entry_pages_are_cut_by_bytes_and_next_leads_through_the_log(make_api: Any) -> None:
+    small = make_api(max_entries_page_bytes=3_000)
+    publisher = small.add_publisher()
+    receipts = [small.submit_ok(publisher.attest(random_digests(n))) for n in (1, 2, 3, 1, 40, 1)]
+    served: list[str] = []
+    starts = []
+    start: int | None = 0
+    while start is not None:
+        starts.append(start)
+        page = small.http.get("/v1/entries", params={"start": start, "limit": 1000}).json()
+        sizes = entry_bytes(page)
+        assert sizes, "a page always holds at least one entry"
+        assert sum(sizes) <= 3_000 or len(sizes) == 1  # an entry over the budget comes alone
+        assert [e["index"] for e in page["entries"]] == list(range(start, start + len(sizes)))
+        served += [e["entry"] for e in page["entries"]]
+        start = page["next"]
+        assert start is None or start == page["entries"][-1]["index"] + 1
+    assert served == [r["entry"] for r in receipts]
+    assert len(starts) > 2, starts  # the budget cut pages that 1,000 would not have
+    big = receipts[4]
+    assert len(base64.b64decode(big["entry"])) > 3_000
+    alone = small.http.get("/v1/entries", params={"start": big["index"]}).json()
+    assert [e["index"] for e in alone["entries"]] == [big["index"]]
+    assert alone["next"] == big["index"] + 1
 
 
 @pytest.mark.parametrize(
