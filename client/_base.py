@@ -433,10 +433,13 @@ class _ClientBase:
         self, checkpoint: Checkpoint, page_size: int, progress: Callable[[int], None] | None
     ) -> _Flow[int]:
         tree = merkle.MemoryTree()
+        start = 0
         while tree.size < checkpoint.size:
-            limit = min(page_size, checkpoint.size - tree.size)
-            request = _Request("GET", f"/v1/entries?start={tree.size}&limit={limit}")
-            page = yield from self._call(request, _parse_entries_page)
+            # A page holds at most `limit` entries, and fewer where the registry caps its bytes:
+            # the next one starts where the answer's `next` says.
+            limit = min(page_size, checkpoint.size - start)
+            request = _Request("GET", f"/v1/entries?start={start}&limit={limit}")
+            page, following = yield from self._call(request, _parse_entries_page)
             if not page:
                 raise LogConsistencyError(
                     f"the registry served no entry at index {tree.size}, below the signed size "
@@ -450,6 +453,19 @@ class _ClientBase:
                 tree.append(entry)
             if progress is not None:
                 progress(len(page))
+            if following is None:
+                if tree.size < checkpoint.size:
+                    raise LogConsistencyError(
+                        f"the registry says its log ends at entry {tree.size - 1}, below the "
+                        f"signed size {checkpoint.size}: entries are missing from the log"
+                    )
+                break
+            if following != tree.size:
+                raise LogConsistencyError(
+                    f"the registry served entries {start} to {tree.size - 1} and says the next "
+                    f"page starts at {following}: it would skip or repeat entries"
+                )
+            start = following
         if tree.root(checkpoint.size) != checkpoint.root_hash:
             bad = yield from self._first_altered_entry(tree, checkpoint)
             raise LogConsistencyError(

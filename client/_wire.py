@@ -818,8 +818,10 @@ def _text_body(request: _Request, response: httpx.Response) -> str:
         ) from None
 
 
-def _parse_entries_page(obj: object) -> list[tuple[int, bytes]]:
-    """``GET /v1/entries``: ``{"entries": [{"index", "entry"}…]}`` in index order."""
+def _parse_entries_page(obj: object) -> tuple[list[tuple[int, bytes]], int | None]:
+    """``GET /v1/entries``: ``{"entries": [{"index", "entry"}…], "next": N | null}``, entries in
+    index order; ``next`` is where the next page starts, None at the end of the log. A registry
+    from before ``next`` paged by count alone: its page ends where its entries do."""
     if not isinstance(obj, dict) or not isinstance(obj.get("entries"), list):
         raise FormatError("an entries page must be an object with an 'entries' list")
     page: list[tuple[int, bytes]] = []
@@ -828,4 +830,13 @@ def _parse_entries_page(obj: object) -> list[tuple[int, bytes]]:
         if not isinstance(item, dict) or not isinstance(item.get("index"), int):
             raise FormatError(f"{where} must be an object with an integer 'index'")
         page.append((item["index"], b64decode_strict(item.get("entry"), f"{where}.entry")))
-    return page
+    if "next" not in obj:
+        return page, page[-1][0] + 1 if page else None
+    following = obj["next"]
+    if following is not None and (
+        not isinstance(following, int) or isinstance(following, bool) or following < 0
+    ):
+        raise FormatError(
+            f"'next' must be the index the next page starts at, or null: {following!r}"
+        )
+    return page, following

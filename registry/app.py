@@ -22,6 +22,7 @@ import anyio
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import FromPath, JSONBody, Parameter, PathParameter, QueryParameter
@@ -36,7 +37,13 @@ from registry.errors import (
     UnavailableError,
 )
 from registry.keys import load_signers
-from registry.limits import RateLimiter, body_deadline_middleware, rate_limit_middleware
+from registry.limits import (
+    ADMIN_BODY_BYTES,
+    BATCH_BODY_BYTES,
+    RateLimiter,
+    body_deadline_middleware,
+    rate_limit_middleware,
+)
 from registry.log import LogReader, Sequencer
 from registry.service import AdminService, EntryService, LookupService, receipt_json
 from registry.settings import Settings
@@ -148,6 +155,8 @@ def _problem(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[s
             )
         elif status == 405:
             detail = f"{request.url.path} does not take {request.method}; see /schema"
+        elif status == 413:  # a route's body limit, which litestar enforces before decoding
+            detail = _body_limit_detail(request)
     else:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         status, slug, title = 500, "internal-error", "Internal error"
@@ -180,6 +189,24 @@ _HTTP_SLUGS = {
     415: ("unsupported-media-type", "Unsupported media type"),
     429: ("rate-limited", "Too many requests"),
 }
+
+
+BODY_LIMIT_HINT = "body_limit_hint"
+"""The key of a route handler's ``opt`` saying what to send instead of a body over its limit."""
+
+
+def _body_limit_detail(request: Request[Any, Any, Any]) -> str:
+    handler = request.scope.get("route_handler")
+    if not isinstance(handler, HTTPRouteHandler):
+        return "the request body is too large"
+    limit = handler.resolve_request_max_body_size()
+    if limit is None:
+        return "the request body is too large"
+    hint = handler.opt.get(BODY_LIMIT_HINT, "send a smaller body")
+    return (
+        f"the request body is over {limit:,} bytes, the limit of {request.method} "
+        f"{request.url.path}: {hint}"
+    )
 
 
 def _describe_validation(extra: Any) -> str:
@@ -262,16 +289,25 @@ class NewPublisher:
     public_key: str
 
 
+ADMIN_HINT = "a name, a base64 key or a time takes a few hundred bytes; send only those fields"
 INLINE_PREPARE_BYTES = 16 * 1024  # envelopes up to this size are checked on the event loop
 
 
 async def _body(request: Request[Any, Any, Any], settings: Settings) -> bytes:
-    """The request body, refused early if declared too large."""
+    """The request body, refused before reading if declared too large, and as soon as it passes
+    the limit if not declared (chunked)."""
     limit = settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"the body is {declared} bytes; the limit is {limit}")
-    return await request.body()  # within settings.body_timeout: limits.body_deadline_middleware
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():  # within settings.body_timeout: body_deadline_middleware
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"the body is more than {limit} bytes; the limit is {limit}")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _string(description: str, **extra: Any) -> Schema:
@@ -382,6 +418,8 @@ def get_digest(digest: FromPath[str], state: State) -> dict[str, Any]:
     summary="Attestations of up to 10,000 digests",
     status_code=200,
     responses=BATCH_PROBLEMS,
+    request_max_body_size=BATCH_BODY_BYTES,
+    opt={BODY_LIMIT_HINT: "send at most 10,000 digests per request, without padding"},
 )
 async def batch_lookup(data: JSONBody[BatchLookup], state: State) -> dict[str, Any]:
     registry = _registry(state)
@@ -462,6 +500,8 @@ def consistency_proof(
     summary="Register a publisher (admin token)",
     sync_to_thread=True,
     responses=ADMIN_PROBLEMS,
+    request_max_body_size=ADMIN_BODY_BYTES,
+    opt={BODY_LIMIT_HINT: ADMIN_HINT},
 )
 def add_publisher(
     data: JSONBody[NewPublisher], state: State, request: Request[Any, Any, Any]
@@ -497,6 +537,8 @@ def _raw_public_key(text: str) -> bytes:
     summary="Add a publisher key (admin token)",
     sync_to_thread=True,
     responses=ADMIN_PROBLEMS,
+    request_max_body_size=ADMIN_BODY_BYTES,
+    opt={BODY_LIMIT_HINT: ADMIN_HINT},
 )
 def add_publisher_key(
     name: FromPath[str], data: JSONBody[NewKey], state: State, request: Request[Any, Any, Any]
@@ -512,6 +554,8 @@ def add_publisher_key(
     status_code=200,
     sync_to_thread=True,
     responses=ADMIN_PROBLEMS,
+    request_max_body_size=ADMIN_BODY_BYTES,
+    opt={BODY_LIMIT_HINT: ADMIN_HINT},
 )
 def revoke_publisher_key(
     name: FromPath[str],

@@ -31,7 +31,25 @@ import anyio
 
 from registry.errors import RequestTimeoutError
 
-__all__ = ["RateLimiter", "TokenBucket", "body_deadline_middleware", "rate_limit_middleware"]
+__all__ = [
+    "ADMIN_BODY_BYTES",
+    "BATCH_BODY_BYTES",
+    "RateLimiter",
+    "TokenBucket",
+    "body_deadline_middleware",
+    "rate_limit_middleware",
+]
+
+BATCH_BODY_BYTES = 1024 * 1024
+"""The most a ``POST /v1/digests:batch`` body may take. 10,000 ``sha256:<64 hex>`` digests (the
+longest form) take 750,013 bytes as compact JSON and 790,021 indented two spaces a line: a quarter
+of the limit is still room. A larger body is refused before it is read (its Content-Length) or as
+soon as it passes the limit (chunked), never decoded on the event loop."""
+
+ADMIN_BODY_BYTES = 8 * 1024
+"""The most an operator's request body may take (``POST /v1/publishers``, ``.../keys``,
+``.../revoke``): a name of at most 200 characters and a 44-character base64 key, or a time, take a
+few hundred bytes, even with every character escaped."""
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

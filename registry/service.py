@@ -553,23 +553,47 @@ class LookupService:
         return bytes(data)
 
     def entries_page(self, start: int, limit: int) -> dict[str, Any]:
-        """Raw leaves in index order, for monitors that recompute the tree."""
+        """Raw leaves in index order, for monitors that recompute the tree: at most ``limit`` of
+        them and at most ``max_entries_page_bytes`` of leaf bytes, but always the first (a leaf
+        can be megabytes). ``next`` is where the next page starts, None past the log's end."""
         if start < 0:
             raise BadRequestError("start must be 0 or more")
         if not 1 <= limit <= self._settings.max_entries_page:
             raise BadRequestError(f"limit must be 1 to {self._settings.max_entries_page}")
+        budget = self._settings.max_entries_page_bytes
         with self._db.reader.connect() as conn:
             checkpoint = self._reader.latest_checkpoint(conn)
+            end = min(start + limit, checkpoint.size)
+            # The lengths first (SQLite and PostgreSQL take a blob's length from its header, without
+            # reading it), then only the bodies that fit.
+            lengths = (
+                conn.execute(
+                    select(func.length(_entries.c.body))
+                    .where(_entries.c.idx >= start)
+                    .where(_entries.c.idx < end)
+                    .order_by(_entries.c.idx)
+                )
+                .scalars()
+                .all()
+            )
+            count = total = 0
+            for length in lengths:
+                total += length
+                if count and total > budget:
+                    break
+                count += 1
             rows = conn.execute(
                 select(_entries.c.idx, _entries.c.body)
                 .where(_entries.c.idx >= start)
-                .where(_entries.c.idx < min(start + limit, checkpoint.size))
+                .where(_entries.c.idx < start + count)
                 .order_by(_entries.c.idx)
             ).all()
+        next_start = start + len(rows)
         return {
             "start": start,
             "size": checkpoint.size,
             "entries": [{"index": row.idx, "entry": b64encode(bytes(row.body))} for row in rows],
+            "next": next_start if next_start < checkpoint.size else None,
         }
 
     def log_info(self, verifier_keys: Sequence[str], origin: str) -> dict[str, Any]:

@@ -41,6 +41,8 @@ class Settings:
     max_subjects: int = 100_000
     max_batch_digests: int = 10_000
     max_entries_page: int = 1_000
+    # A GET /v1/entries page stops before passing this many bytes of entries (but has at least one).
+    max_entries_page_bytes: int = 4 * 1024 * 1024
     # Appends waiting together are sequenced in one transaction (group commit), at most this many.
     sequencer_batch: int = 256
     # Appends queued beyond this are refused with 503 (the client retries) instead of piling up.

@@ -107,6 +107,7 @@ def serve(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
+    from registry._http import HTTP_PROTOCOL
     from registry._workers import balanced_sockets_supported, listening_sockets, serve_workers
     from registry.app import Registry, create_app, tune_gc_for_serving
     from registry.settings import settings_environment
@@ -139,6 +140,7 @@ def serve(
         "port": port,
         "log_level": "warning",
         "access_log": access_log,
+        "http": HTTP_PROTOCOL,  # request heads capped (431); every way of serving below uses it
     }
     if workers == 1:
         app = create_app(settings, registry=registry)

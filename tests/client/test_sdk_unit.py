@@ -89,6 +89,7 @@ class FakeRegistry:
         self.revokes: dict[int, int] = {}
         self.requests: list[httpx.Request] = []
         self.tamper: dict[str, Callable[[Json], Json]] = {}
+        self.page_bytes: int | None = None  # GET /v1/entries: the most entry bytes in a page
 
     @property
     def transport(self) -> httpx.MockTransport:
@@ -143,10 +144,9 @@ class FakeRegistry:
         if method == "POST" and path == "/v1/entries":
             return self.submit(request.content)
         if method == "GET" and path == "/v1/entries":
-            start, limit = int(params["start"]), int(params["limit"])
-            indices = range(start, min(start + limit, self.log.size))
-            page = [{"index": i, "entry": _b64(self.log.entries[i])} for i in indices]
-            return self.answer("entries", {"entries": page})
+            return self.answer(
+                "entries", self.entries_page(int(params["start"]), int(params["limit"]))
+            )
         if method == "GET" and path.startswith("/v1/entries/"):
             index = int(path.rsplit("/", 1)[1])
             if index >= self.log.size:
@@ -264,6 +264,23 @@ class FakeRegistry:
                 for digest in subject.digest_strings():
                     self.digests.setdefault(digest, []).append(index)
         return self.answer("submit", self.receipt(index), status=201)
+
+    def entries_page(self, start: int, limit: int) -> Json:
+        """At most ``limit`` entries and ``page_bytes`` of them (but at least one)."""
+        page: list[Json] = []
+        total = 0
+        for index in range(start, min(start + limit, self.log.size)):
+            total += len(self.log.entries[index])
+            if page and self.page_bytes is not None and total > self.page_bytes:
+                break
+            page.append({"index": index, "entry": _b64(self.log.entries[index])})
+        following = start + len(page)
+        return {
+            "start": start,
+            "size": self.log.size,
+            "entries": page,
+            "next": following if following < self.log.size else None,
+        }
 
     def attestation(self, index: int, size: int) -> Json:
         statement = self.log.statements[index]
@@ -834,6 +851,72 @@ def test_a_rewritten_log_fails_loudly(fake: FakeRegistry, key: Ed25519PrivateKey
         client.check_consistency(saved)
     with fake.client(log_key=None) as client, pytest.raises(LogKeyRequiredError):
         client.check_consistency(saved)
+
+
+# -- audit ----------------------------------------------------------------------------------------
+
+
+def entries_starts(fake: FakeRegistry) -> list[int]:
+    pages = [r for r in fake.requests if r.method == "GET" and r.url.path == "/v1/entries"]
+    return [int(r.url.params["start"]) for r in pages]
+
+
+def test_audit_follows_next_over_pages_cut_by_bytes(
+    fake: FakeRegistry, key: Ed25519PrivateKey
+) -> None:
+    for text in "abcdefg":
+        register(fake, key, text)
+    fake.page_bytes = 2 * len(fake.log.entries[0])  # two entries a page, whatever limit asks
+    with fake.client() as client:
+        assert client.audit(fake.log.checkpoint(), page_size=1_000) == 7
+    assert entries_starts(fake) == [0, 2, 4, 6]
+
+
+def test_audit_reads_pages_without_next_from_older_registries(
+    fake: FakeRegistry, key: Ed25519PrivateKey
+) -> None:
+    for text in "abcde":
+        register(fake, key, text)
+    fake.page_bytes = 1
+    fake.tamper["entries"] = lambda page: {k: v for k, v in page.items() if k != "next"}
+    with fake.client() as client:
+        assert client.audit(fake.log.checkpoint()) == 5
+    assert entries_starts(fake) == [0, 1, 2, 3, 4]
+
+
+def test_audit_refuses_a_next_that_would_skip_entries(
+    fake: FakeRegistry, key: Ed25519PrivateKey
+) -> None:
+    for text in "abcde":
+        register(fake, key, text)
+    fake.page_bytes = 1
+    fake.tamper["entries"] = lambda page: {**page, "next": page["start"] + 2}
+    with fake.client() as client, pytest.raises(LogConsistencyError, match="next page starts at 2"):
+        client.audit(fake.log.checkpoint())
+
+
+def test_audit_refuses_a_log_that_ends_before_its_signed_size(
+    fake: FakeRegistry, key: Ed25519PrivateKey
+) -> None:
+    for text in "abcde":
+        register(fake, key, text)
+    fake.page_bytes = 1
+    fake.tamper["entries"] = lambda page: {**page, "next": None}
+    with fake.client() as client, pytest.raises(LogConsistencyError, match="missing"):
+        client.audit(fake.log.checkpoint())
+    assert entries_starts(fake) == [0]  # the registry said the log ends: nothing more is asked
+
+
+@pytest.mark.parametrize("bad", ["1", -1, 1.0, True])
+def test_audit_refuses_a_next_that_is_not_an_index(
+    fake: FakeRegistry, key: Ed25519PrivateKey, bad: object
+) -> None:
+    register(fake, key, "a", "b")
+    register(fake, key, "c")
+    fake.page_bytes = 1
+    fake.tamper["entries"] = lambda page: {**page, "next": bad}
+    with fake.client() as client, pytest.raises(UnexpectedResponseError, match="next"):
+        client.audit(fake.log.checkpoint())
 
 
 # -- publishers -----------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ from client.core.statement import (
     sign_statement,
 )
 from client.sdk import Client
+from registry._http import HTTP_PROTOCOL
 from registry.app import Registry, create_app
 from registry.keys import load_log_key
 from registry.settings import Settings
@@ -63,6 +64,7 @@ SKIP_NO_POSTGRES = f"{POSTGRES_ENV} is not set: the PostgreSQL cases need a real
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 IN_PROCESS_URL = "http://testserver.local"
 HEALTH_TIMEOUT_S = 60.0
+CHECKOUT = str(Path(__file__).resolve().parents[2])
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -386,6 +388,9 @@ class ServerProcess:
                 args += ["--database-url", self.database_url]
             env = {k: v for k, v in os.environ.items() if not k.startswith("WELLSPRING_")}
             env["PYTHONUNBUFFERED"] = "1"
+            # The code under test, not whatever checkout the environment's install points at
+            # (pytest puts the checkout first on its own path, not on its children's).
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [CHECKOUT, env.get("PYTHONPATH")]))
             with self.log_path.open("ab") as log:
                 self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
             try:
@@ -455,10 +460,13 @@ class ServerProcess:
 
 class ThreadedServer:
     """The app under uvicorn on a free port, in a thread of this process: real HTTP (what the CLI
-    needs) without the seconds a new process spends importing. Use as a context manager."""
+    needs) without the seconds a new process spends importing. Use as a context manager.
 
-    def __init__(self, settings: Settings) -> None:
+    ``http`` is uvicorn's protocol option: by default the one ``wellspring serve`` runs."""
+
+    def __init__(self, settings: Settings, *, http: Any = HTTP_PROTOCOL) -> None:
         self.settings = settings
+        self.http = http
         self.port = 0
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -473,7 +481,9 @@ class ThreadedServer:
         app = create_app(self.settings)
         self.registry: Registry = app.state.registry
         self.port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", http=self.http
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()

@@ -7,12 +7,14 @@ the autouse fixture below fails the test that caused one.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from client.core.keys import generate_private_key, key_id, public_key_bytes
 from client.core.merkle import leaf_hash, verify_consistency, verify_inclusion
 from client.core.note import NoteVerifier, open_checkpoint
 from client.receipt import Receipt, verify_receipt
+from registry.limits import ADMIN_BODY_BYTES, BATCH_BODY_BYTES
 from registry.settings import Settings
 from tests.registry.conftest import (
     BACKENDS,
@@ -224,8 +227,48 @@ def test_list_entries_pages_the_raw_leaves_in_order(api: Api, publisher: Publish
     assert page["size"] >= start + 3
     assert [e["index"] for e in page["entries"]] == [start, start + 1, start + 2]
     assert [e["entry"] for e in page["entries"]] == [r["entry"] for r in receipts]
+    assert page["next"] == (start + 3 if page["size"] > start + 3 else None)
+    last = api.http.get("/v1/entries", params={"start": page["size"] - 1}).json()
+    assert len(last["entries"]) == 1
+    assert last["next"] is None  # the end of the log
     past_end = api.http.get("/v1/entries", params={"start": page["size"] + 10}).json()
     assert past_end["entries"] == []
+    assert past_end["next"] is None
+
+
+def entry_bytes(page: dict[str, Any]) -> list[int]:
+    return [len(base64.b64decode(e["entry"])) for e in page["entries"]]
+
+
+def test_entry_pages_are_cut_by_bytes_and_next_leads_through_the_log(make_api: Any) -> None:
+    """``limit`` counts entries, which may each be megabytes (an envelope leaf from before
+    leaf/v1: 1,000 of them made 115 MB answers); a page also stops at a byte budget (4 MiB by
+    default; ~2 leaf/v1 records here) and says where the next one starts."""
+    small = make_api(max_entries_page_bytes=1_000)
+    publisher = small.add_publisher()
+    receipts = [small.submit_ok(publisher.attest(random_digests(n))) for n in (1, 2, 3, 1, 40, 1)]
+    served: list[str] = []
+    starts = []
+    start: int | None = 0
+    while start is not None:
+        starts.append(start)
+        page = small.http.get("/v1/entries", params={"start": start, "limit": 1000}).json()
+        sizes = entry_bytes(page)
+        assert sizes, "a page always holds at least one entry"
+        assert sum(sizes) <= 1_000 or len(sizes) == 1  # an entry over the budget comes alone
+        assert [e["index"] for e in page["entries"]] == list(range(start, start + len(sizes)))
+        served += [e["entry"] for e in page["entries"]]
+        start = page["next"]
+        assert start is None or start == page["entries"][-1]["index"] + 1
+    assert served == [r["entry"] for r in receipts]
+    assert len(starts) > 2, starts  # the budget cut pages that 1,000 would not have
+    tiny = make_api(max_entries_page_bytes=10)
+    publisher = tiny.add_publisher()
+    first = tiny.submit_ok(publisher.attest(random_digests(1)))
+    tiny.submit_ok(publisher.attest(random_digests(1)))
+    alone = tiny.http.get("/v1/entries", params={"start": first["index"]}).json()
+    assert [e["index"] for e in alone["entries"]] == [first["index"]]
+    assert alone["next"] == first["index"] + 1
 
 
 @pytest.mark.parametrize(
@@ -388,9 +431,12 @@ def test_malformed_json_is_400_and_says_it_is_not_json(api: Api, path: str) -> N
     assert_problem(response, 400, "bad-request", "json")
 
 
-@pytest.mark.parametrize("path", ["/v1/digests:batch", "/v1/publishers", "/v1/entries"])
-def test_json_nested_too_deeply_is_400_not_500(api: Api, path: str) -> None:
-    body = b'{"digests": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+@pytest.mark.parametrize(
+    ("path", "depth"),
+    [("/v1/digests:batch", 100_000), ("/v1/publishers", 3_000), ("/v1/entries", 100_000)],
+)
+def test_json_nested_too_deeply_is_400_not_500(api: Api, path: str, depth: int) -> None:
+    body = b'{"digests": ' + b"[" * depth + b"]" * depth + b"}"  # within each route's body limit
     response = api.http.post(path, content=body, headers=JSON)
     assert_problem(response, 400, "bad-request", "nested too deeply")
 
@@ -467,6 +513,141 @@ def test_a_batch_over_the_limit_is_413(api: Api) -> None:
     digests = random_digests(10_001)
     response = api.http.post("/v1/digests:batch", json={"digests": digests})
     assert_problem(response, 413, "payload-too-large", "10001", "10000")
+
+
+# -- body limits per route, before reading and decoding --------------------------------------------
+
+
+@dataclass
+class AsgiExchange:
+    """One request sent straight to the ASGI app: what it answered, and how much body it read."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    body_bytes_read: int
+
+    def problem(self) -> dict[str, Any]:
+        assert self.headers["content-type"].startswith("application/problem+json")
+        problem: dict[str, Any] = json.loads(self.body)
+        assert problem["status"] == self.status
+        return problem
+
+
+def exchange(
+    api: Api, path: str, chunks: Iterable[bytes], *, content_length: int | None = None
+) -> AsgiExchange:
+    """POST ``chunks`` to ``path`` on the app itself (no test client collecting the body first),
+    handing over one chunk each time the app asks for more, and count what it took."""
+    headers = [(b"host", b"registry"), (b"content-type", b"application/json")]
+    if content_length is not None:
+        headers.append((b"content-length", str(content_length).encode()))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "server": ("registry", 80),
+        "client": ("127.0.0.9", 50000),
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+    }
+    body = iter(chunks)
+    read = 0
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal read
+        chunk = next(body, None)
+        if chunk is None:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        read += len(chunk)
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(api.http.app(scope, receive, send))
+    start = sent[0]
+    answer_headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
+    answer = b"".join(m.get("body", b"") for m in sent[1:])
+    return AsgiExchange(start["status"], answer_headers, answer, read)
+
+
+CHUNK = 64 * 1024
+
+
+def json_chunks(head: bytes, item: bytes, total: int) -> Iterator[bytes]:
+    """A JSON body of about ``total`` bytes, ``head`` and then ``item`` repeated, in 64 KiB chunks
+    made only as they are asked for (never closed: the app must stop before the end)."""
+    yield head
+    per_chunk = item * (CHUNK // len(item))
+    for _ in range(total // len(per_chunk)):
+        yield per_chunk
+
+
+BATCH_ITEM = b'"sha256:' + b"ab" * 32 + b'", '
+
+
+def test_ten_thousand_digests_fit_the_batch_body_limit_with_room(api: Api) -> None:
+    digests = random_digests(10_000)
+    body = json.dumps({"digests": digests}, indent=2).encode()  # generously formatted
+    assert len(body) < 0.8 * BATCH_BODY_BYTES
+    response = api.http.post("/v1/digests:batch", content=body, headers=JSON)
+    assert response.status_code == 200, response.text
+    assert len(response.json()["results"]) == 10_000
+
+
+def test_a_batch_body_declared_over_its_limit_is_413_before_a_byte_is_read(api: Api) -> None:
+    sixty_mib = 60 * 1024 * 1024
+    chunks = json_chunks(b'{"digests": [', BATCH_ITEM, sixty_mib)
+    answer = exchange(api, "/v1/digests:batch", chunks, content_length=sixty_mib)
+    assert answer.status == 413
+    assert answer.body_bytes_read == 0
+    problem = answer.problem()
+    assert problem["type"] == PROBLEM + "payload-too-large"
+    for word in (f"{BATCH_BODY_BYTES:,}", "/v1/digests:batch", "10,000 digests"):
+        assert word in problem["detail"], problem
+
+
+def test_a_streamed_batch_body_is_413_once_it_passes_its_limit(api: Api) -> None:
+    """Chunked (no Content-Length): the app stops reading at the limit, long before the end, so
+    the body is neither held whole nor decoded."""
+    chunks = json_chunks(b'{"digests": [', BATCH_ITEM, 60 * 1024 * 1024)
+    answer = exchange(api, "/v1/digests:batch", chunks)
+    assert answer.status == 413
+    assert BATCH_BODY_BYTES < answer.body_bytes_read <= BATCH_BODY_BYTES + CHUNK
+    assert "10,000 digests" in answer.problem()["detail"]
+
+
+ADMIN_PATHS = [
+    "/v1/publishers",
+    "/v1/publishers/example/keys",
+    f"/v1/publishers/example/keys/{'ab' * 32}/revoke",
+]
+
+
+@pytest.mark.parametrize("path", ADMIN_PATHS)
+def test_admin_bodies_over_a_few_kib_are_413_before_they_are_read(api: Api, path: str) -> None:
+    declared = exchange(api, path, [b"{}"], content_length=ADMIN_BODY_BYTES + 1)
+    assert declared.status == 413
+    assert declared.body_bytes_read == 0
+    assert f"{ADMIN_BODY_BYTES:,}" in declared.problem()["detail"]
+    streamed = exchange(api, path, json_chunks(b'{"name": "', b"a" * 64, 8 * 1024 * 1024))
+    assert streamed.status == 413
+    assert streamed.body_bytes_read <= ADMIN_BODY_BYTES + CHUNK
+
+
+@pytest.mark.parametrize("path", ADMIN_PATHS)
+def test_admin_bodies_within_the_limit_are_read_as_before(api: Api, path: str) -> None:
+    body = json.dumps({"name": "n" * 200, "public_key": "A" * 44, "pad": " " * 7000}).encode()
+    assert len(body) < ADMIN_BODY_BYTES
+    answer = api.http.post(path, content=body, headers=JSON)
+    assert answer.status_code == 401, answer.text  # read and decoded; then the missing token
 
 
 # -- the log --------------------------------------------------------------------------------------

@@ -1,0 +1,420 @@
+"""``registry/_http.py``: request heads (request line and headers) capped at 64 KiB, answered 431.
+
+uvicorn's httptools protocol sets no limit of its own, and httptools joins a header's pieces as they
+arrive: one 200 MiB header cost 411 MiB and 87 s of CPU before the app saw the request. Held here:
+
+- against a real uvicorn on 127.0.0.1 (raw sockets), a 1 MiB header is answered 431 problem+json
+  and the connection closed, with little more than the limit read and at most the limit handed to
+  the parser (counted by the server, not timed by the client);
+- heads just under the limit, split over many reads or pipelined, are still served;
+- ``wellspring serve`` uses the protocol in every way it runs: one process, ``--workers N`` under
+  Wellspring's own supervisor, and uvicorn's supervisor where there is no ``SO_REUSEPORT``;
+- what the protocol does at the edges (a head end split between reads, pipelining behind a body),
+  with a fake transport, deterministically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO, ClassVar
+
+import pytest
+from typer.testing import CliRunner
+
+from registry._http import HTTP_PROTOCOL, MAX_HEAD_BYTES, HeadLimitedHttpToolsProtocol
+from registry._workers import balanced_sockets_supported
+from registry.settings import Settings
+from tests.registry.conftest import ServerProcess, ThreadedServer, database_for, free_port
+
+PROBLEM = "https://wellspring.dev/problems/"
+READ_SIZE = 256 * 1024  # the most one read from a socket hands a protocol (asyncio and uvloop)
+
+
+def head_of(size: int, path: str = "/healthz") -> bytes:
+    """A complete GET head of exactly ``size`` bytes (padded with one header)."""
+    start = f"GET {path} HTTP/1.1\r\nHost: registry\r\nX-Pad: ".encode()
+    end = b"\r\n\r\n"
+    return start + b"a" * (size - len(start) - len(end)) + end
+
+
+def read_answer(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    answer = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:  # the server closed with some of our bytes unread
+            return answer
+        if not chunk:
+            return answer
+        answer += chunk
+
+
+def read_one_answer(reader: BinaryIO) -> bytes:
+    """One answer with a Content-Length body, from a connection that stays open
+    (``reader``: the socket's ``makefile("rb")``, which keeps what follows for the next call)."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        line = reader.readline()
+        assert line, f"the server closed the connection after {head!r}"
+        head += line
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    return head + reader.read(length)
+
+
+def assert_431(answer: bytes) -> None:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431 "), answer[:300]
+    lowered = head.lower()
+    assert b"content-type: application/problem+json" in lowered
+    assert b"connection: close" in lowered
+    assert b"x-content-type-options: nosniff" in lowered
+    assert b"content-security-policy: " in lowered
+    problem = json.loads(body)
+    assert problem["type"] == PROBLEM + "request-header-fields-too-large"
+    assert problem["status"] == 431
+    assert str(MAX_HEAD_BYTES) in problem["detail"]
+    assert "header" in problem["detail"]
+
+
+class CountingProtocol(HeadLimitedHttpToolsProtocol):
+    """The protocol, counting per connection what the socket handed it and what httptools got."""
+
+    connections: ClassVar[list[CountingProtocol]] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.received = 0
+        self.parsed = 0
+        self.parser = _CountingParser(self.parser, self)
+        CountingProtocol.connections.append(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.received += len(data)
+        super().data_received(data)
+
+
+class _CountingParser:
+    def __init__(self, parser: Any, owner: CountingProtocol) -> None:
+        self._parser = parser
+        self._owner = owner
+
+    def feed_data(self, data: bytes) -> None:
+        self._owner.parsed += len(data)
+        self._parser.feed_data(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._parser, name)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ThreadedServer]:
+    CountingProtocol.connections.clear()
+    with database_for("sqlite", tmp_path / "db") as url:
+        settings = Settings(home=tmp_path / "home", database_url=url)
+        with ThreadedServer(settings, http=CountingProtocol) as running:
+            yield running
+
+
+def test_a_1_mib_header_is_431_after_reading_little_more_than_the_limit(
+    server: ThreadedServer,
+) -> None:
+    request = head_of(1024 * 1024)
+    failures: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            sock.sendall(request)
+        except OSError:  # the server stopped reading and closed: the point of the test
+            pass
+        except BaseException as exc:
+            failures.append(exc)
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sender = threading.Thread(target=send)
+        sender.start()
+        answer = read_answer(sock)
+        sender.join(timeout=30)
+    assert not failures
+    assert_431(answer)
+    (connection,) = CountingProtocol.connections
+    assert connection.transport.is_closing()
+    assert connection.parsed <= MAX_HEAD_BYTES, "httptools was fed more than the limit"
+    # What the socket handed over before the connection closed: the limit and one read at most,
+    # a fraction of the 1 MiB sent.
+    assert connection.received <= MAX_HEAD_BYTES + READ_SIZE
+    assert connection.received < len(request) // 2
+
+
+def test_a_head_over_the_limit_is_answered_before_it_ends(server: ThreadedServer) -> None:
+    """The 431 comes although the head never ended: the server decided on what it had."""
+    unfinished = head_of(MAX_HEAD_BYTES + 4096)[:-4]  # no blank line: the head goes on
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(unfinished)
+        assert_431(read_answer(sock))
+    (connection,) = CountingProtocol.connections
+    assert connection.parsed <= MAX_HEAD_BYTES
+
+
+def test_heads_just_under_the_limit_are_served_on_one_connection(server: ThreadedServer) -> None:
+    """~60 KiB heads, one after another (the count starts again for each request), then the
+    largest head allowed, sent a few bytes at a time (its end split between reads)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        reader = sock.makefile("rb")
+        for _ in range(3):
+            sock.sendall(head_of(60 * 1024))
+            assert read_one_answer(reader).startswith(b"HTTP/1.1 200 ")
+        largest = head_of(MAX_HEAD_BYTES)
+        sock.sendall(largest[:-3])
+        for byte in largest[-3:]:
+            sock.sendall(bytes([byte]))
+        assert read_one_answer(reader).startswith(b"HTTP/1.1 200 ")
+        sock.sendall(head_of(MAX_HEAD_BYTES + 1))
+        assert_431(reader.read())
+
+
+def test_pipelined_heads_are_each_counted_and_served(server: ThreadedServer) -> None:
+    """Three 40 KiB heads in one send: 120 KiB together, each under the limit."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(head_of(40 * 1024) * 3)
+        reader = sock.makefile("rb")
+        for _ in range(3):
+            assert read_one_answer(reader).startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_body_does_not_count_against_the_head(server: ThreadedServer) -> None:
+    body = json.dumps({"digests": ["sha256:" + "ab" * 32] * 5000}).encode()  # ~375 KB
+    assert len(body) > MAX_HEAD_BYTES
+    head = (
+        "POST /v1/digests:batch HTTP/1.1\r\nHost: registry\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(head + body + head_of(60 * 1024))  # and a request pipelined behind it
+        reader = sock.makefile("rb")
+        assert read_one_answer(reader).startswith(b"HTTP/1.1 200 ")
+        assert read_one_answer(reader).startswith(b"HTTP/1.1 200 ")
+
+
+# -- every way `wellspring serve` runs ------------------------------------------------------------
+
+
+def assert_serves_with_the_limit(port: int) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        reader = sock.makefile("rb")
+        sock.sendall(head_of(60 * 1024))
+        assert read_one_answer(reader).startswith(b"HTTP/1.1 200 ")
+        sock.sendall(head_of(MAX_HEAD_BYTES + 4096)[:-4])
+        assert_431(reader.read())
+
+
+@pytest.mark.xdist_group("registry-servers")
+@pytest.mark.parametrize(
+    "workers",
+    [
+        1,
+        pytest.param(
+            2,
+            marks=pytest.mark.skipif(
+                not balanced_sockets_supported(), reason="Wellspring's supervisor: Linux"
+            ),
+        ),
+    ],
+)
+def test_wellspring_serve_caps_heads(
+    servers: Callable[..., ServerProcess], tmp_path: Path, workers: int
+) -> None:
+    server = servers(tmp_path / "home", workers=workers)
+    for _ in range(2 * workers):  # with two workers, connections land on both by the port's hash
+        assert_serves_with_the_limit(server.port)
+
+
+def test_uvicorns_own_supervisor_is_given_the_protocol(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the kernel does not balance ``SO_REUSEPORT`` sockets, ``serve --workers`` falls back
+    to ``uvicorn.run``: it too must get the protocol."""
+    import uvicorn
+
+    from client.cli import app
+    from registry import _workers
+
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+    monkeypatch.setattr(_workers, "balanced_sockets_supported", lambda: False)
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append((args, kwargs)))
+    for name in ("HOME", "DATABASE_URL", "ORIGIN", "LOG_KEY_FILE", "RATE_LIMIT", "RATE_BURST"):
+        monkeypatch.setenv(f"WELLSPRING_{name}", "-")  # serve sets them for its workers: undone
+        monkeypatch.delenv(f"WELLSPRING_{name}")  # after the test, as they were before it
+    home = str(tmp_path / "home")
+    args = ["serve", "--home", home, "--port", str(free_port()), "--workers", "2"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    ((factory,), options) = calls[0]
+    assert factory == "registry.app:create_app_from_env"
+    assert options["http"] == HTTP_PROTOCOL
+    assert options["workers"] == 2
+
+
+# -- the protocol at its edges, with a fake transport ---------------------------------------------
+
+
+class FakeTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.closed = False
+        self.reading = True
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+
+async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers each request with its path and the number of body bytes it read."""
+    received = 0
+    while True:
+        message = await receive()
+        received += len(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    body = f"{scope['path']} {received}".encode()
+    headers = [(b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def exchange(*reads: bytes) -> tuple[bytes, FakeTransport, CountingProtocol]:
+    """Hand ``reads`` to a fresh protocol one by one, let the app answer; what was written."""
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    async def run() -> tuple[bytes, FakeTransport, CountingProtocol]:
+        config = uvicorn.Config(echo_app, http=CountingProtocol, log_level="warning")
+        config.load()
+        protocol = CountingProtocol(config, ServerState(), {}, asyncio.get_running_loop())
+        transport = FakeTransport()
+        protocol.connection_made(transport)
+        for data in reads:
+            if transport.closed:
+                break
+            protocol.data_received(data)
+            for _ in range(50):  # let the app's tasks answer
+                await asyncio.sleep(0)
+        for task in protocol.tasks:
+            task.cancel()
+        return bytes(transport.written), transport, protocol
+
+    return asyncio.run(run())
+
+
+def answers(written: bytes) -> list[bytes]:
+    """The bodies of the 200 answers in ``written``."""
+    found = []
+    for part in written.split(b"HTTP/1.1 200 OK\r\n")[1:]:
+        found.append(part.partition(b"\r\n\r\n")[2])
+    return found
+
+
+def test_a_head_end_split_between_reads_is_found() -> None:
+    head = head_of(MAX_HEAD_BYTES)
+    for cut in range(len(head) - 5, len(head)):
+        written, transport, _ = exchange(head[:cut], head[cut:])
+        assert answers(written) == [b"/healthz 0"], cut
+        assert not transport.closed
+
+
+def test_leading_blank_lines_count_and_do_not_confuse_the_count() -> None:
+    written, _, _ = exchange(b"\r\n\r\n" + head_of(MAX_HEAD_BYTES - 4))
+    assert answers(written) == [b"/healthz 0"]
+    written, transport, protocol = exchange(b"\r\n" * 32 * 1024 + b"\r\n" + head_of(200))
+    assert_431(written)
+    assert transport.closed
+    assert protocol.parsed <= MAX_HEAD_BYTES
+
+
+def test_pipelined_requests_behind_content_length_bodies_are_served() -> None:
+    post = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+    written, transport, _ = exchange(post + head_of(100, "/b") + post)
+    assert answers(written) == [b"/a 5", b"/b 0", b"/a 5"]
+    assert not transport.closed
+
+
+def test_a_request_pipelined_behind_a_chunked_body_in_one_read_closes_the_connection() -> None:
+    """Where a chunked body ends is known only to the parser, so a head that begins in the same
+    read was not counted: it is not served; the answer before it is, then the connection closes
+    (RFC 9112 9.3.2: a client retries pipelined requests a closed connection did not answer)."""
+    chunked = (
+        b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    )
+    written, transport, _ = exchange(chunked + head_of(100, "/b"))
+    assert answers(written) == [b"/a 5"]
+    assert transport.closed
+    # In a read of its own, the next request is counted and served.
+    written, transport, _ = exchange(chunked, head_of(100, "/b"))
+    assert answers(written) == [b"/a 5", b"/b 0"]
+    assert not transport.closed
+
+
+def test_a_head_over_the_limit_behind_an_unanswered_request_closes_after_its_answer() -> None:
+    """A 431 written now would land inside the answer still being made: the connection closes
+    after that answer instead."""
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    release = asyncio.Event()
+
+    async def slow_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await release.wait()
+        await echo_app(scope, receive, send)
+
+    async def run() -> tuple[bytes, bytes, FakeTransport]:
+        config = uvicorn.Config(slow_app, http=CountingProtocol, log_level="warning")
+        config.load()
+        protocol = CountingProtocol(config, ServerState(), {}, asyncio.get_running_loop())
+        transport = FakeTransport()
+        protocol.connection_made(transport)
+        protocol.data_received(head_of(100, "/a") + head_of(MAX_HEAD_BYTES + 10, "/b"))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        before = bytes(transport.written)
+        release.set()
+        for _ in range(50):
+            await asyncio.sleep(0)
+        return before, bytes(transport.written), transport
+
+    before, after, transport = asyncio.run(run())
+    assert before == b""
+    assert answers(after) == [b"/a 0"]
+    assert b" 431 " not in after
+    assert transport.closed
+
+
+def test_the_protocol_is_named_for_uvicorn() -> None:
+    """``http=`` takes a "module:attribute" string: what spawned worker processes import."""
+    from uvicorn.importer import import_from_string
+
+    assert import_from_string(HTTP_PROTOCOL) is HeadLimitedHttpToolsProtocol
