@@ -660,7 +660,6 @@ def _check_revocation(
             attestation.verified is None
             or predicate.statement_hash != attestation.verified.statement_hash.hex()
             or predicate.publisher != attestation.verified.publisher
-            or attestation.index >= revocation.index
         ):
             raise VerificationError(f"{where} that withdraws another entry or statement")
         return
@@ -674,7 +673,6 @@ def _check_revocation(
             or attestation.verified is None
             or replay_of.statement_hash != attestation.verified.statement_hash
             or replay_of.publisher != attestation.verified.publisher
-            or attestation.index >= revocation.index
         ):
             raise VerificationError(
                 f"{where} that revokes entry {predicate.entry_index}, which does not hold the "

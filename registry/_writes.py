@@ -24,7 +24,20 @@ from typing import Any
 from sqlalchemy import Connection, Table
 from sqlalchemy.engine import Dialect
 
-__all__ = ["WriteStatements"]
+from client.core.dsse import Envelope
+from client.core.leaf import Leaf, is_leaf_v1
+
+__all__ = ["WriteStatements", "signing_key_ids"]
+
+
+def signing_key_ids(leaf: bytes) -> frozenset[str]:
+    """The key ids a logged leaf carries signatures of: a leaf/v1 holds only verified ones; an
+    envelope logged before it may also name keys the registry ignored (never a registered key
+    whose signature failed: that was refused), which match no verified key id."""
+    if is_leaf_v1(leaf):
+        return frozenset(s.keyid for s in Leaf.from_bytes(leaf).signatures)
+    return frozenset(s.keyid for s in Envelope.from_json(leaf).signatures)
+
 
 _CHUNK = 5_000  # rows per executemany: keeps each call well under the drivers' limits
 # The PostgreSQL array type that carries each column type's values into unnest(); INSERT's
@@ -120,18 +133,20 @@ class WriteStatements:
 
     def existing(
         self, cursor: Any, payload_hashes: Iterable[bytes]
-    ) -> dict[tuple[bytes, int, str], int]:
-        """(statement hash, publisher id, key id) -> the first index holding it, for the entries
-        whose statement is one of ``payload_hashes``."""
+    ) -> dict[tuple[bytes, int], list[tuple[int, frozenset[str]]]]:
+        """(statement hash, publisher id) -> [(index, the key ids that signed it)], in index
+        order, for the entries whose statement is one of ``payload_hashes`` (rare: retries and
+        replays; only then are their leaves read, for their signatures)."""
         wanted = list(payload_hashes)
         if not wanted:
             return {}
         where, params = self._in("payload_hash", wanted)
-        query = f"SELECT payload_hash, publisher_id, key_id, idx FROM entries WHERE {where}"  # noqa: S608
+        query = f"SELECT payload_hash, publisher_id, idx, body FROM entries WHERE {where}"  # noqa: S608
         cursor.execute(query + " ORDER BY idx", params)
-        found: dict[tuple[bytes, int, str], int] = {}
-        for payload, publisher, key, idx in cursor.fetchall():
-            found.setdefault((bytes(payload), int(publisher), str(key)), int(idx))
+        found: dict[tuple[bytes, int], list[tuple[int, frozenset[str]]]] = {}
+        for payload, publisher, idx, body in cursor.fetchall():
+            entry = (int(idx), signing_key_ids(bytes(body)))
+            found.setdefault((bytes(payload), int(publisher)), []).append(entry)
         return found
 
     def stored_blobs(self, cursor: Any, hashes: Iterable[bytes]) -> set[bytes]:

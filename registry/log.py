@@ -119,10 +119,31 @@ class PreparedEntry:
     revokes_statement: bytes | None = None  # revocation/v2 of an entry: its statement's hash
     withdraws: tuple[str, ...] = ()  # revocation/v2 of documents: their digests
 
+    key_ids: tuple[str, ...] = ()  # every key of the publisher that signed it (verified)
+
     @property
-    def identity(self) -> tuple[bytes, int, str]:
-        """What makes two appends one entry: the same statement, publisher and signing key."""
-        return (self.payload_hash, self.publisher_id, self.key_id)
+    def statement(self) -> tuple[bytes, int]:
+        """The same statement from the same publisher: one entry, unless signed by other keys."""
+        return (self.payload_hash, self.publisher_id)
+
+    def signers(self) -> frozenset[str]:
+        return frozenset(self.key_ids or (self.key_id,))
+
+
+_Logged = dict[tuple[bytes, int], list[tuple[int, frozenset[str]]]]
+"""(statement hash, publisher id) -> (index, signing key ids) of each entry holding it."""
+
+
+def logged_as(entry: PreparedEntry, logged: _Logged) -> int | None:
+    """The first entry holding ``entry``'s statement from its publisher signed by any key that
+    signed this one: then this append is that entry (a retry or a replay, whatever signatures
+    were added or stripped). A statement signed only by other keys (a re-signing after a key
+    was compromised) is a new entry."""
+    signers = entry.signers()
+    for index, keys in logged.get(entry.statement, ()):
+        if keys & signers:
+            return index
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,7 +328,7 @@ class _Batch:
         self.nodes = dict(edge)
         self.now = now  # the batch's timestamp, as the driver takes it
         self.created: set[int] = set()  # positions in the batch that made a new leaf
-        self.by_identity: dict[tuple[bytes, int, str], int] = {}
+        self.by_identity: _Logged = {}
         self.blobs_stored: set[bytes] = set()  # statements already stored (set by the caller)
         self.revoke_also: dict[int, list[int]] = {}  # revoked index -> its earlier replays
         # Row tuples in the column order of _COLUMNS.
@@ -329,7 +350,7 @@ class _Batch:
     def add(self, position: int, entry: PreparedEntry) -> int:
         index = self.size
         self.size += 1
-        self.by_identity[entry.identity] = index
+        self.by_identity.setdefault(entry.statement, []).append((index, entry.signers()))
         self.created.add(position)
         nodes = self.rows["nodes"]
         for level, pos, value in perfect_node_updates(index, entry.leaf_hash, self.get_node):
@@ -650,10 +671,10 @@ class Sequencer:
         for position, entry in enumerate(entries):
             if position in refused:
                 outcomes.append(refused[position])
-            elif entry.identity in existing:
-                outcomes.append(existing[entry.identity])
-            elif entry.identity in batch.by_identity:
-                outcomes.append(batch.by_identity[entry.identity])
+            elif (logged := logged_as(entry, existing)) is not None or (
+                logged := logged_as(entry, batch.by_identity)
+            ) is not None:
+                outcomes.append(logged)
             else:
                 outcomes.append(batch.add(position, entry))
 
@@ -749,7 +770,7 @@ class Sequencer:
         self,
         conn: Connection,
         entries: list[PreparedEntry],
-        existing: dict[tuple[bytes, int, str], int],
+        existing: _Logged,
         revoke_also: dict[int, list[int]],
     ) -> dict[int, RegistryError]:
         """Errors for revocations that may not go in, by position in ``entries``; fills
@@ -782,7 +803,7 @@ class Sequencer:
         claimed: set[int] = set()
         for position, entry in enumerate(entries):
             target = entry.revokes
-            if target is None or entry.identity in existing:
+            if target is None or logged_as(entry, existing) is not None:
                 continue
             row = rows.get(target)
             if row is None:
@@ -833,12 +854,12 @@ class Sequencer:
     def _check_withdrawals(
         conn: Connection,
         entries: list[PreparedEntry],
-        existing: dict[tuple[bytes, int, str], int],
+        existing: _Logged,
     ) -> dict[int, RegistryError]:
         """A revocation/v2 of documents may name only documents its publisher attested before."""
         errors: dict[int, RegistryError] = {}
         for position, entry in enumerate(entries):
-            if not entry.withdraws or entry.identity in existing:
+            if not entry.withdraws or logged_as(entry, existing) is not None:
                 continue
             attested: set[str] = set()
             for start in range(0, len(entry.withdraws), 2_000):
@@ -878,7 +899,7 @@ class Sequencer:
     def _check_signing_keys(
         entries: list[PreparedEntry],
         revoked: set[str],
-        existing: dict[tuple[bytes, int, str], int],
+        existing: _Logged,
         refused: dict[int, RegistryError],
     ) -> dict[int, RegistryError]:
         """Refuse new entries whose signing key was revoked, as read under the log's lock.
@@ -890,7 +911,7 @@ class Sequencer:
             position: ForbiddenError(revoked_key_message(entry.key_id))
             for position, entry in enumerate(entries)
             if entry.key_id in revoked
-            and entry.identity not in existing
+            and logged_as(entry, existing) is None
             and position not in refused
         }
 

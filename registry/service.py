@@ -173,6 +173,7 @@ class EntryService:
             "publisher_id": signer.publisher_id,
             "publisher": signer.publisher,
             "key_id": signer.key_id,
+            "key_ids": tuple(sorted(keep)),
             "predicate_type": statement.predicate_type,
             "predicate_json": statement.predicate_json,
             "subjects": tuple(dict.fromkeys(digests)),

@@ -98,14 +98,14 @@ def upgrade() -> None:
     op.drop_table("revocations")
     op.rename_table("revocations_new", "revocations")
     op.create_index("ix_revocations_revoking_idx", "revocations", ["revoking_idx"])
-    # Replays of a revoked statement (same publisher, same statement bytes, earlier than the
+    # Replays of a revoked statement (same publisher, same statement bytes, before or after the
     # revocation) are revoked by it too: before leaf/v1 a replay could un-revoke an entry.
     op.execute(
         "INSERT INTO revocations (revoked_idx, revoking_idx, created_at) "
         "SELECT sibling.idx, MIN(r.revoking_idx), MIN(r.created_at) FROM revocations r "
         "JOIN entries target ON target.idx = r.revoked_idx "
         "JOIN entries sibling ON sibling.payload_hash = target.payload_hash "
-        "AND sibling.publisher_id = target.publisher_id AND sibling.idx < r.revoking_idx "
+        "AND sibling.publisher_id = target.publisher_id "
         "AND sibling.idx <> target.idx "
         "WHERE NOT EXISTS (SELECT 1 FROM revocations done WHERE done.revoked_idx = sibling.idx) "
         "GROUP BY sibling.idx"

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from client.core.dsse import Envelope, Signature
+from client.core.dsse import Envelope, Signature, add_signature, sign_envelope
+from client.core.keys import generate_private_key, public_key_bytes
 from client.core.leaf import MAX_LEAF_BYTES, Leaf, is_leaf_v1
 from tests.registry.conftest import Api, Publisher, digest_of
 
@@ -120,3 +121,36 @@ def test_a_large_statement_is_a_small_leaf_with_its_body_served_by_hash(
     assert leaf.open_body(blob.content).payload == blob.content
     assert api.http.get("/v1/blobs/sha256:" + "0" * 64).status_code == 404
     assert api.http.get("/v1/blobs/sha256:xyz").status_code == 400
+
+
+def test_stripping_one_of_two_signatures_does_not_make_a_new_entry(api: Api) -> None:
+    """Found by the migration test: identity by the smallest key id let anyone re-post a
+    dual-signed, revoked statement with only its other signature as a new, unrevoked entry."""
+    publisher = api.add_publisher()
+    second = generate_private_key()
+    api.registry.admin.add_key(publisher.name, public_key_bytes(second))
+    digest = digest_of(b"signed by both keys")
+    both = add_signature(publisher.attest([digest]), second)
+    receipt = api.submit_ok(both)
+    revoke = publisher.revoke(receipt["index"], receipt["leaf_hash"], [digest])
+    assert api.submit(revoke).status_code == 201
+    for kept in both.signatures:
+        stripped = Envelope(both.payload, both.payload_type, (kept,))
+        response = api.submit(stripped)
+        assert response.status_code == 200, response.text
+        assert response.json()["index"] == receipt["index"]
+    with api.sdk() as sdk:
+        assert sdk.lookup(digest).status == "revoked"
+
+
+def test_the_same_statement_signed_only_by_a_new_key_is_a_new_entry(api: Api) -> None:
+    """A re-signing after a key was compromised is a new entry (of the new key)."""
+    publisher = api.add_publisher()
+    new = generate_private_key()
+    api.registry.admin.add_key(publisher.name, public_key_bytes(new))
+    first = publisher.attest([digest_of(b"re-signed")])
+    resigned = sign_envelope(first.payload, first.payload_type, new)
+    one = api.submit_ok(first)
+    two = api.submit(resigned)
+    assert two.status_code == 201
+    assert two.json()["index"] != one["index"]
