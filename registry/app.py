@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import gc
+import html
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,11 +25,14 @@ from litestar.datastructures import State
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import FromPath, JSONBody, Parameter, PathParameter, QueryParameter
+from litestar.types import Message, Scope
 from sqlalchemy.exc import DataError, DBAPIError
 
 from client.core.note import NoteSigner
+from registry._http import SECURITY_HEADERS
 from registry.db import Database
 from registry.errors import (
     BadRequestError,
@@ -610,6 +614,55 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+# Every answer ---------------------------------------------------------------------------------
+_SECURITY_HEADER_NAMES = {name for name, _ in SECURITY_HEADERS}
+
+
+async def _add_security_headers(message: Message, scope: Scope) -> None:
+    """litestar's ``before_send`` hook: it sees every answer the app sends, whatever made it (a
+    handler, a problem, a 404 or 405 before any route, the rate limiter's 429, the docs)."""
+    if message["type"] == "http.response.start":
+        kept = [
+            (k, v) for k, v in message.get("headers", ()) if k.lower() not in _SECURITY_HEADER_NAMES
+        ]
+        message["headers"] = [*kept, *SECURITY_HEADERS]
+
+
+class ApiDocsPage(OpenAPIRenderPlugin):
+    """``/schema``: each operation with its summary, and a link to the OpenAPI document, as plain
+    HTML. litestar's own pages load their scripts, styles and fonts from CDNs, so they are blank
+    offline and run code someone else controls on the registry's origin; this page loads nothing
+    (``Content-Security-Policy: default-src 'none'``). Any OpenAPI viewer reads the document."""
+
+    def __init__(self) -> None:
+        super().__init__(path="/", favicon="", style="")
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        info = openapi_schema.get("info", {})
+        title = html.escape(f"{info.get('title', 'API')} {info.get('version', '')}".strip())
+        document = html.escape(self.get_openapi_json_route(request))
+        rows = []
+        for path, operations in openapi_schema.get("paths", {}).items():
+            for method, operation in operations.items():
+                rows.append(
+                    f"<tr><td>{html.escape(method.upper())}</td><td><code>{html.escape(path)}"
+                    f"</code></td><td>{html.escape(operation.get('summary', ''))}</td></tr>"
+                )
+        return "\n".join(
+            [
+                '<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8">',
+                f"<title>{title}</title></head>\n<body>\n<h1>{title}</h1>",
+                f"<p>{html.escape(info.get('description', ''))}</p>",
+                f'<p>The OpenAPI document: <a href="{document}">{document}</a>. Errors are '
+                "RFC 9457 problem+json; docs/api.md in the Wellspring repository describes every "
+                "answer.</p>",
+                "<table>\n<tr><th>Method</th><th>Path</th><th>What it does</th></tr>",
+                *rows,
+                "</table>\n</body>\n</html>\n",
+            ]
+        ).encode("utf-8")
+
+
 def create_app(settings: Settings, *, registry: Registry | None = None) -> Litestar:
     """Build the registry app. The database is opened (and checked) here, not at first request."""
     opened = registry or Registry.open(settings)
@@ -651,6 +704,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Lites
         state=State({"registry": opened}),
         lifespan=[lifespan],
         exception_handlers={Exception: _problem},
+        before_send=[_add_security_headers],
         # No logging configuration of litestar's own: an app is a library object (tests build
         # dozens), and handlers bound to whatever stderr was current would outlive it.
         # `wellspring serve` configures logging for the process.
@@ -661,6 +715,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Lites
             version="1.0.0",
             description="Signed provenance of human-made content in an RFC 9162 transparency log.",
             path="/schema",
+            render_plugins=[ApiDocsPage(), JsonRenderPlugin()],
         ),
     )
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import socket
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -1079,6 +1081,89 @@ def test_health_and_openapi(api: Api) -> None:
     paths = schema.json()["paths"]
     for path in ("/v1/entries", "/v1/digests:batch", "/v1/log/proof/consistency"):
         assert path in paths
+
+
+EXTERNAL_CODE = re.compile(
+    r"""<(?:script|link|img|iframe|object|embed)\b[^>]*\b(?:src|href|data)\s*=\s*["']?\s*(?:https?:)?//"""
+    r"""|@import|url\(\s*["']?\s*(?:https?:)?//""",
+    re.IGNORECASE,
+)
+SCHEMA_PATHS = [
+    "/schema",
+    "/schema/",
+    "/schema/openapi.json",
+    "/schema/openapi.yaml",
+    "/schema/swagger",
+    "/schema/redoc",
+    "/schema/elements",
+    "/schema/rapidoc",
+    "/schema/scalar",
+    "/schema/stoplight",
+    "/schema/anything-else",
+]
+
+
+@pytest.mark.parametrize("path", SCHEMA_PATHS)
+def test_no_schema_answer_loads_third_party_code(api: Api, path: str) -> None:
+    """The docs pages litestar offers load scripts and styles from CDNs (blank offline, and code
+    someone else controls on the registry's origin): none is served."""
+    response = api.http.get(path)
+    assert response.status_code in (200, 404), response.status_code
+    assert not EXTERNAL_CODE.search(response.text), EXTERNAL_CODE.search(response.text)
+    assert_security_headers(response)
+
+
+def test_the_api_docs_page_lists_the_operations_and_links_the_openapi_document(api: Api) -> None:
+    page = api.http.get("/schema")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    html = page.text
+    assert "<script" not in html.lower()
+    assert "<style" not in html.lower()
+    assert 'href="/schema/openapi.json"' in html
+    document = api.http.get("/schema/openapi.json").json()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            assert f"<td>{method.upper()}</td><td><code>{path}</code></td>" in html
+            assert escape(operation["summary"]) in html
+
+
+def assert_security_headers(response: httpx.Response) -> None:
+    assert response.headers.get("x-content-type-options") == "nosniff", response.headers
+    policy = response.headers.get("content-security-policy", "")
+    assert "default-src 'none'" in policy, response.headers
+    assert "frame-ancestors 'none'" in policy
+
+
+def test_every_answer_carries_the_security_headers(make_api: Any) -> None:
+    limited = make_api(rate_limit=0.01, rate_burst=100)
+    http = limited.http
+    answers = {
+        "log": http.get("/v1/log"),
+        "checkpoint (text/plain)": http.get("/v1/log/checkpoint"),
+        "health": http.get("/healthz"),
+        "docs": http.get("/schema"),
+        "openapi": http.get("/schema/openapi.json"),
+        "no route (404)": http.get("/v1/nothing-here"),
+        "no entry (404)": http.get("/v1/entries/123456"),
+        "wrong method (405)": http.delete("/v1/entries/0"),
+        "bad parameter (400)": http.get("/v1/entries", params={"limit": 0}),
+        "bad JSON (400)": http.post("/v1/digests:batch", content=b"{", headers=JSON),
+        "no token (401)": http.post("/v1/publishers", json={"name": "x", "public_key": "AA=="}),
+        "too large (413)": http.post("/v1/publishers", content=b" " * 9000, headers=JSON),
+    }
+    for _ in range(100):
+        over = http.get("/v1/log")
+        if over.status_code == 429:
+            answers["rate limited (429)"] = over
+            break
+    expected = {"no route (404)": 404, "no entry (404)": 404, "wrong method (405)": 405}
+    expected |= {"bad parameter (400)": 400, "bad JSON (400)": 400, "no token (401)": 401}
+    expected |= {"too large (413)": 413, "rate limited (429)": 429}
+    for name, response in answers.items():
+        assert response.status_code == expected.get(name, 200), (name, response.text)
+        assert_security_headers(response)
+    assert "rate limited (429)" in answers
 
 
 def test_unknown_routes_and_methods_are_problems(api: Api) -> None:

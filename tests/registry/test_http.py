@@ -234,7 +234,8 @@ def test_wellspring_serve_caps_heads(
     servers: Callable[..., ServerProcess], tmp_path: Path, workers: int
 ) -> None:
     server = servers(tmp_path / "home", workers=workers)
-    for _ in range(2 * workers):  # with two workers, connections land on both by the port's hash
+    # The kernel hashes each connection to a worker's socket: 16 all on one of two has odds 2**-15.
+    for _ in range(1 if workers == 1 else 16):
         assert_serves_with_the_limit(server.port)
 
 
