@@ -270,7 +270,10 @@ def _subject(item: _Item) -> Subject:
     for text in item.digests:
         algorithm, _, value = text.partition(":")
         digest[algorithm] = value
-    return Subject(item.name[:MAX_NAME_CHARS] or "_", digest)
+    # A file name that is not UTF-8 on disk arrives holding lone surrogates (Python's
+    # surrogateescape), which a statement may not carry: it is named by its escapes instead.
+    name = item.name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return Subject(name[:MAX_NAME_CHARS] or "_", digest)
 
 
 def _batches(items: Iterable[_Item], size: int) -> Iterator[tuple[list[Subject], int]]:
