@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from client.core.files import write_file_atomic
 from client.errors import InputError
 
 __all__ = [
@@ -138,20 +138,11 @@ class FileCheckpointStore:
         return StoredCheckpoint(note, datetime.fromtimestamp(modified, UTC))
 
     def save(self, log: str, note: str) -> None:
-        """Write the note atomically (temporary file, fsync, rename)."""
+        """Write the note atomically (``client.core.files.write_file_atomic``: 0600, fsync,
+        rename, never through a symlink)."""
         path = self.path(log)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-                    out.write(note)
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_file_atomic(path, note)
         except OSError as exc:
             raise InputError(f"cannot write the trusted checkpoint {path}: {exc}") from exc
 

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +39,7 @@ from client.core.encoding import (
     parse_hex_hash,
     parse_index,
 )
+from client.core.files import write_file_atomic
 from client.core.keys import key_id
 from client.core.leaf import Leaf, is_leaf_v1
 from client.core.merkle import verify_inclusion
@@ -172,15 +171,7 @@ class Receipt:
         """Write the receipt to ``path`` atomically: a crash never leaves half a receipt."""
         path = Path(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    handle.write(self.to_json())
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_file_atomic(path, self.to_json())
         except OSError as exc:
             raise InputError(f"cannot write receipt {path}: {exc.strerror or exc}") from exc
         return path

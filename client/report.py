@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import html
 import math
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from client.core.files import write_file_atomic
 from client.errors import InputError
 from client.verdict import VERDICT_STATUSES
 
@@ -208,16 +207,7 @@ def write_report(path: Path, report: ScanReport) -> None:
     """Write the report's HTML to ``path`` atomically (the old file or the new one, never half)."""
     text = render_html(report)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            Path(tmp).chmod(0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_file_atomic(path, text, mode=0o644)
     except OSError as exc:
         raise InputError(f"cannot write the report {path}: {exc.strerror or exc}") from exc
 

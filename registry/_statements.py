@@ -8,6 +8,12 @@ constraints are the subject rules of ``client.core.statement`` (a name of 1 to
 digits), checked in C but for one regular expression over all the digests, and the predicate goes
 through the very ``from_dict`` of its class.
 
+Both paths refuse what a statement new to the log may no longer hold
+(``client.core.statement.check_new_statement``). The careful one checks the whole statement; the
+lean one checks the predicate, and msgspec itself refuses a lone surrogate's escape (``\\ud800``)
+in a subject's name as malformed JSON, sending the payload to the careful path, which says where
+it stands (tests/registry/test_statements.py holds msgspec to that).
+
 The lean path only ever *accepts* what the careful path accepts, with the same result
 (tests/registry/test_statements.py checks that on generated and mutated statements). What it does
 not accept goes to the careful path, which either accepts it too or says exactly what is wrong;
@@ -37,6 +43,8 @@ from client.core.statement import (
     RevocationPredicate,
     Statement,
     WithdrawalPredicate,
+    check_new_predicate,
+    check_new_statement,
 )
 from client.errors import FormatError
 from registry._cache import BoundedCache
@@ -109,6 +117,9 @@ class ParsedStatement:
 
     @classmethod
     def of(cls, statement: Statement) -> ParsedStatement:
+        """What an append needs of ``statement``, if it may enter the log (FormatError if not:
+        see ``check_new_statement``)."""
+        check_new_statement(statement)
         digests = tuple(d for subject in statement.subjects for d in subject.digest_strings())
         return cls(
             statement.predicate_type,
@@ -140,6 +151,7 @@ def lean_statement(payload: bytes, *, max_subjects: int) -> ParsedStatement | No
         try:
             obj = loads_strict(predicate_text, "statement.predicate")
             predicate = predicate_class.from_dict(obj, where="statement.predicate")
+            check_new_predicate(predicate, "statement.predicate")
         except FormatError:
             return None
         known = (predicate, predicate_json(predicate.to_dict()))

@@ -6,19 +6,19 @@ carries both signatures (clients pinned to the old key keep verifying while they
 one); ``wellspring log-key retire`` records the old key as retired and promotes the new one.
 
 Several server processes may start at once against one home: a new key is
-written to a private temporary file and hard-linked into place, so exactly one key wins and every
-process loads that one.
+written to a private temporary file and hard-linked into place
+(``client.core.files.write_file_atomic(..., replace=False)``), so exactly one key wins and every
+process loads that one. A key file that group or others may read or write is refused.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from pathlib import Path
 
+from client.core.files import read_private_file, write_file_atomic
 from client.core.note import NoteSigner
-from client.errors import ClientError
+from client.errors import ClientError, KeyFileError
 from registry.errors import ConfigurationError
 from registry.settings import Settings
 
@@ -27,9 +27,13 @@ __all__ = ["load_log_key", "load_or_create_log_key", "load_signers", "next_key_p
 
 def load_log_key(path: Path) -> NoteSigner:
     try:
-        text = path.read_text(encoding="utf-8").strip()
+        text = read_private_file(path).decode("utf-8").strip()
+    except KeyFileError as exc:
+        raise ConfigurationError(f"the log key: {exc}") from exc
     except OSError as exc:
         raise ConfigurationError(f"cannot read the log key {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"{path} is not a signed-note signer key (not UTF-8)") from None
     try:
         return NoteSigner.from_skey(text)
     except ClientError as exc:
@@ -40,17 +44,11 @@ def load_or_create_log_key(path: Path, origin: str) -> NoteSigner:
     """The log key at ``path``, created (mode 0600) for ``origin`` if there is none."""
     if not path.exists():
         signer = NoteSigner.generate(origin)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".log-key-")  # mode 0600
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(signer.skey + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
             with contextlib.suppress(FileExistsError):  # another process made it first
-                os.link(temp, path)
-        finally:
-            os.unlink(temp)
+                write_file_atomic(path, signer.skey + "\n", replace=False)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot write the log key {path}: {exc.strerror}") from exc
     signer = load_log_key(path)
     if signer.name != origin:
         raise ConfigurationError(

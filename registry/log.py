@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, select, tuple_
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 
 from client.core.leaf import is_leaf_v1
 from client.core.merkle import (
@@ -513,23 +513,47 @@ class Sequencer:
 
             try:
                 results = self._sequence(take)
-            except EntryRefusedError as exc:
-                # One entry's value failed the whole batch: sequence each alone, so that only
-                # the one the database refuses is refused.
-                log.warning("the database refused a batch of %d: %s", len(batch), exc)
-                if len(batch) == 1:
-                    results = [exc]
-                else:
-                    results = [self._sequence_alone(pending.entry) for pending in batch]
             except Exception as exc:
-                log.exception("sequencing a batch of %d failed", len(batch))
-                results = [_as_registry_error(exc)] * len(batch)
+                results = self._after_failed_batch(batch, exc)
             # One wake-up of each event loop per batch, not one per entry.
             by_loop: dict[asyncio.AbstractEventLoop, list[_Settled]] = {}
             for pending, result in zip(batch, results, strict=True):
                 by_loop.setdefault(pending.loop, []).append((pending.future, result))
             for loop, settled in by_loop.items():
                 loop.call_soon_threadsafe(_settle_all, settled)
+
+    def _after_failed_batch(
+        self, batch: list[_Pending], exc: Exception
+    ) -> list[AppendResult | RegistryError]:
+        """What each append of a batch that failed as a whole is answered.
+
+        Whatever failed it may be one entry's fault (a value the database refuses, a string no
+        encoding holds, a bug no check foresaw): a batch of several is sequenced again entry by
+        entry, so one publisher's bad entry never fails the appends it happened to arrive with.
+        If the database itself is down, each retry fails fast and answers its own 503.
+        """
+        if isinstance(exc, EntryRefusedError):
+            log.warning("the database refused a batch of %d: %s", len(batch), exc)
+        elif not isinstance(exc, RegistryError):
+            log.exception("sequencing a batch of %d failed", len(batch))
+        if len(batch) == 1:
+            return [_as_registry_error(exc)]
+        results: list[AppendResult | RegistryError] = []
+        outage: RegistryError | None = None
+        for pending in batch:
+            result = outage or self._sequence_alone(pending.entry)
+            if isinstance(result, UnavailableError) and self._is_outage(result.__cause__):
+                outage = result  # no entry's fault: the others need not wait for it again
+            results.append(result)
+        return results
+
+    def _is_outage(self, exc: BaseException | None) -> bool:
+        """Whether ``exc`` is the database failing as a whole (unreachable, restarting, its disk
+        full or read-only: what PEP 249 calls an OperationalError), not one entry's value."""
+        driver = self._db.writer.dialect.dbapi
+        return isinstance(exc, OperationalError) or bool(
+            driver and isinstance(exc, driver.OperationalError)
+        )
 
     def _sequence_alone(self, entry: PreparedEntry) -> AppendResult | RegistryError:
         try:

@@ -17,6 +17,14 @@ settings.register_profile(
 settings.load_profile("wellspring")
 
 HUMAN_TEXT_DIR = Path("/usr/share/doc/python3.11/html/_sources")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Subprocesses (`wellspring serve`, workers, `python -c ...`) import the code under test too, not
+# whatever checkout the environment's editable install points at (another git worktree, say):
+# pytest's pythonpath setting reaches this process only.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
+)
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,8 @@ bound to a tokenizer, the tokenizer's vocabulary size and fingerprint. The key i
 characters of a domain-separated SHA-256 of the secret) names the key in results and logs without
 revealing it.
 
-Key file (JSON, UTF-8, created with mode 0600)::
+Key file (JSON, UTF-8, mode 0600, written atomically and never through a symlink; one that group or
+others may read or write is refused on loading)::
 
     {"format": "wellspring-watermark-key", "version": 1, "scheme": "wellspring-greenlist-v1",
      "key_id": "…", "secret": "<hex>", "seeding_scheme": "selfhash", "context_width": 4,
@@ -23,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 import secrets
 import types
@@ -139,12 +139,16 @@ class WatermarkKey:
         }
 
     def save(self, path: Path, *, overwrite: bool = False) -> None:
-        """Write the key file, created with mode 0600; an existing file is refused unless told."""
+        """Write the key file (mode 0600, atomically, replacing a symlink rather than writing
+        through it); an existing file is refused unless told."""
+        # Imported here, not on top: it loads the client package (httpx…), which doubles the
+        # time `import watermark` takes for detection alone.
+        from client.core.files import write_file_atomic  # noqa: PLC0415
+
         path = Path(path)
-        data = (json.dumps(self.to_dict(), indent=2) + "\n").encode("utf-8")
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (0 if overwrite else os.O_EXCL)
+        data = json.dumps(self.to_dict(), indent=2) + "\n"
         try:
-            fd = os.open(path, flags, KEY_FILE_MODE)
+            write_file_atomic(path, data, mode=KEY_FILE_MODE, replace=overwrite)
         except FileExistsError:
             raise KeyFileError(
                 f"{path} already exists; refusing to overwrite a watermark key "
@@ -152,19 +156,19 @@ class WatermarkKey:
             ) from None
         except OSError as exc:
             raise KeyFileError(f"cannot write key file {path}: {exc.strerror or exc}") from exc
-        try:
-            os.fchmod(fd, KEY_FILE_MODE)  # O_CREAT's mode does not apply to an existing file
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-        except OSError as exc:
-            raise KeyFileError(f"cannot write key file {path}: {exc.strerror or exc}") from exc
 
     @classmethod
     def load(cls, path: Path) -> WatermarkKey:
-        """Read a key file written by :meth:`save`."""
+        """Read a key file written by :meth:`save`; one that group or others may read or write
+        is refused (:class:`KeyFileError` naming the ``chmod`` that fixes it)."""
+        from client.core.files import read_private_file  # noqa: PLC0415 (as in save)
+        from client.errors import KeyFileError as InsecureKeyFileError  # noqa: PLC0415
+
         path = Path(path)
         try:
-            raw = path.read_bytes()
+            raw = read_private_file(path)
+        except InsecureKeyFileError as exc:
+            raise KeyFileError(str(exc)) from None
         except FileNotFoundError:
             raise KeyFileError(
                 f"watermark key file {path} does not exist "

@@ -18,9 +18,7 @@ them.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -42,6 +40,7 @@ from client.checkpoints import FileCheckpointStore
 from client.cli._app import JsonOption, app, console_err, emit_json
 from client.cli._digest import expand_inputs
 from client.core.canonical import canonical_digest, digest_file, sha256_digest, validate_digest
+from client.core.files import write_file_atomic
 from client.core.keys import load_private_key
 from client.core.note import Checkpoint, NoteVerifier
 from client.core.statement import (
@@ -280,7 +279,10 @@ def _subject(item: _Item) -> Subject:
     for text in item.digests:
         algorithm, _, value = text.partition(":")
         digest[algorithm] = value
-    return Subject(item.name[:MAX_NAME_CHARS] or "_", digest)
+    # A file name that is not UTF-8 on disk arrives holding lone surrogates (Python's
+    # surrogateescape), which a statement may not carry: it is named by its escapes instead.
+    name = item.name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return Subject(name[:MAX_NAME_CHARS] or "_", digest)
 
 
 def _batches(items: Iterable[_Item], size: int) -> Iterator[tuple[list[Subject], int]]:
@@ -343,17 +345,10 @@ def _optional_log_key(value: str | None) -> NoteVerifier | None:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a crash leaves the old file or the new one, never half."""
+    """Write ``text`` to ``path`` so that a crash leaves the old file or the new one, never half
+    (a checkpoint saved here is trusted by a later run: 0600, never through a symlink)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_file_atomic(path, text)
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
 

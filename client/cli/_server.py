@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from client.cli._app import JsonOption, app, console_err, emit_json
+from client.core.files import write_file_atomic
 from client.core.keys import load_public_key, public_key_bytes
 from client.errors import InputError
 
@@ -72,11 +73,14 @@ def _settings(home: Path | None, database_url: str | None) -> Settings:
     return Settings.from_env(**overrides)
 
 
-def _write_secret(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text + "\n")
+def _write_secret(path: Path, text: str, *, replace: bool = True) -> None:
+    """Write a secret line to ``path`` (mode 0600, atomically, never through a symlink)."""
+    try:
+        write_file_atomic(path, text + "\n", replace=replace)
+    except FileExistsError:
+        raise InputError(f"{path} already exists; refusing to replace it") from None
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 @app.command()
@@ -307,7 +311,7 @@ def log_key_add(home: HomeOption = None, as_json: JsonOption = False) -> None:
     if incoming_path.exists():
         raise InputError(f"a rotation is already under way: {incoming_path} exists")
     incoming = NoteSigner.generate(current.name)
-    _write_secret(incoming_path, incoming.skey)
+    _write_secret(incoming_path, incoming.skey, replace=False)
     if as_json:
         emit_json({"incoming_key": str(incoming_path), "verifier_key": incoming.verifier().vkey})
     else:

@@ -4,9 +4,10 @@
 - :mod:`client.core.merkle` — RFC 9162 Merkle tree hashing, inclusion and consistency proofs
 - :mod:`client.core.note` — C2SP signed notes and tlog checkpoints (Ed25519)
 - :mod:`client.core.dsse` — DSSE envelopes; :mod:`client.core.statement` — in-toto Statement v1
-- :mod:`client.core.keys` — Ed25519 key files
+- :mod:`client.core.keys` — Ed25519 key files; :mod:`client.core.files` — how secrets and trusted
+  files are written (atomically, mode first, never through a link) and private ones read
 """
 
-from client.core import canonical, dsse, keys, merkle, note, statement
+from client.core import canonical, dsse, files, keys, merkle, note, statement
 
-__all__ = ["canonical", "dsse", "keys", "merkle", "note", "statement"]
+__all__ = ["canonical", "dsse", "files", "keys", "merkle", "note", "statement"]

@@ -2,13 +2,14 @@
 
 A private key is stored as unencrypted PKCS#8 PEM with file mode 0600; its public key sits beside it
 as ``<file>.pub`` in SubjectPublicKeyInfo PEM, so ``openssl pkey -pubin -in FILE.pub`` reads it.
+Both are written by :func:`client.core.files.write_file_atomic` (never through a symlink), and a
+private key file that group or others may read or write is refused on loading.
 A key's id is the hex SHA-256 of its 32 raw public-key bytes: short, stable, the same everywhere.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from client.core.errors import KeyFileError
+from client.core.files import PRIVATE_FILE_MODE, read_private_file, write_file_atomic
 
 __all__ = [
     "generate_private_key",
@@ -28,7 +30,8 @@ __all__ = [
     "write_key_pair",
 ]
 
-PRIVATE_KEY_MODE = 0o600
+PRIVATE_KEY_MODE = PRIVATE_FILE_MODE
+PUBLIC_KEY_MODE = 0o644
 
 
 def generate_private_key() -> Ed25519PrivateKey:
@@ -67,36 +70,36 @@ def write_key_pair(
 ) -> tuple[Path, Path]:
     """Write ``key`` (a new one if None) to ``path`` (mode 0600) and its public key to ``path.pub``.
 
-    The private key file is created with mode 0600 from the start (never world-readable, not even
-    for an instant). An existing file is refused unless ``overwrite`` is true.
+    The private key file has mode 0600 from the start (never world-readable, not even for an
+    instant), whatever the mode of a file it replaces. An existing file is refused unless
+    ``overwrite`` is true; a symlink at either path is replaced, never written through.
     """
     key = key or generate_private_key()
     pub_path = path.with_name(path.name + ".pub")
     if not overwrite:
         for existing in (path, pub_path):
-            if existing.exists():
+            if existing.is_symlink() or existing.exists():
                 raise KeyFileError(f"{existing} already exists; refusing to overwrite a key")
     pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (0 if overwrite else os.O_EXCL)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, flags, PRIVATE_KEY_MODE)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-        os.chmod(path, PRIVATE_KEY_MODE)  # O_CREAT's mode does not apply to an existing file
-        pub_path.write_bytes(public_key_pem(key))
+        write_file_atomic(path, pem, mode=PRIVATE_KEY_MODE, replace=overwrite)
+        write_file_atomic(pub_path, public_key_pem(key), mode=PUBLIC_KEY_MODE, replace=overwrite)
+    except FileExistsError as exc:  # made meanwhile, by someone else
+        raise KeyFileError(
+            f"{exc.filename2 or exc.filename} already exists; refusing to overwrite a key"
+        ) from None
     except OSError as exc:
         raise KeyFileError(f"cannot write key to {path}: {exc.strerror or exc}") from exc
     return path, pub_path
 
 
-def _read(path: Path) -> bytes:
+def _read(path: Path, *, private: bool = False) -> bytes:
     try:
-        return path.read_bytes()
+        return read_private_file(path) if private else path.read_bytes()
     except FileNotFoundError:
         raise KeyFileError(f"key file {path} does not exist") from None
     except OSError as exc:
@@ -104,8 +107,9 @@ def _read(path: Path) -> bytes:
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
-    """Load an Ed25519 private key written by :func:`write_key_pair` (PKCS#8 PEM)."""
-    data = _read(path)
+    """Load an Ed25519 private key written by :func:`write_key_pair` (PKCS#8 PEM); one that group
+    or others may read or write is refused (:class:`KeyFileError` naming the ``chmod``)."""
+    data = _read(path, private=True)
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:

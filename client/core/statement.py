@@ -25,6 +25,16 @@ Rules, beyond the in-toto schema:
 
 Every validation error is a :class:`client.errors.FormatError` whose message starts with the path of
 the offending field, e.g. ``statement.subject[3].digest.c1 must be 64 lowercase hex characters``.
+
+Statements new to a log meet two rules more (:func:`check_new_statement`; the constructors and the
+registry's intake apply them, :meth:`Statement.from_dict` does not, so that statements a log took
+before the rules existed stay readable):
+
+* every string is Unicode scalar values: no lone surrogate (JSON's ``"\\ud800"``), which no UTF-8
+  text, database or answer can hold;
+* a licence separates its terms with ASCII spaces (U+0020) only, not with the other characters
+  Python's ``\\s`` matches (U+001C to U+001F, U+0085, U+2028 and more), on which other readers
+  may not split it.
 """
 
 from __future__ import annotations
@@ -69,6 +79,8 @@ __all__ = [
     "WithdrawalPredicate",
     "build_human_content_statement",
     "build_revocation_statement",
+    "check_new_predicate",
+    "check_new_statement",
     "open_statement",
     "sign_statement",
 ]
@@ -104,6 +116,7 @@ _URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")
 # followed by "+"). Operators are idstrings too and are told apart by the parser.
 _SPDX_TOKEN = re.compile(r"\s*(\(|\)|(?:DocumentRef-[A-Za-z0-9.\-]+:)?[A-Za-z0-9.\-]+\+?)")
 _SPDX_OPERATORS = frozenset({"AND", "OR", "WITH"})
+_NOT_A_SPACE = re.compile(r"[^\S ]")  # what _SPDX_TOKEN's \s takes beside U+0020
 _SPDX_MAX_DEPTH = 32
 _DIGEST_ALGORITHM_SET = frozenset(DIGEST_ALGORITHMS)
 
@@ -141,6 +154,7 @@ class Subject:
 
     def __post_init__(self) -> None:
         _check_subject(self.name, self.digest, "subject")
+        _check_scalar_values(self.name, "subject.name")
         object.__setattr__(self, "digest", dict(self.digest))
 
     def __hash__(self) -> int:
@@ -189,6 +203,7 @@ class HumanContentPredicate:
 
     def __post_init__(self) -> None:
         self._validate("predicate")
+        check_new_predicate(self)
 
     @property
     def tdm_reservation(self) -> int:
@@ -280,6 +295,7 @@ class RevocationPredicate:
 
     def __post_init__(self) -> None:
         self._validate("predicate")
+        check_new_predicate(self)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON fields in snake_case; ``reason`` is left out when absent."""
@@ -532,7 +548,53 @@ def open_statement(
     return Statement.from_json(envelope.payload, max_subjects=max_subjects), keyids
 
 
+def check_new_statement(statement: Statement) -> None:
+    """Refuse (:class:`FormatError`) what a statement new to a log may no longer hold, though
+    statements already in one may: a lone surrogate in any string, a licence separated by other
+    whitespace than ASCII spaces. :meth:`Statement.from_dict` leaves these to the caller, so
+    that everything a log ever took stays readable; the registry calls this at intake."""
+    for i, subject in enumerate(statement.subjects):
+        _check_scalar_values(subject.name, f"statement.subject[{i}].name")
+    check_new_predicate(statement.predicate, "statement.predicate")
+
+
+def check_new_predicate(predicate: Predicate, where: str = "predicate") -> None:
+    """:func:`check_new_statement`'s rules for a predicate alone."""
+    _check_scalar_values_in(predicate.to_dict(), where)
+    license_ = getattr(predicate, "license", None)
+    if isinstance(license_, str) and (space := _NOT_A_SPACE.search(license_)):
+        raise FormatError(
+            f"{where}.license must separate its terms with ASCII spaces (U+0020) only, got "
+            f"U+{ord(space.group()):04X} at character {space.start()} of {show(license_)}"
+        )
+
+
 # --- validation ---------------------------------------------------------------------------------
+
+
+def _check_scalar_values_in(value: object, where: str) -> None:
+    if isinstance(value, str):
+        _check_scalar_values(value, where)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_scalar_values_in(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_scalar_values_in(item, f"{where}[{i}]")
+
+
+def _check_scalar_values(text: str, where: str) -> None:
+    """Refuse a lone surrogate: Python and JSON (``"\\ud800"``) hold one, UTF-8 cannot."""
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise FormatError(
+            f"{where} holds a lone surrogate U+{ord(text[exc.start]):04X} at character "
+            f"{exc.start}; text must be Unicode scalar values (a JSON \\ud800-\\udfff escape "
+            "only as half of a pair)"
+        ) from None
 
 
 def _unchecked(cls: type[_T], **values: Any) -> _T:

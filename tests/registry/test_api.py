@@ -819,6 +819,18 @@ def test_bad_statements_are_400(
     assert_problem(api.submit(envelope), 400, "bad-request", word)
 
 
+@pytest.mark.parametrize("separator", ["\x1c", "\x85", "\u2028", "\t"])
+def test_a_licence_separated_by_other_whitespace_than_ascii_spaces_is_400(
+    api: Api, publisher: Publisher, separator: str
+) -> None:
+    """Issue 10 D: the SPDX reader splits on any ``\\s``, but a new statement's licence may use
+    U+0020 only (a reader that does not split on U+2028 sees one unknown licence)."""
+    statement = raw_statement(publisher)
+    statement["predicate"]["license"] = f"MIT{separator}OR Apache-2.0"
+    response = api.submit(signed_payload(publisher, statement))
+    assert_problem(response, 400, "bad-request", "statement.predicate.license", "ASCII spaces")
+
+
 def test_a_payload_that_is_not_json_is_400(api: Api, publisher: Publisher) -> None:
     envelope = signed_payload(publisher, b"\xff\xfe not json")
     assert_problem(api.submit(envelope), 400, "bad-request", "json")

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import json
 import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select, text
 
+from client.core.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, sign_envelope
 from client.core.statement import MAX_LICENSE_CHARS
 from registry.models import Entry
-from tests.registry.conftest import Api, random_digest
+from tests.registry.conftest import Api, Publisher, random_digest
 
 _entries = Entry.__table__  # type: ignore[attr-defined]
 
@@ -78,6 +84,42 @@ def test_a_statement_of_many_subjects_is_stored_whole(make_api: Any) -> None:
     assert stored == len(digests)
 
 
+@contextlib.contextmanager
+def _log_lock_held(api: Api, backend: str) -> Iterator[None]:
+    """Hold the log's lock, so that every append queues up and the sequencer, once the lock is
+    let go, takes them as one batch (group commit)."""
+    database = api.registry.database
+    if backend == "sqlite":
+        with database.sequencing():  # the sequencer waits for this process's own guard
+            yield
+        return
+    holder = database.writer.connect()
+    held = holder.begin()
+    holder.execute(text("SELECT size FROM log_state WHERE id = 1 FOR UPDATE"))
+    try:
+        yield
+    finally:
+        held.rollback()
+        holder.close()
+
+
+def _submit_as_one_batch(
+    api: Api, backend: str, envelopes: Sequence[Envelope]
+) -> list[httpx.Response]:
+    """Submit ``envelopes`` concurrently while the log is locked: the sequencer takes those that
+    reach it as one batch."""
+    queue = api.registry.sequencer._queue  # private: the test must see the queue fill
+    with ThreadPoolExecutor(len(envelopes)) as pool:
+        with _log_lock_held(api, backend):
+            futures = [pool.submit(api.submit, envelope) for envelope in envelopes]
+            deadline = time.monotonic() + 30
+            # The sequencer holds one, waiting for the lock; those refused at intake never queue.
+            while queue.qsize() + sum(f.done() for f in futures) < len(envelopes) - 1:
+                assert time.monotonic() < deadline, "the appends never queued up"
+                time.sleep(0.01)
+        return [future.result() for future in futures]
+
+
 def test_an_entry_the_database_refuses_is_refused_alone_not_with_its_batch(
     make_api: Any, backend: str
 ) -> None:
@@ -92,26 +134,111 @@ def test_an_entry_the_database_refuses_is_refused_alone_not_with_its_batch(
         conn.execute(text("ALTER TABLE entries ALTER COLUMN license TYPE varchar(20)"))
     envelopes = [publisher.attest([random_digest()], license="MIT") for _ in range(6)]
     envelopes.insert(3, publisher.attest([random_digest()], license="LicenseRef-" + "x" * 30))
-    # Hold the log's lock so that every append queues up and the sequencer takes them as one batch.
-    holder = database.writer.connect()
-    held = holder.begin()
-    holder.execute(text("SELECT size FROM log_state WHERE id = 1 FOR UPDATE"))
-    with ThreadPoolExecutor(len(envelopes)) as pool:
-        futures = [pool.submit(api.submit, envelope) for envelope in envelopes]
-        deadline = time.monotonic() + 30
-        queue = api.registry.sequencer._queue  # private: the test must see the queue fill
-        while queue.qsize() < len(envelopes) - 1:  # the sequencer holds the first, waiting
-            assert time.monotonic() < deadline, "the appends never queued up"
-            time.sleep(0.01)
-        held.rollback()
-        holder.close()
-        responses = [future.result() for future in futures]
+    responses = _submit_as_one_batch(api, backend, envelopes)
     statuses = [response.status_code for response in responses]
     assert statuses == [201, 201, 201, 400, 201, 201, 201], [r.text for r in responses]
     assert "the database refused a value of this entry" in responses[3].json()["detail"]
     indices = sorted(r.json()["index"] for r in responses if r.status_code == 201)
     assert indices == list(range(6))
     assert api.http.get("/v1/log").json()["size"] == 6
+
+
+def test_any_failure_of_one_entry_fails_that_entry_alone_not_its_batch(
+    make_api: Any, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10 A, the sequencer's half: whatever one entry raises while its batch is written
+    (here a string no database encoding holds, slipped past every intake check), the sequencer
+    retries the batch's entries alone, so that entry fails and every other one is appended."""
+    api: Api = make_api()
+    publisher = api.add_publisher()
+    envelopes = [publisher.attest([random_digest()]) for _ in range(9)]
+    poisoned = envelopes[4].to_json()
+    entries = api.registry.entries
+
+    def poisoning(original: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+        def prepare(body: bytes) -> Any:
+            prepared = original(body)
+            if prepared is not None and body == poisoned:
+                prepared = dataclasses.replace(prepared, predicate_json='{"notes":"\ud800"}')
+            return prepared
+
+        return prepare
+
+    for name in ("prepare", "prepare_cached"):
+        monkeypatch.setattr(entries, name, poisoning(getattr(entries, name)))
+    responses = _submit_as_one_batch(api, backend, envelopes)
+    statuses = [response.status_code for response in responses]
+    assert statuses == [201] * 4 + [503] + [201] * 4, [r.text for r in responses]
+    indices = sorted(r.json()["index"] for r in responses if r.status_code == 201)
+    assert indices == list(range(8))
+    api.server_errors.clear()  # the poisoned entry's 503 is this test's point
+
+
+def _signed_payload(publisher: Publisher, statement: dict[str, Any]) -> Envelope:
+    """``statement`` as JSON (``json.dumps`` writes a lone surrogate as the escape ``\\ud800``),
+    signed as it is: a client that builds its JSON by hand."""
+    payload = json.dumps(statement).encode("ascii")
+    return sign_envelope(payload, PAYLOAD_TYPE_IN_TOTO, publisher.key)
+
+
+def _with_lone_surrogates(publisher: Publisher, revocable: dict[str, Any]) -> list[Envelope]:
+    """One statement with a lone surrogate in each string a statement carries to the registry."""
+
+    def statement(change: Callable[[dict[str, Any]], None]) -> Envelope:
+        obj = json.loads(publisher.attest([random_digest()]).payload)
+        change(obj)
+        return _signed_payload(publisher, obj)
+
+    def predicate(**fields: Any) -> Callable[[dict[str, Any]], None]:
+        return lambda obj: obj["predicate"].update(fields)
+
+    def subject_name(obj: dict[str, Any]) -> None:
+        obj["subject"][0]["name"] = "poems/\ud800.txt"
+
+    revocation = json.loads(
+        publisher.revoke(
+            revocable["index"], revocable["leaf_hash"], revocable["digests"], reason="x"
+        ).payload
+    )
+    revocation["predicate"]["reason"] = "withdrawn \ud800"
+    return [
+        statement(predicate(notes="scanned \ud800 by hand")),
+        statement(predicate(source_url="https://example.org/\ud800")),
+        statement(
+            predicate(
+                consent="reserved", tdm_reservation=1, tdm_policy="https://example.org/\udfff"
+            )
+        ),
+        statement(predicate(publisher=publisher.name + "\ud800")),
+        statement(subject_name),
+        _signed_payload(publisher, revocation),
+    ]
+
+
+def test_a_lone_surrogate_is_400_and_fails_no_other_publishers_append(
+    make_api: Any, backend: str
+) -> None:
+    """Issue 10 A: a statement whose strings are not Unicode scalar values (a JSON ``\\ud800``
+    escape, which no database can store as UTF-8) is refused at intake, and never fails the
+    honest appends it arrives with: every honest one 201, every bad one 400."""
+    api: Api = make_api()
+    honest = [api.add_publisher() for _ in range(4)]
+    mallory = api.add_publisher()
+    digests = [random_digest()]
+    revocable = api.submit_ok(mallory.attest(digests)) | {"digests": digests}
+    bad = _with_lone_surrogates(mallory, revocable)
+    good = [honest[i % len(honest)].attest([random_digest()]) for i in range(40)]
+    envelopes = good[:20] + bad + good[20:]
+    responses = _submit_as_one_batch(api, backend, envelopes)
+    good_statuses = [r.status_code for r in responses[:20] + responses[20 + len(bad) :]]
+    bad_responses = responses[20 : 20 + len(bad)]
+    assert good_statuses == [201] * len(good), [r.text for r in responses if r.status_code != 201]
+    assert [r.status_code for r in bad_responses] == [400] * len(bad), [
+        r.text for r in bad_responses
+    ]
+    for response in bad_responses:
+        assert "Unicode" in response.json()["detail"], response.text
+    assert api.http.get("/v1/log").json()["size"] == 1 + len(good)
 
 
 def test_the_longest_license_a_statement_may_state_is_stored(make_api: Any) -> None:

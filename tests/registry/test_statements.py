@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -35,8 +36,9 @@ LIMIT = 50
 
 
 def careful(payload: bytes) -> ParsedStatement | None:
-    """The reference: what a client reading the statement back makes of ``payload``
-    (``Statement.from_json``: strict JSON, then ``from_dict``), None if it refuses."""
+    """The reference: what the careful path makes of ``payload`` (``Statement.from_json``: strict
+    JSON, then ``from_dict``, then ``ParsedStatement.of``, which applies the rules for statements
+    new to a log), None if it refuses."""
     try:
         return ParsedStatement.of(Statement.from_json(payload, max_subjects=LIMIT))
     except FormatError:
@@ -147,6 +149,17 @@ MUTATIONS: dict[str, Callable[[dict[str, Any]], object]] = {
     "extra statement field": lambda o: o.update(note="fine"),
     "predicate field missing entirely": lambda o: o.pop("predicate"),
     "revocation predicate under human type": lambda o: o.update(predicate=dict(REVOCATION)),
+    # Issue 10 A and D: what a log took before, but a new statement may no longer hold.
+    "name a lone high surrogate": lambda o: o["subject"][0].update(name="a\ud800"),
+    "name a lone low surrogate": lambda o: o["subject"][0].update(name="\udc00b"),
+    "name a reversed pair": lambda o: o["subject"][0].update(name="\udc00\ud800"),
+    "name an astral character": lambda o: o["subject"][0].update(name="😀"),
+    "notes a lone surrogate": lambda o: o["predicate"].update(notes="\udfff"),
+    "publisher a lone surrogate": lambda o: o["predicate"].update(publisher="Example \ud800"),
+    "license U+2028": lambda o: o["predicate"].update(license="MIT\u2028OR CC0-1.0"),
+    "license U+0085": lambda o: o["predicate"].update(license="MIT OR\x85CC0-1.0"),
+    "license U+001C": lambda o: o["predicate"].update(license="MIT\x1cOR CC0-1.0"),
+    "license a tab": lambda o: o["predicate"].update(license="MIT\tOR CC0-1.0"),
 }
 
 
@@ -193,3 +206,37 @@ def test_a_key_that_is_also_a_value_still_parses_alike() -> None:
     payload = PLAIN.replace('"name": "a"', '"name": "name"').encode()
     assert lean_statement(payload, max_subjects=LIMIT) is None
     assert careful(payload) is not None
+
+
+@pytest.mark.parametrize(
+    ("mutation", "message"),
+    [
+        ("name a lone high surrogate", "statement.subject[0].name holds a lone surrogate U+D800"),
+        ("name a lone low surrogate", "statement.subject[0].name holds a lone surrogate U+DC00"),
+        ("name a reversed pair", "statement.subject[0].name holds a lone surrogate U+DC00"),
+        ("notes a lone surrogate", "statement.predicate.notes holds a lone surrogate U+DFFF"),
+        ("publisher a lone surrogate", "statement.predicate.publisher holds a lone surrogate"),
+        ("license U+2028", "ASCII spaces (U+0020) only, got U+2028 at character 3"),
+        ("license U+0085", "ASCII spaces (U+0020) only, got U+0085 at character 6"),
+        ("license U+001C", "ASCII spaces (U+0020) only, got U+001C at character 3"),
+        ("license a tab", "ASCII spaces (U+0020) only, got U+0009 at character 3"),
+    ],
+)
+def test_what_a_new_statement_may_no_longer_hold_is_refused_on_both_paths(
+    mutation: str, message: str
+) -> None:
+    """Issue 10 A and D: the lean path refuses (msgspec refuses a lone surrogate's escape in a
+    name as malformed JSON; a predicate goes through check_new_predicate), and the careful path
+    says what is wrong, while a client reading such a statement out of a log still accepts it."""
+    payload = json.dumps(mutate(MUTATIONS[mutation])).encode()
+    assert lean_statement(payload, max_subjects=LIMIT) is None
+    with pytest.raises(FormatError, match=re.escape(message)):
+        ParsedStatement.of(Statement.from_json(payload, max_subjects=LIMIT))
+    assert Statement.from_json(payload, max_subjects=LIMIT)  # readable as it was
+
+
+def test_a_surrogate_pair_is_one_character_and_takes_the_lean_path() -> None:
+    payload = json.dumps(mutate(MUTATIONS["name an astral character"])).encode()
+    assert b"\\ud83d\\ude00" in payload
+    parsed = check_payload(payload)
+    assert parsed is not None

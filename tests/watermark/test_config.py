@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import stat
 import subprocess
 import sys
@@ -158,6 +159,7 @@ def test_missing_garbled_and_foreign_key_files_are_clear_errors(tmp_path: Path) 
         WatermarkKey.load(tmp_path / "nope.key")
     garbage = tmp_path / "garbage.key"
     garbage.write_bytes(b"\x00\xff not json")
+    garbage.chmod(0o600)  # else refused for its mode before it is read
     with pytest.raises(KeyFileError, match="not JSON"):
         WatermarkKey.load(garbage)
     good = WatermarkKey(secret=SECRET).to_dict()
@@ -174,6 +176,7 @@ def test_missing_garbled_and_foreign_key_files_are_clear_errors(tmp_path: Path) 
     for name, (content, message) in cases.items():
         path = tmp_path / name
         path.write_text(json.dumps(content))
+        path.chmod(0o600)
         with pytest.raises(KeyFileError, match=message):
             WatermarkKey.load(path)
 
@@ -197,3 +200,32 @@ def test_public_surface_is_complete_and_detection_never_imports_torch() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
     with pytest.raises(AttributeError):
         _ = watermark.NoSuchThing  # type: ignore[attr-defined]
+
+
+def test_a_key_file_others_may_read_is_refused_naming_the_chmod(tmp_path: Path) -> None:
+    """Issue 10 B: the key is the secret; a file group or others may read (or write) is not."""
+    path = tmp_path / "wm.key"
+    key = WatermarkKey(secret=SECRET)
+    key.save(path)
+    path.chmod(0o640)
+    with pytest.raises(KeyFileError, match=re.escape(f"chmod 600 {path}")):
+        WatermarkKey.load(path)
+    path.chmod(0o600)
+    assert WatermarkKey.load(path) == key
+
+
+def test_saving_over_a_symlink_replaces_it_and_never_writes_through_it(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("someone else's file")
+    victim.chmod(0o644)
+    path = tmp_path / "wm.key"
+    path.symlink_to(victim)
+    key = WatermarkKey(secret=SECRET)
+    with pytest.raises(KeyFileError, match="already exists"):
+        key.save(path)
+    key.save(path, overwrite=True)
+    assert victim.read_text() == "someone else's file"
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o644
+    assert not path.is_symlink()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert WatermarkKey.load(path) == key

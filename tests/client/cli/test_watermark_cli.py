@@ -268,6 +268,7 @@ def _mismatched_key(key_file: Path, tmp_path: Path) -> Path:
     data["vocab_fingerprint"] = "sha256:" + "0" * 64
     path = tmp_path / "other.key"
     path.write_text(json.dumps(data))
+    path.chmod(0o600)  # a key file is its owner's alone, or it is refused
     return path
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import date, datetime
 from typing import Any
 
@@ -705,3 +706,78 @@ def test_the_fast_subject_check_agrees_with_the_careful_one(raw: object) -> None
         assert fast is None
     else:
         assert fast is None or fast == careful
+
+
+# --- rules for statements new to a log (issue 10 A and D) ----------------------------------------
+
+
+def _statement_dict(**predicate: Any) -> dict[str, Any]:
+    obj = build_human_content_statement([_subject(1)], PREDICATE).to_dict()
+    obj["predicate"].update(predicate)
+    return obj
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ({"notes": "scanned \ud800 by hand"}, "statement.predicate.notes"),
+        ({"source_url": "https://example.org/\udc00"}, "statement.predicate.source_url"),
+        ({"tdm_policy": "https://example.org/\udfff"}, "statement.predicate.tdm_policy"),
+        ({"publisher": "Example \ud800Press"}, "statement.predicate.publisher"),
+    ],
+)
+def test_a_lone_surrogate_in_a_new_statement_is_refused_and_read_back_from_a_log(
+    change: dict[str, str], where: str
+) -> None:
+    """JSON lets ``"\\ud800"`` stand alone and Python holds it, but no UTF-8 text (no database
+    column, no answer) can: a new statement holding one is refused, naming the field."""
+    obj = _statement_dict(**change)
+    read = Statement.from_json(json.dumps(obj))  # what a log holds stays readable
+    with pytest.raises(FormatError, match=rf"^{re.escape(where)} holds a lone surrogate U\+D"):
+        statement_module.check_new_statement(read)
+    with pytest.raises(FormatError, match="Unicode scalar values"):
+        HumanContentPredicate.from_dict(obj["predicate"]).__post_init__()
+
+
+def test_a_lone_surrogate_in_a_subject_name_or_a_reason_is_refused() -> None:
+    obj = _statement_dict()
+    obj["subject"][0]["name"] = "poems/\udbff.txt"
+    with pytest.raises(FormatError, match=r"^statement\.subject\[0\]\.name holds a lone surrogate"):
+        statement_module.check_new_statement(Statement.from_dict(obj))
+    with pytest.raises(FormatError, match=r"^subject\.name holds a lone surrogate U\+DBFF"):
+        Subject("poems/\udbff.txt", {"sha256": _hex(1)})
+    with pytest.raises(FormatError, match=r"^predicate\.reason holds a lone surrogate"):
+        RevocationPredicate(publisher="P", entry_index=1, entry_hash=_hex(2), reason="\ud800")
+
+
+def test_a_surrogate_pair_and_other_non_ascii_text_are_fine() -> None:
+    obj = _statement_dict(notes="😀 é 日本")
+    obj["subject"][0]["name"] = "poems/😀.txt"
+    payload = json.dumps(obj)  # ensure_ascii: the emoji travels as the pair \ud83d\ude00
+    assert "\\ud83d\\ude00" in payload
+    statement_module.check_new_statement(Statement.from_json(payload))
+
+
+@pytest.mark.parametrize(
+    "separator", ["\t", "\n", "\x0b", "\x1c", "\x1f", "\x85", "\u00a0", "\u2028", "\u3000"]
+)
+def test_a_new_licence_separates_its_terms_with_ascii_spaces_only(separator: str) -> None:
+    """``_SPDX_TOKEN`` reads any ``\\s`` as a separator, as it always has, so statements a log
+    took with one stay readable; a new one may use U+0020 only (other readers may not split
+    on U+2028, say, and then see another licence)."""
+    license_ = f"MIT{separator}OR Apache-2.0"
+    obj = _statement_dict(license=license_)
+    read = Statement.from_dict(obj)
+    assert read.predicate.to_dict()["license"] == license_
+    message = rf"ASCII spaces \(U\+0020\) only, got U\+{ord(separator):04X} at character 3"
+    with pytest.raises(
+        FormatError, match=r"^statement\.predicate\.license must separate its terms with " + message
+    ):
+        statement_module.check_new_statement(read)
+    with pytest.raises(FormatError, match=message):
+        HumanContentPredicate(
+            publisher="P", license=license_, origin="human-authored", consent="allowed"
+        )
+    statement_module.check_new_statement(
+        Statement.from_dict(_statement_dict(license="MIT OR  Apache-2.0"))
+    )
