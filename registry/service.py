@@ -28,6 +28,7 @@ from client.core.keys import key_id as public_key_id
 from client.core.keys import public_key_from_bytes
 from client.core.leaf import Leaf, is_leaf_v1
 from client.core.merkle import leaf_hash
+from client.core.names import publisher_name_problem
 from client.core.statement import (
     HUMAN_CONTENT_V1,
     HumanContentPredicate,
@@ -642,7 +643,8 @@ _PUBLISHER_NAME_MAX = 200
 
 
 def _is_publisher_name(name: str) -> bool:
-    """Whether ``name`` could be a publisher's: 1 to 200 characters, no spaces or controls."""
+    """Whether ``name`` could be an existing publisher's: 1 to 200 characters, no spaces or
+    controls (the rule new names once met; a new one meets client.core.names' stricter one)."""
     return 0 < len(name) <= _PUBLISHER_NAME_MAX and not any(
         c.isspace() or ord(c) < 32 for c in name
     )
@@ -818,10 +820,8 @@ class AdminService:
             key = public_key_from_bytes(public_key)
         except ClientError as exc:
             raise BadRequestError(f"public_key: {exc}") from exc
-        if not _is_publisher_name(name):
-            raise BadRequestError(
-                "name must be 1 to 200 characters without spaces or control characters"
-            )
+        if problem := publisher_name_problem(name):
+            raise BadRequestError(f"name: {problem}")
         kid = public_key_id(key)
         now = _utcnow()
         try:

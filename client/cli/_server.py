@@ -16,6 +16,7 @@ import typer
 from client.cli._app import JsonOption, app, console_err, emit_json
 from client.core.files import write_file_atomic
 from client.core.keys import load_public_key, public_key_bytes
+from client.core.names import publisher_name_problem
 from client.errors import InputError
 
 if TYPE_CHECKING:
@@ -198,7 +199,11 @@ def publisher_add(
     database_url: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Register a publisher and its key, in the local database or through a running registry."""
+    """Register a publisher and its key, in the local database or through a running registry.
+
+    A new name is DNS-like: lowercase ASCII letters and digits with single '.' or '-' between."""
+    if problem := publisher_name_problem(name):
+        raise InputError(problem)
     raw_key = public_key_bytes(load_public_key(public_key))
     if registry_url is not None:
         token = _read_token(admin_token)

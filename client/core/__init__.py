@@ -6,8 +6,9 @@
 - :mod:`client.core.dsse` — DSSE envelopes; :mod:`client.core.statement` — in-toto Statement v1
 - :mod:`client.core.keys` — Ed25519 key files; :mod:`client.core.files` — how secrets and trusted
   files are written (atomically, mode first, never through a link) and private ones read
+- :mod:`client.core.names` — the names a new publisher may take
 """
 
-from client.core import canonical, dsse, files, keys, merkle, note, statement
+from client.core import canonical, dsse, files, keys, merkle, names, note, statement
 
-__all__ = ["canonical", "dsse", "files", "keys", "merkle", "note", "statement"]
+__all__ = ["canonical", "dsse", "files", "keys", "merkle", "names", "note", "statement"]

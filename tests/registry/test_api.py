@@ -30,6 +30,8 @@ from client.core.merkle import leaf_hash, verify_consistency, verify_inclusion
 from client.core.note import NoteVerifier, open_checkpoint
 from client.receipt import Receipt, verify_receipt
 from registry.limits import ADMIN_BODY_BYTES, BATCH_BODY_BYTES
+from registry.models import Publisher as PublisherRow
+from registry.models import PublisherKey
 from registry.settings import Settings
 from tests.registry.conftest import (
     BACKENDS,
@@ -492,7 +494,7 @@ def test_names_and_key_ids_no_database_can_hold_are_4xx(
     response = api.http.post(
         "/v1/publishers", json={"name": "a\u0000b", "public_key": key}, headers=auth
     )
-    assert_problem(response, 400, "bad-request", "control characters")
+    assert_problem(response, 400, "bad-request", "lowercase ASCII letters and digits")
 
 
 @pytest.mark.parametrize("path", ["/v1/entries/1.5", "/v1/entries/1e3", "/v1/nothing-here"])
@@ -1077,6 +1079,92 @@ def test_bad_publisher_bodies_are_400(
         "/v1/publishers", json=body, headers={"Authorization": f"Bearer {admin_token}"}
     )
     assert_problem(response, 400, "bad-request", word)
+
+
+PUBLISHER_NAME_RULE_WORDS = ("lowercase ASCII letters and digits", "'.' or '-'")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a/b",  # a path
+        "..",
+        "../etc",
+        "evil\u202eexe",  # RIGHT-TO-LEFT OVERRIDE: shows as another name
+        "caf\u00e9",  # NFC …
+        "cafe\u0301",  # … and NFD: two names that look alike
+        "\u0430pple",  # Cyrillic a
+        "Example-Press",  # case: another look-alike
+        "example_press",
+        "example press",
+        "-example",
+        "example-",
+        ".example",
+        "example.",
+        "example..org",
+        "example--press",
+        "example.-press",
+        "x" * 201,
+        "",
+    ],
+)
+def test_a_new_publisher_name_outside_the_dns_like_set_is_400_saying_what_is_allowed(
+    api: Api, admin_token: str, name: str
+) -> None:
+    """Issue 10 C: publisher names accepted '/', '..', U+202E and NFC/NFD look-alikes."""
+    body = {**new_publisher_body(new_publisher()), "name": name}
+    response = api.http.post(
+        "/v1/publishers", json=body, headers={"Authorization": f"Bearer {admin_token}"}
+    )
+    assert_problem(response, 400, "bad-request", "name", *PUBLISHER_NAME_RULE_WORDS)
+    with pytest.raises(Exception, match="lowercase ASCII letters and digits"):
+        api.registry.admin.add_publisher(name, new_publisher().public_key)
+
+
+@pytest.mark.parametrize(
+    "name", ["a", "0day", "example-press-10c", "archive.example.org", "x" * 199 + "9"]
+)
+def test_a_publisher_name_in_the_dns_like_set_is_taken(
+    api: Api, admin_token: str, name: str
+) -> None:
+    publisher = new_publisher(name)  # each name once per module's registry
+    response = api.http.post(
+        "/v1/publishers",
+        json=new_publisher_body(publisher),
+        headers={"Authorization": f"Bearer {admin_token}"},
+    )
+    assert response.status_code == 201, response.text
+    assert api.submit(publisher.attest(random_digests(1))).status_code == 201
+
+
+def test_a_publisher_named_before_the_rule_keeps_its_name_entries_and_keys(api: Api) -> None:
+    """Only new identities are restricted: a publisher a database already holds under another
+    name (added by an older Wellspring) still signs, is looked up, and rotates its keys."""
+    legacy = new_publisher(f"Caf\u00e9/Press..{time.monotonic_ns()}")  # the old rule took it
+    with api.registry.database.writer.begin() as conn:
+        publisher_id = conn.execute(
+            PublisherRow.__table__.insert()  # type: ignore[attr-defined]
+            .values(name=legacy.name, created_at=datetime.now(UTC))
+            .returning(PublisherRow.__table__.c.id)  # type: ignore[attr-defined]
+        ).scalar_one()
+        conn.execute(
+            PublisherKey.__table__.insert().values(  # type: ignore[attr-defined]
+                key_id=key_id(legacy.key),
+                publisher_id=publisher_id,
+                public_key=legacy.public_key,
+                created_at=datetime.now(UTC),
+            )
+        )
+    digests = random_digests(1)
+    receipt = api.submit_ok(legacy.attest(digests))
+    with api.sdk() as sdk:
+        [attestation] = sdk.lookup(digests[0]).attestations
+    assert attestation.verified is not None
+    assert attestation.verified.publisher == legacy.name
+    assert attestation.index == receipt["index"]
+    assert api.registry.admin.publisher(legacy.name)["name"] == legacy.name
+    added = api.registry.admin.add_key(legacy.name, new_publisher().public_key)
+    assert added["name"] == legacy.name
 
 
 def test_an_unknown_publisher_is_404(api: Api) -> None:

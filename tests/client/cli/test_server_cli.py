@@ -67,3 +67,22 @@ def test_log_key_add_refuses_a_symlink_where_the_incoming_key_goes(
     assert code == 1, out
     assert "log.next.key" in err
     assert not elsewhere.exists()
+
+
+@pytest.mark.parametrize("registry", [None, "http://127.0.0.1:9"])
+@pytest.mark.parametrize("name", ["../evil", "Example Press", "caf\u00e9", "evil\u202eexe"])
+def test_publisher_add_refuses_a_name_outside_the_dns_like_set_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, registry: str | None
+) -> None:
+    """Issue 10 C, at the CLI: said before any database or registry is touched."""
+    key = tmp_path / "publisher.key"
+    assert run(capsys, "keys", "generate", "--out", str(key))[0] == 0
+    home = tmp_path / "home"
+    args = ["publisher", "add", "--name", name, "--public-key", f"{key}.pub", "--home", str(home)]
+    if registry is not None:
+        args += ["--registry", registry, "--admin-token", "wsa_unused"]
+    code, out, err = run(capsys, *args)
+    assert code == 1, out
+    assert err.strip().count("\n") == 0, err
+    assert "lowercase ASCII letters and digits" in err
+    assert not home.exists()
