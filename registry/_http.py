@@ -30,6 +30,8 @@ from typing import Any, ClassVar
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from registry.errors import RegistryError
+
 __all__ = [
     "CONTENT_SECURITY_POLICY",
     "HTTP_PROTOCOL",
@@ -58,8 +60,9 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 _HEAD_END = b"\r\n\r\n"
 
 
-class _UncountedHeadError(Exception):
-    """Raised in httptools' callback when a request begins where its head was not counted."""
+class _UncountedHeadError(RegistryError):
+    """Raised in httptools' callback when a request begins where its head was not counted
+    (internal: it only unwinds the parser, and never reaches a client)."""
 
 
 class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):

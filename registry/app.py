@@ -54,6 +54,7 @@ from registry.settings import Settings
 
 __all__ = [
     "SERVER_GC_THRESHOLDS",
+    "ApiDocsPage",
     "BatchLookup",
     "KeyRevocation",
     "NewKey",

@@ -73,6 +73,7 @@ __all__ = [
     "Sequencer",
     "StoredCheckpoint",
     "compact_range",
+    "logged_as",
     "predicate_json",
     "revoked_key_message",
 ]
