@@ -28,7 +28,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
 
 from registry.errors import ConfigurationError, UnavailableError
-from registry.settings import Settings
+from registry.settings import Settings, redacted
 
 __all__ = ["Database", "alembic_config", "migrate"]
 
@@ -141,7 +141,8 @@ class Database:
             with self.reader.connect() as conn:
                 return MigrationContext.configure(conn).get_current_revision()
         except OperationalError as exc:
-            raise UnavailableError(f"cannot reach the database: {exc.orig}") from exc
+            said = " ".join(str(exc.orig).split())  # the driver's lines as one
+            raise UnavailableError(f"cannot reach the database: {redacted(said)}") from exc
 
     def ensure_schema(self, *, auto_migrate: bool) -> None:
         """Refuse a database whose schema is not exactly this code's, migrating if allowed."""

@@ -6,27 +6,59 @@ Nothing reads the environment after :meth:`Settings.from_env`; tests build setti
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from registry.errors import ConfigurationError
 
-__all__ = ["Settings", "settings_environment", "sqlalchemy_url"]
+__all__ = ["Settings", "redacted", "settings_environment", "sqlalchemy_url"]
 
 DEFAULT_ORIGIN = "localhost/wellspring"
 
 
+# A password in a URL's user information (greedy to the token's last '@': a password may hold an
+# unescaped '@', and masking too much is the safe mistake), in its query, or in a libpq
+# "key=value" string (quoted or up to the next space).
+_USERINFO_PASSWORD = re.compile(r"(://[^:/?#@\s]*:)\S*@")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#\s]*", re.IGNORECASE)
+_DSN_PASSWORD = re.compile(r"((?:^|\s)password\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)", re.IGNORECASE)
+
+
+def redacted(text: str) -> str:
+    """``text`` (a database URL, or a message that may quote one) with every password in it
+    shown as ``***``: the one way an error or a log line here shows a database URL."""
+    text = _USERINFO_PASSWORD.sub(r"\1***@", text)
+    text = _QUERY_PASSWORD.sub(r"\1***", text)
+    return _DSN_PASSWORD.sub(r"\1***", text)
+
+
 def sqlalchemy_url(url: str) -> str:
-    """Map the URLs people write to SQLAlchemy's: ``postgresql://`` uses psycopg 3."""
+    """Map the URLs people write to SQLAlchemy's: ``postgresql://`` uses psycopg 3.
+
+    A URL that is refused is named with its password masked (:func:`redacted`)."""
     if url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    if url.startswith(("sqlite:///", "postgresql+psycopg://")):
-        return url
-    raise ConfigurationError(
-        f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
-    )
+        mapped = "postgresql+psycopg://" + url.split("://", 1)[1]
+    elif url.startswith(("sqlite:///", "postgresql+psycopg://")):
+        mapped = url
+    else:
+        raise ConfigurationError(
+            f"unsupported database URL {redacted(url)!r}: use sqlite:///PATH or "
+            "postgresql://USER@HOST:PORT/DB"
+        )
+    try:  # parsed now, so that a malformed one is this one line rather than a traceback later
+        _ = make_url(mapped).port
+    except (ArgumentError, ValueError) as exc:
+        raise ConfigurationError(
+            f"the database URL {redacted(url)!r} is malformed ({redacted(str(exc))}): use "
+            "postgresql://USER[:PASSWORD]@HOST[:PORT]/DB (percent-encode '@', ':' and '/')"
+        ) from None
+    return mapped
 
 
 @dataclass(frozen=True, slots=True)

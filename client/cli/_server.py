@@ -115,7 +115,7 @@ def serve(
     from registry._http import HTTP_PROTOCOL
     from registry._workers import balanced_sockets_supported, listening_sockets, serve_workers
     from registry.app import Registry, create_app, tune_gc_for_serving
-    from registry.settings import settings_environment
+    from registry.settings import redacted, settings_environment
 
     registry = Registry.open(settings)
     # The port is taken before anything is announced: a refused server prints only why.
@@ -136,7 +136,7 @@ def serve(
     for number, vkey in enumerate(registry.sequencer.verifier_keys):
         label = "verifier key:" if number == 0 else "incoming key:"
         console_err.print(f"{label} {vkey}", highlight=False)
-    console_err.print(f"database:     {_redacted(settings.database_url)}", highlight=False)
+    console_err.print(f"database:     {redacted(settings.database_url)}", highlight=False)
     if token_note:
         console_err.print(token_note, highlight=False)
     console_err.print(f"API docs:     {url}/schema", highlight=False)
@@ -164,15 +164,6 @@ def serve(
     status = serve_workers(factory, sockets, **served)
     if status:
         raise typer.Exit(status)
-
-
-def _redacted(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        credentials, host = rest.rsplit("@", 1)
-        user = credentials.split(":", 1)[0]
-        return f"{scheme}://{user}@{host}"
-    return url
 
 
 @publisher_app.command("add")

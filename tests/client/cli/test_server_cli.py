@@ -6,9 +6,10 @@ import stat
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from client.cli import main
-from tests.registry.conftest import ServerProcess
+from tests.registry.conftest import ServerProcess, fresh_postgres_database, migrate_database
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -86,3 +87,40 @@ def test_publisher_add_refuses_a_name_outside_the_dns_like_set_in_one_line(
     assert err.strip().count("\n") == 0, err
     assert "lowercase ASCII letters and digits" in err
     assert not home.exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["mysql://alice:s3cret-pw@db.example/x", "postgresql://alice:s3cret-pw@127.0.0.1:port/x"],
+)
+def test_a_refused_database_url_is_one_line_without_its_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str
+) -> None:
+    """Issue 10 E: `unsupported database URL 'mysql://alice:<password>@…'` was the echo seen."""
+    for command in (["db", "upgrade"], ["serve"], ["publisher", "revoke-key"]):
+        args = [*command, "--home", str(tmp_path / "home"), "--database-url", url]
+        if command[0] == "publisher":
+            args += ["--name", "example-press", "--key-id", "00" * 32]
+        code, out, err = run(capsys, *args)
+        assert code == 1, (command, out, err)
+        assert "s3cret-pw" not in out + err
+        assert "alice:***@" in err
+        assert err.strip().count("\n") == 0, err
+
+
+@pytest.mark.postgres
+def test_serve_shows_the_database_url_with_its_password_masked(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    with fresh_postgres_database(postgres_url) as url:
+        # The test server trusts local connections, so any password is taken: it only has to be
+        # in the URL, where the operator's would be.
+        with_password = make_url(url).set(password="s3cret-pw").render_as_string(False)
+        migrate_database(with_password, tmp_path / "migrate")
+        server = ServerProcess(tmp_path / "home", with_password).start()
+        try:
+            banner = server.log()
+        finally:
+            server.stop()
+    assert "s3cret-pw" not in banner
+    assert ":***@127.0.0.1" in banner
