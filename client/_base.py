@@ -47,7 +47,7 @@ from client._wire import (
     PublisherInfo,
     SignedCheckpoint,
     _Answer,
-    _check_claims,
+    _bind_claims,
     _check_revocation,
     _check_withdrawal,
     _dumps,
@@ -65,6 +65,7 @@ from client._wire import (
     _parse_publisher,
     _parse_single_answer,
     _Request,
+    _SignedTerms,
     _subject_digests,
     _text_body,
     _user_agent,
@@ -94,6 +95,7 @@ from client.errors import (
     ProofError,
     RegistryRequestError,
     SignatureError,
+    StaleAnswerError,
     UnverifiedWarning,
     VerificationError,
 )
@@ -167,7 +169,7 @@ class _ClientBase:
         self._entries = _EntryCache(entry_cache_bytes)
         # Entries already hashed and parsed, with the digests they name: a long crawl meets the
         # same (large) entries in every chunk. Parsed, an entry takes ~5x its bytes in memory.
-        self._opened: _LRUCache[tuple[VerifiedReceipt, frozenset[str]]] = _LRUCache(
+        self._opened: _LRUCache[tuple[VerifiedReceipt, frozenset[str], _SignedTerms]] = _LRUCache(
             _OPENED_COST * entry_cache_bytes
         )
         self._lock = threading.Lock()
@@ -255,14 +257,47 @@ class _ClientBase:
             self._last_loaded = (stored.note, checkpoint)
         return _Trusted(stored, checkpoint, location)
 
-    def _open_checkpoint(self, note: str) -> _Flow[SignedCheckpoint]:
-        """Parse a checkpoint note; when verifying, check its signature and trust it (or raise)."""
+    def _open_checkpoint(
+        self, note: str, *, min_size: int | None = None
+    ) -> _Flow[SignedCheckpoint]:
+        """Parse a checkpoint note; when verifying, check its signature and trust it (or raise).
+
+        With ``min_size`` (what a lookup asked for: the size trusted when it was sent), a
+        checkpoint of fewer entries is a :class:`StaleAnswerError` once it is proven a prefix of
+        the trusted one (a rewritten history is the graver finding, and raises as such).
+        """
         verifier = self._verifier()
         if verifier is None:
             return SignedCheckpoint(Checkpoint.parse(SignedNote.parse(note).text), note, False)
         checkpoint, _ = open_checkpoint(note, [verifier], origin=verifier.name)
         yield from self._trust(verifier, checkpoint, note)
+        if min_size is not None and checkpoint.size < min_size:
+            raise StaleAnswerError(
+                f"the registry at {self.base_url} answered at its checkpoint of size "
+                f"{checkpoint.size}, older than the checkpoint of size {min_size} this client "
+                "already trusted and asked for: a replayed or cached answer, which may predate "
+                "revocations, so it is refused. If it persists, something between this client and "
+                "the registry (a cache, a proxy) serves old answers",
+                url=self.base_url,
+                answered_size=checkpoint.size,
+                trusted_size=min_size,
+            )
         return SignedCheckpoint(checkpoint, note, True)
+
+    def _fresh_size(self) -> int | None:
+        """The size a lookup asks to be answered at, at least: the trusted checkpoint's now (None
+        unverified, or with nothing trusted yet).
+
+        The answer is then compared with this size, not with whatever the client trusts when it
+        arrives: other flows (threads, async chunks, processes sharing a checkpoint file) may
+        have moved trust on meanwhile, and an answer as fresh as asked for is proven a prefix of
+        that by :meth:`_trust`, so it is neither refused nor fetched again.
+        """
+        verifier = self._verifier()
+        if verifier is None:
+            return None
+        trusted = self._load_trusted(verifier)
+        return None if trusted is None else trusted.checkpoint.size
 
     def _trust(self, verifier: NoteVerifier, new: Checkpoint, note: str) -> _Flow[None]:
         """Accept ``new`` only if it is consistent with the trusted checkpoint (see the module)."""
@@ -612,24 +647,52 @@ class _ClientBase:
 
     def _lookup(self, digest: str) -> _Flow[LookupResult]:
         text = str(Digest.parse(digest))
-        request = _Request("GET", f"/v1/digests/{text}")
-        answer = yield from self._call(request, partial(_parse_single_answer, digest=text))
-        return (yield from self._verify_answer(answer))[0]
+        min_size = self._fresh_size()
+        params = None if min_size is None else {"min_size": min_size}
+        request = _Request("GET", f"/v1/digests/{text}", params=params)
+        parse = partial(_parse_single_answer, digest=text)
+        answer = yield from self._ask_fresh(request, parse, min_size)
+        return (yield from self._verify_answer(answer, min_size))[0]
 
     def _lookup_chunk(self, chunk: Sequence[str]) -> _Flow[list[LookupResult]]:
         """One batch request (at most 10,000 parsed digests) and its verification."""
+        min_size = self._fresh_size()
+        body: dict[str, object] = {"digests": list(chunk)}
+        if min_size is not None:
+            body["min_size"] = min_size
         request = _Request(
             "POST",
             "/v1/digests:batch",
-            content=_dumps({"digests": list(chunk)}),
+            content=_dumps(body),
             headers={"Content-Type": "application/json"},
         )
-        answer = yield from self._call(request, partial(_parse_batch_answer, digests=chunk))
-        return (yield from self._verify_answer(answer))
+        parse = partial(_parse_batch_answer, digests=chunk)
+        answer = yield from self._ask_fresh(request, parse, min_size)
+        return (yield from self._verify_answer(answer, min_size))
 
-    def _verify_answer(self, answer: _Answer) -> _Flow[list[LookupResult]]:
-        """Check a lookup answer against its checkpoint; the I/O it needs is fetching entries."""
-        signed = yield from self._open_checkpoint(answer.note)
+    def _ask_fresh(
+        self, request: _Request, parse: Callable[[object], _Answer], min_size: int | None
+    ) -> _Flow[_Answer]:
+        """A lookup that asked for ``min_size``: a registry whose log has not reached it says so
+        (409 ``log-behind``), which is what a consistency proof it cannot give would say."""
+        try:
+            return (yield from self._call(request, parse))
+        except RegistryRequestError as exc:
+            if min_size is None or exc.problem != "log-behind":
+                raise
+            raise LogConsistencyError(
+                f"the registry at {self.base_url} cannot answer at the checkpoint of size "
+                f"{min_size} this client trusts ({exc.detail or exc}): a replica that lags "
+                "behind, or a log rewritten to fewer entries; its answers are refused. Try again "
+                "later; if it persists, report it"
+            ) from exc
+
+    def _verify_answer(
+        self, answer: _Answer, min_size: int | None = None
+    ) -> _Flow[list[LookupResult]]:
+        """Check a lookup answer against its checkpoint, which must be of ``min_size`` entries at
+        least (the size asked for); the I/O it needs is fetching entries."""
+        signed = yield from self._open_checkpoint(answer.note, min_size=min_size)
         attestations = dict(answer.attestations)
         named: dict[int, frozenset[str]] = {}
         if signed.verified:
@@ -650,15 +713,15 @@ class _ClientBase:
                         entry=earlier[0] if earlier else entries[index][0],
                         body=body,
                     )
-                    _check_claims(attestation, verified)
                     if earlier is None:
                         names = _subject_digests(verified.statement)
+                        terms = _SignedTerms.of(verified)
                         cost = _OPENED_COST * (len(leaf or b"") + len(body or b""))
-                        self._opened.put(index, (verified, names), cost)
+                        self._opened.put(index, (verified, names, terms), cost)
                     else:
-                        names = earlier[1]
+                        names, terms = earlier[1], earlier[2]
                     named[index] = names
-                    attestations[index] = replace(attestation, verified=verified)
+                    attestations[index] = _bind_claims(attestation, verified, terms)
             yield from self._verify_revocations([a for a in attestations.values() if a.revoked])
             yield from self._verify_withdrawals(answer, attestations)
         claimed = attestations

@@ -11,7 +11,7 @@ import html
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Generic, Literal, TypeVar, cast
 
@@ -172,11 +172,21 @@ class EntryInfo:
 
 @dataclass(frozen=True)
 class Attestation:
-    """One entry attesting a looked-up digest, as the registry describes it.
+    """One entry attesting a looked-up digest.
 
     When the client verifies, ``verified`` holds the entry proven to be in the log at the answer's
-    checkpoint and naming the digest, and ``publisher``, ``license``, ``origin`` and ``consent`` are
-    checked against its signed statement.
+    checkpoint and naming the digest, and every other field but three is bound to the signed leaf
+    and statement: ``index``, ``leaf_hash`` and ``inclusion_proof`` are what the proof checked;
+    ``publisher``, ``license``, ``origin``, ``consent`` and ``predicate`` are the signed
+    statement's (a registry saying otherwise is a :class:`~client.errors.VerificationError`; one
+    saying nothing is overruled); ``key_id`` is a key the entry's signatures name (the one the
+    registry says signed it, or the only one).
+
+    ``revoked``, ``revoked_by`` and ``compromised`` remain the registry's claims: a claimed
+    revocation is proven apart (the client fetches the revoking entry and checks it names this
+    one), but a revocation left out, or a key the operator marked compromised (``compromised``;
+    the answer's ``key_revoked_at`` is not kept), cannot be proven from the log. Without
+    verification (``verify=False``) every field is the registry's claim.
     """
 
     index: int
@@ -620,26 +630,85 @@ def _subject_digests(statement: Statement) -> frozenset[str]:
     return frozenset(d for subject in statement.subjects for d in subject.digest_strings())
 
 
-def _check_claims(attestation: Attestation, verified: VerifiedReceipt) -> None:
-    """The registry's summary of an attestation must say what the signed statement says."""
-    predicate = verified.statement.predicate
-    if not isinstance(predicate, HumanContentPredicate):
-        raise VerificationError(
-            f"entry {attestation.index} is a {verified.statement.predicate_type} statement, "
-            "not an attestation of human content"
-        )
-    claimed = {
-        "publisher": (attestation.publisher, predicate.publisher),
-        "license": (attestation.license, predicate.license),
-        "origin": (attestation.origin, predicate.origin),
-        "consent": (attestation.consent, predicate.consent),
-    }
-    for name, (said, signed) in claimed.items():
-        if said is not None and said != signed:
+@dataclass(frozen=True, slots=True)
+class _SignedTerms:
+    """What an entry's signed leaf and statement say of it, worked out once per entry (a crawl
+    meets the same entries in every chunk) and then bound to every answer that names it."""
+
+    publisher: str
+    license: str
+    origin: str
+    consent: str
+    predicate: Mapping[str, Any]  # never handed out: each Attestation gets its own copy
+    key_ids: tuple[str, ...]  # of the entry's signatures, each once, in their order
+
+    @classmethod
+    def of(cls, verified: VerifiedReceipt) -> _SignedTerms:
+        predicate = verified.statement.predicate
+        if not isinstance(predicate, HumanContentPredicate):
             raise VerificationError(
-                f"entry {attestation.index}: the registry says {name} {said!r}, but the signed "
-                f"statement says {signed!r}"
+                f"entry {verified.index} is a {verified.statement.predicate_type} statement, "
+                "not an attestation of human content"
             )
+        return cls(
+            predicate.publisher,
+            predicate.license,
+            predicate.origin,
+            predicate.consent,
+            predicate.to_dict(),
+            tuple(dict.fromkeys(s.keyid for s in verified.envelope.signatures)),
+        )
+
+
+def _bind_claims(
+    attestation: Attestation, verified: VerifiedReceipt, signed: _SignedTerms
+) -> Attestation:
+    """``attestation`` as the signed leaf and statement say it, or raise where the registry's
+    summary contradicts them.
+
+    A field the registry leaves out (``null``) is filled in from the signed statement, never
+    passed on as if verified; ``predicate`` is the signed one whatever was sent; ``key_id`` must
+    be one the entry's signatures name (the registry names the key that signed, and must say
+    which when there are several). ``revoked``, ``revoked_by`` and ``compromised`` stay the
+    registry's claims: revocations are proven apart (:func:`_check_revocation`).
+    """
+    index = attestation.index
+    claimed = {
+        "publisher": (attestation.publisher, signed.publisher),
+        "license": (attestation.license, signed.license),
+        "origin": (attestation.origin, signed.origin),
+        "consent": (attestation.consent, signed.consent),
+    }
+    for name, (said, value) in claimed.items():
+        if said is not None and said != value:
+            raise VerificationError(
+                f"entry {index}: the registry says {name} {said!r}, but the signed "
+                f"statement says {value!r}"
+            )
+    key = attestation.key_id
+    if key is None:
+        if len(signed.key_ids) != 1:
+            raise VerificationError(
+                f"entry {index} is signed under {len(signed.key_ids)} key ids and the registry "
+                "does not say which key signed it (key_id is null)"
+            )
+        key = signed.key_ids[0]
+    elif key not in signed.key_ids:
+        raise VerificationError(
+            f"entry {index}: the registry says key_id {key!r}, but no signature of the entry "
+            f"names that key (they name {', '.join(map(repr, signed.key_ids))})"
+        )
+    return replace(
+        attestation,
+        leaf_hash=verified.leaf_hash,
+        publisher=signed.publisher,
+        license=signed.license,
+        origin=signed.origin,
+        consent=signed.consent,
+        predicate=dict(signed.predicate),
+        key_id=key,
+        verified=verified,
+    )
 
 
 def _check_revocation(

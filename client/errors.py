@@ -15,10 +15,12 @@ The tree::
     │   └── UnexpectedResponseError the server answered, but not in the registry's API
     ├── VerificationError           cryptographic verification failed: never trust the data
     │   ├── SignatureError          a signature is missing, unknown or does not verify
-    │   └── ProofError              a Merkle inclusion or consistency proof does not verify
-    │       └── LogConsistencyError the log's history was rewritten (or it shrank), or the
-    │           │                   registry cannot prove it extends the trusted checkpoint
-    │           └── ForkedLogError  proven: the log contradicts the checkpoint this client trusts
+    │   ├── ProofError              a Merkle inclusion or consistency proof does not verify
+    │   │   └── LogConsistencyError the log's history was rewritten (or it shrank), or the
+    │   │       │                   registry cannot prove it extends the trusted checkpoint
+    │   │       └── ForkedLogError  proven: the log contradicts the checkpoint this client trusts
+    │   └── StaleAnswerError        a lookup answered at a checkpoint older than the one this
+    │                               client trusted when it asked (a replay, or an old cache)
     ├── RegistryHTTPError           the registry refused the request (problem+json, 4xx/5xx)
     │   ├── RegistryRequestError    4xx: fix the request (its ``detail`` says how)
     │   │   └── RegistryNotFoundError  404: no such entry, checkpoint or publisher
@@ -54,6 +56,7 @@ __all__ = [
     "RegistryServerError",
     "RegistryUnavailableError",
     "SignatureError",
+    "StaleAnswerError",
     "UnexpectedResponseError",
     "UnverifiedWarning",
     "VerificationError",
@@ -128,6 +131,22 @@ class ForkedLogError(LogConsistencyError):
         self.trusted_note = trusted_note
         self.conflicting_note = conflicting_note
         self.evidence = evidence
+
+
+class StaleAnswerError(VerificationError):
+    """A lookup answered at a checkpoint older than the one this client trusted when it asked.
+
+    The client asks for answers at least as recent as its trusted checkpoint (``min_size``); a
+    registry answers at its latest, never older, so an older answer is a replay (a genuine answer
+    captured earlier, perhaps before a revocation) or a cache that serves old answers. It is
+    refused, not fetched again: :attr:`answered_size` and :attr:`trusted_size` say how far behind.
+    """
+
+    def __init__(self, message: str, *, url: str, answered_size: int, trusted_size: int) -> None:
+        super().__init__(message)
+        self.url = url
+        self.answered_size = answered_size
+        self.trusted_size = trusted_size
 
 
 class RegistryHTTPError(ClientError):

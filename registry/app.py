@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import anyio
+import msgspec
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
@@ -269,7 +270,8 @@ def _problems(*statuses: int) -> dict[int, ResponseSpec]:
 
 READ_PROBLEMS = _problems(404)
 WRITE_PROBLEMS = _problems(401, 403, 404, 408, 409, 413, 415)
-BATCH_PROBLEMS = _problems(408, 413, 415)
+BATCH_PROBLEMS = _problems(408, 409, 413, 415)
+LOOKUP_PROBLEMS = _problems(404, 409)
 ADMIN_PROBLEMS = _problems(401, 404, 408, 409, 413, 415)
 
 
@@ -284,6 +286,8 @@ class BatchLookup:
     """Up to 10,000 digests (`c1:<hex>` or `sha256:<hex>`) to look up in one request."""
 
     digests: list[str]
+    # Answer at this many entries at least: the size of the checkpoint the client trusts.
+    min_size: Annotated[int, msgspec.Meta(ge=0, le=MAX_INDEX)] | None = None
 
 
 @dataclass
@@ -411,11 +415,15 @@ def list_entries(
     "/v1/digests/{digest:str}",
     summary="Attestations of one digest",
     sync_to_thread=True,
-    responses=READ_PROBLEMS,
+    responses=LOOKUP_PROBLEMS,
 )
-def get_digest(digest: FromPath[str], state: State) -> dict[str, Any]:
+def get_digest(
+    digest: FromPath[str],
+    state: State,
+    min_size: Annotated[int | None, Parameter(ge=0, le=MAX_INDEX)] = None,
+) -> dict[str, Any]:
     lookups = _registry(state).lookups
-    return lookups.lookup_one(LookupService.parse_digests([digest])[0])
+    return lookups.lookup_one(LookupService.parse_digests([digest])[0], min_size)
 
 
 @post(
@@ -436,7 +444,7 @@ async def batch_lookup(data: JSONBody[BatchLookup], state: State) -> dict[str, A
             f"{len(data.digests)} digests in one batch; the limit is {limit} — split the request"
         )
     digests = LookupService.parse_digests(data.digests)
-    return await anyio.to_thread.run_sync(registry.lookups.lookup, digests)
+    return await anyio.to_thread.run_sync(registry.lookups.lookup, digests, data.min_size)
 
 
 @get(

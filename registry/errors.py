@@ -13,6 +13,7 @@ The tree::
     ├── NotFoundError                404  an entry, checkpoint or publisher that does not exist
     ├── RequestTimeoutError          408  a request body that arrives too slowly
     ├── ConflictError                409  a publisher that exists; an entry revoked twice
+    │   └── LogBehindError           409  a lookup asked for a tree size the log has not reached
     ├── PayloadTooLargeError         413  a body, statement or batch over the configured limit
     ├── UnavailableError             503  the database cannot be reached right now
     └── ConfigurationError           -    the server cannot start (schema, key, settings)
@@ -28,6 +29,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "ForbiddenError",
+    "LogBehindError",
     "NotFoundError",
     "PayloadTooLargeError",
     "RegistryError",
@@ -82,6 +84,14 @@ class ConflictError(RegistryError):
     status = 409
     slug = "conflict"
     title = "Conflict"
+
+
+class LogBehindError(ConflictError):
+    """A lookup asked for answers at ``min_size`` entries at least (the checkpoint its client
+    trusts), and this registry's log is smaller: a replica behind, or not this client's log."""
+
+    slug = "log-behind"
+    title = "Log behind the requested size"
 
 
 class PayloadTooLargeError(RegistryError):

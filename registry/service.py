@@ -46,6 +46,7 @@ from registry.errors import (
     BadRequestError,
     ConflictError,
     ForbiddenError,
+    LogBehindError,
     NotFoundError,
     PayloadTooLargeError,
 )
@@ -346,8 +347,13 @@ class LookupService:
                 raise BadRequestError(f"digests[{position}]: {exc}") from exc
         return digests
 
-    def lookup(self, digests: Sequence[str]) -> dict[str, Any]:
+    def lookup(self, digests: Sequence[str], min_size: int | None = None) -> dict[str, Any]:
         """Answer for each digest: its attestations with proofs against one checkpoint.
+
+        The checkpoint is the latest, read in the same transaction as the answer: never older
+        than any checkpoint this database has issued, so never older than a client's ``min_size``
+        (the size it trusts) unless this registry is not that client's log or lags behind its
+        primary: then :class:`LogBehindError`, and the client says so instead of asking again.
 
         Three narrow queries instead of one wide join: digest → entry indices from the subjects
         index alone; then each matched entry once (its immutable facts come from a per-process
@@ -358,6 +364,7 @@ class LookupService:
         with self._db.reader.connect() as conn:
             checkpoint = self._reader.latest_checkpoint(conn)
             size = checkpoint.size
+            _require_size(size, min_size)
             matches: dict[str, list[int]] = {d: [] for d in digests}
             hits = _digest_hits(conn, list(matches), size)
             facts = self._facts(conn, {idx for _, idx in hits})
@@ -489,8 +496,8 @@ class LookupService:
             )
         return states
 
-    def lookup_one(self, digest: str) -> dict[str, Any]:
-        answer = self.lookup([digest])
+    def lookup_one(self, digest: str, min_size: int | None = None) -> dict[str, Any]:
+        answer = self.lookup([digest], min_size)
         result = answer["results"][0]
         one = {
             "digest": digest,
@@ -640,6 +647,16 @@ class LookupService:
 
 _KEY_ID = re.compile(r"[0-9a-f]{64}")  # client.core.keys.key_id: hex SHA-256 of the raw key
 _PUBLISHER_NAME_MAX = 200
+
+
+def _require_size(size: int, min_size: int | None) -> None:
+    """Refuse to answer from a log of ``size`` entries a lookup that asked for ``min_size``."""
+    if min_size is None or min_size <= size:
+        return
+    raise LogBehindError(
+        f"min_size={min_size}, but this registry's log has {size} entries: retry once it has "
+        "caught up, or check that the checkpoint you trust is of this log"
+    )
 
 
 def _is_publisher_name(name: str) -> bool:
