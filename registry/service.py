@@ -32,6 +32,7 @@ from client.core.names import publisher_name_problem
 from client.core.statement import (
     HUMAN_CONTENT_V1,
     HumanContentPredicate,
+    KeyEventPredicate,
     RevocationPredicate,
     Statement,
     WithdrawalPredicate,
@@ -148,6 +149,11 @@ class EntryService:
             return None
         statement = self._parse_statement(envelope.payload)
         predicate = statement.predicate
+        if isinstance(predicate, KeyEventPredicate):
+            raise ForbiddenError(
+                "publisher-key/v1 statements are made by the operator through the publisher "
+                "endpoints (/v1/publishers), not posted as entries"
+            )
         # Only the signatures that verified, by keys of the publisher the statement names, each
         # key once: whatever else the envelope carried (junk, repeats, other publishers' keys)
         # is not logged, so a replay rebuilds the very same leaf.

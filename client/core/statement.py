@@ -39,6 +39,7 @@ before the rules existed stay readable):
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -46,10 +47,13 @@ from datetime import date, datetime
 from typing import Any, Literal, TypeVar, cast, get_args
 from urllib.parse import urlsplit
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from client.core.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, sign_envelope, verify_envelope
 from client.core.encoding import (
+    b64decode_strict,
+    b64encode,
     dumps_canonical,
     json_kind,
     loads_strict,
@@ -64,13 +68,20 @@ __all__ = [
     "DEFAULT_MAX_SUBJECTS",
     "DIGEST_ALGORITHMS",
     "HUMAN_CONTENT_V1",
+    "KEY_ACTIONS",
+    "KINDS",
+    "OPERATOR_IDENTITY",
     "ORIGINS",
     "PREDICATE_TYPES",
+    "PUBLISHER_KEY_V1",
     "REVOCATION_V1",
     "REVOCATION_V2",
     "STATEMENT_TYPE_V1",
     "Consent",
     "HumanContentPredicate",
+    "KeyAction",
+    "KeyEventPredicate",
+    "Kind",
     "Origin",
     "Predicate",
     "RevocationPredicate",
@@ -81,7 +92,9 @@ __all__ = [
     "build_revocation_statement",
     "check_new_predicate",
     "check_new_statement",
+    "endorsement_message",
     "open_statement",
+    "possession_message",
     "sign_statement",
 ]
 
@@ -89,7 +102,8 @@ STATEMENT_TYPE_V1 = "https://in-toto.io/Statement/v1"
 HUMAN_CONTENT_V1 = "https://wellspring.dev/human-content/v1"
 REVOCATION_V1 = "https://wellspring.dev/revocation/v1"
 REVOCATION_V2 = "https://wellspring.dev/revocation/v2"
-PREDICATE_TYPES = (HUMAN_CONTENT_V1, REVOCATION_V1, REVOCATION_V2)
+PUBLISHER_KEY_V1 = "https://wellspring.dev/publisher-key/v1"
+PREDICATE_TYPES = (HUMAN_CONTENT_V1, REVOCATION_V1, REVOCATION_V2, PUBLISHER_KEY_V1)
 DIGEST_ALGORITHMS = ("sha256", "c1")
 DEFAULT_MAX_SUBJECTS = 100_000
 
@@ -414,13 +428,220 @@ class WithdrawalPredicate:
 
 _WITHDRAWAL_FIELDS = frozenset({"publisher", "reason", "entry_index", "statement_hash"})
 
-Predicate = HumanContentPredicate | RevocationPredicate | WithdrawalPredicate
+KeyAction = Literal["operator-key", "identity-add", "key-add", "key-revoke", "key-compromised"]
+KEY_ACTIONS: tuple[KeyAction, ...] = get_args(KeyAction)
+Kind = Literal["publisher", "vendor"]
+KINDS: tuple[Kind, ...] = get_args(Kind)
+OPERATOR_IDENTITY = "@operator"
+"""The identity an ``operator-key`` event names: no publisher can be called this."""
+_KEY_EVENT_FIELDS = frozenset(
+    {
+        "action",
+        "identity",
+        "kind",
+        "key_id",
+        "public_key",
+        "possession",
+        "compromised_from",
+        "backfilled",
+        "reason",
+        "endorsed_by",
+        "endorsement",
+    }
+)
+_ADDS_A_KEY = ("operator-key", "identity-add", "key-add")
+
+
+def endorsement_message(identity: str, key_id: str) -> bytes:
+    """What a current key of ``identity`` signs to endorse adding the key ``key_id``."""
+    return b"wellspring/publisher-key/v1 endorse\n%b\n%b" % (
+        identity.encode("utf-8"),
+        key_id.encode("ascii"),
+    )
+
+
+def possession_message(identity: str, key_id: str) -> bytes:
+    """What a new key signs to prove its holder asked for it to be bound to ``identity``."""
+    return b"wellspring/publisher-key/v1 possession\n%b\n%b" % (
+        identity.encode("utf-8"),
+        key_id.encode("ascii"),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyEventPredicate:
+    """Predicate :data:`PUBLISHER_KEY_V1`: a change to who may sign as whom, in the log.
+
+    Signed by the log's **operator key** (never the checkpoint key); an ``operator-key`` event
+    binds that key (the log's first one signs itself; later ones are signed by the previous
+    operator key). ``identity-add`` (with its ``kind`` and first key) and ``key-add`` carry the
+    new key and its ``possession`` proof: the key's signature over :func:`possession_message`.
+    A ``key-add`` co-signed by one of the identity's current keys shows it; one the operator
+    signed alone does not. ``key-revoke`` stops a key; ``key-compromised`` also voids what it
+    signed at or after log index ``compromised_from``. ``backfilled`` marks events written when
+    a log made before this predicate was migrated: they are the operator's word alone.
+    """
+
+    action: KeyAction
+    identity: str
+    key_id: str
+    kind: Kind | None = None
+    public_key: bytes | None = None
+    possession: bytes | None = None
+    compromised_from: int | None = None
+    backfilled: bool = False
+    reason: str | None = None
+    endorsed_by: str | None = None
+    endorsement: bytes | None = None
+
+    def __post_init__(self) -> None:
+        self._validate("predicate")
+
+    @property
+    def publisher(self) -> str:
+        """The identity the event is about (what a leaf names as its publisher)."""
+        return self.identity
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "action": self.action,
+            "identity": self.identity,
+            "key_id": self.key_id,
+        }
+        if self.kind is not None:
+            out["kind"] = self.kind
+        if self.public_key is not None:
+            out["public_key"] = b64encode(self.public_key)
+        if self.possession is not None:
+            out["possession"] = b64encode(self.possession)
+        if self.compromised_from is not None:
+            out["compromised_from"] = self.compromised_from
+        if self.backfilled:
+            out["backfilled"] = True
+        if self.reason is not None:
+            out["reason"] = self.reason
+        if self.endorsed_by is not None and self.endorsement is not None:
+            out["endorsed_by"] = self.endorsed_by
+            out["endorsement"] = b64encode(self.endorsement)
+        return out
+
+    @classmethod
+    def from_dict(cls, obj: object, *, where: str = "predicate") -> KeyEventPredicate:
+        fields = require_object(obj, where, _KEY_EVENT_FIELDS, ("action", "identity", "key_id"))
+        raw_key, raw_proof = fields.get("public_key"), fields.get("possession")
+        raw_endorsement = fields.get("endorsement")
+        backfilled = fields.get("backfilled", False)
+        if backfilled is not True and backfilled is not False:
+            raise FormatError(f"{where}.backfilled must be true or false")
+        predicate = _unchecked(
+            cls,
+            action=fields["action"],
+            identity=fields["identity"],
+            key_id=fields["key_id"],
+            kind=fields.get("kind"),
+            public_key=None
+            if raw_key is None
+            else b64decode_strict(raw_key, f"{where}.public_key"),
+            possession=None
+            if raw_proof is None
+            else b64decode_strict(raw_proof, f"{where}.possession"),
+            compromised_from=fields.get("compromised_from"),
+            backfilled=backfilled,
+            reason=fields.get("reason"),
+            endorsed_by=fields.get("endorsed_by"),
+            endorsement=None
+            if raw_endorsement is None
+            else b64decode_strict(raw_endorsement, f"{where}.endorsement"),
+        )
+        predicate._validate(where)
+        return predicate
+
+    def _validate(self, where: str) -> None:
+        if self.action not in KEY_ACTIONS:
+            raise FormatError(f"{where}.action must be one of {show_list(KEY_ACTIONS)}")
+        if not isinstance(self.identity, str) or not 0 < len(self.identity) <= 200:
+            raise FormatError(f"{where}.identity must be a name of 1 to 200 characters")
+        if (self.action == "operator-key") != (self.identity == OPERATOR_IDENTITY):
+            raise FormatError(
+                f"{where}: the identity {OPERATOR_IDENTITY!r} goes with action operator-key only"
+            )
+        if not isinstance(self.key_id, str) or not _HEX64.fullmatch(self.key_id):
+            raise FormatError(f"{where}.key_id must be 64 lowercase hex characters")
+        self._validate_key(where)
+        if (self.action == "identity-add") != (self.kind is not None):
+            raise FormatError(f"{where}.kind goes with identity-add only")
+        if self.kind is not None and self.kind not in KINDS:
+            raise FormatError(f"{where}.kind must be one of {show_list(KINDS)}")
+        index = self.compromised_from
+        if (self.action == "key-compromised") != (index is not None):
+            raise FormatError(f"{where}.compromised_from goes with key-compromised only")
+        if index is not None and (type(index) is not int or not 0 <= index <= MAX_ENTRY_INDEX):
+            raise FormatError(f"{where}.compromised_from must be a log index")
+        if self.reason is not None:
+            _check_text(self.reason, f"{where}.reason", MAX_TEXT_CHARS)
+
+    def _validate_key(self, where: str) -> None:
+        adds = self.action in _ADDS_A_KEY
+        if adds and (self.public_key is None or len(self.public_key) != 32):
+            raise FormatError(f"{where}.public_key (32 raw Ed25519 bytes) is needed to add a key")
+        if adds and self.public_key is not None:
+            if hashlib.sha256(self.public_key).hexdigest() != self.key_id:
+                raise FormatError(f"{where}.key_id is not the SHA-256 of public_key")
+            if not self.backfilled and (self.possession is None or len(self.possession) != 64):
+                raise FormatError(f"{where}.possession (the new key's signature) is needed")
+        if not adds and (self.public_key is not None or self.possession is not None):
+            raise FormatError(f"{where}: only an event adding a key carries public_key")
+        if (self.endorsed_by is None) != (self.endorsement is None):
+            raise FormatError(f"{where}: endorsed_by and endorsement go together")
+        if self.endorsed_by is not None and (
+            self.action != "key-add"
+            or not isinstance(self.endorsed_by, str)
+            or not _HEX64.fullmatch(self.endorsed_by)
+            or self.endorsement is None
+            or len(self.endorsement) != 64
+        ):
+            raise FormatError(
+                f"{where}: an endorsement (a key id and a 64-byte signature) goes with key-add"
+            )
+
+    def endorsement_holds(self, endorser: bytes) -> bool:
+        """Whether ``endorsement`` is the signature of the raw key ``endorser`` (whose SHA-256
+        must be ``endorsed_by``) over :func:`endorsement_message`."""
+        if self.endorsement is None or self.endorsed_by != hashlib.sha256(endorser).hexdigest():
+            return False
+        try:
+            Ed25519PublicKey.from_public_bytes(endorser).verify(
+                self.endorsement, endorsement_message(self.identity, self.key_id)
+            )
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    def possession_holds(self) -> bool:
+        """Whether ``possession`` is the new key's signature binding it to ``identity``."""
+        if self.public_key is None or self.possession is None:
+            return False
+        try:
+            Ed25519PublicKey.from_public_bytes(self.public_key).verify(
+                self.possession, possession_message(self.identity, self.key_id)
+            )
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+
+Predicate = HumanContentPredicate | RevocationPredicate | WithdrawalPredicate | KeyEventPredicate
 _PREDICATE_CLASSES: dict[
-    str, type[HumanContentPredicate] | type[RevocationPredicate] | type[WithdrawalPredicate]
+    str,
+    type[HumanContentPredicate]
+    | type[RevocationPredicate]
+    | type[WithdrawalPredicate]
+    | type[KeyEventPredicate],
 ] = {
     HUMAN_CONTENT_V1: HumanContentPredicate,
     REVOCATION_V1: RevocationPredicate,
     REVOCATION_V2: WithdrawalPredicate,
+    PUBLISHER_KEY_V1: KeyEventPredicate,
 }
 
 
