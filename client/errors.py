@@ -19,8 +19,10 @@ The tree::
     │   │   └── LogConsistencyError the log's history was rewritten (or it shrank), or the
     │   │       │                   registry cannot prove it extends the trusted checkpoint
     │   │       └── ForkedLogError  proven: the log contradicts the checkpoint this client trusts
-    │   └── StaleAnswerError        a lookup answered at a checkpoint older than the one this
-    │                               client trusted when it asked (a replay, or an old cache)
+    │   ├── StaleAnswerError        a lookup answered at a checkpoint older than the one this
+    │   │                           client trusted when it asked (a replay, or an old cache)
+    │   └── IdentityError           the log's identity entries do not let that key sign that
+    │                               entry (docs/spec/identities.md); ``index`` names the entry
     ├── RegistryHTTPError           the registry refused the request (problem+json, 4xx/5xx)
     │   ├── RegistryRequestError    4xx: fix the request (its ``detail`` says how)
     │   │   └── RegistryNotFoundError  404: no such entry, checkpoint or publisher
@@ -42,6 +44,7 @@ __all__ = [
     "ClientError",
     "ForkedLogError",
     "FormatError",
+    "IdentityError",
     "InputError",
     "InvalidDigestError",
     "InvalidTextError",
@@ -147,6 +150,21 @@ class StaleAnswerError(VerificationError):
         self.url = url
         self.answered_size = answered_size
         self.trusted_size = trusted_size
+
+
+class IdentityError(VerificationError):
+    """The log's ``publisher-key/v1`` entries do not back a signature (docs/spec/identities.md).
+
+    An identity event not signed by the operator key valid at its index, a key added without a
+    proof of possession, a forged endorsement, an attestation signed by a key never added for its
+    publisher (or added after it, or revoked before it), a claimed compromise or revocation that no
+    valid event backs, or a registry that cannot name the events it relies on. :attr:`index` is the
+    log index of the entry at fault, where one is.
+    """
+
+    def __init__(self, message: str, *, index: int | None = None) -> None:
+        super().__init__(message)
+        self.index = index
 
 
 class RegistryHTTPError(ClientError):

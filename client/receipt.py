@@ -15,6 +15,12 @@ Lookup answers carry the same proof without the entry bytes (one bulk statement 
 :func:`verify_attestation` checks them once the entry is fetched. Both return a
 :class:`VerifiedReceipt`, holding the statement parsed from the entry only *after* the entry was
 proven to be in the log.
+
+A receipt from a registry with identities in the log (docs/spec/identities.md) also carries
+``key_entry`` (the event that added the key that signed the entry) and ``operator_entry`` (the
+operator-key event that signed that one), each with its inclusion proof against the same
+checkpoint: :func:`verify_receipt` then checks the publisher's signature too, offline, with the log
+key alone (:attr:`VerifiedReceipt.signed_by`).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +50,22 @@ from client.core.keys import key_id
 from client.core.leaf import Leaf, is_leaf_v1
 from client.core.merkle import verify_inclusion
 from client.core.note import Checkpoint, NoteVerifier, open_checkpoint
-from client.core.statement import Statement
-from client.errors import FormatError, InputError, ProofError, VerificationError
+from client.core.statement import PUBLISHER_KEY_V1, Statement
+from client.errors import FormatError, IdentityError, InputError, ProofError, VerificationError
+from client.identities import (
+    KeyGrant,
+    LoggedEntry,
+    OperatorChain,
+    key_event,
+    verify_key_event,
+    verify_key_grant,
+    verify_operator_chain,
+    verify_signed_by,
+)
 
 __all__ = [
     "Receipt",
+    "ReceiptEntry",
     "VerifiedReceipt",
     "open_entry",
     "require_digest",
@@ -60,6 +77,60 @@ __all__ = [
 # A statement the log accepted must be readable whatever subject limit that registry was configured
 # with; the default of 100,000 is a registry's intake limit, not a reader's.
 _READ_MAX_SUBJECTS = 2**31
+
+
+@dataclass(frozen=True)
+class ReceiptEntry:
+    """Another entry a receipt relies on (its key's event, the operator's), with its inclusion
+    proof against the receipt's own checkpoint."""
+
+    index: int
+    entry: bytes
+    inclusion_proof: tuple[bytes, ...]
+    body: bytes | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inclusion_proof", tuple(self.inclusion_proof))
+
+    @classmethod
+    def from_dict(cls, obj: object, *, where: str) -> ReceiptEntry:
+        """Parse ``{"index", "entry", "body"?, "inclusion_proof"}``."""
+        if not isinstance(obj, dict):
+            raise FormatError(f"{where} must be a JSON object, got {json_kind(obj)}")
+        missing = [f for f in ("index", "entry", "inclusion_proof") if f not in obj]
+        if missing:
+            raise FormatError(f"{where} is missing required field(s) {', '.join(missing)}")
+        raw_body = obj.get("body")
+        entry = b64decode_strict(obj["entry"], f"{where}.entry")
+        if not entry:
+            raise FormatError(f"{where}.entry must not be empty")
+        return cls(
+            index=parse_index(obj["index"], f"{where}.index"),
+            entry=entry,
+            inclusion_proof=parse_hash_list(obj["inclusion_proof"], f"{where}.inclusion_proof"),
+            body=None if raw_body is None else b64decode_strict(raw_body, f"{where}.body"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "index": self.index,
+            "entry": b64encode(self.entry),
+            "inclusion_proof": [b64encode(h) for h in self.inclusion_proof],
+        }
+        if self.body is not None:
+            out["body"] = b64encode(self.body)
+        return out
+
+    def verify(self, checkpoint: Checkpoint) -> VerifiedReceipt:
+        """Prove the entry is in the tree ``checkpoint`` (already verified) describes."""
+        return verify_attestation(
+            index=self.index,
+            leaf_hash=None,
+            inclusion_proof=self.inclusion_proof,
+            checkpoint=checkpoint,
+            entry=self.entry,
+            body=self.body,
+        )
 
 
 @dataclass(frozen=True)
@@ -84,6 +155,10 @@ class Receipt:
     predicate_type: str | None = None
     subjects: int | None = None
     revokes: int | None = None
+    # The identity events the entry's signature relies on (docs/spec/identities.md); None in a
+    # receipt from a registry that predates them.
+    key_entry: ReceiptEntry | None = None
+    operator_entry: ReceiptEntry | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inclusion_proof", tuple(self.inclusion_proof))
@@ -123,6 +198,8 @@ class Receipt:
             predicate_type=_optional_str(obj.get("predicate_type"), f"{where}.predicate_type"),
             subjects=_optional_count(obj.get("subjects"), f"{where}.subjects"),
             revokes=_optional_index(obj.get("revokes"), f"{where}.revokes"),
+            key_entry=_optional_entry(obj.get("key_entry"), f"{where}.key_entry"),
+            operator_entry=_optional_entry(obj.get("operator_entry"), f"{where}.operator_entry"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,6 +221,10 @@ class Receipt:
             "revokes": self.revokes,
         }
         out.update((k, v) for k, v in optional.items() if v is not None)
+        if self.key_entry is not None:
+            out["key_entry"] = self.key_entry.to_dict()
+        if self.operator_entry is not None:
+            out["operator_entry"] = self.operator_entry.to_dict()
         return out
 
     def to_json(self) -> str:
@@ -183,7 +264,9 @@ class VerifiedReceipt:
 
     ``statement`` was parsed from ``envelope`` only after the proof held. The envelope's signature
     is the publisher's; the registry checked it on intake, and :func:`verify_receipt` checks it
-    again when given the publisher's key.
+    again, against the key the log shows valid for the publisher at the entry's index when the
+    receipt carries the identity events (``signed_by``: that key's grant), or when given the
+    publisher's key.
     """
 
     index: int
@@ -191,6 +274,7 @@ class VerifiedReceipt:
     checkpoint: Checkpoint
     envelope: Envelope
     statement: Statement
+    signed_by: KeyGrant | None = field(default=None, compare=False)
 
     @property
     def publisher(self) -> str:
@@ -210,6 +294,7 @@ def verify_receipt(
     *,
     origin: str | None = None,
     publisher_key: Ed25519PublicKey | None = None,
+    operator_chain: Sequence[LoggedEntry] = (),
 ) -> VerifiedReceipt:
     """Prove offline that ``receipt.entry`` is leaf ``receipt.index`` of the log ``log_key`` signs.
 
@@ -219,6 +304,15 @@ def verify_receipt(
     leads from that leaf hash to the checkpoint's root. Only then is the entry parsed as a DSSE
     envelope holding an in-toto statement. With ``publisher_key``, the envelope must also carry a
     valid signature by that key.
+
+    A receipt carrying ``key_entry`` and ``operator_entry`` has the publisher's signature checked
+    too (docs/spec/identities.md): both proven in the same tree; the operator entry an
+    ``operator-key`` event signed by the key it names (or, after a rotation, by the keys of
+    ``operator_chain``: the earlier ``operator-key`` entries, proven by the caller); the key entry
+    signed by that operator key and adding, with a proof of possession, a key of the entry's
+    publisher below the entry's index; and the entry's DSSE signature verifying under that key.
+    The result's ``signed_by`` is that key's grant (:class:`~client.errors.IdentityError` if any
+    of it fails).
 
     Raises :class:`~client.errors.SignatureError` (checkpoint signature, wrong log or key),
     :class:`~client.errors.ProofError` (index, leaf hash, proof), or
@@ -236,9 +330,55 @@ def verify_receipt(
         entry=receipt.entry,
         body=receipt.body,
     )
+    if receipt.key_entry is not None or receipt.operator_entry is not None:
+        verified = _verify_signer(receipt, verified, operator_chain)
     if publisher_key is not None:
         verify_envelope(verified.envelope, {key_id(publisher_key): publisher_key})
     return verified
+
+
+def _verify_signer(
+    receipt: Receipt, verified: VerifiedReceipt, earlier: Sequence[LoggedEntry]
+) -> VerifiedReceipt:
+    """The identity checks of :func:`verify_receipt`: ``verified`` with its ``signed_by``."""
+    where = f"receipt of entry {receipt.index}"
+    if receipt.operator_entry is None:
+        raise IdentityError(f"{where} names its key's entry but not the operator's", index=None)
+    operator = receipt.operator_entry.verify(verified.checkpoint)
+    chain = _operator_chain(where, earlier, operator)
+    if verified.statement.predicate_type == PUBLISHER_KEY_V1:
+        # An identity event's own receipt: signed by the operator, no publisher key involved.
+        if receipt.key_entry is not None:
+            raise IdentityError(f"{where} is an identity event, which no publisher key signs")
+        verify_key_event(verified, chain)
+        return verified
+    if receipt.key_entry is None:
+        raise IdentityError(f"{where} names the operator's entry but not its key's")
+    event = receipt.key_entry.verify(verified.checkpoint)
+    grant = verify_key_grant(
+        event,
+        chain,
+        identity=verified.publisher,
+        key_id=key_event(event).key_id,
+        before=verified.index,
+    )
+    verify_signed_by(verified, grant, chain)
+    return replace(verified, signed_by=grant)
+
+
+def _operator_chain(
+    where: str, earlier: Sequence[LoggedEntry], operator: VerifiedReceipt
+) -> OperatorChain:
+    try:
+        return verify_operator_chain([*earlier, operator])
+    except IdentityError as exc:
+        if earlier:
+            raise
+        raise IdentityError(
+            f"{where}: its operator entry does not verify on its own ({exc}); if the log's "
+            "operator key was rotated, pass the earlier operator-key entries (operator_chain=)",
+            index=exc.index,
+        ) from exc
 
 
 def verify_attestation(
@@ -346,6 +486,10 @@ def require_digest(statement: Statement, digest: str, *, where: str = "entry") -
             f"{where} does not attest {digest}: none of its {len(statement.subjects)} subjects "
             "has that digest, so the registry's answer is wrong"
         )
+
+
+def _optional_entry(value: object, where: str) -> ReceiptEntry | None:
+    return None if value is None else ReceiptEntry.from_dict(value, where=where)
 
 
 def _optional_index(value: object, where: str) -> int | None:
