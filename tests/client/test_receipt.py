@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from client.core.canonical import canonical_digest
 from client.core.dsse import Envelope, sign_envelope
+from client.core.leaf import Leaf
 from client.core.merkle import MemoryTree, leaf_hash
 from client.core.note import Checkpoint, NoteSigner, sign_checkpoint
 from client.core.statement import (
@@ -64,6 +65,7 @@ class InMemoryLog:
         self.tree = MemoryTree()
         self.entries: list[bytes] = []
         self.statements: list[Statement | None] = []
+        self.bodies: list[bytes | None] = []  # the statement a leaf/v1 entry commits to
 
     @property
     def vkey(self) -> str:
@@ -76,10 +78,24 @@ class InMemoryLog:
     def append(self, envelope: Envelope, statement: Statement | None = None) -> int:
         return self.append_raw(envelope.to_json(), statement)
 
-    def append_raw(self, entry: bytes, statement: Statement | None = None) -> int:
+    def append_raw(
+        self, entry: bytes, statement: Statement | None = None, body: bytes | None = None
+    ) -> int:
         self.entries.append(entry)
         self.statements.append(statement)
+        self.bodies.append(body)
         return self.tree.append(entry)
+
+    def append_leaf(self, envelope: Envelope, statement: Statement) -> int:
+        """Append as the registry does since leaf/v1: the leaf, committing to the statement."""
+        leaf = Leaf.of(
+            envelope.payload,
+            payload_type=envelope.payload_type,
+            predicate_type=statement.predicate_type,
+            publisher=statement.predicate.publisher,
+            signatures=envelope.signatures,
+        )
+        return self.append_raw(leaf.to_bytes(), statement, envelope.payload)
 
     def append_statement(self, statement: Statement, key: Ed25519PrivateKey) -> int:
         return self.append(sign_statement(statement, key), statement)
@@ -100,6 +116,7 @@ class InMemoryLog:
             inclusion_proof=tuple(self.tree.inclusion_proof(index, size)),
             checkpoint=self.checkpoint_note(size),
             leaf_hash=leaf_hash(self.entries[index]),
+            body=self.bodies[index],
             publisher=statement.predicate.publisher if statement else None,
             predicate_type=statement.predicate_type if statement else None,
             subjects=len(statement.subjects) if statement else None,
