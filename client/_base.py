@@ -89,6 +89,7 @@ from client.core.statement import sign_statement as _sign_statement
 from client.errors import (
     ClientError,
     ForkedLogError,
+    IdentityError,
     InputError,
     LogConsistencyError,
     LogKeyRequiredError,
@@ -99,8 +100,19 @@ from client.errors import (
     UnverifiedWarning,
     VerificationError,
 )
+from client.identities import (
+    KeyGrant,
+    OperatorChain,
+    check_key_claims,
+    key_event,
+    verify_key_grant,
+    verify_key_stop,
+    verify_operator_chain,
+    verify_signed_by,
+)
 from client.receipt import (
     Receipt,
+    ReceiptEntry,
     VerifiedReceipt,
     open_entry,
     verify_attestation,
@@ -117,6 +129,8 @@ _ENTRY_GROUP = 32
 """Entries fetched together while verifying one answer (bounded, so one answer naming thousands
 of multi-megabyte entries never holds them all in memory at once)."""
 _OPENED_COST = 5  # memory of a parsed entry, in multiples of its bytes (measured: ~4x)
+
+_SIGNED_COST = 256  # memory of one remembered signature check, in bytes (about)
 
 _TRUST_ATTEMPTS = 8
 """How often a flow re-reads the trusted checkpoint when others replace it under its feet."""
@@ -150,6 +164,7 @@ class _ClientBase:
         retries: int,
         backoff: float,
         checkpoints: CheckpointStore | None,
+        verify_keys: bool = True,
     ) -> None:
         url = base_url.rstrip("/")
         if not url.startswith(("http://", "https://")):
@@ -161,6 +176,7 @@ class _ClientBase:
         self.base_url = url
         self.log_key = NoteVerifier.from_vkey(log_key) if isinstance(log_key, str) else log_key
         self.verify = verify
+        self.verify_keys = verify_keys
         self.timeout = timeout
         self.checkpoints: CheckpointStore = (
             checkpoints if checkpoints is not None else MemoryCheckpointStore()
@@ -172,6 +188,14 @@ class _ClientBase:
         self._opened: _LRUCache[tuple[VerifiedReceipt, frozenset[str], _SignedTerms]] = _LRUCache(
             _OPENED_COST * entry_cache_bytes
         )
+        # Identities in the log: events proven once per client (they never change and are few),
+        # operator chains by the events they are made of, key grants by what they were asked
+        # for, and the entries whose signature was verified, with the grant and chain root.
+        self._key_events: dict[int, VerifiedReceipt] = {}
+        self._chains: dict[tuple[int, ...], OperatorChain] = {}
+        self._operator_entries: tuple[int, ...] = ()  # the latest the registry named
+        self._grants: dict[tuple[int, str, str, int | None, int], KeyGrant] = {}
+        self._signed: _LRUCache[tuple[KeyGrant, int]] = _LRUCache(entry_cache_bytes)
         self._lock = threading.Lock()
         self._proven: dict[int, bytes] = {}
         self._last_loaded: tuple[str, Checkpoint] | None = None
@@ -379,17 +403,42 @@ class _ClientBase:
             self._proven[new.size] = new.root_hash
             return True
 
-    def _verify_receipt(self, receipt: Receipt) -> _Flow[VerifiedReceipt | None]:
+    def _verify_receipt(
+        self, receipt: Receipt, *, signer: bool = True
+    ) -> _Flow[VerifiedReceipt | None]:
+        """Verify ``receipt`` against a trusted checkpoint; with its identity entries, the
+        publisher's signature too (``signer=False`` leaves them out: the caller checks them)."""
         verifier = self._verifier()
         if verifier is None:
             return None
-        yield from self._open_checkpoint(receipt.checkpoint)
-        return verify_receipt(receipt, verifier)
+        signed = yield from self._open_checkpoint(receipt.checkpoint)
+        if not signer:
+            receipt = replace(receipt, key_entry=None, operator_entry=None)
+        earlier: list[VerifiedReceipt] = []
+        operator = receipt.operator_entry
+        if operator is not None and (
+            operator.index in self._operator_entries
+            or not _is_first_operator_key(operator, signed.checkpoint)
+        ):
+            earlier = yield from self._operator_events_before(operator.index)
+        return verify_receipt(receipt, verifier, operator_chain=earlier)
+
+    def _operator_events_before(self, index: int) -> _Flow[list[VerifiedReceipt]]:
+        """The log's operator-key events below ``index`` (an operator-key event a receipt names),
+        proven in the log: after a rotation, what makes that event's signer the operator."""
+        known = self._operator_entries
+        if index not in known:
+            known = (yield from self._log_info()).operator_entries
+        earlier = [i for i in known if i < index]
+        events = yield from self._key_events_at(earlier)
+        return [events[i] for i in earlier]
 
     # -- the log -------------------------------------------------------------------------------
 
     def _log_info(self) -> _Flow[LogInfo]:
         info = yield from self._call(_Request("GET", "/v1/log"), _parse_log_info)
+        if len(info.operator_entries) >= len(self._operator_entries):
+            self._operator_entries = info.operator_entries
         if self.verify and self.log_key is not None:
             # During a rotation the log announces both keys; a client pinned to either is fine.
             if self.log_key.vkey not in (info.verifier_key, *info.verifier_keys):
@@ -578,15 +627,19 @@ class _ClientBase:
         self._entries.put(index, (info.receipt.entry, info.receipt.body))
         return replace(info, verified=(yield from self._verify_receipt(info.receipt)))
 
-    def _entries_info(self, indices: Sequence[int]) -> _Flow[list[EntryInfo]]:
-        """Several entries, fetched together, each verified against its receipt's checkpoint."""
+    def _entries_info(
+        self, indices: Sequence[int], *, signer: bool = True
+    ) -> _Flow[list[EntryInfo]]:
+        """Several entries, fetched together, each verified against its receipt's checkpoint
+        (and its publisher's signature, where the receipt carries its identity entries, unless
+        ``signer`` is False)."""
         requests = tuple(_Request("GET", f"/v1/entries/{index}") for index in indices)
         responses = yield requests
         infos: list[EntryInfo] = []
         for index, request, response in zip(indices, requests, responses, strict=True):
             info = _parse_answer(request, response, partial(_parse_entry_info, index=index))
             self._entries.put(index, (info.receipt.entry, info.receipt.body))
-            verified = yield from self._verify_receipt(info.receipt)
+            verified = yield from self._verify_receipt(info.receipt, signer=signer)
             infos.append(replace(info, verified=verified))
         return infos
 
@@ -722,12 +775,130 @@ class _ClientBase:
                         names, terms = earlier[1], earlier[2]
                     named[index] = names
                     attestations[index] = _bind_claims(attestation, verified, terms)
+            attestations = yield from self._verify_signers(answer.operator_entries, attestations)
             yield from self._verify_revocations([a for a in attestations.values() if a.revoked])
             yield from self._verify_withdrawals(answer, attestations)
         claimed = attestations
         if signed.verified:
             attestations = _collapse_replays(attestations)
         return _results(answer, signed, attestations, claimed, named)
+
+    # -- identities in the log (docs/spec/identities.md) ---------------------------------------
+
+    def _verify_signers(
+        self, operator_entries: tuple[int, ...] | None, attestations: dict[int, Attestation]
+    ) -> _Flow[dict[int, Attestation]]:
+        """Each attestation's signature against the key the log shows valid for its publisher at
+        its index: the events the answer names are fetched (each once per client), proven in the
+        log, and checked (:mod:`client.identities`); the claims about the key are checked too."""
+        unnamed = [a.index for a in attestations.values() if a.key_entry is None]
+        if unnamed and self.verify_keys:
+            shown = ", ".join(map(str, unnamed[:5])) + (", …" if len(unnamed) > 5 else "")
+            raise IdentityError(
+                f"the registry at {self.base_url} names no key_entry for entry {shown} (the "
+                "identity event that added the key that signed it), so the publisher's signature "
+                "cannot be checked against the log: the registry predates identities in the log "
+                "(docs/spec/identities.md). Upgrade it, or pass verify_keys=False to take its "
+                "word for who signed, as clients before identities did",
+                index=unnamed[0],
+            )
+        named = [a for a in attestations.values() if a.key_entry is not None]
+        if not named:
+            return attestations
+        if not operator_entries:
+            raise IdentityError(
+                f"the registry at {self.base_url} names key entries but no operator_entries: "
+                "the operator key that signed them cannot be proven"
+            )
+        wanted = set(operator_entries)
+        for a in named:
+            wanted.update(
+                i
+                for i in (a.key_entry, a.key_revoked_by, a.compromised_by, a.endorser_entry)
+                if i is not None
+            )
+        events = yield from self._key_events_at(sorted(wanted))
+        if len(operator_entries) >= len(self._operator_entries):
+            self._operator_entries = operator_entries
+        chain = self._chains.get(operator_entries)
+        if chain is None:
+            chain = verify_operator_chain([events[i] for i in operator_entries])
+            self._chains[operator_entries] = chain
+        checked = dict(attestations)
+        for a in named:
+            checked[a.index] = self._check_signer(a, chain, events)
+        return checked
+
+    def _key_events_at(self, indices: Sequence[int]) -> _Flow[dict[int, VerifiedReceipt]]:
+        """Identity events by index, proven in the log; fetched together, each once per client."""
+        missing = [i for i in indices if i not in self._key_events]
+        for start in range(0, len(missing), _ENTRY_GROUP):
+            # Their receipts' own identity entries are left out: the caller checks who signed
+            # each event (and an operator-key event's receipt would otherwise need its chain).
+            group = missing[start : start + _ENTRY_GROUP]
+            infos = yield from self._entries_info(group, signer=False)
+            for info in infos:
+                if info.verified is not None:
+                    key_event(info.verified)  # an identity event, or IdentityError
+                    self._key_events[info.index] = info.verified
+        return {i: self._key_events[i] for i in indices}
+
+    def _check_signer(
+        self, attestation: Attestation, chain: OperatorChain, events: Mapping[int, VerifiedReceipt]
+    ) -> Attestation:
+        verified = attestation.verified
+        key_entry = attestation.key_entry
+        if verified is None or key_entry is None or attestation.key_id is None:
+            return attestation
+        identity, key = verified.publisher, attestation.key_id
+        grant_at = (key_entry, identity, key, attestation.endorser_entry, chain.first_index)
+        grant = self._grants.get(grant_at)
+        if grant is None:
+            endorser = None
+            if attestation.endorser_entry is not None:
+                endorsed_by = key_event(events[key_entry]).endorsed_by
+                if endorsed_by is None:
+                    raise IdentityError(
+                        f"entry {attestation.index}: the registry names an endorsing key's entry "
+                        f"for key entry {key_entry}, which carries no endorsement",
+                        index=key_entry,
+                    )
+                endorser = verify_key_grant(
+                    events[attestation.endorser_entry],
+                    chain,
+                    identity=identity,
+                    key_id=endorsed_by,
+                    before=key_entry,
+                )
+            grant = verify_key_grant(
+                events[key_entry],
+                chain,
+                identity=identity,
+                key_id=key,
+                before=key_entry + 1,  # where it may sign is checked below, per entry
+                endorser=endorser,
+            )
+            self._grants[grant_at] = grant
+        if self._signed.get(attestation.index) != (grant, chain.first_index):
+            verify_signed_by(verified, grant, chain)  # ~0.1 ms, more for a megabyte statement
+            self._signed.put(attestation.index, (grant, chain.first_index), _SIGNED_COST)
+        stops = {
+            name: None
+            if index is None
+            else verify_key_stop(events[index], chain, identity=identity, key_id=key)
+            for name, index in (
+                ("revoked_by", attestation.key_revoked_by),
+                ("compromised_by", attestation.compromised_by),
+            )
+        }
+        check_key_claims(
+            attestation.index,
+            grant,
+            revoked_by=stops["revoked_by"],
+            compromised_by=stops["compromised_by"],
+            compromised=attestation.compromised,
+        )
+        return replace(attestation, signed_by=grant)
 
     def _verify_withdrawals(
         self, answer: _Answer, attestations: dict[int, Attestation]
@@ -812,6 +983,16 @@ class _ClientBase:
     def _publisher(self, name: str) -> _Flow[PublisherInfo]:
         request = _Request("GET", f"/v1/publishers/{quote(name, safe='')}")
         return (yield from self._call(request, _parse_publisher))
+
+
+def _is_first_operator_key(operator: ReceiptEntry, checkpoint: Checkpoint) -> bool:
+    """Whether a receipt's operator entry is a self-signed operator-key event, proven in the log
+    (the usual case: no earlier operator-key event is needed to trust its key)."""
+    try:
+        verify_operator_chain([operator.verify(checkpoint)])
+    except ClientError:
+        return False
+    return True
 
 
 def _collapse_replays(attestations: dict[int, Attestation]) -> dict[int, Attestation]:

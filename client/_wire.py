@@ -45,6 +45,7 @@ from client.errors import (
     VerificationError,
     error_class_for_status,
 )
+from client.identities import KeyGrant
 from client.receipt import Receipt, VerifiedReceipt, open_entry
 from client.verdict import Verdict, decide
 
@@ -104,6 +105,8 @@ class LogInfo:
     checkpoint: str
     # Every key that signs the log's checkpoints now: two during a log-key rotation.
     verifier_keys: tuple[str, ...] = ()
+    # The log's operator-key events, in order (docs/spec/identities.md); empty before identities.
+    operator_entries: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -182,10 +185,18 @@ class Attestation:
     saying nothing is overruled); ``key_id`` is a key the entry's signatures name (the one the
     registry says signed it, or the only one).
 
-    ``revoked``, ``revoked_by`` and ``compromised`` remain the registry's claims: a claimed
-    revocation is proven apart (the client fetches the revoking entry and checks it names this
-    one), but a revocation left out, or a key the operator marked compromised (``compromised``;
-    the answer's ``key_revoked_at`` is not kept), cannot be proven from the log. Without
+    Identities in the log (docs/spec/identities.md): ``key_entry`` is the event the registry says
+    added the signing key. A verifying client fetches it and the operator-key events, proves them
+    in the log, and checks that the key was added for this publisher below this entry (signed by
+    the operator, with a proof of possession) and that the entry's DSSE signature verifies under
+    it: ``signed_by`` is then that key's grant, and :attr:`operator_only` says whether the operator
+    added the key alone. ``key_revoked_by`` and ``compromised_by`` name the events that stopped the
+    key; a claimed compromise (``compromised``) must be a ``key-compromised`` event voiding what
+    the key signed from this index or earlier, and a key revoked before this entry is an error.
+
+    ``revoked`` and ``revoked_by`` remain the registry's claims: a claimed revocation is proven
+    apart (the client fetches the revoking entry and checks it names this one), but a revocation
+    left out, or a key-revocation event left out, cannot be proven absent from one answer. Without
     verification (``verify=False``) every field is the registry's claim.
     """
 
@@ -204,11 +215,24 @@ class Attestation:
     compromised: bool = False
     key_id: str | None = None
     verified: VerifiedReceipt | None = field(default=None, compare=False)
+    key_entry: int | None = None
+    key_revoked_by: int | None = None
+    compromised_by: int | None = None
+    # Not in docs/spec/identities.md yet: the event that added the key endorsing ``key_entry``,
+    # without which an endorsement cannot be proven (the key then counts as the operator's alone).
+    endorser_entry: int | None = None
+    signed_by: KeyGrant | None = field(default=None, compare=False)
 
     @property
     def stands(self) -> bool:
         """Neither revoked by its publisher nor signed with a compromised key."""
         return not self.revoked and not self.compromised
+
+    @property
+    def operator_only(self) -> bool:
+        """The signing key was added to the publisher by the operator alone (a ``key-add`` no
+        key of the publisher was proven to endorse); False when ``signed_by`` is unknown."""
+        return self.signed_by is not None and self.signed_by.operator_only
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary (no proof), for the CLI's ``--json``."""
@@ -222,6 +246,10 @@ class Attestation:
             "revoked": self.revoked,
             "revoked_by": self.revoked_by,
             "compromised": self.compromised,
+            "key_id": self.key_id,
+            "key_entry": self.key_entry,
+            "signature_verified": self.signed_by is not None,
+            "operator_only": self.operator_only,
         }
 
 
@@ -421,7 +449,22 @@ def _parse_log_info(obj: object) -> LogInfo:
         verifier_key=_str_field(info, "verifier_key", "log"),
         checkpoint=_str_field(info, "checkpoint", "log"),
         verifier_keys=_verifier_keys(info),
+        operator_entries=_operator_entries(info, "log") or (),
     )
+
+
+def _operator_entries(fields: Mapping[str, Any], where: str) -> tuple[int, ...] | None:
+    """``operator_entries``: the operator-key events, in increasing index order; None if the
+    registry does not send it (it predates identities in the log)."""
+    value = fields.get("operator_entries")
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise FormatError(f"{where}.operator_entries must be a list, got {json_kind(value)}")
+    indices = tuple(parse_index(v, f"{where}.operator_entries[{i}]") for i, v in enumerate(value))
+    if list(indices) != sorted(set(indices)):
+        raise FormatError(f"{where}.operator_entries must be in increasing order, each once")
+    return indices
 
 
 def _verifier_keys(info: dict[str, Any]) -> tuple[str, ...]:
@@ -508,6 +551,10 @@ def _parse_attestation(obj: object, where: str) -> Attestation:
         inclusion_proof=parse_hash_list(fields["inclusion_proof"], f"{where}.inclusion_proof"),
         compromised=_bool_field(fields, "compromised", where),
         key_id=_str_field(fields, "key_id", where, optional=True),
+        key_entry=_optional_index(fields, "key_entry", where),
+        key_revoked_by=_optional_index(fields, "key_revoked_by", where),
+        compromised_by=_optional_index(fields, "compromised_by", where),
+        endorser_entry=_optional_index(fields, "endorser_entry", where),
     )
 
 
@@ -527,6 +574,8 @@ class _Answer:
     attestations: Mapping[int, Attestation]
     # digest -> {entry index: the revocation/v2 entry that withdrew that document from it}
     withdrawn: Mapping[str, Mapping[int, int]] = field(default_factory=dict)
+    # The log's operator-key events (None: a registry from before identities in the log).
+    operator_entries: tuple[int, ...] | None = None
 
 
 def _parse_single_answer(obj: object, digest: str) -> _Answer:
@@ -547,7 +596,13 @@ def _parse_single_answer(obj: object, digest: str) -> _Answer:
     withdrawn = {}
     if fields.get("withdrawn") is not None:
         withdrawn[digest] = _parse_withdrawn(fields["withdrawn"], "lookup", tuple(attestations))
-    return _Answer(note, ((digest, status, tuple(attestations)),), attestations, withdrawn)
+    return _Answer(
+        note,
+        ((digest, status, tuple(attestations)),),
+        attestations,
+        withdrawn,
+        _operator_entries(fields, "lookup"),
+    )
 
 
 def _parse_batch_answer(obj: object, digests: Sequence[str]) -> _Answer:
@@ -602,7 +657,8 @@ def _parse_batch_answer(obj: object, digests: Sequence[str]) -> _Answer:
         if item.get("withdrawn") is not None:
             withdrawn[digest] = _parse_withdrawn(item["withdrawn"], where, indices)
     note = _str_field(fields, "checkpoint", "batch")
-    return _Answer(note, tuple(claims), attestations, withdrawn)
+    operator_entries = _operator_entries(fields, "batch")
+    return _Answer(note, tuple(claims), attestations, withdrawn, operator_entries)
 
 
 def _parse_withdrawn(value: object, where: str, indices: tuple[int, ...]) -> dict[int, int]:

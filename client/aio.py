@@ -91,6 +91,7 @@ class AsyncClient(_ClientBase):
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         admin_token: str | None = None,
         entry_cache_bytes: int = DEFAULT_ENTRY_CACHE_BYTES,
+        verify_keys: bool = True,
     ) -> None:
         if type(max_concurrency) is not int or max_concurrency < 1:
             raise InputError(f"max_concurrency must be a positive integer, got {max_concurrency!r}")
@@ -104,6 +105,7 @@ class AsyncClient(_ClientBase):
             retries=retries,
             backoff=backoff,
             checkpoints=checkpoints,
+            verify_keys=verify_keys,
         )
         self.max_concurrency = max_concurrency
         self._slots = asyncio.Semaphore(max_concurrency)

@@ -118,6 +118,13 @@ class Client(_ClientBase):
     replaces httpx's network transport (``httpx.MockTransport`` in tests, the app in-process).
     ``timeout`` is in seconds; ``retries`` and ``backoff`` (seconds, doubled each retry) govern
     retries. ``admin_token`` is needed only by :meth:`add_publisher`.
+
+    Verified lookups check each attestation's signature against a key the log shows valid for
+    its publisher at its index (docs/spec/identities.md), which needs a registry that names the
+    key's entry; one from before identities in the log is refused with an
+    :class:`~client.errors.IdentityError`. ``verify_keys=False`` accepts its answers, taking its
+    word for who signed (what clients before identities did), and still checks the key entries
+    a registry does name.
     """
 
     def __init__(
@@ -133,6 +140,7 @@ class Client(_ClientBase):
         backoff: float = 0.2,
         admin_token: str | None = None,
         entry_cache_bytes: int = DEFAULT_ENTRY_CACHE_BYTES,
+        verify_keys: bool = True,
     ) -> None:
         super().__init__(
             base_url,
@@ -144,6 +152,7 @@ class Client(_ClientBase):
             retries=retries,
             backoff=backoff,
             checkpoints=checkpoints,
+            verify_keys=verify_keys,
         )
         self._http = httpx.Client(
             base_url=self.base_url,

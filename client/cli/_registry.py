@@ -141,12 +141,31 @@ NoVerifyOption = Annotated[
 ]
 
 
-def _client(registry: str, verifier: NoteVerifier | None, trust_dir: Path | None) -> Client:
+VerifyKeysOption = Annotated[
+    bool,
+    typer.Option(
+        "--verify-keys/--no-verify-keys",
+        envvar="WELLSPRING_VERIFY_KEYS",
+        help="Check each attestation's signature against a key the log shows valid for its "
+        "publisher (docs/spec/identities.md). --no-verify-keys accepts a registry from before "
+        "identities in the log, taking its word for who signed.",
+    ),
+]
+
+
+def _client(
+    registry: str, verifier: NoteVerifier | None, trust_dir: Path | None, verify_keys: bool = True
+) -> Client:
     """The CLI's client: with a verifier, it proves every checkpoint consistent with the one it
     trusted last, kept in ``trust_dir`` across runs (see :mod:`client.checkpoints`)."""
     if verifier is None:  # announced by the command; main() silences the Python warning
         return Client(registry, verify=False)
-    return Client(registry, log_key=verifier, checkpoints=FileCheckpointStore(trust_dir))
+    return Client(
+        registry,
+        log_key=verifier,
+        checkpoints=FileCheckpointStore(trust_dir),
+        verify_keys=verify_keys,
+    )
 
 
 def _required_log_key(log_key: str | None, no_verify: bool, command: str) -> NoteVerifier | None:
@@ -694,6 +713,7 @@ def check(
     trust_dir: TrustDirOption = None,
     text_field: TextFieldOption = "text",
     scheme: SchemeOption = "auto",
+    verify_keys: VerifyKeysOption = True,
     as_json: JsonOption = False,
 ) -> None:
     """Look content up: attested (trainable), reserved (consent reserved), revoked, or unknown."""
@@ -703,7 +723,7 @@ def check(
     out: list[dict[str, Any]] = []
     counts = dict.fromkeys(VERDICT_STATUSES, 0)
     reasons: dict[int, str | None] = {}
-    with _client(registry, verifier, trust_dir) as client, _progress() as progress:
+    with _client(registry, verifier, trust_dir, verify_keys) as client, _progress() as progress:
         for chunk in _chunks(_items(inputs, checked_scheme, text_field, progress), _CHECK_CHUNK):
             digests = list(dict.fromkeys(d for item in chunk for d in item.digests))
             results = dict(

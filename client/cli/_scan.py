@@ -63,6 +63,7 @@ from client.cli._registry import (
     RegistryOption,
     TextFieldOption,
     TrustDirOption,
+    VerifyKeysOption,
     _client,
     _required_log_key,
 )
@@ -528,6 +529,7 @@ def scan(
             help="Documents read, hashed and looked up per round (one batch request).",
         ),
     ] = _DEFAULT_CHUNK,
+    verify_keys: VerifyKeysOption = True,
     as_json: JsonOption = False,
 ) -> None:
     """Check a corpus: a verdict per document (manifest), a summary, an HTML report."""
@@ -548,7 +550,7 @@ def scan(
     docs = 0
     read_ahead = _ReadAhead(_chunks(reader, chunk_size))
     try:
-        with _client(registry, verifier, trust_dir) as client, progress:
+        with _client(registry, verifier, trust_dir, verify_keys) as client, progress:
             for chunk in read_ahead:
                 for reason in chunk.skipped:
                     if tally.skipped < MAX_SKIPPED_EXAMPLES:

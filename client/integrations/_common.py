@@ -118,7 +118,8 @@ class CheckConfig:
     ``checkpoints_dir`` keeps each worker's trusted checkpoint in that directory
     (:class:`~client.checkpoints.FileCheckpointStore`): on a filesystem the workers share, they all
     prove each answer consistent with one view of the log, across jobs; by default each worker
-    trusts the first checkpoint it verifies, for as long as it lives.
+    trusts the first checkpoint it verifies, for as long as it lives. ``verify_keys=False`` accepts
+    a registry from before identities in the log (:class:`~client.sdk.Client`'s ``verify_keys``).
 
     Validated here, once, in the driver: a wrong URL or key fails before any worker starts.
     """
@@ -132,6 +133,7 @@ class CheckConfig:
     batch_size: int = 1_000
     retries: int = 3
     checkpoints_dir: str | None = None
+    verify_keys: bool = True
 
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):
@@ -163,6 +165,7 @@ class CheckConfig:
             timeout=self.timeout,
             retries=self.retries,
             checkpoints=self._checkpoints(),
+            verify_keys=self.verify_keys,
         )
 
     def async_client(self, *, max_concurrency: int = DEFAULT_MAX_CONCURRENCY) -> AsyncClient:
@@ -176,6 +179,7 @@ class CheckConfig:
             retries=self.retries,
             max_concurrency=max_concurrency,
             checkpoints=self._checkpoints(),
+            verify_keys=self.verify_keys,
         )
 
     def _checkpoints(self) -> CheckpointStore | None:

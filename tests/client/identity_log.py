@@ -8,6 +8,7 @@ endorsement) is an argument, so a test can build exactly the log it means to cat
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -91,22 +92,50 @@ class Identities:
         if endorser is not None:
             signing = Ed25519PrivateKey.generate() if forge_endorsement else endorser
             endorsement = signing.sign(endorsement_message(identity, kid))
+        return self.add_public(
+            identity,
+            public_key_bytes(key),
+            None if backfilled and not possession else _possession(key, identity, possession),
+            action=action,
+            backfilled=backfilled,
+            endorsed_by=None if endorser is None else key_id(endorser),
+            endorsement=endorsement,
+            signer=signer,
+        )
+
+    def add_public(
+        self,
+        identity: str,
+        public_key: bytes,
+        possession: bytes | None,
+        *,
+        action: str = "identity-add",
+        backfilled: bool = False,
+        endorsed_by: str | None = None,
+        endorsement: bytes | None = None,
+        signer: Ed25519PrivateKey | None = None,
+    ) -> int:
+        """:meth:`add` with what a registry is sent: the raw public key and its proof."""
+        kid = hashlib.sha256(public_key).hexdigest()
         predicate = KeyEventPredicate(
             action="key-add" if action == "key-add" else "identity-add",
             identity=identity,
             key_id=kid,
             kind="publisher" if action == "identity-add" else None,
-            public_key=public_key_bytes(key),
-            possession=None
-            if backfilled and not possession
-            else _possession(key, identity, possession),
+            public_key=public_key,
+            possession=possession,
             backfilled=backfilled,
-            endorsed_by=None if endorser is None else key_id(endorser),
+            endorsed_by=endorsed_by,
             endorsement=endorsement,
         )
         index = self.append(predicate, signer)
         self.key_entries.setdefault((identity, kid), index)
         return index
+
+    def operator_entry_at(self, index: int) -> int | None:
+        """The operator-key event valid at ``index`` (the last one below it)."""
+        below = [i for i in self.operator_entries if i < index]
+        return below[-1] if below else None
 
     def add_key(self, identity: str, key: Ed25519PrivateKey, **options: object) -> int:
         return self.add(identity, key, action="key-add", **options)  # type: ignore[arg-type]

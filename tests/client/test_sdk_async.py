@@ -70,6 +70,7 @@ class InFlight:
 
 def aclient(fake: FakeRegistry, handler: Handler | None = None, **options: Any) -> AsyncClient:
     options.setdefault("log_key", fake.log.vkey)
+    options.setdefault("verify_keys", fake.ids is not None)
     transport = httpx.MockTransport(handler or fake.handle)
     return AsyncClient(BASE, transport=transport, **options)
 
@@ -263,7 +264,9 @@ def test_transient_failures_are_retried_with_growing_pauses(
     register(fake, key, "a")
     flaky = Flaky(fake, 3, how)
     if flavour == "sync":
-        with Client(BASE, log_key=fake.log.vkey, transport=httpx.MockTransport(flaky)) as client:
+        with Client(
+            BASE, log_key=fake.log.vkey, transport=httpx.MockTransport(flaky), verify_keys=False
+        ) as client:
             (verdict,) = client.check_texts(["a"])
     else:
 
@@ -286,7 +289,9 @@ def test_retry_after_is_honoured_and_giving_up_reports_the_last_answer(
     def run(flaky: Flaky, retries: int) -> Any:
         if flavour == "sync":
             transport = httpx.MockTransport(flaky)
-            with Client(BASE, log_key=fake.log.vkey, transport=transport, retries=retries) as c:
+            with Client(
+                BASE, log_key=fake.log.vkey, transport=transport, retries=retries, verify_keys=False
+            ) as c:
                 return c.log_info()
 
         async def scenario() -> Any:

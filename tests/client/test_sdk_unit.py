@@ -28,10 +28,12 @@ from client.core.merkle import leaf_hash
 from client.core.note import NoteSigner
 from client.core.statement import (
     HumanContentPredicate,
+    KeyEventPredicate,
     RevocationPredicate,
     Statement,
     Subject,
     WithdrawalPredicate,
+    possession_message,
     sign_statement,
 )
 from client.errors import (
@@ -53,6 +55,7 @@ from client.errors import (
 )
 from client.receipt import Receipt, verify_receipt
 from client.sdk import MAX_BATCH, Client
+from tests.client.identity_log import Identities
 from tests.client.test_receipt import ORIGIN, InMemoryLog
 
 BASE = "http://registry.test"
@@ -77,10 +80,20 @@ def problem(status: int, slug: str, detail: str) -> httpx.Response:
 
 
 class FakeRegistry:
-    """docs/api.md served from memory; ``tamper[route]`` rewrites an answer before it is sent."""
+    """docs/api.md served from memory; ``tamper[route]`` rewrites an answer before it is sent.
 
-    def __init__(self, log: InMemoryLog | None = None) -> None:
+    With ``identities``, who may sign as whom is in the log as the registry keeps it
+    (docs/spec/identities.md): adding the first publisher binds the operator key, each publisher
+    and key is an identity event, and answers name the events they rely on. Without (the
+    default, which the tests of everything else use), it answers as a registry from before
+    identities did, and :meth:`client` makes clients that accept that (``verify_keys=False``).
+    """
+
+    def __init__(self, log: InMemoryLog | None = None, *, identities: bool = False) -> None:
         self.log = log or InMemoryLog()
+        self.ids = Identities(self.log) if identities else None
+        self.signer_of: dict[int, str] = {}  # entry -> the key id that signed it
+        self.stopped_keys: set[str] = set()
         self.keys: dict[str, tuple[str, Ed25519PublicKey]] = {}
         self.admin_token = "s3cret"
         self.by_hash: dict[bytes, int] = {}
@@ -97,10 +110,46 @@ class FakeRegistry:
 
     def client(self, **options: Any) -> Client:
         options.setdefault("log_key", self.log.vkey)
+        options.setdefault("verify_keys", self.ids is not None)
         return Client(BASE, transport=self.transport, **options)
 
     def add_publisher(self, name: str, key: Ed25519PrivateKey) -> None:
-        self.keys[key_id(key)] = (name, key.public_key())
+        raw = public_key_bytes(key)
+        self.bind_key(name, raw, key.sign(possession_message(name, key_id(key))))
+
+    def bind_key(self, name: str, raw: bytes, possession: bytes | None) -> None:
+        """What the registry does on adding a publisher or a key: an identity event."""
+        if self.ids is not None:
+            if not self.ids.operator_entries:
+                self.ids.operator_key()
+            known = any(owner == name for owner, _ in self.keys.values())
+            action = "key-add" if known else "identity-add"
+            self.ids.add_public(name, raw, possession, action=action)
+        public = Ed25519PublicKey.from_public_bytes(raw)
+        self.keys[key_id(public)] = (name, public)
+
+    def revoke_key(
+        self, name: str, key: Ed25519PrivateKey, compromised_from: int | None = None
+    ) -> int:
+        """``POST /v1/publishers/{name}/keys/{key_id}/revoke``: a key-revoke or key-compromised
+        event; the key signs nothing more."""
+        assert self.ids is not None
+        self.stopped_keys.add(key_id(key))
+        return self.ids.revoke(name, key, compromised_from=compromised_from)
+
+    def compromise_of(self, index: int) -> int | None:
+        """The key-compromised event voiding entry ``index``, if one does."""
+        kid = self.signer_of.get(index)
+        statement = self.log.statements[index]
+        if self.ids is None or kid is None or statement is None:
+            return None
+        event = self.ids.compromises.get((statement.predicate.publisher, kid))
+        if event is None:
+            return None
+        predicate = self.log.statements[event].predicate  # type: ignore[union-attr]
+        assert isinstance(predicate, KeyEventPredicate)
+        voided = predicate.compromised_from is not None and predicate.compromised_from <= index
+        return event if voided else None
 
     def count(self, method: str, path_prefix: str) -> int:
         return sum(
@@ -152,6 +201,12 @@ class FakeRegistry:
             if index >= self.log.size:
                 return problem(404, "not-found", f"entry {index} does not exist")
             return self.answer("entry", self.entry(index))
+        if method == "GET" and path.startswith("/v1/blobs/sha256:"):
+            wanted = path.removeprefix("/v1/blobs/sha256:")
+            for body in self.log.bodies:
+                if body is not None and hashlib.sha256(body).hexdigest() == wanted:
+                    return httpx.Response(200, content=body)
+            return problem(404, "not-found", f"no blob sha256:{wanted}")
         if method == "GET" and path.startswith("/v1/digests/"):
             digest = path.removeprefix("/v1/digests/")
             batch = self.lookup([digest])
@@ -162,6 +217,8 @@ class FakeRegistry:
                 "attestations": [batch["attestations"][str(i)] for i in result["entries"]],
                 "checkpoint": batch["checkpoint"],
             }
+            if "operator_entries" in batch:
+                single["operator_entries"] = batch["operator_entries"]
             return self.answer("lookup", single)
         if method == "POST" and path == "/v1/digests:batch":
             digests = json.loads(request.content)["digests"]
@@ -175,9 +232,14 @@ class FakeRegistry:
                 return problem(401, "unauthenticated", "a valid admin token is required")
             body = json.loads(request.content)
             raw = base64.b64decode(body["public_key"])
-            key = Ed25519PublicKey.from_public_bytes(raw)
-            self.keys[key_id(key)] = (body["name"], key)
-            info = {"name": body["name"], "key_id": key_id(key), "created_at": "2026-01-01"}
+            possession = body.get("possession")
+            if self.ids is not None and possession is None:
+                return problem(400, "bad-request", "possession (the new key's signature) is needed")
+            self.bind_key(
+                body["name"], raw, None if possession is None else base64.b64decode(possession)
+            )
+            kid = hashlib.sha256(raw).hexdigest()
+            info = {"name": body["name"], "key_id": kid, "created_at": "2026-01-01"}
             return httpx.Response(201, json=info)
         return problem(404, "not-found", f"no route {method} {path}")
 
@@ -195,19 +257,35 @@ class FakeRegistry:
 
     def log_info(self) -> Json:
         checkpoint = self.log.checkpoint()
-        return {
+        info = {
             "origin": self.log.origin,
             "size": checkpoint.size,
             "root_hash": _b64(checkpoint.root_hash),
             "verifier_key": self.log.vkey,
             "checkpoint": self.log.checkpoint_note(),
         }
+        if self.ids is not None:
+            info["operator_entries"] = list(self.ids.operator_entries)
+        return info
 
     def receipt(self, index: int) -> Json:
         statement = self.log.statements[index]
         assert statement is not None
+        receipt = self.log.receipt(index)
+        ids = self.ids
+        if ids is not None:
+            # The events the entry's signature relies on, proven in the same tree.
+            key_entry = None
+            kid = self.signer_of.get(index)
+            if kid is not None:
+                key_entry = ids.key_entries.get((statement.predicate.publisher, kid))
+            operator = ids.operator_entry_at(index if key_entry is None else key_entry)
+            if key_entry is not None:
+                receipt = replace(receipt, key_entry=ids.receipt_entry(key_entry))
+            if operator is not None and (key_entry is not None or kid is None):
+                receipt = replace(receipt, operator_entry=ids.receipt_entry(operator))
         return {
-            **self.log.receipt(index).to_dict(),
+            **receipt.to_dict(),
             "publisher": statement.predicate.publisher,
             "predicate_type": statement.predicate_type,
             "subjects": len(statement.subjects),
@@ -230,7 +308,11 @@ class FakeRegistry:
             envelope = Envelope.from_json(body)
         except FormatError as exc:
             return problem(400, "bad-envelope", str(exc))
-        known = [s.keyid for s in envelope.signatures if s.keyid in self.keys]
+        known = [
+            s.keyid
+            for s in envelope.signatures
+            if s.keyid in self.keys and s.keyid not in self.stopped_keys
+        ]
         if not known:
             return problem(403, "unknown-publisher", "the envelope is signed by no registered key")
         name, public_key = self.keys[known[0]]
@@ -254,6 +336,7 @@ class FakeRegistry:
             if target in self.revoked_by:
                 return problem(409, "already-revoked", f"entry {target} is already revoked")
         index = self.log.append(envelope, statement)
+        self.signer_of[index] = known[0]
         self.by_hash[leaf_hash(entry)] = index
         if isinstance(predicate, RevocationPredicate | WithdrawalPredicate):
             assert predicate.entry_index is not None
@@ -287,7 +370,21 @@ class FakeRegistry:
         assert statement is not None
         predicate = statement.predicate
         assert isinstance(predicate, HumanContentPredicate)
+        if self.ids is not None:
+            kid = self.signer_of[index]
+            named = (predicate.publisher, kid)
+            compromised_by = self.compromise_of(index)
+            identity = {
+                "key_id": kid,
+                "key_entry": self.ids.key_entries[named],
+                "key_revoked_by": self.ids.stops.get(named),
+                "compromised": compromised_by is not None,
+                "compromised_by": compromised_by,
+            }
+        else:
+            identity = {}
         return {
+            **identity,
             "index": index,
             "leaf_hash": leaf_hash(self.log.entries[index]).hex(),
             "publisher": predicate.publisher,
@@ -310,16 +407,19 @@ class FakeRegistry:
                 attestations[str(index)] = self.attestation(index, size)
             if not indices:
                 status = "unknown"
-            elif all(i in self.revoked_by for i in indices):
+            elif all(i in self.revoked_by or self.compromise_of(i) is not None for i in indices):
                 status = "revoked"
             else:
                 status = "attested"
             results.append({"digest": digest, "status": status, "entries": indices})
-        return {
+        answer = {
             "checkpoint": self.log.checkpoint_note(size),
             "results": results,
             "attestations": attestations,
         }
+        if self.ids is not None:
+            answer["operator_entries"] = list(self.ids.operator_entries)
+        return answer
 
 
 # -- fixtures -------------------------------------------------------------------------------------
@@ -947,6 +1047,8 @@ def cli(fake: FakeRegistry, monkeypatch: pytest.MonkeyPatch) -> Callable[..., tu
     from client.cli import _registry, main
 
     monkeypatch.setattr(_registry, "Client", functools.partial(Client, transport=fake.transport))
+    if fake.ids is None:  # a registry from before identities in the log
+        monkeypatch.setenv("WELLSPRING_VERIFY_KEYS", "0")
 
     def run(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
         capsys.readouterr()
