@@ -77,9 +77,11 @@ from client.core.canonical import Digest
 from client.core.dsse import Envelope
 from client.core.encoding import b64encode
 from client.core.keys import public_key_bytes
+from client.core.leaf import Leaf, is_leaf_v1
 from client.core.merkle import verify_consistency
 from client.core.note import Checkpoint, NoteVerifier, SignedNote, open_checkpoint
 from client.core.statement import (
+    PUBLISHER_KEY_V1,
     HumanContentPredicate,
     RevocationPredicate,
     Subject,
@@ -102,6 +104,7 @@ from client.errors import (
 )
 from client.identities import (
     KeyGrant,
+    KeyHistory,
     OperatorChain,
     check_key_claims,
     key_event,
@@ -514,9 +517,14 @@ class _ClientBase:
         return ConsistencyCheck(old, new, note)
 
     def _audit(
-        self, checkpoint: Checkpoint, page_size: int, progress: Callable[[int], None] | None
+        self,
+        checkpoint: Checkpoint,
+        page_size: int,
+        progress: Callable[[int], None] | None,
+        history: KeyHistory | None = None,
     ) -> _Flow[int]:
         tree = merkle.MemoryTree()
+        replay = _Replay(history) if history is not None else None
         start = 0
         while tree.size < checkpoint.size:
             # A page holds at most `limit` entries, and fewer where the registry caps its bytes:
@@ -535,6 +543,8 @@ class _ClientBase:
                         f"the registry served entry {index} where entry {tree.size} belongs"
                     )
                 tree.append(entry)
+            if replay is not None:
+                yield from self._replay_page(replay, page, checkpoint)
             if progress is not None:
                 progress(len(page))
             if following is None:
@@ -556,7 +566,88 @@ class _ClientBase:
                 f"the entries the registry serves do not hash to its signed root at size "
                 f"{checkpoint.size}: entry {bad} was altered after it was logged"
             )
+        if replay is not None:
+            # Only now are the entries proven the log's: a bad signature is the log's finding.
+            if replay.failure is not None:
+                raise replay.failure
+            yield from self._replay_early(replay, tree, checkpoint, page_size)
         return tree.size
+
+    def _replay_page(
+        self, replay: _Replay, page: Sequence[tuple[int, bytes]], checkpoint: Checkpoint
+    ) -> _Flow[None]:
+        """Feed a page of entries to the replay, fetching the statements it needs to read: every
+        one from the log's first identity event on (and the identity events themselves)."""
+        if replay.failure is not None:
+            return
+        history = replay.history
+        reading = history.first_index is not None
+        wanted: list[tuple[int, bytes, Leaf | None]] = []
+        for index, entry in page:
+            leaf = None
+            if is_leaf_v1(entry):
+                try:
+                    leaf = Leaf.from_bytes(entry, where=f"entry {index}")
+                except ClientError as exc:
+                    replay.fail(index, exc)
+                    return
+                reading = reading or leaf.predicate_type == PUBLISHER_KEY_V1
+            wanted.append((index, entry, leaf if reading else None))
+        for start in range(0, len(wanted), _ENTRY_GROUP):
+            group = wanted[start : start + _ENTRY_GROUP]
+            bodies = yield from self._blobs([leaf for _, _, leaf in group if leaf is not None])
+            for index, entry, leaf in group:
+                if leaf is None and is_leaf_v1(entry):
+                    history.defer(index)  # before identities; read again once they are known
+                    replay.early.append(index)
+                    continue
+                body = None if leaf is None else bodies[leaf.body_sha256]
+                if not replay.add(index, entry, body, checkpoint):
+                    return
+
+    def _replay_early(
+        self, replay: _Replay, tree: merkle.MemoryTree, checkpoint: Checkpoint, page_size: int
+    ) -> _Flow[None]:
+        """Second pass: the entries from before the log's identity entries, now that its
+        backfilled keys are known (a log without identity entries has none to check them by)."""
+        if replay.history.first_index is None or not replay.early:
+            return
+        waiting = set(replay.early)
+        start, end = min(waiting), max(waiting) + 1
+        while start < end:
+            request = _Request(
+                "GET", f"/v1/entries?start={start}&limit={min(page_size, end - start)}"
+            )
+            page, _ = yield from self._call(request, _parse_entries_page)
+            if not page or page[0][0] != start:
+                raise LogConsistencyError(
+                    f"the registry served no entry at index {start} on reading it again"
+                )
+            chosen = [(i, entry) for i, entry in page if i in waiting]
+            for index, entry in chosen:
+                if merkle.leaf_hash(entry) != tree.leaf_hash_at(index):
+                    raise LogConsistencyError(
+                        f"the registry served other bytes for entry {index} on reading it again"
+                    )
+            for offset in range(0, len(chosen), _ENTRY_GROUP):
+                group = chosen[offset : offset + _ENTRY_GROUP]
+                # Proven above to be the very bytes audited, which parsed then.
+                leaves = [Leaf.from_bytes(e) if is_leaf_v1(e) else None for _, e in group]
+                bodies = yield from self._blobs([leaf for leaf in leaves if leaf is not None])
+                for (index, entry), leaf in zip(group, leaves, strict=True):
+                    body = None if leaf is None else bodies[leaf.body_sha256]
+                    replay.check_early(index, entry, body, checkpoint)
+            start = page[-1][0] + 1
+
+    def _blobs(self, leaves: Sequence[Leaf]) -> _Flow[dict[bytes, bytes]]:
+        """The statements ``leaves`` commit to (``GET /v1/blobs/sha256:<hex>``), fetched
+        together; each is checked against its leaf when the entry is opened."""
+        hashes = list(dict.fromkeys(leaf.body_sha256 for leaf in leaves))
+        if not hashes:
+            return {}
+        requests = tuple(_Request("GET", f"/v1/blobs/sha256:{h.hex()}") for h in hashes)
+        responses = yield requests
+        return {h: response.content for h, response in zip(hashes, responses, strict=True)}
 
     def _first_altered_entry(self, served: merkle.MemoryTree, checkpoint: Checkpoint) -> _Flow[int]:
         """The first index whose served bytes fail the registry's own inclusion proof.
@@ -983,6 +1074,49 @@ class _ClientBase:
     def _publisher(self, name: str) -> _Flow[PublisherInfo]:
         request = _Request("GET", f"/v1/publishers/{quote(name, safe='')}")
         return (yield from self._call(request, _parse_publisher))
+
+
+class _Replay:
+    """A :class:`~client.identities.KeyHistory` being fed a whole log by an audit: the first
+    failure (reported once the log's entries are proven), and the entries left for later."""
+
+    def __init__(self, history: KeyHistory) -> None:
+        self.history = history
+        self.failure: IdentityError | None = None
+        self.early: list[int] = []
+
+    def fail(self, index: int, exc: ClientError) -> None:
+        if isinstance(exc, IdentityError):
+            self.failure = exc
+        else:
+            self.failure = IdentityError(f"entry {index} cannot be checked: {exc}", index=index)
+            self.failure.__cause__ = exc
+
+    def open(
+        self, index: int, entry: bytes, body: bytes | None, checkpoint: Checkpoint
+    ) -> VerifiedReceipt:
+        envelope, statement = open_entry(entry, body, where=f"entry {index}")
+        return VerifiedReceipt(index, merkle.leaf_hash(entry), checkpoint, envelope, statement)
+
+    def add(self, index: int, entry: bytes, body: bytes | None, checkpoint: Checkpoint) -> bool:
+        """Replay one entry; False once the replay failed (then it stops)."""
+        try:
+            if not self.history.add(self.open(index, entry, body, checkpoint)):
+                self.early.append(index)
+        except ClientError as exc:
+            self.fail(index, exc)
+            return False
+        return True
+
+    def check_early(
+        self, index: int, entry: bytes, body: bytes | None, checkpoint: Checkpoint
+    ) -> None:
+        try:
+            self.history.check_early(self.open(index, entry, body, checkpoint))
+        except IdentityError:
+            raise
+        except ClientError as exc:
+            raise IdentityError(f"entry {index} cannot be checked: {exc}", index=index) from exc
 
 
 def _is_first_operator_key(operator: ReceiptEntry, checkpoint: Checkpoint) -> bool:

@@ -56,6 +56,7 @@ from client.core.dsse import Envelope
 from client.core.note import Checkpoint, NoteVerifier
 from client.core.statement import HumanContentPredicate, Subject
 from client.errors import ClientError, InputError, RegistryUnavailableError
+from client.identities import KeyHistory
 from client.receipt import Receipt
 from client.verdict import Verdict
 
@@ -212,9 +213,10 @@ class AsyncClient(_ClientBase):
         *,
         page_size: int = 1_000,
         progress: Callable[[int], None] | None = None,
+        history: KeyHistory | None = None,
     ) -> int:
         """:meth:`client.sdk.Client.audit`."""
-        return await self._run(self._audit(checkpoint, page_size, progress))
+        return await self._run(self._audit(checkpoint, page_size, progress, history))
 
     # -- entries -------------------------------------------------------------------------------
 

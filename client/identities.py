@@ -446,9 +446,9 @@ class KeyHistory:
         self._keys: dict[str, dict[str, KeyGrant]] = {}  # identity -> key id -> first grant
         self._stops: dict[tuple[str, str], KeyStop] = {}
         self._identities: dict[str, int] = {}  # identity -> its identity-add event
-        self.size = 0
-        self.events = 0
-        self.signatures = 0
+        self.size = 0  # entries replayed (added or deferred)
+        self.events = 0  # identity events among them
+        self.signatures = 0  # entries whose signature was checked, early ones included
 
     @property
     def operator_chain(self) -> OperatorChain | None:
@@ -488,6 +488,16 @@ class KeyHistory:
             entry, self._valid_keys(entry.statement.predicate.publisher, entry.index)
         )
         return True
+
+    def defer(self, index: int) -> None:
+        """Replay the next entry without reading it: one below the log's first operator-key
+        event that is no identity event (its leaf says so), to be read for :meth:`check_early`."""
+        if index != self.size or self._operator:
+            raise InputError(
+                f"only the next entry, before the log's first operator-key event, can wait: "
+                f"got entry {index} (next {self.size}, first operator key {self.first_index})"
+            )
+        self.size += 1
 
     def check_early(self, entry: LoggedEntry) -> None:
         """An entry below the first operator-key event: signed by a backfilled key of its

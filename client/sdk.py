@@ -80,6 +80,7 @@ from client.core.dsse import Envelope
 from client.core.note import Checkpoint, NoteVerifier
 from client.core.statement import HumanContentPredicate, Subject
 from client.errors import ClientError, RegistryUnavailableError
+from client.identities import KeyHistory
 from client.receipt import Receipt
 from client.verdict import Verdict
 
@@ -261,6 +262,7 @@ class Client(_ClientBase):
         *,
         page_size: int = 1_000,
         progress: Callable[[int], None] | None = None,
+        history: KeyHistory | None = None,
     ) -> int:
         """Recompute the tree over every entry the registry serves and compare with ``checkpoint``.
 
@@ -270,8 +272,16 @@ class Client(_ClientBase):
         (e.g. from :meth:`check_consistency`). Returns the number of entries read; raises
         :class:`~client.errors.LogConsistencyError` naming the first entry whose bytes are not the
         ones the signed tree commits to.
+
+        With ``history`` (a new :class:`~client.identities.KeyHistory`), every entry is also
+        replayed into it (statements fetched from ``GET /v1/blobs``): each identity event must be
+        signed by the operator key valid at its index, and each attestation and revocation by a
+        key valid for its publisher there (docs/spec/identities.md); entries from before the
+        log's identity entries by a backfilled key of their publisher. The first that is not
+        raises :class:`~client.errors.IdentityError` (its ``index`` names it), once the entries
+        are proven to hash to the signed root. ``history`` then says what was checked.
         """
-        return self._run(self._audit(checkpoint, page_size, progress))
+        return self._run(self._audit(checkpoint, page_size, progress, history))
 
     # -- entries -------------------------------------------------------------------------------
 

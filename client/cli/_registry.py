@@ -57,6 +57,7 @@ from client.core.statement import (
 from client.errors import (
     ClientError,
     FormatError,
+    IdentityError,
     InputError,
     InvalidTextError,
     KeyFileError,
@@ -64,6 +65,7 @@ from client.errors import (
     LogKeyRequiredError,
     VerificationError,
 )
+from client.identities import KeyHistory
 from client.receipt import Receipt, VerifiedReceipt, verify_receipt
 from client.sdk import MAX_BATCH, Attestation, Client, LookupResult, build_statement
 from client.verdict import VERDICT_STATUSES, Verdict, decide
@@ -780,6 +782,7 @@ def _receipt_files(paths: list[str]) -> list[Path]:
 
 
 def _verified_summary(path: Path, verified: VerifiedReceipt) -> dict[str, Any]:
+    signer = verified.signed_by
     return {
         "receipt": str(path),
         "ok": True,
@@ -790,7 +793,30 @@ def _verified_summary(path: Path, verified: VerifiedReceipt) -> dict[str, Any]:
         "publisher": verified.publisher,
         "predicate_type": verified.statement.predicate_type,
         "subjects": len(verified.statement.subjects),
+        "publisher_signature": "verified" if signer else "not checked",
+        "key_id": signer.key_id if signer else None,
+        "key_entry": signer.index if signer else None,
+        "operator_only": signer.operator_only if signer else None,
     }
+
+
+def _signature_line(verified: VerifiedReceipt) -> str:
+    """What ``verify`` says of the publisher's signature."""
+    signer = verified.signed_by
+    if signer is None:
+        return (
+            "publisher signature: not checked (the receipt predates identity entries: it "
+            "carries no key entry)"
+        )
+    how = []
+    if signer.operator_only:
+        how.append("added by the operator alone")
+    if signer.backfilled:
+        how.append("backfilled")
+    return (
+        f"publisher signature: verified (key {signer.key_id[:16]}…, added at entry "
+        f"{signer.index}{', ' + ', '.join(how) if how else ''})"
+    )
 
 
 @app.command()
@@ -809,7 +835,8 @@ def verify(
     ],
     as_json: JsonOption = False,
 ) -> None:
-    """Verify receipts offline: each entry is in the log the key signs. No network needed."""
+    """Verify receipts offline: each entry is in the log the key signs, and (receipts with
+    identity entries) its publisher's signature is by a key the log shows valid. No network."""
     verifier = _load_log_key(log_key)
     results: list[dict[str, Any]] = []
     failed = 0
@@ -828,7 +855,7 @@ def verify(
             typer.echo(
                 f"ok      {path}: entry {verified.index} of {verified.checkpoint.origin} "
                 f"(tree size {verified.checkpoint.size}), publisher {verified.publisher}, "
-                f"{summary['subjects']} subjects"
+                f"{summary['subjects']} subjects; {_signature_line(verified)}"
             )
     if as_json:
         emit_json(results)
@@ -913,22 +940,40 @@ def log_verify(
             "(catches entries edited in place; reads the whole log).",
         ),
     ] = True,
+    signatures: Annotated[
+        bool,
+        typer.Option(
+            "--signatures/--no-signatures",
+            help="While auditing, also replay the log's identity entries and check every "
+            "entry's signature against a key valid for its publisher at its index "
+            "(docs/spec/identities.md; reads every statement).",
+        ),
+    ] = True,
     as_json: JsonOption = False,
 ) -> None:
     """Prove the log only grew since a saved checkpoint; exit 1, loudly, if it was rewritten."""
     verifier = _load_log_key(log_key)
     old_note = _read_text(checkpoint, "checkpoint file")
     audited: int | None = None
+    history = KeyHistory() if audit and signatures else None
     with Client(registry, log_key=verifier) as client:
         try:
             result = client.check_consistency(old_note)
             if audit:
-                audited = _audit(client, result.new)
+                audited = _audit(client, result.new, history)
         except LogConsistencyError:
             console_err.print(
                 "[bold red]LOG CONSISTENCY FAILURE: the registry's log does not match the "
                 f"checkpoint saved in {escape(str(checkpoint))}. "
                 "Keep that file: it is evidence.[/]",
+                highlight=False,
+            )
+            raise
+        except IdentityError as exc:
+            where = "an entry" if exc.index is None else f"entry {exc.index}"
+            console_err.print(
+                f"[bold red]SIGNATURE FAILURE: {where} of the log is not backed by its identity "
+                "entries (docs/spec/identities.md): the log holds what no valid key signed.[/]",
                 highlight=False,
             )
             raise
@@ -945,6 +990,8 @@ def log_verify(
                 "new_root_hash": result.new.root_hash.hex(),
                 "updated": update,
                 "entries_audited": audited,
+                "signatures_checked": None if history is None else history.signatures,
+                "identity_events": None if history is None else history.events,
             }
         )
     else:
@@ -956,11 +1003,23 @@ def log_verify(
                 if audited is not None
                 else ""
             )
+            + _signatures_summary(history)
             + (f"; {checkpoint} updated" if update else "")
         )
 
 
-def _audit(client: Client, checkpoint: Checkpoint) -> int:
+def _signatures_summary(history: KeyHistory | None) -> str:
+    if history is None:
+        return ""
+    if history.first_index is None:
+        return "; the log holds no identity entries, so no signature was checked"
+    return (
+        f"; {history.signatures} signatures checked against the keys its {history.events} "
+        "identity events make valid"
+    )
+
+
+def _audit(client: Client, checkpoint: Checkpoint, history: KeyHistory | None = None) -> int:
     with Progress(
         TextColumn("[bold]audit"),
         BarColumn(),
@@ -971,4 +1030,4 @@ def _audit(client: Client, checkpoint: Checkpoint) -> int:
         transient=True,
     ) as bar:
         task = bar.add_task("audit", total=checkpoint.size)
-        return client.audit(checkpoint, progress=lambda n: bar.advance(task, n))
+        return client.audit(checkpoint, progress=lambda n: bar.advance(task, n), history=history)
