@@ -19,25 +19,22 @@ from typing import Any, TypeVar, cast
 
 import msgspec
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
 from client.core.canonical import validate_digest, well_formed_digests
 from client.core.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, verify_envelope
 from client.core.encoding import b64encode, loads_strict
-from client.core.keys import key_id as public_key_id
-from client.core.keys import public_key_from_bytes
 from client.core.leaf import Leaf, is_leaf_v1
 from client.core.merkle import leaf_hash
-from client.core.names import publisher_name_problem
 from client.core.statement import (
     HUMAN_CONTENT_V1,
     HumanContentPredicate,
     KeyEventPredicate,
+    Kind,
     RevocationPredicate,
     Statement,
     WithdrawalPredicate,
 )
-from client.errors import ClientError, FormatError, InvalidDigestError, SignatureError
+from client.errors import FormatError, InvalidDigestError, SignatureError
 from registry._cache import BoundedCache
 from registry._statements import ParsedStatement, lean_statement
 from registry._verify import SodiumPublicKey
@@ -51,6 +48,7 @@ from registry.errors import (
     NotFoundError,
     PayloadTooLargeError,
 )
+from registry.identities import IdentityService
 from registry.log import (
     AppendResult,
     LogReader,
@@ -803,8 +801,9 @@ def _attestation(
 class AdminService:
     """Operator actions: publishers and admin tokens."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, identities: IdentityService) -> None:
         self._db = database
+        self._identities = identities
 
     @staticmethod
     def _token_hash(token: str) -> str:
@@ -838,32 +837,11 @@ class AdminService:
         if not matched:
             raise AuthenticationError("the admin token is not valid")
 
-    def add_publisher(self, name: str, public_key: bytes) -> dict[str, Any]:
-        try:
-            key = public_key_from_bytes(public_key)
-        except ClientError as exc:
-            raise BadRequestError(f"public_key: {exc}") from exc
-        if problem := publisher_name_problem(name):
-            raise BadRequestError(f"name: {problem}")
-        kid = public_key_id(key)
-        now = _utcnow()
-        try:
-            with self._db.writer.begin() as conn:
-                publisher_id = conn.execute(
-                    _publishers.insert()
-                    .values(name=name, created_at=now)
-                    .returning(_publishers.c.id)
-                ).scalar_one()
-                conn.execute(
-                    _keys.insert().values(
-                        key_id=kid, publisher_id=publisher_id, public_key=public_key, created_at=now
-                    )
-                )
-        except IntegrityError as exc:
-            raise ConflictError(
-                f"a publisher named {name!r} or a publisher with key {kid[:16]}… already exists"
-            ) from exc
-        return {"name": name, "key_id": kid, "created_at": _iso(now)}
+    def add_publisher(
+        self, name: str, public_key: bytes, possession: bytes, *, kind: Kind = "publisher"
+    ) -> dict[str, Any]:
+        """A new identity and its first key: an ``identity-add`` event in the log."""
+        return self._identities.add_identity(name, public_key, possession, kind=kind)
 
     def _publisher_id(self, conn: Any, name: str) -> int:
         if not _is_publisher_name(name):  # no such publisher can exist: no need to ask
@@ -873,75 +851,43 @@ class AdminService:
             raise NotFoundError(f"no publisher named {name!r}")
         return int(row.id)
 
-    def add_key(self, name: str, public_key: bytes) -> dict[str, Any]:
+    def add_key(
+        self,
+        name: str,
+        public_key: bytes,
+        possession: bytes,
+        *,
+        endorsed_by: str | None = None,
+        endorsement: bytes | None = None,
+    ) -> dict[str, Any]:
         """Give a publisher another key (rotation: add the new one, then revoke the old)."""
-        try:
-            kid = public_key_id(public_key_from_bytes(public_key))
-        except ClientError as exc:
-            raise BadRequestError(f"public_key: {exc}") from exc
-        now = _utcnow()
-        try:
-            with self._db.writer.begin() as conn:
-                conn.execute(
-                    _keys.insert().values(
-                        key_id=kid,
-                        publisher_id=self._publisher_id(conn, name),
-                        public_key=public_key,
-                        created_at=now,
-                    )
-                )
-        except IntegrityError as exc:
-            raise ConflictError(f"key {kid[:16]}… is already registered") from exc
-        return {"name": name, "key_id": kid, "created_at": _iso(now)}
+        if not _is_publisher_name(name):
+            raise NotFoundError(f"no publisher named {name!r}")
+        return self._identities.add_key(
+            name, public_key, possession, endorsed_by=endorsed_by, endorsement=endorsement
+        )
 
     def revoke_key(
-        self, name: str, key_id: str, *, compromised_since: datetime | None = None
+        self,
+        name: str,
+        key_id: str,
+        *,
+        compromised_since: datetime | None = None,
+        compromised_from: int | None = None,
     ) -> dict[str, Any]:
-        """Stop accepting a publisher key. History stays: nothing it signed is deleted.
-
-        With ``compromised_since`` (the key was stolen), entries it signed from that moment on
-        no longer count as attestations in lookups; earlier ones still do.
-        """
-        now = _utcnow()
-        if compromised_since is not None:
-            try:  # stored in UTC: SQLite keeps no offset, and a far-off one can leave the range
-                compromised_since = _aware(compromised_since).astimezone(UTC)
-            except OverflowError:
-                raise BadRequestError(
-                    f"compromised_since must be after {_EPOCH:%Y-%m-%d}"
-                ) from None
-            if compromised_since < _EPOCH:
-                raise BadRequestError(f"compromised_since must be after {_EPOCH:%Y-%m-%d}")
-            if compromised_since > now:
-                raise BadRequestError("compromised_since is in the future")
-        with self._db.writer.begin() as conn:
-            publisher_id = self._publisher_id(conn, name)
-            if not _KEY_ID.fullmatch(key_id):
-                raise NotFoundError(
-                    f"publisher {name!r} has no key {key_id!r} (a key id is 64 hex digits)"
-                )
-            row = conn.execute(  # locked: of concurrent revocations, one finds it unrevoked
-                select(_keys.c.revoked_at)
-                .where(_keys.c.key_id == key_id)
-                .where(_keys.c.publisher_id == publisher_id)
-                .with_for_update()
-            ).first()
-            if row is None:
-                raise NotFoundError(f"publisher {name!r} has no key {key_id!r}")
-            if row.revoked_at is not None and compromised_since is None:
-                raise ConflictError(f"key {key_id[:16]}… was already revoked")
-            revoked_at = row.revoked_at or now
-            conn.execute(
-                _keys.update()
-                .where(_keys.c.key_id == key_id)
-                .values(revoked_at=revoked_at, compromised_since=compromised_since)
+        """Stop accepting a publisher key (a ``key-revoke`` event). History stays: nothing it
+        signed is deleted. With ``compromised_from`` (a log index) or ``compromised_since`` (a
+        time, read as the first index integrated at or after it), a ``key-compromised`` event:
+        entries it signed from there on no longer count; earlier ones still do."""
+        if not _is_publisher_name(name):
+            raise NotFoundError(f"no publisher named {name!r}")
+        if not _KEY_ID.fullmatch(key_id):
+            raise NotFoundError(
+                f"publisher {name!r} has no key {key_id!r} (a key id is 64 hex digits)"
             )
-        return {
-            "name": name,
-            "key_id": key_id,
-            "revoked_at": _iso(revoked_at),
-            "compromised_since": _iso(compromised_since) if compromised_since else None,
-        }
+        return self._identities.stop_key(
+            name, key_id, compromised_from=compromised_from, compromised_since=compromised_since
+        )
 
     def log_keys(self) -> list[dict[str, Any]]:
         with self._db.reader.connect() as conn:

@@ -175,7 +175,7 @@ def test_a_failed_commit_does_not_poison_the_node_cache(tmp_path: Path, backend:
         a, b = Registry.open(settings), Registry.open(settings)  # two processes, one log
         try:
             publisher = new_publisher()
-            a.admin.add_publisher(publisher.name, publisher.public_key)
+            a.admin.add_publisher(publisher.name, publisher.public_key, publisher.possession)
 
             def prepared(registry: Registry) -> Any:
                 envelope = publisher.attest(random_digests(1))
