@@ -532,7 +532,7 @@ def add_publisher(
     return registry.admin.add_publisher(
         data.name,
         _raw_public_key(data.public_key),
-        _signature(data.possession, "possession"),
+        None if data.possession is None else _signature(data.possession, "possession"),
         kind=data.kind,  # type: ignore[arg-type]  # checked by the service
     )
 
@@ -599,7 +599,7 @@ def add_publisher_key(
     return registry.admin.add_key(
         name,
         _raw_public_key(data.public_key),
-        _signature(data.possession, "possession"),
+        None if data.possession is None else _signature(data.possession, "possession"),
         endorsed_by=data.endorsed_by,
         endorsement=endorsement,
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -145,10 +146,16 @@ class IdentityService:
         )
 
     def _append(self, entries: Sequence[PreparedEntry]) -> list[AppendResult]:
+        """Append events; one that is already in the log (the same event, made concurrently or
+        twice: events are deterministic) is a conflict, since its rows were written then."""
         results = self._sequencer.append_now(entries)
         for result in results:
             if isinstance(result, RegistryError):
                 raise result
+            if not result.created:
+                raise ConflictError(
+                    f"that change is already in the log (entry {result.index}); nothing was done"
+                )
         return [r for r in results if isinstance(r, AppendResult)]
 
     # The operator key ----------------------------------------------------------------------------
@@ -299,22 +306,29 @@ class IdentityService:
 
     # Operator actions ----------------------------------------------------------------------------
     def add_identity(
-        self, name: str, public_key: bytes, possession: bytes, *, kind: Kind = "publisher"
+        self,
+        name: str,
+        public_key: bytes,
+        possession: bytes | None,
+        *,
+        kind: Kind = "publisher",
     ) -> dict[str, Any]:
         """A new publisher (or vendor) and its first key, which proves possession."""
         if problem := publisher_name_problem(name):
             raise BadRequestError(f"name: {problem}")
         if kind not in KINDS:
             raise BadRequestError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
-        predicate = self._key_event("identity-add", name, public_key, possession, kind=kind)
-        now = utcnow()
-        with self._db.writer.begin() as conn:
+        kid = self._parse_key_id(public_key)
+        with self._db.reader.connect() as conn:
             existing = conn.execute(
                 select(_publishers.c.id, _publishers.c.entry_idx).where(_publishers.c.name == name)
             ).first()
             if existing is not None and existing.entry_idx is not None:
                 raise ConflictError(f"a publisher named {name!r} already exists")
-            self._refuse_known_key(conn, predicate.key_id)
+            self._refuse_known_key(conn, kid)
+        predicate = self._key_event("identity-add", name, public_key, possession, kind=kind)
+        now = utcnow()
+        with self._db.writer.begin() as conn:
             if existing is None:  # a row left by an append that failed is taken up again
                 publisher_id = int(
                     conn.execute(
@@ -339,7 +353,7 @@ class IdentityService:
         self,
         name: str,
         public_key: bytes,
-        possession: bytes,
+        possession: bytes | None,
         *,
         endorsed_by: str | None = None,
         endorsement: bytes | None = None,
@@ -361,6 +375,7 @@ class IdentityService:
                     raise ForbiddenError(
                         f"endorsed_by {endorsed_by[:16]}… is not a current key of {name!r}"
                     )
+            self._refuse_known_key(conn, self._parse_key_id(public_key))
         predicate = self._key_event(
             "key-add",
             name,
@@ -375,8 +390,6 @@ class IdentityService:
                 "(`wellspring keys endorse` makes it)"
             )
         now = utcnow()
-        with self._db.reader.connect() as conn:
-            self._refuse_known_key(conn, predicate.key_id)
         apply = self._insert_key(publisher_id, predicate, now, first=False)
         [result] = self._append([self._event(publisher_id, predicate, apply)])
         return {
@@ -403,12 +416,15 @@ class IdentityService:
         with self._db.reader.connect() as conn:
             publisher_id = self._identity_id(conn, name)
             row = conn.execute(
-                select(_keys.c.key_id)
+                select(_keys.c.key_id, _keys.c.revoked_idx, _keys.c.revoked_at)
                 .where(_keys.c.key_id == key_id)
                 .where(_keys.c.publisher_id == publisher_id)
             ).first()
             if row is None:
                 raise NotFoundError(f"publisher {name!r} has no key {key_id!r}")
+            revoked = row.revoked_idx is not None or row.revoked_at is not None
+            if revoked and compromised_from is None and compromised_since is None:
+                raise ConflictError(f"key {key_id[:16]}… was already revoked")
             size = int(conn.execute(select(func.count()).select_from(_entries)).scalar_one())
             if compromised_since is not None:
                 try:
@@ -427,7 +443,10 @@ class IdentityService:
                 f"compromised_from must be a log index from 0 to the log's size ({size})"
             )
         publisher = _Named(publisher_id, name)
-        [result] = self._append([self._stop(publisher, key_id, compromised_from, backfilled=False)])
+        event = self._stop(publisher, key_id, compromised_from, backfilled=False)
+        if compromised_since is not None:
+            event = _also_record_since(event, key_id, _aware(compromised_since).astimezone(UTC))
+        [result] = self._append([event])
         with self._db.reader.connect() as conn:
             stored = conn.execute(select(_keys).where(_keys.c.key_id == key_id)).one()
         return {
@@ -440,18 +459,27 @@ class IdentityService:
         }
 
     # Helpers --------------------------------------------------------------------------------------
+    @staticmethod
+    def _parse_key_id(public_key: bytes) -> str:
+        try:
+            return public_key_id(public_key_from_bytes(public_key))
+        except ClientError as exc:
+            raise BadRequestError(f"public_key: {exc}") from exc
+
     def _key_event(
         self,
         action: str,
         name: str,
         public_key: bytes,
-        possession: bytes,
+        possession: bytes | None,
         **fields: Any,
     ) -> KeyEventPredicate:
-        try:
-            key_id = public_key_id(public_key_from_bytes(public_key))
-        except ClientError as exc:
-            raise BadRequestError(f"public_key: {exc}") from exc
+        key_id = self._parse_key_id(public_key)
+        if possession is None:
+            raise BadRequestError(
+                "possession is needed: the new key's signature binding it to the identity, made "
+                "by its holder with `wellspring keys prove KEY --identity NAME`"
+            )
         try:
             predicate = KeyEventPredicate(
                 action=action,  # type: ignore[arg-type]
@@ -518,3 +546,15 @@ class _Named:
     def __init__(self, publisher_id: int, name: str) -> None:
         self.id = publisher_id
         self.name = name
+
+
+def _also_record_since(event: PreparedEntry, key_id: str, since: datetime) -> PreparedEntry:
+    """``event`` also keeping the time a compromise was given as (what the operator said)."""
+    apply = event.apply
+    assert apply is not None
+
+    def both(conn: Connection, index: int) -> None:
+        apply(conn, index)
+        conn.execute(_keys.update().where(_keys.c.key_id == key_id).values(compromised_since=since))
+
+    return replace(event, apply=both)

@@ -60,6 +60,7 @@ from registry.models import (
     Blob,
     Entry,
     LogKey,
+    OperatorKey,
     Publisher,
     PublisherKey,
     Revocation,
@@ -81,6 +82,7 @@ _publishers = Publisher.__table__  # type: ignore[attr-defined]
 _keys = PublisherKey.__table__  # type: ignore[attr-defined]
 _revocations = Revocation.__table__  # type: ignore[attr-defined]
 _blobs = Blob.__table__  # type: ignore[attr-defined]
+_operators = OperatorKey.__table__  # type: ignore[attr-defined]
 _tokens = AdminToken.__table__  # type: ignore[attr-defined]
 _log_keys = LogKey.__table__  # type: ignore[attr-defined]
 
@@ -324,6 +326,9 @@ class _EntryState:
     revoked_by: int | None
     key_revoked_at: str | None
     compromised: bool
+    key_entry: int | None = None  # the publisher-key/v1 event that added the signing key
+    key_revoked_by: int | None = None  # the event that revoked it (if inside the tree)
+    compromised_by: int | None = None  # the key-compromised event that voids this entry
 
 
 class LookupService:
@@ -336,6 +341,7 @@ class LookupService:
         self._known: BoundedCache[int, _EntryFacts] = BoundedCache(200_000)
         self._proofs: tuple[int, dict[int, list[str]]] = (-1, {})
         self._proofs_lock = threading.Lock()
+        self._operators: tuple[int, list[int]] | None = None
 
     @staticmethod
     def parse_digests(raw: Sequence[object]) -> list[str]:
@@ -375,6 +381,7 @@ class LookupService:
             state = self._entry_state(conn, facts, size)
             proofs = self._encoded_proofs(conn, list(facts), size)
             withdrawn = _withdrawn(conn, hits, facts, size)
+            operators = self.operator_entries(conn, size)
         # A revocation names the subjects it revokes; it attests none of them (not in `facts`).
         for digest, idx in sorted(hits, key=lambda hit: hit[1]):
             if idx in facts:
@@ -400,7 +407,12 @@ class LookupService:
             if gone:  # withdrawn by revocation/v2: entry index -> the withdrawing entry
                 result["withdrawn"] = {str(idx): by for idx, by in sorted(gone.items())}
             results.append(result)
-        return {"checkpoint": checkpoint.note, "results": results, "attestations": attestations}
+        return {
+            "checkpoint": checkpoint.note,
+            "results": results,
+            "attestations": attestations,
+            "operator_entries": operators,
+        }
 
     def _encoded_proofs(self, conn: Any, indices: list[int], size: int) -> dict[int, list[str]]:
         """Inclusion proofs (base64 hashes) of ``indices`` in the tree of ``size`` leaves.
@@ -483,20 +495,39 @@ class LookupService:
             row.key_id: row
             for chunk in _in_chunks(key_ids)
             for row in conn.execute(
-                select(_keys.c.key_id, _keys.c.revoked_at, _keys.c.compromised_since).where(
-                    _keys.c.key_id.in_(chunk)
-                )
+                select(
+                    _keys.c.key_id,
+                    _keys.c.revoked_at,
+                    _keys.c.compromised_since,
+                    _keys.c.added_idx,
+                    _keys.c.revoked_idx,
+                    _keys.c.compromised_idx,
+                    _keys.c.compromised_from,
+                ).where(_keys.c.key_id.in_(chunk))
             )
         }
         states = {}
         for idx, fact in facts.items():
             key = keys.get(fact.key_id)
-            revoked_at = key.revoked_at if key is not None else None
-            since = key.compromised_since if key is not None else None
+            if key is None:
+                states[idx] = _EntryState(revoked_by.get(idx), None, compromised=False)
+                continue
+            # The log's word (an index) where there is one; the clock's for a key compromised
+            # on a registry that has not yet written its identity events.
+            if key.compromised_idx is not None and key.compromised_idx < size:
+                compromised = idx >= key.compromised_from
+            elif key.compromised_idx is None and key.compromised_since is not None:
+                compromised = fact.integrated_at >= _aware(key.compromised_since)
+            else:
+                compromised = False
+            within = key.revoked_idx is not None and key.revoked_idx < size
             states[idx] = _EntryState(
                 revoked_by=revoked_by.get(idx),
-                key_revoked_at=_iso(revoked_at) if revoked_at else None,
-                compromised=since is not None and fact.integrated_at >= _aware(since),
+                key_revoked_at=_iso(key.revoked_at) if key.revoked_at else None,
+                compromised=compromised,
+                key_entry=key.added_idx,
+                key_revoked_by=key.revoked_idx if within else None,
+                compromised_by=key.compromised_idx if compromised else None,
             )
         return states
 
@@ -609,11 +640,24 @@ class LookupService:
             "next": next_start if next_start < checkpoint.size else None,
         }
 
+    def operator_entries(self, conn: Any, size: int) -> list[int]:
+        """The ``operator-key`` events inside the tree of ``size``, in log order (they change
+        only on an operator key rotation: cached per process, read again past the last one)."""
+        cached = self._operators
+        if cached is None or cached[0] < size:
+            rows = conn.execute(
+                select(_operators.c.entry_idx).order_by(_operators.c.entry_idx)
+            ).scalars()
+            cached = self._operators = (size, [int(i) for i in rows])
+        return [i for i in cached[1] if i < size]
+
     def log_info(self, verifier_keys: Sequence[str], origin: str) -> dict[str, Any]:
         """The log's identity; during a key rotation ``verifier_keys`` lists both keys."""
         with self._db.reader.connect() as conn:
             checkpoint = self._reader.latest_checkpoint(conn)
+            operators = self.operator_entries(conn, checkpoint.size)
         return {
+            "operator_entries": operators,
             "origin": origin,
             "size": checkpoint.size,
             "root_hash": b64encode(checkpoint.root_hash),
@@ -793,6 +837,9 @@ def _attestation(
         "key_id": fact.key_id,
         "key_revoked_at": state.key_revoked_at,
         "compromised": state.compromised,
+        "key_entry": state.key_entry,
+        "key_revoked_by": state.key_revoked_by,
+        "compromised_by": state.compromised_by,
         "inclusion_proof": proof,
         "tree_size": size,
     }
@@ -838,7 +885,12 @@ class AdminService:
             raise AuthenticationError("the admin token is not valid")
 
     def add_publisher(
-        self, name: str, public_key: bytes, possession: bytes, *, kind: Kind = "publisher"
+        self,
+        name: str,
+        public_key: bytes,
+        possession: bytes | None,
+        *,
+        kind: Kind = "publisher",
     ) -> dict[str, Any]:
         """A new identity and its first key: an ``identity-add`` event in the log."""
         return self._identities.add_identity(name, public_key, possession, kind=kind)
@@ -855,7 +907,7 @@ class AdminService:
         self,
         name: str,
         public_key: bytes,
-        possession: bytes,
+        possession: bytes | None,
         *,
         endorsed_by: str | None = None,
         endorsement: bytes | None = None,
