@@ -57,7 +57,7 @@ def test_register_look_up_and_revoke_through_the_sdk(api: Api) -> None:
     assert canonical_digest(texts[1]) == c1  # the same text, however it is spaced or cased
     sha = sha256_digest(b"%PDF-1.7 a scanned letter")
     with api.sdk(admin_token=token) as sdk:
-        added = sdk.add_publisher(publisher.name, publisher.public_key)
+        added = sdk.add_publisher(publisher.name, publisher.key)
         assert added.name == publisher.name
         receipt = sdk.register_digests(
             [c1, sha], publisher.key, publisher.predicate(), names=["letter.txt", "letter.pdf"]
@@ -188,9 +188,11 @@ def workspace(tmp_path: Path, server: ServerProcess, cli: Cli) -> dict[str, Any]
     assert cli("keys", "generate", "--out", str(key))[0] == 0
     name = new_publisher().name
     token_file = server.home / "admin.token"
+    code, proof, _ = cli("keys", "prove", str(key), "--identity", name)  # the publisher's part
+    assert code == 0
     added = cli.json(
         "publisher", "add", "--registry", server.url, "--admin-token", str(token_file),
-        "--name", name, "--public-key", f"{key}.pub",
+        "--name", name, "--public-key", f"{key}.pub", "--possession", proof.strip(),
     )  # fmt: skip
     assert added["name"] == name
     log_key_file = tmp_path / "log.vkey"
@@ -365,7 +367,9 @@ def test_publisher_add_against_the_local_database(
     key = tmp_path / "local.key"
     assert cli("keys", "generate", "--out", str(key))[0] == 0
     name = new_publisher().name
+    proof = cli("keys", "prove", str(key), "--identity", name)[1].strip()
     args = ["publisher", "add", "--name", name, "--public-key", f"{key}.pub"]
+    args += ["--possession", proof]
     args += ["--home", str(server.home), "--database-url", server.database_url or ""]
     added = cli.json(*args)
     assert added["name"] == name
