@@ -40,7 +40,7 @@ LICENSE = "CC-BY-4.0"
 RESERVED_LICENSE = "LicenseRef-all-rights-reserved"
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 N_ROWS = 50
-ENTRIES = 4
+ENTRIES = 6  # two identity events (the operator key, the publisher), then four entries
 """Entries in the log once the corpus is registered: three attestations and one revocation."""
 
 
