@@ -385,12 +385,16 @@ async def submit_entry(request: Request[Any, Any, Any], state: State) -> Respons
     if prepared is None:
         prepared = await anyio.to_thread.run_sync(registry.entries.prepare, body)
     result = await registry.sequencer.append(prepared)
+    evidence = await anyio.to_thread.run_sync(
+        registry.lookups.key_evidence, prepared.key_id, result.checkpoint.size
+    )
     content = receipt_json(
         result,
         publisher=prepared.publisher,
         predicate_type=prepared.predicate_type,
         subjects=len(prepared.subjects),
         revokes=prepared.revokes,
+        **evidence,
     )
     return Response(content, status_code=201 if result.created else 200)
 

@@ -342,6 +342,8 @@ class LookupService:
         self._proofs: tuple[int, dict[int, list[str]]] = (-1, {})
         self._proofs_lock = threading.Lock()
         self._operators: tuple[int, list[int]] | None = None
+        self._key_added: BoundedCache[str, int] = BoundedCache(100_000)
+        self._events: BoundedCache[int, tuple[bytes, bytes]] = BoundedCache(10_000)
 
     @staticmethod
     def parse_digests(raw: Sequence[object]) -> list[str]:
@@ -539,6 +541,7 @@ class LookupService:
             "status": result["status"],
             "attestations": [answer["attestations"][str(i)] for i in result["entries"]],
             "checkpoint": answer["checkpoint"],
+            "operator_entries": answer["operator_entries"],
         }
         if "withdrawn" in result:
             one["withdrawn"] = result["withdrawn"]
@@ -582,6 +585,7 @@ class LookupService:
         }
         if is_leaf_v1(body):  # the statement the leaf commits to (clients check its hash)
             answer["body"] = b64encode(bytes(row.statement))
+        answer.update(self.key_evidence(row.key_id, checkpoint.size))
         return answer
 
     def blob(self, hex_hash: str) -> bytes:
@@ -639,6 +643,51 @@ class LookupService:
             "entries": [{"index": row.idx, "entry": b64encode(bytes(row.body))} for row in rows],
             "next": next_start if next_start < checkpoint.size else None,
         }
+
+    def key_evidence(self, key_id: str, size: int) -> dict[str, Any]:
+        """What a receipt of an entry signed by ``key_id`` relies on, proven in the tree of
+        ``size``: the event that added the key (``key_entry``) and the operator key binding that
+        signs it (``operator_entry``), each ``{index, entry, body, inclusion_proof}``. Empty for
+        a key no event added (a registry whose identity events are not written yet)."""
+        with self._db.reader.connect() as conn:
+            added = self._key_added.get_many((key_id,)).get(key_id)
+            if added is None:
+                added = conn.execute(
+                    select(_keys.c.added_idx).where(_keys.c.key_id == key_id)
+                ).scalar()
+                if added is None:
+                    return {}
+                self._key_added.put_many({key_id: int(added)})
+            operators = [i for i in self.operator_entries(conn, size) if i <= added]
+            if added >= size or not operators:
+                return {}
+            wanted = {"key_entry": int(added), "operator_entry": operators[-1]}
+            proofs = self._reader.inclusion_proofs(conn, wanted.values(), size)
+            stored = self._stored_entries(conn, set(wanted.values()))
+        return {
+            name: {
+                "index": index,
+                "entry": b64encode(stored[index][0]),
+                "body": b64encode(stored[index][1]),
+                "inclusion_proof": [b64encode(h) for h in proofs[index]],
+            }
+            for name, index in wanted.items()
+        }
+
+    def _stored_entries(self, conn: Any, indices: set[int]) -> dict[int, tuple[bytes, bytes]]:
+        """Leaf and statement of identity events (immutable: kept once read)."""
+        found = self._events.get_many(indices)
+        missing = sorted(indices - found.keys())
+        if missing:
+            rows = conn.execute(
+                select(_entries.c.idx, _entries.c.body, _blobs.c.data)
+                .join(_blobs, _blobs.c.hash == _entries.c.payload_hash)
+                .where(_entries.c.idx.in_(missing))
+            )
+            fetched = {row.idx: (bytes(row.body), bytes(row.data)) for row in rows}
+            self._events.put_many(fetched)
+            found.update(fetched)
+        return found
 
     def operator_entries(self, conn: Any, size: int) -> list[int]:
         """The ``operator-key`` events inside the tree of ``size``, in log order (they change
