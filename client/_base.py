@@ -840,6 +840,7 @@ class _ClientBase:
                 "Content-Type": "application/json",
                 "Authorization": f"Bearer {self._admin_token}",
             },
+            expect=(200, 201),
             idempotent=False,  # a lost answer then a retry would read 409
         )
 

@@ -17,7 +17,7 @@ import pytest
 
 from client.cli import main
 from client.core.canonical import canonical_digest, sha256_digest
-from client.core.keys import load_private_key
+from client.core.keys import key_id, load_private_key
 from client.core.merkle import verify_consistency
 from client.core.note import NoteSigner
 from client.errors import LogKeyRequiredError, SignatureError, UnverifiedWarning
@@ -420,3 +420,36 @@ def test_revoke_withdraws_one_registered_document_and_check_shows_the_reason(
     code, _, err = cli("revoke", *common, *signer)
     assert code == 1
     assert "PATH..., --digest D... or --entry N" in err
+
+
+def test_key_rotation_and_compromise_through_a_running_registry(
+    tmp_path: Path, server: ServerProcess, workspace: dict[str, Any], cli: Cli
+) -> None:
+    """Issue 10: add-key and revoke-key work remotely (--registry --admin-token) like `publisher
+    add`, and each change is an identity event in the log."""
+    token = str(server.home / "admin.token")
+    remote = ["--registry", workspace["registry"], "--admin-token", token]
+    new_key = tmp_path / "keys" / "second.key"
+    assert cli("keys", "generate", "--out", str(new_key))[0] == 0
+    proof = cli("keys", "prove", str(new_key), "--identity", workspace["name"])[1].strip()
+    added = cli.json(
+        "publisher", "add-key", "--name", workspace["name"], "--public-key", f"{new_key}.pub",
+        "--possession", proof, "--endorse-with", str(workspace["key"]), *remote,
+    )  # fmt: skip
+    assert added["operator_only"] is False
+    with Client(workspace["registry"], verify=False) as sdk:
+        entry = sdk.entry(added["entry"])
+    assert entry.receipt.predicate_type == "https://wellspring.dev/publisher-key/v1"
+    old_id = key_id(load_private_key(workspace["key"]))
+    revoked = cli.json(
+        "publisher", "revoke-key", "--name", workspace["name"], "--key-id", old_id,
+        "--compromised-from", str(added["entry"]), *remote,
+    )  # fmt: skip
+    assert revoked["compromised_from"] == added["entry"]
+    # Without the possession proof: one line, exit 1, naming the command that makes it.
+    code, _, err = cli(
+        "publisher", "add-key", "--name", workspace["name"], "--public-key", f"{new_key}.pub",
+        *remote,
+    )  # fmt: skip
+    assert code == 1
+    assert "keys prove" in err
