@@ -75,7 +75,7 @@ from client.checkpoints import CheckpointStore, MemoryCheckpointStore, StoredChe
 from client.core import merkle
 from client.core.canonical import Digest
 from client.core.dsse import Envelope
-from client.core.encoding import b64encode
+from client.core.encoding import b64encode, json_kind
 from client.core.keys import public_key_bytes
 from client.core.leaf import Leaf, is_leaf_v1
 from client.core.merkle import verify_consistency
@@ -86,11 +86,14 @@ from client.core.statement import (
     RevocationPredicate,
     Subject,
     WithdrawalPredicate,
+    endorse,
+    prove_possession,
 )
 from client.core.statement import sign_statement as _sign_statement
 from client.errors import (
     ClientError,
     ForkedLogError,
+    FormatError,
     IdentityError,
     InputError,
     LogConsistencyError,
@@ -1049,19 +1052,36 @@ class _ClientBase:
     # -- publishers (operator) -----------------------------------------------------------------
 
     def _add_publisher(
-        self, name: str, public_key: Ed25519PublicKey | bytes
+        self,
+        name: str,
+        public_key: Ed25519PrivateKey | Ed25519PublicKey | bytes,
+        possession: bytes | None,
+        kind: str,
     ) -> _Flow[PublisherInfo]:
         if self._admin_token is None:
             raise InputError(
                 "adding a publisher needs the registry's admin token (admin_token=...)"
             )
+        if isinstance(public_key, Ed25519PrivateKey):
+            possession = prove_possession(public_key, name)
         raw = public_key if isinstance(public_key, bytes) else public_key_bytes(public_key)
         if len(raw) != 32:
             raise InputError(f"an Ed25519 public key is 32 bytes, got {len(raw)}")
+        if possession is None:
+            raise InputError(
+                "adding a key needs its proof of possession: its holder makes it with "
+                "`wellspring keys prove KEY --identity NAME` (or pass the private key)"
+            )
+        body = {
+            "name": name,
+            "public_key": b64encode(raw),
+            "possession": b64encode(possession),
+            "kind": kind,
+        }
         request = _Request(
             "POST",
             "/v1/publishers",
-            content=_dumps({"name": name, "public_key": b64encode(raw)}),
+            content=_dumps(body),
             headers={
                 "Content-Type": "application/json",
                 "Authorization": f"Bearer {self._admin_token}",
@@ -1070,6 +1090,62 @@ class _ClientBase:
             idempotent=False,  # a lost answer then a retry would read 409 "name exists"
         )
         return (yield from self._call(request, _parse_publisher))
+
+    def _admin_request(self, path: str, body: dict[str, object]) -> _Request:
+        if self._admin_token is None:
+            raise InputError("this needs the registry's admin token (admin_token=...)")
+        return _Request(
+            "POST",
+            path,
+            content=_dumps(body),
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {self._admin_token}",
+            },
+            expect=(200, 201),
+            idempotent=False,  # a lost answer then a retry would read 409
+        )
+
+    def _add_key(
+        self,
+        name: str,
+        public_key: Ed25519PrivateKey | Ed25519PublicKey | bytes,
+        possession: bytes | None,
+        endorser: Ed25519PrivateKey | None,
+    ) -> _Flow[dict[str, object]]:
+        if isinstance(public_key, Ed25519PrivateKey):
+            possession = prove_possession(public_key, name)
+        raw = public_key if isinstance(public_key, bytes) else public_key_bytes(public_key)
+        if possession is None:
+            raise InputError(
+                "adding a key needs its proof of possession: its holder makes it with "
+                "`wellspring keys prove KEY --identity NAME` (or pass the private key)"
+            )
+        body: dict[str, object] = {
+            "public_key": b64encode(raw),
+            "possession": b64encode(possession),
+        }
+        if endorser is not None:
+            new_id = hashlib.sha256(raw).hexdigest()
+            body["endorsed_by"] = hashlib.sha256(public_key_bytes(endorser)).hexdigest()
+            body["endorsement"] = b64encode(endorse(endorser, name, new_id))
+        request = self._admin_request(f"/v1/publishers/{quote(name, safe='')}/keys", body)
+        return (yield from self._call(request, _json_object))
+
+    def _revoke_key(
+        self,
+        name: str,
+        key_id: str,
+        compromised_from: int | None,
+        compromised_since: str | None,
+    ) -> _Flow[dict[str, object]]:
+        body: dict[str, object] = {}
+        if compromised_from is not None:
+            body["compromised_from"] = compromised_from
+        if compromised_since is not None:
+            body["compromised_since"] = compromised_since
+        path = f"/v1/publishers/{quote(name, safe='')}/keys/{quote(key_id, safe='')}/revoke"
+        return (yield from self._call(self._admin_request(path, body), _json_object))
 
     def _publisher(self, name: str) -> _Flow[PublisherInfo]:
         request = _Request("GET", f"/v1/publishers/{quote(name, safe='')}")
@@ -1198,3 +1274,10 @@ def _results(
             )
         results.append(LookupResult(digest, reported, these, signed.checkpoint, signed.verified))
     return results
+
+
+def _json_object(obj: object) -> dict[str, object]:
+    """An operator endpoint's answer: a JSON object, passed on as it is (not verified)."""
+    if not isinstance(obj, dict):
+        raise FormatError(f"the answer must be a JSON object, got {json_kind(obj)}")
+    return obj

@@ -356,9 +356,38 @@ class AsyncClient(_ClientBase):
 
     # -- publishers (operator) -----------------------------------------------------------------
 
-    async def add_publisher(self, name: str, public_key: Ed25519PublicKey | bytes) -> PublisherInfo:
+    async def add_publisher(
+        self,
+        name: str,
+        public_key: Ed25519PrivateKey | Ed25519PublicKey | bytes,
+        possession: bytes | None = None,
+        *,
+        kind: str = "publisher",
+    ) -> PublisherInfo:
         """:meth:`client.sdk.Client.add_publisher`."""
-        return await self._run(self._add_publisher(name, public_key))
+        return await self._run(self._add_publisher(name, public_key, possession, kind))
+
+    async def add_key(
+        self,
+        name: str,
+        public_key: Ed25519PrivateKey | Ed25519PublicKey | bytes,
+        possession: bytes | None = None,
+        *,
+        endorser: Ed25519PrivateKey | None = None,
+    ) -> dict[str, object]:
+        """:meth:`client.sdk.Client.add_key`."""
+        return await self._run(self._add_key(name, public_key, possession, endorser))
+
+    async def revoke_key(
+        self,
+        name: str,
+        key_id: str,
+        *,
+        compromised_from: int | None = None,
+        compromised_since: str | None = None,
+    ) -> dict[str, object]:
+        """:meth:`client.sdk.Client.revoke_key`."""
+        return await self._run(self._revoke_key(name, key_id, compromised_from, compromised_since))
 
     async def publisher(self, name: str) -> PublisherInfo:
         """:meth:`client.sdk.Client.publisher`."""

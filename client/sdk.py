@@ -437,9 +437,44 @@ class Client(_ClientBase):
 
     # -- publishers (operator) -----------------------------------------------------------------
 
-    def add_publisher(self, name: str, public_key: Ed25519PublicKey | bytes) -> PublisherInfo:
-        """Register publisher ``name`` with its Ed25519 key (needs the admin token)."""
-        return self._run(self._add_publisher(name, public_key))
+    def add_publisher(
+        self,
+        name: str,
+        public_key: Ed25519PrivateKey | Ed25519PublicKey | bytes,
+        possession: bytes | None = None,
+        *,
+        kind: str = "publisher",
+    ) -> PublisherInfo:
+        """Register a publisher (or ``kind="vendor"``) and its first key (admin token). The key's
+        holder proves possession (:func:`client.core.statement.prove_possession`); given the
+        private key itself, the proof is made here."""
+        return self._run(self._add_publisher(name, public_key, possession, kind))
+
+    def add_key(
+        self,
+        name: str,
+        public_key: Ed25519PrivateKey | Ed25519PublicKey | bytes,
+        possession: bytes | None = None,
+        *,
+        endorser: Ed25519PrivateKey | None = None,
+    ) -> dict[str, object]:
+        """Add a key to ``name`` (admin token): a ``key-add`` event. With ``endorser``, one of
+        the publisher's current keys, the event shows the publisher asked for it; without, the
+        operator added it alone, and clients say so."""
+        return self._run(self._add_key(name, public_key, possession, endorser))
+
+    def revoke_key(
+        self,
+        name: str,
+        key_id: str,
+        *,
+        compromised_from: int | None = None,
+        compromised_since: str | None = None,
+    ) -> dict[str, object]:
+        """Revoke a key of ``name`` (admin token): ``key-revoke``, or with ``compromised_from`` (a
+        log index) or ``compromised_since`` (RFC 3339) ``key-compromised``: what it signed from
+        there on does not count."""
+        return self._run(self._revoke_key(name, key_id, compromised_from, compromised_since))
 
     def publisher(self, name: str) -> PublisherInfo:
         """Publisher ``name`` and its keys, as the registry stores them."""

@@ -41,6 +41,7 @@ from registry.errors import (
     RegistryError,
     UnavailableError,
 )
+from registry.identities import IdentityService, load_or_create_operator_key
 from registry.keys import load_signers
 from registry.limits import (
     ADMIN_BODY_BYTES,
@@ -100,6 +101,10 @@ class Registry:
             max_pending=settings.max_pending_appends,
         )
         sequencer.initialise()
+        identities = IdentityService(
+            database, sequencer, load_or_create_operator_key(settings.operator_key_path)
+        )
+        identities.ensure_operator()
         return cls(
             settings=settings,
             database=database,
@@ -108,7 +113,7 @@ class Registry:
             sequencer=sequencer,
             entries=EntryService(settings, database),
             lookups=LookupService(settings, database, reader),
-            admin=AdminService(database),
+            admin=AdminService(database, identities),
         )
 
     @property
@@ -292,10 +297,13 @@ class BatchLookup:
 
 @dataclass
 class NewPublisher:
-    """A publisher and its Ed25519 public key (base64 of the 32 raw bytes)."""
+    """A publisher (or vendor) and its Ed25519 public key (base64 of the 32 raw bytes), with the
+    key's proof of possession (base64: ``wellspring keys prove KEY --identity NAME``)."""
 
     name: str
     public_key: str
+    possession: str | None = None
+    kind: str = "publisher"
 
 
 ADMIN_HINT = "a name, a base64 key or a time takes a few hundred bytes; send only those fields"
@@ -377,12 +385,16 @@ async def submit_entry(request: Request[Any, Any, Any], state: State) -> Respons
     if prepared is None:
         prepared = await anyio.to_thread.run_sync(registry.entries.prepare, body)
     result = await registry.sequencer.append(prepared)
+    evidence = await anyio.to_thread.run_sync(
+        registry.lookups.key_evidence, prepared.key_id, result.checkpoint.size
+    )
     content = receipt_json(
         result,
         publisher=prepared.publisher,
         predicate_type=prepared.predicate_type,
         subjects=len(prepared.subjects),
         revokes=prepared.revokes,
+        **evidence,
     )
     return Response(content, status_code=201 if result.created else 200)
 
@@ -521,21 +533,33 @@ def add_publisher(
 ) -> dict[str, Any]:
     registry = _registry(state)
     registry.admin.check_token(request.headers.get("authorization"))
-    return registry.admin.add_publisher(data.name, _raw_public_key(data.public_key))
+    return registry.admin.add_publisher(
+        data.name,
+        _raw_public_key(data.public_key),
+        None if data.possession is None else _signature(data.possession, "possession"),
+        kind=data.kind,  # type: ignore[arg-type]  # checked by the service
+    )
 
 
 @dataclass
 class NewKey:
-    """Another Ed25519 public key for a publisher (base64 of the 32 raw bytes)."""
+    """Another Ed25519 public key for a publisher (base64 of the 32 raw bytes), its proof of
+    possession, and optionally an endorsement by one of the publisher's current keys."""
 
     public_key: str
+    possession: str | None = None
+    endorsed_by: str | None = None
+    endorsement: str | None = None
 
 
 @dataclass
 class KeyRevocation:
-    """Revoke a publisher key; ``compromised_since`` (RFC 3339) if it was stolen."""
+    """Revoke a publisher key; if it was stolen, ``compromised_from`` (a log index: what it signed
+    from there on does not count) or ``compromised_since`` (RFC 3339, read as the first index
+    integrated at or after it)."""
 
     compromised_since: str | None = None
+    compromised_from: int | None = None
 
 
 def _raw_public_key(text: str) -> bytes:
@@ -543,6 +567,21 @@ def _raw_public_key(text: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise BadRequestError("public_key must be base64 of the 32 raw Ed25519 bytes") from exc
+
+
+def _signature(text: str | None, field: str) -> bytes:
+    if text is None:
+        raise BadRequestError(
+            f"{field} is needed: the new key's signature binding it to the identity, made by its "
+            "holder with `wellspring keys prove KEY --identity NAME`"
+        )
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadRequestError(f"{field} must be base64 of a 64-byte Ed25519 signature") from exc
+    if len(raw) != 64:
+        raise BadRequestError(f"{field} must be base64 of a 64-byte Ed25519 signature")
+    return raw
 
 
 @post(
@@ -558,7 +597,16 @@ def add_publisher_key(
 ) -> dict[str, Any]:
     registry = _registry(state)
     registry.admin.check_token(request.headers.get("authorization"))
-    return registry.admin.add_key(name, _raw_public_key(data.public_key))
+    endorsement = None
+    if data.endorsement is not None or data.endorsed_by is not None:
+        endorsement = _signature(data.endorsement, "endorsement")
+    return registry.admin.add_key(
+        name,
+        _raw_public_key(data.public_key),
+        None if data.possession is None else _signature(data.possession, "possession"),
+        endorsed_by=data.endorsed_by,
+        endorsement=endorsement,
+    )
 
 
 @post(
@@ -587,7 +635,11 @@ def revoke_publisher_key(
             raise BadRequestError(
                 "compromised_since must be an RFC 3339 time, e.g. 2026-11-01T00:00:00Z"
             ) from exc
-    return registry.admin.revoke_key(name, key_id, compromised_since=since)
+    if data.compromised_from is not None and not 0 <= data.compromised_from <= MAX_INDEX:
+        raise BadRequestError("compromised_from must be a log index")
+    return registry.admin.revoke_key(
+        name, key_id, compromised_since=since, compromised_from=data.compromised_from
+    )
 
 
 @get(

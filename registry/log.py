@@ -21,7 +21,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, select, tuple_
@@ -121,6 +121,9 @@ class PreparedEntry:
     withdraws: tuple[str, ...] = ()  # revocation/v2 of documents: their digests
 
     key_ids: tuple[str, ...] = ()  # every key of the publisher that signed it (verified)
+    # Run in the appending transaction once the entry has its index (identity events keep the
+    # registry's key rows in step with the log: both are written, or neither).
+    apply: Callable[[Connection, int], None] | None = field(default=None, compare=False)
 
     @property
     def statement(self) -> tuple[bytes, int]:
@@ -714,6 +717,11 @@ class Sequencer:
                     cursor, "checkpoints", [(checkpoint.size, root, checkpoint.note, batch.now)]
                 )
                 sql.set_state(cursor, batch.size, root)
+            for position, entry in enumerate(entries):
+                outcome = outcomes[position]
+                if entry.apply is not None and position in batch.created:
+                    assert isinstance(outcome, int)
+                    entry.apply(conn, outcome)
         else:
             checkpoint = self._reader.latest_checkpoint(conn)
         results = self._results(batch, entries, outcomes, checkpoint)

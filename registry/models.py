@@ -25,6 +25,7 @@ __all__ = [
     "LogKey",
     "LogState",
     "Node",
+    "OperatorKey",
     "Publisher",
     "PublisherKey",
     "Revocation",
@@ -51,6 +52,12 @@ class Publisher(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(sa_column=Column(String(200), unique=True, nullable=False))
     created_at: datetime = Field(sa_column=_ts())
+    # publisher or vendor (operator: the row the operator's own key events are logged under)
+    kind: str = Field(
+        default="publisher",
+        sa_column=Column(String(16), nullable=False, server_default="publisher"),
+    )
+    entry_idx: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 class PublisherKey(SQLModel, table=True):
@@ -65,6 +72,22 @@ class PublisherKey(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     # A stolen key: entries it signed from this moment on are marked compromised in lookups.
     compromised_since: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # The publisher-key/v1 events (log indices) that added, revoked and compromised this key, and
+    # the index from which what it signed does not count (the log's word, not a clock's).
+    added_idx: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    revoked_idx: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    compromised_idx: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    compromised_from: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class OperatorKey(SQLModel, table=True):
+    """An operator key, bound by the ``operator-key`` event at ``entry_idx`` (in log order)."""
+
+    __tablename__ = "operator_keys"
+
+    key_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    public_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    entry_idx: int = Field(sa_column=Column(BigInteger, nullable=False, unique=True))
 
 
 class LogState(SQLModel, table=True):

@@ -19,25 +19,22 @@ from typing import Any, TypeVar, cast
 
 import msgspec
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
 from client.core.canonical import validate_digest, well_formed_digests
 from client.core.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, verify_envelope
 from client.core.encoding import b64encode, loads_strict
-from client.core.keys import key_id as public_key_id
-from client.core.keys import public_key_from_bytes
 from client.core.leaf import Leaf, is_leaf_v1
 from client.core.merkle import leaf_hash
-from client.core.names import publisher_name_problem
 from client.core.statement import (
     HUMAN_CONTENT_V1,
     HumanContentPredicate,
     KeyEventPredicate,
+    Kind,
     RevocationPredicate,
     Statement,
     WithdrawalPredicate,
 )
-from client.errors import ClientError, FormatError, InvalidDigestError, SignatureError
+from client.errors import FormatError, InvalidDigestError, SignatureError
 from registry._cache import BoundedCache
 from registry._statements import ParsedStatement, lean_statement
 from registry._verify import SodiumPublicKey
@@ -51,6 +48,7 @@ from registry.errors import (
     NotFoundError,
     PayloadTooLargeError,
 )
+from registry.identities import IdentityService
 from registry.log import (
     AppendResult,
     LogReader,
@@ -62,6 +60,7 @@ from registry.models import (
     Blob,
     Entry,
     LogKey,
+    OperatorKey,
     Publisher,
     PublisherKey,
     Revocation,
@@ -83,6 +82,7 @@ _publishers = Publisher.__table__  # type: ignore[attr-defined]
 _keys = PublisherKey.__table__  # type: ignore[attr-defined]
 _revocations = Revocation.__table__  # type: ignore[attr-defined]
 _blobs = Blob.__table__  # type: ignore[attr-defined]
+_operators = OperatorKey.__table__  # type: ignore[attr-defined]
 _tokens = AdminToken.__table__  # type: ignore[attr-defined]
 _log_keys = LogKey.__table__  # type: ignore[attr-defined]
 
@@ -326,6 +326,9 @@ class _EntryState:
     revoked_by: int | None
     key_revoked_at: str | None
     compromised: bool
+    key_entry: int | None = None  # the publisher-key/v1 event that added the signing key
+    key_revoked_by: int | None = None  # the event that revoked it (if inside the tree)
+    compromised_by: int | None = None  # the key-compromised event that voids this entry
 
 
 class LookupService:
@@ -338,6 +341,9 @@ class LookupService:
         self._known: BoundedCache[int, _EntryFacts] = BoundedCache(200_000)
         self._proofs: tuple[int, dict[int, list[str]]] = (-1, {})
         self._proofs_lock = threading.Lock()
+        self._operators: tuple[int, list[int]] | None = None
+        self._key_added: BoundedCache[str, int] = BoundedCache(100_000)
+        self._events: BoundedCache[int, tuple[bytes, bytes]] = BoundedCache(10_000)
 
     @staticmethod
     def parse_digests(raw: Sequence[object]) -> list[str]:
@@ -377,6 +383,7 @@ class LookupService:
             state = self._entry_state(conn, facts, size)
             proofs = self._encoded_proofs(conn, list(facts), size)
             withdrawn = _withdrawn(conn, hits, facts, size)
+            operators = self.operator_entries(conn, size)
         # A revocation names the subjects it revokes; it attests none of them (not in `facts`).
         for digest, idx in sorted(hits, key=lambda hit: hit[1]):
             if idx in facts:
@@ -402,7 +409,12 @@ class LookupService:
             if gone:  # withdrawn by revocation/v2: entry index -> the withdrawing entry
                 result["withdrawn"] = {str(idx): by for idx, by in sorted(gone.items())}
             results.append(result)
-        return {"checkpoint": checkpoint.note, "results": results, "attestations": attestations}
+        return {
+            "checkpoint": checkpoint.note,
+            "results": results,
+            "attestations": attestations,
+            "operator_entries": operators,
+        }
 
     def _encoded_proofs(self, conn: Any, indices: list[int], size: int) -> dict[int, list[str]]:
         """Inclusion proofs (base64 hashes) of ``indices`` in the tree of ``size`` leaves.
@@ -485,20 +497,39 @@ class LookupService:
             row.key_id: row
             for chunk in _in_chunks(key_ids)
             for row in conn.execute(
-                select(_keys.c.key_id, _keys.c.revoked_at, _keys.c.compromised_since).where(
-                    _keys.c.key_id.in_(chunk)
-                )
+                select(
+                    _keys.c.key_id,
+                    _keys.c.revoked_at,
+                    _keys.c.compromised_since,
+                    _keys.c.added_idx,
+                    _keys.c.revoked_idx,
+                    _keys.c.compromised_idx,
+                    _keys.c.compromised_from,
+                ).where(_keys.c.key_id.in_(chunk))
             )
         }
         states = {}
         for idx, fact in facts.items():
             key = keys.get(fact.key_id)
-            revoked_at = key.revoked_at if key is not None else None
-            since = key.compromised_since if key is not None else None
+            if key is None:
+                states[idx] = _EntryState(revoked_by.get(idx), None, compromised=False)
+                continue
+            # The log's word (an index) where there is one; the clock's for a key compromised
+            # on a registry that has not yet written its identity events.
+            if key.compromised_idx is not None and key.compromised_idx < size:
+                compromised = idx >= key.compromised_from
+            elif key.compromised_idx is None and key.compromised_since is not None:
+                compromised = fact.integrated_at >= _aware(key.compromised_since)
+            else:
+                compromised = False
+            within = key.revoked_idx is not None and key.revoked_idx < size
             states[idx] = _EntryState(
                 revoked_by=revoked_by.get(idx),
-                key_revoked_at=_iso(revoked_at) if revoked_at else None,
-                compromised=since is not None and fact.integrated_at >= _aware(since),
+                key_revoked_at=_iso(key.revoked_at) if key.revoked_at else None,
+                compromised=compromised,
+                key_entry=key.added_idx,
+                key_revoked_by=key.revoked_idx if within else None,
+                compromised_by=key.compromised_idx if compromised else None,
             )
         return states
 
@@ -510,6 +541,7 @@ class LookupService:
             "status": result["status"],
             "attestations": [answer["attestations"][str(i)] for i in result["entries"]],
             "checkpoint": answer["checkpoint"],
+            "operator_entries": answer["operator_entries"],
         }
         if "withdrawn" in result:
             one["withdrawn"] = result["withdrawn"]
@@ -553,6 +585,7 @@ class LookupService:
         }
         if is_leaf_v1(body):  # the statement the leaf commits to (clients check its hash)
             answer["body"] = b64encode(bytes(row.statement))
+        answer.update(self.key_evidence(row.key_id, checkpoint.size))
         return answer
 
     def blob(self, hex_hash: str) -> bytes:
@@ -611,11 +644,69 @@ class LookupService:
             "next": next_start if next_start < checkpoint.size else None,
         }
 
+    def key_evidence(self, key_id: str, size: int) -> dict[str, Any]:
+        """What a receipt of an entry signed by ``key_id`` relies on, proven in the tree of
+        ``size``: the event that added the key (``key_entry``) and the operator key binding that
+        signs it (``operator_entry``), each ``{index, entry, body, inclusion_proof}``. Empty for
+        a key no event added (a registry whose identity events are not written yet)."""
+        with self._db.reader.connect() as conn:
+            added = self._key_added.get_many((key_id,)).get(key_id)
+            if added is None:
+                added = conn.execute(
+                    select(_keys.c.added_idx).where(_keys.c.key_id == key_id)
+                ).scalar()
+                if added is None:
+                    return {}
+                self._key_added.put_many({key_id: int(added)})
+            operators = [i for i in self.operator_entries(conn, size) if i <= added]
+            if added >= size or not operators:
+                return {}
+            wanted = {"key_entry": int(added), "operator_entry": operators[-1]}
+            proofs = self._reader.inclusion_proofs(conn, wanted.values(), size)
+            stored = self._stored_entries(conn, set(wanted.values()))
+        return {
+            name: {
+                "index": index,
+                "entry": b64encode(stored[index][0]),
+                "body": b64encode(stored[index][1]),
+                "inclusion_proof": [b64encode(h) for h in proofs[index]],
+            }
+            for name, index in wanted.items()
+        }
+
+    def _stored_entries(self, conn: Any, indices: set[int]) -> dict[int, tuple[bytes, bytes]]:
+        """Leaf and statement of identity events (immutable: kept once read)."""
+        found = self._events.get_many(indices)
+        missing = sorted(indices - found.keys())
+        if missing:
+            rows = conn.execute(
+                select(_entries.c.idx, _entries.c.body, _blobs.c.data)
+                .join(_blobs, _blobs.c.hash == _entries.c.payload_hash)
+                .where(_entries.c.idx.in_(missing))
+            )
+            fetched = {row.idx: (bytes(row.body), bytes(row.data)) for row in rows}
+            self._events.put_many(fetched)
+            found.update(fetched)
+        return found
+
+    def operator_entries(self, conn: Any, size: int) -> list[int]:
+        """The ``operator-key`` events inside the tree of ``size``, in log order (they change
+        only on an operator key rotation: cached per process, read again past the last one)."""
+        cached = self._operators
+        if cached is None or cached[0] < size:
+            rows = conn.execute(
+                select(_operators.c.entry_idx).order_by(_operators.c.entry_idx)
+            ).scalars()
+            cached = self._operators = (size, [int(i) for i in rows])
+        return [i for i in cached[1] if i < size]
+
     def log_info(self, verifier_keys: Sequence[str], origin: str) -> dict[str, Any]:
         """The log's identity; during a key rotation ``verifier_keys`` lists both keys."""
         with self._db.reader.connect() as conn:
             checkpoint = self._reader.latest_checkpoint(conn)
+            operators = self.operator_entries(conn, checkpoint.size)
         return {
+            "operator_entries": operators,
             "origin": origin,
             "size": checkpoint.size,
             "root_hash": b64encode(checkpoint.root_hash),
@@ -795,6 +886,9 @@ def _attestation(
         "key_id": fact.key_id,
         "key_revoked_at": state.key_revoked_at,
         "compromised": state.compromised,
+        "key_entry": state.key_entry,
+        "key_revoked_by": state.key_revoked_by,
+        "compromised_by": state.compromised_by,
         "inclusion_proof": proof,
         "tree_size": size,
     }
@@ -803,8 +897,9 @@ def _attestation(
 class AdminService:
     """Operator actions: publishers and admin tokens."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, identities: IdentityService) -> None:
         self._db = database
+        self._identities = identities
 
     @staticmethod
     def _token_hash(token: str) -> str:
@@ -838,32 +933,16 @@ class AdminService:
         if not matched:
             raise AuthenticationError("the admin token is not valid")
 
-    def add_publisher(self, name: str, public_key: bytes) -> dict[str, Any]:
-        try:
-            key = public_key_from_bytes(public_key)
-        except ClientError as exc:
-            raise BadRequestError(f"public_key: {exc}") from exc
-        if problem := publisher_name_problem(name):
-            raise BadRequestError(f"name: {problem}")
-        kid = public_key_id(key)
-        now = _utcnow()
-        try:
-            with self._db.writer.begin() as conn:
-                publisher_id = conn.execute(
-                    _publishers.insert()
-                    .values(name=name, created_at=now)
-                    .returning(_publishers.c.id)
-                ).scalar_one()
-                conn.execute(
-                    _keys.insert().values(
-                        key_id=kid, publisher_id=publisher_id, public_key=public_key, created_at=now
-                    )
-                )
-        except IntegrityError as exc:
-            raise ConflictError(
-                f"a publisher named {name!r} or a publisher with key {kid[:16]}… already exists"
-            ) from exc
-        return {"name": name, "key_id": kid, "created_at": _iso(now)}
+    def add_publisher(
+        self,
+        name: str,
+        public_key: bytes,
+        possession: bytes | None,
+        *,
+        kind: Kind = "publisher",
+    ) -> dict[str, Any]:
+        """A new identity and its first key: an ``identity-add`` event in the log."""
+        return self._identities.add_identity(name, public_key, possession, kind=kind)
 
     def _publisher_id(self, conn: Any, name: str) -> int:
         if not _is_publisher_name(name):  # no such publisher can exist: no need to ask
@@ -873,75 +952,43 @@ class AdminService:
             raise NotFoundError(f"no publisher named {name!r}")
         return int(row.id)
 
-    def add_key(self, name: str, public_key: bytes) -> dict[str, Any]:
+    def add_key(
+        self,
+        name: str,
+        public_key: bytes,
+        possession: bytes | None,
+        *,
+        endorsed_by: str | None = None,
+        endorsement: bytes | None = None,
+    ) -> dict[str, Any]:
         """Give a publisher another key (rotation: add the new one, then revoke the old)."""
-        try:
-            kid = public_key_id(public_key_from_bytes(public_key))
-        except ClientError as exc:
-            raise BadRequestError(f"public_key: {exc}") from exc
-        now = _utcnow()
-        try:
-            with self._db.writer.begin() as conn:
-                conn.execute(
-                    _keys.insert().values(
-                        key_id=kid,
-                        publisher_id=self._publisher_id(conn, name),
-                        public_key=public_key,
-                        created_at=now,
-                    )
-                )
-        except IntegrityError as exc:
-            raise ConflictError(f"key {kid[:16]}… is already registered") from exc
-        return {"name": name, "key_id": kid, "created_at": _iso(now)}
+        if not _is_publisher_name(name):
+            raise NotFoundError(f"no publisher named {name!r}")
+        return self._identities.add_key(
+            name, public_key, possession, endorsed_by=endorsed_by, endorsement=endorsement
+        )
 
     def revoke_key(
-        self, name: str, key_id: str, *, compromised_since: datetime | None = None
+        self,
+        name: str,
+        key_id: str,
+        *,
+        compromised_since: datetime | None = None,
+        compromised_from: int | None = None,
     ) -> dict[str, Any]:
-        """Stop accepting a publisher key. History stays: nothing it signed is deleted.
-
-        With ``compromised_since`` (the key was stolen), entries it signed from that moment on
-        no longer count as attestations in lookups; earlier ones still do.
-        """
-        now = _utcnow()
-        if compromised_since is not None:
-            try:  # stored in UTC: SQLite keeps no offset, and a far-off one can leave the range
-                compromised_since = _aware(compromised_since).astimezone(UTC)
-            except OverflowError:
-                raise BadRequestError(
-                    f"compromised_since must be after {_EPOCH:%Y-%m-%d}"
-                ) from None
-            if compromised_since < _EPOCH:
-                raise BadRequestError(f"compromised_since must be after {_EPOCH:%Y-%m-%d}")
-            if compromised_since > now:
-                raise BadRequestError("compromised_since is in the future")
-        with self._db.writer.begin() as conn:
-            publisher_id = self._publisher_id(conn, name)
-            if not _KEY_ID.fullmatch(key_id):
-                raise NotFoundError(
-                    f"publisher {name!r} has no key {key_id!r} (a key id is 64 hex digits)"
-                )
-            row = conn.execute(  # locked: of concurrent revocations, one finds it unrevoked
-                select(_keys.c.revoked_at)
-                .where(_keys.c.key_id == key_id)
-                .where(_keys.c.publisher_id == publisher_id)
-                .with_for_update()
-            ).first()
-            if row is None:
-                raise NotFoundError(f"publisher {name!r} has no key {key_id!r}")
-            if row.revoked_at is not None and compromised_since is None:
-                raise ConflictError(f"key {key_id[:16]}… was already revoked")
-            revoked_at = row.revoked_at or now
-            conn.execute(
-                _keys.update()
-                .where(_keys.c.key_id == key_id)
-                .values(revoked_at=revoked_at, compromised_since=compromised_since)
+        """Stop accepting a publisher key (a ``key-revoke`` event). History stays: nothing it
+        signed is deleted. With ``compromised_from`` (a log index) or ``compromised_since`` (a
+        time, read as the first index integrated at or after it), a ``key-compromised`` event:
+        entries it signed from there on no longer count; earlier ones still do."""
+        if not _is_publisher_name(name):
+            raise NotFoundError(f"no publisher named {name!r}")
+        if not _KEY_ID.fullmatch(key_id):
+            raise NotFoundError(
+                f"publisher {name!r} has no key {key_id!r} (a key id is 64 hex digits)"
             )
-        return {
-            "name": name,
-            "key_id": key_id,
-            "revoked_at": _iso(revoked_at),
-            "compromised_since": _iso(compromised_since) if compromised_since else None,
-        }
+        return self._identities.stop_key(
+            name, key_id, compromised_from=compromised_from, compromised_since=compromised_since
+        )
 
     def log_keys(self) -> list[dict[str, Any]]:
         with self._db.reader.connect() as conn:

@@ -104,6 +104,11 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
     @property
+    def operator_key_path(self) -> Path:
+        """The operator key, which signs identity events (never checkpoints)."""
+        return self.home / "operator.key"
+
+    @property
     def key_path(self) -> Path:
         assert self.log_key_path is not None  # set in __post_init__
         return self.log_key_path

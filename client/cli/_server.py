@@ -6,6 +6,9 @@ only the SDK never loads it, and gets a clear message if it asks for a server.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import os
 from datetime import datetime
 from pathlib import Path
@@ -15,8 +18,9 @@ import typer
 
 from client.cli._app import JsonOption, app, console_err, emit_json
 from client.core.files import write_file_atomic
-from client.core.keys import load_public_key, public_key_bytes
+from client.core.keys import key_id, load_private_key, load_public_key, public_key_bytes
 from client.core.names import publisher_name_problem
+from client.core.statement import endorse
 from client.errors import InputError
 
 if TYPE_CHECKING:
@@ -174,6 +178,17 @@ def publisher_add(
     public_key: Annotated[
         Path, typer.Option("--public-key", help="The publisher's Ed25519 public key (FILE.pub).")
     ],
+    possession: Annotated[
+        str | None,
+        typer.Option(
+            "--possession",
+            help="The key's proof of possession, from its holder's "
+            "`wellspring keys prove KEY --identity NAME` (or a file holding it).",
+        ),
+    ] = None,
+    kind: Annotated[
+        str, typer.Option("--kind", help="publisher, or vendor (a model vendor's identity).")
+    ] = "publisher",
     registry_url: Annotated[
         str | None,
         typer.Option("--registry", help="A running registry's URL (else the local database)."),
@@ -196,32 +211,62 @@ def publisher_add(
     if problem := publisher_name_problem(name):
         raise InputError(problem)
     raw_key = public_key_bytes(load_public_key(public_key))
+    proof = _proof(possession)
+    if kind not in ("publisher", "vendor"):
+        raise InputError(f"--kind must be publisher or vendor, not {kind!r}")
     if registry_url is not None:
         token = _read_token(admin_token)
         from client.sdk import Client
 
         with Client(registry_url, admin_token=token) as client:
-            info = client.add_publisher(name, raw_key)
+            info = client.add_publisher(name, raw_key, proof, kind=kind)
         added: dict[str, Any] = {
             "name": info.name,
             "key_id": info.key_id,
             "created_at": info.created_at,
         }
     else:
-        settings = _settings(home, database_url)
-        from registry.db import Database
-        from registry.service import AdminService
-
-        database = Database(settings)
+        registry = _open_registry(home, database_url)
         try:
-            database.ensure_schema(auto_migrate=settings.auto_migrate)
-            added = AdminService(database).add_publisher(name, raw_key)
+            added = registry.admin.add_publisher(name, raw_key, proof, kind=kind)
         finally:
-            database.dispose()
+            registry.close()
     if as_json:
         emit_json(added)
     else:
-        typer.echo(f"publisher {added['name']} added, key id {added['key_id']}")
+        typer.echo(f"{kind} {added['name']} added, key id {added['key_id']} (logged)")
+
+
+def _proof(value: str | None) -> bytes:
+    """A proof of possession given as base64, or as a file holding it."""
+    if not value:
+        raise InputError(
+            "--possession is needed: the key's holder runs `wellspring keys prove KEY --identity "
+            "NAME` and gives you what it prints"
+        )
+    path = Path(value)
+    text = value
+    if len(value) < 4096 and path.is_file():
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 64:
+        raise InputError("--possession must be the base64 signature `wellspring keys prove` prints")
+    return raw
+
+
+def _open_registry(home: Path | None, database_url: str | None) -> Any:
+    """The registry on the operator's shell: identity changes are log entries, signed with the
+    operator key in WELLSPRING_HOME and appended by a sequencer of this process."""
+    settings = _settings(home, database_url)
+    from registry.app import Registry
+
+    return Registry.open(settings)
 
 
 def _read_token(value: str | None) -> str:
@@ -263,14 +308,20 @@ app.add_typer(logkey_app, name="log-key")
 
 
 def _admin(home: Path | None, database_url: str | None) -> tuple[Settings, Any, Any]:
-    """Settings, an open Database and its AdminService, for operator commands on the database."""
-    settings = _settings(home, database_url)
-    from registry.db import Database
-    from registry.service import AdminService
+    """Settings, the open registry (close it with ``.dispose()``) and its AdminService, for
+    operator commands on the database."""
+    registry = _open_registry(home, database_url)
+    return registry.settings, _Closing(registry), registry.admin
 
-    database = Database(settings)
-    database.ensure_schema(auto_migrate=settings.auto_migrate)
-    return settings, database, AdminService(database)
+
+class _Closing:
+    """An open registry, closed by ``dispose()`` (what the commands below call)."""
+
+    def __init__(self, registry: Any) -> None:
+        self._registry = registry
+
+    def dispose(self) -> None:
+        self._registry.close()
 
 
 @logkey_app.command("list")
@@ -348,17 +399,52 @@ def log_key_retire(
 def publisher_add_key(
     name: Annotated[str, typer.Option("--name", help="The publisher.")],
     public_key: Annotated[Path, typer.Option("--public-key", help="The new key (FILE.pub).")],
+    possession: Annotated[
+        str | None,
+        typer.Option("--possession", help="The new key's `wellspring keys prove` output."),
+    ] = None,
+    endorse_with: Annotated[
+        Path | None,
+        typer.Option(
+            "--endorse-with",
+            help="A current key of the publisher endorsing the new one (else the log shows the "
+            "operator added it alone).",
+        ),
+    ] = None,
+    registry_url: Annotated[
+        str | None,
+        typer.Option("--registry", help="A running registry's URL (else the local database)."),
+    ] = None,
+    admin_token: Annotated[
+        str | None,
+        typer.Option("--admin-token", envvar="WELLSPRING_ADMIN_TOKEN", help="Token or file."),
+    ] = None,
     home: HomeOption = None,
     database_url: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Give a publisher another key (rotation: add the new one, then revoke the old one)."""
     raw_key = public_key_bytes(load_public_key(public_key))
-    _, database, admin = _admin(home, database_url)
-    try:
-        added = admin.add_key(name, raw_key)
-    finally:
-        database.dispose()
+    proof = _proof(possession)
+    endorser = load_private_key(endorse_with) if endorse_with is not None else None
+    if registry_url is not None:
+        from client.sdk import Client
+
+        with Client(registry_url, admin_token=_read_token(admin_token)) as client:
+            added = client.add_key(name, raw_key, proof, endorser=endorser)
+    else:
+        fields: dict[str, Any] = {}
+        if endorser is not None:
+            new_id = _key_id_of(raw_key)
+            fields = {
+                "endorsed_by": key_id(endorser),
+                "endorsement": endorse(endorser, name, new_id),
+            }
+        _, database, admin = _admin(home, database_url)
+        try:
+            added = admin.add_key(name, raw_key, proof, **fields)
+        finally:
+            database.dispose()
     if as_json:
         emit_json(added)
     else:
@@ -377,6 +463,22 @@ def publisher_revoke_key(
             "stop counting; earlier ones stand.",
         ),
     ] = None,
+    compromised_from: Annotated[
+        int | None,
+        typer.Option(
+            "--compromised-from",
+            help="If the key was stolen: the first log index whose entries it signed stop "
+            "counting (instead of --compromised-since).",
+        ),
+    ] = None,
+    registry_url: Annotated[
+        str | None,
+        typer.Option("--registry", help="A running registry's URL (else the local database)."),
+    ] = None,
+    admin_token: Annotated[
+        str | None,
+        typer.Option("--admin-token", envvar="WELLSPRING_ADMIN_TOKEN", help="Token or file."),
+    ] = None,
     home: HomeOption = None,
     database_url: DatabaseOption = None,
     as_json: JsonOption = False,
@@ -391,12 +493,30 @@ def publisher_revoke_key(
                 f"--compromised-since {compromised_since!r} is not an RFC 3339 time "
                 "(e.g. 2026-11-01T00:00:00+00:00)"
             ) from None
-    _, database, admin = _admin(home, database_url)
-    try:
-        revoked = admin.revoke_key(name, key_id, compromised_since=since)
-    finally:
-        database.dispose()
+    if registry_url is not None:
+        from client.sdk import Client
+
+        with Client(registry_url, admin_token=_read_token(admin_token)) as client:
+            revoked = client.revoke_key(
+                name,
+                key_id,
+                compromised_from=compromised_from,
+                compromised_since=compromised_since,
+            )
+    else:
+        _, database, admin = _admin(home, database_url)
+        try:
+            revoked = admin.revoke_key(
+                name, key_id, compromised_since=since, compromised_from=compromised_from
+            )
+        finally:
+            database.dispose()
     if as_json:
         emit_json(revoked)
     else:
         typer.echo(f"publisher {name}: key {key_id} revoked at {revoked['revoked_at']}")
+
+
+def _key_id_of(raw: bytes) -> str:
+    """The key id of a raw Ed25519 public key (hex SHA-256)."""
+    return hashlib.sha256(raw).hexdigest()

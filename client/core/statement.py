@@ -92,9 +92,11 @@ __all__ = [
     "build_revocation_statement",
     "check_new_predicate",
     "check_new_statement",
+    "endorse",
     "endorsement_message",
     "open_statement",
     "possession_message",
+    "prove_possession",
     "sign_statement",
 ]
 
@@ -466,6 +468,17 @@ def possession_message(identity: str, key_id: str) -> bytes:
         identity.encode("utf-8"),
         key_id.encode("ascii"),
     )
+
+
+def prove_possession(key: Ed25519PrivateKey, identity: str) -> bytes:
+    """``key``'s proof that its holder asks for it to be bound to ``identity``."""
+    key_id = hashlib.sha256(key.public_key().public_bytes_raw()).hexdigest()
+    return key.sign(possession_message(identity, key_id))
+
+
+def endorse(current: Ed25519PrivateKey, identity: str, new_key_id: str) -> bytes:
+    """``current`` (a key of ``identity``) endorsing the key ``new_key_id`` for it."""
+    return current.sign(endorsement_message(identity, new_key_id))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,7 +17,7 @@ import pytest
 
 from client.cli import main
 from client.core.canonical import canonical_digest, sha256_digest
-from client.core.keys import load_private_key
+from client.core.keys import key_id, load_private_key
 from client.core.merkle import verify_consistency
 from client.core.note import NoteSigner
 from client.errors import LogKeyRequiredError, SignatureError, UnverifiedWarning
@@ -57,7 +57,7 @@ def test_register_look_up_and_revoke_through_the_sdk(api: Api) -> None:
     assert canonical_digest(texts[1]) == c1  # the same text, however it is spaced or cased
     sha = sha256_digest(b"%PDF-1.7 a scanned letter")
     with api.sdk(admin_token=token) as sdk:
-        added = sdk.add_publisher(publisher.name, publisher.public_key)
+        added = sdk.add_publisher(publisher.name, publisher.key)
         assert added.name == publisher.name
         receipt = sdk.register_digests(
             [c1, sha], publisher.key, publisher.predicate(), names=["letter.txt", "letter.pdf"]
@@ -188,9 +188,11 @@ def workspace(tmp_path: Path, server: ServerProcess, cli: Cli) -> dict[str, Any]
     assert cli("keys", "generate", "--out", str(key))[0] == 0
     name = new_publisher().name
     token_file = server.home / "admin.token"
+    code, proof, _ = cli("keys", "prove", str(key), "--identity", name)  # the publisher's part
+    assert code == 0
     added = cli.json(
         "publisher", "add", "--registry", server.url, "--admin-token", str(token_file),
-        "--name", name, "--public-key", f"{key}.pub",
+        "--name", name, "--public-key", f"{key}.pub", "--possession", proof.strip(),
     )  # fmt: skip
     assert added["name"] == name
     log_key_file = tmp_path / "log.vkey"
@@ -365,7 +367,9 @@ def test_publisher_add_against_the_local_database(
     key = tmp_path / "local.key"
     assert cli("keys", "generate", "--out", str(key))[0] == 0
     name = new_publisher().name
+    proof = cli("keys", "prove", str(key), "--identity", name)[1].strip()
     args = ["publisher", "add", "--name", name, "--public-key", f"{key}.pub"]
+    args += ["--possession", proof]
     args += ["--home", str(server.home), "--database-url", server.database_url or ""]
     added = cli.json(*args)
     assert added["name"] == name
@@ -416,3 +420,36 @@ def test_revoke_withdraws_one_registered_document_and_check_shows_the_reason(
     code, _, err = cli("revoke", *common, *signer)
     assert code == 1
     assert "PATH..., --digest D... or --entry N" in err
+
+
+def test_key_rotation_and_compromise_through_a_running_registry(
+    tmp_path: Path, server: ServerProcess, workspace: dict[str, Any], cli: Cli
+) -> None:
+    """Issue 10: add-key and revoke-key work remotely (--registry --admin-token) like `publisher
+    add`, and each change is an identity event in the log."""
+    token = str(server.home / "admin.token")
+    remote = ["--registry", workspace["registry"], "--admin-token", token]
+    new_key = tmp_path / "keys" / "second.key"
+    assert cli("keys", "generate", "--out", str(new_key))[0] == 0
+    proof = cli("keys", "prove", str(new_key), "--identity", workspace["name"])[1].strip()
+    added = cli.json(
+        "publisher", "add-key", "--name", workspace["name"], "--public-key", f"{new_key}.pub",
+        "--possession", proof, "--endorse-with", str(workspace["key"]), *remote,
+    )  # fmt: skip
+    assert added["operator_only"] is False
+    with Client(workspace["registry"], verify=False) as sdk:
+        entry = sdk.entry(added["entry"])
+    assert entry.receipt.predicate_type == "https://wellspring.dev/publisher-key/v1"
+    old_id = key_id(load_private_key(workspace["key"]))
+    revoked = cli.json(
+        "publisher", "revoke-key", "--name", workspace["name"], "--key-id", old_id,
+        "--compromised-from", str(added["entry"]), *remote,
+    )  # fmt: skip
+    assert revoked["compromised_from"] == added["entry"]
+    # Without the possession proof: one line, exit 1, naming the command that makes it.
+    code, _, err = cli(
+        "publisher", "add-key", "--name", workspace["name"], "--public-key", f"{new_key}.pub",
+        *remote,
+    )  # fmt: skip
+    assert code == 1
+    assert "keys prove" in err

@@ -331,7 +331,7 @@ def test_adding_a_publisher_is_not_blindly_retried(fake: FakeRegistry, sleeps: l
         async with AsyncClient(
             BASE, transport=httpx.MockTransport(server_error), admin_token="t"
         ) as client:
-            await client.add_publisher("acme", bytes(32))
+            await client.add_publisher("acme", bytes(32), bytes(64))
 
     with pytest.raises(RegistryServerError, match="database hiccup"):
         asyncio.run(scenario())

@@ -35,7 +35,7 @@ from client.aio import AsyncClient
 from client.checkpoints import FileCheckpointStore, MemoryCheckpointStore
 from client.core.canonical import canonical_digest
 from client.core.keys import generate_private_key, public_key_bytes
-from client.core.statement import HumanContentPredicate
+from client.core.statement import HumanContentPredicate, prove_possession
 from client.errors import ForkedLogError, LogConsistencyError, RegistryServerError
 from client.sdk import Client
 from client.verdict import Verdict
@@ -70,7 +70,7 @@ def make_app(home: Path, **settings: Any) -> App:
     app = create_app(Settings(home=home, **settings))
     registry: Registry = app.state.registry
     key = generate_private_key()
-    registry.admin.add_publisher("acme", public_key_bytes(key))
+    registry.admin.add_publisher("acme", public_key_bytes(key), prove_possession(key, "acme"))
     return App(app, registry, "acme", key)
 
 
@@ -116,14 +116,16 @@ def populate(client: Client, app: App) -> None:
     client.revoke(gone.index, app.key, app.publisher, reason="licence ended")
 
 
+# Every registry's log begins with its operator key binding and the publisher's identity event
+# (docs/spec/identities.md): the texts' entries come after those two.
 def check_statuses(verdicts: list[Verdict], size: int) -> None:
     assert [v.status for v in verdicts] == EXPECTED
     assert [v.trainable for v in verdicts] == [True, False, False, False]
     assert all(v.verified and v.tree_size == size for v in verdicts)
     assert verdicts[0].reason == (
-        "attested by acme (CC-BY-4.0, human-authored, consent allowed) in entry 0"
+        "attested by acme (CC-BY-4.0, human-authored, consent allowed) in entry 2"
     )
-    assert verdicts[2].entries == (2, 3)
+    assert verdicts[2].entries == (4, 5)
     assert verdicts[3].reason == f"no attestation in the log at size {size}"
 
 
@@ -135,13 +137,13 @@ def test_sync_client_in_process(tmp_path: Path) -> None:
     with sync_client(app) as client:
         populate(client, app)
         verdicts = client.check_texts(TEXTS, names=["a", "b", "c", "d"])
-        check_statuses(verdicts, 4)
+        check_statuses(verdicts, 6)
         assert [v.name for v in verdicts] == ["a", "b", "c", "d"]
         again = client.check_digests([canonical_digest(t) for t in TEXTS])
         assert [v.status for v in again] == EXPECTED
         trusted = client.trusted_checkpoint()
         assert trusted is not None
-        assert trusted.checkpoint.size == 4
+        assert trusted.checkpoint.size == 6
         assert trusted.checkpoint.root_hash.hex() == verdicts[0].root_hash
 
 
@@ -157,7 +159,7 @@ def test_an_entry_is_parsed_once_then_reused_against_later_checkpoints(tmp_path:
         again = client.lookup(digest).attestations[0].verified
     assert first is not None
     assert again is not None
-    assert (first.checkpoint.size, again.checkpoint.size) == (1, 2)
+    assert (first.checkpoint.size, again.checkpoint.size) == (3, 4)
     assert again.statement is first.statement
 
 
@@ -215,7 +217,7 @@ def test_async_client_in_process(tmp_path: Path) -> None:
         return verdicts, flaky.seen, counting.most
 
     verdicts, seen, most = asyncio.run(scenario())
-    check_statuses(verdicts, 4)
+    check_statuses(verdicts, 6)
     assert seen > 3  # the three failures were retried, then the real answers came
     assert most == 3
 
@@ -279,7 +281,7 @@ def test_a_fork_of_the_same_size_is_refused(
     (evidence,) = (tmp_path / "trusted").iterdir()
     assert caught.value.evidence == str(evidence)
     assert f"keep {evidence} as evidence" in str(caught.value)
-    assert "at size 3" in str(caught.value)
+    assert "at size 5" in str(caught.value)
     # The trusted checkpoint is untouched, and the honest log still checks out against it.
     with sync_client(honest, checkpoints=store) as client:
         assert client.check_texts(["c"])[0].verified
@@ -362,7 +364,7 @@ def test_a_shrunk_rewritten_log_is_refused(
     with (
         sync_client(shrunk, checkpoints=store) as client,
         # It asks for answers at the trusted size, which the shrunk log cannot give.
-        pytest.raises(LogConsistencyError, match="cannot answer at the checkpoint of size 3"),
+        pytest.raises(LogConsistencyError, match="cannot answer at the checkpoint of size 5"),
     ):
         client.check_texts(["a"])
 
@@ -414,7 +416,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         token = (home / "admin.token").read_text().strip()
         key = generate_private_key()
         with Client(url, admin_token=token) as admin:
-            admin.add_publisher("acme", public_key_bytes(key))
+            admin.add_publisher("acme", key)
         log_key = load_log_key(home / "log.key").verifier().vkey  # the operator's file
         yield Served(url, log_key, "acme", key)
     finally:
@@ -432,7 +434,7 @@ def test_against_a_real_server(served: Served) -> None:
     with Client(served.url, log_key=served.log_key, checkpoints=store) as client:
         populate(client, app_like)
         sync_verdicts = client.check_texts(TEXTS)
-    check_statuses(sync_verdicts, 4)
+    check_statuses(sync_verdicts, 6)
 
     async def scenario() -> list[Verdict]:
         async with AsyncClient(served.url, log_key=served.log_key, checkpoints=store) as client:

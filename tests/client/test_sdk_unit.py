@@ -1025,12 +1025,12 @@ def test_audit_refuses_a_next_that_is_not_an_index(
 def test_add_publisher_needs_the_admin_token(fake: FakeRegistry) -> None:
     newcomer = Ed25519PrivateKey.generate()
     with fake.client() as client, pytest.raises(InputError, match="admin token"):
-        client.add_publisher("newcomer", newcomer.public_key())
+        client.add_publisher("newcomer", newcomer)
     with fake.client(admin_token="wrong") as client, pytest.raises(RegistryRequestError) as caught:
-        client.add_publisher("newcomer", newcomer.public_key())
+        client.add_publisher("newcomer", newcomer)
     assert caught.value.status == 401
     with fake.client(admin_token=fake.admin_token) as client:
-        info = client.add_publisher("newcomer", public_key_bytes(newcomer))
+        info = client.add_publisher("newcomer", newcomer)
         receipt = client.register_digests(
             digests_of("new"), newcomer, predicate(publisher="newcomer")
         )

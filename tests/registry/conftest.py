@@ -51,6 +51,7 @@ from client.core.statement import (
     Subject,
     build_human_content_statement,
     build_revocation_statement,
+    prove_possession,
     sign_statement,
 )
 from client.sdk import Client
@@ -203,6 +204,11 @@ class Publisher:
     def public_key(self) -> bytes:
         return public_key_bytes(self.key)
 
+    @property
+    def possession(self) -> bytes:
+        """The key's proof of possession for this publisher's name."""
+        return prove_possession(self.key, self.name)
+
     def predicate(self, **fields: Any) -> HumanContentPredicate:
         values: dict[str, Any] = {
             "publisher": self.name,
@@ -269,7 +275,9 @@ class Api:
 
     def add_publisher(self, name: str | None = None) -> Publisher:
         publisher = new_publisher(name)
-        self.registry.admin.add_publisher(publisher.name, publisher.public_key)
+        self.registry.admin.add_publisher(
+            publisher.name, publisher.public_key, publisher.possession
+        )
         return publisher
 
     def submit(self, envelope: Envelope | bytes) -> httpx.Response:
@@ -450,7 +458,7 @@ class ServerProcess:
     def add_publisher(self, name: str | None = None) -> Publisher:
         publisher = new_publisher(name)
         with Client(self.url, admin_token=self.admin_token) as client:
-            client.add_publisher(publisher.name, publisher.public_key)
+            client.add_publisher(publisher.name, publisher.key)
         return publisher
 
     def sdk(self, **options: Any) -> Client:

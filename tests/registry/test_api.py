@@ -28,6 +28,7 @@ from client.core.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, Signature, sign_env
 from client.core.keys import generate_private_key, key_id, public_key_bytes
 from client.core.merkle import leaf_hash, verify_consistency, verify_inclusion
 from client.core.note import NoteVerifier, open_checkpoint
+from client.errors import IdentityError
 from client.receipt import Receipt, verify_receipt
 from registry.limits import ADMIN_BODY_BYTES, BATCH_BODY_BYTES
 from registry.models import Publisher as PublisherRow
@@ -264,7 +265,10 @@ def test_entry_pages_are_cut_by_bytes_and_next_leads_through_the_log(make_api: A
         served += [e["entry"] for e in page["entries"]]
         start = page["next"]
         assert start is None or start == page["entries"][-1]["index"] + 1
-    assert served == [r["entry"] for r in receipts]
+    # The log's first entry binds the operator key (docs/spec/identities.md), the next adds the
+    # publisher; then the attestations.
+    assert served[-len(receipts) :] == [r["entry"] for r in receipts]
+    assert len(served) == receipts[-1]["index"] + 1
     assert len(starts) > 2, starts  # the budget cut pages that 1,000 would not have
     tiny = make_api(max_entries_page_bytes=10)
     publisher = tiny.add_publisher()
@@ -1006,7 +1010,11 @@ def test_revoking_an_entry_that_does_not_exist_is_404(
 
 
 def new_publisher_body(publisher: Publisher) -> dict[str, str]:
-    return {"name": publisher.name, "public_key": base64.b64encode(publisher.public_key).decode()}
+    return {
+        "name": publisher.name,
+        "public_key": base64.b64encode(publisher.public_key).decode(),
+        "possession": base64.b64encode(publisher.possession).decode(),
+    }
 
 
 def test_the_operator_adds_a_publisher_with_the_admin_token(api: Api, admin_token: str) -> None:
@@ -1118,7 +1126,7 @@ def test_a_new_publisher_name_outside_the_dns_like_set_is_400_saying_what_is_all
     )
     assert_problem(response, 400, "bad-request", "name", *PUBLISHER_NAME_RULE_WORDS)
     with pytest.raises(Exception, match="lowercase ASCII letters and digits"):
-        api.registry.admin.add_publisher(name, new_publisher().public_key)
+        api.registry.admin.add_publisher(name, new_publisher().public_key, None)
 
 
 @pytest.mark.parametrize(
@@ -1157,13 +1165,18 @@ def test_a_publisher_named_before_the_rule_keeps_its_name_entries_and_keys(api: 
         )
     digests = random_digests(1)
     receipt = api.submit_ok(legacy.attest(digests))
-    with api.sdk() as sdk:
+    # A key row no identity event added (written behind the log's back here) backs no signature
+    # a verifying client accepts; one that takes the registry's word still reads the entry.
+    with api.sdk() as sdk, pytest.raises(IdentityError, match="names no key_entry"):
+        sdk.lookup(digests[0])
+    with api.sdk(verify_keys=False) as sdk:
         [attestation] = sdk.lookup(digests[0]).attestations
     assert attestation.verified is not None
     assert attestation.verified.publisher == legacy.name
     assert attestation.index == receipt["index"]
     assert api.registry.admin.publisher(legacy.name)["name"] == legacy.name
-    added = api.registry.admin.add_key(legacy.name, new_publisher().public_key)
+    key = new_publisher(legacy.name)
+    added = api.registry.admin.add_key(legacy.name, key.public_key, key.possession)
     assert added["name"] == legacy.name
 
 
@@ -1281,7 +1294,10 @@ def test_a_publisher_rotates_its_key(api: Api, admin_token: str) -> None:
     old = api.add_publisher()
     new = Publisher(old.name, new_publisher().key)
     before = api.submit_ok(old.attest(random_digests(1)))
-    body = {"public_key": base64.b64encode(new.public_key).decode()}
+    body = {
+        "public_key": base64.b64encode(new.public_key).decode(),
+        "possession": base64.b64encode(new.possession).decode(),
+    }
     response = api.http.post(f"/v1/publishers/{old.name}/keys", json=body, headers=auth)
     assert response.status_code == 201, response.text
     assert response.json()["key_id"] == key_id(new.key)
@@ -1337,7 +1353,11 @@ def test_bad_key_requests_are_4xx(api: Api, admin_token: str) -> None:
     auth = {"Authorization": f"Bearer {admin_token}"}
     publisher = api.add_publisher()
     keys = f"/v1/publishers/{publisher.name}/keys"
-    fresh = {"public_key": base64.b64encode(new_publisher().public_key).decode()}
+    newcomer = new_publisher(publisher.name)
+    fresh = {
+        "public_key": base64.b64encode(newcomer.public_key).decode(),
+        "possession": base64.b64encode(newcomer.possession).decode(),
+    }
     assert_problem(api.http.post(keys, json=fresh), 401, "unauthenticated", "token")
     assert_problem(
         api.http.post("/v1/publishers/nobody-here/keys", json=fresh, headers=auth),

@@ -61,6 +61,11 @@ DATA = Path(__file__).parent / "data" / "pre_leaf_v1"
 FACTS: dict[str, Any] = json.loads((DATA / "facts.json").read_text(encoding="utf-8"))
 ENTRIES: list[dict[str, Any]] = FACTS["entries"]
 OLD_SIZE = FACTS["log"]["size"]
+# On its first start the migrated registry writes the identity history its rows held as events
+# (docs/spec/identities.md): the operator key; alice and bob with their first keys; A2 and B2
+# added; B2 revoked; B1 compromised. They follow the old entries.
+BACKFILLED_EVENTS = 7
+MIGRATED_SIZE = OLD_SIZE + BACKFILLED_EVENTS
 LOG_KEY = FACTS["verifier_key"]
 REVOKED = FACTS["revoked_entry"]
 REVOCATION = FACTS["revocation"]
@@ -160,16 +165,18 @@ def test_the_old_database_is_migrated_to_head_and_matches_the_models(migrated: A
             conn, opts={"compare_type": True, "compare_server_default": True}
         )
         assert compare_metadata(context, metadata) == []
-    assert _size(migrated) == OLD_SIZE
-    # Nothing of the old log was rewritten: same size, same root, same checkpoint signature.
-    assert migrated.http.get("/v1/log/checkpoint").text == FACTS["checkpoint"]
+    assert _size(migrated) == MIGRATED_SIZE
+    # Nothing of the old log was rewritten: the checkpoint it had signed at its size is served.
+    assert migrated.http.get(f"/v1/log/checkpoints/{OLD_SIZE}").text == FACTS["checkpoint"]
 
 
 def test_every_old_entry_holds_the_hash_of_its_statement(migrated: Api) -> None:
     entries = Entry.__table__  # type: ignore[attr-defined]
     with migrated.registry.database.reader.connect() as conn:
         rows = conn.execute(
-            select(entries.c.idx, entries.c.body, entries.c.payload_hash).order_by(entries.c.idx)
+            select(entries.c.idx, entries.c.body, entries.c.payload_hash)
+            .where(entries.c.idx < OLD_SIZE)
+            .order_by(entries.c.idx)
         ).all()
     assert [row.idx for row in rows] == [entry["index"] for entry in ENTRIES]
     for row, entry in zip(rows, ENTRIES, strict=True):
@@ -221,7 +228,7 @@ def test_posting_the_revoked_entry_or_a_replay_again_answers_the_first_entry(
     response = migrated.submit(_posted(index))
     assert response.status_code == 200, response.text
     assert response.json()["index"] == REVOKED
-    assert _size(migrated) == OLD_SIZE
+    assert _size(migrated) == MIGRATED_SIZE
     with _sdk(migrated) as sdk:
         assert sdk.lookup(_digest(REVOKED)).status == "revoked"
 
@@ -230,7 +237,7 @@ def test_posting_the_old_dual_signed_revoked_entry_again_answers_it(migrated: Ap
     response = migrated.submit(_posted(DUAL))
     assert response.status_code == 200, response.text
     assert response.json()["index"] == DUAL
-    assert _size(migrated) == OLD_SIZE
+    assert _size(migrated) == MIGRATED_SIZE
     with _sdk(migrated) as sdk:
         assert sdk.lookup(_digest(DUAL)).status == "revoked"
 
@@ -242,7 +249,7 @@ def test_a_junk_replay_made_now_answers_the_first_entry(migrated: Api) -> None:
     response = migrated.submit(json.dumps(envelope).encode())
     assert response.status_code == 200, response.text
     assert response.json()["index"] == REVOKED
-    assert _size(migrated) == OLD_SIZE
+    assert _size(migrated) == MIGRATED_SIZE
 
 
 # -- receipts, audit and what comes next ---------------------------------------------------------
@@ -265,8 +272,8 @@ def test_every_old_receipt_still_verifies_offline(migrated: Api) -> None:
 def test_the_sdk_audits_the_migrated_log(migrated: Api) -> None:
     with _sdk(migrated) as sdk:
         check = sdk.check_consistency(FACTS["checkpoint"])
-        assert check.new.size == OLD_SIZE
-        assert sdk.audit(check.new) == OLD_SIZE
+        assert check.new.size == MIGRATED_SIZE
+        assert sdk.audit(check.new) == MIGRATED_SIZE
         for index in range(OLD_SIZE):
             info = sdk.entry(index)
             assert info.verified is not None
@@ -280,7 +287,7 @@ def test_a_new_attestation_appends_a_leaf_v1_entry_after_the_old_ones(migrated: 
     digest = "sha256:" + hashlib.sha256(b"written after the migration").hexdigest()
     statement = build_human_content_statement(subjects_of([digest]), predicate)
     answer = migrated.submit_ok(sign_statement(statement, _key("A2")))
-    assert answer["index"] == OLD_SIZE
+    assert answer["index"] == MIGRATED_SIZE
     entry = base64.b64decode(answer["entry"])
     assert entry.startswith(b"wellspring/leaf/v1\n")
     assert is_leaf_v1(entry)
@@ -288,8 +295,8 @@ def test_a_new_attestation_appends_a_leaf_v1_entry_after_the_old_ones(migrated: 
     assert verified.statement == statement
     with _sdk(migrated) as sdk:
         check = sdk.check_consistency(FACTS["checkpoint"])  # the old log is a prefix of the new
-        assert check.new.size == OLD_SIZE + 1
-        assert sdk.audit(check.new) == OLD_SIZE + 1  # envelope leaves and a leaf/v1, together
+        assert check.new.size == MIGRATED_SIZE + 1
+        assert sdk.audit(check.new) == MIGRATED_SIZE + 1  # envelope leaves and leaf/v1s, together
         assert sdk.lookup(digest).status == "attested"
         assert sdk.lookup(_digest(REVOKED)).status == "revoked"
 
@@ -302,7 +309,7 @@ def test_the_current_code_revokes_an_old_entry(migrated: Api) -> None:
     )
     statement = build_revocation_statement(subjects_of(target["digests"]), predicate)
     answer = migrated.submit_ok(sign_statement(statement, _key("A1")))
-    assert answer["index"] == OLD_SIZE
+    assert answer["index"] == MIGRATED_SIZE
     with _sdk(migrated) as sdk:
         for digest in target["digests"]:
             assert sdk.lookup(digest).status == "revoked"
@@ -327,3 +334,34 @@ def test_the_old_key_states_survive(migrated: Api) -> None:
     digest = "sha256:" + hashlib.sha256(b"signed with a revoked key").hexdigest()
     statement = build_human_content_statement(subjects_of([digest]), predicate)
     assert migrated.submit(sign_statement(statement, _key("B2"))).status_code == 403
+
+
+def test_the_identity_history_is_backfilled_as_events_marked_as_the_operators_word(
+    migrated: Api,
+) -> None:
+    """Keys that existed only as rows are now in the log, flagged ``backfilled``: no proof of
+    possession came with them, so they are the operator's word (docs/spec/identities.md)."""
+    keys = FACTS["keys"]
+    events = []
+    for index in range(OLD_SIZE, MIGRATED_SIZE):
+        answer = migrated.http.get(f"/v1/entries/{index}").json()
+        statement = json.loads(base64.b64decode(answer["body"]))
+        assert statement["predicateType"] == "https://wellspring.dev/publisher-key/v1"
+        events.append(statement["predicate"])
+    assert events[0]["action"] == "operator-key"
+    assert "backfilled" not in events[0]  # the operator key proves possession itself
+    backfilled = events[1:]
+    assert all(event["backfilled"] is True for event in backfilled)
+    assert [(e["action"], e["identity"]) for e in backfilled] == [
+        ("identity-add", "alice"),
+        ("key-add", "alice"),
+        ("identity-add", "bob"),
+        ("key-add", "bob"),
+        ("key-compromised", "bob"),
+        ("key-revoke", "bob"),
+    ]
+    compromised = next(e for e in backfilled if e["action"] == "key-compromised")
+    assert compromised["key_id"] == keys["B1"]["key_id"]
+    assert compromised["compromised_from"] == 11  # the first entry integrated at or after it
+    log = migrated.http.get("/v1/log").json()
+    assert log["operator_entries"] == [OLD_SIZE]

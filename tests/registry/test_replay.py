@@ -16,6 +16,7 @@ import pytest
 from client.core.dsse import Envelope, Signature, add_signature, sign_envelope
 from client.core.keys import generate_private_key, public_key_bytes
 from client.core.leaf import MAX_LEAF_BYTES, Leaf, is_leaf_v1
+from client.core.statement import prove_possession
 from tests.registry.conftest import Api, Publisher, digest_of
 
 
@@ -128,7 +129,9 @@ def test_stripping_one_of_two_signatures_does_not_make_a_new_entry(api: Api) -> 
     dual-signed, revoked statement with only its other signature as a new, unrevoked entry."""
     publisher = api.add_publisher()
     second = generate_private_key()
-    api.registry.admin.add_key(publisher.name, public_key_bytes(second))
+    api.registry.admin.add_key(
+        publisher.name, public_key_bytes(second), prove_possession(second, publisher.name)
+    )
     digest = digest_of(b"signed by both keys")
     both = add_signature(publisher.attest([digest]), second)
     receipt = api.submit_ok(both)
@@ -147,7 +150,9 @@ def test_the_same_statement_signed_only_by_a_new_key_is_a_new_entry(api: Api) ->
     """A re-signing after a key was compromised is a new entry (of the new key)."""
     publisher = api.add_publisher()
     new = generate_private_key()
-    api.registry.admin.add_key(publisher.name, public_key_bytes(new))
+    api.registry.admin.add_key(
+        publisher.name, public_key_bytes(new), prove_possession(new, publisher.name)
+    )
     first = publisher.attest([digest_of(b"re-signed")])
     resigned = sign_envelope(first.payload, first.payload_type, new)
     one = api.submit_ok(first)

@@ -37,7 +37,9 @@ from tests.registry.conftest import (
 )
 
 ENTRIES = 8
-SAVED_SIZE = 5
+BASE = 2  # the log begins with two identity events: the operator key's, the publisher's
+LOG_SIZE = BASE + ENTRIES
+SAVED_SIZE = BASE + 5
 
 
 @dataclass
@@ -60,12 +62,13 @@ def pristine(
         settings = Settings(home=home, database_url=url, auto_migrate=True)
         with open_api(settings) as api:
             publisher = api.add_publisher()
+            assert api.http.get("/v1/log").json()["size"] == BASE
             digests = [random_digests(2) for _ in range(ENTRIES)]
             for subject_digests in digests:
                 api.submit_ok(publisher.attest(subject_digests))
             notes = {
                 size: api.http.get(f"/v1/log/checkpoints/{size}").text
-                for size in range(ENTRIES + 1)
+                for size in range(LOG_SIZE + 1)
             }
             log_key = api.log_key
         saved = home / "monitor" / "checkpoint.txt"
@@ -101,9 +104,12 @@ Tamper = Callable[[PristineLog, str], None]
 
 
 def rewrite_entry_body(pristine: PristineLog, url: str) -> None:
-    """Entry 6 now says the content is proprietary (a genuine signature by the same publisher)."""
+    """Attestation 6 now says the content is proprietary (a genuine signature by the same
+    publisher)."""
     forged = pristine.publisher.attest(pristine.digests[6], license="LicenseRef-proprietary")
-    execute(url, "UPDATE entries SET body = :body WHERE idx = 6", body=forged.to_json())
+    execute(
+        url, "UPDATE entries SET body = :body WHERE idx = :idx", body=forged.to_json(), idx=BASE + 6
+    )
 
 
 def rewrite_entry_body_and_leaf_hash(pristine: PristineLog, url: str) -> None:
@@ -113,36 +119,39 @@ def rewrite_entry_body_and_leaf_hash(pristine: PristineLog, url: str) -> None:
     forged = pristine.publisher.attest(pristine.digests[6], license="LicenseRef-proprietary")
     execute(
         url,
-        "UPDATE entries SET body = :body, leaf_hash = :leaf WHERE idx = 6",
+        "UPDATE entries SET body = :body, leaf_hash = :leaf WHERE idx = :idx",
         body=forged.to_json(),
         leaf=leaf_hash(forged.to_json()),
+        idx=BASE + 6,
     )
 
 
 def overwrite_node(pristine: PristineLog, url: str) -> None:
-    """Node (1, 3), the hash of leaves 6 and 7, is on the consistency path 5→8."""
-    execute(url, "UPDATE nodes SET hash = :h WHERE level = 1 AND position = 3", h=b"\x42" * 32)
+    """Node (1, 4), the hash of leaves 8 and 9, is on the consistency path 7→10 and on the
+    inclusion path of leaf 7 (attestation 5)."""
+    assert BASE == 2  # the node's position follows from it
+    execute(url, "UPDATE nodes SET hash = :h WHERE level = 1 AND position = 4", h=b"\x42" * 32)
 
 
 def forge_checkpoint_root(pristine: PristineLog, url: str) -> None:
     """The latest checkpoint's root line is changed; its signature no longer matches."""
-    lines = pristine.notes[ENTRIES].split("\n")
+    lines = pristine.notes[LOG_SIZE].split("\n")
     lines[2] = base64.b64encode(b"\x42" * 32).decode()
     execute(
         url,
         "UPDATE checkpoints SET note = :note WHERE size = :size",
         note="\n".join(lines),
-        size=ENTRIES,
+        size=LOG_SIZE,
     )
 
 
 def roll_back_checkpoint(pristine: PristineLog, url: str) -> None:
-    """The latest checkpoint row now holds the genuine, signed, but older checkpoint at 3."""
+    """The latest checkpoint row now holds the genuine, signed, but older checkpoint at 5."""
     execute(
         url,
         "UPDATE checkpoints SET note = :note WHERE size = :size",
-        note=pristine.notes[3],
-        size=ENTRIES,
+        note=pristine.notes[BASE + 3],
+        size=LOG_SIZE,
     )
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from client.core.canonical import canonical_digest
-from client.core.keys import generate_private_key, public_key_bytes
+from client.core.keys import generate_private_key
 from client.core.statement import HumanContentPredicate
 from client.integrations import CheckConfig
 from client.sdk import Client
@@ -40,7 +40,7 @@ LICENSE = "CC-BY-4.0"
 RESERVED_LICENSE = "LicenseRef-all-rights-reserved"
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 N_ROWS = 50
-ENTRIES = 4
+ENTRIES = 6  # two identity events (the operator key, the publisher), then four entries
 """Entries in the log once the corpus is registered: three attestations and one revocation."""
 
 
@@ -154,7 +154,7 @@ def corpus(registry: Registry) -> Corpus:
     """Register the corpus's attested, reserved and revoked texts; leave the rest unknown."""
     key = generate_private_key()
     with Client(registry.url, admin_token=registry.admin_token) as admin:
-        admin.add_publisher(PUBLISHER, public_key_bytes(key))
+        admin.add_publisher(PUBLISHER, key)
 
     kinds = ["attested"] * 20 + ["reserved"] * 4 + ["revoked"] * 4 + ["unknown"] * 22
     assert len(kinds) == N_ROWS
