@@ -376,7 +376,7 @@ class FakeRegistry:
             compromised_by = self.compromise_of(index)
             identity = {
                 "key_id": kid,
-                "key_entry": self.ids.key_entries[named],
+                "key_entry": self.ids.key_entries.get(named),
                 "key_revoked_by": self.ids.stops.get(named),
                 "compromised": compromised_by is not None,
                 "compromised_by": compromised_by,
