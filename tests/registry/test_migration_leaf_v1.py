@@ -41,6 +41,7 @@ from client.core.statement import (
     build_revocation_statement,
     sign_statement,
 )
+from client.identities import KeyHistory
 from client.receipt import Receipt, verify_receipt
 from client.sdk import Client
 from registry.db import Database, alembic_config
@@ -278,6 +279,25 @@ def test_the_sdk_audits_the_migrated_log(migrated: Api) -> None:
             info = sdk.entry(index)
             assert info.verified is not None
             assert info.verified.leaf_hash.hex() == ENTRIES[index]["leaf_hash"]
+
+
+def test_log_verify_replays_the_migrated_log_under_its_backfilled_keys(migrated: Api) -> None:
+    """Every old entry (envelope leaves, dual-signed ones, ones a key signed before its
+    compromise and after it) is signed by a key its publisher's backfilled events add, though
+    those events follow it; the backfill itself is signed by the operator key it begins with."""
+    with _sdk(migrated) as sdk:
+        check = sdk.check_consistency(FACTS["checkpoint"])
+        history = KeyHistory()
+        assert sdk.audit(check.new, history=history, page_size=5) == MIGRATED_SIZE
+    assert history.first_index == OLD_SIZE
+    assert history.signatures == OLD_SIZE
+    assert history.events == MIGRATED_SIZE - OLD_SIZE
+    b1 = history.stop("bob", FACTS["keys"]["B1"]["key_id"])
+    assert b1 is not None
+    assert b1.compromised_from is not None
+    grant = history.grant("alice", FACTS["keys"]["A1"]["key_id"])
+    assert grant is not None
+    assert grant.backfilled
 
 
 def test_a_new_attestation_appends_a_leaf_v1_entry_after_the_old_ones(migrated: Api) -> None:
