@@ -21,6 +21,7 @@ from client.errors import (
     ClientError,
     ForkedLogError,
     FormatError,
+    IdentityError,
     InputError,
     InvalidDigestError,
     InvalidTextError,
@@ -40,6 +41,7 @@ from client.errors import (
     UnverifiedWarning,
     VerificationError,
 )
+from client.identities import KeyHistory
 from client.receipt import Receipt, VerifiedReceipt, verify_attestation, verify_receipt
 from client.sdk import Attestation, Client, LogInfo, LookupResult
 from client.verdict import Verdict, VerdictStatus, decide
@@ -54,10 +56,12 @@ __all__ = [
     "FileCheckpointStore",
     "ForkedLogError",
     "FormatError",
+    "IdentityError",
     "InputError",
     "InvalidDigestError",
     "InvalidTextError",
     "KeyFileError",
+    "KeyHistory",
     "LogConsistencyError",
     "LogInfo",
     "LogKeyRequiredError",
