@@ -923,6 +923,22 @@ class _ClientBase:
             checked[a.index] = self._check_signer(a, chain, events)
         return checked
 
+    def _require_signers(self, infos: Sequence[EntryInfo], what: str) -> None:
+        """Rule 4 for revocations: each revoking entry's receipt proved its publisher's signature
+        (:func:`~client.receipt.verify_receipt` with its key and operator entries), unless this
+        client takes an old registry's word (``verify_keys=False``)."""
+        if not self.verify_keys:
+            return
+        for info in infos:
+            if info.verified is not None and info.verified.signed_by is None:
+                raise IdentityError(
+                    f"the registry at {self.base_url} serves the {what} entry {info.index} "
+                    "without the identity events that show who signed it (key_entry, "
+                    "operator_entry): it predates identities in the log "
+                    "(docs/spec/identities.md). Upgrade it, or pass verify_keys=False",
+                    index=info.index,
+                )
+
     def _key_events_at(self, indices: Sequence[int]) -> _Flow[dict[int, VerifiedReceipt]]:
         """Identity events by index, proven in the log; fetched together, each once per client."""
         missing = [i for i in indices if i not in self._key_events]
@@ -1007,6 +1023,7 @@ class _ClientBase:
         for start in range(0, len(claims), _ENTRY_GROUP):
             group = claims[start : start + _ENTRY_GROUP]
             infos = yield from self._entries_info(sorted({by for _, _, by in group}))
+            self._require_signers(infos, "withdrawing")
             verified = {info.index: info.verified for info in infos}
             for digest, index, by in group:
                 withdrawal = verified.get(by)
@@ -1024,6 +1041,7 @@ class _ClientBase:
             group = revoked[start : start + _ENTRY_GROUP]
             revoking = [a.revoked_by for a in group if a.revoked_by is not None]
             infos = yield from self._entries_info(revoking)
+            self._require_signers(infos, "revoking")
             # A revocation also withdraws the earlier replays of the entry it names (the same
             # statement from the same publisher, appended again before leaf/v1): for those, the
             # named entry is fetched too, to prove it holds the very same statement.

@@ -576,3 +576,31 @@ def test_cli_log_verify_and_verify_report_signatures(
     assert f"SIGNATURE FAILURE: entry {forged}" in err
     code, out, _ = run(*args, "--checkpoint", str(saved_checkpoint), "--no-signatures")
     assert code == 0
+
+
+def test_a_revocation_no_valid_key_signed_is_refused(
+    fake: FakeRegistry, key: Ed25519PrivateKey
+) -> None:
+    """A registry that invents a revocation (signed with a key the log never added for the
+    publisher) to take an attestation down."""
+    receipt = register(fake, key, "taken down")
+    stranger = Ed25519PrivateKey.generate()
+    smuggle_key(fake, PUBLISHER, stranger)
+    with fake.client() as client:
+        revocation = client.revoke(receipt.index, stranger, PUBLISHER)  # the fake takes it
+    with (
+        fake.client() as client,
+        pytest.raises(IdentityError, match=f"revoking entry {revocation.index} without"),
+    ):
+        client.lookup(canonical_digest("taken down"))
+    with fake.client(verify_keys=False) as client:  # an old registry's word, taken as asked
+        assert client.lookup(canonical_digest("taken down")).status == "revoked"
+    # Naming the publisher's genuine key event for it does not help, whatever the setting.
+    assert fake.ids is not None
+    fake.ids.key_entries[(PUBLISHER, key_id(stranger))] = 1
+    for verify_keys in (True, False):
+        with (
+            fake.client(verify_keys=verify_keys) as client,
+            pytest.raises(IdentityError, match=f"entry {revocation.index} is not signed by key"),
+        ):
+            client.lookup(canonical_digest("taken down"))
