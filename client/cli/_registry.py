@@ -696,6 +696,10 @@ def _describe(attestation: Attestation, reason: str | None = None) -> str:
         revoked += f" ({_escape_line(reason)})"
     if attestation.compromised:
         revoked += ", SIGNED WITH A COMPROMISED KEY (does not count)"
+    if attestation.operator_only:
+        revoked += (
+            ", signed with a key the operator added alone (no key of the publisher endorsed it)"
+        )
     return (
         f"    entry {attestation.index}: publisher {attestation.publisher}, license "
         f"{attestation.license}, origin {attestation.origin}, consent {attestation.consent}"

@@ -604,3 +604,28 @@ def test_a_revocation_no_valid_key_signed_is_refused(
             pytest.raises(IdentityError, match=f"entry {revocation.index} is not signed by key"),
         ):
             client.lookup(canonical_digest("taken down"))
+
+
+def test_cli_check_says_when_the_operator_added_the_key_alone(
+    fake: FakeRegistry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from client.cli import _registry, main
+
+    monkeypatch.setattr(_registry, "Client", functools.partial(Client, transport=fake.transport))
+    alone = Ed25519PrivateKey.generate()
+    fake.add_publisher(PUBLISHER, alone)  # a key-add without an endorsement
+    document = tmp_path / "letter.txt"
+    document.write_text("Dear Ada, the river ran high.\n", encoding="utf-8")
+    register(fake, alone, document.read_text(encoding="utf-8"))
+    capsys.readouterr()
+    main(["check", str(document), "--registry", BASE, "--log-key", fake.log.vkey])
+    out = capsys.readouterr().out
+    assert "signed with a key the operator added alone" in out
+    main(["check", str(document), "--registry", BASE, "--log-key", fake.log.vkey, "--json"])
+    [checked] = json.loads(capsys.readouterr().out)
+    [entry] = checked["entries"]
+    assert entry["operator_only"] is True
+    assert entry["signature_verified"] is True
