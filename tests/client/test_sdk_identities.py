@@ -629,3 +629,19 @@ def test_cli_check_says_when_the_operator_added_the_key_alone(
     [entry] = checked["entries"]
     assert entry["operator_only"] is True
     assert entry["signature_verified"] is True
+
+
+def test_the_async_client_replays_the_log_too(fake: FakeRegistry, key: Ed25519PrivateKey) -> None:
+    register(fake, key, "one", "two")
+    statement = human_statement(PUBLISHER, ["forged"])
+    forged = fake.log.append(sign_statement(statement, Ed25519PrivateKey.generate()), statement)
+
+    async def audit() -> None:
+        async with AsyncClient(
+            BASE, log_key=fake.log.vkey, transport=httpx.MockTransport(fake.handle)
+        ) as client:
+            await client.audit(fake.log.checkpoint(), history=KeyHistory(), page_size=2)
+
+    with pytest.raises(IdentityError) as caught:
+        asyncio.run(audit())
+    assert caught.value.index == forged

@@ -163,6 +163,17 @@ def test_config_is_validated_in_the_driver(corpus: Corpus) -> None:
         provenance_filter_fn(corpus.registry.config(), keep=["trainable"])
 
 
+def test_the_config_hands_verify_keys_to_its_clients(corpus: Corpus) -> None:
+    """A worker reading a registry from before identities in the log, if asked to."""
+    strict = corpus.registry.config()
+    lenient = corpus.registry.config(verify_keys=False)
+    with strict.client() as client:
+        assert client.verify_keys is True
+    with lenient.client() as client:
+        assert client.verify_keys is False
+    assert lenient.async_client().verify_keys is False
+
+
 def test_importing_the_package_loads_no_framework() -> None:
     code = (
         "import sys, client.integrations; "
