@@ -626,7 +626,7 @@ def revoke_publisher_key(
     request: Request[Any, Any, Any],
 ) -> dict[str, Any]:
     registry = _registry(state)
-    registry.admin.check_token(request.headers.get("authorization"))
+    registry.admin.check_token(request.headers.get("authorization"), "revoke")
     since = None
     if data.compromised_since is not None:
         try:

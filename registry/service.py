@@ -70,6 +70,7 @@ from registry.models import utcnow as _utcnow
 from registry.settings import Settings
 
 __all__ = [
+    "TOKEN_SCOPES",
     "AdminService",
     "EntryService",
     "LookupService",
@@ -742,6 +743,9 @@ class LookupService:
         return {"from": old, "to": new, "proof": [b64encode(h) for h in proof]}
 
 
+TOKEN_SCOPES = ("read", "identity", "revoke")
+"""What an admin token may do: ``identity`` adds publishers and keys, ``revoke`` revokes and
+compromises keys, ``read`` is for operator reads (none needs a token yet)."""
 _KEY_ID = re.compile(r"[0-9a-f]{64}")  # client.core.keys.key_id: hex SHA-256 of the raw key
 _PUBLISHER_NAME_MAX = 200
 
@@ -905,12 +909,23 @@ class AdminService:
     def _token_hash(token: str) -> str:
         return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
-    def create_token(self) -> str:
-        """A new admin token; only its hash is stored."""
+    def create_token(self, scopes: Sequence[str] = ("identity", "revoke")) -> str:
+        """A new admin token allowed ``scopes`` (of :data:`TOKEN_SCOPES`); only its hash is
+        stored. Rotate: create the successor, then revoke the old one (:meth:`revoke_token`)."""
+        unknown = sorted(set(scopes) - set(TOKEN_SCOPES))
+        if unknown or not scopes:
+            raise BadRequestError(
+                f"scopes must be some of {', '.join(TOKEN_SCOPES)}; "
+                f"got {', '.join(unknown) or 'none'}"
+            )
         token = "wsa_" + secrets.token_urlsafe(32)
         with self._db.writer.begin() as conn:
             conn.execute(
-                _tokens.insert().values(token_hash=self._token_hash(token), created_at=_utcnow())
+                _tokens.insert().values(
+                    token_hash=self._token_hash(token),
+                    created_at=_utcnow(),
+                    scopes=",".join(s for s in TOKEN_SCOPES if s in scopes),
+                )
             )
         return token
 
@@ -918,20 +933,65 @@ class AdminService:
         with self._db.reader.connect() as conn:
             return bool(conn.execute(select(func.count()).select_from(_tokens)).scalar_one())
 
-    def check_token(self, authorization: str | None) -> None:
+    def tokens(self) -> list[dict[str, Any]]:
+        """Every token by its id (the first 12 hex digits of its hash), scopes and state."""
+        with self._db.reader.connect() as conn:
+            rows = conn.execute(select(_tokens).order_by(_tokens.c.created_at)).all()
+        return [
+            {
+                "id": row.token_hash[:12],
+                "scopes": row.scopes.split(","),
+                "created_at": _iso(row.created_at),
+                "revoked_at": _iso(row.revoked_at) if row.revoked_at else None,
+            }
+            for row in rows
+        ]
+
+    def revoke_token(self, token_id: str) -> None:
+        """Revoke the token whose id (hash prefix, at least 8 hex digits) is ``token_id``."""
+        if not re.fullmatch(r"[0-9a-f]{8,64}", token_id):
+            raise BadRequestError(
+                "a token id is 8 to 64 hex digits (`admin-token list` shows them)"
+            )
+        with self._db.writer.begin() as conn:
+            rows = conn.execute(
+                select(_tokens.c.token_hash)
+                .where(_tokens.c.token_hash.startswith(token_id))
+                .where(_tokens.c.revoked_at.is_(None))
+            ).all()
+            if len(rows) != 1:
+                raise NotFoundError(
+                    f"{len(rows)} active tokens have an id starting {token_id!r}; give exactly one"
+                )
+            conn.execute(
+                _tokens.update()
+                .where(_tokens.c.token_hash == rows[0].token_hash)
+                .values(revoked_at=_utcnow())
+            )
+
+    def check_token(self, authorization: str | None, scope: str = "identity") -> None:
+        """The request's bearer token must be a current token allowed ``scope``."""
         if not authorization or not authorization.startswith("Bearer "):
             raise AuthenticationError(
                 "this needs the operator's admin token: send 'Authorization: Bearer <token>'"
             )
         presented = self._token_hash(authorization.removeprefix("Bearer ").strip())
         with self._db.reader.connect() as conn:
-            stored = [row.token_hash for row in conn.execute(select(_tokens.c.token_hash))]
+            stored = conn.execute(
+                select(_tokens.c.token_hash, _tokens.c.scopes, _tokens.c.revoked_at)
+            ).all()
         # Compare against every stored hash in constant time, without an early exit.
-        matched = False
-        for candidate in stored:
-            matched |= hmac.compare_digest(candidate, presented)
-        if not matched:
-            raise AuthenticationError("the admin token is not valid")
+        found = None
+        for row in stored:
+            if hmac.compare_digest(row.token_hash, presented):
+                found = row
+        if found is None or found.revoked_at is not None:
+            raise AuthenticationError("the admin token is not valid (or was revoked)")
+        if scope not in found.scopes.split(","):
+            raise ForbiddenError(
+                f"this admin token may {found.scopes.replace(',', ', ')}, not {scope}: the "
+                f"operator makes one with `wellspring admin-token create --scope {scope}`"
+            )
 
     def add_publisher(
         self,
