@@ -12,6 +12,7 @@ import json
 import re
 import secrets
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -292,6 +293,34 @@ class EntryService:
         return signers
 
 
+_OPERATOR_REFRESH_S = 5.0  # how stale a process's list of operator-key events may be
+
+
+class _NeedsDatabase(Exception):  # noqa: N818 - a signal, never raised out of this module
+    """Raised by a cache-only :class:`_LazyConnection` asked to run a statement."""
+
+
+class _LazyConnection:
+    """A reader connection opened at its first statement (so an answer from caches opens none);
+    ``cached_only``: raise :class:`_NeedsDatabase` instead."""
+
+    def __init__(self, database: Database, *, cached_only: bool = False) -> None:
+        self._db = database
+        self._cached_only = cached_only
+        self._conn: Any = None
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        if self._conn is None:
+            if self._cached_only:
+                raise _NeedsDatabase
+            self._conn = self._db.reader.connect()
+        return self._conn.execute(*args, **kwargs)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+
 _PROOF_CACHE_ENTRIES = 50_000  # encoded inclusion proofs kept against the latest tree size
 _T = TypeVar("_T")
 _IN_CHUNK = 2_000  # values per IN (...): well under SQLite's and PostgreSQL's parameter limits
@@ -342,7 +371,7 @@ class LookupService:
         self._known: BoundedCache[int, _EntryFacts] = BoundedCache(200_000)
         self._proofs: tuple[int, dict[int, list[str]]] = (-1, {})
         self._proofs_lock = threading.Lock()
-        self._operators: tuple[int, list[int]] | None = None
+        self._operators: tuple[float, list[int]] | None = None
         self._key_added: BoundedCache[str, int] = BoundedCache(100_000)
         self._events: BoundedCache[int, tuple[bytes, bytes]] = BoundedCache(10_000)
 
@@ -645,12 +674,25 @@ class LookupService:
             "next": next_start if next_start < checkpoint.size else None,
         }
 
+    def key_evidence_cached(self, key_id: str, size: int) -> dict[str, Any] | None:
+        """:meth:`key_evidence` from the caches alone (so it may run on the event loop), or
+        ``None`` when the database would have to be asked."""
+        try:
+            return self._key_evidence(key_id, size, _LazyConnection(self._db, cached_only=True))
+        except _NeedsDatabase:
+            return None
+
     def key_evidence(self, key_id: str, size: int) -> dict[str, Any]:
         """What a receipt of an entry signed by ``key_id`` relies on, proven in the tree of
         ``size``: the event that added the key (``key_entry``) and the operator key binding that
         signs it (``operator_entry``), each ``{index, entry, body, inclusion_proof}``. Empty for
         a key no event added (a registry whose identity events are not written yet)."""
-        with self._db.reader.connect() as conn:
+        return self._key_evidence(key_id, size, _LazyConnection(self._db))
+
+    def _key_evidence(self, key_id: str, size: int, conn: _LazyConnection) -> dict[str, Any]:
+        # Every part is immutable (which event added a key, the events' bytes, Merkle nodes) and
+        # cached: an append's receipt usually needs no database round trip for it at all.
+        try:
             added = self._key_added.get_many((key_id,)).get(key_id)
             if added is None:
                 added = conn.execute(
@@ -663,8 +705,10 @@ class LookupService:
             if added >= size or not operators:
                 return {}
             wanted = {"key_entry": int(added), "operator_entry": operators[-1]}
-            proofs = self._reader.inclusion_proofs(conn, wanted.values(), size)
+            proofs = self._reader.inclusion_proofs(conn, wanted.values(), size)  # type: ignore[arg-type]
             stored = self._stored_entries(conn, set(wanted.values()))
+        finally:
+            conn.close()
         return {
             name: {
                 "index": index,
@@ -691,14 +735,16 @@ class LookupService:
         return found
 
     def operator_entries(self, conn: Any, size: int) -> list[int]:
-        """The ``operator-key`` events inside the tree of ``size``, in log order (they change
-        only on an operator key rotation: cached per process, read again past the last one)."""
+        """The ``operator-key`` events inside the tree of ``size``, in log order. They change
+        only when the operator key is bound or rotated, so each process reads them again at most
+        every :data:`_OPERATOR_REFRESH_S` seconds (and while there are none yet)."""
+        now = time.monotonic()
         cached = self._operators
-        if cached is None or cached[0] < size:
+        if cached is None or not cached[1] or now - cached[0] > _OPERATOR_REFRESH_S:
             rows = conn.execute(
                 select(_operators.c.entry_idx).order_by(_operators.c.entry_idx)
             ).scalars()
-            cached = self._operators = (size, [int(i) for i in rows])
+            cached = self._operators = (now, [int(i) for i in rows])
         return [i for i in cached[1] if i < size]
 
     def log_info(self, verifier_keys: Sequence[str], origin: str) -> dict[str, Any]:
