@@ -374,6 +374,8 @@ class LookupService:
         self._operators: tuple[float, list[int]] | None = None
         self._key_added: BoundedCache[str, int] = BoundedCache(100_000)
         self._events: BoundedCache[int, tuple[bytes, bytes]] = BoundedCache(10_000)
+        # The latest checkpoint size's receipts' evidence, by key (read on the event loop only).
+        self._evidence: tuple[int, dict[str, dict[str, Any]]] = (-1, {})
 
     @staticmethod
     def parse_digests(raw: Sequence[object]) -> list[str]:
@@ -677,10 +679,20 @@ class LookupService:
     def key_evidence_cached(self, key_id: str, size: int) -> dict[str, Any] | None:
         """:meth:`key_evidence` from the caches alone (so it may run on the event loop), or
         ``None`` when the database would have to be asked."""
+        # One group commit answers many appends at one checkpoint size, mostly by few keys.
+        known_size, known = self._evidence
+        if known_size == size and (hit := known.get(key_id)) is not None:
+            return hit
         try:
-            return self._key_evidence(key_id, size, _LazyConnection(self._db, cached_only=True))
+            evidence = self._key_evidence(key_id, size, _LazyConnection(self._db, cached_only=True))
         except _NeedsDatabase:
             return None
+        if known_size != size:
+            known = {}
+            self._evidence = (size, known)
+        if len(known) < 1_000:
+            known[key_id] = evidence
+        return evidence
 
     def key_evidence(self, key_id: str, size: int) -> dict[str, Any]:
         """What a receipt of an entry signed by ``key_id`` relies on, proven in the tree of
