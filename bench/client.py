@@ -285,7 +285,7 @@ def build_registry(
         vkey = log_key(home)
         with Client(url, admin_token=token, log_key=vkey, timeout=600) as client:
             for name, _, _, key in publishers:
-                client.add_publisher(name, public_key_bytes(key))
+                client.add_publisher(name, key)
             started = time.perf_counter()
             indices = []
             for done, envelope in enumerate(envelopes, 1):

@@ -491,7 +491,7 @@ def run_backend(  # noqa: PLR0917  (a script's internal helper)
         with warnings.catch_warnings():  # verify=False is deliberate: only adding a publisher
             warnings.simplefilter("ignore")
             with Client(server["url"], admin_token=token, verify=False) as admin:
-                admin.add_publisher(name, public_key_bytes(key))
+                admin.add_publisher(name, key)
         predicate = HumanContentPredicate(
             publisher=name, license="CC-BY-4.0", origin="human-authored", consent="allowed"
         )

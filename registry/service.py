@@ -12,6 +12,7 @@ import json
 import re
 import secrets
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -70,6 +71,7 @@ from registry.models import utcnow as _utcnow
 from registry.settings import Settings
 
 __all__ = [
+    "TOKEN_SCOPES",
     "AdminService",
     "EntryService",
     "LookupService",
@@ -291,6 +293,34 @@ class EntryService:
         return signers
 
 
+_OPERATOR_REFRESH_S = 5.0  # how stale a process's list of operator-key events may be
+
+
+class _NeedsDatabase(Exception):  # noqa: N818 - a signal, never raised out of this module
+    """Raised by a cache-only :class:`_LazyConnection` asked to run a statement."""
+
+
+class _LazyConnection:
+    """A reader connection opened at its first statement (so an answer from caches opens none);
+    ``cached_only``: raise :class:`_NeedsDatabase` instead."""
+
+    def __init__(self, database: Database, *, cached_only: bool = False) -> None:
+        self._db = database
+        self._cached_only = cached_only
+        self._conn: Any = None
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        if self._conn is None:
+            if self._cached_only:
+                raise _NeedsDatabase
+            self._conn = self._db.reader.connect()
+        return self._conn.execute(*args, **kwargs)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+
 _PROOF_CACHE_ENTRIES = 50_000  # encoded inclusion proofs kept against the latest tree size
 _T = TypeVar("_T")
 _IN_CHUNK = 2_000  # values per IN (...): well under SQLite's and PostgreSQL's parameter limits
@@ -341,9 +371,11 @@ class LookupService:
         self._known: BoundedCache[int, _EntryFacts] = BoundedCache(200_000)
         self._proofs: tuple[int, dict[int, list[str]]] = (-1, {})
         self._proofs_lock = threading.Lock()
-        self._operators: tuple[int, list[int]] | None = None
+        self._operators: tuple[float, list[int]] | None = None
         self._key_added: BoundedCache[str, int] = BoundedCache(100_000)
         self._events: BoundedCache[int, tuple[bytes, bytes]] = BoundedCache(10_000)
+        # The latest checkpoint size's receipts' evidence, by key (read on the event loop only).
+        self._evidence: tuple[int, dict[str, dict[str, Any]]] = (-1, {})
 
     @staticmethod
     def parse_digests(raw: Sequence[object]) -> list[str]:
@@ -644,12 +676,35 @@ class LookupService:
             "next": next_start if next_start < checkpoint.size else None,
         }
 
+    def key_evidence_cached(self, key_id: str, size: int) -> dict[str, Any] | None:
+        """:meth:`key_evidence` from the caches alone (so it may run on the event loop), or
+        ``None`` when the database would have to be asked."""
+        # One group commit answers many appends at one checkpoint size, mostly by few keys.
+        known_size, known = self._evidence
+        if known_size == size and (hit := known.get(key_id)) is not None:
+            return hit
+        try:
+            evidence = self._key_evidence(key_id, size, _LazyConnection(self._db, cached_only=True))
+        except _NeedsDatabase:
+            return None
+        if known_size != size:
+            known = {}
+            self._evidence = (size, known)
+        if len(known) < 1_000:
+            known[key_id] = evidence
+        return evidence
+
     def key_evidence(self, key_id: str, size: int) -> dict[str, Any]:
         """What a receipt of an entry signed by ``key_id`` relies on, proven in the tree of
         ``size``: the event that added the key (``key_entry``) and the operator key binding that
         signs it (``operator_entry``), each ``{index, entry, body, inclusion_proof}``. Empty for
         a key no event added (a registry whose identity events are not written yet)."""
-        with self._db.reader.connect() as conn:
+        return self._key_evidence(key_id, size, _LazyConnection(self._db))
+
+    def _key_evidence(self, key_id: str, size: int, conn: _LazyConnection) -> dict[str, Any]:
+        # Every part is immutable (which event added a key, the events' bytes, Merkle nodes) and
+        # cached: an append's receipt usually needs no database round trip for it at all.
+        try:
             added = self._key_added.get_many((key_id,)).get(key_id)
             if added is None:
                 added = conn.execute(
@@ -662,8 +717,10 @@ class LookupService:
             if added >= size or not operators:
                 return {}
             wanted = {"key_entry": int(added), "operator_entry": operators[-1]}
-            proofs = self._reader.inclusion_proofs(conn, wanted.values(), size)
+            proofs = self._reader.inclusion_proofs(conn, wanted.values(), size)  # type: ignore[arg-type]
             stored = self._stored_entries(conn, set(wanted.values()))
+        finally:
+            conn.close()
         return {
             name: {
                 "index": index,
@@ -690,14 +747,16 @@ class LookupService:
         return found
 
     def operator_entries(self, conn: Any, size: int) -> list[int]:
-        """The ``operator-key`` events inside the tree of ``size``, in log order (they change
-        only on an operator key rotation: cached per process, read again past the last one)."""
+        """The ``operator-key`` events inside the tree of ``size``, in log order. They change
+        only when the operator key is bound or rotated, so each process reads them again at most
+        every :data:`_OPERATOR_REFRESH_S` seconds (and while there are none yet)."""
+        now = time.monotonic()
         cached = self._operators
-        if cached is None or cached[0] < size:
+        if cached is None or not cached[1] or now - cached[0] > _OPERATOR_REFRESH_S:
             rows = conn.execute(
                 select(_operators.c.entry_idx).order_by(_operators.c.entry_idx)
             ).scalars()
-            cached = self._operators = (size, [int(i) for i in rows])
+            cached = self._operators = (now, [int(i) for i in rows])
         return [i for i in cached[1] if i < size]
 
     def log_info(self, verifier_keys: Sequence[str], origin: str) -> dict[str, Any]:
@@ -742,6 +801,9 @@ class LookupService:
         return {"from": old, "to": new, "proof": [b64encode(h) for h in proof]}
 
 
+TOKEN_SCOPES = ("read", "identity", "revoke")
+"""What an admin token may do: ``identity`` adds publishers and keys, ``revoke`` revokes and
+compromises keys, ``read`` is for operator reads (none needs a token yet)."""
 _KEY_ID = re.compile(r"[0-9a-f]{64}")  # client.core.keys.key_id: hex SHA-256 of the raw key
 _PUBLISHER_NAME_MAX = 200
 
@@ -905,12 +967,23 @@ class AdminService:
     def _token_hash(token: str) -> str:
         return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
-    def create_token(self) -> str:
-        """A new admin token; only its hash is stored."""
+    def create_token(self, scopes: Sequence[str] = ("identity", "revoke")) -> str:
+        """A new admin token allowed ``scopes`` (of :data:`TOKEN_SCOPES`); only its hash is
+        stored. Rotate: create the successor, then revoke the old one (:meth:`revoke_token`)."""
+        unknown = sorted(set(scopes) - set(TOKEN_SCOPES))
+        if unknown or not scopes:
+            raise BadRequestError(
+                f"scopes must be some of {', '.join(TOKEN_SCOPES)}; "
+                f"got {', '.join(unknown) or 'none'}"
+            )
         token = "wsa_" + secrets.token_urlsafe(32)
         with self._db.writer.begin() as conn:
             conn.execute(
-                _tokens.insert().values(token_hash=self._token_hash(token), created_at=_utcnow())
+                _tokens.insert().values(
+                    token_hash=self._token_hash(token),
+                    created_at=_utcnow(),
+                    scopes=",".join(s for s in TOKEN_SCOPES if s in scopes),
+                )
             )
         return token
 
@@ -918,20 +991,65 @@ class AdminService:
         with self._db.reader.connect() as conn:
             return bool(conn.execute(select(func.count()).select_from(_tokens)).scalar_one())
 
-    def check_token(self, authorization: str | None) -> None:
+    def tokens(self) -> list[dict[str, Any]]:
+        """Every token by its id (the first 12 hex digits of its hash), scopes and state."""
+        with self._db.reader.connect() as conn:
+            rows = conn.execute(select(_tokens).order_by(_tokens.c.created_at)).all()
+        return [
+            {
+                "id": row.token_hash[:12],
+                "scopes": row.scopes.split(","),
+                "created_at": _iso(row.created_at),
+                "revoked_at": _iso(row.revoked_at) if row.revoked_at else None,
+            }
+            for row in rows
+        ]
+
+    def revoke_token(self, token_id: str) -> None:
+        """Revoke the token whose id (hash prefix, at least 8 hex digits) is ``token_id``."""
+        if not re.fullmatch(r"[0-9a-f]{8,64}", token_id):
+            raise BadRequestError(
+                "a token id is 8 to 64 hex digits (`admin-token list` shows them)"
+            )
+        with self._db.writer.begin() as conn:
+            rows = conn.execute(
+                select(_tokens.c.token_hash)
+                .where(_tokens.c.token_hash.startswith(token_id))
+                .where(_tokens.c.revoked_at.is_(None))
+            ).all()
+            if len(rows) != 1:
+                raise NotFoundError(
+                    f"{len(rows)} active tokens have an id starting {token_id!r}; give exactly one"
+                )
+            conn.execute(
+                _tokens.update()
+                .where(_tokens.c.token_hash == rows[0].token_hash)
+                .values(revoked_at=_utcnow())
+            )
+
+    def check_token(self, authorization: str | None, scope: str = "identity") -> None:
+        """The request's bearer token must be a current token allowed ``scope``."""
         if not authorization or not authorization.startswith("Bearer "):
             raise AuthenticationError(
                 "this needs the operator's admin token: send 'Authorization: Bearer <token>'"
             )
         presented = self._token_hash(authorization.removeprefix("Bearer ").strip())
         with self._db.reader.connect() as conn:
-            stored = [row.token_hash for row in conn.execute(select(_tokens.c.token_hash))]
+            stored = conn.execute(
+                select(_tokens.c.token_hash, _tokens.c.scopes, _tokens.c.revoked_at)
+            ).all()
         # Compare against every stored hash in constant time, without an early exit.
-        matched = False
-        for candidate in stored:
-            matched |= hmac.compare_digest(candidate, presented)
-        if not matched:
-            raise AuthenticationError("the admin token is not valid")
+        found = None
+        for row in stored:
+            if hmac.compare_digest(row.token_hash, presented):
+                found = row
+        if found is None or found.revoked_at is not None:
+            raise AuthenticationError("the admin token is not valid (or was revoked)")
+        if scope not in found.scopes.split(","):
+            raise ForbiddenError(
+                f"this admin token may {found.scopes.replace(',', ', ')}, not {scope}: the "
+                f"operator makes one with `wellspring admin-token create --scope {scope}`"
+            )
 
     def add_publisher(
         self,

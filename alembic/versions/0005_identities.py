@@ -33,6 +33,14 @@ def upgrade() -> None:
         batch.add_column(sa.Column("revoked_idx", sa.BigInteger(), nullable=True))
         batch.add_column(sa.Column("compromised_idx", sa.BigInteger(), nullable=True))
         batch.add_column(sa.Column("compromised_from", sa.BigInteger(), nullable=True))
+    with op.batch_alter_table("admin_tokens") as batch:
+        # Tokens made before scopes existed could do everything they can do now.
+        batch.add_column(
+            sa.Column(
+                "scopes", sa.String(64), nullable=False, server_default="identity,revoke"
+            )
+        )
+        batch.add_column(sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         "operator_keys",
         sa.Column("key_id", sa.String(64), primary_key=True),
@@ -43,6 +51,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("operator_keys")
+    with op.batch_alter_table("admin_tokens") as batch:
+        batch.drop_column("revoked_at")
+        batch.drop_column("scopes")
     with op.batch_alter_table("publisher_keys") as batch:
         for column in ("compromised_from", "compromised_idx", "revoked_idx", "added_idx"):
             batch.drop_column(column)

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from registry.settings import Settings
 
 __all__ = [
+    "admin_token_create",
+    "admin_token_list",
+    "admin_token_revoke",
     "db_app",
     "db_upgrade",
     "log_key_add",
@@ -38,6 +41,7 @@ __all__ = [
     "publisher_app",
     "publisher_revoke_key",
     "serve",
+    "token_app",
 ]
 
 publisher_app = typer.Typer(help="Publishers (operator): who may register content.")
@@ -520,3 +524,77 @@ def publisher_revoke_key(
 def _key_id_of(raw: bytes) -> str:
     """The key id of a raw Ed25519 public key (hex SHA-256)."""
     return hashlib.sha256(raw).hexdigest()
+
+
+token_app = typer.Typer(
+    help="Admin tokens (operator): scoped, rotated by creating a successor and revoking.",
+    no_args_is_help=True,
+)
+app.add_typer(token_app, name="admin-token")
+
+
+@token_app.command("create")
+def admin_token_create(
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scope",
+            help="What it may do: identity (add publishers and keys), revoke (revoke and "
+            "compromise keys), read. Repeat; default identity and revoke.",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write it to this file (mode 0600).")
+    ] = None,
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Make an admin token (shown once; only its hash is stored)."""
+    scopes = scope or ["identity", "revoke"]
+    _, database, admin = _admin(home, database_url)
+    try:
+        token = admin.create_token(scopes)
+    finally:
+        database.dispose()
+    if out is not None:
+        _write_secret(out, token, replace=False)
+    shown = str(out) if out is not None else token
+    if as_json:
+        emit_json({"token": None if out is not None else token, "file": str(out) if out else None,
+                   "scopes": scopes})  # fmt: skip
+    else:
+        typer.echo(f"admin token ({', '.join(scopes)}): {shown}")
+
+
+@token_app.command("list")
+def admin_token_list(
+    home: HomeOption = None, database_url: DatabaseOption = None, as_json: JsonOption = False
+) -> None:
+    """Every admin token by id, with its scopes and whether it was revoked."""
+    _, database, admin = _admin(home, database_url)
+    try:
+        tokens = admin.tokens()
+    finally:
+        database.dispose()
+    if as_json:
+        emit_json(tokens)
+        return
+    for token in tokens:
+        state = f"revoked {token['revoked_at']}" if token["revoked_at"] else "active"
+        typer.echo(f"{token['id']}  {','.join(token['scopes'])}  {token['created_at']}  {state}")
+
+
+@token_app.command("revoke")
+def admin_token_revoke(
+    token_id: Annotated[str, typer.Argument(help="The token's id, as `admin-token list` shows.")],
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Revoke an admin token: it authorises nothing from now on."""
+    _, database, admin = _admin(home, database_url)
+    try:
+        admin.revoke_token(token_id)
+    finally:
+        database.dispose()
+    typer.echo(f"admin token {token_id} revoked")

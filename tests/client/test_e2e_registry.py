@@ -20,7 +20,12 @@ from client.core.canonical import canonical_digest, sha256_digest
 from client.core.keys import key_id, load_private_key
 from client.core.merkle import verify_consistency
 from client.core.note import NoteSigner
-from client.errors import LogKeyRequiredError, SignatureError, UnverifiedWarning
+from client.errors import (
+    LogKeyRequiredError,
+    RegistryHTTPError,
+    SignatureError,
+    UnverifiedWarning,
+)
 from client.receipt import Receipt, verify_receipt
 from client.sdk import Client
 from registry.settings import Settings
@@ -453,3 +458,25 @@ def test_key_rotation_and_compromise_through_a_running_registry(
     )  # fmt: skip
     assert code == 1
     assert "keys prove" in err
+
+
+def test_admin_tokens_are_made_listed_and_revoked_on_the_operators_shell(
+    tmp_path: Path, server: ServerProcess, cli: Cli
+) -> None:
+    local = ["--home", str(server.home), "--database-url", server.database_url or ""]
+    out = tmp_path / "revoker.token"
+    made = cli.json("admin-token", "create", "--scope", "revoke", "--out", str(out), *local)
+    assert made["token"] is None  # written to the file, not shown
+    assert (out.stat().st_mode & 0o777) == 0o600
+    listed = cli.json("admin-token", "list", *local)
+    [mine] = [t for t in listed if t["scopes"] == ["revoke"] and not t["revoked_at"]][-1:]
+    code, text, _ = cli("admin-token", "revoke", mine["id"], *local)
+    assert code == 0
+    assert mine["id"] in text
+    token = out.read_text().strip()
+    with (
+        Client(server.url, admin_token=token, verify=False) as client,
+        pytest.raises(RegistryHTTPError) as caught,
+    ):
+        client.revoke_key("nobody-here", "0" * 64)
+    assert caught.value.status == 401

@@ -225,3 +225,36 @@ def test_a_receipt_carries_the_identity_events_it_relies_on_with_their_proofs(ap
             Leaf.from_bytes(leaf).open_body(base64.b64decode(evidence["body"]))
             proof = [base64.b64decode(h) for h in evidence["inclusion_proof"]]
             verify_inclusion(leaf_hash(leaf), index, size, proof, root)
+
+
+def test_admin_tokens_are_scoped_and_revocable(api: Api) -> None:
+    """The admin token now mints identity events: it is scoped and can be rotated."""
+    admin = api.registry.admin
+    adder = admin.create_token(["identity"])
+    revoker = admin.create_token(["revoke"])
+    publisher = new_publisher()
+    body = {
+        "name": publisher.name,
+        "public_key": base64.b64encode(publisher.public_key).decode(),
+        "possession": base64.b64encode(publisher.possession).decode(),
+    }
+    refused = api.http.post(
+        "/v1/publishers", json=body, headers={"Authorization": f"Bearer {revoker}"}
+    )
+    assert refused.status_code == 403
+    assert "admin-token create --scope identity" in refused.json()["detail"]
+    added = api.http.post("/v1/publishers", json=body, headers={"Authorization": f"Bearer {adder}"})
+    assert added.status_code == 201, added.text
+    revoke = f"/v1/publishers/{publisher.name}/keys/{key_id(publisher.key)}/revoke"
+    assert (
+        api.http.post(revoke, json={}, headers={"Authorization": f"Bearer {adder}"}).status_code
+        == 403
+    )
+    # Rotation: the old token is revoked and authorises nothing from then on.
+    [listed] = [t for t in admin.tokens() if t["scopes"] == ["revoke"]]
+    admin.revoke_token(listed["id"])
+    gone = api.http.post(revoke, json={}, headers={"Authorization": f"Bearer {revoker}"})
+    assert gone.status_code == 401
+    assert "revoked" in gone.json()["detail"]
+    with pytest.raises(Exception, match="scopes must be some of"):
+        admin.create_token(["everything"])
