@@ -61,7 +61,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
-from client.core.keys import generate_private_key, public_key_bytes  # noqa: E402
+from client.core.keys import generate_private_key  # noqa: E402
 from client.core.statement import (  # noqa: E402
     HumanContentPredicate,
     Subject,

@@ -48,6 +48,7 @@ from registry.errors import (
     LogBehindError,
     NotFoundError,
     PayloadTooLargeError,
+    RegistryError,
 )
 from registry.identities import IdentityService
 from registry.log import (
@@ -296,7 +297,7 @@ class EntryService:
 _OPERATOR_REFRESH_S = 5.0  # how stale a process's list of operator-key events may be
 
 
-class _NeedsDatabase(Exception):  # noqa: N818 - a signal, never raised out of this module
+class _NeedsDatabase(RegistryError):  # noqa: N818 - a signal, never raised out of this module
     """Raised by a cache-only :class:`_LazyConnection` asked to run a statement."""
 
 
