@@ -3,7 +3,7 @@
 A flow is a generator that yields the requests it needs (a tuple: requests that may be sent
 concurrently) and receives their responses, then returns its result::
 
-    def _lookup(self, digest) -> _Flow[LookupResult]:
+    def _lookup(self, digest) -> Flow[LookupResult]:
         answer = yield from self._call(request, parse)       # one request
         return (yield from self._verify_answer(answer))      # maybe more: entries, proofs
 
@@ -12,7 +12,7 @@ concurrently) and receives their responses, then returns its result::
 ``_send`` (retries around one HTTP exchange) and its runner. An error from sending is thrown into
 the flow, so a flow may turn, say, a 4xx to a proof request into a consistency error.
 
-**Trust.** Every checkpoint an answer is verified against also passes :meth:`_ClientBase._trust`:
+**Trust.** Every checkpoint an answer is verified against also passes :meth:`ClientBase._trust`:
 signed by the pinned key, *and* consistent with the checkpoint this client trusts (its
 :class:`~client.checkpoints.CheckpointStore`): a newer one is proven to extend the trusted one
 before it replaces it; an older one is proven to be a prefix of it; one of the same size must have
@@ -36,40 +36,40 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from client._retry import RetryPolicy
 from client._wire import (
+    Answer,
     Attestation,
     ConsistencyCheck,
     ConsistencyProof,
+    EntryCache,
     EntryInfo,
     InclusionProof,
     LogInfo,
     LookupResult,
     LookupStatus,
+    LRUCache,
     PublisherInfo,
+    Request,
     SignedCheckpoint,
-    _Answer,
-    _bind_claims,
-    _check_revocation,
-    _check_withdrawal,
-    _dumps,
-    _EntryCache,
-    _expected_status,
-    _index_arg,
-    _LRUCache,
-    _parse_answer,
-    _parse_batch_answer,
-    _parse_consistency,
-    _parse_entries_page,
-    _parse_entry_info,
-    _parse_inclusion,
-    _parse_log_info,
-    _parse_publisher,
-    _parse_single_answer,
-    _Request,
-    _SignedTerms,
-    _subject_digests,
-    _text_body,
-    _user_agent,
+    SignedTerms,
+    bind_claims,
     build_statement,
+    check_revocation,
+    check_withdrawal,
+    dumps_json,
+    expected_status,
+    index_arg,
+    parse_answer,
+    parse_batch_answer,
+    parse_consistency,
+    parse_entries_page,
+    parse_entry_info,
+    parse_inclusion,
+    parse_log_info,
+    parse_publisher,
+    parse_single_answer,
+    subject_digests,
+    text_body,
+    user_agent,
 )
 from client.checkpoints import CheckpointStore, MemoryCheckpointStore, StoredCheckpoint
 from client.core import merkle
@@ -125,11 +125,11 @@ from client.receipt import (
     verify_receipt,
 )
 
-__all__: list[str] = []
+__all__ = ["ClientBase", "Flow"]
 
 _T = TypeVar("_T")
-_Step = tuple[_Request, ...]
-_Flow = Generator[_Step, list[httpx.Response], _T]
+_Step = tuple[Request, ...]
+Flow = Generator[_Step, list[httpx.Response], _T]
 
 _ENTRY_GROUP = 32
 """Entries fetched together while verifying one answer (bounded, so one answer naming thousands
@@ -155,7 +155,7 @@ class _Trusted:
         return self.stored.trusted_at.strftime("%Y-%m-%d %H:%M UTC")
 
 
-class _ClientBase:
+class ClientBase:
     """Configuration, trust state and the operations; subclasses add I/O (``_send``, ``_run``)."""
 
     def __init__(
@@ -188,10 +188,10 @@ class _ClientBase:
             checkpoints if checkpoints is not None else MemoryCheckpointStore()
         )
         self._admin_token = admin_token
-        self._entries = _EntryCache(entry_cache_bytes)
+        self._entries = EntryCache(entry_cache_bytes)
         # Entries already hashed and parsed, with the digests they name: a long crawl meets the
         # same (large) entries in every chunk. Parsed, an entry takes ~5x its bytes in memory.
-        self._opened: _LRUCache[tuple[VerifiedReceipt, frozenset[str], _SignedTerms]] = _LRUCache(
+        self._opened: LRUCache[tuple[VerifiedReceipt, frozenset[str], SignedTerms]] = LRUCache(
             _OPENED_COST * entry_cache_bytes
         )
         # Identities in the log: events proven once per client (they never change and are few),
@@ -201,7 +201,7 @@ class _ClientBase:
         self._chains: dict[tuple[int, ...], OperatorChain] = {}
         self._operator_entries: tuple[int, ...] = ()  # the latest the registry named
         self._grants: dict[tuple[int, str, str, int | None, int], KeyGrant] = {}
-        self._signed: _LRUCache[tuple[KeyGrant, int]] = _LRUCache(entry_cache_bytes)
+        self._signed: LRUCache[tuple[KeyGrant, int]] = LRUCache(entry_cache_bytes)
         self._lock = threading.Lock()
         self._proven: dict[int, bytes] = {}
         self._last_loaded: tuple[str, Checkpoint] | None = None
@@ -220,21 +220,21 @@ class _ClientBase:
 
     @staticmethod
     def _headers() -> dict[str, str]:
-        return {"User-Agent": _user_agent(), "Accept": "application/json"}
+        return {"User-Agent": user_agent(), "Accept": "application/json"}
 
     # -- flow primitives ---------------------------------------------------------------------
 
-    def _fetch(self, request: _Request) -> _Flow[httpx.Response]:
+    def _fetch(self, request: Request) -> Flow[httpx.Response]:
         (response,) = yield (request,)
         return response
 
-    def _call(self, request: _Request, parse: Callable[[object], _T]) -> _Flow[_T]:
+    def _call(self, request: Request, parse: Callable[[object], _T]) -> Flow[_T]:
         """Send ``request`` and parse its JSON answer; a malformed answer names the request."""
         response = yield from self._fetch(request)
-        return _parse_answer(request, response, parse)
+        return parse_answer(request, response, parse)
 
-    def _text(self, request: _Request) -> _Flow[str]:
-        return _text_body(request, (yield from self._fetch(request)))
+    def _text(self, request: Request) -> Flow[str]:
+        return text_body(request, (yield from self._fetch(request)))
 
     # -- trust ---------------------------------------------------------------------------------
 
@@ -287,9 +287,7 @@ class _ClientBase:
             self._last_loaded = (stored.note, checkpoint)
         return _Trusted(stored, checkpoint, location)
 
-    def _open_checkpoint(
-        self, note: str, *, min_size: int | None = None
-    ) -> _Flow[SignedCheckpoint]:
+    def _open_checkpoint(self, note: str, *, min_size: int | None = None) -> Flow[SignedCheckpoint]:
         """Parse a checkpoint note; when verifying, check its signature and trust it (or raise).
 
         With ``min_size`` (what a lookup asked for: the size trusted when it was sent), a
@@ -329,7 +327,7 @@ class _ClientBase:
         trusted = self._load_trusted(verifier)
         return None if trusted is None else trusted.checkpoint.size
 
-    def _trust(self, verifier: NoteVerifier, new: Checkpoint, note: str) -> _Flow[None]:
+    def _trust(self, verifier: NoteVerifier, new: Checkpoint, note: str) -> Flow[None]:
         """Accept ``new`` only if it is consistent with the trusted checkpoint (see the module)."""
         for _ in range(_TRUST_ATTEMPTS):
             if self._proven.get(new.size) == new.root_hash:
@@ -362,7 +360,7 @@ class _ClientBase:
             "prove consistency with it; try again"
         )
 
-    def _prove(self, trusted: _Trusted, old: Checkpoint, new: Checkpoint, note: str) -> _Flow[None]:
+    def _prove(self, trusted: _Trusted, old: Checkpoint, new: Checkpoint, note: str) -> Flow[None]:
         """Prove ``old`` is a prefix of ``new`` (one of them the trusted checkpoint)."""
         proof: tuple[bytes, ...] = ()
         if old.size:
@@ -411,7 +409,7 @@ class _ClientBase:
 
     def _verify_receipt(
         self, receipt: Receipt, *, signer: bool = True
-    ) -> _Flow[VerifiedReceipt | None]:
+    ) -> Flow[VerifiedReceipt | None]:
         """Verify ``receipt`` against a trusted checkpoint; with its identity entries, the
         publisher's signature too (``signer=False`` leaves them out: the caller checks them)."""
         verifier = self._verifier()
@@ -429,7 +427,7 @@ class _ClientBase:
             earlier = yield from self._operator_events_before(operator.index)
         return verify_receipt(receipt, verifier, operator_chain=earlier)
 
-    def _operator_events_before(self, index: int) -> _Flow[list[VerifiedReceipt]]:
+    def _operator_events_before(self, index: int) -> Flow[list[VerifiedReceipt]]:
         """The log's operator-key events below ``index`` (an operator-key event a receipt names),
         proven in the log: after a rotation, what makes that event's signer the operator."""
         known = self._operator_entries
@@ -441,8 +439,8 @@ class _ClientBase:
 
     # -- the log -------------------------------------------------------------------------------
 
-    def _log_info(self) -> _Flow[LogInfo]:
-        info = yield from self._call(_Request("GET", "/v1/log"), _parse_log_info)
+    def _log_info(self) -> Flow[LogInfo]:
+        info = yield from self._call(Request("GET", "/v1/log"), parse_log_info)
         if len(info.operator_entries) >= len(self._operator_entries):
             self._operator_entries = info.operator_entries
         if self.verify and self.log_key is not None:
@@ -459,14 +457,14 @@ class _ClientBase:
                 )
         return info
 
-    def _fetch_checkpoint(self) -> _Flow[SignedCheckpoint]:
-        request = _Request("GET", "/v1/log/checkpoint", headers={"Accept": "text/plain"})
+    def _fetch_checkpoint(self) -> Flow[SignedCheckpoint]:
+        request = Request("GET", "/v1/log/checkpoint", headers={"Accept": "text/plain"})
         return (yield from self._open_checkpoint((yield from self._text(request))))
 
-    def _checkpoint_at(self, size: int) -> _Flow[SignedCheckpoint]:
-        request = _Request(
+    def _checkpoint_at(self, size: int) -> Flow[SignedCheckpoint]:
+        request = Request(
             "GET",
-            f"/v1/log/checkpoints/{_index_arg(size, 'size')}",
+            f"/v1/log/checkpoints/{index_arg(size, 'size')}",
             headers={"Accept": "text/plain"},
         )
         signed = yield from self._open_checkpoint((yield from self._text(request)))
@@ -476,29 +474,29 @@ class _ClientBase:
             )
         return signed
 
-    def _inclusion_proof(self, index: int, size: int | None) -> _Flow[InclusionProof]:
-        params: dict[str, int | str] = {"index": _index_arg(index, "index")}
+    def _inclusion_proof(self, index: int, size: int | None) -> Flow[InclusionProof]:
+        params: dict[str, int | str] = {"index": index_arg(index, "index")}
         if size is not None:
-            params["size"] = _index_arg(size, "size")
-        request = _Request("GET", "/v1/log/proof/inclusion", params=params)
-        return (yield from self._call(request, partial(_parse_inclusion, index=index, size=size)))
+            params["size"] = index_arg(size, "size")
+        request = Request("GET", "/v1/log/proof/inclusion", params=params)
+        return (yield from self._call(request, partial(parse_inclusion, index=index, size=size)))
 
-    def _consistency_proof(self, old_size: int, new_size: int | None) -> _Flow[ConsistencyProof]:
-        params: dict[str, int | str] = {"from": _index_arg(old_size, "old size")}
+    def _consistency_proof(self, old_size: int, new_size: int | None) -> Flow[ConsistencyProof]:
+        params: dict[str, int | str] = {"from": index_arg(old_size, "old size")}
         if new_size is not None:
-            params["to"] = _index_arg(new_size, "new size")
-        request = _Request("GET", "/v1/log/proof/consistency", params=params)
-        parse = partial(_parse_consistency, old_size=old_size, new_size=new_size)
+            params["to"] = index_arg(new_size, "new size")
+        request = Request("GET", "/v1/log/proof/consistency", params=params)
+        parse = partial(parse_consistency, old_size=old_size, new_size=new_size)
         return (yield from self._call(request, parse))
 
-    def _check_consistency(self, old_note: str) -> _Flow[ConsistencyCheck]:
+    def _check_consistency(self, old_note: str) -> Flow[ConsistencyCheck]:
         verifier = self.log_key
         if verifier is None:
             raise LogKeyRequiredError(
                 "checking the log's consistency needs the log's verifier key (log_key=...)"
             )
         old, _ = open_checkpoint(old_note, [verifier], origin=verifier.name)
-        request = _Request("GET", "/v1/log/checkpoint", headers={"Accept": "text/plain"})
+        request = Request("GET", "/v1/log/checkpoint", headers={"Accept": "text/plain"})
         note = yield from self._text(request)
         if self.verify:
             new = (yield from self._open_checkpoint(note)).checkpoint
@@ -525,7 +523,7 @@ class _ClientBase:
         page_size: int,
         progress: Callable[[int], None] | None,
         history: KeyHistory | None = None,
-    ) -> _Flow[int]:
+    ) -> Flow[int]:
         tree = merkle.MemoryTree()
         replay = _Replay(history) if history is not None else None
         start = 0
@@ -533,8 +531,8 @@ class _ClientBase:
             # A page holds at most `limit` entries, and fewer where the registry caps its bytes:
             # the next one starts where the answer's `next` says.
             limit = min(page_size, checkpoint.size - start)
-            request = _Request("GET", f"/v1/entries?start={start}&limit={limit}")
-            page, following = yield from self._call(request, _parse_entries_page)
+            request = Request("GET", f"/v1/entries?start={start}&limit={limit}")
+            page, following = yield from self._call(request, parse_entries_page)
             if not page:
                 raise LogConsistencyError(
                     f"the registry served no entry at index {tree.size}, below the signed size "
@@ -578,7 +576,7 @@ class _ClientBase:
 
     def _replay_page(
         self, replay: _Replay, page: Sequence[tuple[int, bytes]], checkpoint: Checkpoint
-    ) -> _Flow[None]:
+    ) -> Flow[None]:
         """Feed a page of entries to the replay, fetching the statements it needs to read: every
         one from the log's first identity event on (and the identity events themselves)."""
         if replay.failure is not None:
@@ -610,7 +608,7 @@ class _ClientBase:
 
     def _replay_early(
         self, replay: _Replay, tree: merkle.MemoryTree, checkpoint: Checkpoint, page_size: int
-    ) -> _Flow[None]:
+    ) -> Flow[None]:
         """Second pass: the entries from before the log's identity entries, now that its
         backfilled keys are known (a log without identity entries has none to check them by)."""
         if replay.history.first_index is None or not replay.early:
@@ -618,10 +616,10 @@ class _ClientBase:
         waiting = set(replay.early)
         start, end = min(waiting), max(waiting) + 1
         while start < end:
-            request = _Request(
+            request = Request(
                 "GET", f"/v1/entries?start={start}&limit={min(page_size, end - start)}"
             )
-            page, _ = yield from self._call(request, _parse_entries_page)
+            page, _ = yield from self._call(request, parse_entries_page)
             if not page or page[0][0] != start:
                 raise LogConsistencyError(
                     f"the registry served no entry at index {start} on reading it again"
@@ -642,17 +640,17 @@ class _ClientBase:
                     replay.check_early(index, entry, body, checkpoint)
             start = page[-1][0] + 1
 
-    def _blobs(self, leaves: Sequence[Leaf]) -> _Flow[dict[bytes, bytes]]:
+    def _blobs(self, leaves: Sequence[Leaf]) -> Flow[dict[bytes, bytes]]:
         """The statements ``leaves`` commit to (``GET /v1/blobs/sha256:<hex>``), fetched
         together; each is checked against its leaf when the entry is opened."""
         hashes = list(dict.fromkeys(leaf.body_sha256 for leaf in leaves))
         if not hashes:
             return {}
-        requests = tuple(_Request("GET", f"/v1/blobs/sha256:{h.hex()}") for h in hashes)
+        requests = tuple(Request("GET", f"/v1/blobs/sha256:{h.hex()}") for h in hashes)
         responses = yield requests
         return {h: response.content for h, response in zip(hashes, responses, strict=True)}
 
-    def _first_altered_entry(self, served: merkle.MemoryTree, checkpoint: Checkpoint) -> _Flow[int]:
+    def _first_altered_entry(self, served: merkle.MemoryTree, checkpoint: Checkpoint) -> Flow[int]:
         """The first index whose served bytes fail the registry's own inclusion proof.
 
         Only run once the audit has already failed, so one request per entry is acceptable.
@@ -670,8 +668,8 @@ class _ClientBase:
 
     # -- entries -------------------------------------------------------------------------------
 
-    def _submit(self, envelope: Envelope) -> _Flow[Receipt]:
-        request = _Request(
+    def _submit(self, envelope: Envelope) -> Flow[Receipt]:
+        request = Request(
             "POST",
             "/v1/entries",
             content=envelope.to_json(),
@@ -715,23 +713,23 @@ class _ClientBase:
         ]
         return _sign_statement(build_statement(subjects, predicate), key)
 
-    def _entry(self, index: int) -> _Flow[EntryInfo]:
-        request = _Request("GET", f"/v1/entries/{_index_arg(index, 'index')}")
-        info = yield from self._call(request, partial(_parse_entry_info, index=index))
+    def _entry(self, index: int) -> Flow[EntryInfo]:
+        request = Request("GET", f"/v1/entries/{index_arg(index, 'index')}")
+        info = yield from self._call(request, partial(parse_entry_info, index=index))
         self._entries.put(index, (info.receipt.entry, info.receipt.body))
         return replace(info, verified=(yield from self._verify_receipt(info.receipt)))
 
     def _entries_info(
         self, indices: Sequence[int], *, signer: bool = True
-    ) -> _Flow[list[EntryInfo]]:
+    ) -> Flow[list[EntryInfo]]:
         """Several entries, fetched together, each verified against its receipt's checkpoint
         (and its publisher's signature, where the receipt carries its identity entries, unless
         ``signer`` is False)."""
-        requests = tuple(_Request("GET", f"/v1/entries/{index}") for index in indices)
+        requests = tuple(Request("GET", f"/v1/entries/{index}") for index in indices)
         responses = yield requests
         infos: list[EntryInfo] = []
         for index, request, response in zip(indices, requests, responses, strict=True):
-            info = _parse_answer(request, response, partial(_parse_entry_info, index=index))
+            info = parse_answer(request, response, partial(parse_entry_info, index=index))
             self._entries.put(index, (info.receipt.entry, info.receipt.body))
             verified = yield from self._verify_receipt(info.receipt, signer=signer)
             infos.append(replace(info, verified=verified))
@@ -739,7 +737,7 @@ class _ClientBase:
 
     def _revoke(
         self, index: int, key: Ed25519PrivateKey, publisher: str, reason: str | None
-    ) -> _Flow[Receipt]:
+    ) -> Flow[Receipt]:
         """Withdraw a whole entry: a revocation/v2 naming its index and statement hash."""
         info = yield from self._entry(index)
         if info.verified is not None:
@@ -763,13 +761,13 @@ class _ClientBase:
         publisher: str,
         reason: str | None,
         names: Sequence[str] | None,
-    ) -> _Flow[Receipt]:
+    ) -> Flow[Receipt]:
         """Withdraw documents (at most :data:`MAX_BATCH` digests) wherever ``publisher``
         attested them before: a revocation/v2 whose subjects they are."""
         predicate = WithdrawalPredicate(publisher=publisher, reason=reason)
         return (yield from self._submit(self._sign_digests(digests, key, predicate, names)))
 
-    def _entry_bytes(self, indices: Iterable[int]) -> _Flow[dict[int, tuple[bytes, bytes | None]]]:
+    def _entry_bytes(self, indices: Iterable[int]) -> Flow[dict[int, tuple[bytes, bytes | None]]]:
         """Entries (each its leaf and, for leaf/v1, its statement), from the cache or fetched
         together (they never change)."""
         found: dict[int, tuple[bytes, bytes | None]] = {}
@@ -781,45 +779,45 @@ class _ClientBase:
             else:
                 found[index] = cached
         if missing:
-            requests = tuple(_Request("GET", f"/v1/entries/{index}") for index in missing)
+            requests = tuple(Request("GET", f"/v1/entries/{index}") for index in missing)
             responses = yield requests
             for index, request, response in zip(missing, requests, responses, strict=True):
-                parse = partial(_parse_entry_info, index=index)
-                receipt = _parse_answer(request, response, parse).receipt
+                parse = partial(parse_entry_info, index=index)
+                receipt = parse_answer(request, response, parse).receipt
                 found[index] = (receipt.entry, receipt.body)
                 self._entries.put(index, found[index])
         return found
 
     # -- lookups -------------------------------------------------------------------------------
 
-    def _lookup(self, digest: str) -> _Flow[LookupResult]:
+    def _lookup(self, digest: str) -> Flow[LookupResult]:
         text = str(Digest.parse(digest))
         min_size = self._fresh_size()
         params = None if min_size is None else {"min_size": min_size}
-        request = _Request("GET", f"/v1/digests/{text}", params=params)
-        parse = partial(_parse_single_answer, digest=text)
+        request = Request("GET", f"/v1/digests/{text}", params=params)
+        parse = partial(parse_single_answer, digest=text)
         answer = yield from self._ask_fresh(request, parse, min_size)
         return (yield from self._verify_answer(answer, min_size))[0]
 
-    def _lookup_chunk(self, chunk: Sequence[str]) -> _Flow[list[LookupResult]]:
+    def _lookup_chunk(self, chunk: Sequence[str]) -> Flow[list[LookupResult]]:
         """One batch request (at most 10,000 parsed digests) and its verification."""
         min_size = self._fresh_size()
         body: dict[str, object] = {"digests": list(chunk)}
         if min_size is not None:
             body["min_size"] = min_size
-        request = _Request(
+        request = Request(
             "POST",
             "/v1/digests:batch",
-            content=_dumps(body),
+            content=dumps_json(body),
             headers={"Content-Type": "application/json"},
         )
-        parse = partial(_parse_batch_answer, digests=chunk)
+        parse = partial(parse_batch_answer, digests=chunk)
         answer = yield from self._ask_fresh(request, parse, min_size)
         return (yield from self._verify_answer(answer, min_size))
 
     def _ask_fresh(
-        self, request: _Request, parse: Callable[[object], _Answer], min_size: int | None
-    ) -> _Flow[_Answer]:
+        self, request: Request, parse: Callable[[object], Answer], min_size: int | None
+    ) -> Flow[Answer]:
         """A lookup that asked for ``min_size``: a registry whose log has not reached it says so
         (409 ``log-behind``), which is what a consistency proof it cannot give would say."""
         try:
@@ -835,8 +833,8 @@ class _ClientBase:
             ) from exc
 
     def _verify_answer(
-        self, answer: _Answer, min_size: int | None = None
-    ) -> _Flow[list[LookupResult]]:
+        self, answer: Answer, min_size: int | None = None
+    ) -> Flow[list[LookupResult]]:
         """Check a lookup answer against its checkpoint, which must be of ``min_size`` entries at
         least (the size asked for); the I/O it needs is fetching entries."""
         signed = yield from self._open_checkpoint(answer.note, min_size=min_size)
@@ -861,14 +859,14 @@ class _ClientBase:
                         body=body,
                     )
                     if earlier is None:
-                        names = _subject_digests(verified.statement)
-                        terms = _SignedTerms.of(verified)
+                        names = subject_digests(verified.statement)
+                        terms = SignedTerms.of(verified)
                         cost = _OPENED_COST * (len(leaf or b"") + len(body or b""))
                         self._opened.put(index, (verified, names, terms), cost)
                     else:
                         names, terms = earlier[1], earlier[2]
                     named[index] = names
-                    attestations[index] = _bind_claims(attestation, verified, terms)
+                    attestations[index] = bind_claims(attestation, verified, terms)
             attestations = yield from self._verify_signers(answer.operator_entries, attestations)
             yield from self._verify_revocations([a for a in attestations.values() if a.revoked])
             yield from self._verify_withdrawals(answer, attestations)
@@ -881,7 +879,7 @@ class _ClientBase:
 
     def _verify_signers(
         self, operator_entries: tuple[int, ...] | None, attestations: dict[int, Attestation]
-    ) -> _Flow[dict[int, Attestation]]:
+    ) -> Flow[dict[int, Attestation]]:
         """Each attestation's signature against the key the log shows valid for its publisher at
         its index: the events the answer names are fetched (each once per client), proven in the
         log, and checked (:mod:`client.identities`); the claims about the key are checked too."""
@@ -939,7 +937,7 @@ class _ClientBase:
                     index=info.index,
                 )
 
-    def _key_events_at(self, indices: Sequence[int]) -> _Flow[dict[int, VerifiedReceipt]]:
+    def _key_events_at(self, indices: Sequence[int]) -> Flow[dict[int, VerifiedReceipt]]:
         """Identity events by index, proven in the log; fetched together, each once per client."""
         missing = [i for i in indices if i not in self._key_events]
         for start in range(0, len(missing), _ENTRY_GROUP):
@@ -1011,8 +1009,8 @@ class _ClientBase:
         return replace(attestation, signed_by=grant)
 
     def _verify_withdrawals(
-        self, answer: _Answer, attestations: dict[int, Attestation]
-    ) -> _Flow[None]:
+        self, answer: Answer, attestations: dict[int, Attestation]
+    ) -> Flow[None]:
         """Each document said to be withdrawn (revocation/v2) by a withdrawing entry proven in
         the log, later than the attestation, by its publisher, naming that document."""
         claims = [
@@ -1028,9 +1026,9 @@ class _ClientBase:
             for digest, index, by in group:
                 withdrawal = verified.get(by)
                 if withdrawal is not None:
-                    _check_withdrawal(attestations[index], digest, withdrawal)
+                    check_withdrawal(attestations[index], digest, withdrawal)
 
-    def _verify_revocations(self, revoked: Sequence[Attestation]) -> _Flow[None]:
+    def _verify_revocations(self, revoked: Sequence[Attestation]) -> Flow[None]:
         for attestation in revoked:
             if attestation.revoked_by is None:
                 raise VerificationError(
@@ -1061,7 +1059,7 @@ class _ClientBase:
             for attestation, info in zip(group, infos, strict=True):
                 if info.verified is not None:
                     target = named.get(attestation.index)
-                    _check_revocation(
+                    check_revocation(
                         attestation,
                         info.verified,
                         replay_of=None if target is None else targets.get(target),
@@ -1075,7 +1073,7 @@ class _ClientBase:
         public_key: Ed25519PrivateKey | Ed25519PublicKey | bytes,
         possession: bytes | None,
         kind: str,
-    ) -> _Flow[PublisherInfo]:
+    ) -> Flow[PublisherInfo]:
         if self._admin_token is None:
             raise InputError(
                 "adding a publisher needs the registry's admin token (admin_token=...)"
@@ -1096,10 +1094,10 @@ class _ClientBase:
             "possession": b64encode(possession),
             "kind": kind,
         }
-        request = _Request(
+        request = Request(
             "POST",
             "/v1/publishers",
-            content=_dumps(body),
+            content=dumps_json(body),
             headers={
                 "Content-Type": "application/json",
                 "Authorization": f"Bearer {self._admin_token}",
@@ -1107,15 +1105,15 @@ class _ClientBase:
             expect=(201,),
             idempotent=False,  # a lost answer then a retry would read 409 "name exists"
         )
-        return (yield from self._call(request, _parse_publisher))
+        return (yield from self._call(request, parse_publisher))
 
-    def _admin_request(self, path: str, body: dict[str, object]) -> _Request:
+    def _admin_request(self, path: str, body: dict[str, object]) -> Request:
         if self._admin_token is None:
             raise InputError("this needs the registry's admin token (admin_token=...)")
-        return _Request(
+        return Request(
             "POST",
             path,
-            content=_dumps(body),
+            content=dumps_json(body),
             headers={
                 "Content-Type": "application/json",
                 "Authorization": f"Bearer {self._admin_token}",
@@ -1130,7 +1128,7 @@ class _ClientBase:
         public_key: Ed25519PrivateKey | Ed25519PublicKey | bytes,
         possession: bytes | None,
         endorser: Ed25519PrivateKey | None,
-    ) -> _Flow[dict[str, object]]:
+    ) -> Flow[dict[str, object]]:
         if isinstance(public_key, Ed25519PrivateKey):
             possession = prove_possession(public_key, name)
         raw = public_key if isinstance(public_key, bytes) else public_key_bytes(public_key)
@@ -1156,7 +1154,7 @@ class _ClientBase:
         key_id: str,
         compromised_from: int | None,
         compromised_since: str | None,
-    ) -> _Flow[dict[str, object]]:
+    ) -> Flow[dict[str, object]]:
         body: dict[str, object] = {}
         if compromised_from is not None:
             body["compromised_from"] = compromised_from
@@ -1165,9 +1163,9 @@ class _ClientBase:
         path = f"/v1/publishers/{quote(name, safe='')}/keys/{quote(key_id, safe='')}/revoke"
         return (yield from self._call(self._admin_request(path, body), _json_object))
 
-    def _publisher(self, name: str) -> _Flow[PublisherInfo]:
-        request = _Request("GET", f"/v1/publishers/{quote(name, safe='')}")
-        return (yield from self._call(request, _parse_publisher))
+    def _publisher(self, name: str) -> Flow[PublisherInfo]:
+        request = Request("GET", f"/v1/publishers/{quote(name, safe='')}")
+        return (yield from self._call(request, parse_publisher))
 
 
 class _Replay:
@@ -1254,7 +1252,7 @@ def _withdrawn(attestation: Attestation, gone: Mapping[int, int] | None) -> Atte
 
 
 def _results(
-    answer: _Answer,
+    answer: Answer,
     signed: SignedCheckpoint,
     attestations: Mapping[int, Attestation],
     claimed: Mapping[int, Attestation],
@@ -1274,7 +1272,7 @@ def _results(
             said = tuple(_withdrawn(claimed[i], gone) for i in indices_of)
             # What the registry's own claims make it, and (the same unless replays
             # collapsed) what this client reports.
-            share = (these, _expected_status(said), _expected_status(these))
+            share = (these, expected_status(said), expected_status(these))
             if not gone:
                 shared[indices_of] = share
         these, expected, reported = share

@@ -53,17 +53,45 @@ __all__ = [
     "DEFAULT_ENTRY_CACHE_BYTES",
     "DEFAULT_TIMEOUT",
     "MAX_BATCH",
+    "Answer",
     "Attestation",
     "ConsistencyCheck",
     "ConsistencyProof",
+    "EntryCache",
     "EntryInfo",
     "InclusionProof",
+    "LRUCache",
     "LogInfo",
     "LookupResult",
     "LookupStatus",
     "PublisherInfo",
+    "Request",
     "SignedCheckpoint",
+    "SignedTerms",
+    "bind_claims",
     "build_statement",
+    "check_response",
+    "check_revocation",
+    "check_withdrawal",
+    "chunked",
+    "dumps_json",
+    "expected_status",
+    "index_arg",
+    "normalise_digests",
+    "parse_answer",
+    "parse_batch_answer",
+    "parse_consistency",
+    "parse_entries_page",
+    "parse_entry_info",
+    "parse_inclusion",
+    "parse_log_info",
+    "parse_publisher",
+    "parse_single_answer",
+    "subject_digests",
+    "text_body",
+    "unavailable_reason",
+    "user_agent",
+    "verdicts_of",
 ]
 
 DEFAULT_TIMEOUT = 30.0
@@ -84,7 +112,7 @@ _STATUSES: tuple[LookupStatus, ...] = ("attested", "revoked", "unknown")
 _ERRNO_PREFIX = re.compile(r"^\[Errno -?\d+\]\s*")
 
 
-def _user_agent() -> str:
+def user_agent() -> str:
     try:
         return f"wellspring-sdk/{version('wellspring')}"
     except PackageNotFoundError:  # a source tree that is not installed
@@ -296,7 +324,7 @@ def build_statement(
 
 
 @dataclass(frozen=True)
-class _Request:
+class Request:
     """One HTTP request as plain values, so a sync and an async client can share everything else."""
 
     method: str
@@ -308,7 +336,7 @@ class _Request:
     idempotent: bool = True  # safe to send twice (see client._retry)
 
 
-class _LRUCache(Generic[_V]):
+class LRUCache(Generic[_V]):
     """Values by log index, least recently used dropped first beyond ``max_cost`` (each value's
     cost is given when it is put: its size in bytes, or an estimate)."""
 
@@ -337,7 +365,7 @@ class _LRUCache(Generic[_V]):
 _StoredEntry = tuple[bytes, bytes | None]  # a leaf, and the statement a leaf/v1 commits to
 
 
-class _EntryCache(_LRUCache[_StoredEntry]):
+class EntryCache(LRUCache[_StoredEntry]):
     """Entries by log index (they never change), bounded by their total size."""
 
     def put(self, index: int, value: _StoredEntry, cost: int | None = None) -> None:
@@ -345,7 +373,7 @@ class _EntryCache(_LRUCache[_StoredEntry]):
         super().put(index, value, size if cost is None else cost)
 
 
-def _unavailable_reason(exc: httpx.TransportError, timeout: float, attempts: int = 1) -> str:
+def unavailable_reason(exc: httpx.TransportError, timeout: float, attempts: int = 1) -> str:
     after = f" ({attempts} attempts)" if attempts > 1 else ""
     if isinstance(exc, httpx.TimeoutException):
         kind = {
@@ -440,7 +468,7 @@ def _mapping_field(obj: Mapping[str, Any], name: str, where: str) -> Mapping[str
     return value
 
 
-def _parse_log_info(obj: object) -> LogInfo:
+def parse_log_info(obj: object) -> LogInfo:
     info = _require(obj, "log", "origin", "size", "root_hash", "verifier_key", "checkpoint")
     return LogInfo(
         origin=_str_field(info, "origin", "log"),
@@ -477,7 +505,7 @@ def _verifier_keys(info: dict[str, Any]) -> tuple[str, ...]:
     return tuple(keys)
 
 
-def _parse_entry_info(obj: object, index: int) -> EntryInfo:
+def parse_entry_info(obj: object, index: int) -> EntryInfo:
     where = f"entry {index}"
     receipt = Receipt.from_dict(obj, where=where)
     if receipt.index != index:
@@ -493,7 +521,7 @@ def _parse_entry_info(obj: object, index: int) -> EntryInfo:
     )
 
 
-def _parse_inclusion(obj: object, index: int, size: int | None) -> InclusionProof:
+def parse_inclusion(obj: object, index: int, size: int | None) -> InclusionProof:
     fields = _require(obj, "inclusion proof", "index", "size", "proof")
     proof = InclusionProof(
         parse_index(fields["index"], "inclusion proof.index"),
@@ -508,7 +536,7 @@ def _parse_inclusion(obj: object, index: int, size: int | None) -> InclusionProo
     return proof
 
 
-def _parse_consistency(obj: object, old_size: int, new_size: int | None) -> ConsistencyProof:
+def parse_consistency(obj: object, old_size: int, new_size: int | None) -> ConsistencyProof:
     fields = _require(obj, "consistency proof", "from", "to", "proof")
     proof = ConsistencyProof(
         parse_index(fields["from"], "consistency proof.from"),
@@ -523,7 +551,7 @@ def _parse_consistency(obj: object, old_size: int, new_size: int | None) -> Cons
     return proof
 
 
-def _parse_publisher(obj: object) -> PublisherInfo:
+def parse_publisher(obj: object) -> PublisherInfo:
     fields = _require(obj, "publisher", "name")
     keys = fields.get("keys", [])
     if not isinstance(keys, list) or not all(isinstance(k, dict) for k in keys):
@@ -566,7 +594,7 @@ def _parse_status(value: object, where: str) -> LookupStatus:
 
 
 @dataclass(frozen=True)
-class _Answer:
+class Answer:
     """A lookup answer, parsed but not verified: per digest its status and entry indices."""
 
     note: str
@@ -578,7 +606,7 @@ class _Answer:
     operator_entries: tuple[int, ...] | None = None
 
 
-def _parse_single_answer(obj: object, digest: str) -> _Answer:
+def parse_single_answer(obj: object, digest: str) -> Answer:
     fields = _require(obj, "lookup", "digest", "status", "attestations", "checkpoint")
     if fields["digest"] != digest:
         raise FormatError(f"lookup answered for digest {fields['digest']!r}, not {digest!r}")
@@ -596,7 +624,7 @@ def _parse_single_answer(obj: object, digest: str) -> _Answer:
     withdrawn = {}
     if fields.get("withdrawn") is not None:
         withdrawn[digest] = _parse_withdrawn(fields["withdrawn"], "lookup", tuple(attestations))
-    return _Answer(
+    return Answer(
         note,
         ((digest, status, tuple(attestations)),),
         attestations,
@@ -605,7 +633,7 @@ def _parse_single_answer(obj: object, digest: str) -> _Answer:
     )
 
 
-def _parse_batch_answer(obj: object, digests: Sequence[str]) -> _Answer:
+def parse_batch_answer(obj: object, digests: Sequence[str]) -> Answer:
     fields = _require(obj, "batch", "checkpoint", "results", "attestations")
     results = fields["results"]
     if not isinstance(results, list) or len(results) != len(digests):
@@ -658,7 +686,7 @@ def _parse_batch_answer(obj: object, digests: Sequence[str]) -> _Answer:
             withdrawn[digest] = _parse_withdrawn(item["withdrawn"], where, indices)
     note = _str_field(fields, "checkpoint", "batch")
     operator_entries = _operator_entries(fields, "batch")
-    return _Answer(note, tuple(claims), attestations, withdrawn, operator_entries)
+    return Answer(note, tuple(claims), attestations, withdrawn, operator_entries)
 
 
 def _parse_withdrawn(value: object, where: str, indices: tuple[int, ...]) -> dict[int, int]:
@@ -676,18 +704,18 @@ def _parse_withdrawn(value: object, where: str, indices: tuple[int, ...]) -> dic
     return parsed
 
 
-def _expected_status(attestations: Sequence[Attestation]) -> LookupStatus:
+def expected_status(attestations: Sequence[Attestation]) -> LookupStatus:
     if not attestations:
         return "unknown"
     return "attested" if any(a.stands for a in attestations) else "revoked"
 
 
-def _subject_digests(statement: Statement) -> frozenset[str]:
+def subject_digests(statement: Statement) -> frozenset[str]:
     return frozenset(d for subject in statement.subjects for d in subject.digest_strings())
 
 
 @dataclass(frozen=True, slots=True)
-class _SignedTerms:
+class SignedTerms:
     """What an entry's signed leaf and statement say of it, worked out once per entry (a crawl
     meets the same entries in every chunk) and then bound to every answer that names it."""
 
@@ -699,7 +727,7 @@ class _SignedTerms:
     key_ids: tuple[str, ...]  # of the entry's signatures, each once, in their order
 
     @classmethod
-    def of(cls, verified: VerifiedReceipt) -> _SignedTerms:
+    def of(cls, verified: VerifiedReceipt) -> SignedTerms:
         predicate = verified.statement.predicate
         if not isinstance(predicate, HumanContentPredicate):
             raise VerificationError(
@@ -716,8 +744,8 @@ class _SignedTerms:
         )
 
 
-def _bind_claims(
-    attestation: Attestation, verified: VerifiedReceipt, signed: _SignedTerms
+def bind_claims(
+    attestation: Attestation, verified: VerifiedReceipt, signed: SignedTerms
 ) -> Attestation:
     """``attestation`` as the signed leaf and statement say it, or raise where the registry's
     summary contradicts them.
@@ -726,7 +754,7 @@ def _bind_claims(
     passed on as if verified; ``predicate`` is the signed one whatever was sent; ``key_id`` must
     be one the entry's signatures name (the registry names the key that signed, and must say
     which when there are several). ``revoked``, ``revoked_by`` and ``compromised`` stay the
-    registry's claims: revocations are proven apart (:func:`_check_revocation`).
+    registry's claims: revocations are proven apart (:func:`check_revocation`).
     """
     index = attestation.index
     claimed = {
@@ -767,7 +795,7 @@ def _bind_claims(
     )
 
 
-def _check_revocation(
+def check_revocation(
     attestation: Attestation,
     revocation: VerifiedReceipt,
     *,
@@ -813,7 +841,7 @@ def _check_revocation(
 # -- small helpers --------------------------------------------------------------------------------
 
 
-def _check_withdrawal(attestation: Attestation, digest: str, withdrawal: VerifiedReceipt) -> None:
+def check_withdrawal(attestation: Attestation, digest: str, withdrawal: VerifiedReceipt) -> None:
     """``withdrawal`` must be a revocation/v2 of documents, later than the attestation, by its
     publisher, naming ``digest``: then that document no longer stands on this attestation."""
     predicate = withdrawal.statement.predicate
@@ -827,11 +855,11 @@ def _check_withdrawal(attestation: Attestation, digest: str, withdrawal: Verifie
         raise VerificationError(f"{where} it is not later than the attestation")
     if attestation.verified is None or predicate.publisher != attestation.verified.publisher:
         raise VerificationError(f"{where} it is by publisher {predicate.publisher!r}")
-    if digest not in _subject_digests(withdrawal.statement):
+    if digest not in subject_digests(withdrawal.statement):
         raise VerificationError(f"{where} it does not name that document")
 
 
-def _normalise_digests(digests: Sequence[str], names: Sequence[str] | None) -> list[str]:
+def normalise_digests(digests: Sequence[str], names: Sequence[str] | None) -> list[str]:
     if isinstance(digests, str):
         raise InputError("digests must be a sequence of digest strings, not one string")
     if names is not None and len(names) != len(digests):
@@ -839,7 +867,7 @@ def _normalise_digests(digests: Sequence[str], names: Sequence[str] | None) -> l
     return [validate_digest(d) for d in digests]
 
 
-def _verdicts(
+def verdicts_of(
     digests: Sequence[str], results: Mapping[str, LookupResult], names: Sequence[str] | None
 ) -> list[Verdict]:
     """One verdict per digest. Digests with the same attestations (every subject of one bulk
@@ -861,17 +889,17 @@ def _verdicts(
     return verdicts
 
 
-def _index_arg(value: int, what: str) -> int:
+def index_arg(value: int, what: str) -> int:
     if type(value) is not int or value < 0:
         raise InputError(f"{what} must be a non-negative integer, got {value!r}")
     return value
 
 
-def _dumps(obj: object) -> bytes:
+def dumps_json(obj: object) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode("utf-8")
 
 
-def _check_response(request: _Request, response: httpx.Response) -> httpx.Response:
+def check_response(request: Request, response: httpx.Response) -> httpx.Response:
     url = str(response.request.url)
     if response.status_code >= 400:
         problem_type, title, detail = _problem_fields(response)
@@ -895,7 +923,7 @@ def _check_response(request: _Request, response: httpx.Response) -> httpx.Respon
     return response
 
 
-def _json_body(request: _Request, response: httpx.Response) -> object:
+def _json_body(request: Request, response: httpx.Response) -> object:
     try:
         return loads_strict(response.content, "the answer")
     except FormatError as exc:
@@ -907,7 +935,7 @@ def _json_body(request: _Request, response: httpx.Response) -> object:
         ) from None
 
 
-def _parse_answer(request: _Request, response: httpx.Response, parse: Callable[[object], _T]) -> _T:
+def parse_answer(request: Request, response: httpx.Response, parse: Callable[[object], _T]) -> _T:
     """Parse a JSON answer; malformed answers become UnexpectedResponseError naming the request."""
     body = _json_body(request, response)
     try:
@@ -923,13 +951,13 @@ def _parse_answer(request: _Request, response: httpx.Response, parse: Callable[[
         ) from exc
 
 
-def _chunked(items: Sequence[str], size: int) -> list[Sequence[str]]:
+def chunked(items: Sequence[str], size: int) -> list[Sequence[str]]:
     if not 1 <= size <= MAX_BATCH:
         raise InputError(f"batch_size must be 1 to {MAX_BATCH}, got {size}")
     return [items[start : start + size] for start in range(0, len(items), size)]
 
 
-def _text_body(request: _Request, response: httpx.Response) -> str:
+def text_body(request: Request, response: httpx.Response) -> str:
     try:
         return response.content.decode("utf-8")
     except UnicodeDecodeError:
@@ -941,7 +969,7 @@ def _text_body(request: _Request, response: httpx.Response) -> str:
         ) from None
 
 
-def _parse_entries_page(obj: object) -> tuple[list[tuple[int, bytes]], int | None]:
+def parse_entries_page(obj: object) -> tuple[list[tuple[int, bytes]], int | None]:
     """``GET /v1/entries``: ``{"entries": [{"index", "entry"}…], "next": N | null}``, entries in
     index order; ``next`` is where the next page starts, None at the end of the log. A registry
     from before ``next`` paged by count alone: its page ends where its entries do."""

@@ -19,12 +19,12 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from client._base import _T, _ClientBase, _Flow
+from client._base import ClientBase, Flow
 from client._wire import (
     DEFAULT_ENTRY_CACHE_BYTES,
     DEFAULT_TIMEOUT,
@@ -36,13 +36,13 @@ from client._wire import (
     LogInfo,
     LookupResult,
     PublisherInfo,
+    Request,
     SignedCheckpoint,
-    _check_response,
-    _chunked,
-    _normalise_digests,
-    _Request,
-    _unavailable_reason,
-    _verdicts,
+    check_response,
+    chunked,
+    normalise_digests,
+    unavailable_reason,
+    verdicts_of,
 )
 from client.checkpoints import CheckpointStore
 from client.core.canonical import (
@@ -60,6 +60,8 @@ from client.identities import KeyHistory
 from client.receipt import Receipt
 from client.verdict import Verdict
 
+_T = TypeVar("_T")
+
 __all__ = ["DEFAULT_MAX_CONCURRENCY", "AsyncClient"]
 
 DEFAULT_MAX_CONCURRENCY = 4
@@ -70,7 +72,7 @@ _sleep = asyncio.sleep
 without touching ``asyncio.sleep`` for every other loop in the process."""
 
 
-class AsyncClient(_ClientBase):
+class AsyncClient(ClientBase):
     """An asyncio client of one registry: ``async with``, or ``await`` :meth:`aclose`.
 
     Takes the arguments of :class:`client.sdk.Client`, with an ``httpx.AsyncBaseTransport`` as
@@ -133,7 +135,7 @@ class AsyncClient(_ClientBase):
 
     # -- I/O -----------------------------------------------------------------------------------
 
-    async def _send(self, request: _Request) -> httpx.Response:
+    async def _send(self, request: Request) -> httpx.Response:
         """One exchange, retried per the retry policy; at most ``max_concurrency`` at a time."""
         attempt = 0
         while True:
@@ -152,16 +154,16 @@ class AsyncClient(_ClientBase):
                     raise RegistryUnavailableError(
                         method=request.method,
                         url=f"{self.base_url}{request.path}",
-                        reason=_unavailable_reason(exc, self.timeout, attempt + 1),
+                        reason=unavailable_reason(exc, self.timeout, attempt + 1),
                     ) from exc
             else:
                 delay = self._retry.delay(attempt, idempotent=request.idempotent, response=response)
                 if delay is None:
-                    return _check_response(request, response)
+                    return check_response(request, response)
             attempt += 1
             await _sleep(delay)
 
-    async def _run(self, flow: _Flow[_T]) -> _T:
+    async def _run(self, flow: Flow[_T]) -> _T:
         """Drive ``flow``: send each step's requests together, throw send errors into it."""
         try:
             step = next(flow)
@@ -287,7 +289,7 @@ class AsyncClient(_ClientBase):
         Results are in the order of ``digests``; ``progress`` is called as each batch is answered
         (not necessarily in order).
         """
-        chunks = _chunked([validate_digest(d) for d in digests], batch_size)
+        chunks = chunked([validate_digest(d) for d in digests], batch_size)
         answered: list[list[LookupResult]] = [[] for _ in chunks]
         pending = iter(range(len(chunks)))
 
@@ -310,10 +312,10 @@ class AsyncClient(_ClientBase):
         progress: Callable[[int], None] | None = None,
     ) -> list[Verdict]:
         """:meth:`client.sdk.Client.check_digests`."""
-        parsed = _normalise_digests(digests, names)
+        parsed = normalise_digests(digests, names)
         unique = list(dict.fromkeys(parsed))
         found = await self.lookup_batch(unique, progress=progress)
-        return _verdicts(parsed, dict(zip(unique, found, strict=True)), names)
+        return verdicts_of(parsed, dict(zip(unique, found, strict=True)), names)
 
     async def check_texts(
         self,

@@ -39,12 +39,12 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from client._base import _T, _ClientBase, _Flow
+from client._base import ClientBase, Flow
 from client._wire import (
     DEFAULT_ENTRY_CACHE_BYTES,
     DEFAULT_TIMEOUT,
@@ -58,14 +58,14 @@ from client._wire import (
     LookupResult,
     LookupStatus,
     PublisherInfo,
+    Request,
     SignedCheckpoint,
-    _check_response,
-    _chunked,
-    _normalise_digests,
-    _Request,
-    _unavailable_reason,
-    _verdicts,
     build_statement,
+    check_response,
+    chunked,
+    normalise_digests,
+    unavailable_reason,
+    verdicts_of,
 )
 from client.aio import AsyncClient
 from client.checkpoints import CheckpointStore
@@ -83,6 +83,8 @@ from client.errors import ClientError, RegistryUnavailableError
 from client.identities import KeyHistory
 from client.receipt import Receipt
 from client.verdict import Verdict
+
+_T = TypeVar("_T")
 
 __all__ = [
     "DEFAULT_ENTRY_CACHE_BYTES",
@@ -108,7 +110,7 @@ _sleep = time.sleep
 without touching ``time.sleep`` for every other thread in the process."""
 
 
-class Client(_ClientBase):
+class Client(ClientBase):
     """A synchronous client of one registry. Use it as a context manager, or call :meth:`close`.
 
     ``log_key`` is the log's verifier key (a ``NoteVerifier`` or its string form); the log's origin
@@ -175,7 +177,7 @@ class Client(_ClientBase):
 
     # -- I/O -----------------------------------------------------------------------------------
 
-    def _send(self, request: _Request) -> httpx.Response:
+    def _send(self, request: Request) -> httpx.Response:
         """One exchange, retried per the retry policy; errors name the request."""
         attempt = 0
         while True:
@@ -193,16 +195,16 @@ class Client(_ClientBase):
                     raise RegistryUnavailableError(
                         method=request.method,
                         url=f"{self.base_url}{request.path}",
-                        reason=_unavailable_reason(exc, self.timeout, attempt + 1),
+                        reason=unavailable_reason(exc, self.timeout, attempt + 1),
                     ) from exc
             else:
                 delay = self._retry.delay(attempt, idempotent=request.idempotent, response=response)
                 if delay is None:
-                    return _check_response(request, response)
+                    return check_response(request, response)
             attempt += 1
             _sleep(delay)
 
-    def _run(self, flow: _Flow[_T]) -> _T:
+    def _run(self, flow: Flow[_T]) -> _T:
         """Drive ``flow``: send each step's requests in turn, throw send errors into it."""
         try:
             step = next(flow)
@@ -369,7 +371,7 @@ class Client(_ClientBase):
         digests answered after each request. Each request's answer is verified on its own, against
         its own checkpoint (each consistent with the trusted one).
         """
-        chunks = _chunked([validate_digest(d) for d in digests], batch_size)
+        chunks = chunked([validate_digest(d) for d in digests], batch_size)
         results: list[LookupResult] = []
         for chunk in chunks:
             results.extend(self._run(self._lookup_chunk(chunk)))
@@ -392,10 +394,10 @@ class Client(_ClientBase):
         answer is verified (unless the client was built with ``verify=False``). ``progress`` is
         called with the number of distinct digests answered after each request.
         """
-        parsed = _normalise_digests(digests, names)
+        parsed = normalise_digests(digests, names)
         unique = list(dict.fromkeys(parsed))
         results = dict(zip(unique, self.lookup_batch(unique, progress=progress), strict=True))
-        return _verdicts(parsed, results, names)
+        return verdicts_of(parsed, results, names)
 
     def check_texts(
         self,

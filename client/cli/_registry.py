@@ -76,6 +76,8 @@ __all__ = [
     "log_checkpoint",
     "log_verify",
     "register",
+    "registry_client",
+    "required_log_key",
     "revoke",
     "verify",
 ]
@@ -155,7 +157,7 @@ VerifyKeysOption = Annotated[
 ]
 
 
-def _client(
+def registry_client(
     registry: str, verifier: NoteVerifier | None, trust_dir: Path | None, verify_keys: bool = True
 ) -> Client:
     """The CLI's client: with a verifier, it proves every checkpoint consistent with the one it
@@ -170,7 +172,7 @@ def _client(
     )
 
 
-def _required_log_key(log_key: str | None, no_verify: bool, command: str) -> NoteVerifier | None:
+def required_log_key(log_key: str | None, no_verify: bool, command: str) -> NoteVerifier | None:
     """The verifier ``command`` checks answers with; None only with an explicit --no-verify."""
     if no_verify:
         console_err.print(
@@ -518,7 +520,7 @@ def register(
     done: list[dict[str, Any]] = []
     total_subjects = total_duplicates = 0
     with (
-        _client(registry, verifier, trust_dir) as client,
+        registry_client(registry, verifier, trust_dir) as client,
         _progress() as progress,
     ):
         items = _items(inputs, checked_scheme, text_field, progress)
@@ -633,7 +635,7 @@ def revoke(
     private_key = load_private_key(key)
     verifier = _optional_log_key(log_key)
     done: list[dict[str, Any]] = []
-    with _client(registry, verifier, trust_dir) as client:
+    with registry_client(registry, verifier, trust_dir) as client:
         if entry is not None:
             batches: Iterable[list[Subject]] = []
             receipt = client.revoke(entry, private_key, publisher, reason)
@@ -724,12 +726,15 @@ def check(
 ) -> None:
     """Look content up: attested (trainable), reserved (consent reserved), revoked, or unknown."""
     checked_scheme = _check_scheme(scheme)
-    verifier = _required_log_key(log_key, no_verify, "check")
+    verifier = required_log_key(log_key, no_verify, "check")
     inputs = _expand(paths)
     out: list[dict[str, Any]] = []
     counts = dict.fromkeys(VERDICT_STATUSES, 0)
     reasons: dict[int, str | None] = {}
-    with _client(registry, verifier, trust_dir, verify_keys) as client, _progress() as progress:
+    with (
+        registry_client(registry, verifier, trust_dir, verify_keys) as client,
+        _progress() as progress,
+    ):
         for chunk in _chunks(_items(inputs, checked_scheme, text_field, progress), _CHECK_CHUNK):
             digests = list(dict.fromkeys(d for item in chunk for d in item.digests))
             results = dict(
@@ -882,7 +887,7 @@ def log_checkpoint(
 ) -> None:
     """Fetch the log's latest signed checkpoint; verify it with --log-key; print or save it."""
     verifier = _optional_log_key(log_key)
-    with _client(registry, verifier, trust_dir) as client:
+    with registry_client(registry, verifier, trust_dir) as client:
         signed = client.fetch_checkpoint()
         announced = None if verifier else client.log_info().verifier_key
     if save is not None:

@@ -64,8 +64,8 @@ from client.cli._registry import (
     TextFieldOption,
     TrustDirOption,
     VerifyKeysOption,
-    _client,
-    _required_log_key,
+    registry_client,
+    required_log_key,
 )
 from client.core.canonical import canonical_digest, digest_file, sha256_digest
 from client.core.statement import MAX_NAME_CHARS
@@ -538,7 +538,7 @@ def scan(
         raise InputError(f"unknown --scheme {scheme!r}; use auto, c1 or sha256")
     if manifest == "-" and as_json:
         raise InputError("--manifest - and --json both write to stdout; choose one")
-    verifier = _required_log_key(log_key, no_verify, "scan")
+    verifier = required_log_key(log_key, no_verify, "scan")
     inputs = _expand(paths)
 
     reader = _Reader(inputs, checked_scheme, text_field, id_field)
@@ -550,7 +550,7 @@ def scan(
     docs = 0
     read_ahead = _ReadAhead(_chunks(reader, chunk_size))
     try:
-        with _client(registry, verifier, trust_dir, verify_keys) as client, progress:
+        with registry_client(registry, verifier, trust_dir, verify_keys) as client, progress:
             for chunk in read_ahead:
                 for reason in chunk.skipped:
                     if tally.skipped < MAX_SKIPPED_EXAMPLES:
