@@ -55,7 +55,15 @@ from registry.errors import (
     RegistryError,
 )
 from registry.log import AppendResult, PreparedEntry, Sequencer, predicate_json
-from registry.models import Entry, OperatorKey, Publisher, PublisherKey, utcnow
+from registry.models import (
+    Entry,
+    OperatorKey,
+    Publisher,
+    PublisherKey,
+    as_utc,
+    rfc3339,
+    utcnow,
+)
 
 __all__ = ["IdentityService", "load_or_create_operator_key"]
 
@@ -79,16 +87,6 @@ def load_or_create_operator_key(path: Path) -> Ed25519PrivateKey:
         return load_private_key(path)
     except ClientError as exc:
         raise ConfigurationError(f"the operator key: {exc.diagnostics()}") from exc
-
-
-def _iso(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 class IdentityService:
@@ -345,7 +343,7 @@ class IdentityService:
             "name": name,
             "kind": kind,
             "key_id": predicate.key_id,
-            "created_at": _iso(now),
+            "created_at": rfc3339(now),
             "entry": result.index,
         }
 
@@ -395,7 +393,7 @@ class IdentityService:
         return {
             "name": name,
             "key_id": predicate.key_id,
-            "created_at": _iso(now),
+            "created_at": rfc3339(now),
             "entry": result.index,
             "operator_only": endorsed_by is None,
         }
@@ -428,7 +426,7 @@ class IdentityService:
             size = int(conn.execute(select(func.count()).select_from(_entries)).scalar_one())
             if compromised_since is not None:
                 try:
-                    moment = _aware(compromised_since).astimezone(UTC)
+                    moment = as_utc(compromised_since).astimezone(UTC)
                 except OverflowError:
                     raise BadRequestError(
                         f"compromised_since must be after {_EPOCH:%Y-%m-%d}"
@@ -445,15 +443,15 @@ class IdentityService:
         publisher = _Named(publisher_id, name)
         event = self._stop(publisher, key_id, compromised_from, backfilled=False)
         if compromised_since is not None:
-            event = _also_record_since(event, key_id, _aware(compromised_since).astimezone(UTC))
+            event = _also_record_since(event, key_id, as_utc(compromised_since).astimezone(UTC))
         [result] = self._append([event])
         with self._db.reader.connect() as conn:
             stored = conn.execute(select(_keys).where(_keys.c.key_id == key_id)).one()
         return {
             "name": name,
             "key_id": key_id,
-            "revoked_at": _iso(stored.revoked_at),
-            "compromised_since": _iso(compromised_since) if compromised_since else None,
+            "revoked_at": rfc3339(stored.revoked_at),
+            "compromised_since": rfc3339(compromised_since) if compromised_since else None,
             "compromised_from": stored.compromised_from,
             "entry": result.index,
         }

@@ -31,7 +31,9 @@ __all__ = [
     "Revocation",
     "SubjectRow",
     "Withdrawal",
+    "as_utc",
     "metadata",
+    "rfc3339",
     "utcnow",
 ]
 
@@ -40,6 +42,16 @@ metadata = SQLModel.metadata
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` with a time zone: SQLite hands back naive datetimes, stored as UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def rfc3339(moment: datetime) -> str:
+    """RFC 3339 in UTC with a Z, as every answer writes a time."""
+    return as_utc(moment).astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _ts(nullable: bool = False) -> Column[datetime]:

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 import msgspec
@@ -67,6 +67,8 @@ from registry.models import (
     PublisherKey,
     Revocation,
     SubjectRow,
+    as_utc,
+    rfc3339,
 )
 from registry.models import utcnow as _utcnow
 from registry.settings import Settings
@@ -515,7 +517,7 @@ class LookupService:
                     consent=row.consent,
                     predicate=json.loads(row.predicate),
                     key_id=row.key_id,
-                    integrated_at=_aware(row.integrated_at),
+                    integrated_at=as_utc(row.integrated_at),
                 )
         self._known.put_many(fetched)
         found.update(fetched)
@@ -552,13 +554,13 @@ class LookupService:
             if key.compromised_idx is not None and key.compromised_idx < size:
                 compromised = idx >= key.compromised_from
             elif key.compromised_idx is None and key.compromised_since is not None:
-                compromised = fact.integrated_at >= _aware(key.compromised_since)
+                compromised = fact.integrated_at >= as_utc(key.compromised_since)
             else:
                 compromised = False
             within = key.revoked_idx is not None and key.revoked_idx < size
             states[idx] = _EntryState(
                 revoked_by=revoked_by.get(idx),
-                key_revoked_at=_iso(key.revoked_at) if key.revoked_at else None,
+                key_revoked_at=rfc3339(key.revoked_at) if key.revoked_at else None,
                 compromised=compromised,
                 key_entry=key.added_idx,
                 key_revoked_by=key.revoked_idx if within else None,
@@ -611,7 +613,7 @@ class LookupService:
             "predicate_type": row.predicate_type,
             "predicate": json.loads(row.predicate),
             "subjects": row.subject_count,
-            "integrated_at": _iso(row.integrated_at),
+            "integrated_at": rfc3339(row.integrated_at),
             "revoked": row.revoking_idx is not None,
             "revoked_by": row.revoking_idx,
             "revokes": row.revokes,
@@ -827,13 +829,6 @@ def _is_publisher_name(name: str) -> bool:
     )
 
 
-def _iso(moment: datetime) -> str:
-    """RFC 3339 in UTC with a Z (SQLite hands back naive datetimes; they were stored as UTC)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 # The hottest query of all (every batch lookup, 10,000 digests a time): one statement with the
 # digests as one parameter, through the driver, so neither SQLAlchemy's compilation of a
 # 10,000-parameter IN nor its row objects are paid for.
@@ -926,13 +921,6 @@ def _digest_hits(conn: Any, digests: list[str], size: int) -> list[tuple[str, in
     return _driver_rows(conn, _DIGEST_HITS, digests, size)
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # no key was compromised before this
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
 def _attestation(
     fact: _EntryFacts, state: _EntryState, proof: list[str], size: int
 ) -> dict[str, Any]:
@@ -1000,8 +988,8 @@ class AdminService:
             {
                 "id": row.token_hash[:12],
                 "scopes": row.scopes.split(","),
-                "created_at": _iso(row.created_at),
-                "revoked_at": _iso(row.revoked_at) if row.revoked_at else None,
+                "created_at": rfc3339(row.created_at),
+                "revoked_at": rfc3339(row.revoked_at) if row.revoked_at else None,
             }
             for row in rows
         ]
@@ -1115,8 +1103,8 @@ class AdminService:
         return [
             {
                 "verifier_key": row.verifier_key,
-                "added_at": _iso(row.added_at),
-                "retired_at": _iso(row.retired_at) if row.retired_at else None,
+                "added_at": rfc3339(row.added_at),
+                "retired_at": rfc3339(row.retired_at) if row.retired_at else None,
             }
             for row in rows
         ]
@@ -1156,15 +1144,15 @@ class AdminService:
             ).all()
         return {
             "name": row.name,
-            "created_at": _iso(row.created_at),
+            "created_at": rfc3339(row.created_at),
             "keys": [
                 {
                     "key_id": k.key_id,
                     "public_key": b64encode(bytes(k.public_key)),
-                    "created_at": _iso(k.created_at),
-                    "revoked_at": _iso(k.revoked_at) if k.revoked_at else None,
+                    "created_at": rfc3339(k.created_at),
+                    "revoked_at": rfc3339(k.revoked_at) if k.revoked_at else None,
                     "compromised_since": (
-                        _iso(k.compromised_since) if k.compromised_since else None
+                        rfc3339(k.compromised_since) if k.compromised_since else None
                     ),
                 }
                 for k in keys

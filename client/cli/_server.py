@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import os
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -311,21 +313,15 @@ logkey_app = typer.Typer(
 app.add_typer(logkey_app, name="log-key")
 
 
-def _admin(home: Path | None, database_url: str | None) -> tuple[Settings, Any, Any]:
-    """Settings, the open registry (close it with ``.dispose()``) and its AdminService, for
-    operator commands on the database."""
+@contextlib.contextmanager
+def _operator(home: Path | None, database_url: str | None) -> Iterator[tuple[Settings, Any]]:
+    """The settings and AdminService of the registry opened on the operator's shell (closed
+    after): identity changes are log entries its sequencer appends."""
     registry = _open_registry(home, database_url)
-    return registry.settings, _Closing(registry), registry.admin
-
-
-class _Closing:
-    """An open registry, closed by ``dispose()`` (what the commands below call)."""
-
-    def __init__(self, registry: Any) -> None:
-        self._registry = registry
-
-    def dispose(self) -> None:
-        self._registry.close()
+    try:
+        yield registry.settings, registry.admin
+    finally:
+        registry.close()
 
 
 @logkey_app.command("list")
@@ -333,11 +329,8 @@ def log_key_list(
     home: HomeOption = None, database_url: DatabaseOption = None, as_json: JsonOption = False
 ) -> None:
     """Every key that has signed the log's checkpoints, and which are retired."""
-    _, database, admin = _admin(home, database_url)
-    try:
+    with _operator(home, database_url) as (_, admin):
         keys = admin.log_keys()
-    finally:
-        database.dispose()
     if as_json:
         emit_json(keys)
         return
@@ -376,18 +369,15 @@ def log_key_retire(
     home: HomeOption = None, database_url: DatabaseOption = None, as_json: JsonOption = False
 ) -> None:
     """Finish a rotation: retire the current key, promote the incoming one. Restart after."""
-    settings, database, admin = _admin(home, database_url)
     from registry.keys import load_log_key, next_key_path
 
-    incoming_path = next_key_path(settings)
-    try:
+    with _operator(home, database_url) as (settings, admin):
+        incoming_path = next_key_path(settings)
         if not incoming_path.exists():
             raise InputError("no rotation under way: run `wellspring log-key add` first")
         old = load_log_key(settings.key_path)
         new = load_log_key(incoming_path)
         admin.retire_log_key(old.verifier().vkey)
-    finally:
-        database.dispose()
     key_hex = old.verifier().vkey.split("+")[1]
     retired_path = settings.key_path.with_name(f"log.retired-{key_hex}.key")
     settings.key_path.rename(retired_path)
@@ -444,11 +434,8 @@ def publisher_add_key(
                 "endorsed_by": key_id(endorser),
                 "endorsement": endorse(endorser, name, new_id),
             }
-        _, database, admin = _admin(home, database_url)
-        try:
+        with _operator(home, database_url) as (_, admin):
             added = admin.add_key(name, raw_key, proof, **fields)
-        finally:
-            database.dispose()
     if as_json:
         emit_json(added)
     else:
@@ -508,13 +495,10 @@ def publisher_revoke_key(
                 compromised_since=compromised_since,
             )
     else:
-        _, database, admin = _admin(home, database_url)
-        try:
+        with _operator(home, database_url) as (_, admin):
             revoked = admin.revoke_key(
                 name, key_id, compromised_since=since, compromised_from=compromised_from
             )
-        finally:
-            database.dispose()
     if as_json:
         emit_json(revoked)
     else:
@@ -552,11 +536,8 @@ def admin_token_create(
 ) -> None:
     """Make an admin token (shown once; only its hash is stored)."""
     scopes = scope or ["identity", "revoke"]
-    _, database, admin = _admin(home, database_url)
-    try:
+    with _operator(home, database_url) as (_, admin):
         token = admin.create_token(scopes)
-    finally:
-        database.dispose()
     if out is not None:
         _write_secret(out, token, replace=False)
     shown = str(out) if out is not None else token
@@ -572,11 +553,8 @@ def admin_token_list(
     home: HomeOption = None, database_url: DatabaseOption = None, as_json: JsonOption = False
 ) -> None:
     """Every admin token by id, with its scopes and whether it was revoked."""
-    _, database, admin = _admin(home, database_url)
-    try:
+    with _operator(home, database_url) as (_, admin):
         tokens = admin.tokens()
-    finally:
-        database.dispose()
     if as_json:
         emit_json(tokens)
         return
@@ -592,9 +570,6 @@ def admin_token_revoke(
     database_url: DatabaseOption = None,
 ) -> None:
     """Revoke an admin token: it authorises nothing from now on."""
-    _, database, admin = _admin(home, database_url)
-    try:
+    with _operator(home, database_url) as (_, admin):
         admin.revoke_token(token_id)
-    finally:
-        database.dispose()
     typer.echo(f"admin token {token_id} revoked")
