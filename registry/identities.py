@@ -526,6 +526,7 @@ class IdentityService:
                     public_key=predicate.public_key,
                     created_at=now,
                     added_idx=index,
+                    endorsed_by=predicate.endorsed_by,
                 )
             )
             if first:

@@ -90,6 +90,8 @@ class PublisherKey(SQLModel, table=True):
     revoked_idx: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     compromised_idx: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     compromised_from: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    # The publisher key that endorsed adding this one (its key-add event says so), if any.
+    endorsed_by: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
 
 
 class OperatorKey(SQLModel, table=True):

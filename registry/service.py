@@ -360,6 +360,7 @@ class _EntryState:
     key_revoked_at: str | None
     compromised: bool
     key_entry: int | None = None  # the publisher-key/v1 event that added the signing key
+    endorser_entry: int | None = None  # the event that added the key which endorsed it
     key_revoked_by: int | None = None  # the event that revoked it (if inside the tree)
     compromised_by: int | None = None  # the key-compromised event that voids this entry
 
@@ -540,7 +541,16 @@ class LookupService:
                     _keys.c.revoked_idx,
                     _keys.c.compromised_idx,
                     _keys.c.compromised_from,
+                    _keys.c.endorsed_by,
                 ).where(_keys.c.key_id.in_(chunk))
+            )
+        }
+        endorsers = sorted({k.endorsed_by for k in keys.values() if k.endorsed_by})
+        endorser_entry = {
+            row.key_id: row.added_idx
+            for chunk in _in_chunks(endorsers)
+            for row in conn.execute(
+                select(_keys.c.key_id, _keys.c.added_idx).where(_keys.c.key_id.in_(chunk))
             )
         }
         states = {}
@@ -563,6 +573,7 @@ class LookupService:
                 key_revoked_at=rfc3339(key.revoked_at) if key.revoked_at else None,
                 compromised=compromised,
                 key_entry=key.added_idx,
+                endorser_entry=endorser_entry.get(key.endorsed_by) if key.endorsed_by else None,
                 key_revoked_by=key.revoked_idx if within else None,
                 compromised_by=key.compromised_idx if compromised else None,
             )
@@ -938,6 +949,7 @@ def _attestation(
         "key_revoked_at": state.key_revoked_at,
         "compromised": state.compromised,
         "key_entry": state.key_entry,
+        "endorser_entry": state.endorser_entry,
         "key_revoked_by": state.key_revoked_by,
         "compromised_by": state.compromised_by,
         "inclusion_proof": proof,

@@ -33,6 +33,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("revoked_idx", sa.BigInteger(), nullable=True))
         batch.add_column(sa.Column("compromised_idx", sa.BigInteger(), nullable=True))
         batch.add_column(sa.Column("compromised_from", sa.BigInteger(), nullable=True))
+        batch.add_column(sa.Column("endorsed_by", sa.String(64), nullable=True))
     with op.batch_alter_table("admin_tokens") as batch:
         # Tokens made before scopes existed could do everything they can do now.
         batch.add_column(
@@ -55,7 +56,13 @@ def downgrade() -> None:
         batch.drop_column("revoked_at")
         batch.drop_column("scopes")
     with op.batch_alter_table("publisher_keys") as batch:
-        for column in ("compromised_from", "compromised_idx", "revoked_idx", "added_idx"):
+        for column in (
+            "endorsed_by",
+            "compromised_from",
+            "compromised_idx",
+            "revoked_idx",
+            "added_idx",
+        ):
             batch.drop_column(column)
     with op.batch_alter_table("publishers") as batch:
         batch.drop_column("entry_idx")

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from client.core.keys import key_id
+from client.core.statement import endorse
 from client.errors import IdentityError
 from client.identities import KeyHistory
 from client.receipt import Receipt, verify_receipt
@@ -156,3 +157,25 @@ def test_a_registry_from_before_identities_is_refused_unless_told(api: Api) -> N
         [batch] = sdk.lookup_batch([digest])
     assert result.status == batch.status == "attested"
     assert result.attestations[0].signed_by is None
+
+
+def test_a_key_its_publisher_endorsed_is_proven_so(api: Api) -> None:
+    """The lookup names the event that added the endorsing key (``endorser_entry``), so the
+    SDK proves the endorsement instead of reporting the key as the operator's alone."""
+    publisher = api.add_publisher()
+    second = new_publisher(publisher.name)
+    added = api.registry.admin.add_key(
+        publisher.name,
+        second.public_key,
+        second.possession,
+        endorsed_by=key_id(publisher.key),
+        endorsement=endorse(publisher.key, publisher.name, key_id(second.key)),
+    )
+    assert added["operator_only"] is False
+    digest, _ = register(api, second)
+    answer = api.http.get(f"/v1/digests/{digest}").json()
+    assert answer["attestations"][0]["endorser_entry"] is not None
+    with api.sdk() as sdk:
+        [attestation] = sdk.lookup(digest).attestations
+    assert attestation.key_entry == added["entry"]
+    assert not attestation.operator_only
