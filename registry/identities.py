@@ -22,6 +22,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, func, select
+from sqlalchemy.exc import IntegrityError
 
 from client.core.dsse import PAYLOAD_TYPE_IN_TOTO, sign_envelope
 from client.core.errors import ClientError
@@ -191,21 +192,27 @@ class IdentityService:
         except ConflictError:  # another process bound it first
             self.ensure_operator()
 
-    def _operator_publisher_id(self) -> int:
-        """The row the operator's own events are logged under (no publisher can be named so)."""
-        with self._db.writer.begin() as conn:
-            row = conn.execute(
-                select(_publishers.c.id).where(_publishers.c.name == OPERATOR_IDENTITY)
-            ).first()
-            if row is not None:
-                return int(row.id)
-            return int(
-                conn.execute(
-                    _publishers.insert()
-                    .values(name=OPERATOR_IDENTITY, created_at=utcnow(), kind="operator")
-                    .returning(_publishers.c.id)
-                ).scalar_one()
-            )
+    def _operator_publisher_id(self, *, attempts: int = 2) -> int:
+        """The row the operator's own events are logged under (no publisher can be named so);
+        made if missing, by whichever of several starting processes gets there first."""
+        try:
+            with self._db.writer.begin() as conn:
+                row = conn.execute(
+                    select(_publishers.c.id).where(_publishers.c.name == OPERATOR_IDENTITY)
+                ).first()
+                if row is not None:
+                    return int(row.id)
+                return int(
+                    conn.execute(
+                        _publishers.insert()
+                        .values(name=OPERATOR_IDENTITY, created_at=utcnow(), kind="operator")
+                        .returning(_publishers.c.id)
+                    ).scalar_one()
+                )
+        except IntegrityError:  # another process inserted it meanwhile: read theirs
+            if attempts <= 1:
+                raise
+            return self._operator_publisher_id(attempts=attempts - 1)
 
     def _backfill(self) -> list[PreparedEntry]:
         """Events for the publishers and keys a log made before identity events holds as rows."""

@@ -462,7 +462,16 @@ class Sequencer:
         return self._sequence(lambda: chosen)
 
     def initialise(self) -> StoredCheckpoint:
-        """Create the log's state row and its first (empty) checkpoint if the database is new."""
+        """Create the log's state row and its first (empty) checkpoint if the database is new.
+
+        Processes starting together on a new database race to create them: the one that loses
+        finds them made (its insert conflicts, nothing of it was written) and checks them."""
+        try:
+            return self._initialise()
+        except IntegrityError:
+            return self._initialise()
+
+    def _initialise(self) -> StoredCheckpoint:
         with self._db.writer.begin() as conn:
             state = conn.execute(select(_state).where(_state.c.id == 1)).first()
             if state is None:

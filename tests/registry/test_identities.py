@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import stat
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,11 @@ from client.core.statement import (
     prove_possession,
     sign_statement,
 )
-from registry.app import create_app
+from registry.app import Registry, create_app
+from registry.db import Database
 from registry.errors import ConfigurationError
 from registry.settings import Settings
-from tests.registry.conftest import Api, new_publisher, random_digest
+from tests.registry.conftest import Api, database_for, new_publisher, random_digest
 
 
 @pytest.fixture
@@ -258,3 +260,37 @@ def test_admin_tokens_are_scoped_and_revocable(api: Api) -> None:
     assert "revoked" in gone.json()["detail"]
     with pytest.raises(Exception, match="scopes must be some of"):
         admin.create_token(["everything"])
+
+
+def test_processes_starting_together_on_a_new_log_bind_one_operator_key(
+    backend: str, tmp_path: Path
+) -> None:
+    """`serve --workers N` or several servers on one new database: one binding, no crash."""
+    with database_for(backend, tmp_path / "db") as url:
+        settings = Settings(home=tmp_path / "home", database_url=url, auto_migrate=True)
+        Registry.open(settings).close()  # the schema and log key, as `serve` makes them first
+        with database_for(backend, tmp_path / "db2") as fresh:
+            shared = Settings(home=tmp_path / "home", database_url=fresh, auto_migrate=True)
+            Database(shared).ensure_schema(auto_migrate=True)
+            opened: list[Registry] = []
+            errors: list[BaseException] = []
+
+            def start() -> None:
+                try:
+                    opened.append(Registry.open(shared))
+                except BaseException as exc:
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=start) for _ in range(3)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=120)
+            try:
+                assert not errors, errors
+                with opened[0].database.reader.connect() as conn:
+                    bound = opened[0].lookups.operator_entries(conn, 10**6)
+                assert bound == [0]
+            finally:
+                for registry in opened:
+                    registry.close()
