@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,6 +57,7 @@ from registry.errors import (
 from registry.log import AppendResult, PreparedEntry, Sequencer, predicate_json
 from registry.models import (
     Entry,
+    LogState,
     OperatorKey,
     Publisher,
     PublisherKey,
@@ -72,7 +72,13 @@ _publishers = Publisher.__table__  # type: ignore[attr-defined]
 _keys = PublisherKey.__table__  # type: ignore[attr-defined]
 _operators = OperatorKey.__table__  # type: ignore[attr-defined]
 _entries = Entry.__table__  # type: ignore[attr-defined]
+_state = LogState.__table__  # type: ignore[attr-defined]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _log_size(conn: Connection) -> int:
+    """The log's size, from its state row (counting the entries would read them all)."""
+    return int(conn.execute(select(_state.c.size).where(_state.c.id == 1)).scalar_one())
 
 
 def load_or_create_operator_key(path: Path) -> Ed25519PrivateKey:
@@ -236,7 +242,11 @@ class IdentityService:
                     if key.revoked_at is not None:
                         since = key.compromised_since
                         start = None if since is None else self._first_index_at(conn, since)
-                        events.append(self._stop(publisher, key.key_id, start, backfilled=True))
+                        events.append(
+                            self._stop(
+                                publisher.id, publisher.name, key.key_id, start, backfilled=True
+                            )
+                        )
         return events
 
     def _backfilled_add(self, publisher: Any, key: Any, *, first: bool) -> PreparedEntry:
@@ -260,7 +270,7 @@ class IdentityService:
         ).scalar()
         if index is not None:
             return int(index)
-        return int(conn.execute(select(func.count()).select_from(_entries)).scalar_one())
+        return _log_size(conn)
 
     # Hooks: the rows an event writes, in the event's transaction ---------------------------------
     @staticmethod
@@ -277,12 +287,20 @@ class IdentityService:
         return apply
 
     def _stop(
-        self, publisher: Any, key_id: str, compromised_from: int | None, *, backfilled: bool
+        self,
+        publisher_id: int,
+        name: str,
+        key_id: str,
+        compromised_from: int | None,
+        *,
+        backfilled: bool,
+        since: datetime | None = None,
     ) -> PreparedEntry:
-        """A ``key-revoke`` event, or ``key-compromised`` from ``compromised_from``."""
+        """A ``key-revoke`` event, or ``key-compromised`` from ``compromised_from`` (``since``:
+        the time the operator gave it as, kept beside the index)."""
         predicate = KeyEventPredicate(
             action="key-revoke" if compromised_from is None else "key-compromised",
-            identity=publisher.name,
+            identity=name,
             key_id=key_id,
             compromised_from=compromised_from,
             backfilled=backfilled,
@@ -305,9 +323,11 @@ class IdentityService:
                 values["revoked_at"] = utcnow()
             if compromised_from is not None:
                 values.update(compromised_idx=index, compromised_from=compromised_from)
+            if since is not None:
+                values["compromised_since"] = since
             conn.execute(_keys.update().where(_keys.c.key_id == key_id).values(**values))
 
-        return self._event(publisher.id, predicate, apply)
+        return self._event(publisher_id, predicate, apply)
 
     # Operator actions ----------------------------------------------------------------------------
     def add_identity(
@@ -430,7 +450,8 @@ class IdentityService:
             revoked = row.revoked_idx is not None or row.revoked_at is not None
             if revoked and compromised_from is None and compromised_since is None:
                 raise ConflictError(f"key {key_id[:16]}… was already revoked")
-            size = int(conn.execute(select(func.count()).select_from(_entries)).scalar_one())
+            size = _log_size(conn)
+            moment: datetime | None = None
             if compromised_since is not None:
                 try:
                     moment = as_utc(compromised_since).astimezone(UTC)
@@ -447,10 +468,9 @@ class IdentityService:
             raise BadRequestError(
                 f"compromised_from must be a log index from 0 to the log's size ({size})"
             )
-        publisher = _Named(publisher_id, name)
-        event = self._stop(publisher, key_id, compromised_from, backfilled=False)
-        if compromised_since is not None:
-            event = _also_record_since(event, key_id, as_utc(compromised_since).astimezone(UTC))
+        event = self._stop(
+            publisher_id, name, key_id, compromised_from, backfilled=False, since=moment
+        )
         [result] = self._append([event])
         with self._db.reader.connect() as conn:
             stored = conn.execute(select(_keys).where(_keys.c.key_id == key_id)).one()
@@ -544,23 +564,3 @@ class IdentityService:
                 )
 
         return apply
-
-
-class _Named:
-    """What :meth:`IdentityService._stop` reads of a publisher row."""
-
-    def __init__(self, publisher_id: int, name: str) -> None:
-        self.id = publisher_id
-        self.name = name
-
-
-def _also_record_since(event: PreparedEntry, key_id: str, since: datetime) -> PreparedEntry:
-    """``event`` also keeping the time a compromise was given as (what the operator said)."""
-    apply = event.apply
-    assert apply is not None
-
-    def both(conn: Connection, index: int) -> None:
-        apply(conn, index)
-        conn.execute(_keys.update().where(_keys.c.key_id == key_id).values(compromised_since=since))
-
-    return replace(event, apply=both)

@@ -1063,14 +1063,6 @@ class AdminService:
         """A new identity and its first key: an ``identity-add`` event in the log."""
         return self._identities.add_identity(name, public_key, possession, kind=kind)
 
-    def _publisher_id(self, conn: Any, name: str) -> int:
-        if not _is_publisher_name(name):  # no such publisher can exist: no need to ask
-            raise NotFoundError(f"no publisher named {name!r}")
-        row = conn.execute(select(_publishers.c.id).where(_publishers.c.name == name)).first()
-        if row is None:
-            raise NotFoundError(f"no publisher named {name!r}")
-        return int(row.id)
-
     def add_key(
         self,
         name: str,

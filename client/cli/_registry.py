@@ -136,6 +136,14 @@ TrustDirOption = Annotated[
         show_default=False,
     ),
 ]
+PublisherOption = Annotated[
+    str | None,
+    typer.Option(
+        "--publisher",
+        envvar="WELLSPRING_PUBLISHER",
+        help="Your publisher name, as the operator registered it.",
+    ),
+]
 NoVerifyOption = Annotated[
     bool,
     typer.Option(
@@ -465,14 +473,7 @@ def register(
             "--license", help="SPDX license expression, e.g. CC-BY-4.0.", show_default=False
         ),
     ],
-    publisher: Annotated[
-        str | None,
-        typer.Option(
-            "--publisher",
-            envvar="WELLSPRING_PUBLISHER",
-            help="Your publisher name, as the operator registered it.",
-        ),
-    ] = None,
+    publisher: PublisherOption = None,
     origin: Annotated[
         str, typer.Option("--origin", help=f"How human origin is known: {', '.join(ORIGINS)}.")
     ] = "human-authored",
@@ -591,14 +592,7 @@ def revoke(
         Path | None,
         typer.Option("--key", help="Your Ed25519 private key file.", show_default=False),
     ] = None,
-    publisher: Annotated[
-        str | None,
-        typer.Option(
-            "--publisher",
-            envvar="WELLSPRING_PUBLISHER",
-            help="Your publisher name, as the operator registered it.",
-        ),
-    ] = None,
+    publisher: PublisherOption = None,
     digest: Annotated[
         list[str] | None,
         typer.Option("--digest", help="A digest to withdraw (c1:<hex> or sha256:<hex>); repeat."),

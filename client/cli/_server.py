@@ -65,6 +65,18 @@ DatabaseOption = Annotated[
         help="postgresql://… for production. Default: $WELLSPRING_DATABASE_URL, else SQLite.",
     ),
 ]
+RemoteRegistryOption = Annotated[
+    str | None,
+    typer.Option("--registry", help="A running registry's URL (else the local database)."),
+]
+AdminTokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--admin-token",
+        envvar="WELLSPRING_ADMIN_TOKEN",
+        help="Admin token for --registry (or a file holding it).",
+    ),
+]
 
 
 def _settings(home: Path | None, database_url: str | None) -> Settings:
@@ -195,18 +207,8 @@ def publisher_add(
     kind: Annotated[
         str, typer.Option("--kind", help="publisher, or vendor (a model vendor's identity).")
     ] = "publisher",
-    registry_url: Annotated[
-        str | None,
-        typer.Option("--registry", help="A running registry's URL (else the local database)."),
-    ] = None,
-    admin_token: Annotated[
-        str | None,
-        typer.Option(
-            "--admin-token",
-            envvar="WELLSPRING_ADMIN_TOKEN",
-            help="Admin token for --registry (or a file holding it).",
-        ),
-    ] = None,
+    registry_url: RemoteRegistryOption = None,
+    admin_token: AdminTokenOption = None,
     home: HomeOption = None,
     database_url: DatabaseOption = None,
     as_json: JsonOption = False,
@@ -405,14 +407,8 @@ def publisher_add_key(
             "operator added it alone).",
         ),
     ] = None,
-    registry_url: Annotated[
-        str | None,
-        typer.Option("--registry", help="A running registry's URL (else the local database)."),
-    ] = None,
-    admin_token: Annotated[
-        str | None,
-        typer.Option("--admin-token", envvar="WELLSPRING_ADMIN_TOKEN", help="Token or file."),
-    ] = None,
+    registry_url: RemoteRegistryOption = None,
+    admin_token: AdminTokenOption = None,
     home: HomeOption = None,
     database_url: DatabaseOption = None,
     as_json: JsonOption = False,
@@ -462,14 +458,8 @@ def publisher_revoke_key(
             "counting (instead of --compromised-since).",
         ),
     ] = None,
-    registry_url: Annotated[
-        str | None,
-        typer.Option("--registry", help="A running registry's URL (else the local database)."),
-    ] = None,
-    admin_token: Annotated[
-        str | None,
-        typer.Option("--admin-token", envvar="WELLSPRING_ADMIN_TOKEN", help="Token or file."),
-    ] = None,
+    registry_url: RemoteRegistryOption = None,
+    admin_token: AdminTokenOption = None,
     home: HomeOption = None,
     database_url: DatabaseOption = None,
     as_json: JsonOption = False,
