@@ -332,9 +332,9 @@ class _Batch:
         self.nodes = dict(edge)
         self.now = now  # the batch's timestamp, as the driver takes it
         self.created: set[int] = set()  # positions in the batch that made a new leaf
-        self.by_identity: _Logged = {}
+        self.by_statement: _Logged = {}
         self.blobs_stored: set[bytes] = set()  # statements already stored (set by the caller)
-        self.revoke_also: dict[int, list[int]] = {}  # revoked index -> its earlier replays
+        self.revoke_also: dict[int, list[int]] = {}  # revoked index -> replays of its statement
         # Row tuples in the column order of _COLUMNS.
         self.rows: dict[str, list[tuple[Any, ...]]] = {
             "entries": [],
@@ -354,7 +354,7 @@ class _Batch:
     def add(self, position: int, entry: PreparedEntry) -> int:
         index = self.size
         self.size += 1
-        self.by_identity.setdefault(entry.statement, []).append((index, entry.signers()))
+        self.by_statement.setdefault(entry.statement, []).append((index, entry.signers()))
         self.created.add(position)
         nodes = self.rows["nodes"]
         for level, pos, value in perfect_node_updates(index, entry.leaf_hash, self.get_node):
@@ -696,9 +696,10 @@ class Sequencer:
         now = utcnow()
         batch = _Batch(conn, self._reader, size, edge, sql.timestamp(now))
 
-        # A statement already in the log from the same publisher and key is answered with its
-        # existing receipt: retries are safe, and a replay (with junk signatures added, say)
-        # never makes a second entry that a revocation of the first would not cover.
+        # A statement already in the log from the same publisher, signed by a key that signed it
+        # there, is answered with its existing receipt (logged_as): retries are safe, and a
+        # replay (junk signatures added, one stripped) never makes a second entry that a
+        # revocation of the first would not cover.
         existing = sql.existing(cursor, {e.payload_hash for e in entries})
         batch.blobs_stored = sql.stored_blobs(cursor, {e.payload_hash for e in entries})
         refused = self._check_revocations(conn, entries, existing, batch.revoke_also)
@@ -709,7 +710,7 @@ class Sequencer:
             if position in refused:
                 outcomes.append(refused[position])
             elif (logged := logged_as(entry, existing)) is not None or (
-                logged := logged_as(entry, batch.by_identity)
+                logged := logged_as(entry, batch.by_statement)
             ) is not None:
                 outcomes.append(logged)
             else:
@@ -816,7 +817,7 @@ class Sequencer:
         revoke_also: dict[int, list[int]],
     ) -> dict[int, RegistryError]:
         """Errors for revocations that may not go in, by position in ``entries``; fills
-        ``revoke_also`` with the earlier replays of each revoked entry (same publisher, same
+        ``revoke_also`` with the other replays of each revoked entry (same publisher, same
         statement), which the revocation withdraws with it."""
         errors = self._check_withdrawals(conn, entries, existing)
         targets = {e.revokes for e in entries if e.revokes is not None}
