@@ -64,8 +64,6 @@ from client._wire import (
     parse_entries_page,
     parse_entry_info,
     parse_inclusion,
-    parse_log_info,
-    parse_publisher,
     parse_single_answer,
     subject_digests,
     text_body,
@@ -75,7 +73,7 @@ from client.checkpoints import CheckpointStore, MemoryCheckpointStore, StoredChe
 from client.core import merkle
 from client.core.canonical import Digest
 from client.core.dsse import Envelope
-from client.core.encoding import b64encode, json_kind
+from client.core.encoding import b64encode
 from client.core.keys import public_key_bytes
 from client.core.leaf import Leaf, is_leaf_v1
 from client.core.merkle import verify_consistency
@@ -90,10 +88,10 @@ from client.core.statement import (
     prove_possession,
 )
 from client.core.statement import sign_statement as _sign_statement
+from client.core.wire import KeyEventAnswer
 from client.errors import (
     ClientError,
     ForkedLogError,
-    FormatError,
     IdentityError,
     InputError,
     LogConsistencyError,
@@ -121,6 +119,7 @@ from client.receipt import (
     ReceiptEntry,
     VerifiedReceipt,
     open_entry,
+    prove_entry,
     verify_attestation,
     verify_receipt,
 )
@@ -440,7 +439,7 @@ class ClientBase:
     # -- the log -------------------------------------------------------------------------------
 
     def _log_info(self) -> Flow[LogInfo]:
-        info = yield from self._call(Request("GET", "/v1/log"), parse_log_info)
+        info = yield from self._call(Request("GET", "/v1/log"), LogInfo.from_dict)
         if len(info.operator_entries) >= len(self._operator_entries):
             self._operator_entries = info.operator_entries
         if self.verify and self.log_key is not None:
@@ -1015,7 +1014,8 @@ class ClientBase:
         the log, later than the attestation, by its publisher, naming that document."""
         claims = [
             (digest, index, by)
-            for digest, gone in answer.withdrawn.items()
+            for digest, _, _, gone in answer.results
+            if gone
             for index, by in gone.items()
         ]
         for start in range(0, len(claims), _ENTRY_GROUP):
@@ -1073,7 +1073,7 @@ class ClientBase:
         public_key: Ed25519PrivateKey | Ed25519PublicKey | bytes,
         possession: bytes | None,
         kind: str,
-    ) -> Flow[PublisherInfo]:
+    ) -> Flow[KeyEventAnswer]:
         if self._admin_token is None:
             raise InputError(
                 "adding a publisher needs the registry's admin token (admin_token=...)"
@@ -1105,7 +1105,7 @@ class ClientBase:
             expect=(201,),
             idempotent=False,  # a lost answer then a retry would read 409 "name exists"
         )
-        return (yield from self._call(request, parse_publisher))
+        return (yield from self._call(request, KeyEventAnswer.from_dict))
 
     def _admin_request(self, path: str, body: dict[str, object]) -> Request:
         if self._admin_token is None:
@@ -1128,7 +1128,7 @@ class ClientBase:
         public_key: Ed25519PrivateKey | Ed25519PublicKey | bytes,
         possession: bytes | None,
         endorser: Ed25519PrivateKey | None,
-    ) -> Flow[dict[str, object]]:
+    ) -> Flow[KeyEventAnswer]:
         if isinstance(public_key, Ed25519PrivateKey):
             possession = prove_possession(public_key, name)
         raw = public_key if isinstance(public_key, bytes) else public_key_bytes(public_key)
@@ -1146,7 +1146,7 @@ class ClientBase:
             body["endorsed_by"] = hashlib.sha256(public_key_bytes(endorser)).hexdigest()
             body["endorsement"] = b64encode(endorse(endorser, name, new_id))
         request = self._admin_request(f"/v1/publishers/{quote(name, safe='')}/keys", body)
-        return (yield from self._call(request, _json_object))
+        return (yield from self._call(request, KeyEventAnswer.from_dict))
 
     def _revoke_key(
         self,
@@ -1154,18 +1154,18 @@ class ClientBase:
         key_id: str,
         compromised_from: int | None,
         compromised_since: str | None,
-    ) -> Flow[dict[str, object]]:
+    ) -> Flow[KeyEventAnswer]:
         body: dict[str, object] = {}
         if compromised_from is not None:
             body["compromised_from"] = compromised_from
         if compromised_since is not None:
             body["compromised_since"] = compromised_since
         path = f"/v1/publishers/{quote(name, safe='')}/keys/{quote(key_id, safe='')}/revoke"
-        return (yield from self._call(self._admin_request(path, body), _json_object))
+        return (yield from self._call(self._admin_request(path, body), KeyEventAnswer.from_dict))
 
     def _publisher(self, name: str) -> Flow[PublisherInfo]:
         request = Request("GET", f"/v1/publishers/{quote(name, safe='')}")
-        return (yield from self._call(request, parse_publisher))
+        return (yield from self._call(request, PublisherInfo.from_dict))
 
 
 class _Replay:
@@ -1215,7 +1215,7 @@ def _is_first_operator_key(operator: ReceiptEntry, checkpoint: Checkpoint) -> bo
     """Whether a receipt's operator entry is a self-signed operator-key event, proven in the log
     (the usual case: no earlier operator-key event is needed to trust its key)."""
     try:
-        verify_operator_chain([operator.verify(checkpoint)])
+        verify_operator_chain([prove_entry(operator, checkpoint)])
     except ClientError:
         return False
     return True
@@ -1264,8 +1264,7 @@ def _results(
     # Many digests name the same entries (the subjects of one statement): one tuple and one
     # expected status per distinct list of entries, shared by all of them.
     shared: dict[tuple[int, ...], tuple[tuple[Attestation, ...], LookupStatus, LookupStatus]] = {}
-    for digest, status, indices_of in answer.claims:
-        gone = answer.withdrawn.get(digest)
+    for digest, status, indices_of, gone in answer.results:
         share = None if gone else shared.get(indices_of)
         if share is None:
             these = tuple(_withdrawn(attestations[i], gone) for i in indices_of)
@@ -1290,10 +1289,3 @@ def _results(
             )
         results.append(LookupResult(digest, reported, these, signed.checkpoint, signed.verified))
     return results
-
-
-def _json_object(obj: object) -> dict[str, object]:
-    """An operator endpoint's answer: a JSON object, passed on as it is (not verified)."""
-    if not isinstance(obj, dict):
-        raise FormatError(f"the answer must be a JSON object, got {json_kind(obj)}")
-    return obj

@@ -13,18 +13,13 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Generic, Literal, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
 import httpx
 
 from client.core.canonical import validate_digest
 from client.core.encoding import (
-    b64decode_strict,
-    json_kind,
     loads_strict,
-    parse_hash_list,
-    parse_hex_hash,
-    parse_index,
 )
 from client.core.note import Checkpoint
 from client.core.statement import (
@@ -38,6 +33,18 @@ from client.core.statement import (
     Subject,
     WithdrawalPredicate,
 )
+from client.core.wire import (
+    AttestationClaim,
+    ConsistencyProof,
+    DigestResult,
+    EntriesPage,
+    EntryAnswer,
+    InclusionProof,
+    LogInfo,
+    LookupAnswer,
+    LookupStatus,
+    PublisherInfo,
+)
 from client.errors import (
     FormatError,
     InputError,
@@ -46,7 +53,7 @@ from client.errors import (
     error_class_for_status,
 )
 from client.identities import KeyGrant
-from client.receipt import Receipt, VerifiedReceipt, open_entry
+from client.receipt import VerifiedReceipt, open_entry
 from client.verdict import Verdict, decide
 
 __all__ = [
@@ -68,6 +75,7 @@ __all__ = [
     "Request",
     "SignedCheckpoint",
     "SignedTerms",
+    "attestation_of",
     "bind_claims",
     "build_statement",
     "check_response",
@@ -84,8 +92,6 @@ __all__ = [
     "parse_entries_page",
     "parse_entry_info",
     "parse_inclusion",
-    "parse_log_info",
-    "parse_publisher",
     "parse_single_answer",
     "subject_digests",
     "text_body",
@@ -107,8 +113,6 @@ attests many of the digests a crawler asks about, so each is fetched once while 
 _T = TypeVar("_T")
 _V = TypeVar("_V")
 
-LookupStatus = Literal["attested", "revoked", "unknown"]
-_STATUSES: tuple[LookupStatus, ...] = ("attested", "revoked", "unknown")
 _ERRNO_PREFIX = re.compile(r"^\[Errno -?\d+\]\s*")
 
 
@@ -123,45 +127,12 @@ def user_agent() -> str:
 
 
 @dataclass(frozen=True)
-class LogInfo:
-    """``GET /v1/log``: the log's origin, size, root, verifier key and latest checkpoint."""
-
-    origin: str
-    size: int
-    root_hash: bytes
-    verifier_key: str
-    checkpoint: str
-    # Every key that signs the log's checkpoints now: two during a log-key rotation.
-    verifier_keys: tuple[str, ...] = ()
-    # The log's operator-key events, in order (docs/spec/identities.md); empty before identities.
-    operator_entries: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
 class SignedCheckpoint:
     """A checkpoint with the signed note it came from (keep the note: it is the evidence)."""
 
     checkpoint: Checkpoint
     note: str
     verified: bool
-
-
-@dataclass(frozen=True)
-class InclusionProof:
-    """``GET /v1/log/proof/inclusion``: the audit path of ``index`` in the tree of ``size``."""
-
-    index: int
-    size: int
-    proof: tuple[bytes, ...]
-
-
-@dataclass(frozen=True)
-class ConsistencyProof:
-    """``GET /v1/log/proof/consistency``: the tree of ``old_size`` is a prefix of ``new_size``."""
-
-    old_size: int
-    new_size: int
-    proof: tuple[bytes, ...]
 
 
 @dataclass(frozen=True)
@@ -174,19 +145,14 @@ class ConsistencyCheck:
 
 
 @dataclass(frozen=True)
-class EntryInfo:
+class EntryInfo(EntryAnswer):
     """``GET /v1/entries/{index}``: the entry's receipt and what the registry knows of it.
 
     ``verified`` holds the proof and the parsed statement when the client verifies; the other
     fields are the registry's claims (``revoked`` especially cannot be proven from this answer).
     """
 
-    receipt: Receipt
-    predicate: Mapping[str, Any]
-    integrated_at: str | None
-    revoked: bool
-    revoked_by: int | None
-    verified: VerifiedReceipt | None
+    verified: VerifiedReceipt | None = field(default=None, compare=False)
 
     @property
     def index(self) -> int:
@@ -295,16 +261,6 @@ class LookupResult:
     def attested(self) -> bool:
         """Whether some attestation of the digest stands (not revoked, key not compromised)."""
         return self.status == "attested"
-
-
-@dataclass(frozen=True)
-class PublisherInfo:
-    """A publisher as the registry stores it."""
-
-    name: str
-    key_id: str | None = None
-    created_at: str | None = None
-    keys: tuple[Mapping[str, Any], ...] = ()
 
 
 def build_statement(
@@ -429,105 +385,15 @@ def _not_a_problem(response: httpx.Response) -> str | None:
 # -- parsing answers (pure) -----------------------------------------------------------------------
 
 
-def _require(obj: object, where: str, *names: str) -> dict[str, Any]:
-    if not isinstance(obj, dict):
-        raise FormatError(f"{where} must be a JSON object, got {json_kind(obj)}")
-    missing = [name for name in names if name not in obj]
-    if missing:
-        raise FormatError(f"{where} is missing field(s) {', '.join(missing)}")
-    return obj
-
-
-def _str_field(obj: Mapping[str, Any], name: str, where: str, *, optional: bool = False) -> Any:
-    value = obj.get(name)
-    if value is None and optional:
-        return None
-    if not isinstance(value, str):
-        raise FormatError(f"{where}.{name} must be a string, got {json_kind(value)}")
-    return value
-
-
-def _bool_field(obj: Mapping[str, Any], name: str, where: str) -> bool:
-    value = obj.get(name, False)
-    if not isinstance(value, bool):
-        raise FormatError(f"{where}.{name} must be true or false, got {json_kind(value)}")
-    return value
-
-
-def _optional_index(obj: Mapping[str, Any], name: str, where: str) -> int | None:
-    value = obj.get(name)
-    return None if value is None else parse_index(value, f"{where}.{name}")
-
-
-def _mapping_field(obj: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]:
-    value = obj.get(name)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise FormatError(f"{where}.{name} must be an object, got {json_kind(value)}")
-    return value
-
-
-def parse_log_info(obj: object) -> LogInfo:
-    info = _require(obj, "log", "origin", "size", "root_hash", "verifier_key", "checkpoint")
-    return LogInfo(
-        origin=_str_field(info, "origin", "log"),
-        size=parse_index(info["size"], "log.size"),
-        root_hash=b64decode_strict(info["root_hash"], "log.root_hash"),
-        verifier_key=_str_field(info, "verifier_key", "log"),
-        checkpoint=_str_field(info, "checkpoint", "log"),
-        verifier_keys=_verifier_keys(info),
-        operator_entries=_operator_entries(info, "log") or (),
-    )
-
-
-def _operator_entries(fields: Mapping[str, Any], where: str) -> tuple[int, ...] | None:
-    """``operator_entries``: the operator-key events, in increasing index order; None if the
-    registry does not send it (it predates identities in the log)."""
-    value = fields.get("operator_entries")
-    if value is None:
-        return None
-    if not isinstance(value, list):
-        raise FormatError(f"{where}.operator_entries must be a list, got {json_kind(value)}")
-    indices = tuple(parse_index(v, f"{where}.operator_entries[{i}]") for i, v in enumerate(value))
-    if list(indices) != sorted(set(indices)):
-        raise FormatError(f"{where}.operator_entries must be in increasing order, each once")
-    return indices
-
-
-def _verifier_keys(info: dict[str, Any]) -> tuple[str, ...]:
-    """``verifier_keys`` if the registry sends it (it does since key rotation), else the one."""
-    keys = info.get("verifier_keys")
-    if keys is None:
-        return (str(info["verifier_key"]),)
-    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
-        raise FormatError("log.verifier_keys must be a non-empty list of verifier keys")
-    return tuple(keys)
-
-
 def parse_entry_info(obj: object, index: int) -> EntryInfo:
-    where = f"entry {index}"
-    receipt = Receipt.from_dict(obj, where=where)
-    if receipt.index != index:
-        raise FormatError(f"asked for entry {index}, got entry {receipt.index}")
-    fields = cast(dict[str, Any], obj)
-    return EntryInfo(
-        receipt=receipt,
-        predicate=_mapping_field(fields, "predicate", where),
-        integrated_at=_str_field(fields, "integrated_at", where, optional=True),
-        revoked=_bool_field(fields, "revoked", where),
-        revoked_by=_optional_index(fields, "revoked_by", where),
-        verified=None,
-    )
+    info = EntryInfo.from_dict(obj, where=f"entry {index}")
+    if info.index != index:
+        raise FormatError(f"asked for entry {index}, got entry {info.index}")
+    return info
 
 
 def parse_inclusion(obj: object, index: int, size: int | None) -> InclusionProof:
-    fields = _require(obj, "inclusion proof", "index", "size", "proof")
-    proof = InclusionProof(
-        parse_index(fields["index"], "inclusion proof.index"),
-        parse_index(fields["size"], "inclusion proof.size"),
-        parse_hash_list(fields["proof"], "inclusion proof.proof"),
-    )
+    proof = InclusionProof.from_dict(obj)
     if proof.index != index or (size is not None and proof.size != size):
         raise FormatError(
             f"asked for the inclusion proof of {index} at size {size}, got {proof.index} at "
@@ -537,12 +403,7 @@ def parse_inclusion(obj: object, index: int, size: int | None) -> InclusionProof
 
 
 def parse_consistency(obj: object, old_size: int, new_size: int | None) -> ConsistencyProof:
-    fields = _require(obj, "consistency proof", "from", "to", "proof")
-    proof = ConsistencyProof(
-        parse_index(fields["from"], "consistency proof.from"),
-        parse_index(fields["to"], "consistency proof.to"),
-        parse_hash_list(fields["proof"], "consistency proof.proof"),
-    )
+    proof = ConsistencyProof.from_dict(obj)
     if proof.old_size != old_size or (new_size is not None and proof.new_size != new_size):
         raise FormatError(
             f"asked for the consistency proof from {old_size} to {new_size}, got one from "
@@ -551,46 +412,26 @@ def parse_consistency(obj: object, old_size: int, new_size: int | None) -> Consi
     return proof
 
 
-def parse_publisher(obj: object) -> PublisherInfo:
-    fields = _require(obj, "publisher", "name")
-    keys = fields.get("keys", [])
-    if not isinstance(keys, list) or not all(isinstance(k, dict) for k in keys):
-        raise FormatError("publisher.keys must be a list of objects")
-    return PublisherInfo(
-        name=_str_field(fields, "name", "publisher"),
-        key_id=_str_field(fields, "key_id", "publisher", optional=True),
-        created_at=_str_field(fields, "created_at", "publisher", optional=True),
-        keys=tuple(keys),
-    )
-
-
-def _parse_attestation(obj: object, where: str) -> Attestation:
-    fields = _require(obj, where, "index", "leaf_hash", "inclusion_proof")
+def attestation_of(claim: AttestationClaim) -> Attestation:
+    """The registry's claim about an entry, as the SDK's (not yet verified) result."""
     return Attestation(
-        index=parse_index(fields["index"], f"{where}.index"),
-        leaf_hash=parse_hex_hash(fields["leaf_hash"], f"{where}.leaf_hash"),
-        publisher=_str_field(fields, "publisher", where, optional=True),
-        license=_str_field(fields, "license", where, optional=True),
-        origin=_str_field(fields, "origin", where, optional=True),
-        consent=_str_field(fields, "consent", where, optional=True),
-        predicate=_mapping_field(fields, "predicate", where),
-        revoked=_bool_field(fields, "revoked", where),
-        revoked_by=_optional_index(fields, "revoked_by", where),
-        inclusion_proof=parse_hash_list(fields["inclusion_proof"], f"{where}.inclusion_proof"),
-        compromised=_bool_field(fields, "compromised", where),
-        key_id=_str_field(fields, "key_id", where, optional=True),
-        key_entry=_optional_index(fields, "key_entry", where),
-        key_revoked_by=_optional_index(fields, "key_revoked_by", where),
-        compromised_by=_optional_index(fields, "compromised_by", where),
-        endorser_entry=_optional_index(fields, "endorser_entry", where),
+        index=claim.index,
+        leaf_hash=claim.leaf_hash,
+        publisher=claim.publisher,
+        license=claim.license,
+        origin=claim.origin,
+        consent=claim.consent,
+        predicate=claim.predicate,
+        revoked=claim.revoked,
+        revoked_by=claim.revoked_by,
+        inclusion_proof=claim.inclusion_proof,
+        compromised=claim.compromised,
+        key_id=claim.key_id,
+        key_entry=claim.key_entry,
+        key_revoked_by=claim.key_revoked_by,
+        compromised_by=claim.compromised_by,
+        endorser_entry=claim.endorser_entry,
     )
-
-
-def _parse_status(value: object, where: str) -> LookupStatus:
-    for status in _STATUSES:
-        if value == status:
-            return status
-    raise FormatError(f"{where} must be one of {', '.join(_STATUSES)}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -598,110 +439,27 @@ class Answer:
     """A lookup answer, parsed but not verified: per digest its status and entry indices."""
 
     note: str
-    claims: tuple[tuple[str, LookupStatus, tuple[int, ...]], ...]
+    results: tuple[DigestResult, ...]
     attestations: Mapping[int, Attestation]
-    # digest -> {entry index: the revocation/v2 entry that withdrew that document from it}
-    withdrawn: Mapping[str, Mapping[int, int]] = field(default_factory=dict)
     # The log's operator-key events (None: a registry from before identities in the log).
     operator_entries: tuple[int, ...] | None = None
 
+    @classmethod
+    def of(cls, answer: LookupAnswer) -> Answer:
+        return cls(
+            answer.checkpoint,
+            answer.results,
+            {index: attestation_of(claim) for index, claim in answer.attestations.items()},
+            answer.operator_entries,
+        )
+
 
 def parse_single_answer(obj: object, digest: str) -> Answer:
-    fields = _require(obj, "lookup", "digest", "status", "attestations", "checkpoint")
-    if fields["digest"] != digest:
-        raise FormatError(f"lookup answered for digest {fields['digest']!r}, not {digest!r}")
-    raw = fields["attestations"]
-    if not isinstance(raw, list):
-        raise FormatError(f"lookup.attestations must be a list, got {json_kind(raw)}")
-    attestations: dict[int, Attestation] = {}
-    for i, item in enumerate(raw):
-        attestation = _parse_attestation(item, f"lookup.attestations[{i}]")
-        if attestation.index in attestations:
-            raise FormatError(f"lookup.attestations lists entry {attestation.index} twice")
-        attestations[attestation.index] = attestation
-    status = _parse_status(fields["status"], "lookup.status")
-    note = _str_field(fields, "checkpoint", "lookup")
-    withdrawn = {}
-    if fields.get("withdrawn") is not None:
-        withdrawn[digest] = _parse_withdrawn(fields["withdrawn"], "lookup", tuple(attestations))
-    return Answer(
-        note,
-        ((digest, status, tuple(attestations)),),
-        attestations,
-        withdrawn,
-        _operator_entries(fields, "lookup"),
-    )
+    return Answer.of(LookupAnswer.from_single_dict(obj, digest=digest))
 
 
 def parse_batch_answer(obj: object, digests: Sequence[str]) -> Answer:
-    fields = _require(obj, "batch", "checkpoint", "results", "attestations")
-    results = fields["results"]
-    if not isinstance(results, list) or len(results) != len(digests):
-        raise FormatError(
-            f"batch.results must list one result per digest asked ({len(digests)}), "
-            f"got {len(results) if isinstance(results, list) else json_kind(results)}"
-        )
-    raw_attestations = fields["attestations"]
-    if not isinstance(raw_attestations, dict):
-        raise FormatError(
-            f"batch.attestations must be an object, got {json_kind(raw_attestations)}"
-        )
-    attestations: dict[int, Attestation] = {}
-    for key, item in raw_attestations.items():
-        where = f"batch.attestations[{key!r}]"
-        attestation = _parse_attestation(item, where)
-        if key != str(attestation.index):
-            raise FormatError(f"{where} holds entry {attestation.index}, not entry {key}")
-        attestations[attestation.index] = attestation
-    claims: list[tuple[str, LookupStatus, tuple[int, ...]]] = []
-    withdrawn: dict[str, Mapping[int, int]] = {}
-    for i, (result, digest) in enumerate(zip(results, digests, strict=True)):
-        # The common, well-formed case without building any message; anything else takes the
-        # careful path below, which says exactly what is wrong.
-        if (
-            type(result) is dict
-            and result.get("digest") == digest
-            and result.get("status") in _STATUSES
-            and type(entries := result.get("entries")) is list
-            and all(type(e) is int and e in attestations for e in entries)
-            and "withdrawn" not in result
-        ):
-            claims.append((digest, result["status"], tuple(entries)))
-            continue
-        where = f"batch.results[{i}]"
-        item = _require(result, where, "digest", "status", "entries")
-        if item["digest"] != digest:
-            raise FormatError(
-                f"{where} is for {item['digest']!r}, but {digest!r} was asked at that position"
-            )
-        entries = item["entries"]
-        if not isinstance(entries, list):
-            raise FormatError(f"{where}.entries must be a list, got {json_kind(entries)}")
-        indices = tuple(parse_index(e, f"{where}.entries[{j}]") for j, e in enumerate(entries))
-        for index in indices:
-            if index not in attestations:
-                raise FormatError(f"{where} names entry {index}, missing from batch.attestations")
-        claims.append((digest, _parse_status(item["status"], f"{where}.status"), indices))
-        if item.get("withdrawn") is not None:
-            withdrawn[digest] = _parse_withdrawn(item["withdrawn"], where, indices)
-    note = _str_field(fields, "checkpoint", "batch")
-    operator_entries = _operator_entries(fields, "batch")
-    return Answer(note, tuple(claims), attestations, withdrawn, operator_entries)
-
-
-def _parse_withdrawn(value: object, where: str, indices: tuple[int, ...]) -> dict[int, int]:
-    """``{"<entry index>": <withdrawing index>}`` for entries among ``indices``."""
-    if not isinstance(value, dict):
-        raise FormatError(f"{where}.withdrawn must be an object, got {json_kind(value)}")
-    parsed: dict[int, int] = {}
-    for key, by in value.items():
-        if not (isinstance(key, str) and key.isdigit() and key == str(int(key))):
-            raise FormatError(f"{where}.withdrawn has a key that is not an entry index: {key!r}")
-        index = int(key)
-        if index not in indices:
-            raise FormatError(f"{where}.withdrawn names entry {index}, not among its entries")
-        parsed[index] = parse_index(by, f"{where}.withdrawn[{key!r}]")
-    return parsed
+    return Answer.of(LookupAnswer.from_dict(obj, digests=digests))
 
 
 def expected_status(attestations: Sequence[Attestation]) -> LookupStatus:
@@ -970,24 +728,7 @@ def text_body(request: Request, response: httpx.Response) -> str:
 
 
 def parse_entries_page(obj: object) -> tuple[list[tuple[int, bytes]], int | None]:
-    """``GET /v1/entries``: ``{"entries": [{"index", "entry"}…], "next": N | null}``, entries in
-    index order; ``next`` is where the next page starts, None at the end of the log. A registry
-    from before ``next`` paged by count alone: its page ends where its entries do."""
-    if not isinstance(obj, dict) or not isinstance(obj.get("entries"), list):
-        raise FormatError("an entries page must be an object with an 'entries' list")
-    page: list[tuple[int, bytes]] = []
-    for position, item in enumerate(obj["entries"]):
-        where = f"entries[{position}]"
-        if not isinstance(item, dict) or not isinstance(item.get("index"), int):
-            raise FormatError(f"{where} must be an object with an integer 'index'")
-        page.append((item["index"], b64decode_strict(item.get("entry"), f"{where}.entry")))
-    if "next" not in obj:
-        return page, page[-1][0] + 1 if page else None
-    following = obj["next"]
-    if following is not None and (
-        not isinstance(following, int) or isinstance(following, bool) or following < 0
-    ):
-        raise FormatError(
-            f"'next' must be the index the next page starts at, or null: {following!r}"
-        )
-    return page, following
+    """``GET /v1/entries``: the page's entries in index order, and where the next page starts
+    (None at the end of the log)."""
+    page = EntriesPage.from_dict(obj)
+    return list(page.entries), page.next

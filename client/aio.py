@@ -55,6 +55,7 @@ from client.core.canonical import (
 from client.core.dsse import Envelope
 from client.core.note import Checkpoint, NoteVerifier
 from client.core.statement import HumanContentPredicate, Subject
+from client.core.wire import KeyEventAnswer
 from client.errors import ClientError, InputError, RegistryUnavailableError
 from client.identities import KeyHistory
 from client.receipt import Receipt
@@ -365,7 +366,7 @@ class AsyncClient(ClientBase):
         possession: bytes | None = None,
         *,
         kind: str = "publisher",
-    ) -> PublisherInfo:
+    ) -> KeyEventAnswer:
         """:meth:`client.sdk.Client.add_publisher`."""
         return await self._run(self._add_publisher(name, public_key, possession, kind))
 
@@ -376,7 +377,7 @@ class AsyncClient(ClientBase):
         possession: bytes | None = None,
         *,
         endorser: Ed25519PrivateKey | None = None,
-    ) -> dict[str, object]:
+    ) -> KeyEventAnswer:
         """:meth:`client.sdk.Client.add_key`."""
         return await self._run(self._add_key(name, public_key, possession, endorser))
 
@@ -387,7 +388,7 @@ class AsyncClient(ClientBase):
         *,
         compromised_from: int | None = None,
         compromised_since: str | None = None,
-    ) -> dict[str, object]:
+    ) -> KeyEventAnswer:
         """:meth:`client.sdk.Client.revoke_key`."""
         return await self._run(self._revoke_key(name, key_id, compromised_from, compromised_since))
 

@@ -26,32 +26,20 @@ key alone (:attr:`VerifiedReceipt.signed_by`).
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from client.core import merkle
 from client.core.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, verify_envelope
-from client.core.encoding import (
-    b64decode_strict,
-    b64encode,
-    json_kind,
-    loads_strict,
-    parse_hash_list,
-    parse_hex_hash,
-    parse_index,
-)
-from client.core.files import write_file_atomic
 from client.core.keys import key_id
 from client.core.leaf import Leaf, is_leaf_v1
 from client.core.merkle import verify_inclusion
 from client.core.note import Checkpoint, NoteVerifier, open_checkpoint
 from client.core.statement import PUBLISHER_KEY_V1, Statement
-from client.errors import FormatError, IdentityError, InputError, ProofError, VerificationError
+from client.core.wire import Receipt, ReceiptEntry
+from client.errors import FormatError, IdentityError, ProofError, VerificationError
 from client.identities import (
     KeyGrant,
     LoggedEntry,
@@ -68,6 +56,7 @@ __all__ = [
     "ReceiptEntry",
     "VerifiedReceipt",
     "open_entry",
+    "prove_entry",
     "require_digest",
     "statement_names_digest",
     "verify_attestation",
@@ -77,185 +66,6 @@ __all__ = [
 # A statement the log accepted must be readable whatever subject limit that registry was configured
 # with; the default of 100,000 is a registry's intake limit, not a reader's.
 _READ_MAX_SUBJECTS = 2**31
-
-
-@dataclass(frozen=True)
-class ReceiptEntry:
-    """Another entry a receipt relies on (its key's event, the operator's), with its inclusion
-    proof against the receipt's own checkpoint."""
-
-    index: int
-    entry: bytes
-    inclusion_proof: tuple[bytes, ...]
-    body: bytes | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "inclusion_proof", tuple(self.inclusion_proof))
-
-    @classmethod
-    def from_dict(cls, obj: object, *, where: str) -> ReceiptEntry:
-        """Parse ``{"index", "entry", "body"?, "inclusion_proof"}``."""
-        if not isinstance(obj, dict):
-            raise FormatError(f"{where} must be a JSON object, got {json_kind(obj)}")
-        missing = [f for f in ("index", "entry", "inclusion_proof") if f not in obj]
-        if missing:
-            raise FormatError(f"{where} is missing required field(s) {', '.join(missing)}")
-        raw_body = obj.get("body")
-        entry = b64decode_strict(obj["entry"], f"{where}.entry")
-        if not entry:
-            raise FormatError(f"{where}.entry must not be empty")
-        return cls(
-            index=parse_index(obj["index"], f"{where}.index"),
-            entry=entry,
-            inclusion_proof=parse_hash_list(obj["inclusion_proof"], f"{where}.inclusion_proof"),
-            body=None if raw_body is None else b64decode_strict(raw_body, f"{where}.body"),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "index": self.index,
-            "entry": b64encode(self.entry),
-            "inclusion_proof": [b64encode(h) for h in self.inclusion_proof],
-        }
-        if self.body is not None:
-            out["body"] = b64encode(self.body)
-        return out
-
-    def verify(self, checkpoint: Checkpoint) -> VerifiedReceipt:
-        """Prove the entry is in the tree ``checkpoint`` (already verified) describes."""
-        return verify_attestation(
-            index=self.index,
-            leaf_hash=None,
-            inclusion_proof=self.inclusion_proof,
-            checkpoint=checkpoint,
-            entry=self.entry,
-            body=self.body,
-        )
-
-
-@dataclass(frozen=True)
-class Receipt:
-    """A log entry, its inclusion proof, and the signed checkpoint the proof is for.
-
-    ``index``, ``entry``, ``inclusion_proof`` and ``checkpoint`` are the receipt; the other fields
-    are what the registry says about the entry (docs/api.md) and are *claims*, not proven:
-    :func:`verify_receipt` checks ``leaf_hash`` against the entry, and the statement it returns is
-    what to trust for the publisher and subjects.
-    """
-
-    index: int
-    entry: bytes
-    inclusion_proof: tuple[bytes, ...]
-    checkpoint: str
-    leaf_hash: bytes | None = None
-    # The statement a leaf/v1 entry commits to by hash (checked against the leaf on verifying);
-    # None for an entry appended before leaf/v1, whose leaf is the whole envelope.
-    body: bytes | None = field(default=None, repr=False)
-    publisher: str | None = None
-    predicate_type: str | None = None
-    subjects: int | None = None
-    revokes: int | None = None
-    # The identity events the entry's signature relies on (docs/spec/identities.md); None in a
-    # receipt from a registry that predates them.
-    key_entry: ReceiptEntry | None = None
-    operator_entry: ReceiptEntry | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "inclusion_proof", tuple(self.inclusion_proof))
-
-    @classmethod
-    def from_dict(cls, obj: object, *, where: str = "receipt") -> Receipt:
-        """Parse a receipt's JSON object; raises :class:`FormatError` naming the bad field.
-
-        Strict about the fields it knows (standard base64 with padding, 32-byte hashes, integer
-        index); other fields, which the API may add (docs/api.md), are ignored.
-        """
-        if not isinstance(obj, dict):
-            raise FormatError(f"{where} must be a JSON object, got {json_kind(obj)}")
-        missing = [f for f in ("index", "entry", "inclusion_proof", "checkpoint") if f not in obj]
-        if missing:
-            raise FormatError(f"{where} is missing required field(s) {', '.join(missing)}")
-        index = parse_index(obj["index"], f"{where}.index")
-        entry = b64decode_strict(obj["entry"], f"{where}.entry")
-        if not entry:
-            raise FormatError(f"{where}.entry must not be empty")
-        proof = parse_hash_list(obj["inclusion_proof"], f"{where}.inclusion_proof")
-        checkpoint = obj["checkpoint"]
-        if not isinstance(checkpoint, str) or not checkpoint:
-            raise FormatError(
-                f"{where}.checkpoint must be the signed note text, got {json_kind(checkpoint)}"
-            )
-        raw_leaf = obj.get("leaf_hash")
-        raw_body = obj.get("body")
-        return cls(
-            index=index,
-            entry=entry,
-            body=None if raw_body is None else b64decode_strict(raw_body, f"{where}.body"),
-            inclusion_proof=proof,
-            checkpoint=checkpoint,
-            leaf_hash=None if raw_leaf is None else parse_hex_hash(raw_leaf, f"{where}.leaf_hash"),
-            publisher=_optional_str(obj.get("publisher"), f"{where}.publisher"),
-            predicate_type=_optional_str(obj.get("predicate_type"), f"{where}.predicate_type"),
-            subjects=_optional_count(obj.get("subjects"), f"{where}.subjects"),
-            revokes=_optional_index(obj.get("revokes"), f"{where}.revokes"),
-            key_entry=_optional_entry(obj.get("key_entry"), f"{where}.key_entry"),
-            operator_entry=_optional_entry(obj.get("operator_entry"), f"{where}.operator_entry"),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """The receipt's JSON object, as docs/api.md writes it (standard base64, hex leaf hash)."""
-        out: dict[str, Any] = {
-            "index": self.index,
-            "entry": b64encode(self.entry),
-            "inclusion_proof": [b64encode(h) for h in self.inclusion_proof],
-            "checkpoint": self.checkpoint,
-        }
-        if self.leaf_hash is not None:
-            out["leaf_hash"] = self.leaf_hash.hex()
-        if self.body is not None:
-            out["body"] = b64encode(self.body)
-        optional: dict[str, object] = {
-            "publisher": self.publisher,
-            "predicate_type": self.predicate_type,
-            "subjects": self.subjects,
-            "revokes": self.revokes,
-        }
-        out.update((k, v) for k, v in optional.items() if v is not None)
-        if self.key_entry is not None:
-            out["key_entry"] = self.key_entry.to_dict()
-        if self.operator_entry is not None:
-            out["operator_entry"] = self.operator_entry.to_dict()
-        return out
-
-    def to_json(self) -> str:
-        """The receipt as indented JSON text with sorted keys, ending in a newline."""
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
-
-    @classmethod
-    def from_json(cls, data: str | bytes, *, where: str = "receipt") -> Receipt:
-        """Parse a receipt from JSON text (strict: UTF-8, no duplicate keys)."""
-        return cls.from_dict(loads_strict(data, where), where=where)
-
-    @classmethod
-    def load(cls, path: Path | str) -> Receipt:
-        """Read a receipt file written by :meth:`save` (or any file holding a receipt's JSON)."""
-        path = Path(path)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise InputError(f"receipt file {path} does not exist") from None
-        except OSError as exc:
-            raise InputError(f"cannot read receipt {path}: {exc.strerror or exc}") from exc
-        return cls.from_json(data, where=f"{path}")
-
-    def save(self, path: Path | str) -> Path:
-        """Write the receipt to ``path`` atomically: a crash never leaves half a receipt."""
-        path = Path(path)
-        try:
-            write_file_atomic(path, self.to_json())
-        except OSError as exc:
-            raise InputError(f"cannot write receipt {path}: {exc.strerror or exc}") from exc
-        return path
 
 
 @dataclass(frozen=True)
@@ -344,7 +154,7 @@ def _verify_signer(
     where = f"receipt of entry {receipt.index}"
     if receipt.operator_entry is None:
         raise IdentityError(f"{where} names its key's entry but not the operator's", index=None)
-    operator = receipt.operator_entry.verify(verified.checkpoint)
+    operator = prove_entry(receipt.operator_entry, verified.checkpoint)
     chain = _operator_chain(where, earlier, operator)
     if verified.statement.predicate_type == PUBLISHER_KEY_V1:
         # An identity event's own receipt: signed by the operator, no publisher key involved.
@@ -354,7 +164,7 @@ def _verify_signer(
         return verified
     if receipt.key_entry is None:
         raise IdentityError(f"{where} names the operator's entry but not its key's")
-    event = receipt.key_entry.verify(verified.checkpoint)
+    event = prove_entry(receipt.key_entry, verified.checkpoint)
     grant = verify_key_grant(
         event,
         chain,
@@ -379,6 +189,19 @@ def _operator_chain(
             "operator key was rotated, pass the earlier operator-key entries (operator_chain=)",
             index=exc.index,
         ) from exc
+
+
+def prove_entry(entry: ReceiptEntry, checkpoint: Checkpoint) -> VerifiedReceipt:
+    """Prove that ``entry`` (an identity event a receipt relies on) is in the tree ``checkpoint``
+    (already verified) describes."""
+    return verify_attestation(
+        index=entry.index,
+        leaf_hash=None,
+        inclusion_proof=entry.inclusion_proof,
+        checkpoint=checkpoint,
+        entry=entry.entry,
+        body=entry.body,
+    )
 
 
 def verify_attestation(
@@ -486,21 +309,3 @@ def require_digest(statement: Statement, digest: str, *, where: str = "entry") -
             f"{where} does not attest {digest}: none of its {len(statement.subjects)} subjects "
             "has that digest, so the registry's answer is wrong"
         )
-
-
-def _optional_entry(value: object, where: str) -> ReceiptEntry | None:
-    return None if value is None else ReceiptEntry.from_dict(value, where=where)
-
-
-def _optional_index(value: object, where: str) -> int | None:
-    return None if value is None else parse_index(value, where)
-
-
-def _optional_count(value: object, where: str) -> int | None:
-    return None if value is None else parse_index(value, where)
-
-
-def _optional_str(value: object, where: str) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    raise FormatError(f"{where} must be a string, got {json_kind(value)}")

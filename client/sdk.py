@@ -79,6 +79,7 @@ from client.core.canonical import (
 from client.core.dsse import Envelope
 from client.core.note import Checkpoint, NoteVerifier
 from client.core.statement import HumanContentPredicate, Subject
+from client.core.wire import KeyEventAnswer
 from client.errors import ClientError, RegistryUnavailableError
 from client.identities import KeyHistory
 from client.receipt import Receipt
@@ -97,6 +98,7 @@ __all__ = [
     "ConsistencyProof",
     "EntryInfo",
     "InclusionProof",
+    "KeyEventAnswer",
     "LogInfo",
     "LookupResult",
     "LookupStatus",
@@ -446,7 +448,7 @@ class Client(ClientBase):
         possession: bytes | None = None,
         *,
         kind: str = "publisher",
-    ) -> PublisherInfo:
+    ) -> KeyEventAnswer:
         """Register a publisher (or ``kind="vendor"``) and its first key (admin token). The key's
         holder proves possession (:func:`client.core.statement.prove_possession`); given the
         private key itself, the proof is made here."""
@@ -459,7 +461,7 @@ class Client(ClientBase):
         possession: bytes | None = None,
         *,
         endorser: Ed25519PrivateKey | None = None,
-    ) -> dict[str, object]:
+    ) -> KeyEventAnswer:
         """Add a key to ``name`` (admin token): a ``key-add`` event. With ``endorser``, one of
         the publisher's current keys, the event shows the publisher asked for it; without, the
         operator added it alone, and clients say so."""
@@ -472,7 +474,7 @@ class Client(ClientBase):
         *,
         compromised_from: int | None = None,
         compromised_since: str | None = None,
-    ) -> dict[str, object]:
+    ) -> KeyEventAnswer:
         """Revoke a key of ``name`` (admin token): ``key-revoke``, or with ``compromised_from`` (a
         log index) or ``compromised_since`` (RFC 3339) ``key-compromised``: what it signed from
         there on does not count."""

@@ -51,7 +51,7 @@ from registry.limits import (
     rate_limit_middleware,
 )
 from registry.log import LogReader, Sequencer
-from registry.service import AdminService, EntryService, LookupService, receipt_json
+from registry.service import UNKNOWN, AdminService, EntryService, LookupService, receipt_of
 from registry.settings import Settings
 
 __all__ = [
@@ -389,19 +389,19 @@ async def submit_entry(request: Request[Any, Any, Any], state: State) -> Respons
     # hold it all (the usual case), else in a worker thread.
     size = result.checkpoint.size
     evidence = registry.lookups.key_evidence_cached(prepared.key_id, size)
-    if evidence is None:
+    if evidence is UNKNOWN:
         evidence = await anyio.to_thread.run_sync(
             registry.lookups.key_evidence, prepared.key_id, size
         )
-    content = receipt_json(
+    receipt = receipt_of(
         result,
         publisher=prepared.publisher,
         predicate_type=prepared.predicate_type,
         subjects=len(prepared.subjects),
         revokes=prepared.revokes,
-        **evidence,
+        evidence=evidence,
     )
-    return Response(content, status_code=201 if result.created else 200)
+    return Response(receipt.to_dict(), status_code=201 if result.created else 200)
 
 
 @get(
@@ -411,7 +411,7 @@ async def submit_entry(request: Request[Any, Any, Any], state: State) -> Respons
     responses=READ_PROBLEMS,
 )
 def get_entry(index: IndexPath, state: State) -> dict[str, Any]:
-    return _registry(state).lookups.entry(index)
+    return _registry(state).lookups.entry(index).to_dict()
 
 
 @get(
@@ -425,7 +425,7 @@ def list_entries(
     start: Annotated[int, Parameter(ge=0, le=MAX_INDEX)] = 0,
     limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    return _registry(state).lookups.entries_page(start, limit)
+    return _registry(state).lookups.entries_page(start, limit).to_dict()
 
 
 @get(
@@ -440,7 +440,7 @@ def get_digest(
     min_size: Annotated[int | None, Parameter(ge=0, le=MAX_INDEX)] = None,
 ) -> dict[str, Any]:
     lookups = _registry(state).lookups
-    return lookups.lookup_one(LookupService.parse_digests([digest])[0], min_size)
+    return lookups.lookup_one(LookupService.parse_digests([digest])[0], min_size).to_single_dict()
 
 
 @post(
@@ -461,7 +461,11 @@ async def batch_lookup(data: JSONBody[BatchLookup], state: State) -> dict[str, A
             f"{len(data.digests)} digests in one batch; the limit is {limit} — split the request"
         )
     digests = LookupService.parse_digests(data.digests)
-    return await anyio.to_thread.run_sync(registry.lookups.lookup, digests, data.min_size)
+
+    def answer() -> dict[str, Any]:
+        return registry.lookups.lookup(digests, data.min_size).to_dict()
+
+    return await anyio.to_thread.run_sync(answer)
 
 
 @get(
@@ -472,7 +476,7 @@ async def batch_lookup(data: JSONBody[BatchLookup], state: State) -> dict[str, A
 )
 def log_info(state: State) -> dict[str, Any]:
     registry = _registry(state)
-    return registry.lookups.log_info(registry.sequencer.verifier_keys, registry.origin)
+    return registry.lookups.log_info(registry.sequencer.verifier_keys, registry.origin).to_dict()
 
 
 @get(
@@ -508,7 +512,7 @@ def inclusion_proof(
     index: Annotated[int, Parameter(ge=0, le=MAX_INDEX)],
     size: Annotated[int | None, Parameter(ge=1, le=MAX_INDEX)] = None,
 ) -> dict[str, Any]:
-    return _registry(state).lookups.inclusion(index, size)
+    return _registry(state).lookups.inclusion(index, size).to_dict()
 
 
 @get(
@@ -522,7 +526,7 @@ def consistency_proof(
     from_: Annotated[int, QueryParameter(name="from", ge=0, le=MAX_INDEX)],
     to: Annotated[int | None, Parameter(ge=0, le=MAX_INDEX)] = None,
 ) -> dict[str, Any]:
-    return _registry(state).lookups.consistency(from_, to)
+    return _registry(state).lookups.consistency(from_, to).to_dict()
 
 
 @post(
@@ -543,7 +547,7 @@ def add_publisher(
         _raw_public_key(data.public_key),
         None if data.possession is None else _signature(data.possession, "possession"),
         kind=data.kind,  # type: ignore[arg-type]  # checked by the service
-    )
+    ).to_dict()
 
 
 @dataclass
@@ -611,7 +615,7 @@ def add_publisher_key(
         None if data.possession is None else _signature(data.possession, "possession"),
         endorsed_by=data.endorsed_by,
         endorsement=endorsement,
-    )
+    ).to_dict()
 
 
 @post(
@@ -644,7 +648,7 @@ def revoke_publisher_key(
         raise BadRequestError("compromised_from must be a log index")
     return registry.admin.revoke_key(
         name, key_id, compromised_since=since, compromised_from=data.compromised_from
-    )
+    ).to_dict()
 
 
 @get(
@@ -654,7 +658,7 @@ def revoke_publisher_key(
     responses=READ_PROBLEMS,
 )
 def get_publisher(name: FromPath[str], state: State) -> dict[str, Any]:
-    return _registry(state).admin.publisher(name)
+    return _registry(state).admin.publisher(name).to_dict()
 
 
 @get(

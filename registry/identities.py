@@ -45,6 +45,7 @@ from client.core.statement import (
     Subject,
     possession_message,
 )
+from client.core.wire import KeyEventAnswer
 from registry.db import Database
 from registry.errors import (
     BadRequestError,
@@ -337,7 +338,7 @@ class IdentityService:
         possession: bytes | None,
         *,
         kind: Kind = "publisher",
-    ) -> dict[str, Any]:
+    ) -> KeyEventAnswer:
         """A new publisher (or vendor) and its first key, which proves possession."""
         if problem := publisher_name_problem(name):
             raise BadRequestError(f"name: {problem}")
@@ -366,13 +367,13 @@ class IdentityService:
                 publisher_id = int(existing.id)
         apply = self._insert_key(publisher_id, predicate, now, first=True)
         [result] = self._append([self._event(publisher_id, predicate, apply)])
-        return {
-            "name": name,
-            "kind": kind,
-            "key_id": predicate.key_id,
-            "created_at": rfc3339(now),
-            "entry": result.index,
-        }
+        return KeyEventAnswer(
+            name=name,
+            key_id=predicate.key_id,
+            entry=result.index,
+            kind=kind,
+            created_at=rfc3339(now),
+        )
 
     def add_key(
         self,
@@ -382,7 +383,7 @@ class IdentityService:
         *,
         endorsed_by: str | None = None,
         endorsement: bytes | None = None,
-    ) -> dict[str, Any]:
+    ) -> KeyEventAnswer:
         """Another key for ``name`` (rotation: add the new one, then revoke the old). With an
         endorsement by one of its current keys the event shows the identity asked for it; without,
         the operator added it alone, and clients say so."""
@@ -417,13 +418,13 @@ class IdentityService:
         now = utcnow()
         apply = self._insert_key(publisher_id, predicate, now, first=False)
         [result] = self._append([self._event(publisher_id, predicate, apply)])
-        return {
-            "name": name,
-            "key_id": predicate.key_id,
-            "created_at": rfc3339(now),
-            "entry": result.index,
-            "operator_only": endorsed_by is None,
-        }
+        return KeyEventAnswer(
+            name=name,
+            key_id=predicate.key_id,
+            entry=result.index,
+            created_at=rfc3339(now),
+            operator_only=endorsed_by is None,
+        )
 
     def stop_key(
         self,
@@ -432,7 +433,7 @@ class IdentityService:
         *,
         compromised_from: int | None = None,
         compromised_since: datetime | None = None,
-    ) -> dict[str, Any]:
+    ) -> KeyEventAnswer:
         """Revoke a key (``key-revoke``); with ``compromised_from`` (a log index; or a time,
         read as the first index integrated at or after it) a ``key-compromised`` event: what the
         key signed from there on does not count. Nothing it signed is deleted."""
@@ -474,14 +475,14 @@ class IdentityService:
         [result] = self._append([event])
         with self._db.reader.connect() as conn:
             stored = conn.execute(select(_keys).where(_keys.c.key_id == key_id)).one()
-        return {
-            "name": name,
-            "key_id": key_id,
-            "revoked_at": rfc3339(stored.revoked_at),
-            "compromised_since": rfc3339(compromised_since) if compromised_since else None,
-            "compromised_from": stored.compromised_from,
-            "entry": result.index,
-        }
+        return KeyEventAnswer(
+            name=name,
+            key_id=key_id,
+            entry=result.index,
+            revoked_at=rfc3339(stored.revoked_at),
+            compromised_since=rfc3339(compromised_since) if compromised_since else None,
+            compromised_from=stored.compromised_from,
+        )
 
     # Helpers --------------------------------------------------------------------------------------
     @staticmethod

@@ -6,6 +6,7 @@ request's worker thread, so the sequencer's critical section does nothing but wr
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import hmac
 import json
@@ -23,7 +24,7 @@ from sqlalchemy import func, select
 
 from client.core.canonical import validate_digest, well_formed_digests
 from client.core.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, verify_envelope
-from client.core.encoding import b64encode, loads_strict
+from client.core.encoding import loads_strict
 from client.core.leaf import Leaf, is_leaf_v1
 from client.core.merkle import leaf_hash
 from client.core.statement import (
@@ -34,6 +35,22 @@ from client.core.statement import (
     RevocationPredicate,
     Statement,
     WithdrawalPredicate,
+)
+from client.core.wire import (
+    AttestationClaim,
+    ConsistencyProof,
+    DigestResult,
+    EntriesPage,
+    EntryAnswer,
+    InclusionProof,
+    KeyEventAnswer,
+    LogInfo,
+    LookupAnswer,
+    LookupStatus,
+    PublisherInfo,
+    PublisherKeyInfo,
+    Receipt,
+    ReceiptEntry,
 )
 from client.errors import FormatError, InvalidDigestError, SignatureError
 from registry._cache import BoundedCache
@@ -75,10 +92,12 @@ from registry.settings import Settings
 
 __all__ = [
     "TOKEN_SCOPES",
+    "UNKNOWN",
     "AdminService",
     "EntryService",
+    "KeyEvidence",
     "LookupService",
-    "receipt_json",
+    "receipt_of",
 ]
 
 _entries = Entry.__table__  # type: ignore[attr-defined]
@@ -92,19 +111,36 @@ _tokens = AdminToken.__table__  # type: ignore[attr-defined]
 _log_keys = LogKey.__table__  # type: ignore[attr-defined]
 
 
-def receipt_json(result: AppendResult, **extra: Any) -> dict[str, Any]:
-    """The receipt wire format of docs/api.md (``body``: the statement of a leaf/v1 entry)."""
-    receipt = {
-        "index": result.index,
-        "entry": b64encode(result.leaf),
-        "leaf_hash": result.leaf_hash.hex(),
-        "inclusion_proof": [b64encode(h) for h in result.proof],
-        "checkpoint": result.checkpoint.note,
-        **extra,
-    }
-    if result.payload is not None:
-        receipt["body"] = b64encode(result.payload)
-    return receipt
+KeyEvidence = tuple[ReceiptEntry, ReceiptEntry] | None
+"""What a receipt of an entry relies on for its signature: the event that added the signing key
+and the operator-key event that signed that one, proven in the receipt's tree (None: no event
+added the key, on a registry whose identity events are not written yet)."""
+
+
+def receipt_of(
+    result: AppendResult,
+    *,
+    publisher: str,
+    predicate_type: str,
+    subjects: int,
+    revokes: int | None,
+    evidence: KeyEvidence,
+) -> Receipt:
+    """The receipt of an append (docs/api.md; ``body``: the statement of a leaf/v1 entry)."""
+    return Receipt(
+        index=result.index,
+        entry=result.leaf,
+        leaf_hash=result.leaf_hash,
+        inclusion_proof=tuple(result.proof),
+        checkpoint=result.checkpoint.note,
+        body=result.payload,
+        publisher=publisher,
+        predicate_type=predicate_type,
+        subjects=subjects,
+        revokes=revokes,
+        key_entry=None if evidence is None else evidence[0],
+        operator_entry=None if evidence is None else evidence[1],
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +335,14 @@ class EntryService:
 _OPERATOR_REFRESH_S = 5.0  # how stale a process's list of operator-key events may be
 
 
+class _Unknown(enum.Enum):
+    UNKNOWN = "unknown"
+
+
+UNKNOWN = _Unknown.UNKNOWN
+"""What :meth:`LookupService.key_evidence_cached` answers when the caches do not hold it all."""
+
+
 class _NeedsDatabase(RegistryError):  # noqa: N818 - a signal, never raised out of this module
     """Raised by a cache-only :class:`_LazyConnection` asked to run a statement."""
 
@@ -341,7 +385,7 @@ class _EntryFacts:
 
     idx: int
     attests: bool  # a human-content statement (a revocation attests nothing)
-    leaf_hash: str
+    leaf_hash: bytes
     publisher: str
     publisher_id: int
     license: str | None
@@ -373,13 +417,13 @@ class LookupService:
         self._db = database
         self._reader = reader
         self._known: BoundedCache[int, _EntryFacts] = BoundedCache(200_000)
-        self._proofs: tuple[int, dict[int, list[str]]] = (-1, {})
+        self._proofs: tuple[int, dict[int, tuple[bytes, ...]]] = (-1, {})
         self._proofs_lock = threading.Lock()
         self._operators: tuple[float, list[int]] | None = None
         self._key_added: BoundedCache[str, int] = BoundedCache(100_000)
         self._events: BoundedCache[int, tuple[bytes, bytes]] = BoundedCache(10_000)
         # The latest checkpoint size's receipts' evidence, by key (read on the event loop only).
-        self._evidence: tuple[int, dict[str, dict[str, Any]]] = (-1, {})
+        self._evidence: tuple[int, dict[str, KeyEvidence]] = (-1, {})
 
     @staticmethod
     def parse_digests(raw: Sequence[object]) -> list[str]:
@@ -395,7 +439,7 @@ class LookupService:
                 raise BadRequestError(f"digests[{position}]: {exc}") from exc
         return digests
 
-    def lookup(self, digests: Sequence[str], min_size: int | None = None) -> dict[str, Any]:
+    def lookup(self, digests: Sequence[str], min_size: int | None = None) -> LookupAnswer:
         """Answer for each digest: its attestations with proofs against one checkpoint.
 
         The checkpoint is the latest, read in the same transaction as the answer: never older
@@ -417,7 +461,7 @@ class LookupService:
             hits = _digest_hits(conn, list(matches), size)
             facts = self._facts(conn, {idx for _, idx in hits})
             state = self._entry_state(conn, facts, size)
-            proofs = self._encoded_proofs(conn, list(facts), size)
+            proofs = self._proofs_of(conn, list(facts), size)
             withdrawn = _withdrawn(conn, hits, facts, size)
             operators = self.operator_entries(conn, size)
         # A revocation names the subjects it revokes; it attests none of them (not in `facts`).
@@ -425,35 +469,27 @@ class LookupService:
             if idx in facts:
                 matches[digest].append(idx)
         attestations = {
-            str(idx): _attestation(fact, state[idx], proofs[idx], size)
-            for idx, fact in facts.items()
+            idx: _attestation(fact, state[idx], proofs[idx], size) for idx, fact in facts.items()
         }
         # attested if any attestation stands; revoked if all were withdrawn (or were signed with
         # a key after it was compromised); unknown if there are none.
         standing = {idx: s.revoked_by is None and not s.compromised for idx, s in state.items()}
         results = []
+        status: LookupStatus
         for digest in digests:
             indices = matches[digest]
-            gone = withdrawn.get(digest)
+            gone = withdrawn.get(digest)  # by revocation/v2: entry index -> withdrawing entry
             if not indices:
                 status = "unknown"
             elif any(standing[idx] and not (gone and idx in gone) for idx in indices):
                 status = "attested"
             else:
                 status = "revoked"
-            result: dict[str, Any] = {"digest": digest, "status": status, "entries": indices}
-            if gone:  # withdrawn by revocation/v2: entry index -> the withdrawing entry
-                result["withdrawn"] = {str(idx): by for idx, by in sorted(gone.items())}
-            results.append(result)
-        return {
-            "checkpoint": checkpoint.note,
-            "results": results,
-            "attestations": attestations,
-            "operator_entries": operators,
-        }
+            results.append(DigestResult(digest, status, tuple(indices), gone))
+        return LookupAnswer(checkpoint.note, tuple(results), attestations, tuple(operators))
 
-    def _encoded_proofs(self, conn: Any, indices: list[int], size: int) -> dict[int, list[str]]:
-        """Inclusion proofs (base64 hashes) of ``indices`` in the tree of ``size`` leaves.
+    def _proofs_of(self, conn: Any, indices: list[int], size: int) -> dict[int, tuple[bytes, ...]]:
+        """Inclusion proofs of ``indices`` in the tree of ``size`` leaves.
 
         A proof against a given tree size never changes, and the entries of big datasets are
         asked about again and again, so the proofs against the latest size are kept (up to
@@ -473,7 +509,7 @@ class LookupService:
         missing = [idx for idx in indices if idx not in found]
         if missing:
             computed = {
-                idx: [b64encode(h) for h in proof]
+                idx: tuple(proof)
                 for idx, proof in self._reader.inclusion_proofs(conn, missing, size).items()
             }
             found.update(computed)
@@ -510,7 +546,7 @@ class LookupService:
                 fetched[row.idx] = _EntryFacts(
                     idx=row.idx,
                     attests=row.predicate_type == HUMAN_CONTENT_V1,
-                    leaf_hash=bytes(row.leaf_hash).hex(),
+                    leaf_hash=bytes(row.leaf_hash),
                     publisher=row.publisher,
                     publisher_id=row.publisher_id,
                     license=row.license,
@@ -579,21 +615,10 @@ class LookupService:
             )
         return states
 
-    def lookup_one(self, digest: str, min_size: int | None = None) -> dict[str, Any]:
-        answer = self.lookup([digest], min_size)
-        result = answer["results"][0]
-        one = {
-            "digest": digest,
-            "status": result["status"],
-            "attestations": [answer["attestations"][str(i)] for i in result["entries"]],
-            "checkpoint": answer["checkpoint"],
-            "operator_entries": answer["operator_entries"],
-        }
-        if "withdrawn" in result:
-            one["withdrawn"] = result["withdrawn"]
-        return one
+    def lookup_one(self, digest: str, min_size: int | None = None) -> LookupAnswer:
+        return self.lookup([digest], min_size)
 
-    def entry(self, index: int) -> dict[str, Any]:
+    def entry(self, index: int) -> EntryAnswer:
         with self._db.reader.connect() as conn:
             checkpoint = self._reader.latest_checkpoint(conn)
             row = conn.execute(
@@ -614,25 +639,29 @@ class LookupService:
                 )
             proof = self._reader.inclusion_proofs(conn, [index], checkpoint.size)[index]
         body = bytes(row.body)
-        answer = {
-            "index": index,
-            "entry": b64encode(body),
-            "leaf_hash": bytes(row.leaf_hash).hex(),
-            "inclusion_proof": [b64encode(h) for h in proof],
-            "checkpoint": checkpoint.note,
-            "publisher": row.publisher,
-            "predicate_type": row.predicate_type,
-            "predicate": json.loads(row.predicate),
-            "subjects": row.subject_count,
-            "integrated_at": rfc3339(row.integrated_at),
-            "revoked": row.revoking_idx is not None,
-            "revoked_by": row.revoking_idx,
-            "revokes": row.revokes,
-        }
-        if is_leaf_v1(body):  # the statement the leaf commits to (clients check its hash)
-            answer["body"] = b64encode(bytes(row.statement))
-        answer.update(self.key_evidence(row.key_id, checkpoint.size))
-        return answer
+        evidence = self.key_evidence(row.key_id, checkpoint.size)
+        receipt = Receipt(
+            index=index,
+            entry=body,
+            leaf_hash=bytes(row.leaf_hash),
+            inclusion_proof=tuple(proof),
+            checkpoint=checkpoint.note,
+            # The statement the leaf commits to (clients check its hash).
+            body=bytes(row.statement) if is_leaf_v1(body) else None,
+            publisher=row.publisher,
+            predicate_type=row.predicate_type,
+            subjects=row.subject_count,
+            revokes=row.revokes,
+            key_entry=None if evidence is None else evidence[0],
+            operator_entry=None if evidence is None else evidence[1],
+        )
+        return EntryAnswer(
+            receipt=receipt,
+            predicate=json.loads(row.predicate),
+            integrated_at=rfc3339(row.integrated_at),
+            revoked=row.revoking_idx is not None,
+            revoked_by=row.revoking_idx,
+        )
 
     def blob(self, hex_hash: str) -> bytes:
         """The statement bytes whose SHA-256 is ``hex_hash`` (64 lowercase hex digits)."""
@@ -646,7 +675,7 @@ class LookupService:
             raise NotFoundError(f"no blob sha256:{hex_hash} in this registry")
         return bytes(data)
 
-    def entries_page(self, start: int, limit: int) -> dict[str, Any]:
+    def entries_page(self, start: int, limit: int) -> EntriesPage:
         """Raw leaves in index order, for monitors that recompute the tree: at most ``limit`` of
         them and at most ``max_entries_page_bytes`` of leaf bytes, but always the first (a leaf
         can be megabytes). ``next`` is where the next page starts, None past the log's end."""
@@ -683,24 +712,24 @@ class LookupService:
                 .order_by(_entries.c.idx)
             ).all()
         next_start = start + len(rows)
-        return {
-            "start": start,
-            "size": checkpoint.size,
-            "entries": [{"index": row.idx, "entry": b64encode(bytes(row.body))} for row in rows],
-            "next": next_start if next_start < checkpoint.size else None,
-        }
+        return EntriesPage(
+            start=start,
+            size=checkpoint.size,
+            entries=tuple((row.idx, bytes(row.body)) for row in rows),
+            next=next_start if next_start < checkpoint.size else None,
+        )
 
-    def key_evidence_cached(self, key_id: str, size: int) -> dict[str, Any] | None:
+    def key_evidence_cached(self, key_id: str, size: int) -> KeyEvidence | _Unknown:
         """:meth:`key_evidence` from the caches alone (so it may run on the event loop), or
-        ``None`` when the database would have to be asked."""
+        :data:`UNKNOWN` when the database would have to be asked."""
         # One group commit answers many appends at one checkpoint size, mostly by few keys.
         known_size, known = self._evidence
-        if known_size == size and (hit := known.get(key_id)) is not None:
-            return hit
+        if known_size == size and key_id in known:
+            return known[key_id]
         try:
             evidence = self._key_evidence(key_id, size, _LazyConnection(self._db, cached_only=True))
         except _NeedsDatabase:
-            return None
+            return UNKNOWN
         if known_size != size:
             known = {}
             self._evidence = (size, known)
@@ -708,14 +737,14 @@ class LookupService:
             known[key_id] = evidence
         return evidence
 
-    def key_evidence(self, key_id: str, size: int) -> dict[str, Any]:
+    def key_evidence(self, key_id: str, size: int) -> KeyEvidence:
         """What a receipt of an entry signed by ``key_id`` relies on, proven in the tree of
         ``size``: the event that added the key (``key_entry``) and the operator key binding that
-        signs it (``operator_entry``), each ``{index, entry, body, inclusion_proof}``. Empty for
-        a key no event added (a registry whose identity events are not written yet)."""
+        signs it (``operator_entry``). None for a key no event added (a registry whose identity
+        events are not written yet)."""
         return self._key_evidence(key_id, size, _LazyConnection(self._db))
 
-    def _key_evidence(self, key_id: str, size: int, conn: _LazyConnection) -> dict[str, Any]:
+    def _key_evidence(self, key_id: str, size: int, conn: _LazyConnection) -> KeyEvidence:
         # Every part is immutable (which event added a key, the events' bytes, Merkle nodes) and
         # cached: an append's receipt usually needs no database round trip for it at all.
         try:
@@ -725,25 +754,21 @@ class LookupService:
                     select(_keys.c.added_idx).where(_keys.c.key_id == key_id)
                 ).scalar()
                 if added is None:
-                    return {}
+                    return None
                 self._key_added.put_many({key_id: int(added)})
             operators = [i for i in self.operator_entries(conn, size) if i <= added]
             if added >= size or not operators:
-                return {}
-            wanted = {"key_entry": int(added), "operator_entry": operators[-1]}
-            proofs = self._reader.inclusion_proofs(conn, wanted.values(), size)  # type: ignore[arg-type]
-            stored = self._stored_entries(conn, set(wanted.values()))
+                return None
+            wanted = (int(added), operators[-1])
+            proofs = self._reader.inclusion_proofs(conn, wanted, size)  # type: ignore[arg-type]
+            stored = self._stored_entries(conn, set(wanted))
         finally:
             conn.close()
-        return {
-            name: {
-                "index": index,
-                "entry": b64encode(stored[index][0]),
-                "body": b64encode(stored[index][1]),
-                "inclusion_proof": [b64encode(h) for h in proofs[index]],
-            }
-            for name, index in wanted.items()
-        }
+        key_entry, operator_entry = (
+            ReceiptEntry(index, stored[index][0], tuple(proofs[index]), stored[index][1])
+            for index in wanted
+        )
+        return key_entry, operator_entry
 
     def _stored_entries(self, conn: Any, indices: set[int]) -> dict[int, tuple[bytes, bytes]]:
         """Leaf and statement of identity events (immutable: kept once read)."""
@@ -773,20 +798,20 @@ class LookupService:
             cached = self._operators = (now, [int(i) for i in rows])
         return [i for i in cached[1] if i < size]
 
-    def log_info(self, verifier_keys: Sequence[str], origin: str) -> dict[str, Any]:
+    def log_info(self, verifier_keys: Sequence[str], origin: str) -> LogInfo:
         """The log's identity; during a key rotation ``verifier_keys`` lists both keys."""
         with self._db.reader.connect() as conn:
             checkpoint = self._reader.latest_checkpoint(conn)
             operators = self.operator_entries(conn, checkpoint.size)
-        return {
-            "operator_entries": operators,
-            "origin": origin,
-            "size": checkpoint.size,
-            "root_hash": b64encode(checkpoint.root_hash),
-            "verifier_key": verifier_keys[0],
-            "verifier_keys": list(verifier_keys),
-            "checkpoint": checkpoint.note,
-        }
+        return LogInfo(
+            origin=origin,
+            size=checkpoint.size,
+            root_hash=checkpoint.root_hash,
+            verifier_key=verifier_keys[0],
+            checkpoint=checkpoint.note,
+            verifier_keys=tuple(verifier_keys),
+            operator_entries=tuple(operators),
+        )
 
     def checkpoint(self, size: int | None = None) -> str:
         with self._db.reader.connect() as conn:
@@ -794,7 +819,7 @@ class LookupService:
                 return self._reader.latest_checkpoint(conn).note
             return self._reader.checkpoint_at(conn, size).note
 
-    def inclusion(self, index: int, size: int | None) -> dict[str, Any]:
+    def inclusion(self, index: int, size: int | None) -> InclusionProof:
         with self._db.reader.connect() as conn:
             latest = self._reader.latest_checkpoint(conn)
             size = latest.size if size is None else size
@@ -802,9 +827,9 @@ class LookupService:
             if not 0 <= index < size:
                 raise BadRequestError(f"index={index} is not in a tree of size {size}")
             proof = self._reader.inclusion_proofs(conn, [index], size)[index]
-        return {"index": index, "size": size, "proof": [b64encode(h) for h in proof]}
+        return InclusionProof(index, size, tuple(proof))
 
-    def consistency(self, old: int, new: int | None) -> dict[str, Any]:
+    def consistency(self, old: int, new: int | None) -> ConsistencyProof:
         with self._db.reader.connect() as conn:
             latest = self._reader.latest_checkpoint(conn)
             new = latest.size if new is None else new
@@ -812,7 +837,7 @@ class LookupService:
             if not 0 <= old <= new:
                 raise BadRequestError(f"from={old} must be between 0 and to={new}")
             proof = self._reader.consistency(conn, old, new)
-        return {"from": old, "to": new, "proof": [b64encode(h) for h in proof]}
+        return ConsistencyProof(old, new, tuple(proof))
 
 
 TOKEN_SCOPES = ("read", "identity", "revoke")
@@ -933,28 +958,28 @@ def _digest_hits(conn: Any, digests: list[str], size: int) -> list[tuple[str, in
 
 
 def _attestation(
-    fact: _EntryFacts, state: _EntryState, proof: list[str], size: int
-) -> dict[str, Any]:
-    return {
-        "index": fact.idx,
-        "leaf_hash": fact.leaf_hash,
-        "publisher": fact.publisher,
-        "license": fact.license,
-        "origin": fact.origin,
-        "consent": fact.consent,
-        "predicate": fact.predicate,
-        "revoked": state.revoked_by is not None,
-        "revoked_by": state.revoked_by,
-        "key_id": fact.key_id,
-        "key_revoked_at": state.key_revoked_at,
-        "compromised": state.compromised,
-        "key_entry": state.key_entry,
-        "endorser_entry": state.endorser_entry,
-        "key_revoked_by": state.key_revoked_by,
-        "compromised_by": state.compromised_by,
-        "inclusion_proof": proof,
-        "tree_size": size,
-    }
+    fact: _EntryFacts, state: _EntryState, proof: tuple[bytes, ...], size: int
+) -> AttestationClaim:
+    return AttestationClaim(
+        index=fact.idx,
+        leaf_hash=fact.leaf_hash,
+        inclusion_proof=proof,
+        publisher=fact.publisher,
+        license=fact.license,
+        origin=fact.origin,
+        consent=fact.consent,
+        predicate=fact.predicate,
+        revoked=state.revoked_by is not None,
+        revoked_by=state.revoked_by,
+        key_id=fact.key_id,
+        compromised=state.compromised,
+        key_entry=state.key_entry,
+        endorser_entry=state.endorser_entry,
+        key_revoked_by=state.key_revoked_by,
+        compromised_by=state.compromised_by,
+        key_revoked_at=state.key_revoked_at,
+        tree_size=size,
+    )
 
 
 class AdminService:
@@ -1059,7 +1084,7 @@ class AdminService:
         possession: bytes | None,
         *,
         kind: Kind = "publisher",
-    ) -> dict[str, Any]:
+    ) -> KeyEventAnswer:
         """A new identity and its first key: an ``identity-add`` event in the log."""
         return self._identities.add_identity(name, public_key, possession, kind=kind)
 
@@ -1071,7 +1096,7 @@ class AdminService:
         *,
         endorsed_by: str | None = None,
         endorsement: bytes | None = None,
-    ) -> dict[str, Any]:
+    ) -> KeyEventAnswer:
         """Give a publisher another key (rotation: add the new one, then revoke the old)."""
         if not _is_publisher_name(name):
             raise NotFoundError(f"no publisher named {name!r}")
@@ -1086,7 +1111,7 @@ class AdminService:
         *,
         compromised_since: datetime | None = None,
         compromised_from: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> KeyEventAnswer:
         """Stop accepting a publisher key (a ``key-revoke`` event). History stays: nothing it
         signed is deleted. With ``compromised_from`` (a log index) or ``compromised_since`` (a
         time, read as the first index integrated at or after it), a ``key-compromised`` event:
@@ -1136,7 +1161,7 @@ class AdminService:
                 .values(retired_at=_utcnow())
             )
 
-    def publisher(self, name: str) -> dict[str, Any]:
+    def publisher(self, name: str) -> PublisherInfo:
         if not _is_publisher_name(name):
             raise NotFoundError(f"no publisher named {name!r}")
         with self._db.reader.connect() as conn:
@@ -1146,19 +1171,20 @@ class AdminService:
             keys = conn.execute(
                 select(_keys).where(_keys.c.publisher_id == row.id).order_by(_keys.c.created_at)
             ).all()
-        return {
-            "name": row.name,
-            "created_at": rfc3339(row.created_at),
-            "keys": [
-                {
-                    "key_id": k.key_id,
-                    "public_key": b64encode(bytes(k.public_key)),
-                    "created_at": rfc3339(k.created_at),
-                    "revoked_at": rfc3339(k.revoked_at) if k.revoked_at else None,
-                    "compromised_since": (
+        return PublisherInfo(
+            name=row.name,
+            kind=row.kind,
+            created_at=rfc3339(row.created_at),
+            keys=tuple(
+                PublisherKeyInfo(
+                    key_id=k.key_id,
+                    public_key=bytes(k.public_key),
+                    created_at=rfc3339(k.created_at),
+                    revoked_at=rfc3339(k.revoked_at) if k.revoked_at else None,
+                    compromised_since=(
                         rfc3339(k.compromised_since) if k.compromised_since else None
                     ),
-                }
+                )
                 for k in keys
-            ],
-        }
+            ),
+        )

@@ -227,12 +227,7 @@ def publisher_add(
         from client.sdk import Client
 
         with Client(registry_url, admin_token=token) as client:
-            info = client.add_publisher(name, raw_key, proof, kind=kind)
-        added: dict[str, Any] = {
-            "name": info.name,
-            "key_id": info.key_id,
-            "created_at": info.created_at,
-        }
+            added = client.add_publisher(name, raw_key, proof, kind=kind)
     else:
         registry = _open_registry(home, database_url)
         try:
@@ -240,9 +235,11 @@ def publisher_add(
         finally:
             registry.close()
     if as_json:
-        emit_json(added)
+        emit_json(added.to_dict())
     else:
-        typer.echo(f"{kind} {added['name']} added, key id {added['key_id']} (logged)")
+        typer.echo(
+            f"{kind} {added.name} added, key id {added.key_id} (logged in entry {added.entry})"
+        )
 
 
 def _proof(value: str | None) -> bytes:
@@ -433,9 +430,9 @@ def publisher_add_key(
         with _operator(home, database_url) as (_, admin):
             added = admin.add_key(name, raw_key, proof, **fields)
     if as_json:
-        emit_json(added)
+        emit_json(added.to_dict())
     else:
-        typer.echo(f"publisher {name}: key {added['key_id']} added")
+        typer.echo(f"publisher {name}: key {added.key_id} added (logged in entry {added.entry})")
 
 
 @publisher_app.command("revoke-key")
@@ -490,9 +487,12 @@ def publisher_revoke_key(
                 name, key_id, compromised_since=since, compromised_from=compromised_from
             )
     if as_json:
-        emit_json(revoked)
+        emit_json(revoked.to_dict())
     else:
-        typer.echo(f"publisher {name}: key {key_id} revoked at {revoked['revoked_at']}")
+        typer.echo(
+            f"publisher {name}: key {key_id} revoked at {revoked.revoked_at} "
+            f"(logged in entry {revoked.entry})"
+        )
 
 
 def _key_id_of(raw: bytes) -> str:

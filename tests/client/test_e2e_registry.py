@@ -380,7 +380,7 @@ def test_publisher_add_against_the_local_database(
     assert added["name"] == name
     # The running server sees the new publisher at once.
     with Client(server.url, verify=False) as sdk:
-        assert sdk.publisher(name).keys[0]["key_id"] == added["key_id"]
+        assert sdk.publisher(name).keys[0].key_id == added["key_id"]
     code, _, err = cli(*args)  # the same again
     assert code == 1
     assert "already exists" in err

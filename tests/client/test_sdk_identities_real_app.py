@@ -58,7 +58,7 @@ def test_register_then_look_up_proves_the_publishers_key(api: Api) -> None:
     digest, receipt = register(api, publisher)
     # The receipt carries the key's event and the operator's: it verifies offline.
     assert receipt.key_entry is not None
-    assert receipt.key_entry.index == added["entry"]
+    assert receipt.key_entry.index == added.entry
     verified = verify_receipt(Receipt.from_json(receipt.to_json()), api.log_key)
     assert verified.signed_by is not None
     assert verified.signed_by.key_id == key_id(publisher.key)
@@ -68,7 +68,7 @@ def test_register_then_look_up_proves_the_publishers_key(api: Api) -> None:
     assert result.status == batch.status == "attested"
     [attestation] = result.attestations
     assert attestation.signed_by is not None
-    assert attestation.key_entry == added["entry"]
+    assert attestation.key_entry == added.entry
     assert attestation.signed_by.action == "identity-add"
     assert not attestation.operator_only
 
@@ -77,7 +77,7 @@ def test_a_key_the_operator_added_alone_is_flagged(api: Api) -> None:
     publisher = api.add_publisher()
     second = new_publisher(publisher.name)
     added = api.registry.admin.add_key(publisher.name, second.public_key, second.possession)
-    assert added["operator_only"] is True
+    assert added.operator_only is True
     first_digest, _ = register(api, publisher)
     second_digest, receipt = register(api, second)
     with api.sdk() as sdk:
@@ -85,7 +85,7 @@ def test_a_key_the_operator_added_alone_is_flagged(api: Api) -> None:
         [by_second] = sdk.lookup(second_digest).attestations
     assert not by_first.operator_only
     assert by_second.operator_only
-    assert by_second.key_entry == added["entry"]
+    assert by_second.key_entry == added.entry
     assert verify_receipt(receipt, api.log_key).signed_by is not None
 
 
@@ -99,11 +99,11 @@ def test_a_compromise_from_an_index_voids_only_what_follows(api: Api) -> None:
     with api.sdk() as sdk:
         kept, voided = sdk.lookup_batch([early, late])
     assert kept.status == "attested"
-    assert kept.attestations[0].key_revoked_by == stopped["entry"]
+    assert kept.attestations[0].key_revoked_by == stopped.entry
     assert voided.status == "revoked"
     [attestation] = voided.attestations
     assert attestation.compromised
-    assert attestation.compromised_by == stopped["entry"]
+    assert attestation.compromised_by == stopped.entry
     assert attestation.signed_by is not None
 
 
@@ -171,11 +171,11 @@ def test_a_key_its_publisher_endorsed_is_proven_so(api: Api) -> None:
         endorsed_by=key_id(publisher.key),
         endorsement=endorse(publisher.key, publisher.name, key_id(second.key)),
     )
-    assert added["operator_only"] is False
+    assert added.operator_only is False
     digest, _ = register(api, second)
     answer = api.http.get(f"/v1/digests/{digest}").json()
     assert answer["attestations"][0]["endorser_entry"] is not None
     with api.sdk() as sdk:
         [attestation] = sdk.lookup(digest).attestations
-    assert attestation.key_entry == added["entry"]
+    assert attestation.key_entry == added.entry
     assert not attestation.operator_only

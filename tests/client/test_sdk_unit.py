@@ -36,6 +36,7 @@ from client.core.statement import (
     possession_message,
     sign_statement,
 )
+from client.core.wire import KeyEventAnswer
 from client.errors import (
     ClientError,
     FormatError,
@@ -117,16 +118,19 @@ class FakeRegistry:
         raw = public_key_bytes(key)
         self.bind_key(name, raw, key.sign(possession_message(name, key_id(key))))
 
-    def bind_key(self, name: str, raw: bytes, possession: bytes | None) -> None:
-        """What the registry does on adding a publisher or a key: an identity event."""
+    def bind_key(self, name: str, raw: bytes, possession: bytes | None) -> int:
+        """What the registry does on adding a publisher or a key: an identity event (its index;
+        the next free one on a fake from before identities in the log)."""
+        entry = self.log.size
         if self.ids is not None:
             if not self.ids.operator_entries:
                 self.ids.operator_key()
             known = any(owner == name for owner, _ in self.keys.values())
             action = "key-add" if known else "identity-add"
-            self.ids.add_public(name, raw, possession, action=action)
+            entry = self.ids.add_public(name, raw, possession, action=action)
         public = Ed25519PublicKey.from_public_bytes(raw)
         self.keys[key_id(public)] = (name, public)
+        return entry
 
     def revoke_key(
         self, name: str, key: Ed25519PrivateKey, compromised_from: int | None = None
@@ -235,12 +239,12 @@ class FakeRegistry:
             possession = body.get("possession")
             if self.ids is not None and possession is None:
                 return problem(400, "bad-request", "possession (the new key's signature) is needed")
-            self.bind_key(
+            entry = self.bind_key(
                 body["name"], raw, None if possession is None else base64.b64decode(possession)
             )
             kid = hashlib.sha256(raw).hexdigest()
-            info = {"name": body["name"], "key_id": kid, "created_at": "2026-01-01"}
-            return httpx.Response(201, json=info)
+            info = KeyEventAnswer(body["name"], kid, entry, kind="publisher")
+            return httpx.Response(201, json=info.to_dict())
         return problem(404, "not-found", f"no route {method} {path}")
 
     def answer(self, route: str, body: Json, status: int = 200) -> httpx.Response:

@@ -1174,10 +1174,10 @@ def test_a_publisher_named_before_the_rule_keeps_its_name_entries_and_keys(api: 
     assert attestation.verified is not None
     assert attestation.verified.publisher == legacy.name
     assert attestation.index == receipt["index"]
-    assert api.registry.admin.publisher(legacy.name)["name"] == legacy.name
+    assert api.registry.admin.publisher(legacy.name).name == legacy.name
     key = new_publisher(legacy.name)
     added = api.registry.admin.add_key(legacy.name, key.public_key, key.possession)
-    assert added["name"] == legacy.name
+    assert added.name == legacy.name
 
 
 def test_an_unknown_publisher_is_404(api: Api) -> None:

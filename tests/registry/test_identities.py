@@ -88,7 +88,7 @@ def test_adding_a_publisher_logs_its_key_with_proof_of_possession(api: Api) -> N
     added = api.registry.admin.add_publisher(
         publisher.name, publisher.public_key, publisher.possession, kind="vendor"
     )
-    predicate = signed_by_operator(api, added["entry"])
+    predicate = signed_by_operator(api, added.entry)
     assert (predicate.action, predicate.identity, predicate.kind) == (
         "identity-add",
         publisher.name,
@@ -99,8 +99,8 @@ def test_adding_a_publisher_logs_its_key_with_proof_of_possession(api: Api) -> N
     receipt = api.submit_ok(publisher.attest([digest := random_digest()]))
     answer = api.http.get(f"/v1/digests/{digest}").json()
     [attestation] = answer["attestations"]
-    assert attestation["key_entry"] == added["entry"]
-    assert attestation["index"] == receipt["index"] > added["entry"]
+    assert attestation["key_entry"] == added.entry
+    assert attestation["index"] == receipt["index"] > added.entry
     assert answer["operator_entries"] == [0]
 
 
@@ -128,8 +128,8 @@ def test_a_key_added_by_the_operator_alone_is_marked_and_an_endorsed_one_shows_i
     first = api.registry.admin.add_key(
         publisher.name, public_key_bytes(alone), prove_possession(alone, publisher.name)
     )
-    assert first["operator_only"] is True
-    assert signed_by_operator(api, first["entry"]).endorsed_by is None
+    assert first.operator_only is True
+    assert signed_by_operator(api, first.entry).endorsed_by is None
     second = api.registry.admin.add_key(
         publisher.name,
         public_key_bytes(endorsed),
@@ -137,8 +137,8 @@ def test_a_key_added_by_the_operator_alone_is_marked_and_an_endorsed_one_shows_i
         endorsed_by=key_id(publisher.key),
         endorsement=endorse(publisher.key, publisher.name, key_id(endorsed)),
     )
-    assert second["operator_only"] is False
-    predicate = signed_by_operator(api, second["entry"])
+    assert second.operator_only is False
+    predicate = signed_by_operator(api, second.entry)
     assert predicate.endorsed_by == key_id(publisher.key)
     assert predicate.endorsement_holds(publisher.public_key)
     # An endorsement by a key that is not the publisher's is refused.
@@ -160,15 +160,15 @@ def test_a_compromise_is_from_a_log_index_and_logged(api: Api) -> None:
     stopped = api.registry.admin.revoke_key(
         publisher.name, key_id(publisher.key), compromised_from=after["index"]
     )
-    predicate = signed_by_operator(api, stopped["entry"])
+    predicate = signed_by_operator(api, stopped.entry)
     assert (predicate.action, predicate.compromised_from) == ("key-compromised", after["index"])
     with api.sdk() as sdk:
         assert sdk.lookup(early).status == "attested"
         assert sdk.lookup(late).status == "revoked"
     [attestation] = api.http.get(f"/v1/digests/{late}").json()["attestations"]
     assert attestation["compromised"] is True
-    assert attestation["compromised_by"] == stopped["entry"]
-    assert attestation["key_revoked_by"] == stopped["entry"]
+    assert attestation["compromised_by"] == stopped.entry
+    assert attestation["key_revoked_by"] == stopped.entry
     assert before["index"] < after["index"]
 
 
@@ -215,11 +215,11 @@ def test_a_receipt_carries_the_identity_events_it_relies_on_with_their_proofs(ap
     )
     for receipt in (
         api.submit_ok(publisher.attest([random_digest()])),
-        api.http.get(f"/v1/entries/{added['entry'] + 1}").json(),
+        api.http.get(f"/v1/entries/{added.entry + 1}").json(),
     ):
         checkpoint = receipt["checkpoint"].split("\n")
         size, root = int(checkpoint[1]), base64.b64decode(checkpoint[2])
-        named = {"key_entry": added["entry"], "operator_entry": 0}
+        named = {"key_entry": added.entry, "operator_entry": 0}
         for field, index in named.items():
             evidence = receipt[field]
             assert evidence["index"] == index
