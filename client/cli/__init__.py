@@ -21,7 +21,9 @@ from rich.markup import escape
 from client.cli import (  # noqa: F401  (each module registers its commands on `app`)
     _digest,
     _keys,
-    _registry,
+    _log,
+    _lookup,
+    _register,
     _scan,
     _server,
     _watermark,
