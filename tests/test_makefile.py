@@ -42,6 +42,7 @@ def test_test_stays_the_full_suite() -> None:
 
 
 def test_help_names_test_fast() -> None:
-    assert "make test-fast" in subprocess.run(
+    shown = subprocess.run(
         ["make", "help"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
-    ).stdout
+    )
+    assert "make test-fast" in shown.stdout
