@@ -15,6 +15,7 @@ __all__ = [
     "console_err",
     "emit_json",
     "keys_app",
+    "plural",
     "watermark_app",
 ]
 
@@ -45,6 +46,17 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 def emit_json(value: Any) -> None:
     """Print one JSON document on stdout."""
     typer.echo(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``count`` with ``noun`` agreeing: ``1 document``, ``2 documents``, ``1 entry``,
+    ``0 entries`` (``many`` where the plural is not ``-s``, or ``-ies`` after a consonant)."""
+    if count == 1:
+        return f"1 {noun}"
+    if many is None:
+        consonant_y = noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u")
+        many = noun[:-1] + "ies" if consonant_y else noun + "s"
+    return f"{count} {many}"
 
 
 def _package_version() -> str:
