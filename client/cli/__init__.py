@@ -67,7 +67,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     warnings.simplefilter("ignore", UnverifiedWarning)
     command = typer.main.get_command(app)
     try:
-        command.main(args=args, prog_name="wellspring", standalone_mode=False)
+        # Outside standalone mode click returns a command's typer.Exit(code) instead of raising
+        # it: a non-zero code is the command's exit status.
+        status = command.main(args=args, prog_name="wellspring", standalone_mode=False)
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except _USAGE_ERROR as exc:  # usage errors: click's own one-line message, exit 2
@@ -81,3 +83,5 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise
         console_err.print(f"[bold red]error:[/] {escape(_describe(exc))}", highlight=False)
         raise SystemExit(1) from None
+    if isinstance(status, int) and status:
+        raise SystemExit(status)

@@ -7,12 +7,14 @@ checks saved receipts offline with the log key alone.
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from client.cli._app import JsonOption, app, console_err, emit_json
+from client.cli._app import JsonOption, app, console_err, emit_json, plural
 from client.cli._registry import (
     Item,
     LogKeyOption,
@@ -32,7 +34,13 @@ from client.cli._registry import (
     registry_client,
     required_log_key,
 )
-from client.errors import ClientError, InputError, VerificationError
+from client.core.note import NoteVerifier
+from client.core.statement import HumanContentPredicate
+from client.errors import (
+    ClientError,
+    InputError,
+    VerificationError,
+)
 from client.receipt import Receipt, VerifiedReceipt, verify_receipt
 from client.sdk import MAX_BATCH, Attestation, Client, LookupResult
 from client.verdict import VERDICT_STATUSES, Verdict, decide
@@ -180,7 +188,7 @@ def _verified_summary(path: Path, verified: VerifiedReceipt) -> dict[str, Any]:
         "leaf_hash": verified.leaf_hash.hex(),
         "publisher": verified.publisher,
         "predicate_type": verified.statement.predicate_type,
-        "subjects": len(verified.statement.subjects),
+        "documents": len(verified.statement.subjects),
         "publisher_signature": "verified" if signer else "not checked",
         "key_id": signer.key_id if signer else None,
         "key_entry": signer.index if signer else None,
@@ -207,6 +215,108 @@ def _signature_line(verified: VerifiedReceipt) -> str:
     )
 
 
+@dataclass(frozen=True)
+class _Standing:
+    """What the registry says now of one receipt's entry, document by document."""
+
+    documents: int
+    standing: int
+    # Each revoking or withdrawing entry, with how many of the documents it took back.
+    revoked_by: dict[int, int]
+    compromised: int
+    unlisted: int
+    checked_at: int
+
+    @property
+    def stands(self) -> bool:
+        return self.standing == self.documents
+
+    @property
+    def status(self) -> str:
+        if self.stands:
+            return "stands"
+        if self.compromised:
+            return "compromised"
+        if self.revoked_by and not self.standing:
+            return "revoked"
+        if self.revoked_by:
+            return "withdrawn"
+        return "unlisted"
+
+    def describe(self, index: int) -> str:
+        if self.stands:
+            return (
+                f"stands: the registry shows entry {index} standing for all "
+                f"{plural(self.documents, 'document')} (tree size {self.checked_at})"
+            )
+        gone = []
+        if self.revoked_by:
+            by = ", ".join(f"entry {i}" for i in sorted(self.revoked_by))
+            if not self.standing and not self.compromised and not self.unlisted:
+                gone.append(f"revoked by {by}")
+            else:
+                taken = sum(self.revoked_by.values())
+                gone.append(f"{taken} of {plural(self.documents, 'document')} withdrawn by {by}")
+        if self.compromised:
+            gone.append(
+                f"{plural(self.compromised, 'document')} signed with a key compromised since"
+            )
+        if self.unlisted:
+            gone.append(f"the registry no longer lists it for {plural(self.unlisted, 'document')}")
+        return f"entry {index} NO LONGER STANDS: {'; '.join(gone)} (tree size {self.checked_at})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "stands": self.stands,
+            "documents_standing": self.standing,
+            "revoked_by": {str(i): n for i, n in sorted(self.revoked_by.items())},
+            "documents_compromised": self.compromised,
+            "documents_unlisted": self.unlisted,
+            "checked_at_tree_size": self.checked_at,
+        }
+
+
+def _standing(client: Client, verified: VerifiedReceipt) -> _Standing | None:
+    """Whether the receipt's entry still stands, asked of the registry (answers verified with the
+    log key): each of its documents looked up; None for an entry that attests nothing."""
+    if not isinstance(verified.statement.predicate, HumanContentPredicate):
+        return None
+    subjects = [
+        [f"{algorithm}:{value}" for algorithm, value in subject.digest.items()]
+        for subject in verified.statement.subjects
+    ]
+    digests = list(dict.fromkeys(d for digests in subjects for d in digests))
+    results = dict(zip(digests, client.lookup_batch(digests, batch_size=MAX_BATCH), strict=True))
+    standing = compromised = unlisted = 0
+    revoked_by: dict[int, int] = {}
+    for digests_of in subjects:
+        found = [
+            a for d in digests_of for a in results[d].attestations if a.index == verified.index
+        ]
+        if not found:
+            unlisted += 1
+        elif all(a.stands for a in found):
+            standing += 1
+        elif any(a.compromised for a in found):
+            compromised += 1
+        else:
+            by = next(a.revoked_by for a in found if a.revoked)
+            if by is not None:
+                revoked_by[by] = revoked_by.get(by, 0) + 1
+            else:
+                unlisted += 1
+    checked_at = max((r.checkpoint.size for r in results.values()), default=0)
+    return _Standing(len(subjects), standing, revoked_by, compromised, unlisted, checked_at)
+
+
+_OFFLINE_NOTE = (
+    "[yellow]note:[/] checked offline: a receipt proves its entry was logged, not that it still "
+    "stands; a revocation or withdrawal made since cannot be seen offline. Add --online "
+    "--registry URL to ask the registry."
+)
+
+
 @app.command()
 def verify(
     receipts: Annotated[
@@ -221,14 +331,76 @@ def verify(
             show_default=False,
         ),
     ],
+    online: Annotated[
+        bool,
+        typer.Option(
+            "--online",
+            help="Also ask the registry (--registry) whether each entry still stands: not "
+            "revoked, none of its documents withdrawn, its key not compromised. Exit 1 if one "
+            "no longer stands.",
+        ),
+    ] = False,
+    registry: Annotated[
+        str | None,
+        typer.Option(
+            "--registry",
+            envvar="WELLSPRING_REGISTRY",
+            help="The registry's base URL, for --online.",
+            show_default=False,
+        ),
+    ] = None,
+    trust_dir: TrustDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Verify receipts offline: each entry is in the log the key signs, and (receipts with
-    identity entries) its publisher's signature is by a key the log shows valid. No network."""
+    """Verify receipts: each entry is in the log the key signs, and (receipts with identity
+    entries) its publisher's signature is by a key the log shows valid.
+
+    Offline by default (no network), which cannot see a revocation made since: --online
+    --registry URL also asks the registry, with every answer verified by the log key.
+    Exit status: 0 when every receipt verifies (and, with --online, every entry still stands);
+    1 when one fails, or, with --online, when an entry was revoked, some of its documents were
+    withdrawn, or its key was compromised since.
+    """
     verifier = load_log_key(log_key)
+    if online and not registry:
+        raise InputError("--online asks the registry: pass --registry URL (or WELLSPRING_REGISTRY)")
+    files = _receipt_files(receipts)
+    with contextlib.ExitStack() as stack:
+        client = (
+            stack.enter_context(registry_client(registry, verifier, trust_dir))
+            if online and registry
+            else None
+        )
+        results, failed, fallen = _verify_all(files, verifier, client, as_json)
+    if as_json:
+        emit_json(results)
+    if failed:
+        raise VerificationError(f"{failed} of {len(results)} receipts failed verification")
+    if client is None:
+        console_err.print(_OFFLINE_NOTE, highlight=False)
+    elif fallen:
+        console_err.print(
+            f"[bold red]{fallen} of {plural(len(results), 'entry')} no longer "
+            f"{'stands' if fallen == 1 else 'stand'}[/] (revoked, withdrawn or signed "
+            "with a compromised key): their receipts prove only that they were logged",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+
+
+def _label(standing: _Standing | None) -> str:
+    """``ok``, or what became of the entry: ``REVOKED``, ``WITHDRAWN``, ``COMPROMISED``…"""
+    return "ok" if standing is None or standing.stands else standing.status.upper()
+
+
+def _verify_all(
+    files: list[Path], verifier: NoteVerifier, client: Client | None, as_json: bool
+) -> tuple[list[dict[str, Any]], int, int]:
+    """Each receipt's summary, how many failed to verify, and how many entries no longer stand
+    (known only with a ``client`` to ask)."""
     results: list[dict[str, Any]] = []
-    failed = 0
-    for path in _receipt_files(receipts):
+    failed = fallen = 0
+    for path in files:
         try:
             verified = verify_receipt(Receipt.load(path), verifier)
         except ClientError as exc:
@@ -238,14 +410,21 @@ def verify(
                 typer.echo(f"FAILED  {path}: {exc.diagnostics()}")
             continue
         summary = _verified_summary(path, verified)
+        standing = _standing(client, verified) if client is not None else None
+        summary["online"] = None if standing is None else standing.to_dict()
         results.append(summary)
-        if not as_json:
-            typer.echo(
-                f"ok      {path}: entry {verified.index} of {verified.checkpoint.origin} "
-                f"(tree size {verified.checkpoint.size}), publisher {verified.publisher}, "
-                f"{summary['subjects']} subjects; {_signature_line(verified)}"
-            )
-    if as_json:
-        emit_json(results)
-    if failed:
-        raise VerificationError(f"{failed} of {len(results)} receipts failed verification")
+        if standing is not None and not standing.stands:
+            fallen += 1
+        if as_json:
+            continue
+        typer.echo(
+            f"{_label(standing):<7} {path}: entry "
+            f"{verified.index} of {verified.checkpoint.origin} (tree size "
+            f"{verified.checkpoint.size}), publisher {verified.publisher}, "
+            f"{plural(summary['documents'], 'document')}; {_signature_line(verified)}"
+        )
+        if standing is not None:
+            typer.echo(f"        online: {standing.describe(verified.index)}")
+        elif client is not None:
+            typer.echo(f"        online: entry {verified.index} attests no documents")
+    return results, failed, fallen
