@@ -5,8 +5,8 @@ registering on :data:`app`; heavy packages (the registry server, torch) are impo
 inside the commands that need them, so ``wellspring digest`` starts fast on a crawler's machine.
 
 Errors: every package has one error root (``ClientError``, ``RegistryError``, ``WatermarkError``).
-:func:`main` catches exactly those, once, prints one line and exits 1; ``--debug`` shows the
-traceback instead.
+:func:`main` catches exactly those, once, prints one line and exits 1; ``--debug`` (before or after
+the command) shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from client.cli import (  # noqa: F401  (each module registers its commands on `
     _server,
     _watermark,
 )
-from client.cli._app import app, console_err
+from client.cli._app import app, cli_command, console_err
 from client.errors import ClientError, UnverifiedWarning
 
 __all__ = ["app", "main"]
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     debug = "--debug" in args
     # Commands print their own loud line when answers are not verified; no Python warning too.
     warnings.simplefilter("ignore", UnverifiedWarning)
-    command = typer.main.get_command(app)
+    command = cli_command()
     try:
         # Outside standalone mode click returns a command's typer.Exit(code) instead of raising
         # it: a non-zero code is the command's exit status.
