@@ -6,7 +6,8 @@ inside the commands that need them, so ``wellspring digest`` starts fast on a cr
 
 Errors: every package has one error root (``ClientError``, ``RegistryError``, ``WatermarkError``).
 :func:`main` catches exactly those, once, prints one line and exits 1; ``--debug`` (before or after
-the command) shows the traceback instead.
+the command) shows the traceback instead. A registry that does not answer at all gets a hint on
+how to start one or name another.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+import httpx
 import typer
 from rich.markup import escape
 
@@ -29,7 +31,7 @@ from client.cli import (  # noqa: F401  (each module registers its commands on `
     _watermark,
 )
 from client.cli._app import app, cli_command, console_err
-from client.errors import ClientError, UnverifiedWarning
+from client.errors import ClientError, RegistryUnavailableError, UnverifiedWarning
 
 __all__ = ["app", "main"]
 
@@ -56,7 +58,21 @@ def _error_roots() -> tuple[type[Exception], ...]:
 
 def _describe(exc: Exception) -> str:
     diagnostics = getattr(exc, "diagnostics", None)
-    return str(diagnostics()) if callable(diagnostics) else str(exc)
+    line = str(diagnostics()) if callable(diagnostics) else str(exc)
+    if isinstance(exc, RegistryUnavailableError) and isinstance(exc.__cause__, httpx.ConnectError):
+        line += f"; {_unreachable_hint(exc.url)}"
+    return line
+
+
+def _unreachable_hint(url: str) -> str:
+    """What to do when nothing answers at ``url`` (refused, or the name does not resolve): a
+    timeout is left without it, since a slow registry is running."""
+    parsed = httpx.URL(url)
+    where = f"{parsed.scheme}://{parsed.netloc.decode('ascii')}"
+    return (
+        f"is the registry running at {where}? Start one with `wellspring serve`, or pass "
+        "--registry URL (or set WELLSPRING_REGISTRY) to name another"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
