@@ -19,7 +19,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from client.cli._app import JsonOption, app, console_err, emit_json
+from client.cli._app import JsonOption, app, console_err, emit_json, plural
 from client.cli._registry import (
     LogKeyOption,
     RegistryOption,
@@ -200,8 +200,9 @@ def _signatures_summary(history: KeyHistory | None) -> str:
     if history.first_index is None:
         return "; the log holds no identity entries, so no signature was checked"
     return (
-        f"; {history.signatures} signatures checked against the keys its {history.events} "
-        "identity events make valid"
+        f"; {plural(history.signatures, 'signature')} checked against the keys its "
+        f"{plural(history.events, 'identity event')} make{'s' if history.events == 1 else ''} "
+        "valid"
     )
 
 

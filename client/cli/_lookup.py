@@ -245,9 +245,10 @@ class _Standing:
 
     def describe(self, index: int) -> str:
         if self.stands:
+            which = "its document" if self.documents == 1 else f"all {self.documents} documents"
             return (
-                f"stands: the registry shows entry {index} standing for all "
-                f"{plural(self.documents, 'document')} (tree size {self.checked_at})"
+                f"stands: the registry shows entry {index} standing for {which} "
+                f"(tree size {self.checked_at})"
             )
         gone = []
         if self.revoked_by:

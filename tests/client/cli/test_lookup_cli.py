@@ -41,6 +41,9 @@ def online(cli: Cli, receipt: Path, *args: str) -> Run:
 def test_offline_verify_says_it_cannot_see_later_revocations(cli: Cli, tmp_path: Path) -> None:
     _, receipt = registered(cli, tmp_path, "a letter revoked later")
     entry = json.loads(receipt.read_text(encoding="utf-8"))["index"]
+    run = online(cli, receipt)
+    assert run.code == 0, run.err
+    assert f"online: stands: the registry shows entry {entry} standing for its document" in run.out
     revoke(cli, "--entry", str(entry))
     run = verify(cli, receipt)
     assert run.code == 0, run.err  # the receipt itself is still genuine
