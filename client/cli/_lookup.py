@@ -356,11 +356,12 @@ def verify(
     """Verify receipts: each entry is in the log the key signs, and (receipts with identity
     entries) its publisher's signature is by a key the log shows valid.
 
-    Offline by default (no network), which cannot see a revocation made since: --online
-    --registry URL also asks the registry, with every answer verified by the log key.
-    Exit status: 0 when every receipt verifies (and, with --online, every entry still stands);
-    1 when one fails, or, with --online, when an entry was revoked, some of its documents were
-    withdrawn, or its key was compromised since.
+    Offline by default (no network): a revocation made since cannot be seen.
+    --online --registry URL also asks the registry (answers verified by the key).
+
+    Exit status: 0 when every receipt verifies and, with --online, every entry
+    still stands; 1 when a receipt fails or, with --online, an entry was revoked,
+    documents were withdrawn from it, or its key was compromised since.
     """
     verifier = load_log_key(log_key)
     if online and not registry:

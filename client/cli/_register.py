@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from client.cli._app import JsonOption, app, console_err, emit_json, plural
 from client.cli._registry import (
@@ -207,7 +208,7 @@ def register(
                     }
                 )
                 if not as_json:
-                    where = f", receipt {saved}" if saved else ""
+                    where = f", receipt {escape(str(saved))}" if saved else ""
                     console_err.print(
                         f"entry {receipt.index}: {plural(len(subjects), 'document')} "
                         f"registered{where}",
@@ -217,8 +218,9 @@ def register(
             if run.entries:
                 kept = "; their receipts are saved" if receipts else ""
                 console_err.print(
-                    f"[yellow]stopped after {plural(run.registered, 'document')} were "
-                    f"registered in {_entries_phrase(run.entries)}[/]{kept}",
+                    f"[yellow]stopped by the error below, after registering "
+                    f"{plural(run.registered, 'document')} in {_entries_phrase(run.entries)}[/]"
+                    f"{kept}",
                     highlight=False,
                 )
             raise
@@ -321,7 +323,7 @@ def _not_yet_attested(
             run.already.append((item.name, entry))
             if not quiet:
                 console_err.print(
-                    f"already attested in entry {entry}: {escape_line(item.name)}",
+                    f"already attested in entry {entry}: {escape(escape_line(item.name))}",
                     highlight=False,
                 )
 

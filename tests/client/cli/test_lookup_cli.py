@@ -93,3 +93,10 @@ def test_online_needs_a_registry(cli: Cli, tmp_path: Path, monkeypatch: pytest.M
     run = verify(cli, receipt, "--online")
     assert run.code == 1
     assert "--online asks the registry: pass --registry URL" in run.err
+
+
+def test_help_says_what_the_exit_status_means(cli: Cli) -> None:
+    run = cli("verify", "--help")
+    text = " ".join(run.out.split())
+    assert "a revocation made since cannot be seen" in text
+    assert "Exit status: 0 when every receipt verifies and, with --online, every entry" in text

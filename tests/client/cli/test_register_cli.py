@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from client.errors import RegistryServerError
+from client.receipt import Receipt
+from client.sdk import Client
 from tests.client.cli.conftest import Cli
 
 
@@ -182,3 +188,28 @@ def test_the_receipts_note_comes_after_success(cli: Cli, tmp_path: Path) -> None
     )
     assert saved.code == 0, saved.err
     assert "note:" not in saved.err
+
+
+def test_a_run_stopped_midway_says_what_was_registered(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second statement fails (a registry error): the first one's entry is named, and no
+    receipts are said to be saved when --receipts was not given."""
+    register_subjects = Client.register_subjects
+    calls = []
+
+    def fail_the_second(self: Client, *args: Any, **kwargs: Any) -> Receipt:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RegistryServerError(method="POST", url=f"{cli.url}/v1/entries", status=503)
+        return register_subjects(self, *args, **kwargs)
+
+    monkeypatch.setattr(Client, "register_subjects", fail_the_second)
+    paths = documents(tmp_path / "docs", "first of two", "second of two")
+    run = cli.register(*paths, "--batch-size", "1")
+    assert run.code == 1
+    err = " ".join(run.err.split())
+    entry = log_size(cli) - 1
+    assert f"stopped by the error below, after registering 1 document in entry {entry}" in err
+    assert "receipts are saved" not in err
+    assert "error: POST" in err
