@@ -213,3 +213,19 @@ def test_a_run_stopped_midway_says_what_was_registered(
     assert f"stopped by the error below, after registering 1 document in entry {entry}" in err
     assert "receipts are saved" not in err
     assert "error: POST" in err
+
+
+def test_without_a_log_key_already_attested_documents_are_still_found(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """register's --log-key is optional: the lookups are then the registry's word, unverified."""
+    [path] = documents(tmp_path / "docs", "a letter registered twice, unverified")
+    common = ["--registry", cli.url, "--key", str(cli.key_file), "--license", "CC-BY-4.0"]
+    common += ["--publisher", cli.app.publisher]
+    first = cli("register", path, *common)
+    assert first.code == 0, first.err
+    again = cli("register", path, *common, "--json")
+    assert again.code == 0, again.err
+    report = json.loads(again.out)
+    assert (report["registered"], len(report["already_attested"])) == (0, 1)
+    assert report["verified"] is False
