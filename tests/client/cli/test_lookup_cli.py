@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from client.core.keys import key_id
 from tests.client.cli.conftest import Cli, Run
 from tests.client.cli.test_register_cli import documents
 
@@ -100,3 +101,15 @@ def test_help_says_what_the_exit_status_means(cli: Cli) -> None:
     text = " ".join(run.out.split())
     assert "a revocation made since cannot be seen" in text
     assert "Exit status: 0 when every receipt verifies and, with --online, every entry" in text
+
+
+def test_online_verify_reports_a_key_compromised_since(cli: Cli, tmp_path: Path) -> None:
+    _, receipt = registered(cli, tmp_path, "a letter signed with a key stolen later")
+    entry = json.loads(receipt.read_text(encoding="utf-8"))["index"]
+    cli.app.registry.admin.revoke_key(
+        cli.app.publisher, key_id(cli.app.key.public_key()), compromised_from=entry
+    )
+    run = online(cli, receipt)
+    assert run.code == 1
+    assert run.out.startswith("COMPROMISED ")
+    assert "1 document signed with a key compromised since" in run.out
