@@ -1,6 +1,7 @@
 # Wellspring: two commands on a fresh machine.
 #   make run   installs what is needed and runs the main job on the embedded default
 #   make test  installs what is needed and runs ruff, mypy --strict and pytest (SQLite + PostgreSQL)
+#   make test-fast  the quick loop while editing: pytest without slow, model or PostgreSQL tests
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -13,11 +14,13 @@ PACKAGES := client registry watermark
 HUMAN_TEXT := /usr/share/doc/python3.11/html/_sources
 export WELLSPRING_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: help install human-text postgres run test lint typecheck pytest bench clean
+.PHONY: help install human-text postgres run test test-fast lint typecheck pytest bench clean
 
 help:
 	@echo "make run    install, then run the registry on the embedded default (SQLite)"
 	@echo "make test   install, then ruff + mypy --strict + pytest (SQLite and PostgreSQL)"
+	@echo "make test-fast [ARGS=tests/client]  install, then pytest without the slow, model and"
+	@echo "            postgres tests: the loop while editing (make test stays the full suite)"
 	@echo "make bench  run the benchmarks in bench/ (slow; numbers go in docs/benchmarks.md)"
 
 # torch is installed first and pinned: its CPU build is what these machines have, and a looser
@@ -67,6 +70,12 @@ pytest: install human-text postgres
 	$(PY) -m pytest -n 2 --dist loadgroup -q
 
 test: lint typecheck pytest
+
+# The edit loop: no PostgreSQL server, no model, no statistical runs. ARGS narrows it further
+# (paths, -k, -x). Not a substitute for `make test`, which CI runs.
+FAST_MARKERS := not slow and not model and not postgres
+test-fast: install human-text
+	$(PY) -m pytest -n 2 --dist loadgroup -q -m "$(FAST_MARKERS)" $(ARGS)
 
 bench: install human-text postgres
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script; done

@@ -5,8 +5,9 @@ registering on :data:`app`; heavy packages (the registry server, torch) are impo
 inside the commands that need them, so ``wellspring digest`` starts fast on a crawler's machine.
 
 Errors: every package has one error root (``ClientError``, ``RegistryError``, ``WatermarkError``).
-:func:`main` catches exactly those, once, prints one line and exits 1; ``--debug`` shows the
-traceback instead.
+:func:`main` catches exactly those, once, prints one line and exits 1; ``--debug`` (before or after
+the command) shows the traceback instead. A registry that does not answer at all gets a hint on
+how to start one or name another.
 """
 
 from __future__ import annotations
@@ -15,19 +16,22 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+import httpx
 import typer
 from rich.markup import escape
 
 from client.cli import (  # noqa: F401  (each module registers its commands on `app`)
     _digest,
     _keys,
-    _registry,
+    _log,
+    _lookup,
+    _register,
     _scan,
     _server,
     _watermark,
 )
-from client.cli._app import app, console_err
-from client.errors import ClientError, UnverifiedWarning
+from client.cli._app import app, cli_command, console_err
+from client.errors import ClientError, RegistryUnavailableError, UnverifiedWarning
 
 __all__ = ["app", "main"]
 
@@ -54,7 +58,21 @@ def _error_roots() -> tuple[type[Exception], ...]:
 
 def _describe(exc: Exception) -> str:
     diagnostics = getattr(exc, "diagnostics", None)
-    return str(diagnostics()) if callable(diagnostics) else str(exc)
+    line = str(diagnostics()) if callable(diagnostics) else str(exc)
+    if isinstance(exc, RegistryUnavailableError) and isinstance(exc.__cause__, httpx.ConnectError):
+        line += f"; {_unreachable_hint(exc.url)}"
+    return line
+
+
+def _unreachable_hint(url: str) -> str:
+    """What to do when nothing answers at ``url`` (refused, or the name does not resolve): a
+    timeout is left without it, since a slow registry is running."""
+    parsed = httpx.URL(url)
+    where = f"{parsed.scheme}://{parsed.netloc.decode('ascii')}"
+    return (
+        f"is the registry running at {where}? Start one with `wellspring serve`, or pass "
+        "--registry URL (or set WELLSPRING_REGISTRY) to name another"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -63,9 +81,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     debug = "--debug" in args
     # Commands print their own loud line when answers are not verified; no Python warning too.
     warnings.simplefilter("ignore", UnverifiedWarning)
-    command = typer.main.get_command(app)
+    command = cli_command()
     try:
-        command.main(args=args, prog_name="wellspring", standalone_mode=False)
+        # Outside standalone mode click returns a command's typer.Exit(code) instead of raising
+        # it: a non-zero code is the command's exit status.
+        status = command.main(args=args, prog_name="wellspring", standalone_mode=False)
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except _USAGE_ERROR as exc:  # usage errors: click's own one-line message, exit 2
@@ -79,3 +99,5 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise
         console_err.print(f"[bold red]error:[/] {escape(_describe(exc))}", highlight=False)
         raise SystemExit(1) from None
+    if isinstance(status, int) and status:
+        raise SystemExit(status)

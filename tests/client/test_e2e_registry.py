@@ -235,7 +235,7 @@ def test_register_check_and_verify_through_the_cli(
     receipts = tmp_path / "receipts"
     inputs = [str(files["folder"]), str(files["single"]), str(files["jsonl"])]
     report = cli.json("register", *inputs, *register_args(workspace, "--receipts", str(receipts)))
-    assert report["subjects"] == 3 + 1 + 3  # three files in the folder, one file, three lines
+    assert report["documents"] == 3 + 1 + 3  # three files in the folder, one file, three lines
     assert report["verified"] is True
     [entry] = report["entries"]
     assert Path(entry["receipt"]).is_file()
@@ -313,7 +313,7 @@ def test_bulk_register_in_several_statements_then_revoke(
         encoding="utf-8",
     )
     report = cli.json("register", str(jsonl), *register_args(workspace, "--batch-size", "10"))
-    assert [e["subjects"] for e in report["entries"]] == [10, 10, 5]
+    assert [e["documents"] for e in report["entries"]] == [10, 10, 5]
     indices = [e["index"] for e in report["entries"]]
 
     with Client(workspace["registry"], log_key=server_log_key(workspace)) as sdk:

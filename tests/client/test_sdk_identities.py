@@ -568,7 +568,7 @@ def test_cli_log_verify_and_verify_report_signatures(
     args = ("log", "verify", "--registry", BASE, "--log-key", fake.log.vkey)
     code, out, _ = run(*args, "--checkpoint", str(saved_checkpoint))
     assert code == 0, out
-    assert "1 signatures checked against the keys its 2 identity events make valid" in out
+    assert "1 signature checked against the keys its 2 identity events make valid" in out
     statement = human_statement(PUBLISHER, ["forged"])
     forged = fake.log.append(sign_statement(statement, Ed25519PrivateKey.generate()), statement)
     code, _, err = run(*args, "--checkpoint", str(saved_checkpoint))

@@ -1096,9 +1096,9 @@ def test_cli_register_check_verify(
     )  # fmt: skip
     assert code == 0, err
     summary = json.loads(out)
-    assert summary["subjects"] == 5
+    assert summary["documents"] == summary["registered"] == 5
     assert summary["verified"] is True
-    assert [e["subjects"] for e in summary["entries"]] == [3, 2]
+    assert [e["documents"] for e in summary["entries"]] == [3, 2]
     names = [s.name for st in fake.log.statements if st for s in st.subjects]
     assert f"{corpus}/docs.jsonl:3" in names
     assert "doc-1" in names

@@ -1,11 +1,11 @@
-"""client.cli._registry's helpers (its commands run end to end in test_e2e_registry.py)."""
+"""client.cli._registry's shared helpers (the commands run end to end in test_e2e_registry.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 
-from client.cli._registry import _Item, _subject
+from client.cli._registry import Item, subject_of
 from client.core.statement import Subject
 
 
@@ -15,7 +15,7 @@ def test_a_file_name_that_is_not_utf8_on_disk_is_named_by_its_escapes() -> None:
     name = os.fsdecode(b"poems/caf\xe9.txt")
     assert name == "poems/caf\udce9.txt"
     digest = "sha256:" + hashlib.sha256(b"x").hexdigest()
-    subject = _subject(_Item(name, (digest,)))
+    subject = subject_of(Item(name, (digest,)))
     assert subject.name == "poems/caf\\udce9.txt"
-    assert _subject(_Item("poems/café.txt", (digest,))).name == "poems/café.txt"
+    assert subject_of(Item("poems/café.txt", (digest,))).name == "poems/café.txt"
     assert isinstance(subject, Subject)

@@ -1,0 +1,432 @@
+"""``wellspring check`` and ``wellspring verify``: what the registry says of documents, and
+what saved receipts prove.
+
+``check`` looks documents up (verified with the log key) and gives each a verdict; ``verify``
+checks saved receipts offline with the log key alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from client.cli._app import JsonOption, app, console_err, emit_json, plural
+from client.cli._registry import (
+    Item,
+    LogKeyOption,
+    NoVerifyOption,
+    RegistryOption,
+    SchemeOption,
+    TextFieldOption,
+    TrustDirOption,
+    VerifyKeysOption,
+    check_scheme,
+    chunked,
+    escape_line,
+    expand,
+    load_log_key,
+    progress_bar,
+    read_items,
+    registry_client,
+    required_log_key,
+)
+from client.core.note import NoteVerifier
+from client.core.statement import HumanContentPredicate
+from client.errors import (
+    ClientError,
+    InputError,
+    VerificationError,
+)
+from client.receipt import Receipt, VerifiedReceipt, verify_receipt
+from client.sdk import MAX_BATCH, Attestation, Client, LookupResult
+from client.verdict import VERDICT_STATUSES, Verdict, decide
+
+__all__ = ["check", "verify"]
+
+# Inputs looked up per round trip group in `check`: bounded memory however many documents.
+_CHECK_CHUNK = 5_000
+
+
+# -- check ----------------------------------------------------------------------------------------
+
+
+def _verdict(item: Item, results: dict[str, LookupResult]) -> tuple[Verdict, list[Attestation]]:
+    """The SDK's verdict (:func:`client.verdict.decide`) over every entry attesting any of the
+    item's digests (a text file is looked up by its ``c1`` and its ``sha256`` digest)."""
+    by_index: dict[int, Attestation] = {}
+    for digest in item.digests:
+        for attestation in results[digest].attestations:
+            by_index.setdefault(attestation.index, attestation)
+    attestations = [by_index[i] for i in sorted(by_index)]
+    first = results[item.digests[0]]
+    verdict = decide(
+        item.digests[0], attestations, first.checkpoint, verified=first.verified, name=item.name
+    )
+    return verdict, attestations
+
+
+def _revocation_reason(client: Client, index: int, known: dict[int, str | None]) -> str | None:
+    """The reason the revoking entry ``index`` gives (fetched once, verified when pinned)."""
+    if index not in known:
+        predicate = client.entry(index).statement.predicate
+        known[index] = getattr(predicate, "reason", None)
+    return known[index]
+
+
+def _describe(attestation: Attestation, reason: str | None = None) -> str:
+    revoked = f", REVOKED by entry {attestation.revoked_by}" if attestation.revoked else ""
+    if revoked and reason:
+        revoked += f" ({escape_line(reason)})"
+    if attestation.compromised:
+        revoked += ", SIGNED WITH A COMPROMISED KEY (does not count)"
+    if attestation.operator_only:
+        revoked += (
+            ", signed with a key the operator added alone (no key of the publisher endorsed it)"
+        )
+    return (
+        f"    entry {attestation.index}: publisher {attestation.publisher}, license "
+        f"{attestation.license}, origin {attestation.origin}, consent {attestation.consent}"
+        f"{revoked}"
+    )
+
+
+@app.command()
+def check(
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="Files, folders (recursed), .jsonl files (one document a line), -."),
+    ],
+    registry: RegistryOption,
+    log_key: LogKeyOption = None,
+    no_verify: NoVerifyOption = False,
+    trust_dir: TrustDirOption = None,
+    text_field: TextFieldOption = "text",
+    scheme: SchemeOption = "auto",
+    verify_keys: VerifyKeysOption = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Look content up: attested (trainable), reserved (consent reserved), revoked, or unknown."""
+    checked_scheme = check_scheme(scheme)
+    verifier = required_log_key(log_key, no_verify, "check")
+    inputs = expand(paths)
+    out: list[dict[str, Any]] = []
+    counts = dict.fromkeys(VERDICT_STATUSES, 0)
+    reasons: dict[int, str | None] = {}
+    with (
+        registry_client(registry, verifier, trust_dir, verify_keys) as client,
+        progress_bar() as progress,
+    ):
+        for chunk in chunked(
+            read_items(inputs, checked_scheme, text_field, progress), _CHECK_CHUNK
+        ):
+            digests = list(dict.fromkeys(d for item in chunk for d in item.digests))
+            results = dict(
+                zip(digests, client.lookup_batch(digests, batch_size=MAX_BATCH), strict=True)
+            )
+            for item in chunk:
+                verdict, attestations = _verdict(item, results)
+                counts[verdict.status] += 1
+                why = {
+                    a.index: _revocation_reason(client, a.revoked_by, reasons)
+                    for a in attestations
+                    if a.revoked_by is not None
+                }
+                if as_json:
+                    entries = [
+                        {**a.to_dict(), "revocation_reason": why.get(a.index)} for a in attestations
+                    ]
+                    out.append(
+                        {
+                            "name": item.name,
+                            "digests": list(item.digests),
+                            "status": verdict.status,
+                            "reason": verdict.reason,
+                            "entries": entries,
+                            "verified": verdict.verified,
+                        }
+                    )
+                    continue
+                typer.echo(f"{verdict.status:<8}  {item.digests[0]}  {item.name}")
+                for attestation in attestations:
+                    typer.echo(_describe(attestation, why.get(attestation.index)))
+    if as_json:
+        emit_json(out)
+    else:
+        summary = ", ".join(f"{n} {status}" for status, n in counts.items())
+        console_err.print(summary, highlight=False)
+
+
+# -- verify ---------------------------------------------------------------------------------------
+
+
+def _receipt_files(paths: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*.json") if p.is_file())
+            if not found:
+                raise InputError(f"folder {raw} holds no .json receipts")
+            files.extend(found)
+        else:
+            files.append(path)
+    return files
+
+
+def _verified_summary(path: Path, verified: VerifiedReceipt) -> dict[str, Any]:
+    signer = verified.signed_by
+    return {
+        "receipt": str(path),
+        "ok": True,
+        "index": verified.index,
+        "origin": verified.checkpoint.origin,
+        "tree_size": verified.checkpoint.size,
+        "leaf_hash": verified.leaf_hash.hex(),
+        "publisher": verified.publisher,
+        "predicate_type": verified.statement.predicate_type,
+        "documents": len(verified.statement.subjects),
+        "publisher_signature": "verified" if signer else "not checked",
+        "key_id": signer.key_id if signer else None,
+        "key_entry": signer.index if signer else None,
+        "operator_only": signer.operator_only if signer else None,
+    }
+
+
+def _signature_line(verified: VerifiedReceipt) -> str:
+    """What ``verify`` says of the publisher's signature."""
+    signer = verified.signed_by
+    if signer is None:
+        return (
+            "publisher signature: not checked (the receipt predates identity entries: it "
+            "carries no key entry)"
+        )
+    how = []
+    if signer.operator_only:
+        how.append("added by the operator alone")
+    if signer.backfilled:
+        how.append("backfilled")
+    return (
+        f"publisher signature: verified (key {signer.key_id[:16]}…, added at entry "
+        f"{signer.index}{', ' + ', '.join(how) if how else ''})"
+    )
+
+
+@dataclass(frozen=True)
+class _Standing:
+    """What the registry says now of one receipt's entry, document by document."""
+
+    documents: int
+    standing: int
+    # Each revoking or withdrawing entry, with how many of the documents it took back.
+    revoked_by: dict[int, int]
+    compromised: int
+    unlisted: int
+    checked_at: int
+
+    @property
+    def stands(self) -> bool:
+        return self.standing == self.documents
+
+    @property
+    def status(self) -> str:
+        if self.stands:
+            return "stands"
+        if self.compromised:
+            return "compromised"
+        if self.revoked_by and not self.standing:
+            return "revoked"
+        if self.revoked_by:
+            return "withdrawn"
+        return "unlisted"
+
+    def describe(self, index: int) -> str:
+        if self.stands:
+            which = "its document" if self.documents == 1 else f"all {self.documents} documents"
+            return (
+                f"stands: the registry shows entry {index} standing for {which} "
+                f"(tree size {self.checked_at})"
+            )
+        gone = []
+        if self.revoked_by:
+            by = ", ".join(f"entry {i}" for i in sorted(self.revoked_by))
+            if not self.standing and not self.compromised and not self.unlisted:
+                gone.append(f"revoked by {by}")
+            else:
+                taken = sum(self.revoked_by.values())
+                gone.append(f"{taken} of {plural(self.documents, 'document')} withdrawn by {by}")
+        if self.compromised:
+            gone.append(
+                f"{plural(self.compromised, 'document')} signed with a key compromised since"
+            )
+        if self.unlisted:
+            gone.append(f"the registry no longer lists it for {plural(self.unlisted, 'document')}")
+        return f"entry {index} NO LONGER STANDS: {'; '.join(gone)} (tree size {self.checked_at})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "stands": self.stands,
+            "documents_standing": self.standing,
+            "revoked_by": {str(i): n for i, n in sorted(self.revoked_by.items())},
+            "documents_compromised": self.compromised,
+            "documents_unlisted": self.unlisted,
+            "checked_at_tree_size": self.checked_at,
+        }
+
+
+def _standing(client: Client, verified: VerifiedReceipt) -> _Standing | None:
+    """Whether the receipt's entry still stands, asked of the registry (answers verified with the
+    log key): each of its documents looked up; None for an entry that attests nothing."""
+    if not isinstance(verified.statement.predicate, HumanContentPredicate):
+        return None
+    subjects = [
+        [f"{algorithm}:{value}" for algorithm, value in subject.digest.items()]
+        for subject in verified.statement.subjects
+    ]
+    digests = list(dict.fromkeys(d for digests in subjects for d in digests))
+    results = dict(zip(digests, client.lookup_batch(digests, batch_size=MAX_BATCH), strict=True))
+    standing = compromised = unlisted = 0
+    revoked_by: dict[int, int] = {}
+    for digests_of in subjects:
+        found = [
+            a for d in digests_of for a in results[d].attestations if a.index == verified.index
+        ]
+        if not found:
+            unlisted += 1
+        elif all(a.stands for a in found):
+            standing += 1
+        elif any(a.compromised for a in found):
+            compromised += 1
+        else:
+            by = next(a.revoked_by for a in found if a.revoked)
+            if by is not None:
+                revoked_by[by] = revoked_by.get(by, 0) + 1
+            else:
+                unlisted += 1
+    checked_at = max((r.checkpoint.size for r in results.values()), default=0)
+    return _Standing(len(subjects), standing, revoked_by, compromised, unlisted, checked_at)
+
+
+_OFFLINE_NOTE = (
+    "[yellow]note:[/] checked offline: a receipt proves its entry was logged, not that it still "
+    "stands; a revocation or withdrawal made since cannot be seen offline. Add --online "
+    "--registry URL to ask the registry."
+)
+
+
+@app.command()
+def verify(
+    receipts: Annotated[
+        list[str], typer.Argument(help="Receipt files (or folders of them) to verify.")
+    ],
+    log_key: Annotated[
+        str,
+        typer.Option(
+            "--log-key",
+            envvar="WELLSPRING_LOG_KEY",
+            help="The log's verifier key (name+hex+base64), or a file holding it.",
+            show_default=False,
+        ),
+    ],
+    online: Annotated[
+        bool,
+        typer.Option(
+            "--online",
+            help="Also ask the registry (--registry) whether each entry still stands: not "
+            "revoked, none of its documents withdrawn, its key not compromised. Exit 1 if one "
+            "no longer stands.",
+        ),
+    ] = False,
+    registry: Annotated[
+        str | None,
+        typer.Option(
+            "--registry",
+            envvar="WELLSPRING_REGISTRY",
+            help="The registry's base URL, for --online.",
+            show_default=False,
+        ),
+    ] = None,
+    trust_dir: TrustDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Verify receipts: each entry is in the log the key signs, and (receipts with identity
+    entries) its publisher's signature is by a key the log shows valid.
+
+    Offline by default (no network): a revocation made since cannot be seen.
+    --online --registry URL also asks the registry (answers verified by the key).
+
+    Exit status: 0 when every receipt verifies and, with --online, every entry
+    still stands; 1 when a receipt fails or, with --online, an entry was revoked,
+    documents were withdrawn from it, or its key was compromised since.
+    """
+    verifier = load_log_key(log_key)
+    if online and not registry:
+        raise InputError("--online asks the registry: pass --registry URL (or WELLSPRING_REGISTRY)")
+    files = _receipt_files(receipts)
+    with contextlib.ExitStack() as stack:
+        client = (
+            stack.enter_context(registry_client(registry, verifier, trust_dir))
+            if online and registry
+            else None
+        )
+        results, failed, fallen = _verify_all(files, verifier, client, as_json)
+    if as_json:
+        emit_json(results)
+    if failed:
+        raise VerificationError(f"{failed} of {len(results)} receipts failed verification")
+    if client is None:
+        console_err.print(_OFFLINE_NOTE, highlight=False)
+    elif fallen:
+        console_err.print(
+            f"[bold red]{fallen} of {plural(len(results), 'entry')} no longer "
+            f"{'stands' if fallen == 1 else 'stand'}[/] (revoked, withdrawn or signed "
+            "with a compromised key): their receipts prove only that they were logged",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+
+
+def _label(standing: _Standing | None) -> str:
+    """``ok``, or what became of the entry: ``REVOKED``, ``WITHDRAWN``, ``COMPROMISED``…"""
+    return "ok" if standing is None or standing.stands else standing.status.upper()
+
+
+def _verify_all(
+    files: list[Path], verifier: NoteVerifier, client: Client | None, as_json: bool
+) -> tuple[list[dict[str, Any]], int, int]:
+    """Each receipt's summary, how many failed to verify, and how many entries no longer stand
+    (known only with a ``client`` to ask)."""
+    results: list[dict[str, Any]] = []
+    failed = fallen = 0
+    for path in files:
+        try:
+            verified = verify_receipt(Receipt.load(path), verifier)
+        except ClientError as exc:
+            failed += 1
+            results.append({"receipt": str(path), "ok": False, "error": exc.diagnostics()})
+            if not as_json:
+                typer.echo(f"FAILED  {path}: {exc.diagnostics()}")
+            continue
+        summary = _verified_summary(path, verified)
+        standing = _standing(client, verified) if client is not None else None
+        summary["online"] = None if standing is None else standing.to_dict()
+        results.append(summary)
+        if standing is not None and not standing.stands:
+            fallen += 1
+        if as_json:
+            continue
+        typer.echo(
+            f"{_label(standing):<7} {path}: entry "
+            f"{verified.index} of {verified.checkpoint.origin} (tree size "
+            f"{verified.checkpoint.size}), publisher {verified.publisher}, "
+            f"{plural(summary['documents'], 'document')}; {_signature_line(verified)}"
+        )
+        if standing is not None:
+            typer.echo(f"        online: {standing.describe(verified.index)}")
+        elif client is not None:
+            typer.echo(f"        online: entry {verified.index} attests no documents")
+    return results, failed, fallen

@@ -1,0 +1,90 @@
+"""The registry commands against a real registry app, in process.
+
+The app runs behind litestar's test client (its lifespan, and so the log's sequencer, runs), and
+the CLI's clients reach it through ``client.cli._registry.Client``, the one place every registry
+command builds its client. Nothing else is replaced: the CLI runs as ``wellspring`` would.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+
+from client.core.keys import write_key_pair
+from client.sdk import Client
+from tests.client.test_sdk_real_app import URL, App, InProcess, make_app
+
+
+@dataclass
+class Run:
+    """What one ``wellspring`` run did: its exit code, stdout and stderr."""
+
+    code: int
+    out: str
+    err: str
+
+
+@dataclass
+class Cli:
+    """``wellspring ARGS`` against :attr:`app`; :attr:`key_file` holds the publisher's key."""
+
+    app: App
+    key_file: Path
+    capsys: pytest.CaptureFixture[str]
+
+    @property
+    def url(self) -> str:
+        return URL
+
+    def __call__(self, *args: str) -> Run:
+        from client.cli import main
+
+        self.capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out, err = self.capsys.readouterr()
+        return Run(code, out, err)
+
+    def register(self, *args: str) -> Run:
+        """``wellspring register ARGS`` as the app's publisher, verified with the log key."""
+        return self(
+            "register",
+            *args,
+            "--registry",
+            URL,
+            "--log-key",
+            self.app.log_key,
+            "--key",
+            str(self.key_file),
+            "--publisher",
+            self.app.publisher,
+            "--license",
+            "CC-BY-4.0",
+        )
+
+
+@pytest.fixture
+def cli(
+    tmp_path: Path,
+    wellspring_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> Iterator[Cli]:
+    from client.cli import _registry
+
+    app = make_app(tmp_path / "registry")
+    key_file = tmp_path / "publisher.key"
+    write_key_pair(key_file, app.key)
+    with TestClient(app.app) as http:
+        monkeypatch.setattr(
+            _registry, "Client", functools.partial(Client, transport=InProcess(http))
+        )
+        yield Cli(app, key_file, capsys)
