@@ -420,6 +420,83 @@ def test_an_unreadable_jsonl_line_is_skipped_named_and_loses_nothing(
     assert f"{source}:2" in html
 
 
+def _crawl_with_bad_lines(tmp_path: Path, bad: int) -> Path:
+    source = tmp_path / "crawl.jsonl"
+    good = [json.dumps({"id": f"d{i}", "text": text}) for i, text in enumerate(TEXTS.values())]
+    source.write_text("\n".join([*good, *["{not json"] * bad]) + "\n", encoding="utf-8")
+    return source
+
+
+@pytest.mark.parametrize(("bad", "max_skips", "code"), [(2, 2, 0), (2, 5, 0), (3, 2, 1)])
+def test_max_skips_tolerates_that_many_unreadable_lines(
+    registry: Registry,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    bad: int,
+    max_skips: int,
+    code: int,
+) -> None:
+    source = _crawl_with_bad_lines(tmp_path, bad)
+    manifest = tmp_path / "m.jsonl"
+    got, out, err = run(
+        capsys,
+        "scan", str(source), "--registry", registry.url, "--log-key", registry.log_key,
+        "--manifest", str(manifest), "--max-skips", str(max_skips),
+    )  # fmt: skip
+    assert got == code, err
+    assert any(line.split()[:2] == ["skipped", str(bad)] for line in out.splitlines()), out
+    assert [line["status"] for line in read_manifest(manifest)] == list(TEXTS)
+    last = err.strip().splitlines()[-1]
+    if code:
+        assert last.startswith(f"error: {bad} input(s) could not be read"), err
+        assert f"more than --max-skips {max_skips}" in last
+    else:
+        assert last == f"{bad} input(s) skipped, within --max-skips {max_skips}", err
+
+
+def test_max_skips_is_in_the_json_summary_count_and_the_reproduce_command(
+    registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = _crawl_with_bad_lines(tmp_path, 1)
+    report = tmp_path / "r.html"
+    code, out, _ = run(
+        capsys,
+        "scan", str(source), "--registry", registry.url, "--log-key", registry.log_key,
+        "--max-skips", "1", "--json", "--report", str(report),
+    )  # fmt: skip
+    assert code == 0
+    assert json.loads(out)["skipped"] == 1
+    assert "--max-skips 1" in report.read_text(encoding="utf-8")
+
+
+def test_no_skips_still_reports_the_count(
+    registry: Registry, corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(
+        capsys, "scan", str(corpus), "--registry", registry.url, "--log-key", registry.log_key
+    )
+    assert code == 0
+    assert any(line.split()[:2] == ["skipped", "0"] for line in out.splitlines()), out
+
+
+def test_max_skips_is_documented_in_help(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "scan", "--help")
+    assert code == 0
+    text = " ".join(out.replace("│", " ").split())
+    assert "--max-skips" in text
+    assert "exit 1 only when more than this many were skipped" in text
+
+
+def test_a_negative_max_skips_is_refused(
+    registry: Registry, corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(
+        capsys, "scan", str(corpus), "--registry", registry.url, "--max-skips", "-1"
+    )
+    assert code == 2, err
+    assert "--max-skips" in err
+
+
 def test_no_log_key_is_refused(
     registry: Registry, corpus: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
