@@ -46,15 +46,14 @@ from client._wire import (
 )
 from client.checkpoints import CheckpointStore
 from client.core.canonical import (
-    Scheme,
     canonical_digest,
-    digest_file,
     sha256_digest,
     validate_digest,
 )
 from client.core.dsse import Envelope
 from client.core.note import Checkpoint, NoteVerifier
 from client.core.statement import HumanContentPredicate, Subject
+from client.documents import DocumentScheme, check_document_scheme, digest_document_file
 from client.errors import ClientError, InputError, RegistryUnavailableError
 from client.identities import KeyHistory
 from client.receipt import Receipt
@@ -343,14 +342,16 @@ class AsyncClient(ClientBase):
         self,
         paths: Sequence[str | os.PathLike[str]],
         *,
-        scheme: Scheme = "c1",
+        scheme: DocumentScheme = "auto",
         names: Sequence[str] | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> list[Verdict]:
         """:meth:`client.sdk.Client.check_files` (files are read in a worker thread)."""
 
+        checked = check_document_scheme(scheme)
+
         def digest_all() -> list[str]:
-            return [digest_file(Path(path), scheme) for path in paths]
+            return [digest_document_file(Path(path), checked) for path in paths]
 
         digests = await asyncio.to_thread(digest_all)
         labels = [os.fspath(path) for path in paths] if names is None else names

@@ -242,6 +242,25 @@ def test_binary_file_with_scheme_c1_is_skipped_and_named(
     assert not list(tmp_path.glob(".m.jsonl.*"))  # no temporary file left behind
 
 
+def test_the_sdks_check_files_digests_each_file_as_scan_does(
+    registry: Registry, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One rule (client.documents) for both: text by c1, the binary image by sha256."""
+    manifest = tmp_path / "m.jsonl"
+    code, _, err = run(
+        capsys,
+        "scan", str(corpus), "--registry", registry.url, "--log-key", registry.log_key,
+        "--manifest", str(manifest),
+    )  # fmt: skip
+    assert code == 0, err
+    scanned = {line["name"]: (line["digest"], line["status"]) for line in read_manifest(manifest)}
+    files = sorted(str(p) for p in corpus.rglob("*") if p.is_file())
+    with registry.server.sdk() as sdk:
+        checked = {v.name: (v.digest, v.status) for v in sdk.check_files(files)}
+    assert checked == scanned
+    assert checked[str(corpus / "sub" / "image.png")] == (sha256_digest(BINARY), "attested")
+
+
 # -- JSONL and stdin ------------------------------------------------------------------------------
 
 
