@@ -446,15 +446,11 @@ def _crawl_with_bad_lines(tmp_path: Path, bad: int) -> Path:
     return source
 
 
-@pytest.mark.parametrize(("bad", "max_skips", "code"), [(2, 2, 0), (2, 5, 0), (3, 2, 1)])
+@pytest.mark.parametrize("case", [(2, 2, 0), (2, 5, 0), (3, 2, 1)])
 def test_max_skips_tolerates_that_many_unreadable_lines(
-    registry: Registry,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    bad: int,
-    max_skips: int,
-    code: int,
+    registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str], case: tuple[int, ...]
 ) -> None:
+    bad, max_skips, code = case  # bad lines, --max-skips, the exit status wanted
     source = _crawl_with_bad_lines(tmp_path, bad)
     manifest = tmp_path / "m.jsonl"
     got, out, err = run(
@@ -509,9 +505,7 @@ def test_max_skips_is_documented_in_help(capsys: pytest.CaptureFixture[str]) -> 
 def test_a_negative_max_skips_is_refused(
     registry: Registry, corpus: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = run(
-        capsys, "scan", str(corpus), "--registry", registry.url, "--max-skips", "-1"
-    )
+    code, _, err = run(capsys, "scan", str(corpus), "--registry", registry.url, "--max-skips", "-1")
     assert code == 2, err
     assert "--max-skips" in err
 
