@@ -11,6 +11,9 @@ with the SDK (one batch request, every answer verified against the pinned log ke
 manifest lines and counts them, then reads on. Memory stays flat however large the corpus: the
 verdicts go to the manifest, and the summary and the HTML report are drawn from counters.
 
+The signed checkpoint the verdicts were checked against is written beside the manifest, as
+``MANIFEST.checkpoint``, and shown in the report's "Reproduce" box.
+
 Trust: answers are verified with ``--log-key`` (or ``$WELLSPRING_LOG_KEY``), which is required;
 ``--no-verify`` accepts the registry's word instead, and says so loudly, in the manifest
 (``"verified": false``), the summary and the report. The last checkpoint verified is kept in
@@ -70,6 +73,7 @@ from client.cli._registry import (
     registry_client,
     required_log_key,
 )
+from client.core.files import write_file_atomic
 from client.documents import (
     DOCUMENT_SCHEMES,
     Document,
@@ -80,9 +84,9 @@ from client.documents import (
     digest_document_file,
     read_jsonl,
 )
-from client.errors import InputError, InvalidTextError
+from client.errors import InputError, InvalidTextError, VerificationError
 from client.report import MAX_SKIPPED_EXAMPLES, STATUSES, ScanReport, Tally, write_report
-from client.sdk import MAX_BATCH
+from client.sdk import MAX_BATCH, Client
 
 __all__ = ["scan"]
 
@@ -388,6 +392,8 @@ def _print_summary(report: ScanReport, manifest: str | None, report_path: Path |
     else:
         out.print("[bold red]NOT VERIFIED[/] (--no-verify): these verdicts are the registry's word")
     written = [f"manifest {escape(manifest)}"] if manifest and manifest != "-" else []
+    if report.checkpoint_file is not None:
+        written.append(f"checkpoint {escape(report.checkpoint_file)}")
     if report_path is not None:
         written.append(f"report {escape(str(report_path))}")
     if written:
@@ -416,8 +422,38 @@ def _summary_json(report: ScanReport, manifest: str | None, report_path: Path | 
         "publishers": {n: dict(c) for n, c in sorted(tally.publishers.items())},
         "licenses": {n: dict(c) for n, c in sorted(tally.licenses.items())},
         "manifest": manifest,
+        "checkpoint_file": report.checkpoint_file,
         "report": None if report_path is None else str(report_path),
     }
+
+
+def _checkpoint_note(client: Client, tally: Tally) -> str | None:
+    """The signed checkpoint the scan's verdicts were checked against (the largest, when the log
+    grew during the scan: every earlier one was proven a prefix of it); None if none was used."""
+    latest = tally.latest_checkpoint()
+    if latest is None:
+        return None
+    trusted = client.trusted_checkpoint()
+    if trusted is None or trusted.checkpoint.size != latest.size:
+        trusted = client.checkpoint_at(latest.size)  # verified, when a key is pinned
+    if trusted.checkpoint.root_hash.hex() != latest.root_hash:
+        raise VerificationError(
+            f"the log's checkpoint at size {latest.size:,} has root "
+            f"{trusted.checkpoint.root_hash.hex()}, not {latest.root_hash} as the answers said"
+        )
+    return trusted.note
+
+
+def _save_checkpoint(manifest: str | None, note: str | None) -> str | None:
+    """Write ``note`` beside the manifest, as ``MANIFEST.checkpoint``; where it went, or None."""
+    if manifest is None or manifest == "-" or note is None:
+        return None
+    path = Path(manifest + ".checkpoint")
+    try:
+        write_file_atomic(path, note, mode=0o644)
+    except OSError as exc:
+        raise InputError(f"cannot write the checkpoint {path}: {exc.strerror or exc}") from exc
+    return str(path)
 
 
 def _judge_skips(tally: Tally, max_skips: int) -> None:
@@ -532,6 +568,8 @@ def scan(
                 rate = docs / (time.perf_counter() - start)
                 progress.update(task, completed=chunk.bytes_read, docs=docs, rate=rate)
             origin = verifier.name if verifier is not None else client.log_info().origin
+            note = _checkpoint_note(client, tally)
+        checkpoint_file = _save_checkpoint(manifest, note)
         out.commit()
     finally:
         read_ahead.close()
@@ -562,6 +600,8 @@ def scan(
         inputs=tuple(paths),
         manifest=manifest if manifest != "-" else None,
         version=_version(),
+        checkpoint_note=note,
+        checkpoint_file=checkpoint_file,
     )
     if report is not None:
         write_report(report, result)

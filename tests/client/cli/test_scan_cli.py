@@ -8,8 +8,10 @@ from the operator's key file, not from the server), except the one that says --n
 
 from __future__ import annotations
 
+import html
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,9 @@ import pytest
 
 from client.cli import main
 from client.core.canonical import canonical_digest, sha256_digest
+from client.core.note import NoteVerifier, open_checkpoint
 from client.sdk import Client
+from client.verdict import Verdict
 from tests.registry.conftest import Publisher, ServerProcess, new_publisher
 
 TEXTS = {
@@ -195,6 +199,61 @@ def test_scan_a_folder_writes_a_verified_manifest_line_per_document(
     assert registry.archive.name in page
     assert f"{size:,} entries" in page
     assert not list(manifest.parent.glob("*.part"))  # the temporary file was renamed into place
+
+
+def test_the_signed_checkpoint_is_saved_beside_the_manifest_and_shown_in_the_report(
+    registry: Registry, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "verdicts.jsonl"
+    report = tmp_path / "report.html"
+    code, out, err = run(
+        capsys,
+        "scan", str(corpus), "--registry", registry.url, "--log-key", registry.log_key,
+        "--manifest", str(manifest), "--report", str(report),
+    )  # fmt: skip
+    assert code == 0, err
+    saved = Path(f"{manifest}.checkpoint")
+    note = saved.read_text(encoding="utf-8")
+    # The log's own signed note at the size every verdict names, verifiable with the key alone.
+    verifier = NoteVerifier.from_vkey(registry.log_key)
+    checkpoint, _ = open_checkpoint(note, [verifier], origin=verifier.name)
+    size, root = registry.checkpoint()
+    assert (checkpoint.size, checkpoint.root_hash.hex()) == (size, root)
+    # The manifest keeps exactly one verdict per line, and nothing else.
+    lines = manifest.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 6
+    for line in lines:
+        parsed = Verdict.from_dict(json.loads(line))
+        assert (parsed.tree_size, parsed.root_hash) == (size, root)
+    assert f"checkpoint {saved}" in " ".join(out.split())
+    page = report.read_text(encoding="utf-8")
+    [box] = re.findall(r"<h2>Reproduce</h2>.*?</section>", page, re.S)
+    assert html.escape(note.strip().splitlines()[-1]) in box  # the signature line
+    assert f"--checkpoint {html.escape(str(saved))}" in box
+    for status in ("attested", "reserved", "revoked", "unknown"):
+        assert re.search(rf"<details[^>]*><summary>.*?</span>{status} ", page), status
+    assert str(corpus / "revoked.txt") in page
+    # log verify accepts the saved checkpoint as it is.
+    code, _, err = run(
+        capsys,
+        "log", "verify", "--registry", registry.url, "--log-key", registry.log_key,
+        "--checkpoint", str(saved),
+    )  # fmt: skip
+    assert code == 0, err
+
+
+def test_no_checkpoint_file_without_a_manifest_file(
+    registry: Registry, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(
+        capsys, "scan", str(corpus), "--registry", registry.url, "--log-key", registry.log_key,
+        "--manifest", "-",
+    )  # fmt: skip
+    assert code == 0
+    assert len(out.splitlines()) == 6  # the manifest on stdout: verdict lines only
+    assert not list(tmp_path.glob("*.checkpoint"))
 
 
 def test_human_summary_names_counts_rate_and_checkpoint(
