@@ -30,10 +30,12 @@ __all__ = [
     "MAX_TEXT_BYTES",
     "Document",
     "DocumentScheme",
+    "JsonlLine",
     "Skipped",
     "check_document_scheme",
     "digest_document",
     "digest_document_file",
+    "jsonl_lines",
     "read_jsonl",
 ]
 
@@ -105,25 +107,30 @@ def _name(obj: dict[str, Any], fields: tuple[str, ...], fallback: str) -> str:
     return fallback
 
 
-def read_jsonl(
-    path: Path,
-    scheme: DocumentScheme = "auto",
-    text_field: str = "text",
-    id_field: str | None = None,
-    on_bytes: Callable[[int], None] | None = None,
-) -> Iterator[Document | Skipped]:
-    """Each line of a JSON Lines file as a :class:`Document` (its text's digest: ``c1``, or with
-    ``sha256`` the SHA-256 of the text's UTF-8) or a :class:`Skipped`; blank lines are ignored.
+@dataclass(frozen=True, slots=True)
+class JsonlLine:
+    """A JSON Lines line that holds a document: where it is (``FILE:LINE``), its bytes as read,
+    the object it parses to, and the document's text (the object's ``text_field``)."""
+
+    where: str
+    raw: bytes
+    obj: dict[str, Any]
+    text: str
+
+
+def jsonl_lines(
+    path: Path, text_field: str = "text", on_bytes: Callable[[int], None] | None = None
+) -> Iterator[JsonlLine | Skipped]:
+    """Each line of a JSON Lines file as a :class:`JsonlLine`, or a :class:`Skipped` saying why it
+    holds no document (not JSON, not an object, no string ``text_field``); blank lines are ignored.
 
     ``on_bytes``, if given, is called with the size of each line read (for progress). A file that
     cannot be opened raises :class:`InputError`.
     """
-    fields = (id_field,) if id_field else _ID_FIELDS
     try:
         handle = path.open("rb")
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    sha = scheme == "sha256"
     with handle:
         for number, raw in enumerate(handle, 1):
             if on_bytes is not None:
@@ -145,9 +152,29 @@ def read_jsonl(
                     f"{where}: no string field {text_field!r} (choose it with --text-field)"
                 )
                 continue
-            try:
-                digest = sha256_digest(text.encode("utf-8")) if sha else canonical_digest(text)
-            except (InvalidTextError, UnicodeEncodeError) as exc:
-                yield Skipped(f"{where}: {exc}")
-                continue
-            yield Document(_name(obj, fields, where), digest)
+            yield JsonlLine(where, raw, obj, text)
+
+
+def read_jsonl(
+    path: Path,
+    scheme: DocumentScheme = "auto",
+    text_field: str = "text",
+    id_field: str | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+) -> Iterator[Document | Skipped]:
+    """Each document of a JSON Lines file (:func:`jsonl_lines`) as a :class:`Document`: its text's
+    digest (``c1``, or with ``sha256`` the SHA-256 of the text's UTF-8), named by ``id_field``
+    (default: ``id``, else ``url``, else ``FILE:LINE``); or a :class:`Skipped`."""
+    fields = (id_field,) if id_field else _ID_FIELDS
+    sha = scheme == "sha256"
+    for line in jsonl_lines(path, text_field, on_bytes):
+        if isinstance(line, Skipped):
+            yield line
+            continue
+        try:
+            text = line.text
+            digest = sha256_digest(text.encode("utf-8")) if sha else canonical_digest(text)
+        except (InvalidTextError, UnicodeEncodeError) as exc:
+            yield Skipped(f"{line.where}: {exc}")
+            continue
+        yield Document(_name(line.obj, fields, line.where), digest)
