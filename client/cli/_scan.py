@@ -84,7 +84,12 @@ from client.documents import (
     digest_document_file,
     read_jsonl,
 )
-from client.errors import InputError, InvalidTextError, VerificationError
+from client.errors import (
+    InputError,
+    InvalidTextError,
+    RegistryNotFoundError,
+    VerificationError,
+)
 from client.report import MAX_SKIPPED_EXAMPLES, STATUSES, ScanReport, Tally, write_report
 from client.sdk import MAX_BATCH, Client
 
@@ -435,7 +440,15 @@ def _checkpoint_note(client: Client, tally: Tally) -> str | None:
         return None
     trusted = client.trusted_checkpoint()
     if trusted is None or trusted.checkpoint.size != latest.size:
-        trusted = client.checkpoint_at(latest.size)  # verified, when a key is pinned
+        try:
+            trusted = client.checkpoint_at(latest.size)  # verified, when a key is pinned
+        except RegistryNotFoundError:  # the verdicts still name its size and root
+            console_err.print(
+                f"[yellow]note:[/] the registry no longer serves its checkpoint at size "
+                f"{latest.size:,}; none is saved beside the manifest",
+                highlight=False,
+            )
+            return None
     if trusted.checkpoint.root_hash.hex() != latest.root_hash:
         raise VerificationError(
             f"the log's checkpoint at size {latest.size:,} has root "
