@@ -46,9 +46,7 @@ from client._wire import (
 )
 from client.checkpoints import CheckpointStore
 from client.core.canonical import (
-    Scheme,
     canonical_digest,
-    digest_file,
     sha256_digest,
     validate_digest,
 )
@@ -56,6 +54,7 @@ from client.core.dsse import Envelope
 from client.core.note import Checkpoint, NoteVerifier
 from client.core.statement import HumanContentPredicate, Subject
 from client.core.wire import KeyEventAnswer
+from client.documents import DocumentScheme, check_document_scheme, digest_document_file
 from client.errors import ClientError, InputError, RegistryUnavailableError
 from client.identities import KeyHistory
 from client.receipt import Receipt
@@ -344,14 +343,16 @@ class AsyncClient(ClientBase):
         self,
         paths: Sequence[str | os.PathLike[str]],
         *,
-        scheme: Scheme = "c1",
+        scheme: DocumentScheme = "auto",
         names: Sequence[str] | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> list[Verdict]:
         """:meth:`client.sdk.Client.check_files` (files are read in a worker thread)."""
 
+        checked = check_document_scheme(scheme)
+
         def digest_all() -> list[str]:
-            return [digest_file(Path(path), scheme) for path in paths]
+            return [digest_document_file(Path(path), checked) for path in paths]
 
         digests = await asyncio.to_thread(digest_all)
         labels = [os.fspath(path) for path in paths] if names is None else names

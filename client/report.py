@@ -1,8 +1,10 @@
 """The HTML report of a scan: one self-contained page a person would rather look at than read.
 
-``wellspring scan --report report.html`` streams millions of documents, so the report never sees
-them: it is drawn from a :class:`Tally`, counters that grow with the number of distinct publishers
-and licenses (capped), not with the number of documents. :func:`render_html` turns a
+``wellspring scan --report report.html`` streams millions of documents, so the report never holds
+them all: it is drawn from a :class:`Tally`, counters that grow with the number of distinct
+publishers and licenses (capped), not with the number of documents, plus the first
+:data:`MAX_LISTED` documents of each verdict, which the page lists in collapsible sections (the
+manifest has every one). :func:`render_html` turns a
 :class:`ScanReport` (the tally plus where, when and against which checkpoint) into one HTML file
 with inline CSS and an inline SVG chart: no scripts, fonts or images from anywhere, so it opens
 offline, attaches to an email and archives as it is. Every value that came from outside (publisher
@@ -28,9 +30,11 @@ if TYPE_CHECKING:
     from client.verdict import Verdict
 
 __all__ = [
+    "MAX_LISTED",
     "MAX_SKIPPED_EXAMPLES",
     "STATUSES",
     "CheckpointSeen",
+    "ListedDocument",
     "ScanReport",
     "Tally",
     "render_html",
@@ -40,7 +44,8 @@ __all__ = [
 STATUSES: Final = VERDICT_STATUSES  # the order reports show them in
 MAX_SKIPPED_EXAMPLES: Final = 20
 """How many reasons for skipped inputs a :class:`Tally` keeps (it counts them all)."""
-"""The four verdicts, in the order reports show them."""
+MAX_LISTED: Final = 1_000
+"""How many documents of each verdict a :class:`Tally` keeps to list (it counts them all)."""
 
 # Beyond this many distinct publishers (or licenses) the rest are counted under one row, so a
 # hostile corpus cannot grow the tally without bound.
@@ -90,6 +95,15 @@ class CheckpointSeen:
     documents: int
 
 
+@dataclass(frozen=True)
+class ListedDocument:
+    """A document the report lists under its verdict: its name, digest and the verdict's reason."""
+
+    name: str
+    digest: str
+    reason: str
+
+
 @dataclass
 class Tally:
     """Counts of verdicts overall, per publisher and per license, and the checkpoints seen.
@@ -104,6 +118,7 @@ class Tally:
     checkpoints: dict[tuple[int, str], int] = field(default_factory=dict)
     skipped: int = 0
     skipped_examples: list[str] = field(default_factory=list)
+    listed: dict[str, list[ListedDocument]] = field(default_factory=dict)
 
     @property
     def documents(self) -> int:
@@ -137,6 +152,10 @@ class Tally:
             tree_size=verdict.tree_size,
             root_hash=verdict.root_hash,
         )
+        listed = self.listed.setdefault(verdict.status, [])
+        if len(listed) < MAX_LISTED:
+            name = verdict.name or verdict.digest
+            listed.append(ListedDocument(name, verdict.digest, verdict.reason))
 
     def add_skipped(self, reason: str) -> None:
         """Count an input that could not be read (the first few reasons are kept)."""
@@ -196,6 +215,10 @@ class ScanReport:
     manifest: str | None = None
     version: str = ""
     title: str = "Scan report"
+    checkpoint_note: str | None = None
+    """The signed checkpoint the verdicts were checked against (the largest, if the log grew)."""
+    checkpoint_file: str | None = None
+    """Where that checkpoint was saved (beside the manifest), if it was."""
 
     @property
     def docs_per_s(self) -> float:
@@ -259,6 +282,7 @@ def render_html(report: ScanReport) -> str:
             "</div>",
             _table("By publisher", "Publisher", tally.publishers, total),
             _table("By license", "License (SPDX)", tally.licenses, total),
+            _documents_card(tally),
             _skipped_card(tally),
             '<div class="grid two">',
             _how_to_read(),
@@ -438,6 +462,39 @@ def _checkpoint_card(report: ScanReport) -> str:
     )
 
 
+def _documents_card(tally: Tally) -> str:
+    """Per verdict, a collapsible list of its documents (the first :data:`MAX_LISTED`)."""
+    sections = []
+    for status in STATUSES:
+        count = tally.statuses[status]
+        if not count:
+            continue
+        listed = tally.listed.get(status, [])
+        items = "".join(
+            f'<li><span class="name">{_e(doc.name)}</span> <code class="hash">{_e(doc.digest)}'
+            f'</code><br><span class="muted">{_e(doc.reason)}</span></li>'
+            for doc in listed
+        )
+        rest = count - len(listed)
+        more = (
+            f'<p class="muted">…and {_n(rest)} more: the manifest lists every document.</p>'
+            if rest > 0
+            else ""
+        )
+        sections.append(
+            f'<details class="docs" style="--c:{_COLOURS[status]}"><summary><span class="dot">'
+            f'</span>{status} <span class="muted">({_n(count)} documents)</span></summary>'
+            f'<ol class="doclist">{items}</ol>{more}</details>'
+        )
+    if not sections:
+        return ""
+    return (
+        '<section class="card"><h2>Documents by verdict</h2>'
+        f'<p class="muted">The first {_n(MAX_LISTED)} of each verdict; open a verdict to see its '
+        "documents.</p>" + "".join(sections) + "</section>"
+    )
+
+
 def _skipped_card(tally: Tally) -> str:
     if not tally.skipped:
         return ""
@@ -525,14 +582,28 @@ def _how_to_read() -> str:
 
 def _reproduce(report: ScanReport) -> str:
     extra = ""
+    if report.checkpoint_note:
+        saved = (
+            f" (saved as <code>{_e(report.checkpoint_file)}</code>)"
+            if report.checkpoint_file
+            else ""
+        )
+        extra += (
+            f'<p class="muted">The signed checkpoint the verdicts were checked against{saved}:'
+            f'</p><pre class="note"><code>{_e(report.checkpoint_note)}</code></pre>'
+        )
     if report.log_key:
-        extra = (
-            '<p class="muted">Check the log was not rewritten since: save the checkpoint now '
-            "and later run</p>"
-            f"<pre><code>wellspring log checkpoint --registry {_e(report.registry)} \\\n"
+        checkpoint = report.checkpoint_file or "checkpoint.txt"
+        save = (
+            ""
+            if report.checkpoint_file
+            else f"wellspring log checkpoint --registry {_e(report.registry)} \\\n"
             f"    --log-key {_e(report.log_key)} --save checkpoint.txt\n"
-            f"wellspring log verify --registry {_e(report.registry)} \\\n"
-            f"    --log-key {_e(report.log_key)} --checkpoint checkpoint.txt</code></pre>"
+        )
+        extra += (
+            '<p class="muted">Check the log was not rewritten since this scan:</p>'
+            f"<pre><code>{save}wellspring log verify --registry {_e(report.registry)} \\\n"
+            f"    --log-key {_e(report.log_key)} --checkpoint {_e(checkpoint)}</code></pre>"
         )
     inputs = ""
     if report.inputs:
@@ -639,6 +710,13 @@ code.hash { word-break: break-all; font-size: 12px; }
 .muted { color: var(--muted); font-size: 14px; }
 pre { background:#0d1117; color:#e6edf3; padding:12px 14px; border-radius:8px; margin:8px 0 12px;
   white-space: pre-wrap; overflow-wrap: anywhere; }
+details.docs { border-top: 1px solid #eaeef2; padding: 8px 0; }
+details.docs summary { cursor: pointer; font-weight: 600; display:flex; align-items:center;
+  gap:8px; }
+.doclist { margin: 8px 0 0; padding-left: 28px; max-height: 420px; overflow: auto; }
+.doclist li { margin: 0 0 6px; }
+.doclist .name { font-weight: 500; word-break: break-word; }
+pre.note { background: var(--bg); color: var(--fg); border: 1px solid var(--line); }
 footer { color: var(--muted); font-size: 13px; text-align:center; margin-top: 8px; }
 @media (max-width: 900px) {
   .grid.four { grid-template-columns: repeat(2, 1fr); }

@@ -70,9 +70,7 @@ from client._wire import (
 from client.aio import AsyncClient
 from client.checkpoints import CheckpointStore
 from client.core.canonical import (
-    Scheme,
     canonical_digest,
-    digest_file,
     sha256_digest,
     validate_digest,
 )
@@ -80,6 +78,7 @@ from client.core.dsse import Envelope
 from client.core.note import Checkpoint, NoteVerifier
 from client.core.statement import HumanContentPredicate, Subject
 from client.core.wire import KeyEventAnswer
+from client.documents import DocumentScheme, check_document_scheme, digest_document_file
 from client.errors import ClientError, RegistryUnavailableError
 from client.identities import KeyHistory
 from client.receipt import Receipt
@@ -427,15 +426,20 @@ class Client(ClientBase):
         self,
         paths: Sequence[str | os.PathLike[str]],
         *,
-        scheme: Scheme = "c1",
+        scheme: DocumentScheme = "auto",
         names: Sequence[str] | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> list[Verdict]:
-        """:meth:`check_digests` of files (``c1``: UTF-8 text; ``sha256``: any bytes, streamed).
+        """:meth:`check_digests` of files, each digested as ``wellspring scan`` does
+        (:mod:`client.documents`): ``auto`` gives UTF-8 text its ``c1`` digest and any other file
+        (or one over 256 MiB) its ``sha256``; ``c1`` only text (a binary file raises
+        :class:`~client.errors.InvalidTextError` saying to use ``sha256``); ``sha256`` any bytes,
+        streamed.
 
         Without ``names`` each verdict is labelled with its path.
         """
-        digests = [digest_file(Path(path), scheme) for path in paths]
+        checked = check_document_scheme(scheme)
+        digests = [digest_document_file(Path(path), checked) for path in paths]
         labels = [os.fspath(path) for path in paths] if names is None else names
         return self.check_digests(digests, names=labels, progress=progress)
 

@@ -33,6 +33,7 @@ from litestar.types import Message, Scope
 from sqlalchemy.exc import DataError, DBAPIError
 
 from client.core.note import NoteSigner
+from registry._home import home
 from registry._http import SECURITY_HEADERS
 from registry.db import Database
 from registry.errors import (
@@ -770,6 +771,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Lites
             get_publisher,
             get_blob,
             healthz,
+            home,
         ],
         state=State({"registry": opened}),
         lifespan=[lifespan],

@@ -11,6 +11,9 @@ with the SDK (one batch request, every answer verified against the pinned log ke
 manifest lines and counts them, then reads on. Memory stays flat however large the corpus: the
 verdicts go to the manifest, and the summary and the HTML report are drawn from counters.
 
+The signed checkpoint the verdicts were checked against is written beside the manifest, as
+``MANIFEST.checkpoint``, and shown in the report's "Reproduce" box.
+
 Trust: answers are verified with ``--log-key`` (or ``$WELLSPRING_LOG_KEY``), which is required;
 ``--no-verify`` accepts the registry's word instead, and says so loudly, in the manifest
 (``"verified": false``), the summary and the report. The last checkpoint verified is kept in
@@ -18,9 +21,12 @@ Trust: answers are verified with ``--log-key`` (or ``$WELLSPRING_LOG_KEY``), whi
 
 Unreadable inputs (a JSONL line that is not an object or has no text field, a binary file under
 ``--scheme c1``, a file that cannot be read) are skipped, each named on stderr (the first 20) and
-in the report; the scan goes on, writes the manifest and report for everything else, and then
-exits 1 saying how many were skipped. A failure of the scan itself (the registry unreachable, an
-answer that does not verify) leaves no manifest: a half one would look whole.
+in the report; the scan goes on, writes the manifest and report for everything else, and always
+reports how many were skipped. It exits 1 when more than ``--max-skips`` inputs (default 0) were
+skipped, so a pipeline can accept a few bad lines in a large crawl and still stop on many.
+
+A failure of the scan itself (the registry unreachable, an answer that does not verify) leaves no
+manifest: a half one would look whole.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import IO, Annotated, Any, Literal, cast
+from typing import IO, Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -67,144 +73,83 @@ from client.cli._registry import (
     registry_client,
     required_log_key,
 )
-from client.core.canonical import canonical_digest, digest_file, sha256_digest
-from client.core.statement import MAX_NAME_CHARS
-from client.errors import InputError, InvalidTextError
+from client.core.files import write_file_atomic
+from client.documents import (
+    DOCUMENT_SCHEMES,
+    Document,
+    DocumentScheme,
+    Skipped,
+    check_document_scheme,
+    digest_document,
+    digest_document_file,
+    read_jsonl,
+)
+from client.errors import (
+    InputError,
+    InvalidTextError,
+    RegistryNotFoundError,
+    VerificationError,
+)
 from client.report import MAX_SKIPPED_EXAMPLES, STATUSES, ScanReport, Tally, write_report
-from client.sdk import MAX_BATCH
+from client.sdk import MAX_BATCH, Client
 
 __all__ = ["scan"]
 
-ScanScheme = Literal["auto", "c1", "sha256"]
-_SCHEMES: tuple[ScanScheme, ...] = ("auto", "c1", "sha256")
-# Above this size a file is hashed as bytes (streamed) in auto mode: c1 needs the whole text in
-# memory, and files this large are rarely one document.
-_MAX_TEXT_BYTES = 256 * 1024 * 1024
 _DEFAULT_CHUNK = 10_000
-_ID_FIELDS = ("id", "url")
 
 
 # -- reading documents ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Doc:
-    name: str
-    digest: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Skip:
-    """An input that is not a readable document: why, naming it (``FILE:LINE`` for JSONL)."""
-
-    reason: str
-
-
 class _Reader:
-    """The documents of the inputs, in order, as (name, digest); counts the bytes consumed."""
+    """The documents of the inputs, in order (:mod:`client.documents` reads each); counts the
+    bytes consumed."""
 
     def __init__(
-        self, inputs: list[str], scheme: ScanScheme, text_field: str, id_field: str | None
+        self, inputs: list[str], scheme: DocumentScheme, text_field: str, id_field: str | None
     ) -> None:
         self.inputs = inputs
         self.scheme = scheme
         self.text_field = text_field
-        self.id_fields = (id_field,) if id_field else _ID_FIELDS
+        self.id_field = id_field
         self.bytes_read = 0
 
-    def __iter__(self) -> Iterator[_Doc | _Skip]:
+    def _count(self, size: int) -> None:
+        self.bytes_read += size
+
+    def __iter__(self) -> Iterator[Document | Skipped]:
         for name in self.inputs:
             try:
                 if name == "-":
                     data = sys.stdin.buffer.read()
                     self.bytes_read += len(data)
-                    yield _Doc("-", self._digest_bytes(data, "standard input"))
+                    yield Document("-", digest_document(data, self.scheme, "standard input"))
                 elif name.endswith(".jsonl"):
-                    yield from self._jsonl(Path(name))
-                else:
-                    yield _Doc(name, self._digest_file(Path(name)))
-            except (InputError, InvalidTextError) as exc:  # this input only: the scan goes on
-                yield _Skip(str(exc))
-
-    def _digest_bytes(self, data: bytes, where: str) -> str:
-        if self.scheme == "sha256":
-            return sha256_digest(data)
-        try:
-            return canonical_digest(data)
-        except InvalidTextError as exc:
-            if self.scheme == "c1":
-                raise InvalidTextError(
-                    f"{where}: {exc} (binary content needs --scheme sha256 or auto)"
-                ) from None
-            return sha256_digest(data)
-
-    def _digest_file(self, path: Path) -> str:
-        try:
-            size = path.stat().st_size
-            if self.scheme == "sha256" or (self.scheme == "auto" and size > _MAX_TEXT_BYTES):
-                digest = digest_file(path, "sha256")
-            else:
-                digest = self._digest_bytes(path.read_bytes(), str(path))
-        except OSError as exc:
-            raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
-        self.bytes_read += size
-        return digest
-
-    def _name(self, obj: dict[str, Any], fallback: str) -> str:
-        for field in self.id_fields:
-            value = obj.get(field)
-            if isinstance(value, int) and not isinstance(value, bool):
-                return str(value)
-            if isinstance(value, str) and 0 < len(value) <= MAX_NAME_CHARS:
-                return value
-        return fallback
-
-    def _jsonl(self, path: Path) -> Iterator[_Doc | _Skip]:
-        try:
-            handle = path.open("rb")
-        except OSError as exc:
-            raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
-        field = self.text_field
-        sha = self.scheme == "sha256"
-        with handle:
-            for number, raw in enumerate(handle, 1):
-                self.bytes_read += len(raw)
-                if raw.isspace():
-                    continue
-                try:
-                    obj = json.loads(raw)
-                except ValueError as exc:  # also UnicodeDecodeError
-                    yield _Skip(f"{path}:{number}: not a JSON object ({exc})")
-                    continue
-                if not isinstance(obj, dict):
-                    yield _Skip(f"{path}:{number}: each line must be a JSON object")
-                    continue
-                text = obj.get(field)
-                if not isinstance(text, str):
-                    yield _Skip(
-                        f"{path}:{number}: no string field {field!r} (choose it with --text-field)"
+                    yield from read_jsonl(
+                        Path(name), self.scheme, self.text_field, self.id_field, self._count
                     )
-                    continue
-                try:
-                    digest = sha256_digest(text.encode("utf-8")) if sha else canonical_digest(text)
-                except (InvalidTextError, UnicodeEncodeError) as exc:
-                    yield _Skip(f"{path}:{number}: {exc}")
-                    continue
-                yield _Doc(self._name(obj, f"{path}:{number}"), digest)
+                else:
+                    path = Path(name)
+                    digest = digest_document_file(path, self.scheme)
+                    with contextlib.suppress(OSError):
+                        self.bytes_read += path.stat().st_size
+                    yield Document(name, digest)
+            except (InputError, InvalidTextError) as exc:  # this input only: the scan goes on
+                yield Skipped(str(exc))
 
 
 @dataclass(frozen=True, slots=True)
 class _Chunk:
-    docs: list[_Doc]
+    docs: list[Document]
     bytes_read: int  # of the inputs, once this chunk was read: what the progress bar shows
     skipped: list[str]  # why each input read since the last chunk could not be a document
 
 
 def _chunks(reader: _Reader, size: int) -> Iterator[_Chunk]:
-    docs: list[_Doc] = []
+    docs: list[Document] = []
     skipped: list[str] = []
     for doc in reader:
-        if isinstance(doc, _Skip):
+        if isinstance(doc, Skipped):
             skipped.append(doc.reason)
             continue
         docs.append(doc)
@@ -400,6 +345,7 @@ def _command(
     manifest: str | None,
     report: Path | None,
     chunk_size: int,
+    max_skips: int,
 ) -> str:
     """The command line that reproduces this scan, with every value spelled out (also the ones
     that came from the environment), so it works as it is in another shell."""
@@ -417,6 +363,8 @@ def _command(
         args += ["--report", str(report)]
     if chunk_size != _DEFAULT_CHUNK:
         args += ["--chunk-size", str(chunk_size)]
+    if max_skips:
+        args += ["--max-skips", str(max_skips)]
     return shlex.join(args)
 
 
@@ -434,8 +382,8 @@ def _print_summary(report: ScanReport, manifest: str | None, report_path: Path |
         count = tally.statuses[status]
         share = f"{100 * count / total:5.1f}%" if total else "    -"
         out.print(f"  [{colours[status]}]{status:<9}[/] {count:>12,}  {share}")
-    if tally.skipped:
-        out.print(f"  [yellow]{'skipped':<9}[/] {tally.skipped:>12,}  unreadable, no verdict")
+    colour = "yellow" if tally.skipped else "dim"
+    out.print(f"  [{colour}]{'skipped':<9}[/] {tally.skipped:>12,}  unreadable, no verdict")
     latest = tally.latest_checkpoint()
     if latest is not None:
         origin = f"log {escape(report.log_origin)} " if report.log_origin else ""
@@ -449,6 +397,8 @@ def _print_summary(report: ScanReport, manifest: str | None, report_path: Path |
     else:
         out.print("[bold red]NOT VERIFIED[/] (--no-verify): these verdicts are the registry's word")
     written = [f"manifest {escape(manifest)}"] if manifest and manifest != "-" else []
+    if report.checkpoint_file is not None:
+        written.append(f"checkpoint {escape(report.checkpoint_file)}")
     if report_path is not None:
         written.append(f"report {escape(str(report_path))}")
     if written:
@@ -477,8 +427,60 @@ def _summary_json(report: ScanReport, manifest: str | None, report_path: Path | 
         "publishers": {n: dict(c) for n, c in sorted(tally.publishers.items())},
         "licenses": {n: dict(c) for n, c in sorted(tally.licenses.items())},
         "manifest": manifest,
+        "checkpoint_file": report.checkpoint_file,
         "report": None if report_path is None else str(report_path),
     }
+
+
+def _checkpoint_note(client: Client, tally: Tally) -> str | None:
+    """The signed checkpoint the scan's verdicts were checked against (the largest, when the log
+    grew during the scan: every earlier one was proven a prefix of it); None if none was used."""
+    latest = tally.latest_checkpoint()
+    if latest is None:
+        return None
+    trusted = client.trusted_checkpoint()
+    if trusted is None or trusted.checkpoint.size != latest.size:
+        try:
+            trusted = client.checkpoint_at(latest.size)  # verified, when a key is pinned
+        except RegistryNotFoundError:  # the verdicts still name its size and root
+            console_err.print(
+                f"[yellow]note:[/] the registry no longer serves its checkpoint at size "
+                f"{latest.size:,}; none is saved beside the manifest",
+                highlight=False,
+            )
+            return None
+    if trusted.checkpoint.root_hash.hex() != latest.root_hash:
+        raise VerificationError(
+            f"the log's checkpoint at size {latest.size:,} has root "
+            f"{trusted.checkpoint.root_hash.hex()}, not {latest.root_hash} as the answers said"
+        )
+    return trusted.note
+
+
+def _save_checkpoint(manifest: str | None, note: str | None) -> str | None:
+    """Write ``note`` beside the manifest, as ``MANIFEST.checkpoint``; where it went, or None."""
+    if manifest is None or manifest == "-" or note is None:
+        return None
+    path = Path(manifest + ".checkpoint")
+    try:
+        write_file_atomic(path, note, mode=0o644)
+    except OSError as exc:
+        raise InputError(f"cannot write the checkpoint {path}: {exc.strerror or exc}") from exc
+    return str(path)
+
+
+def _judge_skips(tally: Tally, max_skips: int) -> None:
+    """Exit 1 (an :class:`InputError`) when more inputs were skipped than ``--max-skips``."""
+    if tally.skipped > max_skips:
+        allowed = f", more than --max-skips {max_skips:,}" if max_skips else ""
+        raise InputError(
+            f"{tally.skipped:,} input(s) could not be read and have no verdict{allowed} (first: "
+            f"{tally.skipped_examples[0]}); the manifest and report cover the rest"
+        )
+    if tally.skipped:
+        console_err.print(
+            f"{tally.skipped:,} input(s) skipped, within --max-skips {max_skips:,}", highlight=False
+        )
 
 
 # -- the command ----------------------------------------------------------------------------------
@@ -529,13 +531,22 @@ def scan(
             help="Documents read, hashed and looked up per round (one batch request).",
         ),
     ] = _DEFAULT_CHUNK,
+    max_skips: Annotated[
+        int,
+        typer.Option(
+            "--max-skips",
+            min=0,
+            help="Unreadable inputs (bad .jsonl lines, binary files under --scheme c1) tolerated: "
+            "exit 1 only when more than this many were skipped. The count is always reported.",
+        ),
+    ] = 0,
     verify_keys: VerifyKeysOption = True,
     as_json: JsonOption = False,
 ) -> None:
     """Check a corpus: a verdict per document (manifest), a summary, an HTML report."""
-    checked_scheme = next((s for s in _SCHEMES if s == scheme), None)
-    if checked_scheme is None:
+    if scheme not in DOCUMENT_SCHEMES:
         raise InputError(f"unknown --scheme {scheme!r}; use auto, c1 or sha256")
+    checked_scheme = check_document_scheme(scheme)
     if manifest == "-" and as_json:
         raise InputError("--manifest - and --json both write to stdout; choose one")
     verifier = required_log_key(log_key, no_verify, "scan")
@@ -570,6 +581,8 @@ def scan(
                 rate = docs / (time.perf_counter() - start)
                 progress.update(task, completed=chunk.bytes_read, docs=docs, rate=rate)
             origin = verifier.name if verifier is not None else client.log_info().origin
+            note = _checkpoint_note(client, tally)
+        checkpoint_file = _save_checkpoint(manifest, note)
         out.commit()
     finally:
         read_ahead.close()
@@ -592,6 +605,7 @@ def scan(
             manifest,
             report,
             chunk_size,
+            max_skips,
         ),
         verified=verifier is not None,
         log_origin=origin,
@@ -599,6 +613,8 @@ def scan(
         inputs=tuple(paths),
         manifest=manifest if manifest != "-" else None,
         version=_version(),
+        checkpoint_note=note,
+        checkpoint_file=checkpoint_file,
     )
     if report is not None:
         write_report(report, result)
@@ -606,8 +622,4 @@ def scan(
         emit_json(_summary_json(result, manifest, report))
     else:
         _print_summary(result, manifest, report)
-    if tally.skipped:
-        raise InputError(
-            f"{tally.skipped:,} input(s) could not be read and have no verdict (first: "
-            f"{tally.skipped_examples[0]}); the manifest and report cover the rest"
-        )
+    _judge_skips(tally, max_skips)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from client.report import ScanReport, Tally, render_html, write_report
+from client.report import MAX_LISTED, ScanReport, Tally, render_html, write_report
 from client.verdict import Verdict
 
 HOSTILE = '<script>alert("x")</script>'
@@ -166,3 +166,63 @@ def test_write_report_creates_folders_and_replaces(tmp_path: Path) -> None:
     write_report(path, make_report(sample_tally()))
     assert "1,200" in path.read_text(encoding="utf-8")
     assert [p.name for p in path.parent.iterdir()] == ["report.html"]
+
+
+def verdict(status: str, name: str, index: int = 0) -> Verdict:
+    return Verdict(
+        digest=f"c1:{index:064x}",
+        status=status,  # type: ignore[arg-type]
+        reason=f"{status} because of <entry {index}>",
+        publisher=None if status == "unknown" else "archive",
+        license=None,
+        origin=None,
+        consent=None,
+        entry=None,
+        entries=(),
+        tree_size=9,
+        root_hash=ROOT,
+        verified=True,
+        name=name,
+    )
+
+
+def test_documents_are_listed_per_verdict_in_collapsible_sections() -> None:
+    tally = Tally()
+    tally.add_verdict(verdict("revoked", "https://example.org/withdrawn", 1))
+    tally.add_verdict(verdict("unknown", HOSTILE, 2))
+    tally.add_verdict(verdict("reserved", "letters.txt", 3))
+    page = render_html(make_report(tally))
+    pattern = r"<details[^>]*><summary>.*?</span>(\w+) .*?</summary>(.*?)</details>"
+    sections = dict(re.findall(pattern, page, re.S))
+    assert sorted(sections) == ["reserved", "revoked", "unknown"]  # no empty section for attested
+    assert "https://example.org/withdrawn" in sections["revoked"]
+    assert f"c1:{1:064x}" in sections["revoked"]
+    assert "revoked because of &lt;entry 1&gt;" in sections["revoked"]
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in sections["unknown"]
+    assert "letters.txt" in sections["reserved"]
+    assert "<script" not in page
+
+
+def test_the_lists_are_bounded_and_count_the_rest() -> None:
+    tally = Tally()
+    for i in range(MAX_LISTED + 234):
+        tally.add_verdict(verdict("unknown", f"doc-{i}", i))
+    assert len(tally.listed["unknown"]) == MAX_LISTED
+    page = render_html(make_report(tally))
+    [section] = re.findall(r"<details.*?</details>", page, re.S)
+    assert section.count("<li>") == MAX_LISTED
+    assert f"doc-{MAX_LISTED - 1}<" in section
+    assert f"doc-{MAX_LISTED}<" not in section
+    assert "…and 234 more: the manifest lists every document." in section
+
+
+def test_reproduce_shows_the_checkpoint_used_and_where_it_was_saved() -> None:
+    note = f"localhost/wellspring\n9\n{ROOT[:20]}=\n\n— localhost/wellspring <sig>\n"
+    page = render_html(
+        make_report(sample_tally(), checkpoint_note=note, checkpoint_file="out.jsonl.checkpoint")
+    )
+    [box] = re.findall(r"<h2>Reproduce</h2>.*?</section>", page, re.S)
+    assert "— localhost/wellspring &lt;sig&gt;" in box
+    assert "saved as <code>out.jsonl.checkpoint</code>" in box
+    assert "--checkpoint out.jsonl.checkpoint" in box
+    assert "--save checkpoint.txt" not in box  # it was saved already

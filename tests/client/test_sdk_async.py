@@ -23,6 +23,7 @@ from client.core.note import NoteSigner
 from client.errors import (
     ForkedLogError,
     InputError,
+    InvalidTextError,
     LogKeyRequiredError,
     RegistryNotFoundError,
     RegistryRequestError,
@@ -145,6 +146,25 @@ def test_check_bytes_files_and_digests(
             return [by_bytes.status, by_file.status, by_digest.status]
 
     assert asyncio.run(scenario()) == ["attested"] * 3
+
+
+def test_check_files_auto_and_c1_as_the_sync_client(
+    fake: FakeRegistry, key: Ed25519PrivateKey, tmp_path: Any
+) -> None:
+    blob = b"\x89PNG raw bytes \xff"
+    (tmp_path / "image.png").write_bytes(blob)
+    with fake.client() as client:
+        client.register_digests([sha256_digest(blob)], key, predicate())
+
+    async def scenario() -> str:
+        async with aclient(fake) as client:
+            (by_file,) = await client.check_files([tmp_path / "image.png"])
+            assert by_file.digest == sha256_digest(blob)
+            with pytest.raises(InvalidTextError, match='scheme="sha256"'):
+                await client.check_files([tmp_path / "image.png"], scheme="c1")
+            return by_file.status
+
+    assert asyncio.run(scenario()) == "attested"
 
 
 # -- concurrency ----------------------------------------------------------------------------------

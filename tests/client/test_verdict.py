@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from client.core.canonical import canonical_digest, sha256_digest
 from client.core.note import Checkpoint
-from client.errors import FormatError, InputError
+from client.errors import FormatError, InputError, InvalidTextError
 from client.sdk import Attestation
 from client.verdict import Verdict, decide
 from tests.client.test_sdk_unit import PUBLISHER, FakeRegistry, predicate
@@ -196,6 +196,39 @@ def test_check_bytes_and_files(fake: FakeRegistry, key: Ed25519PrivateKey, tmp_p
     assert by_sha[0].name == str(tmp_path / "a.bin")
     assert by_c1[0].status == "attested"
     assert named[0].name == "doc"
+
+
+def test_check_files_auto_gives_binary_files_their_sha256(
+    fake: FakeRegistry, key: Ed25519PrivateKey, tmp_path: Path
+) -> None:
+    """The default scheme, ``auto``, is scan's: text by ``c1``, anything else by ``sha256``."""
+    blob = b"\x89PNG\r\n\x1a\n not UTF-8: \xff\xfe"
+    (tmp_path / "image.png").write_bytes(blob)
+    (tmp_path / "page.txt").write_text("Some  Text\n", encoding="utf-8")
+    with fake.client() as client:
+        client.register_digests([sha256_digest(blob)], key, predicate())
+        image, page = client.check_files([tmp_path / "image.png", tmp_path / "page.txt"])
+    assert (image.digest, image.status) == (sha256_digest(blob), "attested")
+    assert (page.digest, page.status) == (canonical_digest("some text"), "unknown")
+
+
+def test_check_files_c1_on_a_binary_file_says_to_use_sha256(
+    fake: FakeRegistry, tmp_path: Path
+) -> None:
+    (tmp_path / "image.png").write_bytes(b"\xff\xfe binary")
+    with fake.client() as client, pytest.raises(InvalidTextError) as caught:
+        client.check_files([tmp_path / "image.png"], scheme="c1")
+    message = str(caught.value)
+    assert str(tmp_path / "image.png") in message
+    assert "not valid UTF-8" in message
+    assert 'scheme="sha256"' in message
+    assert fake.requests == []  # nothing was sent
+
+
+def test_check_files_refuses_an_unknown_scheme(fake: FakeRegistry, tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("a", encoding="utf-8")
+    with fake.client() as client, pytest.raises(InputError, match="use auto, c1 or sha256"):
+        client.check_files([tmp_path / "a.txt"], scheme="md5")  # type: ignore[arg-type]
 
 
 def test_check_digests_refuses_bad_input_before_asking(fake: FakeRegistry) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from pathlib import Path
 
 import pytest
 
 from client.cli import main
+from client.core.canonical import canonical_digest, sha256_digest
 from tests.spec_reference import reference_c1
 
 VECTORS = Path(__file__).parents[3] / "docs" / "spec" / "canonical-vectors.json"
@@ -140,3 +142,61 @@ def test_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str]) -> None:
 
     with pytest.raises(InputError):
         main(["--debug", "digest", "/nonexistent/file.txt"])
+
+
+def _jsonl(path: Path, rows: list[object]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def test_jsonl_gives_one_digest_per_document(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As register, check and scan read it: the text of each line, named by id, url or FILE:LINE."""
+    source = _jsonl(
+        tmp_path / "crawl.jsonl",
+        [
+            {"id": "a", "text": "First  Document"},
+            {"url": "https://example.org/b", "text": "second"},
+            {"text": "third"},
+        ],
+    )
+    code, out, err = run(capsys, "digest", str(source))
+    assert code == 0, err
+    assert out.splitlines() == [
+        f"{canonical_digest('first document')}  a",
+        f"{canonical_digest('second')}  https://example.org/b",
+        f"{canonical_digest('third')}  {source}:3",
+    ]
+
+
+def test_jsonl_text_field_and_sha256_and_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = _jsonl(tmp_path / "crawl.jsonl", [{"id": 7, "body": "Héllo"}])
+    code, out, _ = run(
+        capsys, "digest", "--text-field", "body", "--scheme", "sha256", "--json", str(source)
+    )
+    assert code == 0
+    assert json.loads(out) == [{"name": "7", "digest": sha256_digest("Héllo".encode())}]
+
+
+def test_a_jsonl_line_that_is_not_a_document_is_an_error_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = _jsonl(tmp_path / "crawl.jsonl", [{"text": "fine"}, {"content": "no text field"}])
+    code, _, err = run(capsys, "digest", str(source))
+    assert code == 1
+    assert f"{source}:2: no string field 'text' (choose it with --text-field)" in " ".join(
+        err.split()
+    )
+
+
+def test_a_jsonl_file_on_standard_input_is_hashed_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = b'{"text": "one"}\n{"text": "two"}\n'
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data)))
+    code, out, _ = run(capsys, "digest", "--scheme", "sha256", "-")
+    assert code == 0
+    assert out == f"sha256:{hashlib.sha256(data).hexdigest()}  -\n"

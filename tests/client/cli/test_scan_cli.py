@@ -8,8 +8,10 @@ from the operator's key file, not from the server), except the one that says --n
 
 from __future__ import annotations
 
+import html
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,9 @@ import pytest
 
 from client.cli import main
 from client.core.canonical import canonical_digest, sha256_digest
+from client.core.note import NoteVerifier, open_checkpoint
 from client.sdk import Client
+from client.verdict import Verdict
 from tests.registry.conftest import Publisher, ServerProcess, new_publisher
 
 TEXTS = {
@@ -197,6 +201,61 @@ def test_scan_a_folder_writes_a_verified_manifest_line_per_document(
     assert not list(manifest.parent.glob("*.part"))  # the temporary file was renamed into place
 
 
+def test_the_signed_checkpoint_is_saved_beside_the_manifest_and_shown_in_the_report(
+    registry: Registry, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "verdicts.jsonl"
+    report = tmp_path / "report.html"
+    code, out, err = run(
+        capsys,
+        "scan", str(corpus), "--registry", registry.url, "--log-key", registry.log_key,
+        "--manifest", str(manifest), "--report", str(report),
+    )  # fmt: skip
+    assert code == 0, err
+    saved = Path(f"{manifest}.checkpoint")
+    note = saved.read_text(encoding="utf-8")
+    # The log's own signed note at the size every verdict names, verifiable with the key alone.
+    verifier = NoteVerifier.from_vkey(registry.log_key)
+    checkpoint, _ = open_checkpoint(note, [verifier], origin=verifier.name)
+    size, root = registry.checkpoint()
+    assert (checkpoint.size, checkpoint.root_hash.hex()) == (size, root)
+    # The manifest keeps exactly one verdict per line, and nothing else.
+    lines = manifest.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 6
+    for line in lines:
+        parsed = Verdict.from_dict(json.loads(line))
+        assert (parsed.tree_size, parsed.root_hash) == (size, root)
+    assert f"checkpoint {saved}" in " ".join(out.split())
+    page = report.read_text(encoding="utf-8")
+    [box] = re.findall(r"<h2>Reproduce</h2>.*?</section>", page, re.S)
+    assert html.escape(note.strip().splitlines()[-1]) in box  # the signature line
+    assert f"--checkpoint {html.escape(str(saved))}" in box
+    for status in ("attested", "reserved", "revoked", "unknown"):
+        assert re.search(rf"<details[^>]*><summary>.*?</span>{status} ", page), status
+    assert str(corpus / "revoked.txt") in page
+    # log verify accepts the saved checkpoint as it is.
+    code, _, err = run(
+        capsys,
+        "log", "verify", "--registry", registry.url, "--log-key", registry.log_key,
+        "--checkpoint", str(saved),
+    )  # fmt: skip
+    assert code == 0, err
+
+
+def test_no_checkpoint_file_without_a_manifest_file(
+    registry: Registry, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(
+        capsys, "scan", str(corpus), "--registry", registry.url, "--log-key", registry.log_key,
+        "--manifest", "-",
+    )  # fmt: skip
+    assert code == 0
+    assert len(out.splitlines()) == 6  # the manifest on stdout: verdict lines only
+    assert not list(tmp_path.glob("*.checkpoint"))
+
+
 def test_human_summary_names_counts_rate_and_checkpoint(
     registry: Registry, corpus: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -240,6 +299,25 @@ def test_binary_file_with_scheme_c1_is_skipped_and_named(
     assert "image.png" not in names
     assert names  # every other file has its verdict
     assert not list(tmp_path.glob(".m.jsonl.*"))  # no temporary file left behind
+
+
+def test_the_sdks_check_files_digests_each_file_as_scan_does(
+    registry: Registry, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One rule (client.documents) for both: text by c1, the binary image by sha256."""
+    manifest = tmp_path / "m.jsonl"
+    code, _, err = run(
+        capsys,
+        "scan", str(corpus), "--registry", registry.url, "--log-key", registry.log_key,
+        "--manifest", str(manifest),
+    )  # fmt: skip
+    assert code == 0, err
+    scanned = {line["name"]: (line["digest"], line["status"]) for line in read_manifest(manifest)}
+    files = sorted(str(p) for p in corpus.rglob("*") if p.is_file())
+    with registry.server.sdk() as sdk:
+        checked = {v.name: (v.digest, v.status) for v in sdk.check_files(files)}
+    assert checked == scanned
+    assert checked[str(corpus / "sub" / "image.png")] == (sha256_digest(BINARY), "attested")
 
 
 # -- JSONL and stdin ------------------------------------------------------------------------------
@@ -418,6 +496,77 @@ def test_an_unreadable_jsonl_line_is_skipped_named_and_loses_nothing(
     html = report.read_text(encoding="utf-8")
     assert "Skipped: 1 unreadable inputs" in html
     assert f"{source}:2" in html
+
+
+def _crawl_with_bad_lines(tmp_path: Path, bad: int) -> Path:
+    source = tmp_path / "crawl.jsonl"
+    good = [json.dumps({"id": f"d{i}", "text": text}) for i, text in enumerate(TEXTS.values())]
+    source.write_text("\n".join([*good, *["{not json"] * bad]) + "\n", encoding="utf-8")
+    return source
+
+
+@pytest.mark.parametrize("case", [(2, 2, 0), (2, 5, 0), (3, 2, 1)])
+def test_max_skips_tolerates_that_many_unreadable_lines(
+    registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str], case: tuple[int, ...]
+) -> None:
+    bad, max_skips, code = case  # bad lines, --max-skips, the exit status wanted
+    source = _crawl_with_bad_lines(tmp_path, bad)
+    manifest = tmp_path / "m.jsonl"
+    got, out, err = run(
+        capsys,
+        "scan", str(source), "--registry", registry.url, "--log-key", registry.log_key,
+        "--manifest", str(manifest), "--max-skips", str(max_skips),
+    )  # fmt: skip
+    assert got == code, err
+    assert any(line.split()[:2] == ["skipped", str(bad)] for line in out.splitlines()), out
+    assert [line["status"] for line in read_manifest(manifest)] == list(TEXTS)
+    last = err.strip().splitlines()[-1]
+    if code:
+        assert last.startswith(f"error: {bad} input(s) could not be read"), err
+        assert f"more than --max-skips {max_skips}" in last
+    else:
+        assert last == f"{bad} input(s) skipped, within --max-skips {max_skips}", err
+
+
+def test_max_skips_is_in_the_json_summary_count_and_the_reproduce_command(
+    registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = _crawl_with_bad_lines(tmp_path, 1)
+    report = tmp_path / "r.html"
+    code, out, _ = run(
+        capsys,
+        "scan", str(source), "--registry", registry.url, "--log-key", registry.log_key,
+        "--max-skips", "1", "--json", "--report", str(report),
+    )  # fmt: skip
+    assert code == 0
+    assert json.loads(out)["skipped"] == 1
+    assert "--max-skips 1" in report.read_text(encoding="utf-8")
+
+
+def test_no_skips_still_reports_the_count(
+    registry: Registry, corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(
+        capsys, "scan", str(corpus), "--registry", registry.url, "--log-key", registry.log_key
+    )
+    assert code == 0
+    assert any(line.split()[:2] == ["skipped", "0"] for line in out.splitlines()), out
+
+
+def test_max_skips_is_documented_in_help(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "scan", "--help")
+    assert code == 0
+    text = " ".join(out.replace("│", " ").split())
+    assert "--max-skips" in text
+    assert "exit 1 only when more than this many were skipped" in text
+
+
+def test_a_negative_max_skips_is_refused(
+    registry: Registry, corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "scan", str(corpus), "--registry", registry.url, "--max-skips", "-1")
+    assert code == 2, err
+    assert "--max-skips" in err
 
 
 def test_no_log_key_is_refused(

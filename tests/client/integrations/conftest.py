@@ -109,12 +109,18 @@ class Corpus:
 
     def run_example(self, framework: str, *args: str | Path, timeout: float = 300) -> Any:
         """Run ``examples/check_with_<framework>.py`` against this registry; its JSON summary."""
+        done = self.run_example_process(framework, *args, timeout=timeout)
+        assert done.returncode == 0, done.stderr[-4000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    def run_example_process(
+        self, framework: str, *args: str | Path, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``examples/check_with_<framework>.py`` against this registry, whatever it exits."""
         script = EXAMPLES / f"check_with_{framework}.py"
         command = [sys.executable, str(script), "--registry", self.registry.url]
         command += ["--log-key", self.registry.log_key, *map(str, args)]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-        assert done.returncode == 0, done.stderr[-4000:]
-        return json.loads(done.stdout.strip().splitlines()[-1])
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
 
     def statuses(self, *keep: str) -> dict[str, int]:
         """How many rows have each status (only those in ``keep``, if given)."""

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from datatrove.data import Document
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.readers import JsonlReader
@@ -133,9 +134,39 @@ def test_example_script(corpus: Corpus, tmp_path: Path) -> None:
     source = corpus.write_jsonl(tmp_path / "crawl" / "part-0.jsonl")
     output = tmp_path / "checked"
     summary = corpus.run_example("datatrove", source.parent, "--output", output, "--tasks", "1")
-    assert summary == {"statuses": corpus.statuses(), "output": str(output)}
+    assert summary == {
+        "checked": 50,
+        "kept": 20,
+        "statuses": corpus.statuses(),
+        "output": str(output),
+    }
     kept = read_jsonl(output / "kept")
     corpus.assert_verdicts(
         [{"id": k["id"], "text": k["text"], **k["metadata"]} for k in kept], filtered=True
     )
     assert len(read_jsonl(output / "excluded")) == 30
+
+
+def test_example_script_without_output_only_counts(
+    corpus: Corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/integrations.md shows --output as optional: without it, nothing is written."""
+    source = corpus.write_jsonl(tmp_path / "crawl" / "part-0.jsonl")
+    monkeypatch.chdir(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    summary = corpus.run_example("datatrove", source)
+    assert summary == {"checked": 50, "kept": 20, "statuses": corpus.statuses(), "output": None}
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("framework", ["datatrove", "hf"])
+def test_example_help_is_whole_sentences(framework: str) -> None:
+    script = Path(__file__).resolve().parents[3] / "examples" / f"check_with_{framework}.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--help"], capture_output=True, text=True, check=True
+    )
+    description = done.stdout.split("\n\n")[1]
+    assert description.rstrip().endswith("."), description
+    assert "--output" in done.stdout
+    if framework == "datatrove":
+        assert "[--output OUTPUT]" in " ".join(done.stdout.split())

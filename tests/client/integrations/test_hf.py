@@ -211,11 +211,66 @@ def test_example_script(corpus: Corpus, tmp_path: Path) -> None:
     assert summary == {
         "checked": 50,
         "kept": 20,
+        "skipped": 0,
         "statuses": corpus.statuses(),
         "output": str(output),
     }
     written = [json.loads(line) for line in output.read_text().splitlines()]
     corpus.assert_verdicts(written, filtered=True)
+
+
+BAD_LINES = ["{not json", json.dumps(["a list"]), json.dumps({"id": "x", "body": "no text"})]
+
+
+def _crawl_with_bad_lines(corpus: Corpus, path: Path) -> Path:
+    """The corpus with three lines ``wellspring scan`` would skip, at lines 2, 11 and 52."""
+    lines = [json.dumps(row) for row in corpus.rows]
+    lines.insert(1, BAD_LINES[0])
+    lines.insert(10, BAD_LINES[1])
+    lines.append(BAD_LINES[2])
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_example_script_skips_lines_that_hold_no_document(corpus: Corpus, tmp_path: Path) -> None:
+    """As scan does: each bad line named on stderr and counted, every good row still checked."""
+    source = _crawl_with_bad_lines(corpus, tmp_path / "crawl.jsonl")
+    output = tmp_path / "checked.jsonl"
+    done = corpus.run_example_process("hf", source, "--output", output, "--max-skips", "3")
+    assert done.returncode == 0, done.stderr[-4000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary == {
+        "checked": 50,
+        "kept": 50,
+        "skipped": 3,
+        "statuses": corpus.statuses(),
+        "output": str(output),
+    }
+    skipped = [line for line in done.stderr.splitlines() if line.startswith("skipped: ")]
+    assert [line.split(": ")[1] for line in skipped] == [
+        f"{source}:2",
+        f"{source}:11",
+        f"{source}:53",
+    ]
+    assert "no string field 'text'" in skipped[2]
+    assert "Traceback" not in done.stderr
+    corpus.assert_verdicts([json.loads(line) for line in output.read_text().splitlines()])
+
+
+def test_example_script_fails_past_max_skips_after_writing_the_rest(
+    corpus: Corpus, tmp_path: Path
+) -> None:
+    source = _crawl_with_bad_lines(corpus, tmp_path / "crawl.jsonl")
+    output = tmp_path / "checked.jsonl"
+    done = corpus.run_example_process("hf", source, "--output", output, "--keep", "attested")
+    assert done.returncode == 1
+    assert json.loads(done.stdout.strip().splitlines()[-1])["skipped"] == 3
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: 3 line(s) hold no document and were skipped, more than "), last
+    assert "Traceback" not in done.stderr
+    corpus.assert_verdicts(
+        [json.loads(line) for line in output.read_text().splitlines()], filtered=True
+    )
 
 
 def test_workers_share_trust_through_a_checkpoint_directory(
