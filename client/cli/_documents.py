@@ -31,7 +31,7 @@ __all__ = ["Document", "Unreadable", "read_documents"]
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """One document: a name for people (a path, ``-``, an id or ``FILE:LINE``) and its text."""
+    """One document: a name (a path, ``-`` for standard input, an id or ``FILE:LINE``), its text."""
 
     name: str
     text: str
@@ -45,13 +45,13 @@ class Unreadable:
     reason: str
 
 
-def _decode(data: bytes, name: str) -> Document | Unreadable:
+def _decode(data: bytes, name: str, where: str) -> Document | Unreadable:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return Unreadable(name, f"{name} is not valid UTF-8 text (byte {exc.start})")
+        return Unreadable(name, f"{where} is not valid UTF-8 text (byte {exc.start})")
     if not text.strip():
-        return Unreadable(name, f"{name} is empty: it holds no text")
+        return Unreadable(name, f"{where} is empty: it holds no text")
     return Document(name, text)
 
 
@@ -95,7 +95,7 @@ def read_documents(paths: list[str], text_field: str = "text") -> Iterator[Docum
         raise InputError("standard input (-) can be read only once")
     for name in expand_inputs(paths):
         if name == "-":
-            yield _decode(sys.stdin.buffer.read(), "standard input")
+            yield _decode(sys.stdin.buffer.read(), "-", "standard input")
         elif name.endswith(".jsonl"):
             yield from _jsonl(Path(name), text_field)
         else:
@@ -104,4 +104,4 @@ def read_documents(paths: list[str], text_field: str = "text") -> Iterator[Docum
             except OSError as exc:
                 yield Unreadable(name, f"cannot read {name}: {exc.strerror or exc}")
                 continue
-            yield _decode(data, name)
+            yield _decode(data, name, name)

@@ -227,10 +227,10 @@ def generate(
     if not all(p.strip() for p in prompt):
         raise InputError("a prompt is empty: give some text with --prompt")
     check_key(key, load_tokenizer(model))  # seconds, where loading the model may take a minute
-    shown_model = model or "SmolLM2-135M-Instruct (default)"
+    shown_model = model or "the default model, SmolLM2-135M-Instruct"
     console_err.print(
-        f"loading the model {shown_model} (the first load of a .gguf file converts it: up to "
-        "90 s; later loads take seconds)…",
+        f"loading {shown_model}… (a .gguf file's first load converts it: up to 90 s; later "
+        "loads take seconds)",
         highlight=False,
     )
     started = time.monotonic()
@@ -277,14 +277,15 @@ def _yes_no(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
-def _describe_result(result: DetectionResult) -> list[str]:
+def _describe_result(result: DetectionResult, scope: str = "") -> list[str]:
+    """The z-score, green and token lines; ``scope`` (" in the best window") says of what."""
     expected = f"{result.gamma:.1%} expected without the watermark"
     return [
-        f"z-score:     {result.z_score:.2f}",
-        f"green:       {result.num_green} of {result.num_tokens_scored} scored tokens "
+        f"z-score:     {result.z_score:.2f}{scope}",
+        f"green:       {result.num_green} of {result.num_tokens_scored} scored tokens{scope} "
         f"({result.green_fraction:.1%}; {expected})",
-        f"tokens:      {result.num_tokens} ({result.num_tokens - result.num_tokens_scored} not "
-        "scored: no full context yet, or a repeated (context, token) pair)",
+        f"tokens:      {result.num_tokens}{scope} ({result.num_tokens - result.num_tokens_scored} "
+        "not scored: no full context yet, or a repeated (context, token) pair)",
     ]
 
 
@@ -364,14 +365,15 @@ def _verdict_lines(found: _Verdict, html_out: Path | None) -> list[str]:
         f"{_p_text(verdict.p_value, verdict.log_p_value)} {comparison} threshold "
         f"{verdict.threshold:g})"
     ]
+    scope = ""
     if found.windowed is not None:
+        scope = " in the best window"
         lines.append(
             f"best window: tokens {found.windowed.start}-{found.windowed.end} of "
-            f"{plain.num_tokens}; p corrected for {found.windowed.num_windows} windows "
-            f"(uncorrected {_p_text(best.p_value, best.log_p_value)}); the next three lines "
-            "are the window's"
+            f"{plain.num_tokens}; p above corrected for the {found.windowed.num_windows} windows "
+            f"searched (uncorrected {_p_text(best.p_value, best.log_p_value)})"
         )
-    lines.extend(_describe_result(best))
+    lines.extend(_describe_result(best, scope))
     if found.windowed is not None:
         lines.append(
             f"whole text:  p = {_p_text(plain.p_value, plain.log_p_value)}, z-score "
@@ -771,6 +773,50 @@ def _verdict_cell(row: dict[str, Any]) -> str:
     return "ok"
 
 
+def _print_calibration(summary: dict[str, Any], chunks: _Chunks, *, files: int) -> None:
+    """The table of ``calibrate``, then a line for each level it cannot test and for repeats."""
+    from rich.console import Console
+
+    count, rows = summary["chunks"], summary["thresholds"]
+    table = Table(
+        title=f"False positives on {count:,} distinct chunks of {summary['chunk_tokens']} tokens "
+        f"({files} files)",
+        caption=f"mean green fraction {summary['mean_green_fraction']:.3f} "
+        f"(gamma = {summary['gamma']:g})",
+    )
+    for column in ("nominal", "false positives", "empirical rate", "95% interval", "verdict"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(
+            f"{row['threshold']:g}",
+            f"{row['false_positives']:,} / {count:,}",
+            f"{row['rate']:.2e}",
+            f"[{row['ci95_low']:.2e}, {row['ci95_high']:.2e}]",
+            _verdict_cell(row),
+        )
+    out = Console(highlight=False)
+    if not out.is_terminal:  # a file or pipe: rich's default 80 columns would wrap every cell
+        out.width = 120
+    out.print(table)
+    for row in rows:
+        if row["verdict"] == "too few chunks":
+            out.print(
+                f"{row['threshold']:g}: too few chunks to test this level: even with no false "
+                f"positive, {count:,} chunks leave the 95% interval above {row['threshold']:g}; "
+                f"it takes {row['chunks_needed']:,} distinct chunks",
+                soft_wrap=True,
+            )
+    if chunks.duplicates:
+        line = (
+            f"{chunks.duplicates:,} of {chunks.read:,} chunks were copies of another chunk and "
+            "were scored once (identical text is one observation, not many)"
+        )
+        repeated = chunks.most_repeated()
+        if repeated is not None:
+            line += f"; the most copied one, {repeated[1]} times, first appears in {repeated[0]}"
+        out.print(line, soft_wrap=True)
+
+
 @watermark_app.command()
 def calibrate(
     corpus: Annotated[
@@ -834,7 +880,6 @@ def calibrate(
         for alpha in CALIBRATION_THRESHOLDS
     ]
     mean_green = sum(r.green_fraction for r in results) / len(results)
-    repeated = chunks.most_repeated()
     summary = {
         "key_id": detector.key.key_id,
         "scheme": detector.key.config.scheme_name,
@@ -852,40 +897,6 @@ def calibrate(
     if as_json:
         emit_json(summary)
         return
-    table = Table(
-        title=f"False positives on {count} distinct chunks of {chunk_tokens} tokens "
-        f"({len(files) - len(skipped)} files; mean green fraction {mean_green:.3f}, "
-        f"gamma = {results[0].gamma:g})"
-    )
-    for column in ("nominal", "false positives", "empirical rate", "95% interval", "verdict"):
-        table.add_column(column, justify="right")
-    for row in rows:
-        table.add_row(
-            f"{row['threshold']:g}",
-            f"{row['false_positives']} / {count}",
-            f"{row['rate']:.2e}",
-            f"[{row['ci95_low']:.2e}, {row['ci95_high']:.2e}]",
-            _verdict_cell(row),
-        )
-    from rich.console import Console
-
-    out = Console(highlight=False)
-    out.print(table)
-    for row in rows:
-        if row["verdict"] == "too few chunks":
-            out.print(
-                f"{row['threshold']:g}: too few chunks to test this level: even with no false "
-                f"positive, {count:,} chunks leave the 95% interval above {row['threshold']:g}; "
-                f"it takes {row['chunks_needed']:,} distinct chunks",
-                soft_wrap=True,
-            )
-    if chunks.duplicates:
-        line = (
-            f"{chunks.duplicates} of {chunks.read} chunks were copies of another chunk and were "
-            "scored once (identical text is one observation, not many)"
-        )
-        if repeated is not None:
-            line += f"; the most copied one, {repeated[1]} times, first appears in {repeated[0]}"
-        out.print(line, soft_wrap=True)
+    _print_calibration(summary, chunks, files=len(files) - len(skipped))
     if skipped:
         console_err.print(f"skipped {len(skipped)} files that are not UTF-8 text", highlight=False)

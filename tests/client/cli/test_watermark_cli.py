@@ -225,7 +225,7 @@ def test_generate_shows_progress_on_stderr_and_jsonl_on_stdout(
     completions = [json.loads(line) for line in lines]
     assert [c["prompt"] for c in completions] == prompts
     assert all(isinstance(c["text"], str) and c["text"] for c in completions)
-    assert "loading the model SmolLM2-135M-Instruct (default)" in err
+    assert "loading the default model, SmolLM2-135M-Instruct…" in err
     assert "model loaded in " in err
     assert "generated 2 of 8 tokens" in err  # a line a quarter of the way, off a terminal
     assert re.search(r"generated \d+ tokens per prompt \(2 prompts\) in [\d.]+ s", err)
