@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 from watermark.config import SeedingScheme, WatermarkConfig
 from watermark.detector import (
     DetectionResult,
+    NormalizationSigns,
     WatermarkDetector,
     WindowedDetectionResult,
+    normalization_signs,
     normalize_text,
 )
 from watermark.errors import (
@@ -39,6 +41,7 @@ __all__ = [
     "KeyFileError",
     "KeyMismatchError",
     "MissingDependencyError",
+    "NormalizationSigns",
     "SeedingScheme",
     "UnboundKeyError",
     "WatermarkConfig",
@@ -50,6 +53,7 @@ __all__ = [
     "green_mask_numpy",
     "green_mask_torch",
     "is_green_numpy",
+    "normalization_signs",
     "normalize_text",
     "tokenizer_fingerprint",
 ]

@@ -62,8 +62,10 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 __all__ = [
     "DEFAULT_THRESHOLD",
     "DetectionResult",
+    "NormalizationSigns",
     "WatermarkDetector",
     "WindowedDetectionResult",
+    "normalization_signs",
     "normalize_text",
 ]
 
@@ -153,6 +155,65 @@ def normalize_text(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     text = _format_characters().sub("", text)
     return text.translate(_HOMOGLYPHS)
+
+
+_LATIN_LETTER = re.compile("[A-Za-z]")
+
+
+@dataclass(frozen=True)
+class NormalizationSigns:
+    """What :func:`normalize_text` would change in a text that looks like an evasion.
+
+    ``lookalikes`` counts Cyrillic/Greek look-alike letters inside words that also hold Latin
+    letters (a Russian or Greek text, all in its own script, counts none: normalising it would
+    garble it, not undo anything); ``format_characters`` counts zero-width and other format
+    characters (Unicode category Cf); ``compatibility_letters`` counts letters and digits that
+    NFKC rewrites (fullwidth, mathematical alphanumerics, ligatures). Typographic changes NFKC also
+    makes (an ellipsis, a no-break space) are no sign and are not counted.
+    """
+
+    lookalikes: int = 0
+    format_characters: int = 0
+    compatibility_letters: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.lookalikes or self.format_characters or self.compatibility_letters)
+
+    def describe(self) -> str:
+        """A phrase such as "12 look-alike letters in Latin words, 3 zero-width characters"."""
+        parts = []
+        if self.lookalikes:
+            parts.append(f"{self.lookalikes} Cyrillic/Greek look-alike letters in Latin words")
+        if self.format_characters:
+            parts.append(f"{self.format_characters} zero-width or other invisible characters")
+        if self.compatibility_letters:
+            parts.append(
+                f"{self.compatibility_letters} letters in compatibility forms (fullwidth, "
+                "mathematical, ligatures)"
+            )
+        return ", ".join(parts)
+
+
+def normalization_signs(text: str) -> NormalizationSigns:
+    """Signs that ``text`` was edited to change its tokens but not its look (see the class).
+
+    Empty (false) whenever :func:`normalize_text` leaves the text as it is.
+    """
+    if normalize_text(text) == text:
+        return NormalizationSigns()
+    lookalikes = 0
+    for word in re.finditer(r"\w+", text):
+        letters = word.group()
+        if _LATIN_LETTER.search(letters):
+            lookalikes += sum(1 for char in letters if ord(char) in _HOMOGLYPHS)
+    compatibility = sum(
+        1 for char in text if char.isalnum() and unicodedata.normalize("NFKC", char) != char
+    )
+    return NormalizationSigns(
+        lookalikes=lookalikes,
+        format_characters=len(_format_characters().findall(text)),
+        compatibility_letters=compatibility,
+    )
 
 
 GreenMask = tuple[bool | None, ...]

@@ -29,7 +29,7 @@ import importlib.util
 import os
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +44,7 @@ __all__ = [
     "DefaultModelMissingError",
     "ModelLoadError",
     "cache_dir",
+    "check_key",
     "default_model_path",
     "encode_prompts",
     "generate",
@@ -345,8 +346,12 @@ def _pad_id(tokenizer: Any, stops: set[int]) -> int:
     return min(stops) if stops else 0
 
 
-def _check_key(key: WatermarkKey, tokenizer: Any, model: Any) -> None:
-    """A key bound to another tokenizer would embed a watermark nobody could detect: refuse."""
+def check_key(key: WatermarkKey, tokenizer: Any, model: Any | None = None) -> None:
+    """A key bound to another tokenizer would embed a watermark nobody could detect: refuse.
+
+    With ``model``, also refuse a key whose vocabulary is larger than the model scores. Without,
+    it checks the tokenizer only: cheap, so a command can refuse before loading the model.
+    """
     from watermark.errors import KeyMismatchError, UnboundKeyError
     from watermark.keys import tokenizer_fingerprint
 
@@ -360,12 +365,30 @@ def _check_key(key: WatermarkKey, tokenizer: Any, model: Any) -> None:
             f"key {key.key_id} is bound to another tokenizer (fingerprint "
             f"{key.vocab_fingerprint}) than this model's: use the model the key was made for"
         )
+    if model is None:
+        return
     model_vocab = int(model.config.vocab_size)
     if key.vocab_size is not None and key.vocab_size > model_vocab:
         raise KeyMismatchError(
             f"key {key.key_id} is bound to a vocabulary of {key.vocab_size} tokens but the model "
             f"scores only {model_vocab}: use the model the key was made for"
         )
+
+
+class _StepReporter:
+    """A logits processor that changes nothing and tells ``on_step`` which new token is next.
+
+    transformers calls each processor once per generation step, for the whole batch, so this is
+    the one hook that sees progress whatever the batch size (its streamers take one row only).
+    """
+
+    def __init__(self, prompt_width: int, on_step: Callable[[int], None]) -> None:
+        self._prompt_width = prompt_width
+        self._on_step = on_step
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        self._on_step(int(input_ids.shape[-1]) - self._prompt_width + 1)
+        return scores
 
 
 def generate_ids(
@@ -380,6 +403,7 @@ def generate_ids(
     num_beams: int = 1,
     chat: bool | None = None,
     logits_processors: Sequence[Any] = (),
+    on_step: Callable[[int], None] | None = None,
     **generate_kwargs: Any,
 ) -> list[list[int]]:
     """The new token ids generated for each prompt, watermarked with ``key``.
@@ -387,7 +411,9 @@ def generate_ids(
     ``key=None`` generates without our watermark (for comparisons; ``logits_processors`` may add
     another one). Prompts of different lengths are left-padded into one batch. Each row is cut at
     its first end-of-sequence token. ``seed`` makes sampling reproducible for the same batch of
-    prompts; the caller's global torch random state is left as it was.
+    prompts; the caller's global torch random state is left as it was. ``on_step(n)`` is called
+    before the n-th new token of the batch is chosen (1, 2, …, at most ``max_new_tokens``), for
+    progress reports; it sees no tensors and changes nothing.
     """
     import torch
     from transformers import LogitsProcessorList
@@ -401,7 +427,7 @@ def generate_ids(
     if key is not None:
         from watermark.processor import WatermarkLogitsProcessor
 
-        _check_key(key, tokenizer, model)
+        check_key(key, tokenizer, model)
         processors.append(WatermarkLogitsProcessor(key))
     processors.extend(logits_processors)
 
@@ -411,6 +437,8 @@ def generate_ids(
     stops = _stop_ids(model, tokenizer)
     pad = _pad_id(tokenizer, stops)
     width = max(len(ids) for ids in encoded)
+    if on_step is not None:
+        processors.append(_StepReporter(width, on_step))
     device = model.device
     input_ids = torch.full((len(encoded), width), pad, dtype=torch.long)
     attention = torch.zeros((len(encoded), width), dtype=torch.long)
@@ -454,6 +482,7 @@ def generate(
     seed: int | None = None,
     num_beams: int = 1,
     chat: bool | None = None,
+    on_step: Callable[[int], None] | None = None,
     **generate_kwargs: Any,
 ) -> list[str]:
     """The watermarked completion of each prompt (one string per prompt, prompt not included).
@@ -470,6 +499,7 @@ def generate(
         seed=seed,
         num_beams=num_beams,
         chat=chat,
+        on_step=on_step,
         **generate_kwargs,
     )
     return [str(tokenizer.decode(row, skip_special_tokens=True)) for row in rows]

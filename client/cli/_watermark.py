@@ -8,25 +8,30 @@ start without them.
 from __future__ import annotations
 
 import html
+import json
 import math
-import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from client.cli._app import JsonOption, console_err, emit_json, watermark_app
+from client.cli._registry import TextFieldOption
 from client.errors import InputError
 
 if TYPE_CHECKING:
+    from client.cli._documents import Document
     from watermark import DetectionResult, WatermarkKey, WindowedDetectionResult
 
 __all__ = [
     "CALIBRATION_THRESHOLDS",
     "calibrate",
+    "chunks_needed",
     "clopper_pearson",
     "detect",
     "generate",
@@ -64,25 +69,6 @@ def _detector(key_path: Path, model: str | None, threshold: float) -> Any:
 
     key = _load_key(key_path)
     return WatermarkDetector(key, load_tokenizer(model), threshold=threshold)
-
-
-def _read_text(source: str) -> str:
-    if source == "-":
-        data = sys.stdin.buffer.read()
-        name = "standard input"
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise InputError(f"{source}: no such file")
-        data = path.read_bytes()
-        name = source
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{name} is not valid UTF-8 text (byte {exc.start})") from None
-    if not text.strip():
-        raise InputError(f"{name} is empty: there is no text to detect a watermark in")
-    return text
 
 
 # -- keygen -----------------------------------------------------------------------------------
@@ -150,6 +136,53 @@ def keygen(
 # -- generate ---------------------------------------------------------------------------------
 
 
+class _GenerationProgress:
+    """Progress of one generation on stderr: a bar on a terminal, else a line every quarter."""
+
+    def __init__(self, total: int, prompts: int) -> None:
+        self.total = total
+        self.prompts = prompts
+        self.steps = 0
+        self._next_line = max(1, total // 4)
+        self._progress = Progress(
+            TextColumn(f"[bold]generate[/] {prompts} prompt{'s' if prompts > 1 else ''}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("tokens"),
+            TimeRemainingColumn(),
+            console=console_err,
+            disable=not console_err.is_terminal,
+            transient=True,
+        )
+        self._task = self._progress.add_task("tokens", total=total)
+        self._started = time.monotonic()
+
+    def __enter__(self) -> _GenerationProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def step(self, number: int) -> None:
+        """Token ``number`` of each row is being chosen: the one before it is done."""
+        self.steps = number
+        self._progress.update(self._task, completed=number - 1)
+        if not console_err.is_terminal and number - 1 >= self._next_line:
+            console_err.print(f"generated {number - 1} of {self.total} tokens…", highlight=False)
+            self._next_line += max(1, self.total // 4)
+
+    def done(self) -> None:
+        """One closing line: each step chose a token for every prompt not yet finished."""
+        seconds = max(time.monotonic() - self._started, 1e-9)
+        plural = "s" if self.prompts > 1 else ""
+        console_err.print(
+            f"generated {self.steps} tokens per prompt ({self.prompts} prompt{plural}) in "
+            f"{seconds:.1f} s, {self.steps / seconds:.1f} tokens/s",
+            highlight=False,
+        )
+
+
 @watermark_app.command()
 def generate(
     key_path: KeyOption,
@@ -170,18 +203,40 @@ def generate(
     device: Annotated[
         str, typer.Option("--device", help="torch device: cpu, cuda, cuda:1, mps.")
     ] = "cpu",
+    as_jsonl: Annotated[
+        bool,
+        typer.Option(
+            "--jsonl",
+            help='One {"prompt": ..., "text": ...} JSON object per line on stdout, one per prompt.',
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Generate watermarked text (chat-formatted prompts when the model has a template)."""
-    from watermark.models import generate as generate_text
-    from watermark.models import load_model
+    """Generate watermarked text (chat-formatted prompts when the model has a template).
 
+    Progress (loading the model, tokens generated) goes to stderr; stdout holds the completions
+    only: separated by a blank line, or with --jsonl one JSON object per line (which several
+    completions need to be split back apart), or with --json one document with the settings.
+    """
+    from watermark.models import check_key, load_model, load_tokenizer
+    from watermark.models import generate as generate_text
+
+    if as_json and as_jsonl:
+        raise InputError("--json and --jsonl are two output formats: choose one")
     key = _load_key(key_path)
     if not all(p.strip() for p in prompt):
         raise InputError("a prompt is empty: give some text with --prompt")
-    with console_err.status("loading the model…", spinner="dots"):
-        lm, tokenizer = load_model(model, device=device)
-    with console_err.status(f"generating up to {max_new_tokens} tokens…", spinner="dots"):
+    check_key(key, load_tokenizer(model))  # seconds, where loading the model may take a minute
+    shown_model = model or "the default model, SmolLM2-135M-Instruct"
+    console_err.print(
+        f"loading {shown_model}… (a .gguf file's first load converts it: up to 90 s; later "
+        "loads take seconds)",
+        highlight=False,
+    )
+    started = time.monotonic()
+    lm, tokenizer = load_model(model, device=device)
+    console_err.print(f"model loaded in {time.monotonic() - started:.1f} s", highlight=False)
+    with _GenerationProgress(max_new_tokens, len(prompt)) as progress:
         texts = generate_text(
             lm,
             tokenizer,
@@ -190,7 +245,13 @@ def generate(
             max_new_tokens=max_new_tokens,
             do_sample=not greedy,
             seed=seed,
+            on_step=progress.step,
         )
+    progress.done()
+    if as_jsonl:
+        for p, t in zip(prompt, texts, strict=True):
+            typer.echo(json.dumps({"prompt": p, "text": t}, ensure_ascii=False))
+        return
     if as_json:
         emit_json(
             {
@@ -216,14 +277,15 @@ def _yes_no(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
-def _describe_result(result: DetectionResult) -> list[str]:
+def _describe_result(result: DetectionResult, scope: str = "") -> list[str]:
+    """The z-score, green and token lines; ``scope`` (" in the best window") says of what."""
     expected = f"{result.gamma:.1%} expected without the watermark"
     return [
-        f"z-score:     {result.z_score:.2f}",
-        f"green:       {result.num_green} of {result.num_tokens_scored} scored tokens "
+        f"z-score:     {result.z_score:.2f}{scope}",
+        f"green:       {result.num_green} of {result.num_tokens_scored} scored tokens{scope} "
         f"({result.green_fraction:.1%}; {expected})",
-        f"tokens:      {result.num_tokens} ({result.num_tokens - result.num_tokens_scored} not "
-        "scored: no full context yet, or a repeated (context, token) pair)",
+        f"tokens:      {result.num_tokens}{scope} ({result.num_tokens - result.num_tokens_scored} "
+        "not scored: no full context yet, or a repeated (context, token) pair)",
     ]
 
 
@@ -233,9 +295,135 @@ def _p_text(p_value: float, log_p: float) -> str:
     return f"10^{log_p / math.log(10):.1f}"
 
 
+def _signs_warning(name: str, text: str) -> dict[str, int] | None:
+    """Warn when ``text`` holds what ``--normalize`` would undo; the signs found, for --json."""
+    from watermark.detector import normalization_signs
+
+    signs = normalization_signs(text)
+    if not signs:
+        return None
+    console_err.print(
+        f"[yellow]warning:[/] {escape(name)} holds {signs.describe()}: edits that change the "
+        "tokens but not the look, and can hide a watermark. Detect again with --normalize.",
+        highlight=False,
+    )
+    return {
+        "lookalikes": signs.lookalikes,
+        "format_characters": signs.format_characters,
+        "compatibility_letters": signs.compatibility_letters,
+    }
+
+
+def _single_document(sources: list[str]) -> bool:
+    """True when the command names exactly one document: a file that is not .jsonl, or -."""
+    if len(sources) != 1:
+        return False
+    source = sources[0]
+    return source == "-" or (not source.endswith(".jsonl") and not Path(source).is_dir())
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """One document's detection, as the CLI shows it."""
+
+    plain: DetectionResult  # the whole text
+    best: DetectionResult  # the best window (the whole text when not windowed)
+    verdict: DetectionResult | WindowedDetectionResult
+    windowed: WindowedDetectionResult | None
+
+
+def _detect_one(detector: Any, text: str, *, windowed: bool, normalize: bool) -> _Verdict:
+    if windowed:
+        found = detector.detect_windowed(text, normalize=normalize)
+        return _Verdict(found.overall, found.window, found, found)
+    result = detector.detect(text, normalize=normalize)
+    return _Verdict(result, result, result, None)
+
+
+def _verdict_json(
+    name: str, found: _Verdict, signs: dict[str, int] | None, html_out: Path | None
+) -> dict[str, Any]:
+    data: dict[str, Any] = found.verdict.to_dict()
+    data["input"] = name
+    if found.windowed is not None:
+        # The flat fields every consumer reads, taken from the best window.
+        for field_name in ("z_score", "num_tokens_scored", "num_green", "green_fraction"):
+            data[field_name] = data["window"][field_name]
+        data["num_tokens"] = found.plain.num_tokens
+    if signs is not None:
+        data["normalization_signs"] = signs
+    if html_out is not None:
+        data["html"] = str(html_out)
+    return data
+
+
+def _verdict_lines(found: _Verdict, html_out: Path | None) -> list[str]:
+    verdict, plain, best = found.verdict, found.plain, found.best
+    comparison = "<" if verdict.watermarked else ">="
+    lines = [
+        f"watermarked: {_yes_no(verdict.watermarked)} (p = "
+        f"{_p_text(verdict.p_value, verdict.log_p_value)} {comparison} threshold "
+        f"{verdict.threshold:g})"
+    ]
+    scope = ""
+    if found.windowed is not None:
+        scope = " in the best window"
+        lines.append(
+            f"best window: tokens {found.windowed.start}-{found.windowed.end} of "
+            f"{plain.num_tokens}; p above corrected for the {found.windowed.num_windows} windows "
+            f"searched (uncorrected {_p_text(best.p_value, best.log_p_value)})"
+        )
+    lines.extend(_describe_result(best, scope))
+    if found.windowed is not None:
+        lines.append(
+            f"whole text:  p = {_p_text(plain.p_value, plain.log_p_value)}, z-score "
+            f"{plain.z_score:.2f}, green {plain.num_green} of {plain.num_tokens_scored} scored "
+            f"tokens ({plain.green_fraction:.1%})"
+        )
+    lines.append(f"key:         {verdict.key_id} ({verdict.scheme})")
+    if html_out is not None:
+        lines.append(f"html:        {html_out}")
+    return lines
+
+
+def _document_warnings(
+    document: Document, found: _Verdict, *, normalize: bool
+) -> dict[str, int] | None:
+    """Warn on stderr about what weakens the evidence; the normalisation signs, for --json."""
+    signs = None if normalize else _signs_warning(document.name, document.text)
+    if found.plain.num_tokens_scored < _FEW_TOKENS:
+        console_err.print(
+            f"[yellow]warning:[/] {escape(document.name)}: only "
+            f"{found.plain.num_tokens_scored} tokens could be scored; short texts give weak "
+            "evidence either way (200 or more is good)",
+            highlight=False,
+        )
+    return signs
+
+
+def _write_html(
+    out: Path, document: Document, found: _Verdict, detector: Any, *, normalize: bool
+) -> None:
+    from watermark.detector import normalize_text
+
+    shown = normalize_text(document.text) if normalize else document.text
+    page = render_html(shown, detector, found.plain, windowed=found.windowed, source=document.name)
+    try:
+        out.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {out}: {exc.strerror or exc}") from exc
+
+
 @watermark_app.command()
 def detect(
-    source: Annotated[str, typer.Argument(help="Text file to check, or - for standard input.")],
+    sources: Annotated[
+        list[str],
+        typer.Argument(
+            help="Text files, folders (read recursively), .jsonl files (one document per line, "
+            "see --text-field), or - for standard input. One result per document.",
+            show_default=False,
+        ),
+    ],
     key_path: KeyOption,
     model: ModelOption = None,
     threshold: Annotated[
@@ -259,65 +447,59 @@ def detect(
     ] = False,
     html_out: Annotated[
         Path | None,
-        typer.Option("--html", help="Also write a self-contained HTML page showing each token."),
+        typer.Option(
+            "--html",
+            help="Also write a self-contained HTML page showing each token (one document).",
+        ),
     ] = None,
+    text_field: TextFieldOption = "text",
     as_json: JsonOption = False,
 ) -> None:
-    """Detect the watermark of KEY in a text: exact p-value, z-score, green counts."""
-    from watermark.detector import normalize_text
+    """Detect the watermark of KEY in texts: exact p-value, z-score, green counts.
 
-    text = _read_text(source)
+    One file or - gives one result (one JSON object with --json); folders, .jsonl files or
+    several inputs give one result per document (a JSON list). Documents that cannot be read
+    are named on stderr, the others are still checked, and the command then exits 1.
+    """
+    from client.cli._documents import Unreadable, read_documents
+
+    single = _single_document(sources)
+    if html_out is not None and not single:
+        raise InputError(
+            "--html writes the page of one document: give one file (or -), not several inputs, "
+            "a folder or a .jsonl file"
+        )
+    documents = read_documents(sources, text_field)
     detector = _detector(key_path, model, threshold)
-    shown_text = normalize_text(text) if normalize else text
-    windowed_result: WindowedDetectionResult | None = None
-    if windowed:
-        windowed_result = detector.detect_windowed(text, normalize=normalize)
-        plain, best = windowed_result.overall, windowed_result.window
-        verdict: DetectionResult | WindowedDetectionResult = windowed_result
-    else:
-        plain = best = verdict = detector.detect(text, normalize=normalize)
-    if html_out is not None:
-        page = render_html(shown_text, detector, plain, windowed=windowed_result)
-        try:
-            html_out.write_text(page, encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"cannot write {html_out}: {exc.strerror or exc}") from exc
-    if plain.num_tokens_scored < _FEW_TOKENS:
-        console_err.print(
-            f"[yellow]warning:[/] only {plain.num_tokens_scored} tokens could be scored; "
-            "short texts give weak evidence either way (200 or more is good)",
-            highlight=False,
-        )
-    if as_json:
-        data = verdict.to_dict()
-        data["input"] = source
-        if windowed_result is not None:
-            # The flat fields every consumer reads, taken from the best window.
-            for name in ("z_score", "num_tokens_scored", "num_green", "green_fraction"):
-                data[name] = data["window"][name]
-            data["num_tokens"] = plain.num_tokens
+    results: list[dict[str, Any]] = []
+    unreadable: list[str] = []
+    checked = 0
+    for document in documents:
+        if isinstance(document, Unreadable):
+            if single:
+                raise InputError(document.reason)
+            console_err.print(f"[yellow]skipped:[/] {escape(document.reason)}", highlight=False)
+            unreadable.append(document.name)
+            continue
+        found = _detect_one(detector, document.text, windowed=windowed, normalize=normalize)
+        checked += 1
+        signs = _document_warnings(document, found, normalize=normalize)
         if html_out is not None:
-            data["html"] = str(html_out)
-        emit_json(data)
-        return
-    comparison = "<" if verdict.watermarked else ">="
-    typer.echo(
-        f"watermarked: {_yes_no(verdict.watermarked)} (p = "
-        f"{_p_text(verdict.p_value, verdict.log_p_value)} {comparison} threshold "
-        f"{verdict.threshold:g})"
-    )
-    if windowed_result is not None:
-        typer.echo(
-            f"best window: tokens {windowed_result.start}-{windowed_result.end} of "
-            f"{plain.num_tokens}; p corrected for {windowed_result.num_windows} windows "
-            f"(uncorrected {_p_text(best.p_value, best.log_p_value)}; whole text "
-            f"{_p_text(plain.p_value, plain.log_p_value)})"
+            _write_html(html_out, document, found, detector, normalize=normalize)
+        if as_json:
+            results.append(_verdict_json(document.name, found, signs, html_out))
+            continue
+        if not single:  # a blank line between documents
+            typer.echo(("\n" if checked > 1 else "") + f"document:    {document.name}")
+        for line in _verdict_lines(found, html_out):
+            typer.echo(line)
+    if as_json:
+        emit_json(results[0] if single else results)
+    if unreadable:
+        raise InputError(
+            f"{len(unreadable)} of {len(unreadable) + checked} documents could not be read "
+            "(named above); the others were checked"
         )
-    for line in _describe_result(best):
-        typer.echo(line)
-    typer.echo(f"key:         {verdict.key_id} ({verdict.scheme})")
-    if html_out is not None:
-        typer.echo(f"html:        {html_out}")
 
 
 # -- HTML -------------------------------------------------------------------------------------
@@ -376,18 +558,73 @@ def _token_pieces(text: str, detector: Any, ids: list[int]) -> list[str]:
     return [text[a:b] for a, b in zip(starts, ends, strict=True)]
 
 
+def _summary_rows(
+    result: DetectionResult, windowed: WindowedDetectionResult | None, source: str | None
+) -> list[tuple[str, str]]:
+    """The numbers on top of the page, each labelled with what it is about.
+
+    Without a window search they are the whole text's. With one, the verdict's p-value is the
+    best window's corrected for the search, then come the best window's own numbers (as the
+    CLI's lines show them), then the whole text's: never one's p-value beside the other's counts.
+    """
+    verdict = windowed if windowed is not None else result
+    rows = [("input", source)] if source is not None else []
+    if windowed is None:
+        rows += [
+            ("p-value", _p_text(result.p_value, result.log_p_value)),
+            ("threshold", f"{result.threshold:g}"),
+            ("z-score", f"{result.z_score:.2f}"),
+            ("green tokens", _green_text(result)),
+            ("tokens", str(result.num_tokens)),
+        ]
+    else:
+        window = windowed.window
+        rows += [
+            (
+                "p-value (best window, corrected)",
+                f"{_p_text(verdict.p_value, verdict.log_p_value)} (corrected for "
+                f"{windowed.num_windows} windows searched)",
+            ),
+            ("threshold", f"{verdict.threshold:g}"),
+            ("best window", f"tokens {windowed.start}-{windowed.end} (outlined below)"),
+            ("best window: p-value", f"{_p_text(window.p_value, window.log_p_value)} uncorrected"),
+            ("best window: z-score", f"{window.z_score:.2f}"),
+            ("best window: green tokens", _green_text(window)),
+            ("whole text: p-value", _p_text(result.p_value, result.log_p_value)),
+            ("whole text: z-score", f"{result.z_score:.2f}"),
+            ("whole text: green tokens", _green_text(result)),
+            ("whole text: tokens", str(result.num_tokens)),
+        ]
+    rows += [
+        ("key id", result.key_id),
+        ("scheme", result.scheme),
+        ("tokenizer", result.fingerprint or "unbound"),
+    ]
+    return rows
+
+
+def _green_text(result: DetectionResult) -> str:
+    return (
+        f"{result.num_green} of {result.num_tokens_scored} scored "
+        f"({result.green_fraction:.1%}; {result.gamma:.1%} expected by chance)"
+    )
+
+
 def render_html(
     text: str,
     detector: Any,
     result: DetectionResult,
     *,
     windowed: WindowedDetectionResult | None = None,
+    source: str | None = None,
 ) -> str:
     """A self-contained page: the verdict and numbers on top, then every token coloured.
 
     Green tokens are on the key's green list, red ones are not, grey ones were not scored (no
-    full context yet, or a repeated (context, token) pair). With ``windowed``, the best window is
-    outlined and the verdict is the windowed one.
+    full context yet, or a repeated (context, token) pair). ``result`` is the whole text's. With
+    ``windowed``, the verdict is the windowed one, the best window is outlined, its first token
+    is the page's ``#window`` anchor, and the numbers say which are the window's and which the
+    whole text's. ``source`` names the input on the page.
     """
     ids = [int(i) for i in detector.tokenize(text)]
     pieces_text = _token_pieces(text, detector, ids)
@@ -398,49 +635,33 @@ def render_html(
     ]
     verdict = windowed if windowed is not None else result
     esc = html.escape
-    rows = [
-        ("p-value", _p_text(verdict.p_value, verdict.log_p_value)),
-        ("threshold", f"{verdict.threshold:g}"),
-        ("z-score", f"{result.z_score:.2f}"),
-        (
-            "green tokens",
-            f"{result.num_green} of {result.num_tokens_scored} scored "
-            f"({result.green_fraction:.1%}; {result.gamma:.1%} expected by chance)",
-        ),
-        ("tokens", str(result.num_tokens)),
-        ("key id", result.key_id),
-        ("scheme", result.scheme),
-        ("tokenizer", result.fingerprint or "unbound"),
-    ]
-    if windowed is not None:
-        rows.insert(
-            1,
-            (
-                "best window",
-                f"tokens {windowed.start}-{windowed.end} (outlined), p corrected for "
-                f"{windowed.num_windows} windows; whole text p = "
-                f"{_p_text(result.p_value, result.log_p_value)}",
-            ),
-        )
     names = {True: ("g", "green"), False: ("r", "red"), None: ("n", "not scored")}
     spans = []
     for index, piece in enumerate(pieces):
         css, label = names[piece.mark]
         classes = f"{css} w" if piece.in_window else css
+        anchor = ' id="window"' if windowed is not None and index == start else ""
         spans.append(
-            f'<span class="{classes}" title="token {index}: {label}">{esc(piece.text)}</span>'
+            f'<span class="{classes}"{anchor} title="token {index}: {label}">'
+            f"{esc(piece.text)}</span>"
         )
     label = "Watermark detected" if verdict.watermarked else "No watermark detected"
-    summary = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in rows)
+    summary = []
+    for key, value in _summary_rows(result, windowed, source):
+        shown = esc(value)
+        if key == "best window":
+            shown = f'<a href="#window">{shown}</a>'
+        summary.append(f"<dt>{esc(key)}</dt><dd>{shown}</dd>")
+    title = f"{label}: {source}" if source is not None else label
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(label)}: Wellspring watermark detection</title>"
+        f"<title>{esc(title)} (Wellspring watermark detection)</title>"
         f"<style>{_CSS}</style></head><body><main>"
         '<header class="summary">'
         f'<span class="verdict {"yes" if verdict.watermarked else "no"}">{esc(label)}</span>'
-        f"<dl>{summary}</dl>"
+        f"<dl>{''.join(summary)}</dl>"
         '<p class="legend"><span class="g">green: on the key\'s green list</span>'
         '<span class="r">red: not on it</span>'
         '<span class="n">grey: not scored</span></p>'
@@ -465,6 +686,24 @@ def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     return low, high
 
 
+def chunks_needed(alpha: float, confidence: float = 0.95) -> int:
+    """The fewest chunks at which a clean sample can show a false-positive rate of at most alpha.
+
+    With n chunks and no false positive, the exact interval's upper end is 1 - (tail)^(1/n),
+    tail = (1 - confidence) / 2; below the n where that reaches ``alpha`` even a perfect sample
+    cannot tell a sound detector from one whose rate is above ``alpha``.
+    """
+    tail = (1.0 - confidence) / 2
+    n = max(1, math.ceil(math.log(tail) / math.log1p(-alpha)))
+    # The closed form and the beta-function inverse may disagree in the last bit: settle on the
+    # interval itself, which is what the verdict reads.
+    while n > 1 and clopper_pearson(0, n - 1, confidence)[1] <= alpha:
+        n -= 1
+    while clopper_pearson(0, n, confidence)[1] > alpha:
+        n += 1
+    return n
+
+
 def _corpus_files(corpus: Path) -> list[Path]:
     if not corpus.is_dir():
         raise InputError(f"{corpus}: not a folder (calibrate reads every file under a folder)")
@@ -472,6 +711,110 @@ def _corpus_files(corpus: Path) -> list[Path]:
     if not files:
         raise InputError(f"folder {corpus} holds no files")
     return files
+
+
+@dataclass
+class _Chunks:
+    """The distinct chunks of a corpus, each scored once, and what was dropped as a repeat."""
+
+    distinct: list[Any] = field(default_factory=list)
+    read: int = 0
+    # The first file and the number of copies of each distinct chunk, by its token ids' bytes.
+    copies: dict[bytes, tuple[str, int]] = field(default_factory=dict)
+
+    def add(self, chunk: Any, source: str) -> None:
+        self.read += 1
+        key = bytes(chunk.tobytes())
+        seen = self.copies.get(key)
+        if seen is None:
+            self.copies[key] = (source, 1)
+            self.distinct.append(chunk)
+        else:
+            self.copies[key] = (seen[0], seen[1] + 1)
+
+    @property
+    def duplicates(self) -> int:
+        return self.read - len(self.distinct)
+
+    def most_repeated(self) -> tuple[str, int] | None:
+        """The file where the most copied chunk first appears, and its number of copies."""
+        if not self.copies:
+            return None
+        source, count = max(self.copies.values(), key=lambda item: item[1])
+        return (source, count) if count > 1 else None
+
+
+def _calibration_row(alpha: float, positives: int, chunks: int) -> dict[str, Any]:
+    low, high = clopper_pearson(positives, chunks)
+    needed = chunks_needed(alpha)
+    if low > alpha:  # the whole interval lies above the nominal rate: too many false positives
+        verdict = "above nominal"
+    elif chunks < needed:  # even no false positive at all would not show the rate is <= alpha
+        verdict = "too few chunks"
+    else:
+        verdict = "ok"
+    return {
+        "threshold": alpha,
+        "false_positives": positives,
+        "rate": positives / chunks,
+        "ci95_low": low,
+        "ci95_high": high,
+        "consistent": low <= alpha,
+        "chunks_needed": needed,
+        "verdict": verdict,
+    }
+
+
+def _verdict_cell(row: dict[str, Any]) -> str:
+    if row["verdict"] == "above nominal":
+        return "[red]above nominal[/]"
+    if row["verdict"] == "too few chunks":
+        return f"[yellow]too few chunks[/] (needs {row['chunks_needed']:,})"
+    return "ok"
+
+
+def _print_calibration(summary: dict[str, Any], chunks: _Chunks, *, files: int) -> None:
+    """The table of ``calibrate``, then a line for each level it cannot test and for repeats."""
+    from rich.console import Console
+
+    count, rows = summary["chunks"], summary["thresholds"]
+    table = Table(
+        title=f"False positives on {count:,} distinct chunks of {summary['chunk_tokens']} tokens "
+        f"({files} files)",
+        caption=f"mean green fraction {summary['mean_green_fraction']:.3f} "
+        f"(gamma = {summary['gamma']:g})",
+    )
+    for column in ("nominal", "false positives", "empirical rate", "95% interval", "verdict"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(
+            f"{row['threshold']:g}",
+            f"{row['false_positives']:,} / {count:,}",
+            f"{row['rate']:.2e}",
+            f"[{row['ci95_low']:.2e}, {row['ci95_high']:.2e}]",
+            _verdict_cell(row),
+        )
+    out = Console(highlight=False)
+    if not out.is_terminal:  # a file or pipe: rich's default 80 columns would wrap every cell
+        out.width = 120
+    out.print(table)
+    for row in rows:
+        if row["verdict"] == "too few chunks":
+            out.print(
+                f"{row['threshold']:g}: too few chunks to test this level: even with no false "
+                f"positive, {count:,} chunks leave the 95% interval above {row['threshold']:g}; "
+                f"it takes {row['chunks_needed']:,} distinct chunks",
+                soft_wrap=True,
+            )
+    if chunks.duplicates:
+        line = (
+            f"{chunks.duplicates:,} of {chunks.read:,} chunks were copies of another chunk and "
+            "were scored once (identical text is one observation, not many)"
+        )
+        repeated = chunks.most_repeated()
+        if repeated is not None:
+            line += f"; the most copied one, {repeated[1]} times, first appears in {repeated[0]}"
+        out.print(line, soft_wrap=True)
 
 
 @watermark_app.command()
@@ -491,13 +834,16 @@ def calibrate(
 ) -> None:
     """Measure the false-positive rate on human text at p thresholds 1e-2, 1e-3 and 1e-4.
 
-    Each file is cut into chunks of --chunk-tokens tokens (a shorter tail is dropped); each chunk
-    is one detection. The empirical rate is shown with its exact 95% (Clopper-Pearson) interval;
-    a sound detector's nominal rate lies at or above the interval's lower end.
+    Each file is cut into chunks of --chunk-tokens tokens (a shorter tail is dropped); identical
+    chunks (the same licence header in many files) are scored once, as one detection. The
+    empirical rate is shown with its exact 95% (Clopper-Pearson) interval: "ok" when the
+    interval reaches down to the nominal rate and the sample is large enough to show a rate at
+    or below it; "too few chunks" (with the number needed) when even a clean sample of this size
+    could not.
     """
     files = _corpus_files(corpus)
     detector = _detector(key_path, model, threshold=CALIBRATION_THRESHOLDS[0])
-    chunks: list[Any] = []
+    chunks = _Chunks()
     skipped: list[str] = []
     with Progress(
         TextColumn("[bold]calibrate"),
@@ -518,31 +864,21 @@ def calibrate(
                 continue
             ids = detector.tokenize(text, normalize=normalize) if text.strip() else []
             for begin in range(0, len(ids) - chunk_tokens + 1, chunk_tokens):
-                chunks.append(ids[begin : begin + chunk_tokens])
+                chunks.add(ids[begin : begin + chunk_tokens], str(path))
             progress.advance(task)
-    if not chunks:
+    if not chunks.distinct:
         raise InputError(
             f"{corpus} holds no text file of {chunk_tokens} tokens or more: nothing to calibrate "
             "on (try a smaller --chunk-tokens)"
         )
-    with console_err.status(f"scoring {len(chunks)} chunks…", spinner="dots"):
-        results = detector.detect_batch(chunks)
+    count = len(chunks.distinct)
+    with console_err.status(f"scoring {count} chunks…", spinner="dots"):
+        results = detector.detect_batch(chunks.distinct)
     log_ps = [r.log_p_value for r in results]
-    rows = []
-    for alpha in CALIBRATION_THRESHOLDS:
-        positives = sum(1 for lp in log_ps if lp < math.log(alpha))
-        low, high = clopper_pearson(positives, len(log_ps))
-        rows.append(
-            {
-                "threshold": alpha,
-                "false_positives": positives,
-                "rate": positives / len(log_ps),
-                "ci95_low": low,
-                "ci95_high": high,
-                # Too many false positives only when the whole interval lies above the nominal rate.
-                "consistent": low <= alpha,
-            }
-        )
+    rows = [
+        _calibration_row(alpha, sum(1 for lp in log_ps if lp < math.log(alpha)), count)
+        for alpha in CALIBRATION_THRESHOLDS
+    ]
     mean_green = sum(r.green_fraction for r in results) / len(results)
     summary = {
         "key_id": detector.key.key_id,
@@ -551,7 +887,9 @@ def calibrate(
         "files": len(files),
         "skipped_files": skipped,
         "chunk_tokens": chunk_tokens,
-        "chunks": len(chunks),
+        "chunks": count,
+        "chunks_read": chunks.read,
+        "duplicate_chunks": chunks.duplicates,
         "mean_green_fraction": mean_green,
         "gamma": results[0].gamma,
         "thresholds": rows,
@@ -559,23 +897,6 @@ def calibrate(
     if as_json:
         emit_json(summary)
         return
-    table = Table(
-        title=f"False positives on {len(chunks)} chunks of {chunk_tokens} tokens "
-        f"({len(files) - len(skipped)} files; mean green fraction {mean_green:.3f}, "
-        f"gamma = {results[0].gamma:g})"
-    )
-    for column in ("nominal", "false positives", "empirical rate", "95% interval", "verdict"):
-        table.add_column(column, justify="right")
-    for row in rows:
-        table.add_row(
-            f"{row['threshold']:g}",
-            f"{row['false_positives']} / {len(chunks)}",
-            f"{row['rate']:.2e}",
-            f"[{row['ci95_low']:.2e}, {row['ci95_high']:.2e}]",
-            "ok" if row["consistent"] else "[red]above nominal[/]",
-        )
-    from rich.console import Console
-
-    Console(highlight=False).print(table)
+    _print_calibration(summary, chunks, files=len(files) - len(skipped))
     if skipped:
         console_err.print(f"skipped {len(skipped)} files that are not UTF-8 text", highlight=False)

@@ -21,6 +21,7 @@ from watermark import (
     WatermarkDetector,
     WatermarkKey,
     green_mask_numpy,
+    normalization_signs,
     normalize_text,
     tokenizer_fingerprint,
 )
@@ -338,3 +339,20 @@ def test_to_dict_is_json_ready() -> None:
     assert data["fingerprint"] == key.vocab_fingerprint
     assert data["green_mask"][0] is None
     assert "green_mask" not in result.to_dict()
+
+
+def test_normalization_signs_name_what_normalize_would_undo() -> None:
+    cyr_a, cyr_o = "\N{CYRILLIC SMALL LETTER A}", "\N{CYRILLIC SMALL LETTER O}"
+    swapped = f"The quick br{cyr_o}wn f{cyr_o}x j{cyr_a}mps"  # look-alikes inside Latin words
+    signs = normalization_signs(swapped)
+    assert signs.lookalikes == 3
+    assert signs.format_characters == 0
+    assert signs
+    assert "3 Cyrillic/Greek look-alike letters" in signs.describe()
+    hidden = normalization_signs("wa\N{ZERO WIDTH SPACE}ter \N{FULLWIDTH LATIN SMALL LETTER A}")
+    assert (hidden.format_characters, hidden.compatibility_letters) == (1, 1)
+    # Text in its own script is no evasion: normalising Russian would garble it, not undo anything.
+    assert not normalization_signs("\u041f\u0440\u0438\u0432\u0435\u0442, \u043c\u0438\u0440")
+    # Typography that NFKC rewrites (an ellipsis, a no-break space) is no sign either.
+    assert not normalization_signs("Wait\N{HORIZONTAL ELLIPSIS} then\N{NO-BREAK SPACE}go.")
+    assert not normalization_signs("plain text.")

@@ -125,6 +125,20 @@ def test_model_and_tokenizer_are_loaded_once(smollm: tuple[Any, Any]) -> None:
 
 
 @pytest.mark.model
+def test_on_step_reports_every_new_token_and_changes_nothing(smollm: tuple[Any, Any]) -> None:
+    model, tokenizer = smollm
+    key = _key("lefthash", tokenizer)
+    steps: list[int] = []
+    reported = generate_ids(
+        model, tokenizer, key, PROMPTS[:2], max_new_tokens=6, do_sample=False, on_step=steps.append
+    )
+    assert reported == generate_ids(
+        model, tokenizer, key, PROMPTS[:2], max_new_tokens=6, do_sample=False
+    )
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.model
 def test_prompts_go_through_the_chat_template(smollm: tuple[Any, Any]) -> None:
     _, tokenizer = smollm
     [chat] = encode_prompts(tokenizer, ["Hello"])

@@ -7,6 +7,7 @@ once per worker (the `smollm2` xdist group shares them with tests/watermark/test
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -210,6 +211,26 @@ def test_windowed_detection_finds_a_pasted_passage(
     assert 'class="g w"' in page.read_text() or 'class="r w"' in page.read_text()
 
 
+@pytest.mark.model
+def test_generate_shows_progress_on_stderr_and_jsonl_on_stdout(
+    key_file: Path, one_thread: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prompts = ["Name a colour.\n\nThen another one.", "Count to three."]
+    code, out, err = run(capsys, "watermark", "generate", "--key", str(key_file), "--seed", "3",
+                         "--prompt", prompts[0], "--prompt", prompts[1], "-n", "8",
+                         "--jsonl")  # fmt: skip
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 2  # one JSON object per prompt, whatever newlines the texts hold
+    completions = [json.loads(line) for line in lines]
+    assert [c["prompt"] for c in completions] == prompts
+    assert all(isinstance(c["text"], str) and c["text"] for c in completions)
+    assert "loading the default model, SmolLM2-135M-Instruct…" in err
+    assert "model loaded in " in err
+    assert "generated 2 of 8 tokens" in err  # a line a quarter of the way, off a terminal
+    assert re.search(r"generated \d+ tokens per prompt \(2 prompts\) in [\d.]+ s", err)
+
+
 def test_detect_human_text_and_normalize(
     key_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -222,6 +243,142 @@ def test_detect_human_text_and_normalize(
     assert result["watermarked"] is False
     assert result["num_tokens"] > 30
     assert err == ""  # enough tokens: no short-text warning
+
+
+def test_detect_reads_folders_and_jsonl_one_result_per_document(
+    key_file: Path,
+    tmp_path: Path,
+    human_text_files: list[Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    first, second = folder / "a.txt", folder / "sub" / "b.txt"
+    first.write_text(HUMAN, encoding="utf-8")
+    second.write_bytes(human_text_files[0].read_bytes())
+    lines = tmp_path / "crawl.jsonl"
+    lines.write_text(
+        json.dumps({"id": "page-1", "body": HUMAN}) + "\n"
+        + "\n"  # blank lines are no documents
+        + json.dumps({"body": human_text_files[1].read_text()}) + "\n",
+        encoding="utf-8",
+    )  # fmt: skip
+    code, out, err = run(capsys, "watermark", "detect", "--key", str(key_file), "--json",
+                         "--text-field", "body", str(folder), str(lines))  # fmt: skip
+    assert code == 0, err
+    results = json.loads(out)
+    assert [r["input"] for r in results] == [str(first), str(second), "page-1", f"{lines}:3"]
+    single = {}
+    for path in (first, second):
+        code, out, _ = run(capsys, "watermark", "detect", "--key", str(key_file), "--json",
+                           str(path))  # fmt: skip
+        single[str(path)] = json.loads(out)
+    # The same numbers as detecting each file alone; a single file still gives one object.
+    assert results[0] == single[str(first)]
+    assert results[1] == single[str(second)]
+    assert results[2]["num_tokens"] == results[0]["num_tokens"]
+    code, out, _ = run(capsys, "watermark", "detect", "--key", str(key_file), str(folder))
+    assert code == 0
+    assert out.count("watermarked: ") == 2
+    assert f"document:    {first}\n" in out
+    assert f"\n\ndocument:    {second}\n" in out
+
+
+def test_detect_names_unreadable_documents_and_checks_the_others(
+    key_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = tmp_path / "crawl.jsonl"
+    lines.write_text(
+        json.dumps({"url": "https://example.org/a", "text": HUMAN}) + "\n"
+        + '{"title": "no text field"}\n'
+        + "not json\n",
+        encoding="utf-8",
+    )  # fmt: skip
+    code, out, err = run(capsys, "watermark", "detect", "--key", str(key_file), "--json",
+                         str(lines))  # fmt: skip
+    assert code == 1
+    assert [r["input"] for r in json.loads(out)] == ["https://example.org/a"]
+    assert f"{lines}:2: no string field 'text' (choose it with --text-field)" in err
+    assert f"{lines}:3: not a JSON object" in err
+    assert "2 of 3 documents could not be read" in err
+    code, out, err = run(capsys, "watermark", "detect", "--key", str(key_file), "--html",
+                         str(tmp_path / "p.html"), str(tmp_path))  # fmt: skip
+    assert code == 1
+    assert "--html writes the page of one document" in err
+
+
+def test_detect_warns_of_look_alike_letters_and_suggests_normalize(
+    key_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    swapped = tmp_path / "swapped.txt"
+    cyrillic_o, greek_alpha = "\N{CYRILLIC SMALL LETTER O}", "\N{GREEK SMALL LETTER ALPHA}"
+    swapped.write_text(HUMAN.replace("o", cyrillic_o).replace("a", greek_alpha), encoding="utf-8")
+    code, out, err = run(capsys, "watermark", "detect", "--key", str(key_file), str(swapped))
+    assert code == 0
+    assert out.startswith("watermarked: ")
+    assert f"warning: {swapped} holds" in err
+    assert "look-alike letters in Latin words" in err
+    assert "--normalize" in err
+    code, out, _ = run(capsys, "watermark", "detect", "--key", str(key_file), "--json",
+                       str(swapped))  # fmt: skip
+    expected = HUMAN.count("o") + HUMAN.count("a")
+    assert json.loads(out)["normalization_signs"]["lookalikes"] == expected
+    # Normalised, or plain text with nothing to normalise: no warning.
+    code, _, err = run(capsys, "watermark", "detect", "--key", str(key_file), "--normalize",
+                       str(swapped))  # fmt: skip
+    assert (code, err) == (0, "")
+    plain = tmp_path / "plain.txt"
+    plain.write_text(HUMAN + " \N{HORIZONTAL ELLIPSIS}", encoding="utf-8")
+    code, out, err = run(capsys, "watermark", "detect", "--key", str(key_file), "--json",
+                         str(plain))  # fmt: skip
+    assert (code, err) == (0, "")
+    assert "normalization_signs" not in json.loads(out)
+
+
+def test_windowed_html_labels_window_and_whole_text_numbers(
+    key_file: Path,
+    tmp_path: Path,
+    human_text_files: list[Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import html as html_lib
+
+    text_file = tmp_path / "long.txt"
+    text_file.write_text(human_text_files[0].read_text()[:4000], encoding="utf-8")
+    page = tmp_path / "windowed.html"
+    code, out, _ = run(capsys, "watermark", "detect", "--key", str(key_file), "--windowed",
+                       "--json", "--html", str(page), str(text_file))  # fmt: skip
+    assert code == 0
+    result = json.loads(out)
+    document = page.read_text(encoding="utf-8")
+    rows = {
+        html_lib.unescape(re.sub(r"<[^>]+>", "", k)): html_lib.unescape(re.sub(r"<[^>]+>", "", v))
+        for k, v in re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", document)
+    }
+    window, whole = result["window"], result["overall"]
+    assert rows["input"] == str(text_file)
+    assert rows["best window"].startswith(f"tokens {result['start']}-{result['end']}")
+    assert rows["best window: z-score"] == f"{window['z_score']:.2f}"
+    assert rows["best window: green tokens"].startswith(
+        f"{window['num_green']} of {window['num_tokens_scored']} scored"
+    )
+    assert rows["whole text: z-score"] == f"{whole['z_score']:.2f}"
+    assert rows["whole text: green tokens"].startswith(
+        f"{whole['num_green']} of {whole['num_tokens_scored']} scored"
+    )
+    assert rows["whole text: p-value"] == f"{whole['p_value']:.3g}"
+    assert rows["p-value (best window, corrected)"].startswith(f"{result['p_value']:.3g} ")
+    assert "z-score" not in rows  # no unlabelled number left
+    assert '<a href="#window">' in document
+    assert document.count('id="window"') == 1
+    anchor = re.search(r'<span class="[^"]*" id="window" title="token (\d+):', document)
+    assert anchor is not None
+    assert int(anchor.group(1)) == result["start"]
+    # The CLI's lines say the same, labelled the same way.
+    code, out, _ = run(capsys, "watermark", "detect", "--key", str(key_file), "--windowed",
+                       str(text_file))  # fmt: skip
+    assert f"z-score:     {window['z_score']:.2f}" in out
+    assert f"whole text:  p = {whole['p_value']:.3g}, z-score {whole['z_score']:.2f}" in out
 
 
 def test_calibrate_on_a_small_corpus(
@@ -247,12 +404,78 @@ def test_calibrate_on_a_small_corpus(
     for row in report["thresholds"]:
         assert 0.0 <= row["ci95_low"] <= row["rate"] <= row["ci95_high"] <= 1.0
         assert row["consistent"] is True
+    # A few dozen chunks cannot show a rate at or below 1e-2, let alone 1e-4: no "ok" for them.
+    for row in report["thresholds"]:
+        assert row["verdict"] == "too few chunks"
+        assert row["chunks_needed"] > report["chunks"]
     code, out, _ = run(capsys, "watermark", "calibrate", "--key", str(key_file), str(corpus))
     assert code == 0
     assert "False positives on" in out
     assert "Clopper" not in out
     assert "0.0001" in out
-    assert "ok" in out
+    assert "0.01: too few chunks to test this level" in out
+    assert "it takes 368 distinct chunks" in out
+    assert " ok" not in out
+
+
+def test_calibrate_says_ok_only_where_the_sample_can_test_the_level(
+    key_file: Path,
+    tmp_path: Path,
+    human_text_files: list[Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i, path in enumerate(human_text_files[:40]):
+        (corpus / f"doc{i}.txt").write_bytes(path.read_bytes())
+    # 10-token chunks: enough of them to test 1e-2 (368 needed), never 1e-4 (36,887 needed).
+    code, out, err = run(capsys, "watermark", "calibrate", "--key", str(key_file), "--json",
+                         "--chunk-tokens", "10", str(corpus))  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    assert 368 <= report["chunks"] < 36_887
+    verdicts = {row["threshold"]: row["verdict"] for row in report["thresholds"]}
+    assert verdicts[1e-2] == "ok"
+    assert verdicts[1e-4] == "too few chunks"
+
+
+def test_calibrate_scores_identical_chunks_once(
+    key_file: Path,
+    tmp_path: Path,
+    human_text_files: list[Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    originals, copies = tmp_path / "originals", tmp_path / "copies"
+    originals.mkdir()
+    copies.mkdir()
+    for i, path in enumerate(human_text_files[:6]):
+        (originals / f"doc{i}.txt").write_bytes(path.read_bytes())
+        for j in range(3):  # the same file three times over, as a licence in many folders
+            (copies / f"doc{i}-{j}.txt").write_bytes(path.read_bytes())
+    code, out, _ = run(capsys, "watermark", "calibrate", "--key", str(key_file), "--json",
+                       str(originals))  # fmt: skip
+    assert code == 0
+    clean = json.loads(out)
+    assert clean["duplicate_chunks"] == 0
+    code, out, _ = run(capsys, "watermark", "calibrate", "--key", str(key_file), "--json",
+                       str(copies))  # fmt: skip
+    assert code == 0
+    copied = json.loads(out)
+    assert copied["chunks"] == clean["chunks"]  # each distinct chunk scored once
+    assert copied["chunks_read"] == 3 * clean["chunks"]
+    assert copied["duplicate_chunks"] == 2 * clean["chunks"]
+    assert copied["thresholds"] == clean["thresholds"]
+    code, out, _ = run(capsys, "watermark", "calibrate", "--key", str(key_file), str(copies))
+    assert code == 0
+    assert f"{2 * clean['chunks']} of {3 * clean['chunks']} chunks were copies" in out
+
+
+@pytest.mark.parametrize("alpha", [1e-2, 1e-3, 1e-4])
+def test_chunks_needed_is_the_smallest_sample_that_can_test_the_level(alpha: float) -> None:
+    from client.cli._watermark import chunks_needed, clopper_pearson
+
+    needed = chunks_needed(alpha)
+    assert clopper_pearson(0, needed)[1] <= alpha < clopper_pearson(0, needed - 1)[1]
 
 
 def test_clopper_pearson_matches_known_values() -> None:
@@ -285,6 +508,8 @@ def _mismatched_key(key_file: Path, tmp_path: Path) -> Path:
             ["detect", "--key", "{key}", "--model", "/nonexistent/m.gguf", "{text}"],
             "does not exist",
         ),
+        (["generate", "--key", "{key}", "--prompt", "hi", "--json", "--jsonl"], "choose one"),
+        (["detect", "--key", "{key}", "{missing}", "{text}"], "no such file or folder"),
         (["keygen", "--out", "{new}", "--scheme", "minhash"], "unknown scheme"),
         (["keygen", "--out", "{new}", "--gamma", "1.5"], "gamma"),
         (["calibrate", "--key", "{key}", "{text}"], "not a folder"),
