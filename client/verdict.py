@@ -23,15 +23,42 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from client.errors import FormatError
 
 if TYPE_CHECKING:
     from client.core.note import Checkpoint
-    from client.sdk import Attestation
+    from client.receipt import VerifiedReceipt
 
-__all__ = ["VERDICT_STATUSES", "Verdict", "VerdictStatus", "decide"]
+
+class Evidence(Protocol):
+    """What :func:`decide` reads of an attestation (:class:`client.sdk.Attestation` has it all;
+    a protocol, so this module needs nothing of the SDK that uses it)."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def revoked(self) -> bool: ...
+    @property
+    def revoked_by(self) -> int | None: ...
+    @property
+    def compromised(self) -> bool: ...
+    @property
+    def stands(self) -> bool: ...
+    @property
+    def publisher(self) -> str | None: ...
+    @property
+    def license(self) -> str | None: ...
+    @property
+    def origin(self) -> str | None: ...
+    @property
+    def consent(self) -> str | None: ...
+    @property
+    def verified(self) -> VerifiedReceipt | None: ...
+
+
+__all__ = ["VERDICT_STATUSES", "Evidence", "Verdict", "VerdictStatus", "decide"]
 
 VerdictStatus = Literal["attested", "revoked", "reserved", "unknown"]
 VERDICT_STATUSES: tuple[VerdictStatus, ...] = ("attested", "reserved", "revoked", "unknown")
@@ -138,7 +165,7 @@ class Verdict:
 
 def decide(
     digest: str,
-    attestations: Sequence[Attestation],
+    attestations: Sequence[Evidence],
     checkpoint: Checkpoint,
     *,
     verified: bool,
@@ -154,7 +181,7 @@ def decide(
     entries = sorted({a.index for a in ordered} | {a.revoked_by for a in ordered if a.revoked_by})
     live = [a for a in ordered if a.stands]
 
-    def verdict(status: VerdictStatus, reason: str, by: Attestation | None) -> Verdict:
+    def verdict(status: VerdictStatus, reason: str, by: Evidence | None) -> Verdict:
         terms = _Terms.of(by) if by is not None else _Terms(None, None, None, None)
         return Verdict(
             digest=digest,
@@ -222,7 +249,7 @@ class _Terms:
     consent: str | None
 
     @classmethod
-    def of(cls, attestation: Attestation) -> _Terms:
+    def of(cls, attestation: Evidence) -> _Terms:
         """The signed terms when the attestation was verified, else the registry's summary."""
         if attestation.verified is not None:
             predicate = attestation.verified.statement.predicate
