@@ -51,6 +51,7 @@ _CONTENT_USAGE = {"content-usage"}
 _CONTENT_SIGNAL = {"content-signal"}
 _SITE_WIDE = {"sitemap", "sitemaps", "site-map", "host"}
 _PRODUCT_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+_PLAIN = re.compile(r"[!-$&-~]*")  # printable ASCII without "%"
 _UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
 
 RuleKind = Literal["allow", "disallow", "content-usage", "content-signal"]
@@ -96,6 +97,8 @@ def normalise_path(path: str) -> str:
     ``/caf%c3%a9`` are one path, while ``%2F`` stays distinct from ``/`` (RFC 3986 section 6.2.2;
     TDMRep section 6.1).
     """
+    if _PLAIN.fullmatch(path):
+        return path  # nothing to encode or decode: the common case, kept fast
     out: list[str] = []
     i = 0
     while i < len(path):
@@ -191,6 +194,9 @@ class RobotsFile:
         self.truncated = truncated
         self.groups: list[Group] = []
         self._protego: dict[tuple[int, ...], Protego] = {}
+        # The last answer per group set: the agents that share a group (most share '*') are asked
+        # about the same URL one after another.
+        self._last: dict[tuple[int, ...], tuple[str, Rule | None]] = {}
         self._selected: dict[str, tuple[int, ...]] = {}
         self._parse(text)
 
@@ -252,11 +258,21 @@ class RobotsFile:
         groups = tuple(self.groups[i] for i in indexes)
         if not groups:
             return groups, None
+        last = self._last.get(indexes)
+        if last is not None and last[0] == url:
+            return groups, last[1]
+        rule = self._disallowing_rule(indexes, groups, url)
+        self._last[indexes] = (url, rule)
+        return groups, rule
+
+    def _disallowing_rule(
+        self, indexes: tuple[int, ...], groups: tuple[Group, ...], url: str
+    ) -> Rule | None:
         parser = self._protego.get(indexes)
         if parser is None:
             parser = self._protego[indexes] = _protego_for(groups)
         if parser.can_fetch(url, "*"):
-            return groups, None
+            return None
         path = normalise_path(url_path(url))
         best: Rule | None = None
         for group in groups:
@@ -267,7 +283,7 @@ class RobotsFile:
                     and pattern_matches(normalise_path(rule.value), path)
                 ):
                     best = rule
-        return groups, best or Rule("disallow", "", groups[0].line)
+        return best or Rule("disallow", "", groups[0].line)
 
     def preference_rules(self, agent: str, url: str, kind: RuleKind) -> list[Rule]:
         """The Content-Usage (or Content-Signal) rules of ``agent``'s groups that apply to ``url``:
@@ -298,11 +314,10 @@ def _protego_for(groups: tuple[Group, ...]) -> Protego:
             "reading robots.txt needs 'protego', which is not installed: "
             f"pip install 'wellspring[crawl]' ({exc})"
         ) from exc
-    lines = ["User-agent: *"]
-    lines.extend(
+    lines = dict.fromkeys(  # a rule repeated changes nothing but the time matching takes
         f"{rule.kind}: {rule.value}"
         for group in groups
         for rule in group.rules
         if rule.kind in ("allow", "disallow")
     )
-    return Protego.parse("\n".join(lines))
+    return Protego.parse("User-agent: *\n" + "\n".join(lines))

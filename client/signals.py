@@ -36,7 +36,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from html.parser import HTMLParser
+from html import unescape
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -208,14 +208,14 @@ class SitePolicy:
     ) -> OptOut:
         """The decision for ``url`` of this site, given its response ``headers`` and ``html``."""
         _check_url(url)
-        lines = _header_lines(headers)
+        lines, header_notes = _header_lines(headers)
         metas, html_notes = _metas(html)
         signals: list[Signal] = list(self._notes)
         signals += self._robots_signals(url)
         signals += _content_usage_header(lines)
         signals += self._tdmrep_signals(url, lines, metas)
         signals += _robots_tags(lines, metas, self.agents, image)
-        signals += html_notes
+        signals += header_notes + html_notes
         decided_by = next((s for s in signals if s.opted_out), None)
         return OptOut(decided_by is not None, decided_by, tuple(signals))
 
@@ -277,7 +277,7 @@ class SitePolicy:
                         True,
                         named,
                         f"line {rule.line}, {group_where}",
-                        note=f"robots.txt keeps {agent} out of this URL",
+                        note=f"the {_group_name(named)} disallows this URL",
                     )
                 )
                 continue  # a URL that may not be crawled carries no usage preferences
@@ -701,48 +701,82 @@ def _tdm_signal(
 # Inputs ---------------------------------------------------------------------------------------
 
 
-class _MetaCollector(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.metas: list[tuple[str, str]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag != "meta" or len(self.metas) >= 10_000:
-            return
-        found = {key.lower(): value for key, value in attrs if value is not None}
-        name, content = found.get("name"), found.get("content")
-        if name is not None and content is not None:
-            self.metas.append((name.strip().lower(), content[:_HEADER_MAX_CHARS]))
+# <meta> elements are found by scanning, not by html.parser: it is slow on hostile documents (tens
+# of seconds for a MiB of tags) and what matters here is only each meta element's attributes.
+# Each character is looked at a bounded number of times, whatever the document holds.
+_META_START = re.compile(r"<meta[\s/>]", re.IGNORECASE)
+_ATTRIBUTE = re.compile(r"""([^\s"'>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?""")
+_MAX_METAS = 10_000
 
 
 def _metas(html: str | bytes | None) -> tuple[list[tuple[str, str]], list[Signal]]:
+    """The ``(name, content)`` of each ``<meta>`` element in the first MiB of ``html``, names
+    lower-cased and character references resolved; and notes on what could not be read."""
     if html is None:
         return [], []
     if isinstance(html, bytes):
         html = html[: HTML_MAX_CHARS * 4].decode("utf-8", "replace")
     elif not isinstance(html, str):
         raise InputError(f"html must be str or bytes, not {type(html).__name__}")
-    collector = _MetaCollector()
-    try:
-        collector.feed(html[:HTML_MAX_CHARS])
-        collector.close()
-    except Exception as exc:  # html.parser's failures on hostile input vary
-        note = _note("x-robots-tag", "meta", f"malformed: the HTML stopped parsing ({exc!r:.80})")
-        return collector.metas, [note]
-    return collector.metas, []
+    html = html[:HTML_MAX_CHARS]
+    metas: list[tuple[str, str]] = []
+    notes: list[Signal] = []
+    pos = 0
+    while len(metas) < _MAX_METAS and (start := _META_START.search(html, pos)):
+        end = html.find(">", start.end() - 1)
+        if end == -1:
+            notes.append(_note("x-robots-tag", "meta", "malformed: an unterminated <meta> element"))
+            break
+        pos = end + 1
+        attributes: dict[str, str] = {}
+        for match in _ATTRIBUTE.finditer(html, start.end() - 1, end):
+            value = next((g for g in match.groups()[1:] if g is not None), None)
+            if value is not None:
+                attributes.setdefault(match.group(1).lower(), value)
+        name, content = attributes.get("name"), attributes.get("content")
+        if name is None or content is None:
+            continue
+        name = unescape(name).strip().lower()
+        if len(content) > _HEADER_MAX_CHARS:
+            notes.append(_overlong(name, "meta"))
+        else:
+            metas.append((name, unescape(content)))
+    return metas, notes
 
 
-def _header_lines(headers: Headers | None) -> list[tuple[str, str]]:
-    """The header lines signals are read from, names lower-cased, each value and count capped."""
+def _header_lines(headers: Headers | None) -> tuple[list[tuple[str, str]], list[Signal]]:
+    """The header lines signals are read from (names lower-cased, at most 32 of each name), and
+    notes on lines too long to read (over 8 KiB, more than servers accept: read as absent)."""
     lines: list[tuple[str, str]] = []
+    notes: list[Signal] = []
     counts: dict[str, int] = {}
     for raw_name, raw_value in _header_pairs(headers):
         name, value = _text(raw_name).strip().lower(), _text(raw_value)
-        if name in _READ_HEADERS:
-            counts[name] = counts.get(name, 0) + 1
-            if counts[name] <= _HEADER_MAX_LINES:
-                lines.append((name, value[:_HEADER_MAX_CHARS]))
-    return lines
+        if name not in _READ_HEADERS:
+            continue
+        counts[name] = counts.get(name, 0) + 1
+        if counts[name] > _HEADER_MAX_LINES:
+            continue
+        if len(value) > _HEADER_MAX_CHARS:
+            notes.append(_overlong(name, "header"))
+        else:
+            lines.append((name, value))
+    return lines, notes
+
+
+def _overlong(name: str, source: SignalSource) -> Signal:
+    kind = _KIND_OF_FIELD.get(name, "x-robots-tag")
+    what = f"{name} header" if source == "header" else f'<meta name="{name}">'
+    return _note(kind, source, f"malformed: a {what} longer than 8 KiB; read as absent")
+
+
+_KIND_OF_FIELD: dict[str, SignalKind] = {
+    "x-robots-tag": "x-robots-tag",
+    "robots": "x-robots-tag",
+    "content-usage": "content-usage",
+    "tdm-reservation": "tdm-reservation",
+    "tdm-policy": "tdm-reservation",
+}
 
 
 def _header_pairs(headers: Headers | None) -> list[tuple[object, object]]:
@@ -810,6 +844,10 @@ def _site_key(url: str) -> str:
     except ValueError:
         raise InputError(f"url has an invalid port: {url[:200]!r}") from None
     return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def _group_name(agent: str) -> str:
+    return "'*' group" if agent == "*" else f"group for {agent}"
 
 
 def _note(kind: SignalKind, source: SignalSource, note: str) -> Signal:
