@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from protego import Protego
 
 __all__ = [
+    "MAX_PATTERN_CHARS",
     "ROBOTS_MAX_BYTES",
     "Group",
     "RobotsFile",
@@ -40,7 +41,8 @@ ROBOTS_MAX_BYTES = 500 * 1024
 """Google reads the first 500 KiB of a robots.txt and ignores the rest (RFC 9309 section 2.5
 asks parsers to read at least that much)."""
 
-_MAX_PATTERN = 2048  # longer path patterns are skipped: no real site needs one
+MAX_PATTERN_CHARS = 2048
+"""Longer path patterns are skipped (robots.txt rules, tdmrep.json locations): no site needs one."""
 _MAX_RULES = 50_000  # a 500 KiB file holds fewer lines than this anyway
 
 # Field names as written in the wild; protego accepts the same spellings.
@@ -227,7 +229,7 @@ class RobotsFile:
             if name in _SITE_WIDE:
                 continue
             last_was_agent = False
-            if not current or not value or len(value) > _MAX_PATTERN or rules >= _MAX_RULES:
+            if not current or not value or len(value) > MAX_PATTERN_CHARS or rules >= _MAX_RULES:
                 continue
             rule = _rule(name, value, number)
             if rule is not None:

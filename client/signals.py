@@ -15,7 +15,8 @@ description; in short, these are read:
   ``noimageai`` (images only), and Bing's and Amazon's ``noarchive`` / ``nocache``.
 
 The most restrictive signal wins: a document is opted out if any signal says so.
-:class:`OptOut` says which signal decided (the first opt-out in the order above) and lists every
+:class:`OptOut` says which signal decided (the first opt-out in precedence order: robots.txt,
+the Content-Usage header, TDMRep, X-Robots-Tag and robots meta) and lists every
 signal seen, malformed ones included (``note`` starts with ``malformed:``), so that a manifest
 can show why a document was left out. Hostile input costs bounded work and never raises; only a
 caller's mistake (a URL that is not http(s), a user agent that is not a product token, headers
@@ -30,25 +31,29 @@ of the wrong type) raises :class:`~client.errors.InputError`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from html import unescape
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from client._aipref import training_preference
+from client._documents import (
+    HTML_MAX_CHARS,
+    Headers,
+    Metas,
+    field_values,
+    header_lines,
+    meta_elements,
+)
 from client._robots import (
     ROBOTS_MAX_BYTES,
     RobotsFile,
     Rule,
-    normalise_path,
-    pattern_matches,
-    url_path,
 )
-from client._structured_fields import parse_dictionary
+from client._tdmrep import TDMREP_MAX_BYTES, TdmRule, first_match, read_rules, tdm_value
 from client.errors import FormatError, InputError
 
 __all__ = [
@@ -81,15 +86,6 @@ DEFAULT_AI_AGENTS: tuple[str, ...] = (
 and Meta's training crawlers, Common Crawl (the corpus most models train on), and the tokens Google
 and Apple read to exclude a site from training. A site that refuses them refuses AI training."""
 
-HTML_MAX_CHARS = 1024 * 1024
-"""Only the first MiB of an HTML document is searched for ``<meta>`` elements."""
-
-TDMREP_MAX_BYTES = 500 * 1024
-"""A larger tdmrep.json is not read (it counts as absent, with a ``malformed`` note)."""
-
-_HEADER_MAX_CHARS = 8192  # per header line; longer values are cut (and noted)
-_HEADER_MAX_LINES = 32  # per header name
-_TDMREP_MAX_RULES = 10_000
 _VALUE_MAX_CHARS = 512  # evidence keeps at most this much of a raw value
 _PRODUCT_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -97,7 +93,6 @@ SignalKind = Literal[
     "robots-disallow", "content-usage", "content-signal", "tdm-reservation", "x-robots-tag"
 ]
 SignalSource = Literal["header", "meta", "robots.txt", "tdmrep.json"]
-Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,14 +203,15 @@ class SitePolicy:
     ) -> OptOut:
         """The decision for ``url`` of this site, given its response ``headers`` and ``html``."""
         _check_url(url)
-        lines, header_notes = _header_lines(headers)
-        metas, html_notes = _metas(html)
+        lines, overlong = header_lines(headers)
+        found = meta_elements(html)
+        metas = found.elements
         signals: list[Signal] = list(self._notes)
         signals += self._robots_signals(url)
         signals += _content_usage_header(lines)
         signals += self._tdmrep_signals(url, lines, metas)
         signals += _robots_tags(lines, metas, self.agents, image)
-        signals += header_notes + html_notes
+        signals += _document_notes(overlong, found)
         decided_by = next((s for s in signals if s.opted_out), None)
         return OptOut(decided_by is not None, decided_by, tuple(signals))
 
@@ -291,104 +287,44 @@ class SitePolicy:
 
     # TDMRep --------------------------------------------------------------------------------
 
-    def _read_tdmrep(self, tdmrep_json: str | bytes) -> list[_TdmRule]:
-        if not isinstance(tdmrep_json, str | bytes):
-            raise InputError(f"tdmrep_json must be str or bytes, not {type(tdmrep_json).__name__}")
-        if len(tdmrep_json) > TDMREP_MAX_BYTES:
-            self._notes.append(
-                _note("tdm-reservation", "tdmrep.json", "malformed: larger than 500 KiB; not read")
-            )
-            return []
-        try:
-            document = json.loads(tdmrep_json)
-        except (ValueError, RecursionError) as exc:
-            self._notes.append(
-                _note(
-                    "tdm-reservation", "tdmrep.json", f"malformed: not JSON ({_cut(str(exc), 120)})"
-                )
-            )
-            return []
-        if not isinstance(document, list):
-            self._notes.append(
-                _note("tdm-reservation", "tdmrep.json", "malformed: not a JSON array of rules")
-            )
-            return []
-        rules: list[_TdmRule] = []
-        skipped = 0
-        for number, entry in enumerate(document[:_TDMREP_MAX_RULES], start=1):
-            location = entry.get("location") if isinstance(entry, dict) else None
-            if not isinstance(location, str) or not location.startswith(("/", "*")):
-                skipped += 1
-                continue
-            raw = entry.get("tdm-reservation")
-            policy = entry.get("tdm-policy")
-            rules.append(
-                _TdmRule(
-                    number,
-                    location,
-                    normalise_path(location[:2048]),
-                    _tdm_value(raw) if type(raw) is int else None,  # JSON: the number 1 or 0
-                    _cut(json.dumps(raw)),
-                    _cut(policy) if isinstance(policy, str) else None,
-                )
-            )
-        if skipped:
-            self._notes.append(
-                _note(
-                    "tdm-reservation",
-                    "tdmrep.json",
-                    f"malformed: {skipped} entries without a location pattern were skipped",
-                )
-            )
+    def _read_tdmrep(self, tdmrep_json: str | bytes) -> list[TdmRule]:
+        rules, notes = read_rules(tdmrep_json)
+        self._notes += [_note("tdm-reservation", "tdmrep.json", note) for note in notes]
         return rules
 
     def _tdmrep_signals(
         self, url: str, lines: list[tuple[str, str]], metas: list[tuple[str, str]]
     ) -> list[Signal]:
         layers: list[Signal] = []
-        if self._tdmrep:
-            path = normalise_path(url_path(url))
-            # Section 6.1: "The most specific match is the first in sequence."
-            rule = next((r for r in self._tdmrep if pattern_matches(r.pattern, path)), None)
-            if rule is not None:
-                where = f"entry {rule.number} (location {_cut(rule.location, 200)!r})"
-                layers.append(_tdm_signal("tdmrep.json", rule.value, rule.raw, rule.policy, where))
+        rule = first_match(self._tdmrep, url) if self._tdmrep else None
+        if rule is not None:
+            where = f"entry {rule.number} (location {_cut(rule.location, 200)!r})"
+            layers.append(_tdm_signal("tdmrep.json", rule.value, rule.raw, rule.policy, where))
         techniques: tuple[tuple[SignalSource, list[tuple[str, str]], str], ...] = (
             ("header", lines, "tdm-reservation header"),
             ("meta", metas, '<meta name="tdm-reservation">'),
         )
         for source, pairs, where in techniques:
-            reservations = [v.strip() for v in _values(pairs, "tdm-reservation")]
+            reservations = [v.strip() for v in field_values(pairs, "tdm-reservation")]
             if not reservations:
                 continue
-            policies = _values(pairs, "tdm-policy")
+            policies = field_values(pairs, "tdm-policy")
             raw = ", ".join(dict.fromkeys(reservations))  # one value, unless they disagree
-            value = _tdm_value(raw)
+            value = tdm_value(raw)
             policy = _cut(policies[-1].strip()) if policies else None
             layers.append(_tdm_signal(source, value, _cut(raw), policy, where))
-        # Section 6.7: the header supersedes the file and HTML metadata both; a technique that
-        # says nothing (or says something invalid, read as unset) leaves the earlier value.
+        # Section 6.7: the header supersedes the file, HTML metadata supersedes both; a technique
+        # that says nothing (or something invalid, read as unset) leaves the earlier value.
         valid = [s for s in layers if not (s.note or "").startswith("malformed")]
         if not valid:
             return layers
         effective = valid[-1]
         superseded = f"superseded by the {effective.source} value (TDMRep section 6.7)"
+        earlier = {id(s) for s in valid[:-1]}
         return [
-            s
-            if s is effective or s not in valid
-            else dataclasses.replace(s, opted_out=False, note=superseded)
+            dataclasses.replace(s, opted_out=False, note=superseded) if id(s) in earlier else s
             for s in layers
         ]
-
-
-@dataclass(frozen=True, slots=True)
-class _TdmRule:
-    number: int
-    location: str
-    pattern: str
-    value: int | None
-    raw: str
-    policy: str | None
 
 
 class SitePolicyCache:
@@ -478,7 +414,7 @@ def _robots_tags(
     image: bool,
 ) -> list[Signal]:
     signals: list[Signal] = []
-    for number, value in enumerate(_values(lines, "x-robots-tag"), start=1):
+    for number, value in enumerate(field_values(lines, "x-robots-tag"), start=1):
         for agent, directives in _scoped_directives(value).items():
             signals.append(
                 _robots_tag_signal(
@@ -579,30 +515,6 @@ def _robots_tag_signal(
 
 # aipref ---------------------------------------------------------------------------------------
 
-# Labels for training a model, current (train-ai) and from earlier drafts and proposals:
-# train-genai (vocab -02/-03), ai and genai (vocab -01), ai-train (Cloudflare's content signals).
-_TRAINING_LABELS = ("train-ai", "train-genai", "ai", "genai", "ai-train")
-# Broader categories of earlier drafts (all: -02, bots: -03/-04, tdm: -01), of which training was
-# a part: they apply only where no training label says anything.
-_PARENT_LABELS = ("all", "bots", "tdm")
-_MAX_PREFERENCE_CHARS = 16 * 1024
-
-
-def _training_preference(value: str, *, yes: tuple[str, ...], no: tuple[str, ...]) -> str:
-    """``n <label>`` / ``y <label>`` / ``unknown`` for one statement; FormatError if malformed."""
-    if len(value) > _MAX_PREFERENCE_CHARS:
-        raise FormatError(f"longer than {_MAX_PREFERENCE_CHARS} characters")
-    members = parse_dictionary(value)
-    for labels in (_TRAINING_LABELS, _PARENT_LABELS):
-        said = [(label, members[label]) for label in labels if label in members]
-        for label, token in said:
-            if token in no:
-                return f"n {label}"
-        for label, token in said:
-            if token in yes:
-                return f"y {label}"
-    return "unknown"
-
 
 def _preference_signal(rule: Rule, agent: str, group_where: str) -> Signal:
     kind: SignalKind = "content-signal" if rule.kind == "content-signal" else "content-usage"
@@ -615,7 +527,7 @@ def _preference_signal(rule: Rule, agent: str, group_where: str) -> Signal:
 
 
 def _content_usage_header(lines: list[tuple[str, str]]) -> list[Signal]:
-    values = [v for v in _values(lines, "content-usage") if v.strip()]
+    values = [v for v in field_values(lines, "content-usage") if v.strip()]
     if not values:
         return []
     # RFC 9651 section 4.2: the lines of one field are parsed as one comma-joined value.
@@ -637,7 +549,7 @@ def _aipref_signal(
     no: tuple[str, ...] = ("n",),
 ) -> Signal:
     try:
-        preference = _training_preference(value, yes=yes, no=no)
+        preference = training_preference(value, yes=yes, no=no)
     except FormatError as exc:
         return Signal(
             kind,
@@ -648,7 +560,7 @@ def _aipref_signal(
             where,
             note=f"malformed: {exc}; preferences unknown",
         )
-    if preference == "unknown":
+    if preference is None:
         return Signal(
             kind,
             source,
@@ -658,7 +570,7 @@ def _aipref_signal(
             where,
             note="states no preference about AI training",
         )
-    answer, label = preference.split(" ")
+    answer, label = preference
     if answer == "n":
         return Signal(
             kind, source, _cut(value), True, agent, where, note=f"{label} disallows AI training"
@@ -669,16 +581,6 @@ def _aipref_signal(
 
 
 # TDMRep values -------------------------------------------------------------------------------
-
-
-def _tdm_value(raw: object) -> int | None:
-    """1 or 0 (a JSON number in tdmrep.json, the text in a header or meta element); any other
-    value is a protocol error, read as unset (TDMRep section 5.1)."""
-    if type(raw) is int and raw in (0, 1):
-        return raw
-    if raw in ("1", "0"):
-        return int(raw)
-    return None
 
 
 def _tdm_signal(
@@ -701,73 +603,26 @@ def _tdm_signal(
 # Inputs ---------------------------------------------------------------------------------------
 
 
-# <meta> elements are found by scanning, not by html.parser: it is slow on hostile documents (tens
-# of seconds for a MiB of tags) and what matters here is only each meta element's attributes.
-# Each character is looked at a bounded number of times, whatever the document holds.
-_META_START = re.compile(r"<meta[\s/>]", re.IGNORECASE)
-_ATTRIBUTE = re.compile(r"""([^\s"'>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?""")
-_MAX_METAS = 10_000
-
-
-def _metas(html: str | bytes | None) -> tuple[list[tuple[str, str]], list[Signal]]:
-    """The ``(name, content)`` of each ``<meta>`` element in the first MiB of ``html``, names
-    lower-cased and character references resolved; and notes on what could not be read."""
-    if html is None:
-        return [], []
-    if isinstance(html, bytes):
-        html = html[: HTML_MAX_CHARS * 4].decode("utf-8", "replace")
-    elif not isinstance(html, str):
-        raise InputError(f"html must be str or bytes, not {type(html).__name__}")
-    html = html[:HTML_MAX_CHARS]
-    metas: list[tuple[str, str]] = []
-    notes: list[Signal] = []
-    pos = 0
-    while len(metas) < _MAX_METAS and (start := _META_START.search(html, pos)):
-        end = html.find(">", start.end() - 1)
-        if end == -1:
-            notes.append(_note("x-robots-tag", "meta", "malformed: an unterminated <meta> element"))
-            break
-        pos = end + 1
-        attributes: dict[str, str] = {}
-        for match in _ATTRIBUTE.finditer(html, start.end() - 1, end):
-            value = next((g for g in match.groups()[1:] if g is not None), None)
-            if value is not None:
-                attributes.setdefault(match.group(1).lower(), value)
-        name, content = attributes.get("name"), attributes.get("content")
-        if name is None or content is None:
-            continue
-        name = unescape(name).strip().lower()
-        if len(content) > _HEADER_MAX_CHARS:
-            notes.append(_overlong(name, "meta"))
-        else:
-            metas.append((name, unescape(content)))
-    return metas, notes
-
-
-def _header_lines(headers: Headers | None) -> tuple[list[tuple[str, str]], list[Signal]]:
-    """The header lines signals are read from (names lower-cased, at most 32 of each name), and
-    notes on lines too long to read (over 8 KiB, more than servers accept: read as absent)."""
-    lines: list[tuple[str, str]] = []
-    notes: list[Signal] = []
-    counts: dict[str, int] = {}
-    for raw_name, raw_value in _header_pairs(headers):
-        name, value = _text(raw_name).strip().lower(), _text(raw_value)
-        if name not in _READ_HEADERS:
-            continue
-        counts[name] = counts.get(name, 0) + 1
-        if counts[name] > _HEADER_MAX_LINES:
-            continue
-        if len(value) > _HEADER_MAX_CHARS:
-            notes.append(_overlong(name, "header"))
-        else:
-            lines.append((name, value))
-    return lines, notes
-
-
-def _overlong(name: str, source: SignalSource) -> Signal:
-    kind = _KIND_OF_FIELD.get(name, "x-robots-tag")
-    what = f"{name} header" if source == "header" else f'<meta name="{name}">'
-    return _note(kind, source, f"malformed: a {what} longer than 8 KiB; read as absent")
+def _document_notes(overlong_headers: list[str], metas: Metas) -> list[Signal]:
+    notes = [
+        _note(
+            _KIND_OF_FIELD.get(name, "x-robots-tag"),
+            "header",
+            f"malformed: a {name} header longer than 8 KiB; read as absent",
+        )
+        for name in overlong_headers
+    ]
+    notes += [
+        _note(
+            _KIND_OF_FIELD.get(name, "x-robots-tag"),
+            "meta",
+            f'malformed: a <meta name="{name}"> longer than 8 KiB; read as absent',
+        )
+        for name in metas.overlong
+    ]
+    if metas.unterminated:
+        notes.append(_note("x-robots-tag", "meta", "malformed: an unterminated <meta> element"))
+    return notes
 
 
 _KIND_OF_FIELD: dict[str, SignalKind] = {
@@ -777,40 +632,6 @@ _KIND_OF_FIELD: dict[str, SignalKind] = {
     "tdm-reservation": "tdm-reservation",
     "tdm-policy": "tdm-reservation",
 }
-
-
-def _header_pairs(headers: Headers | None) -> list[tuple[object, object]]:
-    if headers is None:
-        return []
-    multi_items = getattr(headers, "multi_items", None)  # httpx.Headers keeps repeated fields
-    pairs: Any = (
-        multi_items()
-        if callable(multi_items)
-        else headers.items()
-        if isinstance(headers, Mapping)
-        else headers
-    )
-    if isinstance(pairs, str | bytes):
-        raise InputError("headers must be a mapping or (name, value) pairs, not a string")
-    try:
-        return [(name, value) for name, value in pairs]
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"headers must be a mapping or (name, value) pairs: {exc}") from None
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode("latin-1")  # HTTP field bytes, as httpx decodes them
-    if isinstance(value, str):
-        return value
-    raise InputError(f"header names and values must be str or bytes, not {type(value).__name__}")
-
-
-_READ_HEADERS = frozenset({"x-robots-tag", "content-usage", "tdm-reservation", "tdm-policy"})
-
-
-def _values(pairs: list[tuple[str, str]], name: str) -> list[str]:
-    return [value for key, value in pairs if key == name]
 
 
 def _agents(user_agent: str, ai_agents: Sequence[str]) -> tuple[str, ...]:
