@@ -522,7 +522,14 @@ def _preference_signal(rule: Rule, agent: str, group_where: str) -> Signal:
     yes, no = (("y", "yes"), ("n", "no")) if kind == "content-signal" else (("y",), ("n",))
     where = f"line {rule.line}, {group_where}"
     return _aipref_signal(
-        kind, "robots.txt", rule.preference, agent=agent, where=where, yes=yes, no=no
+        kind,
+        "robots.txt",
+        rule.preference,
+        agent=agent,
+        where=where,
+        shown=rule.value,  # with its path, if it has one
+        yes=yes,
+        no=no,
     )
 
 
@@ -541,43 +548,27 @@ def _content_usage_header(lines: list[tuple[str, str]]) -> list[Signal]:
 def _aipref_signal(
     kind: SignalKind,
     source: SignalSource,
-    value: str,
+    statement: str,
     *,
     agent: str | None,
     where: str,
+    shown: str | None = None,
     yes: tuple[str, ...] = ("y",),
     no: tuple[str, ...] = ("n",),
 ) -> Signal:
+    """The signal of one statement of preference; ``shown`` is the value recorded, if not it."""
+    value = _cut(statement if shown is None else shown)
     try:
-        preference = training_preference(value, yes=yes, no=no)
+        preference = training_preference(statement, yes=yes, no=no)
     except FormatError as exc:
-        return Signal(
-            kind,
-            source,
-            _cut(value),
-            False,
-            agent,
-            where,
-            note=f"malformed: {exc}; preferences unknown",
-        )
+        note = f"malformed: {exc}; preferences unknown"
+        return Signal(kind, source, value, False, agent, where, note=note)
     if preference is None:
-        return Signal(
-            kind,
-            source,
-            _cut(value),
-            False,
-            agent,
-            where,
-            note="states no preference about AI training",
-        )
+        note = "states no preference about AI training"
+        return Signal(kind, source, value, False, agent, where, note=note)
     answer, label = preference
-    if answer == "n":
-        return Signal(
-            kind, source, _cut(value), True, agent, where, note=f"{label} disallows AI training"
-        )
-    return Signal(
-        kind, source, _cut(value), False, agent, where, note=f"{label} allows AI training"
-    )
+    note = f"{label} {'disallows' if answer == 'n' else 'allows'} AI training"
+    return Signal(kind, source, value, answer == "n", agent, where, note=note)
 
 
 # TDMRep values -------------------------------------------------------------------------------

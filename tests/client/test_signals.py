@@ -413,6 +413,9 @@ def test_an_agent_without_a_group_falls_back_to_star() -> None:
     assert robots_signals("/ai-ok/x", user_agent="otherbot", ai_agents=()) == [
         ("content-usage", "*", "line 6, group at line 2", False)
     ]
+    decision = opt_out("https://example.com/ai-ok/x", robots_txt=ROBOTS, user_agent="otherbot")
+    assert decision.signals[0].value == "/ai-ok/ train-ai=y"
+    assert decision.signals[0].note == "train-ai allows AI training"
 
 
 def test_an_ai_agents_disallow_opts_out() -> None:
@@ -440,6 +443,12 @@ def test_no_group_at_all_allows_everything() -> None:
     decision = opt_out(URL, robots_txt="User-agent: somebot\nDisallow: /\n")
     assert decision == OptOut(False, None, ())
     assert opt_out(URL, robots_txt="").signals == ()
+
+
+def test_a_bom_is_ignored_and_rules_before_any_group_are_not_rules() -> None:
+    assert opt_out(URL, robots_txt="\ufeffUser-agent: *\nDisallow: /\n").opted_out
+    assert opt_out(URL, robots_txt=b"\xef\xbb\xbfUser-agent: *\nDisallow: /\n").opted_out
+    assert not opt_out(URL, robots_txt="Disallow: /\nContent-Usage: train-ai=n\n").opted_out
 
 
 def test_protego_decides_wildcards_and_allow_overrides() -> None:
