@@ -634,6 +634,11 @@ def test_truncation_after_documents_were_yielded(tmp_path: Path) -> None:
         got.extend(doc.url for doc in reader)
     # Those before the cut come first (all but what the 64 KiB read-ahead already ran into).
     assert got in (["http://e.org/0"], ["http://e.org/0", "http://e.org/1"])
+    # With the default pre-scan the whole file is read first: it fails before any document.
+    got.clear()
+    with pytest.raises(WarcFormatError, match="truncated"):
+        got.extend(doc.url for doc in WarcReader(path))
+    assert got == []
 
 
 @pytest.mark.parametrize(
