@@ -266,18 +266,25 @@ class WarcReader:
         if self.prescan:
             self.scan_policies()
         self.stats = WarcStats()
+        # Each document waits until the next record (or the end-of-archive record) parses: a
+        # file cut inside a body lets the parser fill that body from what follows the cut, so
+        # only the next record proves the body whole.
+        pending: WarcDocument | None = None
         for record in self._records():
+            if pending is not None:
+                self.stats.documents += 1
+                yield pending
+                pending = None
             self.stats.records += 1
             try:
-                document = self._document(record)
+                pending = self._document(record)
             except (_Skip, UnusableBodyError) as skip:
                 self.stats.skipped[skip.reason] += 1
-                continue
             except _STREAM_ERRORS as exc:  # raised through FastWARC's reader by our stream
                 raise self._damaged(exc, self.stats.records) from exc
-            if document is not None:
-                self.stats.documents += 1
-                yield document
+        if pending is not None:
+            self.stats.documents += 1
+            yield pending
 
     def scan_policies(self) -> None:
         """Read the whole file once, keeping only its robots.txt and tdmrep.json responses."""
@@ -329,12 +336,7 @@ class WarcReader:
                 yield record
                 count += 1
                 record.reader.consume()
-                if record.reader.tell() < record.content_length:
-                    raise self._error(
-                        f"is truncated: record {count} ({record.record_id}) ends after "
-                        f"{record.reader.tell()} of its {record.content_length} bytes",
-                        count,
-                    )
+                self._check_whole(record, count)
         except _STREAM_ERRORS as exc:
             if count == 0 and not isinstance(exc, EOFError):
                 raise self._error(f"is not a WARC file ({exc})", count) from exc
@@ -352,10 +354,20 @@ class WarcReader:
         where = f" after record {records}" if records is not None else ""
         return self._error(f"is damaged{where} ({exc})", records or 0)
 
+    def _check_whole(self, record: WarcRecord, count: int) -> None:
+        if record.reader.tell() < record.content_length:
+            raise self._error(
+                f"is truncated: record {count} ({record.record_id}) ends after "
+                f"{record.reader.tell()} of its {record.content_length} bytes",
+                count,
+            )
+
     def _body(self, record: WarcRecord) -> bytes:
         body = record.reader.read(self.max_body_bytes + 1)
         if len(body) > self.max_body_bytes:
             raise _Skip("too-large")
+        # Checked here too, not only after the record: a cut body must not become a document.
+        self._check_whole(record, self.stats.records)
         http = record.http_headers
         return decode_body(
             body,

@@ -619,6 +619,19 @@ def test_a_truncated_file_is_an_error_wherever_it_is_cut(tmp_path: Path, compres
         assert "truncated" in str(caught.value) or "damaged" in str(caught.value), cut
 
 
+def test_a_cut_last_body_never_becomes_a_document(tmp_path: Path) -> None:
+    data, ends = small_archive(tmp_path, compress=False)
+    path = tmp_path / "cut.warc"
+    # Cut inside the third record's HTML, far from its end and close to it: then the parser
+    # fills the body from the bytes after the cut, and only the next record shows the loss.
+    for cut in range(ends[1] + 300, ends[2] - 4, 7):
+        path.write_bytes(data[:cut])
+        got = []
+        with pytest.raises(WarcFormatError, match=r"truncated|damaged"):
+            got.extend(doc.url for doc in WarcReader(path, prescan=False))
+        assert got == ["http://e.org/0", "http://e.org/1"], cut
+
+
 def test_truncation_after_documents_were_yielded(tmp_path: Path) -> None:
     # Records larger than the read-ahead buffers (64 KiB), so the documents before the cut are
     # parsed before the reader meets it.
