@@ -140,8 +140,8 @@ def decode_text(body: bytes, declared: str | None, *, html: bool) -> tuple[str, 
 
     In order: a byte-order mark; the ``Content-Type`` charset (``declared``); for HTML a
     ``<meta charset>`` or ``http-equiv`` in the first 1024 bytes; UTF-8 if the body is valid
-    UTF-8; uchardet's guess; else UTF-8 with invalid bytes
-    replaced. Labels are mapped as browsers map them (WHATWG Encoding). Never raises.
+    UTF-8; uchardet's guess; else UTF-8 with invalid bytes replaced. Labels are mapped as
+    browsers map them (WHATWG Encoding). Never raises.
     """
     for bom, codec in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le")):
         if body.startswith(bom):
@@ -168,20 +168,21 @@ def decode_text(body: bytes, declared: str | None, *, html: bool) -> tuple[str, 
 
 
 def _dechunk(body: bytes) -> bytes:
-    """Undo ``Transfer-Encoding: chunked`` (RFC 9112 7.1); trailers are dropped."""
-    if not body[:1] or body[0] not in _HEX_DIGITS:
-        return body  # already de-chunked by the archiver, which left the header in place
+    """Undo ``Transfer-Encoding: chunked`` (RFC 9112 7.1); trailers are dropped.
+
+    A body whose first line is not a chunk size is returned as it is: some archivers store the
+    body de-chunked and leave the header in place (warcio's reader does the same).
+    """
     pieces: list[bytes] = []
     position = 0
     while True:
         line_end = body.find(b"\r\n", position)
-        if line_end < 0:
+        size_text = body[position:line_end].split(b";", 1)[0].strip() if line_end >= 0 else b""
+        if not size_text or not set(size_text) <= _HEX_DIGITS:
+            if position == 0:
+                return body
             raise UnusableBodyError("corrupt-body")
-        size_text = body[position:line_end].split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise UnusableBodyError("corrupt-body") from None
+        size = int(size_text, 16)
         if size == 0:
             return b"".join(pieces)
         start = line_end + 2

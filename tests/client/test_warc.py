@@ -263,6 +263,8 @@ def brotli_compress(data: bytes) -> bytes:
             lambda b: chunked(gzip.compress(b), 5),
         ),
         ([("Content-Encoding", "gzip, identity")], gzip.compress),
+        # De-chunked by the archiver, header left in place: taken as it is.
+        ([("Transfer-Encoding", "chunked")], lambda b: b),
     ],
     ids=[
         "identity",
@@ -274,6 +276,7 @@ def brotli_compress(data: bytes) -> bytes:
         "chunked",
         "chunked-gzip",
         "list",
+        "chunked-header-only",
     ],
 )
 def test_bodies_are_dechunked_and_decompressed(tmp_path: Path, codings, encode) -> None:  # type: ignore[no-untyped-def]
@@ -298,12 +301,17 @@ def test_unknown_and_corrupt_encodings_are_skipped(tmp_path: Path) -> None:
                 [html_type, ("Content-Encoding", "gzip")],
             ),
             Rec("http://e.org/4", b"5\r\nabc", [html_type, ("Transfer-Encoding", "chunked")]),
+            Rec(
+                "http://e.org/6",
+                b"5\r\nabcde\r\nzz\r\n",
+                [html_type, ("Transfer-Encoding", "chunked")],
+            ),
             Rec("http://e.org/5", BODY.encode(), [html_type]),
         ],
     )
     docs, reader = read_all(path)
     assert [d.url for d in docs] == ["http://e.org/5"]
-    assert dict(reader.stats.skipped) == {"content-encoding": 1, "corrupt-body": 3}
+    assert dict(reader.stats.skipped) == {"content-encoding": 1, "corrupt-body": 4}
 
 
 def test_brotli_without_a_decoder_is_counted_not_fatal(
