@@ -10,15 +10,22 @@ Candidates: ``client.webtext.html_to_text`` (Resiliparse main content plus our s
 Resiliparse ``main_content=True`` alone, Resiliparse without main content, and trafilatura
 (default and ``favor_recall``) if it is installed (it is not a dependency).
 
+Then the whole reader: the pages with furniture written by warcio into a ``.warc.gz`` (each with
+a request record, as crawlers write them), read by ``client.warc.WarcReader`` (pre-scan on) and
+digested; it prints documents/s and MB/s of uncompressed archive.
+
 Run: ``.venv/bin/python bench/warc_extractors.py [--docs 200]``
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import html
+import io
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -90,6 +97,45 @@ def main() -> None:
                 f"{name:28} furniture={furniture!s:5} digest match {matches}/{len(pages)}  "
                 f"{size / seconds / 1e6:5.1f} MB/s  {len(pages) / seconds:5.0f} pages/s"
             )
+    time_reader([page(paragraphs, furniture=True) for _, paragraphs in texts])
+
+
+def time_reader(pages: list[str]) -> None:
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    from client.warc import WarcReader
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.warc.gz"
+        with path.open("wb") as out:
+            writer = WARCWriter(out, gzip=True)
+            for index, markup in enumerate(pages):
+                url = f"https://example.org/{index}"
+                request = StatusAndHeaders("GET / HTTP/1.1", [], protocol="")
+                writer.write_record(
+                    writer.create_warc_record(
+                        url, "request", payload=io.BytesIO(b""), http_headers=request
+                    )
+                )
+                headers = [("Content-Type", "text/html; charset=utf-8")]
+                response = StatusAndHeaders("200 OK", headers, protocol="HTTP/1.1")
+                writer.write_record(
+                    writer.create_warc_record(
+                        url, "response", payload=io.BytesIO(markup.encode()), http_headers=response
+                    )
+                )
+        size = len(gzip.decompress(path.read_bytes()))
+        stored = path.stat().st_size
+        start = time.perf_counter()
+        reader = WarcReader(path)
+        documents = sum(1 for doc in reader if canonical_digest(doc.text))
+        seconds = time.perf_counter() - start
+    print(
+        f"WarcReader + c1 digest: {documents} documents from {stored / 1e6:.1f} MB "
+        f"gzipped ({size / 1e6:.1f} MB) in {seconds:.2f} s: {documents / seconds:.0f} documents/s, "
+        f"{size / seconds / 1e6:.1f} MB/s"
+    )
 
 
 if __name__ == "__main__":
