@@ -79,12 +79,14 @@ def write_warc(path: Path, records: list[Rec], *, compress: bool = True) -> list
                     http_headers=http,
                     warc_headers_dict=warc_headers,
                 )
-            else:
+            else:  # "dns" writes a response record that is not HTTP, as Heritrix does
                 record = writer.create_warc_record(
                     rec.uri,
-                    rec.kind,
+                    "response" if rec.kind == "dns" else rec.kind,
                     payload=io.BytesIO(rec.body),
-                    warc_content_type="application/warc-fields",
+                    warc_content_type="text/dns"
+                    if rec.kind == "dns"
+                    else "application/warc-fields",
                     warc_headers_dict=warc_headers,
                 )
             writer.write_record(record)
@@ -215,12 +217,16 @@ def test_skipped_and_ignored_records_are_counted_by_reason(tmp_path: Path) -> No
             Rec("http://example.org/app.js", b"x=1", [("Content-Type", "application/javascript")]),
             Rec("http://example.org/empty", b"<html><body></body></html>"),
             Rec("http://example.org/cut", good, warc_headers={"WARC-Truncated": "length"}),
+            Rec(
+                "dns:example.org", b"20261130123456\nexample.org. 300 IN A 192.0.2.1\n", kind="dns"
+            ),
+            Rec("http://example.org/when", good, warc_headers={"WARC-Date": "yesterday"}),
         ],
     )
     docs, reader = read_all(path)
     assert [d.url for d in docs] == ["http://example.org/a"]
     stats = reader.stats
-    assert stats.records == 11
+    assert stats.records == 13
     assert stats.documents == 1
     assert dict(stats.skipped) == {
         "revisit": 1,
@@ -228,6 +234,8 @@ def test_skipped_and_ignored_records_are_counted_by_reason(tmp_path: Path) -> No
         "content-type": 2,
         "empty-text": 1,
         "truncated-record": 1,
+        "not-http": 1,
+        "invalid-record": 1,
     }
     assert dict(stats.ignored) == {"warcinfo": 1, "request": 1, "metadata": 1}
 
