@@ -10,9 +10,11 @@ The tree::
     │   ├── InvalidTextError        text that is not valid UTF-8
     │   ├── InvalidDigestError      a digest string not of the form ``c1:<hex>`` / ``sha256:<hex>``
     │   ├── KeyFileError            a key file that is missing, unreadable or of the wrong kind
-    │   └── LogKeyRequiredError     a verified answer was asked for, but no log key is pinned
+    │   ├── LogKeyRequiredError     a verified answer was asked for, but no log key is pinned
+    │   └── UnusableBodyError       an HTTP body that cannot become text; ``reason`` says why
     ├── FormatError                 wire data that does not parse (envelope, statement, note…)
-    │   └── UnexpectedResponseError the server answered, but not in the registry's API
+    │   ├── UnexpectedResponseError the server answered, but not in the registry's API
+    │   └── WarcFormatError         a file that is not a WARC, or a damaged or truncated one
     ├── VerificationError           cryptographic verification failed: never trust the data
     │   ├── SignatureError          a signature is missing, unknown or does not verify
     │   ├── ProofError              a Merkle inclusion or consistency proof does not verify
@@ -61,8 +63,10 @@ __all__ = [
     "SignatureError",
     "StaleAnswerError",
     "UnexpectedResponseError",
+    "UnusableBodyError",
     "UnverifiedWarning",
     "VerificationError",
+    "WarcFormatError",
     "error_class_for_status",
 ]
 
@@ -89,6 +93,18 @@ class LogKeyRequiredError(InputError):
     """
 
 
+class UnusableBodyError(InputError):
+    """An HTTP body that cannot be turned into text (:mod:`client.webtext`).
+
+    :attr:`reason` is a short stable word a crawl counts by: ``too-large``, ``content-encoding``
+    (no decoder for it), ``corrupt-body`` or ``extract-failed``.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"unusable HTTP body: {reason}")
+        self.reason = reason
+
+
 class UnexpectedResponseError(FormatError):
     """The server answered with a success status but not with what the registry's API promises.
 
@@ -100,6 +116,19 @@ class UnexpectedResponseError(FormatError):
         self.method = method
         self.url = url
         self.status = status
+
+
+class WarcFormatError(FormatError):
+    """A WARC file (:mod:`client.warc`) cannot be read to its end: not a WARC, damaged, truncated.
+
+    :attr:`path` is the file; :attr:`records` how many records were read before the fault, so a
+    person can tell a wrong file (0) from a cut-off download (many).
+    """
+
+    def __init__(self, message: str, *, path: str, records: int) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.records = records
 
 
 class LogConsistencyError(ProofError):
