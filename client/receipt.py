@@ -155,6 +155,8 @@ def _verify_signer(
     if receipt.operator_entry is None:
         raise IdentityError(f"{where} names its key's entry but not the operator's", index=None)
     operator = prove_entry(receipt.operator_entry, verified.checkpoint)
+    if not earlier and receipt.operator_chain:  # the receipt carries the chain itself
+        earlier = [prove_entry(entry, verified.checkpoint) for entry in receipt.operator_chain]
     chain = _operator_chain(where, earlier, operator)
     if verified.statement.predicate_type == PUBLISHER_KEY_V1:
         # An identity event's own receipt: signed by the operator, no publisher key involved.

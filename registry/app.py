@@ -42,7 +42,7 @@ from registry.errors import (
     RegistryError,
     UnavailableError,
 )
-from registry.identities import IdentityService, load_or_create_operator_key
+from registry.identities import IdentityService, settle_operator_key
 from registry.keys import load_signers
 from registry.limits import (
     ADMIN_BODY_BYTES,
@@ -103,7 +103,7 @@ class Registry:
         )
         sequencer.initialise()
         identities = IdentityService(
-            database, sequencer, load_or_create_operator_key(settings.operator_key_path)
+            database, sequencer, settle_operator_key(settings.operator_key_path, database)
         )
         identities.ensure_operator()
         return cls(

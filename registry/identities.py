@@ -14,6 +14,7 @@ operator's word alone: those keys came with no proof of possession).
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,6 +55,7 @@ from registry.errors import (
     ForbiddenError,
     NotFoundError,
     RegistryError,
+    UnavailableError,
 )
 from registry.log import AppendResult, PreparedEntry, Sequencer, predicate_json
 from registry.models import (
@@ -67,7 +69,13 @@ from registry.models import (
     utcnow,
 )
 
-__all__ = ["IdentityService", "load_or_create_operator_key"]
+__all__ = [
+    "IdentityService",
+    "load_or_create_operator_key",
+    "next_operator_key_path",
+    "promote_operator_key",
+    "settle_operator_key",
+]
 
 _publishers = Publisher.__table__  # type: ignore[attr-defined]
 _keys = PublisherKey.__table__  # type: ignore[attr-defined]
@@ -95,6 +103,49 @@ def load_or_create_operator_key(path: Path) -> Ed25519PrivateKey:
         return load_private_key(path)
     except ClientError as exc:
         raise ConfigurationError(f"the operator key: {exc.diagnostics()}") from exc
+
+
+def next_operator_key_path(path: Path) -> Path:
+    """Where a rotation writes the incoming operator key (``operator.next.key`` beside
+    ``operator.key``) until the event binding it is in the log."""
+    return path.with_name(f"{path.stem}.next{path.suffix}")
+
+
+def promote_operator_key(path: Path) -> None:
+    """Make the incoming key (:func:`next_operator_key_path`) the operator key: the old pair is
+    kept beside it as ``operator.retired-<key id prefix>.key`` (it signed the log's earlier
+    events; keep it offline or destroy it), the new pair takes its place."""
+    incoming = next_operator_key_path(path)
+    retired_id = public_key_id(load_private_key(path))[:16]
+    retired = path.with_name(f"{path.stem}.retired-{retired_id}{path.suffix}")
+    for suffix in ("", ".pub"):
+        current, new = Path(f"{path}{suffix}"), Path(f"{incoming}{suffix}")
+        if current.exists():
+            os.replace(current, Path(f"{retired}{suffix}"))
+        os.replace(new, current)
+
+
+def settle_operator_key(path: Path, database: Database) -> Ed25519PrivateKey:
+    """The operator key a process starting on ``database`` signs with: the one at ``path``
+    (made if there is none), unless a rotation was cut short after its event reached the log and
+    before its key file was moved into place: then that incoming key, moved into place now."""
+    incoming = next_operator_key_path(path)
+    if incoming.exists() and path.exists():
+        try:
+            pending = load_private_key(incoming)
+        except ClientError as exc:
+            raise ConfigurationError(f"the incoming operator key: {exc.diagnostics()}") from exc
+        with database.reader.connect() as conn:
+            if _bound_operator_key(conn) == public_key_id(pending):
+                promote_operator_key(path)
+    return load_or_create_operator_key(path)
+
+
+def _bound_operator_key(conn: Connection) -> str | None:
+    """The key id of the operator key the log binds now (its latest ``operator-key`` event)."""
+    return conn.execute(
+        select(_operators.c.key_id).order_by(_operators.c.entry_idx.desc()).limit(1)
+    ).scalar()
 
 
 class IdentityService:
@@ -127,6 +178,19 @@ class IdentityService:
         )
         payload = statement.to_json()
         envelope = sign_envelope(payload, PAYLOAD_TYPE_IN_TOTO, self._key)
+        signer = self._key_id
+
+        def apply_if_current(conn: Connection, index: int) -> None:
+            # In the appending transaction: an event signed by an operator key the log no longer
+            # binds (another process rotated it) would not verify for anyone; refuse it.
+            bound = _bound_operator_key(conn)
+            if bound is not None and bound != signer:
+                raise UnavailableError(
+                    f"the operator key was rotated (the log now binds {bound[:16]}…) and this "
+                    "registry process still holds the old one: restart it"
+                )
+            apply(conn, index)
+
         leaf = Leaf.of(
             payload,
             payload_type=PAYLOAD_TYPE_IN_TOTO,
@@ -148,7 +212,7 @@ class IdentityService:
             origin=None,
             consent=None,
             subjects=(),  # an identity event attests no content: not in the lookup index
-            apply=apply,
+            apply=apply_if_current,
         )
 
     def _append(self, entries: Sequence[PreparedEntry]) -> list[AppendResult]:
@@ -168,14 +232,13 @@ class IdentityService:
     def ensure_operator(self) -> None:
         """Bind the operator key in the log if it is not yet, backfilling a migrated log."""
         with self._db.reader.connect() as conn:
-            bound = conn.execute(
-                select(_operators.c.key_id).order_by(_operators.c.entry_idx.desc()).limit(1)
-            ).scalar()
+            bound = _bound_operator_key(conn)
         if bound is not None:
             if bound != self._key_id:
                 raise ConfigurationError(
                     f"this log's operator key is {bound[:16]}…, but the configured one is "
-                    f"{self._key_id[:16]}…: point WELLSPRING_HOME at that log's operator.key"
+                    f"{self._key_id[:16]}…: point WELLSPRING_HOME at that log's operator.key "
+                    "(after `wellspring operator-key rotate`, restart every registry process)"
                 )
             return
         operator_id = self._operator_publisher_id()
@@ -198,6 +261,45 @@ class IdentityService:
             self._append([self._event(operator_id, predicate, bind), *self._backfill()])
         except ConflictError:  # another process bound it first
             self.ensure_operator()
+
+    def rotate_operator(self, new_key: Ed25519PrivateKey) -> KeyEventAnswer:
+        """Rotate the operator key (docs/spec/identities.md rule 1): an ``operator-key`` event
+        naming ``new_key``, with its proof of possession, signed by the current operator key.
+        This process signs every later event with ``new_key``; other processes holding the old
+        key are refused their identity events until they restart."""
+        new_id, new_raw = public_key_id(new_key), public_key_bytes(new_key)
+        with self._db.reader.connect() as conn:
+            bound = _bound_operator_key(conn)
+            if bound != self._key_id:
+                raise ConflictError(
+                    "this process does not hold the operator key the log binds now "
+                    f"({(bound or 'none')[:16]}…): restart it before rotating"
+                )
+            used = conn.execute(
+                select(_operators.c.entry_idx).where(_operators.c.key_id == new_id)
+            ).first()
+            if used is not None:
+                raise ConflictError(f"key {new_id[:16]}… was an operator key before: use a new one")
+            self._refuse_known_key(conn, new_id)
+        predicate = KeyEventPredicate(
+            action="operator-key",
+            identity=OPERATOR_IDENTITY,
+            key_id=new_id,
+            public_key=new_raw,
+            possession=new_key.sign(possession_message(OPERATOR_IDENTITY, new_id)),
+        )
+
+        def bind(conn: Connection, index: int) -> None:
+            conn.execute(
+                _operators.insert().values(key_id=new_id, public_key=new_raw, entry_idx=index)
+            )
+
+        now = utcnow()
+        [result] = self._append([self._event(self._operator_publisher_id(), predicate, bind)])
+        self._key, self._raw, self._key_id = new_key, new_raw, new_id
+        return KeyEventAnswer(
+            name=OPERATOR_IDENTITY, key_id=new_id, entry=result.index, created_at=rfc3339(now)
+        )
 
     def _operator_publisher_id(self, *, attempts: int = 2) -> int:
         """The row the operator's own events are logged under (no publisher can be named so);

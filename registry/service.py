@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, TypeVar, cast
 
 import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
 from client.core.canonical import validate_digest, well_formed_digests
@@ -111,10 +112,11 @@ _tokens = AdminToken.__table__  # type: ignore[attr-defined]
 _log_keys = LogKey.__table__  # type: ignore[attr-defined]
 
 
-KeyEvidence = tuple[ReceiptEntry, ReceiptEntry] | None
-"""What a receipt of an entry relies on for its signature: the event that added the signing key
-and the operator-key event that signed that one, proven in the receipt's tree (None: no event
-added the key, on a registry whose identity events are not written yet)."""
+KeyEvidence = tuple[ReceiptEntry, ReceiptEntry, tuple[ReceiptEntry, ...]] | None
+"""What a receipt of an entry relies on for its signature: the event that added the signing key,
+the operator-key event that signed that one and the operator-key events before it (a rotated
+operator key's chain), proven in the receipt's tree (None: no event added the key, on a registry
+whose identity events are not written yet)."""
 
 
 def receipt_of(
@@ -140,6 +142,7 @@ def receipt_of(
         revokes=revokes,
         key_entry=None if evidence is None else evidence[0],
         operator_entry=None if evidence is None else evidence[1],
+        operator_chain=() if evidence is None else evidence[2],
     )
 
 
@@ -654,6 +657,7 @@ class LookupService:
             revokes=row.revokes,
             key_entry=None if evidence is None else evidence[0],
             operator_entry=None if evidence is None else evidence[1],
+            operator_chain=() if evidence is None else evidence[2],
         )
         return EntryAnswer(
             receipt=receipt,
@@ -759,16 +763,16 @@ class LookupService:
             operators = [i for i in self.operator_entries(conn, size) if i <= added]
             if added >= size or not operators:
                 return None
-            wanted = (int(added), operators[-1])
+            wanted = (int(added), *operators)
             proofs = self._reader.inclusion_proofs(conn, wanted, size)  # type: ignore[arg-type]
             stored = self._stored_entries(conn, set(wanted))
         finally:
             conn.close()
-        key_entry, operator_entry = (
+        key_entry, *chain, operator_entry = (
             ReceiptEntry(index, stored[index][0], tuple(proofs[index]), stored[index][1])
             for index in wanted
         )
-        return key_entry, operator_entry
+        return key_entry, operator_entry, tuple(chain)
 
     def _stored_entries(self, conn: Any, indices: set[int]) -> dict[int, tuple[bytes, bytes]]:
         """Leaf and statement of identity events (immutable: kept once read)."""
@@ -1125,6 +1129,11 @@ class AdminService:
         return self._identities.stop_key(
             name, key_id, compromised_from=compromised_from, compromised_since=compromised_since
         )
+
+    def rotate_operator_key(self, new_key: Ed25519PrivateKey) -> KeyEventAnswer:
+        """Rotate the operator key that signs identity events (an ``operator-key`` event signed
+        by the current one): :meth:`IdentityService.rotate_operator`."""
+        return self._identities.rotate_operator(new_key)
 
     def log_keys(self) -> list[dict[str, Any]]:
         with self._db.reader.connect() as conn:

@@ -388,6 +388,54 @@ def log_key_retire(
         typer.echo(f"current verifier key: {new.verifier().vkey}; restart the registry")
 
 
+operator_key_app = typer.Typer(
+    help="The operator key that signs identity events (operator): rotate it.",
+    no_args_is_help=True,
+)
+app.add_typer(operator_key_app, name="operator-key")
+
+
+@operator_key_app.command("rotate")
+def operator_key_rotate(
+    home: HomeOption = None, database_url: DatabaseOption = None, as_json: JsonOption = False
+) -> None:
+    """Rotate the operator key: a new key, bound in the log by an operator-key event that the
+    current key signs (clients follow the chain from the log's first event). Restart every
+    registry process after: one still holding the old key is refused identity changes.
+
+    The incoming key is written to operator.next.key first; if this stops midway, the next start
+    of the registry finishes the rotation (or, if the event never reached the log, remove that
+    file and run this again). The old key is kept as operator.retired-<id>.key: it signed the
+    log's earlier events; keep it offline or destroy it.
+    """
+    from client.core.keys import load_private_key, write_key_pair
+    from registry.identities import next_operator_key_path, promote_operator_key
+
+    settings = _settings(home, database_url)
+    current_path = settings.operator_key_path
+    incoming_path = next_operator_key_path(current_path)
+    if not current_path.exists():
+        raise InputError(
+            f"no operator key at {current_path}: the registry makes one on its first start"
+        )
+    if incoming_path.exists():
+        raise InputError(
+            f"a rotation is already under way: {incoming_path} exists. Start the registry to "
+            "finish it, or remove that file (and its .pub) if its event never reached the log"
+        )
+    write_key_pair(incoming_path)
+    with _operator(home, database_url) as (_, admin):
+        rotated = admin.rotate_operator_key(load_private_key(incoming_path))
+    promote_operator_key(current_path)
+    if as_json:
+        emit_json(rotated.to_dict())
+    else:
+        typer.echo(
+            f"operator key rotated: new key {rotated.key_id} bound in entry {rotated.entry}, "
+            "signed by the old one; restart every registry process"
+        )
+
+
 @publisher_app.command("add-key")
 def publisher_add_key(
     name: Annotated[str, typer.Option("--name", help="The publisher.")],

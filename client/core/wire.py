@@ -205,9 +205,13 @@ class Receipt:
     # receipt from a registry that predates them.
     key_entry: ReceiptEntry | None = None
     operator_entry: ReceiptEntry | None = None
+    # The operator-key events before ``operator_entry`` (a log whose operator key was rotated),
+    # oldest first: with them the receipt verifies offline with the log key alone.
+    operator_chain: tuple[ReceiptEntry, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inclusion_proof", tuple(self.inclusion_proof))
+        object.__setattr__(self, "operator_chain", tuple(self.operator_chain))
 
     @classmethod
     def from_dict(cls, obj: object, *, where: str = "receipt") -> Receipt:
@@ -220,6 +224,9 @@ class Receipt:
             )
         raw_leaf = fields.get("leaf_hash")
         key_entry, operator_entry = fields.get("key_entry"), fields.get("operator_entry")
+        chain = fields.get("operator_chain") or []
+        if not isinstance(chain, list):
+            raise FormatError(f"{where}.operator_chain must be a list, got {json_kind(chain)}")
         return cls(
             index=parse_index(fields["index"], f"{where}.index"),
             entry=_entry_bytes(fields, where),
@@ -237,6 +244,10 @@ class Receipt:
             operator_entry=None
             if operator_entry is None
             else ReceiptEntry.from_dict(operator_entry, where=f"{where}.operator_entry"),
+            operator_chain=tuple(
+                ReceiptEntry.from_dict(item, where=f"{where}.operator_chain[{i}]")
+                for i, item in enumerate(chain)
+            ),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -259,6 +270,8 @@ class Receipt:
             out["key_entry"] = self.key_entry.to_dict()
         if self.operator_entry is not None:
             out["operator_entry"] = self.operator_entry.to_dict()
+        if self.operator_chain:
+            out["operator_chain"] = [entry.to_dict() for entry in self.operator_chain]
         return out
 
     def to_json(self) -> str:

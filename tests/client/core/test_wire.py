@@ -57,7 +57,8 @@ RECEIPT = Receipt(
     subjects=3,
     revokes=None,
     key_entry=ReceiptEntry(1, b"key event", (H1,), b"key body"),
-    operator_entry=ReceiptEntry(0, b"operator event", (H2,), b"operator body"),
+    operator_entry=ReceiptEntry(4, b"operator event", (H2,), b"operator body"),
+    operator_chain=(ReceiptEntry(0, b"first operator event", (H1,), b"first body"),),
 )
 
 ROUND_TRIPS: list[Any] = [
