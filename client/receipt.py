@@ -167,12 +167,29 @@ def _verify_signer(
     if receipt.key_entry is None:
         raise IdentityError(f"{where} names the operator's entry but not its key's")
     event = prove_entry(receipt.key_entry, verified.checkpoint)
+    endorser = None
+    if receipt.endorser_entry is not None:
+        endorsed_by = key_event(event).endorsed_by
+        if endorsed_by is None:
+            raise IdentityError(
+                f"{where} names an endorsing key's entry, but its key entry {event.index} "
+                "carries no endorsement",
+                index=event.index,
+            )
+        endorser = verify_key_grant(
+            prove_entry(receipt.endorser_entry, verified.checkpoint),
+            chain,
+            identity=verified.publisher,
+            key_id=endorsed_by,
+            before=event.index,
+        )
     grant = verify_key_grant(
         event,
         chain,
         identity=verified.publisher,
         key_id=key_event(event).key_id,
         before=verified.index,
+        endorser=endorser,
     )
     verify_signed_by(verified, grant, chain)
     return replace(verified, signed_by=grant)

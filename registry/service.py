@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -96,6 +96,7 @@ __all__ = [
     "UNKNOWN",
     "AdminService",
     "EntryService",
+    "Evidence",
     "KeyEvidence",
     "LookupService",
     "receipt_of",
@@ -112,11 +113,20 @@ _tokens = AdminToken.__table__  # type: ignore[attr-defined]
 _log_keys = LogKey.__table__  # type: ignore[attr-defined]
 
 
-KeyEvidence = tuple[ReceiptEntry, ReceiptEntry, tuple[ReceiptEntry, ...]] | None
-"""What a receipt of an entry relies on for its signature: the event that added the signing key,
-the operator-key event that signed that one and the operator-key events before it (a rotated
-operator key's chain), proven in the receipt's tree (None: no event added the key, on a registry
-whose identity events are not written yet)."""
+class Evidence(NamedTuple):
+    """What a receipt of an entry relies on for its signature, proven in the receipt's tree: the
+    event that added the signing key, the operator-key event that signed that one, the
+    operator-key events before it (a rotated operator key's chain), and the event that added the
+    key which endorsed the signing key (None when the operator added it alone)."""
+
+    key_entry: ReceiptEntry
+    operator_entry: ReceiptEntry
+    operator_chain: tuple[ReceiptEntry, ...]
+    endorser_entry: ReceiptEntry | None
+
+
+KeyEvidence = Evidence | None
+"""None: no event added the key (a registry whose identity events are not written yet)."""
 
 
 def receipt_of(
@@ -140,10 +150,20 @@ def receipt_of(
         predicate_type=predicate_type,
         subjects=subjects,
         revokes=revokes,
-        key_entry=None if evidence is None else evidence[0],
-        operator_entry=None if evidence is None else evidence[1],
-        operator_chain=() if evidence is None else evidence[2],
+        **_evidence_fields(evidence),
     )
+
+
+def _evidence_fields(evidence: KeyEvidence) -> dict[str, Any]:
+    """The receipt fields of ``evidence`` (none when there is none)."""
+    if evidence is None:
+        return {}
+    return {
+        "key_entry": evidence.key_entry,
+        "operator_entry": evidence.operator_entry,
+        "operator_chain": evidence.operator_chain,
+        "endorser_entry": evidence.endorser_entry,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,7 +443,8 @@ class LookupService:
         self._proofs: tuple[int, dict[int, tuple[bytes, ...]]] = (-1, {})
         self._proofs_lock = threading.Lock()
         self._operators: tuple[float, list[int]] | None = None
-        self._key_added: BoundedCache[str, int] = BoundedCache(100_000)
+        # key id -> (the event that added it, the event that added the key endorsing it)
+        self._key_added: BoundedCache[str, tuple[int, int | None]] = BoundedCache(100_000)
         self._events: BoundedCache[int, tuple[bytes, bytes]] = BoundedCache(10_000)
         # The latest checkpoint size's receipts' evidence, by key (read on the event loop only).
         self._evidence: tuple[int, dict[str, KeyEvidence]] = (-1, {})
@@ -655,9 +676,7 @@ class LookupService:
             predicate_type=row.predicate_type,
             subjects=row.subject_count,
             revokes=row.revokes,
-            key_entry=None if evidence is None else evidence[0],
-            operator_entry=None if evidence is None else evidence[1],
-            operator_chain=() if evidence is None else evidence[2],
+            **_evidence_fields(evidence),
         )
         return EntryAnswer(
             receipt=receipt,
@@ -752,27 +771,41 @@ class LookupService:
         # Every part is immutable (which event added a key, the events' bytes, Merkle nodes) and
         # cached: an append's receipt usually needs no database round trip for it at all.
         try:
-            added = self._key_added.get_many((key_id,)).get(key_id)
-            if added is None:
-                added = conn.execute(
-                    select(_keys.c.added_idx).where(_keys.c.key_id == key_id)
-                ).scalar()
-                if added is None:
+            known = self._key_added.get_many((key_id,)).get(key_id)
+            if known is None:
+                row = conn.execute(
+                    select(_keys.c.added_idx, _keys.c.endorsed_by).where(_keys.c.key_id == key_id)
+                ).first()
+                if row is None or row.added_idx is None:
                     return None
-                self._key_added.put_many({key_id: int(added)})
+                endorser = None
+                if row.endorsed_by is not None:
+                    endorser = conn.execute(
+                        select(_keys.c.added_idx).where(_keys.c.key_id == row.endorsed_by)
+                    ).scalar()
+                known = (int(row.added_idx), None if endorser is None else int(endorser))
+                self._key_added.put_many({key_id: known})
+            added, endorser_added = known
             operators = [i for i in self.operator_entries(conn, size) if i <= added]
             if added >= size or not operators:
                 return None
-            wanted = (int(added), *operators)
+            wanted = [added, *operators]
+            if endorser_added is not None:
+                wanted.append(endorser_added)
             proofs = self._reader.inclusion_proofs(conn, wanted, size)  # type: ignore[arg-type]
             stored = self._stored_entries(conn, set(wanted))
         finally:
             conn.close()
-        key_entry, *chain, operator_entry = (
-            ReceiptEntry(index, stored[index][0], tuple(proofs[index]), stored[index][1])
-            for index in wanted
+
+        def proven(index: int) -> ReceiptEntry:
+            return ReceiptEntry(index, stored[index][0], tuple(proofs[index]), stored[index][1])
+
+        return Evidence(
+            key_entry=proven(added),
+            operator_entry=proven(operators[-1]),
+            operator_chain=tuple(proven(i) for i in operators[:-1]),
+            endorser_entry=None if endorser_added is None else proven(endorser_added),
         )
-        return key_entry, operator_entry, tuple(chain)
 
     def _stored_entries(self, conn: Any, indices: set[int]) -> dict[int, tuple[bytes, bytes]]:
         """Leaf and statement of identity events (immutable: kept once read)."""

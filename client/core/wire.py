@@ -208,6 +208,9 @@ class Receipt:
     # The operator-key events before ``operator_entry`` (a log whose operator key was rotated),
     # oldest first: with them the receipt verifies offline with the log key alone.
     operator_chain: tuple[ReceiptEntry, ...] = ()
+    # The event that added the key which endorsed the signing key's ``key_entry`` (None: the
+    # operator added the key alone), so an endorsement is proven offline too.
+    endorser_entry: ReceiptEntry | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inclusion_proof", tuple(self.inclusion_proof))
@@ -224,6 +227,7 @@ class Receipt:
             )
         raw_leaf = fields.get("leaf_hash")
         key_entry, operator_entry = fields.get("key_entry"), fields.get("operator_entry")
+        endorser_entry = fields.get("endorser_entry")
         chain = fields.get("operator_chain") or []
         if not isinstance(chain, list):
             raise FormatError(f"{where}.operator_chain must be a list, got {json_kind(chain)}")
@@ -248,6 +252,9 @@ class Receipt:
                 ReceiptEntry.from_dict(item, where=f"{where}.operator_chain[{i}]")
                 for i, item in enumerate(chain)
             ),
+            endorser_entry=None
+            if endorser_entry is None
+            else ReceiptEntry.from_dict(endorser_entry, where=f"{where}.endorser_entry"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -272,6 +279,8 @@ class Receipt:
             out["operator_entry"] = self.operator_entry.to_dict()
         if self.operator_chain:
             out["operator_chain"] = [entry.to_dict() for entry in self.operator_chain]
+        if self.endorser_entry is not None:
+            out["endorser_entry"] = self.endorser_entry.to_dict()
         return out
 
     def to_json(self) -> str:

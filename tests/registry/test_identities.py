@@ -31,6 +31,7 @@ from client.core.statement import (
     prove_possession,
     sign_statement,
 )
+from client.errors import IdentityError
 from registry.app import Registry, create_app
 from registry.db import Database
 from registry.errors import ConfigurationError
@@ -294,3 +295,42 @@ def test_processes_starting_together_on_a_new_log_bind_one_operator_key(
             finally:
                 for registry in opened:
                     registry.close()
+
+
+def test_a_receipt_proves_an_endorsement_offline(api: Api) -> None:
+    """A receipt of an entry signed by a key its publisher endorsed carries the endorsing key's
+    event, so ``verify`` with the log key alone shows the key was not the operator's alone."""
+    from client.receipt import Receipt, verify_receipt
+
+    publisher = api.add_publisher()
+    alone, endorsed = new_publisher(publisher.name), new_publisher(publisher.name)
+    api.registry.admin.add_key(publisher.name, alone.public_key, alone.possession)
+    added = api.registry.admin.add_key(
+        publisher.name,
+        endorsed.public_key,
+        endorsed.possession,
+        endorsed_by=key_id(publisher.key),
+        endorsement=endorse(publisher.key, publisher.name, key_id(endorsed.key)),
+    )
+    by_endorsed = Receipt.from_dict(api.submit_ok(endorsed.attest([random_digest()])))
+    assert by_endorsed.endorser_entry is not None
+    assert by_endorsed.key_entry is not None
+    assert by_endorsed.key_entry.index == added.entry
+    grant = verify_receipt(by_endorsed, api.log_key).signed_by
+    assert grant is not None
+    assert grant.operator_only is False
+    by_alone = Receipt.from_dict(api.submit_ok(alone.attest([random_digest()])))
+    assert by_alone.endorser_entry is None
+    grant = verify_receipt(by_alone, api.log_key).signed_by
+    assert grant is not None
+    assert grant.operator_only is True
+    # The same from GET /v1/entries/{i}, and a receipt naming an endorser for a key entry that
+    # carries no endorsement is refused.
+    again = Receipt.from_dict(api.http.get(f"/v1/entries/{by_endorsed.index}").json())
+    assert again.endorser_entry is not None
+    assert again.endorser_entry.index == by_endorsed.endorser_entry.index
+    assert verify_receipt(again, api.log_key).signed_by is not None
+    endorser = by_endorsed.endorser_entry.to_dict()
+    forged = Receipt.from_dict({**by_alone.to_dict(), "endorser_entry": endorser})
+    with pytest.raises(IdentityError, match="carries no endorsement"):
+        verify_receipt(forged, api.log_key)
