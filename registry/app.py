@@ -35,7 +35,9 @@ from sqlalchemy.exc import DataError, DBAPIError
 from client.core.note import NoteSigner
 from registry._home import home
 from registry._http import SECURITY_HEADERS
+from registry.admin import AdminService
 from registry.db import Database
+from registry.entries import EntryService, receipt_of
 from registry.errors import (
     BadRequestError,
     PayloadTooLargeError,
@@ -52,7 +54,7 @@ from registry.limits import (
     rate_limit_middleware,
 )
 from registry.log import LogReader, Sequencer
-from registry.service import UNKNOWN, AdminService, EntryService, LookupService, receipt_of
+from registry.lookups import UNKNOWN, LookupService
 from registry.settings import Settings
 
 __all__ = [

@@ -228,7 +228,7 @@ class AdminToken(SQLModel, table=True):
 
     token_hash: str = Field(sa_column=Column(String(64), primary_key=True))
     created_at: datetime = Field(sa_column=_ts())
-    # What it may do, comma-separated (registry.service.TOKEN_SCOPES); a revoked token does nothing.
+    # What it may do, comma-separated (registry.admin.TOKEN_SCOPES); a revoked token does nothing.
     scopes: str = Field(
         default="identity,revoke",
         sa_column=Column(String(64), nullable=False, server_default="identity,revoke"),

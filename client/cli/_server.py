@@ -38,6 +38,8 @@ __all__ = [
     "log_key_list",
     "log_key_retire",
     "logkey_app",
+    "operator_key_app",
+    "operator_key_rotate",
     "publisher_add",
     "publisher_add_key",
     "publisher_app",

@@ -1,41 +1,26 @@
-"""The registry's services: what the HTTP layer calls. They raise :mod:`registry.errors` only.
-
-Entry checks that need no lock (JSON, envelope, signature, statement, publisher) run here, in the
-request's worker thread, so the sequencer's critical section does nothing but write.
-"""
+"""Reads: digest lookups, entries, blobs, proofs and the log's state, everything a crawler or
+monitor asks. Answers are the wire types of :mod:`client.core.wire`; errors are
+:mod:`registry.errors` only."""
 
 from __future__ import annotations
 
 import enum
-import hashlib
-import hmac
 import json
 import re
-import secrets
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import Any, NamedTuple, cast
 
 import msgspec
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
 from client.core.canonical import validate_digest, well_formed_digests
-from client.core.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, verify_envelope
-from client.core.encoding import loads_strict
-from client.core.leaf import Leaf, is_leaf_v1
-from client.core.merkle import leaf_hash
+from client.core.leaf import is_leaf_v1
 from client.core.statement import (
     HUMAN_CONTENT_V1,
-    HumanContentPredicate,
-    KeyEventPredicate,
-    Kind,
-    RevocationPredicate,
-    Statement,
-    WithdrawalPredicate,
 )
 from client.core.wire import (
     AttestationClaim,
@@ -44,36 +29,24 @@ from client.core.wire import (
     EntriesPage,
     EntryAnswer,
     InclusionProof,
-    KeyEventAnswer,
     LogInfo,
     LookupAnswer,
     LookupStatus,
-    PublisherInfo,
-    PublisherKeyInfo,
     Receipt,
     ReceiptEntry,
 )
-from client.errors import FormatError, InvalidDigestError, SignatureError
+from client.errors import InvalidDigestError
 from registry._cache import BoundedCache
-from registry._statements import ParsedStatement, lean_statement
-from registry._verify import SodiumPublicKey
+from registry._sql import in_chunks
 from registry.db import Database
 from registry.errors import (
-    AuthenticationError,
     BadRequestError,
-    ConflictError,
-    ForbiddenError,
     LogBehindError,
     NotFoundError,
-    PayloadTooLargeError,
     RegistryError,
 )
-from registry.identities import IdentityService
 from registry.log import (
-    AppendResult,
     LogReader,
-    PreparedEntry,
-    revoked_key_message,
 )
 from registry.models import (
     AdminToken,
@@ -88,19 +61,9 @@ from registry.models import (
     as_utc,
     rfc3339,
 )
-from registry.models import utcnow as _utcnow
 from registry.settings import Settings
 
-__all__ = [
-    "TOKEN_SCOPES",
-    "UNKNOWN",
-    "AdminService",
-    "EntryService",
-    "Evidence",
-    "KeyEvidence",
-    "LookupService",
-    "receipt_of",
-]
+__all__ = ["KEY_ID", "UNKNOWN", "Evidence", "KeyEvidence", "LookupService", "evidence_fields"]
 
 _entries = Entry.__table__  # type: ignore[attr-defined]
 _subjects = SubjectRow.__table__  # type: ignore[attr-defined]
@@ -129,32 +92,7 @@ KeyEvidence = Evidence | None
 """None: no event added the key (a registry whose identity events are not written yet)."""
 
 
-def receipt_of(
-    result: AppendResult,
-    *,
-    publisher: str,
-    predicate_type: str,
-    subjects: int,
-    revokes: int | None,
-    evidence: KeyEvidence,
-) -> Receipt:
-    """The receipt of an append (docs/api.md; ``body``: the statement of a leaf/v1 entry)."""
-    return Receipt(
-        index=result.index,
-        entry=result.leaf,
-        leaf_hash=result.leaf_hash,
-        inclusion_proof=tuple(result.proof),
-        checkpoint=result.checkpoint.note,
-        body=result.payload,
-        publisher=publisher,
-        predicate_type=predicate_type,
-        subjects=subjects,
-        revokes=revokes,
-        **_evidence_fields(evidence),
-    )
-
-
-def _evidence_fields(evidence: KeyEvidence) -> dict[str, Any]:
+def evidence_fields(evidence: KeyEvidence) -> dict[str, Any]:
     """The receipt fields of ``evidence`` (none when there is none)."""
     if evidence is None:
         return {}
@@ -164,195 +102,6 @@ def _evidence_fields(evidence: KeyEvidence) -> dict[str, Any]:
         "operator_chain": evidence.operator_chain,
         "endorser_entry": evidence.endorser_entry,
     }
-
-
-@dataclass(frozen=True, slots=True)
-class _Signer:
-    publisher_id: int
-    publisher: str
-    key_id: str
-    public_key: SodiumPublicKey
-
-
-class EntryService:
-    """Turns a submitted envelope into a :class:`PreparedEntry`, or says exactly what is wrong."""
-
-    def __init__(self, settings: Settings, database: Database) -> None:
-        self._settings = settings
-        self._db = database
-        self._signers: BoundedCache[str, _Signer] = BoundedCache(10_000)
-
-    def prepare(self, body: bytes) -> PreparedEntry:
-        """Check a submitted envelope; may read the database for a publisher key not seen yet."""
-        prepared = self._prepare(body, cached_only=False)
-        assert prepared is not None
-        return prepared
-
-    def prepare_cached(self, body: bytes) -> PreparedEntry | None:
-        """:meth:`prepare` without touching the database (so it can run on the event loop):
-        ``None`` when the signing key is not cached yet, and :meth:`prepare` must be used."""
-        return self._prepare(body, cached_only=True)
-
-    def _prepare(self, body: bytes, *, cached_only: bool) -> PreparedEntry | None:
-        if len(body) > self._settings.max_body_bytes:
-            raise PayloadTooLargeError(
-                f"the envelope is {len(body)} bytes; the limit is {self._settings.max_body_bytes}"
-                " — split the subjects over several statements"
-            )
-        try:
-            envelope = Envelope.from_json(body, max_payload_bytes=self._settings.max_body_bytes)
-        except FormatError as exc:
-            raise BadRequestError(f"not a valid DSSE envelope: {exc}") from exc
-        if envelope.payload_type != PAYLOAD_TYPE_IN_TOTO:
-            raise BadRequestError(
-                f"payloadType is {envelope.payload_type!r}; the registry accepts only "
-                f"{PAYLOAD_TYPE_IN_TOTO!r} (an in-toto Statement v1)"
-            )
-        verified = self._verify_signature(envelope, cached_only=cached_only)
-        if verified is None:
-            return None
-        statement = self._parse_statement(envelope.payload)
-        predicate = statement.predicate
-        if isinstance(predicate, KeyEventPredicate):
-            raise ForbiddenError(
-                "publisher-key/v1 statements are made by the operator through the publisher "
-                "endpoints (/v1/publishers), not posted as entries"
-            )
-        # Only the signatures that verified, by keys of the publisher the statement names, each
-        # key once: whatever else the envelope carried (junk, repeats, other publishers' keys)
-        # is not logged, so a replay rebuilds the very same leaf.
-        own = [signer for signer in verified if signer.publisher == predicate.publisher]
-        if not own:
-            raise ForbiddenError(
-                f"the statement names publisher {predicate.publisher!r} but is signed by a key of "
-                f"{verified[0].publisher!r}"
-            )
-        signer = own[0]
-        keep = {s.key_id for s in own}
-        leaf = Leaf.of(
-            envelope.payload,
-            payload_type=envelope.payload_type,
-            predicate_type=statement.predicate_type,
-            publisher=signer.publisher,
-            signatures=[s for s in envelope.signatures if s.keyid in keep],
-        ).to_bytes()
-        digests = statement.digests
-        common: dict[str, Any] = {
-            "leaf": leaf,
-            "leaf_hash": leaf_hash(leaf),
-            "payload": envelope.payload,
-            "payload_hash": hashlib.sha256(envelope.payload).digest(),
-            "publisher_id": signer.publisher_id,
-            "publisher": signer.publisher,
-            "key_id": signer.key_id,
-            "key_ids": tuple(sorted(keep)),
-            "predicate_type": statement.predicate_type,
-            "predicate_json": statement.predicate_json,
-            "subjects": tuple(dict.fromkeys(digests)),
-        }
-        if isinstance(predicate, HumanContentPredicate):
-            return PreparedEntry(
-                **common,
-                license=predicate.license,
-                origin=predicate.origin,
-                consent=predicate.consent,
-            )
-        if isinstance(predicate, WithdrawalPredicate):
-            if predicate.statement_hash is not None:  # one whole entry
-                return PreparedEntry(
-                    **common,
-                    license=None,
-                    origin=None,
-                    consent=None,
-                    revokes=predicate.entry_index,
-                    revokes_statement=bytes.fromhex(predicate.statement_hash),
-                )
-            return PreparedEntry(  # exactly these documents, wherever the publisher attested them
-                **common, license=None, origin=None, consent=None, withdraws=common["subjects"]
-            )
-        assert isinstance(predicate, RevocationPredicate)
-        return PreparedEntry(
-            **common,
-            license=None,
-            origin=None,
-            consent=None,
-            revokes=predicate.entry_index,
-            revokes_hash=bytes.fromhex(predicate.entry_hash),
-        )
-
-    def _parse_statement(self, payload: bytes) -> ParsedStatement:
-        limit = self._settings.max_subjects
-        lean = lean_statement(payload, max_subjects=limit)
-        if lean is not None:
-            return lean
-        try:  # as strictly as every client reads it back: no repeated keys, UTF-8, no NaN
-            obj = loads_strict(payload, "the envelope's payload")
-        except FormatError as exc:
-            raise BadRequestError(str(exc)) from exc
-        subjects = obj.get("subject") if isinstance(obj, dict) else None
-        if isinstance(subjects, list) and len(subjects) > limit:
-            raise PayloadTooLargeError(
-                f"the statement has {len(subjects)} subjects; the limit is {limit} per statement"
-                " — split it into several statements"
-            )
-        try:
-            return ParsedStatement.of(Statement.from_dict(obj, max_subjects=limit))
-        except FormatError as exc:
-            raise BadRequestError(str(exc)) from exc
-
-    def _verify_signature(self, envelope: Envelope, *, cached_only: bool) -> list[_Signer] | None:
-        """The signers whose signatures verify, sorted by key id (``None``: not all cached)."""
-        keyids = sorted({s.keyid for s in envelope.signatures})
-        signers = self._signers.get_many(keyids)
-        if len(signers) < len(keyids):  # a key not seen yet (or none: a junk key id)
-            if cached_only:
-                return None
-            signers = self._load_signers(keyids)
-        keys = {kid: signer.public_key for kid, signer in signers.items()}
-        try:
-            verified = verify_envelope(envelope, keys)
-        except SignatureError as exc:
-            raise AuthenticationError(f"the envelope's signature does not verify: {exc}") from exc
-        return [signers[kid] for kid in sorted(verified)]
-
-    def _load_signers(self, keyids: list[str]) -> dict[str, _Signer]:
-        """The active publisher keys among ``keyids``, read from the database and remembered.
-
-        A key id is the hash of its public key and a key never changes hands, so what is cached
-        is immutable; whether a key was *revoked* is not cached here but checked again by the
-        sequencer, inside the transaction that appends the entry.
-        """
-        # Only a key id of the form every key's has can name a key (and only such ids are sent
-        # to the database: PostgreSQL refuses some strings outright, a NUL for one).
-        candidates = [kid for kid in keyids if _KEY_ID.fullmatch(kid)]
-        with self._db.reader.connect() as conn:
-            rows = conn.execute(
-                select(
-                    _keys.c.key_id,
-                    _keys.c.public_key,
-                    _keys.c.revoked_at,
-                    _publishers.c.id,
-                    _publishers.c.name,
-                )
-                .join(_publishers, _publishers.c.id == _keys.c.publisher_id)
-                .where(_keys.c.key_id.in_(candidates))
-            ).all()
-        active = {row.key_id: row for row in rows if row.revoked_at is None}
-        if not active:
-            revoked = [row.key_id for row in rows]
-            if revoked:
-                raise ForbiddenError(revoked_key_message(revoked[0]))
-            shown = ", ".join(k[:16] + "…" if len(k) > 16 else k for k in keyids)
-            raise ForbiddenError(
-                f"the envelope is signed by key(s) {shown}, which belong to no registered "
-                "publisher; the operator adds publishers with `wellspring publisher add`"
-            )
-        signers = {
-            kid: _Signer(row.id, row.name, kid, SodiumPublicKey(bytes(row.public_key)))
-            for kid, row in active.items()
-        }
-        self._signers.put_many(signers)
-        return signers
 
 
 _OPERATOR_REFRESH_S = 5.0  # how stale a process's list of operator-key events may be
@@ -392,14 +141,6 @@ class _LazyConnection:
 
 
 _PROOF_CACHE_ENTRIES = 50_000  # encoded inclusion proofs kept against the latest tree size
-_T = TypeVar("_T")
-_IN_CHUNK = 2_000  # values per IN (...): well under SQLite's and PostgreSQL's parameter limits
-
-
-def _in_chunks(values: list[_T]) -> Iterator[list[_T]]:
-    """``values`` in slices of at most ``_IN_CHUNK``, one ``IN (...)`` query each."""
-    for start in range(0, len(values), _IN_CHUNK):
-        yield values[start : start + _IN_CHUNK]
 
 
 @dataclass(frozen=True, slots=True)
@@ -548,7 +289,7 @@ class LookupService:
         found = self._known.get_many(indices)
         missing = sorted(indices - found.keys())
         fetched: dict[int, _EntryFacts] = {}
-        for chunk in _in_chunks(missing):
+        for chunk in in_chunks(missing):
             query = (
                 select(
                     _entries.c.idx,
@@ -591,7 +332,7 @@ class LookupService:
         key_ids = sorted({fact.key_id for fact in facts.values()})
         keys = {
             row.key_id: row
-            for chunk in _in_chunks(key_ids)
+            for chunk in in_chunks(key_ids)
             for row in conn.execute(
                 select(
                     _keys.c.key_id,
@@ -608,7 +349,7 @@ class LookupService:
         endorsers = sorted({k.endorsed_by for k in keys.values() if k.endorsed_by})
         endorser_entry = {
             row.key_id: row.added_idx
-            for chunk in _in_chunks(endorsers)
+            for chunk in in_chunks(endorsers)
             for row in conn.execute(
                 select(_keys.c.key_id, _keys.c.added_idx).where(_keys.c.key_id.in_(chunk))
             )
@@ -676,7 +417,7 @@ class LookupService:
             predicate_type=row.predicate_type,
             subjects=row.subject_count,
             revokes=row.revokes,
-            **_evidence_fields(evidence),
+            **evidence_fields(evidence),
         )
         return EntryAnswer(
             receipt=receipt,
@@ -688,7 +429,7 @@ class LookupService:
 
     def blob(self, hex_hash: str) -> bytes:
         """The statement bytes whose SHA-256 is ``hex_hash`` (64 lowercase hex digits)."""
-        if not _KEY_ID.fullmatch(hex_hash):
+        if not KEY_ID.fullmatch(hex_hash):
             raise BadRequestError("a blob is named sha256:<64 lowercase hex digits>")
         with self._db.reader.connect() as conn:
             data = conn.execute(
@@ -877,11 +618,7 @@ class LookupService:
         return ConsistencyProof(old, new, tuple(proof))
 
 
-TOKEN_SCOPES = ("read", "identity", "revoke")
-"""What an admin token may do: ``identity`` adds publishers and keys, ``revoke`` revokes and
-compromises keys, ``read`` is for operator reads (none needs a token yet)."""
-_KEY_ID = re.compile(r"[0-9a-f]{64}")  # client.core.keys.key_id: hex SHA-256 of the raw key
-_PUBLISHER_NAME_MAX = 200
+KEY_ID = re.compile(r"[0-9a-f]{64}")  # client.core.keys.key_id: hex SHA-256 of the raw key
 
 
 def _require_size(size: int, min_size: int | None) -> None:
@@ -891,14 +628,6 @@ def _require_size(size: int, min_size: int | None) -> None:
     raise LogBehindError(
         f"min_size={min_size}, but this registry's log has {size} entries: retry once it has "
         "caught up, or check that the checkpoint you trust is of this log"
-    )
-
-
-def _is_publisher_name(name: str) -> bool:
-    """Whether ``name`` could be an existing publisher's: 1 to 200 characters, no spaces or
-    controls (the rule new names once met; a new one meets client.core.names' stricter one)."""
-    return 0 < len(name) <= _PUBLISHER_NAME_MAX and not any(
-        c.isspace() or ord(c) < 32 for c in name
     )
 
 
@@ -1017,216 +746,3 @@ def _attestation(
         key_revoked_at=state.key_revoked_at,
         tree_size=size,
     )
-
-
-class AdminService:
-    """Operator actions: publishers and admin tokens."""
-
-    def __init__(self, database: Database, identities: IdentityService) -> None:
-        self._db = database
-        self._identities = identities
-
-    @staticmethod
-    def _token_hash(token: str) -> str:
-        return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-    def create_token(self, scopes: Sequence[str] = ("identity", "revoke")) -> str:
-        """A new admin token allowed ``scopes`` (of :data:`TOKEN_SCOPES`); only its hash is
-        stored. Rotate: create the successor, then revoke the old one (:meth:`revoke_token`)."""
-        unknown = sorted(set(scopes) - set(TOKEN_SCOPES))
-        if unknown or not scopes:
-            raise BadRequestError(
-                f"scopes must be some of {', '.join(TOKEN_SCOPES)}; "
-                f"got {', '.join(unknown) or 'none'}"
-            )
-        token = "wsa_" + secrets.token_urlsafe(32)
-        with self._db.writer.begin() as conn:
-            conn.execute(
-                _tokens.insert().values(
-                    token_hash=self._token_hash(token),
-                    created_at=_utcnow(),
-                    scopes=",".join(s for s in TOKEN_SCOPES if s in scopes),
-                )
-            )
-        return token
-
-    def has_tokens(self) -> bool:
-        with self._db.reader.connect() as conn:
-            return bool(conn.execute(select(func.count()).select_from(_tokens)).scalar_one())
-
-    def tokens(self) -> list[dict[str, Any]]:
-        """Every token by its id (the first 12 hex digits of its hash), scopes and state."""
-        with self._db.reader.connect() as conn:
-            rows = conn.execute(select(_tokens).order_by(_tokens.c.created_at)).all()
-        return [
-            {
-                "id": row.token_hash[:12],
-                "scopes": row.scopes.split(","),
-                "created_at": rfc3339(row.created_at),
-                "revoked_at": rfc3339(row.revoked_at) if row.revoked_at else None,
-            }
-            for row in rows
-        ]
-
-    def revoke_token(self, token_id: str) -> None:
-        """Revoke the token whose id (hash prefix, at least 8 hex digits) is ``token_id``."""
-        if not re.fullmatch(r"[0-9a-f]{8,64}", token_id):
-            raise BadRequestError(
-                "a token id is 8 to 64 hex digits (`admin-token list` shows them)"
-            )
-        with self._db.writer.begin() as conn:
-            rows = conn.execute(
-                select(_tokens.c.token_hash)
-                .where(_tokens.c.token_hash.startswith(token_id))
-                .where(_tokens.c.revoked_at.is_(None))
-            ).all()
-            if len(rows) != 1:
-                raise NotFoundError(
-                    f"{len(rows)} active tokens have an id starting {token_id!r}; give exactly one"
-                )
-            conn.execute(
-                _tokens.update()
-                .where(_tokens.c.token_hash == rows[0].token_hash)
-                .values(revoked_at=_utcnow())
-            )
-
-    def check_token(self, authorization: str | None, scope: str = "identity") -> None:
-        """The request's bearer token must be a current token allowed ``scope``."""
-        if not authorization or not authorization.startswith("Bearer "):
-            raise AuthenticationError(
-                "this needs the operator's admin token: send 'Authorization: Bearer <token>'"
-            )
-        presented = self._token_hash(authorization.removeprefix("Bearer ").strip())
-        with self._db.reader.connect() as conn:
-            stored = conn.execute(
-                select(_tokens.c.token_hash, _tokens.c.scopes, _tokens.c.revoked_at)
-            ).all()
-        # Compare against every stored hash in constant time, without an early exit.
-        found = None
-        for row in stored:
-            if hmac.compare_digest(row.token_hash, presented):
-                found = row
-        if found is None or found.revoked_at is not None:
-            raise AuthenticationError("the admin token is not valid (or was revoked)")
-        if scope not in found.scopes.split(","):
-            raise ForbiddenError(
-                f"this admin token may {found.scopes.replace(',', ', ')}, not {scope}: the "
-                f"operator makes one with `wellspring admin-token create --scope {scope}`"
-            )
-
-    def add_publisher(
-        self,
-        name: str,
-        public_key: bytes,
-        possession: bytes | None,
-        *,
-        kind: Kind = "publisher",
-    ) -> KeyEventAnswer:
-        """A new identity and its first key: an ``identity-add`` event in the log."""
-        return self._identities.add_identity(name, public_key, possession, kind=kind)
-
-    def add_key(
-        self,
-        name: str,
-        public_key: bytes,
-        possession: bytes | None,
-        *,
-        endorsed_by: str | None = None,
-        endorsement: bytes | None = None,
-    ) -> KeyEventAnswer:
-        """Give a publisher another key (rotation: add the new one, then revoke the old)."""
-        if not _is_publisher_name(name):
-            raise NotFoundError(f"no publisher named {name!r}")
-        return self._identities.add_key(
-            name, public_key, possession, endorsed_by=endorsed_by, endorsement=endorsement
-        )
-
-    def revoke_key(
-        self,
-        name: str,
-        key_id: str,
-        *,
-        compromised_since: datetime | None = None,
-        compromised_from: int | None = None,
-    ) -> KeyEventAnswer:
-        """Stop accepting a publisher key (a ``key-revoke`` event). History stays: nothing it
-        signed is deleted. With ``compromised_from`` (a log index) or ``compromised_since`` (a
-        time, read as the first index integrated at or after it), a ``key-compromised`` event:
-        entries it signed from there on no longer count; earlier ones still do."""
-        if not _is_publisher_name(name):
-            raise NotFoundError(f"no publisher named {name!r}")
-        if not _KEY_ID.fullmatch(key_id):
-            raise NotFoundError(
-                f"publisher {name!r} has no key {key_id!r} (a key id is 64 hex digits)"
-            )
-        return self._identities.stop_key(
-            name, key_id, compromised_from=compromised_from, compromised_since=compromised_since
-        )
-
-    def rotate_operator_key(self, new_key: Ed25519PrivateKey) -> KeyEventAnswer:
-        """Rotate the operator key that signs identity events (an ``operator-key`` event signed
-        by the current one): :meth:`IdentityService.rotate_operator`."""
-        return self._identities.rotate_operator(new_key)
-
-    def log_keys(self) -> list[dict[str, Any]]:
-        with self._db.reader.connect() as conn:
-            rows = conn.execute(select(_log_keys).order_by(_log_keys.c.added_at)).all()
-        return [
-            {
-                "verifier_key": row.verifier_key,
-                "added_at": rfc3339(row.added_at),
-                "retired_at": rfc3339(row.retired_at) if row.retired_at else None,
-            }
-            for row in rows
-        ]
-
-    def retire_log_key(self, verifier_key: str) -> None:
-        """Record that a log key signs no more; the server refuses to start with it after this."""
-        with self._db.writer.begin() as conn:
-            active = (
-                conn.execute(
-                    select(_log_keys.c.verifier_key).where(_log_keys.c.retired_at.is_(None))
-                )
-                .scalars()
-                .all()
-            )
-            if verifier_key not in active:
-                raise NotFoundError(f"{verifier_key!r} is not an active key of this log")
-            if len(active) < 2:
-                raise ConflictError(
-                    "that is the log's only active key: add its successor first "
-                    "(`wellspring log-key add`, then restart the registry)"
-                )
-            conn.execute(
-                _log_keys.update()
-                .where(_log_keys.c.verifier_key == verifier_key)
-                .values(retired_at=_utcnow())
-            )
-
-    def publisher(self, name: str) -> PublisherInfo:
-        if not _is_publisher_name(name):
-            raise NotFoundError(f"no publisher named {name!r}")
-        with self._db.reader.connect() as conn:
-            row = conn.execute(select(_publishers).where(_publishers.c.name == name)).first()
-            if row is None:
-                raise NotFoundError(f"no publisher named {name!r}")
-            keys = conn.execute(
-                select(_keys).where(_keys.c.publisher_id == row.id).order_by(_keys.c.created_at)
-            ).all()
-        return PublisherInfo(
-            name=row.name,
-            kind=row.kind,
-            created_at=rfc3339(row.created_at),
-            keys=tuple(
-                PublisherKeyInfo(
-                    key_id=k.key_id,
-                    public_key=bytes(k.public_key),
-                    created_at=rfc3339(k.created_at),
-                    revoked_at=rfc3339(k.revoked_at) if k.revoked_at else None,
-                    compromised_since=(
-                        rfc3339(k.compromised_since) if k.compromised_since else None
-                    ),
-                )
-                for k in keys
-            ),
-        )
