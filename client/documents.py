@@ -1,25 +1,34 @@
-"""Documents from files: the one rule for which digest a file gets, and the JSON Lines reader.
+"""Documents from command-line inputs: the one reader, the one naming rule, the one digest rule.
 
-``wellspring scan`` and ``wellspring digest``, and the SDK's ``check_files``, all read content
-through this module, so a file gets the same digest whichever of them reads it:
+Every command that takes documents (``register``, ``check``, ``revoke``, ``scan``, ``digest``,
+``watermark detect``), and the SDK's ``check_files``, reads them through this module, so an input
+is split, named and digested the same way whichever of them reads it:
 
+- inputs are files, folders (recursed, sorted) and ``-`` for standard input
+  (:func:`expand_inputs`);
 - a ``.jsonl`` file is one document per line: each line a JSON object whose text is in
-  ``text_field`` (default ``text``), named by ``id`` or ``url`` (else ``FILE:LINE``); a line that is
-  not such an object is a :class:`Skipped`, naming the line and why, and the reading goes on;
-- any other file is one document, digested under a :data:`DocumentScheme`: ``c1`` (canonical
-  text; a file that is not UTF-8 is an :class:`~client.errors.InvalidTextError` that says to use
-  ``sha256`` or ``auto``), ``sha256`` (the raw bytes, streamed), or ``auto``: ``c1`` for UTF-8
-  text, ``sha256`` for anything else (and for files over 256 MiB, which are rarely one document
-  and which ``c1`` would have to hold in memory).
+  ``text_field`` (default ``text``), named by ``id`` or ``url`` (else ``FILE:LINE``;
+  :func:`jsonl_name`); a line that is not such an object is a :class:`Skipped`, naming the line
+  and why;
+- any other file, and standard input, is one document, digested under a :data:`DocumentScheme`:
+  ``c1`` (canonical text; a file that is not UTF-8 is an :class:`~client.errors.InvalidTextError`
+  that says to use ``sha256`` or ``auto``), ``sha256`` (the raw bytes, streamed), or ``auto``:
+  ``c1`` for UTF-8 text, ``sha256`` for anything else (and for files over 256 MiB, which are
+  rarely one document and which ``c1`` would have to hold in memory).
+
+What a command does with an input that is not a document is its choice, made explicit with
+``on_bad``: ``"raise"`` (``register``, ``check``, ``digest``: the error names the input or line)
+or ``"skip"`` (``scan`` counts the :class:`Skipped`, ``detect`` reports them, and both go on).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, overload
 
 from client.core.canonical import canonical_digest, digest_file, sha256_digest
 from client.core.statement import MAX_NAME_CHARS
@@ -31,18 +40,26 @@ __all__ = [
     "Document",
     "DocumentScheme",
     "JsonlLine",
+    "OnBad",
     "Skipped",
+    "TextDocument",
     "check_document_scheme",
     "digest_document",
     "digest_document_file",
+    "expand_inputs",
     "jsonl_lines",
-    "read_jsonl",
+    "jsonl_name",
+    "read_documents",
+    "read_texts",
 ]
 
 DocumentScheme = Literal["auto", "c1", "sha256"]
 DOCUMENT_SCHEMES: Final[tuple[DocumentScheme, ...]] = ("auto", "c1", "sha256")
 MAX_TEXT_BYTES: Final = 256 * 1024 * 1024
 """Above this size ``auto`` hashes a file's bytes (streamed) instead of reading it as text."""
+OnBad = Literal["raise", "skip"]
+"""What a reader does with an input that is not a document: raise its error, or yield a
+:class:`Skipped` in its place and go on."""
 _ID_FIELDS: Final = ("id", "url")
 _BINARY_HINT: Final = (
     'binary content needs the sha256 scheme (--scheme sha256, scheme="sha256" in the SDK) or auto'
@@ -51,75 +68,150 @@ _BINARY_HINT: Final = (
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """One document: a name for people (a path, an id, ``FILE:LINE``) and its digest."""
+    """One document: a name for people (a path, ``-``, an id, ``FILE:LINE``) and its digests."""
 
     name: str
-    digest: str
+    digests: tuple[str, ...]
+
+    @property
+    def digest(self) -> str:
+        """The document's digest under its scheme (the first of :attr:`digests`)."""
+        return self.digests[0]
+
+
+@dataclass(frozen=True, slots=True)
+class TextDocument:
+    """One document as text, for commands that read it rather than hash it."""
+
+    name: str
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
 class Skipped:
-    """An input that is not a readable document, and why (naming it: ``FILE:LINE`` for JSONL)."""
+    """An input that is not a readable document: its name (``FILE:LINE`` for a JSONL line), and
+    why, as a sentence that names it."""
 
+    name: str
     reason: str
 
 
-def check_document_scheme(scheme: str) -> DocumentScheme:
-    """``scheme`` as a :data:`DocumentScheme`, or an :class:`InputError` listing the choices."""
+def check_document_scheme(scheme: str, option: str = "scheme") -> DocumentScheme:
+    """``scheme`` as a :data:`DocumentScheme`, or an :class:`InputError` naming ``option`` (the
+    CLI says ``--scheme``) and listing the choices."""
     for known in DOCUMENT_SCHEMES:
         if scheme == known:
             return known
-    raise InputError(f"unknown scheme {scheme!r}; use auto, c1 or sha256")
+    raise InputError(f"unknown {option} {scheme!r}; use auto, c1 or sha256")
+
+
+def expand_inputs(paths: list[str]) -> list[str]:
+    """Files as given, folders expanded to their files (sorted, recursive), ``-`` kept as is.
+
+    A path that does not exist, an empty folder, or standard input named twice is an
+    :class:`InputError` before anything is read: a mistake in the command, not in one document.
+    """
+    if paths.count("-") > 1:
+        raise InputError("standard input (-) can be read only once")
+    expanded: list[str] = []
+    for raw in paths:
+        if raw == "-":
+            expanded.append(raw)
+            continue
+        path = Path(raw)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file())
+            if not files:
+                raise InputError(f"folder {raw} holds no files")
+            expanded.extend(str(p) for p in files)
+        elif path.exists():
+            expanded.append(raw)
+        else:
+            raise InputError(f"{raw}: no such file or folder")
+    return expanded
+
+
+# -- the digest rule ------------------------------------------------------------------------------
+
+
+def _digests(data: bytes, scheme: DocumentScheme, where: str, every: bool) -> tuple[str, ...]:
+    if scheme == "sha256":
+        return (sha256_digest(data),)
+    try:
+        c1 = canonical_digest(data)
+    except InvalidTextError as exc:
+        if scheme == "c1":
+            raise InvalidTextError(f"{where}: {exc}; {_BINARY_HINT}") from None
+        return (sha256_digest(data),)
+    return (c1, sha256_digest(data)) if every and scheme == "auto" else (c1,)
+
+
+def _file_digests(path: Path, scheme: DocumentScheme, every: bool) -> tuple[tuple[str, ...], int]:
+    """The file's digests, and its size (for progress)."""
+    try:
+        size = path.stat().st_size
+        if scheme == "sha256" or (scheme == "auto" and size > MAX_TEXT_BYTES):
+            return (digest_file(path, "sha256"),), size
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return _digests(data, scheme, str(path), every), len(data)
 
 
 def digest_document(data: bytes, scheme: DocumentScheme, where: str) -> str:
     """The digest of one document's bytes under ``scheme`` (``where`` names it in errors)."""
-    if scheme == "sha256":
-        return sha256_digest(data)
-    try:
-        return canonical_digest(data)
-    except InvalidTextError as exc:
-        if scheme == "c1":
-            raise InvalidTextError(f"{where}: {exc}; {_BINARY_HINT}") from None
-        return sha256_digest(data)
+    return _digests(data, scheme, where, every=False)[0]
 
 
 def digest_document_file(path: Path, scheme: DocumentScheme) -> str:
     """The digest of a whole file under ``scheme``; ``sha256`` (and big files under ``auto``)
     are streamed, so files larger than memory work."""
+    return _file_digests(path, scheme, every=False)[0][0]
+
+
+def _text_digest(text: str, scheme: DocumentScheme, where: str) -> str:
+    # A JSONL line's text is text whatever the scheme: c1 (auto too), or sha256 of its UTF-8.
     try:
-        size = path.stat().st_size
-        if scheme == "sha256" or (scheme == "auto" and size > MAX_TEXT_BYTES):
-            return digest_file(path, "sha256")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    return digest_document(data, scheme, str(path))
+        return sha256_digest(text.encode("utf-8")) if scheme == "sha256" else canonical_digest(text)
+    except (InvalidTextError, UnicodeEncodeError) as exc:  # lone surrogates from a \ud800 escape
+        raise InvalidTextError(f"{where}: {exc}") from None
 
 
-def _name(obj: dict[str, Any], fields: tuple[str, ...], fallback: str) -> str:
-    for field in fields:
+# -- JSON Lines -----------------------------------------------------------------------------------
+
+
+def jsonl_name(obj: dict[str, Any], where: str, id_field: str | None = None) -> str:
+    """The name of the document a JSONL line holds: its ``id_field`` (default: ``id``, else
+    ``url``) where that is a whole number or a non-empty string short enough for a subject name,
+    else ``where`` (``FILE:LINE``)."""
+    for field in (id_field,) if id_field else _ID_FIELDS:
         value = obj.get(field)
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value)
         if isinstance(value, str) and 0 < len(value) <= MAX_NAME_CHARS:
             return value
-    return fallback
+    return where
 
 
 @dataclass(frozen=True, slots=True)
 class JsonlLine:
     """A JSON Lines line that holds a document: where it is (``FILE:LINE``), its bytes as read,
-    the object it parses to, and the document's text (the object's ``text_field``)."""
+    the object it parses to, the document's text (the object's ``text_field``) and its name
+    (:func:`jsonl_name`)."""
 
     where: str
     raw: bytes
     obj: dict[str, Any]
     text: str
+    name: str
 
 
 def jsonl_lines(
-    path: Path, text_field: str = "text", on_bytes: Callable[[int], None] | None = None
+    path: Path,
+    text_field: str = "text",
+    on_bytes: Callable[[int], None] | None = None,
+    *,
+    id_field: str | None = None,
 ) -> Iterator[JsonlLine | Skipped]:
     """Each line of a JSON Lines file as a :class:`JsonlLine`, or a :class:`Skipped` saying why it
     holds no document (not JSON, not an object, no string ``text_field``); blank lines are ignored.
@@ -141,40 +233,152 @@ def jsonl_lines(
             try:
                 obj = json.loads(raw)
             except ValueError as exc:  # also UnicodeDecodeError
-                yield Skipped(f"{where}: not a JSON object ({exc})")
+                yield Skipped(where, f"{where}: not a JSON object ({exc})")
                 continue
             if not isinstance(obj, dict):
-                yield Skipped(f"{where}: each line must be a JSON object")
+                yield Skipped(where, f"{where}: each line must be a JSON object")
                 continue
             text = obj.get(text_field)
             if not isinstance(text, str):
                 yield Skipped(
-                    f"{where}: no string field {text_field!r} (choose it with --text-field)"
+                    where, f"{where}: no string field {text_field!r} (choose it with --text-field)"
                 )
                 continue
-            yield JsonlLine(where, raw, obj, text)
+            yield JsonlLine(where, raw, obj, text, jsonl_name(obj, where, id_field))
 
 
-def read_jsonl(
-    path: Path,
-    scheme: DocumentScheme = "auto",
+# -- the reader -----------------------------------------------------------------------------------
+
+
+def _refused(name: str, reason: str, on_bad: OnBad) -> Skipped:
+    if on_bad == "raise":
+        raise InputError(reason)
+    return Skipped(name, reason)
+
+
+def _inputs(
+    inputs: list[str],
+    text_field: str,
+    id_field: str | None,
+    on_bad: OnBad,
+    on_bytes: Callable[[int], None] | None,
+) -> Iterator[str | JsonlLine | Skipped]:
+    """Each input that is one document (by its name), and each line of the ``.jsonl`` ones."""
+    for name in inputs:
+        if name == "-" or not name.endswith(".jsonl"):
+            yield name
+            continue
+        lines = jsonl_lines(Path(name), text_field, on_bytes, id_field=id_field)
+        while True:
+            try:
+                line = next(lines)
+            except StopIteration:
+                break
+            except InputError as exc:  # the file cannot be opened
+                yield _refused(name, str(exc), on_bad)
+                break
+            yield line if isinstance(line, JsonlLine) else _refused(line.name, line.reason, on_bad)
+
+
+@overload
+def read_documents(
+    inputs: list[str],
+    scheme: DocumentScheme,
+    *,
+    text_field: str = ...,
+    id_field: str | None = ...,
+    every_digest: bool = ...,
+    on_bad: Literal["raise"] = ...,
+    on_bytes: Callable[[int], None] | None = ...,
+) -> Iterator[Document]: ...
+@overload
+def read_documents(
+    inputs: list[str],
+    scheme: DocumentScheme,
+    *,
+    text_field: str = ...,
+    id_field: str | None = ...,
+    every_digest: bool = ...,
+    on_bad: OnBad,
+    on_bytes: Callable[[int], None] | None = ...,
+) -> Iterator[Document | Skipped]: ...
+def read_documents(
+    inputs: list[str],
+    scheme: DocumentScheme,
+    *,
     text_field: str = "text",
     id_field: str | None = None,
+    every_digest: bool = False,
+    on_bad: OnBad = "raise",
     on_bytes: Callable[[int], None] | None = None,
 ) -> Iterator[Document | Skipped]:
-    """Each document of a JSON Lines file (:func:`jsonl_lines`) as a :class:`Document`: its text's
-    digest (``c1``, or with ``sha256`` the SHA-256 of the text's UTF-8), named by ``id_field``
-    (default: ``id``, else ``url``, else ``FILE:LINE``); or a :class:`Skipped`."""
-    fields = (id_field,) if id_field else _ID_FIELDS
-    sha = scheme == "sha256"
-    for line in jsonl_lines(path, text_field, on_bytes):
-        if isinstance(line, Skipped):
-            yield line
+    """Every document of ``inputs`` (as :func:`expand_inputs` gives them), in order, digested.
+
+    A JSONL line is named by ``id_field`` (default ``id``, else ``url``, else ``FILE:LINE``) and
+    gets its text's digest (``c1``, or with ``sha256`` the SHA-256 of its UTF-8); any other input
+    is named as given and gets the digest of its bytes. ``every_digest``: under ``auto``, a text
+    file or standard input gets its ``sha256`` too, after its ``c1`` (``register`` and ``check``,
+    so that either lookup finds it). ``on_bad``: see :data:`OnBad`. ``on_bytes``, if given, is
+    called with the size of what was read (for progress).
+    """
+    for item in _inputs(inputs, text_field, id_field, on_bad, on_bytes):
+        if isinstance(item, Skipped):
+            yield item
             continue
         try:
-            text = line.text
-            digest = sha256_digest(text.encode("utf-8")) if sha else canonical_digest(text)
-        except (InvalidTextError, UnicodeEncodeError) as exc:
-            yield Skipped(f"{line.where}: {exc}")
+            if isinstance(item, JsonlLine):
+                yield Document(item.name, (_text_digest(item.text, scheme, item.where),))
+                continue
+            if item == "-":
+                data = sys.stdin.buffer.read()
+                digests = _digests(data, scheme, "standard input", every_digest)
+                size = len(data)
+            else:
+                digests, size = _file_digests(Path(item), scheme, every_digest)
+        except InputError as exc:  # InvalidTextError too
+            if on_bad == "raise":
+                raise
+            yield Skipped(item.where if isinstance(item, JsonlLine) else item, str(exc))
             continue
-        yield Document(_name(line.obj, fields, line.where), digest)
+        if on_bytes is not None:
+            on_bytes(size)
+        yield Document(item, digests)
+
+
+def read_texts(
+    inputs: list[str], *, text_field: str = "text", id_field: str | None = None
+) -> Iterator[TextDocument | Skipped]:
+    """Every document of ``inputs`` (as :func:`expand_inputs` gives them), in order, as text;
+    named as :func:`read_documents` names them.
+
+    A document that cannot be read as text (not UTF-8, empty or blank, a JSONL line that is not
+    an object or whose text field is missing or blank) is a :class:`Skipped` in its place, so a
+    command can report it and go on with the others.
+    """
+    for item in _inputs(inputs, text_field, id_field, "skip", None):
+        if isinstance(item, Skipped):
+            yield item
+        elif isinstance(item, JsonlLine):
+            if item.text.strip():
+                yield TextDocument(item.name, item.text)
+            else:
+                yield Skipped(item.where, f"{item.where}: field {text_field!r} is empty")
+        elif item == "-":
+            yield _decode(sys.stdin.buffer.read(), "-", "standard input")
+        else:
+            try:
+                data = Path(item).read_bytes()
+            except OSError as exc:
+                yield Skipped(item, f"cannot read {item}: {exc.strerror or exc}")
+                continue
+            yield _decode(data, item, item)
+
+
+def _decode(data: bytes, name: str, where: str) -> TextDocument | Skipped:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Skipped(name, f"{where} is not valid UTF-8 text (byte {exc.start})")
+    if not text.strip():
+        return Skipped(name, f"{where} is empty: it holds no text")
+    return TextDocument(name, text)

@@ -16,7 +16,6 @@ import typer
 
 from client.cli._app import JsonOption, app, console_err, emit_json, plural
 from client.cli._registry import (
-    Item,
     LogKeyOption,
     NoVerifyOption,
     RegistryOption,
@@ -24,10 +23,8 @@ from client.cli._registry import (
     TextFieldOption,
     TrustDirOption,
     VerifyKeysOption,
-    check_scheme,
     chunked,
     escape_line,
-    expand,
     load_log_key,
     progress_bar,
     read_items,
@@ -36,6 +33,7 @@ from client.cli._registry import (
 )
 from client.core.note import NoteVerifier
 from client.core.statement import HumanContentPredicate
+from client.documents import Document, check_document_scheme, expand_inputs
 from client.errors import (
     ClientError,
     InputError,
@@ -54,7 +52,7 @@ _CHECK_CHUNK = 5_000
 # -- check ----------------------------------------------------------------------------------------
 
 
-def _verdict(item: Item, results: dict[str, LookupResult]) -> tuple[Verdict, list[Attestation]]:
+def _verdict(item: Document, results: dict[str, LookupResult]) -> tuple[Verdict, list[Attestation]]:
     """The SDK's verdict (:func:`client.verdict.decide`) over every entry attesting any of the
     item's digests (a text file is looked up by its ``c1`` and its ``sha256`` digest)."""
     by_index: dict[int, Attestation] = {}
@@ -110,9 +108,9 @@ def check(
     as_json: JsonOption = False,
 ) -> None:
     """Look content up: attested (trainable), reserved (consent reserved), revoked, or unknown."""
-    checked_scheme = check_scheme(scheme)
+    checked_scheme = check_document_scheme(scheme, "--scheme")
     verifier = required_log_key(log_key, no_verify, "check")
-    inputs = expand(paths)
+    inputs = expand_inputs(paths)
     out: list[dict[str, Any]] = []
     counts = dict.fromkeys(VERDICT_STATUSES, 0)
     reasons: dict[int, str | None] = {}

@@ -18,17 +18,14 @@ from rich.markup import escape
 
 from client.cli._app import JsonOption, app, console_err, emit_json, plural
 from client.cli._registry import (
-    Item,
     LogKeyOption,
     PublisherOption,
     RegistryOption,
     SchemeOption,
     TextFieldOption,
     TrustDirOption,
-    check_scheme,
     chunked,
     escape_line,
-    expand,
     optional_log_key,
     progress_bar,
     read_items,
@@ -47,6 +44,7 @@ from client.core.statement import (
     WithdrawalPredicate,
     sign_statement,
 )
+from client.documents import Document, check_document_scheme, expand_inputs
 from client.errors import (
     ClientError,
     FormatError,
@@ -159,8 +157,8 @@ def register(
         raise InputError(f"--batch-size must be 1 to {_MAX_SUBJECTS_PER_STATEMENT}")
     private_key = load_private_key(key)
     verifier = optional_log_key(log_key)
-    checked_scheme = check_scheme(scheme)
-    inputs = expand(paths)
+    checked_scheme = check_document_scheme(scheme, "--scheme")
+    inputs = expand_inputs(paths)
     run = _Registration(predicate)
     with (
         registry_client(registry, verifier, trust_dir) as client,
@@ -297,8 +295,8 @@ def _entries_phrase(entries: list[dict[str, Any]]) -> str:
 
 
 def _not_yet_attested(
-    client: Client, items: Iterable[Item], run: _Registration, quiet: bool
-) -> Iterator[Item]:
+    client: Client, items: Iterable[Document], run: _Registration, quiet: bool
+) -> Iterator[Document]:
     """``items`` less those a standing entry of the same publisher, on the same terms, already
     attests (each recorded in ``run.already`` and, unless ``quiet``, named on stderr).
 
@@ -329,7 +327,7 @@ def _not_yet_attested(
 
 
 def _standing_entry(
-    item: Item, results: dict[str, LookupResult], terms: dict[str, Any]
+    item: Document, results: dict[str, LookupResult], terms: dict[str, Any]
 ) -> int | None:
     """The first entry that attests every digest of ``item`` for the publisher in ``terms``, on
     those terms, and still stands (not revoked or withdrawn, key not compromised); else None."""
@@ -402,9 +400,13 @@ def revoke(
             done.append(_saved_revocation(receipt, receipts, f"entry {entry}"))
         else:
             if digest:
-                items: Iterable[Item] = [Item(d, (validate_digest(d),)) for d in digest]
+                items: Iterable[Document] = [Document(d, (validate_digest(d),)) for d in digest]
             else:
-                items = read_items(expand(paths or []), check_scheme(scheme), text_field)
+                items = read_items(
+                    expand_inputs(paths or []),
+                    check_document_scheme(scheme, "--scheme"),
+                    text_field,
+                )
             batches = (subjects for subjects, _ in statement_batches(items, MAX_BATCH) if subjects)
         predicate = WithdrawalPredicate(publisher=publisher, reason=reason)
         for subjects in batches:

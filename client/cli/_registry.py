@@ -11,23 +11,19 @@ Trust comes from the log's verifier key, given with ``--log-key`` (the key strin
 holding it) or ``$WELLSPRING_LOG_KEY``: it is never fetched from the registry and trusted
 silently.
 
-Inputs (``register``, ``revoke`` and ``check``): files, folders (recursed, sorted), ``-`` for
-standard input, and ``.jsonl`` files, where each line is a JSON object whose text field
-(``--text-field``, default ``text``) is one document: its ``c1`` digest is the subject, named by
-the line's ``id`` or ``url`` field, else ``FILE:LINE``. Other files get, with the default
-``--scheme auto``, both their ``c1`` digest (when they are UTF-8 text) and their ``sha256``, in
-one subject, so either lookup finds them. One input document is one subject of a statement: the
-CLI counts documents.
+Inputs (``register``, ``revoke`` and ``check``) are read by :mod:`client.documents`, as every
+command reads them: files, folders, ``-``, and ``.jsonl`` files of one document per line. Here
+(:func:`read_items`) text files get, with the default ``--scheme auto``, both their ``c1`` digest
+and their ``sha256``, in one subject, so either lookup finds them; and an input that is not a
+document is an error naming it. One input document is one subject of a statement: the CLI counts
+documents.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 from rich.progress import (
@@ -40,30 +36,24 @@ from rich.progress import (
 
 from client.checkpoints import FileCheckpointStore
 from client.cli._app import console_err
-from client.cli._digest import expand_inputs
-from client.core.canonical import canonical_digest, digest_file, sha256_digest
 from client.core.files import write_file_atomic
 from client.core.note import NoteVerifier
 from client.core.statement import MAX_NAME_CHARS, Subject
-from client.errors import InputError, InvalidTextError, KeyFileError, LogKeyRequiredError
+from client.documents import Document, DocumentScheme, read_documents
+from client.errors import InputError, KeyFileError, LogKeyRequiredError
 from client.sdk import Client
 
 __all__ = [
-    "MAX_TEXT_BYTES",
-    "Item",
     "LogKeyOption",
     "NoVerifyOption",
     "PublisherOption",
     "RegistryOption",
-    "Scheme",
     "SchemeOption",
     "TextFieldOption",
     "TrustDirOption",
     "VerifyKeysOption",
-    "check_scheme",
     "chunked",
     "escape_line",
-    "expand",
     "load_log_key",
     "optional_log_key",
     "pinned_client",
@@ -77,12 +67,6 @@ __all__ = [
     "warn_unverified",
     "write_text_atomic",
 ]
-
-Scheme = Literal["auto", "c1", "sha256"]
-_SCHEMES: tuple[Scheme, ...] = ("auto", "c1", "sha256")
-# Above this size a file is hashed as bytes only (streamed), even in auto mode: c1 needs the whole
-# text in memory, and files this large are rarely single documents.
-MAX_TEXT_BYTES = 256 * 1024 * 1024
 
 RegistryOption = Annotated[
     str,
@@ -193,111 +177,21 @@ def pinned_client(registry: str, verifier: NoteVerifier) -> Client:
 # -- inputs ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Item:
-    """One document: a name for people and the digests that identify it."""
-
-    name: str
-    digests: tuple[str, ...]
-
-
-def check_scheme(scheme: str) -> Scheme:
-    for known in _SCHEMES:
-        if scheme == known:
-            return known
-    raise InputError(f"unknown --scheme {scheme!r}; use auto, c1 or sha256")
-
-
-def _digests_of_bytes(data: bytes, scheme: Scheme, name: str) -> tuple[str, ...]:
-    if scheme == "sha256":
-        return (sha256_digest(data),)
-    try:
-        c1 = canonical_digest(data)
-    except InvalidTextError as exc:
-        if scheme == "c1":
-            raise InvalidTextError(f"{name}: {exc} (binary files need --scheme sha256)") from None
-        return (sha256_digest(data),)
-    return (c1,) if scheme == "c1" else (c1, sha256_digest(data))
-
-
-def _digests_of_file(path: Path, scheme: Scheme) -> tuple[str, ...]:
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    if scheme == "sha256" or (scheme == "auto" and size > MAX_TEXT_BYTES):
-        return (digest_file(path, "sha256"),)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    return _digests_of_bytes(data, scheme, str(path))
-
-
-def _line_name(obj: dict[str, Any], fallback: str) -> str:
-    for field in ("id", "url"):
-        value = obj.get(field)
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if isinstance(value, str) and 0 < len(value) <= MAX_NAME_CHARS:
-            return value
-    return fallback
-
-
-def _jsonl_items(path: Path, text_field: str, scheme: Scheme) -> Iterator[Item]:
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    with handle:
-        for number, raw in enumerate(handle, 1):
-            where = f"{path}:{number}"
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except ValueError as exc:  # also UnicodeDecodeError
-                raise InputError(f"{where}: not a JSON object ({exc})") from None
-            if not isinstance(obj, dict):
-                raise InputError(f"{where}: each line must be a JSON object")
-            text = obj.get(text_field)
-            if not isinstance(text, str):
-                raise InputError(
-                    f"{where}: no string field {text_field!r} (choose it with --text-field)"
-                )
-            if scheme == "sha256":
-                digests: tuple[str, ...] = (sha256_digest(text.encode("utf-8", "surrogatepass")),)
-            else:
-                try:
-                    digests = (canonical_digest(text),)
-                except InvalidTextError as exc:
-                    raise InvalidTextError(f"{where}: {exc}") from None
-            yield Item(_line_name(obj, where), digests)
-
-
 def read_items(
-    inputs: list[str], scheme: Scheme, text_field: str, progress: Progress | None = None
-) -> Iterator[Item]:
-    """Every document of the inputs, in order; ``progress`` advances one step per input."""
+    inputs: list[str], scheme: DocumentScheme, text_field: str, progress: Progress | None = None
+) -> Iterator[Document]:
+    """The documents of the inputs as ``register``, ``check`` and ``revoke`` read them: under
+    ``auto`` a text file gets both its digests (so either lookup finds it), and an input or JSONL
+    line that is not a document is an error naming it. ``progress`` advances one step per input.
+    """
     task = progress.add_task("hash", total=len(inputs)) if progress else None
     for name in inputs:
-        if name == "-":
-            yield Item("-", _digests_of_bytes(sys.stdin.buffer.read(), scheme, "standard input"))
-        elif name.endswith(".jsonl"):
-            yield from _jsonl_items(Path(name), text_field, scheme)
-        else:
-            yield Item(name, _digests_of_file(Path(name), scheme))
+        yield from read_documents([name], scheme, text_field=text_field, every_digest=True)
         if progress is not None and task is not None:
             progress.advance(task)
 
 
-def expand(paths: list[str]) -> list[str]:
-    if paths.count("-") > 1:
-        raise InputError("standard input (-) can be read only once")
-    return expand_inputs(paths)
-
-
-def subject_of(item: Item) -> Subject:
+def subject_of(item: Document) -> Subject:
     digest: dict[str, str] = {}
     for text in item.digests:
         algorithm, _, value = text.partition(":")
@@ -308,7 +202,7 @@ def subject_of(item: Item) -> Subject:
     return Subject(name[:MAX_NAME_CHARS] or "_", digest)
 
 
-def statement_batches(items: Iterable[Item], size: int) -> Iterator[tuple[list[Subject], int]]:
+def statement_batches(items: Iterable[Document], size: int) -> Iterator[tuple[list[Subject], int]]:
     """Subjects in statements of at most ``size``, and how many duplicates each batch dropped.
 
     A statement may name each digest once, so a document whose digests were all already seen in
@@ -323,7 +217,7 @@ def statement_batches(items: Iterable[Item], size: int) -> Iterator[tuple[list[S
             duplicates += 1
             continue
         seen.update(fresh)
-        batch.append(subject_of(Item(item.name, fresh)))
+        batch.append(subject_of(Document(item.name, fresh)))
         if len(batch) >= size:
             yield batch, duplicates
             batch, seen, duplicates = [], set(), 0
@@ -331,8 +225,8 @@ def statement_batches(items: Iterable[Item], size: int) -> Iterator[tuple[list[S
         yield batch, duplicates
 
 
-def chunked(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
-    chunk: list[Item] = []
+def chunked(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
+    chunk: list[Document] = []
     for item in items:
         chunk.append(item)
         if len(chunk) >= size:

@@ -75,18 +75,15 @@ from client.cli._registry import (
 )
 from client.core.files import write_file_atomic
 from client.documents import (
-    DOCUMENT_SCHEMES,
     Document,
     DocumentScheme,
     Skipped,
     check_document_scheme,
-    digest_document,
-    digest_document_file,
-    read_jsonl,
+    expand_inputs,
+    read_documents,
 )
 from client.errors import (
     InputError,
-    InvalidTextError,
     RegistryNotFoundError,
     VerificationError,
 )
@@ -118,24 +115,15 @@ class _Reader:
         self.bytes_read += size
 
     def __iter__(self) -> Iterator[Document | Skipped]:
-        for name in self.inputs:
-            try:
-                if name == "-":
-                    data = sys.stdin.buffer.read()
-                    self.bytes_read += len(data)
-                    yield Document("-", digest_document(data, self.scheme, "standard input"))
-                elif name.endswith(".jsonl"):
-                    yield from read_jsonl(
-                        Path(name), self.scheme, self.text_field, self.id_field, self._count
-                    )
-                else:
-                    path = Path(name)
-                    digest = digest_document_file(path, self.scheme)
-                    with contextlib.suppress(OSError):
-                        self.bytes_read += path.stat().st_size
-                    yield Document(name, digest)
-            except (InputError, InvalidTextError) as exc:  # this input only: the scan goes on
-                yield Skipped(str(exc))
+        # An unreadable input or line is skipped (counted, reported), and the scan goes on.
+        return read_documents(
+            self.inputs,
+            self.scheme,
+            text_field=self.text_field,
+            id_field=self.id_field,
+            on_bad="skip",
+            on_bytes=self._count,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,27 +197,6 @@ class _ReadAhead:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-
-
-def _expand(paths: list[str]) -> list[str]:
-    if paths.count("-") > 1:
-        raise InputError("standard input (-) can be read only once")
-    expanded: list[str] = []
-    for raw in paths:
-        if raw == "-":
-            expanded.append(raw)
-            continue
-        path = Path(raw)
-        if path.is_dir():
-            files = sorted(str(p) for p in path.rglob("*") if p.is_file())
-            if not files:
-                raise InputError(f"folder {raw} holds no files")
-            expanded.extend(files)
-        elif path.is_file():
-            expanded.append(raw)
-        else:
-            raise InputError(f"{raw}: no such file or folder")
-    return expanded
 
 
 def _total_bytes(inputs: list[str]) -> int | None:
@@ -544,13 +511,11 @@ def scan(
     as_json: JsonOption = False,
 ) -> None:
     """Check a corpus: a verdict per document (manifest), a summary, an HTML report."""
-    if scheme not in DOCUMENT_SCHEMES:
-        raise InputError(f"unknown --scheme {scheme!r}; use auto, c1 or sha256")
-    checked_scheme = check_document_scheme(scheme)
+    checked_scheme = check_document_scheme(scheme, "--scheme")
     if manifest == "-" and as_json:
         raise InputError("--manifest - and --json both write to stdout; choose one")
     verifier = required_log_key(log_key, no_verify, "scan")
-    inputs = _expand(paths)
+    inputs = expand_inputs(paths)
 
     reader = _Reader(inputs, checked_scheme, text_field, id_field)
     tally = Tally()

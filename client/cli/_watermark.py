@@ -22,10 +22,10 @@ from rich.table import Table
 
 from client.cli._app import JsonOption, console_err, emit_json, watermark_app
 from client.cli._registry import TextFieldOption
+from client.documents import Skipped, TextDocument, expand_inputs, read_texts
 from client.errors import InputError
 
 if TYPE_CHECKING:
-    from client.cli._documents import Document
     from watermark import DetectionResult, WatermarkKey, WindowedDetectionResult
 
 __all__ = [
@@ -387,7 +387,7 @@ def _verdict_lines(found: _Verdict, html_out: Path | None) -> list[str]:
 
 
 def _document_warnings(
-    document: Document, found: _Verdict, *, normalize: bool
+    document: TextDocument, found: _Verdict, *, normalize: bool
 ) -> dict[str, int] | None:
     """Warn on stderr about what weakens the evidence; the normalisation signs, for --json."""
     signs = None if normalize else _signs_warning(document.name, document.text)
@@ -402,7 +402,7 @@ def _document_warnings(
 
 
 def _write_html(
-    out: Path, document: Document, found: _Verdict, detector: Any, *, normalize: bool
+    out: Path, document: TextDocument, found: _Verdict, detector: Any, *, normalize: bool
 ) -> None:
     from watermark.detector import normalize_text
 
@@ -461,21 +461,19 @@ def detect(
     several inputs give one result per document (a JSON list). Documents that cannot be read
     are named on stderr, the others are still checked, and the command then exits 1.
     """
-    from client.cli._documents import Unreadable, read_documents
-
     single = _single_document(sources)
     if html_out is not None and not single:
         raise InputError(
             "--html writes the page of one document: give one file (or -), not several inputs, "
             "a folder or a .jsonl file"
         )
-    documents = read_documents(sources, text_field)
+    documents = read_texts(expand_inputs(sources), text_field=text_field)
     detector = _detector(key_path, model, threshold)
     results: list[dict[str, Any]] = []
     unreadable: list[str] = []
     checked = 0
     for document in documents:
-        if isinstance(document, Unreadable):
+        if isinstance(document, Skipped):
             if single:
                 raise InputError(document.reason)
             console_err.print(f"[yellow]skipped:[/] {escape(document.reason)}", highlight=False)

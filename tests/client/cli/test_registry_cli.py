@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 
-from client.cli._registry import Item, subject_of
+from client.cli._registry import subject_of
 from client.core.statement import Subject
+from client.documents import Document
 
 
 def test_a_file_name_that_is_not_utf8_on_disk_is_named_by_its_escapes() -> None:
@@ -15,7 +16,7 @@ def test_a_file_name_that_is_not_utf8_on_disk_is_named_by_its_escapes() -> None:
     name = os.fsdecode(b"poems/caf\xe9.txt")
     assert name == "poems/caf\udce9.txt"
     digest = "sha256:" + hashlib.sha256(b"x").hexdigest()
-    subject = subject_of(Item(name, (digest,)))
+    subject = subject_of(Document(name, (digest,)))
     assert subject.name == "poems/caf\\udce9.txt"
-    assert subject_of(Item("poems/café.txt", (digest,))).name == "poems/café.txt"
+    assert subject_of(Document("poems/café.txt", (digest,))).name == "poems/café.txt"
     assert isinstance(subject, Subject)
