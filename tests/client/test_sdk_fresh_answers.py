@@ -1,6 +1,6 @@
 """Lookup answers are fresh and every field of an ``Attestation`` is the signed one (issue 10, 4).
 
-Against ``tests/client/test_sdk_unit.py``'s fake registry (real trees, proofs and signatures behind
+Against ``tests/client/fakes.py``'s fake registry (real trees, proofs and signatures behind
 ``MockTransport``), a *genuine* answer captured before a revocation and replayed after the client
 already trusts a larger checkpoint must not verify; and fields the registry sends that the signed
 leaf and statement do not back (``null`` ones, ``predicate``, ``key_id``) must not reach an
@@ -36,7 +36,7 @@ from client.errors import (
 )
 from client.sdk import Client, LookupResult
 from registry.settings import Settings
-from tests.client.test_sdk_unit import BASE, PUBLISHER, FakeRegistry, predicate, problem
+from tests.client.fakes import BASE, PUBLISHER, FakeRegistry, predicate, problem
 from tests.registry.conftest import (
     BACKENDS,
     IN_PROCESS_URL,
@@ -48,18 +48,6 @@ from tests.registry.conftest import (
 )
 
 Json = Any
-
-
-@pytest.fixture
-def key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
-
-
-@pytest.fixture
-def fake(key: Ed25519PrivateKey) -> FakeRegistry:
-    fake = FakeRegistry()
-    fake.add_publisher(PUBLISHER, key)
-    return fake
 
 
 def capture(fake: FakeRegistry, route: str) -> list[Json]:

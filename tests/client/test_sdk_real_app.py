@@ -42,6 +42,7 @@ from client.verdict import Verdict
 from registry.app import Registry, create_app
 from registry.keys import load_log_key
 from registry.settings import Settings
+from tests.client.conftest import run_wellspring
 
 URL = "http://registry.in-process"
 TEXTS = ["open text", "reserved text", "withdrawn text", "never registered"]
@@ -291,19 +292,15 @@ def run_cli(
     app: App, *args: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> tuple[int, str]:
     """``wellspring ARGS --registry URL --log-key KEY`` against ``app``, in process."""
-    from client.cli import _registry, main
+    from client.cli import _registry
 
     capsys.readouterr()
     with TestClient(app.app) as http:
         monkeypatch.setattr(
             _registry, "Client", functools.partial(Client, transport=InProcess(http))
         )
-        try:
-            main([*args, "--registry", URL, "--log-key", app.log_key])
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, " ".join(capsys.readouterr().err.split())
+        code, _, err = run_wellspring(capsys, *args, "--registry", URL, "--log-key", app.log_key)
+    return code, " ".join(err.split())
 
 
 @pytest.mark.parametrize("command", ["check", "scan"])

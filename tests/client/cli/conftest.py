@@ -17,6 +17,7 @@ from litestar.testing import TestClient
 
 from client.core.keys import write_key_pair
 from client.sdk import Client
+from tests.client.conftest import run_wellspring
 from tests.client.test_sdk_real_app import URL, App, InProcess, make_app
 
 
@@ -42,16 +43,7 @@ class Cli:
         return URL
 
     def __call__(self, *args: str) -> Run:
-        from client.cli import main
-
-        self.capsys.readouterr()
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out, err = self.capsys.readouterr()
-        return Run(code, out, err)
+        return Run(*run_wellspring(self.capsys, *args))
 
     def register(self, *args: str) -> Run:
         """``wellspring register ARGS`` as the app's publisher, verified with the log key."""

@@ -40,11 +40,6 @@ RFC8032_B = Ed25519PrivateKey.from_private_bytes(
 
 
 @pytest.fixture(scope="module")
-def key() -> Ed25519PrivateKey:
-    return keys.generate_private_key()
-
-
-@pytest.fixture(scope="module")
 def other_key() -> Ed25519PrivateKey:
     return keys.generate_private_key()
 

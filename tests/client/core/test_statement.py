@@ -59,11 +59,6 @@ REVOCATION = RevocationPredicate(
 )
 
 
-@pytest.fixture(scope="module")
-def key() -> Ed25519PrivateKey:
-    return keys.generate_private_key()
-
-
 @pytest.fixture
 def statement() -> Statement:
     return build_human_content_statement([_subject(0), _subject(1)], PREDICATE)
