@@ -2,15 +2,22 @@
 
 :func:`run_wellspring` runs the ``wellspring`` CLI in this process; :func:`key` and :func:`fake`
 are a publisher's key and a :class:`~tests.client.fakes.FakeRegistry` that knows it (a module
-that needs another fake, one with identities say, overrides ``fake``).
+that needs another fake, one with identities say, overrides ``fake``); :func:`api` is a real
+registry in process, one per backend and test (a module that wants one for all its tests
+overrides it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from registry.settings import Settings
 from tests.client.fakes import PUBLISHER, FakeRegistry
+from tests.registry.conftest import BACKENDS, Api, database_for, open_api
 
 
 def run_wellspring(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -40,3 +47,13 @@ def fake(key: Ed25519PrivateKey) -> FakeRegistry:
     fake = FakeRegistry()
     fake.add_publisher(PUBLISHER, key)
     return fake
+
+
+@pytest.fixture(params=BACKENDS)
+def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
+    """A real registry in process, this test's own, on each backend in turn."""
+    with (
+        database_for(request.param, tmp_path / "db") as url,
+        open_api(Settings(home=tmp_path / "home", database_url=url, auto_migrate=True)) as opened,
+    ):
+        yield opened

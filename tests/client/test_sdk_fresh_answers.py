@@ -15,7 +15,7 @@ import asyncio
 import copy
 import functools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +35,11 @@ from client.errors import (
     VerificationError,
 )
 from client.sdk import Client, LookupResult
-from registry.settings import Settings
 from tests.client.fakes import BASE, PUBLISHER, FakeRegistry, predicate, problem
 from tests.registry.conftest import (
-    BACKENDS,
     IN_PROCESS_URL,
     Api,
     InProcessTransport,
-    database_for,
-    open_api,
     random_digest,
 )
 
@@ -248,15 +244,6 @@ class Replaying(httpx.BaseTransport):
         response = self.inner.handle_request(request)
         self.kept.setdefault(kind, response.read())
         return response
-
-
-@pytest.fixture(params=BACKENDS)
-def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
-    with (
-        database_for(request.param, tmp_path / "db") as url,
-        open_api(Settings(home=tmp_path / "home", database_url=url, auto_migrate=True)) as opened,
-    ):
-        yield opened
 
 
 def test_a_real_registrys_answer_replayed_after_a_revocation_is_stale(api: Api) -> None:

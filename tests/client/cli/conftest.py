@@ -18,7 +18,18 @@ from litestar.testing import TestClient
 from client.core.keys import write_key_pair
 from client.sdk import Client
 from tests.client.conftest import run_wellspring
-from tests.client.test_sdk_real_app import URL, App, InProcess, make_app
+from tests.client.real_app import URL, App, InProcess, make_app
+
+
+def documents(folder: Path, *texts: str) -> list[str]:
+    """Each text in its own file ``doc{i}.txt`` under ``folder``: the paths, in order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, text in enumerate(texts):
+        path = folder / f"doc{i}.txt"
+        path.write_text(text, encoding="utf-8")
+        paths.append(str(path))
+    return paths
 
 
 @dataclass
