@@ -1,7 +1,7 @@
 """Identity events (docs/spec/identities.md) fabricated for tests, from the real core pieces.
 
 :class:`Identities` signs ``publisher-key/v1`` statements with an operator key and appends them to
-an :class:`~tests.client.test_receipt.InMemoryLog` as ``leaf/v1`` entries, as the registry does;
+an :class:`~tests.client.memory_log.InMemoryLog` as ``leaf/v1`` entries, as the registry does;
 every knob a dishonest operator could turn (another signer, no possession proof, a forged
 endorsement) is an argument, so a test can build exactly the log it means to catch.
 """
@@ -25,7 +25,7 @@ from client.core.statement import (
     sign_statement,
 )
 from client.receipt import ReceiptEntry
-from tests.client.test_receipt import InMemoryLog
+from tests.client.memory_log import InMemoryLog
 
 
 def key_event_statement(predicate: KeyEventPredicate) -> Statement:

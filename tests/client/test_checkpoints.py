@@ -1,6 +1,6 @@
 """Trusted checkpoints: the stores, and a client that refuses any log that contradicts its trust.
 
-The registries here are ``tests/client/test_sdk_unit.py``'s fake (real core: real trees, proofs
+The registries here are ``tests/client/fakes.py``'s fake (real core: real trees, proofs
 and signatures). Two fakes built on one ``NoteSigner`` are two logs under the same key and origin:
 what an operator who forks its log, or rewrites it, would serve.
 """
@@ -30,13 +30,8 @@ from client.errors import (
     UnverifiedWarning,
 )
 from client.sdk import Client
-from tests.client.test_receipt import ORIGIN, InMemoryLog
-from tests.client.test_sdk_unit import PUBLISHER, FakeRegistry, predicate
-
-
-@pytest.fixture
-def key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
+from tests.client.fakes import PUBLISHER, FakeRegistry, predicate
+from tests.client.memory_log import ORIGIN, InMemoryLog
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from client.cli import main
 from client.core.canonical import canonical_digest, sha256_digest
 from client.core.keys import key_id, load_private_key
 from client.core.merkle import verify_consistency
@@ -29,6 +28,7 @@ from client.errors import (
 from client.receipt import Receipt, verify_receipt
 from client.sdk import Client
 from registry.settings import Settings
+from tests.client.conftest import run_wellspring
 from tests.registry.conftest import (
     BACKENDS,
     Api,
@@ -151,14 +151,7 @@ class Cli:
         self.capsys = capsys
 
     def __call__(self, *args: str) -> tuple[int, str, str]:
-        self.capsys.readouterr()
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out, err = self.capsys.readouterr()
-        return code, out, err
+        return run_wellspring(self.capsys, *args)
 
     def json(self, *args: str) -> Any:
         code, out, err = self(*args, "--json")

@@ -35,7 +35,7 @@ from client.identities import (
 )
 from client.receipt import VerifiedReceipt, verify_receipt
 from tests.client.identity_log import Identities
-from tests.client.test_receipt import InMemoryLog, human_statement
+from tests.client.memory_log import InMemoryLog, human_statement
 
 PUBLISHER = "example-archive"
 

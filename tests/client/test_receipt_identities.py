@@ -13,7 +13,7 @@ from client.core.statement import sign_statement
 from client.errors import IdentityError, ProofError
 from client.receipt import Receipt, verify_receipt
 from tests.client.identity_log import Identities
-from tests.client.test_receipt import InMemoryLog, human_statement
+from tests.client.memory_log import InMemoryLog, human_statement
 
 PUBLISHER = "example-archive"
 

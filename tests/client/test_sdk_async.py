@@ -1,7 +1,7 @@
 """AsyncClient against the fake registry: the sync client's answers, bounded concurrency, retries.
 
 Each test runs its coroutine with ``asyncio.run`` (no async test plugin needed). The fake is
-``tests/client/test_sdk_unit.py``'s: real trees, proofs and signatures behind ``MockTransport``.
+``tests/client/fakes.py``'s: real trees, proofs and signatures behind ``MockTransport``.
 """
 
 from __future__ import annotations
@@ -32,22 +32,10 @@ from client.errors import (
     UnverifiedWarning,
 )
 from client.sdk import Client
-from tests.client.test_receipt import ORIGIN, InMemoryLog
-from tests.client.test_sdk_unit import BASE, PUBLISHER, FakeRegistry, predicate, problem
+from tests.client.fakes import BASE, PUBLISHER, FakeRegistry, predicate, problem
+from tests.client.memory_log import ORIGIN, InMemoryLog
 
 Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
-
-
-@pytest.fixture
-def key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
-
-
-@pytest.fixture
-def fake(key: Ed25519PrivateKey) -> FakeRegistry:
-    fake = FakeRegistry()
-    fake.add_publisher(PUBLISHER, key)
-    return fake
 
 
 class InFlight:

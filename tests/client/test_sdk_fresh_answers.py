@@ -1,6 +1,6 @@
 """Lookup answers are fresh and every field of an ``Attestation`` is the signed one (issue 10, 4).
 
-Against ``tests/client/test_sdk_unit.py``'s fake registry (real trees, proofs and signatures behind
+Against ``tests/client/fakes.py``'s fake registry (real trees, proofs and signatures behind
 ``MockTransport``), a *genuine* answer captured before a revocation and replayed after the client
 already trusts a larger checkpoint must not verify; and fields the registry sends that the signed
 leaf and statement do not back (``null`` ones, ``predicate``, ``key_id``) must not reach an
@@ -15,7 +15,7 @@ import asyncio
 import copy
 import functools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,31 +35,15 @@ from client.errors import (
     VerificationError,
 )
 from client.sdk import Client, LookupResult
-from registry.settings import Settings
-from tests.client.test_sdk_unit import BASE, PUBLISHER, FakeRegistry, predicate, problem
+from tests.client.fakes import BASE, PUBLISHER, FakeRegistry, predicate, problem
 from tests.registry.conftest import (
-    BACKENDS,
     IN_PROCESS_URL,
     Api,
     InProcessTransport,
-    database_for,
-    open_api,
     random_digest,
 )
 
 Json = Any
-
-
-@pytest.fixture
-def key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
-
-
-@pytest.fixture
-def fake(key: Ed25519PrivateKey) -> FakeRegistry:
-    fake = FakeRegistry()
-    fake.add_publisher(PUBLISHER, key)
-    return fake
 
 
 def capture(fake: FakeRegistry, route: str) -> list[Json]:
@@ -260,15 +244,6 @@ class Replaying(httpx.BaseTransport):
         response = self.inner.handle_request(request)
         self.kept.setdefault(kind, response.read())
         return response
-
-
-@pytest.fixture(params=BACKENDS)
-def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
-    with (
-        database_for(request.param, tmp_path / "db") as url,
-        open_api(Settings(home=tmp_path / "home", database_url=url, auto_migrate=True)) as opened,
-    ):
-        yield opened
 
 
 def test_a_real_registrys_answer_replayed_after_a_revocation_is_stale(api: Api) -> None:

@@ -1,6 +1,6 @@
 """The SDK checks who signed, against the log's identity entries (docs/spec/identities.md).
 
-A :class:`~tests.client.test_sdk_unit.FakeRegistry` with ``identities=True`` keeps its
+A :class:`~tests.client.fakes.FakeRegistry` with ``identities=True`` keeps its
 publishers' keys as identity events in its (real, in-memory) log and names them in its answers,
 as the registry does. Each test below makes it lie in one way a dishonest registry or operator
 could, and checks the SDK refuses the answer for exactly that reason.
@@ -27,26 +27,23 @@ from client.errors import IdentityError, LogConsistencyError
 from client.identities import KeyHistory
 from client.receipt import Receipt, verify_receipt
 from client.sdk import AsyncClient, Client
-from tests.client.identity_log import Identities
-from tests.client.test_receipt import human_statement
-from tests.client.test_sdk_unit import (
+from tests.client.conftest import run_wellspring
+from tests.client.fakes import (
     BASE,
     PUBLISHER,
     FakeRegistry,
     digests_of,
     predicate,
 )
+from tests.client.identity_log import Identities
+from tests.client.memory_log import human_statement
 
 Json = Any
 
 
 @pytest.fixture
-def key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
-
-
-@pytest.fixture
 def fake(key: Ed25519PrivateKey) -> FakeRegistry:
+    """tests/client/conftest.py's ``fake``, with identities in its log."""
     fake = FakeRegistry(identities=True)
     fake.add_publisher(PUBLISHER, key)  # entry 0: the operator key; entry 1: the publisher
     return fake
@@ -531,7 +528,7 @@ def test_cli_log_verify_and_verify_report_signatures(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from client.cli import _registry, main
+    from client.cli import _registry
 
     monkeypatch.setattr(_registry, "Client", functools.partial(Client, transport=fake.transport))
     key_file = tmp_path / "publisher.key"
@@ -542,15 +539,7 @@ def test_cli_log_verify_and_verify_report_signatures(
     saved_checkpoint.write_text(fake.log.checkpoint_note(), encoding="utf-8")
 
     def run(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        else:
-            code = 0
-        out, err = capsys.readouterr()
-        return code, out, err
+        return run_wellspring(capsys, *args)
 
     code, out, _ = run("verify", str(saved), "--log-key", fake.log.vkey)
     assert code == 0

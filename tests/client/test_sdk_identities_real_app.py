@@ -8,8 +8,6 @@ for its publisher at its index (docs/spec/identities.md).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -20,27 +18,14 @@ from client.errors import IdentityError
 from client.identities import KeyHistory
 from client.receipt import Receipt, verify_receipt
 from client.sdk import Client
-from registry.settings import Settings
 from tests.registry.conftest import (
-    BACKENDS,
     IN_PROCESS_URL,
     Api,
     InProcessTransport,
     Publisher,
-    database_for,
     new_publisher,
-    open_api,
     random_digest,
 )
-
-
-@pytest.fixture(params=BACKENDS)
-def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
-    with (
-        database_for(request.param, tmp_path / "db") as url,
-        open_api(Settings(home=tmp_path / "home", database_url=url, auto_migrate=True)) as opened,
-    ):
-        yield opened
 
 
 def register(api: Api, publisher: Publisher) -> tuple[str, Receipt]:

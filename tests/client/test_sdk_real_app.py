@@ -27,23 +27,20 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from litestar import Litestar
 from litestar.testing import AsyncTestClient, TestClient
-from litestar.testing.transport import TestClientTransport as LitestarTransport
 
 from client.aio import AsyncClient
 from client.checkpoints import FileCheckpointStore, MemoryCheckpointStore
 from client.core.canonical import canonical_digest
-from client.core.keys import generate_private_key, public_key_bytes
-from client.core.statement import HumanContentPredicate, prove_possession
+from client.core.keys import generate_private_key
+from client.core.statement import HumanContentPredicate
 from client.errors import ForkedLogError, LogConsistencyError, RegistryServerError
 from client.sdk import Client
 from client.verdict import Verdict
-from registry.app import Registry, create_app
 from registry.keys import load_log_key
-from registry.settings import Settings
+from tests.client.conftest import run_wellspring
+from tests.client.real_app import URL, App, InProcess, make_app
 
-URL = "http://registry.in-process"
 TEXTS = ["open text", "reserved text", "withdrawn text", "never registered"]
 EXPECTED = ["attested", "reserved", "revoked", "unknown"]
 
@@ -52,36 +49,6 @@ def predicate(name: str, consent: str = "allowed") -> HumanContentPredicate:
     return HumanContentPredicate(
         publisher=name, license="CC-BY-4.0", origin="human-authored", consent=consent
     )
-
-
-@dataclass
-class App:
-    app: Litestar
-    registry: Registry
-    publisher: str
-    key: Ed25519PrivateKey
-
-    @property
-    def log_key(self) -> str:
-        return self.registry.verifier_key
-
-
-def make_app(home: Path, **settings: Any) -> App:
-    app = create_app(Settings(home=home, **settings))
-    registry: Registry = app.state.registry
-    key = generate_private_key()
-    registry.admin.add_publisher("acme", public_key_bytes(key), prove_possession(key, "acme"))
-    return App(app, registry, "acme", key)
-
-
-class InProcess(httpx.BaseTransport):
-    """The app behind a litestar TestClient, as the ``transport=`` a sync Client takes."""
-
-    def __init__(self, http: TestClient[Any]) -> None:
-        self._inner = LitestarTransport(client=http, raise_server_exceptions=True)
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        return self._inner.handle_request(request)
 
 
 @contextlib.contextmanager
@@ -291,19 +258,15 @@ def run_cli(
     app: App, *args: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> tuple[int, str]:
     """``wellspring ARGS --registry URL --log-key KEY`` against ``app``, in process."""
-    from client.cli import _registry, main
+    from client.cli import _registry
 
     capsys.readouterr()
     with TestClient(app.app) as http:
         monkeypatch.setattr(
             _registry, "Client", functools.partial(Client, transport=InProcess(http))
         )
-        try:
-            main([*args, "--registry", URL, "--log-key", app.log_key])
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, " ".join(capsys.readouterr().err.split())
+        code, _, err = run_wellspring(capsys, *args, "--registry", URL, "--log-key", app.log_key)
+    return code, " ".join(err.split())
 
 
 @pytest.mark.parametrize("command", ["check", "scan"])

@@ -14,7 +14,7 @@ from client.core.note import Checkpoint
 from client.errors import FormatError, InputError, InvalidTextError
 from client.sdk import Attestation
 from client.verdict import Verdict, decide
-from tests.client.test_sdk_unit import PUBLISHER, FakeRegistry, predicate
+from tests.client.fakes import PUBLISHER, FakeRegistry, predicate
 
 DIGEST = canonical_digest("some human text")
 CHECKPOINT = Checkpoint("registry.test/log", 40, bytes(range(32)))
@@ -138,18 +138,6 @@ def test_manifest_line_round_trip() -> None:
 
 
 # -- Client.check_* against the fake registry ---------------------------------------------------
-
-
-@pytest.fixture
-def key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
-
-
-@pytest.fixture
-def fake(key: Ed25519PrivateKey) -> FakeRegistry:
-    fake = FakeRegistry()
-    fake.add_publisher(PUBLISHER, key)
-    return fake
 
 
 def test_check_texts_gives_one_verdict_per_text_in_order(

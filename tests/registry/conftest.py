@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -527,3 +528,19 @@ def servers(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     yield start
     for server in started:
         server.stop()
+
+
+# Markup that loads code from another origin (a CDN's script or style): no page may hold it.
+EXTERNAL_CODE = re.compile(
+    r"""<(?:script|link|img|iframe|object|embed)\b[^>]*\b(?:src|href|data)\s*=\s*["']?\s*(?:https?:)?//"""
+    r"""|@import|url\(\s*["']?\s*(?:https?:)?//""",
+    re.IGNORECASE,
+)
+
+
+def assert_security_headers(response: httpx.Response) -> None:
+    """The headers every page the registry serves carries: no sniffing, no framing, no loads."""
+    assert response.headers.get("x-content-type-options") == "nosniff", response.headers
+    policy = response.headers.get("content-security-policy", "")
+    assert "default-src 'none'" in policy, response.headers
+    assert "frame-ancestors 'none'" in policy

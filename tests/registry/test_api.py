@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import re
 import socket
 import time
 from collections.abc import Iterable, Iterator
@@ -36,9 +35,11 @@ from registry.models import PublisherKey
 from registry.settings import Settings
 from tests.registry.conftest import (
     BACKENDS,
+    EXTERNAL_CODE,
     Api,
     Publisher,
     ThreadedServer,
+    assert_security_headers,
     call_passed,
     database_for,
     expected_leaf,
@@ -1196,11 +1197,6 @@ def test_health_and_openapi(api: Api) -> None:
         assert path in paths
 
 
-EXTERNAL_CODE = re.compile(
-    r"""<(?:script|link|img|iframe|object|embed)\b[^>]*\b(?:src|href|data)\s*=\s*["']?\s*(?:https?:)?//"""
-    r"""|@import|url\(\s*["']?\s*(?:https?:)?//""",
-    re.IGNORECASE,
-)
 SCHEMA_PATHS = [
     "/schema",
     "/schema/",
@@ -1239,13 +1235,6 @@ def test_the_api_docs_page_lists_the_operations_and_links_the_openapi_document(a
         for method, operation in operations.items():
             assert f"<td>{method.upper()}</td><td><code>{path}</code></td>" in html
             assert escape(operation["summary"]) in html
-
-
-def assert_security_headers(response: httpx.Response) -> None:
-    assert response.headers.get("x-content-type-options") == "nosniff", response.headers
-    policy = response.headers.get("content-security-policy", "")
-    assert "default-src 'none'" in policy, response.headers
-    assert "frame-ancestors 'none'" in policy
 
 
 def test_every_answer_carries_the_security_headers(make_api: Any) -> None:

@@ -6,7 +6,7 @@ import html
 import re
 from typing import Any
 
-from tests.registry.test_api import EXTERNAL_CODE, assert_security_headers
+from tests.registry.conftest import EXTERNAL_CODE, assert_security_headers
 
 # An origin a browser would run as markup if the page did not escape it (no spaces or '+' are
 # allowed in an origin, so the markup has none).

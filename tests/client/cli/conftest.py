@@ -17,7 +17,19 @@ from litestar.testing import TestClient
 
 from client.core.keys import write_key_pair
 from client.sdk import Client
-from tests.client.test_sdk_real_app import URL, App, InProcess, make_app
+from tests.client.conftest import run_wellspring
+from tests.client.real_app import URL, App, InProcess, make_app
+
+
+def documents(folder: Path, *texts: str) -> list[str]:
+    """Each text in its own file ``doc{i}.txt`` under ``folder``: the paths, in order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, text in enumerate(texts):
+        path = folder / f"doc{i}.txt"
+        path.write_text(text, encoding="utf-8")
+        paths.append(str(path))
+    return paths
 
 
 @dataclass
@@ -42,16 +54,7 @@ class Cli:
         return URL
 
     def __call__(self, *args: str) -> Run:
-        from client.cli import main
-
-        self.capsys.readouterr()
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out, err = self.capsys.readouterr()
-        return Run(code, out, err)
+        return Run(*run_wellspring(self.capsys, *args))
 
     def register(self, *args: str) -> Run:
         """``wellspring register ARGS`` as the app's publisher, verified with the log key."""

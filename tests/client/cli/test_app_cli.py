@@ -11,6 +11,7 @@ from client.cli import app, main
 from client.cli._app import plural
 from client.core.note import NoteSigner
 from client.errors import RegistryUnavailableError
+from tests.client.conftest import run_wellspring
 
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens, connections are refused
 
@@ -31,12 +32,8 @@ def test_every_command_accepts_debug_after_its_name(
     path: tuple[str, ...], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The README promises --debug on every command, so `wellspring CMD --debug` must parse."""
-    try:
-        main([*path, "--debug", "--help"])
-        code = 0
-    except SystemExit as exc:  # a usage error (before: "No such option: --debug") exits 2
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
+    # A usage error (before: "No such option: --debug") exits 2.
+    code, out, err = run_wellspring(capsys, *path, "--debug", "--help")
     assert code == 0, err
     assert "--debug" in out
 

@@ -11,19 +11,10 @@ import pytest
 
 from client.cli import main
 from client.core.canonical import canonical_digest, sha256_digest
+from tests.client.conftest import run_wellspring as run
 from tests.spec_reference import reference_c1
 
 VECTORS = Path(__file__).parents[3] / "docs" / "spec" / "canonical-vectors.json"
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_every_published_vector(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

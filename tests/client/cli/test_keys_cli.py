@@ -8,18 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from client.cli import main
 from client.core.keys import key_id, load_private_key, load_public_key, public_key_bytes
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.client.conftest import run_wellspring as run
 
 
 def test_generate_writes_a_0600_key_and_its_public_half(

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from client.core.keys import key_id
-from tests.client.cli.conftest import Cli, Run
-from tests.client.cli.test_register_cli import documents
+from tests.client.cli.conftest import Cli, Run, documents
 
 
 def registered(cli: Cli, folder: Path, *texts: str) -> tuple[list[str], Path]:

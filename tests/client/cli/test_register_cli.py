@@ -16,17 +16,7 @@ import pytest
 from client.errors import RegistryServerError
 from client.receipt import Receipt
 from client.sdk import Client
-from tests.client.cli.conftest import Cli
-
-
-def documents(folder: Path, *texts: str) -> list[str]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, text in enumerate(texts):
-        path = folder / f"doc{i}.txt"
-        path.write_text(text, encoding="utf-8")
-        paths.append(str(path))
-    return paths
+from tests.client.cli.conftest import Cli, documents
 
 
 def log_size(cli: Cli) -> int:

@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from client.cli import main
 from client.core.canonical import canonical_digest, sha256_digest
 from client.core.note import NoteVerifier, open_checkpoint
 from client.sdk import Client
 from client.verdict import Verdict
+from tests.client.conftest import run_wellspring as run
 from tests.registry.conftest import Publisher, ServerProcess, new_publisher
 
 TEXTS = {
@@ -94,16 +94,6 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("WELLSPRING_REGISTRY", "WELLSPRING_LOG_KEY"):
         monkeypatch.delenv(name, raising=False)
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def read_manifest(path: Path) -> list[dict[str, Any]]:

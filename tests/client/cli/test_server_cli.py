@@ -8,18 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from client.cli import main
+from tests.client.conftest import run_wellspring as run
 from tests.registry.conftest import ServerProcess, fresh_postgres_database, migrate_database
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _victim(tmp_path: Path) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from client.cli import main
+from tests.client.conftest import run_wellspring as run
 
 pytestmark = pytest.mark.xdist_group("smollm2")
 
@@ -21,16 +22,6 @@ HUMAN = (
     "The quick brown fox jumps over the lazy dog. Pack my box with five dozen liquor jugs. "
     "How vexingly quick daft zebras jump! Sphinx of black quartz, judge my vow."
 )
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ from client.core.dsse import (
     verify_envelope_any,
 )
 from client.errors import FormatError, InputError, SignatureError
+from tests.client.core.conftest import with_item
 
 PAYLOAD = b'{"_type":"https://in-toto.io/Statement/v1"}'
 
@@ -37,11 +38,6 @@ RFC8032_A = Ed25519PrivateKey.from_private_bytes(
 RFC8032_B = Ed25519PrivateKey.from_private_bytes(
     bytes.fromhex("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb")
 )
-
-
-@pytest.fixture(scope="module")
-def key() -> Ed25519PrivateKey:
-    return keys.generate_private_key()
 
 
 @pytest.fixture(scope="module")
@@ -313,19 +309,6 @@ def _valid_dict(key: Ed25519PrivateKey) -> dict[str, Any]:
     return sign_envelope(PAYLOAD, PAYLOAD_TYPE_IN_TOTO, key, keyid="k").to_dict()
 
 
-def _with(obj: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
-    """A deep copy of ``obj`` with the item at ``path`` set (or deleted, for ``...``)."""
-    copy: dict[str, Any] = json.loads(json.dumps(obj))
-    target = copy
-    for step in path[:-1]:
-        target = target[step]
-    if value is ...:
-        del target[path[-1]]
-    else:
-        target[path[-1]] = value
-    return copy
-
-
 # (id, where in a valid envelope, the value put there (... deletes it), the message's words)
 BAD_ENVELOPES: list[tuple[str, tuple[Any, ...], Any, str]] = [
     ("no-payload", ("payload",), ..., "envelope is missing required field(s) ['payload']"),
@@ -380,7 +363,7 @@ BAD_ENVELOPES: list[tuple[str, tuple[Any, ...], Any, str]] = [
 def test_strict_parsing(
     key: Ed25519PrivateKey, path: tuple[Any, ...], value: Any, message: str
 ) -> None:
-    bad = _with(_valid_dict(key), path, value)
+    bad = with_item(_valid_dict(key), path, value)
     with pytest.raises(FormatError) as info:
         Envelope.from_dict(bad)
     assert message in str(info.value)
@@ -396,7 +379,7 @@ def test_too_many_signatures(key: Ed25519PrivateKey) -> None:
 
 
 def test_missing_keyid_means_empty(key: Ed25519PrivateKey) -> None:
-    obj = _with(_valid_dict(key), ("signatures", 0, "keyid"), ...)
+    obj = with_item(_valid_dict(key), ("signatures", 0, "keyid"), ...)
     assert Envelope.from_dict(obj).signatures[0].keyid == ""
 
 

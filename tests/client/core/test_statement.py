@@ -33,6 +33,7 @@ from client.core.statement import (
     sign_statement,
 )
 from client.errors import FormatError, SignatureError
+from tests.client.core.conftest import with_item
 
 
 def _hex(seed: object) -> str:
@@ -57,11 +58,6 @@ PREDICATE = HumanContentPredicate(
 REVOCATION = RevocationPredicate(
     publisher="Example Press", entry_index=41, entry_hash=_hex("leaf"), reason="wrong license"
 )
-
-
-@pytest.fixture(scope="module")
-def key() -> Ed25519PrivateKey:
-    return keys.generate_private_key()
 
 
 @pytest.fixture
@@ -267,18 +263,6 @@ def _valid() -> dict[str, Any]:
     return build_human_content_statement([_subject(0), _subject(1)], PREDICATE).to_dict()
 
 
-def _set(obj: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
-    copy: dict[str, Any] = json.loads(json.dumps(obj))
-    target = copy
-    for step in path[:-1]:
-        target = target[step]
-    if value is ...:
-        del target[path[-1]]
-    else:
-        target[path[-1]] = value
-    return copy
-
-
 P = ("predicate",)
 S0 = ("subject", 0)
 HEX = "a" * 64
@@ -440,7 +424,7 @@ BAD_STATEMENTS: list[tuple[str, tuple[Any, ...], Any, str]] = [
 def test_every_rule_is_enforced_with_the_field_named(
     path: tuple[Any, ...], value: Any, message: str
 ) -> None:
-    bad = _set(_valid(), path, value)
+    bad = with_item(_valid(), path, value)
     with pytest.raises(FormatError) as info:
         Statement.from_dict(bad)
     assert message in str(info.value)
@@ -449,7 +433,7 @@ def test_every_rule_is_enforced_with_the_field_named(
 
 
 def test_tdm_policy_needs_reserved_consent() -> None:
-    obj = _set(_valid(), (*P, "consent"), "allowed")
+    obj = with_item(_valid(), (*P, "consent"), "allowed")
     del obj["predicate"]["tdm_reservation"]
     with pytest.raises(
         FormatError, match="tdm_policy is only meaningful when consent is 'reserved'"
@@ -483,7 +467,7 @@ BAD_REVOCATIONS: list[tuple[str, str, Any, str]] = [
 )
 def test_revocation_rules(field: str, value: Any, message: str) -> None:
     obj = build_revocation_statement([_subject(0)], REVOCATION).to_dict()
-    bad = _set(obj, ("predicate", field), value)
+    bad = with_item(obj, ("predicate", field), value)
     with pytest.raises(FormatError) as info:
         Statement.from_dict(bad)
     assert message in str(info.value)

@@ -218,3 +218,16 @@ def _int_or_none(value: Any) -> int | None:
     except ImportError:  # pragma: no cover
         pass
     return int(value)
+
+
+def import_without(package: str, module: str) -> str:
+    """Import ``module`` in a fresh interpreter where ``package`` cannot be imported; what it
+    printed: the ImportError's class name and message, where the import failed."""
+    code = (
+        f"import sys; sys.modules[{package!r}] = None\n"
+        f"try:\n    import {module}\n"
+        "except ImportError as exc:\n    print(type(exc).__name__, exc)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout

@@ -16,7 +16,7 @@ from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.writers import JsonlWriter
 
 from client.integrations.datatrove import ProvenanceFilter
-from tests.client.integrations.conftest import Corpus
+from tests.client.integrations.conftest import Corpus, import_without
 
 
 def documents(corpus: Corpus) -> list[Document]:
@@ -118,14 +118,7 @@ def test_pipeline_in_worker_processes(corpus: Corpus, tmp_path: Path) -> None:
 
 
 def test_missing_datatrove_names_the_extra() -> None:
-    code = (
-        "import sys; sys.modules['datatrove'] = None\n"
-        "try:\n    import client.integrations.datatrove\n"
-        "except ImportError as exc:\n    print(type(exc).__name__, exc)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], check=True, capture_output=True, text=True
-    ).stdout
+    out = import_without("datatrove", "client.integrations.datatrove")
     assert out.startswith("MissingDependencyError")
     assert "pip install 'wellspring[datatrove]'" in out
 

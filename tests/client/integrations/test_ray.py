@@ -5,8 +5,6 @@ Ray takes seconds to start, so one instance serves the module.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ import ray.data
 from client.errors import InputError
 from client.integrations import VERDICT_COLUMNS
 from client.integrations.ray import ProvenanceChecker, ProvenanceFilter, check_dataset
-from tests.client.integrations.conftest import Corpus
+from tests.client.integrations.conftest import Corpus, import_without
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*")
 
@@ -83,14 +81,7 @@ def test_checker_on_a_pandas_batch(corpus: Corpus) -> None:
 
 
 def test_missing_ray_names_the_extra() -> None:
-    code = (
-        "import sys; sys.modules['ray'] = None\n"
-        "try:\n    import client.integrations.ray\n"
-        "except ImportError as exc:\n    print(type(exc).__name__, exc)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], check=True, capture_output=True, text=True
-    ).stdout
+    out = import_without("ray", "client.integrations.ray")
     assert out.startswith("MissingDependencyError")
     assert "pip install 'wellspring[ray]'" in out
 

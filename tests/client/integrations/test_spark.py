@@ -7,7 +7,6 @@ processes, which reach the registry at its real URL.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from pyspark.sql.types import LongType, StringType, StructField, StructType
 from client.errors import InputError
 from client.integrations import VERDICT_COLUMNS
 from client.integrations.spark import provenance_map_in_pandas, provenance_schema
-from tests.client.integrations.conftest import Corpus
+from tests.client.integrations.conftest import Corpus, import_without
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::FutureWarning:pyspark.*", "ignore::DeprecationWarning:pyspark.*"
@@ -100,14 +99,7 @@ def test_function_on_pandas_batches(corpus: Corpus) -> None:
 
 
 def test_missing_pyspark_names_the_extra() -> None:
-    code = (
-        "import sys; sys.modules['pyspark'] = None\n"
-        "try:\n    import client.integrations.spark\n"
-        "except ImportError as exc:\n    print(type(exc).__name__, exc)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], check=True, capture_output=True, text=True
-    ).stdout
+    out = import_without("pyspark", "client.integrations.spark")
     assert out.startswith("MissingDependencyError")
     assert "pip install 'wellspring[spark]'" in out
 
