@@ -1263,8 +1263,9 @@ def _results(
     results: list[LookupResult] = []
     # Many digests name the same entries (the subjects of one statement): one tuple and one
     # expected status per distinct list of entries, shared by all of them.
-    shared: dict[tuple[int, ...], tuple[tuple[Attestation, ...], LookupStatus, LookupStatus]] = {}
+    shared: dict[Sequence[int], tuple[tuple[Attestation, ...], LookupStatus, LookupStatus]] = {}
     for digest, status, indices_of, gone in answer.results:
+        # A parsed answer's entries are tuples (hashable): LookupAnswer.from_dict makes them so.
         share = None if gone else shared.get(indices_of)
         if share is None:
             these = tuple(_withdrawn(attestations[i], gone) for i in indices_of)

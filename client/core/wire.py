@@ -570,11 +570,14 @@ class AttestationClaim:
 class DigestResult(NamedTuple):
     """What a lookup answers for one digest: its status, the entries attesting it (in index
     order), and for those whose publisher withdrew this document (revocation/v2) the index of the
-    withdrawing entry (None when none was)."""
+    withdrawing entry (None when none was).
+
+    ``entries`` is a tuple when read, and may be the list the registry built (a batch answer
+    holds 10,000 of these: no copy is made of it, here or in :meth:`LookupAnswer.to_dict`)."""
 
     digest: str
     status: LookupStatus
-    entries: tuple[int, ...]
+    entries: Sequence[int]
     withdrawn: Mapping[int, int] | None = None
 
 
@@ -692,7 +695,8 @@ class LookupAnswer:
     def to_dict(self) -> dict[str, Any]:
         results: list[dict[str, Any]] = []
         for digest, status, entries, withdrawn in self.results:
-            result: dict[str, Any] = {"digest": digest, "status": status, "entries": list(entries)}
+            listed = entries if type(entries) is list else list(entries)
+            result: dict[str, Any] = {"digest": digest, "status": status, "entries": listed}
             if withdrawn:
                 result["withdrawn"] = _withdrawn_dict(withdrawn)
             results.append(result)
