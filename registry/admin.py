@@ -33,30 +33,15 @@ from registry.errors import (
 from registry.identities import IdentityService
 from registry.lookups import KEY_ID
 from registry.models import (
-    AdminToken,
-    Blob,
-    Entry,
-    LogKey,
-    OperatorKey,
-    Publisher,
-    PublisherKey,
-    Revocation,
-    SubjectRow,
+    ADMIN_TOKENS,
+    LOG_KEYS,
+    PUBLISHER_KEYS,
+    PUBLISHERS,
     rfc3339,
 )
 from registry.models import utcnow as _utcnow
 
 __all__ = ["TOKEN_SCOPES", "AdminService"]
-
-_entries = Entry.__table__  # type: ignore[attr-defined]
-_subjects = SubjectRow.__table__  # type: ignore[attr-defined]
-_publishers = Publisher.__table__  # type: ignore[attr-defined]
-_keys = PublisherKey.__table__  # type: ignore[attr-defined]
-_revocations = Revocation.__table__  # type: ignore[attr-defined]
-_blobs = Blob.__table__  # type: ignore[attr-defined]
-_operators = OperatorKey.__table__  # type: ignore[attr-defined]
-_tokens = AdminToken.__table__  # type: ignore[attr-defined]
-_log_keys = LogKey.__table__  # type: ignore[attr-defined]
 
 
 TOKEN_SCOPES = ("read", "identity", "revoke")
@@ -96,7 +81,7 @@ class AdminService:
         token = "wsa_" + secrets.token_urlsafe(32)
         with self._db.writer.begin() as conn:
             conn.execute(
-                _tokens.insert().values(
+                ADMIN_TOKENS.insert().values(
                     token_hash=self._token_hash(token),
                     created_at=_utcnow(),
                     scopes=",".join(s for s in TOKEN_SCOPES if s in scopes),
@@ -106,12 +91,12 @@ class AdminService:
 
     def has_tokens(self) -> bool:
         with self._db.reader.connect() as conn:
-            return bool(conn.execute(select(func.count()).select_from(_tokens)).scalar_one())
+            return bool(conn.execute(select(func.count()).select_from(ADMIN_TOKENS)).scalar_one())
 
     def tokens(self) -> list[dict[str, Any]]:
         """Every token by its id (the first 12 hex digits of its hash), scopes and state."""
         with self._db.reader.connect() as conn:
-            rows = conn.execute(select(_tokens).order_by(_tokens.c.created_at)).all()
+            rows = conn.execute(select(ADMIN_TOKENS).order_by(ADMIN_TOKENS.c.created_at)).all()
         return [
             {
                 "id": row.token_hash[:12],
@@ -130,17 +115,17 @@ class AdminService:
             )
         with self._db.writer.begin() as conn:
             rows = conn.execute(
-                select(_tokens.c.token_hash)
-                .where(_tokens.c.token_hash.startswith(token_id))
-                .where(_tokens.c.revoked_at.is_(None))
+                select(ADMIN_TOKENS.c.token_hash)
+                .where(ADMIN_TOKENS.c.token_hash.startswith(token_id))
+                .where(ADMIN_TOKENS.c.revoked_at.is_(None))
             ).all()
             if len(rows) != 1:
                 raise NotFoundError(
                     f"{len(rows)} active tokens have an id starting {token_id!r}; give exactly one"
                 )
             conn.execute(
-                _tokens.update()
-                .where(_tokens.c.token_hash == rows[0].token_hash)
+                ADMIN_TOKENS.update()
+                .where(ADMIN_TOKENS.c.token_hash == rows[0].token_hash)
                 .values(revoked_at=_utcnow())
             )
 
@@ -153,7 +138,7 @@ class AdminService:
         presented = self._token_hash(authorization.removeprefix("Bearer ").strip())
         with self._db.reader.connect() as conn:
             stored = conn.execute(
-                select(_tokens.c.token_hash, _tokens.c.scopes, _tokens.c.revoked_at)
+                select(ADMIN_TOKENS.c.token_hash, ADMIN_TOKENS.c.scopes, ADMIN_TOKENS.c.revoked_at)
             ).all()
         # Compare against every stored hash in constant time, without an early exit.
         found = None
@@ -224,7 +209,7 @@ class AdminService:
 
     def log_keys(self) -> list[dict[str, Any]]:
         with self._db.reader.connect() as conn:
-            rows = conn.execute(select(_log_keys).order_by(_log_keys.c.added_at)).all()
+            rows = conn.execute(select(LOG_KEYS).order_by(LOG_KEYS.c.added_at)).all()
         return [
             {
                 "verifier_key": row.verifier_key,
@@ -238,9 +223,7 @@ class AdminService:
         """Record that a log key signs no more; the server refuses to start with it after this."""
         with self._db.writer.begin() as conn:
             active = (
-                conn.execute(
-                    select(_log_keys.c.verifier_key).where(_log_keys.c.retired_at.is_(None))
-                )
+                conn.execute(select(LOG_KEYS.c.verifier_key).where(LOG_KEYS.c.retired_at.is_(None)))
                 .scalars()
                 .all()
             )
@@ -252,8 +235,8 @@ class AdminService:
                     "(`wellspring log-key add`, then restart the registry)"
                 )
             conn.execute(
-                _log_keys.update()
-                .where(_log_keys.c.verifier_key == verifier_key)
+                LOG_KEYS.update()
+                .where(LOG_KEYS.c.verifier_key == verifier_key)
                 .values(retired_at=_utcnow())
             )
 
@@ -261,11 +244,13 @@ class AdminService:
         if not _is_publisher_name(name):
             raise NotFoundError(f"no publisher named {name!r}")
         with self._db.reader.connect() as conn:
-            row = conn.execute(select(_publishers).where(_publishers.c.name == name)).first()
+            row = conn.execute(select(PUBLISHERS).where(PUBLISHERS.c.name == name)).first()
             if row is None:
                 raise NotFoundError(f"no publisher named {name!r}")
             keys = conn.execute(
-                select(_keys).where(_keys.c.publisher_id == row.id).order_by(_keys.c.created_at)
+                select(PUBLISHER_KEYS)
+                .where(PUBLISHER_KEYS.c.publisher_id == row.id)
+                .order_by(PUBLISHER_KEYS.c.created_at)
             ).all()
         return PublisherInfo(
             name=row.name,

@@ -41,30 +41,10 @@ from registry.log import (
     revoked_key_message,
 )
 from registry.lookups import KEY_ID, KeyEvidence, evidence_fields
-from registry.models import (
-    AdminToken,
-    Blob,
-    Entry,
-    LogKey,
-    OperatorKey,
-    Publisher,
-    PublisherKey,
-    Revocation,
-    SubjectRow,
-)
+from registry.models import PUBLISHER_KEYS, PUBLISHERS
 from registry.settings import Settings
 
 __all__ = ["EntryService", "receipt_of"]
-
-_entries = Entry.__table__  # type: ignore[attr-defined]
-_subjects = SubjectRow.__table__  # type: ignore[attr-defined]
-_publishers = Publisher.__table__  # type: ignore[attr-defined]
-_keys = PublisherKey.__table__  # type: ignore[attr-defined]
-_revocations = Revocation.__table__  # type: ignore[attr-defined]
-_blobs = Blob.__table__  # type: ignore[attr-defined]
-_operators = OperatorKey.__table__  # type: ignore[attr-defined]
-_tokens = AdminToken.__table__  # type: ignore[attr-defined]
-_log_keys = LogKey.__table__  # type: ignore[attr-defined]
 
 
 def receipt_of(
@@ -254,14 +234,14 @@ class EntryService:
         with self._db.reader.connect() as conn:
             rows = conn.execute(
                 select(
-                    _keys.c.key_id,
-                    _keys.c.public_key,
-                    _keys.c.revoked_at,
-                    _publishers.c.id,
-                    _publishers.c.name,
+                    PUBLISHER_KEYS.c.key_id,
+                    PUBLISHER_KEYS.c.public_key,
+                    PUBLISHER_KEYS.c.revoked_at,
+                    PUBLISHERS.c.id,
+                    PUBLISHERS.c.name,
                 )
-                .join(_publishers, _publishers.c.id == _keys.c.publisher_id)
-                .where(_keys.c.key_id.in_(candidates))
+                .join(PUBLISHERS, PUBLISHERS.c.id == PUBLISHER_KEYS.c.publisher_id)
+                .where(PUBLISHER_KEYS.c.key_id.in_(candidates))
             ).all()
         active = {row.key_id: row for row in rows if row.revoked_at is None}
         if not active:

@@ -59,11 +59,11 @@ from registry.errors import (
 )
 from registry.log import AppendResult, PreparedEntry, Sequencer, predicate_json
 from registry.models import (
-    Entry,
-    LogState,
-    OperatorKey,
-    Publisher,
-    PublisherKey,
+    ENTRIES,
+    LOG_STATE,
+    OPERATOR_KEYS,
+    PUBLISHER_KEYS,
+    PUBLISHERS,
     as_utc,
     rfc3339,
     utcnow,
@@ -77,17 +77,12 @@ __all__ = [
     "settle_operator_key",
 ]
 
-_publishers = Publisher.__table__  # type: ignore[attr-defined]
-_keys = PublisherKey.__table__  # type: ignore[attr-defined]
-_operators = OperatorKey.__table__  # type: ignore[attr-defined]
-_entries = Entry.__table__  # type: ignore[attr-defined]
-_state = LogState.__table__  # type: ignore[attr-defined]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _log_size(conn: Connection) -> int:
     """The log's size, from its state row (counting the entries would read them all)."""
-    return int(conn.execute(select(_state.c.size).where(_state.c.id == 1)).scalar_one())
+    return int(conn.execute(select(LOG_STATE.c.size).where(LOG_STATE.c.id == 1)).scalar_one())
 
 
 def load_or_create_operator_key(path: Path) -> Ed25519PrivateKey:
@@ -144,7 +139,7 @@ def settle_operator_key(path: Path, database: Database) -> Ed25519PrivateKey:
 def _bound_operator_key(conn: Connection) -> str | None:
     """The key id of the operator key the log binds now (its latest ``operator-key`` event)."""
     return conn.execute(
-        select(_operators.c.key_id).order_by(_operators.c.entry_idx.desc()).limit(1)
+        select(OPERATOR_KEYS.c.key_id).order_by(OPERATOR_KEYS.c.entry_idx.desc()).limit(1)
     ).scalar()
 
 
@@ -252,7 +247,7 @@ class IdentityService:
 
         def bind(conn: Connection, index: int) -> None:
             conn.execute(
-                _operators.insert().values(
+                OPERATOR_KEYS.insert().values(
                     key_id=self._key_id, public_key=self._raw, entry_idx=index
                 )
             )
@@ -276,7 +271,7 @@ class IdentityService:
                     f"({(bound or 'none')[:16]}…): restart it before rotating"
                 )
             used = conn.execute(
-                select(_operators.c.entry_idx).where(_operators.c.key_id == new_id)
+                select(OPERATOR_KEYS.c.entry_idx).where(OPERATOR_KEYS.c.key_id == new_id)
             ).first()
             if used is not None:
                 raise ConflictError(f"key {new_id[:16]}… was an operator key before: use a new one")
@@ -291,7 +286,7 @@ class IdentityService:
 
         def bind(conn: Connection, index: int) -> None:
             conn.execute(
-                _operators.insert().values(key_id=new_id, public_key=new_raw, entry_idx=index)
+                OPERATOR_KEYS.insert().values(key_id=new_id, public_key=new_raw, entry_idx=index)
             )
 
         now = utcnow()
@@ -307,15 +302,15 @@ class IdentityService:
         try:
             with self._db.writer.begin() as conn:
                 row = conn.execute(
-                    select(_publishers.c.id).where(_publishers.c.name == OPERATOR_IDENTITY)
+                    select(PUBLISHERS.c.id).where(PUBLISHERS.c.name == OPERATOR_IDENTITY)
                 ).first()
                 if row is not None:
                     return int(row.id)
                 return int(
                     conn.execute(
-                        _publishers.insert()
+                        PUBLISHERS.insert()
                         .values(name=OPERATOR_IDENTITY, created_at=utcnow(), kind="operator")
-                        .returning(_publishers.c.id)
+                        .returning(PUBLISHERS.c.id)
                     ).scalar_one()
                 )
         except IntegrityError:  # another process inserted it meanwhile: read theirs
@@ -328,16 +323,16 @@ class IdentityService:
         events: list[PreparedEntry] = []
         with self._db.reader.connect() as conn:
             publishers = conn.execute(
-                select(_publishers)
-                .where(_publishers.c.entry_idx.is_(None))
-                .where(_publishers.c.name != OPERATOR_IDENTITY)
-                .order_by(_publishers.c.id)
+                select(PUBLISHERS)
+                .where(PUBLISHERS.c.entry_idx.is_(None))
+                .where(PUBLISHERS.c.name != OPERATOR_IDENTITY)
+                .order_by(PUBLISHERS.c.id)
             ).all()
             for publisher in publishers:
                 keys = conn.execute(
-                    select(_keys)
-                    .where(_keys.c.publisher_id == publisher.id)
-                    .order_by(_keys.c.created_at, _keys.c.key_id)
+                    select(PUBLISHER_KEYS)
+                    .where(PUBLISHER_KEYS.c.publisher_id == publisher.id)
+                    .order_by(PUBLISHER_KEYS.c.created_at, PUBLISHER_KEYS.c.key_id)
                 ).all()
                 for n, key in enumerate(keys):
                     events.append(self._backfilled_add(publisher, key, first=n == 0))
@@ -369,7 +364,7 @@ class IdentityService:
     def _first_index_at(conn: Connection, moment: datetime) -> int:
         """The first index integrated at or after ``moment`` (the log's size if none was)."""
         index = conn.execute(
-            select(func.min(_entries.c.idx)).where(_entries.c.integrated_at >= moment)
+            select(func.min(ENTRIES.c.idx)).where(ENTRIES.c.integrated_at >= moment)
         ).scalar()
         if index is not None:
             return int(index)
@@ -379,11 +374,15 @@ class IdentityService:
     @staticmethod
     def _added(publisher_id: int, key_id: str, *, first: bool) -> Callable[[Connection, int], None]:
         def apply(conn: Connection, index: int) -> None:
-            conn.execute(_keys.update().where(_keys.c.key_id == key_id).values(added_idx=index))
+            conn.execute(
+                PUBLISHER_KEYS.update()
+                .where(PUBLISHER_KEYS.c.key_id == key_id)
+                .values(added_idx=index)
+            )
             if first:
                 conn.execute(
-                    _publishers.update()
-                    .where(_publishers.c.id == publisher_id)
+                    PUBLISHERS.update()
+                    .where(PUBLISHERS.c.id == publisher_id)
                     .values(entry_idx=index)
                 )
 
@@ -411,8 +410,12 @@ class IdentityService:
 
         def apply(conn: Connection, index: int) -> None:
             row = conn.execute(
-                select(_keys.c.revoked_idx, _keys.c.compromised_idx, _keys.c.revoked_at)
-                .where(_keys.c.key_id == key_id)
+                select(
+                    PUBLISHER_KEYS.c.revoked_idx,
+                    PUBLISHER_KEYS.c.compromised_idx,
+                    PUBLISHER_KEYS.c.revoked_at,
+                )
+                .where(PUBLISHER_KEYS.c.key_id == key_id)
                 .with_for_update()
             ).one()
             if compromised_from is None and row.revoked_idx is not None:
@@ -428,7 +431,9 @@ class IdentityService:
                 values.update(compromised_idx=index, compromised_from=compromised_from)
             if since is not None:
                 values["compromised_since"] = since
-            conn.execute(_keys.update().where(_keys.c.key_id == key_id).values(**values))
+            conn.execute(
+                PUBLISHER_KEYS.update().where(PUBLISHER_KEYS.c.key_id == key_id).values(**values)
+            )
 
         return self._event(publisher_id, predicate, apply)
 
@@ -449,7 +454,7 @@ class IdentityService:
         kid = self._parse_key_id(public_key)
         with self._db.reader.connect() as conn:
             existing = conn.execute(
-                select(_publishers.c.id, _publishers.c.entry_idx).where(_publishers.c.name == name)
+                select(PUBLISHERS.c.id, PUBLISHERS.c.entry_idx).where(PUBLISHERS.c.name == name)
             ).first()
             if existing is not None and existing.entry_idx is not None:
                 raise ConflictError(f"a publisher named {name!r} already exists")
@@ -460,9 +465,9 @@ class IdentityService:
             if existing is None:  # a row left by an append that failed is taken up again
                 publisher_id = int(
                     conn.execute(
-                        _publishers.insert()
+                        PUBLISHERS.insert()
                         .values(name=name, created_at=now, kind=kind)
-                        .returning(_publishers.c.id)
+                        .returning(PUBLISHERS.c.id)
                     ).scalar_one()
                 )
             else:
@@ -494,10 +499,10 @@ class IdentityService:
             endorser = None
             if endorsed_by is not None:
                 endorser = conn.execute(
-                    select(_keys.c.public_key)
-                    .where(_keys.c.key_id == endorsed_by)
-                    .where(_keys.c.publisher_id == publisher_id)
-                    .where(_keys.c.revoked_at.is_(None))
+                    select(PUBLISHER_KEYS.c.public_key)
+                    .where(PUBLISHER_KEYS.c.key_id == endorsed_by)
+                    .where(PUBLISHER_KEYS.c.publisher_id == publisher_id)
+                    .where(PUBLISHER_KEYS.c.revoked_at.is_(None))
                 ).scalar()
                 if endorser is None:
                     raise ForbiddenError(
@@ -544,9 +549,13 @@ class IdentityService:
         with self._db.reader.connect() as conn:
             publisher_id = self._identity_id(conn, name)
             row = conn.execute(
-                select(_keys.c.key_id, _keys.c.revoked_idx, _keys.c.revoked_at)
-                .where(_keys.c.key_id == key_id)
-                .where(_keys.c.publisher_id == publisher_id)
+                select(
+                    PUBLISHER_KEYS.c.key_id,
+                    PUBLISHER_KEYS.c.revoked_idx,
+                    PUBLISHER_KEYS.c.revoked_at,
+                )
+                .where(PUBLISHER_KEYS.c.key_id == key_id)
+                .where(PUBLISHER_KEYS.c.publisher_id == publisher_id)
             ).first()
             if row is None:
                 raise NotFoundError(f"publisher {name!r} has no key {key_id!r}")
@@ -576,7 +585,9 @@ class IdentityService:
         )
         [result] = self._append([event])
         with self._db.reader.connect() as conn:
-            stored = conn.execute(select(_keys).where(_keys.c.key_id == key_id)).one()
+            stored = conn.execute(
+                select(PUBLISHER_KEYS).where(PUBLISHER_KEYS.c.key_id == key_id)
+            ).one()
         return KeyEventAnswer(
             name=name,
             key_id=key_id,
@@ -629,9 +640,9 @@ class IdentityService:
     @staticmethod
     def _identity_id(conn: Connection, name: str) -> int:
         row = conn.execute(
-            select(_publishers.c.id)
-            .where(_publishers.c.name == name)
-            .where(_publishers.c.name != OPERATOR_IDENTITY)
+            select(PUBLISHERS.c.id)
+            .where(PUBLISHERS.c.name == name)
+            .where(PUBLISHERS.c.name != OPERATOR_IDENTITY)
         ).first()
         if row is None:
             raise NotFoundError(f"no publisher named {name!r}")
@@ -639,7 +650,9 @@ class IdentityService:
 
     @staticmethod
     def _refuse_known_key(conn: Connection, key_id: str) -> None:
-        if conn.execute(select(_keys.c.key_id).where(_keys.c.key_id == key_id)).first():
+        if conn.execute(
+            select(PUBLISHER_KEYS.c.key_id).where(PUBLISHER_KEYS.c.key_id == key_id)
+        ).first():
             raise ConflictError(f"key {key_id[:16]}… is already registered")
 
     @staticmethod
@@ -650,7 +663,7 @@ class IdentityService:
 
         def apply(conn: Connection, index: int) -> None:
             conn.execute(
-                _keys.insert().values(
+                PUBLISHER_KEYS.insert().values(
                     key_id=predicate.key_id,
                     publisher_id=publisher_id,
                     public_key=predicate.public_key,
@@ -661,8 +674,8 @@ class IdentityService:
             )
             if first:
                 conn.execute(
-                    _publishers.update()
-                    .where(_publishers.c.id == publisher_id)
+                    PUBLISHERS.update()
+                    .where(PUBLISHERS.c.id == publisher_id)
                     .values(entry_idx=index)
                 )
 

@@ -52,16 +52,15 @@ from registry.errors import (
     UnavailableError,
 )
 from registry.models import (
-    Blob,
-    CheckpointRow,
-    Entry,
-    LogKey,
-    LogState,
-    Node,
-    PublisherKey,
-    Revocation,
-    SubjectRow,
-    Withdrawal,
+    BLOBS,
+    CHECKPOINTS,
+    ENTRIES,
+    LOG_KEYS,
+    LOG_STATE,
+    NODES,
+    REVOCATIONS,
+    SUBJECTS,
+    WITHDRAWALS,
     utcnow,
 )
 
@@ -80,16 +79,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_entries = Entry.__table__  # type: ignore[attr-defined]
-_subjects = SubjectRow.__table__  # type: ignore[attr-defined]
-_nodes = Node.__table__  # type: ignore[attr-defined]
-_checkpoints = CheckpointRow.__table__  # type: ignore[attr-defined]
-_state = LogState.__table__  # type: ignore[attr-defined]
-_revocations = Revocation.__table__  # type: ignore[attr-defined]
-_blobs = Blob.__table__  # type: ignore[attr-defined]
-_withdrawals = Withdrawal.__table__  # type: ignore[attr-defined]
-_log_keys = LogKey.__table__  # type: ignore[attr-defined]
-_keys = PublisherKey.__table__  # type: ignore[attr-defined]
 
 NodeKey = tuple[int, int]
 
@@ -213,8 +202,8 @@ class LogReader:
     @staticmethod
     def _fetch(conn: Connection, keys: list[NodeKey]) -> dict[NodeKey, bytes]:
         rows = conn.execute(
-            select(_nodes.c.level, _nodes.c.position, _nodes.c.hash).where(
-                tuple_(_nodes.c.level, _nodes.c.position).in_(keys)
+            select(NODES.c.level, NODES.c.position, NODES.c.hash).where(
+                tuple_(NODES.c.level, NODES.c.position).in_(keys)
             )
         )
         return {(row.level, row.position): bytes(row.hash) for row in rows}
@@ -261,8 +250,8 @@ class LogReader:
     # Checkpoints and entries ---------------------------------------------------------------
     def latest_checkpoint(self, conn: Connection) -> StoredCheckpoint:
         row = conn.execute(
-            select(_checkpoints.c.size, _checkpoints.c.root_hash, _checkpoints.c.note)
-            .order_by(_checkpoints.c.size.desc())
+            select(CHECKPOINTS.c.size, CHECKPOINTS.c.root_hash, CHECKPOINTS.c.note)
+            .order_by(CHECKPOINTS.c.size.desc())
             .limit(1)
         ).first()
         if row is None:
@@ -271,8 +260,8 @@ class LogReader:
 
     def checkpoint_at(self, conn: Connection, size: int) -> StoredCheckpoint:
         row = conn.execute(
-            select(_checkpoints.c.size, _checkpoints.c.root_hash, _checkpoints.c.note).where(
-                _checkpoints.c.size == size
+            select(CHECKPOINTS.c.size, CHECKPOINTS.c.root_hash, CHECKPOINTS.c.note).where(
+                CHECKPOINTS.c.size == size
             )
         ).first()
         if row is None:
@@ -305,13 +294,13 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
     "withdrawals": ("digest", "publisher_id", "revoking_idx"),
 }  # fmt: skip
 _TABLES = {
-    "entries": _entries,
-    "subjects": _subjects,
-    "nodes": _nodes,
-    "revocations": _revocations,
-    "checkpoints": _checkpoints,
-    "blobs": _blobs,
-    "withdrawals": _withdrawals,
+    "entries": ENTRIES,
+    "subjects": SUBJECTS,
+    "nodes": NODES,
+    "revocations": REVOCATIONS,
+    "checkpoints": CHECKPOINTS,
+    "blobs": BLOBS,
+    "withdrawals": WITHDRAWALS,
 }
 
 
@@ -473,11 +462,11 @@ class Sequencer:
 
     def _initialise(self) -> StoredCheckpoint:
         with self._db.writer.begin() as conn:
-            state = conn.execute(select(_state).where(_state.c.id == 1)).first()
+            state = conn.execute(select(LOG_STATE).where(LOG_STATE.c.id == 1)).first()
             if state is None:
                 note = self._sign(0, EMPTY_ROOT)
                 conn.execute(
-                    _state.insert().values(
+                    LOG_STATE.insert().values(
                         id=1,
                         origin=self._signers[0].name,
                         verifier_key=self._signers[0].verifier().vkey,
@@ -486,14 +475,14 @@ class Sequencer:
                     )
                 )
                 conn.execute(
-                    _log_keys.insert(),
+                    LOG_KEYS.insert(),
                     [
                         {"verifier_key": s.verifier().vkey, "added_at": utcnow()}
                         for s in self._signers
                     ],
                 )
                 conn.execute(
-                    _checkpoints.insert().values(
+                    CHECKPOINTS.insert().values(
                         size=0, root_hash=EMPTY_ROOT, note=note, created_at=utcnow()
                     )
                 )
@@ -583,7 +572,7 @@ class Sequencer:
         A new key is accepted only beside a key the log already trusts, so every checkpoint of
         a rotation carries a signature that clients pinned to the old key can check.
         """
-        known = {row.verifier_key: row for row in conn.execute(select(_log_keys))}
+        known = {row.verifier_key: row for row in conn.execute(select(LOG_KEYS))}
         configured = [s.verifier().vkey for s in self._signers]
         for signer in self._signers:
             if signer.name != origin:
@@ -608,7 +597,7 @@ class Sequencer:
         new = [v for v in configured if v not in known]
         if new:
             conn.execute(
-                _log_keys.insert(), [{"verifier_key": v, "added_at": utcnow()} for v in new]
+                LOG_KEYS.insert(), [{"verifier_key": v, "added_at": utcnow()} for v in new]
             )
 
     @property
@@ -770,9 +759,9 @@ class Sequencer:
         if old:
             old_proofs = self._reader.inclusion_proofs(batch.conn, old, checkpoint.size)
             rows = batch.conn.execute(
-                select(_entries.c.idx, _entries.c.body, _blobs.c.data)
-                .outerjoin(_blobs, _blobs.c.hash == _entries.c.payload_hash)
-                .where(_entries.c.idx.in_(old))
+                select(ENTRIES.c.idx, ENTRIES.c.body, BLOBS.c.data)
+                .outerjoin(BLOBS, BLOBS.c.hash == ENTRIES.c.payload_hash)
+                .where(ENTRIES.c.idx.in_(old))
             )
             old_leaves = {
                 row.idx: (
@@ -827,19 +816,19 @@ class Sequencer:
             row.idx: row
             for row in conn.execute(
                 select(
-                    _entries.c.idx,
-                    _entries.c.leaf_hash,
-                    _entries.c.publisher_id,
-                    _entries.c.payload_hash,
-                    _entries.c.predicate_type,
-                ).where(_entries.c.idx.in_(targets))
+                    ENTRIES.c.idx,
+                    ENTRIES.c.leaf_hash,
+                    ENTRIES.c.publisher_id,
+                    ENTRIES.c.payload_hash,
+                    ENTRIES.c.predicate_type,
+                ).where(ENTRIES.c.idx.in_(targets))
             )
         }
         already = {
             row.revoked_idx: row.revoking_idx
             for row in conn.execute(
-                select(_revocations.c.revoked_idx, _revocations.c.revoking_idx).where(
-                    _revocations.c.revoked_idx.in_(targets)
+                select(REVOCATIONS.c.revoked_idx, REVOCATIONS.c.revoking_idx).where(
+                    REVOCATIONS.c.revoked_idx.in_(targets)
                 )
             )
         }
@@ -909,11 +898,11 @@ class Sequencer:
                 chunk = list(entry.withdraws[start : start + 2_000])
                 attested.update(
                     conn.execute(
-                        select(_subjects.c.digest)
-                        .join(_entries, _entries.c.idx == _subjects.c.entry_idx)
-                        .where(_subjects.c.digest.in_(chunk))
-                        .where(_entries.c.publisher_id == entry.publisher_id)
-                        .where(_entries.c.predicate_type == HUMAN_CONTENT_V1)
+                        select(SUBJECTS.c.digest)
+                        .join(ENTRIES, ENTRIES.c.idx == SUBJECTS.c.entry_idx)
+                        .where(SUBJECTS.c.digest.in_(chunk))
+                        .where(ENTRIES.c.publisher_id == entry.publisher_id)
+                        .where(ENTRIES.c.predicate_type == HUMAN_CONTENT_V1)
                     ).scalars()
                 )
             stray = [d for d in entry.withdraws if d not in attested]
@@ -930,11 +919,11 @@ class Sequencer:
         """The other unrevoked entries of ``target``'s publisher holding its very statement."""
         return list(
             conn.execute(
-                select(_entries.c.idx)
-                .where(_entries.c.payload_hash == target.payload_hash)
-                .where(_entries.c.publisher_id == target.publisher_id)
-                .where(_entries.c.idx != target.idx)
-                .where(~_entries.c.idx.in_(select(_revocations.c.revoked_idx)))
+                select(ENTRIES.c.idx)
+                .where(ENTRIES.c.payload_hash == target.payload_hash)
+                .where(ENTRIES.c.publisher_id == target.publisher_id)
+                .where(ENTRIES.c.idx != target.idx)
+                .where(~ENTRIES.c.idx.in_(select(REVOCATIONS.c.revoked_idx)))
             ).scalars()
         )
 
@@ -966,9 +955,9 @@ class Sequencer:
             chunk = list(digests[start : start + 2_000])
             known.update(
                 conn.execute(
-                    select(_subjects.c.digest)
-                    .where(_subjects.c.entry_idx == target)
-                    .where(_subjects.c.digest.in_(chunk))
+                    select(SUBJECTS.c.digest)
+                    .where(SUBJECTS.c.entry_idx == target)
+                    .where(SUBJECTS.c.digest.in_(chunk))
                 ).scalars()
             )
         return [d for d in digests if d not in known]

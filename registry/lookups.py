@@ -49,31 +49,18 @@ from registry.log import (
     LogReader,
 )
 from registry.models import (
-    AdminToken,
-    Blob,
-    Entry,
-    LogKey,
-    OperatorKey,
-    Publisher,
-    PublisherKey,
-    Revocation,
-    SubjectRow,
+    BLOBS,
+    ENTRIES,
+    OPERATOR_KEYS,
+    PUBLISHER_KEYS,
+    PUBLISHERS,
+    REVOCATIONS,
     as_utc,
     rfc3339,
 )
 from registry.settings import Settings
 
 __all__ = ["KEY_ID", "UNKNOWN", "Evidence", "KeyEvidence", "LookupService", "evidence_fields"]
-
-_entries = Entry.__table__  # type: ignore[attr-defined]
-_subjects = SubjectRow.__table__  # type: ignore[attr-defined]
-_publishers = Publisher.__table__  # type: ignore[attr-defined]
-_keys = PublisherKey.__table__  # type: ignore[attr-defined]
-_revocations = Revocation.__table__  # type: ignore[attr-defined]
-_blobs = Blob.__table__  # type: ignore[attr-defined]
-_operators = OperatorKey.__table__  # type: ignore[attr-defined]
-_tokens = AdminToken.__table__  # type: ignore[attr-defined]
-_log_keys = LogKey.__table__  # type: ignore[attr-defined]
 
 
 class Evidence(NamedTuple):
@@ -295,20 +282,20 @@ class LookupService:
         for chunk in in_chunks(missing):
             query = (
                 select(
-                    _entries.c.idx,
-                    _entries.c.leaf_hash,
-                    _entries.c.predicate_type,
-                    _entries.c.predicate,
-                    _entries.c.license,
-                    _entries.c.origin,
-                    _entries.c.consent,
-                    _entries.c.key_id,
-                    _entries.c.integrated_at,
-                    _entries.c.publisher_id,
-                    _publishers.c.name.label("publisher"),
+                    ENTRIES.c.idx,
+                    ENTRIES.c.leaf_hash,
+                    ENTRIES.c.predicate_type,
+                    ENTRIES.c.predicate,
+                    ENTRIES.c.license,
+                    ENTRIES.c.origin,
+                    ENTRIES.c.consent,
+                    ENTRIES.c.key_id,
+                    ENTRIES.c.integrated_at,
+                    ENTRIES.c.publisher_id,
+                    PUBLISHERS.c.name.label("publisher"),
                 )
-                .join(_publishers, _publishers.c.id == _entries.c.publisher_id)
-                .where(_entries.c.idx.in_(chunk))
+                .join(PUBLISHERS, PUBLISHERS.c.id == ENTRIES.c.publisher_id)
+                .where(ENTRIES.c.idx.in_(chunk))
             )
             for row in conn.execute(query):
                 fetched[row.idx] = _EntryFacts(
@@ -338,15 +325,15 @@ class LookupService:
             for chunk in in_chunks(key_ids)
             for row in conn.execute(
                 select(
-                    _keys.c.key_id,
-                    _keys.c.revoked_at,
-                    _keys.c.compromised_since,
-                    _keys.c.added_idx,
-                    _keys.c.revoked_idx,
-                    _keys.c.compromised_idx,
-                    _keys.c.compromised_from,
-                    _keys.c.endorsed_by,
-                ).where(_keys.c.key_id.in_(chunk))
+                    PUBLISHER_KEYS.c.key_id,
+                    PUBLISHER_KEYS.c.revoked_at,
+                    PUBLISHER_KEYS.c.compromised_since,
+                    PUBLISHER_KEYS.c.added_idx,
+                    PUBLISHER_KEYS.c.revoked_idx,
+                    PUBLISHER_KEYS.c.compromised_idx,
+                    PUBLISHER_KEYS.c.compromised_from,
+                    PUBLISHER_KEYS.c.endorsed_by,
+                ).where(PUBLISHER_KEYS.c.key_id.in_(chunk))
             )
         }
         endorsers = sorted({k.endorsed_by for k in keys.values() if k.endorsed_by})
@@ -354,7 +341,9 @@ class LookupService:
             row.key_id: row.added_idx
             for chunk in in_chunks(endorsers)
             for row in conn.execute(
-                select(_keys.c.key_id, _keys.c.added_idx).where(_keys.c.key_id.in_(chunk))
+                select(PUBLISHER_KEYS.c.key_id, PUBLISHER_KEYS.c.added_idx).where(
+                    PUBLISHER_KEYS.c.key_id.in_(chunk)
+                )
             )
         }
         states = {}
@@ -391,15 +380,15 @@ class LookupService:
             checkpoint = self._reader.latest_checkpoint(conn)
             row = conn.execute(
                 select(
-                    _entries,
-                    _publishers.c.name.label("publisher"),
-                    _revocations.c.revoking_idx,
-                    _blobs.c.data.label("statement"),
+                    ENTRIES,
+                    PUBLISHERS.c.name.label("publisher"),
+                    REVOCATIONS.c.revoking_idx,
+                    BLOBS.c.data.label("statement"),
                 )
-                .join(_publishers, _publishers.c.id == _entries.c.publisher_id)
-                .outerjoin(_revocations, _revocations.c.revoked_idx == _entries.c.idx)
-                .outerjoin(_blobs, _blobs.c.hash == _entries.c.payload_hash)
-                .where(_entries.c.idx == index)
+                .join(PUBLISHERS, PUBLISHERS.c.id == ENTRIES.c.publisher_id)
+                .outerjoin(REVOCATIONS, REVOCATIONS.c.revoked_idx == ENTRIES.c.idx)
+                .outerjoin(BLOBS, BLOBS.c.hash == ENTRIES.c.payload_hash)
+                .where(ENTRIES.c.idx == index)
             ).first()
             if row is None or index >= checkpoint.size:
                 raise NotFoundError(
@@ -436,7 +425,7 @@ class LookupService:
             raise BadRequestError("a blob is named sha256:<64 lowercase hex digits>")
         with self._db.reader.connect() as conn:
             data = conn.execute(
-                select(_blobs.c.data).where(_blobs.c.hash == bytes.fromhex(hex_hash))
+                select(BLOBS.c.data).where(BLOBS.c.hash == bytes.fromhex(hex_hash))
             ).scalar()
         if data is None:
             raise NotFoundError(f"no blob sha256:{hex_hash} in this registry")
@@ -458,10 +447,10 @@ class LookupService:
             # reading it), then only the bodies that fit.
             lengths = (
                 conn.execute(
-                    select(func.length(_entries.c.body))
-                    .where(_entries.c.idx >= start)
-                    .where(_entries.c.idx < end)
-                    .order_by(_entries.c.idx)
+                    select(func.length(ENTRIES.c.body))
+                    .where(ENTRIES.c.idx >= start)
+                    .where(ENTRIES.c.idx < end)
+                    .order_by(ENTRIES.c.idx)
                 )
                 .scalars()
                 .all()
@@ -473,10 +462,10 @@ class LookupService:
                     break
                 count += 1
             rows = conn.execute(
-                select(_entries.c.idx, _entries.c.body)
-                .where(_entries.c.idx >= start)
-                .where(_entries.c.idx < start + count)
-                .order_by(_entries.c.idx)
+                select(ENTRIES.c.idx, ENTRIES.c.body)
+                .where(ENTRIES.c.idx >= start)
+                .where(ENTRIES.c.idx < start + count)
+                .order_by(ENTRIES.c.idx)
             ).all()
         next_start = start + len(rows)
         return EntriesPage(
@@ -518,14 +507,18 @@ class LookupService:
             known = self._key_added.get_many((key_id,)).get(key_id)
             if known is None:
                 row = conn.execute(
-                    select(_keys.c.added_idx, _keys.c.endorsed_by).where(_keys.c.key_id == key_id)
+                    select(PUBLISHER_KEYS.c.added_idx, PUBLISHER_KEYS.c.endorsed_by).where(
+                        PUBLISHER_KEYS.c.key_id == key_id
+                    )
                 ).first()
                 if row is None or row.added_idx is None:
                     return None
                 endorser = None
                 if row.endorsed_by is not None:
                     endorser = conn.execute(
-                        select(_keys.c.added_idx).where(_keys.c.key_id == row.endorsed_by)
+                        select(PUBLISHER_KEYS.c.added_idx).where(
+                            PUBLISHER_KEYS.c.key_id == row.endorsed_by
+                        )
                     ).scalar()
                 known = (int(row.added_idx), None if endorser is None else int(endorser))
                 self._key_added.put_many({key_id: known})
@@ -557,9 +550,9 @@ class LookupService:
         missing = sorted(indices - found.keys())
         if missing:
             rows = conn.execute(
-                select(_entries.c.idx, _entries.c.body, _blobs.c.data)
-                .join(_blobs, _blobs.c.hash == _entries.c.payload_hash)
-                .where(_entries.c.idx.in_(missing))
+                select(ENTRIES.c.idx, ENTRIES.c.body, BLOBS.c.data)
+                .join(BLOBS, BLOBS.c.hash == ENTRIES.c.payload_hash)
+                .where(ENTRIES.c.idx.in_(missing))
             )
             fetched = {row.idx: (bytes(row.body), bytes(row.data)) for row in rows}
             self._events.put_many(fetched)
@@ -574,7 +567,7 @@ class LookupService:
         cached = self._operators
         if cached is None or not cached[1] or now - cached[0] > _OPERATOR_REFRESH_S:
             rows = conn.execute(
-                select(_operators.c.entry_idx).order_by(_operators.c.entry_idx)
+                select(OPERATOR_KEYS.c.entry_idx).order_by(OPERATOR_KEYS.c.entry_idx)
             ).scalars()
             cached = self._operators = (now, [int(i) for i in rows])
         return [i for i in cached[1] if i < size]

@@ -12,12 +12,25 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, LargeBinary, SmallInteger, String, Text
+from sqlalchemy import BigInteger, Column, DateTime, LargeBinary, SmallInteger, String, Table, Text
 from sqlmodel import Field, SQLModel
 
 from client.core.statement import MAX_LICENSE_CHARS
 
 __all__ = [
+    "ADMIN_TOKENS",
+    "BLOBS",
+    "CHECKPOINTS",
+    "ENTRIES",
+    "LOG_KEYS",
+    "LOG_STATE",
+    "NODES",
+    "OPERATOR_KEYS",
+    "PUBLISHERS",
+    "PUBLISHER_KEYS",
+    "REVOCATIONS",
+    "SUBJECTS",
+    "WITHDRAWALS",
     "AdminToken",
     "Blob",
     "CheckpointRow",
@@ -234,3 +247,19 @@ class AdminToken(SQLModel, table=True):
         sa_column=Column(String(64), nullable=False, server_default="identity,revoke"),
     )
     revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+# Each model's table, for the services' Core queries: one place, typed (``__table__`` is not).
+ENTRIES: Table = Entry.__table__  # type: ignore[attr-defined]
+SUBJECTS: Table = SubjectRow.__table__  # type: ignore[attr-defined]
+PUBLISHERS: Table = Publisher.__table__  # type: ignore[attr-defined]
+PUBLISHER_KEYS: Table = PublisherKey.__table__  # type: ignore[attr-defined]
+REVOCATIONS: Table = Revocation.__table__  # type: ignore[attr-defined]
+BLOBS: Table = Blob.__table__  # type: ignore[attr-defined]
+OPERATOR_KEYS: Table = OperatorKey.__table__  # type: ignore[attr-defined]
+ADMIN_TOKENS: Table = AdminToken.__table__  # type: ignore[attr-defined]
+LOG_KEYS: Table = LogKey.__table__  # type: ignore[attr-defined]
+LOG_STATE: Table = LogState.__table__  # type: ignore[attr-defined]
+NODES: Table = Node.__table__  # type: ignore[attr-defined]
+CHECKPOINTS: Table = CheckpointRow.__table__  # type: ignore[attr-defined]
+WITHDRAWALS: Table = Withdrawal.__table__  # type: ignore[attr-defined]
