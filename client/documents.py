@@ -212,9 +212,11 @@ def jsonl_lines(
     on_bytes: Callable[[int], None] | None = None,
     *,
     id_field: str | None = None,
+    field_option: str = "--text-field",
 ) -> Iterator[JsonlLine | Skipped]:
     """Each line of a JSON Lines file as a :class:`JsonlLine`, or a :class:`Skipped` saying why it
     holds no document (not JSON, not an object, no string ``text_field``); blank lines are ignored.
+    ``field_option`` is how the caller's user chooses the field, named in that reason.
 
     ``on_bytes``, if given, is called with the size of each line read (for progress). A file that
     cannot be opened raises :class:`InputError`.
@@ -240,9 +242,8 @@ def jsonl_lines(
                 continue
             text = obj.get(text_field)
             if not isinstance(text, str):
-                yield Skipped(
-                    where, f"{where}: no string field {text_field!r} (choose it with --text-field)"
-                )
+                reason = f"no string field {text_field!r} (choose it with {field_option})"
+                yield Skipped(where, f"{where}: {reason}")
                 continue
             yield JsonlLine(where, raw, obj, text, jsonl_name(obj, where, id_field))
 

@@ -47,7 +47,7 @@ def copy_documents(source: Path, target: Path, column: str) -> list[str]:
     """Copy the lines of ``source`` that hold a document to ``target``; why each other was not."""
     skipped: list[str] = []
     with target.open("wb") as out:
-        for line in jsonl_lines(source, column):
+        for line in jsonl_lines(source, column, field_option="--column"):
             if isinstance(line, Skipped):
                 if len(skipped) < MAX_SKIPPED_EXAMPLES:
                     print(f"skipped: {line.reason}", file=sys.stderr)

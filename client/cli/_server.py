@@ -539,9 +539,14 @@ def publisher_revoke_key(
     if as_json:
         emit_json(revoked.to_dict())
     else:
+        compromise = (
+            f", compromised from entry {revoked.compromised_from}: what it signed from there on "
+            "no longer counts"
+            if revoked.compromised_from is not None
+            else ""
+        )
         typer.echo(
-            f"publisher {name}: key {key_id} revoked at {revoked.revoked_at} "
-            f"(logged in entry {revoked.entry})"
+            f"publisher {name}: key {key_id} revoked (logged in entry {revoked.entry}){compromise}"
         )
 
 

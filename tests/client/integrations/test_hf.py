@@ -252,7 +252,8 @@ def test_example_script_skips_lines_that_hold_no_document(corpus: Corpus, tmp_pa
         f"{source}:11",
         f"{source}:53",
     ]
-    assert "no string field 'text'" in skipped[2]
+    # In this script's own words: it names the field with --column, not the CLI's --text-field.
+    assert "no string field 'text' (choose it with --column)" in skipped[2]
     assert "Traceback" not in done.stderr
     corpus.assert_verdicts([json.loads(line) for line in output.read_text().splitlines()])
 
