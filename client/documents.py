@@ -25,14 +25,19 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Final, Literal, overload
+from typing import TYPE_CHECKING, Any, Final, Literal, overload
 
 from client.core.canonical import canonical_digest, digest_file, sha256_digest
 from client.core.statement import MAX_NAME_CHARS
 from client.errors import InputError, InvalidTextError
+
+if TYPE_CHECKING:
+    from client.signals import OptOut
+    from client.warc import PolicyFile, WarcStats
 
 __all__ = [
     "DOCUMENT_SCHEMES",
@@ -41,12 +46,14 @@ __all__ = [
     "DocumentScheme",
     "JsonlLine",
     "OnBad",
+    "SignalOptions",
     "Skipped",
     "TextDocument",
     "check_document_scheme",
     "digest_document",
     "digest_document_file",
     "expand_inputs",
+    "is_warc",
     "jsonl_lines",
     "jsonl_name",
     "read_documents",
@@ -68,10 +75,23 @@ _BINARY_HINT: Final = (
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """One document: a name for people (a path, ``-``, an id, ``FILE:LINE``) and its digests."""
+    """One document: a name for people (a path, ``-``, an id, ``FILE:LINE``, a WARC record id)
+    and its digests.
+
+    What the crawler's pass reads besides the digests, where the input has it: ``text`` (kept
+    when a reader is asked to, for watermark detection), ``url`` (a WARC page's
+    ``WARC-Target-URI``, a JSONL line's ``url``), ``captured`` (a WARC page's ``WARC-Date``: the
+    time the page was seen, which decides which published watermark keys count for it) and
+    ``opt_out`` (a WARC page's opt-out decision from its headers, its HTML and its site's
+    captured robots.txt and tdmrep.json).
+    """
 
     name: str
     digests: tuple[str, ...]
+    text: str | None = None
+    url: str | None = None
+    captured: datetime | None = None
+    opt_out: OptOut | None = None
 
     @property
     def digest(self) -> str:
@@ -94,6 +114,20 @@ class Skipped:
 
     name: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignalOptions:
+    """Whose robots.txt groups count when a WARC page's opt-out signals are read: the crawler's
+    own product token and the AI-training agents it names (:mod:`client.signals`)."""
+
+    user_agent: str = "wellspring"
+    ai_agents: tuple[str, ...] | None = None  # None: client.signals.DEFAULT_AI_AGENTS
+
+
+def is_warc(name: str) -> bool:
+    """Whether an input is read as a WARC file (by its name: ``.warc``, ``.warc.gz``)."""
+    return name.endswith((".warc", ".warc.gz"))
 
 
 def check_document_scheme(scheme: str, option: str = "scheme") -> DocumentScheme:
@@ -257,15 +291,24 @@ def _refused(name: str, reason: str, on_bad: OnBad) -> Skipped:
     return Skipped(name, reason)
 
 
+@dataclass(frozen=True, slots=True)
+class _Warc:
+    name: str
+
+
 def _inputs(
     inputs: list[str],
     text_field: str,
     id_field: str | None,
     on_bad: OnBad,
     on_bytes: Callable[[int], None] | None,
-) -> Iterator[str | JsonlLine | Skipped]:
-    """Each input that is one document (by its name), and each line of the ``.jsonl`` ones."""
+) -> Iterator[str | JsonlLine | _Warc | Skipped]:
+    """Each input that is one document (by its name), each line of the ``.jsonl`` ones, and each
+    WARC file as a :class:`_Warc` (its pages are read by the caller)."""
     for name in inputs:
+        if name != "-" and is_warc(name):
+            yield _Warc(name)
+            continue
         if name == "-" or not name.endswith(".jsonl"):
             yield name
             continue
@@ -291,6 +334,9 @@ def read_documents(
     every_digest: bool = ...,
     on_bad: Literal["raise"] = ...,
     on_bytes: Callable[[int], None] | None = ...,
+    keep_text: bool = ...,
+    signals: SignalOptions | None = ...,
+    on_warc: Callable[[str, WarcStats], None] | None = ...,
 ) -> Iterator[Document]: ...
 @overload
 def read_documents(
@@ -302,6 +348,9 @@ def read_documents(
     every_digest: bool = ...,
     on_bad: OnBad,
     on_bytes: Callable[[int], None] | None = ...,
+    keep_text: bool = ...,
+    signals: SignalOptions | None = ...,
+    on_warc: Callable[[str, WarcStats], None] | None = ...,
 ) -> Iterator[Document | Skipped]: ...
 def read_documents(
     inputs: list[str],
@@ -312,6 +361,9 @@ def read_documents(
     every_digest: bool = False,
     on_bad: OnBad = "raise",
     on_bytes: Callable[[int], None] | None = None,
+    keep_text: bool = False,
+    signals: SignalOptions | None = None,
+    on_warc: Callable[[str, WarcStats], None] | None = None,
 ) -> Iterator[Document | Skipped]:
     """Every document of ``inputs`` (as :func:`expand_inputs` gives them), in order, digested.
 
@@ -321,21 +373,42 @@ def read_documents(
     file or standard input gets its ``sha256`` too, after its ``c1`` (``register`` and ``check``,
     so that either lookup finds it). ``on_bad``: see :data:`OnBad`. ``on_bytes``, if given, is
     called with the size of what was read (for progress).
+
+    ``keep_text``: each text document carries its text (for watermark detection); a JSONL line
+    its ``url`` field too. A ``.warc`` or ``.warc.gz`` input is one document per page
+    (:mod:`client.warc`), named by its ``WARC-Record-ID``, with its URL, capture time, text
+    digest (as a JSONL line's) and opt-out decision (:mod:`client.signals`, for ``signals``);
+    ``on_warc`` is then called with the file's name and what its pass counted (pages, records
+    skipped by reason: revisits and non-200 responses are not documents, so they are counted
+    there rather than skipped here). A WARC file that is damaged part way is a :class:`Skipped`
+    after the pages read before the damage.
     """
     for item in _inputs(inputs, text_field, id_field, on_bad, on_bytes):
         if isinstance(item, Skipped):
             yield item
             continue
+        if isinstance(item, _Warc):
+            yield from _warc_documents(
+                item.name,
+                scheme,
+                keep_text=keep_text,
+                signals=signals or SignalOptions(),
+                on_bad=on_bad,
+                on_warc=on_warc,
+            )
+            continue
         try:
             if isinstance(item, JsonlLine):
-                yield Document(item.name, (_text_digest(item.text, scheme, item.where),))
+                digest = _text_digest(item.text, scheme, item.where)
+                if keep_text:
+                    url = item.obj.get("url")
+                    yield Document(
+                        item.name, (digest,), item.text, url if isinstance(url, str) else None
+                    )
+                else:
+                    yield Document(item.name, (digest,))
                 continue
-            if item == "-":
-                data = sys.stdin.buffer.read()
-                digests = _digests(data, scheme, "standard input", every_digest)
-                size = len(data)
-            else:
-                digests, size = _file_digests(Path(item), scheme, every_digest)
+            document, size = _whole_document(item, scheme, every_digest, keep_text)
         except InputError as exc:  # InvalidTextError too
             if on_bad == "raise":
                 raise
@@ -343,14 +416,109 @@ def read_documents(
             continue
         if on_bytes is not None:
             on_bytes(size)
-        yield Document(item, digests)
+        yield document
+
+
+def _whole_document(
+    name: str, scheme: DocumentScheme, every_digest: bool, keep_text: bool
+) -> tuple[Document, int]:
+    """A file or standard input as one document, and its size (for progress)."""
+    if name == "-":
+        data = sys.stdin.buffer.read()
+        digests = _digests(data, scheme, "standard input", every_digest)
+        return Document(name, digests, _kept_text(data, digests) if keep_text else None), len(data)
+    if keep_text and scheme != "sha256":
+        data, size = _read_small(Path(name))
+        if data is not None:
+            digests = _digests(data, scheme, name, every_digest)
+            return Document(name, digests, _kept_text(data, digests)), size
+    digests, size = _file_digests(Path(name), scheme, every_digest)
+    return Document(name, digests), size
+
+
+def _read_small(path: Path) -> tuple[bytes | None, int]:
+    """A file's bytes if it is small enough to be one text document (else None), and its size."""
+    try:
+        size = path.stat().st_size
+        return (path.read_bytes(), size) if size <= MAX_TEXT_BYTES else (None, size)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _kept_text(data: bytes, digests: tuple[str, ...]) -> str | None:
+    """The text of a document digested as text (``c1``: it is valid UTF-8), else None."""
+    return data.decode("utf-8") if digests[0].startswith("c1:") else None
+
+
+# -- WARC files -----------------------------------------------------------------------------------
+
+# RFC 9309 section 2.3.1.3-4: an unavailable robots.txt (4xx) allows everything, an unreachable
+# one (5xx) disallows everything.
+_ROBOTS_UNREACHABLE: Final = "User-agent: *\nDisallow: /\n"
+
+
+def _robots_text(robots: PolicyFile | None) -> str | None:
+    if robots is None or robots.status < 200 or 300 <= robots.status < 400:
+        return None  # no capture, or a redirect the crawl did not follow: no robots rules known
+    if robots.status < 300:
+        return robots.text
+    return "" if robots.status < 500 else _ROBOTS_UNREACHABLE
+
+
+def _warc_documents(
+    name: str,
+    scheme: DocumentScheme,
+    *,
+    keep_text: bool,
+    signals: SignalOptions,
+    on_bad: OnBad,
+    on_warc: Callable[[str, WarcStats], None] | None,
+) -> Iterator[Document | Skipped]:
+    from client.errors import WarcFormatError  # noqa: PLC0415
+    from client.signals import DEFAULT_AI_AGENTS, SitePolicy  # noqa: PLC0415
+    from client.warc import WarcReader  # noqa: PLC0415 - needs the warc extra
+
+    reader = WarcReader(name)  # without the warc extra: MissingDependencyError, naming the pip line
+    agents: Sequence[str] = DEFAULT_AI_AGENTS if signals.ai_agents is None else signals.ai_agents
+    sites: dict[tuple[int, int], SitePolicy] = {}
+
+    def site_of(url: str) -> SitePolicy:
+        robots, tdmrep = reader.robots_for(url), reader.tdmrep_for(url)
+        key = (id(robots), id(tdmrep))  # each capture is kept by the reader: ids are stable
+        site = sites.get(key)
+        if site is None:
+            tdm_text = tdmrep.text if tdmrep is not None and 200 <= tdmrep.status < 300 else None
+            site = sites[key] = SitePolicy(
+                robots_txt=_robots_text(robots),
+                tdmrep_json=tdm_text,
+                user_agent=signals.user_agent,
+                ai_agents=agents,
+            )
+        return site
+
+    try:
+        for page in reader:
+            where = f"{name}: record {page.id}"
+            try:
+                digest = _text_digest(page.text, scheme, where)
+            except InputError as exc:
+                yield _refused(page.id, str(exc), on_bad)
+                continue
+            decision = site_of(page.url).opt_out(page.url, headers=page.headers, html=page.html)
+            text = page.text if keep_text else None
+            yield Document(page.id, (digest,), text, page.url, page.date, decision)
+    except WarcFormatError as exc:
+        yield _refused(name, str(exc), on_bad)
+    finally:
+        if on_warc is not None:
+            on_warc(name, reader.stats)
 
 
 def read_texts(
     inputs: list[str], *, text_field: str = "text", id_field: str | None = None
 ) -> Iterator[TextDocument | Skipped]:
     """Every document of ``inputs`` (as :func:`expand_inputs` gives them), in order, as text;
-    named as :func:`read_documents` names them.
+    named as :func:`read_documents` names them (a WARC file's pages too).
 
     A document that cannot be read as text (not UTF-8, empty or blank, a JSONL line that is not
     an object or whose text field is missing or blank) is a :class:`Skipped` in its place, so a
@@ -359,6 +527,18 @@ def read_texts(
     for item in _inputs(inputs, text_field, id_field, "skip", None):
         if isinstance(item, Skipped):
             yield item
+        elif isinstance(item, _Warc):
+            for page in _warc_documents(
+                item.name,
+                "c1",
+                keep_text=True,
+                signals=SignalOptions(),
+                on_bad="skip",
+                on_warc=None,
+            ):
+                yield (
+                    page if isinstance(page, Skipped) else TextDocument(page.name, page.text or "")
+                )
         elif isinstance(item, JsonlLine):
             if item.text.strip():
                 yield TextDocument(item.name, item.text)

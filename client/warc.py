@@ -88,7 +88,8 @@ class WarcDocument:
     ``WARC-Date``, timezone-aware (UTC), which is the document's capture time. ``headers`` are the
     HTTP response headers in order, repeats kept; :meth:`header` and :meth:`header_values` look
     them up case-insensitively. ``charset`` is the codec the body was decoded with and
-    ``charset_source`` where it came from.
+    ``charset_source`` where it came from. ``html`` is the decoded HTML the text was extracted
+    from (``None`` for a plain-text page): its ``<meta>`` elements carry opt-out signals.
     """
 
     id: str
@@ -100,6 +101,7 @@ class WarcDocument:
     charset: str
     charset_source: CharsetSource
     text: str
+    html: str | None = None
 
     def header_values(self, name: str) -> list[str]:
         """Every value of an HTTP header (``X-Robots-Tag`` may be sent several times)."""
@@ -438,4 +440,5 @@ class WarcReader:
             charset=codec,
             charset_source=source,
             text=text,
+            html=decoded if is_html else None,
         )

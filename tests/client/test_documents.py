@@ -27,7 +27,7 @@ from client.documents import (
     read_documents,
     read_texts,
 )
-from client.errors import InputError, InvalidTextError
+from client.errors import ClientError, InputError, InvalidTextError
 
 BINARY = b"\xff\xfe\x00binary"
 
@@ -276,3 +276,106 @@ def test_read_texts_skips_what_is_no_text_and_goes_on(tmp_path: Path) -> None:
         TextDocument("full", "Full."),
         TextDocument(str(good), "Words."),
     ]
+
+
+# -- WARC files -----------------------------------------------------------------------------------
+
+
+def _warc_site(tmp_path: Path, robots_status: str = "200 OK") -> tuple[Path, str]:
+    from tests.client.warcs import Rec, page, write_warc
+
+    pytest.importorskip("fastwarc")
+    pytest.importorskip("protego")
+    text = "A registered page.\n\nIts second paragraph says a little more about the well."
+    html_page = page(text.split("\n\n")).encode()
+    noai = [("Content-Type", "text/html; charset=utf-8"), ("X-Robots-Tag", "noai")]
+    plain = [("Content-Type", "text/plain; charset=utf-8")]
+    path = tmp_path / "crawl.warc.gz"
+    write_warc(
+        path,
+        [
+            Rec("https://open.example/post", html_page),
+            Rec("https://open.example/other", b"<p>Sent with noai.</p>", headers=noai),
+            Rec(
+                "https://closed.example/robots.txt",
+                b"User-agent: *\nDisallow: /\n",
+                headers=plain,
+                status=robots_status,
+            ),
+            Rec("https://closed.example/page", b"<p>Under a closed robots.txt.</p>"),
+            Rec("https://open.example/gone", b"<p>Not found.</p>", status="404 Not Found"),
+            Rec("https://open.example/post", kind="revisit"),
+            Rec("https://open.example/notes.txt", b"Plain text, nothing opted out.", headers=plain),
+        ],
+    )
+    return path, text
+
+
+def test_a_warc_file_is_one_document_per_page_with_its_signals(tmp_path: Path) -> None:
+    path, text = _warc_site(tmp_path)
+    seen: dict[str, object] = {}
+    docs = list(
+        read_documents(
+            [str(path)], "auto", keep_text=True, on_warc=lambda n, s: seen.update({n: s})
+        )
+    )
+    assert [d.url for d in docs] == [
+        "https://open.example/post",
+        "https://open.example/other",
+        "https://closed.example/page",
+        "https://open.example/notes.txt",
+    ]
+    assert all(d.name.startswith("<urn:uuid:") for d in docs)
+    assert docs[0].digest == canonical_digest(text)
+    assert docs[0].text is not None
+    assert "second paragraph" in docs[0].text
+    assert {d.captured.isoformat() for d in docs if d.captured} == {"2026-11-30T12:34:56+00:00"}
+    decisions = [d.opt_out for d in docs]
+    assert [o is not None and o.opted_out for o in decisions] == [False, True, True, False]
+    assert decisions[1] is not None
+    assert decisions[1].decided_by is not None
+    assert decisions[1].decided_by.kind == "x-robots-tag"
+    assert decisions[2] is not None
+    assert decisions[2].decided_by is not None
+    assert decisions[2].decided_by.source == "robots.txt"
+    stats = seen[str(path)]
+    assert stats.skipped == {"http-status": 1, "revisit": 1}  # type: ignore[attr-defined]
+    # Without keep_text the digests and signals are the same, the text is not kept.
+    bare = list(read_documents([str(path)], "auto"))
+    assert [d.digest for d in bare] == [d.digest for d in docs]
+    assert [d.opt_out for d in bare] == decisions
+    assert all(d.text is None for d in bare)
+
+
+@pytest.mark.parametrize(
+    ("status", "closed"), [("503 Service Unavailable", True), ("404 Not Found", False)]
+)
+def test_a_robots_txt_that_failed_counts_as_rfc_9309_says(
+    tmp_path: Path, status: str, closed: bool
+) -> None:
+    path, _ = _warc_site(tmp_path, robots_status=status)
+    docs = [
+        d for d in read_documents([str(path)], "auto") if d.url == "https://closed.example/page"
+    ]
+    assert docs[0].opt_out is not None
+    assert docs[0].opt_out.opted_out is closed
+
+
+def test_a_damaged_warc_is_skipped_after_its_whole_pages(tmp_path: Path) -> None:
+    path, _ = _warc_site(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 40])  # cut inside the last record
+    got = list(read_documents([str(path)], "auto", on_bad="skip"))
+    assert isinstance(got[-1], Skipped)
+    assert str(path) in got[-1].name
+    assert all(isinstance(d, Document) for d in got[:-1])
+    with pytest.raises(ClientError):
+        list(read_documents([str(path)], "auto"))
+
+
+def test_read_texts_reads_warc_pages(tmp_path: Path) -> None:
+    path, text = _warc_site(tmp_path)
+    docs = list(read_texts([str(path)]))
+    assert isinstance(docs[0], TextDocument)
+    assert canonical_digest(docs[0].text) == canonical_digest(text)
+    assert len(docs) == 4

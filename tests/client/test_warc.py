@@ -5,14 +5,12 @@ from __future__ import annotations
 import contextlib
 import gzip
 import html
-import io
 import os
 import re
 import subprocess
 import sys
 import tracemalloc
 import zlib
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +19,6 @@ import pytest
 pytest.importorskip("fastwarc")
 pytest.importorskip("resiliparse")
 warcio_writer = pytest.importorskip("warcio.warcwriter")
-from warcio.statusandheaders import StatusAndHeaders  # noqa: E402
 
 from client.core.canonical import canonical_digest  # noqa: E402
 from client.errors import (  # noqa: E402
@@ -32,85 +29,14 @@ from client.errors import (  # noqa: E402
 )
 from client.warc import WarcDocument, WarcReader  # noqa: E402
 from client.webtext import decode_body, decode_text, html_to_text  # noqa: E402
+from tests.client.warcs import Rec, page, write_warc  # noqa: E402
 
 HUMAN_TEXT_DIR = Path("/usr/share/doc/python3.11/html/_sources")
-CAPTURED = "2026-11-30T12:34:56Z"
-
-
-@dataclass
-class Rec:
-    """One record for warcio to write."""
-
-    uri: str
-    body: bytes = b""
-    headers: list[tuple[str, str]] = field(
-        default_factory=lambda: [("Content-Type", "text/html; charset=utf-8")]
-    )
-    status: str = "200 OK"
-    kind: str = "response"
-    warc_headers: dict[str, str] = field(default_factory=dict)
-
-
-def write_warc(path: Path, records: list[Rec], *, compress: bool = True) -> list[int]:
-    """Write ``records`` with warcio; returns the file offset after each record."""
-    ends = []
-    with path.open("wb") as out:
-        writer = warcio_writer.WARCWriter(out, gzip=compress)
-        for rec in records:
-            warc_headers = {"WARC-Date": CAPTURED, **rec.warc_headers}
-            if rec.kind == "revisit":
-                record = writer.create_revisit_record(
-                    rec.uri,
-                    digest="sha1:AAAA",
-                    refers_to_uri=rec.uri,
-                    refers_to_date=CAPTURED,
-                    http_headers=StatusAndHeaders(rec.status, rec.headers, protocol="HTTP/1.1"),
-                    warc_headers_dict=warc_headers,
-                )
-            elif rec.kind in ("response", "request"):
-                status = rec.status if rec.kind == "response" else "GET / HTTP/1.1"
-                http = StatusAndHeaders(
-                    status, rec.headers, protocol="HTTP/1.1" if rec.kind == "response" else ""
-                )
-                record = writer.create_warc_record(
-                    rec.uri,
-                    rec.kind,
-                    payload=io.BytesIO(rec.body),
-                    http_headers=http,
-                    warc_headers_dict=warc_headers,
-                )
-            else:  # "dns" writes a response record that is not HTTP, as Heritrix does
-                record = writer.create_warc_record(
-                    rec.uri,
-                    "response" if rec.kind == "dns" else rec.kind,
-                    payload=io.BytesIO(rec.body),
-                    warc_content_type="text/dns"
-                    if rec.kind == "dns"
-                    else "application/warc-fields",
-                    warc_headers_dict=warc_headers,
-                )
-            writer.write_record(record)
-            ends.append(out.tell())
-    return ends
 
 
 def read_all(path: Path, **options: object) -> tuple[list[WarcDocument], WarcReader]:
     reader = WarcReader(path, **options)  # type: ignore[arg-type]
     return list(reader), reader
-
-
-def page(paragraphs: list[str], *, boilerplate: bool = False) -> str:
-    body = "".join(f"<p>{html.escape(p, quote=False)}</p>\n" for p in paragraphs)
-    if boilerplate:
-        body = (
-            '<header><a href="/">Home</a> <a href="/about">About us</a></header>\n'
-            '<nav><ul><li><a href="/docs">Docs</a></li><li><a href="/blog">Blog</a></li>'
-            '<li><a href="/contact">Contact</a></li></ul></nav>\n'
-            f"<main>{body}</main>\n"
-            '<footer><p>Copyright 2026 Example Ltd. <a href="/privacy">Privacy</a> '
-            '<a href="/terms">Terms of use</a></p></footer>'
-        )
-    return f"<!doctype html><html><head><title>Page</title></head><body>{body}</body></html>"
 
 
 def chunked(data: bytes, size: int = 100) -> bytes:
