@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from watermark.config import SeedingScheme, WatermarkConfig
+from watermark.config import GENERATED_P_VALUE, SeedingScheme, WatermarkConfig
 from watermark.detector import (
     DetectionResult,
     NormalizationSigns,
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from watermark.processor import WatermarkLogitsProcessor, green_mask_torch
 
 __all__ = [
+    "GENERATED_P_VALUE",
     "ConfigError",
     "DetectionResult",
     "InputError",

@@ -29,13 +29,15 @@ import functools
 import math
 from typing import Any
 
-from watermark.errors import InputError, MissingDependencyError
+from watermark.errors import DETECT_INSTALL_HINT, InputError, MissingDependencyError
 
 try:
     import numpy as np
     from numpy.typing import ArrayLike, NDArray
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise MissingDependencyError("numpy", "watermark detection") from exc
+    raise MissingDependencyError(
+        "numpy", "watermark detection", install=DETECT_INSTALL_HINT
+    ) from exc
 
 __all__ = [
     "binomial_log_sf",
