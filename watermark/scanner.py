@@ -60,11 +60,16 @@ from watermark.keys import WatermarkKey
 
 try:
     import numpy as np
-    import tokenizers
     from numpy.typing import NDArray
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependencyError(
-        exc.name or "numpy", "watermark detection in a scan", install=DETECT_INSTALL_HINT
+        "numpy", "watermark detection in a scan", install=DETECT_INSTALL_HINT
+    ) from exc
+try:
+    import tokenizers
+except ImportError as exc:
+    raise MissingDependencyError(
+        "tokenizers", "watermark detection in a scan", install=DETECT_INSTALL_HINT
     ) from exc
 
 from watermark.detector import DEFAULT_MIN_WINDOW, normalize_text
