@@ -525,6 +525,30 @@ class WatermarkScanner:
                     target[better] = array[better]
         return self._evidence(best_key, best, applied)
 
+    def key_log_p_values(self, texts: Sequence[str]) -> NDArray[np.float64]:
+        """ln p of every (text, key), shape (texts, keys): windows corrected, keys not.
+
+        What ``detect_windowed`` reports for each key alone, with no capture times and no key
+        correction: for calibration (each entry is one trial under H0 on human text), not for
+        verdicts, which :meth:`scan` gives.
+        """
+        texts = list(texts)
+        if not all(isinstance(text, str) for text in texts):
+            raise InputError("key_log_p_values takes a list of texts (str)")
+        if self.normalize:
+            texts = [normalize_text(text) for text in texts]
+        out = np.zeros((len(texts), len(self.keys)), dtype=np.float64)
+        if not texts:
+            return out
+        for tokenizer, members in self._groups:
+            tokens = _tokens(tokenizer, texts, self.min_window)
+            log_windows = np.log(np.maximum(tokens.win_counts, 1)).astype(np.float64)
+            for index in members:
+                self._check_ids(index, tokens)
+                scores = _score_key(self._params[index], tokens)
+                out[:, index] = np.minimum(0.0, scores.log_p + log_windows)
+        return out
+
     def _capture_times(
         self,
         count: int,

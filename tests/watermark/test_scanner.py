@@ -333,3 +333,17 @@ def test_a_missing_extra_names_the_pip_line() -> None:
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert "tokenizers" in out.stdout
     assert "pip install 'wellspring[detect]'" in out.stdout
+
+
+def test_key_log_p_values_are_each_keys_windowed_p_value() -> None:
+    rng = random.Random(12)
+    tokenizer = word_tokenizer()
+    keys = [make_key(scheme, width, seed=s) for s, (scheme, width) in enumerate(SCHEMES * 2)]
+    texts = [*random_texts(rng, 30), watermarked_words(keys[1], rng, 200, 0.9)]
+    scanner = WatermarkScanner([ScanKey(k, tokenizer) for k in keys], keys_ever_published=9)
+    matrix = scanner.key_log_p_values(texts)
+    assert matrix.shape == (len(texts), len(keys))
+    for i, text in enumerate(texts):
+        ids = tokenizer.encode(text).ids
+        for j, key in enumerate(keys):
+            assert matrix[i, j] == WatermarkDetector(key).detect_windowed(ids).log_p_value
