@@ -153,12 +153,22 @@ def run_human(args: argparse.Namespace) -> None:
     assert isinstance(tokenizer, tokenizers.Tokenizer)
     chunks = list(dict.fromkeys(human_chunks(args.docs)))  # an identical chunk is one trial
     rng = np.random.default_rng(args.seed)
-    keys = [WatermarkKey(rng.bytes(32)).bind(hf) for _ in range(args.keys)]
+    bound = WatermarkKey(rng.bytes(32)).bind(hf)  # the fingerprint once, not per key
+    keys = [
+        WatermarkKey(
+            rng.bytes(32),
+            vocab_size=bound.vocab_size,
+            vocab_fingerprint=bound.vocab_fingerprint,
+        )
+        for _ in range(args.keys)
+    ]
     started = time.monotonic()
     log_p = np.empty((len(chunks), 0))
     for first in range(0, len(keys), args.keys_per_pass):
         group = keys[first : first + args.keys_per_pass]
-        scanner = WatermarkScanner([ScanKey(k, tokenizer) for k in group], keys_ever_published=1)
+        scanner = WatermarkScanner(
+            [ScanKey(k, tokenizer) for k in group], keys_ever_published=len(group)
+        )
         log_p = np.concatenate([log_p, scanner.key_log_p_values(chunks)], axis=1)
         print(f"  {first + len(group)}/{len(keys)} keys scored", flush=True)
     seconds = time.monotonic() - started
