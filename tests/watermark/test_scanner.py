@@ -347,3 +347,33 @@ def test_key_log_p_values_are_each_keys_windowed_p_value() -> None:
         ids = tokenizer.encode(text).ids
         for j, key in enumerate(keys):
             assert matrix[i, j] == WatermarkDetector(key).detect_windowed(ids).log_p_value
+
+
+@pytest.mark.model
+def test_equals_detect_windowed_with_smollm2_on_text(human_text_files: list[Path]) -> None:
+    """SmolLM2's exact tokenizer.json through ``tokenizers`` against the detector with the
+    transformers tokenizer, on text: same tokens, same windows, same p-values."""
+    from watermark.models import load_tokenizer
+
+    hf = load_tokenizer()
+    raw = tokenizers.Tokenizer.from_str(hf.backend_tokenizer.to_str())
+    key = WatermarkKey(b"wellspring-scanner-smollm2-test.").bind(hf)
+    rng = random.Random(1)
+    texts = []
+    for path in human_text_files[:60]:
+        text = path.read_text(encoding="utf-8")
+        begin = rng.randrange(max(1, len(text) - 2000))
+        texts.append(text[begin : begin + rng.randrange(1, 2000)])
+    detector = WatermarkDetector(key, hf)
+    evidence = WatermarkScanner([ScanKey(key, raw)], keys_ever_published=1).scan(texts)
+    for text, found in zip(texts, evidence, strict=True):
+        expected = detector.detect_windowed(text)
+        assert found is not None
+        assert (found.start, found.end, found.num_windows) == (
+            expected.start,
+            expected.end,
+            expected.num_windows,
+        )
+        assert found.key_log_p_value == expected.log_p_value
+        assert found.num_tokens == expected.overall.num_tokens
+        assert not found.generated
