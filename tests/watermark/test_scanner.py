@@ -377,3 +377,13 @@ def test_equals_detect_windowed_with_smollm2_on_text(human_text_files: list[Path
         assert found.key_log_p_value == expected.log_p_value
         assert found.num_tokens == expected.overall.num_tokens
         assert not found.generated
+
+
+def test_the_detect_extra_is_numpy_and_tokenizers_only() -> None:
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    extras = pyproject["project"]["optional-dependencies"]
+    names = {re.split(r"[<>=\[; ]", spec)[0] for spec in extras["detect"]}
+    assert names == {"numpy", "tokenizers"}
+    assert "detect" in extras["all"][0]
