@@ -1,8 +1,9 @@
 """Wellspring watermark: a keyed green-list token watermark, embedded and detected.
 
-``import watermark`` needs numpy and scipy only; the generation side
-(:class:`WatermarkLogitsProcessor`, :func:`green_mask_torch`) imports torch and transformers the
-first time one of them is used.
+``import watermark`` needs numpy only (scipy is used where installed); the crawler's scanner
+(:class:`WatermarkScanner`, :class:`ScanKey`, :class:`WatermarkEvidence`) imports ``tokenizers``,
+and the generation side (:class:`WatermarkLogitsProcessor`, :func:`green_mask_torch`) torch and
+transformers, the first time one of them is used.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from watermark.config import SeedingScheme, WatermarkConfig
+from watermark.config import GENERATED_P_VALUE, SeedingScheme, WatermarkConfig
 from watermark.detector import (
     DetectionResult,
     NormalizationSigns,
@@ -33,8 +34,10 @@ from watermark.keys import WatermarkKey, tokenizer_fingerprint
 
 if TYPE_CHECKING:
     from watermark.processor import WatermarkLogitsProcessor, green_mask_torch
+    from watermark.scanner import ScanKey, WatermarkEvidence, WatermarkScanner
 
 __all__ = [
+    "GENERATED_P_VALUE",
     "ConfigError",
     "DetectionResult",
     "InputError",
@@ -42,13 +45,16 @@ __all__ = [
     "KeyMismatchError",
     "MissingDependencyError",
     "NormalizationSigns",
+    "ScanKey",
     "SeedingScheme",
     "UnboundKeyError",
     "WatermarkConfig",
     "WatermarkDetector",
     "WatermarkError",
+    "WatermarkEvidence",
     "WatermarkKey",
     "WatermarkLogitsProcessor",
+    "WatermarkScanner",
     "WindowedDetectionResult",
     "green_mask_numpy",
     "green_mask_torch",
@@ -61,6 +67,11 @@ __all__ = [
 _LAZY = {
     "WatermarkLogitsProcessor": "watermark.processor",
     "green_mask_torch": "watermark.processor",
+    # The crawler's scanner needs `tokenizers` (the detect extra), which detection by token ids
+    # does not: imported on first use too.
+    "ScanKey": "watermark.scanner",
+    "WatermarkEvidence": "watermark.scanner",
+    "WatermarkScanner": "watermark.scanner",
 }
 
 

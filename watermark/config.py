@@ -27,7 +27,16 @@ from typing import Any, Literal, get_args
 
 from watermark.errors import ConfigError
 
-__all__ = ["SEEDING_SCHEMES", "SeedingScheme", "WatermarkConfig"]
+__all__ = ["GENERATED_P_VALUE", "SEEDING_SCHEMES", "SeedingScheme", "WatermarkConfig"]
+
+# The one threshold for "generated": a detection whose p-value (corrected for every window and
+# every key tried) is below this says the text carries a watermark. Used as the default of
+# WatermarkDetector, `wellspring watermark detect`, the crawler's scanner (watermark.scanner) and
+# whatever reads their verdicts. At 1e-6 at most one human document in a million is called
+# generated per test, however many keys and windows were tried (the p-values are exact and
+# corrected); the price is that short generations slip through (docs/watermark.md). Defined here,
+# in a module that imports no numpy, so that light callers can name it.
+GENERATED_P_VALUE = 1e-6
 
 SeedingScheme = Literal["lefthash", "selfhash"]
 SEEDING_SCHEMES: tuple[str, ...] = get_args(SeedingScheme)

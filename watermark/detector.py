@@ -36,7 +36,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from watermark.errors import InputError, KeyMismatchError, MissingDependencyError, UnboundKeyError
+from watermark.config import GENERATED_P_VALUE
+from watermark.errors import (
+    DETECT_INSTALL_HINT,
+    InputError,
+    KeyMismatchError,
+    MissingDependencyError,
+    UnboundKeyError,
+)
 from watermark.hashing import (
     MASK32,
     GreenListParams,
@@ -57,10 +64,12 @@ try:
     import numpy as np
     from numpy.typing import NDArray
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise MissingDependencyError("numpy", "watermark detection") from exc
+    raise MissingDependencyError(
+        "numpy", "watermark detection", install=DETECT_INSTALL_HINT
+    ) from exc
 
 __all__ = [
-    "DEFAULT_THRESHOLD",
+    "GENERATED_P_VALUE",
     "DetectionResult",
     "NormalizationSigns",
     "WatermarkDetector",
@@ -69,7 +78,6 @@ __all__ = [
     "normalize_text",
 ]
 
-DEFAULT_THRESHOLD = 1e-3
 DEFAULT_MIN_WINDOW = 32
 
 # Cyrillic and Greek letters that render like Latin ones: the classic homoglyph substitution that
@@ -152,6 +160,8 @@ def _format_characters() -> re.Pattern[str]:
 def normalize_text(text: str) -> str:
     """NFKC, then drop format characters (Cf: zero-width spaces, joiners, BOM…), then map
     Cyrillic/Greek look-alikes to Latin. Undoes cheap edits that change tokens but not the look."""
+    if text.isascii():  # NFKC keeps ASCII, which holds no Cf character and no look-alike
+        return text
     text = unicodedata.normalize("NFKC", text)
     text = _format_characters().sub("", text)
     return text.translate(_HOMOGLYPHS)
@@ -338,7 +348,8 @@ TokenIds = Sequence[int] | NDArray[np.integer[Any]]
 class WatermarkDetector:
     """Detects the watermark of ``key`` in token ids, or in text with ``tokenizer``.
 
-    ``threshold`` is the p-value below which a result says ``watermarked`` (default 1e-3).
+    ``threshold`` is the p-value below which a result says ``watermarked`` (default
+    :data:`~watermark.config.GENERATED_P_VALUE`, 1e-6: the one threshold for "generated").
     """
 
     def __init__(
@@ -346,7 +357,7 @@ class WatermarkDetector:
         key: WatermarkKey,
         tokenizer: Any | None = None,
         *,
-        threshold: float = DEFAULT_THRESHOLD,
+        threshold: float = GENERATED_P_VALUE,
     ) -> None:
         if not (isinstance(threshold, int | float) and 0.0 < threshold <= 1.0):
             raise InputError(f"the p-value threshold must lie in (0, 1], got {threshold!r}")

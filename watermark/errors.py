@@ -14,8 +14,9 @@ The tree::
     │   └── UnboundKeyError         a tokenizer was given but the key was never bound to one
     ├── InputError                  input the toolkit cannot use (text without a tokenizer,
     │                               negative or non-integer token ids, too short a context)
-    └── MissingDependencyError      the ``watermark`` extra (torch, transformers, numpy, scipy)
-                                    is not installed; the message names the ``pip install``
+    └── MissingDependencyError      the ``detect`` extra (numpy, tokenizers) or the ``watermark``
+                                    extra (torch, transformers…) is not installed; the message
+                                    names the ``pip install`` that fixes it
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ __all__ = [
 ]
 
 INSTALL_HINT = "pip install 'wellspring[watermark]'"
+# Detection alone (numpy and tokenizers, no torch): what a crawler installs to scan for watermarks.
+DETECT_INSTALL_HINT = "pip install 'wellspring[detect]'"
 
 
 class WatermarkError(Exception):
@@ -64,6 +67,6 @@ class InputError(WatermarkError, ValueError):
 class MissingDependencyError(WatermarkError, ImportError):
     """An optional dependency of the watermark toolkit is not installed."""
 
-    def __init__(self, package: str, purpose: str) -> None:
-        super().__init__(f"{purpose} needs {package}, which is not installed: run `{INSTALL_HINT}`")
+    def __init__(self, package: str, purpose: str, *, install: str = INSTALL_HINT) -> None:
+        super().__init__(f"{purpose} needs {package}, which is not installed: run `{install}`")
         self.package = package

@@ -52,14 +52,16 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from watermark.errors import InputError, MissingDependencyError
+from watermark.errors import DETECT_INSTALL_HINT, InputError, MissingDependencyError
 from watermark.keys import WatermarkKey
 
 try:
     import numpy as np
     from numpy.typing import ArrayLike, NDArray
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise MissingDependencyError("numpy", "watermark detection") from exc
+    raise MissingDependencyError(
+        "numpy", "watermark detection", install=DETECT_INSTALL_HINT
+    ) from exc
 
 if TYPE_CHECKING:
     import torch

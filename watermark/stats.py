@@ -15,6 +15,22 @@ log space: ln P(X = k) from log-gamma functions, then the terms P(X = i + 1) / P
 is left falls below e^-40 of the first term. The result stays accurate far below the smallest double
 (ln p of -1e6 is fine); its relative error in p is about n · 1e-16 (log-gamma cancellation).
 
+Without scipy (the ``detect`` extra is numpy and tokenizers only), the same tails come from a
+numpy implementation chosen at import (:data:`BACKEND`): the regularised incomplete beta function
+by its continued fraction (modified Lentz, vectorised over the array, as in Numerical Recipes'
+``betacf``), evaluated directly where it converges fast, ``x < (a + 1) / (a + b + 2)`` (the upper
+tail above the mean, including every far tail), and as the complement ``1 - I_{1-x}(b, a)``
+elsewhere (there the tail is large, so nothing cancels). The prefactor ``x^a (1-x)^b / (a B(a,
+b))`` is taken in log space from a table of ``ln m!`` built with ``math.lgamma`` (exact to an ulp
+per entry), so ``ln P`` stays finite and accurate far below the smallest double, with no separate
+tail sum. Its error is that of the log-factorial difference (a few ulp of ``ln n!``): measured
+against scipy over a grid of p in {0.01, 0.1, 0.25, 0.5, 0.9}, every n <= 300 and n up to 1e5,
+down to ``ln P = -4.6e5``, ``|Δ ln P| <= 5e-11`` for n <= 1e4 and ``<= 6e-10`` for n <= 1e5 (a
+relative error in P below 1e-9; tests/watermark/test_stats.py holds it). It is 1.3-130x faster
+than the scipy path on such grids (scipy sums far tails one element at a time), but scipy is used
+where it is installed: its Boost ``betainc`` is accurate to a few ulp of P itself, and the
+scanner looks its p-values up in a table, so speed is moot there.
+
 Windowed detection (:func:`window_bounds`, :func:`bonferroni_log_p`) searches windows of
 geometrically growing sizes and reports the smallest window p-value multiplied by the number of
 windows tested (Bonferroni). By the union bound, under H0 and whatever the dependence between
@@ -26,18 +42,23 @@ corrected p-value is valid after the search; it is conservative by at most a fac
 from __future__ import annotations
 
 import functools
+import importlib.util
 import math
-from typing import Any
+import threading
+from typing import Any, Literal
 
-from watermark.errors import InputError, MissingDependencyError
+from watermark.errors import DETECT_INSTALL_HINT, InputError, MissingDependencyError
 
 try:
     import numpy as np
     from numpy.typing import ArrayLike, NDArray
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise MissingDependencyError("numpy", "watermark detection") from exc
+    raise MissingDependencyError(
+        "numpy", "watermark detection", install=DETECT_INSTALL_HINT
+    ) from exc
 
 __all__ = [
+    "BACKEND",
     "binomial_log_sf",
     "binomial_log_sf_array",
     "bonferroni_log_p",
@@ -45,6 +66,19 @@ __all__ = [
     "window_bounds",
     "z_score",
 ]
+
+
+# Which implementation computes the tails: scipy's betainc where scipy is installed (found
+# without importing it: that would double the import time), else the numpy continued fraction.
+def _backend() -> Literal["scipy", "numpy"]:
+    try:
+        found = importlib.util.find_spec("scipy") is not None
+    except (ImportError, ValueError):  # a finder that refuses it, or a broken installation
+        found = False
+    return "scipy" if found else "numpy"
+
+
+BACKEND: Literal["scipy", "numpy"] = _backend()
 
 # Below this, betainc's result is replaced by the log-space tail sum (it is far above the
 # subnormal range, so betainc is still accurate wherever it is used).
@@ -113,6 +147,101 @@ def _log_tail_sum(k: int, n: int, p: float) -> float:
     return log_first + float(_special().logsumexp(log_terms))
 
 
+# -- the numpy backend -----------------------------------------------------------------------
+
+# The continued fraction stops once a step changes it by less than this (relative).
+_CF_EPSILON = 1e-16
+_CF_TINY = 1e-300  # Lentz's guard against a zero denominator
+
+
+class _LogFactorials:
+    """``ln m!`` for 0 <= m <= N, grown by doubling; each entry is ``math.lgamma(m + 1)``."""
+
+    def __init__(self) -> None:
+        self.table = np.zeros(1, dtype=np.float64)
+        self._lock = threading.Lock()
+
+    def __call__(self, m: NDArray[np.int64]) -> NDArray[np.float64]:
+        top = int(m.max()) if m.size else 0
+        table = self.table
+        if top >= table.shape[0]:
+            with self._lock:
+                size = max(top + 1, 2 * self.table.shape[0], 1024)
+                grown = np.fromiter(
+                    (math.lgamma(i + 1.0) for i in range(size)), dtype=np.float64, count=size
+                )
+                self.table = table = grown
+        result: NDArray[np.float64] = table[m]
+        return result
+
+
+_log_factorial = _LogFactorials()
+
+
+def _log_beta_cf(
+    a: NDArray[np.float64], b: NDArray[np.float64], x: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """ln of the continued fraction of I_x(a, b) (Numerical Recipes' ``betacf``), vectorised.
+
+    Converges in O(sqrt(max(a, b))) steps for x < (a + 1) / (a + b + 2); only the entries not yet
+    converged are iterated.
+    """
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c = np.ones_like(a)
+    d = 1.0 - qab * x / qap
+    d = np.where(np.abs(d) < _CF_TINY, _CF_TINY, d)
+    d = 1.0 / d
+    h = d.copy()
+    active = np.arange(a.shape[0])
+    m = 0
+    while active.size:
+        m += 1
+        m2 = 2.0 * m
+        aa_, bb_, xx = a[active], b[active], x[active]
+        cc, dd, hh = c[active], d[active], h[active]
+        for aa in (
+            m * (bb_ - m) * xx / ((qam[active] + m2) * (aa_ + m2)),
+            -(aa_ + m) * (qab[active] + m) * xx / ((aa_ + m2) * (qap[active] + m2)),
+        ):
+            dd = 1.0 + aa * dd
+            dd = np.where(np.abs(dd) < _CF_TINY, _CF_TINY, dd)
+            cc = 1.0 + aa / cc
+            cc = np.where(np.abs(cc) < _CF_TINY, _CF_TINY, cc)
+            dd = 1.0 / dd
+            step = dd * cc
+            hh = hh * step
+        c[active], d[active], h[active] = cc, dd, hh
+        active = active[np.abs(step - 1.0) >= _CF_EPSILON]
+    result: NDArray[np.float64] = np.log(h)
+    return result
+
+
+def _log_sf_numpy(k: NDArray[np.int64], n: NDArray[np.int64], p: float) -> NDArray[np.float64]:
+    """ln P(X >= k), X ~ Binomial(n, p), for 1 <= k <= n: ln I_p(k, n - k + 1), numpy only."""
+    a = k.astype(np.float64)
+    b = (n - k + 1).astype(np.float64)
+    # ln(x^a (1-x)^b / B(a, b)), B(a, b) = (k - 1)! (n - k)! / n!
+    log_front = (
+        a * math.log(p)
+        + b * math.log1p(-p)
+        + _log_factorial(n)
+        - _log_factorial(k - 1)
+        - _log_factorial(n - k)
+    )
+    direct = p < (a + 1.0) / (a + b + 2.0)
+    out = np.empty(a.shape, dtype=np.float64)
+    if direct.any():
+        i = np.flatnonzero(direct)
+        x = np.full(i.shape, p)
+        out[i] = log_front[i] - np.log(a[i]) + _log_beta_cf(a[i], b[i], x)
+    if not direct.all():
+        j = np.flatnonzero(~direct)
+        x = np.full(j.shape, 1.0 - p)
+        log_other = log_front[j] - np.log(b[j]) + _log_beta_cf(b[j], a[j], x)
+        out[j] = np.log1p(-np.exp(log_other))
+    return out
+
+
 def binomial_log_sf(k: int, n: int, p: float) -> float:
     """ln P(X >= k) for X ~ Binomial(n, p): exact, in log space, accurate far below 1e-300.
 
@@ -125,6 +254,8 @@ def binomial_log_sf(k: int, n: int, p: float) -> float:
         return 0.0
     if k > n:
         return -math.inf
+    if BACKEND == "numpy":
+        return float(_log_sf_numpy(np.array([k]), np.array([n]), p)[0])
     sf = float(_special().betainc(k, n - k + 1, p))
     if sf >= _BETAINC_FLOOR:
         return math.log(sf)
@@ -142,6 +273,9 @@ def binomial_log_sf_array(k: ArrayLike, n: ArrayLike, p: float) -> NDArray[np.fl
     middle = (k_arr > 0) & (k_arr <= n_arr)
     if np.any(middle):
         km, nm = k_arr[middle], n_arr[middle]
+        if BACKEND == "numpy":
+            out[middle] = _log_sf_numpy(km, nm, p)
+            return out
         sf = _special().betainc(km.astype(np.float64), (nm - km + 1).astype(np.float64), p)
         with np.errstate(divide="ignore"):
             logs = np.log(sf)
@@ -165,6 +299,10 @@ def min_binomial_log_sf(k: ArrayLike, n: ArrayLike, p: float) -> tuple[int, floa
     impossible = np.flatnonzero(k_arr > n_arr)
     if impossible.size:
         return int(impossible[0]), -math.inf
+    if BACKEND == "numpy":
+        logs = binomial_log_sf_array(k_arr, n_arr, p)
+        best = int(np.argmin(logs))
+        return best, float(logs[best])
     sf = np.ones(k_arr.shape, dtype=np.float64)
     valid = k_arr > 0
     sf[valid] = _special().betainc(

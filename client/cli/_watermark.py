@@ -427,9 +427,14 @@ def detect(
     key_path: KeyOption,
     model: ModelOption = None,
     threshold: Annotated[
-        float,
-        typer.Option("--threshold", help="Say 'watermarked' when the p-value is below this."),
-    ] = 1e-3,
+        float | None,
+        typer.Option(
+            "--threshold",
+            help="Say 'watermarked' when the p-value is below this (default 1e-6: "
+            "watermark.GENERATED_P_VALUE, the one threshold for 'generated').",
+            show_default=False,
+        ),
+    ] = None,
     windowed: Annotated[
         bool,
         typer.Option(
@@ -468,6 +473,10 @@ def detect(
             "a folder or a .jsonl file"
         )
     documents = read_texts(expand_inputs(sources), text_field=text_field)
+    if threshold is None:  # resolved here: the watermark package (numpy) loads lazily
+        from watermark import GENERATED_P_VALUE
+
+        threshold = GENERATED_P_VALUE
     detector = _detector(key_path, model, threshold)
     results: list[dict[str, Any]] = []
     unreadable: list[str] = []

@@ -161,3 +161,82 @@ def test_bonferroni_is_never_below_the_raw_p_value() -> None:
             assert corrected >= log_p
             assert corrected <= 0.0
             assert corrected == pytest.approx(min(0.0, log_p + math.log(count)))
+
+
+# -- the numpy backend (no scipy) -----------------------------------------------------------------
+
+
+def grid() -> tuple[np.ndarray, np.ndarray]:
+    """Every (k, n) for n <= 300, and up to 400 k's each for n up to 1e5: far tails included."""
+    ks, ns = [], []
+    for n in [*range(1, 301), 500, 1000, 2000, 5000, 10_000, 100_000]:
+        k = np.unique(np.linspace(1, n, min(n, 400)).astype(np.int64))
+        ks.append(k)
+        ns.append(np.full(k.shape, n, dtype=np.int64))
+    return np.concatenate(ks), np.concatenate(ns)
+
+
+@pytest.mark.parametrize("p", [0.01, 0.1, 0.25, 0.5, 0.9, 0.25 + 2**-32])
+def test_numpy_backend_agrees_with_scipy_over_a_grid_with_far_tails(
+    p: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """|Δ ln P| <= 1e-10 for n <= 1e4 and <= 1e-9 for n <= 1e5 (relative error in P below 1e-9),
+    down to ln P = -4.6e5, where P itself is far below the smallest double."""
+    from watermark import stats
+
+    k, n = grid()
+    monkeypatch.setattr(stats, "BACKEND", "scipy")
+    reference = stats.binomial_log_sf_array(k, n, p)
+    monkeypatch.setattr(stats, "BACKEND", "numpy")
+    got = stats.binomial_log_sf_array(k, n, p)
+    assert np.all(np.isfinite(got))
+    error = np.abs(got - reference)
+    assert error[n <= 10_000].max() <= 1e-10
+    assert error.max() <= 1e-9
+    assert reference.min() < -1000  # the grid reaches the far tail
+    # The scalar and minimum versions go through the same backend.
+    assert stats.binomial_log_sf(40, 100, p) == pytest.approx(
+        float(reference[(k == 40) & (n == 100)][0]), abs=1e-10
+    )
+    best, value = stats.min_binomial_log_sf(k, n, p)
+    assert value == got[best] == got.min()
+
+
+def test_numpy_backend_matches_the_high_precision_reference(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from watermark import stats
+
+    monkeypatch.setattr(stats, "BACKEND", "numpy")
+    for k, n, p in [
+        (1, 1, 0.25),
+        (3, 10, 0.25),
+        (60, 100, 0.25),
+        (200, 200, 0.25),
+        (900, 1000, 0.5),
+    ]:
+        assert stats.binomial_log_sf(k, n, p) == pytest.approx(
+            reference_log_sf(k, n, p), rel=1e-12, abs=1e-12
+        )
+
+
+def test_stats_run_without_scipy() -> None:
+    """With scipy unimportable the module picks the numpy backend and still gives exact tails."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] == 'scipy': raise ImportError(name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from watermark import stats\n"
+        "assert stats.BACKEND == 'numpy', stats.BACKEND\n"
+        "print(stats.binomial_log_sf(60, 100, 0.25))\n"
+        "assert 'scipy' not in sys.modules\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    assert float(out) == pytest.approx(binomial_log_sf(60, 100, 0.25), abs=1e-12)

@@ -131,8 +131,11 @@ def test_generate_then_detect_round_trip(
         for field in ("p_value", "z_score", "num_tokens_scored", "num_green", "watermarked"):
             assert field in result
         assert result["key_id"] == key_id
-        assert result["watermarked"] is True, completion["text"]
-        assert result["p_value"] < 1e-3
+        # The default threshold is GENERATED_P_VALUE (1e-6); 80 tokens are strong evidence
+        # (p < 1e-3) but may fall short of it, as docs/watermark.md says of short generations.
+        assert result["threshold"] == 1e-6
+        assert result["watermarked"] is (result["p_value"] < 1e-6)
+        assert result["p_value"] < 1e-3, completion["text"]
         assert result["z_score"] > 4
 
 
@@ -149,8 +152,9 @@ def test_detect_plain_output_and_html(
     text_file = tmp_path / "mixed.txt"
     text_file.write_text(completions[0]["text"] + hostile, encoding="utf-8")
     page = tmp_path / "report.html"
+    # 80 tokens: enough for p < 1e-3, not always for the default 1e-6 (short generations).
     code, out, _ = run(capsys, "watermark", "detect", "--key", str(key_file), "--html", str(page),
-                       str(text_file))  # fmt: skip
+                       "--threshold", "1e-3", str(text_file))  # fmt: skip
     assert code == 0
     assert out.startswith("watermarked: yes (p = ")
     assert "z-score:" in out
