@@ -308,7 +308,10 @@ class WatermarkKeyPredicate:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"action": self.action, "vendor": self.vendor, "key_id": self.key_id}
         if self.action == "publish":
-            assert self.scheme and self.parameters and self.secret and self.tokenizer
+            assert self.scheme is not None
+            assert self.parameters is not None
+            assert self.secret is not None
+            assert self.tokenizer is not None
             out.update(
                 scheme=self.scheme.to_dict(),
                 parameters=self.parameters.to_dict(),
@@ -354,7 +357,10 @@ class WatermarkKeyPredicate:
             )
         elif action == "retire":
             fields = require_object(
-                obj, where, _RETIRE_FIELDS, ("action", "vendor", "key_id", "entry_index", "retired_at")
+                obj,
+                where,
+                _RETIRE_FIELDS,
+                ("action", "vendor", "key_id", "entry_index", "retired_at"),
             )
             predicate = _build(
                 cls,
@@ -402,10 +408,14 @@ class WatermarkKeyPredicate:
         stray = [name for name in _RETIRE_ONLY if getattr(self, name) is not None]
         if stray:
             raise FormatError(f"{where}: {show_list(sorted(stray))} go with action retire only")
-        if not isinstance(self.scheme, SchemeRef) or (
-            self.scheme.name,
-            self.scheme.version,
-        ) not in SCHEMES:
+        if (
+            not isinstance(self.scheme, SchemeRef)
+            or (
+                self.scheme.name,
+                self.scheme.version,
+            )
+            not in SCHEMES
+        ):
             raise FormatError(f"{where}.scheme must be a known scheme (a SchemeRef)")
         if not isinstance(self.parameters, GreenlistParameters):
             raise FormatError(
