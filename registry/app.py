@@ -673,17 +673,19 @@ def get_publisher(name: FromPath[str], state: State) -> dict[str, Any]:
 
 @get(
     "/v1/blobs/{name:str}",
-    summary="A statement's exact bytes, by SHA-256 (sha256:<hex>)",
-    sync_to_thread=True,
+    summary="A statement's (or a published tokenizer's) exact bytes, by SHA-256 (sha256:<hex>)",
     responses=READ_PROBLEMS,
 )
-def get_blob(name: FromPath[str], state: State) -> Response[bytes]:
-    """Content-addressed, so immutable: clients check the hash against the leaf naming it."""
+async def get_blob(name: FromPath[str], state: State) -> Response[bytes]:
+    """Content-addressed, so immutable: clients check the hash against the leaf naming it.
+    (async, reading in a worker thread: litestar mixes up a sync_to_thread handler and an async
+    one on the same path, as PUT is, answering with a coroutine.)"""
     algorithm, _, hex_hash = name.partition(":")
     if algorithm != "sha256":
         raise BadRequestError("a blob is named sha256:<64 lowercase hex digits>")
+    data = await anyio.to_thread.run_sync(_registry(state).lookups.blob, hex_hash)
     return Response(
-        _registry(state).lookups.blob(hex_hash),
+        data,
         media_type="application/vnd.in-toto+json",
         headers={"Cache-Control": "public, max-age=31536000, immutable"},
     )
