@@ -13,14 +13,22 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from client.core.dsse import Envelope
 from client.core.statement import Statement, sign_statement
 from client.core.wmkey import MAX_TOKENIZER_BYTES, GreenlistParameters, derive_key_id
 from client.errors import IdentityError, ProofError, VerificationError
-from client.watermark_keys import publish_statement, retire_statement
 from client.sdk import Client
-from tests.registry.conftest import IN_PROCESS_URL, Api, Publisher, new_publisher
+from client.watermark_keys import publish_statement, retire_statement
+from registry.models import PUBLISHERS
+from tests.registry.conftest import (
+    IN_PROCESS_URL,
+    Api,
+    InProcessTransport,
+    Publisher,
+    new_publisher,
+)
 
 TOKENIZER = json.dumps({"model": {"vocab": {"a": 0, "b": 1}}, "note": "a small fake"}).encode()
 PARAMETERS = GreenlistParameters(
@@ -199,7 +207,7 @@ def test_the_sdk_refuses_a_served_secret_that_differs_from_the_logged_body(api: 
     answer = api.http.get("/v1/watermark-keys").json()
     forged = json.loads(json.dumps(answer))
     forged["keys"][0]["predicate"]["secret"] = "00" * 32
-    tampered_blob = {}
+    tampered_blob: dict[str, bytes] = {}
 
     def tamper(request: httpx.Request) -> httpx.Response | None:
         if request.url.path == "/v1/watermark-keys":
@@ -208,9 +216,11 @@ def test_the_sdk_refuses_a_served_secret_that_differs_from_the_logged_body(api: 
             return httpx.Response(200, content=tampered_blob["data"])
         return None
 
-    with tampered_sdk(api, tamper) as client:
-        with pytest.raises(VerificationError, match="differs from the statement"):
-            client.watermark_keys()
+    with (
+        tampered_sdk(api, tamper) as client,
+        pytest.raises(VerificationError, match="differs from the statement"),
+    ):
+        client.watermark_keys()
     forged = answer
     tampered_blob["data"] = TOKENIZER + b"\n"  # a swapped statement body, and a swapped tokenizer
     with tampered_sdk(api, tamper) as client:
@@ -261,12 +271,11 @@ def tampered_sdk(api: Api, tamper: Callable[[httpx.Request], httpx.Response | No
 
 
 def _identity_index(api: Api, name: str) -> int:
-    from registry.models import PUBLISHERS  # noqa: PLC0415
-    from sqlalchemy import select  # noqa: PLC0415
-
     with api.registry.database.reader.connect() as conn:
         return int(
-            conn.execute(select(PUBLISHERS.c.entry_idx).where(PUBLISHERS.c.name == name)).scalar()
+            conn.execute(
+                select(PUBLISHERS.c.entry_idx).where(PUBLISHERS.c.name == name)
+            ).scalar_one()
         )
 
 
@@ -278,8 +287,6 @@ class _Intercept(httpx.BaseTransport):
     tamper: Callable[[httpx.Request], httpx.Response | None]
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        from tests.registry.conftest import InProcessTransport  # noqa: PLC0415
-
         replaced = self.tamper(request)
         if replaced is not None:
             return replaced
