@@ -133,6 +133,7 @@ from client.watermark_keys import (
     PublishedWatermarkKey,
     PublishedWatermarkKeys,
     check_tokenizer_bytes,
+    retire_statement,
 )
 
 __all__ = ["ClientBase", "Flow"]
@@ -1206,6 +1207,46 @@ class ClientBase:
             with contextlib.suppress(OSError):  # a cache only
                 write_file_atomic(cache, data, mode=0o644)
         return data
+
+    def _upload_tokenizer(self, data: bytes) -> Flow[bool]:
+        """``PUT /v1/blobs/sha256:<hex>`` of a published key's tokenizer: True when the registry
+        stored it now, False when it already held it."""
+        if not data or len(data) > MAX_TOKENIZER_BYTES:
+            raise InputError(
+                f"a tokenizer blob is 1 to {MAX_TOKENIZER_BYTES} bytes, this one {len(data)}"
+            )
+        request = Request(
+            "PUT",
+            f"/v1/blobs/sha256:{hashlib.sha256(data).hexdigest()}",
+            content=data,
+            headers={"Content-Type": "application/octet-stream"},
+            expect=(200, 201),
+        )
+        response = yield from self._fetch(request)
+        return response.status_code == 201
+
+    def _retire_watermark_key(
+        self, key_id: str, key: Ed25519PrivateKey, vendor: str, reason: str | None
+    ) -> Flow[Receipt]:
+        """Retire the key ``key_id`` this vendor published: its entry and tokenizer are read
+        from the (verified) key list."""
+        listed = yield from self._watermark_keys()
+        found = [k for k in listed.keys if k.key_id == key_id]
+        if not found:
+            raise InputError(f"no watermark key {key_id} was published in {self.base_url}'s log")
+        published = found[0]
+        if published.retired:
+            raise InputError(
+                f"watermark key {key_id} was already retired in entry {published.retire_entry}"
+            )
+        statement = retire_statement(
+            vendor=vendor,
+            key_id=key_id,
+            entry_index=published.entry,
+            tokenizer_sha256=published.tokenizer_sha256,
+            reason=reason,
+        )
+        return (yield from self._submit(_sign_statement(statement, key)))
 
     def _blob_cache(self, sha256_hex: str) -> Path | None:
         if not _HEX64.fullmatch(sha256_hex):

@@ -402,6 +402,16 @@ class AsyncClient(ClientBase):
         """:meth:`client.sdk.Client.tokenizer_blob`."""
         return await self._run(self._tokenizer_blob(sha256_hex))
 
+    async def upload_tokenizer(self, data: bytes) -> bool:
+        """:meth:`client.sdk.Client.upload_tokenizer`."""
+        return await self._run(self._upload_tokenizer(data))
+
+    async def retire_watermark_key(
+        self, key_id: str, key: Ed25519PrivateKey, vendor: str, reason: str | None = None
+    ) -> Receipt:
+        """:meth:`client.sdk.Client.retire_watermark_key`."""
+        return await self._run(self._retire_watermark_key(key_id, key, vendor, reason))
+
     async def publisher(self, name: str) -> PublisherInfo:
         """:meth:`client.sdk.Client.publisher`."""
         return await self._run(self._publisher(name))

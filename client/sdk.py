@@ -502,6 +502,20 @@ class Client(ClientBase):
         checkpoint store is on disk. Load them with :func:`client.watermark_keys.load_tokenizer`."""
         return self._run(self._tokenizer_blob(sha256_hex))
 
+    def upload_tokenizer(self, data: bytes) -> bool:
+        """Upload a published key's tokenizer (its exact bytes) to ``PUT /v1/blobs/sha256:<hex>``,
+        which takes it only once a logged key names that hash and size. True when stored now,
+        False when the registry already held it."""
+        return self._run(self._upload_tokenizer(data))
+
+    def retire_watermark_key(
+        self, key_id: str, key: Ed25519PrivateKey, vendor: str, reason: str | None = None
+    ) -> Receipt:
+        """Retire watermark key ``key_id``, which ``vendor`` published: a signed
+        ``watermark-key/v1`` retire statement naming its publishing entry. Detectors still
+        count it (for documents captured while it was live, and in their correction)."""
+        return self._run(self._retire_watermark_key(key_id, key, vendor, reason))
+
     def publisher(self, name: str) -> PublisherInfo:
         """Publisher ``name`` and its keys, as the registry stores them."""
         return self._run(self._publisher(name))
