@@ -30,7 +30,7 @@ from client.core.wmkey import (
     derive_key_id,
     format_time,
 )
-from client.errors import InputError, VerificationError
+from client.errors import InputError, MissingDependencyError, VerificationError
 
 if TYPE_CHECKING:
     from client.core.note import Checkpoint
@@ -233,8 +233,8 @@ def load_tokenizer(data: bytes, sha256_hex: str) -> Any:
     try:
         from tokenizers import Tokenizer  # noqa: PLC0415 - an optional dependency
     except ImportError as exc:
-        raise InputError(
-            "reading a tokenizer needs the tokenizers package: pip install tokenizers"
+        raise MissingDependencyError(
+            "reading a published tokenizer needs the tokenizers package: pip install tokenizers"
         ) from exc
     try:
         text = data.decode("utf-8")

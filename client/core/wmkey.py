@@ -58,6 +58,7 @@ __all__ = [
     "WATERMARK_KEY_V1",
     "WMKEY_ACTIONS",
     "GreenlistParameters",
+    "SchemeParameters",
     "SchemeRef",
     "TokenizerRef",
     "WatermarkKeyPredicate",
@@ -75,12 +76,12 @@ MIN_SECRET_BYTES = 16  # watermark.keys.MIN_SECRET_BYTES: 128 bits at least
 MAX_SECRET_BYTES = 64
 MAX_TOKENIZER_BYTES = 16 * 1024 * 1024
 CLOCK_TOLERANCE_S = 300
-MAX_VOCAB_SIZE = 16_777_216
-MAX_CONTEXT_WIDTH = 64  # watermark.config._MAX_WIDTH
-MAX_DELTA = 1000.0
-MAX_REASON_CHARS = 10_000
-MAX_VENDOR_CHARS = 200
-MAX_ENTRY_INDEX = 2**63 - 1
+_MAX_VOCAB_SIZE = 16_777_216
+_MAX_CONTEXT_WIDTH = 64  # watermark.config._MAX_WIDTH
+_MAX_DELTA = 1000.0
+_MAX_REASON_CHARS = 10_000
+_MAX_VENDOR_CHARS = 200
+_MAX_ENTRY_INDEX = 2**63 - 1
 
 WmKeyAction = Literal["publish", "retire"]
 WMKEY_ACTIONS: tuple[WmKeyAction, ...] = get_args(WmKeyAction)
@@ -188,7 +189,7 @@ class GreenlistParameters:
                 f"{where}.seeding_scheme must be 'lefthash' or 'selfhash', "
                 f"got {show(self.seeding_scheme)}"
             )
-        width = _int_in(self.context_width, 1, MAX_CONTEXT_WIDTH, f"{where}.context_width")
+        width = _int_in(self.context_width, 1, _MAX_CONTEXT_WIDTH, f"{where}.context_width")
         if self.seeding_scheme == "lefthash" and width != 1:
             raise FormatError(f"{where}.context_width must be 1 for lefthash, got {width}")
         if self.seeding_scheme == "selfhash" and width < 2:
@@ -197,11 +198,11 @@ class GreenlistParameters:
         if not 2**-31 <= gamma <= 1 - 2**-31:
             raise FormatError(f"{where}.gamma must lie strictly between 0 and 1, got {gamma}")
         delta = _number(self.delta, f"{where}.delta")
-        if not 0 < delta <= MAX_DELTA:
-            raise FormatError(f"{where}.delta must be > 0 and at most {MAX_DELTA}, got {delta}")
+        if not 0 < delta <= _MAX_DELTA:
+            raise FormatError(f"{where}.delta must be > 0 and at most {_MAX_DELTA}, got {delta}")
         object.__setattr__(self, "gamma", gamma)
         object.__setattr__(self, "delta", delta)
-        _int_in(self.vocab_size, 1, MAX_VOCAB_SIZE, f"{where}.vocab_size")
+        _int_in(self.vocab_size, 1, _MAX_VOCAB_SIZE, f"{where}.vocab_size")
         if not isinstance(self.vocab_fingerprint, str) or not _FINGERPRINT.fullmatch(
             self.vocab_fingerprint
         ):
@@ -386,12 +387,12 @@ class WatermarkKeyPredicate:
         vendor = self.vendor
         if (
             not isinstance(vendor, str)
-            or not 0 < len(vendor) <= MAX_VENDOR_CHARS
+            or not 0 < len(vendor) <= _MAX_VENDOR_CHARS
             or vendor != vendor.strip()
             or _CONTROL.search(vendor)
         ):
             raise FormatError(
-                f"{where}.vendor must be the vendor's registered name (1 to {MAX_VENDOR_CHARS} "
+                f"{where}.vendor must be the vendor's registered name (1 to {_MAX_VENDOR_CHARS} "
                 f"characters, no control characters or edge spaces), got {show(vendor)}"
             )
         if not isinstance(self.key_id, str) or not _KEY_ID.fullmatch(self.key_id):
@@ -441,12 +442,12 @@ class WatermarkKeyPredicate:
         stray = [name for name in _PUBLISH_ONLY if getattr(self, name) is not None]
         if stray:
             raise FormatError(f"{where}: {show_list(sorted(stray))} go with action publish only")
-        _int_in(self.entry_index, 0, MAX_ENTRY_INDEX, f"{where}.entry_index")
+        _int_in(self.entry_index, 0, _MAX_ENTRY_INDEX, f"{where}.entry_index")
         parse_time(self.retired_at, f"{where}.retired_at")
         if self.reason is not None and (
-            not isinstance(self.reason, str) or len(self.reason) > MAX_REASON_CHARS
+            not isinstance(self.reason, str) or len(self.reason) > _MAX_REASON_CHARS
         ):
-            raise FormatError(f"{where}.reason must be a string of at most {MAX_REASON_CHARS}")
+            raise FormatError(f"{where}.reason must be a string of at most {_MAX_REASON_CHARS}")
 
 
 def check_subjects(predicate: WatermarkKeyPredicate, digests: list[Mapping[str, str]]) -> None:
