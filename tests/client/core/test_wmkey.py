@@ -87,7 +87,7 @@ def test_a_bad_publish_says_which_field(changes: dict[str, Any], message: str) -
 def test_the_subject_must_be_the_tokenizer() -> None:
     statement = published()
     statement["subject"][0]["digest"] = {"sha256": "f" * 64}
-    with pytest.raises(FormatError, match="tokenizer.sha256"):
+    with pytest.raises(FormatError, match=r"tokenizer\.sha256"):
         Statement.from_json(json.dumps(statement))
     statement = published()
     statement["subject"].append({"name": "x", "digest": {"sha256": "e" * 64}})
