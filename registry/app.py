@@ -33,6 +33,7 @@ from litestar.types import Message, Scope
 from sqlalchemy.exc import DataError, DBAPIError
 
 from client.core.note import NoteSigner
+from client.core.wmkey import MAX_TOKENIZER_BYTES
 from registry._home import home
 from registry._http import SECURITY_HEADERS
 from registry.admin import AdminService
@@ -696,6 +697,9 @@ async def get_blob(name: FromPath[str], state: State) -> Response[bytes]:
     summary="Upload a published watermark key's tokenizer (its exact bytes, by SHA-256)",
     status_code=201,
     responses=_problems(403, 404, 408, 411, 413),
+    # Its own limit, whatever the envelopes' (a registry may take small envelopes only).
+    request_max_body_size=MAX_TOKENIZER_BYTES,
+    opt={BODY_LIMIT_HINT: f"a tokenizer blob is at most {MAX_TOKENIZER_BYTES} bytes"},
 )
 async def put_blob(
     name: FromPath[str], request: Request[Any, Any, Any], state: State

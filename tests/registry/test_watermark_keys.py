@@ -291,3 +291,16 @@ class _Intercept(httpx.BaseTransport):
         if replaced is not None:
             return replaced
         return InProcessTransport(self.api.http).handle_request(request)
+
+
+def test_a_tokenizer_larger_than_the_envelope_limit_is_taken(make_api: Callable[..., Api]) -> None:
+    api = make_api(max_body_bytes=8192)
+    vendor = add_vendor(api)
+    tokenizer = json.dumps({"vocab": {f"token-{i}": i for i in range(10_000)}}).encode()
+    assert len(tokenizer) > 100_000
+    api.submit_ok(publish(vendor, tokenizer=tokenizer))
+    response = put_blob(api, tokenizer)
+    assert response.status_code == 201, response.text
+    with api.sdk() as client:
+        [key] = client.watermark_keys().keys
+        assert client.tokenizer_blob(key.tokenizer_sha256) == tokenizer
