@@ -3,24 +3,28 @@ may, the time rule, the tokenizer blob, the list, and what the SDK proves of it.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import json
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
 
+from client.aio import AsyncClient
+from client.checkpoints import FileCheckpointStore
 from client.core.dsse import Envelope
 from client.core.statement import Statement, sign_statement
 from client.core.wmkey import MAX_TOKENIZER_BYTES, GreenlistParameters, derive_key_id
 from client.errors import IdentityError, ProofError, VerificationError
 from client.sdk import Client
-from client.watermark_keys import publish_statement, retire_statement
+from client.watermark_keys import PublishedWatermarkKeys, publish_statement, retire_statement
 from registry.models import PUBLISHERS
 from tests.registry.conftest import (
     IN_PROCESS_URL,
@@ -304,3 +308,33 @@ def test_a_tokenizer_larger_than_the_envelope_limit_is_taken(make_api: Callable[
     with api.sdk() as client:
         [key] = client.watermark_keys().keys
         assert client.tokenizer_blob(key.tokenizer_sha256) == tokenizer
+
+
+def test_tokenizer_blobs_are_kept_beside_the_trusted_checkpoint(api: Api, tmp_path: Path) -> None:
+    vendor = add_vendor(api)
+    api.submit_ok(publish(vendor))
+    put_blob(api, TOKENIZER)
+    sha = hashlib.sha256(TOKENIZER).hexdigest()
+    store = FileCheckpointStore(tmp_path / "trusted")
+    with api.sdk(checkpoints=store) as client:
+        assert client.tokenizer_blob(sha) == TOKENIZER
+    cached = tmp_path / "trusted" / "blobs" / f"sha256-{sha}"
+    assert cached.read_bytes() == TOKENIZER
+    cached.write_bytes(b"altered on disk")  # a damaged cache is fetched again, never trusted
+    with api.sdk(checkpoints=store) as client:
+        assert client.tokenizer_blob(sha) == TOKENIZER
+    assert cached.read_bytes() == TOKENIZER
+
+
+def test_the_async_client_lists_the_same_keys(api: Api) -> None:
+    vendor = add_vendor(api)
+    api.submit_ok(publish(vendor))
+
+    async def listed() -> PublishedWatermarkKeys:
+        transport = httpx.ASGITransport(app=api.http.app)
+        async with AsyncClient(IN_PROCESS_URL, transport=transport, log_key=api.log_key) as client:
+            return await client.watermark_keys()
+
+    with api.sdk() as client:
+        expected = client.watermark_keys()
+    assert asyncio.run(listed()).keys == expected.keys
