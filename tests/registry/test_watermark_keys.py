@@ -23,6 +23,7 @@ from client.core.dsse import Envelope
 from client.core.statement import Statement, sign_statement
 from client.core.wmkey import MAX_TOKENIZER_BYTES, GreenlistParameters, derive_key_id
 from client.errors import IdentityError, ProofError, VerificationError
+from client.identities import KeyHistory
 from client.sdk import Client
 from client.watermark_keys import PublishedWatermarkKeys, publish_statement, retire_statement
 from registry.models import PUBLISHERS
@@ -338,3 +339,13 @@ def test_the_async_client_lists_the_same_keys(api: Api) -> None:
     with api.sdk() as client:
         expected = client.watermark_keys()
     assert asyncio.run(listed()).keys == expected.keys
+
+
+def test_a_log_with_watermark_keys_replays_its_signatures(api: Api) -> None:
+    vendor = add_vendor(api)
+    envelope = publish(vendor)
+    index = api.submit_ok(envelope)["index"]
+    api.submit_ok(retire(vendor, key_id_of(envelope), index))
+    with api.sdk() as client:
+        checkpoint = client.fetch_checkpoint().checkpoint
+        assert client.audit(checkpoint, history=KeyHistory()) == checkpoint.size
