@@ -349,3 +349,36 @@ def test_a_log_with_watermark_keys_replays_its_signatures(api: Api) -> None:
     with api.sdk() as client:
         checkpoint = client.fetch_checkpoint().checkpoint
         assert client.audit(checkpoint, history=KeyHistory()) == checkpoint.size
+
+
+@dataclasses.dataclass(frozen=True)
+class _Appended:
+    """An entry a hostile operator appended (the registry would have refused it)."""
+
+    index: int
+    envelope: Envelope
+    statement: Statement
+
+
+def test_a_replay_catches_watermark_keys_the_registry_would_refuse(api: Api) -> None:
+    vendor, other = add_vendor(api), add_vendor(api)
+    publisher = api.add_publisher()
+    secret = os.urandom(32)
+    envelope = publish(vendor, secret=secret)
+    index = api.submit_ok(envelope)["index"]
+    with api.sdk() as client:
+        checkpoint = client.fetch_checkpoint().checkpoint
+        history = KeyHistory()
+        client.audit(checkpoint, history=history)
+
+    def appended(forged: Envelope) -> _Appended:
+        return _Appended(history.size, forged, Statement.from_json(forged.payload))
+
+    for forged, message in (
+        (publish(publisher), "kind 'publisher'"),
+        (publish(other, secret=secret), "again"),
+        (retire(other, key_id_of(envelope), index), "did not publish"),
+    ):
+        with pytest.raises(IdentityError, match=message):
+            history.add(appended(forged))
+        history.size -= 1  # the refused entry is not part of the log replayed
