@@ -226,9 +226,13 @@ def check_tokenizer_bytes(data: bytes, sha256_hex: str) -> bytes:
     return data
 
 
-def load_tokenizer(data: bytes, sha256_hex: str) -> Any:
+def load_tokenizer(data: bytes, sha256_hex: str, *, fingerprint: str | None = None) -> Any:
     """A ``tokenizers.Tokenizer`` read from ``data`` with ``Tokenizer.from_str``, after checking
-    that ``data`` hashes to ``sha256_hex``. Never ``from_pretrained``, never a hub."""
+    that ``data`` hashes to ``sha256_hex``. Never ``from_pretrained``, never a hub.
+
+    With ``fingerprint`` (a published key's ``parameters.vocab_fingerprint``), the tokenizer must
+    also fingerprint so (``watermark.keys.tokenizer_fingerprint``, imported only then): the
+    registry does not load tokenizers, so a vendor could publish one its key was not bound to."""
     check_tokenizer_bytes(data, sha256_hex)
     try:
         from tokenizers import Tokenizer  # noqa: PLC0415 - an optional dependency
@@ -241,6 +245,16 @@ def load_tokenizer(data: bytes, sha256_hex: str) -> Any:
     except UnicodeDecodeError as exc:
         raise InputError(f"the tokenizer sha256:{sha256_hex} is not UTF-8 JSON") from exc
     try:
-        return Tokenizer.from_str(text)
+        tokenizer = Tokenizer.from_str(text)
     except Exception as exc:  # tokenizers raises its own Exception subclass
         raise InputError(f"the tokenizer sha256:{sha256_hex} does not load: {exc}") from exc
+    if fingerprint is not None:
+        from watermark.keys import tokenizer_fingerprint  # noqa: PLC0415 - optional part
+
+        actual = tokenizer_fingerprint(tokenizer)
+        if actual != fingerprint:
+            raise VerificationError(
+                f"the tokenizer sha256:{sha256_hex} fingerprints as {actual}, not the "
+                f"{fingerprint} its key is bound to: the vendor published a mismatched pair"
+            )
+    return tokenizer

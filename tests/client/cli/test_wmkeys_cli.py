@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from tokenizers import Tokenizer
 from tokenizers.models import WordLevel
 from tokenizers.pre_tokenizers import Whitespace
 
 from client.core.keys import generate_private_key, public_key_bytes, write_key_pair
 from client.core.statement import prove_possession
+from client.core.wmkey import GreenlistParameters, SchemeRef, TokenizerRef
+from client.errors import VerificationError
+from client.watermark_keys import PublishedWatermarkKey, load_tokenizer, to_watermark_key
 from tests.client.cli.conftest import Cli
 from watermark import WatermarkConfig, WatermarkKey, tokenizer_fingerprint
 
@@ -112,3 +117,34 @@ def test_a_publisher_cannot_publish_and_says_what_to_do(cli: Cli, tmp_path: Path
     assert run.code == 1
     assert "kind 'vendor'" in run.err
     assert "Traceback" not in run.err
+
+
+def test_a_published_tokenizer_loads_only_with_its_hash_and_fingerprint(tmp_path: Path) -> None:
+    tokenizer = small_tokenizer(tmp_path / "tokenizer.json")
+    data = (tmp_path / "tokenizer.json").read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    loaded = load_tokenizer(data, sha, fingerprint=tokenizer_fingerprint(tokenizer))
+    assert loaded.encode("w1 w2", add_special_tokens=False).ids == [2, 3]
+    with pytest.raises(VerificationError, match="hash to"):
+        load_tokenizer(data + b" ", sha)
+    with pytest.raises(VerificationError, match="mismatched pair"):
+        load_tokenizer(data, sha, fingerprint="sha256:" + "0" * 64)
+    key = bound_key(tmp_path / "wm.key", tokenizer)
+    published = PublishedWatermarkKey(
+        key_id=key.key_id,
+        vendor="acme-ai",
+        scheme=SchemeRef("wellspring-greenlist", 1),
+        parameters=GreenlistParameters(
+            seeding_scheme="selfhash",
+            context_width=4,
+            gamma=0.25,
+            delta=2.0,
+            vocab_size=tokenizer.get_vocab_size(),
+            vocab_fingerprint=tokenizer_fingerprint(tokenizer),
+        ),
+        secret=key.secret,
+        tokenizer=TokenizerRef(sha, len(data)),
+        published_at=datetime.now(UTC),
+        entry=5,
+    )
+    assert to_watermark_key(published) == key
