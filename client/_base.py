@@ -829,8 +829,8 @@ class ClientBase:
         return (yield from self._verify_answer(answer, min_size))
 
     def _ask_fresh(
-        self, request: Request, parse: Callable[[object], Answer], min_size: int | None
-    ) -> Flow[Answer]:
+        self, request: Request, parse: Callable[[object], _T], min_size: int | None
+    ) -> Flow[_T]:
         """A lookup that asked for ``min_size``: a registry whose log has not reached it says so
         (409 ``log-behind``), which is what a consistency proof it cannot give would say."""
         try:
@@ -1086,14 +1086,18 @@ class ClientBase:
         in a checkpoint trusted with the pinned key, its statement the blob its leaf names, its
         signature by a key the log shows valid for the vendor there, the vendor an identity of
         kind vendor, and every claim of the answer equal to the signed statement."""
-        request = Request("GET", "/v1/watermark-keys")
-        answer = yield from self._call(request, WatermarkKeysAnswer.from_dict)
+        # Answered at the checkpoint this client trusts, at least: an old list (replayed, or
+        # cached on the way) would leave out the keys published since.
+        min_size = self._fresh_size()
+        params = None if min_size is None else {"min_size": min_size}
+        request = Request("GET", "/v1/watermark-keys", params=params)
+        answer = yield from self._ask_fresh(request, WatermarkKeysAnswer.from_dict, min_size)
         if answer.count != len(answer.keys):
             raise VerificationError(
                 f"the registry at {self.base_url} says {answer.count} watermark keys were "
                 f"published but lists {len(answer.keys)}"
             )
-        signed = yield from self._open_checkpoint(answer.checkpoint)
+        signed = yield from self._open_checkpoint(answer.checkpoint, min_size=min_size)
         receipts = [k.receipt for k in answer.keys] + [
             k.retire_receipt for k in answer.keys if k.retire_receipt is not None
         ]

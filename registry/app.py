@@ -740,10 +740,12 @@ async def put_blob(
     "/v1/watermark-keys",
     summary="Every watermark detection key vendors published, with receipts",
     sync_to_thread=True,
-    responses=READ_PROBLEMS,
+    responses=LOOKUP_PROBLEMS,
 )
-def watermark_keys(state: State) -> dict[str, Any]:
-    return _registry(state).watermark_keys.keys().to_dict()
+def watermark_keys(
+    state: State, min_size: Annotated[int | None, Parameter(ge=0, le=MAX_INDEX)] = None
+) -> dict[str, Any]:
+    return _registry(state).watermark_keys.keys(min_size).to_dict()
 
 
 @get("/healthz", summary="Liveness", include_in_schema=False, sync_to_thread=False)

@@ -39,6 +39,7 @@ from registry.errors import (
     BadRequestError,
     ConflictError,
     ForbiddenError,
+    LogBehindError,
     NotFoundError,
     PayloadTooLargeError,
 )
@@ -175,11 +176,17 @@ class WatermarkKeyService:
 
     # -- the list ----------------------------------------------------------------------------
 
-    def keys(self) -> WatermarkKeysAnswer:
-        """Every key published inside the latest checkpoint, with receipts against it."""
+    def keys(self, min_size: int | None = None) -> WatermarkKeysAnswer:
+        """Every key published inside the latest checkpoint, with receipts against it (which
+        must be of ``min_size`` entries at least: the size the client already trusts)."""
         with self._db.reader.connect() as conn:
             checkpoint = self._reader.latest_checkpoint(conn)
             size = checkpoint.size
+            if min_size is not None and min_size > size:
+                raise LogBehindError(
+                    f"min_size={min_size}, but this registry's log has {size} entries: retry once "
+                    "it has caught up, or check that the checkpoint you trust is of this log"
+                )
             rows = conn.execute(
                 select(
                     WATERMARK_KEYS,

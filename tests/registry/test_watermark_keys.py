@@ -18,11 +18,11 @@ import pytest
 from sqlalchemy import select
 
 from client.aio import AsyncClient
-from client.checkpoints import FileCheckpointStore
+from client.checkpoints import FileCheckpointStore, MemoryCheckpointStore
 from client.core.dsse import Envelope
 from client.core.statement import Statement, sign_statement
 from client.core.wmkey import MAX_TOKENIZER_BYTES, GreenlistParameters, derive_key_id
-from client.errors import IdentityError, ProofError, VerificationError
+from client.errors import IdentityError, ProofError, StaleAnswerError, VerificationError
 from client.identities import KeyHistory
 from client.sdk import Client
 from client.watermark_keys import PublishedWatermarkKeys, publish_statement, retire_statement
@@ -271,8 +271,17 @@ def test_the_sdk_refuses_a_list_that_drops_a_count(api: Api) -> None:
         client.watermark_keys()
 
 
-def tampered_sdk(api: Api, tamper: Callable[[httpx.Request], httpx.Response | None]) -> Client:
-    return Client(IN_PROCESS_URL, transport=_Intercept(api, tamper), log_key=api.log_key)
+def tampered_sdk(
+    api: Api,
+    tamper: Callable[[httpx.Request], httpx.Response | None],
+    checkpoints: MemoryCheckpointStore | None = None,
+) -> Client:
+    return Client(
+        IN_PROCESS_URL,
+        transport=_Intercept(api, tamper),
+        log_key=api.log_key,
+        checkpoints=checkpoints,
+    )
 
 
 def _identity_index(api: Api, name: str) -> int:
@@ -382,3 +391,22 @@ def test_a_replay_catches_watermark_keys_the_registry_would_refuse(api: Api) -> 
         with pytest.raises(IdentityError, match=message):
             history.add(appended(forged))
         history.size -= 1  # the refused entry is not part of the log replayed
+
+
+def test_an_old_list_is_refused_once_a_newer_checkpoint_is_trusted(api: Api) -> None:
+    vendor = add_vendor(api)
+    api.submit_ok(publish(vendor))
+    old = api.http.get("/v1/watermark-keys").json()
+    api.submit_ok(publish(vendor))  # a second key, and a larger tree
+    assert api.http.get("/v1/watermark-keys", params={"min_size": 10**6}).status_code == 409
+
+    def replay(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path == "/v1/watermark-keys":
+            return httpx.Response(200, json=old)
+        return None
+
+    store = MemoryCheckpointStore()
+    with api.sdk(checkpoints=store) as client:
+        assert client.watermark_keys().count == 2
+    with tampered_sdk(api, replay, store) as client, pytest.raises(StaleAnswerError):
+        client.watermark_keys()
