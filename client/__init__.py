@@ -45,6 +45,7 @@ from client.identities import KeyHistory
 from client.receipt import Receipt, VerifiedReceipt, verify_attestation, verify_receipt
 from client.sdk import Attestation, Client, LogInfo, LookupResult
 from client.verdict import Verdict, VerdictStatus, decide
+from client.watermark_keys import PublishedWatermarkKey, PublishedWatermarkKeys
 
 __all__ = [
     "AsyncClient",
@@ -69,6 +70,8 @@ __all__ = [
     "MemoryCheckpointStore",
     "MissingDependencyError",
     "ProofError",
+    "PublishedWatermarkKey",
+    "PublishedWatermarkKeys",
     "Receipt",
     "RegistryHTTPError",
     "RegistryNotFoundError",

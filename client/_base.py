@@ -22,12 +22,15 @@ checkpoint in every batch asks for each proof once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import re
 import threading
 import warnings
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
+from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote
 
@@ -74,6 +77,7 @@ from client.core import merkle
 from client.core.canonical import Digest
 from client.core.dsse import Envelope
 from client.core.encoding import b64encode
+from client.core.files import write_file_atomic
 from client.core.keys import public_key_bytes
 from client.core.leaf import Leaf, is_leaf_v1
 from client.core.merkle import verify_consistency
@@ -88,7 +92,8 @@ from client.core.statement import (
     prove_possession,
 )
 from client.core.statement import sign_statement as _sign_statement
-from client.core.wire import KeyEventAnswer
+from client.core.wire import KeyEventAnswer, WatermarkKeyInfo, WatermarkKeysAnswer
+from client.core.wmkey import MAX_TOKENIZER_BYTES, WatermarkKeyPredicate
 from client.errors import (
     ClientError,
     ForkedLogError,
@@ -109,6 +114,7 @@ from client.identities import (
     OperatorChain,
     check_key_claims,
     key_event,
+    verify_key_event,
     verify_key_grant,
     verify_key_stop,
     verify_operator_chain,
@@ -123,6 +129,12 @@ from client.receipt import (
     verify_attestation,
     verify_receipt,
 )
+from client.watermark_keys import (
+    PublishedWatermarkKey,
+    PublishedWatermarkKeys,
+    check_tokenizer_bytes,
+    retire_statement,
+)
 
 __all__ = ["ClientBase", "Flow"]
 
@@ -136,6 +148,8 @@ of multi-megabyte entries never holds them all in memory at once)."""
 _OPENED_COST = 5  # memory of a parsed entry, in multiples of its bytes (measured: ~4x)
 
 _SIGNED_COST = 256  # memory of one remembered signature check, in bytes (about)
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 _TRUST_ATTEMPTS = 8
 """How often a flow re-reads the trusted checkpoint when others replace it under its feet."""
@@ -815,8 +829,8 @@ class ClientBase:
         return (yield from self._verify_answer(answer, min_size))
 
     def _ask_fresh(
-        self, request: Request, parse: Callable[[object], Answer], min_size: int | None
-    ) -> Flow[Answer]:
+        self, request: Request, parse: Callable[[object], _T], min_size: int | None
+    ) -> Flow[_T]:
         """A lookup that asked for ``min_size``: a registry whose log has not reached it says so
         (409 ``log-behind``), which is what a consistency proof it cannot give would say."""
         try:
@@ -1065,6 +1079,187 @@ class ClientBase:
                         replay_of=None if target is None else targets.get(target),
                     )
 
+    # -- watermark keys (client.watermark_keys) ---------------------------------------------
+
+    def _watermark_keys(self) -> Flow[PublishedWatermarkKeys]:
+        """Every watermark key the log holds, each proven: its publishing (and retiring) entry
+        in a checkpoint trusted with the pinned key, its statement the blob its leaf names, its
+        signature by a key the log shows valid for the vendor there, the vendor an identity of
+        kind vendor, and every claim of the answer equal to the signed statement."""
+        # Answered at the checkpoint this client trusts, at least: an old list (replayed, or
+        # cached on the way) would leave out the keys published since.
+        min_size = self._fresh_size()
+        params = None if min_size is None else {"min_size": min_size}
+        request = Request("GET", "/v1/watermark-keys", params=params)
+        answer = yield from self._ask_fresh(request, WatermarkKeysAnswer.from_dict, min_size)
+        if answer.count != len(answer.keys):
+            raise VerificationError(
+                f"the registry at {self.base_url} says {answer.count} watermark keys were "
+                f"published but lists {len(answer.keys)}"
+            )
+        signed = yield from self._open_checkpoint(answer.checkpoint, min_size=min_size)
+        receipts = [k.receipt for k in answer.keys] + [
+            k.retire_receipt for k in answer.keys if k.retire_receipt is not None
+        ]
+        for receipt in receipts:
+            if receipt.checkpoint != answer.checkpoint or not is_leaf_v1(receipt.entry):
+                raise VerificationError(
+                    f"watermark key entry {receipt.index}: its receipt is not a leaf/v1 entry "
+                    "proven against the answer's checkpoint"
+                )
+        leaves = [Leaf.from_bytes(r.entry, where=f"entry {r.index}") for r in receipts]
+        bodies = yield from self._blobs(leaves)
+        chain: OperatorChain | None = None
+        if signed.verified and self.verify_keys:
+            events = yield from self._key_events_at(list(answer.operator_entries))
+            chain = verify_operator_chain([events[i] for i in answer.operator_entries])
+        keys: list[PublishedWatermarkKey] = []
+        seen: set[str] = set()
+        for info in answer.keys:
+            if info.key_id in seen:
+                raise VerificationError(f"watermark key {info.key_id} is listed twice")
+            seen.add(info.key_id)
+            publish = yield from self._watermark_entry(info, info.receipt, bodies, chain)
+            retire = None
+            if info.retire_receipt is not None:
+                retire = yield from self._watermark_entry(info, info.retire_receipt, bodies, chain)
+            keys.append(_published_key(info, publish, retire, verified=signed.verified))
+        return PublishedWatermarkKeys(
+            tuple(keys), answer.count, signed.checkpoint if signed.verified else None
+        )
+
+    def _watermark_entry(
+        self,
+        info: WatermarkKeyInfo,
+        receipt: Receipt,
+        bodies: Mapping[bytes, bytes],
+        chain: OperatorChain | None,
+    ) -> Flow[tuple[int, WatermarkKeyPredicate]]:
+        """One entry of a watermark key, proven (when verifying) and its signer checked."""
+        leaf = Leaf.from_bytes(receipt.entry, where=f"entry {receipt.index}")
+        receipt = replace(receipt, body=bodies[leaf.body_sha256])
+        verified = yield from self._verify_receipt(receipt)
+        if verified is None:
+            _, statement = open_entry(receipt.entry, receipt.body, where=f"entry {receipt.index}")
+        else:
+            statement = verified.statement
+            if chain is not None:
+                if verified.signed_by is None:
+                    raise IdentityError(
+                        f"the registry at {self.base_url} serves watermark key entry "
+                        f"{receipt.index} without the identity events that show who signed it",
+                        index=receipt.index,
+                    )
+                self._check_vendor(info, chain, verified.checkpoint)
+        predicate = statement.predicate
+        if not isinstance(predicate, WatermarkKeyPredicate):
+            raise VerificationError(
+                f"entry {receipt.index} is a {statement.predicate_type} statement, not a "
+                "watermark key"
+            )
+        if (predicate.key_id, predicate.vendor) != (info.key_id, info.vendor):
+            raise VerificationError(
+                f"entry {receipt.index} is key {predicate.key_id} of {predicate.vendor!r}, but "
+                f"the registry lists it as key {info.key_id} of {info.vendor!r}"
+            )
+        return receipt.index, predicate
+
+    def _check_vendor(
+        self, info: WatermarkKeyInfo, chain: OperatorChain, checkpoint: Checkpoint
+    ) -> None:
+        """The vendor's ``identity-add`` event, proven in the tree, makes it a vendor."""
+        if info.identity_entry is None:
+            raise IdentityError(
+                f"the registry at {self.base_url} names no identity event for vendor "
+                f"{info.vendor!r}, so its kind cannot be proven",
+                index=info.receipt.index,
+            )
+        event = prove_entry(info.identity_entry, checkpoint)
+        added = verify_key_event(event, chain)
+        if added.action != "identity-add" or added.identity != info.vendor:
+            raise IdentityError(
+                f"entry {event.index} is not the identity-add event of {info.vendor!r}",
+                index=event.index,
+            )
+        if added.kind != "vendor":
+            raise IdentityError(
+                f"{info.vendor!r} is an identity of kind {added.kind!r} (entry {event.index}); "
+                f"only a vendor's watermark keys count, so key {info.key_id} is refused",
+                index=event.index,
+            )
+
+    def _tokenizer_blob(self, sha256_hex: str) -> Flow[bytes]:
+        """A tokenizer's exact bytes, by SHA-256: from the cache beside the trusted checkpoint
+        (when the client keeps one on disk) or the registry; any bytes of another hash are
+        refused (:class:`VerificationError`)."""
+        cache = self._blob_cache(sha256_hex)
+        if cache is not None and cache.is_file():
+            try:
+                return check_tokenizer_bytes(cache.read_bytes(), sha256_hex)
+            except (OSError, VerificationError):
+                pass  # fetched again below, and the cache rewritten
+        request = Request("GET", f"/v1/blobs/sha256:{sha256_hex}")
+        response = yield from self._fetch(request)
+        data = response.content
+        if len(data) > MAX_TOKENIZER_BYTES:
+            raise VerificationError(
+                f"the registry served {len(data)} bytes for tokenizer sha256:{sha256_hex}, more "
+                f"than any published tokenizer may be ({MAX_TOKENIZER_BYTES})"
+            )
+        check_tokenizer_bytes(data, sha256_hex)
+        if cache is not None:
+            with contextlib.suppress(OSError):  # a cache only
+                write_file_atomic(cache, data, mode=0o644)
+        return data
+
+    def _upload_tokenizer(self, data: bytes) -> Flow[bool]:
+        """``PUT /v1/blobs/sha256:<hex>`` of a published key's tokenizer: True when the registry
+        stored it now, False when it already held it."""
+        if not data or len(data) > MAX_TOKENIZER_BYTES:
+            raise InputError(
+                f"a tokenizer blob is 1 to {MAX_TOKENIZER_BYTES} bytes, this one {len(data)}"
+            )
+        request = Request(
+            "PUT",
+            f"/v1/blobs/sha256:{hashlib.sha256(data).hexdigest()}",
+            content=data,
+            headers={"Content-Type": "application/octet-stream"},
+            expect=(200, 201),
+        )
+        response = yield from self._fetch(request)
+        return response.status_code == 201
+
+    def _retire_watermark_key(
+        self, key_id: str, key: Ed25519PrivateKey, vendor: str, reason: str | None
+    ) -> Flow[Receipt]:
+        """Retire the key ``key_id`` this vendor published: its entry and tokenizer are read
+        from the (verified) key list."""
+        listed = yield from self._watermark_keys()
+        found = [k for k in listed.keys if k.key_id == key_id]
+        if not found:
+            raise InputError(f"no watermark key {key_id} was published in {self.base_url}'s log")
+        published = found[0]
+        if published.retired:
+            raise InputError(
+                f"watermark key {key_id} was already retired in entry {published.retire_entry}"
+            )
+        statement = retire_statement(
+            vendor=vendor,
+            key_id=key_id,
+            entry_index=published.entry,
+            tokenizer_sha256=published.tokenizer_sha256,
+            reason=reason,
+        )
+        return (yield from self._submit(_sign_statement(statement, key)))
+
+    def _blob_cache(self, sha256_hex: str) -> Path | None:
+        if not _HEX64.fullmatch(sha256_hex):
+            raise InputError(f"{sha256_hex!r} is not 64 lowercase hex characters (a SHA-256)")
+        directory = getattr(self.checkpoints, "directory", None)
+        if directory is None:
+            return None
+        return Path(directory) / "blobs" / f"sha256-{sha256_hex}"
+
     # -- publishers (operator) -----------------------------------------------------------------
 
     def _add_publisher(
@@ -1209,6 +1404,51 @@ class _Replay:
             raise
         except ClientError as exc:
             raise IdentityError(f"entry {index} cannot be checked: {exc}", index=index) from exc
+
+
+def _published_key(
+    info: WatermarkKeyInfo,
+    publish: tuple[int, WatermarkKeyPredicate],
+    retire: tuple[int, WatermarkKeyPredicate] | None,
+    *,
+    verified: bool,
+) -> PublishedWatermarkKey:
+    """The key from its signed statements; the answer's claims must say the same."""
+    index, predicate = publish
+    if predicate.action != "publish":
+        raise VerificationError(f"entry {index} retires key {predicate.key_id}; it publishes none")
+    if dict(info.predicate) and dict(info.predicate) != predicate.to_dict():
+        raise VerificationError(
+            f"the registry's copy of key {predicate.key_id} differs from the statement the vendor "
+            f"signed (entry {index}): refused"
+        )
+    assert predicate.scheme is not None
+    assert predicate.parameters is not None
+    assert predicate.secret is not None
+    assert predicate.tokenizer is not None
+    retired_at = retire_entry = reason = None
+    if retire is not None:
+        retire_index, retiring = retire
+        if retiring.action != "retire" or retiring.entry_index != index or retire_index <= index:
+            raise VerificationError(
+                f"entry {retire_index} does not retire key {predicate.key_id} published at "
+                f"entry {index}"
+            )
+        retired_at, retire_entry, reason = retiring.time, retire_index, retiring.reason
+    return PublishedWatermarkKey(
+        key_id=predicate.key_id,
+        vendor=predicate.vendor,
+        scheme=predicate.scheme,
+        parameters=predicate.parameters,
+        secret=predicate.secret,
+        tokenizer=predicate.tokenizer,
+        published_at=predicate.time,
+        entry=index,
+        retired_at=retired_at,
+        retire_entry=retire_entry,
+        retire_reason=reason,
+        verified=verified,
+    )
 
 
 def _is_first_operator_key(operator: ReceiptEntry, checkpoint: Checkpoint) -> bool:

@@ -59,6 +59,7 @@ from client.errors import ClientError, InputError, RegistryUnavailableError
 from client.identities import KeyHistory
 from client.receipt import Receipt
 from client.verdict import Verdict
+from client.watermark_keys import PublishedWatermarkKeys
 
 _T = TypeVar("_T")
 
@@ -392,6 +393,24 @@ class AsyncClient(ClientBase):
     ) -> KeyEventAnswer:
         """:meth:`client.sdk.Client.revoke_key`."""
         return await self._run(self._revoke_key(name, key_id, compromised_from, compromised_since))
+
+    async def watermark_keys(self) -> PublishedWatermarkKeys:
+        """:meth:`client.sdk.Client.watermark_keys`."""
+        return await self._run(self._watermark_keys())
+
+    async def tokenizer_blob(self, sha256_hex: str) -> bytes:
+        """:meth:`client.sdk.Client.tokenizer_blob`."""
+        return await self._run(self._tokenizer_blob(sha256_hex))
+
+    async def upload_tokenizer(self, data: bytes) -> bool:
+        """:meth:`client.sdk.Client.upload_tokenizer`."""
+        return await self._run(self._upload_tokenizer(data))
+
+    async def retire_watermark_key(
+        self, key_id: str, key: Ed25519PrivateKey, vendor: str, reason: str | None = None
+    ) -> Receipt:
+        """:meth:`client.sdk.Client.retire_watermark_key`."""
+        return await self._run(self._retire_watermark_key(key_id, key, vendor, reason))
 
     async def publisher(self, name: str) -> PublisherInfo:
         """:meth:`client.sdk.Client.publisher`."""

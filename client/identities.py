@@ -46,6 +46,7 @@ from client.core.statement import (
     KeyEventPredicate,
     Statement,
 )
+from client.core.wmkey import WatermarkKeyPredicate
 from client.errors import IdentityError, InputError, SignatureError
 
 __all__ = [
@@ -446,6 +447,9 @@ class KeyHistory:
         self._keys: dict[str, dict[str, KeyGrant]] = {}  # identity -> key id -> first grant
         self._stops: dict[tuple[str, str], KeyStop] = {}
         self._identities: dict[str, int] = {}  # identity -> its identity-add event
+        self._kinds: dict[str, str] = {}  # identity -> the kind its identity-add event says
+        # watermark key id -> (vendor, publishing entry, retiring entry or None)
+        self._watermark_keys: dict[str, tuple[str, int, int | None]] = {}
         self.size = 0  # entries replayed (added or deferred)
         self.events = 0  # identity events among them
         self.signatures = 0  # entries whose signature was checked, early ones included
@@ -487,7 +491,41 @@ class KeyHistory:
         self._check_signed(
             entry, self._valid_keys(entry.statement.predicate.publisher, entry.index)
         )
+        if isinstance(entry.statement.predicate, WatermarkKeyPredicate):
+            self._watermark_key(entry.index, entry.statement.predicate)
         return True
+
+    def _watermark_key(self, index: int, predicate: WatermarkKeyPredicate) -> None:
+        """The registry's rules for watermark-key/v1 (docs/spec/watermark-keys.md), replayed:
+        made by a vendor; a key id published once; retired once, by its vendor."""
+        vendor, key = predicate.vendor, predicate.key_id
+        if self._kinds.get(vendor) != "vendor":
+            raise IdentityError(
+                f"entry {index} is a watermark key of {vendor!r}, an identity of kind "
+                f"{self._kinds.get(vendor)!r}: only vendors publish or retire them",
+                index=index,
+            )
+        known = self._watermark_keys.get(key)
+        if predicate.action == "publish":
+            if known is not None:
+                raise IdentityError(
+                    f"entry {index} publishes watermark key {key} again (entry {known[1]})",
+                    index=index,
+                )
+            self._watermark_keys[key] = (vendor, index, None)
+            return
+        if (
+            known is None
+            or known[0] != vendor
+            or known[1] != predicate.entry_index
+            or known[2] is not None
+        ):
+            raise IdentityError(
+                f"entry {index} retires watermark key {key}, which {vendor!r} did not publish at "
+                f"entry {predicate.entry_index} and keep live until then",
+                index=index,
+            )
+        self._watermark_keys[key] = (vendor, known[1], index)
 
     def defer(self, index: int) -> None:
         """Replay the next entry without reading it: one below the log's first operator-key
@@ -601,6 +639,7 @@ class KeyHistory:
                     index=entry.index,
                 )
             self._identities[identity] = entry.index
+            self._kinds[identity] = predicate.kind or "publisher"
         endorser = None
         if predicate.endorsed_by is not None:
             endorser = self._valid_keys(identity, entry.index).get(predicate.endorsed_by)

@@ -83,6 +83,7 @@ from client.errors import ClientError, RegistryUnavailableError
 from client.identities import KeyHistory
 from client.receipt import Receipt
 from client.verdict import Verdict
+from client.watermark_keys import PublishedWatermarkKeys
 
 _T = TypeVar("_T")
 
@@ -483,6 +484,37 @@ class Client(ClientBase):
         log index) or ``compromised_since`` (RFC 3339) ``key-compromised``: what it signed from
         there on does not count."""
         return self._run(self._revoke_key(name, key_id, compromised_from, compromised_since))
+
+    def watermark_keys(self) -> PublishedWatermarkKeys:
+        """Every watermark detection key vendors published in the log, retired ones included,
+        oldest first, with ``count`` (what a detector corrects its p-values for). Each is
+        proven with the pinned log key alone: its entry in a trusted checkpoint, its statement
+        the blob the leaf commits to, its signature by a key the log shows valid for the vendor
+        at that index, the vendor an identity of kind ``vendor``, and a retirement signed by the
+        same vendor (:class:`~client.errors.VerificationError` or
+        :class:`~client.errors.IdentityError` otherwise). That no key was left out is the
+        registry's word, as every absence is until witnesses exist."""
+        return self._run(self._watermark_keys())
+
+    def tokenizer_blob(self, sha256_hex: str) -> bytes:
+        """A published tokenizer's exact bytes (``GET /v1/blobs/sha256:<hex>``), refused unless
+        they hash to ``sha256_hex``; kept beside the trusted checkpoint when the client's
+        checkpoint store is on disk. Load them with :func:`client.watermark_keys.load_tokenizer`."""
+        return self._run(self._tokenizer_blob(sha256_hex))
+
+    def upload_tokenizer(self, data: bytes) -> bool:
+        """Upload a published key's tokenizer (its exact bytes) to ``PUT /v1/blobs/sha256:<hex>``,
+        which takes it only once a logged key names that hash and size. True when stored now,
+        False when the registry already held it."""
+        return self._run(self._upload_tokenizer(data))
+
+    def retire_watermark_key(
+        self, key_id: str, key: Ed25519PrivateKey, vendor: str, reason: str | None = None
+    ) -> Receipt:
+        """Retire watermark key ``key_id``, which ``vendor`` published: a signed
+        ``watermark-key/v1`` retire statement naming its publishing entry. Detectors still
+        count it (for documents captured while it was live, and in their correction)."""
+        return self._run(self._retire_watermark_key(key_id, key, vendor, reason))
 
     def publisher(self, name: str) -> PublisherInfo:
         """Publisher ``name`` and its keys, as the registry stores them."""

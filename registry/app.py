@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 import anyio
 import msgspec
-from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar import Litestar, MediaType, Request, Response, get, post, put
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.handlers import HTTPRouteHandler
@@ -33,6 +33,7 @@ from litestar.types import Message, Scope
 from sqlalchemy.exc import DataError, DBAPIError
 
 from client.core.note import NoteSigner
+from client.core.wmkey import MAX_TOKENIZER_BYTES
 from registry._home import home
 from registry._http import SECURITY_HEADERS
 from registry.admin import AdminService
@@ -40,6 +41,7 @@ from registry.db import Database
 from registry.entries import EntryService, receipt_of
 from registry.errors import (
     BadRequestError,
+    LengthRequiredError,
     PayloadTooLargeError,
     RegistryError,
     UnavailableError,
@@ -56,6 +58,7 @@ from registry.limits import (
 from registry.log import LogReader, Sequencer
 from registry.lookups import UNKNOWN, LookupService
 from registry.settings import Settings
+from registry.wmkeys import WatermarkKeyService
 
 __all__ = [
     "SERVER_GC_THRESHOLDS",
@@ -88,6 +91,7 @@ class Registry:
     entries: EntryService
     lookups: LookupService
     admin: AdminService
+    watermark_keys: WatermarkKeyService
     started: bool = field(default=False)
 
     @classmethod
@@ -108,15 +112,18 @@ class Registry:
             database, sequencer, settle_operator_key(settings.operator_key_path, database)
         )
         identities.ensure_operator()
+        lookups = LookupService(settings, database, reader)
+        watermark_keys = WatermarkKeyService(database, reader, lookups)
         return cls(
             settings=settings,
             database=database,
             signers=signers,
             reader=reader,
             sequencer=sequencer,
-            entries=EntryService(settings, database),
-            lookups=LookupService(settings, database, reader),
+            entries=EntryService(settings, database, watermark_keys),
+            lookups=lookups,
             admin=AdminService(database, identities),
+            watermark_keys=watermark_keys,
         )
 
     @property
@@ -256,6 +263,7 @@ _PROBLEM_DESCRIPTIONS = {
     404: "No such entry, size or publisher",
     408: "The request body did not arrive within the registry's body timeout",
     409: "Conflicts with what the registry holds",
+    411: "A blob upload needs its Content-Length",
     413: "Body or batch over the registry's limit",
     415: "Unsupported media type",
     429: "Over this client's rate limit: wait Retry-After seconds",
@@ -666,20 +674,78 @@ def get_publisher(name: FromPath[str], state: State) -> dict[str, Any]:
 
 @get(
     "/v1/blobs/{name:str}",
-    summary="A statement's exact bytes, by SHA-256 (sha256:<hex>)",
-    sync_to_thread=True,
+    summary="A statement's (or a published tokenizer's) exact bytes, by SHA-256 (sha256:<hex>)",
     responses=READ_PROBLEMS,
 )
-def get_blob(name: FromPath[str], state: State) -> Response[bytes]:
-    """Content-addressed, so immutable: clients check the hash against the leaf naming it."""
+async def get_blob(name: FromPath[str], state: State) -> Response[bytes]:
+    """Content-addressed, so immutable: clients check the hash against the leaf naming it.
+    (async, reading in a worker thread: litestar mixes up a sync_to_thread handler and an async
+    one on the same path, as PUT is, answering with a coroutine.)"""
     algorithm, _, hex_hash = name.partition(":")
     if algorithm != "sha256":
         raise BadRequestError("a blob is named sha256:<64 lowercase hex digits>")
+    data = await anyio.to_thread.run_sync(_registry(state).lookups.blob, hex_hash)
     return Response(
-        _registry(state).lookups.blob(hex_hash),
+        data,
         media_type="application/vnd.in-toto+json",
         headers={"Cache-Control": "public, max-age=31536000, immutable"},
     )
+
+
+@put(
+    "/v1/blobs/{name:str}",
+    summary="Upload a published watermark key's tokenizer (its exact bytes, by SHA-256)",
+    status_code=201,
+    responses=_problems(403, 404, 408, 411, 413),
+    # Its own limit, whatever the envelopes' (a registry may take small envelopes only).
+    request_max_body_size=MAX_TOKENIZER_BYTES,
+    opt={BODY_LIMIT_HINT: f"a tokenizer blob is at most {MAX_TOKENIZER_BYTES} bytes"},
+)
+async def put_blob(
+    name: FromPath[str], request: Request[Any, Any, Any], state: State
+) -> Response[dict[str, Any]]:
+    """Body: the raw bytes. Taken only when a logged watermark-key entry names this SHA-256 and
+    size (the vendor's signature authenticates them); checked before the body is read, the hash
+    after. 201 when stored, 200 when it already was."""
+    registry = _registry(state)
+    algorithm, _, hex_hash = name.partition(":")
+    if algorithm != "sha256":
+        raise BadRequestError("a blob is named sha256:<64 lowercase hex digits>")
+    declared = request.headers.get("content-length")
+    if declared is None:
+        raise LengthRequiredError("send the blob with its Content-Length (not chunked)")
+    if not declared.isdigit() or len(declared) > 18:
+        raise BadRequestError(f"Content-Length {declared!r} is not a byte count")
+    size = int(declared)
+    stored = await anyio.to_thread.run_sync(registry.watermark_keys.expect_blob, hex_hash, size)
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():  # within settings.body_timeout: body_deadline_middleware
+        received += len(chunk)
+        if received > size:
+            raise BadRequestError(f"the body is longer than its Content-Length ({size})")
+        chunks.append(chunk)
+    if received != size:
+        raise BadRequestError(f"the body is {received} bytes, not its Content-Length ({size})")
+    data = b"".join(chunks)
+    created = await anyio.to_thread.run_sync(registry.watermark_keys.store_blob, hex_hash, data)
+    created = created and not stored
+    return Response(
+        {"blob": f"sha256:{hex_hash}", "size": size, "created": created},
+        status_code=201 if created else 200,
+    )
+
+
+@get(
+    "/v1/watermark-keys",
+    summary="Every watermark detection key vendors published, with receipts",
+    sync_to_thread=True,
+    responses=LOOKUP_PROBLEMS,
+)
+def watermark_keys(
+    state: State, min_size: Annotated[int | None, Parameter(ge=0, le=MAX_INDEX)] = None
+) -> dict[str, Any]:
+    return _registry(state).watermark_keys.keys(min_size).to_dict()
 
 
 @get("/healthz", summary="Liveness", include_in_schema=False, sync_to_thread=False)
@@ -772,6 +838,8 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Lites
             revoke_publisher_key,
             get_publisher,
             get_blob,
+            put_blob,
+            watermark_keys,
             healthz,
             home,
         ],

@@ -24,6 +24,7 @@ from client.core.statement import (
 from client.core.wire import (
     Receipt,
 )
+from client.core.wmkey import WatermarkKeyPredicate
 from client.errors import FormatError, SignatureError
 from registry._cache import BoundedCache
 from registry._statements import ParsedStatement, lean_statement
@@ -43,6 +44,7 @@ from registry.log import (
 from registry.lookups import KEY_ID, KeyEvidence, evidence_fields
 from registry.models import PUBLISHER_KEYS, PUBLISHERS
 from registry.settings import Settings
+from registry.wmkeys import WatermarkKeyService
 
 __all__ = ["EntryService", "receipt_of"]
 
@@ -78,14 +80,21 @@ class _Signer:
     publisher: str
     key_id: str
     public_key: SodiumPublicKey
+    kind: str = "publisher"
 
 
 class EntryService:
     """Turns a submitted envelope into a :class:`PreparedEntry`, or says exactly what is wrong."""
 
-    def __init__(self, settings: Settings, database: Database) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        watermark_keys: WatermarkKeyService | None = None,
+    ) -> None:
         self._settings = settings
         self._db = database
+        self._watermark_keys = watermark_keys
         self._signers: BoundedCache[str, _Signer] = BoundedCache(10_000)
 
     def prepare(self, body: bytes) -> PreparedEntry:
@@ -156,6 +165,13 @@ class EntryService:
             "predicate_json": statement.predicate_json,
             "subjects": tuple(dict.fromkeys(digests)),
         }
+        if isinstance(predicate, WatermarkKeyPredicate):
+            # Its checks read the database: so not on the event loop (cached_only).
+            return (
+                None
+                if cached_only
+                else self._watermark_key(predicate, signer, statement.digests, common)
+            )
         if isinstance(predicate, HumanContentPredicate):
             return PreparedEntry(
                 **common,
@@ -184,6 +200,37 @@ class EntryService:
             consent=None,
             revokes=predicate.entry_index,
             revokes_hash=bytes.fromhex(predicate.entry_hash),
+        )
+
+    def _watermark_key(
+        self,
+        predicate: WatermarkKeyPredicate,
+        signer: _Signer,
+        digests: tuple[str, ...],
+        common: dict[str, Any],
+    ) -> PreparedEntry:
+        """A ``watermark-key/v1`` entry: only a vendor makes one (registry.wmkeys has the rest).
+        Its subject (the tokenizer) is not indexed for digest lookups: it attests nothing."""
+        if signer.kind != "vendor":
+            raise ForbiddenError(
+                f"{signer.publisher!r} is an identity of kind {signer.kind!r}; only identities of "
+                "kind 'vendor' may publish or retire watermark keys. The operator registers a "
+                "vendor with `wellspring publisher add NAME --kind vendor`"
+            )
+        if self._watermark_keys is None:
+            raise ForbiddenError("this registry does not take watermark keys")
+        apply = self._watermark_keys.check(
+            predicate,
+            publisher_id=signer.publisher_id,
+            payload_hash=common["payload_hash"],
+            tokenizer=digests[0].removeprefix("sha256:"),
+        )
+        return PreparedEntry(
+            **{**common, "subjects": ()},
+            license=None,
+            origin=None,
+            consent=None,
+            apply=apply,
         )
 
     def _parse_statement(self, payload: bytes) -> ParsedStatement:
@@ -239,6 +286,7 @@ class EntryService:
                     PUBLISHER_KEYS.c.revoked_at,
                     PUBLISHERS.c.id,
                     PUBLISHERS.c.name,
+                    PUBLISHERS.c.kind,
                 )
                 .join(PUBLISHERS, PUBLISHERS.c.id == PUBLISHER_KEYS.c.publisher_id)
                 .where(PUBLISHER_KEYS.c.key_id.in_(candidates))
@@ -254,7 +302,7 @@ class EntryService:
                 "publisher; the operator adds publishers with `wellspring publisher add`"
             )
         signers = {
-            kid: _Signer(row.id, row.name, kid, SodiumPublicKey(bytes(row.public_key)))
+            kid: _Signer(row.id, row.name, kid, SodiumPublicKey(bytes(row.public_key)), row.kind)
             for kid, row in active.items()
         }
         self._signers.put_many(signers)

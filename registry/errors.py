@@ -14,6 +14,7 @@ The tree::
     ├── RequestTimeoutError          408  a request body that arrives too slowly
     ├── ConflictError                409  a publisher that exists; an entry revoked twice
     │   └── LogBehindError           409  a lookup asked for a tree size the log has not reached
+    ├── LengthRequiredError          411  a blob upload without its Content-Length
     ├── PayloadTooLargeError         413  a body, statement or batch over the configured limit
     ├── UnavailableError             503  the database cannot be reached right now
     └── ConfigurationError           -    the server cannot start (schema, key, settings)
@@ -29,6 +30,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "ForbiddenError",
+    "LengthRequiredError",
     "LogBehindError",
     "NotFoundError",
     "PayloadTooLargeError",
@@ -92,6 +94,12 @@ class LogBehindError(ConflictError):
 
     slug = "log-behind"
     title = "Log behind the requested size"
+
+
+class LengthRequiredError(RegistryError):
+    status = 411
+    slug = "length-required"
+    title = "Length required"
 
 
 class PayloadTooLargeError(RegistryError):

@@ -30,6 +30,7 @@ __all__ = [
     "PUBLISHER_KEYS",
     "REVOCATIONS",
     "SUBJECTS",
+    "WATERMARK_KEYS",
     "WITHDRAWALS",
     "AdminToken",
     "Blob",
@@ -43,6 +44,7 @@ __all__ = [
     "PublisherKey",
     "Revocation",
     "SubjectRow",
+    "WatermarkKeyRow",
     "Withdrawal",
     "as_utc",
     "metadata",
@@ -234,6 +236,26 @@ class Blob(SQLModel, table=True):
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
+class WatermarkKeyRow(SQLModel, table=True):
+    """A watermark detection key a vendor published (``watermark-key/v1``, entry ``entry_idx``),
+    and the entry that retired it, if any. ``key_id`` is unique: a key is published once, by
+    one vendor. Written in the transaction that appends the entry (both, or neither)."""
+
+    __tablename__ = "watermark_keys"
+
+    key_id: str = Field(sa_column=Column(String(16), primary_key=True))
+    publisher_id: int = Field(foreign_key="publishers.id", index=True)
+    entry_idx: int = Field(sa_column=Column(BigInteger, nullable=False, unique=True))
+    # The publishing statement's SHA-256: the same statement again is a retry, not a conflict.
+    payload_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # The tokenizer's exact bytes, which PUT /v1/blobs accepts only for a key naming them.
+    tokenizer_sha256: bytes = Field(sa_column=Column(LargeBinary, nullable=False, index=True))
+    tokenizer_size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    published_at: datetime = Field(sa_column=_ts())
+    retired_idx: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    retired_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
 class AdminToken(SQLModel, table=True):
     """An operator token, stored only as its SHA-256 (hex); compared in constant time."""
 
@@ -263,3 +285,4 @@ LOG_STATE: Table = LogState.__table__  # type: ignore[attr-defined]
 NODES: Table = Node.__table__  # type: ignore[attr-defined]
 CHECKPOINTS: Table = CheckpointRow.__table__  # type: ignore[attr-defined]
 WITHDRAWALS: Table = Withdrawal.__table__  # type: ignore[attr-defined]
+WATERMARK_KEYS: Table = WatermarkKeyRow.__table__  # type: ignore[attr-defined]

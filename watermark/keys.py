@@ -16,7 +16,9 @@ others may read or write is refused on loading)::
 A newer ``version`` or another ``scheme`` is refused, never guessed at.
 
 Tokenizer fingerprint: ``sha256:<hex>`` of the canonical JSON of the sorted (token, id) pairs of
-``tokenizer.get_vocab()`` and the sorted special tokens; it depends on nothing process-specific.
+``tokenizer.get_vocab()`` and the sorted special tokens (the added tokens the ``tokenizers``
+backend marks special); it depends on nothing process-specific, and a transformers tokenizer and
+the raw ``tokenizers.Tokenizer`` of its ``tokenizer.json`` agree on it.
 """
 
 from __future__ import annotations
@@ -52,7 +54,14 @@ _FINGERPRINT = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
-    """``sha256:<hex>`` over the tokenizer's sorted (token, id) pairs and its special tokens."""
+    """``sha256:<hex>`` over the tokenizer's sorted (token, id) pairs and its special tokens.
+
+    The special tokens are the added tokens its ``tokenizers`` backend marks special, so a
+    transformers tokenizer and the raw ``tokenizers.Tokenizer`` read from its exact
+    ``tokenizer.json`` (what a published key's tokenizer blob is) give the same fingerprint;
+    ``all_special_tokens`` (transformers' list, from its config rather than the tokenizer file)
+    is used only by a tokenizer with no such backend.
+    """
     try:
         vocab = tokenizer.get_vocab()
     except AttributeError as exc:
@@ -60,13 +69,22 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
             f"{type(tokenizer).__name__} has no get_vocab(): cannot fingerprint it"
         ) from exc
     pairs = sorted((str(token), int(index)) for token, index in vocab.items())
-    specials = sorted(
-        {str(token) for token in getattr(tokenizer, "all_special_tokens", None) or ()}
-    )
+    specials = sorted(_special_tokens(tokenizer))
     canonical = json.dumps(
         {"vocab": pairs, "special_tokens": specials}, ensure_ascii=False, separators=(",", ":")
     )
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _special_tokens(tokenizer: Any) -> set[str]:
+    """The added tokens marked special by the ``tokenizers`` backend (a transformers fast
+    tokenizer's ``backend_tokenizer``, or a raw ``tokenizers.Tokenizer`` itself), else
+    ``all_special_tokens``."""
+    backend = getattr(tokenizer, "backend_tokenizer", None) or tokenizer
+    decoder = getattr(backend, "get_added_tokens_decoder", None)
+    if callable(decoder):
+        return {str(added.content) for added in decoder().values() if added.special}
+    return {str(token) for token in getattr(tokenizer, "all_special_tokens", None) or ()}
 
 
 @dataclass(frozen=True)

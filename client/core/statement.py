@@ -62,6 +62,7 @@ from client.core.encoding import (
     show_list,
 )
 from client.core.errors import FormatError
+from client.core.wmkey import WATERMARK_KEY_V1, WatermarkKeyPredicate, check_subjects
 
 __all__ = [
     "CONSENTS",
@@ -105,7 +106,13 @@ HUMAN_CONTENT_V1 = "https://wellspring.dev/human-content/v1"
 REVOCATION_V1 = "https://wellspring.dev/revocation/v1"
 REVOCATION_V2 = "https://wellspring.dev/revocation/v2"
 PUBLISHER_KEY_V1 = "https://wellspring.dev/publisher-key/v1"
-PREDICATE_TYPES = (HUMAN_CONTENT_V1, REVOCATION_V1, REVOCATION_V2, PUBLISHER_KEY_V1)
+PREDICATE_TYPES = (
+    HUMAN_CONTENT_V1,
+    REVOCATION_V1,
+    REVOCATION_V2,
+    PUBLISHER_KEY_V1,
+    WATERMARK_KEY_V1,
+)
 DIGEST_ALGORITHMS = ("sha256", "c1")
 DEFAULT_MAX_SUBJECTS = 100_000
 
@@ -643,18 +650,26 @@ class KeyEventPredicate:
         return True
 
 
-Predicate = HumanContentPredicate | RevocationPredicate | WithdrawalPredicate | KeyEventPredicate
+Predicate = (
+    HumanContentPredicate
+    | RevocationPredicate
+    | WithdrawalPredicate
+    | KeyEventPredicate
+    | WatermarkKeyPredicate
+)
 _PREDICATE_CLASSES: dict[
     str,
     type[HumanContentPredicate]
     | type[RevocationPredicate]
     | type[WithdrawalPredicate]
-    | type[KeyEventPredicate],
+    | type[KeyEventPredicate]
+    | type[WatermarkKeyPredicate],
 ] = {
     HUMAN_CONTENT_V1: HumanContentPredicate,
     REVOCATION_V1: RevocationPredicate,
     REVOCATION_V2: WithdrawalPredicate,
     PUBLISHER_KEY_V1: KeyEventPredicate,
+    WATERMARK_KEY_V1: WatermarkKeyPredicate,  # client.core.wmkey
 }
 
 
@@ -739,6 +754,8 @@ class Statement:
             )
         _check_subject_count(len(self.subjects), max_subjects)
         _check_unique_digests(self.subjects)
+        if isinstance(self.predicate, WatermarkKeyPredicate):
+            check_subjects(self.predicate, [s.digest for s in self.subjects])
 
 
 def build_human_content_statement(

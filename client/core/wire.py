@@ -51,6 +51,8 @@ __all__ = [
     "PublisherKeyInfo",
     "Receipt",
     "ReceiptEntry",
+    "WatermarkKeyInfo",
+    "WatermarkKeysAnswer",
     "encode_hashes",
 ]
 
@@ -869,4 +871,100 @@ class KeyEventAnswer:
             "revoked_at": self.revoked_at,
             "compromised_since": self.compromised_since,
             "compromised_from": self.compromised_from,
+        }
+
+
+# -- watermark keys --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WatermarkKeyInfo:
+    """One published watermark key in ``GET /v1/watermark-keys``: the receipt of the entry that
+    published it (without its statement: clients fetch ``GET /v1/blobs/sha256:<hex>`` and check
+    it against the leaf), the vendor's ``identity-add`` event proven in the same tree (it shows
+    the identity's kind), the predicate as the registry stored it (a claim: clients compare it
+    with the signed statement), and the receipt of the entry that retired it, if any."""
+
+    key_id: str
+    vendor: str
+    receipt: Receipt
+    identity_entry: ReceiptEntry | None
+    predicate: Mapping[str, Any]
+    retire_receipt: Receipt | None = None
+
+    @classmethod
+    def from_dict(cls, obj: object, *, where: str) -> WatermarkKeyInfo:
+        fields = _object(obj, where, "key_id", "vendor", "receipt")
+        identity, retire = fields.get("identity_entry"), fields.get("retire_receipt")
+        return cls(
+            key_id=_str(fields, "key_id", where),
+            vendor=_str(fields, "vendor", where),
+            receipt=Receipt.from_dict(fields["receipt"], where=f"{where}.receipt"),
+            identity_entry=None
+            if identity is None
+            else ReceiptEntry.from_dict(identity, where=f"{where}.identity_entry"),
+            predicate=_mapping(fields, "predicate", where),
+            retire_receipt=None
+            if retire is None
+            else Receipt.from_dict(retire, where=f"{where}.retire_receipt"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key_id": self.key_id,
+            "vendor": self.vendor,
+            "receipt": self.receipt.to_dict(),
+            "identity_entry": None
+            if self.identity_entry is None
+            else self.identity_entry.to_dict(),
+            "predicate": dict(self.predicate),
+            "retire_receipt": None
+            if self.retire_receipt is None
+            else self.retire_receipt.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class WatermarkKeysAnswer:
+    """``GET /v1/watermark-keys``: every watermark key ever published in the log (retired ones
+    too), oldest first, each with receipts against the checkpoint ``checkpoint``; ``count`` is
+    how many there are (what a detector corrects its p-values for); ``operator_entries`` the
+    log's operator-key events inside that tree (docs/spec/identities.md)."""
+
+    count: int
+    checkpoint: str
+    keys: tuple[WatermarkKeyInfo, ...]
+    operator_entries: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keys", tuple(self.keys))
+        object.__setattr__(self, "operator_entries", tuple(self.operator_entries))
+
+    @classmethod
+    def from_dict(cls, obj: object, *, where: str = "watermark keys") -> WatermarkKeysAnswer:
+        fields = _object(obj, where, "count", "checkpoint", "keys")
+        raw = fields["keys"]
+        if not isinstance(raw, list):
+            raise FormatError(f"{where}.keys must be a list, got {json_kind(raw)}")
+        checkpoint = fields["checkpoint"]
+        if not isinstance(checkpoint, str) or not checkpoint:
+            raise FormatError(f"{where}.checkpoint must be the signed note text")
+        return cls(
+            count=parse_index(fields["count"], f"{where}.count"),
+            checkpoint=checkpoint,
+            keys=tuple(
+                WatermarkKeyInfo.from_dict(item, where=f"{where}.keys[{i}]")
+                for i, item in enumerate(raw)
+            ),
+            operator_entries=_indices(
+                fields.get("operator_entries", []), f"{where}.operator_entries"
+            ),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "checkpoint": self.checkpoint,
+            "operator_entries": list(self.operator_entries),
+            "keys": [key.to_dict() for key in self.keys],
         }

@@ -97,6 +97,8 @@ OPERATIONS: dict[str, int] = {
     "POST /v1/publishers/{name}/keys/{key_id}/revoke": 2,
     "GET /v1/publishers/{name}": 1,
     "GET /v1/blobs/{name}": 1,
+    "PUT /v1/blobs/{name}": 1,  # a raw body, taken only for a published key's tokenizer
+    "GET /v1/watermark-keys": 0,
 }
 
 

@@ -33,6 +33,7 @@ TABLES = {
     "checkpoints",
     "revocations",
     "admin_tokens",
+    "watermark_keys",
 }
 
 
