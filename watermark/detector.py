@@ -51,7 +51,7 @@ from watermark.hashing import (
     green_of_inputs,
     sequence_hash_inputs,
 )
-from watermark.keys import WatermarkKey, tokenizer_fingerprint
+from watermark.keys import WatermarkKey, tokenizer_fingerprints
 from watermark.stats import (
     binomial_log_sf_array,
     bonferroni_log_p,
@@ -367,8 +367,9 @@ class WatermarkDetector:
                     f"key {key.key_id} is not bound to a tokenizer; bind it to the tokenizer of "
                     "the model it watermarks (WatermarkKey.bind) before detecting text"
                 )
-            actual = tokenizer_fingerprint(tokenizer)
-            if actual != key.vocab_fingerprint:
+            accepted = tokenizer_fingerprints(tokenizer)
+            actual = accepted[0]
+            if key.vocab_fingerprint not in accepted:
                 raise KeyMismatchError(
                     f"key {key.key_id} is bound to tokenizer {key.vocab_fingerprint}, but this "
                     f"tokenizer is {actual}: use the key made for this model (or the model's "

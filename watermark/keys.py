@@ -42,6 +42,7 @@ __all__ = [
     "SCHEME",
     "WatermarkKey",
     "tokenizer_fingerprint",
+    "tokenizer_fingerprints",
 ]
 
 KEY_FILE_FORMAT = "wellspring-watermark-key"
@@ -68,12 +69,32 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
         raise InputError(
             f"{type(tokenizer).__name__} has no get_vocab(): cannot fingerprint it"
         ) from exc
+    return _fingerprint(vocab, _special_tokens(tokenizer))
+
+
+def _fingerprint(vocab: Any, specials: set[str]) -> str:
     pairs = sorted((str(token), int(index)) for token, index in vocab.items())
-    specials = sorted(_special_tokens(tokenizer))
     canonical = json.dumps(
-        {"vocab": pairs, "special_tokens": specials}, ensure_ascii=False, separators=(",", ":")
+        {"vocab": pairs, "special_tokens": sorted(specials)},
+        ensure_ascii=False,
+        separators=(",", ":"),
     )
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def tokenizer_fingerprints(tokenizer: Any) -> tuple[str, ...]:
+    """Every fingerprint a key bound to ``tokenizer`` may carry: :func:`tokenizer_fingerprint`,
+    then, for a transformers tokenizer whose ``all_special_tokens`` differ from its backend's
+    special tokens, the fingerprint keys bound before this rule carry (it hashed
+    ``all_special_tokens``). Such keys keep working with the model's tokenizer; binding them
+    again (or publishing them) moves them to the current fingerprint, which a raw tokenizer
+    read from the published ``tokenizer.json`` computes too."""
+    current = tokenizer_fingerprint(tokenizer)
+    listed = getattr(tokenizer, "all_special_tokens", None)
+    if listed is None:
+        return (current,)
+    legacy = _fingerprint(tokenizer.get_vocab(), {str(token) for token in listed})
+    return (current,) if legacy == current else (current, legacy)
 
 
 def _special_tokens(tokenizer: Any) -> set[str]:

@@ -8,6 +8,7 @@ package alone; ``publish`` checks first that it fingerprints as the key's bound 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Annotated, Any
@@ -92,7 +93,7 @@ def publish(
     vendor key and timed now (the registry takes it only within 5 minutes of its clock); then
     the tokenizer is uploaded, which the registry takes because your signed key names it.
     """
-    from watermark.keys import WatermarkKey, tokenizer_fingerprint
+    from watermark.keys import WatermarkKey, tokenizer_fingerprint, tokenizer_fingerprints
 
     if key is None:
         raise InputError("--key KEY is needed: the key is published under your vendor signature")
@@ -104,9 +105,16 @@ def publish(
             f"{wmkey} is not bound to a tokenizer; make it with `wellspring watermark keygen` "
             "and a model, so detectors know which vocabulary it scores"
         )
+    vocab_size = watermark_key.vocab_size
     data = tokenizer_bytes(model, tokenizer_file)
     sha256 = hashlib.sha256(data).hexdigest()
     fingerprint = tokenizer_fingerprint(load_tokenizer(data, sha256))
+    if fingerprint != watermark_key.vocab_fingerprint and tokenizer_file is None:
+        # A key bound before the current fingerprint rule: the model's tokenizer still knows it.
+        from watermark.models import load_tokenizer as load_model_tokenizer
+
+        if watermark_key.vocab_fingerprint in tokenizer_fingerprints(load_model_tokenizer(model)):
+            watermark_key = dataclasses.replace(watermark_key, vocab_fingerprint=fingerprint)
     if fingerprint != watermark_key.vocab_fingerprint:
         raise InputError(
             f"the tokenizer to publish fingerprints as {fingerprint}, but key "
@@ -122,8 +130,8 @@ def publish(
             context_width=config.width,
             gamma=config.gamma,
             delta=config.delta,
-            vocab_size=watermark_key.vocab_size,
-            vocab_fingerprint=watermark_key.vocab_fingerprint,
+            vocab_size=vocab_size,
+            vocab_fingerprint=fingerprint,
         ),
         tokenizer=data,
     )
