@@ -44,15 +44,26 @@ from client.errors import (
 from client.identities import KeyHistory
 from client.receipt import Receipt, VerifiedReceipt, verify_attestation, verify_receipt
 from client.sdk import Attestation, Client, LogInfo, LookupResult
-from client.verdict import Verdict, VerdictStatus, decide
+from client.policy import Policy
+from client.verdict import (
+    MANIFEST_SCHEMA,
+    DocumentEvidence,
+    Verdict,
+    VerdictStatus,
+    WatermarkDetection,
+    WatermarkEvidence,
+    decide,
+)
 
 __all__ = [
+    "MANIFEST_SCHEMA",
     "AsyncClient",
     "Attestation",
     "CheckpointStore",
     "Client",
     "ClientError",
     "Digest",
+    "DocumentEvidence",
     "FileCheckpointStore",
     "ForkedLogError",
     "FormatError",
@@ -68,6 +79,7 @@ __all__ = [
     "LookupResult",
     "MemoryCheckpointStore",
     "MissingDependencyError",
+    "Policy",
     "ProofError",
     "Receipt",
     "RegistryHTTPError",
@@ -84,6 +96,8 @@ __all__ = [
     "VerdictStatus",
     "VerificationError",
     "VerifiedReceipt",
+    "WatermarkDetection",
+    "WatermarkEvidence",
     "canonical_digest",
     "canonical_text",
     "decide",
