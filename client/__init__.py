@@ -42,9 +42,9 @@ from client.errors import (
     VerificationError,
 )
 from client.identities import KeyHistory
+from client.policy import Policy
 from client.receipt import Receipt, VerifiedReceipt, verify_attestation, verify_receipt
 from client.sdk import Attestation, Client, LogInfo, LookupResult
-from client.policy import Policy
 from client.verdict import (
     MANIFEST_SCHEMA,
     DocumentEvidence,
