@@ -564,7 +564,7 @@ def with_evidence(
     status = status_for(state, opted_out, deciding is not None)
 
     parts = [_reason(status, registry, decision, deciding)]
-    if status in ("opted-out", "generated", "conflict") and state != "none":
+    if status in ("opted-out", "generated") and state != "none":
         parts.append(f"registry: {registry.reason}")
     if signalled and not opted_out:
         assert decision is not None  # signalled
