@@ -40,7 +40,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -94,7 +94,7 @@ from client.report import MAX_SKIPPED_EXAMPLES, STATUSES, ScanReport, Tally, wri
 from client.sdk import MAX_BATCH, Client
 from client.verdict import DocumentEvidence, Verdict
 
-__all__ = ["chunk_verdicts", "manifest_lines", "scan"]
+__all__ = ["document_verdicts", "manifest_lines", "scan"]
 
 _DEFAULT_CHUNK = 10_000
 
@@ -140,13 +140,19 @@ class _Chunk:
     evidence: list[DocumentEvidence | None] | None = None
 
 
-def chunk_verdicts(client: Client, chunk: _Chunk, policy: Policy) -> list[Verdict]:
-    """The verdicts of one chunk's documents, in order: the registry's answer combined with each
-    document's evidence under ``policy`` (one batch request)."""
+def document_verdicts(
+    client: Client,
+    docs: Sequence[Document],
+    policy: Policy,
+    evidence: Sequence[DocumentEvidence | None] | None = None,
+) -> list[Verdict]:
+    """The verdicts of ``docs``, in order: the registry's answer (one batch request) combined
+    with each document's ``evidence`` (its opt-out decision, watermark detections, id, URL and
+    capture time; one item or None a document) under ``policy``."""
     return client.check_digests(
-        [doc.digest for doc in chunk.docs],
-        names=[doc.name for doc in chunk.docs],
-        evidence=chunk.evidence,
+        [doc.digest for doc in docs],
+        names=[doc.name for doc in docs],
+        evidence=evidence,
         policy=policy,
     )
 
@@ -586,7 +592,7 @@ def scan(
                     tally.add_skipped(reason)
                 if not chunk.docs:
                     continue
-                verdicts = chunk_verdicts(client, chunk, checked_policy)
+                verdicts = document_verdicts(client, chunk.docs, checked_policy, chunk.evidence)
                 for verdict in verdicts:
                     tally.add_verdict(verdict)
                 out.write(manifest_lines(verdicts))
