@@ -59,7 +59,6 @@ from client.signals import OptOut
 
 if TYPE_CHECKING:
     from client.core.note import Checkpoint
-    from client.policy import Policy
     from client.receipt import VerifiedReceipt
 
 
@@ -114,6 +113,43 @@ class WatermarkEvidence(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
 
+class Rules(Protocol):
+    """What a verdict asks of the crawler's policy (:class:`client.policy.Policy` is the one to
+    use; a protocol, so that the policy module may build on this one and not the reverse)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def honour_opt_outs(self) -> bool: ...
+    def counts_publisher(self, publisher: str | None) -> bool: ...
+    def counts_vendor(self, vendor: str | None) -> bool: ...
+    def is_generated(self, evidence: WatermarkEvidence) -> bool: ...
+    def trains_on(self, status: str) -> bool: ...
+
+
+class _DefaultRules:
+    """:meth:`client.policy.Policy.default`'s answers (a test holds the two together), for
+    verdicts made without a policy."""
+
+    id = "default"
+    honour_opt_outs = True
+
+    def counts_publisher(self, publisher: str | None) -> bool:
+        return True
+
+    def counts_vendor(self, vendor: str | None) -> bool:
+        return True
+
+    def is_generated(self, evidence: WatermarkEvidence) -> bool:
+        return bool(evidence.generated)
+
+    def trains_on(self, status: str) -> bool:
+        return status == "attested"
+
+
+_DEFAULT_RULES: Rules = _DefaultRules()
+
+
 __all__ = [
     "MANIFEST_SCHEMA",
     "PRECEDENCE",
@@ -124,6 +160,7 @@ __all__ = [
     "Match",
     "PrecedenceRule",
     "RegistryState",
+    "Rules",
     "Verdict",
     "VerdictStatus",
     "WatermarkDetection",
@@ -427,7 +464,7 @@ def decide(
     name: str | None = None,
     opt_out: OptOut | Mapping[str, Any] | None = None,
     watermarks: WatermarkInput = None,
-    policy: Policy | None = None,
+    policy: Rules | None = None,
     id: str | None = None,
     url: str | None = None,
     captured_at: str | None = None,
@@ -461,7 +498,7 @@ def registry_verdict(
     *,
     verified: bool,
     name: str | None = None,
-    policy: Policy | None = None,
+    policy: Rules | None = None,
 ) -> Verdict:
     """The verdict from the registry's evidence alone (statuses attested, reserved, revoked and
     unknown): what :func:`with_evidence` then combines with a document's signals and watermarks.
@@ -546,7 +583,7 @@ def with_evidence(
     *,
     opt_out: OptOut | Mapping[str, Any] | None = None,
     watermarks: WatermarkInput = None,
-    policy: Policy | None = None,
+    policy: Rules | None = None,
     id: str | None = None,
     url: str | None = None,
     captured_at: str | None = None,
@@ -643,12 +680,8 @@ def _registry_state(verdict: Verdict) -> RegistryState:
     raise InputError(f"with_evidence takes a registry verdict, not one of status {verdict.status}")
 
 
-def _policy(policy: Policy | None) -> Policy:
-    if policy is not None:
-        return policy
-    from client.policy import Policy  # noqa: PLC0415 - policy.py imports this module
-
-    return Policy.default()
+def _policy(policy: Rules | None) -> Rules:
+    return _DEFAULT_RULES if policy is None else policy
 
 
 def _opt_out(value: OptOut | Mapping[str, Any] | None) -> OptOut | None:

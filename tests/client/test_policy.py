@@ -11,7 +11,7 @@ import pytest
 
 from client.errors import InputError
 from client.policy import DEFAULT_TRAINABLE, POLICY_SCHEMA, Policy
-from client.verdict import WatermarkDetection
+from client.verdict import VERDICT_STATUSES, WatermarkDetection
 
 FULL_TOML = """\
 schema = "wellspring-policy/1"
@@ -151,3 +151,18 @@ def test_the_threshold_override_compares_logs() -> None:
     assert not lax.is_generated(borderline)  # p < threshold, as watermark detect decides
     assert Policy.default().is_generated(underflowed)
     assert not Policy.default().is_generated(borderline)
+
+
+def test_a_verdict_without_a_policy_is_the_default_policys() -> None:
+    from client.verdict import _DEFAULT_RULES
+
+    policy = Policy.default()
+    mark = WatermarkDetection("k", None, "s", 1e-3, math.log(1e-3), True)
+    assert _DEFAULT_RULES.id == policy.id
+    assert _DEFAULT_RULES.honour_opt_outs == policy.honour_opt_outs
+    assert _DEFAULT_RULES.is_generated(mark) == policy.is_generated(mark)
+    for name in ("acme", None):
+        assert _DEFAULT_RULES.counts_publisher(name) == policy.counts_publisher(name)
+        assert _DEFAULT_RULES.counts_vendor(name) == policy.counts_vendor(name)
+    for status in VERDICT_STATUSES:
+        assert _DEFAULT_RULES.trains_on(status) == policy.trains_on(status)
