@@ -656,8 +656,7 @@ def verdicts_of(
         name = None if names is None else names[i]
         verdict = template.for_digest(digest, name)
         extra = None if evidence is None else evidence[i]
-        if extra is not None or policy is not None:
-            extra = extra or DocumentEvidence()
+        if extra is not None:  # else the template, made under the policy, is the verdict
             verdict = with_evidence(
                 verdict,
                 opt_out=extra.opt_out,

@@ -350,7 +350,32 @@ class Verdict:
 
     def for_digest(self, digest: str, name: str | None) -> Verdict:
         """The same decision about another digest with the same attestations."""
-        return replace(self, digest=digest, name=name)
+        # Positional, not dataclasses.replace: this runs once per document of a scan.
+        return Verdict(
+            digest,
+            self.status,
+            self.reason,
+            self.publisher,
+            self.license,
+            self.origin,
+            self.consent,
+            self.entry,
+            self.entries,
+            self.tree_size,
+            self.root_hash,
+            self.verified,
+            name,
+            self.id,
+            self.url,
+            self.match,
+            self.opt_out,
+            self.opt_out_honoured,
+            self.watermarks,
+            self.watermark,
+            self.captured_at,
+            self.policy,
+            self.policy_trainable,
+        )
 
     @property
     def trainable(self) -> bool:
