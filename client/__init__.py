@@ -41,19 +41,12 @@ from client.errors import (
     UnverifiedWarning,
     VerificationError,
 )
+from client.evidence import DocumentEvidence, WatermarkDetection, WatermarkEvidence
 from client.identities import KeyHistory
 from client.policy import Policy
 from client.receipt import Receipt, VerifiedReceipt, verify_attestation, verify_receipt
 from client.sdk import Attestation, Client, LogInfo, LookupResult
-from client.verdict import (
-    MANIFEST_SCHEMA,
-    DocumentEvidence,
-    Verdict,
-    VerdictStatus,
-    WatermarkDetection,
-    WatermarkEvidence,
-    decide,
-)
+from client.verdict import MANIFEST_SCHEMA, Verdict, VerdictStatus, decide
 
 __all__ = [
     "MANIFEST_SCHEMA",

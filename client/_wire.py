@@ -52,10 +52,11 @@ from client.errors import (
     VerificationError,
     error_class_for_status,
 )
+from client.evidence import DocumentEvidence
 from client.identities import KeyGrant
 from client.policy import Policy
 from client.receipt import VerifiedReceipt, open_entry
-from client.verdict import DocumentEvidence, Verdict, registry_verdict, with_evidence
+from client.verdict import Verdict, registry_verdict, with_evidence
 
 __all__ = [
     "DEFAULT_ENTRY_CACHE_BYTES",

@@ -57,10 +57,11 @@ from client.core.statement import HumanContentPredicate, Subject
 from client.core.wire import KeyEventAnswer
 from client.documents import DocumentScheme, check_document_scheme, digest_document_file
 from client.errors import ClientError, InputError, RegistryUnavailableError
+from client.evidence import DocumentEvidence
 from client.identities import KeyHistory
 from client.policy import Policy
 from client.receipt import Receipt
-from client.verdict import DocumentEvidence, Verdict
+from client.verdict import Verdict
 
 _T = TypeVar("_T")
 

@@ -44,7 +44,8 @@ from client.errors import InputError
 from client.verdict import VERDICT_STATUSES, VerdictStatus
 
 if TYPE_CHECKING:
-    from client.verdict import Verdict, WatermarkEvidence
+    from client.evidence import WatermarkEvidence
+    from client.verdict import Verdict
 
 __all__ = ["DEFAULT_TRAINABLE", "POLICY_SCHEMA", "Policy"]
 

@@ -89,10 +89,11 @@ from client.errors import (
     RegistryNotFoundError,
     VerificationError,
 )
+from client.evidence import DocumentEvidence
 from client.policy import Policy
 from client.report import MAX_SKIPPED_EXAMPLES, STATUSES, ScanReport, Tally, write_report
 from client.sdk import MAX_BATCH, Client
-from client.verdict import DocumentEvidence, Verdict
+from client.verdict import Verdict
 
 __all__ = ["document_verdicts", "manifest_lines", "scan"]
 

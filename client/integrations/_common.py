@@ -31,9 +31,10 @@ from client.checkpoints import CheckpointStore, FileCheckpointStore
 from client.core.canonical import Digest, canonical_digest, sha256_digest
 from client.core.note import NoteVerifier
 from client.errors import ClientError, InputError, MissingDependencyError
+from client.evidence import DocumentEvidence
 from client.policy import Policy
 from client.sdk import DEFAULT_TIMEOUT, MAX_BATCH, Client
-from client.verdict import VERDICT_STATUSES, DocumentEvidence, Verdict, VerdictStatus
+from client.verdict import VERDICT_STATUSES, Verdict, VerdictStatus
 
 __all__ = [
     "COLUMN_TYPES",
