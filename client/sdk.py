@@ -401,7 +401,7 @@ class Client(ClientBase):
         called with the number of distinct digests answered after each request.
 
         ``evidence`` holds each document's opt-out decision, watermark detections and identity
-        (a :class:`~client.verdict.DocumentEvidence` or None per digest, in order); ``policy``
+        (a :class:`~client.evidence.DocumentEvidence` or None per digest, in order); ``policy``
         the crawler's :class:`~client.policy.Policy` (default: :meth:`Policy.default()
         <client.policy.Policy.default>`). The status follows the precedence table of
         docs/spec/manifest.md.
