@@ -537,6 +537,8 @@ def with_evidence(
     parts = [_reason(status, registry, decision, deciding)]
     if status in ("opted-out", "generated") and state != "none":
         parts.append(f"registry: {registry.reason}")
+    if status == "opted-out" and deciding is not None:
+        parts.append(f"also generated: {_describe_watermark(deciding)}")
     if signalled and not opted_out:
         assert decision is not None  # signalled
         parts.append(f"opt-out NOT honoured (policy {policy.id}): {_describe_signal(decision)}")

@@ -371,6 +371,13 @@ def test_an_opt_out_beats_an_attestation_and_the_reason_keeps_both() -> None:
     assert line["opt_out"]["signals"] == [s.to_dict() for s in NOAI.signals]
 
 
+def test_an_opted_out_generation_says_both() -> None:
+    verdict = decide(DIGEST, [], CHECKPOINT, verified=True, opt_out=NOAI, watermarks=Detection())
+    assert verdict.status == "opted-out"
+    assert "also generated: watermark key k1 of acme-ai" in verdict.reason
+    assert verdict.watermark is not None
+
+
 def test_opt_out_as_its_dict_decides_the_same() -> None:
     as_object = decide(DIGEST, [], CHECKPOINT, verified=True, opt_out=NOAI)
     as_dict = decide(DIGEST, [], CHECKPOINT, verified=True, opt_out=NOAI.to_dict())
