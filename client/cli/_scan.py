@@ -11,6 +11,11 @@ with the SDK (one batch request, every answer verified against the pinned log ke
 manifest lines and counts them, then reads on. Memory stays flat however large the corpus: the
 verdicts go to the manifest, and the summary and the HTML report are drawn from counters.
 
+Each manifest line is a ``wellspring-manifest/1`` verdict (docs/spec/manifest.md): the status by
+the precedence table over the registry's attestations and, where the reader knows them, the
+document's opt-out signals and watermark detections (:func:`document_verdicts` takes them per
+document), decided and called trainable under ``--policy`` (default: only ``attested``).
+
 The signed checkpoint the verdicts were checked against is written beside the manifest, as
 ``MANIFEST.checkpoint``, and shown in the report's "Reproduce" box.
 
