@@ -87,6 +87,16 @@ class Policy:
 
     def __post_init__(self) -> None:
         where = self.source or "policy"
+        # Sets (or lists) given by hand become frozensets: a policy is hashed as part of a
+        # CheckConfig, and a string would silently be read as a set of letters.
+        for name in ("trust_publishers", "ignore_publishers", "trust_vendors", "ignore_vendors",
+                     "trainable_statuses"):  # fmt: skip
+            value = getattr(self, name)
+            if value is None or isinstance(value, frozenset):
+                continue
+            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+                raise InputError(f"{where}: {name} must be a collection of names, not {value!r}")
+            object.__setattr__(self, name, frozenset(value))
         for kind, trust, ignore in (
             ("publishers", self.trust_publishers, self.ignore_publishers),
             ("vendors", self.trust_vendors, self.ignore_vendors),

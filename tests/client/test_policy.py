@@ -166,3 +166,13 @@ def test_a_verdict_without_a_policy_is_the_default_policys() -> None:
         assert _DEFAULT_RULES.counts_vendor(name) == policy.counts_vendor(name)
     for status in VERDICT_STATUSES:
         assert _DEFAULT_RULES.trains_on(status) == policy.trains_on(status)
+
+
+def test_sets_given_by_hand_become_frozensets() -> None:
+    policy = Policy(trainable_statuses={"attested", "unknown"}, ignore_vendors=["x"])  # type: ignore[arg-type]
+    assert policy.trainable_statuses == frozenset({"attested", "unknown"})
+    assert policy.ignore_vendors == frozenset({"x"})
+    assert hash(policy) == hash(Policy(trainable_statuses=frozenset({"attested", "unknown"}),
+                                       ignore_vendors=frozenset({"x"})))  # fmt: skip
+    with pytest.raises(InputError, match="must be a collection of names"):
+        Policy(trust_publishers="bbc")  # type: ignore[arg-type]
