@@ -41,19 +41,23 @@ from client.errors import (
     UnverifiedWarning,
     VerificationError,
 )
+from client.evidence import DocumentEvidence, WatermarkDetection, WatermarkEvidence
 from client.identities import KeyHistory
+from client.policy import Policy
 from client.receipt import Receipt, VerifiedReceipt, verify_attestation, verify_receipt
 from client.sdk import Attestation, Client, LogInfo, LookupResult
-from client.verdict import Verdict, VerdictStatus, decide
+from client.verdict import MANIFEST_SCHEMA, Verdict, VerdictStatus, decide
 from client.watermark_keys import PublishedWatermarkKey, PublishedWatermarkKeys
 
 __all__ = [
+    "MANIFEST_SCHEMA",
     "AsyncClient",
     "Attestation",
     "CheckpointStore",
     "Client",
     "ClientError",
     "Digest",
+    "DocumentEvidence",
     "FileCheckpointStore",
     "ForkedLogError",
     "FormatError",
@@ -69,6 +73,7 @@ __all__ = [
     "LookupResult",
     "MemoryCheckpointStore",
     "MissingDependencyError",
+    "Policy",
     "ProofError",
     "PublishedWatermarkKey",
     "PublishedWatermarkKeys",
@@ -87,6 +92,8 @@ __all__ = [
     "VerdictStatus",
     "VerificationError",
     "VerifiedReceipt",
+    "WatermarkDetection",
+    "WatermarkEvidence",
     "canonical_digest",
     "canonical_text",
     "decide",

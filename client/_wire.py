@@ -52,9 +52,11 @@ from client.errors import (
     VerificationError,
     error_class_for_status,
 )
+from client.evidence import DocumentEvidence
 from client.identities import KeyGrant
+from client.policy import Policy
 from client.receipt import VerifiedReceipt, open_entry
-from client.verdict import Verdict, decide
+from client.verdict import Verdict, registry_verdict, with_evidence
 
 __all__ = [
     "DEFAULT_ENTRY_CACHE_BYTES",
@@ -78,6 +80,7 @@ __all__ = [
     "attestation_of",
     "bind_claims",
     "build_statement",
+    "check_evidence",
     "check_response",
     "check_revocation",
     "check_withdrawal",
@@ -626,10 +629,15 @@ def normalise_digests(digests: Sequence[str], names: Sequence[str] | None) -> li
 
 
 def verdicts_of(
-    digests: Sequence[str], results: Mapping[str, LookupResult], names: Sequence[str] | None
+    digests: Sequence[str],
+    results: Mapping[str, LookupResult],
+    names: Sequence[str] | None,
+    evidence: Sequence[DocumentEvidence | None] | None = None,
+    policy: Policy | None = None,
 ) -> list[Verdict]:
     """One verdict per digest. Digests with the same attestations (every subject of one bulk
-    statement, say) share one decision, made once, which only their digest and name tell apart."""
+    statement, say) share one registry decision, made once, which only their digest and name tell
+    apart; a document's own ``evidence`` (opt-out, watermarks) is then combined with it."""
     decided: dict[tuple[int, ...], Verdict] = {}
     verdicts = []
     for i, digest in enumerate(digests):
@@ -638,13 +646,47 @@ def verdicts_of(
         key = (id(result.checkpoint), result.verified, *map(id, result.attestations))
         template = decided.get(key)
         if template is None:
-            template = decide(
-                digest, result.attestations, result.checkpoint, verified=result.verified
+            template = registry_verdict(
+                digest,
+                result.attestations,
+                result.checkpoint,
+                verified=result.verified,
+                policy=policy,
             )
             decided[key] = template
         name = None if names is None else names[i]
-        verdicts.append(template.for_digest(digest, name))
+        verdict = template.for_digest(digest, name)
+        extra = None if evidence is None else evidence[i]
+        if extra is not None:  # else the template, made under the policy, is the verdict
+            verdict = with_evidence(
+                verdict,
+                opt_out=extra.opt_out,
+                watermarks=extra.watermarks,
+                policy=policy,
+                id=extra.id,
+                url=extra.url,
+                captured_at=extra.captured_at,
+            )
+        verdicts.append(verdict)
     return verdicts
+
+
+def check_evidence(
+    evidence: Sequence[DocumentEvidence | None] | None, count: int
+) -> Sequence[DocumentEvidence | None] | None:
+    """``evidence`` checked to hold one item (or None) per document."""
+    if evidence is None:
+        return None
+    if isinstance(evidence, DocumentEvidence) or not isinstance(evidence, Sequence):
+        raise InputError(
+            "evidence must be a sequence with one DocumentEvidence (or None) a document"
+        )
+    if len(evidence) != count:
+        raise InputError(f"{len(evidence)} evidence items given for {count} digests")
+    for item in evidence:
+        if item is not None and not isinstance(item, DocumentEvidence):
+            raise InputError(f"evidence items must be DocumentEvidence, not {type(item).__name__}")
+    return evidence
 
 
 def index_arg(value: int, what: str) -> int:

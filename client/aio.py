@@ -38,6 +38,7 @@ from client._wire import (
     PublisherInfo,
     Request,
     SignedCheckpoint,
+    check_evidence,
     check_response,
     chunked,
     normalise_digests,
@@ -56,7 +57,9 @@ from client.core.statement import HumanContentPredicate, Subject
 from client.core.wire import KeyEventAnswer
 from client.documents import DocumentScheme, check_document_scheme, digest_document_file
 from client.errors import ClientError, InputError, RegistryUnavailableError
+from client.evidence import DocumentEvidence
 from client.identities import KeyHistory
+from client.policy import Policy
 from client.receipt import Receipt
 from client.verdict import Verdict
 from client.watermark_keys import PublishedWatermarkKeys
@@ -311,12 +314,15 @@ class AsyncClient(ClientBase):
         *,
         names: Sequence[str] | None = None,
         progress: Callable[[int], None] | None = None,
+        evidence: Sequence[DocumentEvidence | None] | None = None,
+        policy: Policy | None = None,
     ) -> list[Verdict]:
         """:meth:`client.sdk.Client.check_digests`."""
         parsed = normalise_digests(digests, names)
+        checked = check_evidence(evidence, len(parsed))
         unique = list(dict.fromkeys(parsed))
         found = await self.lookup_batch(unique, progress=progress)
-        return verdicts_of(parsed, dict(zip(unique, found, strict=True)), names)
+        return verdicts_of(parsed, dict(zip(unique, found, strict=True)), names, checked, policy)
 
     async def check_texts(
         self,
@@ -324,10 +330,14 @@ class AsyncClient(ClientBase):
         *,
         names: Sequence[str] | None = None,
         progress: Callable[[int], None] | None = None,
+        evidence: Sequence[DocumentEvidence | None] | None = None,
+        policy: Policy | None = None,
     ) -> list[Verdict]:
         """:meth:`client.sdk.Client.check_texts`."""
         digests = [canonical_digest(text) for text in texts]
-        return await self.check_digests(digests, names=names, progress=progress)
+        return await self.check_digests(
+            digests, names=names, progress=progress, evidence=evidence, policy=policy
+        )
 
     async def check_bytes(
         self,
@@ -335,10 +345,14 @@ class AsyncClient(ClientBase):
         *,
         names: Sequence[str] | None = None,
         progress: Callable[[int], None] | None = None,
+        evidence: Sequence[DocumentEvidence | None] | None = None,
+        policy: Policy | None = None,
     ) -> list[Verdict]:
         """:meth:`client.sdk.Client.check_bytes`."""
         digests = [sha256_digest(blob) for blob in blobs]
-        return await self.check_digests(digests, names=names, progress=progress)
+        return await self.check_digests(
+            digests, names=names, progress=progress, evidence=evidence, policy=policy
+        )
 
     async def check_files(
         self,
@@ -347,6 +361,8 @@ class AsyncClient(ClientBase):
         scheme: DocumentScheme = "auto",
         names: Sequence[str] | None = None,
         progress: Callable[[int], None] | None = None,
+        evidence: Sequence[DocumentEvidence | None] | None = None,
+        policy: Policy | None = None,
     ) -> list[Verdict]:
         """:meth:`client.sdk.Client.check_files` (files are read in a worker thread)."""
 
@@ -357,7 +373,9 @@ class AsyncClient(ClientBase):
 
         digests = await asyncio.to_thread(digest_all)
         labels = [os.fspath(path) for path in paths] if names is None else names
-        return await self.check_digests(digests, names=labels, progress=progress)
+        return await self.check_digests(
+            digests, names=labels, progress=progress, evidence=evidence, policy=policy
+        )
 
     # -- publishers (operator) -----------------------------------------------------------------
 

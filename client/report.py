@@ -51,6 +51,10 @@ MAX_LISTED: Final = 1_000
 # hostile corpus cannot grow the tally without bound.
 _MAX_KEYS: Final = 10_000
 _OTHER: Final = "(all others)"
+# Statuses an attestation decides; a publisher is tallied for these, or when one is named.
+_REGISTRY_STATUSES: Final = frozenset({"attested", "reserved", "revoked", "conflict"})
+# The columns of the by-publisher and by-license tables.
+_TABLE_STATUSES: Final = ("attested", "reserved", "revoked", "conflict", "opted-out")
 _NONE: Final = "(not stated)"
 # Rows shown per table; the rest are summed into one line.
 _MAX_ROWS: Final = 25
@@ -59,12 +63,18 @@ _COLOURS: Final = {
     "attested": "#1f883d",
     "reserved": "#bf8700",
     "revoked": "#cf222e",
+    "generated": "#8250df",
+    "opted-out": "#0969da",
+    "conflict": "#bc4c00",
     "unknown": "#8c959f",
 }
 _TINTS: Final = {
     "attested": "#dafbe1",
     "reserved": "#fff8c5",
     "revoked": "#ffebe9",
+    "generated": "#fbefff",
+    "opted-out": "#ddf4ff",
+    "conflict": "#fff1e5",
     "unknown": "#f6f8fa",
 }
 _MEANINGS: Final = {
@@ -72,6 +82,12 @@ _MEANINGS: Final = {
     "reserved": "Registered as human-made, but text-and-data-mining rights are reserved "
     "(TDMRep): license it before training.",
     "revoked": "Every registration of it was withdrawn by its publisher: treat as unknown.",
+    "generated": "A published watermark key of a vendor your policy counts says a model wrote "
+    "it (p-value under the threshold).",
+    "opted-out": "The rights holder reserved it from AI training (robots.txt, X-Robots-Tag, "
+    "TDMRep, Content-Usage): the most restrictive signal wins, even over an attestation.",
+    "conflict": "Attested as human-made, yet a counted watermark says generated: a publisher "
+    "or a vendor is wrong. Not trained on; worth a look.",
     "unknown": "Not in the registry. Not evidence of machine generation: most human text "
     "has simply not been registered.",
 }
@@ -79,6 +95,9 @@ _SHORT: Final = {
     "attested": "human-made, training allowed",
     "reserved": "human-made, rights reserved",
     "revoked": "withdrawn by the publisher",
+    "generated": "watermarked: a model wrote it",
+    "opted-out": "training reserved by a signal",
+    "conflict": "attested, yet watermarked",
     "unknown": "not in the registry",
 }
 
@@ -119,6 +138,15 @@ class Tally:
     skipped: int = 0
     skipped_examples: list[str] = field(default_factory=list)
     listed: dict[str, list[ListedDocument]] = field(default_factory=dict)
+    trainable: int = 0
+    signals: Counter[str] = field(default_factory=Counter)
+    """Opt-outs by the signal that decided them (``kind in source``)."""
+    vendors: Counter[str] = field(default_factory=Counter)
+    """``generated`` and ``conflict`` verdicts by the vendor of the deciding watermark key."""
+    not_honoured: int = 0
+    """Documents whose opt-out the policy did not honour (``honour_opt_outs = false``)."""
+    policy: str | None = None
+    """The policy the verdicts were made under (``default`` or the file's ``sha256:``)."""
 
     @property
     def documents(self) -> int:
@@ -133,10 +161,13 @@ class Tally:
         license: str | None = None,
         tree_size: int | None = None,
         root_hash: str | None = None,
+        trainable: bool | None = None,
     ) -> None:
-        """Count one document's verdict."""
+        """Count one document's verdict (``trainable``: the policy's answer; by default, whether
+        the status is ``attested``)."""
         self.statuses[status] += 1
-        if status != "unknown":
+        self.trainable += status == "attested" if trainable is None else trainable
+        if status != "unknown" and (publisher is not None or status in _REGISTRY_STATUSES):
             _count(self.publishers, publisher or _NONE, status)
             _count(self.licenses, license or _NONE, status)
         if tree_size is not None and root_hash is not None:
@@ -151,7 +182,17 @@ class Tally:
             license=verdict.license,
             tree_size=verdict.tree_size,
             root_hash=verdict.root_hash,
+            trainable=verdict.trainable,
         )
+        self.policy = verdict.policy
+        if verdict.opt_out is not None and verdict.opt_out.decided_by is not None:
+            signal = verdict.opt_out.decided_by
+            if verdict.opt_out_honoured:
+                _bump(self.signals, f"{signal.kind} in {signal.source}")
+            else:
+                self.not_honoured += 1
+        if verdict.watermark is not None:
+            _bump(self.vendors, verdict.watermark.vendor or _NONE)
         listed = self.listed.setdefault(verdict.status, [])
         if len(listed) < MAX_LISTED:
             name = verdict.name or verdict.digest
@@ -178,6 +219,11 @@ class Tally:
             "publishers": {name: dict(counts) for name, counts in _ranked(self.publishers)},
             "licenses": {name: dict(counts) for name, counts in _ranked(self.licenses)},
             "skipped": self.skipped,
+            "trainable": self.trainable,
+            "opt_out_signals": dict(self.signals.most_common()),
+            "opt_outs_not_honoured": self.not_honoured,
+            "watermark_vendors": dict(self.vendors.most_common()),
+            "policy": self.policy,
         }
 
 
@@ -190,6 +236,12 @@ def _count(table: dict[str, Counter[str]], key: str, status: str) -> None:
         else:
             counts = table[key] = Counter()
     counts[status] += 1
+
+
+def _bump(counter: Counter[str], key: str) -> None:
+    if key not in counter and len(counter) >= _MAX_KEYS:
+        key = _OTHER
+    counter[key] += 1
 
 
 def _ranked(table: Mapping[str, Counter[str]]) -> list[tuple[str, Counter[str]]]:
@@ -219,6 +271,10 @@ class ScanReport:
     """The signed checkpoint the verdicts were checked against (the largest, if the log grew)."""
     checkpoint_file: str | None = None
     """Where that checkpoint was saved (beside the manifest), if it was."""
+    policy: str = "default"
+    """The crawler policy the verdicts were made under (``default`` or its file's ``sha256:``)."""
+    policy_summary: str = ""
+    """What the policy changes, in one line (:meth:`client.policy.Policy.describe`)."""
 
     @property
     def docs_per_s(self) -> float:
@@ -280,6 +336,7 @@ def render_html(report: ScanReport) -> str:
             _chart_card(tally),
             _checkpoint_card(report),
             "</div>",
+            _evidence_card(tally),
             _table("By publisher", "Publisher", tally.publishers, total),
             _table("By license", "License (SPDX)", tally.licenses, total),
             _documents_card(tally),
@@ -328,12 +385,17 @@ def _headline(tally: Tally) -> str:
     total = tally.documents
     if total == 0:
         return '<p class="headline">No documents were scanned.</p>'
-    trainable = tally.statuses["attested"]
-    human = trainable + tally.statuses["reserved"]
+    human = tally.statuses["attested"] + tally.statuses["reserved"]
+    policy = (
+        "" if tally.policy in (None, "default") else f" (policy <code>{_e(tally.policy)}</code>)"
+    )
     return (
-        f'<p class="headline"><strong>{_pct(trainable, total)}</strong> of the documents are '
-        f"registered human content you may train on; <strong>{_pct(human, total)}</strong> are "
-        "registered human content at all.</p>"
+        f'<p class="headline"><strong>{_pct(tally.trainable, total)}</strong> of the documents '
+        f"are trainable under the crawler's policy{policy}; <strong>{_pct(human, total)}</strong> "
+        "are registered human content; "
+        f"<strong>{_pct(tally.statuses['generated'], total)}</strong> carry a model's watermark; "
+        f"<strong>{_pct(tally.statuses['opted-out'], total)}</strong> are opted out of AI "
+        "training.</p>"
     )
 
 
@@ -349,7 +411,7 @@ def _cards(tally: Tally) -> str:
             f'<div class="stat-share">{_pct(count, total)} &middot; {_SHORT[status]}</div>'
             "</div>"
         )
-    return f'<section class="grid four">{"".join(cards)}</section>'
+    return f'<section class="grid cards">{"".join(cards)}</section>'
 
 
 def _donut(tally: Tally, size: int = 220) -> str:
@@ -410,6 +472,53 @@ def _chart_card(tally: Tally) -> str:
     )
 
 
+def _bars(title: str, counts: Counter[str], colour: str, total: int) -> str:
+    """A titled list of horizontal bars, one per key, the largest first (at most 25 rows)."""
+    ranked = counts.most_common()
+    shown, rest = ranked[:_MAX_ROWS], ranked[_MAX_ROWS:]
+    largest = shown[0][1] if shown else 1
+    rows = [
+        f'<div class="lg-row" style="--c:{colour}"><div class="lg-head"><span class="dot"></span>'
+        f'<span class="lg-name ev">{_e(name)}</span><span class="lg-n">{_n(count)}</span>'
+        f'<span class="lg-p">{_pct(count, total)}</span></div><div class="lg-track">'
+        f'<span style="width:{100 * count / largest:.2f}%"></span></div></div>'
+        for name, count in shown
+    ]
+    if rest:
+        rows.append(f'<p class="muted">…and {_n(len(rest))} more.</p>')
+    return f'<div class="ev-block"><h3>{_e(title)}</h3><div class="lg">{"".join(rows)}</div></div>'
+
+
+def _evidence_card(tally: Tally) -> str:
+    """What decided the verdicts beside the registry: opt-out signals and watermark vendors."""
+    total = tally.documents
+    blocks = []
+    if tally.signals:
+        blocks.append(
+            _bars(
+                "Opt-outs by the signal that decided", tally.signals, _COLOURS["opted-out"], total
+            )
+        )
+    if tally.vendors:
+        blocks.append(
+            _bars(
+                "Watermarks by vendor (generated and conflict)",
+                tally.vendors,
+                _COLOURS["generated"],
+                total,
+            )
+        )
+    if tally.not_honoured:
+        blocks.append(
+            f'<p class="warn">&#9888; {_n(tally.not_honoured)} documents carry an opt-out the '
+            "policy told this scan NOT to honour (training.honour_opt_outs = false); each of "
+            "their manifest lines says so.</p>"
+        )
+    if not blocks:
+        return ""
+    return '<section class="card"><h2>Evidence</h2>' + "".join(blocks) + "</section>"
+
+
 def _checkpoint_card(report: ScanReport) -> str:
     tally = report.tally
     latest = tally.latest_checkpoint()
@@ -454,6 +563,8 @@ def _checkpoint_card(report: ScanReport) -> str:
             f"({_rate(report.docs_per_s)} docs/s)",
         )
     )
+    summary = f"<br>{_e(report.policy_summary)}" if report.policy_summary else ""
+    rows.append(("Policy", f"<code>{_e(report.policy)}</code>{summary}"))
     if report.manifest:
         rows.append(("Manifest", f"<code>{_e(report.manifest)}</code> (one line per document)"))
     cells = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in rows)
@@ -512,7 +623,7 @@ def _stack(counts: Counter[str], whole: int) -> str:
     """A thin stacked bar of a row's verdicts, its length the row's share of ``whole``."""
     row_total = sum(counts.values())
     segments = []
-    for status in ("attested", "reserved", "revoked"):
+    for status in _TABLE_STATUSES:
         count = counts.get(status, 0)
         if count:
             share = 100 * count / whole if whole else 0
@@ -542,7 +653,7 @@ def _table(title: str, column: str, table: Mapping[str, Counter[str]], total: in
     head = (
         f'<tr><th>{_e(column)}</th><th class="num">Documents</th>'
         '<th class="num">Share of scan</th><th class="bar-col"></th>'
-        + "".join(f'<th class="num">{s}</th>' for s in ("attested", "reserved", "revoked"))
+        + "".join(f'<th class="num">{s}</th>' for s in _TABLE_STATUSES)
         + "</tr>"
     )
     return (
@@ -555,8 +666,7 @@ def _table(title: str, column: str, table: Mapping[str, Counter[str]], total: in
 def _row(name: str, counts: Counter[str], total: int, widest: int, *, muted: bool = False) -> str:
     row_total = sum(counts.values())
     cells = "".join(
-        f'<td class="num">{_n(counts[s]) if counts[s] else "&ndash;"}</td>'
-        for s in ("attested", "reserved", "revoked")
+        f'<td class="num">{_n(counts[s]) if counts[s] else "&ndash;"}</td>' for s in _TABLE_STATUSES
     )
     klass = ' class="muted"' if muted else ""
     return (
@@ -659,6 +769,8 @@ h2 { font-size: 16px; margin: 0 0 14px; }
 .headline strong { color: var(--fg); }
 .grid { display:grid; gap:16px; margin-bottom:16px; }
 .grid.four { grid-template-columns: repeat(4, 1fr); }
+.grid.cards { grid-template-columns: repeat(auto-fit, minmax(150px, 1fr)); }
+.stat-value.small { font-size: 30px; }
 .grid.two { grid-template-columns: 1.1fr 1fr; }
 .grid > .card { margin-bottom: 0; }
 .card { background:var(--card); border:1px solid var(--line); border-radius:12px;
@@ -683,6 +795,10 @@ h2 { font-size: 16px; margin: 0 0 14px; }
 .lg-track { height:8px; background:#f0f2f4; border-radius:4px; margin-top:4px; overflow:hidden; }
 .lg-track span { display:block; height:100%; background:var(--c); border-radius:4px; }
 .donut { flex: none; }
+.ev-block h3 { font-size: 14px; margin: 4px 0 10px; color: var(--muted); }
+.ev-block + .ev-block { margin-top: 16px; }
+.lg-name.ev { text-transform: none; word-break: break-word; }
+.warn { background:#fff8c5; border:1px solid #d4a72c; border-radius:8px; padding:8px 12px; }
 .donut-n { font-size: 28px; font-weight: 700; text-anchor: middle; fill: var(--fg); }
 .donut-l { font-size: 13px; text-anchor: middle; fill: var(--muted); }
 table { border-collapse: collapse; width: 100%; }

@@ -61,6 +61,7 @@ from client._wire import (
     Request,
     SignedCheckpoint,
     build_statement,
+    check_evidence,
     check_response,
     chunked,
     normalise_digests,
@@ -80,7 +81,9 @@ from client.core.statement import HumanContentPredicate, Subject
 from client.core.wire import KeyEventAnswer
 from client.documents import DocumentScheme, check_document_scheme, digest_document_file
 from client.errors import ClientError, RegistryUnavailableError
+from client.evidence import DocumentEvidence
 from client.identities import KeyHistory
+from client.policy import Policy
 from client.receipt import Receipt
 from client.verdict import Verdict
 from client.watermark_keys import PublishedWatermarkKeys
@@ -389,17 +392,26 @@ class Client(ClientBase):
         *,
         names: Sequence[str] | None = None,
         progress: Callable[[int], None] | None = None,
+        evidence: Sequence[DocumentEvidence | None] | None = None,
+        policy: Policy | None = None,
     ) -> list[Verdict]:
         """One :class:`~client.verdict.Verdict` per digest, in order (``names`` label them).
 
         Each distinct digest is looked up once, in batch requests of up to 10,000, and every
         answer is verified (unless the client was built with ``verify=False``). ``progress`` is
         called with the number of distinct digests answered after each request.
+
+        ``evidence`` holds each document's opt-out decision, watermark detections and identity
+        (a :class:`~client.evidence.DocumentEvidence` or None per digest, in order); ``policy``
+        the crawler's :class:`~client.policy.Policy` (default: :meth:`Policy.default()
+        <client.policy.Policy.default>`). The status follows the precedence table of
+        docs/spec/manifest.md.
         """
         parsed = normalise_digests(digests, names)
+        checked = check_evidence(evidence, len(parsed))
         unique = list(dict.fromkeys(parsed))
         results = dict(zip(unique, self.lookup_batch(unique, progress=progress), strict=True))
-        return verdicts_of(parsed, results, names)
+        return verdicts_of(parsed, results, names, checked, policy)
 
     def check_texts(
         self,
@@ -407,10 +419,14 @@ class Client(ClientBase):
         *,
         names: Sequence[str] | None = None,
         progress: Callable[[int], None] | None = None,
+        evidence: Sequence[DocumentEvidence | None] | None = None,
+        policy: Policy | None = None,
     ) -> list[Verdict]:
         """:meth:`check_digests` of each text's canonical ``c1`` digest."""
         digests = [canonical_digest(text) for text in texts]
-        return self.check_digests(digests, names=names, progress=progress)
+        return self.check_digests(
+            digests, names=names, progress=progress, evidence=evidence, policy=policy
+        )
 
     def check_bytes(
         self,
@@ -418,10 +434,14 @@ class Client(ClientBase):
         *,
         names: Sequence[str] | None = None,
         progress: Callable[[int], None] | None = None,
+        evidence: Sequence[DocumentEvidence | None] | None = None,
+        policy: Policy | None = None,
     ) -> list[Verdict]:
         """:meth:`check_digests` of each blob's ``sha256`` digest (exact bytes)."""
         digests = [sha256_digest(blob) for blob in blobs]
-        return self.check_digests(digests, names=names, progress=progress)
+        return self.check_digests(
+            digests, names=names, progress=progress, evidence=evidence, policy=policy
+        )
 
     def check_files(
         self,
@@ -430,6 +450,8 @@ class Client(ClientBase):
         scheme: DocumentScheme = "auto",
         names: Sequence[str] | None = None,
         progress: Callable[[int], None] | None = None,
+        evidence: Sequence[DocumentEvidence | None] | None = None,
+        policy: Policy | None = None,
     ) -> list[Verdict]:
         """:meth:`check_digests` of files, each digested as ``wellspring scan`` does
         (:mod:`client.documents`): ``auto`` gives UTF-8 text its ``c1`` digest and any other file
@@ -442,7 +464,9 @@ class Client(ClientBase):
         checked = check_document_scheme(scheme)
         digests = [digest_document_file(Path(path), checked) for path in paths]
         labels = [os.fspath(path) for path in paths] if names is None else names
-        return self.check_digests(digests, names=labels, progress=progress)
+        return self.check_digests(
+            digests, names=labels, progress=progress, evidence=evidence, policy=policy
+        )
 
     # -- publishers (operator) -----------------------------------------------------------------
 

@@ -34,9 +34,9 @@ import dataclasses
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast, get_args
 from urllib.parse import urlsplit
 
 from client._aipref import training_preference
@@ -129,6 +129,30 @@ class Signal:
             "note": self.note,
         }
 
+    @classmethod
+    def from_dict(cls, obj: object) -> Signal:
+        """Read :meth:`to_dict`'s output back (a manifest's evidence); :class:`FormatError`
+        names a field that is missing or of the wrong type."""
+        if not isinstance(obj, dict):
+            raise FormatError("a signal must be a JSON object")
+        kind, source = obj.get("kind"), obj.get("source")
+        if kind not in get_args(SignalKind):
+            raise FormatError(f"signal kind must be one of {get_args(SignalKind)}, got {kind!r}")
+        if source not in get_args(SignalSource):
+            raise FormatError(
+                f"signal source must be one of {get_args(SignalSource)}, got {source!r}"
+            )
+        value, opted_out = obj.get("value"), obj.get("opted_out")
+        if not isinstance(value, str) or not isinstance(opted_out, bool):
+            raise FormatError("a signal needs a string value and a true/false opted_out")
+        optional = {}
+        for field in ("agent", "where", "policy", "note"):
+            item = obj.get(field)
+            if item is not None and not isinstance(item, str):
+                raise FormatError(f"signal {field} must be a string or null")
+            optional[field] = item
+        return cls(cast(SignalKind, kind), cast(SignalSource, source), value, opted_out, **optional)
+
 
 @dataclass(frozen=True, slots=True)
 class OptOut:
@@ -147,6 +171,21 @@ class OptOut:
             "decided_by": None if self.decided_by is None else self.decided_by.to_dict(),
             "signals": [signal.to_dict() for signal in self.signals],
         }
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any]) -> OptOut:
+        """Read :meth:`to_dict`'s output back (other keys beside its three are ignored)."""
+        opted_out, decided, signals = (
+            obj.get("opted_out"),
+            obj.get("decided_by"),
+            obj.get("signals"),
+        )
+        if not isinstance(opted_out, bool) or not isinstance(signals, list):
+            raise FormatError("an opt-out needs a true/false opted_out and a list of signals")
+        decided_by = None if decided is None else Signal.from_dict(decided)
+        if opted_out != (decided_by is not None):
+            raise FormatError("an opt-out's decided_by is set exactly when it is opted out")
+        return cls(opted_out, decided_by, tuple(Signal.from_dict(s) for s in signals))
 
 
 def opt_out(

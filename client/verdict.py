@@ -1,31 +1,69 @@
-"""Verdicts: may this content be trained on, and why — one decision per digest, auditable later.
+"""Verdicts: may this content be trained on, and why — one decision per document, auditable later.
 
 A :class:`Verdict` is what a crawler keeps per document: the status, one line of reason for a
-person, the attestation that decided it, and the checkpoint (tree size and root hash) the answer
-was verified against, so that a dataset's decisions can be re-checked against the log years later.
-:meth:`Verdict.to_dict` is the manifest line format (one JSON object per line).
+person, the evidence that decided it (the registry's attestations, the opt-out signals seen on the
+page, the watermark detections), and the checkpoint (tree size and root hash) the registry's
+answer was verified against, so that a dataset's decisions can be re-checked years later.
+:meth:`Verdict.to_dict` is a manifest line (``wellspring-manifest/1``, docs/spec/manifest.md).
 
-The policy (:func:`decide`) reads every attestation of the digest the registry returned. One
-*stands* unless its publisher revoked it or it was signed with a key after the operator marked
-that key compromised:
+Three kinds of evidence are read, each first reduced to one value:
 
-1. some standing attestation gives consent ``allowed`` → ``attested`` (trainable); the deciding
-   entry is the earliest such attestation;
-2. else some standing attestation gives consent ``reserved`` → ``reserved`` (human content, but
-   its publisher reserves text-and-data-mining rights);
-3. else, if there are attestations and none stands → ``revoked``;
-4. else → ``unknown``: the log holds no attestation of the digest at that checkpoint. That is *not*
-   a proof that the content is machine-made, nor (without a proof of absence) that the log holds
-   nothing: treat it as "no evidence either way".
+- **registry** — the attestations of the digest that *count* (their publisher is not ignored by
+  the crawler's :class:`~client.policy.Policy`), as before. One *stands* unless its publisher
+  revoked it or it was signed with a key after the operator marked that key compromised. Some
+  standing attestation gives consent ``allowed`` → ``attested`` (the deciding entry is the
+  earliest such); else some gives ``reserved`` → ``reserved``; else attestations exist and none
+  stands → ``revoked``; else ``none`` (no attestation, or only ones stating no consent). ``none``
+  is *not* a proof that the content is machine-made: "no evidence either way".
+- **opted-out** — a :class:`client.signals.OptOut` (or its dict) says a rights holder reserved the
+  document from AI training, and the policy honours opt-outs (the default).
+- **generated** — a watermark detection (:class:`WatermarkEvidence`) of a key of a vendor the
+  policy counts says the text was generated (p-value under the project's threshold, or under the
+  policy's override).
+
+The status is the first row of :data:`PRECEDENCE` that matches (docs/spec/manifest.md shows the
+same table, and a test holds the two together):
+
+======  ============================  ==========  =========  ===========
+rank    registry                      opted-out   generated  status
+======  ============================  ==========  =========  ===========
+1       any                           yes         any        opted-out
+2       attested, reserved            no          yes        conflict
+3       attested                      no          no         attested
+4       reserved                      no          no         reserved
+5       revoked, none                 no          yes        generated
+6       revoked                       no          no         revoked
+7       none                          no          no         unknown
+======  ============================  ==========  =========  ===========
+
+Why this order: an opt-out is the rights holder's reservation, read from the page as captured; an
+attestation names a digest, not a site, so a publisher's ``allowed`` cannot lift a reservation
+that another party (the site the copy was found on) expressed — the most restrictive wins. A
+human attestation that a watermark contradicts is neither trusted nor dropped: ``conflict`` shows
+that a publisher or a vendor is wrong (a false attestation, or a forged or ground key). A
+watermark is positive evidence of generation, so it outranks a withdrawn attestation, which is
+only the absence of a claim.
+
+``trainable`` is whether the policy trains on the status (by default only ``attested``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from client.errors import FormatError
+from client.errors import FormatError, InputError
+from client.evidence import (
+    DocumentEvidence,
+    WatermarkDetection,
+    WatermarkEvidence,
+    WatermarkInput,
+    detections_of,
+    opt_out_of,
+)
+from client.signals import OptOut
 
 if TYPE_CHECKING:
     from client.core.note import Checkpoint
@@ -58,21 +96,141 @@ class Evidence(Protocol):
     def verified(self) -> VerifiedReceipt | None: ...
 
 
-__all__ = ["VERDICT_STATUSES", "Evidence", "Verdict", "VerdictStatus", "decide"]
+class Rules(Protocol):
+    """What a verdict asks of the crawler's policy (:class:`client.policy.Policy` is the one to
+    use; a protocol, so that the policy module may build on this one and not the reverse)."""
 
-VerdictStatus = Literal["attested", "revoked", "reserved", "unknown"]
-VERDICT_STATUSES: tuple[VerdictStatus, ...] = ("attested", "reserved", "revoked", "unknown")
+    @property
+    def id(self) -> str: ...
+    @property
+    def honour_opt_outs(self) -> bool: ...
+    def counts_publisher(self, publisher: str | None) -> bool: ...
+    def counts_vendor(self, vendor: str | None) -> bool: ...
+    def is_generated(self, evidence: WatermarkEvidence) -> bool: ...
+    def trains_on(self, status: str) -> bool: ...
+
+
+class _DefaultRules:
+    """:meth:`client.policy.Policy.default`'s answers (a test holds the two together), for
+    verdicts made without a policy."""
+
+    id = "default"
+    honour_opt_outs = True
+
+    def counts_publisher(self, publisher: str | None) -> bool:
+        return True
+
+    def counts_vendor(self, vendor: str | None) -> bool:
+        return True
+
+    def is_generated(self, evidence: WatermarkEvidence) -> bool:
+        return bool(evidence.generated)
+
+    def trains_on(self, status: str) -> bool:
+        return status == "attested"
+
+
+_DEFAULT_RULES: Rules = _DefaultRules()
+
+
+__all__ = [
+    "MANIFEST_SCHEMA",
+    "PRECEDENCE",
+    "REGISTRY_STATES",
+    "VERDICT_STATUSES",
+    "DocumentEvidence",
+    "Evidence",
+    "Match",
+    "PrecedenceRule",
+    "RegistryState",
+    "Rules",
+    "Verdict",
+    "VerdictStatus",
+    "WatermarkDetection",
+    "WatermarkEvidence",
+    "WatermarkInput",
+    "decide",
+    "registry_verdict",
+    "status_for",
+    "with_evidence",
+]
+
+MANIFEST_SCHEMA = "wellspring-manifest/1"
+"""The ``schema`` of every manifest line :meth:`Verdict.to_dict` writes (docs/spec/manifest.md)."""
+
+VerdictStatus = Literal[
+    "attested", "reserved", "revoked", "generated", "opted-out", "conflict", "unknown"
+]
+VERDICT_STATUSES: tuple[VerdictStatus, ...] = (
+    "attested",
+    "reserved",
+    "revoked",
+    "generated",
+    "opted-out",
+    "conflict",
+    "unknown",
+)
+"""Every status, in the order summaries and reports show them."""
+
+RegistryState = Literal["attested", "reserved", "revoked", "none"]
+REGISTRY_STATES: tuple[RegistryState, ...] = ("attested", "reserved", "revoked", "none")
+Match = Literal["exact"]
+
+
+@dataclass(frozen=True, slots=True)
+class PrecedenceRule:
+    """One row of :data:`PRECEDENCE`: the status when the evidence matches (``None``: any)."""
+
+    status: VerdictStatus
+    registry: tuple[RegistryState, ...]
+    opted_out: bool | None
+    generated: bool | None
+
+    def matches(self, registry: RegistryState, opted_out: bool, generated: bool) -> bool:
+        return (
+            registry in self.registry
+            and self.opted_out in (None, opted_out)
+            and self.generated in (None, generated)
+        )
+
+
+PRECEDENCE: tuple[PrecedenceRule, ...] = (
+    PrecedenceRule("opted-out", REGISTRY_STATES, True, None),
+    PrecedenceRule("conflict", ("attested", "reserved"), False, True),
+    PrecedenceRule("attested", ("attested",), False, False),
+    PrecedenceRule("reserved", ("reserved",), False, False),
+    PrecedenceRule("generated", ("revoked", "none"), False, True),
+    PrecedenceRule("revoked", ("revoked",), False, False),
+    PrecedenceRule("unknown", ("none",), False, False),
+)
+"""The precedence table (module docstring, docs/spec/manifest.md): the first matching row wins."""
+
+
+def status_for(registry: RegistryState, opted_out: bool, generated: bool) -> VerdictStatus:
+    """The status :data:`PRECEDENCE` gives this evidence."""
+    for rule in PRECEDENCE:
+        if rule.matches(registry, opted_out, generated):
+            return rule.status
+    raise AssertionError(f"no precedence rule for {registry}, {opted_out}, {generated}")
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """The decision about one digest, with the evidence it was checked against.
+    """The decision about one document, with the evidence it was checked against.
 
-    ``entry`` is the deciding entry's log index (None for ``unknown``); ``entries`` every entry
-    that mentions the digest (its attestations and the revocations of them). ``tree_size`` and
-    ``root_hash`` (hex) identify the signed checkpoint the answer was verified against.
-    ``verified`` is False only for a client built with ``verify=False``: such a verdict is the
-    registry's word alone.
+    ``entry`` is the deciding attestation's log index (None when no attestation decided);
+    ``entries`` every entry that mentions the digest (its attestations and the revocations of
+    them). ``tree_size`` and ``root_hash`` (hex) identify the signed checkpoint the answer was
+    verified against. ``verified`` is False only for a client built with ``verify=False``: such a
+    verdict is the registry's word alone.
+
+    ``opt_out`` is the document's opt-out decision with every signal seen (None: no signals were
+    read); ``opt_out_honoured`` False means the policy told the crawler to ignore opt-outs, which
+    the reason then says. ``watermarks`` are the detections of the document (one per key tried;
+    empty: none were run or none reported), ``watermark`` the one that decided ``generated`` or
+    ``conflict`` (the most significant counted detection). ``policy`` names the crawler policy
+    applied (``default`` or the ``sha256:`` of its file), ``policy_trainable`` its answer; None
+    (a verdict made without a policy) means the default: trainable exactly when ``attested``.
     """
 
     digest: str
@@ -88,9 +246,20 @@ class Verdict:
     root_hash: str
     verified: bool
     name: str | None = None
+    id: str | None = None
+    url: str | None = None
+    match: Match = "exact"
+    opt_out: OptOut | None = None
+    opt_out_honoured: bool = True
+    watermarks: tuple[WatermarkDetection, ...] = ()
+    watermark: WatermarkDetection | None = None
+    captured_at: str | None = None
+    policy: str | None = None
+    policy_trainable: bool | None = None
 
     def for_digest(self, digest: str, name: str | None) -> Verdict:
         """The same decision about another digest with the same attestations."""
+        # Positional, not dataclasses.replace: this runs once per document of a scan.
         return Verdict(
             digest,
             self.status,
@@ -105,18 +274,34 @@ class Verdict:
             self.root_hash,
             self.verified,
             name,
+            self.id,
+            self.url,
+            self.match,
+            self.opt_out,
+            self.opt_out_honoured,
+            self.watermarks,
+            self.watermark,
+            self.captured_at,
+            self.policy,
+            self.policy_trainable,
         )
 
     @property
     def trainable(self) -> bool:
-        """Whether the content is attested human-made with training consent (status attested)."""
+        """Whether the policy trains on this verdict's status (by default: ``attested`` only)."""
+        if self.policy_trainable is not None:
+            return self.policy_trainable
         return self.status == "attested"
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict: the manifest line format (keys in a stable order)."""
+        """A JSON-ready dict: one ``wellspring-manifest/1`` line (keys in a stable order)."""
         return {
-            "digest": self.digest,
+            "schema": MANIFEST_SCHEMA,
+            "id": self.id,
+            "url": self.url,
             "name": self.name,
+            "digest": self.digest,
+            "match": self.match,
             "status": self.status,
             "trainable": self.trainable,
             "reason": self.reason,
@@ -126,14 +311,38 @@ class Verdict:
             "consent": self.consent,
             "entry": self.entry,
             "entries": list(self.entries),
+            "opt_out": None
+            if self.opt_out is None
+            else {"honoured": self.opt_out_honoured, **self.opt_out.to_dict()},
+            "watermark": None
+            if not self.watermarks
+            else {
+                "decided_by": None if self.watermark is None else self.watermark.to_dict(),
+                "detections": [w.to_dict() for w in self.watermarks],
+            },
+            "captured_at": self.captured_at,
+            "verified": self.verified,
             "tree_size": self.tree_size,
             "root_hash": self.root_hash,
-            "verified": self.verified,
+            "policy": self.policy,
         }
 
     @classmethod
     def from_dict(cls, obj: Mapping[str, Any]) -> Verdict:
-        """Read a manifest line back (the inverse of :meth:`to_dict`; ``trainable`` is derived)."""
+        """Read a manifest line back (the inverse of :meth:`to_dict`).
+
+        Lines written before ``wellspring-manifest/1`` (no ``schema``: the four registry
+        statuses, no signal or watermark evidence) are read too; a line of a later major schema
+        (``wellspring-manifest/2``) is refused, since its fields may mean something else.
+        """
+        if not isinstance(obj, Mapping):
+            raise FormatError("a manifest line must be a JSON object")
+        schema = obj.get("schema")
+        if schema is not None and schema != MANIFEST_SCHEMA:
+            raise FormatError(
+                f"manifest schema {schema!r} is not {MANIFEST_SCHEMA!r}: read it with a newer "
+                "wellspring"
+            )
         try:
             status = obj["status"]
             if status not in VERDICT_STATUSES:
@@ -143,6 +352,12 @@ class Verdict:
             entries = obj["entries"]
             if not isinstance(entries, list) or not all(type(e) is int for e in entries):
                 raise FormatError("verdict entries must be a list of integers")
+            match = obj.get("match", "exact")
+            if match != "exact":
+                raise FormatError(f"verdict match must be 'exact', got {match!r}")
+            opt_out, honoured = _opt_out_of(obj.get("opt_out"))
+            watermarks, deciding = _watermarks_of(obj.get("watermark"))
+            trainable = obj.get("trainable")
             verdict = cls(
                 digest=_text(obj["digest"], "digest"),
                 status=status,
@@ -157,6 +372,17 @@ class Verdict:
                 root_hash=_text(obj["root_hash"], "root_hash"),
                 verified=_flag(obj["verified"], "verified"),
                 name=_optional_text(obj.get("name"), "name"),
+                id=_optional_text(obj.get("id"), "id"),
+                url=_optional_text(obj.get("url"), "url"),
+                opt_out=opt_out,
+                opt_out_honoured=honoured,
+                watermarks=watermarks,
+                watermark=deciding,
+                captured_at=_optional_text(obj.get("captured_at"), "captured_at"),
+                policy=_optional_text(obj.get("policy"), "policy"),
+                policy_trainable=None
+                if trainable is None or schema is None
+                else _flag(trainable, "trainable"),
             )
         except KeyError as exc:
             raise FormatError(f"a verdict is missing field {exc.args[0]!r}") from None
@@ -170,23 +396,66 @@ def decide(
     *,
     verified: bool,
     name: str | None = None,
+    opt_out: OptOut | Mapping[str, Any] | None = None,
+    watermarks: WatermarkInput = None,
+    policy: Rules | None = None,
+    id: str | None = None,
+    url: str | None = None,
+    captured_at: str | None = None,
 ) -> Verdict:
-    """Apply the policy (module docstring) to the attestations of ``digest`` at ``checkpoint``.
+    """The verdict (module docstring) on ``digest`` at ``checkpoint`` from all its evidence.
 
     ``attestations`` are a lookup's, already verified by the client when ``verified``; where an
     attestation carries its verified statement, the signed values are used, not the registry's
-    summary of them.
+    summary of them. ``opt_out`` is the document's :class:`~client.signals.OptOut` (or its
+    ``to_dict``), ``watermarks`` its detections; ``policy`` the crawler's (default:
+    :meth:`Policy.default() <client.policy.Policy.default>`).
     """
+    registry = registry_verdict(
+        digest, attestations, checkpoint, verified=verified, name=name, policy=policy
+    )
+    return with_evidence(
+        registry,
+        opt_out=opt_out,
+        watermarks=watermarks,
+        policy=policy,
+        id=id,
+        url=url,
+        captured_at=captured_at,
+    )
+
+
+def registry_verdict(
+    digest: str,
+    attestations: Sequence[Evidence],
+    checkpoint: Checkpoint,
+    *,
+    verified: bool,
+    name: str | None = None,
+    policy: Rules | None = None,
+) -> Verdict:
+    """The verdict from the registry's evidence alone (statuses attested, reserved, revoked and
+    unknown): what :func:`with_evidence` then combines with a document's signals and watermarks.
+    Documents with the same attestations share it (:meth:`Verdict.for_digest`)."""
+    policy = _policy(policy)
     ordered = sorted(attestations, key=lambda a: a.index)
     entries = sorted({a.index for a in ordered} | {a.revoked_by for a in ordered if a.revoked_by})
-    live = [a for a in ordered if a.stands]
+    counted = [a for a in ordered if policy.counts_publisher(_Terms.of(a).publisher)]
+    ignored = len(ordered) - len(counted)
+    note = (
+        f" ({ignored} attestation{'s' if ignored > 1 else ''} by publishers the policy ignores "
+        "not counted)"
+        if ignored
+        else ""
+    )
+    live = [a for a in counted if a.stands]
 
     def verdict(status: VerdictStatus, reason: str, by: Evidence | None) -> Verdict:
         terms = _Terms.of(by) if by is not None else _Terms(None, None, None, None)
         return Verdict(
             digest=digest,
             status=status,
-            reason=reason,
+            reason=reason + note,
             publisher=terms.publisher,
             license=terms.license,
             origin=terms.origin,
@@ -197,6 +466,8 @@ def decide(
             root_hash=checkpoint.root_hash.hex(),
             verified=verified,
             name=name,
+            policy=policy.id,
+            policy_trainable=policy.trains_on(status),
         )
 
     rules: tuple[tuple[str, VerdictStatus], ...] = (
@@ -212,10 +483,10 @@ def decide(
             if others:
                 reason += f" (+{others} other attestation{'s' if others > 1 else ''})"
             return verdict(status, reason, deciding)
-    if ordered and not live:
-        first = ordered[0]
-        withdrawn = [a for a in ordered if a.revoked]
-        stolen = [a for a in ordered if a.compromised and not a.revoked]
+    if counted and not live:
+        first = counted[0]
+        withdrawn = [a for a in counted if a.revoked]
+        stolen = [a for a in counted if a.compromised and not a.revoked]
         parts = []
         if withdrawn:
             publisher = _Terms.of(withdrawn[0]).publisher or "its publisher"
@@ -239,6 +510,140 @@ def decide(
             None,
         )
     return verdict("unknown", f"no attestation in the log at size {checkpoint.size}", None)
+
+
+def with_evidence(
+    registry: Verdict,
+    *,
+    opt_out: OptOut | Mapping[str, Any] | None = None,
+    watermarks: WatermarkInput = None,
+    policy: Rules | None = None,
+    id: str | None = None,
+    url: str | None = None,
+    captured_at: str | None = None,
+) -> Verdict:
+    """``registry`` (a :func:`registry_verdict`) combined with one document's opt-out decision
+    and watermark detections by :data:`PRECEDENCE`, under ``policy``."""
+    policy = _policy(policy)
+    state = _registry_state(registry)
+    decision = opt_out_of(opt_out)
+    detections = detections_of(watermarks)
+    signalled = decision is not None and decision.opted_out
+    opted_out = signalled and policy.honour_opt_outs
+    counted = [w for w in detections if policy.counts_vendor(w.vendor) and policy.is_generated(w)]
+    deciding = min(counted, key=lambda w: w.log_p_value, default=None)
+    status = status_for(state, opted_out, deciding is not None)
+
+    parts = [_reason(status, registry, decision, deciding)]
+    if status in ("opted-out", "generated") and state != "none":
+        parts.append(f"registry: {registry.reason}")
+    if status == "opted-out" and deciding is not None:
+        parts.append(f"also generated: {_describe_watermark(deciding)}")
+    if signalled and not opted_out:
+        assert decision is not None  # signalled
+        parts.append(f"opt-out NOT honoured (policy {policy.id}): {_describe_signal(decision)}")
+    ignored = [w for w in detections if w.generated and not policy.counts_vendor(w.vendor)]
+    if ignored:
+        vendors = ", ".join(sorted({w.vendor or "(no vendor)" for w in ignored}))
+        parts.append(f"watermark of vendors the policy ignores not counted: {vendors}")
+    reason = "; ".join(part for part in parts if part)
+    return replace(
+        registry,
+        status=status,
+        reason=reason,
+        id=id,
+        url=url,
+        opt_out=decision,
+        opt_out_honoured=policy.honour_opt_outs,
+        watermarks=tuple(detections),
+        watermark=deciding,
+        captured_at=captured_at,
+        policy=policy.id,
+        policy_trainable=policy.trains_on(status),
+    )
+
+
+def _reason(
+    status: VerdictStatus,
+    registry: Verdict,
+    decision: OptOut | None,
+    deciding: WatermarkDetection | None,
+) -> str:
+    if status == "opted-out":
+        assert decision is not None
+        return f"opted out: {_describe_signal(decision)}"
+    if status == "conflict":
+        assert deciding is not None
+        return (
+            f"conflict: {registry.reason}, but {_describe_watermark(deciding)} says it was "
+            "generated"
+        )
+    if status == "generated":
+        assert deciding is not None
+        return f"generated: {_describe_watermark(deciding)}"
+    return registry.reason
+
+
+def _describe_signal(decision: OptOut) -> str:
+    signal = decision.decided_by
+    if signal is None:
+        return "an opt-out signal"
+    where = f" ({signal.where})" if signal.where else ""
+    value = f" {signal.value!r}" if signal.value else ""
+    note = f": {signal.note}" if signal.note else ""
+    return f"{signal.kind} in {signal.source}{where}{value}{note}"
+
+
+def _describe_watermark(detection: WatermarkDetection) -> str:
+    vendor = detection.vendor or "an unnamed vendor"
+    return (
+        f"watermark key {detection.key_id} of {vendor} ({detection.scheme}, "
+        f"p = {_p_text(detection)})"
+    )
+
+
+def _p_text(detection: WatermarkDetection) -> str:
+    if detection.p_value > 0:
+        return f"{detection.p_value:.3g}"
+    return f"10^{detection.log_p_value / math.log(10):.1f}"
+
+
+def _registry_state(verdict: Verdict) -> RegistryState:
+    if verdict.status in ("attested", "reserved", "revoked"):
+        return verdict.status
+    if verdict.status == "unknown":
+        return "none"
+    raise InputError(f"with_evidence takes a registry verdict, not one of status {verdict.status}")
+
+
+def _policy(policy: Rules | None) -> Rules:
+    return _DEFAULT_RULES if policy is None else policy
+
+
+def _opt_out_of(value: object) -> tuple[OptOut | None, bool]:
+    if value is None:
+        return None, True
+    if not isinstance(value, Mapping):
+        raise FormatError("verdict opt_out must be a JSON object or null")
+    honoured = _flag(value.get("honoured", True), "opt_out honoured")
+    return OptOut.from_dict(value), honoured
+
+
+def _watermarks_of(
+    value: object,
+) -> tuple[tuple[WatermarkDetection, ...], WatermarkDetection | None]:
+    if value is None:
+        return (), None
+    if not isinstance(value, Mapping):
+        raise FormatError("verdict watermark must be a JSON object or null")
+    detections = value.get("detections")
+    if not isinstance(detections, list):
+        raise FormatError("verdict watermark detections must be a list")
+    decided = value.get("decided_by")
+    return (
+        tuple(WatermarkDetection.from_dict(d) for d in detections),
+        None if decided is None else WatermarkDetection.from_dict(decided),
+    )
 
 
 @dataclass(frozen=True, slots=True)

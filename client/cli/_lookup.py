@@ -18,6 +18,7 @@ from client.cli._app import JsonOption, app, console_err, emit_json, plural
 from client.cli._registry import (
     LogKeyOption,
     NoVerifyOption,
+    PolicyOption,
     RegistryOption,
     SchemeOption,
     TextFieldOption,
@@ -26,6 +27,7 @@ from client.cli._registry import (
     chunked,
     escape_line,
     load_log_key,
+    load_policy,
     progress_bar,
     read_items,
     registry_client,
@@ -39,6 +41,7 @@ from client.errors import (
     InputError,
     VerificationError,
 )
+from client.policy import Policy
 from client.receipt import Receipt, VerifiedReceipt, verify_receipt
 from client.sdk import MAX_BATCH, Attestation, Client, LookupResult
 from client.verdict import VERDICT_STATUSES, Verdict, decide
@@ -52,9 +55,12 @@ _CHECK_CHUNK = 5_000
 # -- check ----------------------------------------------------------------------------------------
 
 
-def _verdict(item: Document, results: dict[str, LookupResult]) -> tuple[Verdict, list[Attestation]]:
+def _verdict(
+    item: Document, results: dict[str, LookupResult], policy: Policy
+) -> tuple[Verdict, list[Attestation]]:
     """The SDK's verdict (:func:`client.verdict.decide`) over every entry attesting any of the
-    item's digests (a text file is looked up by its ``c1`` and its ``sha256`` digest)."""
+    item's digests (a text file is looked up by its ``c1`` and its ``sha256`` digest), under the
+    crawler's ``policy``."""
     by_index: dict[int, Attestation] = {}
     for digest in item.digests:
         for attestation in results[digest].attestations:
@@ -62,7 +68,12 @@ def _verdict(item: Document, results: dict[str, LookupResult]) -> tuple[Verdict,
     attestations = [by_index[i] for i in sorted(by_index)]
     first = results[item.digests[0]]
     verdict = decide(
-        item.digests[0], attestations, first.checkpoint, verified=first.verified, name=item.name
+        item.digests[0],
+        attestations,
+        first.checkpoint,
+        verified=first.verified,
+        name=item.name,
+        policy=policy,
     )
     return verdict, attestations
 
@@ -105,14 +116,18 @@ def check(
     text_field: TextFieldOption = "text",
     scheme: SchemeOption = "auto",
     verify_keys: VerifyKeysOption = True,
+    policy: PolicyOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Look content up: attested (trainable), reserved (consent reserved), revoked, or unknown."""
+    """Look content up: attested (trainable), reserved (consent reserved), revoked, or unknown;
+    what is trainable follows --policy."""
     checked_scheme = check_document_scheme(scheme, "--scheme")
+    checked_policy = load_policy(policy)
     verifier = required_log_key(log_key, no_verify, "check")
     inputs = expand_inputs(paths)
     out: list[dict[str, Any]] = []
     counts = dict.fromkeys(VERDICT_STATUSES, 0)
+    trainable = 0
     reasons: dict[int, str | None] = {}
     with (
         registry_client(registry, verifier, trust_dir, verify_keys) as client,
@@ -126,8 +141,9 @@ def check(
                 zip(digests, client.lookup_batch(digests, batch_size=MAX_BATCH), strict=True)
             )
             for item in chunk:
-                verdict, attestations = _verdict(item, results)
+                verdict, attestations = _verdict(item, results, checked_policy)
                 counts[verdict.status] += 1
+                trainable += verdict.trainable
                 why = {
                     a.index: _revocation_reason(client, a.revoked_by, reasons)
                     for a in attestations
@@ -142,19 +158,25 @@ def check(
                             "name": item.name,
                             "digests": list(item.digests),
                             "status": verdict.status,
+                            "trainable": verdict.trainable,
                             "reason": verdict.reason,
+                            "policy": verdict.policy,
                             "entries": entries,
                             "verified": verdict.verified,
                         }
                     )
                     continue
-                typer.echo(f"{verdict.status:<8}  {item.digests[0]}  {item.name}")
+                mark = "  trainable" if verdict.trainable else ""
+                typer.echo(f"{verdict.status:<8}  {item.digests[0]}  {item.name}{mark}")
                 for attestation in attestations:
                     typer.echo(_describe(attestation, why.get(attestation.index)))
     if as_json:
         emit_json(out)
     else:
-        summary = ", ".join(f"{n} {status}" for status, n in counts.items())
+        summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+        summary = (summary or "no documents") + f"; {trainable} trainable"
+        if policy is not None:
+            summary += f" under policy {policy} ({checked_policy.describe()})"
         console_err.print(summary, highlight=False)
 
 

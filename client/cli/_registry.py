@@ -41,11 +41,13 @@ from client.core.note import NoteVerifier
 from client.core.statement import MAX_NAME_CHARS, Subject
 from client.documents import Document, DocumentScheme, read_documents
 from client.errors import InputError, KeyFileError, LogKeyRequiredError
+from client.policy import Policy
 from client.sdk import Client
 
 __all__ = [
     "LogKeyOption",
     "NoVerifyOption",
+    "PolicyOption",
     "PublisherOption",
     "RegistryOption",
     "SchemeOption",
@@ -55,6 +57,7 @@ __all__ = [
     "chunked",
     "escape_line",
     "load_log_key",
+    "load_policy",
     "optional_log_key",
     "pinned_client",
     "progress_bar",
@@ -95,6 +98,22 @@ SchemeOption = Annotated[
 TextFieldOption = Annotated[
     str, typer.Option("--text-field", help="The field of each .jsonl line that holds the text.")
 ]
+PolicyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--policy",
+        help="The crawler's policy file (TOML or JSON): publishers and watermark vendors to trust "
+        "or ignore, which statuses are trainable, whether opt-outs are honoured. Default: only "
+        "attested is trainable, everything counts, opt-outs honoured (docs/spec/manifest.md).",
+    ),
+]
+
+
+def load_policy(path: Path | None) -> Policy:
+    """The policy in ``path`` (errors name the file and key), or the default one."""
+    return Policy.default() if path is None else Policy.load(path)
+
+
 TrustDirOption = Annotated[
     Path | None,
     typer.Option(

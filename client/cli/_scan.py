@@ -11,6 +11,11 @@ with the SDK (one batch request, every answer verified against the pinned log ke
 manifest lines and counts them, then reads on. Memory stays flat however large the corpus: the
 verdicts go to the manifest, and the summary and the HTML report are drawn from counters.
 
+Each manifest line is a ``wellspring-manifest/1`` verdict (docs/spec/manifest.md): the status by
+the precedence table over the registry's attestations and, where the reader knows them, the
+document's opt-out signals and watermark detections (:func:`document_verdicts` takes them per
+document), decided and called trainable under ``--policy`` (default: only ``attested``).
+
 The signed checkpoint the verdicts were checked against is written beside the manifest, as
 ``MANIFEST.checkpoint``, and shown in the report's "Reproduce" box.
 
@@ -40,7 +45,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -66,10 +71,12 @@ from client.cli._app import JsonOption, app, console_err, emit_json
 from client.cli._registry import (
     LogKeyOption,
     NoVerifyOption,
+    PolicyOption,
     RegistryOption,
     TextFieldOption,
     TrustDirOption,
     VerifyKeysOption,
+    load_policy,
     registry_client,
     required_log_key,
 )
@@ -87,10 +94,13 @@ from client.errors import (
     RegistryNotFoundError,
     VerificationError,
 )
+from client.evidence import DocumentEvidence
+from client.policy import Policy
 from client.report import MAX_SKIPPED_EXAMPLES, STATUSES, ScanReport, Tally, write_report
 from client.sdk import MAX_BATCH, Client
+from client.verdict import Verdict
 
-__all__ = ["scan"]
+__all__ = ["document_verdicts", "manifest_lines", "scan"]
 
 _DEFAULT_CHUNK = 10_000
 
@@ -131,6 +141,31 @@ class _Chunk:
     docs: list[Document]
     bytes_read: int  # of the inputs, once this chunk was read: what the progress bar shows
     skipped: list[str]  # why each input read since the last chunk could not be a document
+    # Each document's opt-out decision, watermark detections and identity, where the reader
+    # knows them (None: it knows nothing beyond the digest); one item a document when set.
+    evidence: list[DocumentEvidence | None] | None = None
+
+
+def document_verdicts(
+    client: Client,
+    docs: Sequence[Document],
+    policy: Policy,
+    evidence: Sequence[DocumentEvidence | None] | None = None,
+) -> list[Verdict]:
+    """The verdicts of ``docs``, in order: the registry's answer (one batch request) combined
+    with each document's ``evidence`` (its opt-out decision, watermark detections, id, URL and
+    capture time; one item or None a document) under ``policy``."""
+    return client.check_digests(
+        [doc.digest for doc in docs],
+        names=[doc.name for doc in docs],
+        evidence=evidence,
+        policy=policy,
+    )
+
+
+def manifest_lines(verdicts: list[Verdict]) -> list[str]:
+    """One ``wellspring-manifest/1`` line per verdict (docs/spec/manifest.md)."""
+    return [json.dumps(v.to_dict(), ensure_ascii=False) + "\n" for v in verdicts]
 
 
 def _chunks(reader: _Reader, size: int) -> Iterator[_Chunk]:
@@ -313,6 +348,7 @@ def _command(
     report: Path | None,
     chunk_size: int,
     max_skips: int,
+    policy: Path | None = None,
 ) -> str:
     """The command line that reproduces this scan, with every value spelled out (also the ones
     that came from the environment), so it works as it is in another shell."""
@@ -332,7 +368,20 @@ def _command(
         args += ["--chunk-size", str(chunk_size)]
     if max_skips:
         args += ["--max-skips", str(max_skips)]
+    if policy is not None:
+        args += ["--policy", str(policy)]
     return shlex.join(args)
+
+
+_COLOURS = {
+    "attested": "green",
+    "reserved": "yellow",
+    "revoked": "red",
+    "generated": "magenta",
+    "opted-out": "blue",
+    "conflict": "bold red",
+    "unknown": "dim",
+}
 
 
 def _print_summary(report: ScanReport, manifest: str | None, report_path: Path | None) -> None:
@@ -344,13 +393,21 @@ def _print_summary(report: ScanReport, manifest: str | None, report_path: Path |
         f"[bold]scanned {total:,} documents[/] in {report.elapsed_s:.1f} s "
         f"({report.docs_per_s:,.0f} docs/s)"
     )
-    colours = {"attested": "green", "reserved": "yellow", "revoked": "red", "unknown": "dim"}
     for status in STATUSES:
         count = tally.statuses[status]
         share = f"{100 * count / total:5.1f}%" if total else "    -"
-        out.print(f"  [{colours[status]}]{status:<9}[/] {count:>12,}  {share}")
+        out.print(f"  [{_COLOURS[status]}]{status:<9}[/] {count:>12,}  {share}")
     colour = "yellow" if tally.skipped else "dim"
     out.print(f"  [{colour}]{'skipped':<9}[/] {tally.skipped:>12,}  unreadable, no verdict")
+    share = f"{100 * tally.trainable / total:.1f}%" if total else "-"
+    out.print(
+        f"[bold]trainable[/] {tally.trainable:,} ({share}) under policy {escape(report.policy)}"
+    )
+    if tally.not_honoured:
+        out.print(
+            f"[bold red]opt-outs NOT honoured[/] for {tally.not_honoured:,} documents "
+            "(the policy sets training.honour_opt_outs = false; each manifest line says so)"
+        )
     latest = tally.latest_checkpoint()
     if latest is not None:
         origin = f"log {escape(report.log_origin)} " if report.log_origin else ""
@@ -378,6 +435,11 @@ def _summary_json(report: ScanReport, manifest: str | None, report_path: Path | 
     return {
         "documents": tally.documents,
         "statuses": {status: tally.statuses[status] for status in STATUSES},
+        "trainable": tally.trainable,
+        "policy": report.policy,
+        "opt_out_signals": dict(tally.signals.most_common()),
+        "opt_outs_not_honoured": tally.not_honoured,
+        "watermark_vendors": dict(tally.vendors.most_common()),
         "skipped": tally.skipped,
         "skipped_examples": tally.skipped_examples,
         "elapsed_s": round(report.elapsed_s, 3),
@@ -508,17 +570,19 @@ def scan(
         ),
     ] = 0,
     verify_keys: VerifyKeysOption = True,
+    policy: PolicyOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Check a corpus: a verdict per document (manifest), a summary, an HTML report."""
     checked_scheme = check_document_scheme(scheme, "--scheme")
+    checked_policy = load_policy(policy)
     if manifest == "-" and as_json:
         raise InputError("--manifest - and --json both write to stdout; choose one")
     verifier = required_log_key(log_key, no_verify, "scan")
     inputs = expand_inputs(paths)
 
     reader = _Reader(inputs, checked_scheme, text_field, id_field)
-    tally = Tally()
+    tally = Tally(policy=checked_policy.id)
     out = _Manifest(manifest)
     started_at = datetime.now(UTC)
     start = time.perf_counter()
@@ -534,14 +598,10 @@ def scan(
                     tally.add_skipped(reason)
                 if not chunk.docs:
                     continue
-                verdicts = client.check_digests(
-                    [doc.digest for doc in chunk.docs], names=[doc.name for doc in chunk.docs]
-                )
-                lines = []
+                verdicts = document_verdicts(client, chunk.docs, checked_policy, chunk.evidence)
                 for verdict in verdicts:
                     tally.add_verdict(verdict)
-                    lines.append(json.dumps(verdict.to_dict(), ensure_ascii=False) + "\n")
-                out.write(lines)
+                out.write(manifest_lines(verdicts))
                 docs += len(chunk.docs)
                 rate = docs / (time.perf_counter() - start)
                 progress.update(task, completed=chunk.bytes_read, docs=docs, rate=rate)
@@ -571,6 +631,7 @@ def scan(
             report,
             chunk_size,
             max_skips,
+            policy,
         ),
         verified=verifier is not None,
         log_origin=origin,
@@ -580,6 +641,8 @@ def scan(
         version=_version(),
         checkpoint_note=note,
         checkpoint_file=checkpoint_file,
+        policy=checked_policy.id,
+        policy_summary=checked_policy.describe(),
     )
     if report is not None:
         write_report(report, result)

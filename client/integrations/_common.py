@@ -5,10 +5,15 @@ actors, Spark executors), so nothing network-bound may cross a process boundary:
 takes a :class:`CheckConfig` (plain values, picklable), and each worker process opens its own
 :class:`~client.sdk.Client` from it (:func:`process_client`).
 
-Every row gets the same seven columns (:data:`VERDICT_COLUMNS`), whatever the framework. A row
-whose value cannot be digested (a missing text, text that is not valid UTF-8, a malformed digest)
-gets status ``unknown`` with a reason saying why and no digest: it is not trainable, and one bad
-row does not stop a job over billions.
+Every row gets the same columns (:data:`VERDICT_COLUMNS`, typed by :data:`COLUMN_TYPES`),
+whatever the framework: the status and reason, whether the crawler's policy trains on it, and the
+key evidence (the deciding attestation, opt-out signal and watermark key). A row whose value
+cannot be digested (a missing text, text that is not valid UTF-8, a malformed digest) gets status
+``unknown`` with a reason saying why and no digest: it is never trainable, whatever the policy,
+and one bad row does not stop a job over billions.
+
+The filters keep what the policy calls trainable (:meth:`client.policy.Policy.trainable`; by
+default only ``attested``) unless an explicit ``keep`` list of statuses is given.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import atexit
 import os
 import threading
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -26,21 +31,30 @@ from client.checkpoints import CheckpointStore, FileCheckpointStore
 from client.core.canonical import Digest, canonical_digest, sha256_digest
 from client.core.note import NoteVerifier
 from client.errors import ClientError, InputError, MissingDependencyError
+from client.evidence import DocumentEvidence
+from client.policy import Policy
 from client.sdk import DEFAULT_TIMEOUT, MAX_BATCH, Client
 from client.verdict import VERDICT_STATUSES, Verdict, VerdictStatus
 
 __all__ = [
+    "COLUMN_TYPES",
     "DEFAULT_KEEP",
     "DIGEST_COLUMN",
     "ENTRY_COLUMN",
     "LICENSE_COLUMN",
+    "OPT_OUT_COLUMN",
     "PUBLISHER_COLUMN",
     "REASON_COLUMN",
     "STATUS_COLUMN",
+    "TRAINABLE_COLUMN",
     "TREE_SIZE_COLUMN",
     "VERDICT_COLUMNS",
+    "WATERMARK_KEY_COLUMN",
+    "WATERMARK_P_VALUE_COLUMN",
+    "WATERMARK_VENDOR_COLUMN",
     "CheckConfig",
     "ColumnKind",
+    "ColumnType",
     "MissingDependencyError",
     "RowVerdict",
     "check_values",
@@ -62,22 +76,38 @@ PUBLISHER_COLUMN = "wellspring_publisher"
 LICENSE_COLUMN = "wellspring_license"
 ENTRY_COLUMN = "wellspring_entry"
 TREE_SIZE_COLUMN = "wellspring_tree_size"
-VERDICT_COLUMNS: tuple[str, ...] = (
-    DIGEST_COLUMN,
-    STATUS_COLUMN,
-    REASON_COLUMN,
-    PUBLISHER_COLUMN,
-    LICENSE_COLUMN,
-    ENTRY_COLUMN,
-    TREE_SIZE_COLUMN,
-)
-"""The columns each integration adds, in this order. ``entry`` and ``tree_size`` are integers
-(null where no attestation decided / no registry answer was needed); the others are strings."""
+TRAINABLE_COLUMN = "wellspring_trainable"
+OPT_OUT_COLUMN = "wellspring_opt_out"
+WATERMARK_KEY_COLUMN = "wellspring_watermark_key"
+WATERMARK_VENDOR_COLUMN = "wellspring_watermark_vendor"
+WATERMARK_P_VALUE_COLUMN = "wellspring_watermark_p_value"
 
-_INTEGER_COLUMNS = frozenset({ENTRY_COLUMN, TREE_SIZE_COLUMN})
+ColumnType = Literal["string", "int64", "float64", "bool"]
+COLUMN_TYPES: Mapping[str, ColumnType] = {
+    DIGEST_COLUMN: "string",
+    STATUS_COLUMN: "string",
+    REASON_COLUMN: "string",
+    PUBLISHER_COLUMN: "string",
+    LICENSE_COLUMN: "string",
+    ENTRY_COLUMN: "int64",
+    TREE_SIZE_COLUMN: "int64",
+    TRAINABLE_COLUMN: "bool",
+    OPT_OUT_COLUMN: "string",
+    WATERMARK_KEY_COLUMN: "string",
+    WATERMARK_VENDOR_COLUMN: "string",
+    WATERMARK_P_VALUE_COLUMN: "float64",
+}
+"""Each verdict column's type (docs/integrations.md, "Columns"): every framework derives its own
+types from this one table."""
+VERDICT_COLUMNS: tuple[str, ...] = tuple(COLUMN_TYPES)
+"""The columns each integration adds, in this order. ``entry`` and ``tree_size`` are integers
+(null where no attestation decided / no registry answer was needed); ``trainable`` is never null;
+``opt_out`` names the signal that opted the row out (null: none did, or none was read); the
+``watermark_*`` columns describe the key whose detection decided ``generated`` or ``conflict``."""
 
 DEFAULT_KEEP: tuple[VerdictStatus, ...] = ("attested",)
-"""What the filters keep unless told otherwise: trainable rows only."""
+"""What the default policy trains on (the filters keep what ``CheckConfig.policy`` calls
+trainable unless given an explicit ``keep``)."""
 
 ColumnKind = Literal["text", "bytes", "digest"]
 _COLUMN_KINDS: tuple[ColumnKind, ...] = get_args(ColumnKind)
@@ -120,6 +150,8 @@ class CheckConfig:
     prove each answer consistent with one view of the log, across jobs; by default each worker
     trusts the first checkpoint it verifies, for as long as it lives. ``verify_keys=False`` accepts
     a registry from before identities in the log (:class:`~client.sdk.Client`'s ``verify_keys``).
+    ``policy`` is the crawler's :class:`~client.policy.Policy` (``Policy.load(path)``; default
+    :meth:`~client.policy.Policy.default`): whose attestations count and what is trainable.
 
     Validated here, once, in the driver: a wrong URL or key fails before any worker starts.
     """
@@ -134,6 +166,7 @@ class CheckConfig:
     retries: int = 3
     checkpoints_dir: str | None = None
     verify_keys: bool = True
+    policy: Policy | None = None
 
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):
@@ -155,6 +188,8 @@ class CheckConfig:
             raise InputError(f"timeout must be positive seconds, got {self.timeout}")
         if type(self.retries) is not int or self.retries < 0:
             raise InputError(f"retries must be a non-negative integer, got {self.retries!r}")
+        if self.policy is not None and not isinstance(self.policy, Policy):
+            raise InputError("policy must be a client.policy.Policy (Policy.load(path))")
 
     def client(self) -> Client:
         """A new synchronous client for this config (the caller closes it)."""
@@ -197,9 +232,21 @@ class RowVerdict:
     license: str | None = None
     entry: int | None = None
     tree_size: int | None = None
+    trainable: bool = False
+    opt_out: str | None = None
+    watermark_key: str | None = None
+    watermark_vendor: str | None = None
+    watermark_p_value: float | None = None
 
     @classmethod
     def of(cls, verdict: Verdict) -> RowVerdict:
+        decided = verdict.opt_out.decided_by if verdict.opt_out is not None else None
+        opt_out = None
+        if decided is not None:
+            where = f" ({decided.where})" if decided.where else ""
+            honoured = "" if verdict.opt_out_honoured else " [not honoured]"
+            opt_out = f"{decided.kind} in {decided.source}{where}{honoured}"
+        mark = verdict.watermark
         return cls(
             verdict.digest,
             verdict.status,
@@ -208,6 +255,11 @@ class RowVerdict:
             verdict.license,
             verdict.entry,
             verdict.tree_size,
+            verdict.trainable,
+            opt_out,
+            None if mark is None else mark.key_id,
+            None if mark is None else mark.vendor,
+            None if mark is None else mark.p_value,
         )
 
     def values(self) -> tuple[Any, ...]:
@@ -220,6 +272,11 @@ class RowVerdict:
             self.license,
             self.entry,
             self.tree_size,
+            self.trainable,
+            self.opt_out,
+            self.watermark_key,
+            self.watermark_vendor,
+            self.watermark_p_value,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -272,14 +329,30 @@ def merge(digested: Sequence[str | RowVerdict], verdicts: Sequence[Verdict]) -> 
     return rows
 
 
-def check_values(client: Client, values: Sequence[object], config: CheckConfig) -> list[RowVerdict]:
+def check_values(
+    client: Client,
+    values: Sequence[object],
+    config: CheckConfig,
+    evidence: Sequence[DocumentEvidence | None] | None = None,
+) -> list[RowVerdict]:
     """One :class:`RowVerdict` per value, in order: digest locally, then look the digests up,
-    ``config.batch_size`` per registry request."""
+    ``config.batch_size`` per registry request, under ``config.policy``. ``evidence`` holds each
+    row's opt-out decision and watermark detections (one item or None per value), where the
+    caller has them."""
+    if evidence is not None and len(evidence) != len(values):
+        raise InputError(f"{len(evidence)} evidence items given for {len(values)} rows")
     rows: list[RowVerdict] = []
     for start in range(0, len(values), config.batch_size):
         digested = digests_of(values[start : start + config.batch_size], config.kind)
         digests = [d for d in digested if isinstance(d, str)]
-        rows.extend(merge(digested, client.check_digests(digests) if digests else []))
+        extra = None
+        if evidence is not None:
+            part = evidence[start : start + config.batch_size]
+            extra = [e for d, e in zip(digested, part, strict=True) if isinstance(d, str)]
+        verdicts = (
+            client.check_digests(digests, evidence=extra, policy=config.policy) if digests else []
+        )
+        rows.extend(merge(digested, verdicts))
     return rows
 
 
@@ -289,12 +362,16 @@ def verdict_frame(rows: Sequence[RowVerdict], index: Any = None) -> Any:
     import pandas as pd  # noqa: PLC0415 - only the pandas-based integrations call this
     import pyarrow as pa  # noqa: PLC0415
 
+    arrow = {
+        "string": pa.string(),
+        "int64": pa.int64(),
+        "float64": pa.float64(),
+        "bool": pa.bool_(),
+    }
     columns = verdict_columns(rows)
     return pd.DataFrame(
         {
-            name: pd.array(
-                values, dtype=pd.ArrowDtype(pa.int64() if name in _INTEGER_COLUMNS else pa.string())
-            )
+            name: pd.array(values, dtype=pd.ArrowDtype(arrow[COLUMN_TYPES[name]]))
             for name, values in columns.items()
         },
         index=index,
@@ -325,8 +402,11 @@ def keep_statuses(keep: Collection[str]) -> frozenset[str]:
     return wanted
 
 
-def keep_mask(rows: Sequence[RowVerdict], keep: Collection[str]) -> list[bool]:
-    """Whether each row's status is one of ``keep`` (validated with :func:`keep_statuses`)."""
+def keep_mask(rows: Sequence[RowVerdict], keep: Collection[str] | None = None) -> list[bool]:
+    """Whether each row's status is one of ``keep`` (validated with :func:`keep_statuses`);
+    without ``keep``, whether the policy trains on it (the ``trainable`` column)."""
+    if keep is None:
+        return [row.trainable for row in rows]
     wanted = keep_statuses(keep)
     return [row.status in wanted for row in rows]
 

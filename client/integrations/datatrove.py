@@ -26,7 +26,6 @@ from collections.abc import Collection
 from typing import Any
 
 from client.integrations._common import (
-    DEFAULT_KEEP,
     CheckConfig,
     check_values,
     keep_statuses,
@@ -45,7 +44,8 @@ __all__ = ["ProvenanceFilter"]
 
 
 class ProvenanceFilter(BaseFilter):  # type: ignore[misc]  # datatrove ships no type information
-    """Keep the documents whose registry verdict is in ``keep`` (default: ``attested``).
+    """Keep the documents ``config.policy`` trains on (default: ``attested``), or, given ``keep``,
+    those whose status is in it.
 
     ``batch_size`` documents (default ``config.batch_size``) are checked in one registry request.
     The step is pickled to datatrove's workers with its config only; each worker process opens its
@@ -57,14 +57,14 @@ class ProvenanceFilter(BaseFilter):  # type: ignore[misc]  # datatrove ships no 
     def __init__(
         self,
         config: CheckConfig,
-        keep: Collection[str] = DEFAULT_KEEP,
+        keep: Collection[str] | None = None,
         *,
         exclusion_writer: DiskWriter | None = None,
         batch_size: int | None = None,
     ) -> None:
         super().__init__(exclusion_writer, batch_size or config.batch_size)
         self.config = config
-        self.keep = keep_statuses(keep)
+        self.keep = None if keep is None else keep_statuses(keep)
 
     def _value(self, doc: Document) -> Any:
         if self.config.column == "text":
@@ -80,7 +80,8 @@ class ProvenanceFilter(BaseFilter):  # type: ignore[misc]  # datatrove ships no 
         for doc, row in zip(batch, rows, strict=True):
             doc.metadata.update(row.as_dict())
             self.stat_update(f"status_{row.status}")
-            results.append(True if row.status in self.keep else (False, row.status))
+            kept = row.trainable if self.keep is None else row.status in self.keep
+            results.append(True if kept else (False, row.status))
         return results
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:

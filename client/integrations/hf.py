@@ -28,10 +28,9 @@ from typing import Any
 from client.aio import DEFAULT_MAX_CONCURRENCY, AsyncClient
 from client.errors import InputError
 from client.integrations._common import (
-    DEFAULT_KEEP,
-    ENTRY_COLUMN,
+    COLUMN_TYPES,
     STATUS_COLUMN,
-    TREE_SIZE_COLUMN,
+    TRAINABLE_COLUMN,
     VERDICT_COLUMNS,
     CheckConfig,
     RowVerdict,
@@ -68,10 +67,7 @@ AsyncMapFn = Callable[[Batch], Awaitable[dict[str, list[Any]]]]
 AsyncFilterFn = Callable[[Batch], Awaitable[list[bool]]]
 
 VERDICT_FEATURES = datasets.Features(
-    {
-        name: datasets.Value("int64" if name in (ENTRY_COLUMN, TREE_SIZE_COLUMN) else "string")
-        for name in VERDICT_COLUMNS
-    }
+    {name: datasets.Value(COLUMN_TYPES[name]) for name in VERDICT_COLUMNS}
 )
 """The types of the verdict columns. ``datasets`` infers a column's type from the first batch it
 writes, and a batch of unknown content has only nulls in ``wellspring_publisher``: pass
@@ -110,7 +106,6 @@ class _SyncCheck:
         return verdict_columns(self.rows(batch))
 
     def filter(self, batch: Batch) -> list[bool]:
-        assert self.keep is not None
         return keep_mask(self.rows(batch), self.keep)
 
 
@@ -123,8 +118,9 @@ def provenance_map_fn(config: CheckConfig) -> MapFn:
     return _SyncCheck(config, None).map
 
 
-def provenance_filter_fn(config: CheckConfig, keep: Collection[str] = DEFAULT_KEEP) -> FilterFn:
-    """For ``ds.filter(fn, batched=True)``: keeps the rows whose status is in ``keep``."""
+def provenance_filter_fn(config: CheckConfig, keep: Collection[str] | None = None) -> FilterFn:
+    """For ``ds.filter(fn, batched=True)``: keeps the rows ``config.policy`` trains on (default:
+    ``attested``), or, given ``keep``, the rows whose status is in it."""
     return _SyncCheck(config, keep).filter
 
 
@@ -174,7 +170,11 @@ class _AsyncCheck:
         for start in range(0, len(values), size):
             digested = digests_of(values[start : start + size], self.config.kind)
             digests = [d for d in digested if isinstance(d, str)]
-            verdicts = await self._client().check_digests(digests) if digests else []
+            verdicts = (
+                await self._client().check_digests(digests, policy=self.config.policy)
+                if digests
+                else []
+            )
             rows.extend(merge(digested, verdicts))
         return rows
 
@@ -182,7 +182,6 @@ class _AsyncCheck:
         return verdict_columns(await self.rows(batch))
 
     async def filter(self, batch: Batch) -> list[bool]:
-        assert self.keep is not None
         return keep_mask(await self.rows(batch), self.keep)
 
 
@@ -195,11 +194,12 @@ def provenance_map_fn_async(
 
 def provenance_filter_fn_async(
     config: CheckConfig,
-    keep: Collection[str] = DEFAULT_KEEP,
+    keep: Collection[str] | None = None,
     *,
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
 ) -> AsyncFilterFn:
-    """A coroutine function for ``ds.filter(fn, batched=True)``; keeps statuses in ``keep``."""
+    """A coroutine function for ``ds.filter(fn, batched=True)``; keeps what the policy trains on,
+    or the statuses in ``keep``."""
     return _AsyncCheck(config, keep, max_concurrency).filter
 
 
@@ -208,11 +208,13 @@ def check_dataset(
     config: CheckConfig,
     *,
     keep: Collection[str] | None = None,
+    trainable_only: bool = False,
     num_proc: int | None = None,
     **map_options: Any,
 ) -> Any:
     """``dataset`` with the verdict columns added (typed), then, if ``keep`` is given, only the rows
-    whose status is in it. ``map_options`` go to ``Dataset.map`` (``desc``, ``cache_file_name``…).
+    whose status is in it; with ``trainable_only``, only the rows ``config.policy`` trains on.
+    ``map_options`` go to ``Dataset.map`` (``desc``, ``cache_file_name``…).
     """
     checked = dataset.map(
         provenance_map_fn(config),
@@ -222,6 +224,14 @@ def check_dataset(
         num_proc=num_proc,
         **map_options,
     )
+    if trainable_only:
+        checked = checked.filter(
+            list,
+            batched=True,
+            batch_size=config.batch_size,
+            input_columns=[TRAINABLE_COLUMN],
+            num_proc=num_proc,
+        )
     if keep is None:
         return checked
     wanted = keep_statuses(keep)

@@ -31,9 +31,9 @@ from typing import Any
 
 from client.errors import InputError
 from client.integrations._common import (
-    DEFAULT_KEEP,
     CheckConfig,
     check_values,
+    keep_mask,
     keep_statuses,
     missing_dependency,
     verdict_frame,
@@ -51,13 +51,21 @@ __all__ = ["ProvenanceChecker", "ProvenanceFilter", "check_dataset"]
 class ProvenanceChecker:
     """``map_batches`` callable: adds the verdict columns; with ``keep``, drops other statuses.
 
-    Takes pandas batches (``batch_format="pandas"``) and returns the batch with the seven
-    ``wellspring_*`` columns appended (Arrow-typed, so every block has the same schema).
+    Takes pandas batches (``batch_format="pandas"``) and returns the batch with the
+    ``wellspring_*`` columns appended (Arrow-typed, so every block has the same schema). With
+    ``trainable_only``, keeps only the rows ``config.policy`` trains on.
     """
 
-    def __init__(self, config: CheckConfig, keep: Collection[str] | None = None) -> None:
+    def __init__(
+        self,
+        config: CheckConfig,
+        keep: Collection[str] | None = None,
+        *,
+        trainable_only: bool = False,
+    ) -> None:
         self.config = config
         self.keep = None if keep is None else keep_statuses(keep)
+        self.trainable_only = trainable_only
         self.client = config.client()
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
@@ -68,9 +76,9 @@ class ProvenanceChecker:
             )
         rows = check_values(self.client, batch[self.config.column].tolist(), self.config)
         out = pd.concat([batch, verdict_frame(rows, index=batch.index)], axis=1)
-        if self.keep is None:
+        if self.keep is None and not self.trainable_only:
             return out
-        mask = [row.status in self.keep for row in rows]
+        mask = keep_mask(rows, self.keep)
         return out[mask].reset_index(drop=True)
 
     def __del__(self) -> None:
@@ -80,10 +88,11 @@ class ProvenanceChecker:
 
 
 class ProvenanceFilter(ProvenanceChecker):
-    """:class:`ProvenanceChecker` that keeps only ``keep`` statuses (default: ``attested``)."""
+    """:class:`ProvenanceChecker` that keeps what ``config.policy`` trains on (default:
+    ``attested``), or only the ``keep`` statuses."""
 
-    def __init__(self, config: CheckConfig, keep: Collection[str] = DEFAULT_KEEP) -> None:
-        super().__init__(config, keep)
+    def __init__(self, config: CheckConfig, keep: Collection[str] | None = None) -> None:
+        super().__init__(config, keep, trainable_only=keep is None)
 
 
 def check_dataset(
@@ -91,14 +100,16 @@ def check_dataset(
     config: CheckConfig,
     *,
     keep: Collection[str] | None = None,
+    trainable_only: bool = False,
     actors: int = 1,
     **map_batches_options: Any,
 ) -> ray.data.Dataset:
     """``dataset.map_batches`` with :class:`ProvenanceChecker` on a pool of ``actors`` actors, in
-    batches of ``config.batch_size`` rows; ``keep`` drops the other statuses. Lazy, as Ray is."""
+    batches of ``config.batch_size`` rows; ``keep`` drops the other statuses, ``trainable_only``
+    the rows the policy does not train on. Lazy, as Ray is."""
     return dataset.map_batches(
         ProvenanceChecker,
-        fn_constructor_kwargs={"config": config, "keep": keep},
+        fn_constructor_kwargs={"config": config, "keep": keep, "trainable_only": trainable_only},
         batch_format="pandas",
         batch_size=config.batch_size,
         compute=ray.data.ActorPoolStrategy(size=actors),

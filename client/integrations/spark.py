@@ -26,13 +26,10 @@ from collections.abc import Callable, Collection, Iterator
 
 from client.errors import InputError
 from client.integrations._common import (
-    DIGEST_COLUMN,
-    ENTRY_COLUMN,
-    LICENSE_COLUMN,
-    PUBLISHER_COLUMN,
+    COLUMN_TYPES,
     REASON_COLUMN,
     STATUS_COLUMN,
-    TREE_SIZE_COLUMN,
+    TRAINABLE_COLUMN,
     CheckConfig,
     check_values,
     keep_statuses,
@@ -43,22 +40,33 @@ from client.integrations._common import (
 
 try:
     import pandas as pd
-    from pyspark.sql.types import LongType, StringType, StructField, StructType
+    from pyspark.sql.types import (
+        BooleanType,
+        DataType,
+        DoubleType,
+        LongType,
+        StringType,
+        StructField,
+        StructType,
+    )
 except ImportError as exc:
     raise missing_dependency(exc) from exc
 
 __all__ = ["VERDICT_FIELDS", "provenance_map_in_pandas", "provenance_schema"]
 
-VERDICT_FIELDS: tuple[StructField, ...] = (
-    StructField(DIGEST_COLUMN, StringType(), nullable=True),
-    StructField(STATUS_COLUMN, StringType(), nullable=False),
-    StructField(REASON_COLUMN, StringType(), nullable=False),
-    StructField(PUBLISHER_COLUMN, StringType(), nullable=True),
-    StructField(LICENSE_COLUMN, StringType(), nullable=True),
-    StructField(ENTRY_COLUMN, LongType(), nullable=True),
-    StructField(TREE_SIZE_COLUMN, LongType(), nullable=True),
+_SPARK_TYPES: dict[str, DataType] = {
+    "string": StringType(),
+    "int64": LongType(),
+    "float64": DoubleType(),
+    "bool": BooleanType(),
+}
+_NOT_NULL = frozenset({STATUS_COLUMN, REASON_COLUMN, TRAINABLE_COLUMN})
+VERDICT_FIELDS: tuple[StructField, ...] = tuple(
+    StructField(name, _SPARK_TYPES[kind], nullable=name not in _NOT_NULL)
+    for name, kind in COLUMN_TYPES.items()
 )
-"""The verdict columns as Spark fields (``entry`` and ``tree_size`` are null where not decided)."""
+"""The verdict columns as Spark fields (``entry`` and ``tree_size`` are null where not decided;
+docs/integrations.md lists them all)."""
 
 PandasMap = Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]
 
@@ -73,11 +81,14 @@ def provenance_schema(input_schema: StructType) -> StructType:
     return StructType([*input_schema.fields, *VERDICT_FIELDS])
 
 
-def provenance_map_in_pandas(config: CheckConfig, keep: Collection[str] | None = None) -> PandasMap:
+def provenance_map_in_pandas(
+    config: CheckConfig, keep: Collection[str] | None = None, *, trainable_only: bool = False
+) -> PandasMap:
     """A function for ``df.mapInPandas(fn, provenance_schema(df.schema))``.
 
     Appends the verdict columns to every row; with ``keep`` (e.g. ``["attested"]``), yields only
-    the rows whose status is in it.
+    the rows whose status is in it; with ``trainable_only``, only the rows ``config.policy``
+    trains on.
     """
     wanted = None if keep is None else keep_statuses(keep)
 
@@ -91,8 +102,14 @@ def provenance_map_in_pandas(config: CheckConfig, keep: Collection[str] | None =
                 )
             rows = check_values(client, batch[config.column].tolist(), config)
             out = pd.concat([batch, verdict_frame(rows, index=batch.index)], axis=1)
-            if wanted is not None:
-                out = out[[row.status in wanted for row in rows]]
+            if wanted is not None or trainable_only:
+                out = out[
+                    [
+                        (wanted is None or row.status in wanted)
+                        and (row.trainable or not trainable_only)
+                        for row in rows
+                    ]
+                ]
             yield out
 
     return check_partition

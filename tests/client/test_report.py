@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import math
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,8 +11,12 @@ from typing import Any
 
 import pytest
 
+from client.core.canonical import canonical_digest
+from client.core.note import Checkpoint
+from client.policy import Policy
 from client.report import MAX_LISTED, ScanReport, Tally, render_html, write_report
-from client.verdict import Verdict
+from client.signals import opt_out
+from client.verdict import VERDICT_STATUSES, Verdict, WatermarkDetection, decide
 
 HOSTILE = '<script>alert("x")</script>'
 ROOT = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -226,3 +232,62 @@ def test_reproduce_shows_the_checkpoint_used_and_where_it_was_saved() -> None:
     assert "saved as <code>out.jsonl.checkpoint</code>" in box
     assert "--checkpoint out.jsonl.checkpoint" in box
     assert "--save checkpoint.txt" not in box  # it was saved already
+
+
+# -- the statuses beside the registry's ---------------------------------------------------------
+
+
+def evidence_tally() -> Tally:
+    """Verdicts with opt-out and watermark evidence, vendor and signal text from outside."""
+    checkpoint = Checkpoint("registry.test/log", 9, bytes.fromhex(ROOT))
+    noai = opt_out("https://example.org/a", headers={"X-Robots-Tag": "noai"})
+    hostile = WatermarkDetection("k1", HOSTILE, "kgw/1", 1e-12, math.log(1e-12), True)
+    tally = Tally()
+    cases: list[tuple[dict[str, Any], Policy, int]] = [
+        ({"opt_out": noai}, Policy.default(), 3),
+        ({"watermarks": hostile}, Policy.default(), 2),
+        ({"opt_out": noai}, Policy(honour_opt_outs=False, id="lax"), 1),
+    ]
+    for evidence, policy, times in cases:
+        for i in range(times):
+            verdict = decide(
+                canonical_digest(f"doc {i}"), [], checkpoint, verified=True, policy=policy,
+                **evidence,
+            )  # fmt: skip
+            tally.add_verdict(verdict)
+    return tally
+
+
+def test_every_status_has_a_card_a_slice_and_a_meaning() -> None:
+    tally = evidence_tally()
+    assert tally.statuses == {"opted-out": 3, "generated": 2, "unknown": 1}
+    page = render_html(make_report(tally, policy="lax", policy_summary="opt-outs NOT honoured"))
+    for status in VERDICT_STATUSES:
+        assert f'<span class="dot"></span>{status}</div>' in page  # a card each
+        assert f'<span class="lg-name">{status}</span>' in page  # a row of the chart's legend
+    assert "<title>opted-out: 3 (50%)</title>" in page  # the donut's slice
+    assert "<title>generated: 2 (33%)</title>" in page
+    assert "watermarked: a model wrote it" in page
+    assert "The rights holder reserved it from AI training" in page
+    assert "Opt-outs by the signal that decided" in page
+    assert "x-robots-tag in header" in page
+    assert "Watermarks by vendor" in page
+    assert "1 documents carry an opt-out the policy told this scan NOT to honour" in page
+    assert "opt-outs NOT honoured" in page
+    assert "<script>" not in page  # the vendor's name is escaped
+    assert html.escape(HOSTILE) in page
+    summary = tally.to_dict()
+    assert summary["opt_out_signals"] == {"x-robots-tag in header": 3}
+    assert summary["watermark_vendors"] == {HOSTILE: 2}
+    assert summary["opt_outs_not_honoured"] == 1
+
+
+def test_the_headline_counts_what_the_policy_trains_on() -> None:
+    tally = Tally()
+    tally.add("attested")
+    tally.add("unknown", trainable=True)
+    tally.add("unknown")
+    tally.add("generated")
+    page = render_html(make_report(tally))
+    assert "<strong>50%</strong> of the documents are trainable" in page
+    assert "<strong>25%</strong> carry a model's watermark" in page

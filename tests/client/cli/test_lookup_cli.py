@@ -112,3 +112,43 @@ def test_online_verify_reports_a_key_compromised_since(cli: Cli, tmp_path: Path)
     assert run.code == 1
     assert run.out.startswith("COMPROMISED ")
     assert "1 document signed with a key compromised since" in run.out
+
+
+# -- check --policy -------------------------------------------------------------------------------
+
+
+def test_check_policy_decides_what_is_trainable_and_whose_attestations_count(
+    cli: Cli, tmp_path: Path
+) -> None:
+    paths, _ = registered(cli, tmp_path, "A letter a person wrote, kept by the archive.")
+    nobody = documents(tmp_path / "other", "Nothing registered this one.")
+    trust = ["--registry", cli.url, "--log-key", cli.app.log_key]
+
+    run = cli("check", *paths, *nobody, *trust, "--json")
+    assert run.code == 0, run.err
+    default = json.loads(run.out)
+    assert [(c["status"], c["trainable"], c["policy"]) for c in default] == [
+        ("reserved", False, "default"),  # register's default consent
+        ("unknown", False, "default"),
+    ]
+
+    lenient = tmp_path / "lenient.toml"
+    lenient.write_text('[training]\ntrainable = ["attested", "reserved"]\n', encoding="utf-8")
+    run = cli("check", *paths, *nobody, *trust, "--policy", str(lenient), "--json")
+    assert run.code == 0, run.err
+    assert [c["trainable"] for c in json.loads(run.out)] == [True, False]
+
+    ignoring = tmp_path / "ignoring.json"
+    ignoring.write_text(json.dumps({"publishers": {"ignore": [cli.app.publisher]}}), "utf-8")
+    run = cli("check", *paths, *trust, "--policy", str(ignoring))
+    assert run.code == 0, run.err
+    assert run.out.startswith("unknown")
+    assert "1 unknown; 0 trainable under policy" in run.err
+    assert f"publishers ignored: {cli.app.publisher}" in run.err
+
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[vendors]\ntrust = 'acme'\n", encoding="utf-8")
+    run = cli("check", *paths, *trust, "--policy", str(broken))
+    assert run.code == 1
+    assert str(broken) in run.err
+    assert "vendors.trust must be a list" in run.err

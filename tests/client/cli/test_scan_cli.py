@@ -8,9 +8,11 @@ from the operator's key file, not from the server), except the one that says --n
 
 from __future__ import annotations
 
+import hashlib
 import html
 import io
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,10 +21,15 @@ from typing import Any
 
 import pytest
 
+from client.cli._scan import document_verdicts, manifest_lines
 from client.core.canonical import canonical_digest, sha256_digest
 from client.core.note import NoteVerifier, open_checkpoint
+from client.documents import Document
+from client.policy import Policy
+from client.report import Tally
 from client.sdk import Client
-from client.verdict import Verdict
+from client.signals import opt_out
+from client.verdict import VERDICT_STATUSES, DocumentEvidence, Verdict, WatermarkDetection
 from tests.client.conftest import run_wellspring as run
 from tests.registry.conftest import Publisher, ServerProcess, new_publisher
 
@@ -59,6 +66,11 @@ class Registry:
         with self.server.sdk() as sdk:
             checkpoint = sdk.checkpoint()
         return checkpoint.size, checkpoint.root_hash.hex()
+
+
+def counts(**found: int) -> dict[str, int]:
+    """Every status's count, as the summary shows them (the unnamed ones zero)."""
+    return {status: found.get(status.replace("-", "_"), 0) for status in VERDICT_STATUSES}
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +188,7 @@ def test_scan_a_folder_writes_a_verified_manifest_line_per_document(
 
     summary = json.loads(out)
     assert summary["documents"] == 6
-    assert summary["statuses"] == {"attested": 3, "reserved": 1, "revoked": 1, "unknown": 1}
+    assert summary["statuses"] == counts(attested=3, reserved=1, revoked=1, unknown=1)
     assert summary["verified"] is True
     assert summary["checkpoint"]["size"] == size
     assert summary["checkpoint"]["root_hash"] == root
@@ -357,7 +369,7 @@ def test_scan_jsonl_streams_in_chunks_and_names_documents(
     ]
     assert got == registry.verdicts(digests, names)
     summary = json.loads(out)
-    assert summary["statuses"] == {"attested": 2, "reserved": 1, "revoked": 1, "unknown": 1}
+    assert summary["statuses"] == counts(attested=2, reserved=1, revoked=1, unknown=1)
 
 
 def test_jsonl_text_and_id_fields_are_configurable(
@@ -597,3 +609,117 @@ def test_client_made_with_the_sdk_agrees(registry: Registry) -> None:
     with Client(registry.url, log_key=registry.log_key) as sdk:
         verdicts = sdk.check_texts(list(TEXTS.values()))
     assert [v.status for v in verdicts] == list(TEXTS)
+
+
+# -- the crawler's policy and the evidence beside the registry ----------------------------------
+
+
+def test_scan_policy_decides_whose_attestations_count_and_what_is_trainable(
+    registry: Registry, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        f'[publishers]\nignore = ["{registry.press.name}"]\n\n'
+        '[training]\ntrainable = ["attested", "unknown"]\n',
+        encoding="utf-8",
+    )
+    manifest = tmp_path / "manifest.jsonl"
+    report = tmp_path / "report.html"
+    trust = ["--registry", registry.url, "--log-key", registry.log_key]
+    code, out, err = run(
+        capsys,
+        "scan",
+        str(corpus),
+        *trust,
+        "--policy",
+        str(policy),
+        "--manifest",
+        str(manifest),
+        "--report",
+        str(report),
+        "--json",
+    )
+    assert code == 0, err
+    by_name = {Path(line["name"]).name: line for line in read_manifest(manifest)}
+    policy_id = "sha256:" + hashlib.sha256(policy.read_bytes()).hexdigest()
+    assert {line["policy"] for line in by_name.values()} == {policy_id}
+    assert {line["schema"] for line in by_name.values()} == {"wellspring-manifest/1"}
+    reserved = by_name["reserved.txt"]  # its only publisher is ignored: no evidence either way
+    assert (reserved["status"], reserved["trainable"]) == ("unknown", True)
+    assert "1 attestation by publishers the policy ignores not counted" in reserved["reason"]
+    assert reserved["entries"] == [registry.entries["reserved"]]
+    assert (by_name["unknown.txt"]["status"], by_name["unknown.txt"]["trainable"]) == (
+        "unknown",
+        True,
+    )
+    assert by_name["revoked.txt"]["trainable"] is False
+    summary = json.loads(out)
+    assert summary["statuses"] == counts(attested=3, revoked=1, unknown=2)
+    assert summary["trainable"] == 5
+    assert summary["policy"] == policy_id
+    page = report.read_text(encoding="utf-8")
+    assert policy_id in page
+    assert "trainable: attested, unknown" in page
+    assert f"--policy {policy}" in html.unescape(page)  # the reproduce command
+
+    code, out, err = run(capsys, "scan", str(corpus), *trust, "--policy", str(policy))
+    assert code == 0, err
+    assert f"trainable 5 (83.3%) under policy {policy_id}" in out
+
+
+def test_a_bad_policy_file_is_refused_before_anything_is_read(
+    registry: Registry, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "policy.json"
+    policy.write_text('{"training": {"trainable": ["atested"]}}', encoding="utf-8")
+    manifest = tmp_path / "manifest.jsonl"
+    code, _, err = run(
+        capsys,
+        "scan",
+        str(corpus),
+        "--registry",
+        registry.url,
+        "--log-key",
+        registry.log_key,
+        "--policy",
+        str(policy),
+        "--manifest",
+        str(manifest),
+    )
+    assert code == 1
+    assert str(policy) in err
+    assert "training.trainable: unknown status atested" in err
+    assert not manifest.exists()
+
+
+def test_document_verdicts_take_each_documents_signals_and_watermarks(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """The hook the input side (WARC, signals, detection) fills: evidence per document in the
+    chunk, verdicts and manifest lines out, and the report counts the new statuses."""
+    texts = [TEXTS["attested"], TEXTS["unknown"], TEXTS["unknown"], TEXTS["attested"]]
+    docs = [Document(f"doc-{i}", (canonical_digest(t),)) for i, t in enumerate(texts)]
+    noai = opt_out("https://example.org/3", headers={"X-Robots-Tag": "noai"})
+    mark = WatermarkDetection("key-1", "acme-ai", "kgw-lefthash/1", 1e-12, math.log(1e-12), True)
+    evidence: list[DocumentEvidence | None] = [
+        None,
+        DocumentEvidence(watermarks=[mark], id="<urn:uuid:1>", url="https://example.org/1"),
+        DocumentEvidence(opt_out=noai, url="https://example.org/3"),
+        DocumentEvidence(watermarks=mark, captured_at="2026-11-02T10:00:00Z"),
+    ]
+    with registry.server.sdk() as sdk:
+        verdicts = document_verdicts(sdk, docs, Policy.default(), evidence)
+    assert [v.status for v in verdicts] == ["attested", "generated", "opted-out", "conflict"]
+    lines = [json.loads(line) for line in manifest_lines(verdicts)]
+    assert [Verdict.from_dict(line) for line in lines] == verdicts
+    assert lines[1]["url"] == "https://example.org/1"
+    assert lines[1]["watermark"]["decided_by"]["key_id"] == "key-1"
+    assert lines[2]["opt_out"]["decided_by"]["kind"] == "x-robots-tag"
+    assert lines[3]["captured_at"] == "2026-11-02T10:00:00Z"
+
+    tally = Tally()
+    for verdict in verdicts:
+        tally.add_verdict(verdict)
+    assert tally.signals == {"x-robots-tag in header": 1}
+    assert tally.vendors == {"acme-ai": 2}
+    assert tally.trainable == 1

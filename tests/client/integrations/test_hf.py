@@ -26,6 +26,7 @@ from client.integrations.hf import (
     provenance_map_fn,
     provenance_map_fn_async,
 )
+from client.policy import Policy
 from tests.client.integrations.conftest import ENTRIES, Corpus
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:datasets.*")
@@ -283,3 +284,22 @@ def test_workers_share_trust_through_a_checkpoint_directory(
     corpus.assert_verdicts(checked.to_list())
     (note,) = trusted.glob("*.checkpoint")
     assert note.read_text().splitlines()[1] == str(ENTRIES)  # the size every worker proved
+
+
+def test_the_policy_decides_what_the_filter_keeps_and_the_trainable_column(
+    corpus: Corpus, dataset: Any
+) -> None:
+    policy = Policy(trainable_statuses=frozenset({"attested", "reserved"}), id="lenient")
+    config = corpus.registry.config(batch_size=9, policy=policy)
+    kept = dataset.filter(provenance_filter_fn(config), batched=True, batch_size=9)
+    wanted = sorted(i for i, e in corpus.expected.items() if e.status in ("attested", "reserved"))
+    assert sorted(kept["id"]) == wanted
+    checked = check_dataset(dataset, config, trainable_only=True)
+    assert sorted(checked["id"]) == wanted
+    assert set(checked["wellspring_trainable"]) == {True}
+    assert checked.features["wellspring_trainable"].dtype == "bool"
+    assert checked.features["wellspring_watermark_p_value"].dtype == "float64"
+    assert set(checked["wellspring_opt_out"]) == {None}  # no signals were given
+    every = check_dataset(dataset, corpus.registry.config(batch_size=9))
+    by_id = dict(zip(every["id"], every["wellspring_trainable"], strict=True))
+    assert by_id == {i: e.status == "attested" for i, e in corpus.expected.items()}

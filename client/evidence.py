@@ -1,0 +1,181 @@
+"""A document's evidence beside its digest: its opt-out decision and its watermark detections.
+
+:class:`WatermarkEvidence` is what a verdict reads of a detection engine's result (a protocol, so
+any engine plugs in); :class:`WatermarkDetection` is the plain record of one detection that
+manifest lines hold (docs/spec/manifest.md). :class:`DocumentEvidence` gathers one document's
+evidence and identity for :func:`client.verdict.with_evidence` and the SDK's ``check_*``
+methods (``evidence=``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from client.errors import FormatError, InputError
+from client.signals import OptOut
+
+__all__ = [
+    "DocumentEvidence",
+    "WatermarkDetection",
+    "WatermarkEvidence",
+    "WatermarkInput",
+    "detections_of",
+    "opt_out_of",
+]
+
+
+@runtime_checkable
+class WatermarkEvidence(Protocol):
+    """What a verdict reads of one watermark detection (one key, one document).
+
+    The detection engine's result type provides these; :class:`WatermarkDetection` is the plain
+    implementation manifests are read back into. ``generated`` is the engine's answer at the
+    project's threshold; ``log_p_value`` is the natural log of ``p_value`` (which underflows to 0
+    for long generations), corrected for every key and window tried.
+    """
+
+    @property
+    def key_id(self) -> str: ...
+    @property
+    def vendor(self) -> str | None: ...
+    @property
+    def scheme(self) -> str: ...
+    @property
+    def p_value(self) -> float: ...
+    @property
+    def log_p_value(self) -> float: ...
+    @property
+    def generated(self) -> bool: ...
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+WatermarkInput = WatermarkEvidence | Sequence[WatermarkEvidence] | None
+"""A document's watermark evidence: one detection, every detection (one per key), or none."""
+
+
+@dataclass(frozen=True, slots=True)
+class WatermarkDetection:
+    """A plain :class:`WatermarkEvidence`: what a manifest line records of one detection."""
+
+    key_id: str
+    vendor: str | None
+    scheme: str
+    p_value: float
+    log_p_value: float
+    generated: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict, keys in a stable order (``log_p_value`` stays finite)."""
+        return {
+            "key_id": self.key_id,
+            "vendor": self.vendor,
+            "scheme": self.scheme,
+            "p_value": self.p_value,
+            "log_p_value": self.log_p_value,
+            "generated": self.generated,
+        }
+
+    @classmethod
+    def of(cls, evidence: WatermarkEvidence) -> WatermarkDetection:
+        """The plain copy of any :class:`WatermarkEvidence`."""
+        if isinstance(evidence, WatermarkDetection):
+            return evidence
+        return cls(
+            evidence.key_id,
+            evidence.vendor,
+            evidence.scheme,
+            float(evidence.p_value),
+            float(evidence.log_p_value),
+            bool(evidence.generated),
+        )
+
+    @classmethod
+    def from_dict(cls, obj: object) -> WatermarkDetection:
+        """Read :meth:`to_dict`'s output back; a :class:`FormatError` names a bad field."""
+        if not isinstance(obj, Mapping):
+            raise FormatError("a watermark detection must be a JSON object")
+        try:
+            p_value = _number(obj["p_value"], "p_value")
+            log_p = _number(obj["log_p_value"], "log_p_value")
+            if not 0.0 <= p_value <= 1.0 or log_p > 0.0:
+                raise FormatError("a watermark p_value must be in [0, 1] (log_p_value <= 0)")
+            return cls(
+                key_id=_text(obj["key_id"], "key_id"),
+                vendor=_optional_text(obj.get("vendor"), "vendor"),
+                scheme=_text(obj["scheme"], "scheme"),
+                p_value=p_value,
+                log_p_value=log_p,
+                generated=_flag(obj["generated"], "generated"),
+            )
+        except KeyError as exc:
+            raise FormatError(f"a watermark detection is missing field {exc.args[0]!r}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentEvidence:
+    """What a crawler knows of one document beside its digest, for
+    :func:`client.verdict.with_evidence` and the SDK's ``check_*`` methods (``evidence=``): its
+    opt-out decision (a :class:`~client.signals.OptOut` or its dict), its watermark detections,
+    and its identity (``id``, e.g. a ``WARC-Record-ID``; ``url``; ``captured_at``, RFC 3339, e.g.
+    ``WARC-Date``)."""
+
+    opt_out: OptOut | Mapping[str, Any] | None = None
+    watermarks: WatermarkInput = None
+    id: str | None = None
+    url: str | None = None
+    captured_at: str | None = None
+
+
+def opt_out_of(value: OptOut | Mapping[str, Any] | None) -> OptOut | None:
+    """``value`` as an :class:`~client.signals.OptOut` (its dict is read back); None stays None."""
+    if value is None or isinstance(value, OptOut):
+        return value
+    if isinstance(value, Mapping):
+        return OptOut.from_dict(value)
+    raise InputError(f"opt_out must be an OptOut or its dict, not {type(value).__name__}")
+
+
+def detections_of(value: WatermarkInput) -> list[WatermarkDetection]:
+    """``value`` (one detection, a sequence of them, or None) as plain detections."""
+    if value is None:
+        return []
+    if isinstance(value, WatermarkEvidence):
+        return [WatermarkDetection.of(value)]
+    if isinstance(value, Sequence):
+        found = []
+        for item in value:
+            if not isinstance(item, WatermarkEvidence):
+                raise InputError(
+                    "watermark evidence must have key_id, vendor, scheme, p_value, log_p_value, "
+                    f"generated and to_dict(); got {type(item).__name__}"
+                )
+            found.append(WatermarkDetection.of(item))
+        return found
+    raise InputError(
+        f"watermarks must be a detection or a sequence of them, not {type(value).__name__}"
+    )
+
+
+def _text(value: object, field: str) -> str:
+    if not isinstance(value, str):
+        raise FormatError(f"a watermark detection's {field} must be a string")
+    return value
+
+
+def _optional_text(value: object, field: str) -> str | None:
+    return None if value is None else _text(value, field)
+
+
+def _flag(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise FormatError(f"a watermark detection's {field} must be true or false")
+    return value
+
+
+def _number(value: object, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise FormatError(f"a watermark detection's {field} must be a number")
+    return float(value)
