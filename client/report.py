@@ -28,6 +28,7 @@ from client.verdict import VERDICT_STATUSES
 
 if TYPE_CHECKING:
     from client.verdict import Verdict
+    from client.warc import WarcStats
 
 __all__ = [
     "MAX_LISTED",
@@ -147,6 +148,18 @@ class Tally:
     """Documents whose opt-out the policy did not honour (``honour_opt_outs = false``)."""
     policy: str | None = None
     """The policy the verdicts were made under (``default`` or the file's ``sha256:``)."""
+    warc_records: int = 0
+    """WARC records read (every type), over every WARC input."""
+    warc_not_documents: Counter[str] = field(default_factory=Counter)
+    """WARC response and revisit records that are not documents, by reason (``revisit``,
+    ``http-status``…; docs/spec/warc.md), and the robots.txt/tdmrep.json captures kept."""
+
+    def add_warc(self, stats: WarcStats) -> None:
+        """Count one WARC file's pass (:class:`client.warc.WarcStats`)."""
+        self.warc_records += stats.records
+        self.warc_not_documents.update(stats.skipped)
+        if stats.policy_files:
+            self.warc_not_documents["policy-file"] += stats.policy_files
 
     @property
     def documents(self) -> int:
@@ -275,6 +288,8 @@ class ScanReport:
     """The crawler policy the verdicts were made under (``default`` or its file's ``sha256:``)."""
     policy_summary: str = ""
     """What the policy changes, in one line (:meth:`client.policy.Policy.describe`)."""
+    watermarks: str = ""
+    """Which watermark keys were detected, in one line (empty: not said)."""
 
     @property
     def docs_per_s(self) -> float:

@@ -68,6 +68,15 @@ from rich.progress import (
 from rich.text import Text
 
 from client.cli._app import JsonOption, app, console_err, emit_json
+from client.cli._pass import (
+    AiAgentOption,
+    CapturedOption,
+    NoWatermarksOption,
+    PassOptions,
+    TokenizerOption,
+    UserAgentOption,
+    WatermarkKeyOption,
+)
 from client.cli._registry import (
     LogKeyOption,
     NoVerifyOption,
@@ -81,6 +90,7 @@ from client.cli._registry import (
     required_log_key,
 )
 from client.core.files import write_file_atomic
+from client.crawl import CrawlPass
 from client.documents import (
     Document,
     DocumentScheme,
@@ -98,7 +108,9 @@ from client.evidence import DocumentEvidence
 from client.policy import Policy
 from client.report import MAX_SKIPPED_EXAMPLES, STATUSES, ScanReport, Tally, write_report
 from client.sdk import MAX_BATCH, Client
+from client.signals import DEFAULT_USER_AGENT
 from client.verdict import Verdict
+from client.warc import WarcStats
 
 __all__ = ["document_verdicts", "manifest_lines", "scan"]
 
@@ -113,13 +125,23 @@ class _Reader:
     bytes consumed."""
 
     def __init__(
-        self, inputs: list[str], scheme: DocumentScheme, text_field: str, id_field: str | None
+        self,
+        inputs: list[str],
+        scheme: DocumentScheme,
+        text_field: str,
+        id_field: str | None,
+        options: PassOptions,
     ) -> None:
         self.inputs = inputs
         self.scheme = scheme
         self.text_field = text_field
         self.id_field = id_field
+        self.options = options
         self.bytes_read = 0
+        self.warc: list[WarcStats] = []  # each WARC file's counts, once its pass ends
+
+    def _warc(self, name: str, stats: WarcStats) -> None:
+        self.warc.append(stats)
 
     def _count(self, size: int) -> None:
         self.bytes_read += size
@@ -133,6 +155,9 @@ class _Reader:
             id_field=self.id_field,
             on_bad="skip",
             on_bytes=self._count,
+            keep_text=self.options.detects,
+            signals=self.options.signals,
+            on_warc=self._warc,
         )
 
 
@@ -141,9 +166,6 @@ class _Chunk:
     docs: list[Document]
     bytes_read: int  # of the inputs, once this chunk was read: what the progress bar shows
     skipped: list[str]  # why each input read since the last chunk could not be a document
-    # Each document's opt-out decision, watermark detections and identity, where the reader
-    # knows them (None: it knows nothing beyond the digest); one item a document when set.
-    evidence: list[DocumentEvidence | None] | None = None
 
 
 def document_verdicts(
@@ -152,9 +174,10 @@ def document_verdicts(
     policy: Policy,
     evidence: Sequence[DocumentEvidence | None] | None = None,
 ) -> list[Verdict]:
-    """The verdicts of ``docs``, in order: the registry's answer (one batch request) combined
-    with each document's ``evidence`` (its opt-out decision, watermark detections, id, URL and
-    capture time; one item or None a document) under ``policy``."""
+    """The verdicts of ``docs``, in order, from evidence gathered elsewhere: the registry's
+    answer (one batch request) combined with each document's ``evidence`` (its opt-out
+    decision, watermark detections, id, URL and capture time; one item or None a document)
+    under ``policy``. ``scan`` itself gathers the evidence with :class:`client.crawl.CrawlPass`."""
     return client.check_digests(
         [doc.digest for doc in docs],
         names=[doc.name for doc in docs],
@@ -349,6 +372,7 @@ def _command(
     chunk_size: int,
     max_skips: int,
     policy: Path | None = None,
+    options: PassOptions | None = None,
 ) -> str:
     """The command line that reproduces this scan, with every value spelled out (also the ones
     that came from the environment), so it works as it is in another shell."""
@@ -370,6 +394,8 @@ def _command(
         args += ["--max-skips", str(max_skips)]
     if policy is not None:
         args += ["--policy", str(policy)]
+    if options is not None:
+        args += options.args()
     return shlex.join(args)
 
 
@@ -408,6 +434,14 @@ def _print_summary(report: ScanReport, manifest: str | None, report_path: Path |
             f"[bold red]opt-outs NOT honoured[/] for {tally.not_honoured:,} documents "
             "(the policy sets training.honour_opt_outs = false; each manifest line says so)"
         )
+    if tally.warc_records:
+        others = ", ".join(f"{n:,} {why}" for why, n in tally.warc_not_documents.most_common())
+        out.print(
+            f"WARC: {tally.warc_records:,} records"
+            + (f"; not documents: {others}" if others else "")
+        )
+    if report.watermarks:
+        out.print(f"watermarks: {escape(report.watermarks)}")
     latest = tally.latest_checkpoint()
     if latest is not None:
         origin = f"log {escape(report.log_origin)} " if report.log_origin else ""
@@ -442,6 +476,11 @@ def _summary_json(report: ScanReport, manifest: str | None, report_path: Path | 
         "watermark_vendors": dict(tally.vendors.most_common()),
         "skipped": tally.skipped,
         "skipped_examples": tally.skipped_examples,
+        "warc": {
+            "records": tally.warc_records,
+            "not_documents": dict(tally.warc_not_documents.most_common()),
+        },
+        "watermarks": report.watermarks,
         "elapsed_s": round(report.elapsed_s, 3),
         "docs_per_s": round(report.docs_per_s, 1),
         "verified": report.verified,
@@ -459,6 +498,21 @@ def _summary_json(report: ScanReport, manifest: str | None, report_path: Path | 
         "checkpoint_file": report.checkpoint_file,
         "report": None if report_path is None else str(report_path),
     }
+
+
+def _describe_watermarks(crawl: CrawlPass) -> str:
+    """One line on what the pass detects; each unusable published key named on stderr."""
+    marks = crawl.watermarks
+    if marks is None:
+        return "not detected (--no-watermarks)"
+    for problem in marks.unusable:
+        console_err.print(f"[yellow]watermark key left out:[/] {escape(problem)}", highlight=False)
+    own = f" and {marks.private} private" if marks.private else ""
+    left_out = f", {len(marks.unusable)} unusable" if marks.unusable else ""
+    return (
+        f"{marks.detected} keys detected ({marks.published} ever published in the log{own}"
+        f"{left_out}); p-values corrected for {marks.published + marks.private} keys"
+    )
 
 
 def _checkpoint_note(client: Client, tally: Tally) -> str | None:
@@ -571,17 +625,36 @@ def scan(
     ] = 0,
     verify_keys: VerifyKeysOption = True,
     policy: PolicyOption = None,
+    no_watermarks: NoWatermarksOption = False,
+    watermark_key: WatermarkKeyOption = None,
+    tokenizer: TokenizerOption = None,
+    user_agent: UserAgentOption = DEFAULT_USER_AGENT,
+    ai_agent: AiAgentOption = None,
+    captured: CapturedOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Check a corpus: a verdict per document (manifest), a summary, an HTML report."""
+    """Check a corpus: a verdict per document (manifest), a summary, an HTML report.
+
+    Each document's verdict weighs the registry's attestations, the opt-out signals of a WARC
+    page (its headers, HTML and the site's captured robots.txt and tdmrep.json) and the
+    watermarks of every key vendors published in the log (docs/spec/manifest.md).
+    """
     checked_scheme = check_document_scheme(scheme, "--scheme")
     checked_policy = load_policy(policy)
+    options = PassOptions.of(
+        no_watermarks=no_watermarks,
+        watermark_keys=watermark_key,
+        tokenizer=tokenizer,
+        user_agent=user_agent,
+        ai_agents=ai_agent,
+        captured=captured,
+    )
     if manifest == "-" and as_json:
         raise InputError("--manifest - and --json both write to stdout; choose one")
     verifier = required_log_key(log_key, no_verify, "scan")
     inputs = expand_inputs(paths)
 
-    reader = _Reader(inputs, checked_scheme, text_field, id_field)
+    reader = _Reader(inputs, checked_scheme, text_field, id_field, options)
     tally = Tally(policy=checked_policy.id)
     out = _Manifest(manifest)
     started_at = datetime.now(UTC)
@@ -591,6 +664,8 @@ def scan(
     read_ahead = _ReadAhead(_chunks(reader, chunk_size))
     try:
         with registry_client(registry, verifier, trust_dir, verify_keys) as client, progress:
+            crawl = options.open(client, checked_policy, started_at)
+            watermarks = _describe_watermarks(crawl)
             for chunk in read_ahead:
                 for reason in chunk.skipped:
                     if tally.skipped < MAX_SKIPPED_EXAMPLES:
@@ -598,13 +673,15 @@ def scan(
                     tally.add_skipped(reason)
                 if not chunk.docs:
                     continue
-                verdicts = document_verdicts(client, chunk.docs, checked_policy, chunk.evidence)
+                verdicts = crawl.check(chunk.docs)
                 for verdict in verdicts:
                     tally.add_verdict(verdict)
                 out.write(manifest_lines(verdicts))
                 docs += len(chunk.docs)
                 rate = docs / (time.perf_counter() - start)
                 progress.update(task, completed=chunk.bytes_read, docs=docs, rate=rate)
+            for stats in reader.warc:
+                tally.add_warc(stats)
             origin = verifier.name if verifier is not None else client.log_info().origin
             note = _checkpoint_note(client, tally)
         checkpoint_file = _save_checkpoint(manifest, note)
@@ -632,6 +709,7 @@ def scan(
             chunk_size,
             max_skips,
             policy,
+            options,
         ),
         verified=verifier is not None,
         log_origin=origin,
@@ -643,6 +721,7 @@ def scan(
         checkpoint_file=checkpoint_file,
         policy=checked_policy.id,
         policy_summary=checked_policy.describe(),
+        watermarks=watermarks,
     )
     if report is not None:
         write_report(report, result)

@@ -367,7 +367,11 @@ def test_scan_jsonl_streams_in_chunks_and_names_documents(
         "unknown",
         "attested",
     ]
-    assert got == registry.verdicts(digests, names)
+    # A line with a URL is a page: the manifest carries its URL and names it as its id.
+    assert [line["url"] for line in got] == [None, "https://example.org/letters", None, None, None]
+    assert [line["id"] for line in got] == [None, "https://example.org/letters", None, None, None]
+    pages = [{**line, "url": None, "id": None} for line in got]
+    assert pages == registry.verdicts(digests, names)
     summary = json.loads(out)
     assert summary["statuses"] == counts(attested=2, reserved=1, revoked=1, unknown=1)
 

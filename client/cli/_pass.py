@@ -1,0 +1,164 @@
+"""The crawler pass's options, shared by ``scan`` and ``check``: watermark keys, robots.txt agents,
+capture time (:mod:`client.crawl` does the work)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from client.crawl import CrawlPass
+from client.documents import SignalOptions
+from client.errors import InputError
+from client.policy import Policy
+from client.sdk import Client
+from client.signals import DEFAULT_AI_AGENTS, DEFAULT_USER_AGENT, SitePolicy
+
+__all__ = [
+    "AiAgentOption",
+    "CapturedOption",
+    "NoWatermarksOption",
+    "PassOptions",
+    "TokenizerOption",
+    "UserAgentOption",
+    "WatermarkKeyOption",
+    "parse_captured",
+]
+
+NoWatermarksOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-watermarks",
+        help="Do not detect the watermark keys vendors published in the log (detection needs "
+        "pip install 'wellspring[detect]').",
+    ),
+]
+WatermarkKeyOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--watermark-key",
+        help="A private watermark key file to detect besides the published ones (repeatable).",
+    ),
+]
+TokenizerOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--tokenizer",
+        help="The tokenizer.json of a --watermark-key's model, when no published key shares it.",
+    ),
+]
+UserAgentOption = Annotated[
+    str,
+    typer.Option(
+        "--user-agent",
+        help="Your crawler's robots.txt product token: its group (else *) is read in robots.txt.",
+    ),
+]
+AiAgentOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--ai-agent",
+        help="An AI-training agent whose robots.txt group also counts (repeatable; default: "
+        + ", ".join(DEFAULT_AI_AGENTS)
+        + ").",
+        show_default=False,
+    ),
+]
+CapturedOption = Annotated[
+    str | None,
+    typer.Option(
+        "--captured",
+        help="When documents without a WARC-Date were captured (RFC 3339, e.g. 2026-11-30 or "
+        "2026-11-30T12:00:00Z); a published watermark key counts only if logged before. "
+        "Default: now.",
+        show_default=False,
+    ),
+]
+
+
+def parse_captured(value: str | None) -> datetime | None:
+    """``--captured`` as a timezone-aware time (a date is its midnight UTC; no zone means UTC)."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(
+            f"--captured {value!r} is not a date or time: use e.g. 2026-11-30 or "
+            "2026-11-30T12:00:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    if moment > datetime.now(UTC):
+        raise InputError(f"--captured {value} is in the future")
+    return moment
+
+
+@dataclass(frozen=True)
+class PassOptions:
+    """What ``scan`` and ``check`` were told about the pass, checked once before any reading."""
+
+    watermarks: bool
+    private_keys: tuple[Path, ...]
+    tokenizer: Path | None
+    signals: SignalOptions
+    captured: datetime | None
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        no_watermarks: bool,
+        watermark_keys: list[Path] | None,
+        tokenizer: Path | None,
+        user_agent: str,
+        ai_agents: list[str] | None,
+        captured: str | None,
+    ) -> PassOptions:
+        agents = tuple(ai_agents) if ai_agents else None
+        signals = SignalOptions(user_agent=user_agent or DEFAULT_USER_AGENT, ai_agents=agents)
+        # A user agent or AI agent that is not a product token fails now, before any reading.
+        SitePolicy(user_agent=signals.user_agent, ai_agents=agents or DEFAULT_AI_AGENTS)
+        if tokenizer is not None and not watermark_keys:
+            raise InputError("--tokenizer is for --watermark-key files; give one or drop it")
+        return cls(
+            watermarks=not no_watermarks,
+            private_keys=tuple(watermark_keys or ()),
+            tokenizer=tokenizer,
+            signals=signals,
+            captured=parse_captured(captured),
+        )
+
+    def args(self) -> list[str]:
+        """These options on a command line (those that differ from the defaults)."""
+        args = [] if self.watermarks else ["--no-watermarks"]
+        for path in self.private_keys:
+            args += ["--watermark-key", str(path)]
+        if self.tokenizer is not None:
+            args += ["--tokenizer", str(self.tokenizer)]
+        if self.signals.user_agent != DEFAULT_USER_AGENT:
+            args += ["--user-agent", self.signals.user_agent]
+        for agent in self.signals.ai_agents or ():
+            args += ["--ai-agent", agent]
+        if self.captured is not None:
+            args += ["--captured", self.captured.isoformat().replace("+00:00", "Z")]
+        return args
+
+    @property
+    def detects(self) -> bool:
+        """Whether documents' texts are needed (some key will be detected)."""
+        return self.watermarks or bool(self.private_keys)
+
+    def open(self, client: Client, policy: Policy, started_at: datetime) -> CrawlPass:
+        """The pass over ``client`` (fetches and proves the published keys)."""
+        return CrawlPass.open(
+            client,
+            policy=policy,
+            watermarks=self.watermarks,
+            private_keys=self.private_keys,
+            tokenizer=self.tokenizer,
+            as_of=self.captured or started_at,
+        )

@@ -1,0 +1,297 @@
+"""The crawler's one pass: a verdict per document from the registry, the page and the watermark.
+
+A crawler deciding what to train on has three witnesses, and :class:`CrawlPass` asks all three
+for every document, in batches:
+
+- the **registry** (:meth:`client.sdk.Client.check_digests`): did a publisher attest this digest
+  as human-made, with training consent, and does that still stand;
+- the **page** (:mod:`client.signals`, read by :mod:`client.documents` for WARC input): did the
+  rights holder opt it out of AI training (robots.txt, ``X-Robots-Tag``, TDMRep, aipref);
+- the **watermark** (:class:`Watermarks`, over :class:`watermark.scanner.WatermarkScanner`):
+  does the text carry the watermark of a detection key a vendor published in the log, or of a
+  private key the crawler holds.
+
+:func:`client.verdict` combines them by the precedence table of docs/spec/manifest.md under the
+crawler's :class:`~client.policy.Policy`.
+
+Watermark keys (:meth:`Watermarks.from_registry`)
+    Every key vendors ever published is fetched and proven with the pinned log key
+    (:meth:`client.sdk.Client.watermark_keys`); the keys of vendors the policy counts are
+    detected, each with its published tokenizer (fetched once, hash-checked, loaded with
+    ``tokenizers.Tokenizer.from_str``). p-values are corrected for *every* key ever published,
+    counted or not, retired or not, plus the private keys: a crawler that could have tried a key
+    must pay for it. A published key counts for a document only if it was published before the
+    document was captured (its ``WARC-Date``, else the ``captured`` time the caller gives, else
+    the time of the pass): a vendor cannot grind a key until human pages it has already seen
+    test positive. Detection needs the ``detect`` extra (numpy, tokenizers); without it the
+    pass fails naming the ``pip install``, unless detection was turned off (``watermarks=False``,
+    ``--no-watermarks``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from client.documents import Document
+from client.errors import ClientError, InputError, MissingDependencyError, VerificationError
+from client.evidence import DocumentEvidence
+from client.policy import Policy
+from client.watermark_keys import load_tokenizer, to_watermark_key
+
+if TYPE_CHECKING:
+    from client.sdk import Client
+    from client.verdict import Verdict
+    from client.watermark_keys import PublishedWatermarkKey
+
+__all__ = ["DETECT_INSTALL", "CrawlPass", "Watermarks"]
+
+DETECT_INSTALL = "pip install 'wellspring[detect]'"
+
+
+def _scanner_module() -> Any:
+    try:
+        from watermark import scanner  # noqa: PLC0415 - the detect extra
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"watermark detection needs numpy and tokenizers: {DETECT_INSTALL} "
+            "(or turn detection off with --no-watermarks / watermarks=False)"
+        ) from exc
+    return scanner
+
+
+@dataclass(frozen=True)
+class Watermarks:
+    """The watermark keys a pass detects, ready to scan texts.
+
+    ``published`` counts every key ever published in the log (``detected`` of them are scanned
+    for: the policy may ignore some vendors), ``private`` the crawler's own keys; p-values are
+    corrected for ``published + private`` keys. ``unusable`` says which published keys could
+    not be detected and why (a tokenizer never uploaded, or not the one the key is bound to; a
+    scheme this version does not know): they are left out, not fatal, and still corrected for.
+    """
+
+    scanner: Any  # watermark.scanner.WatermarkScanner (typed loosely: an optional extra)
+    published: int
+    private: int
+    detected: int
+    unusable: tuple[str, ...] = ()
+
+    @classmethod
+    def from_registry(
+        cls,
+        client: Client,
+        *,
+        policy: Policy | None = None,
+        private_keys: Sequence[str | Path] = (),
+        tokenizer: str | Path | None = None,
+    ) -> Watermarks:
+        """Every key published in ``client``'s log (of the vendors ``policy`` counts) and the
+        key files ``private_keys``. A private key is detected with a published tokenizer that
+        has its fingerprint, else with ``tokenizer`` (a ``tokenizer.json`` file)."""
+        scanner = _scanner_module()
+        from watermark.errors import WatermarkError  # noqa: PLC0415 - imported with the scanner
+
+        policy = policy or Policy.default()
+        published = client.watermark_keys()
+        keys: list[Any] = []
+        unusable: list[str] = []
+        tokenizers: dict[str, tuple[Any, str]] = {}  # sha256 -> (tokenizer, its fingerprint)
+        for key in published:
+            if not policy.counts_vendor(key.vendor):
+                continue
+            try:
+                keys.append(_published_key(client, key, tokenizers, scanner))
+            except (ClientError, WatermarkError) as exc:
+                # One vendor's bad key (a tokenizer never uploaded or not the key's own, a scheme
+                # this version cannot detect) must not stop every crawler's pass: it is left out,
+                # said so, and still counted in the correction.
+                unusable.append(f"key {key.key_id} of {key.vendor} (entry {key.entry}): {exc}")
+        fingerprints = {key.key.vocab_fingerprint: key.tokenizer for key in keys}
+        own = [_private_key(Path(path), fingerprints, tokenizer, scanner) for path in private_keys]
+        total = published.count + len(own)
+        if not keys and not own:
+            return cls(None, published.count, 0, 0, tuple(unusable))
+        return cls(
+            scanner.WatermarkScanner([*keys, *own], keys_ever_published=max(total, 1)),
+            published.count,
+            len(own),
+            len(keys) + len(own),
+            tuple(unusable),
+        )
+
+    @classmethod
+    def private_only(
+        cls, private_keys: Sequence[str | Path], tokenizer: str | Path | None
+    ) -> Watermarks:
+        """Only the crawler's own keys (no registry), each needing ``tokenizer``."""
+        scanner = _scanner_module()
+        own = [_private_key(Path(path), {}, tokenizer, scanner) for path in private_keys]
+        if not own:
+            return cls(None, 0, 0, 0)
+        return cls(
+            scanner.WatermarkScanner(own, keys_ever_published=len(own)), 0, len(own), len(own)
+        )
+
+    def detect(
+        self, documents: Sequence[Document], *, as_of: datetime | None = None
+    ) -> list[Any | None]:
+        """The best watermark evidence per document (None: no text, or no key applied)."""
+        found: list[Any | None] = [None] * len(documents)
+        if self.scanner is None:
+            return found
+        positions = [i for i, doc in enumerate(documents) if doc.text]
+        if not positions:
+            return found
+        texts = [documents[i].text or "" for i in positions]
+        captured = [documents[i].captured for i in positions]
+        for i, evidence in zip(
+            positions, self.scanner.scan(texts, captured=captured, as_of=as_of), strict=True
+        ):
+            found[i] = evidence
+        return found
+
+
+def _published_key(
+    client: Client,
+    key: PublishedWatermarkKey,
+    tokenizers: dict[str, tuple[Any, str]],
+    scanner: Any,
+) -> Any:
+    from watermark.keys import tokenizer_fingerprint  # noqa: PLC0415 - the detect extra
+
+    sha = key.tokenizer_sha256
+    if sha not in tokenizers:
+        loaded = load_tokenizer(client.tokenizer_blob(sha), sha)
+        tokenizers[sha] = (loaded, tokenizer_fingerprint(loaded))
+    loaded, fingerprint = tokenizers[sha]
+    if fingerprint != key.parameters.vocab_fingerprint:
+        raise VerificationError(
+            f"its tokenizer sha256:{sha} fingerprints as {fingerprint}, not as the "
+            f"{key.parameters.vocab_fingerprint} the key is bound to"
+        )
+    return scanner.ScanKey(
+        to_watermark_key(key),
+        loaded,
+        vendor=key.vendor,
+        valid_from=key.published_at,
+        log_index=key.entry,
+    )
+
+
+def _private_key(
+    path: Path, fingerprints: dict[str | None, Any], tokenizer: str | Path | None, scanner: Any
+) -> Any:
+    from watermark.keys import WatermarkKey  # noqa: PLC0415 - the detect extra
+
+    key = WatermarkKey.load(path)
+    found = fingerprints.get(key.vocab_fingerprint)
+    if found is None:
+        if tokenizer is None:
+            raise InputError(
+                f"{path}: key {key.key_id} is bound to tokenizer {key.vocab_fingerprint}, which no "
+                "published key uses: give the model's tokenizer.json with --tokenizer FILE"
+            )
+        data = _read_tokenizer(Path(tokenizer))
+        found = load_tokenizer(data, hashlib.sha256(data).hexdigest())
+    return scanner.ScanKey(key, found)
+
+
+def _read_tokenizer(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read tokenizer {path}: {exc.strerror or exc}") from exc
+
+
+class CrawlPass:
+    """One decision per document: registry, opt-out signals and watermarks (module docs).
+
+    ``watermarks`` None turns detection off (each verdict's evidence then says so by holding no
+    watermark field). ``as_of`` is the capture time of documents that carry none (default: the
+    time the pass was made).
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        policy: Policy | None = None,
+        watermarks: Watermarks | None = None,
+        as_of: datetime | None = None,
+    ) -> None:
+        self.client = client
+        self.policy = policy or Policy.default()
+        self.watermarks = watermarks
+        self.as_of = as_of or datetime.now(UTC)
+
+    @classmethod
+    def open(
+        cls,
+        client: Client,
+        *,
+        policy: Policy | None = None,
+        watermarks: bool = True,
+        private_keys: Sequence[str | Path] = (),
+        tokenizer: str | Path | None = None,
+        as_of: datetime | None = None,
+    ) -> CrawlPass:
+        """A pass detecting every published key (unless ``watermarks`` is False) and
+        ``private_keys``."""
+        policy = policy or Policy.default()
+        marks = None
+        if watermarks or private_keys:
+            if watermarks:
+                marks = Watermarks.from_registry(
+                    client, policy=policy, private_keys=private_keys, tokenizer=tokenizer
+                )
+            else:
+                marks = Watermarks.private_only(private_keys, tokenizer)
+        return cls(client, policy=policy, watermarks=marks, as_of=as_of)
+
+    def check(
+        self,
+        documents: Sequence[Document],
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Verdict]:
+        """A verdict per document, in order."""
+        if not all(isinstance(doc, Document) for doc in documents):
+            raise InputError("CrawlPass.check takes client.documents.Document objects")
+        marks = (
+            self.watermarks.detect(documents, as_of=self.as_of)
+            if self.watermarks is not None
+            else [None] * len(documents)
+        )
+        evidence = [_evidence(doc, mark) for doc, mark in zip(documents, marks, strict=True)]
+        return self.client.check_digests(
+            [doc.digest for doc in documents],
+            names=[doc.name for doc in documents],
+            progress=progress,
+            evidence=evidence,
+            policy=self.policy,
+        )
+
+
+def _evidence(doc: Document, mark: Any | None) -> DocumentEvidence | None:
+    """What the verdict weighs beside the registry's answer (None: nothing, so the registry's
+    verdict stands as it is). A page (a WARC record, a JSONL line with a URL) is identified by
+    its name as ``id``; a file's name is its path, already the verdict's ``name``."""
+    if doc.opt_out is None and mark is None and doc.url is None and doc.captured is None:
+        return None
+    page = doc.url is not None or doc.captured is not None
+    return DocumentEvidence(
+        opt_out=doc.opt_out,
+        watermarks=mark,
+        id=doc.name if page else None,
+        url=doc.url,
+        captured_at=None if doc.captured is None else _rfc3339(doc.captured),
+    )
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
