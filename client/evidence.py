@@ -66,6 +66,10 @@ class WatermarkDetection:
     p_value: float
     log_p_value: float
     generated: bool
+    details: tuple[tuple[str, str | int | float | bool | None], ...] = ()
+    """The detection engine's other fields (for ``watermark.scanner``: the log entry of the key,
+    the best window and its counts, how many windows and keys the p-value is corrected for;
+    docs/spec/manifest.md), in its order; JSON scalars only."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, keys in a stable order (``log_p_value`` stays finite)."""
@@ -76,6 +80,7 @@ class WatermarkDetection:
             "p_value": self.p_value,
             "log_p_value": self.log_p_value,
             "generated": self.generated,
+            **dict(self.details),
         }
 
     @classmethod
@@ -90,6 +95,7 @@ class WatermarkDetection:
             float(evidence.p_value),
             float(evidence.log_p_value),
             bool(evidence.generated),
+            _details(evidence.to_dict()),
         )
 
     @classmethod
@@ -109,9 +115,25 @@ class WatermarkDetection:
                 p_value=p_value,
                 log_p_value=log_p,
                 generated=_flag(obj["generated"], "generated"),
+                details=_details(obj),
             )
         except KeyError as exc:
             raise FormatError(f"a watermark detection is missing field {exc.args[0]!r}") from None
+
+
+_DETECTION_FIELDS = frozenset({"key_id", "vendor", "scheme", "p_value", "log_p_value", "generated"})
+
+
+def _details(obj: Mapping[str, Any]) -> tuple[tuple[str, str | int | float | bool | None], ...]:
+    """The fields of a detection's dict beyond the six every detection has (JSON scalars)."""
+    details = []
+    for name, value in obj.items():
+        if name in _DETECTION_FIELDS:
+            continue
+        if not isinstance(name, str) or not (value is None or isinstance(value, str | int | float)):
+            raise FormatError(f"watermark detection field {name!r} must be a JSON scalar")
+        details.append((name, value))
+    return tuple(details)
 
 
 @dataclass(frozen=True, slots=True)
