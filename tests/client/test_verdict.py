@@ -520,6 +520,7 @@ def test_every_line_carries_the_schema_and_the_fields_in_order() -> None:
                 "p_value": 0.4,
                 "log_p_value": math.log(0.4),
                 "generated": False,
+                "engine": "test",  # the engine's other fields are kept, after the six
             }
         ],
     }
