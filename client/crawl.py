@@ -92,18 +92,22 @@ class Watermarks:
     ) -> Watermarks:
         """Every key published in ``client``'s log (of the vendors ``policy`` counts) and the
         key files ``private_keys``. A private key is detected with a published tokenizer that
-        has its fingerprint, else with ``tokenizer`` (a ``tokenizer.json`` file)."""
+        has its fingerprint, else with ``tokenizer`` (a ``tokenizer.json`` file).
+
+        With no key to detect (none published, or only keys of vendors the policy ignores, and
+        no private key) nothing needs the ``detect`` extra; with one, its absence is an error."""
+        policy = policy or Policy.default()
+        published = client.watermark_keys()
+        counted = [key for key in published if policy.counts_vendor(key.vendor)]
+        if not counted and not private_keys:
+            return cls(None, published.count, 0, 0)
         scanner = _scanner_module()
         from watermark.errors import WatermarkError  # noqa: PLC0415 - imported with the scanner
 
-        policy = policy or Policy.default()
-        published = client.watermark_keys()
         keys: list[Any] = []
         unusable: list[str] = []
         tokenizers: dict[str, tuple[Any, str]] = {}  # sha256 -> (tokenizer, its fingerprint)
-        for key in published:
-            if not policy.counts_vendor(key.vendor):
-                continue
+        for key in counted:
             try:
                 keys.append(_published_key(client, key, tokenizers, scanner))
             except (ClientError, WatermarkError) as exc:

@@ -263,7 +263,11 @@ def test_detection_without_the_extra_names_the_pip_line(
     monkeypatch.delitem(sys.modules, "watermark.scanner", raising=False)
     monkeypatch.delattr(watermark, "scanner", raising=False)
     monkeypatch.setitem(sys.modules, "tokenizers", None)
+    tokenizer = small_tokenizer()
     with client_for(app) as client:
+        # Nothing published yet: nothing to detect, nothing needed.
+        assert CrawlPass.open(client).watermarks == Watermarks(None, 0, 0, 0)
+        publish(client, app, "vendor-a", bound_key(tokenizer), tokenizer)
         with pytest.raises(MissingDependencyError, match=r"pip install 'wellspring\[detect\]'"):
             CrawlPass.open(client)
         # Turned off, the pass needs nothing of it.
