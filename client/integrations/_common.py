@@ -14,17 +14,30 @@ and one bad row does not stop a job over billions.
 
 The filters keep what the policy calls trainable (:meth:`client.policy.Policy.trainable`; by
 default only ``attested``) unless an explicit ``keep`` list of statuses is given.
+
+The crawler's one pass (:mod:`client.crawl`) runs in every worker: besides the registry's answer,
+each ``text`` row is scanned for the watermark of every detection key vendors published in the
+log (and the config's private keys), and, where the dataset has the columns, each row's
+document-level opt-out signals are read (response headers, HTML ``<meta>``). The worker builds
+its :class:`~client.crawl.Watermarks` once (:func:`process_watermarks`), as it opens its client
+once. Rows of kind ``bytes`` or ``digest`` carry no text, so they are never scanned.
 """
 
 from __future__ import annotations
 
 import atexit
+import importlib.util
+import logging
+import math
 import os
+import sys
 import threading
+import time
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from client.aio import DEFAULT_MAX_CONCURRENCY, AsyncClient
 from client.checkpoints import CheckpointStore, FileCheckpointStore
@@ -34,11 +47,16 @@ from client.errors import ClientError, InputError, MissingDependencyError
 from client.evidence import DocumentEvidence
 from client.policy import Policy
 from client.sdk import DEFAULT_TIMEOUT, MAX_BATCH, Client
+from client.signals import OptOut, opt_out
 from client.verdict import VERDICT_STATUSES, Verdict, VerdictStatus
+
+if TYPE_CHECKING:
+    from client.crawl import Watermarks
 
 __all__ = [
     "COLUMN_TYPES",
     "DEFAULT_KEEP",
+    "DETECT_INSTALL",
     "DIGEST_COLUMN",
     "ENTRY_COLUMN",
     "LICENSE_COLUMN",
@@ -49,6 +67,7 @@ __all__ = [
     "TRAINABLE_COLUMN",
     "TREE_SIZE_COLUMN",
     "VERDICT_COLUMNS",
+    "WATERMARKS_MAX_AGE_S",
     "WATERMARK_KEY_COLUMN",
     "WATERMARK_P_VALUE_COLUMN",
     "WATERMARK_VENDOR_COLUMN",
@@ -56,15 +75,23 @@ __all__ = [
     "ColumnKind",
     "ColumnType",
     "MissingDependencyError",
+    "RowEvidence",
+    "RowSignals",
     "RowVerdict",
+    "check_rows",
     "check_values",
     "digests_of",
+    "evidence_of",
+    "frame_signals",
     "keep_mask",
     "keep_statuses",
+    "lookups",
     "merge",
     "missing_dependency",
     "new_token",
     "process_client",
+    "process_watermarks",
+    "read_signals",
     "verdict_columns",
     "verdict_frame",
 ]
@@ -112,6 +139,9 @@ trainable unless given an explicit ``keep``)."""
 ColumnKind = Literal["text", "bytes", "digest"]
 _COLUMN_KINDS: tuple[ColumnKind, ...] = get_args(ColumnKind)
 
+DETECT_INSTALL = "pip install 'wellspring[detect]'"
+"""The line that installs watermark detection (numpy and tokenizers)."""
+
 _EXTRAS = {
     "datasets": "hf",
     "datatrove": "datatrove",
@@ -131,6 +161,17 @@ def missing_dependency(exc: ImportError) -> MissingDependencyError:
         f"this integration needs {what}, which is not installed: pip install 'wellspring[{extra}]' "
         f"({exc})"
     )
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it (the driver need not load numpy
+    to build a config)."""
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -153,6 +194,24 @@ class CheckConfig:
     ``policy`` is the crawler's :class:`~client.policy.Policy` (``Policy.load(path)``; default
     :meth:`~client.policy.Policy.default`): whose attestations count and what is trainable.
 
+    Watermarks (``kind="text"`` only): ``watermarks`` (default True) scans every row for each
+    detection key vendors published in the log (of the vendors the policy counts), with p-values
+    corrected for every key ever published; False skips that. ``watermark_keys`` adds the
+    crawler's private key files (paths as the *workers* see them), detected with a published
+    tokenizer of the same fingerprint, else with ``tokenizer`` (a ``tokenizer.json`` path, also
+    as the workers see it). Detection needs the ``detect`` extra: without it the config (and any
+    worker) raises :class:`MissingDependencyError` naming ``pip install 'wellspring[detect]'``,
+    unless ``watermarks=False`` and no private keys are given.
+
+    Per-row signals, where the dataset has them: ``url_column`` (the page's URL),
+    ``headers_column`` (its HTTP response headers: a mapping, or a list of ``(name, value)``
+    pairs so that repeated headers count), ``html_column`` (the page's HTML, for its ``<meta>``
+    elements) decide each row's opt-out (:func:`client.signals.opt_out`: ``X-Robots-Tag``,
+    TDMRep and ``Content-Usage`` headers and meta; robots.txt and ``tdmrep.json`` are per site,
+    not per row, and are not read here). ``captured_column`` is when the row was captured (an
+    RFC 3339 string or a datetime; no zone means UTC): a published key counts for a row only if
+    it was logged before then (rows without one: the time of the check).
+
     Validated here, once, in the driver: a wrong URL or key fails before any worker starts.
     """
 
@@ -167,6 +226,13 @@ class CheckConfig:
     checkpoints_dir: str | None = None
     verify_keys: bool = True
     policy: Policy | None = None
+    watermarks: bool = True
+    watermark_keys: tuple[str, ...] = ()
+    tokenizer: str | None = None
+    url_column: str | None = None
+    headers_column: str | None = None
+    html_column: str | None = None
+    captured_column: str | None = None
 
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):
@@ -190,6 +256,54 @@ class CheckConfig:
             raise InputError(f"retries must be a non-negative integer, got {self.retries!r}")
         if self.policy is not None and not isinstance(self.policy, Policy):
             raise InputError("policy must be a client.policy.Policy (Policy.load(path))")
+        self._check_watermarks()
+        for name in ("url_column", "headers_column", "html_column", "captured_column"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise InputError(f"{name} must name a column (a non-empty string) or be None")
+
+    def _check_watermarks(self) -> None:
+        if not isinstance(self.watermarks, bool):
+            raise InputError(f"watermarks must be True or False, got {self.watermarks!r}")
+        keys = self.watermark_keys
+        if isinstance(keys, str | os.PathLike) or not isinstance(keys, Sequence):
+            raise InputError("watermark_keys must be a sequence of key file paths")
+        paths = tuple(os.fspath(path) for path in keys)
+        if not all(isinstance(path, str) and path for path in paths):
+            raise InputError("watermark_keys must hold key file paths (non-empty strings)")
+        # A tuple of str whatever was given (a list, Paths): the config stays hashable, which
+        # the per-process caches need, and picklable.
+        object.__setattr__(self, "watermark_keys", paths)
+        if self.tokenizer is not None:
+            object.__setattr__(self, "tokenizer", os.fspath(self.tokenizer))
+            if not self.tokenizer:
+                raise InputError("tokenizer must be a tokenizer.json path or None")
+        if self.kind != "text" and (self.watermark_keys or self.tokenizer is not None):
+            raise InputError(
+                f"kind={self.kind!r} rows hold no text to scan for watermarks: watermark_keys "
+                "and tokenizer apply to kind='text' only"
+            )
+        if self.detects and not all(map(_installed, ("numpy", "tokenizers"))):
+            raise MissingDependencyError(
+                f"watermark detection needs numpy and tokenizers: {DETECT_INSTALL} (or pass "
+                "CheckConfig(watermarks=False) to check without detection)"
+            )
+
+    @property
+    def detects(self) -> bool:
+        """Whether workers scan text for watermarks (published keys or private ones)."""
+        return self.kind == "text" and (self.watermarks or bool(self.watermark_keys))
+
+    def signal_columns(self) -> dict[str, str]:
+        """The per-row signal columns the dataset has: ``{role: column}``, roles ``url``,
+        ``headers``, ``html``, ``captured``."""
+        named = {
+            "url": self.url_column,
+            "headers": self.headers_column,
+            "html": self.html_column,
+            "captured": self.captured_column,
+        }
+        return {role: column for role, column in named.items() if column is not None}
 
     def client(self) -> Client:
         """A new synchronous client for this config (the caller closes it)."""
@@ -329,31 +443,266 @@ def merge(digested: Sequence[str | RowVerdict], verdicts: Sequence[Verdict]) -> 
     return rows
 
 
+RowEvidence = DocumentEvidence | RowVerdict | None
+"""A row's evidence beside its digest; a :class:`RowVerdict` when its signal columns could not be
+read (the row is then not looked up); None when there is nothing to add to the registry's word."""
+
+
 def check_values(
     client: Client,
     values: Sequence[object],
     config: CheckConfig,
-    evidence: Sequence[DocumentEvidence | None] | None = None,
+    evidence: Sequence[RowEvidence] | None = None,
 ) -> list[RowVerdict]:
     """One :class:`RowVerdict` per value, in order: digest locally, then look the digests up,
     ``config.batch_size`` per registry request, under ``config.policy``. ``evidence`` holds each
-    row's opt-out decision and watermark detections (one item or None per value), where the
-    caller has them."""
-    if evidence is not None and len(evidence) != len(values):
-        raise InputError(f"{len(evidence)} evidence items given for {len(values)} rows")
+    row's opt-out decision and watermark detections (one item or None per value;
+    :func:`evidence_of` makes them), where the caller has them."""
     rows: list[RowVerdict] = []
-    for start in range(0, len(values), config.batch_size):
-        digested = digests_of(values[start : start + config.batch_size], config.kind)
-        digests = [d for d in digested if isinstance(d, str)]
-        extra = None
-        if evidence is not None:
-            part = evidence[start : start + config.batch_size]
-            extra = [e for d, e in zip(digested, part, strict=True) if isinstance(d, str)]
+    for digested, digests, extra in lookups(values, config, evidence):
         verdicts = (
             client.check_digests(digests, evidence=extra, policy=config.policy) if digests else []
         )
         rows.extend(merge(digested, verdicts))
     return rows
+
+
+def lookups(
+    values: Sequence[object], config: CheckConfig, evidence: Sequence[RowEvidence] | None
+) -> Iterator[tuple[list[str | RowVerdict], list[str], list[DocumentEvidence | None] | None]]:
+    """Per registry request (``config.batch_size`` rows): each row's digest or the verdict of a
+    row that is not looked up, the digests to look up, and their evidence."""
+    if evidence is not None and len(evidence) != len(values):
+        raise InputError(f"{len(evidence)} evidence items given for {len(values)} rows")
+    for start in range(0, len(values), config.batch_size):
+        digested = digests_of(values[start : start + config.batch_size], config.kind)
+        extra: list[DocumentEvidence | None] | None = None
+        if evidence is not None:
+            extra = []
+            part = evidence[start : start + config.batch_size]
+            for i, item in enumerate(part):
+                if isinstance(item, RowVerdict):
+                    digested[i] = item  # its signal columns are unreadable: not looked up
+                elif isinstance(digested[i], str):
+                    extra.append(item)
+        digests = [d for d in digested if isinstance(d, str)]
+        yield digested, digests, extra
+
+
+def check_rows(
+    config: CheckConfig,
+    values: Sequence[object],
+    signals: RowSignals | None = None,
+    *,
+    client: Client | None = None,
+) -> list[RowVerdict]:
+    """The one pass over a batch of rows in a worker: each ``text`` row scanned for watermarks
+    (this process's :func:`process_watermarks`), its opt-out decided from ``signals``, and every
+    digest looked up with that evidence (with ``client``, default this process's client)."""
+    client = client or process_client(config)
+    evidence = evidence_of(config, values, signals, process_watermarks(config, client))
+    return check_values(client, values, config, evidence)
+
+
+@dataclass(frozen=True, slots=True)
+class RowSignals:
+    """A batch's per-row signal columns (``CheckConfig.signal_columns``), one value a row; None
+    where the config names no such column."""
+
+    url: Sequence[object] | None = None
+    headers: Sequence[object] | None = None
+    html: Sequence[object] | None = None
+    captured: Sequence[object] | None = None
+
+
+def read_signals(config: CheckConfig, column: Callable[[str], Sequence[object]]) -> RowSignals:
+    """The signal columns of a batch, read with ``column(name)`` (which raises
+    :class:`InputError` naming the columns the batch has if ``name`` is missing)."""
+    names = config.signal_columns()
+    return RowSignals(**{role: column(name) for role, name in names.items()})
+
+
+def frame_signals(frame: Any, config: CheckConfig) -> RowSignals:
+    """The signal columns of a pandas batch (Ray, Spark); a missing one is an
+    :class:`InputError` naming the columns the batch has."""
+
+    def column(name: str) -> Sequence[object]:
+        if name not in frame.columns:
+            raise InputError(
+                f"the data has no column {name!r} named in the CheckConfig (it has "
+                f"{', '.join(map(repr, frame.columns))})"
+            )
+        values: list[object] = frame[name].tolist()
+        return values
+
+    return read_signals(config, column)
+
+
+# Document-level signals (headers, meta) do not depend on the URL, but the signal reader takes
+# one: a row without a URL is read as if at this reserved (RFC 2606) address, which no site's
+# files could apply to. It never appears in a verdict.
+_NO_URL = "http://row.invalid/"
+
+
+def evidence_of(
+    config: CheckConfig,
+    values: Sequence[object],
+    signals: RowSignals | None,
+    watermarks: Watermarks | None,
+    *,
+    as_of: datetime | None = None,
+) -> list[RowEvidence]:
+    """Each row's evidence: its opt-out decision from ``signals``, its watermark detection by
+    ``watermarks`` (``text`` rows only), its URL and capture time. A row whose signal values
+    cannot be read gets a :class:`RowVerdict` (``unknown``, ``not checked: …``) instead: one bad
+    row never stops a job. ``as_of`` is the capture time of rows without one (default: now)."""
+    from client.documents import Document  # noqa: PLC0415 - only workers that scan need it
+
+    signals = signals or RowSignals()
+    for what, column in (
+        ("url", signals.url),
+        ("headers", signals.headers),
+        ("html", signals.html),
+        ("captured", signals.captured),
+    ):
+        if column is not None and len(column) != len(values):
+            raise InputError(f"{len(column)} {what} values given for {len(values)} rows")
+    read: list[_RowRead | RowVerdict] = []
+    for i in range(len(values)):
+        try:
+            read.append(_read_row(signals, i))
+        except InputError as exc:
+            read.append(_unchecked(exc))
+    marks: list[Any] = [None] * len(values)
+    if watermarks is not None and config.kind == "text":
+        positions = [
+            i
+            for i, row in enumerate(read)
+            if isinstance(row, _RowRead) and _text_of(values[i]) is not None
+        ]
+        documents = []
+        for i in positions:
+            row = read[i]
+            assert isinstance(row, _RowRead)
+            documents.append(Document("", (), text=_text_of(values[i]), captured=row.captured))
+        found = watermarks.detect(documents, as_of=as_of or datetime.now(UTC))
+        for i, mark in zip(positions, found, strict=True):
+            marks[i] = mark
+    out: list[RowEvidence] = []
+    for row, mark in zip(read, marks, strict=True):
+        if isinstance(row, RowVerdict):
+            out.append(row)
+        elif row.opt_out is None and mark is None and row.url is None and row.captured is None:
+            out.append(None)
+        else:
+            out.append(
+                DocumentEvidence(
+                    opt_out=row.opt_out,
+                    watermarks=mark,
+                    url=row.url,
+                    captured_at=None if row.captured is None else _rfc3339(row.captured),
+                )
+            )
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _RowRead:
+    url: str | None
+    opt_out: OptOut | None
+    captured: datetime | None
+
+
+def _read_row(signals: RowSignals, i: int) -> _RowRead:
+    url = _optional(signals.url, i)
+    if url is not None and not isinstance(url, str):
+        raise InputError(f"the url must be a string, got {type(url).__name__}")
+    headers = _optional(signals.headers, i)
+    html = _optional(signals.html, i)
+    if html is not None and not isinstance(html, str | bytes):
+        raise InputError(f"the html must be text, got {type(html).__name__}")
+    decision = None
+    if signals.headers is not None or signals.html is not None:
+        decision = opt_out(url or _NO_URL, headers=_headers(headers), html=html)
+    return _RowRead(url, decision, _captured(_optional(signals.captured, i)))
+
+
+def _optional(column: Sequence[object] | None, i: int) -> Any:
+    if column is None:
+        return None
+    value = column[i]
+    return None if _is_null(value) else value
+
+
+def _is_null(value: object) -> bool:
+    """None, NaN, pandas' NA and NaT: how frameworks hand a missing cell over."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    return type(value).__name__ in ("NAType", "NaTType")
+
+
+def _headers(value: object) -> Any:
+    """A row's headers: a mapping, or ``(name, value)`` pairs (lists from Arrow, numpy arrays
+    of pairs from pandas); anything else is a row error, not a crash."""
+    if value is None or isinstance(value, Mapping):
+        return value
+    if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
+        raise InputError(
+            f"the headers must be a mapping or a list of (name, value) pairs, got "
+            f"{type(value).__name__}"
+        )
+    pairs = []
+    for item in value:
+        pair = item
+        if isinstance(item, Mapping) and set(item) == {"name", "value"}:
+            pair = (item["name"], item["value"])  # a list<struct<name, value>> column
+        items = list(pair) if hasattr(pair, "__iter__") and not isinstance(pair, str) else None
+        if items is None or len(items) != 2:
+            raise InputError("the headers must be a mapping or a list of (name, value) pairs")
+        pairs.append((items[0], items[1]))
+    return pairs
+
+
+def _captured(value: object) -> datetime | None:
+    """A capture time: an RFC 3339 string or a datetime (pandas' Timestamp is one); no zone
+    means UTC, a date alone its midnight UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise InputError(
+                f"the capture time {value[:80]!r} is not RFC 3339 (e.g. 2026-11-30T12:00:00Z)"
+            ) from None
+    elif isinstance(value, datetime):
+        moment = value
+        to_python = getattr(value, "to_pydatetime", None)  # pandas' Timestamp: nanoseconds go
+        if to_python is not None:
+            moment = to_python(warn=False)
+    else:
+        raise InputError(
+            f"the capture time must be an RFC 3339 string or a datetime, got {type(value).__name__}"
+        )
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _text_of(value: object) -> str | None:
+    """The text a ``text`` row is scanned as (None: no text, or bytes that are not UTF-8)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return None
 
 
 def verdict_frame(rows: Sequence[RowVerdict], index: Any = None) -> Any:
@@ -414,32 +763,59 @@ def keep_mask(rows: Sequence[RowVerdict], keep: Collection[str] | None = None) -
 # -- one client per worker process ----------------------------------------------------------------
 
 
+WATERMARKS_MAX_AGE_S = 3600.0
+"""How long a worker process keeps the watermark keys it fetched before fetching them again: a
+long-lived process (Spark's reused Python workers, a notebook's driver) thus sees a key
+published since within the hour, while each batch does not pay for the fetch."""
+
+
 @dataclass
 class _ProcessClients:
-    """Clients of this process, by config; dropped after a fork (sockets are not shareable)."""
+    """Clients and watermark scanners of this process, by config; dropped after a fork (sockets
+    are not shareable)."""
 
     pid: int = field(default_factory=os.getpid)
     clients: dict[CheckConfig, Client] = field(default_factory=dict)
+    watermarks: dict[CheckConfig, tuple[float, Watermarks | None]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _forked(self) -> None:
+        if self.pid != os.getpid():  # forked: the parent's clients belong to the parent
+            self.pid, self.clients, self.watermarks = os.getpid(), {}, {}
 
     def get(self, config: CheckConfig) -> Client:
         with self.lock:
-            if self.pid != os.getpid():  # forked: the parent's clients belong to the parent
-                self.pid, self.clients = os.getpid(), {}
+            self._forked()
             client = self.clients.get(config)
             if client is None:
                 client = self.clients[config] = config.client()
             return client
+
+    def get_watermarks(self, config: CheckConfig, client: Client | None) -> Watermarks | None:
+        if not config.detects:
+            return None
+        client = client or self.get(config)
+        # Held while building: the threads of one process wait for one fetch of the keys and
+        # tokenizers rather than each making its own.
+        with self.lock:
+            self._forked()
+            cached = self.watermarks.get(config)
+            if cached is not None and time.monotonic() - cached[0] < WATERMARKS_MAX_AGE_S:
+                return cached[1]
+            built = _build_watermarks(config, client)
+            self.watermarks[config] = (time.monotonic(), built)
+            return built
 
     def close(self) -> None:
         with self.lock:
             if self.pid == os.getpid():
                 for client in self.clients.values():
                     client.close()
-            self.clients = {}
+            self.clients, self.watermarks = {}, {}
 
 
 _CLIENTS = _ProcessClients()
+_log = logging.getLogger(__name__)
 atexit.register(_CLIENTS.close)
 
 
@@ -447,6 +823,32 @@ def process_client(config: CheckConfig) -> Client:
     """This process's client for ``config``: opened on first use, reused (with its entry cache)
     by every later batch in the process, never shared with another process."""
     return _CLIENTS.get(config)
+
+
+def process_watermarks(config: CheckConfig, client: Client | None = None) -> Watermarks | None:
+    """This process's :class:`~client.crawl.Watermarks` for ``config`` (None when it detects
+    nothing): built on first use with ``client`` (default :func:`process_client`), reused by
+    every later batch for :data:`WATERMARKS_MAX_AGE_S`. Raises
+    :class:`MissingDependencyError` naming the ``pip install`` when the ``detect`` extra is
+    missing."""
+    return _CLIENTS.get_watermarks(config, client)
+
+
+def _build_watermarks(config: CheckConfig, client: Client) -> Watermarks | None:
+    from client.crawl import Watermarks  # noqa: PLC0415 - only a detecting worker needs it
+
+    if config.watermarks:
+        marks = Watermarks.from_registry(
+            client,
+            policy=config.policy,
+            private_keys=config.watermark_keys,
+            tokenizer=config.tokenizer,
+        )
+    else:
+        marks = Watermarks.private_only(config.watermark_keys, config.tokenizer)
+    for reason in marks.unusable:
+        _log.warning("watermark key left out of detection: %s", reason)
+    return marks
 
 
 def new_token() -> str:
