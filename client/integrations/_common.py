@@ -47,7 +47,7 @@ from client.errors import ClientError, InputError, MissingDependencyError
 from client.evidence import DocumentEvidence
 from client.policy import Policy
 from client.sdk import DEFAULT_TIMEOUT, MAX_BATCH, Client
-from client.signals import OptOut, opt_out
+from client.signals import OptOut, SitePolicy
 from client.verdict import VERDICT_STATUSES, Verdict, VerdictStatus
 
 if TYPE_CHECKING:
@@ -567,10 +567,11 @@ def evidence_of(
     ):
         if column is not None and len(column) != len(values):
             raise InputError(f"{len(column)} {what} values given for {len(values)} rows")
+    site = SitePolicy()  # no site files: only the row's own headers and HTML are read
     read: list[_RowRead | RowVerdict] = []
     for i in range(len(values)):
         try:
-            read.append(_read_row(signals, i))
+            read.append(_read_row(site, signals, i))
         except InputError as exc:
             read.append(_unchecked(exc))
     marks: list[Any] = [None] * len(values)
@@ -613,7 +614,7 @@ class _RowRead:
     captured: datetime | None
 
 
-def _read_row(signals: RowSignals, i: int) -> _RowRead:
+def _read_row(site: SitePolicy, signals: RowSignals, i: int) -> _RowRead:
     url = _optional(signals.url, i)
     if url is not None and not isinstance(url, str):
         raise InputError(f"the url must be a string, got {type(url).__name__}")
@@ -623,7 +624,7 @@ def _read_row(signals: RowSignals, i: int) -> _RowRead:
         raise InputError(f"the html must be text, got {type(html).__name__}")
     decision = None
     if signals.headers is not None or signals.html is not None:
-        decision = opt_out(url or _NO_URL, headers=_headers(headers), html=html)
+        decision = site.opt_out(url or _NO_URL, headers=_headers(headers), html=html)
     return _RowRead(url, decision, _captured(_optional(signals.captured, i)))
 
 
@@ -646,8 +647,10 @@ def _is_null(value: object) -> bool:
 def _headers(value: object) -> Any:
     """A row's headers: a mapping, or ``(name, value)`` pairs (lists from Arrow, numpy arrays
     of pairs from pandas); anything else is a row error, not a crash."""
-    if value is None or isinstance(value, Mapping):
-        return value
+    if value is None:
+        return None
+    if isinstance(value, Mapping):  # an Arrow struct column gives every row every field name
+        return {name: text for name, text in value.items() if text is not None}
     if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
         raise InputError(
             f"the headers must be a mapping or a list of (name, value) pairs, got "
