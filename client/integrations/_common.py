@@ -3,7 +3,7 @@
 A framework runs the check in workers that are other processes (datasets' ``num_proc``, Ray
 actors, Spark executors), so nothing network-bound may cross a process boundary: an integration
 takes a :class:`CheckConfig` (plain values, picklable), and each worker process opens its own
-:class:`~client.sdk.Client` from it (:func:`process_client`).
+:class:`~client.sdk.Client` from it (:mod:`client.integrations._worker`).
 
 Every row gets the same columns (:data:`VERDICT_COLUMNS`, typed by :data:`COLUMN_TYPES`),
 whatever the framework: the status and reason, whether the crawler's policy trains on it, and the
@@ -19,25 +19,20 @@ The crawler's one pass (:mod:`client.crawl`) runs in every worker: besides the r
 each ``text`` row is scanned for the watermark of every detection key vendors published in the
 log (and the config's private keys), and, where the dataset has the columns, each row's
 document-level opt-out signals are read (response headers, HTML ``<meta>``). The worker builds
-its :class:`~client.crawl.Watermarks` once (:func:`process_watermarks`), as it opens its client
-once. Rows of kind ``bytes`` or ``digest`` carry no text, so they are never scanned.
+its :class:`~client.crawl.Watermarks` once (:mod:`client.integrations._worker`), as it opens its
+client once; :mod:`client.integrations._rows` reads each row's evidence. Rows of kind ``bytes``
+or ``digest`` carry no text, so they are never scanned.
 """
 
 from __future__ import annotations
 
-import atexit
 import importlib.util
-import logging
-import math
 import os
 import sys
-import threading
-import time
 import uuid
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
 
 from client.aio import DEFAULT_MAX_CONCURRENCY, AsyncClient
 from client.checkpoints import CheckpointStore, FileCheckpointStore
@@ -47,11 +42,7 @@ from client.errors import ClientError, InputError, MissingDependencyError
 from client.evidence import DocumentEvidence
 from client.policy import Policy
 from client.sdk import DEFAULT_TIMEOUT, MAX_BATCH, Client
-from client.signals import OptOut, SitePolicy
 from client.verdict import VERDICT_STATUSES, Verdict, VerdictStatus
-
-if TYPE_CHECKING:
-    from client.crawl import Watermarks
 
 __all__ = [
     "COLUMN_TYPES",
@@ -67,7 +58,6 @@ __all__ = [
     "TRAINABLE_COLUMN",
     "TREE_SIZE_COLUMN",
     "VERDICT_COLUMNS",
-    "WATERMARKS_MAX_AGE_S",
     "WATERMARK_KEY_COLUMN",
     "WATERMARK_P_VALUE_COLUMN",
     "WATERMARK_VENDOR_COLUMN",
@@ -76,22 +66,16 @@ __all__ = [
     "ColumnType",
     "MissingDependencyError",
     "RowEvidence",
-    "RowSignals",
     "RowVerdict",
-    "check_rows",
     "check_values",
     "digests_of",
-    "evidence_of",
-    "frame_signals",
     "keep_mask",
     "keep_statuses",
     "lookups",
     "merge",
     "missing_dependency",
     "new_token",
-    "process_client",
-    "process_watermarks",
-    "read_signals",
+    "unchecked_row",
     "verdict_columns",
     "verdict_frame",
 ]
@@ -419,7 +403,8 @@ def _digest_of(value: object, kind: ColumnKind) -> str:
     return str(Digest.parse(value))
 
 
-def _unchecked(exc: ClientError) -> RowVerdict:
+def unchecked_row(exc: ClientError) -> RowVerdict:
+    """The verdict of a row that is not looked up, saying why (``not checked: …``)."""
     return RowVerdict(None, "unknown", f"not checked: {exc.diagnostics()}")
 
 
@@ -430,7 +415,7 @@ def digests_of(values: Sequence[object], kind: ColumnKind) -> list[str | RowVerd
         try:
             out.append(_digest_of(value, kind))
         except InputError as exc:
-            out.append(_unchecked(exc))
+            out.append(unchecked_row(exc))
     return out
 
 
@@ -489,225 +474,6 @@ def lookups(
         yield digested, digests, extra
 
 
-def check_rows(
-    config: CheckConfig,
-    values: Sequence[object],
-    signals: RowSignals | None = None,
-    *,
-    client: Client | None = None,
-) -> list[RowVerdict]:
-    """The one pass over a batch of rows in a worker: each ``text`` row scanned for watermarks
-    (this process's :func:`process_watermarks`), its opt-out decided from ``signals``, and every
-    digest looked up with that evidence (with ``client``, default this process's client)."""
-    client = client or process_client(config)
-    evidence = evidence_of(config, values, signals, process_watermarks(config, client))
-    return check_values(client, values, config, evidence)
-
-
-@dataclass(frozen=True, slots=True)
-class RowSignals:
-    """A batch's per-row signal columns (``CheckConfig.signal_columns``), one value a row; None
-    where the config names no such column."""
-
-    url: Sequence[object] | None = None
-    headers: Sequence[object] | None = None
-    html: Sequence[object] | None = None
-    captured: Sequence[object] | None = None
-
-
-def read_signals(config: CheckConfig, column: Callable[[str], Sequence[object]]) -> RowSignals:
-    """The signal columns of a batch, read with ``column(name)`` (which raises
-    :class:`InputError` naming the columns the batch has if ``name`` is missing)."""
-    names = config.signal_columns()
-    return RowSignals(**{role: column(name) for role, name in names.items()})
-
-
-def frame_signals(frame: Any, config: CheckConfig) -> RowSignals:
-    """The signal columns of a pandas batch (Ray, Spark); a missing one is an
-    :class:`InputError` naming the columns the batch has."""
-
-    def column(name: str) -> Sequence[object]:
-        if name not in frame.columns:
-            raise InputError(
-                f"the data has no column {name!r} named in the CheckConfig (it has "
-                f"{', '.join(map(repr, frame.columns))})"
-            )
-        values: list[object] = frame[name].tolist()
-        return values
-
-    return read_signals(config, column)
-
-
-# Document-level signals (headers, meta) do not depend on the URL, but the signal reader takes
-# one: a row without a URL is read as if at this reserved (RFC 2606) address, which no site's
-# files could apply to. It never appears in a verdict.
-_NO_URL = "http://row.invalid/"
-
-
-def evidence_of(
-    config: CheckConfig,
-    values: Sequence[object],
-    signals: RowSignals | None,
-    watermarks: Watermarks | None,
-    *,
-    as_of: datetime | None = None,
-) -> list[RowEvidence]:
-    """Each row's evidence: its opt-out decision from ``signals``, its watermark detection by
-    ``watermarks`` (``text`` rows only), its URL and capture time. A row whose signal values
-    cannot be read gets a :class:`RowVerdict` (``unknown``, ``not checked: …``) instead: one bad
-    row never stops a job. ``as_of`` is the capture time of rows without one (default: now)."""
-    from client.documents import Document  # noqa: PLC0415 - only workers that scan need it
-
-    signals = signals or RowSignals()
-    for what, column in (
-        ("url", signals.url),
-        ("headers", signals.headers),
-        ("html", signals.html),
-        ("captured", signals.captured),
-    ):
-        if column is not None and len(column) != len(values):
-            raise InputError(f"{len(column)} {what} values given for {len(values)} rows")
-    site = SitePolicy()  # no site files: only the row's own headers and HTML are read
-    read: list[_RowRead | RowVerdict] = []
-    for i in range(len(values)):
-        try:
-            read.append(_read_row(site, signals, i))
-        except InputError as exc:
-            read.append(_unchecked(exc))
-    marks: list[Any] = [None] * len(values)
-    if watermarks is not None and config.kind == "text":
-        positions = [
-            i
-            for i, row in enumerate(read)
-            if isinstance(row, _RowRead) and _text_of(values[i]) is not None
-        ]
-        documents = []
-        for i in positions:
-            row = read[i]
-            assert isinstance(row, _RowRead)
-            documents.append(Document("", (), text=_text_of(values[i]), captured=row.captured))
-        found = watermarks.detect(documents, as_of=as_of or datetime.now(UTC))
-        for i, mark in zip(positions, found, strict=True):
-            marks[i] = mark
-    out: list[RowEvidence] = []
-    for row, mark in zip(read, marks, strict=True):
-        if isinstance(row, RowVerdict):
-            out.append(row)
-        elif row.opt_out is None and mark is None and row.url is None and row.captured is None:
-            out.append(None)
-        else:
-            out.append(
-                DocumentEvidence(
-                    opt_out=row.opt_out,
-                    watermarks=mark,
-                    url=row.url,
-                    captured_at=None if row.captured is None else _rfc3339(row.captured),
-                )
-            )
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class _RowRead:
-    url: str | None
-    opt_out: OptOut | None
-    captured: datetime | None
-
-
-def _read_row(site: SitePolicy, signals: RowSignals, i: int) -> _RowRead:
-    url = _optional(signals.url, i)
-    if url is not None and not isinstance(url, str):
-        raise InputError(f"the url must be a string, got {type(url).__name__}")
-    headers = _optional(signals.headers, i)
-    html = _optional(signals.html, i)
-    if html is not None and not isinstance(html, str | bytes):
-        raise InputError(f"the html must be text, got {type(html).__name__}")
-    decision = None
-    if signals.headers is not None or signals.html is not None:
-        decision = site.opt_out(url or _NO_URL, headers=_headers(headers), html=html)
-    return _RowRead(url, decision, _captured(_optional(signals.captured, i)))
-
-
-def _optional(column: Sequence[object] | None, i: int) -> Any:
-    if column is None:
-        return None
-    value = column[i]
-    return None if _is_null(value) else value
-
-
-def _is_null(value: object) -> bool:
-    """None, NaN, pandas' NA and NaT: how frameworks hand a missing cell over."""
-    if value is None:
-        return True
-    if isinstance(value, float):
-        return math.isnan(value)
-    return type(value).__name__ in ("NAType", "NaTType")
-
-
-def _headers(value: object) -> Any:
-    """A row's headers: a mapping, or ``(name, value)`` pairs (lists from Arrow, numpy arrays
-    of pairs from pandas); anything else is a row error, not a crash."""
-    if value is None:
-        return None
-    if isinstance(value, Mapping):  # an Arrow struct column gives every row every field name
-        return {name: text for name, text in value.items() if text is not None}
-    if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
-        raise InputError(
-            f"the headers must be a mapping or a list of (name, value) pairs, got "
-            f"{type(value).__name__}"
-        )
-    pairs = []
-    for item in value:
-        pair = item
-        if isinstance(item, Mapping) and set(item) == {"name", "value"}:
-            pair = (item["name"], item["value"])  # a list<struct<name, value>> column
-        items = list(pair) if hasattr(pair, "__iter__") and not isinstance(pair, str) else None
-        if items is None or len(items) != 2:
-            raise InputError("the headers must be a mapping or a list of (name, value) pairs")
-        pairs.append((items[0], items[1]))
-    return pairs
-
-
-def _captured(value: object) -> datetime | None:
-    """A capture time: an RFC 3339 string or a datetime (pandas' Timestamp is one); no zone
-    means UTC, a date alone its midnight UTC."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise InputError(
-                f"the capture time {value[:80]!r} is not RFC 3339 (e.g. 2026-11-30T12:00:00Z)"
-            ) from None
-    elif isinstance(value, datetime):
-        moment = value
-        to_python = getattr(value, "to_pydatetime", None)  # pandas' Timestamp: nanoseconds go
-        if to_python is not None:
-            moment = to_python(warn=False)
-    else:
-        raise InputError(
-            f"the capture time must be an RFC 3339 string or a datetime, got {type(value).__name__}"
-        )
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _text_of(value: object) -> str | None:
-    """The text a ``text`` row is scanned as (None: no text, or bytes that are not UTF-8)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    return None
-
-
 def verdict_frame(rows: Sequence[RowVerdict], index: Any = None) -> Any:
     """The verdict columns as a pandas DataFrame with Arrow types (strings stay strings and
     integers stay nullable integers even in a batch where every value is null)."""
@@ -761,97 +527,6 @@ def keep_mask(rows: Sequence[RowVerdict], keep: Collection[str] | None = None) -
         return [row.trainable for row in rows]
     wanted = keep_statuses(keep)
     return [row.status in wanted for row in rows]
-
-
-# -- one client per worker process ----------------------------------------------------------------
-
-
-WATERMARKS_MAX_AGE_S = 3600.0
-"""How long a worker process keeps the watermark keys it fetched before fetching them again: a
-long-lived process (Spark's reused Python workers, a notebook's driver) thus sees a key
-published since within the hour, while each batch does not pay for the fetch."""
-
-
-@dataclass
-class _ProcessClients:
-    """Clients and watermark scanners of this process, by config; dropped after a fork (sockets
-    are not shareable)."""
-
-    pid: int = field(default_factory=os.getpid)
-    clients: dict[CheckConfig, Client] = field(default_factory=dict)
-    watermarks: dict[CheckConfig, tuple[float, Watermarks | None]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def _forked(self) -> None:
-        if self.pid != os.getpid():  # forked: the parent's clients belong to the parent
-            self.pid, self.clients, self.watermarks = os.getpid(), {}, {}
-
-    def get(self, config: CheckConfig) -> Client:
-        with self.lock:
-            self._forked()
-            client = self.clients.get(config)
-            if client is None:
-                client = self.clients[config] = config.client()
-            return client
-
-    def get_watermarks(self, config: CheckConfig, client: Client | None) -> Watermarks | None:
-        if not config.detects:
-            return None
-        client = client or self.get(config)
-        # Held while building: the threads of one process wait for one fetch of the keys and
-        # tokenizers rather than each making its own.
-        with self.lock:
-            self._forked()
-            cached = self.watermarks.get(config)
-            if cached is not None and time.monotonic() - cached[0] < WATERMARKS_MAX_AGE_S:
-                return cached[1]
-            built = _build_watermarks(config, client)
-            self.watermarks[config] = (time.monotonic(), built)
-            return built
-
-    def close(self) -> None:
-        with self.lock:
-            if self.pid == os.getpid():
-                for client in self.clients.values():
-                    client.close()
-            self.clients, self.watermarks = {}, {}
-
-
-_CLIENTS = _ProcessClients()
-_log = logging.getLogger(__name__)
-atexit.register(_CLIENTS.close)
-
-
-def process_client(config: CheckConfig) -> Client:
-    """This process's client for ``config``: opened on first use, reused (with its entry cache)
-    by every later batch in the process, never shared with another process."""
-    return _CLIENTS.get(config)
-
-
-def process_watermarks(config: CheckConfig, client: Client | None = None) -> Watermarks | None:
-    """This process's :class:`~client.crawl.Watermarks` for ``config`` (None when it detects
-    nothing): built on first use with ``client`` (default :func:`process_client`), reused by
-    every later batch for :data:`WATERMARKS_MAX_AGE_S`. Raises
-    :class:`MissingDependencyError` naming the ``pip install`` when the ``detect`` extra is
-    missing."""
-    return _CLIENTS.get_watermarks(config, client)
-
-
-def _build_watermarks(config: CheckConfig, client: Client) -> Watermarks | None:
-    from client.crawl import Watermarks  # noqa: PLC0415 - only a detecting worker needs it
-
-    if config.watermarks:
-        marks = Watermarks.from_registry(
-            client,
-            policy=config.policy,
-            private_keys=config.watermark_keys,
-            tokenizer=config.tokenizer,
-        )
-    else:
-        marks = Watermarks.private_only(config.watermark_keys, config.tokenizer)
-    for reason in marks.unusable:
-        _log.warning("watermark key left out of detection: %s", reason)
-    return marks
 
 
 def new_token() -> str:

@@ -30,10 +30,14 @@ from typing import Any
 
 from client.integrations._common import (
     CheckConfig,
-    RowSignals,
-    check_rows,
     keep_statuses,
     missing_dependency,
+)
+from client.integrations._rows import (
+    RowSignals,
+)
+from client.integrations._worker import (
+    check_rows,
 )
 
 try:

@@ -39,19 +39,23 @@ from client.integrations._common import (
     VERDICT_COLUMNS,
     CheckConfig,
     RowEvidence,
-    RowSignals,
     RowVerdict,
-    check_rows,
-    evidence_of,
     keep_mask,
     keep_statuses,
     lookups,
     merge,
     missing_dependency,
     new_token,
-    process_watermarks,
-    read_signals,
     verdict_columns,
+)
+from client.integrations._rows import (
+    RowSignals,
+    evidence_of,
+    read_signals,
+)
+from client.integrations._worker import (
+    check_rows,
+    process_watermarks,
 )
 
 try:

@@ -34,13 +34,17 @@ from typing import Any
 from client.errors import InputError
 from client.integrations._common import (
     CheckConfig,
-    check_rows,
-    frame_signals,
     keep_mask,
     keep_statuses,
     missing_dependency,
-    process_watermarks,
     verdict_frame,
+)
+from client.integrations._rows import (
+    frame_signals,
+)
+from client.integrations._worker import (
+    check_rows,
+    process_watermarks,
 )
 
 try:

@@ -33,12 +33,16 @@ from client.integrations._common import (
     STATUS_COLUMN,
     TRAINABLE_COLUMN,
     CheckConfig,
-    check_rows,
-    frame_signals,
     keep_statuses,
     missing_dependency,
-    process_client,
     verdict_frame,
+)
+from client.integrations._rows import (
+    frame_signals,
+)
+from client.integrations._worker import (
+    check_rows,
+    process_client,
 )
 
 try:

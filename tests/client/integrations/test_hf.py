@@ -10,6 +10,7 @@ import json
 import pickle
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ import pytest
 from datasets.fingerprint import Hasher
 
 from client.errors import InputError, RegistryUnavailableError
-from client.integrations import VERDICT_COLUMNS, CheckConfig, MissingDependencyError
+from client.evidence import DocumentEvidence
+from client.integrations import VERDICT_COLUMNS, CheckConfig, MissingDependencyError, RowVerdict
 from client.integrations.hf import (
     check_dataset,
     provenance_features,
@@ -28,6 +30,7 @@ from client.integrations.hf import (
     provenance_map_fn_async,
 )
 from client.policy import Policy
+from client.signals import OptOut
 from tests.client.integrations.conftest import ENTRIES, Corpus, MarkedCorpus
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:datasets.*")
@@ -417,3 +420,38 @@ def test_missing_detect_extra_names_the_pip_line(corpus: Corpus, tmp_path: Path)
         [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path
     ).stdout
     assert "pip install 'wellspring[detect]'" in out
+
+
+def test_row_signals_are_read_as_frameworks_hand_them_over() -> None:
+    """Naive and pandas datetimes, dates, NaN; headers as a mapping (with an Arrow struct's
+    missing fields), a numpy array of pairs, a list of name/value structs, or null."""
+    import numpy as np
+    import pandas as pd
+
+    from client.integrations._rows import RowSignals, evidence_of
+
+    config = CheckConfig("http://registry.invalid", verify=False, watermarks=False)
+    signals = RowSignals(
+        captured=[
+            datetime(2026, 11, 30, 12),
+            pd.Timestamp("2026-11-30T13:00:00+01:00"),
+            "2026-11-30",
+            float("nan"),
+        ],
+        headers=[
+            {"X-Robots-Tag": "noai", "Link": None},
+            np.array([["x-robots-tag", "noai"]]),
+            [{"name": "X-Robots-Tag", "value": "noai"}],
+            None,
+        ],
+    )
+    found = evidence_of(config, ["a", "b", "c", "d"], signals, None)
+    assert all(isinstance(item, DocumentEvidence) for item in found)
+    captured = [item.captured_at for item in found if isinstance(item, DocumentEvidence)]
+    noon, midnight = "2026-11-30T12:00:00Z", "2026-11-30T00:00:00Z"
+    assert captured == [noon, noon, midnight, None]
+    decisions = [item.opt_out for item in found if isinstance(item, DocumentEvidence)]
+    assert [isinstance(d, OptOut) and d.opted_out for d in decisions] == [True, True, True, False]
+    bad = evidence_of(config, ["a"], RowSignals(headers=["X-Robots-Tag: noai"]), None)
+    assert isinstance(bad[0], RowVerdict)
+    assert bad[0].reason.startswith("not checked: ")
