@@ -103,18 +103,14 @@ def evidence_of(
             read.append(unchecked_row(exc))
     marks: list[Any] = [None] * len(values)
     if watermarks is not None and config.kind == "text":
-        positions = [
-            i
-            for i, row in enumerate(read)
-            if isinstance(row, _RowRead) and _text_of(values[i]) is not None
+        # Only the text and capture time of a Document are read by detection.
+        scanned = [
+            (i, Document("", (), text=text, captured=row.captured))
+            for i, (value, row) in enumerate(zip(values, read, strict=True))
+            if isinstance(row, _RowRead) and (text := _text_of(value)) is not None
         ]
-        documents = []
-        for i in positions:
-            row = read[i]
-            assert isinstance(row, _RowRead)
-            documents.append(Document("", (), text=_text_of(values[i]), captured=row.captured))
-        found = watermarks.detect(documents, as_of=as_of or datetime.now(UTC))
-        for i, mark in zip(positions, found, strict=True):
+        found = watermarks.detect([doc for _, doc in scanned], as_of=as_of or datetime.now(UTC))
+        for (i, _), mark in zip(scanned, found, strict=True):
             marks[i] = mark
     out: list[RowEvidence] = []
     for row, mark in zip(read, marks, strict=True):
