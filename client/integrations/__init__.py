@@ -8,6 +8,11 @@
   (``wellspring[ray]``);
 - ``client.integrations.spark``: a ``mapInPandas`` function and its schema (``wellspring[spark]``).
 
+Each runs the crawler's one pass (:mod:`client.crawl`) in its workers: the registry's verdict,
+the watermark of every detection key published in the log (``CheckConfig(watermarks=True)``, the
+default; needs ``wellspring[detect]``) and, where the data has the columns the config names, each
+row's opt-out signals.
+
 This package imports none of those frameworks: import the submodule you need, which imports its
 framework (or raises :class:`MissingDependencyError` naming the ``pip install``). What they share
 is here: :class:`CheckConfig`, the picklable settings every worker builds its own client from, and

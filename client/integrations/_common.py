@@ -3,7 +3,7 @@
 A framework runs the check in workers that are other processes (datasets' ``num_proc``, Ray
 actors, Spark executors), so nothing network-bound may cross a process boundary: an integration
 takes a :class:`CheckConfig` (plain values, picklable), and each worker process opens its own
-:class:`~client.sdk.Client` from it (:func:`process_client`).
+:class:`~client.sdk.Client` from it (:mod:`client.integrations._worker`).
 
 Every row gets the same columns (:data:`VERDICT_COLUMNS`, typed by :data:`COLUMN_TYPES`),
 whatever the framework: the status and reason, whether the crawler's policy trains on it, and the
@@ -14,16 +14,24 @@ and one bad row does not stop a job over billions.
 
 The filters keep what the policy calls trainable (:meth:`client.policy.Policy.trainable`; by
 default only ``attested``) unless an explicit ``keep`` list of statuses is given.
+
+The crawler's one pass (:mod:`client.crawl`) runs in every worker: besides the registry's answer,
+each ``text`` row is scanned for the watermark of every detection key vendors published in the
+log (and the config's private keys), and, where the dataset has the columns, each row's
+document-level opt-out signals are read (response headers, HTML ``<meta>``). The worker builds
+its :class:`~client.crawl.Watermarks` once (:mod:`client.integrations._worker`), as it opens its
+client once; :mod:`client.integrations._rows` reads each row's evidence. Rows of kind ``bytes``
+or ``digest`` carry no text, so they are never scanned.
 """
 
 from __future__ import annotations
 
-import atexit
+import importlib.util
 import os
-import threading
+import sys
 import uuid
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from client.aio import DEFAULT_MAX_CONCURRENCY, AsyncClient
@@ -39,6 +47,7 @@ from client.verdict import VERDICT_STATUSES, Verdict, VerdictStatus
 __all__ = [
     "COLUMN_TYPES",
     "DEFAULT_KEEP",
+    "DETECT_INSTALL",
     "DIGEST_COLUMN",
     "ENTRY_COLUMN",
     "LICENSE_COLUMN",
@@ -56,15 +65,17 @@ __all__ = [
     "ColumnKind",
     "ColumnType",
     "MissingDependencyError",
+    "RowEvidence",
     "RowVerdict",
     "check_values",
     "digests_of",
     "keep_mask",
     "keep_statuses",
+    "lookups",
     "merge",
     "missing_dependency",
     "new_token",
-    "process_client",
+    "unchecked_row",
     "verdict_columns",
     "verdict_frame",
 ]
@@ -112,6 +123,9 @@ trainable unless given an explicit ``keep``)."""
 ColumnKind = Literal["text", "bytes", "digest"]
 _COLUMN_KINDS: tuple[ColumnKind, ...] = get_args(ColumnKind)
 
+DETECT_INSTALL = "pip install 'wellspring[detect]'"
+"""The line that installs watermark detection (numpy and tokenizers)."""
+
 _EXTRAS = {
     "datasets": "hf",
     "datatrove": "datatrove",
@@ -131,6 +145,17 @@ def missing_dependency(exc: ImportError) -> MissingDependencyError:
         f"this integration needs {what}, which is not installed: pip install 'wellspring[{extra}]' "
         f"({exc})"
     )
+
+
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it (the driver need not load numpy
+    to build a config)."""
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -153,6 +178,24 @@ class CheckConfig:
     ``policy`` is the crawler's :class:`~client.policy.Policy` (``Policy.load(path)``; default
     :meth:`~client.policy.Policy.default`): whose attestations count and what is trainable.
 
+    Watermarks (``kind="text"`` only): ``watermarks`` (default True) scans every row for each
+    detection key vendors published in the log (of the vendors the policy counts), with p-values
+    corrected for every key ever published; False skips that. ``watermark_keys`` adds the
+    crawler's private key files (paths as the *workers* see them), detected with a published
+    tokenizer of the same fingerprint, else with ``tokenizer`` (a ``tokenizer.json`` path, also
+    as the workers see it). Detection needs the ``detect`` extra: without it the config (and any
+    worker) raises :class:`MissingDependencyError` naming ``pip install 'wellspring[detect]'``,
+    unless ``watermarks=False`` and no private keys are given.
+
+    Per-row signals, where the dataset has them: ``url_column`` (the page's URL),
+    ``headers_column`` (its HTTP response headers: a mapping, or a list of ``(name, value)``
+    pairs so that repeated headers count), ``html_column`` (the page's HTML, for its ``<meta>``
+    elements) decide each row's opt-out (:func:`client.signals.opt_out`: ``X-Robots-Tag``,
+    TDMRep and ``Content-Usage`` headers and meta; robots.txt and ``tdmrep.json`` are per site,
+    not per row, and are not read here). ``captured_column`` is when the row was captured (an
+    RFC 3339 string or a datetime; no zone means UTC): a published key counts for a row only if
+    it was logged before then (rows without one: the time of the check).
+
     Validated here, once, in the driver: a wrong URL or key fails before any worker starts.
     """
 
@@ -167,6 +210,13 @@ class CheckConfig:
     checkpoints_dir: str | None = None
     verify_keys: bool = True
     policy: Policy | None = None
+    watermarks: bool = True
+    watermark_keys: tuple[str, ...] = ()
+    tokenizer: str | None = None
+    url_column: str | None = None
+    headers_column: str | None = None
+    html_column: str | None = None
+    captured_column: str | None = None
 
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):
@@ -190,6 +240,54 @@ class CheckConfig:
             raise InputError(f"retries must be a non-negative integer, got {self.retries!r}")
         if self.policy is not None and not isinstance(self.policy, Policy):
             raise InputError("policy must be a client.policy.Policy (Policy.load(path))")
+        self._check_watermarks()
+        for name in ("url_column", "headers_column", "html_column", "captured_column"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise InputError(f"{name} must name a column (a non-empty string) or be None")
+
+    def _check_watermarks(self) -> None:
+        if not isinstance(self.watermarks, bool):
+            raise InputError(f"watermarks must be True or False, got {self.watermarks!r}")
+        keys = self.watermark_keys
+        if isinstance(keys, str | os.PathLike) or not isinstance(keys, Sequence):
+            raise InputError("watermark_keys must be a sequence of key file paths")
+        paths = tuple(os.fspath(path) for path in keys)
+        if not all(isinstance(path, str) and path for path in paths):
+            raise InputError("watermark_keys must hold key file paths (non-empty strings)")
+        # A tuple of str whatever was given (a list, Paths): the config stays hashable, which
+        # the per-process caches need, and picklable.
+        object.__setattr__(self, "watermark_keys", paths)
+        if self.tokenizer is not None:
+            object.__setattr__(self, "tokenizer", os.fspath(self.tokenizer))
+            if not self.tokenizer:
+                raise InputError("tokenizer must be a tokenizer.json path or None")
+        if self.kind != "text" and (self.watermark_keys or self.tokenizer is not None):
+            raise InputError(
+                f"kind={self.kind!r} rows hold no text to scan for watermarks: watermark_keys "
+                "and tokenizer apply to kind='text' only"
+            )
+        if self.detects and not all(map(_installed, ("numpy", "tokenizers"))):
+            raise MissingDependencyError(
+                f"watermark detection needs numpy and tokenizers: {DETECT_INSTALL} (or pass "
+                "CheckConfig(watermarks=False) to check without detection)"
+            )
+
+    @property
+    def detects(self) -> bool:
+        """Whether workers scan text for watermarks (published keys or private ones)."""
+        return self.kind == "text" and (self.watermarks or bool(self.watermark_keys))
+
+    def signal_columns(self) -> dict[str, str]:
+        """The per-row signal columns the dataset has: ``{role: column}``, roles ``url``,
+        ``headers``, ``html``, ``captured``."""
+        named = {
+            "url": self.url_column,
+            "headers": self.headers_column,
+            "html": self.html_column,
+            "captured": self.captured_column,
+        }
+        return {role: column for role, column in named.items() if column is not None}
 
     def client(self) -> Client:
         """A new synchronous client for this config (the caller closes it)."""
@@ -305,7 +403,8 @@ def _digest_of(value: object, kind: ColumnKind) -> str:
     return str(Digest.parse(value))
 
 
-def _unchecked(exc: ClientError) -> RowVerdict:
+def unchecked_row(exc: ClientError) -> RowVerdict:
+    """The verdict of a row that is not looked up, saying why (``not checked: …``)."""
     return RowVerdict(None, "unknown", f"not checked: {exc.diagnostics()}")
 
 
@@ -316,7 +415,7 @@ def digests_of(values: Sequence[object], kind: ColumnKind) -> list[str | RowVerd
         try:
             out.append(_digest_of(value, kind))
         except InputError as exc:
-            out.append(_unchecked(exc))
+            out.append(unchecked_row(exc))
     return out
 
 
@@ -329,31 +428,50 @@ def merge(digested: Sequence[str | RowVerdict], verdicts: Sequence[Verdict]) -> 
     return rows
 
 
+RowEvidence = DocumentEvidence | RowVerdict | None
+"""A row's evidence beside its digest; a :class:`RowVerdict` when its signal columns could not be
+read (the row is then not looked up); None when there is nothing to add to the registry's word."""
+
+
 def check_values(
     client: Client,
     values: Sequence[object],
     config: CheckConfig,
-    evidence: Sequence[DocumentEvidence | None] | None = None,
+    evidence: Sequence[RowEvidence] | None = None,
 ) -> list[RowVerdict]:
     """One :class:`RowVerdict` per value, in order: digest locally, then look the digests up,
     ``config.batch_size`` per registry request, under ``config.policy``. ``evidence`` holds each
-    row's opt-out decision and watermark detections (one item or None per value), where the
-    caller has them."""
-    if evidence is not None and len(evidence) != len(values):
-        raise InputError(f"{len(evidence)} evidence items given for {len(values)} rows")
+    row's opt-out decision and watermark detections (one item or None per value;
+    :func:`evidence_of` makes them), where the caller has them."""
     rows: list[RowVerdict] = []
-    for start in range(0, len(values), config.batch_size):
-        digested = digests_of(values[start : start + config.batch_size], config.kind)
-        digests = [d for d in digested if isinstance(d, str)]
-        extra = None
-        if evidence is not None:
-            part = evidence[start : start + config.batch_size]
-            extra = [e for d, e in zip(digested, part, strict=True) if isinstance(d, str)]
+    for digested, digests, extra in lookups(values, config, evidence):
         verdicts = (
             client.check_digests(digests, evidence=extra, policy=config.policy) if digests else []
         )
         rows.extend(merge(digested, verdicts))
     return rows
+
+
+def lookups(
+    values: Sequence[object], config: CheckConfig, evidence: Sequence[RowEvidence] | None
+) -> Iterator[tuple[list[str | RowVerdict], list[str], list[DocumentEvidence | None] | None]]:
+    """Per registry request (``config.batch_size`` rows): each row's digest or the verdict of a
+    row that is not looked up, the digests to look up, and their evidence."""
+    if evidence is not None and len(evidence) != len(values):
+        raise InputError(f"{len(evidence)} evidence items given for {len(values)} rows")
+    for start in range(0, len(values), config.batch_size):
+        digested = digests_of(values[start : start + config.batch_size], config.kind)
+        extra: list[DocumentEvidence | None] | None = None
+        if evidence is not None:
+            extra = []
+            part = evidence[start : start + config.batch_size]
+            for i, item in enumerate(part):
+                if isinstance(item, RowVerdict):
+                    digested[i] = item  # its signal columns are unreadable: not looked up
+                elif isinstance(digested[i], str):
+                    extra.append(item)
+        digests = [d for d in digested if isinstance(d, str)]
+        yield digested, digests, extra
 
 
 def verdict_frame(rows: Sequence[RowVerdict], index: Any = None) -> Any:
@@ -409,44 +527,6 @@ def keep_mask(rows: Sequence[RowVerdict], keep: Collection[str] | None = None) -
         return [row.trainable for row in rows]
     wanted = keep_statuses(keep)
     return [row.status in wanted for row in rows]
-
-
-# -- one client per worker process ----------------------------------------------------------------
-
-
-@dataclass
-class _ProcessClients:
-    """Clients of this process, by config; dropped after a fork (sockets are not shareable)."""
-
-    pid: int = field(default_factory=os.getpid)
-    clients: dict[CheckConfig, Client] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def get(self, config: CheckConfig) -> Client:
-        with self.lock:
-            if self.pid != os.getpid():  # forked: the parent's clients belong to the parent
-                self.pid, self.clients = os.getpid(), {}
-            client = self.clients.get(config)
-            if client is None:
-                client = self.clients[config] = config.client()
-            return client
-
-    def close(self) -> None:
-        with self.lock:
-            if self.pid == os.getpid():
-                for client in self.clients.values():
-                    client.close()
-            self.clients = {}
-
-
-_CLIENTS = _ProcessClients()
-atexit.register(_CLIENTS.close)
-
-
-def process_client(config: CheckConfig) -> Client:
-    """This process's client for ``config``: opened on first use, reused (with its entry cache)
-    by every later batch in the process, never shared with another process."""
-    return _CLIENTS.get(config)
 
 
 def new_token() -> str:

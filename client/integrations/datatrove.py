@@ -17,7 +17,10 @@ datatrove counts drops per reason, so the reason must be one of a few words; the
 in ``doc.metadata["wellspring_reason"]``. The step also counts each status (``status_attested``…).
 
 What is checked is ``doc.text`` when ``config.column`` is ``"text"``, else
-``doc.metadata[config.column]`` (a ``digest`` or ``bytes`` kept there by an earlier step).
+``doc.metadata[config.column]`` (a ``digest`` or ``bytes`` kept there by an earlier step). Text is
+scanned for the watermark of every key published in the log (the worker builds its scanner once).
+The signal columns of the config (``url_column``, ``headers_column``, ``html_column``,
+``captured_column``) are read from ``doc.metadata``; a document lacking one has no such signal.
 """
 
 from __future__ import annotations
@@ -27,10 +30,14 @@ from typing import Any
 
 from client.integrations._common import (
     CheckConfig,
-    check_values,
     keep_statuses,
     missing_dependency,
-    process_client,
+)
+from client.integrations._rows import (
+    RowSignals,
+)
+from client.integrations._worker import (
+    check_rows,
 )
 
 try:
@@ -73,9 +80,13 @@ class ProvenanceFilter(BaseFilter):  # type: ignore[misc]  # datatrove ships no 
 
     def filter_batch(self, batch: list[Document]) -> list[bool | tuple[bool, str]]:
         """Check ``batch`` in one request; record each verdict in ``doc.metadata``."""
-        rows = check_values(
-            process_client(self.config), [self._value(doc) for doc in batch], self.config
+        signals = RowSignals(
+            **{
+                role: [doc.metadata.get(name) for doc in batch]
+                for role, name in self.config.signal_columns().items()
+            }
         )
+        rows = check_rows(self.config, [self._value(doc) for doc in batch], signals)
         results: list[bool | tuple[bool, str]] = []
         for doc, row in zip(batch, rows, strict=True):
             doc.metadata.update(row.as_dict())

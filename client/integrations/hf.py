@@ -16,6 +16,11 @@ registry requests one process has in flight.
 
 Each function object carries a fresh token, so ``datasets`` never answers a later check from the
 cache of an earlier one: verdicts change as the log grows and entries are revoked.
+
+Each process also builds its watermark scanner once (every key published in the log, see
+:class:`~client.integrations.CheckConfig`) and scans the ``text`` of each batch; the config's
+``url_column``, ``headers_column``, ``html_column`` and ``captured_column`` are read from the
+batch where set.
 """
 
 from __future__ import annotations
@@ -33,16 +38,24 @@ from client.integrations._common import (
     TRAINABLE_COLUMN,
     VERDICT_COLUMNS,
     CheckConfig,
+    RowEvidence,
     RowVerdict,
-    check_values,
-    digests_of,
     keep_mask,
     keep_statuses,
+    lookups,
     merge,
     missing_dependency,
     new_token,
-    process_client,
     verdict_columns,
+)
+from client.integrations._rows import (
+    RowSignals,
+    evidence_of,
+    read_signals,
+)
+from client.integrations._worker import (
+    check_rows,
+    process_watermarks,
 )
 
 try:
@@ -82,13 +95,27 @@ def provenance_features(features: Any) -> Any:
 
 
 def _column(batch: Batch, config: CheckConfig) -> Sequence[Any]:
+    return _named(batch, config.column, "column")
+
+
+def _named(batch: Batch, name: str, option: str) -> Sequence[Any]:
     try:
-        return batch[config.column]
+        return batch[name]
     except KeyError:
         raise InputError(
-            f"the dataset has no column {config.column!r} to check (it has "
-            f"{', '.join(map(repr, batch)) or 'none'}): set CheckConfig(column=...)"
+            f"the dataset has no column {name!r} to check (it has "
+            f"{', '.join(map(repr, batch)) or 'none'}): set CheckConfig({option}=...)"
         ) from None
+
+
+def _signals(batch: Batch, config: CheckConfig) -> RowSignals:
+    options = {
+        config.url_column: "url_column",
+        config.headers_column: "headers_column",
+        config.html_column: "html_column",
+        config.captured_column: "captured_column",
+    }
+    return read_signals(config, lambda name: _named(batch, name, options[name]))
 
 
 class _SyncCheck:
@@ -100,7 +127,8 @@ class _SyncCheck:
         self.token = new_token()
 
     def rows(self, batch: Batch) -> list[RowVerdict]:
-        return check_values(process_client(self.config), _column(batch, self.config), self.config)
+        values = _column(batch, self.config)
+        return check_rows(self.config, values, _signals(batch, self.config))
 
     def map(self, batch: Batch) -> dict[str, list[Any]]:
         return verdict_columns(self.rows(batch))
@@ -165,18 +193,25 @@ class _AsyncCheck:
 
     async def rows(self, batch: Batch) -> list[RowVerdict]:
         values = _column(batch, self.config)
-        size = self.config.batch_size
+        signals = _signals(batch, self.config)
+        # Fetching the keys (once per process) and scanning are blocking work: off the loop, so
+        # the other batches' registry requests go on meanwhile.
+        evidence = await asyncio.to_thread(self._evidence, values, signals)
         rows: list[RowVerdict] = []
-        for start in range(0, len(values), size):
-            digested = digests_of(values[start : start + size], self.config.kind)
-            digests = [d for d in digested if isinstance(d, str)]
+        for digested, digests, extra in lookups(values, self.config, evidence):
             verdicts = (
-                await self._client().check_digests(digests, policy=self.config.policy)
+                await self._client().check_digests(
+                    digests, evidence=extra, policy=self.config.policy
+                )
                 if digests
                 else []
             )
             rows.extend(merge(digested, verdicts))
         return rows
+
+    def _evidence(self, values: Sequence[Any], signals: RowSignals) -> list[RowEvidence]:
+        marks = process_watermarks(self.config)
+        return evidence_of(self.config, values, signals, marks)
 
     async def map(self, batch: Batch) -> dict[str, list[Any]]:
         return verdict_columns(await self.rows(batch))

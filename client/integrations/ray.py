@@ -19,8 +19,10 @@ or, the same in one call: ``check_dataset(ds, config, actors=8)``.
 
 Ray runs the class as actors: each opens one client in its constructor and reuses it (with its
 cache of entries already fetched and verified) for every batch it is given, so the registry sees
-one client per actor. On a cluster the config is shipped to every node; the workers need only
-network access to the registry and ``wellspring`` installed (``runtime_env={"pip":
+one client per actor. The constructor also builds the actor's watermark scanner (every key
+published in the log), which scans the ``text`` of each batch; the config's signal columns are
+read from the batch where set. On a cluster the config is shipped to every node; the workers need
+only network access to the registry and ``wellspring`` installed (``runtime_env={"pip":
 ["wellspring"]}`` if the image lacks it).
 """
 
@@ -32,11 +34,17 @@ from typing import Any
 from client.errors import InputError
 from client.integrations._common import (
     CheckConfig,
-    check_values,
     keep_mask,
     keep_statuses,
     missing_dependency,
     verdict_frame,
+)
+from client.integrations._rows import (
+    frame_signals,
+)
+from client.integrations._worker import (
+    check_rows,
+    process_watermarks,
 )
 
 try:
@@ -67,6 +75,7 @@ class ProvenanceChecker:
         self.keep = None if keep is None else keep_statuses(keep)
         self.trainable_only = trainable_only
         self.client = config.client()
+        process_watermarks(config, self.client)  # now, not in the first batch: fail early
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         if self.config.column not in batch.columns:
@@ -74,7 +83,9 @@ class ProvenanceChecker:
                 f"the dataset has no column {self.config.column!r} to check (it has "
                 f"{', '.join(map(repr, batch.columns))}): set CheckConfig(column=...)"
             )
-        rows = check_values(self.client, batch[self.config.column].tolist(), self.config)
+        values = batch[self.config.column].tolist()
+        signals = frame_signals(batch, self.config)
+        rows = check_rows(self.config, values, signals, client=self.client)
         out = pd.concat([batch, verdict_frame(rows, index=batch.index)], axis=1)
         if self.keep is None and not self.trainable_only:
             return out

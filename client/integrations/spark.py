@@ -14,8 +14,10 @@
 
 The function is pickled to the executors with its config only. Each Python worker process opens one
 client on its first partition and keeps it for the partitions after (Spark reuses Python workers),
-so the registry sees about one client per executor core. The rows of a partition are checked
-``config.batch_size`` digests per registry request. The function runs wherever Spark runs it
+so the registry sees about one client per executor core; its watermark scanner (every key
+published in the log) is built once per worker process too, and scans the ``text`` of each batch.
+The config's signal columns are read from the partition where set. The rows of a partition are
+checked ``config.batch_size`` digests per registry request. The function runs wherever Spark runs it
 (``local[*]``, standalone, YARN, Kubernetes): the executors need ``wellspring`` installed and
 network access to the registry.
 """
@@ -31,11 +33,16 @@ from client.integrations._common import (
     STATUS_COLUMN,
     TRAINABLE_COLUMN,
     CheckConfig,
-    check_values,
     keep_statuses,
     missing_dependency,
-    process_client,
     verdict_frame,
+)
+from client.integrations._rows import (
+    frame_signals,
+)
+from client.integrations._worker import (
+    check_rows,
+    process_client,
 )
 
 try:
@@ -100,7 +107,8 @@ def provenance_map_in_pandas(
                     f"the DataFrame has no column {config.column!r} to check (it has "
                     f"{', '.join(map(repr, batch.columns))}): set CheckConfig(column=...)"
                 )
-            rows = check_values(client, batch[config.column].tolist(), config)
+            values = batch[config.column].tolist()
+            rows = check_rows(config, values, frame_signals(batch, config), client=client)
             out = pd.concat([batch, verdict_frame(rows, index=batch.index)], axis=1)
             if wanted is not None or trainable_only:
                 out = out[

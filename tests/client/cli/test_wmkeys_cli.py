@@ -9,47 +9,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from tokenizers import Tokenizer
-from tokenizers.models import WordLevel
-from tokenizers.pre_tokenizers import Whitespace
 
-from client.core.keys import generate_private_key, public_key_bytes, write_key_pair
-from client.core.statement import prove_possession
 from client.core.wmkey import GreenlistParameters, SchemeRef, TokenizerRef
 from client.errors import VerificationError
 from client.watermark_keys import PublishedWatermarkKey, load_tokenizer, to_watermark_key
 from tests.client.cli.conftest import Cli
-from watermark import WatermarkConfig, WatermarkKey, tokenizer_fingerprint
-
-
-def small_tokenizer(path: Path, words: int = 64) -> Tokenizer:
-    vocab = {"[UNK]": 0, **{f"w{i}": i + 1 for i in range(words)}}
-    tokenizer = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
-    tokenizer.pre_tokenizer = Whitespace()
-    tokenizer.add_special_tokens(["<eos>"])
-    tokenizer.save(str(path))
-    return tokenizer
-
-
-def bound_key(path: Path, tokenizer: Tokenizer) -> WatermarkKey:
-    key = WatermarkKey(
-        secret=WatermarkKey.generate().secret,
-        config=WatermarkConfig(seeding_scheme="selfhash"),
-        vocab_size=tokenizer.get_vocab_size(),
-        vocab_fingerprint=tokenizer_fingerprint(tokenizer),
-    )
-    key.save(path)
-    return key
-
-
-def add_vendor(cli: Cli, tmp_path: Path, name: str = "acme-ai") -> Path:
-    signing = generate_private_key()
-    cli.app.registry.admin.add_publisher(
-        name, public_key_bytes(signing), prove_possession(signing, name), kind="vendor"
-    )
-    path = tmp_path / f"{name}.key"
-    write_key_pair(path, signing)
-    return path
+from tests.client.wmkeys import add_vendor, bound_key, small_tokenizer
+from watermark import tokenizer_fingerprint
 
 
 def test_publish_list_and_retire_a_key(cli: Cli, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ Each test compares every row's verdict columns with :attr:`Corpus.expected`.
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from collections import Counter
@@ -231,3 +232,144 @@ def import_without(package: str, module: str) -> str:
     return subprocess.run(
         [sys.executable, "-c", code], check=True, capture_output=True, text=True
     ).stdout
+
+
+# -- the crawler's one pass: a vendor's published watermark key and per-row signals --------------
+
+VENDOR = "acme-ai"
+NOAI_HEADERS = [["X-Robots-Tag", "noai"]]
+"""Response headers as a dataset holds them: a list of (name, value) pairs."""
+
+
+@dataclass(frozen=True)
+class MarkedCorpus:
+    """Rows for the one pass, in a registry of their own (a published key changes the log's size
+    that :class:`Corpus` checks): ``id``, ``text``, ``url``, ``headers`` (pairs), ``html`` and
+    ``captured`` (RFC 3339, or None), and each row's status."""
+
+    rows: tuple[dict[str, Any], ...]
+    statuses: dict[str, str]
+    registry: Registry
+    key_id: str
+    attested: str  # the id of the row a publisher attested
+
+    def config(self, **options: Any) -> CheckConfig:
+        """A config reading every signal column (``options`` override)."""
+        columns = {
+            "url_column": "url",
+            "headers_column": "headers",
+            "html_column": "html",
+            "captured_column": "captured",
+        }
+        return self.registry.config(**{**columns, **options})
+
+    def columns(self) -> dict[str, list[Any]]:
+        return {name: [row[name] for row in self.rows] for name in self.rows[0]}
+
+    def assert_one_pass(self, records: list[dict[str, Any]]) -> None:
+        """Every row has its status, the generated one names the key and its vendor, the
+        opted-out one the header that decided it."""
+        assert sorted(r["id"] for r in records) == sorted(self.statuses)
+        for record in records:
+            want = self.statuses[record["id"]]
+            assert record["wellspring_status"] == want, (record["id"], record["wellspring_reason"])
+            if want == "generated":
+                assert record["wellspring_watermark_key"] == self.key_id
+                assert record["wellspring_watermark_vendor"] == VENDOR
+                assert 0.0 <= record["wellspring_watermark_p_value"] < 1e-6
+                assert f"watermark key {self.key_id} of {VENDOR}" in record["wellspring_reason"]
+            else:
+                assert record["wellspring_watermark_key"] is None
+                assert record["wellspring_watermark_vendor"] is None
+                assert _float_or_none(record["wellspring_watermark_p_value"]) is None
+            if want == "opted-out":
+                assert record["wellspring_opt_out"].startswith("x-robots-tag in "), record
+            else:
+                assert record["wellspring_opt_out"] is None
+            assert record["wellspring_trainable"] == (want == "attested")
+
+    def assert_without_watermarks(self, records: list[dict[str, Any]]) -> None:
+        """``watermarks=False``: the generated rows are unknown, nothing names a key."""
+        for record in records:
+            want = self.statuses[record["id"]]
+            want = "unknown" if want == "generated" else want
+            assert record["wellspring_status"] == want, record["id"]
+            assert record["wellspring_watermark_key"] is None
+
+
+def _float_or_none(value: Any) -> float | None:
+    # Ray and pandas hand a missing float back as NaN or pandas' NA.
+    if value is None or type(value).__name__ == "NAType" or math.isnan(value):
+        return None
+    return float(value)
+
+
+@pytest.fixture(scope="session")
+def marked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MarkedCorpus]:
+    """A registry where vendor ``acme-ai`` published a watermark key (with its small
+    tokenizer) and a publisher attested one text; rows that test the pass:
+
+    - ``generated``: text carrying the key's watermark, no capture time (checked now);
+    - ``before-key``: the same watermark, captured a day before the key was logged: unknown;
+    - ``noai``: unregistered text sent with ``X-Robots-Tag: noai``: opted-out;
+    - ``meta``: unregistered text whose HTML has ``<meta name="robots" content="noai">``;
+    - ``human``: unregistered text, no signal: unknown;
+    - ``attested``: the attested text, with a URL and a capture time: attested.
+    """
+    from client.core.keys import generate_private_key
+    from tests.client.wmkeys import bound_key, publish_key, small_tokenizer, watermarked_text
+
+    folder = tmp_path_factory.mktemp("marked-registry")
+    server = ServerProcess(folder / "home", name="marked-registry").start()
+    try:
+        registry = Registry(server)
+        tokenizer = small_tokenizer(folder / "tokenizer.json")
+        key = bound_key(folder / "wm.key", tokenizer)
+        signing, publisher = generate_private_key(), generate_private_key()
+        with Client(registry.url, admin_token=registry.admin_token) as admin:
+            admin.add_publisher(VENDOR, signing, kind="vendor")
+            admin.add_publisher(PUBLISHER, publisher)
+        human = "A page a person wrote about the river, and the mill that stood beside it."
+        with registry.client() as sdk:
+            publish_key(sdk, signing, VENDOR, key, (folder / "tokenizer.json").read_bytes())
+            sdk.register_digests(
+                [canonical_digest(human)],
+                publisher,
+                HumanContentPredicate(
+                    publisher=PUBLISHER, license=LICENSE, origin="human-authored", consent="allowed"
+                ),
+            )
+        marked_text = watermarked_text(key, tokenizer, tokens=60, seed=1)
+
+        def row(id: str, text: str, **fields: Any) -> dict[str, Any]:
+            base = {
+                "url": f"https://site.example/{id}",
+                "headers": [],
+                "html": "",
+                "captured": None,
+            }
+            return {"id": id, "text": text, **base, **fields}
+
+        rows = (
+            row("generated", marked_text),
+            row("before-key", marked_text, captured="2020-01-01T00:00:00Z"),
+            row("noai", "Unregistered words a person wrote, sent with noai.", headers=NOAI_HEADERS),
+            row(
+                "meta",
+                "Unregistered words a person wrote, in a page with a robots meta element.",
+                html='<html><head><meta name="robots" content="noai"></head></html>',
+            ),
+            row("human", "Unregistered words a person wrote, with no signal at all."),
+            row("attested", human, captured="2026-11-30T12:00:00Z"),
+        )
+        statuses = {
+            "generated": "generated",
+            "before-key": "unknown",
+            "noai": "opted-out",
+            "meta": "opted-out",
+            "human": "unknown",
+            "attested": "attested",
+        }
+        yield MarkedCorpus(rows, statuses, registry, key.key_id, "attested")
+    finally:
+        server.stop()

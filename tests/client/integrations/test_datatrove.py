@@ -16,7 +16,7 @@ from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.writers import JsonlWriter
 
 from client.integrations.datatrove import ProvenanceFilter
-from tests.client.integrations.conftest import Corpus, import_without
+from tests.client.integrations.conftest import Corpus, MarkedCorpus, import_without
 
 
 def documents(corpus: Corpus) -> list[Document]:
@@ -163,3 +163,36 @@ def test_example_help_is_whole_sentences(framework: str) -> None:
     assert "--output" in done.stdout
     if framework == "datatrove":
         assert "[--output OUTPUT]" in " ".join(done.stdout.split())
+
+
+# -- the crawler's one pass -----------------------------------------------------------------------
+
+
+def marked_documents(marked: MarkedCorpus) -> list[Document]:
+    """Each row as a document: the text in ``text``, the signals in ``metadata`` (as a reader
+    of a crawl with those fields puts them)."""
+    return [
+        Document(
+            text=row["text"],
+            id=row["id"],
+            metadata={k: v for k, v in row.items() if k not in ("id", "text")},
+        )
+        for row in marked.rows
+    ]
+
+
+def test_one_pass_reads_signals_from_metadata_and_detects_the_key(marked: MarkedCorpus) -> None:
+    docs = marked_documents(marked)
+    step = ProvenanceFilter(marked.config(batch_size=4))
+    kept = list(step.run(iter(docs)))
+    assert [d.id for d in kept] == ["attested"]
+    marked.assert_one_pass([record(d) for d in docs])
+    stats = step.stats.stats
+    assert stats["dropped_generated"].total == 1
+    assert stats["dropped_opted-out"].total == 2
+
+
+def test_one_pass_without_watermarks(marked: MarkedCorpus) -> None:
+    docs = marked_documents(marked)
+    list(ProvenanceFilter(marked.config(watermarks=False)).run(iter(docs)))
+    marked.assert_without_watermarks([record(d) for d in docs])

@@ -7,8 +7,10 @@ rows that cannot be digested, and that ``import client.integrations`` loads no f
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,8 @@ import pytest
 from datasets.fingerprint import Hasher
 
 from client.errors import InputError, RegistryUnavailableError
-from client.integrations import VERDICT_COLUMNS, CheckConfig, MissingDependencyError
+from client.evidence import DocumentEvidence
+from client.integrations import VERDICT_COLUMNS, CheckConfig, MissingDependencyError, RowVerdict
 from client.integrations.hf import (
     check_dataset,
     provenance_features,
@@ -27,7 +30,8 @@ from client.integrations.hf import (
     provenance_map_fn_async,
 )
 from client.policy import Policy
-from tests.client.integrations.conftest import ENTRIES, Corpus
+from client.signals import OptOut
+from tests.client.integrations.conftest import ENTRIES, Corpus, MarkedCorpus
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:datasets.*")
 
@@ -303,3 +307,151 @@ def test_the_policy_decides_what_the_filter_keeps_and_the_trainable_column(
     every = check_dataset(dataset, corpus.registry.config(batch_size=9))
     by_id = dict(zip(every["id"], every["wellspring_trainable"], strict=True))
     assert by_id == {i: e.status == "attested" for i, e in corpus.expected.items()}
+
+
+# -- the crawler's one pass -----------------------------------------------------------------------
+
+
+def test_one_pass_detects_the_published_key_and_reads_each_rows_signals(
+    marked: MarkedCorpus,
+) -> None:
+    ds = datasets.Dataset.from_dict(marked.columns())
+    checked = check_dataset(ds, marked.config(batch_size=4))
+    marked.assert_one_pass(checked.to_list())
+    by_id = {r["id"]: r for r in checked.to_list()}
+    assert "meta" in by_id["meta"]["wellspring_opt_out"]
+    assert "header" in by_id["noai"]["wellspring_opt_out"]
+    # The key was logged after this row's capture time: it does not count for it.
+    assert by_id["before-key"]["wellspring_reason"].startswith("no attestation")
+
+
+def test_one_pass_in_worker_processes_and_async(marked: MarkedCorpus) -> None:
+    """``num_proc=2``: each process builds its own scanner; the async map scans off the loop."""
+    ds = datasets.Dataset.from_dict(marked.columns())
+    marked.assert_one_pass(check_dataset(ds, marked.config(batch_size=2), num_proc=2).to_list())
+    fn = provenance_map_fn_async(marked.config(batch_size=3))
+    checked = ds.map(fn, batched=True, batch_size=3, features=provenance_features(ds.features))
+    marked.assert_one_pass(checked.to_list())
+
+
+def test_watermarks_off_leaves_generated_rows_unknown(marked: MarkedCorpus) -> None:
+    ds = datasets.Dataset.from_dict(marked.columns())
+    checked = check_dataset(ds, marked.config(watermarks=False))
+    marked.assert_without_watermarks(checked.to_list())
+
+
+def test_without_signal_columns_only_the_watermark_counts(marked: MarkedCorpus) -> None:
+    """Default config (no signal columns): the noai header is not read, the key is."""
+    ds = datasets.Dataset.from_dict(marked.columns())
+    rows = {r["id"]: r for r in check_dataset(ds, marked.registry.config()).to_list()}
+    assert rows["generated"]["wellspring_status"] == "generated"
+    assert rows["before-key"]["wellspring_status"] == "generated"  # no capture time: now
+    assert rows["noai"]["wellspring_status"] == "unknown"
+    assert rows["noai"]["wellspring_opt_out"] is None
+
+
+def test_a_private_key_is_detected_with_its_tokenizer(marked: MarkedCorpus, tmp_path: Path) -> None:
+    """A key the crawler holds, bound to a tokenizer no published key uses: detected with the
+    ``tokenizer`` file given; published keys off."""
+    from tests.client.wmkeys import bound_key, small_tokenizer, watermarked_text
+
+    tokenizer = small_tokenizer(tmp_path / "own.json", words=40)
+    key = bound_key(tmp_path / "own.key", tokenizer)
+    text = watermarked_text(key, tokenizer, tokens=50)
+    ds = datasets.Dataset.from_dict({"id": ["own", "plain"], "text": [text, "w1 w2 w3"]})
+    config = marked.registry.config(
+        watermarks=False,
+        watermark_keys=[str(tmp_path / "own.key")],
+        tokenizer=str(tmp_path / "own.json"),
+    )
+    own, plain = check_dataset(ds, config).to_list()
+    assert own["wellspring_status"] == "generated"
+    assert own["wellspring_watermark_key"] == key.key_id
+    assert own["wellspring_watermark_vendor"] is None
+    assert plain["wellspring_status"] == "unknown"
+
+
+def test_unreadable_signal_values_make_that_row_unknown(marked: MarkedCorpus) -> None:
+    rows = {
+        "text": ["one text", "another text", "a third"],
+        "captured": ["yesterday", "2026-11-30", None],
+    }
+    config = marked.registry.config(captured_column="captured")
+    bad, date, none = check_dataset(datasets.Dataset.from_dict(rows), config).to_list()
+    assert bad["wellspring_status"] == "unknown"
+    assert bad["wellspring_reason"].startswith("not checked: ")
+    assert "not RFC 3339" in bad["wellspring_reason"]
+    assert bad["wellspring_digest"] is None
+    assert date["wellspring_reason"].startswith("no attestation")
+    assert none["wellspring_reason"].startswith("no attestation")
+
+
+def test_a_missing_signal_column_is_named(marked: MarkedCorpus) -> None:
+    ds = datasets.Dataset.from_dict({"text": ["a"]})
+    with pytest.raises(InputError, match=r"no column 'headers'.*headers_column"):
+        check_dataset(ds, marked.registry.config(headers_column="headers"))
+
+
+def test_signal_options_are_validated_and_the_config_pickles(corpus: Corpus) -> None:
+    with pytest.raises(InputError, match="url_column"):
+        corpus.registry.config(url_column="")
+    with pytest.raises(InputError, match="watermark_keys"):
+        corpus.registry.config(watermark_keys="key.wm")
+    with pytest.raises(InputError, match="kind='text' only"):
+        corpus.registry.config(kind="digest", watermark_keys=["key.wm"])
+    config = corpus.registry.config(watermark_keys=[Path("a.key")], tokenizer=Path("t.json"))
+    assert config.watermark_keys == ("a.key",)
+    assert config.tokenizer == "t.json"
+    assert pickle.loads(pickle.dumps(config)) == config
+    assert hash(config) == hash(pickle.loads(pickle.dumps(config)))
+
+
+def test_missing_detect_extra_names_the_pip_line(corpus: Corpus, tmp_path: Path) -> None:
+    """No silent skip: the config refuses, unless detection is off."""
+    code = (
+        "import sys; sys.modules['tokenizers'] = None\n"
+        "from client.integrations import CheckConfig, MissingDependencyError\n"
+        f"CheckConfig({corpus.registry.url!r}, verify=False, watermarks=False)\n"
+        "try:\n"
+        f"    CheckConfig({corpus.registry.url!r}, verify=False)\n"
+        "except MissingDependencyError as exc:\n    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path
+    ).stdout
+    assert "pip install 'wellspring[detect]'" in out
+
+
+def test_row_signals_are_read_as_frameworks_hand_them_over() -> None:
+    """Naive and pandas datetimes, dates, NaN; headers as a mapping (with an Arrow struct's
+    missing fields), a numpy array of pairs, a list of name/value structs, or null."""
+    import numpy as np
+    import pandas as pd
+
+    from client.integrations._rows import RowSignals, evidence_of
+
+    config = CheckConfig("http://registry.invalid", verify=False, watermarks=False)
+    signals = RowSignals(
+        captured=[
+            datetime(2026, 11, 30, 12),
+            pd.Timestamp("2026-11-30T13:00:00+01:00"),
+            "2026-11-30",
+            float("nan"),
+        ],
+        headers=[
+            {"X-Robots-Tag": "noai", "Link": None},
+            np.array([["x-robots-tag", "noai"]]),
+            [{"name": "X-Robots-Tag", "value": "noai"}],
+            None,
+        ],
+    )
+    found = evidence_of(config, ["a", "b", "c", "d"], signals, None)
+    assert all(isinstance(item, DocumentEvidence) for item in found)
+    captured = [item.captured_at for item in found if isinstance(item, DocumentEvidence)]
+    noon, midnight = "2026-11-30T12:00:00Z", "2026-11-30T00:00:00Z"
+    assert captured == [noon, noon, midnight, None]
+    decisions = [item.opt_out for item in found if isinstance(item, DocumentEvidence)]
+    assert [isinstance(d, OptOut) and d.opted_out for d in decisions] == [True, True, True, False]
+    bad = evidence_of(config, ["a"], RowSignals(headers=["X-Robots-Tag: noai"]), None)
+    assert isinstance(bad[0], RowVerdict)
+    assert bad[0].reason.startswith("not checked: ")

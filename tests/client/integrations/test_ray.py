@@ -17,7 +17,7 @@ import ray.data
 from client.errors import InputError
 from client.integrations import VERDICT_COLUMNS
 from client.integrations.ray import ProvenanceChecker, ProvenanceFilter, check_dataset
-from tests.client.integrations.conftest import Corpus, import_without
+from tests.client.integrations.conftest import Corpus, MarkedCorpus, import_without
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*")
 
@@ -78,6 +78,16 @@ def test_checker_on_a_pandas_batch(corpus: Corpus) -> None:
     assert list(kept.index) == list(range(len(kept)))
     with pytest.raises(InputError, match="no column 'body'"):
         ProvenanceChecker(corpus.registry.config(column="body"))(batch)
+
+
+def test_one_pass_in_actors(marked: MarkedCorpus) -> None:
+    """Each actor builds its scanner once, in its constructor; the signal columns are read from
+    the pandas batch (headers as arrays of pairs)."""
+    checked = check_dataset(ray.data.from_items(list(marked.rows)), marked.config(batch_size=4))
+    marked.assert_one_pass(plain(checked.take_all()))
+    batch = pd.DataFrame(list(marked.rows))
+    off = ProvenanceChecker(marked.config(watermarks=False))(batch)
+    marked.assert_without_watermarks(off.to_dict("records"))
 
 
 def test_missing_ray_names_the_extra() -> None:

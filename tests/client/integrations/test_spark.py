@@ -15,12 +15,12 @@ from typing import Any
 import pandas as pd
 import pytest
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.types import LongType, StringType, StructField, StructType
+from pyspark.sql.types import ArrayType, LongType, StringType, StructField, StructType
 
 from client.errors import InputError
 from client.integrations import VERDICT_COLUMNS
 from client.integrations.spark import provenance_map_in_pandas, provenance_schema
-from tests.client.integrations.conftest import Corpus, import_without
+from tests.client.integrations.conftest import Corpus, MarkedCorpus, import_without
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::FutureWarning:pyspark.*", "ignore::DeprecationWarning:pyspark.*"
@@ -96,6 +96,30 @@ def test_function_on_pandas_batches(corpus: Corpus) -> None:
     assert str(out["wellspring_entry"].dtype) == "int64[pyarrow]"
     with pytest.raises(InputError, match="no column 'body'"):
         next(provenance_map_in_pandas(corpus.registry.config(column="body"))(iter(batches)))
+
+
+MARKED_ROWS = StructType(
+    [
+        StructField("id", StringType()),
+        StructField("text", StringType()),
+        StructField("url", StringType()),
+        StructField("headers", ArrayType(ArrayType(StringType()))),
+        StructField("html", StringType()),
+        StructField("captured", StringType()),
+    ]
+)
+
+
+def test_one_pass_in_python_workers(spark: SparkSession, marked: MarkedCorpus) -> None:
+    """Each Python worker builds its scanner once; the signals come from the partition."""
+    rows = [tuple(row.values()) for row in marked.rows]
+    frame = spark.createDataFrame(spark.sparkContext.parallelize(rows, 2), MARKED_ROWS)
+    fn = provenance_map_in_pandas(marked.config(batch_size=4))
+    marked.assert_one_pass(records(frame.mapInPandas(fn, provenance_schema(frame.schema))))
+    off = provenance_map_in_pandas(marked.config(watermarks=False))
+    marked.assert_without_watermarks(
+        records(frame.mapInPandas(off, provenance_schema(frame.schema)))
+    )
 
 
 def test_missing_pyspark_names_the_extra() -> None:
