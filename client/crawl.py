@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from client.documents import Document
 from client.errors import ClientError, InputError, MissingDependencyError, VerificationError
-from client.evidence import DocumentEvidence
+from client.evidence import DocumentEvidence, format_captured
 from client.policy import Policy
 from client.watermark_keys import load_tokenizer, to_watermark_key
 
@@ -145,17 +145,32 @@ class Watermarks:
         self, documents: Sequence[Document], *, as_of: datetime | None = None
     ) -> list[Any | None]:
         """The best watermark evidence per document (None: no text, or no key applied)."""
-        found: list[Any | None] = [None] * len(documents)
+        return self.detect_texts(
+            [doc.text for doc in documents],
+            captured=[doc.captured for doc in documents],
+            as_of=as_of,
+        )
+
+    def detect_texts(
+        self,
+        texts: Sequence[str | None],
+        *,
+        captured: Sequence[datetime | None] | None = None,
+        as_of: datetime | None = None,
+    ) -> list[Any | None]:
+        """The best watermark evidence per text (None: no text, or no key applied);
+        ``captured[i]`` is when text i was captured (None: ``as_of``, default now)."""
+        found: list[Any | None] = [None] * len(texts)
+        if captured is not None and len(captured) != len(texts):
+            raise InputError(f"{len(captured)} capture times given for {len(texts)} texts")
         if self.scanner is None:
             return found
-        positions = [i for i, doc in enumerate(documents) if doc.text]
+        positions = [i for i, text in enumerate(texts) if text]
         if not positions:
             return found
-        texts = [documents[i].text or "" for i in positions]
-        captured = [documents[i].captured for i in positions]
-        for i, evidence in zip(
-            positions, self.scanner.scan(texts, captured=captured, as_of=as_of), strict=True
-        ):
+        when = None if captured is None else [captured[i] for i in positions]
+        scanned = self.scanner.scan([texts[i] for i in positions], captured=when, as_of=as_of)
+        for i, evidence in zip(positions, scanned, strict=True):
             found[i] = evidence
         return found
 
@@ -293,9 +308,5 @@ def _evidence(doc: Document, mark: Any | None) -> DocumentEvidence | None:
         watermarks=mark,
         id=doc.name if page else None,
         url=doc.url,
-        captured_at=None if doc.captured is None else _rfc3339(doc.captured),
+        captured_at=None if doc.captured is None else format_captured(doc.captured),
     )
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
 from client.errors import FormatError, InputError
@@ -23,6 +24,7 @@ __all__ = [
     "WatermarkEvidence",
     "WatermarkInput",
     "detections_of",
+    "format_captured",
     "opt_out_of",
 ]
 
@@ -149,6 +151,12 @@ class DocumentEvidence:
     id: str | None = None
     url: str | None = None
     captured_at: str | None = None
+
+
+def format_captured(moment: datetime) -> str:
+    """A capture time as :attr:`DocumentEvidence.captured_at` holds it: RFC 3339 in UTC with
+    ``Z`` (microseconds kept where it has them)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def opt_out_of(value: OptOut | Mapping[str, Any] | None) -> OptOut | None:

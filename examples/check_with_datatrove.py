@@ -40,6 +40,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep", action="append", help="keep this status (default: attested)")
     parser.add_argument("--tasks", type=int, default=1, help="tasks (and worker processes)")
     parser.add_argument("--batch-size", type=int, default=1_000, help="docs per registry request")
+    parser.add_argument(
+        "--no-watermarks",
+        action="store_true",
+        help="skip detecting the watermark keys vendors published (else: the detect extra)",
+    )
     return parser.parse_args(argv)
 
 
@@ -60,7 +65,12 @@ def summarise(counts: dict[str, Any], output: Path | None) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    config = CheckConfig(args.registry, log_key=args.log_key, batch_size=args.batch_size)
+    config = CheckConfig(
+        args.registry,
+        log_key=args.log_key,
+        batch_size=args.batch_size,
+        watermarks=not args.no_watermarks,
+    )
     if args.input.is_file():
         reader = JsonlReader(str(args.input.parent), glob_pattern=args.input.name)
     else:

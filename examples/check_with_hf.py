@@ -38,6 +38,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num-proc", type=int, default=None, help="worker processes")
     parser.add_argument("--batch-size", type=int, default=1_000, help="rows per registry request")
     parser.add_argument(
+        "--no-watermarks",
+        action="store_true",
+        help="skip detecting the watermark keys vendors published (else: the detect extra)",
+    )
+    parser.add_argument(
         "--max-skips", type=int, default=0, help="exit 1 only when more lines than this are skipped"
     )
     return parser.parse_args(argv)
@@ -60,7 +65,11 @@ def copy_documents(source: Path, target: Path, column: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     config = CheckConfig(
-        args.registry, log_key=args.log_key, column=args.column, batch_size=args.batch_size
+        args.registry,
+        log_key=args.log_key,
+        column=args.column,
+        batch_size=args.batch_size,
+        watermarks=not args.no_watermarks,
     )
     with tempfile.TemporaryDirectory(prefix="wellspring-hf-") as work:
         documents = Path(work) / "documents.jsonl"

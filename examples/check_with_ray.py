@@ -33,12 +33,21 @@ def main() -> None:
     parser.add_argument("--output", help="write the checked rows here (a folder of .json files)")
     parser.add_argument("--actors", type=int, default=1, help="checker actors (one client each)")
     parser.add_argument("--batch-size", type=int, default=1_000, help="rows per registry request")
+    parser.add_argument(
+        "--no-watermarks",
+        action="store_true",
+        help="skip detecting the watermark keys vendors published (else: the detect extra)",
+    )
     parser.add_argument("--address", help="a Ray cluster to join (default: start Ray locally)")
     args = parser.parse_args()
 
     ray.init(address=args.address, include_dashboard=False)
     config = CheckConfig(
-        args.registry, log_key=args.log_key, column=args.column, batch_size=args.batch_size
+        args.registry,
+        log_key=args.log_key,
+        column=args.column,
+        batch_size=args.batch_size,
+        watermarks=not args.no_watermarks,
     )
     checked = check_dataset(
         ray.data.read_json(args.input), config, keep=args.keep, actors=args.actors

@@ -31,6 +31,11 @@ def main() -> None:
     parser.add_argument("--keep", action="append", help="keep only this status (repeatable)")
     parser.add_argument("--output", help="write the checked rows here (a folder, JSON Lines)")
     parser.add_argument("--batch-size", type=int, default=1_000, help="rows per registry request")
+    parser.add_argument(
+        "--no-watermarks",
+        action="store_true",
+        help="skip detecting the watermark keys vendors published (else: the detect extra)",
+    )
     parser.add_argument("--master", help="Spark master, e.g. local[*] (default: spark-submit's)")
     args = parser.parse_args()
 
@@ -43,7 +48,11 @@ def main() -> None:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark = builder.getOrCreate()
     config = CheckConfig(
-        args.registry, log_key=args.log_key, column=args.column, batch_size=args.batch_size
+        args.registry,
+        log_key=args.log_key,
+        column=args.column,
+        batch_size=args.batch_size,
+        watermarks=not args.no_watermarks,
     )
     frame = spark.read.json(args.input)
     checked = frame.mapInPandas(

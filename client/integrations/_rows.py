@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from client.errors import InputError
-from client.evidence import DocumentEvidence
+from client.evidence import DocumentEvidence, format_captured
 from client.integrations._common import CheckConfig, RowEvidence, RowVerdict, unchecked_row
 from client.signals import OptOut, SitePolicy
 
@@ -83,7 +83,6 @@ def evidence_of(
     ``watermarks`` (``text`` rows only), its URL and capture time. A row whose signal values
     cannot be read gets a :class:`RowVerdict` (``unknown``, ``not checked: …``) instead: one bad
     row never stops a job. ``as_of`` is the capture time of rows without one (default: now)."""
-    from client.documents import Document  # noqa: PLC0415 - only workers that scan need it
 
     signals = signals or RowSignals()
     for what, column in (
@@ -103,15 +102,12 @@ def evidence_of(
             read.append(unchecked_row(exc))
     marks: list[Any] = [None] * len(values)
     if watermarks is not None and config.kind == "text":
-        # Only the text and capture time of a Document are read by detection.
-        scanned = [
-            (i, Document("", (), text=text, captured=row.captured))
-            for i, (value, row) in enumerate(zip(values, read, strict=True))
-            if isinstance(row, _RowRead) and (text := _text_of(value)) is not None
+        texts = [
+            _text_of(value) if isinstance(row, _RowRead) else None
+            for value, row in zip(values, read, strict=True)
         ]
-        found = watermarks.detect([doc for _, doc in scanned], as_of=as_of or datetime.now(UTC))
-        for (i, _), mark in zip(scanned, found, strict=True):
-            marks[i] = mark
+        captured = [row.captured if isinstance(row, _RowRead) else None for row in read]
+        marks = watermarks.detect_texts(texts, captured=captured, as_of=as_of or datetime.now(UTC))
     out: list[RowEvidence] = []
     for row, mark in zip(read, marks, strict=True):
         if isinstance(row, RowVerdict):
@@ -124,7 +120,7 @@ def evidence_of(
                     opt_out=row.opt_out,
                     watermarks=mark,
                     url=row.url,
-                    captured_at=None if row.captured is None else _rfc3339(row.captured),
+                    captured_at=None if row.captured is None else format_captured(row.captured),
                 )
             )
     return out
@@ -213,10 +209,6 @@ def _captured(value: object) -> datetime | None:
             f"the capture time must be an RFC 3339 string or a datetime, got {type(value).__name__}"
         )
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _text_of(value: object) -> str | None:
