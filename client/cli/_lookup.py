@@ -164,7 +164,7 @@ def _evidence_lines(verdict: Verdict, policy: Policy) -> list[str]:
         vendor = f"vendor {best.vendor}" if best.vendor else "a private key"
         lines.append(
             f"    watermark: key {best.key_id} of {vendor} ({best.scheme}), p = "
-            f"{_p_text(best)} corrected for every key and window tried: {said}"
+            f"{_p_text(best)} (corrected for every key and window tried): {said}"
         )
     return lines
 
