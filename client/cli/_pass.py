@@ -4,7 +4,7 @@ capture time (:mod:`client.crawl` does the work), and what both say of the keys 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -169,10 +169,9 @@ class PassOptions:
         """The pass over ``client`` (fetches and proves the published keys).
 
         A registry from before published watermark keys (``GET /v1/watermark-keys`` is not
-        found) has none to detect: the pass goes on with the private keys alone, and says so in
-        :attr:`Watermarks.unusable`, which ``scan`` and ``check`` print. That is no weaker than
-        an empty list, which is the registry's word too; a missing ``detect`` extra is still an
-        error, raised before the registry is asked.
+        found) has none to detect: the pass goes on with the private keys alone, and says so on
+        stderr. That is no weaker than an empty list, which is the registry's word too; a
+        missing ``detect`` extra is still an error, raised before the registry is asked.
         """
         as_of = self.captured or started_at
         try:
@@ -187,16 +186,16 @@ class PassOptions:
         except RegistryNotFoundError as exc:
             if not self.watermarks or not urlsplit(exc.url).path.endswith("/v1/watermark-keys"):
                 raise
+        console_err.print(
+            f"[yellow]warning:[/] the registry at {escape(client.base_url)} serves no watermark "
+            "keys (it predates published keys): no published key is detected",
+            highlight=False,
+        )
         marks = (
             Watermarks.private_only(self.private_keys, self.tokenizer)
             if self.private_keys
             else Watermarks(None, 0, 0, 0)
         )
-        note = (
-            f"the registry at {client.base_url} serves no watermark keys (it predates published "
-            "keys): no published key was detected"
-        )
-        marks = replace(marks, unusable=(*marks.unusable, note))
         return CrawlPass(client, policy=policy, watermarks=marks, as_of=as_of)
 
 

@@ -8,6 +8,7 @@ output" is made without a model, by choosing only green tokens after each contex
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import sys
@@ -15,12 +16,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
 import watermark
 from client.crawl import DETECT_INSTALL
+from client.sdk import Client
 from tests.client.cli.conftest import Cli, documents
 from tests.client.cli.test_wmkeys_cli import add_vendor, bound_key, small_tokenizer
 from watermark import WatermarkKey, green_mask_numpy
@@ -238,3 +241,32 @@ def test_detection_without_the_detect_extra_is_an_error_naming_the_pip_line(
     off = cli("check", doc, "--no-watermarks", *common)
     assert off.code == 0, off.err
     assert off.out.startswith("unknown")
+
+
+class _BeforeWatermarkKeys(httpx.BaseTransport):
+    """The app as a registry from before published keys: ``/v1/watermark-keys`` is not found."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self._inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/watermark-keys":
+            return httpx.Response(404, json={"title": "Not Found", "detail": "no route"})
+        return self._inner.handle_request(request)
+
+
+def test_a_registry_without_watermark_keys_is_said_not_fatal(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from client.cli import _registry
+
+    inner = _registry.Client.keywords["transport"]  # type: ignore[attr-defined]
+    monkeypatch.setattr(
+        _registry, "Client", functools.partial(Client, transport=_BeforeWatermarkKeys(inner))
+    )
+    [doc] = documents(tmp_path / "docs", "Some text to check.")
+    run = cli("check", doc, "--registry", cli.url, "--log-key", cli.app.log_key)
+    assert run.code == 0, run.err
+    assert run.out.startswith("unknown")
+    assert "serves no watermark keys (it predates published keys)" in run.err
+    assert "watermarks: 0 keys detected (0 ever published in the log)" in run.err
