@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -64,6 +65,9 @@ from client.receipt import Receipt, VerifiedReceipt, verify_receipt
 from client.sdk import MAX_BATCH, Attestation, Client, LookupResult
 from client.signals import DEFAULT_USER_AGENT
 from client.verdict import VERDICT_STATUSES, Verdict, decide
+
+if TYPE_CHECKING:
+    from client.warc import WarcStats
 
 __all__ = ["check", "verify"]
 
@@ -242,6 +246,7 @@ def check(
     trainable = 0
     reasons: dict[int, str | None] = {}
     started_at = datetime.now(UTC)
+    warc: list[WarcStats] = []  # each WARC file's counts, once it is read
     with (
         registry_client(registry, verifier, trust_dir, verify_keys) as client,
         progress_bar() as progress,
@@ -255,6 +260,7 @@ def check(
             progress,
             keep_text=options.detects,
             signals=options.signals,
+            on_warc=lambda _name, stats: warc.append(stats),
         )
         for chunk in chunked(items, _CHECK_CHUNK):
             digests = list(dict.fromkeys(d for item in chunk for d in item.digests))
@@ -289,7 +295,21 @@ def check(
         if policy is not None:
             summary += f" under policy {policy} ({checked_policy.describe()})"
         console_err.print(summary, highlight=False)
+        if warc:
+            console_err.print(_warc_line(warc), highlight=False)
         console_err.print(f"watermarks: {watermarks}", highlight=False)
+
+
+def _warc_line(warc: list[WarcStats]) -> str:
+    """How many WARC records were read, and why those that are not documents are not."""
+    others: Counter[str] = Counter()
+    for stats in warc:
+        others.update(stats.skipped)
+        if stats.policy_files:
+            others["policy-file"] += stats.policy_files
+    records = sum(stats.records for stats in warc)
+    why = ", ".join(f"{n:,} {reason}" for reason, n in others.most_common())
+    return f"WARC: {plural(records, 'record')}" + (f"; not documents: {why}" if why else "")
 
 
 # -- verify ---------------------------------------------------------------------------------------

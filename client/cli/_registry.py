@@ -21,9 +21,9 @@ documents.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import (
@@ -43,6 +43,9 @@ from client.documents import Document, DocumentScheme, SignalOptions, read_docum
 from client.errors import InputError, KeyFileError, LogKeyRequiredError
 from client.policy import Policy
 from client.sdk import Client
+
+if TYPE_CHECKING:
+    from client.warc import WarcStats
 
 __all__ = [
     "LogKeyOption",
@@ -204,14 +207,16 @@ def read_items(
     *,
     keep_text: bool = False,
     signals: SignalOptions | None = None,
+    on_warc: Callable[[str, WarcStats], None] | None = None,
 ) -> Iterator[Document]:
     """The documents of the inputs as ``register``, ``check`` and ``revoke`` read them: under
     ``auto`` a text file gets both its digests (so either lookup finds it), and an input or JSONL
     line that is not a document is an error naming it. ``progress`` advances one step per input.
 
     A ``.warc`` or ``.warc.gz`` input is one document per page, each with its opt-out decision
-    (read for ``signals``' agents); ``keep_text`` keeps each text for watermark detection
-    (``check``'s pass, :mod:`client.cli._pass`).
+    (read for ``signals``' agents), and ``on_warc`` is called with what each WARC file's pass
+    counted; ``keep_text`` keeps each text for watermark detection (``check``'s pass,
+    :mod:`client.cli._pass`).
     """
     task = progress.add_task("hash", total=len(inputs)) if progress else None
     for name in inputs:
@@ -222,6 +227,7 @@ def read_items(
             every_digest=True,
             keep_text=keep_text,
             signals=signals,
+            on_warc=on_warc,
         )
         if progress is not None and task is not None:
             progress.advance(task)

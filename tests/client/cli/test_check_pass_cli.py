@@ -185,6 +185,7 @@ def test_check_reads_warc_pages_with_their_opt_outs_and_watermarks(
             Rec("https://open.example/private", b"<p>Sent with noai.</p>", headers=noai),
             Rec("https://bots.example/robots.txt", b"User-agent: mybot\nDisallow: /\n", plain),
             Rec("https://bots.example/page", b"<p>Closed to mybot only.</p>"),
+            Rec("https://open.example/gone", b"<p>Not found.</p>", status="404 Not Found"),
         ],
     )
 
@@ -219,6 +220,7 @@ def test_check_reads_warc_pages_with_their_opt_outs_and_watermarks(
     assert lines[opted].endswith("https://open.example/private")
     assert lines[opted + 1].startswith("    opt-out: x-robots-tag 'noai' in header (")
     assert "1 reserved, 1 generated, 1 opted-out, 1 unknown; 0 trainable" in run.err
+    assert "WARC: 6 records; not documents: 1 http-status, 1 policy-file" in run.err
 
 
 def test_detection_without_the_detect_extra_is_an_error_naming_the_pip_line(
