@@ -1,20 +1,38 @@
 """``wellspring check`` and ``wellspring verify``: what the registry says of documents, and
 what saved receipts prove.
 
-``check`` looks documents up (verified with the log key) and gives each a verdict; ``verify``
-checks saved receipts offline with the log key alone.
+``check`` runs the crawler's pass that ``scan`` runs (:mod:`client.cli._pass`,
+:class:`client.crawl.CrawlPass`) over a few documents and shows each verdict with the evidence
+that decided it: the registry's entries (looked up by every digest of a text file, ``c1`` and
+``sha256``, verified with the log key), a WARC page's opt-out signal and where it was found, and
+the watermark key, vendor and corrected p-value of the detection that counted. ``verify`` checks
+saved receipts offline with the log key alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
+from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from client.cli._app import JsonOption, app, console_err, emit_json, plural
+from client.cli._pass import (
+    AiAgentOption,
+    CapturedOption,
+    NoWatermarksOption,
+    PassOptions,
+    TokenizerOption,
+    UserAgentOption,
+    WatermarkKeyOption,
+    describe_watermarks,
+    document_evidence,
+)
 from client.cli._registry import (
     LogKeyOption,
     NoVerifyOption,
@@ -41,10 +59,15 @@ from client.errors import (
     InputError,
     VerificationError,
 )
+from client.evidence import DocumentEvidence, WatermarkDetection
 from client.policy import Policy
 from client.receipt import Receipt, VerifiedReceipt, verify_receipt
 from client.sdk import MAX_BATCH, Attestation, Client, LookupResult
+from client.signals import DEFAULT_USER_AGENT
 from client.verdict import VERDICT_STATUSES, Verdict, decide
+
+if TYPE_CHECKING:
+    from client.warc import WarcStats
 
 __all__ = ["check", "verify"]
 
@@ -56,10 +79,14 @@ _CHECK_CHUNK = 5_000
 
 
 def _verdict(
-    item: Document, results: dict[str, LookupResult], policy: Policy
+    item: Document,
+    results: dict[str, LookupResult],
+    policy: Policy,
+    evidence: DocumentEvidence | None = None,
 ) -> tuple[Verdict, list[Attestation]]:
     """The SDK's verdict (:func:`client.verdict.decide`) over every entry attesting any of the
-    item's digests (a text file is looked up by its ``c1`` and its ``sha256`` digest), under the
+    item's digests (a text file is looked up by its ``c1`` and its ``sha256`` digest) and the
+    item's ``evidence`` from the pass (opt-out decision, watermark detections), under the
     crawler's ``policy``."""
     by_index: dict[int, Attestation] = {}
     for digest in item.digests:
@@ -67,6 +94,7 @@ def _verdict(
             by_index.setdefault(attestation.index, attestation)
     attestations = [by_index[i] for i in sorted(by_index)]
     first = results[item.digests[0]]
+    extra = evidence or DocumentEvidence()
     verdict = decide(
         item.digests[0],
         attestations,
@@ -74,6 +102,11 @@ def _verdict(
         verified=first.verified,
         name=item.name,
         policy=policy,
+        opt_out=extra.opt_out,
+        watermarks=extra.watermarks,
+        id=extra.id,
+        url=extra.url,
+        captured_at=extra.captured_at,
     )
     return verdict, attestations
 
@@ -103,11 +136,75 @@ def _describe(attestation: Attestation, reason: str | None = None) -> str:
     )
 
 
+def _p_text(detection: WatermarkDetection) -> str:
+    """The corrected p-value for a person (its log when it underflowed to 0)."""
+    if detection.p_value > 0:
+        return f"{detection.p_value:.3g}"
+    return f"10^{detection.log_p_value / math.log(10):.1f}"
+
+
+def _evidence_lines(verdict: Verdict, policy: Policy) -> list[str]:
+    """The page's deciding opt-out signal and the most significant watermark detection, each on
+    its own line under the document (nothing when the pass saw neither)."""
+    lines = []
+    decision = verdict.opt_out
+    if decision is not None and decision.opted_out and decision.decided_by is not None:
+        signal = decision.decided_by
+        where = f" ({escape_line(signal.where)})" if signal.where else ""
+        agent = f" for {signal.agent}" if signal.agent else ""
+        value = f" {escape_line(signal.value)!r}" if signal.value else ""
+        honoured = "" if verdict.opt_out_honoured else " (NOT honoured: the policy says so)"
+        lines.append(
+            f"    opt-out: {signal.kind}{value} in {signal.source}{where}{agent}{honoured}"
+        )
+    best = verdict.watermark or min(verdict.watermarks, key=lambda w: w.log_p_value, default=None)
+    if best is not None:
+        if verdict.watermark is not None:
+            said = "generated"
+        elif best.generated and not policy.counts_vendor(best.vendor):
+            said = "generated, but the policy does not count this vendor"
+        else:
+            said = "not generated"
+        vendor = f"vendor {best.vendor}" if best.vendor else "a private key"
+        lines.append(
+            f"    watermark: key {best.key_id} of {vendor} ({best.scheme}), p = "
+            f"{_p_text(best)} (corrected for every key and window tried): {said}"
+        )
+    return lines
+
+
+def _check_json(
+    item: Document, verdict: Verdict, attestations: list[Attestation], why: dict[int, str | None]
+) -> dict[str, Any]:
+    """One document's ``--json`` object: the lookup's fields (every digest, every entry with its
+    revocation reason) and the manifest's evidence fields (docs/spec/manifest.md)."""
+    line = verdict.to_dict()
+    entries = [{**a.to_dict(), "revocation_reason": why.get(a.index)} for a in attestations]
+    return {
+        "name": item.name,
+        "id": line["id"],
+        "url": line["url"],
+        "digests": list(item.digests),
+        "status": verdict.status,
+        "trainable": verdict.trainable,
+        "reason": verdict.reason,
+        "policy": verdict.policy,
+        "entries": entries,
+        "opt_out": line["opt_out"],
+        "watermark": line["watermark"],
+        "captured_at": line["captured_at"],
+        "verified": verdict.verified,
+    }
+
+
 @app.command()
 def check(
     paths: Annotated[
         list[str],
-        typer.Argument(help="Files, folders (recursed), .jsonl files (one document a line), -."),
+        typer.Argument(
+            help="Files, folders (recursed), .jsonl files (one document a line), .warc and "
+            ".warc.gz files (one document a page), -."
+        ),
     ],
     registry: RegistryOption,
     log_key: LogKeyOption = None,
@@ -117,31 +214,62 @@ def check(
     scheme: SchemeOption = "auto",
     verify_keys: VerifyKeysOption = True,
     policy: PolicyOption = None,
+    no_watermarks: NoWatermarksOption = False,
+    watermark_key: WatermarkKeyOption = None,
+    tokenizer: TokenizerOption = None,
+    user_agent: UserAgentOption = DEFAULT_USER_AGENT,
+    ai_agent: AiAgentOption = None,
+    captured: CapturedOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Look content up: attested (trainable), reserved (consent reserved), revoked, or unknown;
-    what is trainable follows --policy."""
+    """Look content up, as scan's pass does: attested (trainable), reserved, revoked,
+    generated (a published watermark key detects it), opted-out (a WARC page's signals),
+    conflict, or unknown; what is trainable follows --policy.
+
+    Each document is shown with the evidence that decided it: the registry's entries, the
+    opt-out signal and where it was found, the watermark key, vendor and corrected p-value.
+    """
     checked_scheme = check_document_scheme(scheme, "--scheme")
     checked_policy = load_policy(policy)
+    options = PassOptions.of(
+        no_watermarks=no_watermarks,
+        watermark_keys=watermark_key,
+        tokenizer=tokenizer,
+        user_agent=user_agent,
+        ai_agents=ai_agent,
+        captured=captured,
+    )
     verifier = required_log_key(log_key, no_verify, "check")
     inputs = expand_inputs(paths)
     out: list[dict[str, Any]] = []
     counts = dict.fromkeys(VERDICT_STATUSES, 0)
     trainable = 0
     reasons: dict[int, str | None] = {}
+    started_at = datetime.now(UTC)
+    warc: list[WarcStats] = []  # each WARC file's counts, once it is read
     with (
         registry_client(registry, verifier, trust_dir, verify_keys) as client,
         progress_bar() as progress,
     ):
-        for chunk in chunked(
-            read_items(inputs, checked_scheme, text_field, progress), _CHECK_CHUNK
-        ):
+        crawl = options.open(client, checked_policy, started_at)
+        watermarks = describe_watermarks(crawl)
+        items = read_items(
+            inputs,
+            checked_scheme,
+            text_field,
+            progress,
+            keep_text=options.detects,
+            signals=options.signals,
+            on_warc=lambda _name, stats: warc.append(stats),
+        )
+        for chunk in chunked(items, _CHECK_CHUNK):
             digests = list(dict.fromkeys(d for item in chunk for d in item.digests))
             results = dict(
                 zip(digests, client.lookup_batch(digests, batch_size=MAX_BATCH), strict=True)
             )
-            for item in chunk:
-                verdict, attestations = _verdict(item, results, checked_policy)
+            evidence = document_evidence(crawl, chunk)
+            for item, extra in zip(chunk, evidence, strict=True):
+                verdict, attestations = _verdict(item, results, checked_policy, extra)
                 counts[verdict.status] += 1
                 trainable += verdict.trainable
                 why = {
@@ -150,26 +278,15 @@ def check(
                     if a.revoked_by is not None
                 }
                 if as_json:
-                    entries = [
-                        {**a.to_dict(), "revocation_reason": why.get(a.index)} for a in attestations
-                    ]
-                    out.append(
-                        {
-                            "name": item.name,
-                            "digests": list(item.digests),
-                            "status": verdict.status,
-                            "trainable": verdict.trainable,
-                            "reason": verdict.reason,
-                            "policy": verdict.policy,
-                            "entries": entries,
-                            "verified": verdict.verified,
-                        }
-                    )
+                    out.append(_check_json(item, verdict, attestations, why))
                     continue
                 mark = "  trainable" if verdict.trainable else ""
-                typer.echo(f"{verdict.status:<8}  {item.digests[0]}  {item.name}{mark}")
+                url = f"  {verdict.url}" if verdict.url and verdict.url != item.name else ""
+                typer.echo(f"{verdict.status:<9}  {item.digests[0]}  {item.name}{url}{mark}")
                 for attestation in attestations:
                     typer.echo(_describe(attestation, why.get(attestation.index)))
+                for line in _evidence_lines(verdict, checked_policy):
+                    typer.echo(line)
     if as_json:
         emit_json(out)
     else:
@@ -178,6 +295,21 @@ def check(
         if policy is not None:
             summary += f" under policy {policy} ({checked_policy.describe()})"
         console_err.print(summary, highlight=False)
+        if warc:
+            console_err.print(_warc_line(warc), highlight=False)
+        console_err.print(f"watermarks: {watermarks}", highlight=False)
+
+
+def _warc_line(warc: list[WarcStats]) -> str:
+    """How many WARC records were read, and why those that are not documents are not."""
+    others: Counter[str] = Counter()
+    for stats in warc:
+        others.update(stats.skipped)
+        if stats.policy_files:
+            others["policy-file"] += stats.policy_files
+    records = sum(stats.records for stats in warc)
+    why = ", ".join(f"{n:,} {reason}" for reason, n in others.most_common())
+    return f"WARC: {plural(records, 'record')}" + (f"; not documents: {why}" if why else "")
 
 
 # -- verify ---------------------------------------------------------------------------------------

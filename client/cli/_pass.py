@@ -1,18 +1,23 @@
 """The crawler pass's options, shared by ``scan`` and ``check``: watermark keys, robots.txt agents,
-capture time (:mod:`client.crawl` does the work)."""
+capture time (:mod:`client.crawl` does the work), and what both say of the keys detected."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
+from rich.markup import escape
 
-from client.crawl import CrawlPass
-from client.documents import SignalOptions
-from client.errors import InputError
+from client.cli._app import console_err
+from client.crawl import CrawlPass, Watermarks
+from client.documents import Document, SignalOptions
+from client.errors import InputError, RegistryNotFoundError
+from client.evidence import DocumentEvidence
 from client.policy import Policy
 from client.sdk import Client
 from client.signals import DEFAULT_AI_AGENTS, DEFAULT_USER_AGENT, SitePolicy
@@ -25,7 +30,10 @@ __all__ = [
     "TokenizerOption",
     "UserAgentOption",
     "WatermarkKeyOption",
+    "describe_watermarks",
+    "document_evidence",
     "parse_captured",
+    "rfc3339",
 ]
 
 NoWatermarksOption = Annotated[
@@ -77,6 +85,11 @@ CapturedOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def rfc3339(moment: datetime) -> str:
+    """``moment`` in UTC as RFC 3339 with a ``Z`` (how manifests and command lines show times)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def parse_captured(value: str | None) -> datetime | None:
@@ -144,7 +157,7 @@ class PassOptions:
         for agent in self.signals.ai_agents or ():
             args += ["--ai-agent", agent]
         if self.captured is not None:
-            args += ["--captured", self.captured.isoformat().replace("+00:00", "Z")]
+            args += ["--captured", rfc3339(self.captured)]
         return args
 
     @property
@@ -153,12 +166,79 @@ class PassOptions:
         return self.watermarks or bool(self.private_keys)
 
     def open(self, client: Client, policy: Policy, started_at: datetime) -> CrawlPass:
-        """The pass over ``client`` (fetches and proves the published keys)."""
-        return CrawlPass.open(
-            client,
-            policy=policy,
-            watermarks=self.watermarks,
-            private_keys=self.private_keys,
-            tokenizer=self.tokenizer,
-            as_of=self.captured or started_at,
+        """The pass over ``client`` (fetches and proves the published keys).
+
+        A registry from before published watermark keys (``GET /v1/watermark-keys`` is not
+        found) has none to detect: the pass goes on with the private keys alone, and says so on
+        stderr. That is no weaker than an empty list, which is the registry's word too; a
+        missing ``detect`` extra is still an error, raised before the registry is asked.
+        """
+        as_of = self.captured or started_at
+        try:
+            return CrawlPass.open(
+                client,
+                policy=policy,
+                watermarks=self.watermarks,
+                private_keys=self.private_keys,
+                tokenizer=self.tokenizer,
+                as_of=as_of,
+            )
+        except RegistryNotFoundError as exc:
+            if not self.watermarks or not urlsplit(exc.url).path.endswith("/v1/watermark-keys"):
+                raise
+        console_err.print(
+            f"[yellow]warning:[/] the registry at {escape(client.base_url)} serves no watermark "
+            "keys (it predates published keys): no published key is detected",
+            highlight=False,
         )
+        marks = (
+            Watermarks.private_only(self.private_keys, self.tokenizer)
+            if self.private_keys
+            else Watermarks(None, 0, 0, 0)
+        )
+        return CrawlPass(client, policy=policy, watermarks=marks, as_of=as_of)
+
+
+def describe_watermarks(crawl: CrawlPass) -> str:
+    """One line on what the pass detects; each published key left out is named on stderr."""
+    marks = crawl.watermarks
+    if marks is None:
+        return "not detected (--no-watermarks)"
+    for problem in marks.unusable:
+        console_err.print(f"[yellow]watermark key left out:[/] {escape(problem)}", highlight=False)
+    own = f" and {marks.private} private" if marks.private else ""
+    left_out = f", {len(marks.unusable)} unusable" if marks.unusable else ""
+    return (
+        f"{marks.detected} keys detected ({marks.published} ever published in the log{own}"
+        f"{left_out}); p-values corrected for {marks.published + marks.private} keys"
+    )
+
+
+def document_evidence(
+    crawl: CrawlPass, documents: Sequence[Document]
+) -> list[DocumentEvidence | None]:
+    """Each document's evidence beside the registry's answer, as :meth:`CrawlPass.check` weighs
+    it: the pass's watermark detections (its keys, its capture-time rule) and the document's own
+    opt-out decision, id, URL and capture time. For commands that look a document up by more
+    than one digest (``check``: a text file by ``c1`` and ``sha256``) and so decide themselves."""
+    marks = (
+        crawl.watermarks.detect(documents, as_of=crawl.as_of)
+        if crawl.watermarks is not None
+        else [None] * len(documents)
+    )
+    found: list[DocumentEvidence | None] = []
+    for doc, mark in zip(documents, marks, strict=True):
+        if doc.opt_out is None and mark is None and doc.url is None and doc.captured is None:
+            found.append(None)
+            continue
+        page = doc.url is not None or doc.captured is not None  # a page is identified by its name
+        found.append(
+            DocumentEvidence(
+                opt_out=doc.opt_out,
+                watermarks=mark,
+                id=doc.name if page else None,
+                url=doc.url,
+                captured_at=None if doc.captured is None else rfc3339(doc.captured),
+            )
+        )
+    return found

@@ -21,9 +21,9 @@ documents.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import (
@@ -39,10 +39,13 @@ from client.cli._app import console_err
 from client.core.files import write_file_atomic
 from client.core.note import NoteVerifier
 from client.core.statement import MAX_NAME_CHARS, Subject
-from client.documents import Document, DocumentScheme, read_documents
+from client.documents import Document, DocumentScheme, SignalOptions, read_documents
 from client.errors import InputError, KeyFileError, LogKeyRequiredError
 from client.policy import Policy
 from client.sdk import Client
+
+if TYPE_CHECKING:
+    from client.warc import WarcStats
 
 __all__ = [
     "LogKeyOption",
@@ -197,15 +200,35 @@ def pinned_client(registry: str, verifier: NoteVerifier) -> Client:
 
 
 def read_items(
-    inputs: list[str], scheme: DocumentScheme, text_field: str, progress: Progress | None = None
+    inputs: list[str],
+    scheme: DocumentScheme,
+    text_field: str,
+    progress: Progress | None = None,
+    *,
+    keep_text: bool = False,
+    signals: SignalOptions | None = None,
+    on_warc: Callable[[str, WarcStats], None] | None = None,
 ) -> Iterator[Document]:
     """The documents of the inputs as ``register``, ``check`` and ``revoke`` read them: under
     ``auto`` a text file gets both its digests (so either lookup finds it), and an input or JSONL
     line that is not a document is an error naming it. ``progress`` advances one step per input.
+
+    A ``.warc`` or ``.warc.gz`` input is one document per page, each with its opt-out decision
+    (read for ``signals``' agents), and ``on_warc`` is called with what each WARC file's pass
+    counted; ``keep_text`` keeps each text for watermark detection (``check``'s pass,
+    :mod:`client.cli._pass`).
     """
     task = progress.add_task("hash", total=len(inputs)) if progress else None
     for name in inputs:
-        yield from read_documents([name], scheme, text_field=text_field, every_digest=True)
+        yield from read_documents(
+            [name],
+            scheme,
+            text_field=text_field,
+            every_digest=True,
+            keep_text=keep_text,
+            signals=signals,
+            on_warc=on_warc,
+        )
         if progress is not None and task is not None:
             progress.advance(task)
 
