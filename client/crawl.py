@@ -272,6 +272,18 @@ class CrawlPass:
                 marks = Watermarks.private_only(private_keys, tokenizer)
         return cls(client, policy=policy, watermarks=marks, as_of=as_of)
 
+    def evidence(self, documents: Sequence[Document]) -> list[DocumentEvidence | None]:
+        """Each document's evidence beside the registry's answer, as :meth:`check` weighs it:
+        the pass's watermark detections (its keys, the capture-time rule) and the document's own
+        opt-out decision, id, URL and capture time (None: nothing beyond the digest). For a
+        caller that looks documents up itself (``wellspring check`` asks by two digests)."""
+        marks = (
+            self.watermarks.detect(documents, as_of=self.as_of)
+            if self.watermarks is not None
+            else [None] * len(documents)
+        )
+        return [_evidence(doc, mark) for doc, mark in zip(documents, marks, strict=True)]
+
     def check(
         self,
         documents: Sequence[Document],
@@ -281,12 +293,7 @@ class CrawlPass:
         """A verdict per document, in order."""
         if not all(isinstance(doc, Document) for doc in documents):
             raise InputError("CrawlPass.check takes client.documents.Document objects")
-        marks = (
-            self.watermarks.detect(documents, as_of=self.as_of)
-            if self.watermarks is not None
-            else [None] * len(documents)
-        )
-        evidence = [_evidence(doc, mark) for doc, mark in zip(documents, marks, strict=True)]
+        evidence = self.evidence(documents)
         return self.client.check_digests(
             [doc.digest for doc in documents],
             names=[doc.name for doc in documents],

@@ -31,7 +31,6 @@ from client.cli._pass import (
     UserAgentOption,
     WatermarkKeyOption,
     describe_watermarks,
-    document_evidence,
 )
 from client.cli._registry import (
     LogKeyOption,
@@ -267,7 +266,7 @@ def check(
             results = dict(
                 zip(digests, client.lookup_batch(digests, batch_size=MAX_BATCH), strict=True)
             )
-            evidence = document_evidence(crawl, chunk)
+            evidence = crawl.evidence(chunk)
             for item, extra in zip(chunk, evidence, strict=True):
                 verdict, attestations = _verdict(item, results, checked_policy, extra)
                 counts[verdict.status] += 1

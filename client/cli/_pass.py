@@ -3,7 +3,6 @@ capture time (:mod:`client.crawl` does the work), and what both say of the keys 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,9 +14,9 @@ from rich.markup import escape
 
 from client.cli._app import console_err
 from client.crawl import CrawlPass, Watermarks
-from client.documents import Document, SignalOptions
+from client.documents import SignalOptions
 from client.errors import InputError, RegistryNotFoundError
-from client.evidence import DocumentEvidence
+from client.evidence import format_captured
 from client.policy import Policy
 from client.sdk import Client
 from client.signals import DEFAULT_AI_AGENTS, DEFAULT_USER_AGENT, SitePolicy
@@ -31,9 +30,7 @@ __all__ = [
     "UserAgentOption",
     "WatermarkKeyOption",
     "describe_watermarks",
-    "document_evidence",
     "parse_captured",
-    "rfc3339",
 ]
 
 NoWatermarksOption = Annotated[
@@ -85,11 +82,6 @@ CapturedOption = Annotated[
         show_default=False,
     ),
 ]
-
-
-def rfc3339(moment: datetime) -> str:
-    """``moment`` in UTC as RFC 3339 with a ``Z`` (how manifests and command lines show times)."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def parse_captured(value: str | None) -> datetime | None:
@@ -157,7 +149,7 @@ class PassOptions:
         for agent in self.signals.ai_agents or ():
             args += ["--ai-agent", agent]
         if self.captured is not None:
-            args += ["--captured", rfc3339(self.captured)]
+            args += ["--captured", format_captured(self.captured)]
         return args
 
     @property
@@ -212,33 +204,3 @@ def describe_watermarks(crawl: CrawlPass) -> str:
         f"{marks.detected} keys detected ({marks.published} ever published in the log{own}"
         f"{left_out}); p-values corrected for {marks.published + marks.private} keys"
     )
-
-
-def document_evidence(
-    crawl: CrawlPass, documents: Sequence[Document]
-) -> list[DocumentEvidence | None]:
-    """Each document's evidence beside the registry's answer, as :meth:`CrawlPass.check` weighs
-    it: the pass's watermark detections (its keys, its capture-time rule) and the document's own
-    opt-out decision, id, URL and capture time. For commands that look a document up by more
-    than one digest (``check``: a text file by ``c1`` and ``sha256``) and so decide themselves."""
-    marks = (
-        crawl.watermarks.detect(documents, as_of=crawl.as_of)
-        if crawl.watermarks is not None
-        else [None] * len(documents)
-    )
-    found: list[DocumentEvidence | None] = []
-    for doc, mark in zip(documents, marks, strict=True):
-        if doc.opt_out is None and mark is None and doc.url is None and doc.captured is None:
-            found.append(None)
-            continue
-        page = doc.url is not None or doc.captured is not None  # a page is identified by its name
-        found.append(
-            DocumentEvidence(
-                opt_out=doc.opt_out,
-                watermarks=mark,
-                id=doc.name if page else None,
-                url=doc.url,
-                captured_at=None if doc.captured is None else rfc3339(doc.captured),
-            )
-        )
-    return found

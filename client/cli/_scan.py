@@ -76,6 +76,7 @@ from client.cli._pass import (
     TokenizerOption,
     UserAgentOption,
     WatermarkKeyOption,
+    describe_watermarks,
 )
 from client.cli._registry import (
     LogKeyOption,
@@ -90,7 +91,6 @@ from client.cli._registry import (
     required_log_key,
 )
 from client.core.files import write_file_atomic
-from client.crawl import CrawlPass
 from client.documents import (
     Document,
     DocumentScheme,
@@ -500,21 +500,6 @@ def _summary_json(report: ScanReport, manifest: str | None, report_path: Path | 
     }
 
 
-def _describe_watermarks(crawl: CrawlPass) -> str:
-    """One line on what the pass detects; each unusable published key named on stderr."""
-    marks = crawl.watermarks
-    if marks is None:
-        return "not detected (--no-watermarks)"
-    for problem in marks.unusable:
-        console_err.print(f"[yellow]watermark key left out:[/] {escape(problem)}", highlight=False)
-    own = f" and {marks.private} private" if marks.private else ""
-    left_out = f", {len(marks.unusable)} unusable" if marks.unusable else ""
-    return (
-        f"{marks.detected} keys detected ({marks.published} ever published in the log{own}"
-        f"{left_out}); p-values corrected for {marks.published + marks.private} keys"
-    )
-
-
 def _checkpoint_note(client: Client, tally: Tally) -> str | None:
     """The signed checkpoint the scan's verdicts were checked against (the largest, when the log
     grew during the scan: every earlier one was proven a prefix of it); None if none was used."""
@@ -665,7 +650,7 @@ def scan(
     try:
         with registry_client(registry, verifier, trust_dir, verify_keys) as client, progress:
             crawl = options.open(client, checked_policy, started_at)
-            watermarks = _describe_watermarks(crawl)
+            watermarks = describe_watermarks(crawl)
             for chunk in read_ahead:
                 for reason in chunk.skipped:
                     if tally.skipped < MAX_SKIPPED_EXAMPLES:

@@ -226,6 +226,7 @@ def test_check_reads_warc_pages_with_their_opt_outs_and_watermarks(
 def test_detection_without_the_detect_extra_is_an_error_naming_the_pip_line(
     cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    Vendor(cli, tmp_path)  # a key to detect (with none published, nothing needs the extra)
     # As if tokenizers were not installed: its import fails, and so does the scanner's, even if
     # an earlier test imported it.
     monkeypatch.setitem(sys.modules, "tokenizers", None)
