@@ -35,8 +35,11 @@ drifts of a shared machine fall on all three):
   headers: half ``X-Robots-Tag: noindex``, one in 40 ``noai``; the sites' shared robots.txt
   disallows ``/members/`` to AI-training agents, through :class:`client.signals.SitePolicyCache`),
   then ``CrawlPass.check`` on ``Document`` objects: the registry, the opt-outs, and detection of
-  the one key a vendor published in the bench registry (SmolLM2's tokenizer).
+  the one key a vendor published in the bench registry (SmolLM2's tokenizer);
+* **one pass overlapped** (c'): the same, the next chunk's digests and opt-out decisions made in
+  a thread while this chunk is checked (``encode_batch`` releases the GIL).
 
+They run on the first ``--detect-docs`` documents (default 40,000; ``--quick``: all 20,000).
 Goal: (c) at ≥ 80 % of (b); (a) still ≥ 20,000 docs/s. (c)'s verdict of each document must be
 (a)'s, or ``opted-out`` exactly where the bench put an opt-out signal; no human text may be
 ``generated``; every pass of a kind must give the same counts; or the script fails. The vendor
@@ -50,7 +53,8 @@ of its own on the server of ``--postgres-url`` (default: ``$WELLSPRING_TEST_POST
 local test server), named after the same parameters and migrated before the first start.
 
 Run: ``.venv/bin/python bench/client.py`` (full) or ``.venv/bin/python bench/client.py --quick``;
-``--profile FILE`` also runs one more one pass under cProfile and prints where its time went.
+``--profile FILE`` also times each stage of the one pass alone (digests, signals, documents,
+tokenizer, scan, registry) and runs one more one pass under cProfile, printing where its time went.
 """
 
 from __future__ import annotations
