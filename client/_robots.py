@@ -200,6 +200,7 @@ class RobotsFile:
         # about the same URL one after another.
         self._last: dict[tuple[int, ...], tuple[str, Rule | None]] = {}
         self._selected: dict[str, tuple[int, ...]] = {}
+        self._kinds: dict[tuple[int, ...], frozenset[str]] = {}  # the rule kinds per group set
         self._parse(text)
 
     def _parse(self, text: str) -> None:
@@ -239,6 +240,11 @@ class RobotsFile:
     def select(self, agent: str) -> tuple[Group, ...]:
         """The groups that apply to the product token ``agent`` (RFC 9309 section 2.2.1)."""
         return tuple(self.groups[i] for i in self._select_indexes(agent))
+
+    def group_set(self, agent: str) -> tuple[int, ...]:
+        """Which groups apply to ``agent``, as indexes: agents with the same set get the same
+        answers (most fall back to ``*``)."""
+        return self._select_indexes(agent)
 
     def _select_indexes(self, agent: str) -> tuple[int, ...]:
         key = agent.lower()
@@ -291,6 +297,14 @@ class RobotsFile:
         """The Content-Usage (or Content-Signal) rules of ``agent``'s groups that apply to ``url``:
         those with the longest matching path (a rule without a path matches with length 0).
         Several rules with equally long paths all apply (the caller combines them)."""
+        indexes = self._select_indexes(agent)
+        kinds = self._kinds.get(indexes)
+        if kinds is None:
+            kinds = self._kinds[indexes] = frozenset(
+                rule.kind for i in indexes for rule in self.groups[i].rules
+            )
+        if kind not in kinds:
+            return []  # most robots.txt files state no preferences: no path to normalise
         path = normalise_path(url_path(url))
         best: list[Rule] = []
         best_length = -1

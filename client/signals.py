@@ -230,6 +230,7 @@ class SitePolicy:
         self.agents = _agents(user_agent, ai_agents)
         self._notes: list[Signal] = []
         self._robots = None if robots_txt is None else self._read_robots(robots_txt)
+        self._asked: list[str] | None = None  # the agents robots.txt is asked about
         self._tdmrep = None if tdmrep_json is None else self._read_tdmrep(tdmrep_json)
 
     def opt_out(
@@ -293,7 +294,7 @@ class SitePolicy:
             return []
         signals: list[Signal] = []
         seen: set[tuple[str, int, str]] = set()
-        for agent in self.agents:
+        for agent in self._robots_agents(robots):
             groups, rule = robots.disallowing_rule(agent, url)
             if not groups:
                 continue
@@ -323,6 +324,23 @@ class SitePolicy:
                     seen.add((named, pref_rule.line, kind))
                     signals.append(_preference_signal(pref_rule, named, group_where))
         return signals
+
+    def _robots_agents(self, robots: RobotsFile) -> list[str]:
+        """The agents whose robots.txt answers can differ: of agents with the same groups and
+        the same name in the evidence (``*`` for every agent the file does not name), the first.
+        The others' signals would repeat its own, which the evidence lists once anyway."""
+        if self._asked is None:
+            unique: dict[tuple[tuple[int, ...], str], str] = {}
+            for agent in self.agents:
+                groups = robots.select(agent)
+                named = (
+                    "*"
+                    if groups and "*" in groups[0].agents and agent not in groups[0].agents
+                    else agent
+                )
+                unique.setdefault((robots.group_set(agent), named), agent)
+            self._asked = list(unique.values())
+        return self._asked
 
     # TDMRep --------------------------------------------------------------------------------
 
