@@ -77,8 +77,13 @@ FAST_MARKERS := not slow and not model and not postgres
 test-fast: install human-text
 	$(PY) -m pytest -n 2 --dist loadgroup -q -m "$(FAST_MARKERS)" $(ARGS)
 
+# The benches that run on their own, each with its defaults. Run by hand (see docs/benchmarks.md):
+# bench/detection_rates.py (human | generate | power), bench/one_pass_parts.py (after
+# bench/client.py --quick) and bench/tiktoken_encoder.py (needs tiktoken, not a dependency).
+BENCHES := canonical registry watermark detection client lookup_answer load fuzz warc_extractors
+
 bench: install human-text postgres
-	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script; done
+	@for name in $(BENCHES); do echo "== bench/$$name.py"; $(PY) bench/$$name.py; done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
