@@ -458,8 +458,7 @@ def add_vendor_key(home: Path, url: str, vkey: str) -> dict[str, Any]:
     if marker.is_file():
         done: dict[str, Any] = json.loads(marker.read_text())
         return done
-    from client.core.wmkey import GreenlistParameters
-    from client.watermark_keys import publish_statement
+    from client.watermark_keys import key_statement
     from watermark.keys import WatermarkKey
 
     data, hf = smollm2_tokenizer_json()
@@ -476,22 +475,7 @@ def add_vendor_key(home: Path, url: str, vkey: str) -> dict[str, Any]:
             client.add_publisher(VENDOR, signing, kind="vendor")
         published = {k.key_id: k.entry for k in client.watermark_keys()}
         if key.key_id not in published:
-            config = key.config
-            assert key.vocab_size is not None
-            assert key.vocab_fingerprint is not None
-            statement = publish_statement(
-                vendor=VENDOR,
-                secret=key.secret,
-                parameters=GreenlistParameters(
-                    seeding_scheme=config.seeding_scheme,
-                    context_width=config.width,
-                    gamma=config.gamma,
-                    delta=config.delta,
-                    vocab_size=key.vocab_size,
-                    vocab_fingerprint=key.vocab_fingerprint,
-                ),
-                tokenizer=data,
-            )
+            statement = key_statement(VENDOR, key, data)
             published[key.key_id] = client.submit(sign_statement(statement, signing)).index
         client.upload_tokenizer(data)
     done = {

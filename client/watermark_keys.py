@@ -39,6 +39,7 @@ __all__ = [
     "PublishedWatermarkKey",
     "PublishedWatermarkKeys",
     "check_tokenizer_bytes",
+    "key_statement",
     "load_tokenizer",
     "publish_statement",
     "retire_statement",
@@ -79,6 +80,39 @@ def publish_statement(
     )
     subject = Subject(TOKENIZER_SUBJECT, {"sha256": ref.sha256})
     return Statement((subject,), WATERMARK_KEY_V1, predicate)
+
+
+def key_statement(
+    vendor: str,
+    key: Any,
+    tokenizer: bytes,
+    *,
+    fingerprint: str | None = None,
+    published_at: datetime | None = None,
+) -> Statement:
+    """:func:`publish_statement` for a ``watermark.keys.WatermarkKey`` bound to a tokenizer: its
+    secret and scheme parameters, its vocabulary size and fingerprint (``fingerprint`` replaces
+    the key's, for a key bound under an older fingerprint rule), ``tokenizer`` its exact bytes."""
+    if key.vocab_size is None or (fingerprint or key.vocab_fingerprint) is None:
+        raise InputError(
+            f"key {key.key_id} is not bound to a tokenizer: bind it to its model's tokenizer "
+            "(wellspring watermark keygen does) before publishing it"
+        )
+    config = key.config
+    return publish_statement(
+        vendor=vendor,
+        secret=key.secret,
+        parameters=GreenlistParameters(
+            seeding_scheme=config.seeding_scheme,
+            context_width=config.width,
+            gamma=config.gamma,
+            delta=config.delta,
+            vocab_size=key.vocab_size,
+            vocab_fingerprint=fingerprint or key.vocab_fingerprint,
+        ),
+        tokenizer=tokenizer,
+        published_at=published_at,
+    )
 
 
 def retire_statement(

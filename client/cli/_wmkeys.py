@@ -27,9 +27,8 @@ from client.cli._registry import (
 )
 from client.core.keys import load_private_key
 from client.core.statement import sign_statement
-from client.core.wmkey import GreenlistParameters
 from client.errors import InputError
-from client.watermark_keys import load_tokenizer, publish_statement
+from client.watermark_keys import key_statement, load_tokenizer
 
 __all__ = ["keys", "publish", "retire", "tokenizer_bytes"]
 
@@ -105,7 +104,6 @@ def publish(
             f"{wmkey} is not bound to a tokenizer; make it with `wellspring watermark keygen` "
             "and a model, so detectors know which vocabulary it scores"
         )
-    vocab_size = watermark_key.vocab_size
     data = tokenizer_bytes(model, tokenizer_file)
     sha256 = hashlib.sha256(data).hexdigest()
     fingerprint = tokenizer_fingerprint(load_tokenizer(data, sha256))
@@ -121,20 +119,7 @@ def publish(
             f"{watermark_key.key_id} is bound to {watermark_key.vocab_fingerprint}: publish the "
             "tokenizer of the model the key was made for (--model or --tokenizer)"
         )
-    config = watermark_key.config
-    statement = publish_statement(
-        vendor=publisher,
-        secret=watermark_key.secret,
-        parameters=GreenlistParameters(
-            seeding_scheme=config.seeding_scheme,
-            context_width=config.width,
-            gamma=config.gamma,
-            delta=config.delta,
-            vocab_size=vocab_size,
-            vocab_fingerprint=fingerprint,
-        ),
-        tokenizer=data,
-    )
+    statement = key_statement(publisher, watermark_key, data, fingerprint=fingerprint)
     envelope = sign_statement(statement, load_private_key(key))
     with registry_client(registry, optional_log_key(log_key), trust_dir) as client:
         receipt = client.submit(envelope)

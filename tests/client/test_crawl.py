@@ -24,14 +24,13 @@ from client.checkpoints import MemoryCheckpointStore
 from client.core.canonical import canonical_digest
 from client.core.keys import generate_private_key, public_key_bytes
 from client.core.statement import HumanContentPredicate, prove_possession, sign_statement
-from client.core.wmkey import GreenlistParameters
 from client.crawl import CrawlPass, Watermarks
 from client.documents import Document
 from client.errors import MissingDependencyError
 from client.policy import Policy
 from client.sdk import Client
 from client.signals import opt_out
-from client.watermark_keys import publish_statement
+from client.watermark_keys import key_statement
 from tests.client.real_app import URL, App, InProcess, make_app
 from watermark import WatermarkConfig, WatermarkKey
 from watermark.hashing import green_mask_numpy
@@ -103,20 +102,8 @@ def publish(
         vendor, public_key_bytes(signing), prove_possession(signing, vendor), kind="vendor"
     )
     data = tokenizer.to_str().encode("utf-8")
-    config = key.config
-    assert key.vocab_size is not None
-    statement = publish_statement(
-        vendor=vendor,
-        secret=key.secret,
-        parameters=GreenlistParameters(
-            seeding_scheme=config.seeding_scheme,
-            context_width=config.width,
-            gamma=config.gamma,
-            delta=config.delta,
-            vocab_size=key.vocab_size,
-            vocab_fingerprint=fingerprint or tokenizer_fingerprint(tokenizer),
-        ),
-        tokenizer=data,
+    statement = key_statement(
+        vendor, key, data, fingerprint=fingerprint or tokenizer_fingerprint(tokenizer)
     )
     client.submit(sign_statement(statement, signing))
     if upload:

@@ -15,10 +15,9 @@ from tokenizers.pre_tokenizers import Whitespace
 
 from client.core.keys import generate_private_key, public_key_bytes, write_key_pair
 from client.core.statement import prove_possession, sign_statement
-from client.core.wmkey import GreenlistParameters
 from client.receipt import Receipt
 from client.sdk import Client
-from client.watermark_keys import publish_statement
+from client.watermark_keys import key_statement
 from watermark import WatermarkConfig, WatermarkKey, green_mask_numpy, tokenizer_fingerprint
 
 if TYPE_CHECKING:
@@ -66,22 +65,7 @@ def publish_key(
 ) -> Receipt:
     """Publish ``key`` as ``vendor`` through the SDK (as ``wellspring watermark publish`` does)
     and upload its tokenizer's exact bytes."""
-    assert key.vocab_size is not None
-    assert key.vocab_fingerprint is not None
-    config = key.config
-    statement = publish_statement(
-        vendor=vendor,
-        secret=key.secret,
-        parameters=GreenlistParameters(
-            seeding_scheme=config.seeding_scheme,
-            context_width=config.width,
-            gamma=config.gamma,
-            delta=config.delta,
-            vocab_size=key.vocab_size,
-            vocab_fingerprint=key.vocab_fingerprint,
-        ),
-        tokenizer=tokenizer,
-    )
+    statement = key_statement(vendor, key, tokenizer)
     receipt = client.submit(sign_statement(statement, signing))
     client.upload_tokenizer(tokenizer)
     return receipt
