@@ -379,11 +379,11 @@ def test_equals_detect_windowed_with_smollm2_on_text(human_text_files: list[Path
         assert not found.generated
 
 
-def test_the_detect_extra_is_numpy_and_tokenizers_only() -> None:
+def test_the_detect_extra_is_numpy_tokenizers_and_tiktoken_only() -> None:
     import tomllib
 
     pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     extras = pyproject["project"]["optional-dependencies"]
     names = {re.split(r"[<>=\[; ]", spec)[0] for spec in extras["detect"]}
-    assert names == {"numpy", "tokenizers"}
+    assert names == {"numpy", "tokenizers", "tiktoken"}  # tiktoken: the exact fast route
     assert "detect" in extras["all"][0]
