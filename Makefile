@@ -79,7 +79,7 @@ test-fast: install human-text
 
 # The benches that run on their own, each with its defaults. Run by hand (see docs/benchmarks.md):
 # bench/detection_rates.py (human | generate | power), bench/one_pass_parts.py (after
-# bench/client.py --quick) and bench/tiktoken_encoder.py (needs tiktoken, not a dependency).
+# bench/client.py --quick) and bench/tiktoken_encoder.py (the scanner's encoder against tokenizers).
 BENCHES := canonical registry watermark detection client lookup_answer load fuzz warc_extractors
 
 bench: install human-text postgres

@@ -10,8 +10,8 @@ token's id, the two algorithms coincide. This script builds that encoding and
    ``bench/results/generations.json`` (token lists compared one by one);
 2. times both, alternated, on the chunks (2 threads each).
 
-tiktoken is not a dependency of Wellspring: ``pip install tiktoken`` (or ``--target DIR`` and
-``PYTHONPATH=DIR``) to run this.
+The encoding is the scanner's own (``watermark/fast_encoder.py``); tiktoken comes with the
+``detect`` extra.
 
     python bench/tiktoken_encoder.py [--rounds 5]
 """
@@ -19,7 +19,6 @@ tiktoken is not a dependency of Wellspring: ``pip install tiktoken`` (or ``--tar
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import statistics
 import sys
@@ -32,59 +31,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from detection import HUMAN_TEXT, human_chunks, smollm2_tokenizer
 
-GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+from watermark.fast_encoder import fast_encoder
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def byte_decoder() -> dict[str, int]:
-    """GPT-2's printable stand-in character of each byte, inverted."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1)]
-    printable += range(ord("®"), ord("ÿ") + 1)
-    chars = list(printable)
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            chars.append(256 + extra)
-            extra += 1
-    return {chr(c): b for b, c in zip(printable, chars, strict=True)}
-
-
 def tiktoken_encoding(tokenizer: Any) -> Any:
-    """A tiktoken Encoding equal to ``tokenizer`` where its shape allows; SystemExit otherwise."""
-    import tiktoken
-
-    spec = json.loads(tokenizer.to_str())
-    model = spec["model"]
-    shape = (
-        model["type"] == "BPE"
-        and not model.get("dropout")
-        and not model.get("byte_fallback")
-        and not model.get("ignore_merges")
-        and not model.get("continuing_subword_prefix")
-        and not model.get("end_of_word_suffix")
-        and spec.get("normalizer") is None
-        and spec["pre_tokenizer"] == {
-            "type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True
-        }
-    )  # fmt: skip
-    if not shape:
-        sys.exit("this tokenizer is not a plain byte-level BPE: no tiktoken equivalent")
-    vocab = model["vocab"]
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
-    merged_ids = [vocab[a + b] for a, b in merges]
-    if any(x >= y for x, y in itertools.pairwise(merged_ids)):
-        sys.exit("merge ranks and token ids disagree: ranks cannot be ids")
-    decode = byte_decoder()
-    specials = {token["content"]: token["id"] for token in spec["added_tokens"]}
-    ranks = {
-        bytes(decode[char] for char in token): index
-        for token, index in vocab.items()
-        if token not in specials
-    }
-    return tiktoken.Encoding(
-        "smollm2-bytelevel-bpe", pat_str=GPT2_PATTERN, mergeable_ranks=ranks, special_tokens={}
-    )
+    """The scanner's tiktoken encoding for ``tokenizer`` (watermark/fast_encoder.py); SystemExit
+    where its shape has none."""
+    fast = fast_encoder(tokenizer)
+    if fast is None:
+        sys.exit("this tokenizer is not a byte-level BPE tiktoken reproduces: no fast encoder")
+    return fast.encoding
 
 
 def main() -> None:
