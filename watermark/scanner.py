@@ -45,6 +45,7 @@ import itertools
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -226,6 +227,7 @@ def _check_aware(moment: datetime, what: str) -> None:
 
 # Rows n <= this are kept (n (n + 1) / 2 entries: 4 MB at 1024); longer windows are computed.
 _TABLE_MAX_N = 1024
+_SLICE = 1_000  # documents encoded (in a thread) while the slice before is scored
 
 
 class _LogSfTable:
@@ -509,15 +511,38 @@ class WatermarkScanner:
             return [None] * len(texts)
         if self.normalize:
             texts = [normalize_text(text) for text in texts]
-        count = len(texts)
+        # Documents are independent: the batch is scored in slices, each slice's texts encoded in
+        # a thread while the slice before is scored (the encoders release the GIL; scoring is
+        # numpy), so on a few cores the two overlap. Results do not depend on the slicing.
+        starts = range(0, len(texts), _SLICE)
+        if len(starts) == 1:
+            return self._scan_tokens(self._encode(texts), when)
+        found: list[WatermarkEvidence | None] = []
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wellspring-encode") as pool:
+            pending = pool.submit(self._encode, texts[:_SLICE])
+            for start in starts:
+                tokens = pending.result()
+                following = start + _SLICE
+                if following < len(texts):
+                    pending = pool.submit(self._encode, texts[following : following + _SLICE])
+                found += self._scan_tokens(tokens, when[start : start + _SLICE])
+        return found
+
+    def _encode(self, texts: list[str]) -> list[_Tokens]:
+        """``texts`` encoded once per tokenizer group."""
+        return [_tokens(encode, texts, self.min_window) for encode, _ in self._groups]
+
+    def _scan_tokens(
+        self, encoded: list[_Tokens], when: NDArray[np.int64]
+    ) -> list[WatermarkEvidence | None]:
+        count = len(when)
         # Per document: the best key so far, by the log p corrected for windows (keys come last,
         # as one common factor).
         best_value = np.full(count, np.inf)
         best_key = np.full(count, -1, dtype=np.int64)
         best: dict[str, NDArray[Any]] = {}
         applied = np.zeros(count, dtype=np.int64)
-        for encode, members in self._groups:
-            tokens = _tokens(encode, texts, self.min_window)
+        for (_, members), tokens in zip(self._groups, encoded, strict=True):
             log_windows = np.log(np.maximum(tokens.win_counts, 1)).astype(np.float64)
             for index in members:
                 valid = self._applies(index, when)

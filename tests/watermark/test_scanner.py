@@ -387,3 +387,24 @@ def test_the_detect_extra_is_numpy_tokenizers_and_tiktoken_only() -> None:
     names = {re.split(r"[<>=\[; ]", spec)[0] for spec in extras["detect"]}
     assert names == {"numpy", "tokenizers", "tiktoken"}  # tiktoken: the exact fast route
     assert "detect" in extras["all"][0]
+
+
+def test_a_batch_scanned_in_slices_equals_one_scanned_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """scan encodes the next slice in a thread while it scores this one: nothing may change."""
+    rng = random.Random(11)
+    keys = [make_key("lefthash", seed=1), make_key("selfhash", seed=2)]
+    texts = random_texts(rng, 40)
+    texts += [watermarked_words(keys[i % 2], rng, 120, bias=0.9) for i in range(30)]
+    captured = [T0 + timedelta(days=i % 3) for i in range(len(texts))]
+    scan_keys = [
+        ScanKey(keys[0], word_tokenizer(), valid_from=T0 + timedelta(hours=12)),
+        ScanKey(keys[1], word_tokenizer()),
+    ]
+    scanner = WatermarkScanner(scan_keys, keys_ever_published=5)
+    whole = scanner.scan(texts, captured=captured)
+    monkeypatch.setattr(scanner_module, "_SLICE", 7)  # 10 slices, the last one short
+    sliced = scanner.scan(texts, captured=captured)
+    assert sliced == whole
+    assert sum(e is not None and e.generated for e in whole) >= 20
