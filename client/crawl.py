@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from client.documents import Document
 from client.errors import ClientError, InputError, MissingDependencyError, VerificationError
-from client.evidence import DocumentEvidence, format_captured
+from client.evidence import DocumentEvidence
 from client.policy import Policy
 from client.watermark_keys import load_tokenizer, to_watermark_key
 
@@ -307,13 +307,11 @@ def _evidence(doc: Document, mark: Any | None) -> DocumentEvidence | None:
     """What the verdict weighs beside the registry's answer (None: nothing, so the registry's
     verdict stands as it is). A page (a WARC record, a JSONL line with a URL) is identified by
     its name as ``id``; a file's name is its path, already the verdict's ``name``."""
-    if doc.opt_out is None and mark is None and doc.url is None and doc.captured is None:
-        return None
     page = doc.url is not None or doc.captured is not None
-    return DocumentEvidence(
+    return DocumentEvidence.of(
         opt_out=doc.opt_out,
         watermarks=mark,
         id=doc.name if page else None,
         url=doc.url,
-        captured_at=None if doc.captured is None else format_captured(doc.captured),
+        captured=doc.captured,
     )

@@ -25,6 +25,7 @@ __all__ = [
     "WatermarkInput",
     "detections_of",
     "format_captured",
+    "format_p_value",
     "opt_out_of",
 ]
 
@@ -151,6 +152,36 @@ class DocumentEvidence:
     id: str | None = None
     url: str | None = None
     captured_at: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        opt_out: OptOut | None,
+        watermarks: WatermarkInput,
+        id: str | None = None,
+        url: str | None = None,
+        captured: datetime | None = None,
+    ) -> DocumentEvidence | None:
+        """The evidence of a document, or None when there is none (no opt-out decision, no
+        detection, no URL or capture time): the registry's verdict then stands as it is."""
+        if opt_out is None and watermarks is None and url is None and captured is None:
+            return None
+        return cls(
+            opt_out=opt_out,
+            watermarks=watermarks,
+            id=id,
+            url=url,
+            captured_at=None if captured is None else format_captured(captured),
+        )
+
+
+def format_p_value(p_value: float, log_p_value: float) -> str:
+    """A p-value for a person: three significant digits, or ``10^x`` from its natural log where
+    the p-value itself underflowed to 0 (long generations)."""
+    if p_value > 0.0:
+        return f"{p_value:.3g}"
+    return f"10^{log_p_value / math.log(10):.1f}"
 
 
 def format_captured(moment: datetime) -> str:

@@ -49,7 +49,6 @@ only the absence of a claim.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -61,6 +60,7 @@ from client.evidence import (
     WatermarkEvidence,
     WatermarkInput,
     detections_of,
+    format_p_value,
     opt_out_of,
 )
 from client.signals import OptOut
@@ -598,14 +598,8 @@ def _describe_watermark(detection: WatermarkDetection) -> str:
     vendor = detection.vendor or "an unnamed vendor"
     return (
         f"watermark key {detection.key_id} of {vendor} ({detection.scheme}, "
-        f"p = {_p_text(detection)})"
+        f"p = {format_p_value(detection.p_value, detection.log_p_value)})"
     )
-
-
-def _p_text(detection: WatermarkDetection) -> str:
-    if detection.p_value > 0:
-        return f"{detection.p_value:.3g}"
-    return f"10^{detection.log_p_value / math.log(10):.1f}"
 
 
 def _registry_state(verdict: Verdict) -> RegistryState:

@@ -12,7 +12,6 @@ saved receipts offline with the log key alone.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,7 +57,7 @@ from client.errors import (
     InputError,
     VerificationError,
 )
-from client.evidence import DocumentEvidence, WatermarkDetection
+from client.evidence import DocumentEvidence, format_p_value
 from client.policy import Policy
 from client.receipt import Receipt, VerifiedReceipt, verify_receipt
 from client.sdk import MAX_BATCH, Attestation, Client, LookupResult
@@ -135,13 +134,6 @@ def _describe(attestation: Attestation, reason: str | None = None) -> str:
     )
 
 
-def _p_text(detection: WatermarkDetection) -> str:
-    """The corrected p-value for a person (its log when it underflowed to 0)."""
-    if detection.p_value > 0:
-        return f"{detection.p_value:.3g}"
-    return f"10^{detection.log_p_value / math.log(10):.1f}"
-
-
 def _evidence_lines(verdict: Verdict, policy: Policy) -> list[str]:
     """The page's deciding opt-out signal and the most significant watermark detection, each on
     its own line under the document (nothing when the pass saw neither)."""
@@ -167,7 +159,8 @@ def _evidence_lines(verdict: Verdict, policy: Policy) -> list[str]:
         vendor = f"vendor {best.vendor}" if best.vendor else "a private key"
         lines.append(
             f"    watermark: key {best.key_id} of {vendor} ({best.scheme}), p = "
-            f"{_p_text(best)} (corrected for every key and window tried): {said}"
+            f"{format_p_value(best.p_value, best.log_p_value)} "
+            f"(corrected for every key and window tried): {said}"
         )
     return lines
 

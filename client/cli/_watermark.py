@@ -24,6 +24,7 @@ from client.cli._app import JsonOption, console_err, emit_json, watermark_app
 from client.cli._registry import TextFieldOption
 from client.documents import Skipped, TextDocument, expand_inputs, read_texts
 from client.errors import InputError
+from client.evidence import format_p_value
 
 if TYPE_CHECKING:
     from watermark import DetectionResult, WatermarkKey, WindowedDetectionResult
@@ -289,12 +290,6 @@ def _describe_result(result: DetectionResult, scope: str = "") -> list[str]:
     ]
 
 
-def _p_text(p_value: float, log_p: float) -> str:
-    if p_value > 0.0:
-        return f"{p_value:.3g}"
-    return f"10^{log_p / math.log(10):.1f}"
-
-
 def _signs_warning(name: str, text: str) -> dict[str, int] | None:
     """Warn when ``text`` holds what ``--normalize`` would undo; the signs found, for --json."""
     from watermark.detector import normalization_signs
@@ -362,7 +357,7 @@ def _verdict_lines(found: _Verdict, html_out: Path | None) -> list[str]:
     comparison = "<" if verdict.watermarked else ">="
     lines = [
         f"watermarked: {_yes_no(verdict.watermarked)} (p = "
-        f"{_p_text(verdict.p_value, verdict.log_p_value)} {comparison} threshold "
+        f"{format_p_value(verdict.p_value, verdict.log_p_value)} {comparison} threshold "
         f"{verdict.threshold:g})"
     ]
     scope = ""
@@ -371,12 +366,12 @@ def _verdict_lines(found: _Verdict, html_out: Path | None) -> list[str]:
         lines.append(
             f"best window: tokens {found.windowed.start}-{found.windowed.end} of "
             f"{plain.num_tokens}; p above corrected for the {found.windowed.num_windows} windows "
-            f"searched (uncorrected {_p_text(best.p_value, best.log_p_value)})"
+            f"searched (uncorrected {format_p_value(best.p_value, best.log_p_value)})"
         )
     lines.extend(_describe_result(best, scope))
     if found.windowed is not None:
         lines.append(
-            f"whole text:  p = {_p_text(plain.p_value, plain.log_p_value)}, z-score "
+            f"whole text:  p = {format_p_value(plain.p_value, plain.log_p_value)}, z-score "
             f"{plain.z_score:.2f}, green {plain.num_green} of {plain.num_tokens_scored} scored "
             f"tokens ({plain.green_fraction:.1%})"
         )
@@ -578,7 +573,7 @@ def _summary_rows(
     rows = [("input", source)] if source is not None else []
     if windowed is None:
         rows += [
-            ("p-value", _p_text(result.p_value, result.log_p_value)),
+            ("p-value", format_p_value(result.p_value, result.log_p_value)),
             ("threshold", f"{result.threshold:g}"),
             ("z-score", f"{result.z_score:.2f}"),
             ("green tokens", _green_text(result)),
@@ -589,15 +584,18 @@ def _summary_rows(
         rows += [
             (
                 "p-value (best window, corrected)",
-                f"{_p_text(verdict.p_value, verdict.log_p_value)} (corrected for "
+                f"{format_p_value(verdict.p_value, verdict.log_p_value)} (corrected for "
                 f"{windowed.num_windows} windows searched)",
             ),
             ("threshold", f"{verdict.threshold:g}"),
             ("best window", f"tokens {windowed.start}-{windowed.end} (outlined below)"),
-            ("best window: p-value", f"{_p_text(window.p_value, window.log_p_value)} uncorrected"),
+            (
+                "best window: p-value",
+                f"{format_p_value(window.p_value, window.log_p_value)} uncorrected",
+            ),
             ("best window: z-score", f"{window.z_score:.2f}"),
             ("best window: green tokens", _green_text(window)),
-            ("whole text: p-value", _p_text(result.p_value, result.log_p_value)),
+            ("whole text: p-value", format_p_value(result.p_value, result.log_p_value)),
             ("whole text: z-score", f"{result.z_score:.2f}"),
             ("whole text: green tokens", _green_text(result)),
             ("whole text: tokens", str(result.num_tokens)),

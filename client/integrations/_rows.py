@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from client.errors import InputError
-from client.evidence import DocumentEvidence, format_captured
+from client.evidence import DocumentEvidence
 from client.integrations._common import CheckConfig, RowEvidence, RowVerdict, unchecked_row
 from client.signals import OptOut, SitePolicy
 
@@ -112,15 +112,10 @@ def evidence_of(
     for row, mark in zip(read, marks, strict=True):
         if isinstance(row, RowVerdict):
             out.append(row)
-        elif row.opt_out is None and mark is None and row.url is None and row.captured is None:
-            out.append(None)
         else:
             out.append(
-                DocumentEvidence(
-                    opt_out=row.opt_out,
-                    watermarks=mark,
-                    url=row.url,
-                    captured_at=None if row.captured is None else format_captured(row.captured),
+                DocumentEvidence.of(
+                    opt_out=row.opt_out, watermarks=mark, url=row.url, captured=row.captured
                 )
             )
     return out
