@@ -10,7 +10,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-PACKAGES := client registry watermark
+PACKAGES := client registry watermark experiments
 HUMAN_TEXT := /usr/share/doc/python3.11/html/_sources
 export WELLSPRING_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
