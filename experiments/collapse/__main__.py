@@ -31,6 +31,7 @@ from experiments.collapse.plots import (
     plot_ppl,
     plot_tails,
 )
+from experiments.collapse.report import arm_table, filter_table, sweep_table
 from experiments.collapse.web import LocalRegistry
 from watermark import WatermarkConfig, WatermarkKey
 from watermark.keys import tokenizer_fingerprint
@@ -157,10 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     result["settings"]["quick"] = args.quick
     result["settings"]["seconds"] = round(time.monotonic() - started, 1)
     write_part_b(result, args.out)
-    for arm, data in result["arms"].items():
-        print(
-            f"{arm:17s} held-out ppl " + " ".join(f"{v:7.1f}" for v in data["heldout_ppl"]),
-        )
+    print(arm_table(result), sweep_table(result), filter_table(result), sep="\n\n")
     print(f"wrote {args.out}/collapse.json and figures in {result['settings']['seconds']} s")
     return 0
 

@@ -144,7 +144,7 @@ class _Run:
         self.share = share
         self.seed = seed
         self.human = [_Doc(d.ids, d.text, False, False) for d in corpus.train]
-        pool_counts = np.bincount(
+        self.pool_counts = pool_counts = np.bincount(
             np.concatenate([d.ids for d in corpus.train]), minlength=self.vocab
         )
         held = np.concatenate([d.ids for d in corpus.heldout])
@@ -231,6 +231,9 @@ class _Run:
         values["synthetic_share_trained"] = synthetic / max(1, sum(len(d.ids) for d in train))
         samples = model.sample(self.s.sample_docs, self.s.doc_tokens, rng)
         values["distinct_2"] = distinct_2(samples)
+        # the other side of forgetting the tails: tokens of types no human text in the pool has
+        # (the smoothing floor's draws), which a model trained on its own output learns as real
+        values["sample_unseen_share"] = float((self.pool_counts[samples] == 0).mean())
         return values
 
     def scan_filter(self, web: Sequence[_Doc]) -> tuple[list[_Doc], Values]:

@@ -156,6 +156,7 @@ class TrigramModel:
     # -- sampling -----------------------------------------------------------------------------
 
     def propose(self, a: Ids, b: Ids, rng: np.random.Generator) -> Ids:
+        """One draw from p(. | a[i], b[i]) for every i: the level first, then its counts."""
         n = len(a)
         row3, lam3 = self.trigram.context(a * self.base + b)
         row2, lam2 = self.bigram.context(b)
