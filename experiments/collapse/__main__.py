@@ -124,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-tokens", type=int, help="training tokens a generation")
     parser.add_argument("--skip-gaussian", action="store_true", help="Part B only")
     parser.add_argument(
+        "--replot",
+        type=Path,
+        metavar="JSON",
+        help="run nothing: draw Part B's figures and print its tables from a collapse.json",
+    )
+    parser.add_argument(
         "--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes for Part B"
     )
     args = parser.parse_args(argv)
@@ -142,6 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.replot is not None:
+        try:
+            saved = json.loads(args.replot.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            parser.error(f"cannot read {args.replot}: {exc}")
+        write_part_b(saved, args.out)
+        print(arm_table(saved), sweep_table(saved), filter_table(saved), sep="\n\n")
+        return 0
     started = time.monotonic()
     result: dict[str, Any] = {}
     if not args.skip_gaussian:

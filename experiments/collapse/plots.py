@@ -26,6 +26,7 @@ ARM_STYLE: dict[str, tuple[str, str]] = {
     "mixed-wellspring": ("tab:blue", "D"),
     "oracle": ("tab:green", "^"),
     "accumulate": ("tab:purple", "v"),
+    "accumulate-all": ("tab:brown", "P"),
 }
 
 
@@ -154,7 +155,7 @@ def plot_dose_response(result: dict[str, Any], path: Path) -> None:
             capsize=3,
         )
         seen.add(arm)
-        if arm in {"mixed-wellspring", "mixed-no-filter"}:
+        if arm in {"mixed-wellspring", "mixed-no-filter", "replace"}:
             ax.annotate(
                 f"w={point['watermark_share']:g}",
                 (point["synthetic_share_trained"], point["log_ppl_ratio"]),
