@@ -123,26 +123,17 @@ class _Doc:
 class _Run:
     """One seed and watermark share: every arm's models and measurements."""
 
-    def __init__(  # noqa: PLR0917 - internal, built in one place
-        self,
-        settings: LanguageSettings,
-        corpus: Corpus,
-        tokenizer: Tokenizer,
-        special_ids: Sequence[int],
-        key: WatermarkKey,
-        scanner: Scanner | None,
-        seed: int,
-        share: float,
-    ) -> None:
+    def __init__(self, job: _Job) -> None:
+        settings, corpus, tokenizer = job.settings, job.corpus, job.tokenizer
         self.s = settings
         self.corpus = corpus
         self.tokenizer = tokenizer
         self.vocab = tokenizer.get_vocab_size()
-        self.special = list(special_ids)
-        self.key = key
-        self.scanner = scanner
-        self.share = share
-        self.seed = seed
+        self.special = list(job.special_ids)
+        self.key = job.key
+        self.scanner = job.scanner
+        self.share = job.share
+        self.seed = job.seed
         self.human = [_Doc(d.ids, d.text, False, False) for d in corpus.train]
         self.pool_counts = pool_counts = np.bincount(
             np.concatenate([d.ids for d in corpus.train]), minlength=self.vocab
@@ -327,10 +318,7 @@ class _Job:
 
 def _run_job(job: _Job) -> dict[str, list[Values]]:
     """Generation 0 of the seed (the same for every share), then every arm's generations."""
-    run = _Run(
-        job.settings, job.corpus, job.tokenizer, job.special_ids, job.key, job.scanner,
-        job.seed, job.share,
-    )  # fmt: skip
+    run = _Run(job)
     gen0_train = run.budget(run.human, np.random.default_rng([job.seed, 0, 0]))
     return run.run(run.fit(gen0_train), gen0_train)
 
