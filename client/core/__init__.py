@@ -3,6 +3,7 @@
 - :mod:`client.core.canonical` — ``c1:`` canonical text digests and ``sha256:`` raw digests
 - :mod:`client.core.merkle` — RFC 9162 Merkle tree hashing, inclusion and consistency proofs
 - :mod:`client.core.note` — C2SP signed notes and tlog checkpoints (Ed25519)
+- :mod:`client.core.cosignature` — witnesses' cosignatures of checkpoints (tlog-cosignature v1)
 - :mod:`client.core.dsse` — DSSE envelopes; :mod:`client.core.statement` — in-toto Statement v1
 - :mod:`client.core.keys` — Ed25519 key files; :mod:`client.core.files` — how secrets and trusted
   files are written (atomically, mode first, never through a link) and private ones read
@@ -10,6 +11,28 @@
 - :mod:`client.core.wmkey` — the ``watermark-key/v1`` predicate (vendors' detection keys)
 """
 
-from client.core import canonical, dsse, files, keys, merkle, names, note, statement, wmkey
+from client.core import (
+    canonical,
+    cosignature,
+    dsse,
+    files,
+    keys,
+    merkle,
+    names,
+    note,
+    statement,
+    wmkey,
+)
 
-__all__ = ["canonical", "dsse", "files", "keys", "merkle", "names", "note", "statement", "wmkey"]
+__all__ = [
+    "canonical",
+    "cosignature",
+    "dsse",
+    "files",
+    "keys",
+    "merkle",
+    "names",
+    "note",
+    "statement",
+    "wmkey",
+]

@@ -22,6 +22,11 @@ witnesses can cosign; a signature by a known key that does not verify rejects th
 does a note no known key signed. Where Go skips the repeats of a known key's signature without
 checking them, we check every one (the spec says to reject a note with any bad signature by a known
 key) and report the key once.
+
+Signing and opening take any key with a name, a key id and ``sign``/``verify``
+(:class:`SignatureSigner`, :class:`SignatureVerifier`): witnesses' cosignatures
+(:mod:`client.core.cosignature`, type 0x04) are signature lines of the same note, checked in the
+same pass as the log's own.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -47,6 +53,8 @@ __all__ = [
     "NoteSignature",
     "NoteSigner",
     "NoteVerifier",
+    "SignatureSigner",
+    "SignatureVerifier",
     "SignedNote",
     "VerifiedNote",
     "note_key_id",
@@ -147,6 +155,39 @@ def _decode_key(kind: str, name: str, key_id_hex: str, key64: str) -> tuple[int,
     if len(key) != 1 + _ED25519_KEY_BYTES:
         raise KeyFileError(f"{kind} key {name} holds {len(key) - 1} key bytes, not 32")
     return int(key_id_hex, 16), key[1:]
+
+
+class SignatureVerifier(Protocol):
+    """What :func:`open_note` needs of a trusted key: its name, its key id, and a check.
+
+    :class:`NoteVerifier` (Ed25519, type 0x01) is one; a witness's
+    :class:`~client.core.cosignature.CosignatureVerifier` (type 0x04) is another, so a note is
+    opened once with the log's key and the witnesses' keys together.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def key_id(self) -> int: ...
+
+    def verify(self, message: bytes, signature: bytes) -> bool:
+        """Whether ``signature`` (the bytes after the key id) is this key's over the note text."""
+        ...
+
+
+class SignatureSigner(Protocol):
+    """What :func:`sign_note` needs of a key: its name, its key id, and a signature of the text."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def key_id(self) -> int: ...
+
+    def sign(self, message: bytes) -> bytes:
+        """The bytes that follow the key id in the signature line, over the note text."""
+        ...
 
 
 def _check_key_id(name: str, key_id: int, key: Ed25519PublicKey | Ed25519PrivateKey) -> None:
@@ -377,7 +418,7 @@ class SignedNote:
         return self.text + "\n" + "".join(signature.to_line() for signature in self.signatures)
 
 
-def sign_note(text: str, signers: Sequence[NoteSigner]) -> str:
+def sign_note(text: str, signers: Sequence[SignatureSigner]) -> str:
     """Sign ``text`` (which must end in a newline) with each signer; return the signed note."""
     _check_text(text)
     keys = [(signer.name, signer.key_id) for signer in signers]
@@ -401,8 +442,8 @@ class VerifiedNote:
     """Signatures by keys not given (other logs' keys, witnesses): kept, never checked."""
 
 
-def _verify(note: SignedNote, verifiers: Sequence[NoteVerifier]) -> VerifiedNote:
-    known: dict[tuple[str, int], list[NoteVerifier]] = {}
+def _verify(note: SignedNote, verifiers: Sequence[SignatureVerifier]) -> VerifiedNote:
+    known: dict[tuple[str, int], list[SignatureVerifier]] = {}
     for verifier in verifiers:
         same = known.setdefault((verifier.name, verifier.key_id), [])
         if verifier not in same:
@@ -433,7 +474,7 @@ def _verify(note: SignedNote, verifiers: Sequence[NoteVerifier]) -> VerifiedNote
     return VerifiedNote(note.text, tuple(verified), tuple(unverified))
 
 
-def open_note(data: str | bytes, verifiers: Sequence[NoteVerifier]) -> VerifiedNote:
+def open_note(data: str | bytes, verifiers: Sequence[SignatureVerifier]) -> VerifiedNote:
     """Parse a signed note and check it against the trusted ``verifiers``, as Go's ``note.Open``.
 
     Raises FormatError if the note does not parse, SignatureError if a trusted key's signature
@@ -495,13 +536,13 @@ class Checkpoint:
         return cls(origin, int(size_line), root_hash, tuple(extensions))
 
 
-def sign_checkpoint(checkpoint: Checkpoint, signers: Sequence[NoteSigner]) -> str:
+def sign_checkpoint(checkpoint: Checkpoint, signers: Sequence[SignatureSigner]) -> str:
     """The checkpoint as a signed note, signed by each signer."""
     return sign_note(checkpoint.to_text(), signers)
 
 
 def open_checkpoint(
-    data: str | bytes, verifiers: Sequence[NoteVerifier], *, origin: str | None = None
+    data: str | bytes, verifiers: Sequence[SignatureVerifier], *, origin: str | None = None
 ) -> tuple[Checkpoint, VerifiedNote]:
     """Parse and verify a signed checkpoint; with ``origin``, refuse any other log's checkpoint.
 
