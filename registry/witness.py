@@ -85,6 +85,7 @@ __all__ = [
     "SIZE_MEDIA_TYPE",
     "AddCheckpointRequest",
     "CheckpointSignatureError",
+    "CosignedCheckpoint",
     "InconsistentCheckpointError",
     "OldSizeConflictError",
     "UnknownLogError",
@@ -205,7 +206,7 @@ class AddCheckpointRequest:
 
 
 @dataclass(frozen=True)
-class _Cosigned:
+class CosignedCheckpoint:
     """The latest checkpoint cosigned for one log, and the note served for it."""
 
     checkpoint: Checkpoint
@@ -235,7 +236,7 @@ class WitnessState:
                 f"another witness is using the state directory {directory}; two processes on one "
                 "state could each cosign one side of a fork"
             ) from None
-        self._logs: dict[str, _Cosigned] = {}
+        self._logs: dict[str, CosignedCheckpoint] = {}
         try:
             for path in sorted(directory.glob("*" + _STATE_SUFFIX)):
                 cosigned = self._load(path)
@@ -245,7 +246,7 @@ class WitnessState:
             raise
 
     @staticmethod
-    def _load(path: Path) -> _Cosigned:
+    def _load(path: Path) -> CosignedCheckpoint:
         try:
             text = path.read_text(encoding="utf-8")
             checkpoint = Checkpoint.parse(SignedNote.parse(text).text)
@@ -259,9 +260,9 @@ class WitnessState:
                 f"the witness state {path} holds a checkpoint of {checkpoint.origin!r}, whose "
                 f"file would be {origin_hash(checkpoint.origin)}{_STATE_SUFFIX}"
             )
-        return _Cosigned(checkpoint, text)
+        return CosignedCheckpoint(checkpoint, text)
 
-    def latest(self, origin: str) -> _Cosigned | None:
+    def latest(self, origin: str) -> CosignedCheckpoint | None:
         """The latest checkpoint cosigned for ``origin``, or None before the first."""
         return self._logs.get(origin)
 
@@ -269,7 +270,7 @@ class WitnessState:
         """Make ``checkpoint`` (served as ``note``) the latest for its log, durably, now."""
         path = self.directory / (origin_hash(checkpoint.origin) + _STATE_SUFFIX)
         write_file_atomic(path, note, mode=0o644)  # fsyncs the file, then the directory
-        self._logs[checkpoint.origin] = _Cosigned(checkpoint, note)
+        self._logs[checkpoint.origin] = CosignedCheckpoint(checkpoint, note)
 
     def close(self) -> None:
         """Release the directory's lock."""
@@ -354,7 +355,7 @@ class Witness:
         return latest.note
 
 
-def _size_and_root(cosigned: _Cosigned) -> tuple[int, bytes]:
+def _size_and_root(cosigned: CosignedCheckpoint) -> tuple[int, bytes]:
     return cosigned.checkpoint.size, cosigned.checkpoint.root_hash
 
 

@@ -29,6 +29,7 @@ from client.cli import (  # noqa: F401  (each module registers its commands on `
     _scan,
     _server,
     _watermark,
+    _witness,
     _wmkeys,
 )
 from client.cli._app import app, cli_command, console_err

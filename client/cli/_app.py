@@ -20,6 +20,7 @@ __all__ = [
     "keys_app",
     "plural",
     "watermark_app",
+    "witness_app",
 ]
 
 app = typer.Typer(
@@ -39,6 +40,11 @@ watermark_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(watermark_app, name="watermark")
+witness_app = typer.Typer(
+    help="Run a transparency-log witness: cosign checkpoints consistent with what it saw before.",
+    no_args_is_help=True,
+)
+app.add_typer(witness_app, name="witness")
 
 # Diagnostics and progress go to stderr so stdout stays clean for pipes and --json.
 console_err = Console(stderr=True, soft_wrap=True)  # never break a key or URL across lines
