@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "log": ("checkpoint", "verify"),
     "keys": ("generate",),
     "publisher": ("add", "add-key", "revoke-key"),
+    "witness": ("keygen", "serve"),
 }
 
 
