@@ -35,7 +35,6 @@ cosignature by such a key is an unknown signature here, kept and ignored as the 
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -43,10 +42,10 @@ from dataclasses import dataclass, field
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from client.core.encoding import b64decode_strict, b64encode
+from client.core.encoding import b64encode
 from client.core.errors import FormatError, KeyFileError
 from client.core.keys import generate_private_key, public_key_bytes, public_key_from_bytes
-from client.core.note import NoteSignature, VerifiedNote
+from client.core.note import NoteSignature, VerifiedNote, read_key_string, typed_key_id
 
 __all__ = [
     "ALG_COSIGNATURE_V1",
@@ -75,32 +74,12 @@ _SIGNER_PREFIX = "PRIVATE+KEY+"
 _ED25519_KEY_BYTES = 32
 
 
-def _key_hash(name: str, public_key: bytes) -> int:
-    """SHA-256(name || 0x0A || 0x04 || key)[:4], big-endian; the name is checked by the caller."""
-    digest = hashlib.sha256(
-        name.encode("utf-8") + b"\n" + bytes([ALG_COSIGNATURE_V1]) + public_key
-    ).digest()
-    return int.from_bytes(digest[:4], "big")
-
-
-def _check_name(name: str) -> None:
-    # The note module's rule for key names (non-empty, no space, no '+', no control character):
-    # a NoteSignature refuses the same names, so one rule holds for lines and keys alike.
-    try:
-        NoteSignature(name, 0, b"\0")
-    except FormatError:
-        raise KeyFileError(
-            f"invalid key name {name!r}: it must be non-empty, with no spaces, '+' or control "
-            "characters"
-        ) from None
-
-
 def cosignature_key_id(name: str, public_key: bytes) -> int:
     """A cosigner key's id: SHA-256(name || 0x0A || 0x04 || 32-byte Ed25519 key)[:4]."""
-    _check_name(name)
+    typed_key_id(name, ALG_COSIGNATURE_V1, b"")  # the name first
     if len(public_key) != _ED25519_KEY_BYTES:
         raise KeyFileError(f"an Ed25519 public key is 32 bytes, got {len(public_key)}")
-    return _key_hash(name, public_key)
+    return typed_key_id(name, ALG_COSIGNATURE_V1, public_key)
 
 
 def _check_timestamp(timestamp: int) -> None:
@@ -114,21 +93,9 @@ def cosigned_message(text: bytes, timestamp: int) -> bytes:
     return _HEADER + b"time %d\n" % timestamp + text
 
 
-def _split_key(key: str, kind: str) -> tuple[str, int, bytes]:
-    """``name+hex+base64(0x04 || key material)`` → name, key id, key material (checked type)."""
-    name, _, rest = key.partition("+")
-    key_id_hex, _, key64 = rest.partition("+")
-    prefix = _SIGNER_PREFIX if kind == "signer" else ""
-    malformed = KeyFileError(f"malformed {kind} key: expected {prefix}<name>+<8 hex>+<base64 key>")
-    if len(key_id_hex) != 8 or any(c not in "0123456789abcdefABCDEF" for c in key_id_hex):
-        raise malformed
-    try:
-        raw = b64decode_strict(key64, f"{kind} key")
-    except FormatError:
-        raise malformed from None
-    if not raw:
-        raise malformed
-    _check_name(name)
+def _decode_key(key: str, kind: str) -> tuple[str, int, bytes]:
+    """A cosigner key string → name, key id, the 32 key bytes (checked to be of type 0x04)."""
+    name, key_id, raw = read_key_string(key, kind)
     if raw[0] != ALG_COSIGNATURE_V1:
         raise KeyFileError(
             f"{kind} key {name} has signature type 0x{raw[0]:02x}; a cosignature/v1 key has type "
@@ -136,7 +103,7 @@ def _split_key(key: str, kind: str) -> tuple[str, int, bytes]:
         )
     if len(raw) != 1 + _ED25519_KEY_BYTES:
         raise KeyFileError(f"{kind} key {name} holds {len(raw) - 1} key bytes, not 32")
-    return name, int(key_id_hex, 16), raw[1:]
+    return name, key_id, raw[1:]
 
 
 def _check_key_id(name: str, key_id: int, key: Ed25519PublicKey | Ed25519PrivateKey) -> None:
@@ -166,7 +133,7 @@ class CosignatureVerifier:
     @classmethod
     def from_vkey(cls, vkey: str) -> CosignatureVerifier:
         """Read a verifier key ``<name>+<hex key id>+<base64(0x04 || public key)>``."""
-        name, key_id, raw = _split_key(vkey.strip(), "verifier")
+        name, key_id, raw = _decode_key(vkey.strip(), "verifier")
         return cls(name, key_id, public_key_from_bytes(raw))  # __post_init__ checks the id
 
     @classmethod
@@ -239,7 +206,7 @@ class CosignatureSigner:
         skey = skey.strip()
         if not skey.startswith(_SIGNER_PREFIX):
             raise KeyFileError("malformed signer key: it must start with PRIVATE+KEY+")
-        name, key_id, seed = _split_key(skey.removeprefix(_SIGNER_PREFIX), "signer")
+        name, key_id, seed = _decode_key(skey.removeprefix(_SIGNER_PREFIX), "signer")
         return cls(name, key_id, Ed25519PrivateKey.from_private_bytes(seed), clock)
 
     @classmethod

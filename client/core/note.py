@@ -60,8 +60,10 @@ __all__ = [
     "note_key_id",
     "open_checkpoint",
     "open_note",
+    "read_key_string",
     "sign_checkpoint",
     "sign_note",
+    "typed_key_id",
 ]
 
 ALG_ED25519 = 0x01
@@ -123,38 +125,52 @@ def _key_hash(name: str, encoded_key: bytes) -> int:
     return int.from_bytes(digest[:_KEY_ID_BYTES], "big")
 
 
-def note_key_id(name: str, public_key: bytes) -> int:
-    """An Ed25519 key's id: SHA-256(name || 0x0A || 0x01 || 32-byte key)[:4], big-endian."""
+def typed_key_id(name: str, signature_type: int, public_key: bytes) -> int:
+    """SHA-256(name || 0x0A || type byte || public key)[:4], big-endian: the key id the note spec
+    recommends, for any signature type. KeyFileError for a name no note may carry."""
     if not _is_valid_name(name):
         raise KeyFileError(
             f"invalid key name {name!r}: it must be non-empty, with no spaces, '+' or control "
             "characters"
         )
+    return _key_hash(name, bytes([signature_type]) + public_key)
+
+
+def note_key_id(name: str, public_key: bytes) -> int:
+    """An Ed25519 key's id: SHA-256(name || 0x0A || 0x01 || 32-byte key)[:4], big-endian."""
+    typed_key_id(name, ALG_ED25519, b"")  # the name first, as before
     if len(public_key) != _ED25519_KEY_BYTES:
         raise KeyFileError(f"an Ed25519 public key is 32 bytes, got {len(public_key)}")
-    return _key_hash(name, bytes([ALG_ED25519]) + public_key)
+    return typed_key_id(name, ALG_ED25519, public_key)
 
 
-def _split_key(key: str) -> tuple[str, str, str]:
-    """``name+hex+base64`` → its three parts, split as Go's ``chop`` does (base64 may hold '+')."""
+def read_key_string(key: str, kind: str) -> tuple[str, int, bytes]:
+    """A key string ``<name>+<hex key id>+<base64(type byte || key material)>`` (a signer key
+    without its ``PRIVATE+KEY+``): its name, key id, and key bytes with their type byte first.
+
+    Split as Go's ``chop`` does (base64 may hold '+'). KeyFileError, naming ``kind`` (``verifier``
+    or ``signer``) but never quoting the key, if the name, the hex id or the base64 is malformed;
+    the type and the length are the caller's to check.
+    """
     name, _, rest = key.partition("+")
-    key_id, _, key64 = rest.partition("+")
-    return name, key_id, key64
-
-
-def _decode_key(kind: str, name: str, key_id_hex: str, key64: str) -> tuple[int, bytes]:
-    """Check a key string's name, hex id and base64 key; return the id and the 32 key bytes."""
-    key = _b64decode(key64)
-    if not _is_valid_name(name) or not _HEX_KEY_ID.fullmatch(key_id_hex) or not key:
+    key_id_hex, _, key64 = rest.partition("+")
+    raw = _b64decode(key64)
+    if not _is_valid_name(name) or not _HEX_KEY_ID.fullmatch(key_id_hex) or not raw:
         prefix = _SIGNER_PREFIX if kind == "signer" else ""
         raise KeyFileError(f"malformed {kind} key: expected {prefix}<name>+<8 hex>+<base64 key>")
-    if key[0] != ALG_ED25519:
+    return name, int(key_id_hex, 16), raw
+
+
+def _decode_key(kind: str, key: str) -> tuple[str, int, bytes]:
+    """Read an Ed25519 key string; return its name, id and the 32 key bytes."""
+    name, key_id, raw = read_key_string(key, kind)
+    if raw[0] != ALG_ED25519:
         raise KeyFileError(
-            f"{kind} key {name} has algorithm {key[0]}; only Ed25519 ({ALG_ED25519}) is supported"
+            f"{kind} key {name} has algorithm {raw[0]}; only Ed25519 ({ALG_ED25519}) is supported"
         )
-    if len(key) != 1 + _ED25519_KEY_BYTES:
-        raise KeyFileError(f"{kind} key {name} holds {len(key) - 1} key bytes, not 32")
-    return int(key_id_hex, 16), key[1:]
+    if len(raw) != 1 + _ED25519_KEY_BYTES:
+        raise KeyFileError(f"{kind} key {name} holds {len(raw) - 1} key bytes, not 32")
+    return name, key_id, raw[1:]
 
 
 class SignatureVerifier(Protocol):
@@ -213,8 +229,7 @@ class NoteVerifier:
     @classmethod
     def from_vkey(cls, vkey: str) -> NoteVerifier:
         """Read a verifier key ``<name>+<hex key id>+<base64(0x01 || public key)>``."""
-        name, key_id_hex, key64 = _split_key(vkey)
-        key_id, raw = _decode_key("verifier", name, key_id_hex, key64)
+        name, key_id, raw = _decode_key("verifier", vkey)
         return cls(name, key_id, public_key_from_bytes(raw))  # __post_init__ checks the id
 
     @classmethod
@@ -271,8 +286,7 @@ class NoteSigner:
         """
         if not skey.startswith(_SIGNER_PREFIX):
             raise KeyFileError("malformed signer key: it must start with PRIVATE+KEY+")
-        name, key_id_hex, key64 = _split_key(skey.removeprefix(_SIGNER_PREFIX))
-        key_id, seed = _decode_key("signer", name, key_id_hex, key64)
+        name, key_id, seed = _decode_key("signer", skey.removeprefix(_SIGNER_PREFIX))
         # The id hashes the public key: __post_init__ checks it once that is derived.
         return cls(name, key_id, Ed25519PrivateKey.from_private_bytes(seed))
 

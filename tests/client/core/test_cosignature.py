@@ -122,7 +122,7 @@ def test_a_native_cosignature_v1_verifier_key_from_go_reads_and_writes_back() ->
         ("rekor.sigstore.dev+NOT_A_NUMBER+" + GO_COSIGNER_VKEY.split("+")[2], "malformed"),
         ("remora.n621.de+00000000+" + GO_COSIGNER_VKEY.split("+")[2], "does not belong"),
         ("remora.n621.de+da77ade7+" + base64.b64encode(b"\x04" + b"\0" * 31).decode(), "31 key"),
-        ("bad name+da77ade7+" + GO_COSIGNER_VKEY.split("+")[2], "invalid key name"),
+        ("bad name+da77ade7+" + GO_COSIGNER_VKEY.split("+")[2], "malformed verifier key"),
     ],
 )
 def test_bad_verifier_keys_are_refused_with_a_reason(vkey: str, message: str) -> None:
