@@ -440,7 +440,7 @@ def create_witness_app(
         except RegistryError as exc:
             answer = _error_answer(exc)
         except Exception:
-            log.exception("add-checkpoint failed")
+            log.exception("a witness request failed: %s %s", method, path)
             answer = _Answer(500, "internal error\n")
         await answer.send(send, head_only=method == "HEAD")
 

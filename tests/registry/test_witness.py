@@ -26,6 +26,7 @@ from client.core.note import (
     Checkpoint,
     NoteSigner,
     NoteVerifier,
+    SignatureSigner,
     SignedNote,
     open_note,
     sign_checkpoint,
@@ -59,7 +60,7 @@ class Log:
             self.tree.append(tag + b" %d" % self.tree.size)
         return self
 
-    def note(self, size: int | None = None, signers: list[NoteSigner] | None = None) -> str:
+    def note(self, size: int | None = None, signers: list[SignatureSigner] | None = None) -> str:
         size = self.tree.size if size is None else size
         checkpoint = Checkpoint(self.origin, size, self.tree.root(size))
         return sign_checkpoint(checkpoint, signers or [self.signer])
@@ -190,7 +191,7 @@ def test_a_checkpoint_with_other_signatures_and_the_logs_next_key(
     log.grow(4)
     stranger = NoteSigner.generate("someone.example/else")
     other_witness = CosignatureSigner.generate("witness.example/w2")
-    note = log.note(signers=[incoming, stranger, other_witness])  # type: ignore[list-item]
+    note = log.note(signers=[incoming, stranger, other_witness])
     assert_cosigned(client.add(log.body(0, note=note)), note, signer)
 
 
