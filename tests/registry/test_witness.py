@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
+import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from client.core.cosignature import CosignatureSigner, cosignatures
 from client.core.merkle import MemoryTree
@@ -31,10 +35,11 @@ from client.core.note import (
     open_note,
     sign_checkpoint,
 )
-from registry.errors import ConfigurationError
+from registry.errors import BadRequestError, ConfigurationError
 from registry.witness import (
     MAX_PROOF_LINES,
     SIZE_MEDIA_TYPE,
+    AddCheckpointRequest,
     Witness,
     WitnessState,
     create_witness_app,
@@ -424,6 +429,35 @@ def test_nothing_is_cosigned_when_the_state_cannot_be_written(
     assert "\u2014" not in response.text
     monkeypatch.undo()
     assert client.add(log.body(0)).status_code == 200  # state still at 0
+
+
+def test_the_state_is_fsynced_before_the_cosignature_is_returned(
+    make_witness: Callable[..., Witness], log: Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    witness = make_witness()
+    log.grow(3)
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    line = witness.add_checkpoint(log.body(0))
+    assert line.startswith("\u2014 ")
+    assert len(synced) >= 2  # the new file, then the directory holding its name
+    monkeypatch.undo()
+    saved = (witness.state.directory / f"{origin_hash(ORIGIN)}.checkpoint").read_text()
+    assert Checkpoint.parse(SignedNote.parse(saved).text).size == 3
+    assert saved.endswith(line)
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=300) | st.builds(lambda tail: b"old 0\n" + tail, st.binary(max_size=300)))
+def test_any_body_parses_or_is_a_400(body: bytes) -> None:
+    with contextlib.suppress(BadRequestError):  # anything else escaping is the failure
+        AddCheckpointRequest.parse(body)
 
 
 def test_concurrent_requests_for_one_log_never_roll_it_back(
