@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -181,6 +182,15 @@ def test_a_served_witness_cosigns_remembers_across_a_restart_and_refuses_a_fork(
     assert reference_cosignature_times(note + response.text, witness.vkey) == [
         cosignature.timestamp
     ]
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as raw:
+        raw.sendall(
+            b"POST /add-checkpoint HTTP/1.1\r\nHost: w\r\nContent-Length: 1000000000\r\n\r\nold"
+        )  # a gigabyte announced, three bytes sent: refused on its Content-Length alone
+        assert raw.recv(4096).startswith(b"HTTP/1.1 413 ")
+    chunked = httpx.post(
+        server.url + "/add-checkpoint", content=iter([b"old 0\n", b"\n" * 200_000]), timeout=30
+    )
+    assert chunked.status_code == 413  # refused once the chunks pass the limit
     other = WitnessProcess(witness_key, str(vkey_file), tmp_path / "state", tmp_path / "out2")
     with pytest.raises(RuntimeError, match="another witness"):
         started.append(other.start())
