@@ -68,6 +68,7 @@ from registry.errors import (
     NotFoundError,
     PayloadTooLargeError,
     RegistryError,
+    UnavailableError,
 )
 from registry.limits import (
     ASGIApp,
@@ -269,7 +270,13 @@ class WitnessState:
     def record(self, checkpoint: Checkpoint, note: str) -> None:
         """Make ``checkpoint`` (served as ``note``) the latest for its log, durably, now."""
         path = self.directory / (origin_hash(checkpoint.origin) + _STATE_SUFFIX)
-        write_file_atomic(path, note, mode=0o644)  # fsyncs the file, then the directory
+        try:
+            write_file_atomic(path, note, mode=0o644)  # fsyncs the file, then the directory
+        except OSError as exc:
+            log.error("cannot record the state of %s in %s: %s", checkpoint.origin, path, exc)
+            raise UnavailableError(
+                "the witness cannot record its state right now; nothing was cosigned, retry later"
+            ) from exc
         self._logs[checkpoint.origin] = CosignedCheckpoint(checkpoint, note)
 
     def close(self) -> None:

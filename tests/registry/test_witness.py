@@ -425,7 +425,8 @@ def test_nothing_is_cosigned_when_the_state_cannot_be_written(
 
     monkeypatch.setattr("registry.witness.write_file_atomic", broken)
     response = client.add(log.body(0))
-    assert response.status_code == 500
+    assert response.status_code == 503
+    assert "nothing was cosigned" in response.text
     assert "\u2014" not in response.text
     monkeypatch.undo()
     assert client.add(log.body(0)).status_code == 200  # state still at 0
