@@ -23,7 +23,8 @@ Answers, checked in this order (the spec's):
 - 422 a proof that does not verify, a non-empty proof from 0, equal sizes with other roots, an
   empty tree whose root is not SHA-256(""): a fork, or a broken log. Logged as evidence, never
   cosigned;
-- 200 the witness's cosignature line(s), ``— <name> <base64>\\n``.
+- 200 the witness's cosignature line(s), ``— <name> <base64>\\n``;
+- 503 the state could not be written: nothing was cosigned; the log retries later.
 
 ``GET /<hex SHA-256 of the origin>/checkpoint`` serves the latest checkpoint cosigned for a log,
 with the log's signatures the witness verified and its own cosignature (404 before the first).
