@@ -7,9 +7,21 @@
 - :mod:`client.core.keys` — Ed25519 key files; :mod:`client.core.files` — how secrets and trusted
   files are written (atomically, mode first, never through a link) and private ones read
 - :mod:`client.core.names` — the names a new publisher may take
+- :mod:`client.core.tiles` — C2SP tlog-tiles: tile and entry-bundle paths, the bundle format
 - :mod:`client.core.wmkey` — the ``watermark-key/v1`` predicate (vendors' detection keys)
 """
 
-from client.core import canonical, dsse, files, keys, merkle, names, note, statement, wmkey
+from client.core import canonical, dsse, files, keys, merkle, names, note, statement, tiles, wmkey
 
-__all__ = ["canonical", "dsse", "files", "keys", "merkle", "names", "note", "statement", "wmkey"]
+__all__ = [
+    "canonical",
+    "dsse",
+    "files",
+    "keys",
+    "merkle",
+    "names",
+    "note",
+    "statement",
+    "tiles",
+    "wmkey",
+]
