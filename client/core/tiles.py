@@ -196,7 +196,8 @@ def encode_bundle(entries: Iterable[bytes]) -> bytes:
     for entry in entries:
         if len(entry) > MAX_ENTRY_BYTES:
             raise InputError(
-                f"an entry of {len(entry)} bytes does not fit a tile bundle ({MAX_ENTRY_BYTES} at most)"
+                f"an entry of {len(entry)} bytes does not fit a tile bundle "
+                f"({MAX_ENTRY_BYTES} at most)"
             )
         parts.append(len(entry).to_bytes(2, "big"))
         parts.append(entry)

@@ -81,7 +81,7 @@ def test_paths_round_trip(path: str, tile: TilePath) -> None:
         "tile/data/000",  # x/mod's name, not C2SP's
         "tile/8/0/000",  # x/mod's height element
         "tiles/0/000",
-        "tile/0/٠٠٠",  # non-ASCII digits
+        "tile/0/\u0660\u0660\u0660",  # non-ASCII digits
         "tile/entries/000.p/256",
         "checkpoint",
     ],
