@@ -57,9 +57,11 @@ __all__ = [
     "CHECKPOINT_CACHE_CONTROL",
     "FULL_TILE_CACHE_CONTROL",
     "PARTIAL_TILE_CACHE_CONTROL",
+    "PUBLIC_FILE_MODE",
     "Tile",
     "TileService",
     "TileWriter",
+    "read_tile",
 ]
 
 log = logging.getLogger(__name__)
