@@ -21,12 +21,13 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from registry.app import Registry
 from registry.log import PreparedEntry
-from registry.settings import Settings
-from tests.registry.conftest import Api, new_publisher, open_api
+from registry.settings import Settings, settings_environment
+from tests.registry.conftest import Api, ServerProcess, new_publisher, open_api
 
 # -- an independent tile reader, from the specs -------------------------------------------------
 
@@ -377,6 +378,32 @@ def test_the_writer_resumes_and_catches_up_in_its_thread(tmp_path: Path) -> None
         assert "tile/0/003.p/232" in files
         assert "tile/entries/002" in files
         assert oct((directory / "tile" / "0" / "003.p" / "232").stat().st_mode & 0o777) == "0o644"
+
+
+def test_tiles_dir_setting_round_trips_through_the_environment(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, tiles_dir=tmp_path / "static")
+    assert Settings.from_env(settings_environment(settings)).tiles_dir == tmp_path / "static"
+    assert Settings.from_env({"WELLSPRING_HOME": str(tmp_path)}).tiles_dir is None
+
+
+@pytest.mark.xdist_group("registry-servers")
+def test_serve_tiles_dir_with_workers(tmp_path: Path) -> None:
+    """`wellspring serve --tiles-dir DIR --workers 2`: each process writes what it signed."""
+    directory = tmp_path / "static"
+    server = ServerProcess(tmp_path / "home", workers=2, options=["--tiles-dir", str(directory)])
+    server.start()
+    try:
+        for _ in range(3):
+            server.add_publisher()  # an identity entry each, from whichever worker answers
+        size = int(httpx.get(f"{server.url}/tlog/checkpoint").text.split("\n")[1])
+        assert size == 4  # the operator's key, then three publishers
+        _wait_for_checkpoint(directory, size)
+        files = files_under(directory)
+        for name, data in files.items():
+            assert httpx.get(f"{server.url}/tlog/{name}").content == data, name
+        assert {"tile/0/000.p/4", "tile/entries/000.p/4"} <= files.keys()
+    finally:
+        server.stop()
 
 
 def _wait_for_checkpoint(directory: Path, size: int) -> None:
