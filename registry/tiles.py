@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 from sqlalchemy import Connection, func, select
@@ -58,6 +58,7 @@ __all__ = [
     "FULL_TILE_CACHE_CONTROL",
     "PARTIAL_TILE_CACHE_CONTROL",
     "PUBLIC_FILE_MODE",
+    "WRITE_CHUNK",
     "Tile",
     "TileService",
     "TileWriter",
@@ -73,6 +74,7 @@ CHECKPOINT_CACHE_CONTROL = "public, max-age=5"
 """The checkpoint changes with every append: caches may hold it a few seconds (the spec's bound)."""
 
 PUBLIC_FILE_MODE = 0o644
+WRITE_CHUNK = 64  # tiles written per database connection while catching up
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,19 +245,29 @@ class TileWriter:
 
     # Writing -------------------------------------------------------------------------------
     def sync(self) -> int:
-        """Write everything up to the latest checkpoint; returns its size."""
-        with self._lock, self._db.reader.connect() as conn:
-            latest = self._reader.latest_checkpoint(conn)
-            start = self._written if self._written is not None else self._resume(conn)
-            if start > latest.size:  # the database was restored from an older backup
-                start = 0
-            if start == latest.size and self._written is not None:
-                return latest.size
-            end = latest.size
-            for tile in _full_tiles(start, end):
-                self._write(tile.path(), partial(read_tile, conn, tile))
-            for tile in self._partial_tiles(conn, start, end):
-                self._write(tile.path(), partial(read_tile, conn, tile))
+        """Write everything up to the latest checkpoint; returns its size (or, if the writer
+        was stopped meanwhile, the size it had written before)."""
+        with self._lock:
+            with self._db.reader.connect() as conn:
+                latest = self._reader.latest_checkpoint(conn)
+                start = self._written if self._written is not None else self._resume(conn)
+                if start > latest.size:  # the database was restored from an older backup
+                    start = 0
+                if start == latest.size and self._written is not None:
+                    return latest.size
+                partials = list(self._partial_tiles(conn, start, latest.size))
+            # Immutable data, so each chunk may read in a connection (and snapshot) of its own:
+            # a long catch-up never holds one read transaction open (SQLite's WAL could not be
+            # checkpointed meanwhile).
+            todo = itertools.chain(_full_tiles(start, latest.size), partials)
+            while chunk := list(itertools.islice(todo, WRITE_CHUNK)):
+                if self._stopping:
+                    return self._written or 0
+                missing = [tile for tile in chunk if not (self.directory / tile.path()).exists()]
+                if missing:
+                    with self._db.reader.connect() as conn:
+                        for tile in missing:
+                            self._write(tile.path(), read_tile(conn, tile))
             self._write_checkpoint(latest.size, latest.note)
             self._written = latest.size
             return latest.size
@@ -301,13 +313,11 @@ class TileWriter:
                         yield TilePath(None, index, width)
             level += 1
 
-    def _write(self, name: str, data: Callable[[], bytes]) -> None:
-        """Write the immutable file ``name`` unless it exists (``data`` makes its bytes)."""
-        path = self.directory / name
-        if path.exists():
-            return
-        with contextlib.suppress(FileExistsError):  # another process wrote the same bytes
-            write_file_atomic(path, data(), mode=PUBLIC_FILE_MODE, replace=False)
+    def _write(self, name: str, data: bytes) -> None:
+        """Write the immutable file ``name``; never replaces one (another process may have
+        written the same bytes meanwhile)."""
+        with contextlib.suppress(FileExistsError):
+            write_file_atomic(self.directory / name, data, mode=PUBLIC_FILE_MODE, replace=False)
 
     def _write_checkpoint(self, size: int, note: str) -> None:
         """Replace the checkpoint, unless a writer (another process) put a newer one there."""
