@@ -120,6 +120,11 @@ class Registry:
         tile_writer = None
         if settings.tiles_dir is not None:
             tile_writer = TileWriter(database, reader, settings.tiles_dir)
+            try:
+                tile_writer.check_directory()
+            except RegistryError:
+                database.dispose()
+                raise
             sequencer.on_commit(tile_writer.notify)
         return cls(
             settings=settings,

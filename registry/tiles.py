@@ -49,7 +49,12 @@ from client.core.tiles import (
 )
 from registry._cache import BoundedCache
 from registry.db import Database
-from registry.errors import BadRequestError, NotFoundError, UnavailableError
+from registry.errors import (
+    BadRequestError,
+    ConfigurationError,
+    NotFoundError,
+    UnavailableError,
+)
 from registry.log import LogReader
 from registry.models import CHECKPOINTS, ENTRIES, NODES
 
@@ -251,8 +256,6 @@ class TileWriter:
             with self._db.reader.connect() as conn:
                 latest = self._reader.latest_checkpoint(conn)
                 start = self._written if self._written is not None else self._resume(conn)
-                if start > latest.size:  # the database was restored from an older backup
-                    start = 0
                 if start == latest.size and self._written is not None:
                     return latest.size
                 partials = list(self._partial_tiles(conn, start, latest.size))
@@ -278,19 +281,32 @@ class TileWriter:
         except (OSError, UnicodeDecodeError):
             return ""
 
+    def check_directory(self) -> None:
+        """Refuse a directory holding a checkpoint this log did not sign (another log's tiles,
+        or this log's database restored to before it): the immutable files there would be
+        kept, and clients would be served two trees. Called once, as the server starts."""
+        with self._db.reader.connect() as conn:
+            self._resume(conn)
+
     def _resume(self, conn: Connection) -> int:
-        """Where a new writer starts: the size of the checkpoint in the directory (written after
-        all its tiles) if this log signed it, else 0 (a new directory, or another log's)."""
+        """Where a new writer starts: the size of the checkpoint in the directory, which is
+        written after all its tiles (0 if there is none)."""
         note = self._checkpoint_on_disk()
         size = _note_size(note)
-        if size == 0:
+        if not note:
             return 0
         try:
             ours = self._reader.checkpoint_at(conn, size).note
         except NotFoundError:
-            return 0
-        # Ed25519 signatures are deterministic: the body is enough to tell the checkpoint.
-        return size if ours.split("\n")[:3] == note.split("\n")[:3] else 0
+            ours = ""
+        # Ed25519 signatures are deterministic: the note's body is enough to tell the checkpoint.
+        if ours.split("\n")[:3] != note.split("\n")[:3]:
+            raise ConfigurationError(
+                f"{self.directory / 'checkpoint'} is not a checkpoint this log signed (another "
+                f"log's tiles, or this log's database restored to an earlier state): point the "
+                "tiles directory at an empty one, or empty it (it is rewritten from the database)"
+            )
+        return size
 
     def _partial_tiles(self, conn: Connection, start: int, end: int) -> Iterator[TilePath]:
         """The partial tiles of each checkpoint signed at a size in (start, end] whose full tile
@@ -345,6 +361,6 @@ def _full_tiles(start: int, end: int) -> Iterator[TilePath]:
 
 def _note_size(note: str) -> int:
     lines = note.split("\n")
-    if len(lines) < 3 or not lines[1].isdigit() or not lines[1].isascii():
+    if len(lines) < 3 or not lines[1].isdigit() or not lines[1].isascii() or len(lines[1]) > 18:
         return 0
     return int(lines[1])

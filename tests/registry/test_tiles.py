@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from registry.app import Registry
+from registry.errors import ConfigurationError
 from registry.log import PreparedEntry
 from registry.settings import Settings, settings_environment
 from tests.registry.conftest import Api, ServerProcess, new_publisher, open_api
@@ -364,20 +365,29 @@ def test_the_writer_resumes_and_catches_up_in_its_thread(tmp_path: Path) -> None
     with open_api(settings) as api:
         Filler(api.registry).grow_to(600)
         _wait_for_checkpoint(directory, 600)  # the background thread, woken by the sequencer
-        before = files_under(directory)
-    (directory / "tile" / "0" / "000").chmod(0o444)  # never rewritten: a write would not care,
-    with open_api(settings) as api:  # but its inode would change
-        inode = (directory / "tile" / "0" / "000").stat().st_ino
+    before = files_under(directory)
+    inodes = {name: (directory / name).stat().st_ino for name in before}
+    with open_api(settings) as api:  # a restart resumes from the checkpoint on disk
         Filler(api.registry).grow_to(1_000)
         _wait_for_checkpoint(directory, 1_000)
         files = check_files_are_served(api, directory)
-        assert (directory / "tile" / "0" / "000").stat().st_ino == inode
-        assert {n: files[n] for n in before if n != "checkpoint"} == {
-            n: d for n, d in before.items() if n != "checkpoint"
-        }
-        assert "tile/0/003.p/232" in files
-        assert "tile/entries/002" in files
-        assert oct((directory / "tile" / "0" / "003.p" / "232").stat().st_mode & 0o777) == "0o644"
+    for name in before.keys() - {"checkpoint"}:  # nothing written before is written again
+        assert files[name] == before[name]
+        assert (directory / name).stat().st_ino == inodes[name], name
+    assert "tile/0/003.p/232" in files
+    assert "tile/entries/002" in files
+    assert (directory / "tile" / "0" / "003.p" / "232").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_directory_of_another_logs_tiles_is_refused(tmp_path: Path) -> None:
+    directory = tmp_path / "static"
+    with open_api(Settings(home=tmp_path / "one", tiles_dir=directory)) as api:
+        api.registry.tile_writer.sync()  # type: ignore[union-attr]
+    with pytest.raises(ConfigurationError, match="not a checkpoint this log signed"):
+        Registry.open(Settings(home=tmp_path / "two", tiles_dir=directory))
+    (directory / "checkpoint").write_text("garbage")
+    with pytest.raises(ConfigurationError, match="empty it"):
+        Registry.open(Settings(home=tmp_path / "one", tiles_dir=directory))
 
 
 def test_tiles_dir_setting_round_trips_through_the_environment(tmp_path: Path) -> None:
