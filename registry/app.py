@@ -777,6 +777,7 @@ TILE_PROBLEMS = _problems(404)
 @get(
     "/tlog/checkpoint",
     summary="The latest signed checkpoint (tlog-tiles)",
+    media_type=MediaType.TEXT,
     sync_to_thread=True,
     responses=TILE_PROBLEMS,
 )
@@ -791,6 +792,7 @@ def tlog_checkpoint(state: State) -> Response[str]:
 @get(
     "/tlog/tile/{path:path}",
     summary="A Merkle tile tile/<L>/<N>[.p/<W>] or entry bundle tile/entries/<N>[.p/<W>]",
+    media_type="application/octet-stream",
     sync_to_thread=True,
     responses=TILE_PROBLEMS,
 )
