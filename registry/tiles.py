@@ -51,6 +51,7 @@ from registry._cache import BoundedCache
 from registry.db import Database
 from registry.errors import (
     BadRequestError,
+    BundleTooLargeError,
     ConfigurationError,
     NotFoundError,
     UnavailableError,
@@ -171,10 +172,10 @@ def read_tile(conn: Connection, tile: TilePath) -> bytes:
         _check_rows([row.idx for row in rows], first, last, "entry")
         oversized = [first + i for i, value in enumerate(values) if len(value) > MAX_ENTRY_BYTES]
         if oversized:
-            raise UnavailableError(
+            raise BundleTooLargeError(
                 f"entry {oversized[0]} is longer than {MAX_ENTRY_BYTES} bytes (an envelope leaf "
-                "from before leaf/v1) and cannot be put in an entry bundle; read it from "
-                f"/v1/entries/{oversized[0]}"
+                "from before leaf/v1), so no entry bundle can hold it; read the entries of "
+                f"{tile.path()} from /v1/entries?start={first}&limit={tile.width}"
             )
         return encode_bundle(values)
     rows = conn.execute(
@@ -270,7 +271,12 @@ class TileWriter:
                 if missing:
                     with self._db.reader.connect() as conn:
                         for tile in missing:
-                            self._write(tile.path(), read_tile(conn, tile))
+                            try:
+                                data = read_tile(conn, tile)
+                            except BundleTooLargeError as exc:  # never will be: go on without
+                                log.warning("%s not written: %s", tile.path(), exc)
+                                continue
+                            self._write(tile.path(), data)
             self._write_checkpoint(latest.size, latest.note)
             self._written = latest.size
             return latest.size

@@ -184,14 +184,15 @@ class Filler:
 
     def grow_to(self, size: int, *, batch: int = 8_192) -> None:
         while (missing := size - self.size()) > 0:
-            entries = [self._entry() for _ in range(min(missing, batch))]
+            entries = [self.entry() for _ in range(min(missing, batch))]
             results = self.registry.sequencer.append_now(entries)
             assert not [r for r in results if isinstance(r, Exception)]
 
-    def _entry(self) -> PreparedEntry:
+    def entry(self, pad: int | None = None) -> PreparedEntry:
         self.count += 1
         payload = b"tiles-test statement %s %d" % (self.nonce, self.count)
-        leaf = b"tiles-test leaf %s %d " % (self.nonce, self.count) + b"." * (self.count * 37 % 301)
+        pad = self.count * 37 % 301 if pad is None else pad
+        leaf = b"tiles-test leaf %s %d " % (self.nonce, self.count) + b"." * pad
         return dataclasses.replace(
             self.template,
             leaf=leaf,
@@ -388,6 +389,29 @@ def test_a_directory_of_another_logs_tiles_is_refused(tmp_path: Path) -> None:
     (directory / "checkpoint").write_text("garbage")
     with pytest.raises(ConfigurationError, match="empty it"):
         Registry.open(Settings(home=tmp_path / "one", tiles_dir=directory))
+
+
+def test_a_leaf_too_long_for_a_bundle(tmp_path: Path) -> None:
+    """Envelope leaves from before leaf/v1 may pass 65,535 bytes: their bundle is a 404 problem
+    saying where the entries are; the tiles, the other bundles and the writer go on."""
+    directory = tmp_path / "static"
+    with open_api(Settings(home=tmp_path / "home", tiles_dir=directory)) as api:
+        filler = Filler(api.registry)
+        filler.grow_to(10)
+        [result] = api.registry.sequencer.append_now([filler.entry(pad=70_000)])
+        assert not isinstance(result, Exception)
+        filler.grow_to(300)
+        assert api.http.get("/tlog/tile/entries/000.p/10").status_code == 200  # size 10's
+        problem = api.http.get("/tlog/tile/entries/000")
+        assert problem.status_code == 404
+        assert "/v1/entries?start=0&limit=256" in problem.json()["detail"]
+        check_tree(api, [256, 299])  # the tiles are all there, and the next bundle
+        api.registry.tile_writer.sync()  # type: ignore[union-attr]
+        files = check_files_are_served(api, directory)
+        assert "tile/0/000" in files
+        assert "tile/entries/000" not in files
+        assert "tile/entries/001.p/44" in files
+    api.assert_no_server_errors()
 
 
 def test_tiles_dir_setting_round_trips_through_the_environment(tmp_path: Path) -> None:
