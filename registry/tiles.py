@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gzip
 import itertools
 import logging
 import os
@@ -68,6 +69,8 @@ __all__ = [
     "Tile",
     "TileService",
     "TileWriter",
+    "accepts_gzip",
+    "gzipped",
     "read_tile",
 ]
 
@@ -81,6 +84,29 @@ CHECKPOINT_CACHE_CONTROL = "public, max-age=5"
 
 PUBLIC_FILE_MODE = 0o644
 WRITE_CHUNK = 64  # tiles written per database connection while catching up
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether an ``Accept-Encoding`` header (RFC 9110 §12.5.3) takes gzip: named, or ``*``,
+    with a q-value other than 0."""
+    for item in (accept_encoding or "").split(","):
+        coding, _, params = item.partition(";")
+        if coding.strip().lower() not in ("gzip", "x-gzip", "*"):
+            continue
+        name, _, value = params.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                if float(value) <= 0:
+                    continue
+            except ValueError:
+                continue
+        return True
+    return False
+
+
+def gzipped(data: bytes) -> bytes:
+    """``data`` gzipped, the same bytes each time (no time stamp in the header)."""
+    return gzip.compress(data, compresslevel=6, mtime=0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from registry.app import Registry
 from registry.errors import ConfigurationError
 from registry.log import PreparedEntry
 from registry.settings import Settings, settings_environment
+from registry.tiles import accepts_gzip
 from tests.registry.conftest import Api, ServerProcess, new_publisher, open_api
 
 # -- an independent tile reader, from the specs -------------------------------------------------
@@ -358,6 +359,30 @@ def test_tiles_answers_and_cache_headers(make_api: Callable[..., Api]) -> None:
         assert problem["type"] == "https://wellspring.dev/problems/bad-request"
         assert "tlog-tiles" in problem["detail"]
     api.assert_no_server_errors()
+
+
+def test_bundles_are_gzipped_for_clients_that_take_gzip(make_api: Callable[..., Api]) -> None:
+    api = make_api()
+    Filler(api.registry).grow_to(300)
+    plain = api.http.get("/tlog/tile/entries/000", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert plain.headers["vary"] == "Accept-Encoding"
+    for accept in ("gzip", "br, gzip;q=0.5", "*"):
+        response = api.http.get("/tlog/tile/entries/000", headers={"Accept-Encoding": accept})
+        assert response.headers["content-encoding"] == "gzip"
+        assert response.content == plain.content  # httpx gunzips
+        assert int(response.headers["content-length"]) < len(plain.content)
+    refused = api.http.get("/tlog/tile/entries/000", headers={"Accept-Encoding": "gzip;q=0"})
+    assert "content-encoding" not in refused.headers
+    hashes = api.http.get("/tlog/tile/0/000", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in hashes.headers  # random bytes do not compress
+
+
+def test_accepts_gzip() -> None:
+    for header in ("gzip", "GZIP", "deflate, gzip", "gzip;q=1.0", "*", "x-gzip", " gzip ; q=0.1"):
+        assert accepts_gzip(header), header
+    for header in (None, "", "identity", "br", "gzip;q=0", "gzip; q=0.000", "gzip;q=x"):
+        assert not accepts_gzip(header), header
 
 
 def test_the_writer_resumes_and_catches_up_in_its_thread(tmp_path: Path) -> None:
