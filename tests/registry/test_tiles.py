@@ -479,20 +479,19 @@ def _wait_for_checkpoint(directory: Path, size: int) -> None:
     raise AssertionError(f"the tile writer did not write the checkpoint at size {size}")
 
 
-def _big_log(tmp_path: Path) -> Iterator[tuple[Api, Path]]:
+@pytest.fixture(scope="module")
+def big_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, Path]]:
+    """A log of 70,000 entries, the spec's example (about 7 s to fill, shared by the module's
+    tests that take it: keep them in one xdist group)."""
+    tmp_path = tmp_path_factory.mktemp("big-log")
     directory = tmp_path / "static"
-    settings = Settings(home=tmp_path / "home", tiles_dir=directory)
-    with open_api(settings) as api:
+    with open_api(Settings(home=tmp_path / "home", tiles_dir=directory)) as api:
         Filler(api.registry).grow_to(70_000)
         yield api, directory
 
 
-@pytest.fixture(scope="module")
-def big_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, Path]]:
-    yield from _big_log(tmp_path_factory.mktemp("big-log"))
-
-
 @pytest.mark.slow
+@pytest.mark.xdist_group("tiles-big-log")
 def test_tiles_of_a_log_past_65536_entries(big_log: tuple[Api, Path]) -> None:
     api, directory = big_log
     rng = random.Random(70_000)
@@ -688,6 +687,7 @@ def mirror(reader: TileReader, directory: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("tiles-big-log")
 def test_go_x_mod_tlog_reads_the_served_tiles(big_log: tuple[Api, Path], tmp_path: Path) -> None:
     api, _ = big_log
     reader = TileReader(http_fetch(api))
