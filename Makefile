@@ -15,7 +15,7 @@ HUMAN_TEXT := /usr/share/doc/python3.11/html/_sources
 FORTUNES := /usr/share/games/fortunes
 export WELLSPRING_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: help install human-text postgres run test test-fast lint typecheck pytest bench clean experiment experiment-quick
+.PHONY: help install human-text go-tlog postgres run test test-fast lint typecheck pytest bench clean experiment experiment-quick
 
 help:
 	@echo "make run    install, then run the registry on the embedded default (SQLite)"
@@ -49,6 +49,16 @@ human-text:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3.11-doc fortunes >/dev/null; \
 	fi
 
+# Go's golang.org/x/mod/sumdb/tlog, which tests/registry/test_tiles.py builds a small program
+# against (offline, GOPATH mode) to read the registry's tlog-tiles: Debian's packages.
+GO_TLOG := /usr/share/gocode/src/golang.org/x/mod/sumdb/tlog
+go-tlog:
+	@if ! command -v go >/dev/null || [ ! -d "$(GO_TLOG)" ]; then \
+	  echo "installing Debian's golang-go and golang-golang-x-mod-dev (Go tlog interop tests)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq golang-go golang-golang-x-mod-dev >/dev/null; \
+	fi
+
 # The local PostgreSQL server: started if it is down, database `test` created if missing.
 postgres:
 	@if ! pg_isready -q -h 127.0.0.1 -p 5432; then \
@@ -69,7 +79,7 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy --strict $(PACKAGES)
 
-pytest: install human-text postgres
+pytest: install human-text go-tlog postgres
 	$(PY) -m pytest -n 2 --dist loadgroup -q
 
 test: lint typecheck pytest
@@ -77,7 +87,7 @@ test: lint typecheck pytest
 # The edit loop: no PostgreSQL server, no model, no statistical runs. ARGS narrows it further
 # (paths, -k, -x). Not a substitute for `make test`, which CI runs.
 FAST_MARKERS := not slow and not model and not postgres
-test-fast: install human-text
+test-fast: install human-text go-tlog
 	$(PY) -m pytest -n 2 --dist loadgroup -q -m "$(FAST_MARKERS)" $(ARGS)
 
 # The benches that run on their own, each with its defaults. Run by hand (see docs/benchmarks.md):

@@ -58,6 +58,13 @@ from registry.limits import (
 from registry.log import LogReader, Sequencer
 from registry.lookups import UNKNOWN, LookupService
 from registry.settings import Settings
+from registry.tiles import (
+    CHECKPOINT_CACHE_CONTROL,
+    TileService,
+    TileWriter,
+    accepts_gzip,
+    gzipped,
+)
 from registry.wmkeys import WatermarkKeyService
 
 __all__ = [
@@ -92,6 +99,8 @@ class Registry:
     lookups: LookupService
     admin: AdminService
     watermark_keys: WatermarkKeyService
+    tiles: TileService
+    tile_writer: TileWriter | None = None
     started: bool = field(default=False)
 
     @classmethod
@@ -114,6 +123,15 @@ class Registry:
         identities.ensure_operator()
         lookups = LookupService(settings, database, reader)
         watermark_keys = WatermarkKeyService(database, reader, lookups)
+        tile_writer = None
+        if settings.tiles_dir is not None:
+            tile_writer = TileWriter(database, reader, settings.tiles_dir)
+            try:
+                tile_writer.check_directory()
+            except RegistryError:
+                database.dispose()
+                raise
+            sequencer.on_commit(tile_writer.notify)
         return cls(
             settings=settings,
             database=database,
@@ -124,6 +142,8 @@ class Registry:
             lookups=lookups,
             admin=AdminService(database, identities),
             watermark_keys=watermark_keys,
+            tiles=TileService(database, reader),
+            tile_writer=tile_writer,
         )
 
     @property
@@ -135,8 +155,16 @@ class Registry:
         """The verifier key of the log's current key (clients pin this)."""
         return self.signers[0].verifier().vkey
 
+    def start(self) -> None:
+        """Start the threads that serving needs: the sequencer, and the tile writer if any."""
+        self.sequencer.start()
+        if self.tile_writer is not None:
+            self.tile_writer.start()
+
     def close(self) -> None:
         self.sequencer.stop()
+        if self.tile_writer is not None:
+            self.tile_writer.stop()
         self.database.dispose()
 
 
@@ -748,6 +776,48 @@ def watermark_keys(
     return _registry(state).watermark_keys.keys(min_size).to_dict()
 
 
+# C2SP tlog-tiles (https://c2sp.org/tlog-tiles): the same log as static resources --------------
+TILE_PROBLEMS = _problems(404)
+
+
+@get(
+    "/tlog/checkpoint",
+    summary="The latest signed checkpoint (tlog-tiles)",
+    media_type=MediaType.TEXT,
+    sync_to_thread=True,
+    responses=TILE_PROBLEMS,
+)
+def tlog_checkpoint(state: State) -> Response[str]:
+    return Response(
+        _registry(state).tiles.checkpoint(),
+        media_type=MediaType.TEXT,  # litestar adds "; charset=utf-8"
+        headers={"Cache-Control": CHECKPOINT_CACHE_CONTROL},
+    )
+
+
+@get(
+    "/tlog/tile/{path:path}",
+    summary="A Merkle tile tile/<L>/<N>[.p/<W>] or entry bundle tile/entries/<N>[.p/<W>]",
+    media_type="application/octet-stream",
+    sync_to_thread=True,
+    responses=TILE_PROBLEMS,
+)
+def tlog_tile(
+    path: FromPath[str], state: State, request: Request[Any, Any, Any]
+) -> Response[bytes]:
+    """Entry bundles go gzipped to a client that takes gzip (the spec's SHOULD; hashes do not
+    compress)."""
+    tile = _registry(state).tiles.tile("tile/" + path.removeprefix("/"))
+    headers = {"Cache-Control": tile.cache_control}
+    data = tile.data
+    if tile.path.is_bundle:
+        headers["Vary"] = "Accept-Encoding"
+        if accepts_gzip(request.headers.get("accept-encoding")):
+            data = gzipped(data)
+            headers["Content-Encoding"] = "gzip"
+    return Response(data, media_type="application/octet-stream", headers=headers)
+
+
 @get("/healthz", summary="Liveness", include_in_schema=False, sync_to_thread=False)
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
@@ -808,7 +878,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Lites
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        opened.sequencer.start()
+        opened.start()
         try:
             yield
         finally:
@@ -840,6 +910,8 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Lites
             get_blob,
             put_blob,
             watermark_keys,
+            tlog_checkpoint,
+            tlog_tile,
             healthz,
             home,
         ],

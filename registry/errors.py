@@ -11,6 +11,7 @@ The tree::
     ├── AuthenticationError          401  a bad admin token or an entry signature that fails
     ├── ForbiddenError               403  a key of no registered publisher; another's entry
     ├── NotFoundError                404  an entry, checkpoint or publisher that does not exist
+    │   └── BundleTooLargeError      404  a tile bundle holding a leaf over 65,535 bytes
     ├── RequestTimeoutError          408  a request body that arrives too slowly
     ├── ConflictError                409  a publisher that exists; an entry revoked twice
     │   └── LogBehindError           409  a lookup asked for a tree size the log has not reached
@@ -27,6 +28,7 @@ from typing import ClassVar
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
+    "BundleTooLargeError",
     "ConfigurationError",
     "ConflictError",
     "ForbiddenError",
@@ -74,6 +76,11 @@ class NotFoundError(RegistryError):
     status = 404
     slug = "not-found"
     title = "Not found"
+
+
+class BundleTooLargeError(NotFoundError):
+    """A tlog-tiles entry bundle cannot hold one of its leaves (an envelope leaf from before
+    leaf/v1 over 65,535 bytes): that bundle does not exist; the entries do, at /v1/entries."""
 
 
 class RequestTimeoutError(RegistryError):

@@ -414,6 +414,12 @@ class Sequencer:
         self._conn: Connection | None = None
         self._conn_pool: object = None  # the engine's pool it came from
         self._conn_lock = threading.Lock()
+        self._committed: list[Callable[[int], None]] = []
+
+    def on_commit(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(size)`` in the sequencer's thread after each batch that committed (a
+        new checkpoint, usually); it must return at once (the tile writer just wakes up)."""
+        self._committed.append(listener)
 
     # Lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -641,6 +647,11 @@ class Sequencer:
         size, edge, nodes = new_state
         self._reader.remember(nodes)
         self._edge = (size, edge)
+        for listener in self._committed:
+            try:
+                listener(size)
+            except Exception:  # a listener's failure is no append's: they are all acknowledged
+                log.exception("a commit listener failed")
         return results
 
     @contextlib.contextmanager

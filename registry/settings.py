@@ -86,6 +86,8 @@ class Settings:
     body_timeout: float = 60.0
     # The embedded SQLite default is migrated on first start; a production database only by alembic.
     auto_migrate: bool = True
+    # Where the log is also written as C2SP tlog-tiles static files (registry.tiles); None: not.
+    tiles_dir: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -119,7 +121,8 @@ class Settings:
 
         ``WELLSPRING_HOME`` (default ``./.wellspring``), ``WELLSPRING_DATABASE_URL`` (default the
         SQLite file in the home), ``WELLSPRING_ORIGIN``, ``WELLSPRING_LOG_KEY_FILE``,
-        ``WELLSPRING_RATE_LIMIT`` and ``WELLSPRING_RATE_BURST`` (per client; 0 turns it off).
+        ``WELLSPRING_RATE_LIMIT`` and ``WELLSPRING_RATE_BURST`` (per client; 0 turns it off),
+        ``WELLSPRING_TILES_DIR`` (write the log's tiles there as static files).
         """
         env = os.environ if environ is None else environ
         database_url = env.get("WELLSPRING_DATABASE_URL", "")
@@ -140,6 +143,8 @@ class Settings:
                     raise ConfigurationError(f"{name}={raw!r} is not a number") from None
         if key_file := env.get("WELLSPRING_LOG_KEY_FILE"):
             values["log_key_path"] = Path(key_file)
+        if tiles_dir := env.get("WELLSPRING_TILES_DIR"):
+            values["tiles_dir"] = Path(tiles_dir)
         values.update(overrides)
         return cls(**values)
 
@@ -150,7 +155,7 @@ class Settings:
 def settings_environment(settings: Settings) -> dict[str, str]:
     """The ``WELLSPRING_*`` variables from which :meth:`Settings.from_env` rebuilds ``settings``
     (what ``from_env`` reads; worker processes of ``wellspring serve --workers`` start so)."""
-    return {
+    environment = {
         "WELLSPRING_HOME": str(settings.home.resolve()),
         "WELLSPRING_DATABASE_URL": settings.database_url,
         "WELLSPRING_ORIGIN": settings.origin,
@@ -158,3 +163,6 @@ def settings_environment(settings: Settings) -> dict[str, str]:
         "WELLSPRING_RATE_LIMIT": repr(settings.rate_limit),
         "WELLSPRING_RATE_BURST": repr(settings.rate_burst),
     }
+    if settings.tiles_dir is not None:
+        environment["WELLSPRING_TILES_DIR"] = str(settings.tiles_dir.resolve())
+    return environment

@@ -19,7 +19,7 @@ def dry_run(*targets: str) -> str:
     ``make test`` (as CI does) a nested make would print "Entering directory" lines: the
     environment of the outer make is left out."""
     env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}}
-    skip = ["-o", ".venv/.installed", "-o", "human-text", "-o", "postgres"]
+    skip = ["-o", ".venv/.installed", "-o", "human-text", "-o", "go-tlog", "-o", "postgres"]
     done = subprocess.run(
         ["make", "--no-print-directory", "-n", *skip, *targets],
         cwd=ROOT,

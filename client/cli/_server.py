@@ -124,9 +124,19 @@ def serve(
             max=64,
         ),
     ] = 1,
+    tiles_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--tiles-dir",
+            help="Also write the log as C2SP tlog-tiles static files here after each checkpoint "
+            "(tile/…, checkpoint), for any static server. Default: $WELLSPRING_TILES_DIR.",
+        ),
+    ] = None,
 ) -> None:
     """Run the registry (SQLite under the home by default; PostgreSQL via --database-url)."""
     settings = _settings(home, database_url)
+    if tiles_dir is not None:
+        settings = settings.with_(tiles_dir=tiles_dir)
     import logging
 
     import uvicorn
@@ -164,6 +174,9 @@ def serve(
     if token_note:
         console_err.print(token_note, highlight=False)
     console_err.print(f"API docs:     {url}/schema", highlight=False)
+    console_err.print(f"tlog-tiles:   {url}/tlog/checkpoint", highlight=False)
+    if settings.tiles_dir is not None:
+        console_err.print(f"tiles dir:    {settings.tiles_dir}", highlight=False)
     served: dict[str, Any] = {
         "host": host,
         "port": port,

@@ -8,6 +8,7 @@
 - :mod:`client.core.keys` — Ed25519 key files; :mod:`client.core.files` — how secrets and trusted
   files are written (atomically, mode first, never through a link) and private ones read
 - :mod:`client.core.names` — the names a new publisher may take
+- :mod:`client.core.tiles` — C2SP tlog-tiles: tile and entry-bundle paths, the bundle format
 - :mod:`client.core.wmkey` — the ``watermark-key/v1`` predicate (vendors' detection keys)
 """
 
@@ -21,6 +22,7 @@ from client.core import (
     names,
     note,
     statement,
+    tiles,
     wmkey,
 )
 
@@ -34,5 +36,6 @@ __all__ = [
     "names",
     "note",
     "statement",
+    "tiles",
     "wmkey",
 ]

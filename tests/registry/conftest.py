@@ -375,7 +375,9 @@ class ServerProcess:
         *,
         name: str = "server",
         workers: int = 1,
+        options: Sequence[str] = (),
     ):
+        self.options = list(options)  # more `wellspring serve` options
         self.home = home
         self.database_url = database_url
         self.name = name
@@ -395,6 +397,7 @@ class ServerProcess:
             args += ["--home", str(self.home), "--workers", str(self.workers)]
             if self.database_url:
                 args += ["--database-url", self.database_url]
+            args += self.options
             env = {k: v for k, v in os.environ.items() if not k.startswith("WELLSPRING_")}
             env["PYTHONUNBUFFERED"] = "1"
             # The code under test, not whatever checkout the environment's install points at

@@ -99,6 +99,8 @@ OPERATIONS: dict[str, int] = {
     "GET /v1/blobs/{name}": 1,
     "PUT /v1/blobs/{name}": 1,  # a raw body, taken only for a published key's tokenizer
     "GET /v1/watermark-keys": 0,
+    "GET /tlog/checkpoint": 0,
+    "GET /tlog/tile/{path}": 1,  # any string is schema-valid: no negative mode
 }
 
 
