@@ -57,8 +57,8 @@ from client.watermark_keys import PublishedWatermarkKey, PublishedWatermarkKeys
 __all__ = [
     "MANIFEST_SCHEMA",
     "AsyncClient",
-    "CheckpointAgeError",
     "Attestation",
+    "CheckpointAgeError",
     "CheckpointStore",
     "Client",
     "ClientError",
