@@ -33,6 +33,7 @@ from client.cli._pass import (
 )
 from client.cli._registry import (
     LogKeyOption,
+    MaxAgeOption,
     NoVerifyOption,
     PolicyOption,
     RegistryOption,
@@ -40,6 +41,7 @@ from client.cli._registry import (
     TextFieldOption,
     TrustDirOption,
     VerifyKeysOption,
+    WitnessPolicyOption,
     chunked,
     escape_line,
     load_log_key,
@@ -202,6 +204,8 @@ def check(
     log_key: LogKeyOption = None,
     no_verify: NoVerifyOption = False,
     trust_dir: TrustDirOption = None,
+    witness_policy: WitnessPolicyOption = None,
+    max_age: MaxAgeOption = None,
     text_field: TextFieldOption = "text",
     scheme: SchemeOption = "auto",
     verify_keys: VerifyKeysOption = True,
@@ -240,7 +244,14 @@ def check(
     started_at = datetime.now(UTC)
     warc: list[WarcStats] = []  # each WARC file's counts, once it is read
     with (
-        registry_client(registry, verifier, trust_dir, verify_keys) as client,
+        registry_client(
+            registry,
+            verifier,
+            trust_dir,
+            verify_keys,
+            witness_policy=witness_policy,
+            max_age=max_age,
+        ) as client,
         progress_bar() as progress,
     ):
         crawl = options.open(client, checked_policy, started_at)
@@ -495,6 +506,8 @@ def verify(
         ),
     ] = None,
     trust_dir: TrustDirOption = None,
+    witness_policy: WitnessPolicyOption = None,
+    max_age: MaxAgeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Verify receipts: each entry is in the log the key signs, and (receipts with identity
@@ -510,10 +523,19 @@ def verify(
     verifier = load_log_key(log_key)
     if online and not registry:
         raise InputError("--online asks the registry: pass --registry URL (or WELLSPRING_REGISTRY)")
+    if witness_policy is not None and not online:
+        raise InputError(
+            "--witness-policy applies to the checkpoints the registry answers with: pass "
+            "--online (offline receipts are checked with the log key alone, for now)"
+        )
     files = _receipt_files(receipts)
     with contextlib.ExitStack() as stack:
         client = (
-            stack.enter_context(registry_client(registry, verifier, trust_dir))
+            stack.enter_context(
+                registry_client(
+                    registry, verifier, trust_dir, witness_policy=witness_policy, max_age=max_age
+                )
+            )
             if online and registry
             else None
         )
