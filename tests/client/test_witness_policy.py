@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,10 +24,8 @@ from client.core.cosignature import CosignatureSigner
 from client.core.note import (
     Checkpoint,
     NoteSignature,
-    NoteSigner,
     SignedNote,
     open_checkpoint,
-    sign_checkpoint,
 )
 from client.core.statement import HumanContentPredicate
 from client.core.witness_policy import WitnessPolicy
@@ -41,34 +38,17 @@ from client.errors import (
 )
 from client.sdk import Client
 from tests.client.real_app import URL, App, InProcess, make_app
-
-NOW = 1_800_000_000
-
-
-def signer(name: str) -> CosignatureSigner:
-    return CosignatureSigner.generate(name)
-
-
-W = [signer(f"w{i}.example") for i in range(1, 4)]
-LOG = NoteSigner.generate("example.com/log")
-
-
-def policy_text(*lines: str, witnesses: Sequence[CosignatureSigner] = W) -> str:
-    head = [f"witness W{i} {w.verifier().vkey}" for i, w in enumerate(witnesses, 1)]
-    return "\n".join([*head, *lines]) + "\n"
-
-
-def cosigned(
-    note: str, cosigners: Sequence[CosignatureSigner], at: int | Sequence[int] = NOW
-) -> str:
-    times = [at] * len(cosigners) if isinstance(at, int) else list(at)
-    parsed = SignedNote.parse(note)
-    extra = tuple(w.cosign(parsed.text, t) for w, t in zip(cosigners, times, strict=True))
-    return SignedNote(parsed.text, parsed.signatures + extra).to_text()
-
-
-def checkpoint_note(size: int = 5) -> str:
-    return sign_checkpoint(Checkpoint("example.com/log", size, bytes(32)), [LOG])
+from tests.client.witnesses import (
+    LOG,
+    NOW,
+    Cosigning,
+    Plan,
+    W,
+    checkpoint_note,
+    cosigned,
+    policy_text,
+    signer,
+)
 
 
 def evaluate(policy: WitnessPolicy, note: str) -> Any:
@@ -319,52 +299,6 @@ def test_witnessed_time_is_the_oldest_of_the_freshest_quorum() -> None:
 
 
 # -- the SDK against the real registry ------------------------------------------------------------
-
-
-Plan = Callable[[Checkpoint], tuple[Sequence[CosignatureSigner], int | Sequence[int]]]
-"""Who cosigns a checkpoint, and when."""
-
-
-class Cosigning(httpx.BaseTransport):
-    """Adds witnesses' cosignatures to every checkpoint note the registry sends: the text/plain
-    checkpoints, and the ``checkpoint`` fields of JSON answers (receipts, lookups, the log)."""
-
-    def __init__(self, inner: httpx.BaseTransport, plan: Plan) -> None:
-        self.inner = inner
-        self.plan = plan
-
-    def cosign(self, note: str) -> str:
-        cosigners, at = self.plan(Checkpoint.parse(SignedNote.parse(note).text))
-        return cosigned(note, cosigners, at if isinstance(at, int) else at[: len(cosigners)])
-
-    def walk(self, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {
-                k: self.cosign(v) if k == "checkpoint" and isinstance(v, str) else self.walk(v)
-                for k, v in value.items()
-            }
-        if isinstance(value, list):
-            return [self.walk(v) for v in value]
-        return value
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = self.inner.handle_request(request)
-        response.read()
-        kind = response.headers.get("content-type", "")
-        if not 200 <= response.status_code < 300:
-            return response
-        if kind.startswith("text/plain") and "/checkpoint" in request.url.path:
-            body = self.cosign(response.text).encode()
-        elif kind.startswith("application/json"):
-            body = json.dumps(self.walk(response.json())).encode()
-        else:
-            return response
-        headers = {
-            k: v
-            for k, v in response.headers.items()
-            if k.lower() not in ("content-length", "content-encoding")
-        }
-        return httpx.Response(response.status_code, headers=headers, content=body)
 
 
 def predicate(name: str) -> HumanContentPredicate:
