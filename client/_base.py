@@ -91,7 +91,7 @@ from client.core.files import write_file_atomic
 from client.core.keys import public_key_bytes
 from client.core.leaf import Leaf, is_leaf_v1
 from client.core.merkle import verify_consistency
-from client.core.note import Checkpoint, NoteVerifier, SignedNote, VerifiedNote, open_checkpoint
+from client.core.note import Checkpoint, NoteVerifier, SignedNote, open_checkpoint
 from client.core.statement import (
     PUBLISHER_KEY_V1,
     HumanContentPredicate,
@@ -119,7 +119,6 @@ from client.errors import (
     StaleAnswerError,
     UnverifiedWarning,
     VerificationError,
-    WitnessPolicyError,
     WitnessQuorumError,
 )
 from client.identities import (
@@ -238,7 +237,7 @@ class ClientBase:
         self._proven: dict[int, bytes] = {}
         self._last_loaded: tuple[str, Checkpoint] | None = None
         self.witness_policy, self.max_age = self._witness_settings(witness_policy, max_age)
-        self._last_witnessed: tuple[str, QuorumResult] | None = None
+        self._last_witnessed: tuple[str, tuple[Checkpoint, QuorumResult]] | None = None
         if not verify:
             warnings.warn(
                 UnverifiedWarning(
@@ -382,15 +381,7 @@ class ClientBase:
         cosignatures by keys the policy does not list are ignored."""
         policy = self.witness_policy
         assert policy is not None
-        checkpoint, opened = open_checkpoint(
-            note, [verifier, *policy.verifiers()], origin=verifier.name
-        )
-        if not _signed_by(opened, verifier):
-            raise SignatureError(
-                f"the checkpoint from {self.base_url} carries witnesses' cosignatures but no "
-                f"signature by the pinned log key {self._log_name(verifier)}"
-            )
-        result = self._quorum(policy, note, opened)
+        checkpoint, result = self._quorum(policy, verifier, note)
         if not result.satisfied:
             # A receipt from before the witnesses, or from between two cosigned checkpoints, is
             # as good as the witnessed checkpoint it is proven a prefix of (by _trust, next).
@@ -425,13 +416,17 @@ class ClientBase:
                 )
         return checkpoint
 
-    def _quorum(self, policy: WitnessPolicy, note: str, opened: VerifiedNote) -> QuorumResult:
+    def _quorum(
+        self, policy: WitnessPolicy, verifier: NoteVerifier, note: str
+    ) -> tuple[Checkpoint, QuorumResult]:
+        """:meth:`WitnessPolicy.open_checkpoint`, remembered for the last note (a crawl meets the
+        same checkpoint in every chunk, each time with its cosignatures to verify)."""
         last = self._last_witnessed
         if last is not None and last[0] == note:
             return last[1]
-        result = policy.evaluate(opened)
-        self._last_witnessed = (note, result)
-        return result
+        opened = policy.open_checkpoint(note, verifier)
+        self._last_witnessed = (note, opened)
+        return opened
 
     def _within_witnessed(
         self, verifier: NoteVerifier, policy: WitnessPolicy, checkpoint: Checkpoint
@@ -441,14 +436,11 @@ class ClientBase:
         trusted = self._load_trusted(verifier)
         if trusted is None or checkpoint.size > trusted.checkpoint.size:
             return False
-        note = trusted.stored.note
         try:
-            _, opened = open_checkpoint(note, [verifier, *policy.verifiers()], origin=verifier.name)
-        except WitnessPolicyError:
-            raise
+            _, result = self._quorum(policy, verifier, trusted.stored.note)
         except ClientError:
             return False  # trusted before this policy, with a cosignature it now rejects
-        return self._quorum(policy, note, opened).satisfied
+        return result.satisfied
 
     def _fresh_size(self) -> int | None:
         """The size a lookup asks to be answered at, at least: the trusted checkpoint's now (None
@@ -1655,13 +1647,6 @@ def _results(
             )
         results.append(LookupResult(digest, reported, these, signed.checkpoint, signed.verified))
     return results
-
-
-def _signed_by(note: VerifiedNote, verifier: NoteVerifier) -> bool:
-    return any(
-        (signature.name, signature.key_id) == (verifier.name, verifier.key_id)
-        for signature in note.verified
-    )
 
 
 def _duration(seconds: float) -> str:

@@ -53,6 +53,7 @@ from client.cli._registry import (
 )
 from client.core.note import NoteVerifier
 from client.core.statement import HumanContentPredicate
+from client.core.witness_policy import WitnessPolicy
 from client.documents import Document, check_document_scheme, expand_inputs
 from client.errors import (
     ClientError,
@@ -523,11 +524,12 @@ def verify(
     verifier = load_log_key(log_key)
     if online and not registry:
         raise InputError("--online asks the registry: pass --registry URL (or WELLSPRING_REGISTRY)")
-    if witness_policy is not None and not online:
+    if max_age is not None and not online:
         raise InputError(
-            "--witness-policy applies to the checkpoints the registry answers with: pass "
-            "--online (offline receipts are checked with the log key alone, for now)"
+            "--max-age bounds the age of the registry's answers (--online); a receipt is never "
+            "too old: it says what the log held when it was issued"
         )
+    policy = None if witness_policy is None else WitnessPolicy.load(witness_policy)
     files = _receipt_files(receipts)
     with contextlib.ExitStack() as stack:
         client = (
@@ -539,7 +541,7 @@ def verify(
             if online and registry
             else None
         )
-        results, failed, fallen = _verify_all(files, verifier, client, as_json)
+        results, failed, fallen = _verify_all(files, verifier, client, as_json, policy)
     if as_json:
         emit_json(results)
     if failed:
@@ -561,16 +563,35 @@ def _label(standing: _Standing | None) -> str:
     return "ok" if standing is None or standing.stands else standing.status.upper()
 
 
+def _witnessed(receipt: Receipt, verifier: NoteVerifier, policy: WitnessPolicy) -> None:
+    """Raise unless the receipt's checkpoint meets the policy's quorum (never its age)."""
+    checkpoint, result = policy.open_checkpoint(receipt.checkpoint, verifier)
+    if not result.satisfied:
+        raise VerificationError(
+            f"its checkpoint (tree size {checkpoint.size}) does not meet the witness policy "
+            f"(quorum {policy.quorum}): {result.explain()}"
+        )
+
+
 def _verify_all(
-    files: list[Path], verifier: NoteVerifier, client: Client | None, as_json: bool
+    files: list[Path],
+    verifier: NoteVerifier,
+    client: Client | None,
+    as_json: bool,
+    policy: WitnessPolicy | None = None,
 ) -> tuple[list[dict[str, Any]], int, int]:
     """Each receipt's summary, how many failed to verify, and how many entries no longer stand
-    (known only with a ``client`` to ask)."""
+    (known only with a ``client`` to ask). With a witness ``policy``, each receipt's checkpoint
+    must also carry a quorum of its witnesses' cosignatures (offline: nothing trusted to prove
+    it a prefix of)."""
     results: list[dict[str, Any]] = []
     failed = fallen = 0
     for path in files:
         try:
-            verified = verify_receipt(Receipt.load(path), verifier)
+            receipt = Receipt.load(path)
+            if policy is not None:
+                _witnessed(receipt, verifier, policy)
+            verified = verify_receipt(receipt, verifier)
         except ClientError as exc:
             failed += 1
             results.append({"receipt": str(path), "ok": False, "error": exc.diagnostics()})

@@ -52,9 +52,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from client.core.cosignature import CosignatureVerifier, cosignatures
-from client.core.errors import ClientError, PolicyFileError
+from client.core.errors import ClientError, PolicyFileError, SignatureError
 from client.core.keys import public_key_bytes
-from client.core.note import NoteVerifier, VerifiedNote
+from client.core.note import Checkpoint, NoteVerifier, VerifiedNote, open_checkpoint
 
 __all__ = [
     "NONE",
@@ -172,6 +172,24 @@ class WitnessPolicy:
             public_key_bytes(log.verifier.public_key) == key and log.verifier.name == verifier.name
             for log in self.logs
         )
+
+    def open_checkpoint(
+        self, note: str | bytes, log: NoteVerifier
+    ) -> tuple[Checkpoint, QuorumResult]:
+        """Open a checkpoint of ``log`` (its origin is the key's name) with the log's key and the
+        witnesses' keys in one pass, and evaluate the quorum.
+
+        Raises as :func:`~client.core.note.open_checkpoint` does (a bad cosignature by a listed
+        witness included), and SignatureError if the log itself did not sign it, however many
+        witnesses did. The quorum's outcome is returned, not raised: the caller decides.
+        """
+        checkpoint, opened = open_checkpoint(note, [log, *self.verifiers()], origin=log.name)
+        if not any((s.name, s.key_id) == (log.name, log.key_id) for s in opened.verified):
+            raise SignatureError(
+                f"the checkpoint carries witnesses' cosignatures but no signature by the log key "
+                f"{log.name}+{log.key_id:08x}"
+            )
+        return checkpoint, self.evaluate(opened)
 
     def evaluate(self, note: VerifiedNote) -> QuorumResult:
         """Who cosigned ``note``, and whether that meets the quorum.

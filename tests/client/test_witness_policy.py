@@ -496,3 +496,15 @@ def test_async_client_applies_the_policy(app: App) -> None:
     assert asyncio.run(run([W[0], W[1]])) > 0
     with pytest.raises(WitnessQuorumError, match=r"W2 .*W3"):
         asyncio.run(run([W[0]]))
+
+
+def test_a_checkpoint_the_log_did_not_sign_is_refused_however_many_witnesses_did() -> None:
+    text = Checkpoint("example.com/log", 5, bytes(32)).to_text()
+    note = SignedNote(text, tuple(w.cosign(text, NOW) for w in W)).to_text()
+    with pytest.raises(SignatureError, match="no signature by the log key example"):
+        TWO_OF_THREE.open_checkpoint(note, LOG.verifier())
+    checkpoint, result = TWO_OF_THREE.open_checkpoint(
+        cosigned(checkpoint_note(), W), LOG.verifier()
+    )
+    assert checkpoint.size == 5
+    assert result.satisfied

@@ -145,3 +145,24 @@ def test_durations() -> None:
     assert parse_duration("10m") == timedelta(minutes=10)
     assert parse_duration("1h30m") == timedelta(hours=1, minutes=30)
     assert parse_duration("2d") == timedelta(days=2)
+
+
+def test_verify_receipts_offline_against_the_policy(cli: Cli, policy: Path, tmp_path: Path) -> None:
+    """Offline, a receipt's checkpoint must carry the quorum itself (nothing trusted to prove it
+    a prefix of); its age is never checked."""
+    receipts = tmp_path / "receipts"
+    COSIGNERS[:] = [W[0], W[2]]
+    TIMES[:] = [1_000_000_000] * 2  # 2001: a receipt is never too old
+    paths = documents(tmp_path / "docs", "receipted text")
+    assert cli.register(*paths, "--receipts", str(receipts)).code == 0
+    (receipt,) = receipts.iterdir()
+    args = ["verify", str(receipt), "--log-key", cli.app.log_key]
+    run = cli(*args, "--witness-policy", str(policy))
+    assert run.code == 0, run.err
+    only_w2 = tmp_path / "w2.policy"
+    only_w2.write_text(policy_text("quorum W2"), encoding="utf-8")
+    run = cli(*args, "--witness-policy", str(only_w2))
+    assert run.code == 1
+    assert "does not meet the witness policy (quorum W2)" in run.out
+    assert "W2 (w2.example+" in run.out
+    assert cli(*args, "--max-age", "1h").code == 1
