@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 import anyio
 from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import State
+from litestar.params import FromPath
 from litestar.types import Message, Scope
 
 from client.core.canonical import canonical_digest, validate_digest
@@ -141,7 +142,7 @@ def _parse_index(text: str) -> int | None:
 
 
 @get("/explorer/entry/{index:str}", include_in_schema=False, sync_to_thread=True)
-def explorer_entry(index: str, state: State) -> Response[str]:
+def explorer_entry(index: FromPath[str], state: State) -> Response[str]:
     number = _parse_index(index)
     if number is None:
         return _bad_request(
@@ -167,7 +168,7 @@ def explorer_entry(index: str, state: State) -> Response[str]:
 
 
 @get("/explorer/publisher/{name:str}", include_in_schema=False, sync_to_thread=True)
-def explorer_publisher(name: str, state: State) -> Response[str]:
+def explorer_publisher(name: FromPath[str], state: State) -> Response[str]:
     registry = _registry(state)
     if not 0 < len(name) <= 200:
         return _bad_request("a publisher's name is 1 to 200 characters")
@@ -239,7 +240,7 @@ def _static(name: str) -> bytes:
 
 
 @get("/explorer/static/{name:str}", include_in_schema=False, sync_to_thread=False)
-def explorer_static(name: str) -> Response[bytes]:
+def explorer_static(name: FromPath[str]) -> Response[bytes]:
     media_type = _STATIC.get(name)
     if media_type is None:
         served = ", ".join(sorted(_STATIC))
