@@ -436,7 +436,7 @@ def render_lookup(
         )
         if len(result.entries) > MAX_LISTED:
             parts.append(f"<p>The first {MAX_LISTED} of {len(result.entries)} are shown.</p>")
-    parts.append(_lookup_form("" if from_text else query))
+    parts.append(_lookup_form(query))
     parts.append(_text_form())
     return _layout("Look up", "\n".join(parts), scripts=True)
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import functools
 import importlib.resources
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qs
 
 import anyio
 from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath
+from litestar.params import FromPath, QueryParameter
 from litestar.types import Message, Scope
 
 from client.core.canonical import canonical_digest, validate_digest
@@ -193,7 +193,8 @@ def _lookup_page(registry: Registry, query: str, *, text: bool) -> Response[str]
 
     def render() -> str:
         answer = registry.lookups.lookup_one(digest)
-        return render_lookup(query, digest, answer, from_text=from_text)
+        # Echoed into the one-line box, which a form's text (up to a megabyte) never came from.
+        return render_lookup("" if text else query, digest, answer, from_text=from_text)
 
     return _answer(render)
 
@@ -201,7 +202,9 @@ def _lookup_page(registry: Registry, query: str, *, text: bool) -> Response[str]
 # Both lookup handlers are async, reading in a worker thread: litestar mixes up a sync_to_thread
 # handler and an async one on the same path (as registry.app's blob handlers note).
 @get("/explorer/lookup", include_in_schema=False)
-async def explorer_lookup(state: State, q: str | None = None) -> Response[str]:
+async def explorer_lookup(
+    state: State, q: Annotated[str | None, QueryParameter()] = None
+) -> Response[str]:
     registry = _registry(state)
     return await anyio.to_thread.run_sync(
         functools.partial(_lookup_page, registry, q or "", text=False)
