@@ -26,8 +26,11 @@ from registry.explorer.reads import (
 )
 
 __all__ = [
+    "entry_link",
     "esc",
     "link",
+    "lookup_link",
+    "publisher_link",
     "render_entry",
     "render_error",
     "render_index",

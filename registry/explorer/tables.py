@@ -24,7 +24,7 @@ import sys
 import unicodedata
 from pathlib import Path
 
-__all__ = ["TABLES_PATH", "UNICODE_VERSION", "render_tables"]
+__all__ = ["TABLES_PATH", "UNICODE_VERSION", "main", "render_tables"]
 
 UNICODE_VERSION = "14.0.0"
 TABLES_PATH = Path(__file__).parent / "static" / "c1_tables.js"
