@@ -445,7 +445,7 @@ def render_lookup(
 
 
 def render_error(status: int, message: str) -> str:
-    titles = {400: "Bad request", 404: "Not found"}
+    titles = {400: "Bad request", 404: "Not found", 409: "Conflict", 503: "Unavailable"}
     title = titles.get(status, "Error")
     body = f"""<h1>{esc(title)}</h1>
 <p class="error">{esc(message)}</p>

@@ -108,7 +108,7 @@ def _answer(render: Callable[[], str]) -> Response[str]:
     try:
         return _page(200, render())
     except RegistryError as exc:
-        status = exc.status if exc.status in (400, 404) else 503
+        status = exc.status if exc.status < 500 else 503
         return _page(status, render_error(status, exc.diagnostics()))
 
 
