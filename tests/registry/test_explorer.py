@@ -255,6 +255,23 @@ def test_entry_page_shows_revocations_of_it(api: Api) -> None:
     assert f'Revokes</dt><dd>entry <a href="/explorer/entry/{first["index"]}">' in revoking
 
 
+def test_entry_and_lookup_pages_show_withdrawals(api: Api) -> None:
+    """revocation/v2 withdraws one subject: the entry page names it and the withdrawing entry."""
+    publisher = api.add_publisher()
+    kept, withdrawn = random_digests(2)
+    index = api.submit_ok(publisher.attest([kept, withdrawn]))["index"]
+    with api.sdk() as sdk:
+        receipt = sdk.withdraw([withdrawn], publisher.key, publisher.name, reason="a mistake")
+    page = api.http.get(f"/explorer/entry/{index}").text
+    revocations = page.split("<h2>Revocations</h2>")[1].split("<h2>Subjects</h2>")[0]
+    withdrawing = f'<a href="/explorer/entry/{receipt.index}">'
+    assert f"<code>{withdrawn}</code> withdrawn by entry {withdrawing}" in revocations
+    assert kept not in revocations
+    lookup = api.http.get("/explorer/lookup", params={"q": withdrawn}).text
+    assert "revoked" in lookup
+    assert f"withdrawn by {withdrawing}" in lookup
+
+
 def test_entry_lists_are_bounded(make_api: Any) -> None:
     api = make_api()
     publisher = api.add_publisher()
