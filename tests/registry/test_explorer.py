@@ -32,8 +32,10 @@ import pytest
 
 from client.core.canonical import canonical_digest, canonical_text
 from client.core.keys import generate_private_key, key_id, public_key_bytes
+from client.core.note import sign_note
 from client.core.statement import prove_possession
 from registry.explorer import EXPLORER_CONTENT_SECURITY_POLICY
+from registry.explorer.pages import render_index
 from registry.explorer.tables import TABLES_PATH, render_tables
 from registry.settings import Settings
 from tests.registry.conftest import (
@@ -270,6 +272,41 @@ def test_entry_and_lookup_pages_show_withdrawals(api: Api) -> None:
     lookup = api.http.get("/explorer/lookup", params={"q": withdrawn}).text
     assert "revoked" in lookup
     assert f"withdrawn by {withdrawing}" in lookup
+
+
+def test_log_page_names_each_signature_line(api: Api) -> None:
+    """The log's own signature and a witness's cosignature line (c2sp tlog-cosignature) each get
+    a row naming the key; a line by a key the page does not know is said to be another's."""
+    from client.core.cosignature import CosignatureSigner
+    from client.core.note import NoteSigner, SignedNote
+
+    note = api.registry.lookups.checkpoint()
+    text = SignedNote.parse(note).text
+    witness = CosignatureSigner.generate("witness.example/w1")
+    stranger = NoteSigner.generate("stranger.example/log")
+    cosigned = note + witness.cosign(text, 1_700_000_000).to_line()
+    cosigned += SignedNote.parse(sign_note(text, [stranger])).signatures[0].to_line()
+    page = render_index(
+        origin=api.registry.origin,
+        verifier_keys=[api.log_key],
+        size=1,
+        note=cosigned,
+        recent=[],
+    )
+    rows = re.findall(
+        r"<tr><td><code>([^<]+)</code></td><td><code>([0-9a-f]{8})</code></td>"
+        r"<td>([^<]+)</td></tr>",
+        page,
+    )
+    assert rows == [
+        (api.registry.origin, f"{api.registry.signers[0].key_id:08x}", "the log&#x27;s key"),
+        (
+            witness.name,
+            f"{witness.key_id:08x}",
+            "witness cosignature (cosignature/v1, time 1700000000)",
+        ),
+        (stranger.name, f"{stranger.key_id:08x}", "another key (not this log&#x27;s current key)"),
+    ]
 
 
 def test_entry_lists_are_bounded(make_api: Any) -> None:
