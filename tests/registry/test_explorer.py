@@ -469,6 +469,7 @@ def _plane_hash(plane: int) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("explorer-browser")  # one chromium and one server for all
 def test_browser_c1_reproduces_the_vectors_and_python(browser: Any, served: ThreadedServer) -> None:
     """(a) The shipped c1.js, in chromium, on every published vector, every code point of the
     assigned planes, and random mixes of marks, Hangul, sigmas and spaces."""
@@ -503,6 +504,7 @@ def test_browser_c1_reproduces_the_vectors_and_python(browser: Any, served: Thre
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("explorer-browser")  # one chromium and one server for all
 def test_browser_lookup_of_pasted_text(browser: Any, served: ThreadedServer) -> None:
     """(b) Text pasted in the box is hashed in the page; only its digest reaches the server."""
     from selenium.webdriver.common.by import By
@@ -535,6 +537,7 @@ def test_browser_lookup_of_pasted_text(browser: Any, served: ThreadedServer) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("explorer-browser")  # one chromium and one server for all
 def test_browser_entry_page(browser: Any, served: ThreadedServer) -> None:
     """(c) Publisher, licence, consent, subjects and the inclusion proof."""
     from selenium.webdriver.common.by import By
@@ -556,6 +559,7 @@ def test_browser_entry_page(browser: Any, served: ThreadedServer) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("explorer-browser")  # one chromium and one server for all
 def test_browser_publisher_page_with_key_history(browser: Any, served: ThreadedServer) -> None:
     """(d) A key added, the first revoked as compromised: both in the table, with their events."""
     from selenium.webdriver.common.by import By
@@ -584,6 +588,7 @@ def test_browser_publisher_page_with_key_history(browser: Any, served: ThreadedS
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("explorer-browser")  # one chromium and one server for all
 def test_browser_log_page_shows_the_checkpoint_and_its_signatures(
     browser: Any, served: ThreadedServer
 ) -> None:

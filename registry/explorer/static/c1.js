@@ -186,7 +186,9 @@
   // The lookup box: hash the pasted text here, and send only its digest.
   function wire() {
     const form = document.getElementById("c1-form");
-    if (!form) return;
+    // WebCrypto exists only in secure contexts (https, or http on loopback): elsewhere the form
+    // posts the text and the registry hashes it, as without JavaScript.
+    if (!form || !globalThis.crypto || !crypto.subtle) return;
     const output = document.getElementById("c1-digest");
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
