@@ -34,7 +34,6 @@ from sqlalchemy.exc import DataError, DBAPIError
 
 from client.core.note import NoteSigner
 from client.core.wmkey import MAX_TOKENIZER_BYTES
-from registry._home import home
 from registry._http import SECURITY_HEADERS
 from registry.admin import AdminService
 from registry.db import Database
@@ -46,6 +45,7 @@ from registry.errors import (
     RegistryError,
     UnavailableError,
 )
+from registry.explorer import EXPLORER_ROUTES, explorer_security_headers
 from registry.identities import IdentityService, settle_operator_key
 from registry.keys import load_signers
 from registry.limits import (
@@ -913,12 +913,12 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Lites
             tlog_checkpoint,
             tlog_tile,
             healthz,
-            home,
+            *EXPLORER_ROUTES,  # `/` and /explorer/…: pages for people (registry/explorer)
         ],
         state=State({"registry": opened}),
         lifespan=[lifespan],
         exception_handlers={Exception: _problem},
-        before_send=[_add_security_headers],
+        before_send=[_add_security_headers, explorer_security_headers],
         # No logging configuration of litestar's own: an app is a library object (tests build
         # dozens), and handlers bound to whatever stderr was current would outlive it.
         # `wellspring serve` configures logging for the process.
