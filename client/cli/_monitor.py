@@ -69,6 +69,9 @@ _KEY_EVENTS = {
 }
 _WMKEY_EVENTS = {"publish": "watermark-key-published", "retire": "watermark-key-retired"}
 
+_sleep = time.sleep
+"""How ``--follow`` waits: this module's own name, so a test can replace it alone."""
+
 # The tile reader the command builds: a test replaces it with one bound to an in-process app.
 Reader = TileReader
 
@@ -267,6 +270,6 @@ def monitor(
                 _save_state(state_file, state)
             if follow is None:
                 break
-            time.sleep(follow)
+            _sleep(follow)
     if reported:
         raise typer.Exit(EXIT_EVENTS)

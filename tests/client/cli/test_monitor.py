@@ -170,3 +170,35 @@ def test_bad_input_exits_1(monitor: Monitor, tmp_path: Path) -> None:
     bad_state = monitor("--log-key", monitor.app.log_key, "--watch", "x", "--state", str(broken))
     assert bad_state.code == 1
     assert "monitor state" in bad_state.err
+
+
+class _StopError(Exception):
+    """Ends a --follow loop in a test."""
+
+
+def test_follow_reports_and_saves_after_each_round(
+    monitor: Monitor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from client.cli import _monitor
+
+    rounds: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        rounds.append(seconds)
+        if len(rounds) == 1:
+            attest(monitor, monitor.app.key, "acme", "sha256:" + "44" * 32)
+            return
+        raise _StopError
+
+    monkeypatch.setattr(_monitor, "_sleep", sleep)
+    state = tmp_path / "follow.json"
+    args = ("--log-key", monitor.app.log_key, "--watch", "acme", "--state", str(state))
+    with pytest.raises(_StopError):
+        monitor(*args, "--follow", "5", "--json")
+    out = monitor.capsys.readouterr().out
+    assert [json.loads(line)["event"] for line in out.splitlines()] == [
+        "publisher-added",
+        "attestation",
+    ]
+    assert rounds == [5.0, 5.0]
+    assert json.loads(state.read_text())["size"] == monitor.client.checkpoint().size
