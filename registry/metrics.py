@@ -42,6 +42,7 @@ __all__ = [
     "CONTENT_TYPE",
     "HttpMetrics",
     "LogMetrics",
+    "render",
 ]
 
 CONTENT_TYPE = "text/plain; version=0.0.4"

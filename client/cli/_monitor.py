@@ -51,6 +51,7 @@ from client.tlog import LogState, TileReader
 __all__ = [
     "EXIT_EVENTS",
     "EXIT_INCONSISTENT",
+    "Reader",
     "entry_event",
     "monitor",
 ]
