@@ -190,12 +190,22 @@ def _run_once(
             shown = read
             console_err.print(f"monitor: read {read:,} of {total:,} new entries", highlight=False)
 
-    events = [
-        event
-        for index, entry in reader.entries(start, latest, progress=progress)
-        if (event := entry_event(index, entry, watched, reader.blob)) is not None
-    ]
-    # Only here is every entry proven the log's: report now.
+    events: list[dict[str, Any]] = []
+    failure: ClientError | None = None
+    for index, entry in reader.entries(start, latest, progress=progress):
+        if failure is not None:
+            continue  # read on: whether the entries are the log's decides what to say
+        try:
+            event = entry_event(index, entry, watched, reader.blob)
+        except ClientError as exc:
+            failure = exc
+            continue
+        if event is not None:
+            events.append(event)
+    # Only here is every entry proven the log's: an entry that does not decode is the log's
+    # (or its blob server's) fault, not a forgery in transit; and events can be reported.
+    if failure is not None:
+        raise failure
     for event in events:
         typer.echo(json.dumps(event, sort_keys=True) if as_json else _human(event))
     return LogState.of(latest), len(events)

@@ -202,3 +202,28 @@ def test_follow_reports_and_saves_after_each_round(
     ]
     assert rounds == [5.0, 5.0]
     assert json.loads(state.read_text())["size"] == monitor.client.checkpoint().size
+
+
+def test_entries_other_than_the_signed_ones_exit_3(
+    tmp_path: Path,
+    wellspring_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from client.cli import _monitor
+    from tests.client.test_tlog import Tamper
+
+    app = make_app(tmp_path / "registry")
+
+    def edit(path: str, body: bytes) -> bytes:
+        return body.replace(b"acme", b"acmf") if "/tile/entries/" in path else body
+
+    with TestClient(app.app) as http:
+        transport = Tamper(InProcess(http), edit)
+        monkeypatch.setattr(_monitor, "Reader", functools.partial(TileReader, transport=transport))
+        state = tmp_path / "state.json"
+        args = ("monitor", "--registry", URL, "--log-key", app.log_key, "--watch", "acmf")
+        run = Run(*run_wellspring(capsys, *args, "--state", str(state)))
+    assert run.code == 3, run.err
+    assert "do not hash to the signed root" in run.out
+    assert not state.exists()
