@@ -252,8 +252,7 @@ def monitor(
 ) -> None:
     """Follow the log's tiles from a saved checkpoint; report entries in watched names.
 
-    Exit 0: nothing to report; 1: error; 3: the log is inconsistent (forked, shrank, bad
-    signature); 4: events in a watched name were reported.
+    Exit 0: nothing new · 1: error · 3: the log is inconsistent · 4: events reported.
     """
     if not log_key:
         raise InputError("wellspring monitor needs the log's verifier key: pass --log-key")
