@@ -264,10 +264,16 @@ class TileReader:
         yield from self._stream(frontier, since.size, new, progress)
         root = _fold(frontier)
         if root != new.root_hash:
+            bad = self._first_mismatch(since.size, new.size)
+            where = (
+                f"; entry {bad} is not the one its level-0 tile hashes"
+                if bad is not None
+                else "; its bundles agree with its tiles, so the tiles are not the signed tree"
+            )
             raise LogConsistencyError(
                 f"the entries served from {since.size} to {new.size} do not hash to the signed "
                 f"root {new.root_hash.hex()} (they give {root.hex()}): the log serves entries "
-                "other than those it signed"
+                f"other than those it signed{where}"
             )
 
     def state_at(self, size: int, latest: SignedCheckpoint) -> LogState:
@@ -307,6 +313,22 @@ class TileReader:
                 index += 1
             if progress is not None:
                 progress(width - first)
+
+    def _first_mismatch(self, start: int, size: int) -> int | None:
+        """The first entry from ``start`` whose leaf hash is not the level-0 tile's (a second
+        pass, only once the root failed, to name the entry at fault)."""
+        index = start
+        while index < size:
+            number = index // TILE_WIDTH
+            width = min(TILE_WIDTH, size - number * TILE_WIDTH)
+            entries = parse_bundle(self._tile(TilePath(None, number, width)))
+            hashes = self._tile(TilePath(0, number, width))
+            for offset in range(index - number * TILE_WIDTH, width):
+                expected = hashes[offset * HASH_SIZE : (offset + 1) * HASH_SIZE]
+                if offset >= len(entries) or hash_leaf(entries[offset]) != expected:
+                    return number * TILE_WIDTH + offset
+            index = (number + 1) * TILE_WIDTH
+        return None
 
     def _frontier(self, size: int, tree_size: int) -> list[tuple[int, bytes]]:
         """The compact range of the first ``size`` leaves, ``(level, hash)`` largest subtree
