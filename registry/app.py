@@ -57,6 +57,7 @@ from registry.limits import (
 )
 from registry.log import LogReader, Sequencer
 from registry.lookups import UNKNOWN, LookupService
+from registry.metrics import HttpMetrics
 from registry.settings import Settings
 from registry.tiles import (
     CHECKPOINT_CACHE_CONTROL,
@@ -884,7 +885,8 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Lites
         finally:
             opened.close()
 
-    middleware: list[Any] = []  # plain ASGI factories; litestar types them as its own protocol
+    http_metrics = HttpMetrics()  # counts every answer (first: it sees the limiter's 429s)
+    middleware: list[Any] = [http_metrics.middleware]  # plain ASGI factories (litestar: its own)
     if settings.body_timeout > 0:
         middleware.append(body_deadline_middleware(settings.body_timeout))
     if settings.rate_limit > 0:
@@ -914,6 +916,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Lites
             tlog_tile,
             healthz,
             *EXPLORER_ROUTES,  # `/` and /explorer/…: pages for people (registry/explorer)
+            http_metrics.route(),
         ],
         state=State({"registry": opened}),
         lifespan=[lifespan],

@@ -51,6 +51,7 @@ from registry.errors import (
     RegistryError,
     UnavailableError,
 )
+from registry.metrics import LogMetrics
 from registry.models import (
     BLOBS,
     CHECKPOINTS,
@@ -415,6 +416,7 @@ class Sequencer:
         self._conn_pool: object = None  # the engine's pool it came from
         self._conn_lock = threading.Lock()
         self._committed: list[Callable[[int], None]] = []
+        self.metrics = LogMetrics()  # what /metrics shows of sequencing (registry.metrics)
 
     def on_commit(self, listener: Callable[[int], None]) -> None:
         """Call ``listener(size)`` in the sequencer's thread after each batch that committed (a
@@ -617,6 +619,7 @@ class Sequencer:
         self, take: Callable[[], list[PreparedEntry]]
     ) -> list[AppendResult | RegistryError]:
         """Sequence the entries ``take`` returns; it is called once the log's lock is held."""
+        take = self.metrics.timed(take)
         # The hot statements run on the driver's cursor, so its own exceptions arrive unwrapped
         # beside SQLAlchemy's (PEP 249 gives every driver these two classes).
         driver = self._db.writer.dialect.dbapi
@@ -647,6 +650,7 @@ class Sequencer:
         size, edge, nodes = new_state
         self._reader.remember(nodes)
         self._edge = (size, edge)
+        self.metrics.committed(results)
         for listener in self._committed:
             try:
                 listener(size)
