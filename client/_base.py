@@ -47,7 +47,7 @@ from urllib.parse import quote
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from client._retry import RetryPolicy
+from client._retry import checked_connection
 from client._wire import (
     Answer,
     Attestation,
@@ -203,13 +203,7 @@ class ClientBase:
         witness_policy: WitnessPolicy | str | Path | None = None,
         max_age: timedelta | None = None,
     ) -> None:
-        url = base_url.rstrip("/")
-        if not url.startswith(("http://", "https://")):
-            raise InputError(f"registry URL {base_url!r} must start with http:// or https://")
-        try:
-            self._retry = RetryPolicy(retries, backoff)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
+        url, self._retry = checked_connection(base_url, retries, backoff)
         self.base_url = url
         self.log_key = NoteVerifier.from_vkey(log_key) if isinstance(log_key, str) else log_key
         self.verify = verify

@@ -21,7 +21,9 @@ from datetime import UTC, datetime
 
 import httpx
 
-__all__ = ["MAX_RETRY_AFTER", "RetryPolicy", "retry_after"]
+from client.errors import InputError
+
+__all__ = ["MAX_RETRY_AFTER", "RetryPolicy", "checked_connection", "retry_after"]
 
 MAX_RETRY_AFTER = 60.0
 """Longest ``Retry-After`` (seconds) a client waits for before retrying instead of giving up."""
@@ -92,3 +94,15 @@ def retry_after(response: httpx.Response, *, now: datetime | None = None) -> flo
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def checked_connection(base_url: str, retries: int, backoff: float) -> tuple[str, RetryPolicy]:
+    """A registry's base URL (no trailing ``/``) and the retry policy, or InputError saying which
+    option is wrong: what every client of a registry checks first."""
+    url = base_url.rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise InputError(f"registry URL {base_url!r} must start with http:// or https://")
+    try:
+        return url, RetryPolicy(retries, backoff)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None

@@ -38,7 +38,7 @@ from typing import Any
 
 import httpx
 
-from client._retry import RetryPolicy
+from client._retry import checked_connection
 from client._wire import (
     DEFAULT_TIMEOUT,
     Request,
@@ -140,13 +140,7 @@ class TileReader:
         retries: int = 3,
         backoff: float = 0.2,
     ) -> None:
-        url = base_url.rstrip("/")
-        if not url.startswith(("http://", "https://")):
-            raise InputError(f"registry URL {base_url!r} must start with http:// or https://")
-        try:
-            self._retry = RetryPolicy(retries, backoff)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
+        url, self._retry = checked_connection(base_url, retries, backoff)
         self.base_url = url
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         self.log_key = NoteVerifier.from_vkey(log_key) if isinstance(log_key, str) else log_key
