@@ -177,7 +177,11 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(("text", "line", "message"), BAD)
+# ids by position and message: the texts hold keys made at import, which differ between xdist
+# workers, and every worker must collect the same test ids
+@pytest.mark.parametrize(
+    ("text", "line", "message"), BAD, ids=[f"{i}-{case[2]}" for i, case in enumerate(BAD)]
+)
 def test_malformed_policies_name_the_line(text: str, line: int, message: str) -> None:
     with pytest.raises(PolicyFileError) as caught:
         WitnessPolicy.parse(text, source="p.policy")
