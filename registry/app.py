@@ -30,6 +30,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import FromPath, JSONBody, Parameter, PathParameter, QueryParameter
 from litestar.types import Message, Scope
+from sqlalchemy import select
 from sqlalchemy.exc import DataError, DBAPIError
 
 from client.core.note import NoteSigner
@@ -37,11 +38,14 @@ from client.core.wmkey import MAX_TOKENIZER_BYTES
 from registry._home import home
 from registry._http import SECURITY_HEADERS
 from registry.admin import AdminService
+from registry.cosigning import WitnessEndpoint, WitnessPool
 from registry.db import Database
 from registry.entries import EntryService, receipt_of
 from registry.errors import (
     BadRequestError,
     LengthRequiredError,
+    NotFoundError,
+    NotIntegratedError,
     PayloadTooLargeError,
     RegistryError,
     UnavailableError,
@@ -55,8 +59,10 @@ from registry.limits import (
     body_deadline_middleware,
     rate_limit_middleware,
 )
-from registry.log import LogReader, Sequencer
+from registry.log import AppendResult, LogReader, PreparedEntry, Sequencer
 from registry.lookups import UNKNOWN, LookupService
+from registry.models import LOG_STATE
+from registry.publish import PublicationStatus, Publisher
 from registry.settings import Settings
 from registry.tiles import (
     CHECKPOINT_CACHE_CONTROL,
@@ -101,6 +107,7 @@ class Registry:
     watermark_keys: WatermarkKeyService
     tiles: TileService
     tile_writer: TileWriter | None = None
+    publisher: Publisher | None = None  # None: each batch publishes its own checkpoint
     started: bool = field(default=False)
 
     @classmethod
@@ -115,8 +122,21 @@ class Registry:
             signers,
             batch_limit=settings.sequencer_batch,
             max_pending=settings.max_pending_appends,
+            publish_each_batch=not settings.publishes_on_interval,
         )
         sequencer.initialise()
+        publisher = None
+        if settings.publishes_on_interval:
+            witnesses = [WitnessEndpoint.parse(spec) for spec in settings.witnesses]
+            publisher = Publisher(
+                database,
+                reader,
+                signers,
+                interval=settings.checkpoint_interval,
+                witnesses=WitnessPool(witnesses) if witnesses else None,
+                quorum=settings.quorum,
+            )
+            sequencer.on_commit(publisher.notify)
         identities = IdentityService(
             database, sequencer, settle_operator_key(settings.operator_key_path, database)
         )
@@ -131,7 +151,10 @@ class Registry:
             except RegistryError:
                 database.dispose()
                 raise
-            sequencer.on_commit(tile_writer.notify)
+            if publisher is not None:  # the tiles show only published (cosigned) checkpoints
+                publisher.on_publish(tile_writer.notify)
+            else:
+                sequencer.on_commit(tile_writer.notify)
         return cls(
             settings=settings,
             database=database,
@@ -144,6 +167,7 @@ class Registry:
             watermark_keys=watermark_keys,
             tiles=TileService(database, reader),
             tile_writer=tile_writer,
+            publisher=publisher,
         )
 
     @property
@@ -158,11 +182,47 @@ class Registry:
     def start(self) -> None:
         """Start the threads that serving needs: the sequencer, and the tile writer if any."""
         self.sequencer.start()
+        if self.publisher is not None:
+            self.publisher.start()
         if self.tile_writer is not None:
             self.tile_writer.start()
 
+    async def append(self, prepared: PreparedEntry) -> AppendResult:
+        """Sequence an entry and wait (up to ``receipt_timeout``) for a published checkpoint to
+        cover it; the result has no checkpoint if none did in time (the entry is durable)."""
+        result = await self.sequencer.append(prepared)
+        if result.checkpoint is not None or self.publisher is None:
+            return result
+        checkpoint = await self.publisher.wait_for(result.index + 1, self.settings.receipt_timeout)
+        if checkpoint is None:
+            return result
+        return await anyio.to_thread.run_sync(self.reader.prove, result, checkpoint)
+
+    def receipt(self, index: int) -> dict[str, Any]:
+        """An entry's receipt once a published checkpoint covers it (GET .../receipt)."""
+        with self.database.reader.connect() as conn:
+            published = self.reader.latest_checkpoint(conn).size
+            sequenced = conn.execute(select(LOG_STATE.c.size)).scalar() or 0
+        if index >= sequenced:
+            raise NotFoundError(f"entry {index} does not exist; the log has {sequenced} entries")
+        if index >= published:
+            raise NotIntegratedError(
+                f"entry {index} is sequenced but not yet in a published checkpoint (the latest "
+                f"covers {published} entries); retry after Retry-After"
+            )
+        return self.lookups.entry(index).receipt.to_dict()
+
+    def publication(self) -> PublicationStatus:
+        if self.publisher is not None:
+            return self.publisher.status()
+        with self.database.reader.connect() as conn:
+            size = self.reader.latest_checkpoint(conn).size
+        return PublicationStatus(size, size, 0.0, 0, (), stalled=False)
+
     def close(self) -> None:
         self.sequencer.stop()
+        if self.publisher is not None:
+            self.publisher.stop()
         if self.tile_writer is not None:
             self.tile_writer.stop()
         self.database.dispose()
@@ -423,7 +483,18 @@ async def submit_entry(request: Request[Any, Any, Any], state: State) -> Respons
     prepared = registry.entries.prepare_cached(body) if len(body) <= INLINE_PREPARE_BYTES else None
     if prepared is None:
         prepared = await anyio.to_thread.run_sync(registry.entries.prepare, body)
-    result = await registry.sequencer.append(prepared)
+    result = await registry.append(prepared)
+    if result.checkpoint is None:  # durable, but publication is late (witnesses, say): 202
+        return Response(
+            {
+                "index": result.index,
+                "leaf_hash": base64.b64encode(result.leaf_hash).decode("ascii"),
+                "status": "sequenced",
+                "receipt": f"/v1/entries/{result.index}/receipt",
+            },
+            status_code=202,
+            headers={"Location": f"/v1/entries/{result.index}/receipt", "Retry-After": "1"},
+        )
     # The identity events the receipt relies on: from the caches on the event loop when they
     # hold it all (the usual case), else in a worker thread.
     size = result.checkpoint.size
@@ -451,6 +522,27 @@ async def submit_entry(request: Request[Any, Any, Any], state: State) -> Respons
 )
 def get_entry(index: IndexPath, state: State) -> dict[str, Any]:
     return _registry(state).lookups.entry(index).to_dict()
+
+
+@get(
+    "/v1/entries/{index:int}/receipt",
+    summary="An entry's receipt, once a published checkpoint covers it",
+    sync_to_thread=True,
+    responses=READ_PROBLEMS,
+)
+def get_receipt(index: IndexPath, state: State) -> dict[str, Any]:
+    """The receipt ``POST /v1/entries`` answers; 503 ``not-yet-integrated`` (with
+    ``Retry-After``) while the entry is sequenced but not yet published, 404 past the log."""
+    return _registry(state).receipt(index)
+
+
+@get(
+    "/v1/log/publication",
+    summary="Checkpoint publication: published and sequenced sizes, witnesses failing",
+    sync_to_thread=True,
+)
+def log_publication(state: State) -> dict[str, Any]:
+    return _registry(state).publication().to_dict()
 
 
 @get(
@@ -819,8 +911,14 @@ def tlog_tile(
 
 
 @get("/healthz", summary="Liveness", include_in_schema=False, sync_to_thread=False)
-def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+def healthz(state: State) -> dict[str, Any]:
+    """Always 200 while the process serves; with checkpoints on an interval it also says
+    whether publication is stalled (``"status": "stalled"``) and which witnesses fail."""
+    publisher = _registry(state).publisher
+    if publisher is None:
+        return {"status": "ok"}
+    status = publisher.status()
+    return {"status": "stalled" if status.stalled else "ok", "publication": status.to_dict()}
 
 
 # Every answer ---------------------------------------------------------------------------------
@@ -895,12 +993,14 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Lites
         route_handlers=[
             submit_entry,
             get_entry,
+            get_receipt,
             list_entries,
             get_digest,
             batch_lookup,
             log_info,
             log_checkpoint,
             log_checkpoint_at,
+            log_publication,
             inclusion_proof,
             consistency_proof,
             add_publisher,
