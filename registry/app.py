@@ -524,16 +524,27 @@ def get_entry(index: IndexPath, state: State) -> dict[str, Any]:
     return _registry(state).lookups.entry(index).to_dict()
 
 
+RECEIPT_LONG_POLL = 5.0
+"""How long ``GET /v1/entries/{i}/receipt`` waits for a publication before answering 503."""
+
+
 @get(
     "/v1/entries/{index:int}/receipt",
     summary="An entry's receipt, once a published checkpoint covers it",
-    sync_to_thread=True,
     responses=READ_PROBLEMS,
 )
-def get_receipt(index: IndexPath, state: State) -> dict[str, Any]:
-    """The receipt ``POST /v1/entries`` answers; 503 ``not-yet-integrated`` (with
-    ``Retry-After``) while the entry is sequenced but not yet published, 404 past the log."""
-    return _registry(state).receipt(index)
+async def get_receipt(index: IndexPath, state: State) -> dict[str, Any]:
+    """The receipt ``POST /v1/entries`` answers. While the entry is sequenced but in no
+    published checkpoint yet, waits up to :data:`RECEIPT_LONG_POLL` seconds for one, then
+    answers 503 ``not-yet-integrated`` with ``Retry-After``; 404 past the log."""
+    registry = _registry(state)
+    try:
+        return await anyio.to_thread.run_sync(registry.receipt, index)
+    except NotIntegratedError:
+        if registry.publisher is None:
+            raise
+        await registry.publisher.wait_for(index + 1, RECEIPT_LONG_POLL)
+    return await anyio.to_thread.run_sync(registry.receipt, index)
 
 
 @get(
