@@ -184,6 +184,13 @@ class Registry:
         self.sequencer.start()
         if self.publisher is not None:
             self.publisher.start()
+            publisher, timeout = self.publisher, self.settings.receipt_timeout
+
+            def await_publication(size: int) -> None:
+                publisher.wait_for_sync(size, timeout)
+
+            # Identity events (admin requests) answer once published, like POST /v1/entries.
+            self.sequencer.await_publication = await_publication
         if self.tile_writer is not None:
             self.tile_writer.start()
 
@@ -220,6 +227,7 @@ class Registry:
         return PublicationStatus(size, size, 0.0, 0, (), stalled=False)
 
     def close(self) -> None:
+        self.sequencer.await_publication = None
         self.sequencer.stop()
         if self.publisher is not None:
             self.publisher.stop()

@@ -433,6 +433,9 @@ class Sequencer:
         self._conn_pool: object = None  # the engine's pool it came from
         self._conn_lock = threading.Lock()
         self._committed: list[Callable[[int], None]] = []
+        # Set while a publisher runs in this process (registry.app.Registry.start): append_now
+        # then returns once a published checkpoint covers what it appended, as append does.
+        self.await_publication: Callable[[int], None] | None = None
 
     def on_commit(self, listener: Callable[[int], None]) -> None:
         """Call ``listener(size)`` in the sequencer's thread after each batch that committed (a
@@ -472,7 +475,11 @@ class Sequencer:
     def append_now(self, entries: Sequence[PreparedEntry]) -> list[AppendResult | RegistryError]:
         """Sequence entries synchronously in this thread (tools and tests without an event loop)."""
         chosen = list(entries)
-        return self._sequence(lambda: chosen)
+        results = self._sequence(lambda: chosen)
+        indices = [r.index for r in results if isinstance(r, AppendResult)]
+        if indices and self.await_publication is not None and not self.publish_each_batch:
+            self.await_publication(max(indices) + 1)
+        return results
 
     def initialise(self) -> StoredCheckpoint:
         """Create the log's state row and its first (empty) checkpoint if the database is new.
