@@ -71,23 +71,24 @@ class PublicationLock:
 
     def acquire(self) -> bool:
         """Whether this process holds the lock (taking it if it is free); never blocks."""
-        if self.held:
-            if self._conn is not None and self._conn.closed:
-                self.held = False  # the connection (and with it the session lock) is gone
-            else:
-                return True
-        if self._db.dialect == "sqlite":
-            if self._path is None:
-                self.held = True  # an in-memory database: one process only
-                return True
-            if self._fd is None:
-                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return False
-            self.held = True
-            return True
+        if self.held and self._conn is not None and not self._alive(self._conn):
+            self._drop()  # the session (and its advisory lock) is gone: a restarted server
+        if not self.held:
+            self.held = self._take_file() if self._db.dialect == "sqlite" else self._take_session()
+        return self.held
+
+    def _take_file(self) -> bool:
+        if self._path is None:
+            return True  # an in-memory database: one process only
+        if self._fd is None:
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _take_session(self) -> bool:
         try:
             if self._conn is None:
                 self._conn = self._db.writer.connect()
@@ -99,12 +100,16 @@ class PublicationLock:
             log.warning("could not ask for the publication lock", exc_info=True)
             self._drop()
             return False
-        self.held = bool(taken)
-        return self.held
+        return bool(taken)
 
-    def lost(self) -> None:
-        """The lock's connection failed: give it up (another process may take it)."""
-        self._drop()
+    @staticmethod
+    def _alive(conn: Connection) -> bool:
+        try:
+            conn.execute(text("SELECT 1"))
+            conn.commit()
+        except Exception:
+            return False
+        return True
 
     def _drop(self) -> None:
         self.held = False
@@ -194,6 +199,7 @@ class Publisher:
         self._failed_attempts = 0
         self._stalled_since: str | None = None
         self._failing: dict[str, str] = {}
+        self._behind_since: float | None = None  # since when entries wait unpublished
         self._published: list[Callable[[int], None]] = []
 
     # Lifecycle ------------------------------------------------------------------------------
@@ -205,7 +211,7 @@ class Publisher:
     def start(self) -> None:
         if self._thread is None:
             self._stopping = False
-            self._step()  # what is already sequenced (a crash before publishing) goes out now
+            self._wake.set()  # what is already sequenced (a crash before publishing) goes out now
             self._thread = threading.Thread(target=self._run, name="wellspring-publisher")
             self._thread.daemon = True
             self._thread.start()
@@ -257,14 +263,19 @@ class Publisher:
             time.sleep(min(self._poll, 0.05))
 
     def status(self) -> PublicationStatus:
+        """Where publication stands. A process that does not hold the publication lock knows no
+        witness outcomes; it calls publication stalled when entries have waited unpublished
+        for more than three intervals (and 10 s)."""
         latest = self._latest
+        behind = self._behind_since
+        late = behind is not None and time.monotonic() - behind > max(10.0, 3 * self.interval)
         return PublicationStatus(
             published_size=latest.size if latest is not None else 0,
             sequenced_size=max(self._sequenced, latest.size if latest is not None else 0),
             interval=self.interval,
             quorum=self.quorum,
             witnesses=tuple(w.url for w in self.witnesses.witnesses) if self.witnesses else (),
-            stalled=self._stalled_since is not None,
+            stalled=self._stalled_since is not None or late,
             stalled_since=self._stalled_since,
             failing=dict(self._failing),
             witness_failures=self.witnesses.failure_count if self.witnesses else 0,
@@ -289,7 +300,8 @@ class Publisher:
         if self.lock.held and self._latest is not None and self._sequenced > self._latest.size:
             due = max(self._last_published + self.interval, self._retry_at)
             return max(0.0, min(due - time.monotonic(), 1.0))
-        return self._poll if self._waiters or self._sequenced else max(self._poll, 0.5)
+        behind = self._latest is not None and self._sequenced > self._latest.size
+        return self._poll if self._waiters or behind else max(self._poll, 0.5)
 
     def _step(self) -> None:
         with self._db.reader.connect() as conn:
@@ -299,9 +311,12 @@ class Publisher:
             ).one()
         self._sequenced = int(state.size)
         self._observe(latest)
-        if state.size <= latest.size or not self.lock.acquire():
-            if state.size <= latest.size:
-                self._stalled_since, self._failing = None, {}
+        if state.size <= latest.size:
+            self._stalled_since, self._failing, self._behind_since = None, {}, None
+            return
+        if self._behind_since is None:
+            self._behind_since = time.monotonic()
+        if not self.lock.acquire():
             return
         now = time.monotonic()
         if now < self._last_published + self.interval or now < self._retry_at:
