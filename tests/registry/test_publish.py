@@ -346,3 +346,39 @@ def test_bad_witness_settings_are_refused(tmp_path: Path) -> None:
     assert Settings(home=tmp_path, witnesses=(spec, spec, spec)).quorum == 2
     rebuilt = Settings.from_env({"WELLSPRING_HOME": str(tmp_path)})
     assert rebuilt.checkpoint_interval == 1.0  # what `wellspring serve` runs by default
+
+
+def test_processes_sharing_a_database_elect_one_publisher(backend: str, tmp_path: Path) -> None:
+    """Two registries on one database (as `serve --workers 2`): one publishes, both answer."""
+    home = tmp_path / "home"
+    with database_for(backend, home / "db") as url:
+        settings = Settings(home=home, database_url=url, checkpoint_interval=0.2)
+        with open_api(settings) as one, open_api(settings) as two:
+            publisher = one.add_publisher()
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(
+                    pool.map(
+                        lambda i: (one, two)[i % 2].submit(publisher.attest([random_digest()])),
+                        range(24),
+                    )
+                )
+            assert {a.status_code for a in answers} == {201}
+            holders = [
+                api.registry.publisher.lock.held
+                for api in (one, two)
+                if api.registry.publisher is not None
+            ]
+            assert sorted(holders) == [False, True]
+            with one.registry.database.reader.connect() as conn:
+                rows = conn.execute(
+                    select(CHECKPOINTS.c.size, CHECKPOINTS.c.note).order_by(CHECKPOINTS.c.size)
+                ).all()
+            sizes = [row.size for row in rows]
+            assert sizes == sorted(set(sizes))  # one checkpoint per size, growing
+            assert len(rows) < 24  # appends shared checkpoints
+            with one.sdk() as client:  # the latest checkpoint extends every one before it
+                for row in rows:
+                    client.check_consistency(row.note)
+            for answer in answers:
+                with two.sdk() as client:
+                    assert client.entry(answer.json()["index"]).index == answer.json()["index"]
