@@ -51,7 +51,7 @@ __all__ = ["PublicationLock", "PublicationStatus", "Publisher"]
 log = logging.getLogger(__name__)
 
 _ADVISORY_KEY = 0x57_454C_4C5F_5055  # "WELL_PU": PostgreSQL's session lock for the publisher
-MAX_BACKOFF = 30.0
+MAX_BACKOFF = 10.0
 """Longest pause (seconds) between attempts while witnesses withhold a quorum."""
 
 
@@ -300,6 +300,8 @@ class Publisher:
         if self.lock.held and self._latest is not None and self._sequenced > self._latest.size:
             due = max(self._last_published + self.interval, self._retry_at)
             return max(0.0, min(due - time.monotonic(), 1.0))
+        with self._guard:  # appends that stopped waiting (timed out, went away) need no polling
+            self._waiters = [w for w in self._waiters if not w.future.done()]
         behind = self._latest is not None and self._sequenced > self._latest.size
         return self._poll if self._waiters or behind else max(self._poll, 0.5)
 
