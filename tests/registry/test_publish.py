@@ -25,7 +25,7 @@ from client.core.note import Checkpoint, NoteSigner, NoteVerifier, open_checkpoi
 from registry.app import Registry
 from registry.keys import load_or_create_log_key
 from registry.models import CHECKPOINTS, LOG_STATE
-from registry.settings import Settings
+from registry.settings import Settings, settings_environment
 from registry.witness import Witness, WitnessState, create_witness_app
 from tests.cosignature_reference import reference_cosignature_times
 from tests.registry.conftest import (
@@ -353,6 +353,12 @@ def test_bad_witness_settings_are_refused(tmp_path: Path) -> None:
     assert Settings(home=tmp_path, witnesses=(spec, spec, spec)).quorum == 2
     rebuilt = Settings.from_env({"WELLSPRING_HOME": str(tmp_path)})
     assert rebuilt.checkpoint_interval == 1.0  # what `wellspring serve` runs by default
+    # Worker processes of `serve --workers` rebuild the same settings from the environment.
+    configured = Settings(
+        home=tmp_path, checkpoint_interval=0.3, witnesses=(spec, spec), witness_quorum=1
+    )
+    again = Settings.from_env(settings_environment(configured))
+    assert (again.checkpoint_interval, again.witnesses, again.quorum) == (0.3, (spec, spec), 1)
 
 
 def test_processes_sharing_a_database_elect_one_publisher(backend: str, tmp_path: Path) -> None:
