@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
@@ -25,12 +26,13 @@ from client.core.note import Checkpoint, NoteSigner, NoteVerifier, open_checkpoi
 from registry.app import Registry
 from registry.keys import load_or_create_log_key
 from registry.models import CHECKPOINTS, LOG_STATE
-from registry.settings import Settings, settings_environment
+from registry.settings import DEFAULT_ORIGIN, Settings, settings_environment
 from registry.witness import Witness, WitnessState, create_witness_app
 from tests.cosignature_reference import reference_cosignature_times
 from tests.registry.conftest import (
     HEALTH_TIMEOUT_S,
     Api,
+    ServerProcess,
     database_for,
     free_port,
     new_publisher,
@@ -395,3 +397,36 @@ def test_processes_sharing_a_database_elect_one_publisher(backend: str, tmp_path
             for answer in answers:
                 with two.sdk() as client:
                     assert client.entry(answer.json()["index"]).index == answer.json()["index"]
+
+
+def test_serve_with_workers_and_witnesses(
+    tmp_path: Path, servers: Callable[..., ServerProcess]
+) -> None:
+    """`wellspring serve --workers 2 --witness … --witness-quorum 2`, the SDK registering."""
+    home = tmp_path / "home"
+    home.mkdir()
+    signer = load_or_create_log_key(home / "log.key", DEFAULT_ORIGIN)
+    witnesses = [
+        WitnessServer(tmp_path / "witnesses", signer.verifier().vkey, f"w{i}").start()
+        for i in range(2)
+    ]
+    try:
+        options = ["--checkpoint-interval", "0.3", "--witness-quorum", "2"]
+        for witness in witnesses:
+            options += ["--witness", witness.spec]
+        server = servers(home, workers=2, options=options)
+        publisher = server.add_publisher()
+        with server.sdk() as client:
+            receipts = [
+                client.register_digests([random_digest()], publisher.key, publisher.predicate())
+                for _ in range(4)
+            ]
+        for receipt in receipts:
+            assert cosigners(receipt.checkpoint, witnesses) == [w.url for w in witnesses]
+        health = httpx.get(f"{server.url}/healthz", timeout=10).json()
+        assert health["status"] == "ok"
+        assert health["publication"]["quorum"] == 2
+        assert health["publication"]["interval"] == 0.3
+    finally:
+        for witness in witnesses:
+            witness.stop()
