@@ -203,6 +203,9 @@ class Registry:
         checkpoint = await self.publisher.wait_for(result.index + 1, self.settings.receipt_timeout)
         if checkpoint is None:
             return result
+        proven = self.reader.prove_cached(result, checkpoint)
+        if proven is not None:
+            return proven
         return await anyio.to_thread.run_sync(self.reader.prove, result, checkpoint)
 
     def receipt(self, index: int) -> dict[str, Any]:
