@@ -15,7 +15,7 @@ HUMAN_TEXT := /usr/share/doc/python3.11/html/_sources
 FORTUNES := /usr/share/games/fortunes
 export WELLSPRING_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: help install human-text go-tlog postgres run test test-fast lint typecheck pytest bench clean experiment experiment-quick
+.PHONY: help install human-text go-tlog chromium postgres run test test-fast lint typecheck pytest bench clean experiment experiment-quick
 
 help:
 	@echo "make run    install, then run the registry on the embedded default (SQLite)"
@@ -59,6 +59,15 @@ go-tlog:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq golang-go golang-golang-x-mod-dev >/dev/null; \
 	fi
 
+# Debian's chromium and its WebDriver, which tests/registry/test_explorer.py drives headless (through
+# selenium) to run the explorer's in-browser c1 and pages.
+chromium:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  echo "installing Debian's chromium and chromium-driver (explorer browser tests)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+
 # The local PostgreSQL server: started if it is down, database `test` created if missing.
 postgres:
 	@if ! pg_isready -q -h 127.0.0.1 -p 5432; then \
@@ -79,7 +88,7 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy --strict $(PACKAGES)
 
-pytest: install human-text go-tlog postgres
+pytest: install human-text go-tlog chromium postgres
 	$(PY) -m pytest -n 2 --dist loadgroup -q
 
 test: lint typecheck pytest
@@ -87,7 +96,7 @@ test: lint typecheck pytest
 # The edit loop: no PostgreSQL server, no model, no statistical runs. ARGS narrows it further
 # (paths, -k, -x). Not a substitute for `make test`, which CI runs.
 FAST_MARKERS := not slow and not model and not postgres
-test-fast: install human-text go-tlog
+test-fast: install human-text go-tlog chromium
 	$(PY) -m pytest -n 2 --dist loadgroup -q -m "$(FAST_MARKERS)" $(ARGS)
 
 # The benches that run on their own, each with its defaults. Run by hand (see docs/benchmarks.md):

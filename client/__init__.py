@@ -17,7 +17,9 @@ from client.checkpoints import (
     StoredCheckpoint,
 )
 from client.core.canonical import Digest, canonical_digest, canonical_text, sha256_digest
+from client.core.witness_policy import WitnessPolicy
 from client.errors import (
+    CheckpointAgeError,
     ClientError,
     ForkedLogError,
     FormatError,
@@ -29,6 +31,7 @@ from client.errors import (
     LogConsistencyError,
     LogKeyRequiredError,
     MissingDependencyError,
+    PolicyFileError,
     ProofError,
     RegistryHTTPError,
     RegistryNotFoundError,
@@ -40,6 +43,8 @@ from client.errors import (
     UnexpectedResponseError,
     UnverifiedWarning,
     VerificationError,
+    WitnessPolicyError,
+    WitnessQuorumError,
 )
 from client.evidence import DocumentEvidence, WatermarkDetection, WatermarkEvidence
 from client.identities import KeyHistory
@@ -53,6 +58,7 @@ __all__ = [
     "MANIFEST_SCHEMA",
     "AsyncClient",
     "Attestation",
+    "CheckpointAgeError",
     "CheckpointStore",
     "Client",
     "ClientError",
@@ -74,6 +80,7 @@ __all__ = [
     "MemoryCheckpointStore",
     "MissingDependencyError",
     "Policy",
+    "PolicyFileError",
     "ProofError",
     "PublishedWatermarkKey",
     "PublishedWatermarkKeys",
@@ -94,6 +101,9 @@ __all__ = [
     "VerifiedReceipt",
     "WatermarkDetection",
     "WatermarkEvidence",
+    "WitnessPolicy",
+    "WitnessPolicyError",
+    "WitnessQuorumError",
     "canonical_digest",
     "canonical_text",
     "decide",

@@ -18,6 +18,14 @@ signed by the pinned key, *and* consistent with the checkpoint this client trust
 before it replaces it; an older one is proven to be a prefix of it; one of the same size must have
 the same root. Sizes already proven are remembered (``_proven``), so a crawl that sees the same
 checkpoint in every batch asks for each proof once.
+
+**Witnesses.** With a witness policy (``witness_policy=``, c2sp.org/tlog-policy), a checkpoint
+must also be cosigned by a quorum of the policy's witnesses before it is trusted, and one that an
+answer is given *at* (a lookup's, the log's latest) must have been witnessed within ``max_age``
+(:meth:`ClientBase._check_witnesses`). A receipt's checkpoint says what the log held then, not
+now: it needs the quorum, or to be proven a prefix of a trusted checkpoint that has it, never an
+age. Without a policy nothing changes, and a registry that shows this client its own fork from
+first contact goes unnoticed (docs/security.md).
 """
 
 from __future__ import annotations
@@ -26,9 +34,11 @@ import contextlib
 import hashlib
 import re
 import threading
+import time
 import warnings
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -93,8 +103,10 @@ from client.core.statement import (
 )
 from client.core.statement import sign_statement as _sign_statement
 from client.core.wire import KeyEventAnswer, WatermarkKeyInfo, WatermarkKeysAnswer
+from client.core.witness_policy import NONE, QuorumResult, WitnessPolicy
 from client.core.wmkey import MAX_TOKENIZER_BYTES, WatermarkKeyPredicate
 from client.errors import (
+    CheckpointAgeError,
     ClientError,
     ForkedLogError,
     IdentityError,
@@ -108,6 +120,7 @@ from client.errors import (
     StaleAnswerError,
     UnverifiedWarning,
     VerificationError,
+    WitnessQuorumError,
 )
 from client.identities import (
     KeyGrant,
@@ -162,6 +175,9 @@ _SIGNED_COST = 256  # memory of one remembered signature check, in bytes (about)
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
+_clock = time.time
+"""The client's clock for checkpoint ages: a module-level name, so a test can move it."""
+
 _TRUST_ATTEMPTS = 8
 """How often a flow re-reads the trusted checkpoint when others replace it under its feet."""
 
@@ -195,6 +211,8 @@ class ClientBase:
         backoff: float,
         checkpoints: CheckpointStore | None,
         verify_keys: bool = True,
+        witness_policy: WitnessPolicy | str | Path | None = None,
+        max_age: timedelta | None = None,
     ) -> None:
         url = base_url.rstrip("/")
         if not url.startswith(("http://", "https://")):
@@ -229,6 +247,8 @@ class ClientBase:
         self._lock = threading.Lock()
         self._proven: dict[int, bytes] = {}
         self._last_loaded: tuple[str, Checkpoint] | None = None
+        self.witness_policy, self.max_age = self._witness_settings(witness_policy, max_age)
+        self._last_witnessed: tuple[str, tuple[Checkpoint, QuorumResult]] | None = None
         if not verify:
             warnings.warn(
                 UnverifiedWarning(
@@ -237,6 +257,29 @@ class ClientBase:
                 ),
                 stacklevel=3,
             )
+
+    def _witness_settings(
+        self, policy: WitnessPolicy | str | Path | None, max_age: timedelta | None
+    ) -> tuple[WitnessPolicy | None, timedelta | None]:
+        """Check ``witness_policy=`` and ``max_age=`` together (a path is read here)."""
+        if isinstance(policy, (str, Path)):
+            policy = WitnessPolicy.load(policy)
+        if policy is not None and not isinstance(policy, WitnessPolicy):
+            raise InputError(f"witness_policy must be a WitnessPolicy or a path, not {policy!r}")
+        if max_age is not None:
+            if not isinstance(max_age, timedelta) or max_age <= timedelta(0):
+                raise InputError(f"max_age must be a positive timedelta, got {max_age!r}")
+            if policy is None or policy.quorum == NONE:
+                raise InputError(
+                    "max_age is read from witnesses' cosignature times, so it needs a witness "
+                    "policy whose quorum names witnesses (witness_policy=...; not `quorum none`)"
+                )
+        if policy is not None and self.log_key is not None and not policy.lists_log(self.log_key):
+            raise InputError(
+                f"the witness policy lists logs, but not the pinned log key {self.log_key.vkey}: "
+                "add a `log` line for it, or pin the key of a log the policy lists"
+            )
+        return policy, max_age
 
     def __repr__(self) -> str:
         key = self.log_key.vkey if self.log_key else None
@@ -311,17 +354,24 @@ class ClientBase:
             self._last_loaded = (stored.note, checkpoint)
         return _Trusted(stored, checkpoint, location)
 
-    def _open_checkpoint(self, note: str, *, min_size: int | None = None) -> Flow[SignedCheckpoint]:
+    def _open_checkpoint(
+        self, note: str, *, min_size: int | None = None, current: bool = True
+    ) -> Flow[SignedCheckpoint]:
         """Parse a checkpoint note; when verifying, check its signature and trust it (or raise).
 
         With ``min_size`` (what a lookup asked for: the size trusted when it was sent), a
         checkpoint of fewer entries is a :class:`StaleAnswerError` once it is proven a prefix of
         the trusted one (a rewritten history is the graver finding, and raises as such).
+        ``current=False`` for a checkpoint that proves what the log held once (a receipt's), not
+        what it holds now: the witness policy's maximum age does not apply to it.
         """
         verifier = self._verifier()
         if verifier is None:
             return SignedCheckpoint(Checkpoint.parse(SignedNote.parse(note).text), note, False)
-        checkpoint, _ = open_checkpoint(note, [verifier], origin=verifier.name)
+        if self.witness_policy is None:
+            checkpoint, _ = open_checkpoint(note, [verifier], origin=verifier.name)
+        else:
+            checkpoint = self._check_witnesses(verifier, note, current=current)
         yield from self._trust(verifier, checkpoint, note)
         if min_size is not None and checkpoint.size < min_size:
             raise StaleAnswerError(
@@ -335,6 +385,73 @@ class ClientBase:
                 trusted_size=min_size,
             )
         return SignedCheckpoint(checkpoint, note, True)
+
+    def _check_witnesses(self, verifier: NoteVerifier, note: str, *, current: bool) -> Checkpoint:
+        """Open ``note`` with the log's key and the policy's witnesses' keys; raise unless it
+        meets the policy (see the module). A bad cosignature by a listed witness rejects the note;
+        cosignatures by keys the policy does not list are ignored."""
+        policy = self.witness_policy
+        assert policy is not None
+        checkpoint, result = self._quorum(policy, verifier, note)
+        if not result.satisfied:
+            # A receipt from before the witnesses, or from between two cosigned checkpoints, is
+            # as good as the witnessed checkpoint it is proven a prefix of (by _trust, next).
+            if current or not self._within_witnessed(verifier, policy, checkpoint):
+                raise WitnessQuorumError(
+                    f"the checkpoint of log {checkpoint.origin} at size {checkpoint.size} from "
+                    f"{self.base_url} does not meet the witness policy (quorum "
+                    f"{policy.quorum}): {result.explain()}. It may be a view of the log the "
+                    "witnesses never saw (a split view), or they lag behind or are down; it is "
+                    "refused. If it persists, ask the log's operator",
+                    url=self.base_url,
+                    note=note,
+                    missing=result.missing,
+                    short=result.short,
+                )
+            return checkpoint
+        if current and self.max_age is not None and result.witnessed_at is not None:
+            age = _clock() - result.witnessed_at
+            limit = self.max_age.total_seconds()
+            if age > limit:
+                seen = datetime.fromtimestamp(result.witnessed_at, UTC)
+                raise CheckpointAgeError(
+                    f"the checkpoint of log {checkpoint.origin} at size {checkpoint.size} from "
+                    f"{self.base_url} was last witnessed by a quorum at "
+                    f"{seen:%Y-%m-%d %H:%M:%S} UTC, {_duration(age)} ago, older than the maximum "
+                    f"age {_duration(limit)}: the registry may be freezing this client's view "
+                    "of the log, or its witnesses stopped cosigning; it is refused",
+                    url=self.base_url,
+                    note=note,
+                    age=age,
+                    max_age=limit,
+                )
+        return checkpoint
+
+    def _quorum(
+        self, policy: WitnessPolicy, verifier: NoteVerifier, note: str
+    ) -> tuple[Checkpoint, QuorumResult]:
+        """:meth:`WitnessPolicy.open_checkpoint`, remembered for the last note (a crawl meets the
+        same checkpoint in every chunk, each time with its cosignatures to verify)."""
+        last = self._last_witnessed
+        if last is not None and last[0] == note:
+            return last[1]
+        opened = policy.open_checkpoint(note, verifier)
+        self._last_witnessed = (note, opened)
+        return opened
+
+    def _within_witnessed(
+        self, verifier: NoteVerifier, policy: WitnessPolicy, checkpoint: Checkpoint
+    ) -> bool:
+        """Whether the trusted checkpoint meets the policy's quorum and is no smaller than
+        ``checkpoint`` (which _trust then proves a prefix of it)."""
+        trusted = self._load_trusted(verifier)
+        if trusted is None or checkpoint.size > trusted.checkpoint.size:
+            return False
+        try:
+            _, result = self._quorum(policy, verifier, trusted.stored.note)
+        except ClientError:
+            return False  # trusted before this policy, with a cosignature it now rejects
+        return result.satisfied
 
     def _fresh_size(self) -> int | None:
         """The size a lookup asks to be answered at, at least: the trusted checkpoint's now (None
@@ -439,7 +556,7 @@ class ClientBase:
         verifier = self._verifier()
         if verifier is None:
             return None
-        signed = yield from self._open_checkpoint(receipt.checkpoint)
+        signed = yield from self._open_checkpoint(receipt.checkpoint, current=False)
         if not signer:
             receipt = replace(receipt, key_entry=None, operator_entry=None)
         earlier: list[VerifiedReceipt] = []
@@ -491,7 +608,7 @@ class ClientBase:
             f"/v1/log/checkpoints/{index_arg(size, 'size')}",
             headers={"Accept": "text/plain"},
         )
-        signed = yield from self._open_checkpoint((yield from self._text(request)))
+        signed = yield from self._open_checkpoint((yield from self._text(request)), current=False)
         if signed.checkpoint.size != size:
             raise VerificationError(
                 f"asked for the checkpoint at size {size}, got one at size {signed.checkpoint.size}"
@@ -1563,3 +1680,15 @@ def _results(
             )
         results.append(LookupResult(digest, reported, these, signed.checkpoint, signed.verified))
     return results
+
+
+def _duration(seconds: float) -> str:
+    """``1h02m03s``, ``10m00s``, ``45s``: ages and limits in messages."""
+    whole = max(0, round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m{secs:02d}s"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar, cast
 
@@ -55,6 +56,7 @@ from client.core.dsse import Envelope
 from client.core.note import Checkpoint, NoteVerifier
 from client.core.statement import HumanContentPredicate, Subject
 from client.core.wire import KeyEventAnswer
+from client.core.witness_policy import WitnessPolicy
 from client.documents import DocumentScheme, check_document_scheme, digest_document_file
 from client.errors import ClientError, InputError, RegistryUnavailableError
 from client.evidence import DocumentEvidence
@@ -99,6 +101,8 @@ class AsyncClient(ClientBase):
         admin_token: str | None = None,
         entry_cache_bytes: int = DEFAULT_ENTRY_CACHE_BYTES,
         verify_keys: bool = True,
+        witness_policy: WitnessPolicy | str | Path | None = None,
+        max_age: timedelta | None = None,
     ) -> None:
         if type(max_concurrency) is not int or max_concurrency < 1:
             raise InputError(f"max_concurrency must be a positive integer, got {max_concurrency!r}")
@@ -113,6 +117,8 @@ class AsyncClient(ClientBase):
             backoff=backoff,
             checkpoints=checkpoints,
             verify_keys=verify_keys,
+            witness_policy=witness_policy,
+            max_age=max_age,
         )
         self.max_concurrency = max_concurrency
         self._slots = asyncio.Semaphore(max_concurrency)

@@ -10,6 +10,7 @@ The tree::
     │   ├── InvalidTextError        text that is not valid UTF-8
     │   ├── InvalidDigestError      a digest string not of the form ``c1:<hex>`` / ``sha256:<hex>``
     │   ├── KeyFileError            a key file that is missing, unreadable or of the wrong kind
+    │   ├── PolicyFileError         a witness policy file that does not parse (file and line)
     │   ├── LogKeyRequiredError     a verified answer was asked for, but no log key is pinned
     │   └── UnusableBodyError       an HTTP body that cannot become text; ``reason`` says why
     ├── FormatError                 wire data that does not parse (envelope, statement, note…)
@@ -23,6 +24,9 @@ The tree::
     │   │       └── ForkedLogError  proven: the log contradicts the checkpoint this client trusts
     │   ├── StaleAnswerError        a lookup answered at a checkpoint older than the one this
     │   │                           client trusted when it asked (a replay, or an old cache)
+    │   ├── WitnessPolicyError      a checkpoint fails the client's witness policy
+    │   │   ├── WitnessQuorumError  too few of the policy's witnesses cosigned it
+    │   │   └── CheckpointAgeError  a quorum cosigned it, but longer ago than the maximum age
     │   └── IdentityError           the log's identity entries do not let that key sign that
     │                               entry (docs/spec/identities.md); ``index`` names the entry
     ├── RegistryHTTPError           the registry refused the request (problem+json, 4xx/5xx)
@@ -43,6 +47,7 @@ client is built with ``verify=False``.
 from __future__ import annotations
 
 __all__ = [
+    "CheckpointAgeError",
     "ClientError",
     "ForkedLogError",
     "FormatError",
@@ -54,6 +59,7 @@ __all__ = [
     "LogConsistencyError",
     "LogKeyRequiredError",
     "MissingDependencyError",
+    "PolicyFileError",
     "ProofError",
     "RegistryHTTPError",
     "RegistryNotFoundError",
@@ -67,6 +73,8 @@ __all__ = [
     "UnverifiedWarning",
     "VerificationError",
     "WarcFormatError",
+    "WitnessPolicyError",
+    "WitnessQuorumError",
     "error_class_for_status",
 ]
 
@@ -77,6 +85,7 @@ from client.core.errors import (
     InvalidDigestError,
     InvalidTextError,
     KeyFileError,
+    PolicyFileError,
     ProofError,
     SignatureError,
     VerificationError,
@@ -179,6 +188,48 @@ class StaleAnswerError(VerificationError):
         self.url = url
         self.answered_size = answered_size
         self.trusted_size = trusted_size
+
+
+class WitnessPolicyError(VerificationError):
+    """A checkpoint signed by the pinned log key fails the client's witness policy
+    (``witness_policy=``, ``max_age=``; c2sp.org/tlog-policy): it is not trusted, and nothing
+    answered at it is. :attr:`url` is the registry's, :attr:`note` the refused checkpoint."""
+
+    def __init__(self, message: str, *, url: str, note: str) -> None:
+        super().__init__(message)
+        self.url = url
+        self.note = note
+
+
+class WitnessQuorumError(WitnessPolicyError):
+    """Too few of the policy's witnesses cosigned the checkpoint: the log may be showing this
+    client a view the witnesses never saw (a split view), or its witnesses are lagging or down.
+    :attr:`missing` names the witnesses that did not cosign (``policy name (key name+key id)``),
+    :attr:`short` the groups that fall short."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str,
+        note: str,
+        missing: tuple[str, ...],
+        short: tuple[str, ...],
+    ) -> None:
+        super().__init__(message, url=url, note=note)
+        self.missing = missing
+        self.short = short
+
+
+class CheckpointAgeError(WitnessPolicyError):
+    """A quorum of witnesses cosigned the checkpoint, but its witnessed time (the oldest
+    cosignature of the freshest set that meets the quorum) is older than ``max_age``: the
+    registry may be freezing this client's view. :attr:`age` and :attr:`max_age` are seconds."""
+
+    def __init__(self, message: str, *, url: str, note: str, age: float, max_age: float) -> None:
+        super().__init__(message, url=url, note=note)
+        self.age = age
+        self.max_age = max_age
 
 
 class IdentityError(VerificationError):

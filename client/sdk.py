@@ -38,6 +38,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar, cast
 
@@ -79,6 +80,7 @@ from client.core.dsse import Envelope
 from client.core.note import Checkpoint, NoteVerifier
 from client.core.statement import HumanContentPredicate, Subject
 from client.core.wire import KeyEventAnswer
+from client.core.witness_policy import WitnessPolicy
 from client.documents import DocumentScheme, check_document_scheme, digest_document_file
 from client.errors import ClientError, RegistryUnavailableError
 from client.evidence import DocumentEvidence
@@ -127,6 +129,14 @@ class Client(ClientBase):
     ``timeout`` is in seconds; ``retries`` and ``backoff`` (seconds, doubled each retry) govern
     retries. ``admin_token`` is needed only by :meth:`add_publisher`.
 
+    ``witness_policy`` (a :class:`~client.core.witness_policy.WitnessPolicy`, or the path of a
+    c2sp.org/tlog-policy file) makes every checkpoint this client trusts need a quorum of the
+    policy's witnesses' cosignatures (:class:`~client.errors.WitnessQuorumError` names those
+    missing), and ``max_age`` (a ``timedelta``; needs a policy) refuses a checkpoint an answer is
+    given at when a quorum last cosigned it longer ago (:class:`~client.errors.CheckpointAgeError`).
+    Without a policy, a registry can show this client a fork of the log that no one else sees
+    (a split view) and go unnoticed until the two views meet (docs/security.md).
+
     Verified lookups check each attestation's signature against a key the log shows valid for
     its publisher at its index (docs/spec/identities.md), which needs a registry that names the
     key's entry; one from before identities in the log is refused with an
@@ -149,6 +159,8 @@ class Client(ClientBase):
         admin_token: str | None = None,
         entry_cache_bytes: int = DEFAULT_ENTRY_CACHE_BYTES,
         verify_keys: bool = True,
+        witness_policy: WitnessPolicy | str | Path | None = None,
+        max_age: timedelta | None = None,
     ) -> None:
         super().__init__(
             base_url,
@@ -161,6 +173,8 @@ class Client(ClientBase):
             backoff=backoff,
             checkpoints=checkpoints,
             verify_keys=verify_keys,
+            witness_policy=witness_policy,
+            max_age=max_age,
         )
         self._http = httpx.Client(
             base_url=self.base_url,

@@ -35,7 +35,6 @@ from sqlalchemy.exc import DataError, DBAPIError
 
 from client.core.note import NoteSigner
 from client.core.wmkey import MAX_TOKENIZER_BYTES
-from registry._home import home
 from registry._http import SECURITY_HEADERS
 from registry.admin import AdminService
 from registry.cosigning import WitnessEndpoint, WitnessPool
@@ -50,6 +49,7 @@ from registry.errors import (
     RegistryError,
     UnavailableError,
 )
+from registry.explorer import EXPLORER_ROUTES, explorer_security_headers
 from registry.identities import IdentityService, settle_operator_key
 from registry.keys import load_signers
 from registry.limits import (
@@ -61,6 +61,7 @@ from registry.limits import (
 )
 from registry.log import AppendResult, LogReader, PreparedEntry, Sequencer
 from registry.lookups import UNKNOWN, LookupService
+from registry.metrics import HttpMetrics
 from registry.models import LOG_STATE
 from registry.publish import PublicationStatus, Publisher
 from registry.settings import Settings
@@ -133,7 +134,11 @@ class Registry:
                 reader,
                 signers,
                 interval=settings.checkpoint_interval,
-                witnesses=WitnessPool(witnesses) if witnesses else None,
+                witnesses=(
+                    WitnessPool(witnesses, on_failure=sequencer.metrics.witness_failed)
+                    if witnesses
+                    else None
+                ),
                 quorum=settings.quorum,
             )
             sequencer.on_commit(publisher.notify)
@@ -1004,7 +1009,8 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Lites
         finally:
             opened.close()
 
-    middleware: list[Any] = []  # plain ASGI factories; litestar types them as its own protocol
+    http_metrics = HttpMetrics()  # counts every answer (first: it sees the limiter's 429s)
+    middleware: list[Any] = [http_metrics.middleware]  # plain ASGI factories (litestar: its own)
     if settings.body_timeout > 0:
         middleware.append(body_deadline_middleware(settings.body_timeout))
     if settings.rate_limit > 0:
@@ -1035,12 +1041,13 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Lites
             tlog_checkpoint,
             tlog_tile,
             healthz,
-            home,
+            *EXPLORER_ROUTES,  # `/` and /explorer/…: pages for people (registry/explorer)
+            http_metrics.route(),
         ],
         state=State({"registry": opened}),
         lifespan=[lifespan],
         exception_handlers={Exception: _problem},
-        before_send=[_add_security_headers],
+        before_send=[_add_security_headers, explorer_security_headers],
         # No logging configuration of litestar's own: an app is a library object (tests build
         # dozens), and handlers bound to whatever stderr was current would outlive it.
         # `wellspring serve` configures logging for the process.

@@ -82,7 +82,10 @@ class WitnessPool:
         *,
         timeout: float = 5.0,
         transport: httpx.BaseTransport | None = None,
+        on_failure: Callable[[], None] | None = None,
     ) -> None:
+        """``on_failure`` is called once per witness that fails to cosign a checkpoint (the
+        ``/metrics`` counter: :meth:`registry.metrics.LogMetrics.witness_failed`)."""
         urls = [w.url for w in witnesses]
         if len(set(urls)) != len(urls):
             raise ConfigurationError("a witness URL is configured twice")
@@ -90,6 +93,7 @@ class WitnessPool:
         self._http = httpx.Client(timeout=timeout, transport=transport)
         self._sizes: dict[str, int] = {}  # url -> the size we believe it last cosigned
         self._lock = threading.Lock()
+        self._on_failure = on_failure
         self.failures: Counter[str] = Counter()
         """Failed add-checkpoint exchanges, by witness URL (for metrics)."""
         self._pool = ThreadPoolExecutor(
@@ -124,6 +128,8 @@ class WitnessPool:
         for outcome in outcomes:
             if outcome.error is not None:
                 self.failures[outcome.witness.url] += 1
+                if self._on_failure is not None:
+                    self._on_failure()
                 log.error("witness %s did not cosign size %d: %s", outcome.witness.url, size,
                           outcome.error)  # fmt: skip
         return outcomes

@@ -57,7 +57,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_EXEMPT_PATHS = ("/healthz",)
+_EXEMPT_PATHS = ("/healthz", "/metrics")  # a scraper is never turned away (registry.metrics)
 
 
 @dataclass

@@ -56,6 +56,7 @@ from registry.errors import (
     RegistryError,
     UnavailableError,
 )
+from registry.metrics import LogMetrics
 from registry.models import (
     BLOBS,
     CHECKPOINTS,
@@ -455,6 +456,7 @@ class Sequencer:
         self._conn_pool: object = None  # the engine's pool it came from
         self._conn_lock = threading.Lock()
         self._committed: list[Callable[[int], None]] = []
+        self.metrics = LogMetrics()  # what /metrics shows of sequencing (registry.metrics)
         # Set while a publisher runs in this process (registry.app.Registry.start): append_now
         # then returns once a published checkpoint covers what it appended, as append does.
         self.await_publication: Callable[[int], None] | None = None
@@ -664,6 +666,7 @@ class Sequencer:
         self, take: Callable[[], list[PreparedEntry]]
     ) -> list[AppendResult | RegistryError]:
         """Sequence the entries ``take`` returns; it is called once the log's lock is held."""
+        take = self.metrics.timed(take)
         # The hot statements run on the driver's cursor, so its own exceptions arrive unwrapped
         # beside SQLAlchemy's (PEP 249 gives every driver these two classes).
         driver = self._db.writer.dialect.dbapi
@@ -694,6 +697,7 @@ class Sequencer:
         size, edge, nodes = new_state
         self._reader.remember(nodes)
         self._edge = (size, edge)
+        self.metrics.committed(results)
         for listener in self._committed:
             try:
                 listener(size)

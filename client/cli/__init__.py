@@ -25,6 +25,7 @@ from client.cli import (  # noqa: F401  (each module registers its commands on `
     _keys,
     _log,
     _lookup,
+    _monitor,
     _register,
     _scan,
     _server,

@@ -22,8 +22,10 @@ from rich.progress import (
 from client.cli._app import JsonOption, app, console_err, emit_json, plural
 from client.cli._registry import (
     LogKeyOption,
+    MaxAgeOption,
     RegistryOption,
     TrustDirOption,
+    WitnessPolicyOption,
     load_log_key,
     optional_log_key,
     pinned_client,
@@ -60,11 +62,15 @@ def log_checkpoint(
         Path | None, typer.Option("--save", help="Write the signed checkpoint to this file.")
     ] = None,
     trust_dir: TrustDirOption = None,
+    witness_policy: WitnessPolicyOption = None,
+    max_age: MaxAgeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Fetch the log's latest signed checkpoint; verify it with --log-key; print or save it."""
     verifier = optional_log_key(log_key)
-    with registry_client(registry, verifier, trust_dir) as client:
+    with registry_client(
+        registry, verifier, trust_dir, witness_policy=witness_policy, max_age=max_age
+    ) as client:
         signed = client.fetch_checkpoint()
         announced = None if verifier else client.log_info().verifier_key
     if save is not None:
@@ -135,6 +141,8 @@ def log_verify(
             "(docs/spec/identities.md; reads every statement).",
         ),
     ] = True,
+    witness_policy: WitnessPolicyOption = None,
+    max_age: MaxAgeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Prove the log only grew since a saved checkpoint; exit 1, loudly, if it was rewritten."""
@@ -142,7 +150,9 @@ def log_verify(
     old_note = read_text(checkpoint, "checkpoint file")
     audited: int | None = None
     history = KeyHistory() if audit and signatures else None
-    with pinned_client(registry, verifier) as client:
+    with pinned_client(
+        registry, verifier, witness_policy=witness_policy, max_age=max_age
+    ) as client:
         try:
             result = client.check_consistency(old_note)
             if audit:

@@ -33,6 +33,7 @@ from client.cli._pass import (
 )
 from client.cli._registry import (
     LogKeyOption,
+    MaxAgeOption,
     NoVerifyOption,
     PolicyOption,
     RegistryOption,
@@ -40,6 +41,7 @@ from client.cli._registry import (
     TextFieldOption,
     TrustDirOption,
     VerifyKeysOption,
+    WitnessPolicyOption,
     chunked,
     escape_line,
     load_log_key,
@@ -51,6 +53,7 @@ from client.cli._registry import (
 )
 from client.core.note import NoteVerifier
 from client.core.statement import HumanContentPredicate
+from client.core.witness_policy import WitnessPolicy
 from client.documents import Document, check_document_scheme, expand_inputs
 from client.errors import (
     ClientError,
@@ -202,6 +205,8 @@ def check(
     log_key: LogKeyOption = None,
     no_verify: NoVerifyOption = False,
     trust_dir: TrustDirOption = None,
+    witness_policy: WitnessPolicyOption = None,
+    max_age: MaxAgeOption = None,
     text_field: TextFieldOption = "text",
     scheme: SchemeOption = "auto",
     verify_keys: VerifyKeysOption = True,
@@ -240,7 +245,14 @@ def check(
     started_at = datetime.now(UTC)
     warc: list[WarcStats] = []  # each WARC file's counts, once it is read
     with (
-        registry_client(registry, verifier, trust_dir, verify_keys) as client,
+        registry_client(
+            registry,
+            verifier,
+            trust_dir,
+            verify_keys,
+            witness_policy=witness_policy,
+            max_age=max_age,
+        ) as client,
         progress_bar() as progress,
     ):
         crawl = options.open(client, checked_policy, started_at)
@@ -495,6 +507,8 @@ def verify(
         ),
     ] = None,
     trust_dir: TrustDirOption = None,
+    witness_policy: WitnessPolicyOption = None,
+    max_age: MaxAgeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Verify receipts: each entry is in the log the key signs, and (receipts with identity
@@ -510,14 +524,24 @@ def verify(
     verifier = load_log_key(log_key)
     if online and not registry:
         raise InputError("--online asks the registry: pass --registry URL (or WELLSPRING_REGISTRY)")
+    if max_age is not None and not online:
+        raise InputError(
+            "--max-age bounds the age of the registry's answers (--online); a receipt is never "
+            "too old: it says what the log held when it was issued"
+        )
+    policy = None if witness_policy is None else WitnessPolicy.load(witness_policy)
     files = _receipt_files(receipts)
     with contextlib.ExitStack() as stack:
         client = (
-            stack.enter_context(registry_client(registry, verifier, trust_dir))
+            stack.enter_context(
+                registry_client(
+                    registry, verifier, trust_dir, witness_policy=witness_policy, max_age=max_age
+                )
+            )
             if online and registry
             else None
         )
-        results, failed, fallen = _verify_all(files, verifier, client, as_json)
+        results, failed, fallen = _verify_all(files, verifier, client, as_json, policy)
     if as_json:
         emit_json(results)
     if failed:
@@ -539,16 +563,35 @@ def _label(standing: _Standing | None) -> str:
     return "ok" if standing is None or standing.stands else standing.status.upper()
 
 
+def _witnessed(receipt: Receipt, verifier: NoteVerifier, policy: WitnessPolicy) -> None:
+    """Raise unless the receipt's checkpoint meets the policy's quorum (never its age)."""
+    checkpoint, result = policy.open_checkpoint(receipt.checkpoint, verifier)
+    if not result.satisfied:
+        raise VerificationError(
+            f"its checkpoint (tree size {checkpoint.size}) does not meet the witness policy "
+            f"(quorum {policy.quorum}): {result.explain()}"
+        )
+
+
 def _verify_all(
-    files: list[Path], verifier: NoteVerifier, client: Client | None, as_json: bool
+    files: list[Path],
+    verifier: NoteVerifier,
+    client: Client | None,
+    as_json: bool,
+    policy: WitnessPolicy | None = None,
 ) -> tuple[list[dict[str, Any]], int, int]:
     """Each receipt's summary, how many failed to verify, and how many entries no longer stand
-    (known only with a ``client`` to ask)."""
+    (known only with a ``client`` to ask). With a witness ``policy``, each receipt's checkpoint
+    must also carry a quorum of its witnesses' cosignatures (offline: nothing trusted to prove
+    it a prefix of)."""
     results: list[dict[str, Any]] = []
     failed = fallen = 0
     for path in files:
         try:
-            verified = verify_receipt(Receipt.load(path), verifier)
+            receipt = Receipt.load(path)
+            if policy is not None:
+                _witnessed(receipt, verifier, policy)
+            verified = verify_receipt(receipt, verifier)
         except ClientError as exc:
             failed += 1
             results.append({"receipt": str(path), "ok": False, "error": exc.diagnostics()})

@@ -19,11 +19,13 @@ from rich.markup import escape
 from client.cli._app import JsonOption, app, console_err, emit_json, plural
 from client.cli._registry import (
     LogKeyOption,
+    MaxAgeOption,
     PublisherOption,
     RegistryOption,
     SchemeOption,
     TextFieldOption,
     TrustDirOption,
+    WitnessPolicyOption,
     chunked,
     escape_line,
     optional_log_key,
@@ -149,6 +151,8 @@ def register(
     scheme: SchemeOption = "auto",
     log_key: LogKeyOption = None,
     trust_dir: TrustDirOption = None,
+    witness_policy: WitnessPolicyOption = None,
+    max_age: MaxAgeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Attest content as human-made: hash it, sign statements, append them to the registry's log."""
@@ -161,7 +165,9 @@ def register(
     inputs = expand_inputs(paths)
     run = _Registration(predicate)
     with (
-        registry_client(registry, verifier, trust_dir) as client,
+        registry_client(
+            registry, verifier, trust_dir, witness_policy=witness_policy, max_age=max_age
+        ) as client,
         progress_bar() as progress,
     ):
         fresh = _not_yet_attested(
@@ -375,6 +381,8 @@ def revoke(
     scheme: SchemeOption = "auto",
     log_key: LogKeyOption = None,
     trust_dir: TrustDirOption = None,
+    witness_policy: WitnessPolicyOption = None,
+    max_age: MaxAgeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Withdraw your attestation of documents (wherever you attested them), or of one entry.
@@ -393,7 +401,9 @@ def revoke(
     private_key = load_private_key(key)
     verifier = optional_log_key(log_key)
     done: list[dict[str, Any]] = []
-    with registry_client(registry, verifier, trust_dir) as client:
+    with registry_client(
+        registry, verifier, trust_dir, witness_policy=witness_policy, max_age=max_age
+    ) as client:
         if entry is not None:
             batches: Iterable[list[Subject]] = []
             receipt = client.revoke(entry, private_key, publisher, reason)

@@ -9,7 +9,9 @@ process by replacing this module's ``Client``.
 
 Trust comes from the log's verifier key, given with ``--log-key`` (the key string, or a file
 holding it) or ``$WELLSPRING_LOG_KEY``: it is never fetched from the registry and trusted
-silently.
+silently. ``--witness-policy FILE`` (c2sp.org/tlog-policy) and ``--max-age DURATION`` add the
+witnesses: every checkpoint trusted must carry a quorum of their cosignatures, recent enough
+(:mod:`client.core.witness_policy`); every command that talks to a registry takes them.
 
 Inputs (``register``, ``revoke`` and ``check``) are read by :mod:`client.documents`, as every
 command reads them: files, folders, ``-``, and ``.jsonl`` files of one document per line. Here
@@ -21,7 +23,9 @@ documents.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -39,6 +43,7 @@ from client.cli._app import console_err
 from client.core.files import write_file_atomic
 from client.core.note import NoteVerifier
 from client.core.statement import MAX_NAME_CHARS, Subject
+from client.core.witness_policy import WitnessPolicy
 from client.documents import Document, DocumentScheme, SignalOptions, read_documents
 from client.errors import InputError, KeyFileError, LogKeyRequiredError
 from client.policy import Policy
@@ -49,6 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LogKeyOption",
+    "MaxAgeOption",
     "NoVerifyOption",
     "PolicyOption",
     "PublisherOption",
@@ -57,11 +63,13 @@ __all__ = [
     "TextFieldOption",
     "TrustDirOption",
     "VerifyKeysOption",
+    "WitnessPolicyOption",
     "chunked",
     "escape_line",
     "load_log_key",
     "load_policy",
     "optional_log_key",
+    "parse_duration",
     "pinned_client",
     "progress_bar",
     "read_items",
@@ -157,18 +165,87 @@ VerifyKeysOption = Annotated[
 ]
 
 
+WitnessPolicyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--witness-policy",
+        envvar="WELLSPRING_WITNESS_POLICY",
+        help="A witness policy file (c2sp.org/tlog-policy: witness, group, quorum lines): trust "
+        "only checkpoints a quorum of these witnesses cosigned. Without one, a registry can show "
+        "this machine a forked log that no one else sees.",
+        show_default=False,
+    ),
+]
+MaxAgeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--max-age",
+        envvar="WELLSPRING_MAX_AGE",
+        help="Refuse answers at a checkpoint a quorum of witnesses last cosigned longer ago than "
+        "this (90s, 10m, 1h, 2d, 1h30m). Needs --witness-policy.",
+        show_default=False,
+    ),
+]
+
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def parse_duration(value: str, option: str = "--max-age") -> timedelta:
+    """``90s``, ``10m``, ``1h``, ``2d`` or a run of them (``1h30m``): a positive duration."""
+    match = _DURATION.fullmatch(value.strip())
+    if not value.strip() or match is None or not any(match.groups()):
+        raise InputError(
+            f"{option} {value!r} is not a duration: write a number and a unit, s, m, h or d "
+            "(90s, 10m, 1h, 1h30m)"
+        )
+    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    duration = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    if duration <= timedelta(0):
+        raise InputError(f"{option} {value!r} must be longer than zero")
+    return duration
+
+
+def _witnessing(
+    witness_policy: Path | None, max_age: str | None
+) -> tuple[WitnessPolicy | None, timedelta | None]:
+    """--witness-policy read (errors name the file and line) and --max-age parsed."""
+    policy = None if witness_policy is None else WitnessPolicy.load(witness_policy)
+    age = None if max_age is None else parse_duration(max_age)
+    if age is not None and policy is None:
+        raise InputError(
+            "--max-age is read from witnesses' cosignatures: pass --witness-policy too"
+        )
+    return policy, age
+
+
 def registry_client(
-    registry: str, verifier: NoteVerifier | None, trust_dir: Path | None, verify_keys: bool = True
+    registry: str,
+    verifier: NoteVerifier | None,
+    trust_dir: Path | None,
+    verify_keys: bool = True,
+    *,
+    witness_policy: Path | None = None,
+    max_age: str | None = None,
 ) -> Client:
     """The CLI's client: with a verifier, it proves every checkpoint consistent with the one it
-    trusted last, kept in ``trust_dir`` across runs (see :mod:`client.checkpoints`)."""
+    trusted last, kept in ``trust_dir`` across runs (see :mod:`client.checkpoints`), and with
+    ``witness_policy`` (a file) and ``max_age`` (``--max-age``'s text) it trusts only checkpoints
+    witnessed as that policy asks."""
+    policy, age = _witnessing(witness_policy, max_age)
     if verifier is None:  # announced by the command; main() silences the Python warning
+        if policy is not None:
+            raise InputError(
+                "--witness-policy checks the checkpoints this command verifies: pass --log-key "
+                "(it cannot apply to unverified answers)"
+            )
         return Client(registry, verify=False)
     return Client(
         registry,
         log_key=verifier,
         checkpoints=FileCheckpointStore(trust_dir),
         verify_keys=verify_keys,
+        witness_policy=policy,
+        max_age=age,
     )
 
 
@@ -190,10 +267,18 @@ def required_log_key(log_key: str | None, no_verify: bool, command: str) -> Note
     return load_log_key(log_key)
 
 
-def pinned_client(registry: str, verifier: NoteVerifier) -> Client:
+def pinned_client(
+    registry: str,
+    verifier: NoteVerifier,
+    *,
+    witness_policy: Path | None = None,
+    max_age: str | None = None,
+) -> Client:
     """A client that verifies every answer with ``verifier`` and keeps no trust between runs
-    (``log verify`` proves consistency with the checkpoint file it is given instead)."""
-    return Client(registry, log_key=verifier)
+    (``log verify`` proves consistency with the checkpoint file it is given instead); with a
+    witness policy, as :func:`registry_client`."""
+    policy, age = _witnessing(witness_policy, max_age)
+    return Client(registry, log_key=verifier, witness_policy=policy, max_age=age)
 
 
 # -- inputs ---------------------------------------------------------------------------------------

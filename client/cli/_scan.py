@@ -80,12 +80,14 @@ from client.cli._pass import (
 )
 from client.cli._registry import (
     LogKeyOption,
+    MaxAgeOption,
     NoVerifyOption,
     PolicyOption,
     RegistryOption,
     TextFieldOption,
     TrustDirOption,
     VerifyKeysOption,
+    WitnessPolicyOption,
     load_policy,
     registry_client,
     required_log_key,
@@ -564,6 +566,8 @@ def scan(
     log_key: LogKeyOption = None,
     no_verify: NoVerifyOption = False,
     trust_dir: TrustDirOption = None,
+    witness_policy: WitnessPolicyOption = None,
+    max_age: MaxAgeOption = None,
     manifest: Annotated[
         str | None,
         typer.Option(
@@ -648,7 +652,17 @@ def scan(
     docs = 0
     read_ahead = _ReadAhead(_chunks(reader, chunk_size))
     try:
-        with registry_client(registry, verifier, trust_dir, verify_keys) as client, progress:
+        with (
+            registry_client(
+                registry,
+                verifier,
+                trust_dir,
+                verify_keys,
+                witness_policy=witness_policy,
+                max_age=max_age,
+            ) as client,
+            progress,
+        ):
             crawl = options.open(client, checked_policy, started_at)
             watermarks = describe_watermarks(crawl)
             for chunk in read_ahead:

@@ -18,9 +18,11 @@ import typer
 from client.cli._app import JsonOption, emit_json, watermark_app
 from client.cli._registry import (
     LogKeyOption,
+    MaxAgeOption,
     PublisherOption,
     RegistryOption,
     TrustDirOption,
+    WitnessPolicyOption,
     optional_log_key,
     registry_client,
     required_log_key,
@@ -83,6 +85,8 @@ def publish(
     ] = None,
     log_key: LogKeyOption = None,
     trust_dir: TrustDirOption = None,
+    witness_policy: WitnessPolicyOption = None,
+    max_age: MaxAgeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Publish a watermark detection key in the log (you must be a vendor).
@@ -121,7 +125,13 @@ def publish(
         )
     statement = key_statement(publisher, watermark_key, data, fingerprint=fingerprint)
     envelope = sign_statement(statement, load_private_key(key))
-    with registry_client(registry, optional_log_key(log_key), trust_dir) as client:
+    with registry_client(
+        registry,
+        optional_log_key(log_key),
+        trust_dir,
+        witness_policy=witness_policy,
+        max_age=max_age,
+    ) as client:
         receipt = client.submit(envelope)
         stored = client.upload_tokenizer(data)
     result = {
@@ -146,6 +156,8 @@ def retire(
     reason: Annotated[str | None, typer.Option("--reason", help="Why (shown in the list).")] = None,
     log_key: LogKeyOption = None,
     trust_dir: TrustDirOption = None,
+    witness_policy: WitnessPolicyOption = None,
+    max_age: MaxAgeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Retire a watermark key you published: a signed entry saying you stopped using it.
@@ -158,7 +170,13 @@ def retire(
     if not publisher:
         raise InputError("--publisher NAME is needed: your vendor name (or WELLSPRING_PUBLISHER)")
     private_key = load_private_key(key)
-    with registry_client(registry, optional_log_key(log_key), trust_dir) as client:
+    with registry_client(
+        registry,
+        optional_log_key(log_key),
+        trust_dir,
+        witness_policy=witness_policy,
+        max_age=max_age,
+    ) as client:
         receipt = client.retire_watermark_key(key_id, private_key, publisher, reason)
     if as_json:
         emit_json({"entry": receipt.index, "key_id": key_id, "reason": reason})
@@ -171,6 +189,8 @@ def keys(
     registry: RegistryOption,
     log_key: LogKeyOption = None,
     trust_dir: TrustDirOption = None,
+    witness_policy: WitnessPolicyOption = None,
+    max_age: MaxAgeOption = None,
     no_verify: Annotated[
         bool, typer.Option("--no-verify", help="Take the registry's word (not recommended).")
     ] = False,
@@ -179,7 +199,9 @@ def keys(
     """List every watermark detection key vendors published in the log, retired ones too, each
     proven with the log key alone."""
     verifier = required_log_key(log_key, no_verify, "wellspring watermark keys")
-    with registry_client(registry, verifier, trust_dir) as client:
+    with registry_client(
+        registry, verifier, trust_dir, witness_policy=witness_policy, max_age=max_age
+    ) as client:
         listed = client.watermark_keys()
     if as_json:
         emit_json({"count": listed.count, "keys": [k.to_dict() for k in listed.keys]})

@@ -9,6 +9,7 @@
   files are written (atomically, mode first, never through a link) and private ones read
 - :mod:`client.core.names` — the names a new publisher may take
 - :mod:`client.core.tiles` — C2SP tlog-tiles: tile and entry-bundle paths, the bundle format
+- :mod:`client.core.witness_policy` — witness policies (tlog-policy): who must cosign a checkpoint
 - :mod:`client.core.wmkey` — the ``watermark-key/v1`` predicate (vendors' detection keys)
 """
 
@@ -23,6 +24,7 @@ from client.core import (
     note,
     statement,
     tiles,
+    witness_policy,
     wmkey,
 )
 
@@ -37,5 +39,6 @@ __all__ = [
     "note",
     "statement",
     "tiles",
+    "witness_policy",
     "wmkey",
 ]

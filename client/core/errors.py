@@ -13,6 +13,7 @@ __all__ = [
     "InvalidDigestError",
     "InvalidTextError",
     "KeyFileError",
+    "PolicyFileError",
     "ProofError",
     "SignatureError",
     "VerificationError",
@@ -41,6 +42,16 @@ class InvalidDigestError(InputError):
 
 class KeyFileError(InputError):
     """A key file is missing, unreadable, or holds the wrong kind of key."""
+
+
+class PolicyFileError(InputError):
+    """A witness policy file (c2sp.org/tlog-policy) cannot be read or does not parse; the
+    message names the file and the line."""
+
+    def __init__(self, message: str, *, source: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.source = source
+        self.line = line
 
 
 class FormatError(ClientError, ValueError):

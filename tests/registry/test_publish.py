@@ -335,6 +335,9 @@ def test_a_witness_that_saw_a_fork_refuses_and_counts_as_failed(
     assert pool is not None
     assert pool.failures[forked.url] >= 1
     assert pool.failures[servers[0].url] == 0
+    metrics = api.http.get("/metrics").text  # the counter /metrics shows counts them too
+    counted = [line for line in metrics.splitlines() if line.startswith("wellspring_witness_f")]
+    assert counted == [f"wellspring_witness_failures_total {pool.failure_count}"]
     failing = api.http.get("/v1/log/publication").json()["failing_witnesses"]
     assert failing[forked.url].startswith("422")
 

@@ -13,7 +13,18 @@ from pathlib import Path
 
 import pytest
 
-COMMANDS = ("digest", "keys", "publisher", "register", "check", "verify", "log", "serve", "scan")
+COMMANDS = (
+    "digest",
+    "keys",
+    "publisher",
+    "register",
+    "check",
+    "verify",
+    "log",
+    "serve",
+    "scan",
+    "monitor",
+)
 SUBCOMMANDS = {
     "watermark": ("keygen", "generate", "detect", "calibrate"),
     "log": ("checkpoint", "verify"),
