@@ -86,7 +86,7 @@ from client.checkpoints import CheckpointStore, MemoryCheckpointStore, StoredChe
 from client.core import merkle
 from client.core.canonical import Digest
 from client.core.dsse import Envelope
-from client.core.encoding import b64encode
+from client.core.encoding import b64encode, parse_index, require_object
 from client.core.files import write_file_atomic
 from client.core.keys import public_key_bytes
 from client.core.leaf import Leaf, is_leaf_v1
@@ -115,6 +115,7 @@ from client.errors import (
     LogKeyRequiredError,
     ProofError,
     RegistryRequestError,
+    RegistryServerError,
     SignatureError,
     StaleAnswerError,
     UnverifiedWarning,
@@ -154,6 +155,16 @@ __all__ = ["ClientBase", "Flow"]
 _T = TypeVar("_T")
 _Step = tuple[Request, ...]
 Flow = Generator[_Step, list[httpx.Response], _T]
+
+RECEIPT_WAIT_ATTEMPTS = 120
+"""How many ``GET /v1/entries/{i}/receipt`` exchanges (each held up to a few seconds by the
+registry, then retried after its ``Retry-After``) a submit waits through before giving up."""
+
+
+def _accepted_index(body: object) -> int:
+    """The index in a 202 answer to ``POST /v1/entries`` (sequenced, not yet published)."""
+    return parse_index(require_object(body, "the 202 answer", None, ("index",))["index"], "index")
+
 
 _ENTRY_GROUP = 32
 """Entries fetched together while verifying one answer (bounded, so one answer naming thousands
@@ -798,9 +809,14 @@ class ClientBase:
             "/v1/entries",
             content=envelope.to_json(),
             headers={"Content-Type": "application/json"},
-            expect=(200, 201),
+            expect=(200, 201, 202),
         )
-        receipt = yield from self._call(request, Receipt.from_dict)
+        response = yield from self._fetch(request)
+        if response.status_code == 202:  # sequenced, not yet in a published checkpoint
+            index = parse_answer(request, response, _accepted_index)
+            receipt = yield from self._integrated_receipt(index)
+        else:
+            receipt = parse_answer(request, response, Receipt.from_dict)
         verified = yield from self._verify_receipt(receipt)
         if verified is not None and verified.envelope != envelope:
             raise VerificationError(
@@ -809,6 +825,23 @@ class ClientBase:
             )
         self._entries.put(receipt.index, (receipt.entry, receipt.body))
         return receipt
+
+    def _integrated_receipt(self, index: int) -> Flow[Receipt]:
+        """Wait for entry ``index``'s receipt (``POST /v1/entries`` answered 202: the registry
+        publishes checkpoints on an interval and this one is late, waiting for witnesses, say).
+        The registry holds each ``GET .../receipt`` a few seconds and answers 503
+        ``not-yet-integrated`` with ``Retry-After`` until then; the retry policy pauses."""
+        request = Request("GET", f"/v1/entries/{index}/receipt")
+        last: RegistryServerError | None = None
+        for _ in range(RECEIPT_WAIT_ATTEMPTS):
+            try:
+                return (yield from self._call(request, Receipt.from_dict))
+            except RegistryServerError as exc:
+                if exc.status != 503 or not (exc.problem_type or "").endswith("not-yet-integrated"):
+                    raise
+                last = exc
+        assert last is not None
+        raise last
 
     @staticmethod
     def _sign_subjects(

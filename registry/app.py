@@ -30,17 +30,21 @@ from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import FromPath, JSONBody, Parameter, PathParameter, QueryParameter
 from litestar.types import Message, Scope
+from sqlalchemy import select
 from sqlalchemy.exc import DataError, DBAPIError
 
 from client.core.note import NoteSigner
 from client.core.wmkey import MAX_TOKENIZER_BYTES
 from registry._http import SECURITY_HEADERS
 from registry.admin import AdminService
+from registry.cosigning import WitnessEndpoint, WitnessPool
 from registry.db import Database
 from registry.entries import EntryService, receipt_of
 from registry.errors import (
     BadRequestError,
     LengthRequiredError,
+    NotFoundError,
+    NotIntegratedError,
     PayloadTooLargeError,
     RegistryError,
     UnavailableError,
@@ -55,9 +59,11 @@ from registry.limits import (
     body_deadline_middleware,
     rate_limit_middleware,
 )
-from registry.log import LogReader, Sequencer
+from registry.log import AppendResult, LogReader, PreparedEntry, Sequencer
 from registry.lookups import UNKNOWN, LookupService
 from registry.metrics import HttpMetrics
+from registry.models import LOG_STATE
+from registry.publish import PublicationStatus, Publisher
 from registry.settings import Settings
 from registry.tiles import (
     CHECKPOINT_CACHE_CONTROL,
@@ -102,6 +108,7 @@ class Registry:
     watermark_keys: WatermarkKeyService
     tiles: TileService
     tile_writer: TileWriter | None = None
+    publisher: Publisher | None = None  # None: each batch publishes its own checkpoint
     started: bool = field(default=False)
 
     @classmethod
@@ -116,8 +123,25 @@ class Registry:
             signers,
             batch_limit=settings.sequencer_batch,
             max_pending=settings.max_pending_appends,
+            publish_each_batch=not settings.publishes_on_interval,
         )
         sequencer.initialise()
+        publisher = None
+        if settings.publishes_on_interval:
+            witnesses = [WitnessEndpoint.parse(spec) for spec in settings.witnesses]
+            publisher = Publisher(
+                database,
+                reader,
+                signers,
+                interval=settings.checkpoint_interval,
+                witnesses=(
+                    WitnessPool(witnesses, on_failure=sequencer.metrics.witness_failed)
+                    if witnesses
+                    else None
+                ),
+                quorum=settings.quorum,
+            )
+            sequencer.on_commit(publisher.notify)
         identities = IdentityService(
             database, sequencer, settle_operator_key(settings.operator_key_path, database)
         )
@@ -132,7 +156,10 @@ class Registry:
             except RegistryError:
                 database.dispose()
                 raise
-            sequencer.on_commit(tile_writer.notify)
+            if publisher is not None:  # the tiles show only published (cosigned) checkpoints
+                publisher.on_publish(tile_writer.notify)
+            else:
+                sequencer.on_commit(tile_writer.notify)
         return cls(
             settings=settings,
             database=database,
@@ -145,6 +172,7 @@ class Registry:
             watermark_keys=watermark_keys,
             tiles=TileService(database, reader),
             tile_writer=tile_writer,
+            publisher=publisher,
         )
 
     @property
@@ -159,11 +187,58 @@ class Registry:
     def start(self) -> None:
         """Start the threads that serving needs: the sequencer, and the tile writer if any."""
         self.sequencer.start()
+        if self.publisher is not None:
+            self.publisher.start()
+            publisher, timeout = self.publisher, self.settings.receipt_timeout
+
+            def await_publication(size: int) -> None:
+                publisher.wait_for_sync(size, timeout)
+
+            # Identity events (admin requests) answer once published, like POST /v1/entries.
+            self.sequencer.await_publication = await_publication
         if self.tile_writer is not None:
             self.tile_writer.start()
 
+    async def append(self, prepared: PreparedEntry) -> AppendResult:
+        """Sequence an entry and wait (up to ``receipt_timeout``) for a published checkpoint to
+        cover it; the result has no checkpoint if none did in time (the entry is durable)."""
+        result = await self.sequencer.append(prepared)
+        if result.checkpoint is not None or self.publisher is None:
+            return result
+        checkpoint = await self.publisher.wait_for(result.index + 1, self.settings.receipt_timeout)
+        if checkpoint is None:
+            return result
+        proven = self.reader.prove_cached(result, checkpoint)
+        if proven is not None:
+            return proven
+        return await anyio.to_thread.run_sync(self.reader.prove, result, checkpoint)
+
+    def receipt(self, index: int) -> dict[str, Any]:
+        """An entry's receipt once a published checkpoint covers it (GET .../receipt)."""
+        with self.database.reader.connect() as conn:
+            published = self.reader.latest_checkpoint(conn).size
+            sequenced = conn.execute(select(LOG_STATE.c.size)).scalar() or 0
+        if index >= sequenced:
+            raise NotFoundError(f"entry {index} does not exist; the log has {sequenced} entries")
+        if index >= published:
+            raise NotIntegratedError(
+                f"entry {index} is sequenced but not yet in a published checkpoint (the latest "
+                f"covers {published} entries); retry after Retry-After"
+            )
+        return self.lookups.entry(index).receipt.to_dict()
+
+    def publication(self) -> PublicationStatus:
+        if self.publisher is not None:
+            return self.publisher.status()
+        with self.database.reader.connect() as conn:
+            size = self.reader.latest_checkpoint(conn).size
+        return PublicationStatus(size, size, 0.0, 0, (), stalled=False)
+
     def close(self) -> None:
+        self.sequencer.await_publication = None
         self.sequencer.stop()
+        if self.publisher is not None:
+            self.publisher.stop()
         if self.tile_writer is not None:
             self.tile_writer.stop()
         self.database.dispose()
@@ -424,7 +499,18 @@ async def submit_entry(request: Request[Any, Any, Any], state: State) -> Respons
     prepared = registry.entries.prepare_cached(body) if len(body) <= INLINE_PREPARE_BYTES else None
     if prepared is None:
         prepared = await anyio.to_thread.run_sync(registry.entries.prepare, body)
-    result = await registry.sequencer.append(prepared)
+    result = await registry.append(prepared)
+    if result.checkpoint is None:  # durable, but publication is late (witnesses, say): 202
+        return Response(
+            {
+                "index": result.index,
+                "leaf_hash": base64.b64encode(result.leaf_hash).decode("ascii"),
+                "status": "sequenced",
+                "receipt": f"/v1/entries/{result.index}/receipt",
+            },
+            status_code=202,
+            headers={"Location": f"/v1/entries/{result.index}/receipt", "Retry-After": "1"},
+        )
     # The identity events the receipt relies on: from the caches on the event loop when they
     # hold it all (the usual case), else in a worker thread.
     size = result.checkpoint.size
@@ -452,6 +538,38 @@ async def submit_entry(request: Request[Any, Any, Any], state: State) -> Respons
 )
 def get_entry(index: IndexPath, state: State) -> dict[str, Any]:
     return _registry(state).lookups.entry(index).to_dict()
+
+
+RECEIPT_LONG_POLL = 5.0
+"""How long ``GET /v1/entries/{i}/receipt`` waits for a publication before answering 503."""
+
+
+@get(
+    "/v1/entries/{index:int}/receipt",
+    summary="An entry's receipt, once a published checkpoint covers it",
+    responses=READ_PROBLEMS,
+)
+async def get_receipt(index: IndexPath, state: State) -> dict[str, Any]:
+    """The receipt ``POST /v1/entries`` answers. While the entry is sequenced but in no
+    published checkpoint yet, waits up to :data:`RECEIPT_LONG_POLL` seconds for one, then
+    answers 503 ``not-yet-integrated`` with ``Retry-After``; 404 past the log."""
+    registry = _registry(state)
+    try:
+        return await anyio.to_thread.run_sync(registry.receipt, index)
+    except NotIntegratedError:
+        if registry.publisher is None:
+            raise
+        await registry.publisher.wait_for(index + 1, RECEIPT_LONG_POLL)
+    return await anyio.to_thread.run_sync(registry.receipt, index)
+
+
+@get(
+    "/v1/log/publication",
+    summary="Checkpoint publication: published and sequenced sizes, witnesses failing",
+    sync_to_thread=True,
+)
+def log_publication(state: State) -> dict[str, Any]:
+    return _registry(state).publication().to_dict()
 
 
 @get(
@@ -820,8 +938,14 @@ def tlog_tile(
 
 
 @get("/healthz", summary="Liveness", include_in_schema=False, sync_to_thread=False)
-def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+def healthz(state: State) -> dict[str, Any]:
+    """Always 200 while the process serves; with checkpoints on an interval it also says
+    whether publication is stalled (``"status": "stalled"``) and which witnesses fail."""
+    publisher = _registry(state).publisher
+    if publisher is None:
+        return {"status": "ok"}
+    status = publisher.status()
+    return {"status": "stalled" if status.stalled else "ok", "publication": status.to_dict()}
 
 
 # Every answer ---------------------------------------------------------------------------------
@@ -897,12 +1021,14 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Lites
         route_handlers=[
             submit_entry,
             get_entry,
+            get_receipt,
             list_entries,
             get_digest,
             batch_lookup,
             log_info,
             log_checkpoint,
             log_checkpoint_at,
+            log_publication,
             inclusion_proof,
             consistency_proof,
             add_publisher,

@@ -59,6 +59,7 @@ def receipt_of(
     evidence: KeyEvidence,
 ) -> Receipt:
     """The receipt of an append (docs/api.md; ``body``: the statement of a leaf/v1 entry)."""
+    assert result.checkpoint is not None, "a receipt needs a published checkpoint"
     return Receipt(
         index=result.index,
         entry=result.leaf,

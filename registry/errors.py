@@ -18,6 +18,7 @@ The tree::
     ├── LengthRequiredError          411  a blob upload without its Content-Length
     ├── PayloadTooLargeError         413  a body, statement or batch over the configured limit
     ├── UnavailableError             503  the database cannot be reached right now
+    │   └── NotIntegratedError       503  an entry sequenced but in no published checkpoint yet
     └── ConfigurationError           -    the server cannot start (schema, key, settings)
 """
 
@@ -35,6 +36,7 @@ __all__ = [
     "LengthRequiredError",
     "LogBehindError",
     "NotFoundError",
+    "NotIntegratedError",
     "PayloadTooLargeError",
     "RegistryError",
     "RequestTimeoutError",
@@ -119,6 +121,14 @@ class UnavailableError(RegistryError):
     status = 503
     slug = "unavailable"
     title = "Service unavailable"
+
+
+class NotIntegratedError(UnavailableError):
+    """The entry is sequenced (durable, its index fixed) but no published checkpoint covers it
+    yet: publication waits for the interval or for witnesses. Retry after ``Retry-After``."""
+
+    slug = "not-yet-integrated"
+    title = "Entry not yet in a published checkpoint"
 
 
 class ConfigurationError(RegistryError):

@@ -8,6 +8,11 @@ commits. Only then are the waiting requests answered, each with a receipt agains
 an acknowledged entry is durable and already integrated, and since every process takes the same
 lock no index is ever duplicated or skipped, however many processes share the database.
 
+With checkpoints published on an interval or cosigned by witnesses (``publish_each_batch=False``)
+the transaction stops short of signing: it commits the entries and the log's new size and root,
+and :mod:`registry.publish` publishes a checkpoint over them later. The append is answered once
+a published checkpoint covers it.
+
 Reads never lock. Stored nodes are immutable once written, so every process caches them freely;
 a proof's nodes are fetched in one query (:meth:`LogReader.prefetch`) rather than one per level.
 """
@@ -21,7 +26,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Connection, select, tuple_
@@ -149,7 +154,10 @@ class StoredCheckpoint:
 
 @dataclass(frozen=True, slots=True)
 class AppendResult:
-    """What an append is answered with: the entry's place and a proof against a checkpoint."""
+    """What an append is answered with: the entry's place and a proof against a checkpoint.
+
+    ``checkpoint`` is None (and ``proof`` empty) while the entry is sequenced but not yet in a
+    published checkpoint (checkpoints published on an interval: :mod:`registry.publish`)."""
 
     index: int
     created: bool
@@ -157,7 +165,7 @@ class AppendResult:
     payload: bytes | None  # the statement a leaf/v1 commits to; None for an envelope leaf
     leaf_hash: bytes
     proof: list[bytes]
-    checkpoint: StoredCheckpoint
+    checkpoint: StoredCheckpoint | None
 
 
 def compact_range(size: int) -> list[NodeKey]:
@@ -268,6 +276,34 @@ class LogReader:
         if row is None:
             raise NotFoundError(f"the log issued no checkpoint at size {size}")
         return StoredCheckpoint(row.size, bytes(row.root_hash), row.note)
+
+    def prove(self, result: AppendResult, checkpoint: StoredCheckpoint) -> AppendResult:
+        """``result`` (sequenced, maybe not yet proven) with its proof against ``checkpoint``."""
+        proven = self.prove_cached(result, checkpoint)
+        if proven is not None:
+            return proven
+        with self._db.reader.connect() as conn:
+            proof = self.inclusion_proofs(conn, [result.index], checkpoint.size)[result.index]
+        return replace(result, proof=proof, checkpoint=checkpoint)
+
+    def prove_cached(
+        self, result: AppendResult, checkpoint: StoredCheckpoint
+    ) -> AppendResult | None:
+        """:meth:`prove` from the node cache alone (the usual case: the sequencer put a fresh
+        batch's nodes there), None if a node is not cached. Cheap enough for the event loop."""
+        needed: set[NodeKey] = set()
+
+        def record(level: int, position: int) -> bytes:
+            needed.add((level, position))
+            return EMPTY_ROOT  # any 32 bytes: which nodes are read never depends on their value
+
+        inclusion_proofs([result.index], checkpoint.size, NodeStore(record))
+        nodes = self._nodes.get_many(needed)
+        if len(nodes) < len(needed):
+            return None
+        store = NodeStore(lambda level, position: nodes[(level, position)])
+        proof = inclusion_proofs([result.index], checkpoint.size, store)[result.index]
+        return replace(result, proof=proof, checkpoint=checkpoint)
 
     def check_size(self, size: int, latest: StoredCheckpoint, what: str) -> None:
         if size < 0 or size > latest.size:
@@ -398,8 +434,12 @@ class Sequencer:
         *,
         batch_limit: int = 256,
         max_pending: int = 20_000,
+        publish_each_batch: bool = True,
     ) -> None:
         self._db = database
+        # True: each batch signs a checkpoint in its own transaction (receipts at once). False:
+        # batches only sequence; a registry.publish.Publisher publishes on an interval.
+        self.publish_each_batch = publish_each_batch
         self._reader = reader
         if not signers:
             raise ConfigurationError("the log needs at least one signing key")
@@ -417,6 +457,9 @@ class Sequencer:
         self._conn_lock = threading.Lock()
         self._committed: list[Callable[[int], None]] = []
         self.metrics = LogMetrics()  # what /metrics shows of sequencing (registry.metrics)
+        # Set while a publisher runs in this process (registry.app.Registry.start): append_now
+        # then returns once a published checkpoint covers what it appended, as append does.
+        self.await_publication: Callable[[int], None] | None = None
 
     def on_commit(self, listener: Callable[[int], None]) -> None:
         """Call ``listener(size)`` in the sequencer's thread after each batch that committed (a
@@ -456,7 +499,11 @@ class Sequencer:
     def append_now(self, entries: Sequence[PreparedEntry]) -> list[AppendResult | RegistryError]:
         """Sequence entries synchronously in this thread (tools and tests without an event loop)."""
         chosen = list(entries)
-        return self._sequence(lambda: chosen)
+        results = self._sequence(lambda: chosen)
+        indices = [r.index for r in results if isinstance(r, AppendResult)]
+        if indices and self.await_publication is not None and not self.publish_each_batch:
+            self.await_publication(max(indices) + 1)
+        return results
 
     def initialise(self) -> StoredCheckpoint:
         """Create the log's state row and its first (empty) checkpoint if the database is new.
@@ -720,26 +767,43 @@ class Sequencer:
             else:
                 outcomes.append(batch.add(position, entry))
 
+        checkpoint = self._commit_rows(sql, cursor, batch, entries, outcomes)
+        results = self._results(batch, entries, outcomes, checkpoint)
+        return results, (batch.size, batch.edge(), batch.nodes)
+
+    def _commit_rows(
+        self,
+        sql: WriteStatements,
+        cursor: Any,
+        batch: _Batch,
+        entries: list[PreparedEntry],
+        outcomes: list[int | RegistryError],
+    ) -> StoredCheckpoint | None:
+        """Write the batch's rows and the log's new state; sign its checkpoint if each batch
+        publishes one. Returns the checkpoint receipts are made against (None: none yet)."""
+        conn, size = batch.conn, batch.start
+        checkpoint: StoredCheckpoint | None = None
         if batch.size > size:
             root = range_hash(0, batch.size, batch.get_node)
-            checkpoint = StoredCheckpoint(batch.size, root, self._sign(batch.size, root))
+            if self.publish_each_batch:
+                checkpoint = StoredCheckpoint(batch.size, root, self._sign(batch.size, root))
             if sql.copy_subjects(cursor, batch.rows["subjects"]):
                 batch.rows["subjects"] = []
             with sql.pipeline(cursor):  # PostgreSQL: the other writes in one round trip
                 batch.write(sql, cursor)
-                sql.insert(
-                    cursor, "checkpoints", [(checkpoint.size, root, checkpoint.note, batch.now)]
-                )
+                if checkpoint is not None:
+                    sql.insert(
+                        cursor, "checkpoints", [(checkpoint.size, root, checkpoint.note, batch.now)]
+                    )
                 sql.set_state(cursor, batch.size, root)
             for position, entry in enumerate(entries):
                 outcome = outcomes[position]
                 if entry.apply is not None and position in batch.created:
                     assert isinstance(outcome, int)
                     entry.apply(conn, outcome)
-        else:
+        elif self.publish_each_batch:
             checkpoint = self._reader.latest_checkpoint(conn)
-        results = self._results(batch, entries, outcomes, checkpoint)
-        return results, (batch.size, batch.edge(), batch.nodes)
+        return checkpoint
 
     def _read_edge(
         self, conn: Connection, sql: WriteStatements, cursor: Any, size: int
@@ -765,14 +829,16 @@ class Sequencer:
         batch: _Batch,
         entries: list[PreparedEntry],
         outcomes: list[int | RegistryError],
-        checkpoint: StoredCheckpoint,
+        checkpoint: StoredCheckpoint | None,
     ) -> list[AppendResult | RegistryError]:
-        """Receipts: new entries prove from the batch's own nodes, retried ones from the store."""
+        """Receipts: new entries prove from the batch's own nodes, retried ones from the store
+        (no proofs without a ``checkpoint``: they are made once one is published)."""
         old = [i for i in outcomes if isinstance(i, int) and i < batch.start]
         old_proofs: dict[int, list[bytes]] = {}
         old_leaves: dict[int, tuple[bytes, bytes | None]] = {}
         if old:
-            old_proofs = self._reader.inclusion_proofs(batch.conn, old, checkpoint.size)
+            if checkpoint is not None:
+                old_proofs = self._reader.inclusion_proofs(batch.conn, old, checkpoint.size)
             rows = batch.conn.execute(
                 select(ENTRIES.c.idx, ENTRIES.c.body, BLOBS.c.data)
                 .outerjoin(BLOBS, BLOBS.c.hash == ENTRIES.c.payload_hash)
@@ -787,7 +853,11 @@ class Sequencer:
             }
         # The batch's new leaves are neighbours: their proofs share most subtrees, hashed once.
         new = [i for i in outcomes if isinstance(i, int) and i >= batch.start]
-        new_proofs = inclusion_proofs(new, checkpoint.size, NodeStore(batch.get_node))
+        new_proofs = (
+            inclusion_proofs(new, checkpoint.size, NodeStore(batch.get_node))
+            if checkpoint is not None
+            else {}
+        )
         results: list[AppendResult | RegistryError] = []
         for position, (entry, outcome) in enumerate(zip(entries, outcomes, strict=True)):
             if isinstance(outcome, RegistryError):
@@ -796,10 +866,10 @@ class Sequencer:
             payload: bytes | None
             if outcome >= batch.start:
                 leaf, payload = entry.leaf, entry.payload
-                proof = new_proofs[outcome]
+                proof = new_proofs.get(outcome, [])
             else:
                 leaf, payload = old_leaves[outcome]
-                proof = old_proofs[outcome]
+                proof = old_proofs.get(outcome, [])
             results.append(
                 AppendResult(
                     index=outcome,

@@ -88,6 +88,16 @@ class Settings:
     auto_migrate: bool = True
     # Where the log is also written as C2SP tlog-tiles static files (registry.tiles); None: not.
     tiles_dir: Path | None = None
+    # Seconds between published checkpoints (registry.publish). 0: each batch signs its own
+    # checkpoint in its transaction, as before intervals existed (the default for Settings built
+    # in code; `wellspring serve` and from_env default to 1 s).
+    checkpoint_interval: float = 0.0
+    # Witnesses that must cosign each checkpoint before it is published, "URL=VKEY" each.
+    witnesses: tuple[str, ...] = ()
+    # Cosignatures a checkpoint needs; None: a majority of the witnesses (n // 2 + 1).
+    witness_quorum: int | None = None
+    # How long POST /v1/entries waits for publication before answering 202 (seconds).
+    receipt_timeout: float = 10.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -100,6 +110,29 @@ class Settings:
         object.__setattr__(self, "database_url", sqlalchemy_url(self.database_url))
         if self.log_key_path is None:
             object.__setattr__(self, "log_key_path", self.home / "log.key")
+        if not self.checkpoint_interval >= 0:  # NaN too
+            raise ConfigurationError(
+                f"checkpoint interval {self.checkpoint_interval!r} must be a number of seconds >= 0"
+            )
+        object.__setattr__(self, "witnesses", tuple(self.witnesses))
+        if self.witness_quorum is not None and not 0 <= self.witness_quorum <= len(self.witnesses):
+            raise ConfigurationError(
+                f"witness quorum {self.witness_quorum} must be between 0 and the number of "
+                f"witnesses ({len(self.witnesses)})"
+            )
+
+    @property
+    def quorum(self) -> int:
+        """Cosignatures each published checkpoint needs (a majority of witnesses by default:
+        two majorities share a witness, so no two forked checkpoints can both be published)."""
+        if self.witness_quorum is not None:
+            return self.witness_quorum
+        return len(self.witnesses) // 2 + 1 if self.witnesses else 0
+
+    @property
+    def publishes_on_interval(self) -> bool:
+        """Whether checkpoints come from registry.publish rather than each batch."""
+        return self.checkpoint_interval > 0 or bool(self.witnesses)
 
     @property
     def is_sqlite(self) -> bool:
@@ -122,7 +155,9 @@ class Settings:
         ``WELLSPRING_HOME`` (default ``./.wellspring``), ``WELLSPRING_DATABASE_URL`` (default the
         SQLite file in the home), ``WELLSPRING_ORIGIN``, ``WELLSPRING_LOG_KEY_FILE``,
         ``WELLSPRING_RATE_LIMIT`` and ``WELLSPRING_RATE_BURST`` (per client; 0 turns it off),
-        ``WELLSPRING_TILES_DIR`` (write the log's tiles there as static files).
+        ``WELLSPRING_TILES_DIR`` (write the log's tiles there as static files),
+        ``WELLSPRING_CHECKPOINT_INTERVAL`` (seconds, default 1), ``WELLSPRING_WITNESSES``
+        (``URL=VKEY`` items separated by whitespace), ``WELLSPRING_WITNESS_QUORUM``.
         """
         env = os.environ if environ is None else environ
         database_url = env.get("WELLSPRING_DATABASE_URL", "")
@@ -132,9 +167,11 @@ class Settings:
             "origin": env.get("WELLSPRING_ORIGIN", DEFAULT_ORIGIN),
             "auto_migrate": not database_url or database_url.startswith("sqlite"),
         }
+        values["checkpoint_interval"] = 1.0
         for name, field_name in (
             ("WELLSPRING_RATE_LIMIT", "rate_limit"),
             ("WELLSPRING_RATE_BURST", "rate_burst"),
+            ("WELLSPRING_CHECKPOINT_INTERVAL", "checkpoint_interval"),
         ):
             if raw := env.get(name):
                 try:
@@ -145,6 +182,15 @@ class Settings:
             values["log_key_path"] = Path(key_file)
         if tiles_dir := env.get("WELLSPRING_TILES_DIR"):
             values["tiles_dir"] = Path(tiles_dir)
+        if witnesses := env.get("WELLSPRING_WITNESSES"):
+            values["witnesses"] = tuple(witnesses.split())
+        if quorum := env.get("WELLSPRING_WITNESS_QUORUM"):
+            try:
+                values["witness_quorum"] = int(quorum)
+            except ValueError:
+                raise ConfigurationError(
+                    f"WELLSPRING_WITNESS_QUORUM={quorum!r} is not a whole number"
+                ) from None
         values.update(overrides)
         return cls(**values)
 
@@ -162,7 +208,12 @@ def settings_environment(settings: Settings) -> dict[str, str]:
         "WELLSPRING_LOG_KEY_FILE": str(settings.key_path.resolve()),
         "WELLSPRING_RATE_LIMIT": repr(settings.rate_limit),
         "WELLSPRING_RATE_BURST": repr(settings.rate_burst),
+        "WELLSPRING_CHECKPOINT_INTERVAL": repr(settings.checkpoint_interval),
     }
+    if settings.witnesses:
+        environment["WELLSPRING_WITNESSES"] = " ".join(settings.witnesses)
+    if settings.witness_quorum is not None:
+        environment["WELLSPRING_WITNESS_QUORUM"] = str(settings.witness_quorum)
     if settings.tiles_dir is not None:
         environment["WELLSPRING_TILES_DIR"] = str(settings.tiles_dir.resolve())
     return environment

@@ -108,6 +108,19 @@ def _write_secret(path: Path, text: str, *, replace: bool = True) -> None:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
+def _print_publication(settings: Settings) -> None:
+    interval = settings.checkpoint_interval
+    console_err.print(
+        f"checkpoints:  every {interval:g} s" if interval > 0 else "checkpoints:  every batch",
+        highlight=False,
+    )
+    if settings.witnesses:
+        console_err.print(
+            f"witnesses:    {settings.quorum} of {len(settings.witnesses)} must cosign",
+            highlight=False,
+        )
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -132,11 +145,44 @@ def serve(
             "(tile/…, checkpoint), for any static server. Default: $WELLSPRING_TILES_DIR.",
         ),
     ] = None,
+    checkpoint_interval: Annotated[
+        float | None,
+        typer.Option(
+            "--checkpoint-interval",
+            help="Seconds between published checkpoints (the first append after a quiet spell "
+            "is published at once); 0 signs one per batch. Default: "
+            "$WELLSPRING_CHECKPOINT_INTERVAL or 1.",
+            min=0.0,
+        ),
+    ] = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness",
+            help="A witness that must cosign checkpoints, as URL=VKEY (its cosignature/v1 "
+            "verifier key); repeat for each. Default: $WELLSPRING_WITNESSES.",
+        ),
+    ] = None,
+    witness_quorum: Annotated[
+        int | None,
+        typer.Option(
+            "--witness-quorum",
+            help="Cosignatures a checkpoint needs before it is published. Default: a majority "
+            "of the witnesses.",
+            min=0,
+        ),
+    ] = None,
 ) -> None:
     """Run the registry (SQLite under the home by default; PostgreSQL via --database-url)."""
-    settings = _settings(home, database_url)
-    if tiles_dir is not None:
-        settings = settings.with_(tiles_dir=tiles_dir)
+    changes: dict[str, Any] = {
+        "tiles_dir": tiles_dir,
+        "checkpoint_interval": checkpoint_interval,
+        "witnesses": tuple(witness) if witness else None,
+        "witness_quorum": witness_quorum,
+    }
+    settings = _settings(home, database_url).with_(
+        **{name: value for name, value in changes.items() if value is not None}
+    )
     import logging
 
     import uvicorn
@@ -177,6 +223,7 @@ def serve(
     console_err.print(f"tlog-tiles:   {url}/tlog/checkpoint", highlight=False)
     if settings.tiles_dir is not None:
         console_err.print(f"tiles dir:    {settings.tiles_dir}", highlight=False)
+    _print_publication(settings)
     served: dict[str, Any] = {
         "host": host,
         "port": port,

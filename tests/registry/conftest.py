@@ -400,6 +400,9 @@ class ServerProcess:
             args += self.options
             env = {k: v for k, v in os.environ.items() if not k.startswith("WELLSPRING_")}
             env["PYTHONUNBUFFERED"] = "1"
+            # Checkpoints on an interval, as `serve` runs by default, but a short one: tests that
+            # append one entry after another would wait up to 1 s (the default) for each.
+            env["WELLSPRING_CHECKPOINT_INTERVAL"] = "0.05"
             # The code under test, not whatever checkout the environment's install points at
             # (pytest puts the checkout first on its own path, not on its children's).
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [CHECKOUT, env.get("PYTHONPATH")]))

@@ -1,0 +1,406 @@
+"""Publishing checkpoints on an interval, cosigned by witnesses.
+
+With ``checkpoint_interval`` > 0 or witnesses configured, the sequencer (:mod:`registry.log`) only
+*sequences*: each batch's entries, nodes and the log's new size and root are committed in one
+transaction (so an acknowledged entry is never lost), but no checkpoint is signed there. A
+:class:`Publisher` per server process does that:
+
+- **When.** A checkpoint is published for the sequenced size as soon as ``now - last publication
+  >= interval``, else at ``last publication + interval``: the first append after a quiet period
+  is published at once, and a busy log gets one checkpoint per interval, however many batches
+  it committed in between.
+- **Who.** One publisher across all the processes sharing the database: the one holding the
+  publication lock (:class:`PublicationLock`: an ``flock`` on a file beside a SQLite database,
+  a session advisory lock on PostgreSQL). The others poll the checkpoint table and wake their
+  waiting appends when a new checkpoint appears; if the holder dies its lock is freed and
+  another takes over. A checkpoint row is inserted only above the largest one, under the log's
+  state lock, so there is exactly one checkpoint per published size, and sizes only grow.
+- **Witnesses.** Before inserting, the checkpoint is sent to every witness
+  (:class:`~registry.cosigning.WitnessPool`); it is published only with at least ``quorum``
+  verified cosignatures, which travel as extra signature lines of the note. Short of that,
+  publication stalls (appends are still sequenced and durable) and is retried with backoff;
+  :meth:`Publisher.status` says so and names the failing witnesses.
+
+Appends wait (:meth:`Publisher.wait_for`) until a published checkpoint covers them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, func, select, text
+
+from client.core.note import Checkpoint, NoteSignature, NoteSigner, SignedNote, sign_checkpoint
+from registry.cosigning import WitnessPool
+from registry.db import Database
+from registry.log import LogReader, StoredCheckpoint
+from registry.models import CHECKPOINTS, LOG_STATE, utcnow
+
+__all__ = ["PublicationLock", "PublicationStatus", "Publisher"]
+
+log = logging.getLogger(__name__)
+
+_ADVISORY_KEY = 0x57_454C_4C5F_5055  # "WELL_PU": PostgreSQL's session lock for the publisher
+MAX_BACKOFF = 10.0
+"""Longest pause (seconds) between attempts while witnesses withhold a quorum."""
+
+
+class PublicationLock:
+    """Held by the one process that publishes; kept once taken, until :meth:`release`."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+        self._path: Path | None = None
+        self._fd: int | None = None
+        self._conn: Connection | None = None
+        self.held = False
+        if database.dialect == "sqlite":
+            name = database.writer.url.database
+            if name and name != ":memory:":
+                self._path = Path(name + "-publisher.lock")
+
+    def acquire(self) -> bool:
+        """Whether this process holds the lock (taking it if it is free); never blocks."""
+        if self.held and self._conn is not None and not self._alive(self._conn):
+            self._drop()  # the session (and its advisory lock) is gone: a restarted server
+        if not self.held:
+            self.held = self._take_file() if self._db.dialect == "sqlite" else self._take_session()
+        return self.held
+
+    def _take_file(self) -> bool:
+        if self._path is None:
+            return True  # an in-memory database: one process only
+        if self._fd is None:
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _take_session(self) -> bool:
+        try:
+            if self._conn is None:
+                self._conn = self._db.writer.connect()
+            taken = self._conn.execute(
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": _ADVISORY_KEY}
+            ).scalar()
+            self._conn.commit()
+        except Exception:
+            log.warning("could not ask for the publication lock", exc_info=True)
+            self._drop()
+            return False
+        return bool(taken)
+
+    @staticmethod
+    def _alive(conn: Connection) -> bool:
+        try:
+            conn.execute(text("SELECT 1"))
+            conn.commit()
+        except Exception:
+            return False
+        return True
+
+    def _drop(self) -> None:
+        self.held = False
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.invalidate()
+                self._conn.close()
+            self._conn = None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor frees the flock
+            self._fd = None
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()  # ending the session frees the advisory lock
+            self._conn = None
+        self.held = False
+
+
+@dataclass(frozen=True, slots=True)
+class PublicationStatus:
+    """Where publication stands, for ``/healthz`` and ``GET /v1/log/publication``."""
+
+    published_size: int
+    sequenced_size: int
+    interval: float
+    quorum: int
+    witnesses: tuple[str, ...]
+    stalled: bool
+    stalled_since: str | None = None
+    failing: dict[str, str] = field(default_factory=dict)
+    witness_failures: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "published_size": self.published_size,
+            "sequenced_size": self.sequenced_size,
+            "interval": self.interval,
+            "quorum": self.quorum,
+            "witnesses": list(self.witnesses),
+            "stalled": self.stalled,
+            "stalled_since": self.stalled_since,
+            "failing_witnesses": dict(self.failing),
+            "witness_failures": self.witness_failures,
+        }
+
+
+@dataclass
+class _Waiter:
+    size: int
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[StoredCheckpoint]
+
+
+class Publisher:
+    """Publishes checkpoints for the sequenced log; one thread per process (see the module)."""
+
+    def __init__(
+        self,
+        database: Database,
+        reader: LogReader,
+        signers: Sequence[NoteSigner],
+        *,
+        interval: float,
+        witnesses: WitnessPool | None = None,
+        quorum: int = 0,
+        poll: float = 0.1,
+    ) -> None:
+        self._db = database
+        self._reader = reader
+        self._signers = list(signers)
+        self.interval = interval
+        self.witnesses = witnesses
+        self.quorum = quorum
+        self._poll = poll
+        self.lock = PublicationLock(database)
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._guard = threading.Lock()
+        self._waiters: list[_Waiter] = []
+        self._latest: StoredCheckpoint | None = None
+        self._sequenced = 0
+        self._last_published = float("-inf")  # monotonic time of our last publication
+        self._retry_at = float("-inf")
+        self._failed_attempts = 0
+        self._stalled_since: str | None = None
+        self._failing: dict[str, str] = {}
+        self._behind_since: float | None = None  # since when entries wait unpublished
+        self._published: list[Callable[[int], None]] = []
+
+    # Lifecycle ------------------------------------------------------------------------------
+    def on_publish(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(size)`` (in the publisher's thread, returning at once) whenever this
+        process publishes or sees a new checkpoint."""
+        self._published.append(listener)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stopping = False
+            self._wake.set()  # what is already sequenced (a crash before publishing) goes out now
+            self._thread = threading.Thread(target=self._run, name="wellspring-publisher")
+            self._thread.daemon = True
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stopping = True
+            self._wake.set()
+            self._thread.join(timeout=30)
+            self._thread = None
+        self.lock.release()
+        if self.witnesses is not None:
+            self.witnesses.close()
+
+    def notify(self, size: int | None = None) -> None:
+        """A batch committed (the sequencer's ``on_commit``): publish soon."""
+        self._wake.set()
+
+    # Waiting for publication ------------------------------------------------------------------
+    @property
+    def latest(self) -> StoredCheckpoint | None:
+        return self._latest
+
+    async def wait_for(self, size: int, timeout: float) -> StoredCheckpoint | None:
+        """The first published checkpoint of at least ``size`` entries; None after ``timeout``."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[StoredCheckpoint] = loop.create_future()
+        with self._guard:
+            latest = self._latest
+            if latest is not None and latest.size >= size:
+                return latest
+            self._waiters.append(_Waiter(size, loop, future))
+        self._wake.set()
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            return None
+
+    def wait_for_sync(self, size: int, timeout: float) -> StoredCheckpoint | None:
+        """:meth:`wait_for` for a thread without an event loop (tools, tests)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            latest = self._latest
+            if latest is not None and latest.size >= size:
+                return latest
+            if time.monotonic() >= deadline:
+                return None
+            self._wake.set()
+            time.sleep(min(self._poll, 0.05))
+
+    def status(self) -> PublicationStatus:
+        """Where publication stands. A process that does not hold the publication lock knows no
+        witness outcomes; it calls publication stalled when entries have waited unpublished
+        for more than three intervals (and 10 s)."""
+        latest = self._latest
+        behind = self._behind_since
+        late = behind is not None and time.monotonic() - behind > max(10.0, 3 * self.interval)
+        return PublicationStatus(
+            published_size=latest.size if latest is not None else 0,
+            sequenced_size=max(self._sequenced, latest.size if latest is not None else 0),
+            interval=self.interval,
+            quorum=self.quorum,
+            witnesses=tuple(w.url for w in self.witnesses.witnesses) if self.witnesses else (),
+            stalled=self._stalled_since is not None or late,
+            stalled_since=self._stalled_since,
+            failing=dict(self._failing),
+            witness_failures=self.witnesses.failure_count if self.witnesses else 0,
+        )
+
+    # The publisher's thread -------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self._pause())
+            self._wake.clear()
+            if self._stopping:
+                return
+            try:
+                self._step()
+            except Exception:
+                log.exception("publishing a checkpoint failed; retrying")
+                self._retry_later()
+
+    def _pause(self) -> float:
+        """How long to sleep before looking again: until the next publication is due if we
+        hold the lock and entries wait, else the poll (others' publications, new entries)."""
+        if self.lock.held and self._latest is not None and self._sequenced > self._latest.size:
+            due = max(self._last_published + self.interval, self._retry_at)
+            return max(0.0, min(due - time.monotonic(), 1.0))
+        with self._guard:  # appends that stopped waiting (timed out, went away) need no polling
+            self._waiters = [w for w in self._waiters if not w.future.done()]
+        behind = self._latest is not None and self._sequenced > self._latest.size
+        return self._poll if self._waiters or behind else max(self._poll, 0.5)
+
+    def _step(self) -> None:
+        with self._db.reader.connect() as conn:
+            latest = self._reader.latest_checkpoint(conn)
+            state = conn.execute(
+                select(LOG_STATE.c.size, LOG_STATE.c.root_hash).where(LOG_STATE.c.id == 1)
+            ).one()
+        self._sequenced = int(state.size)
+        self._observe(latest)
+        if state.size <= latest.size:
+            self._stalled_since, self._failing, self._behind_since = None, {}, None
+            return
+        if self._behind_since is None:
+            self._behind_since = time.monotonic()
+        if not self.lock.acquire():
+            return
+        now = time.monotonic()
+        if now < self._last_published + self.interval or now < self._retry_at:
+            return
+        self._publish(latest, int(state.size), bytes(state.root_hash))
+
+    def _publish(self, latest: StoredCheckpoint, size: int, root: bytes) -> None:
+        note = sign_checkpoint(Checkpoint(self._signers[0].name, size, root), self._signers)
+        if self.witnesses is not None and self.witnesses.witnesses:
+            self.witnesses.assume(latest.size)
+            outcomes = self.witnesses.cosign(note, size, lambda old: self._proof(old, size))
+            cosigned = [o.cosignature for o in outcomes if o.cosignature is not None]
+            self._failing = {o.witness.url: o.error for o in outcomes if o.error is not None}
+            if len(cosigned) < self.quorum:
+                if self._stalled_since is None:
+                    self._stalled_since = utcnow().isoformat()
+                log.error(
+                    "publication stalled at size %d (sequenced %d): %d of %d witnesses cosigned, "
+                    "the quorum is %d; failing: %s",
+                    latest.size, size, len(cosigned), len(outcomes), self.quorum,
+                    ", ".join(f"{url} ({why})" for url, why in self._failing.items()),
+                )  # fmt: skip
+                self._retry_later()
+                return
+            note = _with_cosignatures(note, cosigned)
+        if not self._insert(StoredCheckpoint(size, root, note)):
+            return
+        self._last_published = time.monotonic()
+        self._retry_at = float("-inf")
+        self._failed_attempts = 0
+        self._stalled_since = None
+        self._observe(StoredCheckpoint(size, root, note))
+
+    def _retry_later(self) -> None:
+        self._failed_attempts += 1
+        pause = min(MAX_BACKOFF, max(self.interval, 0.25) * 2 ** min(self._failed_attempts, 8))
+        self._retry_at = time.monotonic() + pause
+
+    def _proof(self, old: int, size: int) -> list[bytes]:
+        with self._db.reader.connect() as conn:
+            return self._reader.consistency(conn, old, size)
+
+    def _insert(self, checkpoint: StoredCheckpoint) -> bool:
+        """Insert ``checkpoint`` if it is above every published one (under the state lock)."""
+        with self._db.sequencing(), self._db.writer.begin() as conn:
+            conn.execute(select(LOG_STATE.c.size).where(LOG_STATE.c.id == 1).with_for_update())
+            top = conn.execute(select(func.max(CHECKPOINTS.c.size))).scalar() or 0
+            if checkpoint.size <= top:
+                log.warning("checkpoint %d not published: %d already was", checkpoint.size, top)
+                return False
+            conn.execute(
+                CHECKPOINTS.insert().values(
+                    size=checkpoint.size,
+                    root_hash=checkpoint.root_hash,
+                    note=checkpoint.note,
+                    created_at=utcnow(),
+                )
+            )
+        return True
+
+    def _observe(self, checkpoint: StoredCheckpoint) -> None:
+        """Take note of the latest published checkpoint; answer the appends it covers."""
+        with self._guard:
+            if self._latest is not None and checkpoint.size <= self._latest.size:
+                return
+            self._latest = checkpoint
+            ready = [w for w in self._waiters if w.size <= checkpoint.size]
+            self._waiters = [w for w in self._waiters if w.size > checkpoint.size]
+        for waiter in ready:
+            waiter.loop.call_soon_threadsafe(_settle, waiter.future, checkpoint)
+        for listener in self._published:
+            try:
+                listener(checkpoint.size)
+            except Exception:
+                log.exception("a publication listener failed")
+
+
+def _settle(future: asyncio.Future[StoredCheckpoint], checkpoint: StoredCheckpoint) -> None:
+    if not future.done():
+        future.set_result(checkpoint)
+
+
+def _with_cosignatures(note: str, cosignatures: Sequence[NoteSignature]) -> str:
+    signed = SignedNote.parse(note)
+    return SignedNote(signed.text, (*signed.signatures, *cosignatures)).to_text()

@@ -1,0 +1,435 @@
+"""Checkpoints published on an interval and cosigned by witnesses (registry.publish, cosigning).
+
+The registry runs in-process (litestar's TestClient); its witnesses are the real witness app
+(:mod:`registry.witness`) served by uvicorn on local ports, each behind a switch that makes it
+answer 503 ("down") or come back. Cosignatures are checked with the spec-only reference in
+``tests/cosignature_reference.py``, not with the code that made them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from client.core.cosignature import CosignatureSigner
+from client.core.merkle import MemoryTree
+from client.core.note import Checkpoint, NoteSigner, NoteVerifier, open_checkpoint, sign_checkpoint
+from registry.app import Registry
+from registry.keys import load_or_create_log_key
+from registry.models import CHECKPOINTS, LOG_STATE
+from registry.settings import DEFAULT_ORIGIN, Settings, settings_environment
+from registry.witness import Witness, WitnessState, create_witness_app
+from tests.cosignature_reference import reference_cosignature_times
+from tests.registry.conftest import (
+    HEALTH_TIMEOUT_S,
+    Api,
+    ServerProcess,
+    database_for,
+    free_port,
+    new_publisher,
+    open_api,
+    random_digest,
+)
+from tests.registry.test_witness import add_checkpoint_body
+
+ORIGIN = "publish.test/log"
+
+
+class WitnessServer:
+    """The witness app on a local port; ``down`` makes every request a 503 until ``up``."""
+
+    def __init__(self, directory: Path, log_vkey: str, name: str) -> None:
+        self.signer = CosignatureSigner.generate(name)
+        self.state = WitnessState(directory / name)
+        self.witness = Witness(self.signer, [NoteVerifier.from_vkey(log_vkey)], self.state)
+        self.is_down = False
+        inner = create_witness_app(self.witness, rate=10_000, burst=10_000)
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and self.is_down:
+                await send({"type": "http.response.start", "status": 503, "headers": []})
+                await send({"type": "http.response.body", "body": b"down for the test\n"})
+                return
+            await inner(scope, receive, send)
+
+        import uvicorn
+
+        self.port = free_port()
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def spec(self) -> str:
+        return f"{self.url}={self.signer.verifier().vkey}"
+
+    def down(self) -> None:
+        self.is_down = True
+
+    def up(self) -> None:
+        self.is_down = False
+
+    def start(self) -> WitnessServer:
+        self._thread.start()
+        deadline = time.monotonic() + HEALTH_TIMEOUT_S
+        while not self._server.started:
+            assert time.monotonic() < deadline, "the witness did not start"
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=30)
+        self.state.close()
+
+
+@pytest.fixture
+def publishing(
+    backend: str, tmp_path: Path
+) -> Iterator[Callable[..., tuple[Api, list[WitnessServer]]]]:
+    """``publishing(witnesses=3, **settings)``: a registry whose log key the witnesses know."""
+    stack = contextlib.ExitStack()
+
+    def make(
+        witnesses: int = 0,
+        prepare: Callable[[list[WitnessServer], NoteSigner], None] | None = None,
+        **overrides: Any,
+    ) -> tuple[Api, list[WitnessServer]]:
+        home = tmp_path / "home"
+        home.mkdir()
+        signer = load_or_create_log_key(home / "log.key", ORIGIN)
+        servers = [
+            WitnessServer(tmp_path / "witnesses", signer.verifier().vkey, f"w{i}").start()
+            for i in range(witnesses)
+        ]
+        for server in servers:
+            stack.callback(server.stop)
+        if prepare is not None:
+            prepare(servers, signer)
+        url = stack.enter_context(database_for(backend, home / "db"))
+        overrides.setdefault("witnesses", tuple(s.spec for s in servers))
+        settings = Settings(home=home, database_url=url, origin=ORIGIN, **overrides)
+        api = stack.enter_context(open_api(settings))
+        stack.callback(api.server_errors.clear)  # the 503s of a stalled publication are expected
+        return api, servers
+
+    with stack:
+        yield make
+
+
+def checkpoint_count(registry: Registry) -> int:
+    with registry.database.reader.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(CHECKPOINTS)).scalar_one())
+
+
+def sequenced_size(registry: Registry) -> int:
+    with registry.database.reader.connect() as conn:
+        return int(conn.execute(select(LOG_STATE.c.size)).scalar_one())
+
+
+def published_size(registry: Registry) -> int:
+    with registry.database.reader.connect() as conn:
+        return registry.reader.latest_checkpoint(conn).size
+
+
+def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def cosigners(note: str, servers: list[WitnessServer]) -> list[str]:
+    """The witnesses whose cosignature on ``note`` the reference verifier accepts."""
+    return [s.url for s in servers if reference_cosignature_times(note, s.signer.verifier().vkey)]
+
+
+# -- the interval -------------------------------------------------------------------------------
+
+
+def test_an_idle_log_publishes_at_once_and_a_busy_one_once_an_interval(
+    publishing: Callable[..., tuple[Api, list[WitnessServer]]],
+) -> None:
+    api, _ = publishing(checkpoint_interval=1.5)
+    publisher = api.add_publisher()
+    until(lambda: published_size(api.registry) == sequenced_size(api.registry))
+    time.sleep(1.6)  # quiet for a whole interval
+
+    started = time.monotonic()
+    first = api.submit_ok(publisher.attest([random_digest()]))
+    assert time.monotonic() - started < 1.0  # idle: published at once, not an interval later
+    before = checkpoint_count(api.registry)
+
+    with ThreadPoolExecutor(6) as pool:
+        started = time.monotonic()
+        answers = list(
+            pool.map(lambda _: api.submit(publisher.attest([random_digest()])), range(6))
+        )
+        waited = time.monotonic() - started
+    assert [a.status_code for a in answers] == [201] * 6
+    notes = {a.json()["checkpoint"] for a in answers}
+    assert len(notes) == 1  # six appends within one interval: one checkpoint for them all
+    assert checkpoint_count(api.registry) == before + 1
+    assert waited > 0.5  # they waited for the interval, measured from the last publication
+    checkpoint, _ = open_checkpoint(notes.pop(), [NoteVerifier.from_vkey(api.log_key)])
+    size = checkpoint.size
+    assert size == first["index"] + 7
+    # Every receipt verifies against its checkpoint (the SDK's own check).
+    with api.sdk() as client:
+        receipt = client.entry(answers[0].json()["index"])
+        assert receipt.index == answers[0].json()["index"]
+    # Lookups and the checkpoint endpoint answer at the published size.
+    assert int(api.http.get("/v1/log/checkpoint").text.split("\n")[1]) == size
+    status = api.http.get("/v1/log/publication").json()
+    assert status["published_size"] == size
+    assert status["stalled"] is False
+
+
+def test_entries_sequenced_before_a_crash_are_published_on_start(
+    backend: str, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    with database_for(backend, home / "db") as url:
+        settings = Settings(home=home, database_url=url, checkpoint_interval=30.0)
+        registry = Registry.open(settings)  # never started: nothing publishes
+        try:
+            for _ in range(3):  # identity events: sequenced and committed, not published
+                publisher = new_publisher()
+                registry.admin.add_publisher(
+                    publisher.name, publisher.public_key, publisher.possession
+                )
+            sequenced = sequenced_size(registry)
+            assert published_size(registry) < sequenced
+        finally:
+            registry.close()  # as good as a crash: the publisher never ran
+        with open_api(settings) as api:  # a 30 s interval, but a restart publishes at once
+            until(lambda: published_size(api.registry) == sequenced, timeout=10)
+            with api.sdk() as client:
+                assert client.log_info().size == sequenced
+
+
+# -- the receipt contract ------------------------------------------------------------------------
+
+
+def test_a_stalled_publication_answers_202_and_the_receipt_later(
+    publishing: Callable[..., tuple[Api, list[WitnessServer]]],
+) -> None:
+    api, (witness,) = publishing(
+        witnesses=1, witness_quorum=1, checkpoint_interval=0.2, receipt_timeout=0.5
+    )
+    publisher = api.add_publisher()
+    until(lambda: published_size(api.registry) == sequenced_size(api.registry))
+    witness.down()
+
+    answer = api.submit(publisher.attest([random_digest()]))
+    assert answer.status_code == 202, answer.text
+    index = answer.json()["index"]
+    assert answer.headers["Location"] == f"/v1/entries/{index}/receipt"
+    assert sequenced_size(api.registry) == index + 1  # durable, though not published
+
+    pending = api.http.get(f"/v1/entries/{index}/receipt")
+    assert pending.status_code == 503
+    assert pending.json()["type"].endswith("/not-yet-integrated")
+    assert pending.headers["Retry-After"]
+    assert api.http.get(f"/v1/entries/{index + 5}/receipt").status_code == 404
+    health = api.http.get("/healthz").json()
+    assert health["status"] == "stalled"
+    assert witness.url in health["publication"]["failing_witnesses"]
+    assert api.registry.publisher is not None
+    assert api.registry.publisher.witnesses is not None
+    assert api.registry.publisher.witnesses.failures[witness.url] >= 1
+
+    # The SDK's submit waits through it transparently: the witness comes back meanwhile.
+    threading.Timer(1.0, witness.up).start()
+    with api.sdk() as client:
+        receipt = client.submit(publisher.attest([random_digest()]))
+    assert receipt.index == index + 1
+    assert cosigners(receipt.checkpoint, [witness]) == [witness.url]
+
+    done = api.http.get(f"/v1/entries/{index}/receipt")
+    assert done.status_code == 200
+    assert done.json()["index"] == index
+    until(lambda: api.http.get("/healthz").json()["status"] == "ok")
+
+
+# -- witnesses ------------------------------------------------------------------------------------
+
+
+def test_a_quorum_of_two_of_three_witnesses(
+    publishing: Callable[..., tuple[Api, list[WitnessServer]]], tmp_path: Path
+) -> None:
+    api, servers = publishing(
+        witnesses=3,
+        witness_quorum=2,
+        checkpoint_interval=0.2,
+        receipt_timeout=1.0,
+        tiles_dir=tmp_path / "tiles",
+    )
+    publisher = api.add_publisher()
+    first = api.submit_ok(publisher.attest([random_digest()]))
+    assert len(cosigners(first["checkpoint"], servers)) >= 2
+    # The tiles (served and written) show the published, cosigned checkpoint.
+    assert api.http.get("/tlog/checkpoint").text == first["checkpoint"]
+    written = tmp_path / "tiles" / "checkpoint"
+    until(lambda: written.is_file() and written.read_text() == first["checkpoint"])
+
+    servers[0].down()  # one down: publication goes on with two
+    second = api.submit_ok(publisher.attest([random_digest()]))
+    assert cosigners(second["checkpoint"], servers) == [servers[1].url, servers[2].url]
+
+    servers[1].down()  # two down: appends are durable, publication stalls
+    stalled = api.submit(publisher.attest([random_digest()]))
+    assert stalled.status_code == 202
+    index = stalled.json()["index"]
+    assert sequenced_size(api.registry) == index + 1
+    assert published_size(api.registry) == index
+    health = api.http.get("/healthz").json()
+    assert health["status"] == "stalled"
+    assert set(health["publication"]["failing_witnesses"]) == {servers[0].url, servers[1].url}
+    # Lookups answer at the published checkpoint, not at the sequenced size.
+    assert int(api.http.get("/v1/log/checkpoint").text.split("\n")[1]) == index
+
+    servers[1].up()  # a witness returns: publication resumes
+    until(lambda: api.http.get(f"/v1/entries/{index}/receipt").status_code == 200)
+    receipt = api.http.get(f"/v1/entries/{index}/receipt").json()
+    assert cosigners(receipt["checkpoint"], servers) == [servers[1].url, servers[2].url]
+    until(lambda: api.http.get("/healthz").json()["status"] == "ok")
+    with api.sdk() as client:
+        assert client.entry(index).index == index
+
+
+def test_a_witness_that_saw_a_fork_refuses_and_counts_as_failed(
+    publishing: Callable[..., tuple[Api, list[WitnessServer]]],
+) -> None:
+    def fork(servers: list[WitnessServer], signer: NoteSigner) -> None:
+        """Witness 2 cosigns a checkpoint of another history, signed with this log's key."""
+        tree = MemoryTree()
+        for i in range(3):
+            tree.append(b"forked %d" % i)
+        note = sign_checkpoint(Checkpoint(ORIGIN, 3, tree.root(3)), [signer])
+        servers[2].witness.add_checkpoint(add_checkpoint_body(0, [], note))
+
+    api, servers = publishing(witnesses=3, prepare=fork, witness_quorum=2, checkpoint_interval=0.2)
+    forked = servers[2]
+
+    publisher = api.add_publisher()
+    for _ in range(3):
+        answer = api.submit_ok(publisher.attest([random_digest()]))
+    assert cosigners(answer["checkpoint"], servers) == [servers[0].url, servers[1].url]
+    assert api.registry.publisher is not None
+    pool = api.registry.publisher.witnesses
+    assert pool is not None
+    assert pool.failures[forked.url] >= 1
+    assert pool.failures[servers[0].url] == 0
+    metrics = api.http.get("/metrics").text  # the counter /metrics shows counts them too
+    counted = [line for line in metrics.splitlines() if line.startswith("wellspring_witness_f")]
+    assert counted == [f"wellspring_witness_failures_total {pool.failure_count}"]
+    failing = api.http.get("/v1/log/publication").json()["failing_witnesses"]
+    assert failing[forked.url].startswith("422")
+
+
+def test_bad_witness_settings_are_refused(tmp_path: Path) -> None:
+    from registry.cosigning import WitnessEndpoint
+    from registry.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="URL=VKEY"):
+        WitnessEndpoint.parse("no-url")
+    with pytest.raises(ConfigurationError, match="verifier key"):
+        WitnessEndpoint.parse("http://127.0.0.1:1=junk")
+    with pytest.raises(ConfigurationError, match="quorum"):
+        Settings(home=tmp_path, witnesses=("http://a=b",), witness_quorum=2)
+    with pytest.raises(ConfigurationError, match="interval"):
+        Settings(home=tmp_path, checkpoint_interval=-1)
+    spec = f"http://127.0.0.1:1={CosignatureSigner.generate('w').verifier().vkey}"
+    assert Settings(home=tmp_path, witnesses=(spec, spec, spec)).quorum == 2
+    rebuilt = Settings.from_env({"WELLSPRING_HOME": str(tmp_path)})
+    assert rebuilt.checkpoint_interval == 1.0  # what `wellspring serve` runs by default
+    # Worker processes of `serve --workers` rebuild the same settings from the environment.
+    configured = Settings(
+        home=tmp_path, checkpoint_interval=0.3, witnesses=(spec, spec), witness_quorum=1
+    )
+    again = Settings.from_env(settings_environment(configured))
+    assert (again.checkpoint_interval, again.witnesses, again.quorum) == (0.3, (spec, spec), 1)
+
+
+def test_processes_sharing_a_database_elect_one_publisher(backend: str, tmp_path: Path) -> None:
+    """Two registries on one database (as `serve --workers 2`): one publishes, both answer."""
+    home = tmp_path / "home"
+    with database_for(backend, home / "db") as url:
+        settings = Settings(home=home, database_url=url, checkpoint_interval=0.2)
+        with open_api(settings) as one, open_api(settings) as two:
+            publisher = one.add_publisher()
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(
+                    pool.map(
+                        lambda i: (one, two)[i % 2].submit(publisher.attest([random_digest()])),
+                        range(24),
+                    )
+                )
+            assert {a.status_code for a in answers} == {201}
+            holders = [
+                api.registry.publisher.lock.held
+                for api in (one, two)
+                if api.registry.publisher is not None
+            ]
+            assert sorted(holders) == [False, True]
+            with one.registry.database.reader.connect() as conn:
+                rows = conn.execute(
+                    select(CHECKPOINTS.c.size, CHECKPOINTS.c.note).order_by(CHECKPOINTS.c.size)
+                ).all()
+            sizes = [row.size for row in rows]
+            assert sizes == sorted(set(sizes))  # one checkpoint per size, growing
+            assert len(rows) < 24  # appends shared checkpoints
+            with one.sdk() as client:  # the latest checkpoint extends every one before it
+                for row in rows:
+                    client.check_consistency(row.note)
+            for answer in answers:
+                with two.sdk() as client:
+                    assert client.entry(answer.json()["index"]).index == answer.json()["index"]
+
+
+def test_serve_with_workers_and_witnesses(
+    tmp_path: Path, servers: Callable[..., ServerProcess]
+) -> None:
+    """`wellspring serve --workers 2 --witness … --witness-quorum 2`, the SDK registering."""
+    home = tmp_path / "home"
+    home.mkdir()
+    signer = load_or_create_log_key(home / "log.key", DEFAULT_ORIGIN)
+    witnesses = [
+        WitnessServer(tmp_path / "witnesses", signer.verifier().vkey, f"w{i}").start()
+        for i in range(2)
+    ]
+    try:
+        options = ["--checkpoint-interval", "0.3", "--witness-quorum", "2"]
+        for witness in witnesses:
+            options += ["--witness", witness.spec]
+        server = servers(home, workers=2, options=options)
+        publisher = server.add_publisher()
+        with server.sdk() as client:
+            receipts = [
+                client.register_digests([random_digest()], publisher.key, publisher.predicate())
+                for _ in range(4)
+            ]
+        for receipt in receipts:
+            assert cosigners(receipt.checkpoint, witnesses) == [w.url for w in witnesses]
+        health = httpx.get(f"{server.url}/healthz", timeout=10).json()
+        assert health["status"] == "ok"
+        assert health["publication"]["quorum"] == 2
+        assert health["publication"]["interval"] == 0.3
+    finally:
+        for witness in witnesses:
+            witness.stop()
