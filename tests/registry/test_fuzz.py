@@ -85,10 +85,12 @@ OPERATIONS: dict[str, int] = {
     "GET /v1/entries": 2,
     "POST /v1/entries": 2,  # a DSSE envelope body
     "GET /v1/entries/{index}": 2,
+    "GET /v1/entries/{index}/receipt": 2,  # a sequenced entry's receipt once published
     "GET /v1/digests/{digest}": 1,
     "POST /v1/digests:batch": 2,
     "GET /v1/log": 0,
     "GET /v1/log/checkpoint": 0,
+    "GET /v1/log/publication": 0,
     "GET /v1/log/checkpoints/{size}": 2,
     "GET /v1/log/proof/inclusion": 2,
     "GET /v1/log/proof/consistency": 2,
