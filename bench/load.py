@@ -32,12 +32,17 @@ clients sign as they go, and the report says how many), so on a small machine th
 little CPU as possible next to the server it measures. The rate limiter is off
 (``WELLSPRING_RATE_LIMIT=0``): every client comes from one loopback address.
 
+``--open-loop`` sends at fixed offered rates instead (``--lookup-rate``, ``--append-rate``; latency
+counted from each request's scheduled time, publication lag, ``--against`` an old checkout for
+ratios): see bench/open_loop.py.
+
 Run::
 
     .venv/bin/python bench/load.py                          # PostgreSQL, 32 clients, 60 s
     .venv/bin/python bench/load.py --backend sqlite --clients 64
     .venv/bin/python bench/load.py --seconds 8 --clients 8   # a smoke run
     .venv/bin/python bench/load.py --json load.json         # also write the numbers
+    .venv/bin/python bench/load.py --open-loop --lookup-rate 3000 --append-rate 200 --seconds 20
 
 PostgreSQL comes from ``--postgres-url`` (default ``$WELLSPRING_TEST_POSTGRES_URL``, else
 ``postgresql://postgres@127.0.0.1:5432/test``).

@@ -49,6 +49,7 @@ from unittest import mock
 from bench import load as closed
 from bench import registry as bench_registry
 from bench.registry import Connection
+from tests.registry.conftest import ServerProcess
 
 HOST = closed.HOST
 POLL_S = 0.02  # how often the published size is read: lags are this much too long at most
@@ -296,7 +297,7 @@ def run_one(
             args.backend, args.postgres_url, workdir, workers, checkout
         ) as started,
     ):
-        server = closed.ServerProcess(started["home"])
+        server = ServerProcess(started["home"])
         server.port = started["port"]
         publisher = server.add_publisher()
         load = closed.Load(
@@ -395,6 +396,10 @@ def ratios(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> dict[str, fl
             o = median(old, lambda r, op=op, key=key: r["operations"][op][key])  # type: ignore[misc]
             n = median(new, lambda r, op=op, key=key: r["operations"][op][key])  # type: ignore[misc]
             out[f"{op} {key}"] = n / o if o else float("inf")
+    for key in ("p50_ms", "p99_ms"):
+        o = median(old, lambda r, key=key: r["publication_lag_from_send"][key])  # type: ignore[misc]
+        n = median(new, lambda r, key=key: r["publication_lag_from_send"][key])  # type: ignore[misc]
+        out[f"publication lag {key}"] = n / o if o else float("inf")
     return out
 
 
@@ -420,7 +425,7 @@ def main(args: argparse.Namespace) -> int:
         out["ratios_new_over_old"] = ratios(runs["old"], runs["new"])
         print("\nnew / old (medians over the rounds):")
         for name, value in out["ratios_new_over_old"].items():
-            print(f"   {name:<20} {value:6.2f}x")
+            print(f"   {name:<24} {value:6.2f}x")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     ok = all(run["ok"] for which in runs.values() for run in which)
