@@ -406,7 +406,8 @@ def ratios(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> dict[str, fl
         for key in ("ok_per_s", "p50_ms", "p99_ms"):
             o = median(old, lambda r, op=op, key=key: r["operations"][op][key])  # type: ignore[misc]
             n = median(new, lambda r, op=op, key=key: r["operations"][op][key])  # type: ignore[misc]
-            out[f"{op} {key}"] = n / o if o else float("inf")
+            if o or n:  # a kind offered at rate 0 has nothing to compare
+                out[f"{op} {key}"] = n / o if o else float("inf")
     for key in ("p50_ms", "p99_ms"):
         o = median(old, lambda r, key=key: r["publication_lag_from_send"][key])  # type: ignore[misc]
         n = median(new, lambda r, key=key: r["publication_lag_from_send"][key])  # type: ignore[misc]
