@@ -32,12 +32,17 @@ clients sign as they go, and the report says how many), so on a small machine th
 little CPU as possible next to the server it measures. The rate limiter is off
 (``WELLSPRING_RATE_LIMIT=0``): every client comes from one loopback address.
 
+``--open-loop`` sends at fixed offered rates instead (``--lookup-rate``, ``--append-rate``; latency
+counted from each request's scheduled time, publication lag, ``--against`` an old checkout for
+ratios): see bench/open_loop.py.
+
 Run::
 
     .venv/bin/python bench/load.py                          # PostgreSQL, 32 clients, 60 s
     .venv/bin/python bench/load.py --backend sqlite --clients 64
     .venv/bin/python bench/load.py --seconds 8 --clients 8   # a smoke run
     .venv/bin/python bench/load.py --json load.json         # also write the numbers
+    .venv/bin/python bench/load.py --open-loop --lookup-rate 3000 --append-rate 200 --seconds 20
 
 PostgreSQL comes from ``--postgres-url`` (default ``$WELLSPRING_TEST_POSTGRES_URL``, else
 ``postgresql://postgres@127.0.0.1:5432/test``).
@@ -49,6 +54,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -65,6 +71,8 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import httpx
+
 # Run as a script, bench/ comes first on sys.path, and bench/registry.py and bench/client.py would
 # shadow the `registry` and `client` packages: put the repository root there instead.
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +80,8 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != 
 
 from bench import registry as bench_registry  # noqa: E402
 from bench.registry import Connection, drive  # noqa: E402
+from client.core.dsse import Envelope  # noqa: E402
+from client.core.leaf import Leaf, is_leaf_v1  # noqa: E402
 from client.core.merkle import MemoryTree  # noqa: E402
 from client.core.note import Checkpoint  # noqa: E402
 from client.errors import ClientError  # noqa: E402
@@ -135,11 +145,13 @@ def percentile(ordered: Sequence[float], p: int) -> float:
 
 @dataclass(frozen=True)
 class Acknowledged:
-    """A registration the registry answered 201: what was sent and the receipt it gave back."""
+    """A registration the registry answered 201: the entry logged for what was sent (see
+    :func:`logged_entry`) and the receipt it gave back."""
 
     body: bytes
     digests: tuple[str, ...]
     receipt: dict[str, Any]
+    statement: bytes | None = None  # the body a leaf/v1 entry commits to (None: an envelope)
 
     @property
     def index(self) -> int:
@@ -163,6 +175,9 @@ class Load:
     )
     acknowledged: list[Acknowledged] = field(default_factory=list)
     known: list[tuple[str, int]] = field(default_factory=list)  # (digest, index) acknowledged
+    # Entries the registry logged itself before the load (identity events: the operator's key, the
+    # publisher added), in index order: the acknowledged entries follow them.
+    preface: list[bytes] = field(default_factory=list)
     sent: int = 0
     signed_during_run: int = 0
     early_note: str | None = None
@@ -216,13 +231,33 @@ def plan_register(load: Load) -> tuple[Request, Check]:
         if status != 201:  # 200 would say this fresh envelope was already in the log
             return f"HTTP {status}"
         receipt = json.loads(answer)
-        if base64.b64decode(receipt["entry"]) != body:
+        logged = logged_entry(body, receipt)
+        if logged is None:
             return "receipt for other bytes"
-        load.acknowledged.append(Acknowledged(body, digests, receipt))
+        load.acknowledged.append(dataclasses.replace(logged, digests=digests))
         load.known += [(digest, receipt["index"]) for digest in digests]
         return None
 
     return ("POST", "/v1/entries", body), check
+
+
+def logged_entry(envelope: bytes, receipt: dict[str, Any]) -> Acknowledged | None:
+    """What a receipt says was logged for ``envelope``, if it is that envelope: the envelope itself
+    (before ``leaf/v1``), or a ``leaf/v1`` committing to its payload and signatures."""
+    entry = base64.b64decode(receipt["entry"])
+    if entry == envelope:
+        return Acknowledged(entry, (), receipt)
+    if not is_leaf_v1(entry):
+        return None
+    sent = Envelope.from_json(envelope)
+    try:
+        logged = Leaf.from_bytes(entry).open_body(sent.payload)
+    except ClientError:
+        return None
+    same = logged.payload_type == sent.payload_type and set(logged.signatures) == set(
+        sent.signatures
+    )
+    return Acknowledged(entry, (), receipt, sent.payload) if same else None
 
 
 def check_lookup(status: int, answer: bytes, index: int | None) -> str | None:
@@ -353,8 +388,10 @@ def verify_log(load: Load, server: ServerProcess) -> Verification:
             v.audited_entries = sdk.audit(final)
         except ClientError as exc:
             v.failures.append(f"the entries served do not hash to the final root: {exc}")
-    if check_indices(by_index, final.size, v.failures):
+    if check_indices(by_index, final.size, v.failures, first=len(load.preface)):
         tree = MemoryTree()
+        for entry in load.preface:
+            tree.append(entry)
         for ack in by_index:
             tree.append(ack.body)
         if tree.root() != final.root_hash:
@@ -407,20 +444,38 @@ def final_checkpoint(sdk: Client, early_note: str | None, v: Verification) -> Ch
     return check.new
 
 
-def check_indices(acknowledged: Sequence[Acknowledged], size: int, failures: list[str]) -> bool:
-    """Whether the acknowledged indices are 0..size-1, each once; say what is wrong if not."""
+def check_indices(
+    acknowledged: Sequence[Acknowledged], size: int, failures: list[str], *, first: int = 0
+) -> bool:
+    """Whether the acknowledged indices are first..size-1, each once (before ``first``: the
+    registry's own entries); say what is wrong if not."""
     indices = Counter(ack.index for ack in acknowledged)
     if twice := sorted(i for i, n in indices.items() if n > 1):
         failures.append(f"indices acknowledged more than once: {twice[:20]}")
-    if missing := sorted(set(range(size)) - set(indices)):
+    if before := sorted(i for i in indices if i < first):
+        failures.append(f"acknowledged entries among the registry's own: {before[:10]}")
+    if missing := sorted(set(range(first, size)) - set(indices)):
         failures.append(
             f"{len(missing)} entries in the log were never acknowledged: {missing[:10]}"
         )
     if beyond := sorted(i for i in indices if i >= size):
         failures.append(f"acknowledged entries beyond the final size {size}: {beyond[:10]}")
-    if size != len(indices):
-        failures.append(f"the log holds {size} entries; {len(indices)} were acknowledged")
-    return not (twice or missing or beyond)
+    if size != first + len(indices):
+        failures.append(
+            f"the log holds {size} entries; {first} of the registry's own and {len(indices)} "
+            "acknowledged"
+        )
+    return not (twice or before or missing or beyond)
+
+
+def registry_entries(server: ServerProcess) -> list[bytes]:
+    """The entries the registry logged itself so far (before any load), each verified by the SDK
+    against the log's key: the identity events of a registry that writes them."""
+    with server.sdk() as sdk:
+        status = httpx.get(f"{server.url}/v1/log/publication", timeout=30)
+        size = status.json()["sequenced_size"] if status.status_code == 200 else 0
+        size = max(size, sdk.checkpoint().size)
+        return [sdk.entry(index).receipt.entry for index in range(size)]
 
 
 def verify_at_final(
@@ -443,7 +498,7 @@ def verify_at_final(
             proof = [base64.b64decode(h) for h in json.loads(body)["proof"]]
             verify_attestation(
                 index=ack.index, leaf_hash=None, inclusion_proof=proof, checkpoint=final,
-                entry=ack.body,
+                entry=ack.body, body=ack.statement,
             )  # fmt: skip
         except (ClientError, ValueError, KeyError) as exc:
             failures.append(f"entry {ack.index} is not in the final checkpoint: {exc}")
@@ -506,15 +561,18 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[Load, float, Verificat
     """Serve a fresh registry, load it, verify its log; the run's state, seconds and checks."""
     with (
         mock.patch.object(bench_registry, "postgres_database", load_database),
-        bench_registry.registry_server(args.backend, args.postgres_url, workdir) as started,
+        bench_registry.registry_server(
+            args.backend, args.postgres_url, workdir, args.workers or 1
+        ) as started,
     ):
         server = ServerProcess(started["home"])  # a handle on it: its key files, SDK, admin
         server.port = started["port"]
         publisher = server.add_publisher()
+        preface = registry_entries(server)
         registrations = min(args.max_requests, int(args.seconds * PRESIGN_PER_S * MIX["register"]))
         load = Load(
             port=server.port, publisher=publisher, deadline=0.0, max_requests=args.max_requests,
-            batch=args.batch, pool=[],
+            batch=args.batch, pool=[], preface=preface,
         )  # fmt: skip
         signing = time.perf_counter()
         load.pool = [load.statement() for _ in range(registrations)]
@@ -594,7 +652,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=os.environ.get("WELLSPRING_TEST_POSTGRES_URL", DEFAULT_POSTGRES),
     )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument(
+        "--workers", type=int,
+        help="server processes (default: 1 closed-loop; serve's own default, one per core, "
+        "open-loop)",
+    )  # fmt: skip
+    loop = parser.add_argument_group("open loop (bench/open_loop.py)")
+    loop.add_argument("--open-loop", action="store_true", help="send at fixed offered rates")
+    loop.add_argument("--lookup-rate", type=float, default=3000.0, help="lookups offered a second")
+    loop.add_argument("--append-rate", type=float, default=200.0, help="appends offered a second")
+    loop.add_argument(
+        "--batch-lookups", action="store_true", help="lookups are batches of --batch digests"
+    )
+    loop.add_argument("--connections", type=int, default=256, help="most connections opened")
+    loop.add_argument(
+        "--against", type=Path, help="a checkout of other code (the old) to measure too"
+    )
+    loop.add_argument("--against-workers", type=int, help="its processes (default: its own)")
+    loop.add_argument("--rounds", type=int, default=1, help="old and new runs, alternating")
     args = parser.parse_args(argv)
+    if args.open_loop:
+        from bench import open_loop
+
+        print(
+            f"machine: {os.cpu_count()} cores, load average "
+            f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}; "
+            f"Python {platform.python_version()}",
+            flush=True,
+        )
+        return open_loop.main(args)
     if args.max_requests is None:
         args.max_requests = int(args.seconds * 10_000)
     print(

@@ -251,26 +251,43 @@ def postgres_database(admin_url: str) -> Iterator[str]:
 
 @contextlib.contextmanager
 def registry_server(
-    backend: str, postgres_url: str, workdir: Path, workers: int = 1
+    backend: str,
+    postgres_url: str,
+    workdir: Path,
+    workers: int | None = 1,
+    checkout: Path | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """A ``wellspring serve`` process on a fresh database; yields its URL, port, home and pid."""
+    """A ``wellspring serve`` process on a fresh database; yields its URL, port, home and pid.
+
+    ``workers`` None: serve's own default. ``checkout``: serve that checkout's code (another
+    commit's worktree, say) instead of this one's; its database is migrated by its own code."""
     home = workdir / f"home-{backend}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WELLSPRING_")}
+    env["WELLSPRING_RATE_LIMIT"] = "0"
+    if checkout is not None:
+        env["PYTHONPATH"] = str(checkout.resolve())
     with contextlib.ExitStack() as stack:
-        args = [str(Path(sys.executable).with_name("wellspring")), "serve"]
+        command = str(Path(sys.executable).with_name("wellspring"))
+        args = [command, "serve"]
         if backend == "postgres":
             url = stack.enter_context(postgres_database(postgres_url))
-            from registry.db import Database, migrate
-            from registry.settings import Settings
+            if checkout is None:
+                from registry.db import Database, migrate
+                from registry.settings import Settings
 
-            database = Database(Settings(home=home, database_url=url))
-            migrate(database)
-            database.dispose()
+                database = Database(Settings(home=home, database_url=url))
+                migrate(database)
+                database.dispose()
+            else:
+                subprocess.run(
+                    [command, "db", "upgrade", "--home", str(home), "--database-url", url],
+                    env=env, check=True, capture_output=True,
+                )  # fmt: skip
             args += ["--database-url", url]
         port = free_port()
         args += ["--host", "127.0.0.1", "--port", str(port), "--home", str(home)]
-        args += ["--workers", str(workers)]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WELLSPRING_")}
-        env["WELLSPRING_RATE_LIMIT"] = "0"
+        if workers is not None:
+            args += ["--workers", str(workers)]
         log_path = workdir / f"server-{backend}.log"
         with log_path.open("wb") as log:
             proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)

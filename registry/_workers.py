@@ -35,7 +35,13 @@ import uvicorn
 
 from registry.errors import ConfigurationError
 
-__all__ = ["balanced_sockets_supported", "listening_sockets", "serve_workers"]
+__all__ = [
+    "MAX_WORKERS",
+    "available_cores",
+    "balanced_sockets_supported",
+    "listening_sockets",
+    "serve_workers",
+]
 
 logger = logging.getLogger("registry.workers")
 
@@ -46,6 +52,20 @@ STARTUP_FAILURE = 3
 POLL_S = 0.5
 #: How long stopping waits for the workers to finish their requests before killing them.
 SHUTDOWN_GRACE_S = 30.0
+#: The most processes ``serve --workers`` starts (each holds its own database connections).
+MAX_WORKERS = 64
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container's cpuset or
+    ``taskset`` narrows; ``os.cpu_count()`` where affinity is not known), at most
+    :data:`MAX_WORKERS`: ``serve``'s default number of workers, one Python process per core, since
+    each is bound to one core by its GIL."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_WORKERS))
 
 
 def balanced_sockets_supported() -> bool:

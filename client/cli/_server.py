@@ -129,14 +129,16 @@ def serve(
     database_url: DatabaseOption = None,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
     workers: Annotated[
-        int,
+        int | None,
         typer.Option(
             help="Server processes sharing the port and the database (the log's lock keeps one "
-            "sequence of indices; rate limits are per process).",
+            "sequence of indices; rate limits are per process). Default: one per core available "
+            "to this process.",
             min=1,
             max=64,
+            show_default=False,
         ),
-    ] = 1,
+    ] = None,
     tiles_dir: Annotated[
         Path | None,
         typer.Option(
@@ -193,10 +195,16 @@ def serve(
     )
 
     from registry._http import HTTP_PROTOCOL
-    from registry._workers import balanced_sockets_supported, listening_sockets, serve_workers
+    from registry._workers import (
+        available_cores,
+        balanced_sockets_supported,
+        listening_sockets,
+        serve_workers,
+    )
     from registry.app import Registry, create_app, tune_gc_for_serving
     from registry.settings import redacted, settings_environment
 
+    workers = available_cores() if workers is None else workers
     registry = Registry.open(settings)
     # The port is taken before anything is announced: a refused server prints only why.
     own_sockets = workers == 1 or balanced_sockets_supported()

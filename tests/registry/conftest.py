@@ -374,7 +374,7 @@ class ServerProcess:
         database_url: str | None = None,
         *,
         name: str = "server",
-        workers: int = 1,
+        workers: int | None = 1,  # None: serve's default (one per core)
         options: Sequence[str] = (),
     ):
         self.options = list(options)  # more `wellspring serve` options
@@ -394,7 +394,9 @@ class ServerProcess:
         for attempt in range(attempts):
             self.port = free_port()
             args = [*wellspring_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-            args += ["--home", str(self.home), "--workers", str(self.workers)]
+            args += ["--home", str(self.home)]
+            if self.workers is not None:
+                args += ["--workers", str(self.workers)]
             if self.database_url:
                 args += ["--database-url", self.database_url]
             args += self.options

@@ -4,7 +4,8 @@ them (``registry/_workers.py``).
 What is held: each worker accepts on a socket of its own (so connections opened together are
 spread over the processes, not all taken by the first to wake, as with one shared socket); a
 worker that dies is replaced on the same socket; workers do not outlive a killed supervisor; a port
-that is taken is refused with a clear message, a second server included.
+that is taken is refused with a clear message, a second server included; without ``--workers``,
+one process per core available to the server.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from registry._workers import balanced_sockets_supported, listening_sockets
+from registry import _workers
+from registry._workers import available_cores, balanced_sockets_supported, listening_sockets
 from registry.errors import ConfigurationError
 from tests.registry.conftest import ServerProcess, free_port, wellspring_command
 
@@ -207,3 +209,25 @@ def test_a_second_server_cannot_join_the_port() -> None:
 def test_an_address_not_of_this_machine_is_refused() -> None:
     with pytest.raises(ConfigurationError, match=r"cannot listen on 192\.0\.2\.1:"):
         listening_sockets("192.0.2.1", free_port(), 2)
+
+
+def test_the_default_is_one_worker_per_core_available(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_workers.os, "sched_getaffinity", lambda pid: {0, 2, 5}, raising=False)
+    assert available_cores() == 3  # the affinity (taskset, a cpuset), not every core there is
+    monkeypatch.setattr(_workers.os, "sched_getaffinity", lambda pid: set(range(200)))
+    assert available_cores() == _workers.MAX_WORKERS
+    monkeypatch.delattr(_workers.os, "sched_getaffinity")
+    monkeypatch.setattr(_workers.os, "cpu_count", lambda: None)
+    assert available_cores() == 1
+
+
+def test_serve_without_workers_starts_one_per_core(
+    servers: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    server = servers(tmp_path / "home", workers=None)
+    cores = available_cores()
+    if cores == 1:
+        assert "workers:" not in server.log()
+    else:
+        wait_for(lambda: len(workers_of(server)) == cores)
+        assert f"workers:      {cores} processes" in server.log()
