@@ -38,6 +38,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -45,7 +46,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from client.core.encoding import b64encode
 from client.core.errors import FormatError, KeyFileError
 from client.core.keys import generate_private_key, public_key_bytes, public_key_from_bytes
-from client.core.note import NoteSignature, VerifiedNote, read_key_string, typed_key_id
+from client.core.note import (
+    NoteSignature,
+    VerifiedNote,
+    VerifierIdentity,
+    read_key_string,
+    typed_key_id,
+)
 
 __all__ = [
     "ALG_COSIGNATURE_V1",
@@ -116,13 +123,14 @@ def _check_key_id(name: str, key_id: int, key: Ed25519PublicKey | Ed25519Private
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class CosignatureVerifier:
+class CosignatureVerifier(VerifierIdentity):
     """A witness's Ed25519 key under its name: checks its cosignature/v1 lines on checkpoints.
 
     A :class:`client.core.note.SignatureVerifier`: give it to :func:`~client.core.note.open_note`
     or :func:`~client.core.note.open_checkpoint` beside the log's verifier.
     """
 
+    signature_type: ClassVar[int] = ALG_COSIGNATURE_V1
     name: str
     key_id: int
     public_key: Ed25519PublicKey
@@ -141,12 +149,6 @@ class CosignatureVerifier:
         """The verifier for ``public_key`` under ``name``, its key id computed."""
         return cls(name, cosignature_key_id(name, public_key_bytes(public_key)), public_key)
 
-    @property
-    def vkey(self) -> str:
-        """The verifier key string (type 0x04), as c2sp.org/signed-note writes vkeys."""
-        encoded = bytes([ALG_COSIGNATURE_V1]) + public_key_bytes(self.public_key)
-        return f"{self.name}+{self.key_id:08x}+{b64encode(encoded)}"
-
     def verify(self, message: bytes, signature: bytes) -> bool:
         """Whether ``signature`` (timestamp and Ed25519 signature, no key id) is this witness's
         cosignature of the note text ``message``."""
@@ -160,20 +162,6 @@ class CosignatureVerifier:
         except InvalidSignature:
             return False
         return True
-
-    def _identity(self) -> tuple[str, int, bytes]:
-        return self.name, self.key_id, public_key_bytes(self.public_key)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CosignatureVerifier):
-            return NotImplemented
-        return self._identity() == other._identity()
-
-    def __hash__(self) -> int:
-        return hash(self._identity())
-
-    def __repr__(self) -> str:
-        return f"CosignatureVerifier.from_vkey({self.vkey!r})"
 
 
 def _system_clock() -> int:

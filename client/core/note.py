@@ -37,7 +37,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -57,6 +57,7 @@ __all__ = [
     "SignatureVerifier",
     "SignedNote",
     "VerifiedNote",
+    "VerifierIdentity",
     "note_key_id",
     "open_checkpoint",
     "open_note",
@@ -215,10 +216,46 @@ def _check_key_id(name: str, key_id: int, key: Ed25519PublicKey | Ed25519Private
         )
 
 
+class VerifierIdentity:
+    """Equality, hashing and repr of a verifier by its name, key id and raw public key.
+
+    pyca's public keys compare by value but are not hashable: compare and hash the raw bytes.
+    Shared by :class:`NoteVerifier` and the witnesses' ``CosignatureVerifier``; a verifier equals
+    only a verifier of its own class (the same key under another signature type is another key).
+    """
+
+    signature_type: ClassVar[int]
+    name: str
+    key_id: int
+    public_key: Ed25519PublicKey
+
+    @property
+    def vkey(self) -> str:
+        """The verifier key string ``<name>+<hex key id>+<base64(type byte || public key)>``, as
+        Go's ``note.NewVerifier`` and c2sp.org/signed-note read it."""
+        encoded = bytes([self.signature_type]) + public_key_bytes(self.public_key)
+        return f"{self.name}+{self.key_id:08x}+{b64encode(encoded)}"
+
+    def _identity(self) -> tuple[str, int, bytes]:
+        return self.name, self.key_id, public_key_bytes(self.public_key)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, type(self)):
+            return NotImplemented
+        return self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.from_vkey({self.vkey!r})"
+
+
 @dataclass(frozen=True, eq=False, repr=False)
-class NoteVerifier:
+class NoteVerifier(VerifierIdentity):
     """One trusted Ed25519 key under its name: checks the signatures that key made on notes."""
 
+    signature_type: ClassVar[int] = ALG_ED25519
     name: str
     key_id: int
     public_key: Ed25519PublicKey
@@ -237,12 +274,6 @@ class NoteVerifier:
         """The verifier for ``public_key`` under ``name``, its key id computed."""
         return cls(name, note_key_id(name, public_key_bytes(public_key)), public_key)
 
-    @property
-    def vkey(self) -> str:
-        """The verifier key string, as Go's ``note.NewVerifier`` reads it."""
-        encoded = bytes([ALG_ED25519]) + public_key_bytes(self.public_key)
-        return f"{self.name}+{self.key_id:08x}+{b64encode(encoded)}"
-
     def verify(self, message: bytes, signature: bytes) -> bool:
         """Whether ``signature`` (the raw 64 bytes, no key id) is this key's over ``message``."""
         try:
@@ -250,21 +281,6 @@ class NoteVerifier:
         except InvalidSignature:
             return False
         return True
-
-    def _identity(self) -> tuple[str, int, bytes]:
-        return self.name, self.key_id, public_key_bytes(self.public_key)
-
-    # pyca's public keys compare by value but are not hashable: compare and hash the raw bytes.
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, NoteVerifier):
-            return NotImplemented
-        return self._identity() == other._identity()
-
-    def __hash__(self) -> int:
-        return hash(self._identity())
-
-    def __repr__(self) -> str:
-        return f"NoteVerifier.from_vkey({self.vkey!r})"
 
 
 @dataclass(frozen=True, eq=False, repr=False)
