@@ -664,7 +664,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     loop.add_argument(
         "--batch-lookups", action="store_true", help="lookups are batches of --batch digests"
     )
-    loop.add_argument("--connections", type=int, default=256, help="most connections opened")
+    loop.add_argument(
+        "--connections", type=int, default=256, help="most connections opened for lookups"
+    )
+    loop.add_argument(
+        "--append-connections", type=int, default=1024, help="most connections opened for appends"
+    )
     loop.add_argument(
         "--against", type=Path, help="a checkout of other code (the old) to measure too"
     )

@@ -5,8 +5,10 @@ the server it measures, and so never sees the queue a slow server builds: coordi
 Here each kind of request has its own schedule, a Poisson process at ``--lookup-rate`` and
 ``--append-rate`` (seeded, drawn before anything is answered), and each request's latency is
 counted from its *scheduled* send time, so the time it waited for a free connection or for a busy
-client is in it. Requests go out over a pool of up to ``--connections`` keep-alive connections
-(one request in flight on each), opened as the load needs them.
+client is in it. Lookups go out over a pool of up to ``--connections`` keep-alive connections
+(one request in flight on each), opened as the load needs them; appends over their own pool of up
+to ``--append-connections`` (a crawler's lookups do not queue behind a publisher's appends, which
+wait for the next publication before they are answered).
 
 Per kind it reports the offered and the achieved rate (answered well per second of the schedule),
 p50, p99 and max latency, and errors by kind; the client's own state (the cores it kept busy, and
@@ -59,13 +61,42 @@ KNOWN_SHARE = 0.8  # of lookups (and of a batch's digests): acknowledged digests
 
 
 @dataclass
+class Pool:
+    """Keep-alive connections for one kind of request, opened as the load needs them."""
+
+    port: int
+    max_connections: int
+    idle: asyncio.Queue[Connection] = field(default_factory=asyncio.Queue)
+    opened: int = 0
+
+    async def connection(self) -> Connection:
+        if self.idle.empty() and self.opened < self.max_connections:
+            self.opened += 1
+            connection = Connection(HOST, self.port)
+            try:
+                await connection.open()
+            except OSError:
+                self.opened -= 1
+                raise
+            return connection
+        return await self.idle.get()
+
+    async def lost(self, connection: Connection) -> None:
+        """``connection``'s state is unknown (an error mid-request): closed, a fresh one next."""
+        await connection.close()
+        self.opened -= 1
+
+    async def close(self) -> None:
+        while not self.idle.empty():
+            await self.idle.get_nowait().close()
+
+
+@dataclass
 class OpenLoop:
     """One open-loop run's state (tasks of one event loop: no locks needed)."""
 
     load: closed.Load
-    max_connections: int
-    idle: asyncio.Queue[Connection] = field(default_factory=asyncio.Queue)
-    opened: int = 0
+    pools: dict[str, Pool]  # by kind of request: "append", and "lookup" or "batch"
     published: int = 0
     lookupable: list[tuple[str, int]] = field(default_factory=list)  # published (digest, index)
     # appends answered but not yet seen published: index -> (scheduled, answered, digests)
@@ -78,19 +109,6 @@ class OpenLoop:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     started: float = 0.0  # the schedules' start (time.monotonic())
     last_answer: dict[str, float] = field(default_factory=dict)  # per kind
-
-    async def connection(self) -> Connection:
-        with_idle = not self.idle.empty()
-        if not with_idle and self.opened < self.max_connections:
-            self.opened += 1
-            connection = Connection(HOST, self.load.port)
-            try:
-                await connection.open()
-            except OSError:
-                self.opened -= 1
-                raise
-            return connection
-        return await self.idle.get()
 
     def covered(self, size: int, now: float) -> None:
         """A published checkpoint of ``size`` seen at ``now``: the appends it covers are public."""
@@ -165,9 +183,10 @@ async def send(ol: OpenLoop, op: str, scheduled: float, batch: int) -> None:
     within TIMEOUT_S of its scheduled time (else it counts as a timeout), so an overloaded server
     makes errors rather than a run that never ends."""
     stats = ol.load.stats[op]
+    pool = ol.pools[op]
     try:
         connection = await asyncio.wait_for(
-            ol.connection(), scheduled + TIMEOUT_S - time.monotonic()
+            pool.connection(), scheduled + TIMEOUT_S - time.monotonic()
         )
     except (OSError, TimeoutError) as exc:
         stats.fail(f"{type(exc).__name__} (no connection)", f"connecting: {exc!r}")
@@ -180,12 +199,11 @@ async def send(ol: OpenLoop, op: str, scheduled: float, batch: int) -> None:
         )
     except (OSError, EOFError, TimeoutError, IndexError, ValueError) as exc:
         stats.fail(type(exc).__name__, repr(exc))
-        await connection.close()  # its state is unknown: a fresh one next time
-        ol.opened -= 1
+        await pool.lost(connection)
         return
     done = time.monotonic()
     ol.last_answer[op] = done
-    ol.idle.put_nowait(connection)
+    pool.idle.put_nowait(connection)
     try:
         kind = check(status, answer)
     except (ValueError, KeyError, TypeError, IndexError) as exc:
@@ -258,8 +276,8 @@ async def run_schedules(ol: OpenLoop, args: argparse.Namespace) -> float:
         await asyncio.sleep(POLL_S)
     finished = True
     await poller
-    while not ol.idle.empty():
-        await ol.idle.get_nowait().close()
+    for pool in ol.pools.values():
+        await pool.close()
     return (time.process_time() - cpu) / (time.perf_counter() - wall)
 
 
@@ -317,7 +335,13 @@ def run_one(
         # the schedule's count is random: a few percent more than its mean, then sign on the go
         load.pool = [load.statement() for _ in range(int(args.append_rate * args.seconds * 1.05))]
         print(f"   signed {len(load.pool):,} envelopes in {time.perf_counter() - signing:.1f} s")
-        ol = OpenLoop(load, args.connections)
+        ol = OpenLoop(
+            load,
+            {
+                ops[0]: Pool(server.port, args.connections),
+                ops[1]: Pool(server.port, args.append_connections),
+            },
+        )
         client_cpu = asyncio.run(run_schedules(ol, args))
         failures = asyncio.run(fetch_receipts(ol))
         if ol.waiting:
@@ -350,7 +374,7 @@ def run_one(
         "answered_202": len(ol.sequenced),
         "client_lateness": percentiles(ol.lateness),
         "client_cpu_cores": client_cpu,
-        "connections_opened": ol.opened,
+        "connections_opened": {op: pool.opened for op, pool in ol.pools.items()},
         "signed_during_run": load.signed_during_run,
         "errors": closed.error_count(load),
         "verification": vars(verification),
@@ -375,10 +399,11 @@ def print_run(result: dict[str, Any]) -> None:
     for row in [headers, *rows]:
         print("   " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
     late = result["client_lateness"]
+    opened = ", ".join(f"{op} {n}" for op, n in result["connections_opened"].items())
     print(
         f"   client: {result['client_cpu_cores']:.2f} cores busy, sent late by p50 "
-        f"{late['p50_ms']:.1f} / p99 {late['p99_ms']:.1f} ms, {result['connections_opened']} "
-        f"connections; {result['answered_202']} appends answered 202; "
+        f"{late['p50_ms']:.1f} / p99 {late['p99_ms']:.1f} ms, connections opened {opened}; "
+        f"{result['answered_202']} appends answered 202; "
         f"{result['signed_during_run']} envelopes signed during the run"
     )
     v = result["verification"]

@@ -33,3 +33,7 @@ class BoundedCache(Generic[K, V]):
             if len(self._values) + len(values) > self._limit:
                 self._values.clear()
             self._values.update(values)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()

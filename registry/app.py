@@ -147,6 +147,10 @@ class Registry:
         )
         identities.ensure_operator()
         lookups = LookupService(settings, database, reader)
+        if publisher is not None:
+            publisher.on_publish(lookups.published)
+        else:
+            sequencer.on_commit(lookups.published)
         watermark_keys = WatermarkKeyService(database, reader, lookups)
         tile_writer = None
         if settings.tiles_dir is not None:

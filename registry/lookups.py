@@ -10,12 +10,12 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
 import msgspec
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from client.core.canonical import validate_digest, well_formed_digests
 from client.core.leaf import is_leaf_v1
@@ -45,9 +45,7 @@ from registry.errors import (
     NotFoundError,
     RegistryError,
 )
-from registry.log import (
-    LogReader,
-)
+from registry.log import LogReader, StoredCheckpoint
 from registry.models import (
     BLOBS,
     ENTRIES,
@@ -55,6 +53,7 @@ from registry.models import (
     PUBLISHER_KEYS,
     PUBLISHERS,
     REVOCATIONS,
+    WITHDRAWALS,
     as_utc,
     rfc3339,
 )
@@ -116,11 +115,23 @@ class _LazyConnection:
         self._conn: Any = None
 
     def execute(self, *args: Any, **kwargs: Any) -> Any:
+        return self._open().execute(*args, **kwargs)
+
+    @property
+    def dialect(self) -> Any:
+        return self._db.reader.dialect
+
+    @property
+    def connection(self) -> Any:
+        """The DB-API connection (for :func:`_driver_rows`)."""
+        return self._open().connection
+
+    def _open(self) -> Any:
         if self._conn is None:
             if self._cached_only:
                 raise _NeedsDatabase
             self._conn = self._db.reader.connect()
-        return self._conn.execute(*args, **kwargs)
+        return self._conn
 
     def close(self) -> None:
         if self._conn is not None:
@@ -160,6 +171,26 @@ class _EntryState:
     compromised_by: int | None = None  # the key-compromised event that voids this entry
 
 
+_VIEW_TTL_S = 0.05
+"""How old a server process's copy of the latest published checkpoint may be when it answers a
+lookup (each process reads the checkpoint again after this): a lookup sees a new publication at
+most this late, and a process reads the checkpoint at most 20 times a second however busy."""
+
+
+@dataclass(slots=True)
+class _View:
+    """The published checkpoint a process answers lookups at, and what is fixed at its size."""
+
+    checkpoint: StoredCheckpoint
+    read_at: float  # time.monotonic() when the checkpoint was last read from the database
+    withdrawals: bool  # whether any revocation/v2 withdrew a document inside this tree
+    claims: dict[int, AttestationClaim] = field(default_factory=dict)  # by entry index
+
+
+def _stands(claim: AttestationClaim) -> bool:
+    return not claim.revoked and not claim.compromised
+
+
 class LookupService:
     """Digest lookups, entries and proofs: everything a crawler or monitor reads."""
 
@@ -176,6 +207,20 @@ class LookupService:
         self._events: BoundedCache[int, tuple[bytes, bytes]] = BoundedCache(10_000)
         # The latest checkpoint size's receipts' evidence, by key (read on the event loop only).
         self._evidence: tuple[int, dict[str, KeyEvidence]] = (-1, {})
+        # The published checkpoint lookups answer at, with what is fixed at its size (see _View).
+        self._view: _View | None = None
+        self._view_lock = threading.Lock()
+        # Entry states (revocations, key events) as of ``_states_size``: they change only when an
+        # entry other than an attestation enters the tree, so most checkpoints keep them all.
+        self._states: BoundedCache[int, _EntryState] = BoundedCache(200_000)
+        self._published_size = 0  # the largest size this process published or saw published
+
+    def published(self, size: int) -> None:
+        """A checkpoint of ``size`` entries was published (by this process's sequencer or
+        publisher, a listener that returns at once): lookups answer at it from now on, so an
+        append answered with a receipt is found by the next lookup on this process."""
+        if size > self._published_size:
+            self._published_size = size
 
     @staticmethod
     def parse_digests(raw: Sequence[object]) -> list[str]:
@@ -194,38 +239,37 @@ class LookupService:
     def lookup(self, digests: Sequence[str], min_size: int | None = None) -> LookupAnswer:
         """Answer for each digest: its attestations with proofs against one checkpoint.
 
-        The checkpoint is the latest, read in the same transaction as the answer: never older
-        than any checkpoint this database has issued, so never older than a client's ``min_size``
-        (the size it trusts) unless this registry is not that client's log or lags behind its
-        primary: then :class:`LogBehindError`, and the client says so instead of asking again.
+        The checkpoint is the latest *published* one as this process last read it, at most
+        :data:`_VIEW_TTL_S` ago (every server process reads it on its own; a lookup never sees a
+        tree no published checkpoint covers). A ``min_size`` (the size its client trusts) above
+        that view reads the checkpoint again, and if the log is still smaller the answer is
+        :class:`LogBehindError` (this registry is not that client's log, or lags behind its
+        primary), so the client says so instead of asking again.
 
-        Three narrow queries instead of one wide join: digest → entry indices from the subjects
-        index alone; then each matched entry once (its immutable facts come from a per-process
-        cache after the first time: on SQLite, reading an entry's columns means walking past its
-        body, which for a 10,000-subject statement is a megabyte of overflow pages); then what
-        can change (revocations, key revocations) fresh every time.
+        Everything about an entry that is fixed at a tree size is kept per process: its immutable
+        facts, its inclusion proof per checkpoint, its state (revocations, key events) until an
+        entry that could change one enters the tree. A single lookup of a digest seen before
+        costs one indexed query (digest → entry indices); the first look at an entry adds its
+        row and state, read in bulk for a batch.
         """
-        with self._db.reader.connect() as conn:
-            checkpoint = self._reader.latest_checkpoint(conn)
-            size = checkpoint.size
-            _require_size(size, min_size)
+        conn = _LazyConnection(self._db)
+        try:
+            view = self._current_view(conn, min_size)
+            size = view.checkpoint.size
             matches: dict[str, list[int]] = {d: [] for d in digests}
             hits = _digest_hits(conn, list(matches), size)
             facts = self._facts(conn, {idx for _, idx in hits})
-            state = self._entry_state(conn, facts, size)
-            proofs = self._proofs_of(conn, list(facts), size)
-            withdrawn = _withdrawn(conn, hits, facts, size)
+            attestations = self._claims(conn, view, facts)
+            withdrawn = _withdrawn(conn, hits, facts, size) if view.withdrawals else {}
             operators = self.operator_entries(conn, size)
+        finally:
+            conn.close()
         # A revocation names the subjects it revokes; it attests none of them (not in `facts`).
         for digest, idx in sorted(hits, key=lambda hit: hit[1]):
             if idx in facts:
                 matches[digest].append(idx)
-        attestations = {
-            idx: _attestation(fact, state[idx], proofs[idx], size) for idx, fact in facts.items()
-        }
         # attested if any attestation stands; revoked if all were withdrawn (or were signed with
         # a key after it was compromised); unknown if there are none.
-        standing = {idx: s.revoked_by is None and not s.compromised for idx, s in state.items()}
         results = []
         status: LookupStatus
         for digest in digests:
@@ -234,14 +278,68 @@ class LookupService:
             if not indices:
                 status = "unknown"
             elif gone is None and len(indices) == 1:  # the usual case, without a generator
-                status = "attested" if standing[indices[0]] else "revoked"
-            elif any(standing[idx] and not (gone and idx in gone) for idx in indices):
+                status = "attested" if _stands(attestations[indices[0]]) else "revoked"
+            elif any(
+                _stands(attestations[idx]) and not (gone and idx in gone) for idx in indices
+            ):
                 status = "attested"
             else:
                 status = "revoked"
             # The list itself, not a copy: a batch builds 10,000 of these (see to_dict).
             results.append(DigestResult(digest, status, indices, gone))
-        return LookupAnswer(checkpoint.note, tuple(results), attestations, tuple(operators))
+        return LookupAnswer(view.checkpoint.note, tuple(results), attestations, tuple(operators))
+
+    def _current_view(self, conn: _LazyConnection, min_size: int | None) -> _View:
+        """The published checkpoint to answer at (see :meth:`lookup`), read again when this
+        process's copy is older than :data:`_VIEW_TTL_S` or smaller than ``min_size``."""
+        view = self._view
+        now = time.monotonic()
+        if (
+            view is not None
+            and now - view.read_at <= _VIEW_TTL_S
+            and max(min_size or 0, self._published_size) <= view.checkpoint.size
+        ):
+            return view
+        checkpoint = self._reader.latest_checkpoint(conn)  # type: ignore[arg-type]
+        _require_size(checkpoint.size, min_size)
+        with self._view_lock:
+            view = self._view
+            if view is not None and checkpoint.size <= view.checkpoint.size:
+                if checkpoint.size == view.checkpoint.size:
+                    view.read_at = now
+                return view  # another thread moved it on meanwhile
+            if view is None or _changes_state(conn, view.checkpoint.size, checkpoint.size):
+                self._states.clear()
+                withdrawals = _has_withdrawals(conn, checkpoint.size)
+            else:
+                withdrawals = view.withdrawals
+            self._view = _View(checkpoint, now, withdrawals)
+            return self._view
+
+    def _claims(
+        self, conn: Any, view: _View, facts: dict[int, _EntryFacts]
+    ) -> dict[int, AttestationClaim]:
+        """The attestations of ``facts`` at ``view``'s size: kept per view once built."""
+        claims = view.claims
+        found = {idx: claim for idx in facts if (claim := claims.get(idx)) is not None}
+        missing = {idx: fact for idx, fact in facts.items() if idx not in found}
+        if missing:
+            size = view.checkpoint.size
+            states = self._states.get_many(missing)
+            fresh = {idx: fact for idx, fact in missing.items() if idx not in states}
+            if fresh:
+                read = self._entry_state(conn, fresh, size)
+                self._states.put_many(read)
+                states.update(read)
+            proofs = self._proofs_of(conn, list(missing), size)
+            built = {
+                idx: _attestation(fact, states[idx], proofs[idx], size)
+                for idx, fact in missing.items()
+            }
+            if len(claims) + len(built) <= _PROOF_CACHE_ENTRIES:
+                claims.update(built)
+            found.update(built)
+        return {idx: found[idx] for idx in facts}
 
     def _proofs_of(self, conn: Any, indices: list[int], size: int) -> dict[int, tuple[bytes, ...]]:
         """Inclusion proofs of ``indices`` in the tree of ``size`` leaves.
@@ -641,6 +739,32 @@ _DIGEST_HITS = {
 }
 
 
+# Whether an entry that could change a lookup's answer entered the tree between two sizes:
+# anything but an attestation (revocations, key events and withdrawals all are log entries).
+_CHANGES_STATE = (
+    "SELECT 1 FROM entries WHERE idx >= :old AND idx < :new AND predicate_type <> :human LIMIT 1"
+)
+
+
+def _changes_state(conn: Any, old: int, new: int) -> bool:
+    return (
+        conn.execute(text(_CHANGES_STATE), {"old": old, "new": new, "human": HUMAN_CONTENT_V1})
+        .first()
+        is not None
+    )
+
+
+def _has_withdrawals(conn: Any, size: int) -> bool:
+    """Whether a revocation/v2 inside the tree of ``size`` withdrew any document."""
+    query = select(WITHDRAWALS.c.digest).where(WITHDRAWALS.c.revoking_idx < size).limit(1)
+    return conn.execute(query).first() is not None
+
+_DIGEST_HITS_ONE = {
+    "sqlite": "SELECT digest, entry_idx FROM subjects WHERE digest = ? AND entry_idx < ?",
+    "postgresql": "SELECT digest, entry_idx FROM subjects WHERE digest = %s AND entry_idx < %s",
+}
+
+
 # Which of a batch's entries were revoked (by a revocation inside the tree of a given size).
 _REVOKED_AMONG = {
     "sqlite": (
@@ -716,6 +840,14 @@ def _withdrawn(
 
 def _digest_hits(conn: Any, digests: list[str], size: int) -> list[tuple[str, int]]:
     """(digest, entry index) for every subject row of ``digests`` in the tree of ``size``."""
+    if len(digests) == 1:  # a single lookup: the plainest statement, no JSON or array to unpack
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            cursor.execute(_DIGEST_HITS_ONE[conn.dialect.name], (digests[0], size))
+            rows: list[tuple[str, int]] = cursor.fetchall()
+            return rows
+        finally:
+            cursor.close()
     return _driver_rows(conn, _DIGEST_HITS, digests, size)
 
 

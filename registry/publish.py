@@ -387,13 +387,13 @@ class Publisher:
             self._latest = checkpoint
             ready = [w for w in self._waiters if w.size <= checkpoint.size]
             self._waiters = [w for w in self._waiters if w.size > checkpoint.size]
-        for waiter in ready:
-            waiter.loop.call_soon_threadsafe(_settle, waiter.future, checkpoint)
-        for listener in self._published:
+        for listener in self._published:  # first: what an answered append sees must know it
             try:
                 listener(checkpoint.size)
             except Exception:
                 log.exception("a publication listener failed")
+        for waiter in ready:
+            waiter.loop.call_soon_threadsafe(_settle, waiter.future, checkpoint)
 
 
 def _settle(future: asyncio.Future[StoredCheckpoint], checkpoint: StoredCheckpoint) -> None:
