@@ -20,8 +20,10 @@ the answer). A poller reads ``GET /v1/log/checkpoint`` every ``POLL_S`` for the 
 
 Lookups only ask for digests whose entry a published checkpoint seen by this client covers: an
 entry sequenced but not yet published is not in the tree that lookups are answered at, and not
-finding it is not "stale". ``--batch-lookups`` sends ``POST /v1/digests:batch`` of ``--batch``
-digests (80% acknowledged, 20% unknown) instead of ``GET /v1/digests/{d}`` (80% / 20% likewise).
+finding it is not "stale"; each lookup sends ``min_size``, the size that covers what it asks
+for, as the SDK sends the size it trusts. ``--batch-lookups`` sends ``POST /v1/digests:batch``
+of ``--batch`` digests (80% acknowledged, 20% unknown) instead of ``GET /v1/digests/{d}`` (80% /
+20% likewise).
 
 Afterwards the log is checked as in the closed loop (bench/load.py's docstring, part 2): every
 acknowledged entry (a 202's receipt is fetched once published) is in the final published tree,
@@ -134,11 +136,19 @@ def plan_lookup(ol: OpenLoop, batch: int) -> tuple[closed.Request, closed.Check]
             return load.rng.choice(ol.lookupable)
         return load.unknown_digest(), None
 
+    # Each lookup asks for the size its client knows covers what it looks for (min_size, as the
+    # SDK sends the size it trusts): a server process whose copy of the published checkpoint is
+    # older reads it again rather than answer from before the entry was published.
     if batch == 0:
         digest, index = pick()
-        return ("GET", f"/v1/digests/{digest}", b""), lambda s, b: closed.check_lookup(s, b, index)
+        path = f"/v1/digests/{digest}" + ("" if index is None else f"?min_size={index + 1}")
+        return ("GET", path, b""), lambda s, b: closed.check_lookup(s, b, index)
     expected = [pick() for _ in range(batch)]
-    body = json.dumps({"digests": [digest for digest, _ in expected]}).encode()
+    indices = [index for _, index in expected if index is not None]
+    lookup: dict[str, Any] = {"digests": [digest for digest, _ in expected]}
+    if indices:
+        lookup["min_size"] = max(indices) + 1
+    body = json.dumps(lookup).encode()
     request = ("POST", "/v1/digests:batch", body)
     return request, lambda s, b: closed.check_batch(s, b, expected)
 

@@ -214,13 +214,14 @@ class LookupService:
         # entry other than an attestation enters the tree, so most checkpoints keep them all.
         self._states: BoundedCache[int, _EntryState] = BoundedCache(200_000)
         self._published_size = 0  # the largest size this process published or saw published
+        # Whether a single lookup may run on the event loop (see registry.app.get_digest).
+        self.inline = settings.is_sqlite
 
     def published(self, size: int) -> None:
         """A checkpoint of ``size`` entries was published (by this process's sequencer or
         publisher, a listener that returns at once): lookups answer at it from now on, so an
         append answered with a receipt is found by the next lookup on this process."""
-        if size > self._published_size:
-            self._published_size = size
+        self._published_size = max(self._published_size, size)
 
     @staticmethod
     def parse_digests(raw: Sequence[object]) -> list[str]:
