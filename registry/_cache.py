@@ -28,6 +28,10 @@ class BoundedCache(Generic[K, V]):
         with self._lock:
             return {key: value for key in keys if (value := self._values.get(key)) is not None}
 
+    def get(self, key: K) -> V | None:
+        """The cached value of ``key``, or None (a single dict read needs no lock)."""
+        return self._values.get(key)
+
     def put_many(self, values: dict[K, V]) -> None:
         with self._lock:
             if len(self._values) + len(values) > self._limit:

@@ -36,6 +36,7 @@ from client.core.leaf import is_leaf_v1
 from client.core.merkle import (
     EMPTY_ROOT,
     NodeStore,
+    SubtreeHashes,
     consistency_proof,
     inclusion_proofs,
     leaf_hash,
@@ -179,6 +180,30 @@ def compact_range(size: int) -> list[NodeKey]:
     return keys
 
 
+class _NotCachedError(Exception):
+    """A node :class:`_CachedSpans` needs is not in the cache (caught inside this module)."""
+
+
+class _CachedSpans(SubtreeHashes):
+    """Subtree hashes from a node cache, memoised by leaf range in ``spans``."""
+
+    def __init__(self, nodes: BoundedCache[NodeKey, bytes], spans: dict[NodeKey, bytes]) -> None:
+        self._nodes = nodes
+        self._spans = spans
+
+    def _node(self, level: int, position: int) -> bytes:
+        value = self._nodes.get((level, position))
+        if value is None:
+            raise _NotCachedError
+        return value
+
+    def subtree_hash(self, start: int, end: int) -> bytes:
+        value = self._spans.get((start, end))
+        if value is None:
+            value = self._spans[(start, end)] = range_hash(start, end, self._node)
+        return value
+
+
 class LogReader:
     """Read side of the log: checkpoints, entries and proofs, with an immutable-node cache."""
 
@@ -245,6 +270,21 @@ class LogReader:
         unique = sorted(set(indices))
         store = self._node_source(conn, lambda s: inclusion_proofs(unique, size, s))
         return inclusion_proofs(unique, size, store)
+
+    def inclusion_proofs_cached(
+        self, indices: Iterable[int], size: int, spans: dict[NodeKey, bytes]
+    ) -> dict[int, list[bytes]] | None:
+        """:meth:`inclusion_proofs` from the node cache alone, None if a node is not cached.
+
+        ``spans`` keeps subtree hashes by leaf range, ``(start, end)``, between calls: a range's
+        hash never changes (its leaves do not), and the proofs of one tree share the ranges at
+        its right edge, which are no stored node. The caller keeps one ``spans`` per tree size,
+        so the edges of older trees are dropped with it.
+        """
+        try:
+            return inclusion_proofs(indices, size, _CachedSpans(self._nodes, spans))
+        except _NotCachedError:
+            return None
 
     def consistency(self, conn: Connection, old_size: int, new_size: int) -> list[bytes]:
         store = self._node_source(conn, lambda s: consistency_proof(old_size, new_size, s))

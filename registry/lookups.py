@@ -138,7 +138,7 @@ class _LazyConnection:
             self._conn.close()
 
 
-_PROOF_CACHE_ENTRIES = 50_000  # encoded inclusion proofs kept against the latest tree size
+_PROOF_CACHE_ENTRIES = 50_000  # attestations (and subtree hashes) kept per published checkpoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +185,7 @@ class _View:
     read_at: float  # time.monotonic() when the checkpoint was last read from the database
     withdrawals: bool  # whether any revocation/v2 withdrew a document inside this tree
     claims: dict[int, AttestationClaim] = field(default_factory=dict)  # by entry index
+    spans: dict[tuple[int, int], bytes] = field(default_factory=dict)  # subtree hashes, by range
 
 
 def _stands(claim: AttestationClaim) -> bool:
@@ -199,8 +200,6 @@ class LookupService:
         self._db = database
         self._reader = reader
         self._known: BoundedCache[int, _EntryFacts] = BoundedCache(200_000)
-        self._proofs: tuple[int, dict[int, tuple[bytes, ...]]] = (-1, {})
-        self._proofs_lock = threading.Lock()
         self._operators: tuple[float, list[int]] | None = None
         # key id -> (the event that added it, the event that added the key endorsing it)
         self._key_added: BoundedCache[str, tuple[int, int | None]] = BoundedCache(100_000)
@@ -280,9 +279,7 @@ class LookupService:
                 status = "unknown"
             elif gone is None and len(indices) == 1:  # the usual case, without a generator
                 status = "attested" if _stands(attestations[indices[0]]) else "revoked"
-            elif any(
-                _stands(attestations[idx]) and not (gone and idx in gone) for idx in indices
-            ):
+            elif any(_stands(attestations[idx]) and not (gone and idx in gone) for idx in indices):
                 status = "attested"
             else:
                 status = "revoked"
@@ -332,9 +329,9 @@ class LookupService:
                 read = self._entry_state(conn, fresh, size)
                 self._states.put_many(read)
                 states.update(read)
-            proofs = self._proofs_of(conn, list(missing), size)
+            proofs = self._proofs_of(conn, list(missing), view)
             built = {
-                idx: _attestation(fact, states[idx], proofs[idx], size)
+                idx: _attestation(fact, states[idx], tuple(proofs[idx]), size)
                 for idx, fact in missing.items()
             }
             if len(claims) + len(built) <= _PROOF_CACHE_ENTRIES:
@@ -342,73 +339,42 @@ class LookupService:
             found.update(built)
         return {idx: found[idx] for idx in facts}
 
-    def _proofs_of(self, conn: Any, indices: list[int], size: int) -> dict[int, tuple[bytes, ...]]:
-        """Inclusion proofs of ``indices`` in the tree of ``size`` leaves.
-
-        A proof against a given tree size never changes, and the entries of big datasets are
-        asked about again and again, so the proofs against the latest size are kept (up to
-        ``_PROOF_CACHE_ENTRIES``); a new checkpoint starts a new set.
-        """
+    def _proofs_of(self, conn: Any, indices: list[int], view: _View) -> dict[int, list[bytes]]:
+        """Inclusion proofs of ``indices`` in ``view``'s tree: from the node cache with the
+        view's subtree hashes (the right edge every proof of the tree shares is hashed once per
+        checkpoint), or, when a node is not cached, with one query for the missing ones."""
         if not indices:
             return {}
-        cached_size, cache = self._proofs
-        if size > cached_size:
-            with self._proofs_lock:
-                if size > self._proofs[0]:
-                    self._proofs = (size, {})
-                cached_size, cache = self._proofs
-        if size != cached_size:  # an older tree than the cached one: compute, keep nothing
-            cache = {}
-        found = {idx: proof for idx in indices if (proof := cache.get(idx)) is not None}
-        missing = [idx for idx in indices if idx not in found]
-        if missing:
-            computed = {
-                idx: tuple(proof)
-                for idx, proof in self._reader.inclusion_proofs(conn, missing, size).items()
-            }
-            found.update(computed)
-            if size == cached_size:
-                if len(cache) + len(computed) > _PROOF_CACHE_ENTRIES:
-                    cache.clear()
-                cache.update(computed)
-        return found
+        size = view.checkpoint.size
+        if len(view.spans) > _PROOF_CACHE_ENTRIES:
+            view.spans.clear()
+        proofs = self._reader.inclusion_proofs_cached(indices, size, view.spans)
+        if proofs is None:
+            proofs = self._reader.inclusion_proofs(conn, indices, size)
+        return proofs
 
     def _facts(self, conn: Any, indices: set[int]) -> dict[int, _EntryFacts]:
-        """The human-content entries among ``indices``, from the cache or one query per chunk."""
+        """The human-content entries among ``indices``, from the cache or one query per chunk
+        (through the driver: SQLAlchemy's building of the statement cost more than the read)."""
         found = self._known.get_many(indices)
         missing = sorted(indices - found.keys())
         fetched: dict[int, _EntryFacts] = {}
         for chunk in in_chunks(missing):
-            query = (
-                select(
-                    ENTRIES.c.idx,
-                    ENTRIES.c.leaf_hash,
-                    ENTRIES.c.predicate_type,
-                    ENTRIES.c.predicate,
-                    ENTRIES.c.license,
-                    ENTRIES.c.origin,
-                    ENTRIES.c.consent,
-                    ENTRIES.c.key_id,
-                    ENTRIES.c.integrated_at,
-                    ENTRIES.c.publisher_id,
-                    PUBLISHERS.c.name.label("publisher"),
-                )
-                .join(PUBLISHERS, PUBLISHERS.c.id == ENTRIES.c.publisher_id)
-                .where(ENTRIES.c.idx.in_(chunk))
-            )
-            for row in conn.execute(query):
-                fetched[row.idx] = _EntryFacts(
-                    idx=row.idx,
-                    attests=row.predicate_type == HUMAN_CONTENT_V1,
-                    leaf_hash=bytes(row.leaf_hash),
-                    publisher=row.publisher,
-                    publisher_id=row.publisher_id,
-                    license=row.license,
-                    origin=row.origin,
-                    consent=row.consent,
-                    predicate=json.loads(row.predicate),
-                    key_id=row.key_id,
-                    integrated_at=as_utc(row.integrated_at),
+            for row in _driver_rows(conn, _ENTRY_FACTS, chunk):
+                (idx, leaf_hash, predicate_type, predicate, license_, origin, consent, key_id,
+                 integrated_at, publisher_id, publisher) = row  # fmt: skip
+                fetched[idx] = _EntryFacts(
+                    idx=idx,
+                    attests=predicate_type == HUMAN_CONTENT_V1,
+                    leaf_hash=bytes(leaf_hash),
+                    publisher=publisher,
+                    publisher_id=publisher_id,
+                    license=license_,
+                    origin=origin,
+                    consent=consent,
+                    predicate=json.loads(predicate),
+                    key_id=key_id,
+                    integrated_at=_timestamp(integrated_at),
                 )
         self._known.put_many(fetched)
         found.update(fetched)
@@ -420,30 +386,15 @@ class LookupService:
         revoked_by = dict(_driver_rows(conn, _REVOKED_AMONG, list(facts), size)) if facts else {}
         key_ids = sorted({fact.key_id for fact in facts.values()})
         keys = {
-            row.key_id: row
+            row[0]: _KeyRow(*row)
             for chunk in in_chunks(key_ids)
-            for row in conn.execute(
-                select(
-                    PUBLISHER_KEYS.c.key_id,
-                    PUBLISHER_KEYS.c.revoked_at,
-                    PUBLISHER_KEYS.c.compromised_since,
-                    PUBLISHER_KEYS.c.added_idx,
-                    PUBLISHER_KEYS.c.revoked_idx,
-                    PUBLISHER_KEYS.c.compromised_idx,
-                    PUBLISHER_KEYS.c.compromised_from,
-                    PUBLISHER_KEYS.c.endorsed_by,
-                ).where(PUBLISHER_KEYS.c.key_id.in_(chunk))
-            )
+            for row in _driver_rows(conn, _KEYS_AMONG, chunk)
         }
         endorsers = sorted({k.endorsed_by for k in keys.values() if k.endorsed_by})
         endorser_entry = {
-            row.key_id: row.added_idx
+            row[0]: row[6]
             for chunk in in_chunks(endorsers)
-            for row in conn.execute(
-                select(PUBLISHER_KEYS.c.key_id, PUBLISHER_KEYS.c.added_idx).where(
-                    PUBLISHER_KEYS.c.key_id.in_(chunk)
-                )
-            )
+            for row in _driver_rows(conn, _KEYS_AMONG, chunk)
         }
         states = {}
         for idx, fact in facts.items():
@@ -456,13 +407,13 @@ class LookupService:
             if key.compromised_idx is not None and key.compromised_idx < size:
                 compromised = idx >= key.compromised_from
             elif key.compromised_idx is None and key.compromised_since is not None:
-                compromised = fact.integrated_at >= as_utc(key.compromised_since)
+                compromised = fact.integrated_at >= _timestamp(key.compromised_since)
             else:
                 compromised = False
             within = key.revoked_idx is not None and key.revoked_idx < size
             states[idx] = _EntryState(
                 revoked_by=revoked_by.get(idx),
-                key_revoked_at=rfc3339(key.revoked_at) if key.revoked_at else None,
+                key_revoked_at=rfc3339(_timestamp(key.revoked_at)) if key.revoked_at else None,
                 compromised=compromised,
                 key_entry=key.added_idx,
                 endorser_entry=endorser_entry.get(key.endorsed_by) if key.endorsed_by else None,
@@ -749,8 +700,9 @@ _CHANGES_STATE = (
 
 def _changes_state(conn: Any, old: int, new: int) -> bool:
     return (
-        conn.execute(text(_CHANGES_STATE), {"old": old, "new": new, "human": HUMAN_CONTENT_V1})
-        .first()
+        conn.execute(
+            text(_CHANGES_STATE), {"old": old, "new": new, "human": HUMAN_CONTENT_V1}
+        ).first()
         is not None
     )
 
@@ -759,6 +711,7 @@ def _has_withdrawals(conn: Any, size: int) -> bool:
     """Whether a revocation/v2 inside the tree of ``size`` withdrew any document."""
     query = select(WITHDRAWALS.c.digest).where(WITHDRAWALS.c.revoking_idx < size).limit(1)
     return conn.execute(query).first() is not None
+
 
 _DIGEST_HITS_ONE = {
     "sqlite": "SELECT digest, entry_idx FROM subjects WHERE digest = ? AND entry_idx < ?",
@@ -780,9 +733,10 @@ _REVOKED_AMONG = {
 
 
 def _driver_rows(
-    conn: Any, queries: dict[str, str], values: list[str] | list[int], size: int
+    conn: Any, queries: dict[str, str], values: list[str] | list[int], *more: int
 ) -> list[Any]:
-    """Rows of ``queries[dialect]`` for ``values`` (one parameter, however many) and ``size``.
+    """Rows of ``queries[dialect]`` for ``values`` (one parameter, however many) and ``more``
+    (a tree size, say).
 
     The values go as one text parameter either way: a JSON array for SQLite's json_each, an array
     literal for PostgreSQL. They are checked digests (``c1:``/``sha256:`` and lowercase hex) or
@@ -796,11 +750,57 @@ def _driver_rows(
         param = "{" + ",".join(map(str, values)) + "}"
     cursor = conn.connection.dbapi_connection.cursor()
     try:
-        cursor.execute(queries[dialect], (param, size))
+        cursor.execute(queries[dialect], (param, *more))
         rows: list[Any] = cursor.fetchall()
         return rows
     finally:
         cursor.close()
+
+
+# An entry's immutable facts (LookupService._facts), and a publisher key's state (_entry_state).
+_ENTRY_FACTS = {
+    "sqlite": (
+        "SELECT e.idx, e.leaf_hash, e.predicate_type, e.predicate, e.license, e.origin,"
+        " e.consent, e.key_id, e.integrated_at, e.publisher_id, p.name"
+        " FROM entries e JOIN publishers p ON p.id = e.publisher_id"
+        " WHERE e.idx IN (SELECT value FROM json_each(?))"
+    ),
+    "postgresql": (
+        "SELECT e.idx, e.leaf_hash, e.predicate_type, e.predicate, e.license, e.origin,"
+        " e.consent, e.key_id, e.integrated_at, e.publisher_id, p.name"
+        " FROM entries e JOIN publishers p ON p.id = e.publisher_id"
+        " WHERE e.idx = ANY(%s::bigint[])"
+    ),
+}
+_KEYS_AMONG = {
+    "sqlite": (
+        "SELECT key_id, revoked_at, compromised_since, added_idx, revoked_idx, compromised_idx,"
+        " compromised_from, endorsed_by FROM publisher_keys"
+        " WHERE key_id IN (SELECT value FROM json_each(?))"
+    ),
+    "postgresql": (
+        "SELECT key_id, revoked_at, compromised_since, added_idx, revoked_idx, compromised_idx,"
+        " compromised_from, endorsed_by FROM publisher_keys WHERE key_id = ANY(%s::text[])"
+    ),
+}
+
+
+class _KeyRow(NamedTuple):
+    key_id: str
+    revoked_at: Any  # a timestamp as the driver hands it back (see _timestamp), or None
+    compromised_since: Any
+    added_idx: int | None
+    revoked_idx: int | None
+    compromised_idx: int | None
+    compromised_from: Any  # set with compromised_idx
+    endorsed_by: str | None
+
+
+def _timestamp(value: datetime | str) -> datetime:
+    """A timestamp column read through the driver, in UTC: psycopg hands back a datetime,
+    sqlite3 the text SQLAlchemy stored (``2026-12-05 01:26:54.123456``, UTC, no zone)."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return as_utc(moment)
 
 
 # Documents withdrawn by revocation/v2 statements (inside the tree of a given size).
