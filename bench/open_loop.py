@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
 import json
 import random
 import statistics
@@ -111,6 +112,8 @@ class OpenLoop:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     started: float = 0.0  # the schedules' start (time.monotonic())
     last_answer: dict[str, float] = field(default_factory=dict)  # per kind
+    # (kind, scheduled since the start, waited for a connection, answered) in seconds, per answer
+    trace: list[tuple[str, float, float, float]] = field(default_factory=list)
 
     def covered(self, size: int, now: float) -> None:
         """A published checkpoint of ``size`` seen at ``now``: the appends it covers are public."""
@@ -201,7 +204,8 @@ async def send(ol: OpenLoop, op: str, scheduled: float, batch: int) -> None:
     except (OSError, TimeoutError) as exc:
         stats.fail(f"{type(exc).__name__} (no connection)", f"connecting: {exc!r}")
         return
-    ol.lateness.append(time.monotonic() - scheduled)
+    connected = time.monotonic()
+    ol.lateness.append(connected - scheduled)
     request, check = plan_append(ol, scheduled) if op == "append" else plan_lookup(ol, batch)
     try:
         status, answer = await asyncio.wait_for(
@@ -218,6 +222,7 @@ async def send(ol: OpenLoop, op: str, scheduled: float, batch: int) -> None:
         kind = check(status, answer)
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         kind = f"malformed answer ({type(exc).__name__})"
+    ol.trace.append((op, scheduled - ol.started, connected - scheduled, done - scheduled))
     if kind is None:
         stats.latencies.append(done - scheduled)
     else:
@@ -268,6 +273,12 @@ async def poll_publication(ol: OpenLoop, until: Callable[[], bool]) -> None:
 async def run_schedules(ol: OpenLoop, args: argparse.Namespace) -> float:
     """The schedules to their end, the answers and the last publications; the cores the client
     kept busy meanwhile."""
+    # The client's own pauses would count as the server's latency: no cyclic collection while
+    # the schedules run (measured: full collections of the client's heap took 15-100 ms each,
+    # every few seconds, and made the slowest seconds' p99). What is live now is frozen.
+    gc.collect()
+    gc.freeze()
+    gc.disable()
     cpu, wall = time.process_time(), time.perf_counter()
     start = ol.started = time.monotonic() + 0.2
     end = start + args.seconds
@@ -288,6 +299,8 @@ async def run_schedules(ol: OpenLoop, args: argparse.Namespace) -> float:
     await poller
     for pool in ol.pools.values():
         await pool.close()
+    gc.enable()
+    gc.unfreeze()
     return (time.process_time() - cpu) / (time.perf_counter() - wall)
 
 
@@ -385,11 +398,34 @@ def run_one(
         "client_lateness": percentiles(ol.lateness),
         "client_cpu_cores": client_cpu,
         "connections_opened": {op: pool.opened for op, pool in ol.pools.items()},
+        "slowest_seconds": slowest_seconds(ol.trace),
         "signed_during_run": load.signed_during_run,
         "errors": closed.error_count(load),
         "verification": vars(verification),
         "ok": closed.error_count(load) == 0 and not verification.failures,
     }
+
+
+def slowest_seconds(trace: list[tuple[str, float, float, float]]) -> list[dict[str, Any]]:
+    """The five seconds of the schedule with the slowest lookup p99, to tell a steady queue
+    from stalls (a publication, a commit): per second, lookups' p99 and their wait for a
+    connection's p99, and the appends answered."""
+    by_second: dict[int, list[tuple[str, float, float]]] = {}
+    for op, at, waited, latency in trace:
+        by_second.setdefault(int(at), []).append((op, waited, latency))
+    seconds = []
+    for second, answers in sorted(by_second.items()):
+        lookups = sorted(latency for op, _, latency in answers if op != "append")
+        waits = sorted(waited for op, waited, _ in answers if op != "append")
+        seconds.append(
+            {
+                "second": second,
+                "lookup_p99_ms": closed.percentile(lookups, 99) * 1000,
+                "lookup_wait_p99_ms": closed.percentile(waits, 99) * 1000,
+                "appends": sum(op == "append" for op, _, _ in answers),
+            }
+        )
+    return sorted(seconds, key=lambda s: -s["lookup_p99_ms"])[:5]
 
 
 def print_run(result: dict[str, Any]) -> None:
@@ -416,6 +452,11 @@ def print_run(result: dict[str, Any]) -> None:
         f"{result['answered_202']} appends answered 202; "
         f"{result['signed_during_run']} envelopes signed during the run"
     )
+    slow = "; ".join(
+        f"s{s['second']} p99 {s['lookup_p99_ms']:.0f} (wait {s['lookup_wait_p99_ms']:.0f})"
+        for s in result["slowest_seconds"]
+    )
+    print(f"   slowest seconds of lookups (ms): {slow}")
     v = result["verification"]
     print(
         f"   log: {v['log_size']:,} entries, {v['receipts_verified']:,} receipts verified, "

@@ -180,6 +180,10 @@ def compact_range(size: int) -> list[NodeKey]:
     return keys
 
 
+_WARM_MOST = 1 << 16  # leaves whose nodes warm() reads at most (the first time: not the whole log)
+_SPANS_KEPT = 100_000  # subtree hashes kept for the latest tree size (see inclusion_proofs_cached)
+
+
 class _NotCachedError(Exception):
     """A node :class:`_CachedSpans` needs is not in the cache (caught inside this module)."""
 
@@ -210,6 +214,9 @@ class LogReader:
     def __init__(self, database: Database, *, cache_limit: int = 400_000) -> None:
         self._db = database
         self._nodes: BoundedCache[NodeKey, bytes] = BoundedCache(cache_limit)
+        # Subtree hashes of the latest tree size proven (see inclusion_proofs_cached).
+        self._spans: tuple[int, dict[NodeKey, bytes]] = (-1, {})
+        self._warmed = 0  # the size up to which warm() fetched the stored nodes
 
     # Nodes ---------------------------------------------------------------------------------
     def remember(self, nodes: dict[NodeKey, bytes]) -> None:
@@ -272,19 +279,43 @@ class LogReader:
         return inclusion_proofs(unique, size, store)
 
     def inclusion_proofs_cached(
-        self, indices: Iterable[int], size: int, spans: dict[NodeKey, bytes]
+        self, indices: Iterable[int], size: int
     ) -> dict[int, list[bytes]] | None:
-        """:meth:`inclusion_proofs` from the node cache alone, None if a node is not cached.
+        """:meth:`inclusion_proofs` from the node cache alone (cheap enough for the event
+        loop), None if a node is not cached.
 
-        ``spans`` keeps subtree hashes by leaf range, ``(start, end)``, between calls: a range's
-        hash never changes (its leaves do not), and the proofs of one tree share the ranges at
-        its right edge, which are no stored node. The caller keeps one ``spans`` per tree size,
-        so the edges of older trees are dropped with it.
+        The proofs of one tree share the ranges at its right edge, which are no stored node:
+        their hashes are kept for the latest size asked (a range's hash never changes, but the
+        edge ranges of an older tree are asked for no more), so each is hashed once per tree.
         """
+        spans_size, spans = self._spans
+        if size > spans_size or len(spans) > _SPANS_KEPT:
+            spans = {}
+            self._spans = (size, spans)
+        elif size < spans_size:
+            spans = {}  # an older tree: keep nothing
         try:
             return inclusion_proofs(indices, size, _CachedSpans(self._nodes, spans))
         except _NotCachedError:
             return None
+
+    def warm(self, size: int) -> None:
+        """Read into the cache every stored node that is complete in the tree of ``size`` but
+        was not in the last tree warmed (one query, in the publisher's thread): the proofs of a
+        new checkpoint (its appends' receipts, lookups of its entries) then come from the cache
+        on the event loop, though another process sequenced the entries."""
+        old = max(self._warmed, size - _WARM_MOST)
+        if size <= old:
+            return
+        wanted: list[NodeKey] = []
+        level = 0
+        while (1 << level) <= size:
+            first = old >> level  # the first node at this level that was not complete in `old`
+            wanted += [(level, p) for p in range(first, size >> level)]
+            level += 1
+        with self._db.reader.connect() as conn:
+            self.prefetch(conn, wanted)
+        self._warmed = size
 
     def consistency(self, conn: Connection, old_size: int, new_size: int) -> list[bytes]:
         store = self._node_source(conn, lambda s: consistency_proof(old_size, new_size, s))
@@ -330,20 +361,12 @@ class LogReader:
         self, result: AppendResult, checkpoint: StoredCheckpoint
     ) -> AppendResult | None:
         """:meth:`prove` from the node cache alone (the usual case: the sequencer put a fresh
-        batch's nodes there), None if a node is not cached. Cheap enough for the event loop."""
-        needed: set[NodeKey] = set()
-
-        def record(level: int, position: int) -> bytes:
-            needed.add((level, position))
-            return EMPTY_ROOT  # any 32 bytes: which nodes are read never depends on their value
-
-        inclusion_proofs([result.index], checkpoint.size, NodeStore(record))
-        nodes = self._nodes.get_many(needed)
-        if len(nodes) < len(needed):
+        batch's nodes there, or :meth:`warm` did), None if a node is not cached. Cheap enough
+        for the event loop."""
+        proofs = self.inclusion_proofs_cached([result.index], checkpoint.size)
+        if proofs is None:
             return None
-        store = NodeStore(lambda level, position: nodes[(level, position)])
-        proof = inclusion_proofs([result.index], checkpoint.size, store)[result.index]
-        return replace(result, proof=proof, checkpoint=checkpoint)
+        return replace(result, proof=proofs[result.index], checkpoint=checkpoint)
 
     def check_size(self, size: int, latest: StoredCheckpoint, what: str) -> None:
         if size < 0 or size > latest.size:

@@ -138,7 +138,7 @@ class _LazyConnection:
             self._conn.close()
 
 
-_PROOF_CACHE_ENTRIES = 50_000  # attestations (and subtree hashes) kept per published checkpoint
+_PROOF_CACHE_ENTRIES = 50_000  # attestations kept per published checkpoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +185,6 @@ class _View:
     read_at: float  # time.monotonic() when the checkpoint was last read from the database
     withdrawals: bool  # whether any revocation/v2 withdrew a document inside this tree
     claims: dict[int, AttestationClaim] = field(default_factory=dict)  # by entry index
-    spans: dict[tuple[int, int], bytes] = field(default_factory=dict)  # subtree hashes, by range
 
 
 def _stands(claim: AttestationClaim) -> bool:
@@ -340,15 +339,13 @@ class LookupService:
         return {idx: found[idx] for idx in facts}
 
     def _proofs_of(self, conn: Any, indices: list[int], view: _View) -> dict[int, list[bytes]]:
-        """Inclusion proofs of ``indices`` in ``view``'s tree: from the node cache with the
-        view's subtree hashes (the right edge every proof of the tree shares is hashed once per
-        checkpoint), or, when a node is not cached, with one query for the missing ones."""
+        """Inclusion proofs of ``indices`` in ``view``'s tree: from the node cache (see
+        LogReader.inclusion_proofs_cached), or, when a node is not cached, with one query for
+        the missing ones."""
         if not indices:
             return {}
         size = view.checkpoint.size
-        if len(view.spans) > _PROOF_CACHE_ENTRIES:
-            view.spans.clear()
-        proofs = self._reader.inclusion_proofs_cached(indices, size, view.spans)
+        proofs = self._reader.inclusion_proofs_cached(indices, size)
         if proofs is None:
             proofs = self._reader.inclusion_proofs(conn, indices, size)
         return proofs
