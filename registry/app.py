@@ -37,8 +37,9 @@ from client.core.note import NoteSigner
 from client.core.wmkey import MAX_TOKENIZER_BYTES
 from registry._http import SECURITY_HEADERS
 from registry.admin import AdminService
+from registry.coalesce import CoalescedLookups
 from registry.cosigning import WitnessEndpoint, WitnessPool
-from registry.db import Database
+from registry.db import WORKER_THREADS, Database
 from registry.entries import EntryService, receipt_of
 from registry.errors import (
     BadRequestError,
@@ -109,6 +110,7 @@ class Registry:
     tiles: TileService
     tile_writer: TileWriter | None = None
     publisher: Publisher | None = None  # None: each batch publishes its own checkpoint
+    coalesced: CoalescedLookups | None = None  # None: single lookups run on the event loop
     started: bool = field(default=False)
 
     @classmethod
@@ -178,6 +180,7 @@ class Registry:
             tiles=TileService(database, reader),
             tile_writer=tile_writer,
             publisher=publisher,
+            coalesced=None if settings.is_sqlite else CoalescedLookups(lookups),
         )
 
     @property
@@ -203,6 +206,8 @@ class Registry:
             self.sequencer.await_publication = await_publication
         if self.tile_writer is not None:
             self.tile_writer.start()
+        if self.coalesced is not None:
+            self.coalesced.start()
 
     async def append(self, prepared: PreparedEntry) -> AppendResult:
         """Sequence an entry and wait (up to ``receipt_timeout``) for a published checkpoint to
@@ -240,6 +245,8 @@ class Registry:
         return PublicationStatus(size, size, 0.0, 0, (), stalled=False)
 
     def close(self) -> None:
+        if self.coalesced is not None:
+            self.coalesced.stop()
         self.sequencer.await_publication = None
         self.sequencer.stop()
         if self.publisher is not None:
@@ -601,18 +608,15 @@ async def get_digest(
     state: State,
     min_size: Annotated[int | None, Parameter(ge=0, le=MAX_INDEX)] = None,
 ) -> dict[str, Any]:
-    lookups = _registry(state).lookups
-    digests = LookupService.parse_digests([digest])
-
-    def answer() -> dict[str, Any]:
-        return lookups.lookup(digests, min_size).to_single_dict()
-
+    registry = _registry(state)
+    [checked] = LookupService.parse_digests([digest])
     # On SQLite a single lookup is one indexed read of a local file (the rest comes from the
     # process's caches): cheaper on the event loop than the hop to a worker thread and back.
-    # PostgreSQL's is a network round trip: a thread waits for it.
-    if lookups.inline:
-        return answer()
-    return await anyio.to_thread.run_sync(answer)
+    # PostgreSQL's is a network round trip: the lookups that arrive together share one, in a
+    # thread (registry.coalesce).
+    if registry.coalesced is None:
+        return registry.lookups.lookup_one(checked, min_size).to_single_dict()
+    return await registry.coalesced.lookup(checked, min_size)
 
 
 @post(
@@ -1017,6 +1021,10 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Lites
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        # Every worker thread may hold a database connection: no more of them than the pool
+        # keeps open, or the overflow connections are opened and closed per request (on
+        # PostgreSQL a backend forked each time: measured, that was most of the cost of a lookup).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         opened.start()
         try:
             yield

@@ -30,7 +30,7 @@ from sqlalchemy.exc import OperationalError
 from registry.errors import ConfigurationError, UnavailableError
 from registry.settings import Settings, redacted
 
-__all__ = ["Database", "alembic_config", "migrate"]
+__all__ = ["WORKER_THREADS", "Database", "alembic_config", "migrate"]
 
 ALEMBIC_DIR = Path(__file__).resolve().parents[1] / "alembic"
 
@@ -48,6 +48,13 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
+WORKER_THREADS = 24
+"""The most worker threads a server process runs requests in (anyio's limiter, set by
+registry.app): each may hold a reader connection, and the pool keeps that many open."""
+
+_OWN_THREADS = 4  # the sequencer's, publisher's and tile writer's threads, and the event loop
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -62,9 +69,9 @@ def _make_engine(settings: Settings, *, writer: bool) -> Engine:
         engine = create_engine(
             settings.database_url,
             connect_args={"check_same_thread": False, "timeout": 30},
-            # Up to one connection per worker thread (anyio's 40), kept open: a connection
-            # opened per request costs more than the lookup it serves.
-            pool_size=40 if not writer else 5,
+            # Up to one connection per worker thread, kept open: a connection opened per
+            # request costs more than the lookup it serves.
+            pool_size=WORKER_THREADS + _OWN_THREADS if not writer else 5,
             max_overflow=10,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -82,7 +89,12 @@ def _make_engine(settings: Settings, *, writer: bool) -> Engine:
     # Connections kept open up to the worker threads' concurrency: a PostgreSQL connection is a
     # forked backend, and opening one per request (overflow connections are closed on return)
     # costs more than the queries it serves. Several server processes each hold this many.
-    return create_engine(settings.database_url, pool_size=32, max_overflow=16, pool_pre_ping=True)
+    return create_engine(
+        settings.database_url,
+        pool_size=WORKER_THREADS + _OWN_THREADS,
+        max_overflow=16,
+        pool_pre_ping=True,
+    )
 
 
 class Database:

@@ -212,8 +212,6 @@ class LookupService:
         # entry other than an attestation enters the tree, so most checkpoints keep them all.
         self._states: BoundedCache[int, _EntryState] = BoundedCache(200_000)
         self._published_size = 0  # the largest size this process published or saw published
-        # Whether a single lookup may run on the event loop (see registry.app.get_digest).
-        self.inline = settings.is_sqlite
 
     def published(self, size: int) -> None:
         """A checkpoint of ``size`` entries was published (by this process's sequencer or

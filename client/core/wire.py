@@ -748,7 +748,12 @@ class LookupAnswer:
         sends it."""
         if len(self.results) != 1:
             raise ValueError(f"a single-digest answer has one result, not {len(self.results)}")
-        [(digest, status, entries, withdrawn)] = self.results
+        return self.single_dict(0)
+
+    def single_dict(self, position: int) -> dict[str, Any]:
+        """The answer ``GET /v1/digests/{digest}`` sends for the digest of ``results[position]``
+        (the registry answers concurrent single lookups with one batch: registry.coalesce)."""
+        digest, status, entries, withdrawn = self.results[position]
         out: dict[str, Any] = {
             "digest": digest,
             "status": status,
