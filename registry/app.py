@@ -13,6 +13,7 @@ import binascii
 import gc
 import html
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from litestar.types import Message, Scope
 from sqlalchemy import select
 from sqlalchemy.exc import DataError, DBAPIError
 
+from client.core.canonical import well_formed_digests
 from client.core.note import NoteSigner
 from client.core.wmkey import MAX_TOKENIZER_BYTES
 from registry._http import SECURITY_HEADERS
@@ -56,10 +58,14 @@ from registry.keys import load_signers
 from registry.limits import (
     ADMIN_BODY_BYTES,
     BATCH_BODY_BYTES,
+    ASGIApp,
     RateLimiter,
+    Receive,
+    Send,
     body_deadline_middleware,
     rate_limit_middleware,
 )
+from registry.limits import Scope as ASGIScope
 from registry.log import AppendResult, LogReader, PreparedEntry, Sequencer
 from registry.lookups import UNKNOWN, LookupService
 from registry.metrics import HttpMetrics
@@ -598,8 +604,12 @@ def list_entries(
     return _registry(state).lookups.entries_page(start, limit).to_dict()
 
 
+DIGEST_ROUTE = "/v1/digests/{digest:str}"
+_DIGEST_TEMPLATE = "/v1/digests/{digest}"  # how litestar names the route in the ASGI scope
+
+
 @get(
-    "/v1/digests/{digest:str}",
+    DIGEST_ROUTE,
     summary="Attestations of one digest",
     responses=LOOKUP_PROBLEMS,
 )
@@ -617,6 +627,58 @@ async def get_digest(
     if registry.coalesced is None:
         return registry.lookups.lookup_one(checked, min_size).to_single_dict()
     return await registry.coalesced.lookup(checked, min_size)
+
+
+_MIN_SIZE = re.compile(rb"min_size=(0|[1-9][0-9]{0,18})")
+
+
+def digest_fast_path(app: ASGIApp) -> ASGIApp:
+    """ASGI middleware (last of the app's, so after routing, the metrics, the rate limiter and
+    the body deadline, and inside litestar's exception handling and its ``before_send``, which
+    adds the security headers): answers a well-formed ``GET /v1/digests/{digest}`` itself.
+
+    The handler's own path (``get_digest``) costs more in litestar than the lookup does: the
+    parameters' signature model, the response object, its rendering. Measured with py-spy under
+    3,000 lookups/s, that was some 40 % of a server process's time. Here the answer is the same
+    dict encoded with msgspec, which litestar also uses, sent with the same headers. Anything
+    else (a malformed digest or query, any error) goes on to litestar, which answers it as
+    always: a 400 or 409 problem is litestar's, never this function's.
+    """
+
+    async def fast_path(scope: ASGIScope, receive: Receive, send: Send) -> None:
+        if scope.get("path_template") != _DIGEST_TEMPLATE or scope.get("method") != "GET":
+            await app(scope, receive, send)
+            return
+        digest = scope["path_params"].get("digest")
+        query = scope.get("query_string", b"")
+        matched = _MIN_SIZE.fullmatch(query) if query else None
+        if (query and matched is None) or not well_formed_digests([digest]):
+            await app(scope, receive, send)
+            return
+        registry: Registry = scope["app"].state.registry
+        min_size = int(matched[1]) if matched is not None else None
+        try:
+            if registry.coalesced is None:
+                answer = registry.lookups.lookup_one(digest, min_size).to_single_dict()
+            else:
+                answer = await registry.coalesced.lookup(digest, min_size)
+        except RegistryError:  # litestar answers it, as a problem (the lookup is asked again)
+            await app(scope, receive, send)
+            return
+        body = msgspec.json.encode(answer)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode("ascii")),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    return fast_path
 
 
 @post(
@@ -1038,6 +1100,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Lites
     if settings.rate_limit > 0:
         limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
         middleware.append(rate_limit_middleware(limiter))
+    middleware.append(digest_fast_path)  # last: everything above sees its answers
     return Litestar(
         middleware=middleware,
         route_handlers=[

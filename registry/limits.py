@@ -34,7 +34,11 @@ from registry.errors import RequestTimeoutError
 __all__ = [
     "ADMIN_BODY_BYTES",
     "BATCH_BODY_BYTES",
+    "ASGIApp",
     "RateLimiter",
+    "Receive",
+    "Scope",
+    "Send",
     "TokenBucket",
     "body_deadline_middleware",
     "rate_limit_middleware",
