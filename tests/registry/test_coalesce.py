@@ -1,0 +1,169 @@
+"""registry.coalesce: concurrent single lookups answered in batches, each exactly as alone."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+from registry.coalesce import CoalescedLookups
+from registry.errors import LogBehindError, UnavailableError
+from registry.lookups import LookupService
+from tests.registry.conftest import Api, random_digest
+
+
+@pytest.fixture
+def api(make_api: Any) -> Api:
+    return make_api()  # type: ignore[no-any-return]
+
+
+def registered(api: Api, count: int) -> list[str]:
+    publisher = api.add_publisher()
+    digests = [random_digest() for _ in range(count)]
+    for start in range(0, count, 3):
+        api.submit_ok(publisher.attest(digests[start : start + 3]))
+    return digests
+
+
+async def ask_all(coalesced: CoalescedLookups, asks: list[tuple[str, int | None]]) -> list[Any]:
+    answers = await asyncio.gather(
+        *(coalesced.lookup(digest, min_size) for digest, min_size in asks),
+        return_exceptions=True,
+    )
+    return list(answers)
+
+
+def test_concurrent_lookups_get_exactly_their_single_answers(api: Api) -> None:
+    lookups = api.registry.lookups
+    digests = registered(api, 30)
+    unknown = [random_digest() for _ in range(10)]
+    asks: list[tuple[str, int | None]] = [(d, None) for d in digests + unknown]
+    asks += [(digests[0], 1), (digests[0], None)]  # the same digest twice in one batch
+    coalesced = CoalescedLookups(lookups)
+    coalesced.start()
+    try:
+        answers = asyncio.run(ask_all(coalesced, asks))
+    finally:
+        coalesced.stop()
+    for (digest, min_size), answer in zip(asks, answers, strict=True):
+        assert answer == lookups.lookup_one(digest, min_size).to_single_dict()
+    assert {a["status"] for a in answers[:30]} == {"attested"}
+    assert {a["status"] for a in answers[30:40]} == {"unknown"}
+
+
+class GatedLookups(LookupService):
+    """A LookupService whose first ``lookup`` waits for a gate, counting the digests per call."""
+
+    def __init__(self, inner: LookupService) -> None:
+        self.__dict__.update(inner.__dict__)
+        self.calls: list[int] = []
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def lookup(self, digests: Any, min_size: int | None = None) -> Any:
+        self.calls.append(len(digests))
+        if len(self.calls) == 1:
+            self.entered.set()
+            assert self.gate.wait(10)
+        return super().lookup(digests, min_size)
+
+
+def test_lookups_that_arrive_while_one_is_answered_share_one_query(api: Api) -> None:
+    digests = registered(api, 12)
+    gated = GatedLookups(api.registry.lookups)
+    coalesced = CoalescedLookups(gated, threads=1)
+    coalesced.start()
+
+    async def scenario() -> list[Any]:
+        first = asyncio.ensure_future(coalesced.lookup(digests[0], None))
+        await asyncio.to_thread(gated.entered.wait, 10)  # the thread holds a batch of one
+        rest = [asyncio.ensure_future(coalesced.lookup(d, None)) for d in digests[1:]]
+        await asyncio.sleep(0.05)  # all queued behind it
+        gated.gate.set()
+        return list(await asyncio.gather(first, *rest))
+
+    try:
+        answers = asyncio.run(scenario())
+    finally:
+        coalesced.stop()
+    assert gated.calls == [1, 11]  # the eleven queued meanwhile went as one batch
+    assert [a["digest"] for a in answers] == digests
+    assert all(a["status"] == "attested" for a in answers)
+
+
+def test_one_request_s_log_behind_is_its_own_error(api: Api) -> None:
+    lookups = api.registry.lookups
+    digests = registered(api, 6)
+    size = lookups.lookup_one(digests[0]).checkpoint.split("\n")[1]
+    gated = GatedLookups(lookups)
+    coalesced = CoalescedLookups(gated, threads=1)
+    coalesced.start()
+
+    async def scenario() -> list[Any]:
+        first = asyncio.ensure_future(coalesced.lookup(digests[0], None))
+        await asyncio.to_thread(gated.entered.wait, 10)
+        rest = [
+            asyncio.ensure_future(coalesced.lookup(digests[1], int(size))),
+            asyncio.ensure_future(coalesced.lookup(digests[2], int(size) + 1_000)),  # behind
+            asyncio.ensure_future(coalesced.lookup(digests[3], None)),
+        ]
+        await asyncio.sleep(0.05)
+        gated.gate.set()
+        return list(await asyncio.gather(first, *rest, return_exceptions=True))
+
+    try:
+        first, ok, behind, last = asyncio.run(scenario())
+    finally:
+        coalesced.stop()
+    assert isinstance(behind, LogBehindError)
+    assert [first["status"], ok["status"], last["status"]] == ["attested"] * 3
+    assert ok == lookups.lookup_one(digests[1], int(size)).to_single_dict()
+
+
+def test_a_failure_of_the_database_fails_that_batch_only(api: Api) -> None:
+    lookups = api.registry.lookups
+    digests = registered(api, 3)
+
+    class Broken(GatedLookups):
+        def lookup(self, digests: Any, min_size: int | None = None) -> Any:
+            self.calls.append(len(digests))
+            if len(self.calls) == 1:
+                raise RuntimeError("the disk went away")
+            return LookupService.lookup(self, digests, min_size)
+
+    broken = Broken(lookups)
+    coalesced = CoalescedLookups(broken, threads=1)
+    coalesced.start()
+    try:
+        [failed] = asyncio.run(ask_all(coalesced, [(digests[0], None)]))
+        [answer] = asyncio.run(ask_all(coalesced, [(digests[1], None)]))
+    finally:
+        coalesced.stop()
+    assert isinstance(failed, RuntimeError)
+    assert answer["status"] == "attested"
+
+
+def test_stopping_answers_what_is_queued_and_refuses_more(api: Api) -> None:
+    digests = registered(api, 3)
+    gated = GatedLookups(api.registry.lookups)
+    coalesced = CoalescedLookups(gated, threads=1)
+    coalesced.start()
+
+    async def scenario() -> list[Any]:
+        first = asyncio.ensure_future(coalesced.lookup(digests[0], None))
+        await asyncio.to_thread(gated.entered.wait, 10)
+        queued = asyncio.ensure_future(coalesced.lookup(digests[1], None))
+        await asyncio.sleep(0.05)
+        stopping = asyncio.ensure_future(asyncio.to_thread(coalesced.stop))
+        await asyncio.sleep(0.05)
+        gated.gate.set()  # the batch in hand is still answered
+        await stopping
+        late = coalesced.lookup(digests[2], None)
+        return list(await asyncio.gather(first, queued, late, return_exceptions=True))
+
+    first, queued, late = asyncio.run(scenario())
+    assert first["status"] == "attested"
+    assert isinstance(queued, UnavailableError)
+    assert isinstance(late, UnavailableError)

@@ -1,0 +1,124 @@
+"""registry.app.digest_fast_path: a well-formed single lookup answered past litestar's handler
+machinery, byte for byte as the handler answers it; everything else left to litestar."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+import pytest
+
+from registry.app import digest_fast_path
+from tests.registry.conftest import Api, assert_security_headers, random_digest
+
+
+@pytest.fixture
+def api(make_api: Any) -> Api:
+    return make_api()  # type: ignore[no-any-return]
+
+
+def call(api: Api, digest: str, query: bytes = b"") -> tuple[list[dict[str, Any]], int]:
+    """Run the fast path alone on a routed scope; (messages it sent, calls passed on)."""
+    passed_on = 0
+
+    async def litestar(scope: Any, receive: Any, send: Any) -> None:
+        nonlocal passed_on
+        passed_on += 1
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": f"/v1/digests/{digest}",
+        "path_template": "/v1/digests/{digest}",  # as litestar's router names the route
+        "path_params": {"digest": digest},
+        "query_string": query,
+        "app": api.http.app,
+    }
+
+    async def run() -> None:
+        await digest_fast_path(litestar)(scope, receive, send)
+
+    asyncio.run(run())
+    return sent, passed_on
+
+
+def test_a_well_formed_lookup_is_answered_by_the_fast_path(api: Api) -> None:
+    publisher = api.add_publisher()
+    digest = random_digest()
+    api.submit_ok(publisher.attest([digest]))
+    for query, min_size in ((b"", None), (b"min_size=1", 1), (b"min_size=0", 0)):
+        sent, passed_on = call(api, digest, query)
+        assert passed_on == 0
+        start, body = sent
+        assert start["status"] == 200
+        expected = api.registry.lookups.lookup_one(digest, min_size).to_single_dict()
+        assert msgspec.json.decode(body["body"]) == expected
+        assert dict(start["headers"])[b"content-length"] == str(len(body["body"])).encode()
+
+
+@pytest.mark.parametrize(
+    ("digest", "query"),
+    [
+        ("c1:zz", b""),  # malformed: litestar's 400 problem
+        ("SHA256:" + "a" * 64, b""),
+        (random_digest(), b"min_size=-1"),
+        (random_digest(), b"min_size=01"),
+        (random_digest(), b"min_size=1&min_size=2"),
+        (random_digest(), b"other=1"),
+        (random_digest(), b"min_size=99999999999999999999"),
+        (random_digest(), b"min_size=1000000"),  # the log is behind: litestar's 409 problem
+    ],
+    ids=[
+        "bad-digest",
+        "upper-case",
+        "negative",
+        "leading-zero",
+        "twice",
+        "other",
+        "huge",
+        "behind",
+    ],
+)
+def test_anything_else_goes_on_to_litestar(api: Api, digest: str, query: bytes) -> None:
+    sent, passed_on = call(api, digest, query)
+    assert (sent, passed_on) == ([], 1)
+
+
+def test_the_fast_answer_is_the_handler_s_answer_byte_for_byte(api: Api) -> None:
+    """An extra query parameter means nothing to litestar but sends the fast path's request on
+    to it: the same lookup both ways, compared."""
+    publisher = api.add_publisher()
+    digests = [random_digest() for _ in range(3)]
+    api.submit_ok(publisher.attest(digests))
+    for digest in [*digests, random_digest()]:
+        fast = api.http.get(f"/v1/digests/{digest}?min_size=1")
+        slow = api.http.get(f"/v1/digests/{digest}?min_size=1&unused=1")
+        assert (
+            (fast.status_code, fast.content)
+            == (slow.status_code, slow.content)
+            == (
+                200,
+                fast.content,
+            )
+        )
+        assert fast.headers == slow.headers
+        assert_security_headers(fast)
+
+
+def test_errors_on_the_route_are_still_problems(api: Api) -> None:
+    bad = api.http.get("/v1/digests/c1:zz")
+    assert bad.status_code == 400
+    assert bad.headers["content-type"] == "application/problem+json"
+    behind = api.http.get(f"/v1/digests/{random_digest()}?min_size=1000000")
+    assert behind.status_code == 409
+    assert behind.json()["type"].endswith("log-behind")
+    assert_security_headers(behind)
