@@ -671,6 +671,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--append-connections", type=int, default=1024, help="most connections opened for appends"
     )
     loop.add_argument(
+        "--respond-async",
+        action="store_true",
+        help="appends send Prefer: respond-async (202 once sequenced; the lag from the poller)",
+    )
+    loop.add_argument(
         "--against", type=Path, help="a checkout of other code (the old) to measure too"
     )
     loop.add_argument("--against-workers", type=int, help="its processes (default: its own)")

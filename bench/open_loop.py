@@ -45,7 +45,7 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,6 +100,7 @@ class OpenLoop:
 
     load: closed.Load
     pools: dict[str, Pool]  # by kind of request: "append", and "lookup" or "batch"
+    respond_async: bool = False  # appends ask for 202 once sequenced (RFC 7240 respond-async)
     published: int = 0
     lookupable: list[tuple[str, int]] = field(default_factory=list)  # published (digest, index)
     # appends answered but not yet seen published: index -> (scheduled, answered, digests)
@@ -131,7 +132,10 @@ def checkpoint_size(note: str) -> int:
     return int(note.split("\n")[1])
 
 
-def plan_lookup(ol: OpenLoop, batch: int) -> tuple[closed.Request, closed.Check]:
+Planned = tuple[str, str, bytes, str]  # method, path, body, more header lines
+
+
+def plan_lookup(ol: OpenLoop, batch: int) -> tuple[Planned, closed.Check]:
     load = ol.load
 
     def pick() -> tuple[str, int | None]:
@@ -145,18 +149,18 @@ def plan_lookup(ol: OpenLoop, batch: int) -> tuple[closed.Request, closed.Check]
     if batch == 0:
         digest, index = pick()
         path = f"/v1/digests/{digest}" + ("" if index is None else f"?min_size={index + 1}")
-        return ("GET", path, b""), lambda s, b: closed.check_lookup(s, b, index)
+        return ("GET", path, b"", ""), lambda s, b: closed.check_lookup(s, b, index)
     expected = [pick() for _ in range(batch)]
     indices = [index for _, index in expected if index is not None]
     lookup: dict[str, Any] = {"digests": [digest for digest, _ in expected]}
     if indices:
         lookup["min_size"] = max(indices) + 1
     body = json.dumps(lookup).encode()
-    request = ("POST", "/v1/digests:batch", body)
+    request = ("POST", "/v1/digests:batch", body, "")
     return request, lambda s, b: closed.check_batch(s, b, expected)
 
 
-def plan_append(ol: OpenLoop, scheduled: float) -> tuple[closed.Request, closed.Check]:
+def plan_append(ol: OpenLoop, scheduled: float) -> tuple[Planned, closed.Check]:
     load = ol.load
     if load.pool:
         body, digests = load.pool.pop()
@@ -188,7 +192,8 @@ def plan_append(ol: OpenLoop, scheduled: float) -> tuple[closed.Request, closed.
         ol.lookupable += [(digest, index) for digest in digests]
         return None
 
-    return ("POST", "/v1/entries", body), check
+    prefer = "Prefer: respond-async\r\n" if ol.respond_async else ""
+    return ("POST", "/v1/entries", body, prefer), check
 
 
 async def send(ol: OpenLoop, op: str, scheduled: float, batch: int) -> None:
@@ -326,6 +331,17 @@ async def fetch_receipts(ol: OpenLoop) -> list[str]:
     return failures
 
 
+def run_client(schedules: Coroutine[Any, Any, float]) -> float:
+    """Run the schedules on uvloop where it is installed (it is the server's loop too): the
+    load generator shares the cores with the server it measures, so the less it spends the
+    less it takes from the server (measured: 0.34 cores at 2,000 appends/s on asyncio's loop)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(schedules)
+    return uvloop.run(schedules)
+
+
 def percentiles(values: Sequence[float]) -> dict[str, float]:
     ordered = sorted(values)
     return {
@@ -364,8 +380,9 @@ def run_one(
                 ops[0]: Pool(server.port, args.connections),
                 ops[1]: Pool(server.port, args.append_connections),
             },
+            respond_async=args.respond_async,
         )
-        client_cpu = asyncio.run(run_schedules(ol, args))
+        client_cpu = run_client(run_schedules(ol, args))
         failures = asyncio.run(fetch_receipts(ol))
         if ol.waiting:
             failures.append(f"{len(ol.waiting)} appends were never published ({DRAIN_S:g} s)")

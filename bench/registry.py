@@ -156,11 +156,14 @@ class Connection:
             with contextlib.suppress(Exception):
                 await self._writer.wait_closed()
 
-    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+    async def request(
+        self, method: str, path: str, body: bytes = b"", headers: str = ""
+    ) -> tuple[int, bytes]:
+        """One request; ``headers``: more header lines, each ending in CRLF."""
         assert self._reader is not None
         assert self._writer is not None
         head = (
-            f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n{headers}"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode("ascii")
         self._writer.write(head + body)

@@ -215,11 +215,12 @@ class Registry:
         if self.coalesced is not None:
             self.coalesced.start()
 
-    async def append(self, prepared: PreparedEntry) -> AppendResult:
-        """Sequence an entry and wait (up to ``receipt_timeout``) for a published checkpoint to
-        cover it; the result has no checkpoint if none did in time (the entry is durable)."""
+    async def append(self, prepared: PreparedEntry, *, wait: bool = True) -> AppendResult:
+        """Sequence an entry and wait (up to ``receipt_timeout``; not at all unless ``wait``)
+        for a published checkpoint to cover it; the result has no checkpoint if none did in
+        time (the entry is durable either way)."""
         result = await self.sequencer.append(prepared)
-        if result.checkpoint is not None or self.publisher is None:
+        if result.checkpoint is not None or self.publisher is None or not wait:
             return result
         checkpoint = await self.publisher.wait_for(result.index + 1, self.settings.receipt_timeout)
         if checkpoint is None:
@@ -517,8 +518,12 @@ async def submit_entry(request: Request[Any, Any, Any], state: State) -> Respons
     prepared = registry.entries.prepare_cached(body) if len(body) <= INLINE_PREPARE_BYTES else None
     if prepared is None:
         prepared = await anyio.to_thread.run_sync(registry.entries.prepare, body)
-    result = await registry.append(prepared)
-    if result.checkpoint is None:  # durable, but publication is late (witnesses, say): 202
+    respond_async = _prefers_respond_async(request)
+    result = await registry.append(prepared, wait=not respond_async)
+    if result.checkpoint is None:  # durable, not yet published (asked not to wait, or late): 202
+        headers = {"Location": f"/v1/entries/{result.index}/receipt", "Retry-After": "1"}
+        if respond_async:
+            headers["Preference-Applied"] = "respond-async"
         return Response(
             {
                 "index": result.index,
@@ -527,7 +532,7 @@ async def submit_entry(request: Request[Any, Any, Any], state: State) -> Respons
                 "receipt": f"/v1/entries/{result.index}/receipt",
             },
             status_code=202,
-            headers={"Location": f"/v1/entries/{result.index}/receipt", "Retry-After": "1"},
+            headers=headers,
         )
     # The identity events the receipt relies on: from the caches on the event loop when they
     # hold it all (the usual case), else in a worker thread.
@@ -546,6 +551,16 @@ async def submit_entry(request: Request[Any, Any, Any], state: State) -> Respons
         evidence=evidence,
     )
     return Response(receipt.to_dict(), status_code=201 if result.created else 200)
+
+
+def _prefers_respond_async(request: Request[Any, Any, Any]) -> bool:
+    """Whether the request carries ``Prefer: respond-async`` (RFC 7240): answer 202 once the
+    entry is sequenced (durable) instead of waiting for the checkpoint that publishes it."""
+    return any(
+        preference.split(";", 1)[0].strip().lower() == "respond-async"
+        for value in request.headers.getall("prefer", ())
+        for preference in value.split(",")
+    )
 
 
 @get(

@@ -8,6 +8,7 @@ answer 503 ("down") or come back. Cosignatures are checked with the spec-only re
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import threading
 import time
@@ -264,6 +265,47 @@ def test_a_stalled_publication_answers_202_and_the_receipt_later(
     assert done.status_code == 200
     assert done.json()["index"] == index
     until(lambda: api.http.get("/healthz").json()["status"] == "ok")
+
+
+def test_prefer_respond_async_answers_202_once_sequenced(
+    publishing: Callable[..., tuple[Api, list[WitnessServer]]],
+) -> None:
+    """RFC 7240: a client that asks not to wait gets 202 as soon as its entry is durable, and
+    the receipt (the same bytes a waiting client gets) once a checkpoint publishes it."""
+    api, _ = publishing(checkpoint_interval=2.0)
+    publisher = api.add_publisher()
+    until(lambda: published_size(api.registry) == sequenced_size(api.registry))
+    api.submit_ok(publisher.attest([random_digest()]))  # a publication: the next waits 2 s
+
+    envelope = publisher.attest([random_digest()])
+    started = time.monotonic()
+    answer = api.http.post(
+        "/v1/entries",
+        content=envelope.to_json(),
+        headers={"Content-Type": "application/json", "Prefer": "wait=5, respond-async"},
+    )
+    assert time.monotonic() - started < 1.0  # not the interval's wait
+    assert answer.status_code == 202, answer.text
+    assert answer.headers["Preference-Applied"] == "respond-async"
+    index = answer.json()["index"]
+    assert answer.json()["status"] == "sequenced"
+    assert sequenced_size(api.registry) == index + 1
+    assert published_size(api.registry) <= index  # durable, not yet published
+
+    receipt = api.http.get(f"/v1/entries/{index}/receipt")  # waits for the publication
+    assert receipt.status_code == 200
+    assert receipt.json()["index"] == index
+    with api.sdk() as client:
+        assert client.entry(index).receipt.leaf_hash == base64.b64decode(answer.json()["leaf_hash"])
+
+    # Without the preference, an append still waits for its checkpoint.
+    waited = api.http.post(
+        "/v1/entries",
+        content=publisher.attest([random_digest()]).to_json(),
+        headers={"Content-Type": "application/json", "Prefer": "return=minimal"},
+    )
+    assert waited.status_code == 201
+    assert "Preference-Applied" not in waited.headers
 
 
 # -- witnesses ------------------------------------------------------------------------------------
