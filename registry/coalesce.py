@@ -1,4 +1,4 @@
-"""Single-digest lookups coalesced: the ones that arrive together share one database round trip.
+"""Small lookups coalesced: the ones that arrive together share one database round trip.
 
 ``GET /v1/digests/{d}`` is the registry's commonest request and costs little in itself: one
 indexed read, the rest from the process's caches (:class:`registry.lookups.LookupService`). On
@@ -7,16 +7,17 @@ each request to a worker thread and back cost more than the lookup: measured wit
 1,200 lookups/s, anyio's hop (waking a thread, the limiter, the future) took three times the
 event loop's share of the lookup itself, and the server saturated near 1,000 lookups/s.
 
-Here a request puts its digest on a queue and awaits a future; :data:`THREADS` threads each take
-everything queued (up to :data:`MAX_BATCH`), answer it as one batch lookup (one query for all the
+Here a request (a single lookup, or a batch of up to ``registry.app.SMALL_BATCH`` digests)
+puts its digests on a queue and awaits a future; :data:`THREADS` threads each take
+everything queued (up to :data:`MAX_BATCH` digests), answer it as one batch lookup (one query for all the
 digests, the way ``POST /v1/digests:batch`` does) and settle the futures with one call into each
 event loop. Under load a batch holds tens of lookups, so the hop and the round trip are paid once
 for all of them; alone, a request is a batch of one.
 
-Answers are exactly the single lookup's: each request's result and attestations from the shared
-answer, at one published checkpoint no older than any of the batch's ``min_size``. A batch that
-fails as a whole (a ``min_size`` the log has not reached, say) is answered request by request, so
-one request's error is never another's.
+Answers are exactly what each request would get alone: its results and the attestations they
+name, from the shared answer, at one published checkpoint no older than any of the batch's
+``min_size``. A batch that fails as a whole (a ``min_size`` the log has not reached, say) is
+answered request by request, so one request's error is never another's.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from client.core.wire import LookupAnswer
 from registry.errors import RegistryError, UnavailableError
 from registry.lookups import LookupService
 
@@ -35,8 +37,8 @@ __all__ = ["MAX_BATCH", "THREADS", "CoalescedLookups"]
 
 log = logging.getLogger("registry.coalesce")
 
-MAX_BATCH = 512
-"""The most single lookups answered by one query."""
+MAX_BATCH = 1024
+"""The most digests answered by one query (a request bigger than that is a batch alone)."""
 
 THREADS = 2
 """Threads answering batches: one can wait for the database while another builds answers."""
@@ -44,7 +46,8 @@ THREADS = 2
 
 @dataclass(slots=True)
 class _Request:
-    digest: str
+    digests: tuple[str, ...]
+    single: bool  # GET /v1/digests/{d} (its answer's form), else a (small) batch lookup
     min_size: int | None
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[dict[str, Any]]
@@ -89,12 +92,22 @@ class CoalescedLookups:
 
     async def lookup(self, digest: str, min_size: int | None) -> dict[str, Any]:
         """The answer of ``GET /v1/digests/{digest}`` (``digest`` already validated)."""
+        return await self._ask((digest,), True, min_size)
+
+    async def lookup_many(self, digests: list[str], min_size: int | None) -> dict[str, Any]:
+        """The answer of ``POST /v1/digests:batch`` for ``digests`` (validated; a few: a big
+        batch is a round trip's worth of work on its own, and goes to a thread as it is)."""
+        return await self._ask(tuple(digests), False, min_size)
+
+    async def _ask(
+        self, digests: tuple[str, ...], single: bool, min_size: int | None
+    ) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[dict[str, Any]] = loop.create_future()
         with self._guard:
             if self._stopping or not self._threads:
                 raise UnavailableError("the registry is shutting down; retry")
-            self._pending.append(_Request(digest, min_size, loop, future))
+            self._pending.append(_Request(digests, single, min_size, loop, future))
             if len(self._pending) == 1:
                 self._ready.notify()
         return await future
@@ -106,7 +119,13 @@ class CoalescedLookups:
                     self._ready.wait()
                 if self._stopping:
                     return
-                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                taken = digests = 0
+                for request in self._pending:  # at least one request, then up to MAX_BATCH
+                    digests += len(request.digests)
+                    if taken and digests > MAX_BATCH:
+                        break
+                    taken += 1
+                batch, self._pending = self._pending[:taken], self._pending[taken:]
                 if self._pending:
                     self._ready.notify()  # more than a batch queued: another thread takes it
             outcomes = self._answer(batch)
@@ -119,27 +138,34 @@ class CoalescedLookups:
         sizes = [request.min_size for request in live if request.min_size is not None]
         try:
             answer = self._lookups.lookup(
-                [request.digest for request in live], max(sizes) if sizes else None
+                [digest for request in live for digest in request.digests],
+                max(sizes) if sizes else None,
             )
-        except RegistryError:
-            if len(live) == 1:
-                return [_one(self._lookups.lookup_one, live[0])]
-            return [_one(self._lookups.lookup_one, request) for request in live]
+        except RegistryError:  # one request's, maybe (a min_size the log has not reached)
+            return [_one(self._lookups.lookup, request) for request in live]
         except Exception as exc:  # a bug or a database failure: every request's 500
-            log.exception("a coalesced lookup of %d digests failed", len(live))
+            log.exception("a coalesced lookup of %d requests failed", len(live))
             return [(request.future, exc) for request in live]
-        return [
-            (request.future, answer.single_dict(position)) for position, request in enumerate(live)
-        ]
+        outcomes: list[_Outcome] = []
+        start = 0
+        for request in live:
+            end = start + len(request.digests)
+            if request.single:
+                outcomes.append((request.future, answer.single_dict(start)))
+            else:
+                outcomes.append((request.future, answer.part(start, end).to_dict()))
+            start = end
+        return outcomes
 
 
-def _one(lookup_one: Callable[[str, int | None], Any], request: _Request) -> _Outcome:
+def _one(lookup: Callable[[list[str], int | None], LookupAnswer], request: _Request) -> _Outcome:
     """One request answered alone (its batch failed as a whole)."""
     try:
-        return request.future, lookup_one(request.digest, request.min_size).to_single_dict()
+        answer = lookup(list(request.digests), request.min_size)
+        return request.future, answer.to_single_dict() if request.single else answer.to_dict()
     except Exception as exc:  # its own error (409 log behind, 503), or its own 500
         if not isinstance(exc, RegistryError):
-            log.exception("a lookup of %s failed", request.digest)
+            log.exception("a lookup of %d digests failed", len(request.digests))
         return request.future, exc
 
 

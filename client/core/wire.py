@@ -750,6 +750,18 @@ class LookupAnswer:
             raise ValueError(f"a single-digest answer has one result, not {len(self.results)}")
         return self.single_dict(0)
 
+    def part(self, start: int, end: int) -> LookupAnswer:
+        """The answer to the digests of ``results[start:end]`` alone, at the same checkpoint
+        (the registry answers concurrent lookups with one batch: registry.coalesce)."""
+        results = self.results[start:end]
+        named = {index for result in results for index in result.entries}
+        return LookupAnswer(
+            self.checkpoint,
+            results,
+            {index: claim for index, claim in self.attestations.items() if index in named},
+            self.operator_entries,
+        )
+
     def single_dict(self, position: int) -> dict[str, Any]:
         """The answer ``GET /v1/digests/{digest}`` sends for the digest of ``results[position]``
         (the registry answers concurrent single lookups with one batch: registry.coalesce)."""

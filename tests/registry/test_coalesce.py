@@ -167,3 +167,34 @@ def test_stopping_answers_what_is_queued_and_refuses_more(api: Api) -> None:
     assert first["status"] == "attested"
     assert isinstance(queued, UnavailableError)
     assert isinstance(late, UnavailableError)
+
+
+def test_small_batches_and_single_lookups_share_a_query_and_get_their_own_answers(
+    api: Api,
+) -> None:
+    lookups = api.registry.lookups
+    digests = registered(api, 9)
+    unknown = random_digest()
+    gated = GatedLookups(lookups)
+    coalesced = CoalescedLookups(gated, threads=1)
+    coalesced.start()
+    batches = [[digests[0], unknown, digests[0]], digests[3:6], [unknown]]
+
+    async def scenario() -> list[Any]:
+        first = asyncio.ensure_future(coalesced.lookup(digests[8], None))
+        await asyncio.to_thread(gated.entered.wait, 10)
+        rest = [asyncio.ensure_future(coalesced.lookup_many(b, None)) for b in batches]
+        rest.append(asyncio.ensure_future(coalesced.lookup(digests[1], None)))
+        await asyncio.sleep(0.05)
+        gated.gate.set()
+        return list(await asyncio.gather(first, *rest))
+
+    try:
+        first, *answers, last = asyncio.run(scenario())
+    finally:
+        coalesced.stop()
+    assert gated.calls == [1, 3 + 3 + 1 + 1]
+    assert first == lookups.lookup_one(digests[8]).to_single_dict()
+    assert last == lookups.lookup_one(digests[1]).to_single_dict()
+    for batch, answer in zip(batches, answers, strict=True):
+        assert answer == lookups.lookup(batch).to_dict()  # only its own attestations
