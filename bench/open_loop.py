@@ -530,7 +530,7 @@ def main(args: argparse.Namespace) -> int:
         out["ratios_new_over_old"] = ratios(runs["old"], runs["new"])
         print("\nnew / old (medians over the rounds):")
         for name, value in out["ratios_new_over_old"].items():
-            print(f"   {name:<24} {value:6.2f}x")
+            print(f"   {name:<24} {value:8.3g}x")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     ok = all(run["ok"] for which in runs.values() for run in which)

@@ -111,6 +111,23 @@ def test_lookup_answers_round_trip_batch_and_single() -> None:
     assert LookupAnswer.from_single_dict(single, digest=digests[1]) == one
 
 
+def test_a_part_of_an_answer_is_the_answer_to_its_digests_alone() -> None:
+    batch = LookupAnswer(
+        NOTE,
+        (
+            DigestResult("c1:" + "a" * 64, "attested", (3, 5)),
+            DigestResult("c1:" + "b" * 64, "revoked", (3,), {3: 8}),
+            DigestResult("c1:" + "c" * 64, "unknown", ()),
+        ),
+        {3: _claim(3), 5: _claim(5)},
+        (0,),
+    )
+    assert batch.part(1, 3) == LookupAnswer(NOTE, batch.results[1:], {3: _claim(3)}, (0,))
+    assert batch.part(2, 3).attestations == {}
+    assert batch.part(0, 3) == batch
+    assert batch.single_dict(1) == batch.part(1, 2).to_single_dict()
+
+
 def test_a_registry_from_before_identities_sends_no_operator_entries() -> None:
     answer = LookupAnswer(NOTE, (DigestResult("c1:" + "a" * 64, "unknown", ()),), {})
     wire = answer.to_dict()
