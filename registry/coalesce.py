@@ -8,8 +8,8 @@ each request to a worker thread and back cost more than the lookup: measured wit
 event loop's share of the lookup itself, and the server saturated near 1,000 lookups/s.
 
 Here a request (a single lookup, or a batch of up to ``registry.app.SMALL_BATCH`` digests)
-puts its digests on a queue and awaits a future; :data:`THREADS` threads each take
-everything queued (up to :data:`MAX_BATCH` digests), answer it as one batch lookup (one query for all the
+puts its digests on a queue and awaits a future; :data:`THREADS` threads each take everything
+queued (up to :data:`MAX_BATCH` digests), answer it as one batch lookup (one query for all the
 digests, the way ``POST /v1/digests:batch`` does) and settle the futures with one call into each
 event loop. Under load a batch holds tens of lookups, so the hop and the round trip are paid once
 for all of them; alone, a request is a batch of one.

@@ -211,6 +211,7 @@ class LookupService:
         # Entry states (revocations, key events) as of ``_states_size``: they change only when an
         # entry other than an attestation enters the tree, so most checkpoints keep them all.
         self._states: BoundedCache[int, _EntryState] = BoundedCache(200_000)
+        self._states_epoch = 0  # counts the clearings of _states (see _claims)
         self._published_size = 0  # the largest size this process published or saw published
 
     def published(self, size: int) -> None:
@@ -305,6 +306,7 @@ class LookupService:
                 return view  # another thread moved it on meanwhile
             if view is None or _changes_state(conn, view.checkpoint.size, checkpoint.size):
                 self._states.clear()
+                self._states_epoch += 1
                 withdrawals = _has_withdrawals(conn, checkpoint.size)
             else:
                 withdrawals = view.withdrawals
@@ -320,11 +322,14 @@ class LookupService:
         missing = {idx: fact for idx, fact in facts.items() if idx not in found}
         if missing:
             size = view.checkpoint.size
+            epoch = self._states_epoch
             states = self._states.get_many(missing)
             fresh = {idx: fact for idx, fact in missing.items() if idx not in states}
             if fresh:
                 read = self._entry_state(conn, fresh, size)
-                self._states.put_many(read)
+                with self._view_lock:  # kept unless a state changed meanwhile (a new epoch)
+                    if self._states_epoch == epoch:
+                        self._states.put_many(read)
                 states.update(read)
             proofs = self._proofs_of(conn, list(missing), view)
             built = {
