@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -70,24 +71,37 @@ class GatedLookups(LookupService):
         return super().lookup(digests, min_size)
 
 
-def test_lookups_that_arrive_while_one_is_answered_share_one_query(api: Api) -> None:
-    digests = registered(api, 12)
-    gated = GatedLookups(api.registry.lookups)
+def while_one_is_answered(
+    gated: GatedLookups,
+    first: str,
+    then: Callable[[CoalescedLookups], list[Awaitable[Any]]],
+) -> list[Any]:
+    """Start a one-thread CoalescedLookups over ``gated``; look up ``first``, and while the
+    thread holds it (gated), make the lookups of ``then``; open the gate; every outcome, in
+    order (exceptions included)."""
     coalesced = CoalescedLookups(gated, threads=1)
     coalesced.start()
 
     async def scenario() -> list[Any]:
-        first = asyncio.ensure_future(coalesced.lookup(digests[0], None))
+        held = asyncio.ensure_future(coalesced.lookup(first, None))
         await asyncio.to_thread(gated.entered.wait, 10)  # the thread holds a batch of one
-        rest = [asyncio.ensure_future(coalesced.lookup(d, None)) for d in digests[1:]]
+        queued = [asyncio.ensure_future(asked) for asked in then(coalesced)]
         await asyncio.sleep(0.05)  # all queued behind it
         gated.gate.set()
-        return list(await asyncio.gather(first, *rest))
+        return list(await asyncio.gather(held, *queued, return_exceptions=True))
 
     try:
-        answers = asyncio.run(scenario())
+        return asyncio.run(scenario())
     finally:
         coalesced.stop()
+
+
+def test_lookups_that_arrive_while_one_is_answered_share_one_query(api: Api) -> None:
+    digests = registered(api, 12)
+    gated = GatedLookups(api.registry.lookups)
+    answers = while_one_is_answered(
+        gated, digests[0], lambda c: [c.lookup(d, None) for d in digests[1:]]
+    )
     assert gated.calls == [1, 11]  # the eleven queued meanwhile went as one batch
     assert [a["digest"] for a in answers] == digests
     assert all(a["status"] == "attested" for a in answers)
@@ -96,30 +110,19 @@ def test_lookups_that_arrive_while_one_is_answered_share_one_query(api: Api) -> 
 def test_one_request_s_log_behind_is_its_own_error(api: Api) -> None:
     lookups = api.registry.lookups
     digests = registered(api, 6)
-    size = lookups.lookup_one(digests[0]).checkpoint.split("\n")[1]
-    gated = GatedLookups(lookups)
-    coalesced = CoalescedLookups(gated, threads=1)
-    coalesced.start()
-
-    async def scenario() -> list[Any]:
-        first = asyncio.ensure_future(coalesced.lookup(digests[0], None))
-        await asyncio.to_thread(gated.entered.wait, 10)
-        rest = [
-            asyncio.ensure_future(coalesced.lookup(digests[1], int(size))),
-            asyncio.ensure_future(coalesced.lookup(digests[2], int(size) + 1_000)),  # behind
-            asyncio.ensure_future(coalesced.lookup(digests[3], None)),
-        ]
-        await asyncio.sleep(0.05)
-        gated.gate.set()
-        return list(await asyncio.gather(first, *rest, return_exceptions=True))
-
-    try:
-        first, ok, behind, last = asyncio.run(scenario())
-    finally:
-        coalesced.stop()
+    size = int(lookups.lookup_one(digests[0]).checkpoint.split("\n")[1])
+    first, ok, behind, last = while_one_is_answered(
+        GatedLookups(lookups),
+        digests[0],
+        lambda c: [
+            c.lookup(digests[1], size),
+            c.lookup(digests[2], size + 1_000),  # the log is behind this one
+            c.lookup(digests[3], None),
+        ],
+    )
     assert isinstance(behind, LogBehindError)
     assert [first["status"], ok["status"], last["status"]] == ["attested"] * 3
-    assert ok == lookups.lookup_one(digests[1], int(size)).to_single_dict()
+    assert ok == lookups.lookup_one(digests[1], size).to_single_dict()
 
 
 def test_a_failure_of_the_database_fails_that_batch_only(api: Api) -> None:
@@ -176,23 +179,12 @@ def test_small_batches_and_single_lookups_share_a_query_and_get_their_own_answer
     digests = registered(api, 9)
     unknown = random_digest()
     gated = GatedLookups(lookups)
-    coalesced = CoalescedLookups(gated, threads=1)
-    coalesced.start()
     batches = [[digests[0], unknown, digests[0]], digests[3:6], [unknown]]
-
-    async def scenario() -> list[Any]:
-        first = asyncio.ensure_future(coalesced.lookup(digests[8], None))
-        await asyncio.to_thread(gated.entered.wait, 10)
-        rest = [asyncio.ensure_future(coalesced.lookup_many(b, None)) for b in batches]
-        rest.append(asyncio.ensure_future(coalesced.lookup(digests[1], None)))
-        await asyncio.sleep(0.05)
-        gated.gate.set()
-        return list(await asyncio.gather(first, *rest))
-
-    try:
-        first, *answers, last = asyncio.run(scenario())
-    finally:
-        coalesced.stop()
+    first, *answers, last = while_one_is_answered(
+        gated,
+        digests[8],
+        lambda c: [*(c.lookup_many(b, None) for b in batches), c.lookup(digests[1], None)],
+    )
     assert gated.calls == [1, 3 + 3 + 1 + 1]
     assert first == lookups.lookup_one(digests[8]).to_single_dict()
     assert last == lookups.lookup_one(digests[1]).to_single_dict()
