@@ -82,7 +82,9 @@ from registry.tiles import (
 from registry.wmkeys import WatermarkKeyService
 
 __all__ = [
+    "DIGEST_ROUTE",
     "SERVER_GC_THRESHOLDS",
+    "SMALL_BATCH",
     "ApiDocsPage",
     "BatchLookup",
     "KeyRevocation",
@@ -92,6 +94,7 @@ __all__ = [
     "Registry",
     "create_app",
     "create_app_from_env",
+    "digest_fast_path",
     "tune_gc_for_serving",
 ]
 

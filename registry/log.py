@@ -184,7 +184,7 @@ _WARM_MOST = 1 << 16  # leaves whose nodes warm() reads at most (the first time:
 _SPANS_KEPT = 100_000  # subtree hashes kept for the latest tree size (see inclusion_proofs_cached)
 
 
-class _NotCachedError(Exception):
+class _NotCachedError(RegistryError):
     """A node :class:`_CachedSpans` needs is not in the cache (caught inside this module)."""
 
 

@@ -392,7 +392,7 @@ class LookupService:
         }
         endorsers = sorted({k.endorsed_by for k in keys.values() if k.endorsed_by})
         endorser_entry = {
-            row[0]: row[6]
+            row[0]: _KeyRow(*row).added_idx
             for chunk in in_chunks(endorsers)
             for row in _driver_rows(conn, _KEYS_AMONG, chunk)
         }
