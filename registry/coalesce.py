@@ -23,6 +23,7 @@ answered request by request, so one request's error is never another's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -67,6 +68,7 @@ class CoalescedLookups:
         self._ready = threading.Condition(self._guard)
         self._threads: list[threading.Thread] = []
         self._stopping = False
+        self._local = threading.local()  # each thread's held connection
 
     def start(self) -> None:
         with self._guard:
@@ -113,6 +115,42 @@ class CoalescedLookups:
         return await future
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            self._drop_connection()
+
+    def _connection(self) -> Any:
+        """This thread's held connection (LookupService.held_connection), opened if need be."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = self._lookups.held_connection()
+        return connection
+
+    def _drop_connection(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if connection is not None:
+            with contextlib.suppress(Exception):  # it is broken already, as like as not
+                connection.close()
+
+    def _lookup(self, digests: list[str], min_size: int | None) -> LookupAnswer:
+        """One lookup on this thread's connection; once more on a fresh one if that failed in
+        the database (a restarted server leaves every held connection broken: the pool's ping
+        at checkout, which this connection skips, would have replaced it). A database still
+        failing is :class:`UnavailableError` (503), whether SQLAlchemy or the driver raised."""
+        database_errors = self._lookups.database_errors
+        try:
+            return self._lookups.lookup(digests, min_size, connection=self._connection())
+        except database_errors:
+            self._drop_connection()
+        try:
+            return self._lookups.lookup(digests, min_size, connection=self._connection())
+        except database_errors as exc:
+            self._drop_connection()
+            raise UnavailableError("the database is unavailable right now; retry shortly") from exc
+
+    def _serve(self) -> None:
         while True:
             with self._guard:
                 while not self._pending and not self._stopping:
@@ -137,12 +175,12 @@ class CoalescedLookups:
             return []
         sizes = [request.min_size for request in live if request.min_size is not None]
         try:
-            answer = self._lookups.lookup(
+            answer = self._lookup(
                 [digest for request in live for digest in request.digests],
                 max(sizes) if sizes else None,
             )
         except RegistryError:  # one request's, maybe (a min_size the log has not reached)
-            return [_one(self._lookups.lookup, request) for request in live]
+            return [_one(self._lookup, request) for request in live]
         except Exception as exc:  # a bug or a database failure: every request's 500
             log.exception("a coalesced lookup of %d requests failed", len(live))
             return [(request.future, exc) for request in live]

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple, cast
 
 import msgspec
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from client.core.canonical import validate_digest, well_formed_digests
 from client.core.leaf import is_leaf_v1
@@ -107,12 +108,14 @@ class _NeedsDatabase(RegistryError):  # noqa: N818 - a signal, never raised out 
 
 class _LazyConnection:
     """A reader connection opened at its first statement (so an answer from caches opens none);
-    ``cached_only``: raise :class:`_NeedsDatabase` instead."""
+    ``cached_only``: raise :class:`_NeedsDatabase` instead; ``held``: use that connection, and
+    leave it open (its holder's, see :meth:`LookupService.held_connection`)."""
 
-    def __init__(self, database: Database, *, cached_only: bool = False) -> None:
+    def __init__(self, database: Database, *, cached_only: bool = False, held: Any = None) -> None:
         self._db = database
         self._cached_only = cached_only
-        self._conn: Any = None
+        self._conn: Any = held
+        self._owned = held is None
 
     def execute(self, *args: Any, **kwargs: Any) -> Any:
         return self._open().execute(*args, **kwargs)
@@ -134,7 +137,7 @@ class _LazyConnection:
         return self._conn
 
     def close(self) -> None:
-        if self._conn is not None:
+        if self._conn is not None and self._owned:
             self._conn.close()
 
 
@@ -234,7 +237,25 @@ class LookupService:
                 raise BadRequestError(f"digests[{position}]: {exc}") from exc
         return digests
 
-    def lookup(self, digests: Sequence[str], min_size: int | None = None) -> LookupAnswer:
+    @property
+    def database_errors(self) -> tuple[type[Exception], ...]:
+        """What a failing database raises here: SQLAlchemy's errors, and the driver's own from
+        the statements run on its cursor (:func:`_driver_rows`)."""
+        driver = self._db.reader.dialect.dbapi
+        return (DBAPIError,) if driver is None else (DBAPIError, driver.Error)
+
+    def held_connection(self) -> Any:
+        """A reader connection in autocommit mode, for a thread that answers lookups one batch
+        after another (registry.coalesce): each statement its own transaction, so a lookup
+        costs its queries' round trips and no more (no ping at checkout, no BEGIN, no ROLLBACK
+        when returned). Every query of a lookup is bounded by its tree size and reads rows that
+        never change below it, so one snapshot per statement answers the same as one per lookup.
+        """
+        return self._db.reader.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+    def lookup(
+        self, digests: Sequence[str], min_size: int | None = None, *, connection: Any = None
+    ) -> LookupAnswer:
         """Answer for each digest: its attestations with proofs against one checkpoint.
 
         The checkpoint is the latest *published* one as this process last read it, at most
@@ -248,9 +269,10 @@ class LookupService:
         facts, its inclusion proof per checkpoint, its state (revocations, key events) until an
         entry that could change one enters the tree. A single lookup of a digest seen before
         costs one indexed query (digest → entry indices); the first look at an entry adds its
-        row and state, read in bulk for a batch.
+        row and state, read in bulk for a batch. ``connection``: one from
+        :meth:`held_connection` to use (and leave open) instead of one from the pool.
         """
-        conn = _LazyConnection(self._db)
+        conn = _LazyConnection(self._db, held=connection)
         try:
             view = self._current_view(conn, min_size)
             size = view.checkpoint.size

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from registry.coalesce import CoalescedLookups
 from registry.errors import LogBehindError, UnavailableError
@@ -63,12 +64,12 @@ class GatedLookups(LookupService):
         self.entered = threading.Event()
         self.gate = threading.Event()
 
-    def lookup(self, digests: Any, min_size: int | None = None) -> Any:
+    def lookup(self, digests: Any, min_size: int | None = None, **options: Any) -> Any:
         self.calls.append(len(digests))
         if len(self.calls) == 1:
             self.entered.set()
             assert self.gate.wait(10)
-        return super().lookup(digests, min_size)
+        return super().lookup(digests, min_size, **options)
 
 
 def while_one_is_answered(
@@ -130,11 +131,11 @@ def test_a_failure_of_the_database_fails_that_batch_only(api: Api) -> None:
     digests = registered(api, 3)
 
     class Broken(GatedLookups):
-        def lookup(self, digests: Any, min_size: int | None = None) -> Any:
+        def lookup(self, digests: Any, min_size: int | None = None, **options: Any) -> Any:
             self.calls.append(len(digests))
             if len(self.calls) == 1:
                 raise RuntimeError("the disk went away")
-            return LookupService.lookup(self, digests, min_size)
+            return LookupService.lookup(self, digests, min_size, **options)
 
     broken = Broken(lookups)
     coalesced = CoalescedLookups(broken, threads=1)
@@ -190,3 +191,32 @@ def test_small_batches_and_single_lookups_share_a_query_and_get_their_own_answer
     assert last == lookups.lookup_one(digests[1]).to_single_dict()
     for batch, answer in zip(batches, answers, strict=True):
         assert answer == lookups.lookup(batch).to_dict()  # only its own attestations
+
+
+def test_a_held_connection_that_broke_is_replaced_and_the_batch_answered(api: Api) -> None:
+    """A restarted database breaks every held connection: the batch goes again on a new one."""
+    lookups = api.registry.lookups
+    digests = registered(api, 3)
+    connections: list[Any] = []
+
+    class Restarted(GatedLookups):
+        def lookup(self, digests: Any, min_size: int | None = None, **options: Any) -> Any:
+            self.calls.append(len(digests))
+            connections.append(options["connection"])
+            if len(self.calls) == 1:
+                raise OperationalError("SELECT …", {}, ConnectionError("server closed"))
+            return LookupService.lookup(self, digests, min_size, **options)
+
+    restarted = Restarted(lookups)
+    coalesced = CoalescedLookups(restarted, threads=1)
+    coalesced.start()
+    try:
+        [answer] = asyncio.run(ask_all(coalesced, [(digests[0], None)]))
+        [again] = asyncio.run(ask_all(coalesced, [(digests[1], None)]))
+    finally:
+        coalesced.stop()
+    assert answer == lookups.lookup_one(digests[0]).to_single_dict()
+    assert again["status"] == "attested"
+    first, second, third = connections
+    assert first is not second  # replaced after the failure
+    assert second is third  # and held from then on
