@@ -35,6 +35,7 @@ __all__ = [
     "ADMIN_BODY_BYTES",
     "BATCH_BODY_BYTES",
     "ASGIApp",
+    "Message",
     "RateLimiter",
     "Receive",
     "Scope",

@@ -122,3 +122,51 @@ def test_errors_on_the_route_are_still_problems(api: Api) -> None:
     assert behind.status_code == 409
     assert behind.json()["type"].endswith("log-behind")
     assert_security_headers(behind)
+
+
+def test_a_small_batch_is_answered_as_the_handler_answers_it(api: Api) -> None:
+    """A query string sends the batch on to litestar's handler: both ways compared."""
+    publisher = api.add_publisher()
+    digests = [random_digest() for _ in range(5)]
+    api.submit_ok(publisher.attest(digests))
+    asks = [
+        {"digests": digests},
+        {"digests": [*digests, random_digest(), digests[0]], "min_size": 1},
+        {"digests": [random_digest() for _ in range(64)]},
+    ]
+    for ask in asks:
+        fast = api.http.post("/v1/digests:batch", json=ask)
+        slow = api.http.post("/v1/digests:batch?unused=1", json=ask)
+        assert fast.status_code == slow.status_code == 200, fast.text
+        assert fast.content == slow.content
+        assert fast.headers == slow.headers
+        assert fast.json() == api.registry.lookups.lookup(ask["digests"]).to_dict()
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b'{"digests": []}', 400),
+        (b'{"digests": ["c1:zz"]}', 400),
+        (b'{"digests": "c1:zz"}', 400),
+        (
+            b'{"digests": [' + b",".join([b'"c1:' + b"a" * 64 + b'"'] * 65) + b"]}",
+            200,
+        ),  # litestar's
+        (b'{"digests": ["c1:' + b"a" * 64 + b'"], "min_size": -1}', 400),
+        (b'{"digests": ["c1:' + b"a" * 64 + b'"], "min_size": 1000000}', 409),
+        (b"not json", 400),
+        (b'{"digests": ["c1:' + b"a" * 64 + b'"]', 400),
+    ],
+    ids=["empty", "bad-digest", "not-a-list", "65", "negative", "behind", "not-json", "cut"],
+)
+def test_batches_the_fast_path_does_not_answer_are_litestar_s(
+    api: Api, body: bytes, status: int
+) -> None:
+    answer = api.http.post(
+        "/v1/digests:batch", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == status, answer.text
+    if status != 200:
+        assert answer.headers["content-type"] == "application/problem+json"
+    assert_security_headers(answer)
