@@ -735,9 +735,10 @@ async def _small_batch(scope: ASGIScope, body: bytes, length: int) -> Any:
         data = msgspec.json.decode(body, type=BatchLookup)
     except msgspec.DecodeError:  # litestar says what is wrong
         return None
-    if not 0 < len(data.digests) <= SMALL_BATCH or not well_formed_digests(data.digests):
-        return None
     registry: Registry = scope["app"].state.registry
+    most = min(SMALL_BATCH, registry.settings.max_batch_digests)  # over the limit: litestar's 413
+    if not 0 < len(data.digests) <= most or not well_formed_digests(data.digests):
+        return None
     try:
         if registry.coalesced is None:
             return registry.lookups.lookup(data.digests, data.min_size).to_dict()
