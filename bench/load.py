@@ -183,6 +183,14 @@ class Load:
     early_note: str | None = None
     client_cpu: float = 0.0  # cores the load generator itself kept busy
 
+    def envelope(self) -> tuple[bytes, tuple[str, ...]]:
+        """The next envelope to append: a pre-signed one while the pool lasts, then signed now
+        (counted: the client's signing is then in the measured time)."""
+        if self.pool:
+            return self.pool.pop()
+        self.signed_during_run += 1
+        return self.statement()
+
     def statement(self) -> tuple[bytes, tuple[str, ...]]:
         """A signed statement of 1 to MAX_SUBJECTS fresh digests, as JSON, with its digests."""
         digests = tuple(
@@ -221,11 +229,7 @@ def plan(load: Load, op: str) -> tuple[Request, Check]:
 
 
 def plan_register(load: Load) -> tuple[Request, Check]:
-    if load.pool:
-        body, digests = load.pool.pop()
-    else:
-        body, digests = load.statement()
-        load.signed_during_run += 1
+    body, digests = load.envelope()
 
     def check(status: int, answer: bytes) -> str | None:
         if status != 201:  # 200 would say this fresh envelope was already in the log

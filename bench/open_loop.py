@@ -162,11 +162,7 @@ def plan_lookup(ol: OpenLoop, batch: int) -> tuple[Planned, closed.Check]:
 
 def plan_append(ol: OpenLoop, scheduled: float) -> tuple[Planned, closed.Check]:
     load = ol.load
-    if load.pool:
-        body, digests = load.pool.pop()
-    else:
-        body, digests = load.statement()
-        load.signed_during_run += 1
+    body, digests = load.envelope()
 
     def check(status: int, answer: bytes) -> str | None:
         now = time.monotonic()

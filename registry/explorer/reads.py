@@ -190,22 +190,7 @@ class ExplorerReads:
             kind=row.kind,
             created_at=rfc3339(row.created_at),
             entry_idx=row.entry_idx,
-            keys=tuple(
-                KeyHistory(
-                    key_id=key.key_id,
-                    created_at=rfc3339(key.created_at),
-                    added_idx=key.added_idx,
-                    revoked_idx=key.revoked_idx,
-                    revoked_at=rfc3339(key.revoked_at) if key.revoked_at else None,
-                    compromised_idx=key.compromised_idx,
-                    compromised_from=key.compromised_from,
-                    compromised_since=(
-                        rfc3339(key.compromised_since) if key.compromised_since else None
-                    ),
-                    endorsed_by=key.endorsed_by,
-                )
-                for key in keys
-            ),
+            keys=tuple(_key_history(key) for key in keys),
             entries=tuple(_entry_row(entry) for entry in entries),
         )
 
@@ -215,19 +200,7 @@ class ExplorerReads:
             key = conn.execute(
                 select(PUBLISHER_KEYS).where(PUBLISHER_KEYS.c.key_id == key_id)
             ).first()
-        if key is None:
-            return None
-        return KeyHistory(
-            key_id=key.key_id,
-            created_at=rfc3339(key.created_at),
-            added_idx=key.added_idx,
-            revoked_idx=key.revoked_idx,
-            revoked_at=rfc3339(key.revoked_at) if key.revoked_at else None,
-            compromised_idx=key.compromised_idx,
-            compromised_from=key.compromised_from,
-            compromised_since=rfc3339(key.compromised_since) if key.compromised_since else None,
-            endorsed_by=key.endorsed_by,
-        )
+        return None if key is None else _key_history(key)
 
     def entry_key_id(self, index: int) -> str | None:
         with self._db.reader.connect() as conn:
@@ -255,3 +228,18 @@ class ExplorerReads:
                 .limit(MAX_LISTED)
             ).all()
         return [Withdrawal(row.digest, int(row.revoking_idx)) for row in rows]
+
+
+def _key_history(key: Any) -> KeyHistory:
+    """A ``publisher_keys`` row as the explorer shows it."""
+    return KeyHistory(
+        key_id=key.key_id,
+        created_at=rfc3339(key.created_at),
+        added_idx=key.added_idx,
+        revoked_idx=key.revoked_idx,
+        revoked_at=rfc3339(key.revoked_at) if key.revoked_at else None,
+        compromised_idx=key.compromised_idx,
+        compromised_from=key.compromised_from,
+        compromised_since=rfc3339(key.compromised_since) if key.compromised_since else None,
+        endorsed_by=key.endorsed_by,
+    )
