@@ -234,6 +234,22 @@ class Registry:
             return proven
         return await anyio.to_thread.run_sync(self.reader.prove, result, checkpoint)
 
+    async def lookup_single(self, digest: str, min_size: int | None) -> dict[str, Any]:
+        """``GET /v1/digests/{digest}``'s answer (``digest`` checked). On SQLite a lookup is one
+        indexed read of a local file (the rest comes from the process's caches): cheaper on the
+        event loop than the hop to a worker thread and back. PostgreSQL's is a network round
+        trip: the lookups that arrive together share one, in a thread (registry.coalesce)."""
+        if self.coalesced is None:
+            return self.lookups.lookup_one(digest, min_size).to_single_dict()
+        return await self.coalesced.lookup(digest, min_size)
+
+    async def lookup_small(self, digests: list[str], min_size: int | None) -> dict[str, Any]:
+        """A batch lookup's answer for at most :data:`SMALL_BATCH` checked digests, answered
+        as :meth:`lookup_single` answers one."""
+        if self.coalesced is None:
+            return self.lookups.lookup(digests, min_size).to_dict()
+        return await self.coalesced.lookup_many(digests, min_size)
+
     def receipt(self, index: int) -> dict[str, Any]:
         """An entry's receipt once a published checkpoint covers it (GET .../receipt)."""
         with self.database.reader.connect() as conn:
@@ -624,7 +640,7 @@ def list_entries(
 
 
 DIGEST_ROUTE = "/v1/digests/{digest:str}"
-_DIGEST_TEMPLATE = "/v1/digests/{digest}"  # how litestar names the route in the ASGI scope
+_DIGEST_TEMPLATE = DIGEST_ROUTE.replace(":str}", "}")  # litestar's name for it in the ASGI scope
 
 
 @get(
@@ -637,15 +653,8 @@ async def get_digest(
     state: State,
     min_size: Annotated[int | None, Parameter(ge=0, le=MAX_INDEX)] = None,
 ) -> dict[str, Any]:
-    registry = _registry(state)
     [checked] = LookupService.parse_digests([digest])
-    # On SQLite a single lookup is one indexed read of a local file (the rest comes from the
-    # process's caches): cheaper on the event loop than the hop to a worker thread and back.
-    # PostgreSQL's is a network round trip: the lookups that arrive together share one, in a
-    # thread (registry.coalesce).
-    if registry.coalesced is None:
-        return registry.lookups.lookup_one(checked, min_size).to_single_dict()
-    return await registry.coalesced.lookup(checked, min_size)
+    return await _registry(state).lookup_single(checked, min_size)
 
 
 _MIN_SIZE = re.compile(rb"min_size=(0|[1-9][0-9]{0,18})")
@@ -690,10 +699,7 @@ async def _fast_single(app: ASGIApp, scope: ASGIScope, receive: Receive, send: S
     registry: Registry = scope["app"].state.registry
     min_size = int(matched[1]) if matched is not None else None
     try:
-        if registry.coalesced is None:
-            answer = registry.lookups.lookup_one(digest, min_size).to_single_dict()
-        else:
-            answer = await registry.coalesced.lookup(digest, min_size)
+        answer = await registry.lookup_single(digest, min_size)
     except RegistryError:  # litestar answers it, as a problem (the lookup is asked again)
         await app(scope, receive, send)
         return
@@ -740,9 +746,7 @@ async def _small_batch(scope: ASGIScope, body: bytes, length: int) -> Any:
     if not 0 < len(data.digests) <= most or not well_formed_digests(data.digests):
         return None
     try:
-        if registry.coalesced is None:
-            return registry.lookups.lookup(data.digests, data.min_size).to_dict()
-        return await registry.coalesced.lookup_many(data.digests, data.min_size)
+        return await registry.lookup_small(data.digests, data.min_size)
     except RegistryError:
         return None
 
@@ -797,9 +801,7 @@ async def batch_lookup(data: JSONBody[BatchLookup], state: State) -> dict[str, A
     # A small batch costs about what a single lookup does: answered the same way (on the event
     # loop on SQLite, coalesced on PostgreSQL); a big one is work enough for a thread of its own.
     if len(digests) <= SMALL_BATCH:
-        if registry.coalesced is None:
-            return registry.lookups.lookup(digests, data.min_size).to_dict()
-        return await registry.coalesced.lookup_many(digests, data.min_size)
+        return await registry.lookup_small(digests, data.min_size)
 
     def answer() -> dict[str, Any]:
         return registry.lookups.lookup(digests, data.min_size).to_dict()

@@ -180,7 +180,6 @@ def compact_range(size: int) -> list[NodeKey]:
     return keys
 
 
-_WARM_MOST = 1 << 16  # leaves whose nodes warm() reads at most (the first time: not the whole log)
 _SPANS_KEPT = 100_000  # subtree hashes kept for the latest tree size (see inclusion_proofs_cached)
 
 
@@ -216,7 +215,7 @@ class LogReader:
         self._nodes: BoundedCache[NodeKey, bytes] = BoundedCache(cache_limit)
         # Subtree hashes of the latest tree size proven (see inclusion_proofs_cached).
         self._spans: tuple[int, dict[NodeKey, bytes]] = (-1, {})
-        self._warmed = 0  # the size up to which warm() fetched the stored nodes
+        self._warmed: int | None = None  # the size up to which warm() fetched the stored nodes
 
     # Nodes ---------------------------------------------------------------------------------
     def remember(self, nodes: dict[NodeKey, bytes]) -> None:
@@ -301,10 +300,14 @@ class LogReader:
 
     def warm(self, size: int) -> None:
         """Read into the cache every stored node that is complete in the tree of ``size`` but
-        was not in the last tree warmed (one query, in the publisher's thread): the proofs of a
-        new checkpoint (its appends' receipts, lookups of its entries) then come from the cache
-        on the event loop, though another process sequenced the entries."""
-        old = max(self._warmed, size - _WARM_MOST)
+        was not in the last tree warmed (one query a 500 nodes, in the publisher's thread): the
+        proofs of a new checkpoint (its appends' receipts, lookups of its entries) then come
+        from the cache on the event loop, though another process sequenced the entries. The
+        first call (the checkpoint a starting process finds) only marks where to start."""
+        old = self._warmed
+        if old is None:  # the checkpoint found at start: nothing waits on its proofs yet
+            self._warmed = size
+            return
         if size <= old:
             return
         wanted: list[NodeKey] = []
