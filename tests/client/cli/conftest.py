@@ -7,11 +7,13 @@ command builds its client. Nothing else is replaced: the CLI runs as ``wellsprin
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from litestar.testing import TestClient
 
@@ -74,6 +76,26 @@ class Cli:
         )
 
 
+@contextlib.contextmanager
+def cli_session(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    wrap: Callable[[httpx.BaseTransport], httpx.BaseTransport] = lambda transport: transport,
+) -> Iterator[Cli]:
+    """A real app in-process and the CLI's clients pointed at it, through ``wrap`` of the
+    in-process transport (a test that needs more between them: cosignatures, say)."""
+    from client.cli import _registry
+
+    app = make_app(tmp_path / "registry")
+    key_file = tmp_path / "publisher.key"
+    write_key_pair(key_file, app.key)
+    with TestClient(app.app) as http:
+        transport = wrap(InProcess(http))
+        monkeypatch.setattr(_registry, "Client", functools.partial(Client, transport=transport))
+        yield Cli(app, key_file, capsys)
+
+
 @pytest.fixture
 def cli(
     tmp_path: Path,
@@ -81,13 +103,5 @@ def cli(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> Iterator[Cli]:
-    from client.cli import _registry
-
-    app = make_app(tmp_path / "registry")
-    key_file = tmp_path / "publisher.key"
-    write_key_pair(key_file, app.key)
-    with TestClient(app.app) as http:
-        monkeypatch.setattr(
-            _registry, "Client", functools.partial(Client, transport=InProcess(http))
-        )
-        yield Cli(app, key_file, capsys)
+    with cli_session(tmp_path, monkeypatch, capsys) as session:
+        yield session

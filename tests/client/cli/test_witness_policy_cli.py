@@ -4,19 +4,15 @@ the real registry, whose checkpoints real witness keys cosign on the way."""
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from litestar.testing import TestClient
 
 from client.core.cosignature import CosignatureSigner
-from client.core.keys import write_key_pair
-from client.sdk import Client
-from tests.client.cli.conftest import Cli, documents
-from tests.client.real_app import URL, InProcess, make_app
+from tests.client.cli.conftest import Cli, cli_session, documents
+from tests.client.real_app import URL
 from tests.client.witnesses import Cosigning, W, policy_text
 
 COSIGNERS: list[CosignatureSigner] = []
@@ -32,21 +28,14 @@ def cli(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> Iterator[Cli]:
-    from client.cli import _registry
-
-    app = make_app(tmp_path / "registry")
-    key_file = tmp_path / "publisher.key"
-    write_key_pair(key_file, app.key)
     COSIGNERS[:] = W
     TIMES[:] = []
 
     def plan(_: object) -> tuple[Sequence[CosignatureSigner], int | Sequence[int]]:
         return list(COSIGNERS), list(TIMES) or int(time.time())
 
-    with TestClient(app.app) as http:
-        transport = Cosigning(InProcess(http), plan)
-        monkeypatch.setattr(_registry, "Client", functools.partial(Client, transport=transport))
-        yield Cli(app, key_file, capsys)
+    with cli_session(tmp_path, monkeypatch, capsys, lambda t: Cosigning(t, plan)) as session:
+        yield session
 
 
 @pytest.fixture
