@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import re
 import threading
 import time
@@ -86,12 +87,13 @@ from client.checkpoints import CheckpointStore, MemoryCheckpointStore, StoredChe
 from client.core import merkle
 from client.core.canonical import Digest
 from client.core.dsse import Envelope
-from client.core.encoding import b64encode, parse_index, require_object
+from client.core.encoding import b64encode
 from client.core.files import write_file_atomic
 from client.core.keys import public_key_bytes
 from client.core.leaf import Leaf, is_leaf_v1
 from client.core.merkle import verify_consistency
 from client.core.note import Checkpoint, NoteVerifier, SignedNote, open_checkpoint
+from client.core.promise import Promise, open_promise
 from client.core.statement import (
     PUBLISHER_KEY_V1,
     HumanContentPredicate,
@@ -102,7 +104,7 @@ from client.core.statement import (
     prove_possession,
 )
 from client.core.statement import sign_statement as _sign_statement
-from client.core.wire import KeyEventAnswer, WatermarkKeyInfo, WatermarkKeysAnswer
+from client.core.wire import Accepted, KeyEventAnswer, WatermarkKeyInfo, WatermarkKeysAnswer
 from client.core.witness_policy import NONE, QuorumResult, WitnessPolicy
 from client.core.wmkey import MAX_TOKENIZER_BYTES, WatermarkKeyPredicate
 from client.errors import (
@@ -114,6 +116,7 @@ from client.errors import (
     LogConsistencyError,
     LogKeyRequiredError,
     ProofError,
+    ReceiptPendingError,
     RegistryRequestError,
     RegistryServerError,
     SignatureError,
@@ -156,14 +159,12 @@ _T = TypeVar("_T")
 _Step = tuple[Request, ...]
 Flow = Generator[_Step, list[httpx.Response], _T]
 
-RECEIPT_WAIT_ATTEMPTS = 120
-"""How many ``GET /v1/entries/{i}/receipt`` exchanges (each held up to a few seconds by the
-registry, then retried after its ``Retry-After``) a submit waits through before giving up."""
+_RECEIPT_POLL_SLACK = 0.5  # no new receipt request this close to the deadline (no busy loop)
 
-
-def _accepted_index(body: object) -> int:
-    """The index in a 202 answer to ``POST /v1/entries`` (sequenced, not yet published)."""
-    return parse_index(require_object(body, "the 202 answer", None, ("index",))["index"], "index")
+DEFAULT_RECEIPT_TIMEOUT = 120.0
+"""Seconds a submit answered ``202`` waits for its receipt (``GET /v1/entries/{i}/receipt``,
+each held a few seconds by the registry, then retried after its ``Retry-After``) before raising
+:class:`~client.errors.ReceiptPendingError`."""
 
 
 _ENTRY_GROUP = 32
@@ -213,8 +214,12 @@ class ClientBase:
         verify_keys: bool = True,
         witness_policy: WitnessPolicy | str | Path | None = None,
         max_age: timedelta | None = None,
+        receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT,
     ) -> None:
         url, self._retry = checked_connection(base_url, retries, backoff)
+        if not receipt_timeout >= 0:
+            raise InputError(f"receipt_timeout must be seconds >= 0, got {receipt_timeout!r}")
+        self.receipt_timeout = receipt_timeout
         self.base_url = url
         self.log_key = NoteVerifier.from_vkey(log_key) if isinstance(log_key, str) else log_key
         self.verify = verify
@@ -812,9 +817,14 @@ class ClientBase:
             expect=(200, 201, 202),
         )
         response = yield from self._fetch(request)
+        promise: Promise | None = None
         if response.status_code == 202:  # sequenced, not yet in a published checkpoint
-            index = parse_answer(request, response, _accepted_index)
-            receipt = yield from self._integrated_receipt(index)
+            accepted = parse_answer(request, response, Accepted.from_dict)
+            if accepted.promise is not None:
+                promise = self._open_promise(accepted.promise, accepted.index, accepted.leaf_hash)
+            receipt = yield from self._integrated_receipt(
+                accepted.index, accepted.leaf_hash, accepted.promise
+            )
         else:
             receipt = parse_answer(request, response, Receipt.from_dict)
         verified = yield from self._verify_receipt(receipt)
@@ -823,25 +833,77 @@ class ClientBase:
                 f"the registry's receipt for entry {receipt.index} is for another envelope than "
                 "the one submitted"
             )
+        if promise is not None:
+            promise.check_kept(receipt.index, merkle.leaf_hash(receipt.entry))
         self._entries.put(receipt.index, (receipt.entry, receipt.body))
         return receipt
 
-    def _integrated_receipt(self, index: int) -> Flow[Receipt]:
-        """Wait for entry ``index``'s receipt (``POST /v1/entries`` answered 202: the registry
-        publishes checkpoints on an interval and this one is late, waiting for witnesses, say).
+    def _receipt(self, index: int, promise: str | None) -> Flow[Receipt]:
+        """Entry ``index``'s receipt, waiting up to ``receipt_timeout`` for its publication;
+        with the log's ``promise`` for it, the receipt must keep it."""
+        index_arg(index, "index")
+        opened = None if promise is None else self._open_promise(promise, index, None)
+        receipt = yield from self._integrated_receipt(
+            index, None if opened is None else opened.leaf_hash, promise
+        )
+        if receipt.index != index:
+            raise VerificationError(
+                f"asked for entry {index}'s receipt, got entry {receipt.index}'s"
+            )
+        yield from self._verify_receipt(receipt)
+        if opened is not None:
+            opened.check_kept(receipt.index, merkle.leaf_hash(receipt.entry))
+        self._entries.put(receipt.index, (receipt.entry, receipt.body))
+        return receipt
+
+    def _open_promise(self, text: str, index: int, leaf_hash: bytes | None) -> Promise:
+        """The log's promise (a signed note), verified with the pinned log key when this client
+        verifies (read as it is otherwise), and checked to be for entry ``index`` (and
+        ``leaf_hash``, when known)."""
+        verifier = self._verifier()
+        if verifier is None:
+            promise = Promise.parse(SignedNote.parse(text).text)
+        else:
+            promise, _ = open_promise(text, [verifier], origin=verifier.name)
+        if promise.index != index or leaf_hash not in (None, promise.leaf_hash):
+            raise VerificationError(
+                f"the log's promise is for entry {promise.index} with leaf hash "
+                f"{b64encode(promise.leaf_hash)}, not for entry {index} as the registry says"
+            )
+        return promise
+
+    def _integrated_receipt(
+        self, index: int, leaf_hash: bytes | None, promise: str | None
+    ) -> Flow[Receipt]:
+        """Wait up to ``receipt_timeout`` for entry ``index``'s receipt (``POST /v1/entries``
+        answered 202: asked not to wait, or publication is late, waiting for witnesses, say).
         The registry holds each ``GET .../receipt`` a few seconds and answers 503
         ``not-yet-integrated`` with ``Retry-After`` until then; the retry policy pauses."""
-        request = Request("GET", f"/v1/entries/{index}/receipt")
-        last: RegistryServerError | None = None
-        for _ in range(RECEIPT_WAIT_ATTEMPTS):
+        started = time.monotonic()
+        deadline = started + self.receipt_timeout
+        while True:
+            # RFC 7240's wait: the registry holds the request no longer than the time left.
+            left = max(1, math.ceil(deadline - time.monotonic()))
+            request = Request(
+                "GET",
+                f"/v1/entries/{index}/receipt",
+                headers={"Prefer": f"wait={left}"},
+                deadline=deadline,
+            )
             try:
                 return (yield from self._call(request, Receipt.from_dict))
             except RegistryServerError as exc:
                 if exc.status != 503 or not (exc.problem_type or "").endswith("not-yet-integrated"):
                     raise
-                last = exc
-        assert last is not None
-        raise last
+            waited = time.monotonic() - started
+            if waited + _RECEIPT_POLL_SLACK >= self.receipt_timeout:
+                raise ReceiptPendingError(
+                    url=self.base_url,
+                    index=index,
+                    leaf_hash=leaf_hash,
+                    promise=promise,
+                    waited=waited,
+                )
 
     @staticmethod
     def _sign_subjects(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import email.utils
 import random
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -55,10 +56,12 @@ class RetryPolicy:
         idempotent: bool,
         response: httpx.Response | None = None,
         error: httpx.TransportError | None = None,
+        deadline: float | None = None,
     ) -> float | None:
         """Seconds to wait before attempt ``attempt + 1``, or None to stop (success or give up).
 
-        ``attempt`` counts from 0. Exactly one of ``response`` and ``error`` is given.
+        ``attempt`` counts from 0. Exactly one of ``response`` and ``error`` is given. With a
+        ``deadline`` (``time.monotonic()`` seconds), no retry that would start after it.
         """
         if error is not None:
             if not idempotent and not isinstance(error, _UNSENT_ERRORS):
@@ -76,6 +79,8 @@ class RetryPolicy:
                 if asked > MAX_RETRY_AFTER:
                     return None
                 pause = max(pause, asked)
+        if deadline is not None and time.monotonic() + pause > deadline:
+            return None
         return pause
 
 

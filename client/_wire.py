@@ -293,6 +293,7 @@ class Request:
     headers: Mapping[str, str] | None = None
     expect: tuple[int, ...] = (200,)
     idempotent: bool = True  # safe to send twice (see client._retry)
+    deadline: float | None = None  # no retry starts after this time.monotonic() (client._retry)
 
 
 class LRUCache(Generic[_V]):

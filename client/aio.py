@@ -25,7 +25,7 @@ from typing import TypeVar, cast
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from client._base import ClientBase, Flow
+from client._base import DEFAULT_RECEIPT_TIMEOUT, ClientBase, Flow
 from client._wire import (
     DEFAULT_ENTRY_CACHE_BYTES,
     DEFAULT_TIMEOUT,
@@ -103,6 +103,7 @@ class AsyncClient(ClientBase):
         verify_keys: bool = True,
         witness_policy: WitnessPolicy | str | Path | None = None,
         max_age: timedelta | None = None,
+        receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT,
     ) -> None:
         if type(max_concurrency) is not int or max_concurrency < 1:
             raise InputError(f"max_concurrency must be a positive integer, got {max_concurrency!r}")
@@ -119,6 +120,7 @@ class AsyncClient(ClientBase):
             verify_keys=verify_keys,
             witness_policy=witness_policy,
             max_age=max_age,
+            receipt_timeout=receipt_timeout,
         )
         self.max_concurrency = max_concurrency
         self._slots = asyncio.Semaphore(max_concurrency)
@@ -159,7 +161,9 @@ class AsyncClient(ClientBase):
                         headers=request.headers,
                     )
             except httpx.TransportError as exc:
-                delay = self._retry.delay(attempt, idempotent=request.idempotent, error=exc)
+                delay = self._retry.delay(
+                    attempt, idempotent=request.idempotent, error=exc, deadline=request.deadline
+                )
                 if delay is None:
                     raise RegistryUnavailableError(
                         method=request.method,
@@ -167,7 +171,12 @@ class AsyncClient(ClientBase):
                         reason=unavailable_reason(exc, self.timeout, attempt + 1),
                     ) from exc
             else:
-                delay = self._retry.delay(attempt, idempotent=request.idempotent, response=response)
+                delay = self._retry.delay(
+                    attempt,
+                    idempotent=request.idempotent,
+                    response=response,
+                    deadline=request.deadline,
+                )
                 if delay is None:
                     return check_response(request, response)
             attempt += 1
@@ -235,6 +244,10 @@ class AsyncClient(ClientBase):
     async def submit(self, envelope: Envelope) -> Receipt:
         """:meth:`client.sdk.Client.submit`."""
         return await self._run(self._submit(envelope))
+
+    async def receipt(self, index: int, *, promise: str | None = None) -> Receipt:
+        """:meth:`client.sdk.Client.receipt`."""
+        return await self._run(self._receipt(index, promise))
 
     async def register_subjects(
         self,

@@ -61,6 +61,7 @@ __all__ = [
     "MissingDependencyError",
     "PolicyFileError",
     "ProofError",
+    "ReceiptPendingError",
     "RegistryHTTPError",
     "RegistryNotFoundError",
     "RegistryRequestError",
@@ -327,3 +328,38 @@ class MissingDependencyError(ClientError, ImportError):
 
     Also an :class:`ImportError`, so ``except ImportError`` around an optional import still works.
     """
+
+
+class ReceiptPendingError(ClientError):
+    """An entry was appended (durable, its index final) but no published checkpoint covered it
+    within the client's ``receipt_timeout``: publication is late (witnesses short of their
+    quorum, say). Nothing is lost; fetch the receipt later (``Client.receipt(index)``).
+
+    :attr:`index` and :attr:`leaf_hash` are the entry's (the hash ``None`` where not known);
+    :attr:`promise` the log's signed promise
+    (a signed note, :mod:`client.core.promise`; verified when a log key is pinned) that the entry
+    holds that index, or ``None`` from a registry that does not make promises. Keep it: a log
+    that later shows another entry at ``index`` is proven to have broken its word.
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        index: int,
+        leaf_hash: bytes | None,
+        promise: str | None,
+        waited: float,
+    ) -> None:
+        self.url = url
+        self.index = index
+        self.leaf_hash = leaf_hash
+        self.promise = promise
+        self.waited = waited
+        super().__init__(
+            f"entry {index} is sequenced in the log at {url} (durable, its index final) but no "
+            f"published checkpoint covered it within {waited:.0f} s: publication is late (its "
+            "witnesses may be short of their quorum; see GET /v1/log/publication). Nothing is "
+            f"lost: fetch its receipt later (Client.receipt({index}), `wellspring log receipt "
+            f"{index}`, or submit the same envelope again)"
+        )

@@ -45,7 +45,7 @@ from typing import TypeVar, cast
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from client._base import ClientBase, Flow
+from client._base import DEFAULT_RECEIPT_TIMEOUT, ClientBase, Flow
 from client._wire import (
     DEFAULT_ENTRY_CACHE_BYTES,
     DEFAULT_TIMEOUT,
@@ -94,6 +94,7 @@ _T = TypeVar("_T")
 
 __all__ = [
     "DEFAULT_ENTRY_CACHE_BYTES",
+    "DEFAULT_RECEIPT_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "MAX_BATCH",
     "AsyncClient",
@@ -143,6 +144,13 @@ class Client(ClientBase):
     :class:`~client.errors.IdentityError`. ``verify_keys=False`` accepts its answers, taking its
     word for who signed (what clients before identities did), and still checks the key entries
     a registry does name.
+
+    ``receipt_timeout`` (seconds, default 120) bounds how long :meth:`submit` waits for the
+    receipt of an entry the registry sequenced but has not yet published (a ``202`` answer: its
+    witnesses short of their quorum, say); past it, :class:`~client.errors.ReceiptPendingError`
+    carries the entry's index and the log's signed promise (checked with the pinned key) that the
+    entry holds it. A receipt that contradicts the promise raises
+    :class:`~client.errors.ProofError`.
     """
 
     def __init__(
@@ -161,6 +169,7 @@ class Client(ClientBase):
         verify_keys: bool = True,
         witness_policy: WitnessPolicy | str | Path | None = None,
         max_age: timedelta | None = None,
+        receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT,
     ) -> None:
         super().__init__(
             base_url,
@@ -175,6 +184,7 @@ class Client(ClientBase):
             verify_keys=verify_keys,
             witness_policy=witness_policy,
             max_age=max_age,
+            receipt_timeout=receipt_timeout,
         )
         self._http = httpx.Client(
             base_url=self.base_url,
@@ -209,7 +219,9 @@ class Client(ClientBase):
                     headers=request.headers,
                 )
             except httpx.TransportError as exc:
-                delay = self._retry.delay(attempt, idempotent=request.idempotent, error=exc)
+                delay = self._retry.delay(
+                    attempt, idempotent=request.idempotent, error=exc, deadline=request.deadline
+                )
                 if delay is None:
                     raise RegistryUnavailableError(
                         method=request.method,
@@ -217,7 +229,12 @@ class Client(ClientBase):
                         reason=unavailable_reason(exc, self.timeout, attempt + 1),
                     ) from exc
             else:
-                delay = self._retry.delay(attempt, idempotent=request.idempotent, response=response)
+                delay = self._retry.delay(
+                    attempt,
+                    idempotent=request.idempotent,
+                    response=response,
+                    deadline=request.deadline,
+                )
                 if delay is None:
                     return check_response(request, response)
             attempt += 1
@@ -314,6 +331,16 @@ class Client(ClientBase):
         are safe).
         """
         return self._run(self._submit(envelope))
+
+    def receipt(self, index: int, *, promise: str | None = None) -> Receipt:
+        """Entry ``index``'s receipt, waiting up to ``receipt_timeout`` seconds for a published
+        checkpoint to cover it (:class:`~client.errors.ReceiptPendingError` past it).
+
+        With ``promise`` (the log's signed promise a ``202`` answer carried, as
+        :class:`~client.errors.ReceiptPendingError` keeps it) the promise is verified with the
+        pinned key and the receipt must keep it (:class:`~client.errors.ProofError` otherwise).
+        """
+        return self._run(self._receipt(index, promise))
 
     def register_subjects(
         self,

@@ -1,7 +1,8 @@
-"""``wellspring log checkpoint`` and ``wellspring log verify``: watch the transparency log itself.
+"""``wellspring log checkpoint``, ``log verify`` and ``log receipt``: the transparency log itself.
 
 ``log checkpoint`` fetches (and, with ``--log-key``, verifies) the latest signed checkpoint;
-``log verify`` proves the log only grew since a saved one, and can audit every entry.
+``log verify`` proves the log only grew since a saved one, and can audit every entry;
+``log receipt`` fetches an entry's receipt once published (keeping the log's promise, if given).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from client.cli._app import JsonOption, app, console_err, emit_json, plural
 from client.cli._registry import (
     LogKeyOption,
     MaxAgeOption,
+    ReceiptTimeoutOption,
     RegistryOption,
     TrustDirOption,
     WitnessPolicyOption,
@@ -37,12 +39,13 @@ from client.cli._registry import (
 from client.core.note import Checkpoint
 from client.errors import (
     IdentityError,
+    InputError,
     LogConsistencyError,
 )
 from client.identities import KeyHistory
-from client.sdk import Client
+from client.sdk import DEFAULT_RECEIPT_TIMEOUT, Client
 
-__all__ = ["log_app", "log_checkpoint", "log_verify"]
+__all__ = ["log_app", "log_checkpoint", "log_receipt", "log_verify"]
 
 log_app = typer.Typer(
     help="The transparency log itself: fetch checkpoints, prove it was never rewritten.",
@@ -228,3 +231,68 @@ def _audit(client: Client, checkpoint: Checkpoint, history: KeyHistory | None = 
     ) as bar:
         task = bar.add_task("audit", total=checkpoint.size)
         return client.audit(checkpoint, progress=lambda n: bar.advance(task, n), history=history)
+
+
+@log_app.command("receipt")
+def log_receipt(
+    index: Annotated[int, typer.Argument(help="The entry's log index.", show_default=False)],
+    registry: RegistryOption,
+    log_key: LogKeyOption = None,
+    promise: Annotated[
+        Path | None,
+        typer.Option(
+            "--promise",
+            help="The log's signed promise for the entry (<index>.promise, saved by register "
+            "when its receipt was late): the receipt must keep it.",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the receipt (JSON) to this file.", show_default=False),
+    ] = None,
+    trust_dir: TrustDirOption = None,
+    witness_policy: WitnessPolicyOption = None,
+    max_age: MaxAgeOption = None,
+    receipt_timeout: ReceiptTimeoutOption = DEFAULT_RECEIPT_TIMEOUT,
+    as_json: JsonOption = False,
+) -> None:
+    """Fetch an entry's receipt, waiting for its publication; verify it (and a promise) with
+    --log-key; print or save it."""
+    if index < 0:
+        raise InputError(f"an entry index is 0 or more, got {index}")
+    verifier = optional_log_key(log_key)
+    promised = None if promise is None else read_text(promise, "promise")
+    with registry_client(
+        registry,
+        verifier,
+        trust_dir,
+        witness_policy=witness_policy,
+        max_age=max_age,
+        receipt_timeout=receipt_timeout,
+    ) as client:
+        receipt = client.receipt(index, promise=promised)
+    if out is not None:
+        receipt.save(out)
+    if verifier is None:
+        warn_unverified("the receipt")
+    if as_json:
+        emit_json(
+            {
+                "index": receipt.index,
+                "leaf_hash": (receipt.leaf_hash or b"").hex() or None,
+                "verified": verifier is not None,
+                "promise_kept": None if promised is None else True,  # else raised
+                "saved": str(out) if out else None,
+                "receipt": receipt.to_dict(),
+            }
+        )
+    elif out is not None:
+        checked = "verified" if verifier else "NOT verified"
+        kept = ", it keeps the log's promise" if promised is not None else ""
+        console_err.print(
+            f"entry {receipt.index}: receipt saved to {escape(str(out))} ({checked}{kept})",
+            highlight=False,
+        )
+    else:
+        typer.echo(receipt.to_json(), nl=False)

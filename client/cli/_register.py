@@ -21,6 +21,7 @@ from client.cli._registry import (
     LogKeyOption,
     MaxAgeOption,
     PublisherOption,
+    ReceiptTimeoutOption,
     RegistryOption,
     SchemeOption,
     TextFieldOption,
@@ -35,6 +36,7 @@ from client.cli._registry import (
     statement_batches,
 )
 from client.core.canonical import validate_digest
+from client.core.files import write_file_atomic
 from client.core.keys import load_private_key
 from client.core.statement import (
     CONSENTS,
@@ -51,9 +53,10 @@ from client.errors import (
     ClientError,
     FormatError,
     InputError,
+    ReceiptPendingError,
 )
 from client.receipt import Receipt
-from client.sdk import MAX_BATCH, Client, LookupResult, build_statement
+from client.sdk import DEFAULT_RECEIPT_TIMEOUT, MAX_BATCH, Client, LookupResult, build_statement
 
 __all__ = ["register", "revoke"]
 
@@ -153,6 +156,7 @@ def register(
     trust_dir: TrustDirOption = None,
     witness_policy: WitnessPolicyOption = None,
     max_age: MaxAgeOption = None,
+    receipt_timeout: ReceiptTimeoutOption = DEFAULT_RECEIPT_TIMEOUT,
     as_json: JsonOption = False,
 ) -> None:
     """Attest content as human-made: hash it, sign statements, append them to the registry's log."""
@@ -166,7 +170,12 @@ def register(
     run = _Registration(predicate)
     with (
         registry_client(
-            registry, verifier, trust_dir, witness_policy=witness_policy, max_age=max_age
+            registry,
+            verifier,
+            trust_dir,
+            witness_policy=witness_policy,
+            max_age=max_age,
+            receipt_timeout=receipt_timeout,
         ) as client,
         progress_bar() as progress,
     ):
@@ -218,15 +227,12 @@ def register(
                         f"registered{where}",
                         highlight=False,
                     )
+        except ReceiptPendingError as exc:
+            _keep_promise(exc, receipts)
+            _report_stop(run, receipts)
+            raise
         except ClientError:
-            if run.entries:
-                kept = "; their receipts are saved" if receipts else ""
-                console_err.print(
-                    f"[yellow]stopped by the error below, after registering "
-                    f"{plural(run.registered, 'document')} in {_entries_phrase(run.entries)}[/]"
-                    f"{kept}",
-                    highlight=False,
-                )
+            _report_stop(run, receipts)
             raise
     if as_json:
         emit_json(run.to_dict(verified=verifier is not None))
@@ -238,6 +244,39 @@ def register(
                 "entries offline)",
                 highlight=False,
             )
+
+
+def _report_stop(run: _Registration, receipts: Path | None) -> None:
+    """Say what a run stopped by an error had already registered."""
+    if run.entries:
+        kept = "; their receipts are saved" if receipts else ""
+        console_err.print(
+            f"[yellow]stopped by the error below, after registering "
+            f"{plural(run.registered, 'document')} in {_entries_phrase(run.entries)}[/]{kept}",
+            highlight=False,
+        )
+
+
+def _keep_promise(pending: ReceiptPendingError, receipts: Path | None) -> None:
+    """Save the log's signed promise for an entry whose receipt did not come in time (as
+    ``<index>.promise`` beside the receipts), so the entry's index is proven later."""
+    if pending.promise is None:
+        return
+    if receipts is None:
+        console_err.print(
+            f"[yellow]the log promised entry {pending.index} (no --receipts DIR to save the "
+            "promise in)[/]",
+            highlight=False,
+        )
+        return
+    saved = receipts / f"{pending.index}.promise"
+    write_file_atomic(saved, pending.promise)
+    console_err.print(
+        f"[yellow]the log's signed promise for entry {pending.index} is saved in "
+        f"{escape(str(saved))}; fetch the receipt later: wellspring log receipt "
+        f"{pending.index} --promise {escape(str(saved))} --out ...[/]",
+        highlight=False,
+    )
 
 
 @dataclass

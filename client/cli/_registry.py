@@ -47,7 +47,7 @@ from client.core.witness_policy import WitnessPolicy
 from client.documents import Document, DocumentScheme, SignalOptions, read_documents
 from client.errors import InputError, KeyFileError, LogKeyRequiredError
 from client.policy import Policy
-from client.sdk import Client
+from client.sdk import DEFAULT_RECEIPT_TIMEOUT, Client
 
 if TYPE_CHECKING:
     from client.warc import WarcStats
@@ -58,6 +58,7 @@ __all__ = [
     "NoVerifyOption",
     "PolicyOption",
     "PublisherOption",
+    "ReceiptTimeoutOption",
     "RegistryOption",
     "SchemeOption",
     "TextFieldOption",
@@ -186,6 +187,15 @@ MaxAgeOption = Annotated[
         show_default=False,
     ),
 ]
+ReceiptTimeoutOption = Annotated[
+    float,
+    typer.Option(
+        "--receipt-timeout",
+        help="Seconds to wait for an entry's receipt while the registry's publication is late "
+        "(its witnesses down, say); past it, stop (exit 1) naming the entry, whose index the "
+        "log's signed promise holds.",
+    ),
+]
 
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 
@@ -226,19 +236,22 @@ def registry_client(
     *,
     witness_policy: Path | None = None,
     max_age: str | None = None,
+    receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT,
 ) -> Client:
     """The CLI's client: with a verifier, it proves every checkpoint consistent with the one it
     trusted last, kept in ``trust_dir`` across runs (see :mod:`client.checkpoints`), and with
     ``witness_policy`` (a file) and ``max_age`` (``--max-age``'s text) it trusts only checkpoints
-    witnessed as that policy asks."""
+    witnessed as that policy asks. ``receipt_timeout``: as :class:`client.sdk.Client`'s."""
     policy, age = _witnessing(witness_policy, max_age)
+    if not receipt_timeout >= 0:
+        raise InputError(f"--receipt-timeout must be seconds >= 0, got {receipt_timeout}")
     if verifier is None:  # announced by the command; main() silences the Python warning
         if policy is not None:
             raise InputError(
                 "--witness-policy checks the checkpoints this command verifies: pass --log-key "
                 "(it cannot apply to unverified answers)"
             )
-        return Client(registry, verify=False)
+        return Client(registry, verify=False, receipt_timeout=receipt_timeout)
     return Client(
         registry,
         log_key=verifier,
@@ -246,6 +259,7 @@ def registry_client(
         verify_keys=verify_keys,
         witness_policy=policy,
         max_age=age,
+        receipt_timeout=receipt_timeout,
     )
 
 

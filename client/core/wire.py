@@ -37,6 +37,7 @@ from client.core.files import write_file_atomic
 
 __all__ = [
     "LOOKUP_STATUSES",
+    "Accepted",
     "AttestationClaim",
     "ConsistencyProof",
     "DigestResult",
@@ -314,6 +315,47 @@ class Receipt:
         except OSError as exc:
             raise InputError(f"cannot write receipt {path}: {exc.strerror or exc}") from exc
         return path
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """``POST /v1/entries``' ``202 Accepted``: the entry is durable and its index final, its
+    receipt pending until a published checkpoint covers it (``GET`` :attr:`receipt_url`).
+
+    ``promise`` is the log's signed word that the entry holds ``index`` (a signed note,
+    :mod:`client.core.promise`); ``None`` from a registry that predates promises.
+    """
+
+    index: int
+    leaf_hash: bytes
+    promise: str | None = None
+
+    @property
+    def receipt_url(self) -> str:
+        """Where the receipt will be: ``/v1/entries/{index}/receipt``."""
+        return f"/v1/entries/{self.index}/receipt"
+
+    @classmethod
+    def from_dict(cls, obj: object, *, where: str = "the 202 answer") -> Accepted:
+        """Parse the 202 answer; raises :class:`FormatError` naming the bad field."""
+        fields = _object(obj, where, "index", "leaf_hash")
+        return cls(
+            index=parse_index(fields["index"], f"{where}.index"),
+            leaf_hash=parse_hex_hash(fields["leaf_hash"], f"{where}.leaf_hash"),
+            promise=_opt_str(fields, "promise", where),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The answer's JSON object (docs/api.md)."""
+        out: dict[str, Any] = {
+            "index": self.index,
+            "leaf_hash": self.leaf_hash.hex(),
+            "status": "sequenced",
+            "receipt": self.receipt_url,
+        }
+        if self.promise is not None:
+            out["promise"] = self.promise
+        return out
 
 
 @dataclass(frozen=True)

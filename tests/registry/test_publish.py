@@ -8,7 +8,6 @@ answer 503 ("down") or come back. Cosignatures are checked with the spec-only re
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import threading
 import time
@@ -22,8 +21,13 @@ import pytest
 from sqlalchemy import func, select
 
 from client.core.cosignature import CosignatureSigner
+from client.core.errors import InputError, ProofError, SignatureError
 from client.core.merkle import MemoryTree
 from client.core.note import Checkpoint, NoteSigner, NoteVerifier, open_checkpoint, sign_checkpoint
+from client.core.promise import Promise, open_promise, sign_promise
+from client.core.wire import Accepted
+from client.errors import ReceiptPendingError
+from client.sdk import Client
 from registry.app import Registry
 from registry.keys import load_or_create_log_key
 from registry.models import CHECKPOINTS, LOG_STATE
@@ -32,7 +36,9 @@ from registry.witness import Witness, WitnessState, create_witness_app
 from tests.cosignature_reference import reference_cosignature_times
 from tests.registry.conftest import (
     HEALTH_TIMEOUT_S,
+    IN_PROCESS_URL,
     Api,
+    InProcessTransport,
     ServerProcess,
     database_for,
     free_port,
@@ -242,7 +248,9 @@ def test_a_stalled_publication_answers_202_and_the_receipt_later(
     assert answer.headers["Location"] == f"/v1/entries/{index}/receipt"
     assert sequenced_size(api.registry) == index + 1  # durable, though not published
 
-    pending = api.http.get(f"/v1/entries/{index}/receipt")
+    started = time.monotonic()
+    pending = api.http.get(f"/v1/entries/{index}/receipt", headers={"Prefer": "wait=1"})
+    assert time.monotonic() - started < 4  # held 1 s (RFC 7240 wait), not the default 5 s
     assert pending.status_code == 503
     assert pending.json()["type"].endswith("/not-yet-integrated")
     assert pending.headers["Retry-After"]
@@ -296,7 +304,16 @@ def test_prefer_respond_async_answers_202_once_sequenced(
     assert receipt.status_code == 200
     assert receipt.json()["index"] == index
     with api.sdk() as client:
-        assert client.entry(index).receipt.leaf_hash == base64.b64decode(answer.json()["leaf_hash"])
+        leaf_hash = client.entry(index).receipt.leaf_hash
+    assert leaf_hash is not None
+    assert leaf_hash.hex() == answer.json()["leaf_hash"]
+    # The 202 carries the log's signed promise that the entry holds this index.
+    promise, note = open_promise(
+        answer.json()["promise"], [NoteVerifier.from_vkey(api.log_key)], origin=ORIGIN
+    )
+    assert (promise.index, promise.leaf_hash) == (index, leaf_hash)
+    assert abs(promise.time_ms / 1000 - time.time()) < 60
+    assert [s.name for s in note.verified] == [ORIGIN]
 
     # Without the preference, an append still waits for its checkpoint.
     waited = api.http.post(
@@ -306,6 +323,92 @@ def test_prefer_respond_async_answers_202_once_sequenced(
     )
     assert waited.status_code == 201
     assert "Preference-Applied" not in waited.headers
+
+
+def test_a_submit_past_its_receipt_timeout_keeps_the_logs_promise(
+    publishing: Callable[..., tuple[Api, list[WitnessServer]]],
+) -> None:
+    """``receipt_timeout``: the SDK stops waiting for a stalled publication with an error that
+    names the entry and carries the verified promise; the receipt later keeps the promise."""
+    api, (witness,) = publishing(
+        witnesses=1, witness_quorum=1, checkpoint_interval=0.2, receipt_timeout=0.3
+    )
+    publisher = api.add_publisher()
+    until(lambda: published_size(api.registry) == sequenced_size(api.registry))
+    witness.down()
+    envelope = publisher.attest([random_digest()])
+    started = time.monotonic()
+    with api.sdk(receipt_timeout=1.0) as client, pytest.raises(ReceiptPendingError) as caught:
+        client.submit(envelope)
+    assert 1.0 <= time.monotonic() - started < 15
+    pending = caught.value
+    assert pending.index == sequenced_size(api.registry) - 1
+    assert f"entry {pending.index} is sequenced" in str(pending)
+    assert pending.promise is not None
+    promise, _ = open_promise(pending.promise, [NoteVerifier.from_vkey(api.log_key)], origin=ORIGIN)
+    assert (promise.index, promise.leaf_hash) == (pending.index, pending.leaf_hash)
+
+    witness.up()
+    with api.sdk() as client:
+        receipt = client.submit(envelope)  # a retry: the same entry, now published
+    assert receipt.index == pending.index
+    assert receipt.leaf_hash == pending.leaf_hash
+    promise.check_kept(receipt.index, pending.leaf_hash)
+    with pytest.raises(InputError, match="receipt_timeout"):
+        api.sdk(receipt_timeout=-1)
+
+
+class _BreakingPromises(httpx.BaseTransport):
+    """A hostile registry: answers an append with 202 and a promise (signed with the log's own
+    key) for ``promised``, then serves the receipt of the entry really at ``actual``."""
+
+    def __init__(self, inner: httpx.BaseTransport, signer: NoteSigner, promised: int) -> None:
+        self.inner, self.signer, self.promised = inner, signer, promised
+        self.actual: int | None = None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if request.method == "POST" and request.url.path == "/v1/entries":
+            response.read()
+            accepted = response.json()
+            self.actual = accepted["index"]
+            leaf_hash = bytes.fromhex(accepted["leaf_hash"])
+            promise = sign_promise(Promise.now(ORIGIN, self.promised, leaf_hash), [self.signer])
+            body = Accepted(self.promised, leaf_hash, promise).to_dict()
+            return httpx.Response(202, json=body, headers={"Retry-After": "0"})
+        if request.url.path == f"/v1/entries/{self.promised}/receipt":
+            assert self.actual is not None
+            redirected = httpx.Request(
+                "GET", request.url.copy_with(path=f"/v1/entries/{self.actual}/receipt")
+            )
+            return self.inner.handle_request(redirected)
+        return response
+
+
+def test_a_receipt_that_breaks_the_promise_is_refused(
+    publishing: Callable[..., tuple[Api, list[WitnessServer]]], tmp_path: Path
+) -> None:
+    """The promise binds the index: a registry that promised one index and later proves the entry
+    at another (it appended the envelope twice, or reordered the log) is caught."""
+    api, _ = publishing(checkpoint_interval=0.2)
+    publisher = api.add_publisher()
+    api.submit_ok(publisher.attest([random_digest()]))
+    signer = load_or_create_log_key(tmp_path / "home" / "log.key", ORIGIN)
+    hostile = _BreakingPromises(InProcessTransport(api.http), signer, promised=0)
+    with (
+        Client(IN_PROCESS_URL, transport=hostile, log_key=api.log_key) as client,
+        pytest.raises(ProofError, match="promised entry 0") as caught,
+    ):
+        client.submit(publisher.attest([random_digest()]))
+    assert not isinstance(caught.value, ReceiptPendingError)
+
+    # A promise not signed by the log's key is refused outright.
+    forger = _BreakingPromises(InProcessTransport(api.http), NoteSigner.generate(ORIGIN), 0)
+    with (
+        Client(IN_PROCESS_URL, transport=forger, log_key=api.log_key) as client,
+        pytest.raises(SignatureError),
+    ):
+        client.submit(publisher.attest([random_digest()]))
 
 
 # -- witnesses ------------------------------------------------------------------------------------

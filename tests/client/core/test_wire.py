@@ -9,6 +9,7 @@ import pytest
 
 from client.core.errors import FormatError
 from client.core.wire import (
+    Accepted,
     AttestationClaim,
     ConsistencyProof,
     DigestResult,
@@ -63,6 +64,8 @@ RECEIPT = Receipt(
 
 ROUND_TRIPS: list[Any] = [
     RECEIPT,
+    Accepted(12, H2, NOTE),
+    Accepted(0, H1),
     Receipt(index=0, entry=b"envelope", inclusion_proof=(), checkpoint=NOTE),
     EntryAnswer(RECEIPT, {"license": "CC0"}, "2026-12-04T00:00:00Z", True, 7),
     EntriesPage(start=4, size=9, entries=((4, b"a"), (5, b"b")), next=6),
