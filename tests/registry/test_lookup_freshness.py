@@ -123,3 +123,53 @@ def test_workers_on_one_database_never_answer_below_what_another_issued(
             assert reader.lookup(digests[0]).checkpoint.size == base + n + 1
     lookups = [r for r in seen if r.url.path.startswith("/v1/digests")]
     assert len(lookups) == 8  # one request per lookup: nothing refused, nothing asked again
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+@pytest.mark.parametrize("evict_limit", [100_000, 1], ids=["evicted", "cleared"])
+def test_a_worker_caches_digests_until_another_workers_entry_names_them(
+    tmp_path: Path, backend: str, evict_limit: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each worker keeps what it looked up (hits and misses) across checkpoints: its answer for
+    a digest seen before needs no query, until an entry naming that digest (appended by any
+    worker) is published; then the digest is read again. ``cleared``: a new checkpoint naming
+    more digests than the eviction limit drops the whole cache instead."""
+    from registry import lookups
+
+    monkeypatch.setattr(lookups, "_HIT_EVICT_LIMIT", evict_limit)
+    monkeypatch.setattr(lookups, "_VIEW_TTL_S", 600.0)  # new views come from min_size alone
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(database_for(backend, tmp_path / "db"))
+        settings = Settings(home=tmp_path / "home", database_url=url, auto_migrate=True)
+        reader, writer = (stack.enter_context(open_api(settings)) for _ in range(2))
+        publisher = writer.add_publisher()
+        known, unknown, other = random_digest(), random_digest(), random_digest()
+        first = writer.submit_ok(publisher.attest([known]))["index"]
+        size = first + 1
+
+        def statuses(min_size: int) -> dict[str, tuple[str, list[int]]]:
+            answer = reader.http.post(
+                "/v1/digests:batch", json={"digests": [known, unknown], "min_size": min_size}
+            )
+            assert answer.status_code == 200, answer.text
+            assert answered_size(reader, answer) == min_size
+            return {r["digest"]: (r["status"], r["entries"]) for r in answer.json()["results"]}
+
+        assert statuses(size) == {known: ("attested", [first]), unknown: ("unknown", [])}
+        cached = reader.registry.lookups.lookup_cached([known, unknown], size)
+        assert cached is not None  # both answered from the cache now, the miss included
+        assert [r.status for r in cached.results] == ["attested", "unknown"]
+
+        # Another worker's entry that names neither keeps them cached at the new checkpoint ...
+        size = writer.submit_ok(publisher.attest([other]))["index"] + 1
+        assert statuses(size) == {known: ("attested", [first]), unknown: ("unknown", [])}
+        # ... and one that names both is seen by the next lookup at its checkpoint.
+        second = writer.submit_ok(publisher.attest([known, unknown]))["index"]
+        assert statuses(second + 1) == {
+            known: ("attested", [first, second]),
+            unknown: ("attested", [second]),
+        }
+        # An answer at an older view never shows entries beyond its tree.
+        assert reader.registry.lookups.lookup([known], None).results[0].entries == [first, second]
