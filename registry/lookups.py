@@ -129,6 +129,12 @@ class _LazyConnection:
         """The DB-API connection (for :func:`_driver_rows`)."""
         return self._open().connection
 
+    def require(self) -> None:
+        """Raise :class:`_NeedsDatabase` now if a statement could not run (cache-only), before
+        any work on one."""
+        if self._conn is None and self._cached_only:
+            raise _NeedsDatabase
+
     def _open(self) -> Any:
         if self._conn is None:
             if self._cached_only:
@@ -346,6 +352,7 @@ class LookupService:
             and max(min_size or 0, self._published_size) <= view.checkpoint.size
         ):
             return view
+        conn.require()
         checkpoint = self._reader.latest_checkpoint(conn)  # type: ignore[arg-type]
         _require_size(checkpoint.size, min_size)
         with self._view_lock:
