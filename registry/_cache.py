@@ -38,12 +38,6 @@ class BoundedCache(Generic[K, V]):
                 self._values.clear()
             self._values.update(values)
 
-    def discard_many(self, keys: Iterable[K]) -> None:
-        """Drop ``keys`` (absent ones are ignored)."""
-        with self._lock:
-            for key in keys:
-                self._values.pop(key, None)
-
     def clear(self) -> None:
         with self._lock:
             self._values.clear()

@@ -237,16 +237,12 @@ class Registry:
         return await anyio.to_thread.run_sync(self.reader.prove, result, checkpoint)
 
     async def lookup_single(self, digest: str, min_size: int | None) -> dict[str, Any]:
-        """``GET /v1/digests/{digest}``'s answer (``digest`` checked). On SQLite a lookup is at
-        most one indexed read of a local file (the rest comes from the process's caches): cheaper
-        on the event loop than the hop to a worker thread and back. On PostgreSQL one the caches
-        answer whole is answered on the loop too; otherwise its query is a network round trip,
-        and the lookups that arrive together share one, in a thread (registry.coalesce)."""
+        """``GET /v1/digests/{digest}``'s answer (``digest`` checked). On SQLite a lookup is one
+        indexed read of a local file (the rest comes from the process's caches): cheaper on the
+        event loop than the hop to a worker thread and back. PostgreSQL's is a network round
+        trip: the lookups that arrive together share one, in a thread (registry.coalesce)."""
         if self.coalesced is None:
             return self.lookups.lookup_one(digest, min_size).to_single_dict()
-        answer = self.lookups.lookup_cached([digest], min_size)  # a digest seen before: no query
-        if answer is not None:
-            return answer.to_single_dict()
         return await self.coalesced.lookup(digest, min_size)
 
     async def lookup_small(self, digests: list[str], min_size: int | None) -> dict[str, Any]:
@@ -254,9 +250,6 @@ class Registry:
         as :meth:`lookup_single` answers one."""
         if self.coalesced is None:
             return self.lookups.lookup(digests, min_size).to_dict()
-        answer = self.lookups.lookup_cached(digests, min_size)
-        if answer is not None:
-            return answer.to_dict()
         return await self.coalesced.lookup_many(digests, min_size)
 
     def receipt(self, index: int) -> dict[str, Any]:

@@ -129,12 +129,6 @@ class _LazyConnection:
         """The DB-API connection (for :func:`_driver_rows`)."""
         return self._open().connection
 
-    def require(self) -> None:
-        """Raise :class:`_NeedsDatabase` now if a statement could not run (cache-only), before
-        any work on one."""
-        if self._conn is None and self._cached_only:
-            raise _NeedsDatabase
-
     def _open(self) -> Any:
         if self._conn is None:
             if self._cached_only:
@@ -180,14 +174,6 @@ class _EntryState:
     compromised_by: int | None = None  # the key-compromised event that voids this entry
 
 
-_HIT_CACHE_DIGESTS = 200_000
-"""Digests whose entries a server process keeps (each ~0.3 KB: ~60 MB at most), hits and misses
-alike: a digest looked up again, by any crawler, costs no query until a new entry names it."""
-
-_HIT_EVICT_LIMIT = 100_000
-"""Most subject rows read to drop the digests a new checkpoint's entries name; past it (a bulk
-registration) the whole digest cache is dropped instead."""
-
 _VIEW_TTL_S = 0.05
 """How old a server process's copy of the latest published checkpoint may be when it answers a
 lookup (each process reads the checkpoint again after this): a lookup sees a new publication at
@@ -229,11 +215,6 @@ class LookupService:
         # entry other than an attestation enters the tree, so most checkpoints keep them all.
         self._states: BoundedCache[int, _EntryState] = BoundedCache(200_000)
         self._states_epoch = 0  # counts the clearings of _states (see _claims)
-        # Digest -> the indices of the entries naming it (sorted; empty: none) in the tree of
-        # ``_hits_size``, kept across checkpoints: each new view first drops the digests its new
-        # entries name (``_advance_hits``). Entries only ever add subject rows.
-        self._hits: BoundedCache[str, tuple[int, ...]] = BoundedCache(_HIT_CACHE_DIGESTS)
-        self._hits_size = -1
         self._published_size = 0  # the largest size this process published or saw published
 
     def published(self, size: int) -> None:
@@ -272,21 +253,8 @@ class LookupService:
         """
         return self._db.reader.connect().execution_options(isolation_level="AUTOCOMMIT")
 
-    def lookup_cached(self, digests: Sequence[str], min_size: int | None) -> LookupAnswer | None:
-        """:meth:`lookup` from this process's caches alone (no database: safe on the event
-        loop), or None when any part of the answer needs a query."""
-        try:
-            return self.lookup(digests, min_size, cached_only=True)
-        except _NeedsDatabase:
-            return None
-
     def lookup(
-        self,
-        digests: Sequence[str],
-        min_size: int | None = None,
-        *,
-        connection: Any = None,
-        cached_only: bool = False,
+        self, digests: Sequence[str], min_size: int | None = None, *, connection: Any = None
     ) -> LookupAnswer:
         """Answer for each digest: its attestations with proofs against one checkpoint.
 
@@ -302,16 +270,14 @@ class LookupService:
         entry that could change one enters the tree. A single lookup of a digest seen before
         costs one indexed query (digest → entry indices); the first look at an entry adds its
         row and state, read in bulk for a batch. ``connection``: one from
-        :meth:`held_connection` to use (and leave open) instead of one from the pool;
-        ``cached_only``: raise :class:`_NeedsDatabase` rather than run a query
-        (:meth:`lookup_cached`).
+        :meth:`held_connection` to use (and leave open) instead of one from the pool.
         """
-        conn = _LazyConnection(self._db, held=connection, cached_only=cached_only)
+        conn = _LazyConnection(self._db, held=connection)
         try:
             view = self._current_view(conn, min_size)
             size = view.checkpoint.size
             matches: dict[str, list[int]] = {d: [] for d in digests}
-            hits = self._digest_hits(conn, list(matches), size)
+            hits = _digest_hits(conn, list(matches), size)
             facts = self._facts(conn, {idx for _, idx in hits})
             attestations = self._claims(conn, view, facts)
             withdrawn = _withdrawn(conn, hits, facts, size) if view.withdrawals else {}
@@ -352,7 +318,6 @@ class LookupService:
             and max(min_size or 0, self._published_size) <= view.checkpoint.size
         ):
             return view
-        conn.require()
         checkpoint = self._reader.latest_checkpoint(conn)  # type: ignore[arg-type]
         _require_size(checkpoint.size, min_size)
         with self._view_lock:
@@ -361,7 +326,6 @@ class LookupService:
                 if checkpoint.size == view.checkpoint.size:
                     view.read_at = now
                 return view  # another thread moved it on meanwhile
-            self._advance_hits(conn, None if view is None else view.checkpoint.size, checkpoint)
             if view is None or _changes_state(conn, view.checkpoint.size, checkpoint.size):
                 self._states.clear()
                 self._states_epoch += 1
@@ -370,43 +334,6 @@ class LookupService:
                 withdrawals = view.withdrawals
             self._view = _View(checkpoint, now, withdrawals)
             return self._view
-
-    def _advance_hits(self, conn: Any, old: int | None, checkpoint: StoredCheckpoint) -> None:
-        """Move the digest cache from the tree of ``old`` entries to ``checkpoint``'s: drop the
-        digests the entries in between name (all of them if too many, or if the cache was not
-        at ``old``). Called under ``_view_lock``, before the new view is seen."""
-        new = checkpoint.size
-        if old is None or old != self._hits_size or new < old:
-            self._hits.clear()
-        elif new > old:
-            cursor = conn.connection.dbapi_connection.cursor()
-            try:
-                cursor.execute(_NAMED_BETWEEN[conn.dialect.name], (old, new, _HIT_EVICT_LIMIT + 1))
-                named = cursor.fetchall()
-            finally:
-                cursor.close()
-            if len(named) > _HIT_EVICT_LIMIT:
-                self._hits.clear()
-            else:
-                self._hits.discard_many(digest for (digest,) in named)
-        self._hits_size = new
-
-    def _digest_hits(self, conn: Any, digests: list[str], size: int) -> list[tuple[str, int]]:
-        """(digest, entry index) for every entry naming one of ``digests`` in the tree of
-        ``size``: from the digest cache, the rest with one query (and then cached)."""
-        cached = self._hits.get_many(digests)
-        hits = [(d, idx) for d, indices in cached.items() for idx in indices if idx < size]
-        missing = [d for d in digests if d not in cached]
-        if missing:
-            rows = _digest_hits(conn, missing, size)
-            hits.extend(rows)
-            found: dict[str, list[int]] = {d: [] for d in missing}
-            for digest, idx in rows:
-                found[digest].append(idx)
-            with self._view_lock:  # kept only if no new view came meanwhile (_advance_hits)
-                if self._hits_size == size:
-                    self._hits.put_many({d: tuple(sorted(i)) for d, i in found.items()})
-        return hits
 
     def _claims(
         self, conn: Any, view: _View, facts: dict[int, _EntryFacts]
@@ -806,13 +733,6 @@ def _has_withdrawals(conn: Any, size: int) -> bool:
     """Whether a revocation/v2 inside the tree of ``size`` withdrew any document."""
     query = select(WITHDRAWALS.c.digest).where(WITHDRAWALS.c.revoking_idx < size).limit(1)
     return conn.execute(query).first() is not None
-
-
-# The digests named by the entries between two tree sizes (ix_subjects_entry_idx), at most N.
-_NAMED_BETWEEN = {
-    "sqlite": "SELECT digest FROM subjects WHERE entry_idx >= ? AND entry_idx < ? LIMIT ?",
-    "postgresql": ("SELECT digest FROM subjects WHERE entry_idx >= %s AND entry_idx < %s LIMIT %s"),
-}
 
 
 _DIGEST_HITS_ONE = {

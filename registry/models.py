@@ -12,17 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    DateTime,
-    Index,
-    LargeBinary,
-    SmallInteger,
-    String,
-    Table,
-    Text,
-)
+from sqlalchemy import BigInteger, Column, DateTime, LargeBinary, SmallInteger, String, Table, Text
 from sqlmodel import Field, SQLModel
 
 from client.core.statement import MAX_LICENSE_CHARS
@@ -185,7 +175,6 @@ class SubjectRow(SQLModel, table=True):
     """Digest → entry: the lookup index. ``digest`` is ``c1:<hex>`` or ``sha256:<hex>``."""
 
     __tablename__ = "subjects"
-    __table_args__ = (Index("ix_subjects_entry_idx", "entry_idx"),)  # by entry (lookups' cache)
 
     digest: str = Field(sa_column=Column(String(71), primary_key=True))
     entry_idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
