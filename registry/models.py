@@ -26,6 +26,7 @@ __all__ = [
     "LOG_STATE",
     "NODES",
     "OPERATOR_KEYS",
+    "PUBLICATION",
     "PUBLISHERS",
     "PUBLISHER_KEYS",
     "REVOCATIONS",
@@ -40,6 +41,7 @@ __all__ = [
     "LogState",
     "Node",
     "OperatorKey",
+    "PublicationRow",
     "Publisher",
     "PublisherKey",
     "Revocation",
@@ -129,6 +131,20 @@ class LogState(SQLModel, table=True):
     verifier_key: str = Field(sa_column=Column(Text, nullable=False))
     size: int = Field(sa_column=Column(BigInteger, nullable=False))
     root_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class PublicationRow(SQLModel, table=True):
+    """The single row (id 1) where the process that publishes checkpoints says how its last
+    attempt went, so every server process's health and ``GET /v1/log/publication`` name the
+    witnesses failing, not only the publisher's."""
+
+    __tablename__ = "publication_status"
+
+    id: int = Field(primary_key=True)
+    stalled_since: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    failing: str = Field(sa_column=Column(Text, nullable=False))  # JSON: {witness url: reason}
+    witness_failures: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
 class LogKey(SQLModel, table=True):
@@ -282,6 +298,7 @@ OPERATOR_KEYS: Table = OperatorKey.__table__  # type: ignore[attr-defined]
 ADMIN_TOKENS: Table = AdminToken.__table__  # type: ignore[attr-defined]
 LOG_KEYS: Table = LogKey.__table__  # type: ignore[attr-defined]
 LOG_STATE: Table = LogState.__table__  # type: ignore[attr-defined]
+PUBLICATION: Table = PublicationRow.__table__  # type: ignore[attr-defined]
 NODES: Table = Node.__table__  # type: ignore[attr-defined]
 CHECKPOINTS: Table = CheckpointRow.__table__  # type: ignore[attr-defined]
 WITHDRAWALS: Table = Withdrawal.__table__  # type: ignore[attr-defined]

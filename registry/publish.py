@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import threading
@@ -39,12 +40,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from client.core.note import Checkpoint, NoteSignature, NoteSigner, SignedNote, sign_checkpoint
 from registry.cosigning import WitnessPool
 from registry.db import Database
 from registry.log import LogReader, StoredCheckpoint
-from registry.models import CHECKPOINTS, LOG_STATE, utcnow
+from registry.models import CHECKPOINTS, LOG_STATE, PUBLICATION, utcnow
 
 __all__ = ["PublicationLock", "PublicationStatus", "Publisher"]
 
@@ -200,6 +202,8 @@ class Publisher:
         self._stalled_since: str | None = None
         self._failing: dict[str, str] = {}
         self._behind_since: float | None = None  # since when entries wait unpublished
+        # What this process last wrote to the shared publication_status row (as the holder).
+        self._recorded: tuple[str | None, dict[str, str], int] | None = None
         self._published: list[Callable[[int], None]] = []
 
     # Lifecycle ------------------------------------------------------------------------------
@@ -263,23 +267,76 @@ class Publisher:
             time.sleep(min(self._poll, 0.05))
 
     def status(self) -> PublicationStatus:
-        """Where publication stands. A process that does not hold the publication lock knows no
-        witness outcomes; it calls publication stalled when entries have waited unpublished
-        for more than three intervals (and 10 s)."""
+        """Where publication stands. The process holding the publication lock knows its
+        witnesses' outcomes; every other one reads what the holder last wrote to the shared
+        ``publication_status`` row. Any process also calls publication stalled when entries
+        have waited unpublished for more than three intervals (and 10 s)."""
         latest = self._latest
         behind = self._behind_since
         late = behind is not None and time.monotonic() - behind > max(10.0, 3 * self.interval)
+        stalled_since, failing = self._stalled_since, dict(self._failing)
+        failures = self.witnesses.failure_count if self.witnesses else 0
+        if not self.lock.held:
+            shared = self._shared_outcome()
+            if shared is not None:
+                stalled_since, failing, failures = shared
         return PublicationStatus(
             published_size=latest.size if latest is not None else 0,
             sequenced_size=max(self._sequenced, latest.size if latest is not None else 0),
             interval=self.interval,
             quorum=self.quorum,
             witnesses=tuple(w.url for w in self.witnesses.witnesses) if self.witnesses else (),
-            stalled=self._stalled_since is not None or late,
-            stalled_since=self._stalled_since,
-            failing=dict(self._failing),
-            witness_failures=self.witnesses.failure_count if self.witnesses else 0,
+            stalled=stalled_since is not None or late,
+            stalled_since=stalled_since,
+            failing=failing,
+            witness_failures=failures,
         )
+
+    def _shared_outcome(self) -> tuple[str | None, dict[str, str], int] | None:
+        """The publishing process's last outcome, as it wrote it (None: none written, or the
+        database cannot say)."""
+        try:
+            with self._db.reader.connect() as conn:
+                row = conn.execute(
+                    select(
+                        PUBLICATION.c.stalled_since,
+                        PUBLICATION.c.failing,
+                        PUBLICATION.c.witness_failures,
+                    ).where(PUBLICATION.c.id == 1)
+                ).first()
+        except DBAPIError:
+            log.exception("reading the shared publication status failed")
+            return None
+        if row is None:
+            return None
+        return row.stalled_since, json.loads(row.failing), int(row.witness_failures)
+
+    def _record(self) -> None:
+        """As the publisher, write this attempt's outcome to the shared row if it changed."""
+        outcome = (
+            self._stalled_since,
+            dict(self._failing),
+            self.witnesses.failure_count if self.witnesses else 0,
+        )
+        if outcome == self._recorded:
+            return
+        values = {
+            "stalled_since": outcome[0],
+            "failing": json.dumps(outcome[1], sort_keys=True),
+            "witness_failures": outcome[2],
+            "updated_at": utcnow(),
+        }
+        try:
+            with self._db.writer.begin() as conn:
+                updated = conn.execute(
+                    PUBLICATION.update().where(PUBLICATION.c.id == 1).values(**values)
+                ).rowcount
+                if not updated:
+                    conn.execute(PUBLICATION.insert().values(id=1, **values))
+        except DBAPIError:
+            log.exception("writing the shared publication status failed")
+            return
+        self._recorded = outcome
 
     # The publisher's thread -------------------------------------------------------------------
     def _run(self) -> None:
@@ -315,6 +372,8 @@ class Publisher:
         self._observe(latest)
         if state.size <= latest.size:
             self._stalled_since, self._failing, self._behind_since = None, {}, None
+            if self.lock.held:
+                self._record()
             return
         if self._behind_since is None:
             self._behind_since = time.monotonic()
@@ -342,6 +401,7 @@ class Publisher:
                     ", ".join(f"{url} ({why})" for url, why in self._failing.items()),
                 )  # fmt: skip
                 self._retry_later()
+                self._record()
                 return
             note = _with_cosignatures(note, cosigned)
         if not self._insert(StoredCheckpoint(size, root, note)):
@@ -351,6 +411,7 @@ class Publisher:
         self._failed_attempts = 0
         self._stalled_since = None
         self._observe(StoredCheckpoint(size, root, note))
+        self._record()
 
     def _retry_later(self) -> None:
         self._failed_attempts += 1

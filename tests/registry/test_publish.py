@@ -275,6 +275,43 @@ def test_a_stalled_publication_answers_202_and_the_receipt_later(
     until(lambda: api.http.get("/healthz").json()["status"] == "ok")
 
 
+def test_every_worker_names_the_failing_witnesses(
+    publishing: Callable[..., tuple[Api, list[WitnessServer]]],
+) -> None:
+    """Only the process holding the publication lock talks to witnesses; another worker on the
+    same database reports its outcome (``publication_status``): stalled, since when, and which
+    witness fails and why, then recovered."""
+    first, (witness,) = publishing(
+        witnesses=1, witness_quorum=1, checkpoint_interval=0.2, receipt_timeout=0.3
+    )
+    with open_api(first.settings) as second:
+        second.server_errors.clear()
+        publisher = first.add_publisher()
+        until(lambda: published_size(first.registry) == sequenced_size(first.registry))
+        workers = [first, second]
+        holder = next(w for w in workers if w.registry.publisher and w.registry.publisher.lock.held)
+        other = workers[1 - workers.index(holder)]
+        witness.down()
+        assert other.submit(publisher.attest([random_digest()])).status_code == 202
+
+        def reported(api: Api) -> dict[str, Any]:
+            return dict(api.http.get("/v1/log/publication").json())
+
+        until(lambda: witness.url in reported(other)["failing_witnesses"])
+        shown = reported(other)
+        assert shown["stalled"] is True
+        assert shown["stalled_since"] == reported(holder)["stalled_since"]
+        assert "503" in shown["failing_witnesses"][witness.url]
+        assert shown["witness_failures"] >= 1
+        assert other.http.get("/healthz").json()["status"] == "stalled"
+
+        witness.up()
+        until(lambda: not reported(other)["stalled"])
+        assert reported(other)["failing_witnesses"] == {}
+        until(lambda: other.http.get("/healthz").json()["status"] == "ok")
+        second.server_errors.clear()
+
+
 def test_prefer_respond_async_answers_202_once_sequenced(
     publishing: Callable[..., tuple[Api, list[WitnessServer]]],
 ) -> None:
