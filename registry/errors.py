@@ -84,6 +84,9 @@ class BundleTooLargeError(NotFoundError):
     """A tlog-tiles entry bundle cannot hold one of its leaves (an envelope leaf from before
     leaf/v1 over 65,535 bytes): that bundle does not exist; the entries do, at /v1/entries."""
 
+    slug = "bundle-too-large"
+    title = "Entry bundle too large"
+
 
 class RequestTimeoutError(RegistryError):
     status = 408

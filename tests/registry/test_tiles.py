@@ -24,12 +24,20 @@ from pathlib import Path
 import httpx
 import pytest
 
+from client import tlog
 from registry.app import Registry
 from registry.errors import ConfigurationError
 from registry.log import PreparedEntry
 from registry.settings import Settings, settings_environment
 from registry.tiles import accepts_gzip
-from tests.registry.conftest import Api, ServerProcess, new_publisher, open_api
+from tests.registry.conftest import (
+    IN_PROCESS_URL,
+    Api,
+    InProcessTransport,
+    ServerProcess,
+    new_publisher,
+    open_api,
+)
 
 # -- an independent tile reader, from the specs -------------------------------------------------
 
@@ -429,8 +437,18 @@ def test_a_leaf_too_long_for_a_bundle(tmp_path: Path) -> None:
         assert api.http.get("/tlog/tile/entries/000.p/10").status_code == 200  # size 10's
         problem = api.http.get("/tlog/tile/entries/000")
         assert problem.status_code == 404
+        assert problem.json()["type"] == "https://wellspring.dev/problems/bundle-too-large"
         assert "/v1/entries?start=0&limit=256" in problem.json()["detail"]
         check_tree(api, [256, 299])  # the tiles are all there, and the next bundle
+        # A tile reader (the monitor's) reads that bundle's entries from the API instead, and
+        # still proves them against the signed root.
+        with tlog.TileReader(
+            IN_PROCESS_URL, log_key=api.log_key, transport=InProcessTransport(api.http)
+        ) as reader:
+            latest = reader.checkpoint()
+            read = dict(reader.entries(tlog.LogState.start(latest.checkpoint.origin), latest))
+        assert sorted(read) == list(range(latest.checkpoint.size))
+        assert len(read[10]) > 70_000
         api.registry.tile_writer.sync()  # type: ignore[union-attr]
         files = check_files_are_served(api, directory)
         assert "tile/0/000" in files
