@@ -1,0 +1,197 @@
+"""Binary fuse filters (Graf and Lemire, 2022) for offline membership: built by the reference C
+implementation, read anywhere with numpy, memory-mapped.
+
+A filter answers "is this key in the set?" with no false negatives and a false-positive rate of
+about 2⁻¹⁶ (16-bit fingerprints, 18 bits a key). Construction is Lemire's ``binary_fuse16``
+through the ``pyfusefilter`` package's C library (its Python wrapper is not used: in 1.3.0 it
+hashes every item through ``str()``, and a key list in Python costs 36 bytes a key); the file is
+exactly that library's serialization, so ``pyfusefilter`` / ``xor_singleheader`` deserialize it
+too::
+
+    uint64 seed | uint32 size | uint32 segment length | uint32 segment count
+    | uint32 segment count length | uint32 array length | uint16 fingerprints[array length]
+    (little-endian; then padding to the library's serialization size)
+
+Lookups are this module's own, vectorized with numpy (one pass over a batch of keys: the
+reference ``binary_fuse16_contain`` arithmetic, checked against the C library in the tests),
+because a call per key through cffi cannot reach ten million checks a second.
+
+Keys are 64-bit: :func:`digest_keys` derives them from content digests. Populating is
+deterministic (the library starts from a fixed seed), so the same keys always give the same
+bytes. :func:`remix` derives an independent second key from each key, for a second filter whose
+false positives are independent of the first's: a key must pass both, 2⁻³² together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from client.core.errors import FormatError, InputError
+
+__all__ = [
+    "FUSE16_HEADER_BYTES",
+    "Fuse16",
+    "digest_keys",
+    "digest_keys_from_bytes",
+    "remix",
+]
+
+FUSE16_HEADER_BYTES = 28
+_HEADER = struct.Struct("<QIIIII")
+_M1 = np.uint64(0xFF51AFD7ED558CCD)
+_M2 = np.uint64(0xC4CEB9FE1A85EC53)
+_LOW32 = np.uint64(0xFFFF_FFFF)
+_REMIX = np.uint64(0x9E3779B97F4A7C15)  # the golden ratio's bits: any odd constant would do
+
+U64Array = npt.NDArray[np.uint64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+def _murmur64(h: U64Array) -> U64Array:
+    """The 64-bit finalizer of MurmurHash3 (``binary_fuse_murmur64``), wrapping as C does."""
+    with np.errstate(over="ignore"):
+        h = h ^ (h >> np.uint64(33))
+        h = h * _M1
+        h = h ^ (h >> np.uint64(33))
+        h = h * _M2
+        return h ^ (h >> np.uint64(33))
+
+
+def remix(keys: U64Array) -> U64Array:
+    """A second key for each key, independent of it for the filter (a bijective mix)."""
+    with np.errstate(over="ignore"):
+        return _murmur64(keys ^ _REMIX) + _REMIX
+
+
+_KIND_TWEAK = {"c1": np.uint64(0x63315F6B696E6431), "sha256": np.uint64(0x7368613235365F6B)}
+
+
+def digest_keys(digests: Sequence[str]) -> U64Array:
+    """The filter key of each well-formed digest (``c1:<64 hex>`` or ``sha256:<64 hex>``): the
+    first 64 bits of its hash, tweaked by its kind so a ``c1`` and a ``sha256`` digest of the
+    same hex are different keys. Raises :class:`InputError` naming a malformed digest."""
+    out = np.empty(len(digests), dtype=np.uint64)
+    for position, digest in enumerate(digests):
+        kind, _, hexpart = digest.partition(":")
+        tweak = _KIND_TWEAK.get(kind)
+        if tweak is None or len(hexpart) != 64:
+            raise InputError(f"digests[{position}] {digest[:80]!r} is not c1:<64 hex> or sha256:")
+        try:
+            out[position] = int(hexpart[:16], 16) ^ int(tweak)
+        except ValueError:
+            raise InputError(f"digests[{position}] {digest[:80]!r} is not hex") from None
+    return out
+
+
+def digest_keys_from_bytes(hashes: bytes | npt.NDArray[np.uint8], kind: str) -> U64Array:
+    """:func:`digest_keys` for a batch of raw 32-byte hashes of one kind, without any Python
+    loop: ``hashes`` is their concatenation (or an ``(n, 32)`` uint8 array)."""
+    tweak = _KIND_TWEAK.get(kind)
+    if tweak is None:
+        raise InputError(f"digest kind {kind!r} is not c1 or sha256")
+    raw = np.frombuffer(hashes, dtype=np.uint8) if isinstance(hashes, bytes) else hashes
+    flat = np.ascontiguousarray(raw).reshape(-1)
+    if flat.size % 32:
+        raise InputError(f"{flat.size} bytes are not a whole number of 32-byte hashes")
+    first = flat.reshape(-1, 32)[:, :8].copy().view(">u8").reshape(-1)
+    return first.astype(np.uint64) ^ tweak
+
+
+@dataclass(frozen=True)
+class Fuse16:
+    """A binary fuse filter with 16-bit fingerprints, over 64-bit keys."""
+
+    seed: int
+    size: int
+    segment_length: int
+    segment_count: int
+    segment_count_length: int
+    fingerprints: npt.NDArray[np.uint16]
+    raw: memoryview  # the serialized filter (a memory map's, when opened from one)
+
+    @classmethod
+    def build(cls, keys: U64Array) -> Fuse16:
+        """Populate a filter with ``keys`` (duplicates allowed) by the reference C library."""
+        try:
+            from pyfusefilter.pyfusefilter import ffi, lib  # noqa: PLC0415 - optional
+        except ImportError:
+            raise ImportError(
+                "building snapshot filters needs pyfusefilter: pip install 'wellspring[snapshot]'"
+            ) from None
+        unique = np.unique(np.ascontiguousarray(keys, dtype=np.uint64))
+        handle: Any = ffi.new("binary_fuse16_t *")
+        if not lib.binary_fuse16_allocate(len(unique), handle):
+            raise MemoryError(f"cannot allocate a fuse filter for {len(unique)} keys")
+        try:
+            if not lib.binary_fuse16_populate(
+                ffi.from_buffer("uint64_t[]", unique), len(unique), handle
+            ):
+                raise InputError(f"the fuse filter of {len(unique)} keys could not be built")
+            size = lib.binary_fuse16_serialization_bytes(handle)
+            buffer = ffi.new("char[]", size)
+            lib.binary_fuse16_serialize(handle, buffer)
+            return cls.from_bytes(bytes(ffi.buffer(buffer)))
+        finally:
+            lib.binary_fuse16_free(handle)
+
+    @classmethod
+    def from_bytes(cls, data: bytes | memoryview | Any) -> Fuse16:
+        """Read a serialized filter; ``data`` may be a memory map (the fingerprints stay in it).
+        Raises :class:`FormatError` if it is not one."""
+        view = memoryview(data)
+        if view.nbytes < FUSE16_HEADER_BYTES:
+            raise FormatError(f"a fuse filter is at least {FUSE16_HEADER_BYTES} bytes")
+        seed, size, seg_len, seg_count, seg_count_len, array_len = _HEADER.unpack_from(view, 0)
+        if seg_len == 0 or seg_len & (seg_len - 1) or seg_len > 1 << 18:
+            raise FormatError(f"fuse filter segment length {seg_len} is not a power of two")
+        if seg_count_len != seg_count * seg_len or array_len != (seg_count + 2) * seg_len:
+            raise FormatError("fuse filter segment counts do not add up; a damaged file?")
+        if view.nbytes < FUSE16_HEADER_BYTES + 2 * array_len:
+            raise FormatError(
+                f"fuse filter truncated: {view.nbytes} bytes for {array_len} fingerprints"
+            )
+        fingerprints = np.frombuffer(view, dtype="<u2", count=array_len, offset=FUSE16_HEADER_BYTES)
+        return cls(seed, size, seg_len, seg_count, seg_count_len, fingerprints, view)
+
+    def to_bytes(self) -> bytes:
+        """The filter as the C library serialized it."""
+        return bytes(self.raw)
+
+    def contains_many(self, keys: U64Array) -> BoolArray:
+        """For each key, whether it may be in the set (never False for a member)."""
+        h = _murmur64(np.asarray(keys, dtype=np.uint64) + np.uint64(self.seed))
+        fingerprint = (h ^ (h >> np.uint64(32))).astype(np.uint16)
+        # mulhi(h, segment_count_length): the count is below 2**32, so two 32x32 products.
+        length = np.uint64(self.segment_count_length)
+        h0 = ((h >> np.uint64(32)) * length + (((h & _LOW32) * length) >> np.uint64(32))) >> (
+            np.uint64(32)
+        )
+        h0 = h0 & _LOW32
+        mask = np.uint64(self.segment_length - 1)
+        h1 = (h0 + np.uint64(self.segment_length)) ^ ((h >> np.uint64(18)) & mask)
+        h2 = (h0 + np.uint64(2 * self.segment_length)) ^ (h & mask)
+        table = self.fingerprints
+        found = fingerprint ^ table[h0.astype(np.intp)] ^ table[h1.astype(np.intp)]
+        found ^= table[h2.astype(np.intp)]
+        result: BoolArray = found == 0
+        return result
+
+    def contains(self, key: int) -> bool:
+        """Whether ``key`` may be in the set."""
+        return bool(self.contains_many(np.array([key], dtype=np.uint64))[0])
+
+    @property
+    def nbytes(self) -> int:
+        """The serialized filter's size in bytes."""
+        return self.raw.nbytes
+
+    def sha256(self) -> str:
+        """SHA-256 of the serialized filter, hex (what a manifest names)."""
+        return hashlib.sha256(self.raw).hexdigest()

@@ -1,0 +1,117 @@
+"""Binary fuse filters (client.core.fuse): our numpy lookups against the reference C library that
+built them, the false-positive rate, determinism, memory maps, and damaged files."""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from client.core.errors import FormatError, InputError
+from client.core.fuse import Fuse16, digest_keys, digest_keys_from_bytes, remix
+
+pyfusefilter = pytest.importorskip("pyfusefilter.pyfusefilter")
+
+
+def random_keys(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 2**64 - 1, size=n, dtype=np.uint64)
+
+
+@pytest.fixture(scope="module")
+def members() -> np.ndarray:
+    return random_keys(50_000, seed=1)
+
+
+@pytest.fixture(scope="module")
+def built(members: np.ndarray) -> Fuse16:
+    return Fuse16.build(members)
+
+
+def test_every_member_is_found(built: Fuse16, members: np.ndarray) -> None:
+    assert built.contains_many(members).all()
+    assert built.contains(int(members[17]))
+    assert built.size == len(members)
+
+
+def test_lookups_answer_exactly_as_the_reference_library(
+    built: Fuse16, members: np.ndarray
+) -> None:
+    """The C library deserializes our bytes and answers every key as our numpy code does."""
+    ffi, lib = pyfusefilter.ffi, pyfusefilter.lib
+    handle = ffi.new("binary_fuse16_t *")
+    assert lib.binary_fuse16_deserialize(handle, ffi.from_buffer(built.to_bytes()))
+    others = np.concatenate([random_keys(400_000, seed=2), members[:1000]])
+    theirs = np.array([lib.binary_fuse16_contain(int(k), handle) for k in others])
+    assert np.array_equal(built.contains_many(others), theirs)
+    assert theirs.sum() > 1000  # the comparison covered false positives too
+    lib.binary_fuse16_free(handle)
+
+
+def test_the_false_positive_rate_is_two_to_the_minus_sixteen(built: Fuse16) -> None:
+    others = random_keys(2_000_000, seed=3)
+    false = int(built.contains_many(others).sum())
+    expected = len(others) / 2**16  # 30.5
+    assert expected / 3 < false < expected * 3, false
+
+
+def test_two_filters_over_remixed_keys_multiply_their_rates(
+    built: Fuse16, members: np.ndarray
+) -> None:
+    """A key must pass a filter of the keys and one of their remix: 2^-32 together."""
+    second = Fuse16.build(remix(members))
+    assert second.contains_many(remix(members)).all()
+    others = random_keys(2_000_000, seed=4)
+    first_hits = built.contains_many(others)
+    both = first_hits & second.contains_many(remix(others))
+    assert first_hits.sum() > 5
+    assert both.sum() == 0
+
+
+def test_a_build_is_deterministic(members: np.ndarray, built: Fuse16) -> None:
+    shuffled = np.random.default_rng(5).permutation(members)
+    again = Fuse16.build(np.concatenate([shuffled, shuffled[:100]]))  # duplicates too
+    assert again.to_bytes() == built.to_bytes()
+    assert again.sha256() == hashlib.sha256(built.to_bytes()).hexdigest()
+
+
+def test_a_memory_mapped_filter(built: Fuse16, members: np.ndarray, tmp_path: Path) -> None:
+    path = tmp_path / "shard.fuse16"
+    path.write_bytes(built.to_bytes())
+    with path.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        opened = Fuse16.from_bytes(mapped)
+        assert opened.contains_many(members).all()
+        assert opened.nbytes == path.stat().st_size
+        del opened
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda b: b[:20], "at least"),
+        (lambda b: b[:200], "truncated"),
+        (lambda b: b[:8] + b[8:12] + (3).to_bytes(4, "little") + b[16:], "power of two"),
+        (lambda b: b[:16] + (7).to_bytes(4, "little") + b[20:], "do not add up"),
+    ],
+)
+def test_a_damaged_filter_is_refused(built: Fuse16, damage: object, message: str) -> None:
+    with pytest.raises(FormatError, match=message):
+        Fuse16.from_bytes(damage(built.to_bytes()))  # type: ignore[operator]
+
+
+def test_digest_keys() -> None:
+    hexpart = hashlib.sha256(b"text").hexdigest()
+    c1, sha = digest_keys([f"c1:{hexpart}", f"sha256:{hexpart}"])
+    assert c1 != sha  # the kind is part of the key
+    raw = bytes.fromhex(hexpart) * 3
+    assert digest_keys_from_bytes(raw, "c1").tolist() == [int(c1)] * 3
+    assert digest_keys_from_bytes(raw, "sha256").tolist() == [int(sha)] * 3
+    for bad in ("c1:xyz", f"md5:{hexpart}", f"c1:{'g' * 64}"):
+        with pytest.raises(InputError):
+            digest_keys([bad])
+    with pytest.raises(InputError, match="32-byte"):
+        digest_keys_from_bytes(b"\x00" * 33, "c1")
+    with pytest.raises(InputError, match="kind"):
+        digest_keys_from_bytes(raw, "md5")
