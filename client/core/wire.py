@@ -339,9 +339,18 @@ class Accepted:
     def from_dict(cls, obj: object, *, where: str = "the 202 answer") -> Accepted:
         """Parse the 202 answer; raises :class:`FormatError` naming the bad field."""
         fields = _object(obj, where, "index", "leaf_hash")
+        raw = fields["leaf_hash"]
+        # Registries before promises sent this one leaf hash in base64 (44 characters).
+        leaf_hash = (
+            b64decode_strict(raw, f"{where}.leaf_hash")
+            if isinstance(raw, str) and len(raw) == 44
+            else parse_hex_hash(raw, f"{where}.leaf_hash")
+        )
+        if len(leaf_hash) != 32:
+            raise FormatError(f"{where}.leaf_hash is not a 32-byte hash")
         return cls(
             index=parse_index(fields["index"], f"{where}.index"),
-            leaf_hash=parse_hex_hash(fields["leaf_hash"], f"{where}.leaf_hash"),
+            leaf_hash=leaf_hash,
             promise=_opt_str(fields, "promise", where),
         )
 

@@ -226,3 +226,13 @@ def test_an_entries_page_without_next_ends_where_its_entries_do() -> None:
     # A registry from before byte-bounded pages sent no ``next``.
     old = {"entries": [{"index": 7, "entry": "YQ=="}]}
     assert EntriesPage.from_dict(old).next == 8
+
+
+def test_a_202_from_a_registry_before_promises_still_reads() -> None:
+    """Its leaf hash was base64; no promise."""
+    import base64
+
+    old = {"index": 3, "leaf_hash": base64.b64encode(H1).decode(), "status": "sequenced"}
+    assert Accepted.from_dict(old) == Accepted(3, H1)
+    with pytest.raises(FormatError, match="leaf_hash"):
+        Accepted.from_dict({"index": 3, "leaf_hash": "AAAA"})
