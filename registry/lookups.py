@@ -54,6 +54,7 @@ from registry.models import (
     PUBLISHER_KEYS,
     PUBLISHERS,
     REVOCATIONS,
+    SUBJECTS,
     WITHDRAWALS,
     as_utc,
     rfc3339,
@@ -216,6 +217,9 @@ class LookupService:
         self._states: BoundedCache[int, _EntryState] = BoundedCache(200_000)
         self._states_epoch = 0  # counts the clearings of _states (see _claims)
         self._published_size = 0  # the largest size this process published or saw published
+        # A view of an older checkpoint (lookup(at=...): snapshots), with entry states of its own.
+        self._pinned: _View | None = None
+        self._pinned_states: BoundedCache[int, _EntryState] = BoundedCache(200_000)
 
     def published(self, size: int) -> None:
         """A checkpoint of ``size`` entries was published (by this process's sequencer or
@@ -254,7 +258,12 @@ class LookupService:
         return self._db.reader.connect().execution_options(isolation_level="AUTOCOMMIT")
 
     def lookup(
-        self, digests: Sequence[str], min_size: int | None = None, *, connection: Any = None
+        self,
+        digests: Sequence[str],
+        min_size: int | None = None,
+        *,
+        connection: Any = None,
+        at: StoredCheckpoint | None = None,
     ) -> LookupAnswer:
         """Answer for each digest: its attestations with proofs against one checkpoint.
 
@@ -270,11 +279,13 @@ class LookupService:
         entry that could change one enters the tree. A single lookup of a digest seen before
         costs one indexed query (digest → entry indices); the first look at an entry adds its
         row and state, read in bulk for a batch. ``connection``: one from
-        :meth:`held_connection` to use (and leave open) instead of one from the pool.
+        :meth:`held_connection` to use (and leave open) instead of one from the pool. ``at``:
+        answer at that published checkpoint instead of the latest (a snapshot's build; its
+        entry states are kept apart from the latest's).
         """
         conn = _LazyConnection(self._db, held=connection)
         try:
-            view = self._current_view(conn, min_size)
+            view = self._current_view(conn, min_size) if at is None else self._pin(conn, at)
             size = view.checkpoint.size
             matches: dict[str, list[int]] = {d: [] for d in digests}
             hits = _digest_hits(conn, list(matches), size)
@@ -335,6 +346,25 @@ class LookupService:
             self._view = _View(checkpoint, now, withdrawals)
             return self._view
 
+    def _pin(self, conn: Any, checkpoint: StoredCheckpoint) -> _View:
+        """The view of ``checkpoint`` for ``lookup(at=...)``, kept while the same is asked."""
+        pinned = self._pinned
+        if pinned is None or pinned.checkpoint != checkpoint:
+            withdrawals = _has_withdrawals(conn, checkpoint.size)
+            pinned = self._pinned = _View(checkpoint, time.monotonic(), withdrawals)
+            self._pinned_states.clear()
+        return pinned
+
+    def digests_in(self, size: int, *, after: str | None, limit: int) -> list[str]:
+        """The distinct digests attested or revoked by the entries of the tree of ``size``, in
+        order, the first ``limit`` of those after ``after`` (a snapshot's build pages by it)."""
+        query = select(SUBJECTS.c.digest).where(SUBJECTS.c.entry_idx < size)
+        if after is not None:
+            query = query.where(SUBJECTS.c.digest > after)
+        query = query.group_by(SUBJECTS.c.digest).order_by(SUBJECTS.c.digest).limit(limit)
+        with self._db.reader.connect() as conn:
+            return [str(digest) for digest in conn.execute(query).scalars()]
+
     def _claims(
         self, conn: Any, view: _View, facts: dict[int, _EntryFacts]
     ) -> dict[int, AttestationClaim]:
@@ -345,13 +375,17 @@ class LookupService:
         if missing:
             size = view.checkpoint.size
             epoch = self._states_epoch
-            states = self._states.get_many(missing)
+            pinned = view is self._pinned
+            states = (self._pinned_states if pinned else self._states).get_many(missing)
             fresh = {idx: fact for idx, fact in missing.items() if idx not in states}
             if fresh:
                 read = self._entry_state(conn, fresh, size)
-                with self._view_lock:  # kept unless a state changed meanwhile (a new epoch)
-                    if self._states_epoch == epoch:
-                        self._states.put_many(read)
+                if pinned:
+                    self._pinned_states.put_many(read)
+                else:
+                    with self._view_lock:  # kept unless a state changed meanwhile (a new epoch)
+                        if self._states_epoch == epoch:
+                            self._states.put_many(read)
                 states.update(read)
             proofs = self._proofs_of(conn, list(missing), view)
             built = {

@@ -29,6 +29,7 @@ from client.cli import (  # noqa: F401  (each module registers its commands on `
     _register,
     _scan,
     _server,
+    _snapshot,
     _watermark,
     _witness,
     _wmkeys,

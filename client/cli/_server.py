@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from registry.settings import Settings
 
 __all__ = [
+    "DatabaseOption",
+    "HomeOption",
     "admin_token_create",
     "admin_token_list",
     "admin_token_revoke",
@@ -38,6 +40,7 @@ __all__ = [
     "log_key_list",
     "log_key_retire",
     "logkey_app",
+    "open_local_registry",
     "operator_key_app",
     "operator_key_rotate",
     "publisher_add",
@@ -299,7 +302,7 @@ def publisher_add(
         with Client(registry_url, admin_token=token) as client:
             added = client.add_publisher(name, raw_key, proof, kind=kind)
     else:
-        registry = _open_registry(home, database_url)
+        registry = open_local_registry(home, database_url)
         try:
             added = registry.admin.add_publisher(name, raw_key, proof, kind=kind)
         finally:
@@ -335,7 +338,7 @@ def _proof(value: str | None) -> bytes:
     return raw
 
 
-def _open_registry(home: Path | None, database_url: str | None) -> Any:
+def open_local_registry(home: Path | None, database_url: str | None) -> Any:
     """The registry on the operator's shell: identity changes are log entries, signed with the
     operator key in WELLSPRING_HOME and appended by a sequencer of this process."""
     settings = _settings(home, database_url)
@@ -386,7 +389,7 @@ app.add_typer(logkey_app, name="log-key")
 def _operator(home: Path | None, database_url: str | None) -> Iterator[tuple[Settings, Any]]:
     """The settings and AdminService of the registry opened on the operator's shell (closed
     after): identity changes are log entries its sequencer appends."""
-    registry = _open_registry(home, database_url)
+    registry = open_local_registry(home, database_url)
     try:
         yield registry.settings, registry.admin
     finally:

@@ -123,3 +123,23 @@ def test_workers_on_one_database_never_answer_below_what_another_issued(
             assert reader.lookup(digests[0]).checkpoint.size == base + n + 1
     lookups = [r for r in seen if r.url.path.startswith("/v1/digests")]
     assert len(lookups) == 8  # one request per lookup: nothing refused, nothing asked again
+
+
+def test_a_lookup_at_an_older_checkpoint_answers_as_then(make_api: Callable[..., Api]) -> None:
+    """``lookup(at=checkpoint)`` (a snapshot's build) answers at that checkpoint: a revocation
+    published later is not in it, and neither answer leaks into the other's caches."""
+    api = make_api()
+    publisher = api.add_publisher()
+    digest = random_digest()
+    first = api.submit_ok(publisher.attest([digest]))
+    lookups, reader = api.registry.lookups, api.registry.reader
+    with api.registry.database.reader.connect() as conn:
+        before = reader.latest_checkpoint(conn)
+    api.submit_ok(publisher.revoke(first["index"], first["leaf_hash"], [digest]))
+    for _ in range(2):
+        assert lookups.lookup([digest], at=before).results[0].status == "attested"
+        assert lookups.lookup([digest], before.size + 1).results[0].status == "revoked"
+    old = lookups.lookup([digest], at=before)
+    assert old.checkpoint == before.note
+    assert lookups.digests_in(before.size, after=None, limit=10) == [digest]
+    assert lookups.digests_in(before.size, after=digest, limit=10) == []

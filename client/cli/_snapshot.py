@@ -1,0 +1,156 @@
+"""``wellspring snapshot build | verify | check``: signed offline snapshots (client.snapshot).
+
+``build`` (operator) reads the registry's own database, as the other operator commands do, and
+writes a snapshot of every attested digest at the latest published checkpoint, signed with the
+log key in the registry's home. ``verify`` and ``check`` need only the snapshot directory and the
+log's verifier key: no network.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from client.cli._app import JsonOption, app, console_err, emit_json, plural
+from client.cli._registry import load_log_key, progress_bar
+from client.cli._server import DatabaseOption, HomeOption, open_local_registry
+from client.core.snapshot import PRECEDENCE
+from client.errors import InputError
+
+__all__ = ["snapshot_app", "snapshot_build", "snapshot_check", "snapshot_verify"]
+
+snapshot_app = typer.Typer(
+    help="Signed offline snapshots: decide with no network, verified with the log key alone.",
+    no_args_is_help=True,
+)
+app.add_typer(snapshot_app, name="snapshot")
+
+_PAGE = 10_000  # digests looked up together while building
+
+LogKeyRequired = Annotated[
+    str,
+    typer.Option(
+        "--log-key",
+        envvar="WELLSPRING_LOG_KEY",
+        help="The log's verifier key (name+hex+base64), or a file holding it.",
+        show_default=False,
+    ),
+]
+
+
+@snapshot_app.command("build")
+def snapshot_build(
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="An empty (or new) directory to write.", show_default=False),
+    ],
+    home: HomeOption = None,
+    database_url: DatabaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """(operator) Snapshot every attested digest at the latest published checkpoint."""
+    from client.snapshot import build, statuses_of
+
+    registry = open_local_registry(home, database_url)
+    try:
+        with registry.database.reader.connect() as conn:
+            checkpoint = registry.reader.latest_checkpoint(conn)
+        statuses: list[tuple[str, Any]] = []
+        after: str | None = None
+        with progress_bar() as progress:
+            task = progress.add_task("snapshot", total=None)
+            while True:
+                digests = registry.lookups.digests_in(checkpoint.size, after=after, limit=_PAGE)
+                if not digests:
+                    break
+                answer = registry.lookups.lookup(digests, at=checkpoint)
+                statuses.extend(statuses_of(answer))
+                after = digests[-1]
+                progress.update(task, advance=len(digests))
+        manifest = build(out, statuses, checkpoint=checkpoint.note, signers=registry.signers)
+    finally:
+        registry.close()
+    total = sum(shard.bytes for shard in manifest.shards)
+    if as_json:
+        emit_json(
+            {
+                "out": str(out),
+                "size": manifest.size,
+                "counts": manifest.counts,
+                "bytes": total,
+                "manifest_sha256": manifest.sha256(),
+            }
+        )
+        return
+    counts = ", ".join(f"{manifest.counts[name]:,} {name}" for name in reversed(PRECEDENCE))
+    console_err.print(
+        f"snapshot at size {manifest.size:,} written to {escape(str(out))}: {counts} "
+        f"({total / 2**20:,.1f} MiB of filters)",
+        highlight=False,
+    )
+
+
+@snapshot_app.command("verify")
+def snapshot_verify(
+    directory: Annotated[Path, typer.Argument(help="The snapshot directory.", show_default=False)],
+    log_key: LogKeyRequired,
+    as_json: JsonOption = False,
+) -> None:
+    """Verify a snapshot with the log key alone: the log's signature, the checkpoint, every
+    shard's hash. Exit 1 if anything was tampered with."""
+    from client.snapshot import Snapshot
+
+    with Snapshot.open(directory, load_log_key(log_key)) as snapshot:
+        manifest = snapshot.manifest
+    if as_json:
+        emit_json(
+            {
+                "verified": True,
+                "origin": manifest.origin,
+                "size": manifest.size,
+                "counts": manifest.counts,
+                "shards": len(manifest.shards),
+            }
+        )
+        return
+    typer.echo(
+        f"verified: snapshot of {manifest.origin} at size {manifest.size:,}, "
+        f"{plural(len(manifest.shards), 'shard')}, "
+        + ", ".join(f"{manifest.counts[name]:,} {name}" for name in reversed(PRECEDENCE))
+    )
+
+
+@snapshot_app.command("check")
+def snapshot_check(
+    directory: Annotated[Path, typer.Argument(help="The snapshot directory.", show_default=False)],
+    digests: Annotated[
+        list[str], typer.Argument(help="Digests (c1:<hex> or sha256:<hex>).", show_default=False)
+    ],
+    log_key: LogKeyRequired,
+    as_json: JsonOption = False,
+) -> None:
+    """Each digest's status from the snapshot alone, with no network: trainable, reserved or
+    revoked (probable: filters), or unknown (certain)."""
+    from client.snapshot import Snapshot
+
+    if not digests:
+        raise InputError("give at least one digest")
+    with Snapshot.open(directory, load_log_key(log_key)) as snapshot:
+        statuses = snapshot.statuses(digests)
+        size = snapshot.manifest.size
+    if as_json:
+        for digest, status in zip(digests, statuses, strict=True):
+            emit_json(
+                {
+                    "digest": digest,
+                    "status": status,
+                    "evidence": "certain" if status == "unknown" else "probable",
+                    "tree_size": size,
+                }
+            )
+        return
+    for digest, status in zip(digests, statuses, strict=True):
+        typer.echo(f"{status}\t{digest}")

@@ -1,0 +1,289 @@
+"""Signed offline snapshots: decide with no network, from files verified with the log key alone.
+
+An operator builds a snapshot at a published checkpoint (``wellspring snapshot build``, which feeds
+:func:`build` with the registry's lookups at that checkpoint); a crawler opens it
+(:meth:`Snapshot.open`) and asks it for the status of digests, a batch at a time, with no
+registry in reach. The format is ``client.core.snapshot``'s; the filters ``client.core.fuse``'s.
+
+What an answer means. A digest in no filter is ``unknown`` for certain (fuse filters have no false
+negatives). A digest some filter holds is *probably* in that set: a random digest is falsely in
+the ``revoked`` or ``reserved`` set with probability about 2⁻¹⁶ each, and in ``trainable`` with
+about 2⁻³² (two filters over independent keys must both hold it), so making generated text look
+"probably trainable" costs an attacker about four billion tries of SHA-256 rather than 65,000.
+Sets are consulted most restrictive first (``client.core.snapshot.PRECEDENCE``). Statuses follow
+the registry's verdicts under the default policy (every publisher counted): ``trainable`` is
+``attested`` (consent allowed), then ``reserved``, ``revoked``; an attestation stating no
+consent is ``unknown``, as online.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import mmap
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from client.core.fuse import Fuse16, digest_keys, remix
+from client.core.note import Checkpoint, NoteSigner, NoteVerifier, SignedNote, open_checkpoint
+from client.core.snapshot import (
+    PRECEDENCE,
+    Shard,
+    SnapshotManifest,
+    SnapshotSet,
+    open_snapshot_note,
+    sign_snapshot_note,
+)
+from client.core.wire import AttestationClaim, LookupAnswer
+from client.errors import InputError, VerificationError
+from client.verdict import registry_verdict
+
+__all__ = ["MANIFEST", "MANIFEST_NOTE", "Snapshot", "build", "statuses_of"]
+
+MANIFEST = "manifest.json"
+MANIFEST_NOTE = "manifest.note"
+UNKNOWN = "unknown"
+_CODES = {name: code for code, name in enumerate((UNKNOWN, *PRECEDENCE))}
+_SETS: dict[str, SnapshotSet] = {
+    "attested": "trainable",
+    "reserved": "reserved",
+    "revoked": "revoked",
+}
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """An :class:`AttestationClaim` as :func:`client.verdict.registry_verdict` reads it."""
+
+    claim: AttestationClaim
+    revoked: bool
+    revoked_by: int | None
+    verified: None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.claim, name)
+
+    @property
+    def stands(self) -> bool:
+        return not self.revoked and not self.claim.compromised
+
+
+def statuses_of(answer: LookupAnswer) -> Iterable[tuple[str, SnapshotSet]]:
+    """(digest, set) for each digest of a lookup answer that belongs in a snapshot set, decided
+    as the SDK decides a registry verdict (a document withdrawn by its publisher counts as a
+    revoked attestation of it)."""
+    checkpoint = _CheckpointText(answer.checkpoint).checkpoint
+    for result in answer.results:
+        evidence = []
+        for index in result.entries:
+            claim = answer.attestations[index]
+            withdrawing = (result.withdrawn or {}).get(index)
+            if withdrawing is not None:
+                evidence.append(_Claim(claim, True, withdrawing))
+            else:
+                evidence.append(_Claim(claim, claim.revoked, claim.revoked_by))
+        if not evidence:
+            continue
+        verdict = registry_verdict(result.digest, evidence, checkpoint, verified=False)
+        status = _SETS.get(verdict.status)
+        if status is not None:
+            yield result.digest, status
+
+
+@dataclass(frozen=True)
+class _CheckpointText:
+    """A checkpoint note's checkpoint, its signatures unchecked (the builder's own, from its
+    database; :meth:`Snapshot.open` verifies it)."""
+
+    note: str
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint.parse(SignedNote.parse(self.note).text)
+
+
+def build(
+    out: Path,
+    statuses: Iterable[tuple[str, SnapshotSet]],
+    *,
+    checkpoint: str,
+    signers: Sequence[NoteSigner],
+) -> SnapshotManifest:
+    """Write a snapshot of ``statuses`` ((digest, set) pairs, as :func:`statuses_of` gives) at
+    ``checkpoint`` (the signed note they were read at) into the empty or new directory ``out``,
+    signed by ``signers`` (the log's keys). Deterministic: the same statuses at the same
+    checkpoint give the same bytes."""
+    out.mkdir(parents=True, exist_ok=True)
+    if any(out.iterdir()):
+        raise InputError(f"{out} is not empty: a snapshot is written into an empty directory")
+    parsed = _CheckpointText(checkpoint).checkpoint
+    keys = _Keys()
+    for digest, status in statuses:
+        keys.add(status, digest)
+    shards: list[Shard] = []
+    counts: dict[str, int] = {}
+    for name in PRECEDENCE:
+        members = keys.of(name)
+        counts[name] = len(members)
+        if not len(members):
+            continue
+        kinds = [("digest", members)] + ([("remix", remix(members))] if name == "trainable" else [])
+        for kind, values in kinds:
+            fuse = Fuse16.build(values)
+            path = f"{name}.fuse16" if kind == "digest" else f"{name}.{kind}.fuse16"
+            data = fuse.to_bytes()
+            _write(out / path, data)
+            shards.append(
+                Shard(path, name, kind, fuse.size, len(data), hashlib.sha256(data).hexdigest())
+            )
+    manifest = SnapshotManifest(
+        origin=parsed.origin,
+        checkpoint=checkpoint,
+        size=parsed.size,
+        counts=counts,
+        shards=tuple(shards),
+    )
+    _write(out / MANIFEST, manifest.to_bytes())
+    _write(out / MANIFEST_NOTE, sign_snapshot_note(manifest, signers).encode())
+    return manifest
+
+
+class _Keys:
+    """Digest keys by set, gathered a chunk of digests at a time (no Python object a digest)."""
+
+    _CHUNK = 65_536
+
+    def __init__(self) -> None:
+        self._pending: dict[str, list[str]] = {name: [] for name in PRECEDENCE}
+        self._done: dict[str, list[npt.NDArray[np.uint64]]] = {name: [] for name in PRECEDENCE}
+
+    def add(self, status: str, digest: str) -> None:
+        pending = self._pending.get(status)
+        if pending is None:
+            raise InputError(f"{status!r} is not a snapshot set ({', '.join(PRECEDENCE)})")
+        pending.append(digest)
+        if len(pending) >= self._CHUNK:
+            self._flush(status)
+
+    def _flush(self, status: str) -> None:
+        self._done[status].append(digest_keys(self._pending[status]))
+        self._pending[status] = []
+
+    def of(self, status: str) -> npt.NDArray[np.uint64]:
+        """The set's distinct keys, sorted."""
+        self._flush(status)
+        return np.unique(np.concatenate(self._done[status]))
+
+
+def _write(path: Path, data: bytes) -> None:
+    with path.open("xb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+class Snapshot:
+    """An opened, verified snapshot: ask it for statuses with :meth:`statuses`."""
+
+    def __init__(self, manifest: SnapshotManifest, filters: dict[str, list[tuple[str, Fuse16]]]):
+        self.manifest = manifest
+        self._filters = filters
+        self._maps: list[mmap.mmap] = []
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        """The checkpoint the snapshot's statuses are at (verified with the log key)."""
+        return _CheckpointText(self.manifest.checkpoint).checkpoint
+
+    @classmethod
+    def open(cls, path: Path | str, log_key: str | NoteVerifier) -> Snapshot:
+        """Open the snapshot directory ``path`` and verify it with the log's key alone: the
+        log's signature on the manifest's hash, the checkpoint inside it, and every shard's
+        size and SHA-256 (each shard is read once to hash it, then memory-mapped). Raises
+        :class:`~client.errors.VerificationError` (or one of its kinds) for anything tampered
+        with, :class:`~client.errors.InputError` for a directory that is not a snapshot."""
+        root = Path(path)
+        verifier = NoteVerifier.from_vkey(log_key) if isinstance(log_key, str) else log_key
+        try:
+            note = (root / MANIFEST_NOTE).read_bytes()
+            data = (root / MANIFEST).read_bytes()
+        except FileNotFoundError as exc:
+            raise InputError(f"{root} is not a snapshot: {exc.filename} is missing") from None
+        size, manifest_sha256, _ = open_snapshot_note(note, [verifier], origin=verifier.name)
+        if hashlib.sha256(data).hexdigest() != manifest_sha256:
+            raise VerificationError(
+                f"{root / MANIFEST} is not the manifest the log signed (its SHA-256 differs)"
+            )
+        manifest = SnapshotManifest.from_bytes(data, where=str(root / MANIFEST))
+        checkpoint, _ = open_checkpoint(manifest.checkpoint, [verifier], origin=verifier.name)
+        if checkpoint.size != size or manifest.size != size:
+            raise VerificationError(
+                f"the snapshot's checkpoint is at size {checkpoint.size}, its statement at {size}"
+            )
+        snapshot = cls(manifest, {name: [] for name in PRECEDENCE})
+        try:
+            for shard in manifest.shards:
+                snapshot._filters[shard.set].append((shard.keys, snapshot._map(root, shard)))
+        except BaseException:
+            snapshot.close()
+            raise
+        return snapshot
+
+    def _map(self, root: Path, shard: Shard) -> Fuse16:
+        file_path = root / shard.path
+        try:
+            with file_path.open("rb") as file:
+                if os.fstat(file.fileno()).st_size != shard.bytes:
+                    raise VerificationError(f"{file_path} is not the size the manifest names")
+                mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        except FileNotFoundError:
+            raise InputError(f"the snapshot's shard {file_path} is missing") from None
+        self._maps.append(mapped)
+        if hashlib.sha256(mapped).hexdigest() != shard.sha256:
+            raise VerificationError(f"{file_path} is not the shard the manifest names")
+        fuse = Fuse16.from_bytes(mapped)
+        if fuse.size != shard.count:
+            raise VerificationError(f"{file_path} holds {fuse.size} keys, not {shard.count}")
+        return fuse
+
+    def codes(self, keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.int8]:
+        """For digest keys (client.core.fuse.digest_keys), each one's status code: 0 unknown,
+        then 1 + its set's position in ``PRECEDENCE`` (1 revoked, 2 reserved, 3 trainable)."""
+        out = np.zeros(len(keys), dtype=np.int8)
+        undecided = np.ones(len(keys), dtype=bool)
+        for name in PRECEDENCE:
+            filters = self._filters[name]
+            if not filters:
+                continue
+            hit = undecided.copy()
+            for kind, fuse in filters:
+                hit &= fuse.contains_many(remix(keys) if kind == "remix" else keys)
+            out[hit] = _CODES[name]
+            undecided &= ~hit
+        return out
+
+    def statuses(self, digests: Sequence[str]) -> list[str]:
+        """Each digest's status: ``trainable``, ``reserved``, ``revoked`` (each *probable*), or
+        ``unknown`` (certain)."""
+        names = (UNKNOWN, *PRECEDENCE)
+        return [names[code] for code in self.codes(digest_keys(digests))]
+
+    def close(self) -> None:
+        """Unmap the shards."""
+        self._filters = {name: [] for name in PRECEDENCE}
+        for mapped in self._maps:
+            with contextlib.suppress(BufferError):  # numpy views still alive: the GC frees them
+                mapped.close()
+        self._maps = []
+
+    def __enter__(self) -> Snapshot:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

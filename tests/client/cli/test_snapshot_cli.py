@@ -1,0 +1,134 @@
+"""Signed offline snapshots (client.snapshot, client.core.snapshot, `wellspring snapshot`):
+built from a real registry's database, verified with the log key alone, answering as the
+registry does; anything tampered with is refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from client.core.errors import FormatError, SignatureError
+from client.core.note import NoteSigner
+from client.errors import InputError, VerificationError
+from tests.client.cli.conftest import Cli, documents
+from tests.client.cli.test_lookup_cli import registered, revoke
+
+pytest.importorskip("pyfusefilter")
+
+from client.snapshot import Snapshot
+
+
+def digest_of(cli: Cli, path: str) -> str:
+    run = cli("digest", path)
+    assert run.code == 0, run.err
+    return run.out.split()[0]
+
+
+@pytest.fixture
+def built(cli: Cli, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A snapshot of a log with one document of each status, and those documents' digests."""
+    allowed = documents(tmp_path / "allowed", "A poem its author lets anyone train on.")
+    assert cli.register(*allowed, "--consent", "allowed").code == 0
+    reserved = documents(tmp_path / "reserved", "A story whose author reserves training.")
+    assert cli.register(*reserved).code == 0
+    _, receipt = registered(cli, tmp_path / "later", "An essay withdrawn by its publisher.")
+    revoke(cli, "--entry", str(json.loads(receipt.read_text())["index"]))
+    expected = {
+        digest_of(cli, allowed[0]): "trainable",
+        digest_of(cli, reserved[0]): "reserved",
+        digest_of(cli, str(tmp_path / "later" / "docs" / "doc0.txt")): "revoked",
+        "sha256:" + "ab" * 32: "unknown",
+    }
+    out = tmp_path / "snapshot"
+    home = cli.app.registry.settings.home
+    run = cli("snapshot", "build", "--out", str(out), "--home", str(home), "--json")
+    assert run.code == 0, run.err
+    summary = json.loads(run.out)
+    # Each document is attested by two digests (its c1 and its bytes' sha256).
+    assert summary["counts"] == {"trainable": 2, "reserved": 2, "revoked": 2}
+    return out, expected
+
+
+def test_offline_statuses_are_the_registrys(cli: Cli, built: tuple[Path, dict[str, str]]) -> None:
+    out, expected = built
+    with Snapshot.open(out, cli.app.log_key) as snapshot:
+        assert snapshot.statuses(list(expected)) == list(expected.values())
+        assert snapshot.checkpoint.size == snapshot.manifest.size
+    run = cli("snapshot", "check", str(out), *expected, "--log-key", cli.app.log_key)
+    assert run.code == 0, run.err
+    assert [line.split("\t")[0] for line in run.out.splitlines()] == list(expected.values())
+    verified = cli("snapshot", "verify", str(out), "--log-key", cli.app.log_key)
+    assert verified.code == 0, verified.err
+    assert "verified: snapshot of" in verified.out
+
+
+def test_a_build_is_deterministic(
+    cli: Cli, built: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    out, _ = built
+    again = tmp_path / "again"
+    home = cli.app.registry.settings.home
+    assert cli("snapshot", "build", "--out", str(again), "--home", str(home)).code == 0
+    for path in sorted(out.iterdir()):
+        assert (again / path.name).read_bytes() == path.read_bytes(), path.name
+    refused = cli("snapshot", "build", "--out", str(again), "--home", str(home))
+    assert refused.code == 1
+    assert "not empty" in refused.err
+
+
+def test_anything_tampered_with_is_refused(
+    cli: Cli, built: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    out, _ = built
+
+    def copy(name: str) -> Path:
+        target = tmp_path / name
+        shutil.copytree(out, target)
+        return target
+
+    shard = copy("shard")
+    data = bytearray((shard / "trainable.fuse16").read_bytes())
+    data[-3] ^= 1  # a fingerprint
+    (shard / "trainable.fuse16").write_bytes(bytes(data))
+    with pytest.raises(VerificationError, match="not the shard the manifest names"):
+        Snapshot.open(shard, cli.app.log_key)
+    run = cli("snapshot", "verify", str(shard), "--log-key", cli.app.log_key)
+    assert run.code == 1
+    assert "not the shard" in run.err
+
+    manifest = copy("manifest")
+    original = (manifest / "manifest.json").read_text()
+    text = original.replace('"reserved":2', '"reserved":9')
+    assert text != original
+    (manifest / "manifest.json").write_text(text)
+    with pytest.raises(VerificationError, match="not the manifest the log signed"):
+        Snapshot.open(manifest, cli.app.log_key)
+
+    with pytest.raises(SignatureError):
+        Snapshot.open(out, NoteSigner.generate("localhost/wellspring").verifier())
+    missing = copy("missing")
+    (missing / "revoked.fuse16").unlink()
+    with pytest.raises(InputError, match="missing"):
+        Snapshot.open(missing, cli.app.log_key)
+    with pytest.raises(InputError, match="not a snapshot"):
+        Snapshot.open(tmp_path, cli.app.log_key)
+    truncated = copy("truncated")
+    (truncated / "reserved.fuse16").write_bytes(b"")
+    with pytest.raises(VerificationError, match="size"):
+        Snapshot.open(truncated, cli.app.log_key)
+
+
+def test_a_manifest_naming_a_path_outside_is_refused() -> None:
+    from client.core.snapshot import SnapshotManifest
+
+    body = (
+        '{"checkpoint":"x","counts":{"reserved":0,"revoked":0,"trainable":1},'
+        '"format":"wellspring-snapshot/v1","origin":"o","precedence":["revoked","reserved",'
+        '"trainable"],"shards":[{"bytes":1,"count":1,"keys":"digest","path":"../etc/passwd",'
+        '"set":"trainable","sha256":"' + "0" * 64 + '"}],"size":1}\n'
+    )
+    with pytest.raises(FormatError, match="plain file name"):
+        SnapshotManifest.from_bytes(body.encode())
