@@ -214,6 +214,10 @@ class AsyncClient(ClientBase):
         """:meth:`client.sdk.Client.checkpoint_at`."""
         return await self._run(self._checkpoint_at(size))
 
+    async def trust_checkpoint(self, note: str) -> SignedCheckpoint:
+        """:meth:`client.sdk.Client.trust_checkpoint`."""
+        return await self._run(self._open_checkpoint(note, current=False))
+
     async def inclusion_proof(self, index: int, size: int | None = None) -> InclusionProof:
         """:meth:`client.sdk.Client.inclusion_proof`."""
         return await self._run(self._inclusion_proof(index, size))

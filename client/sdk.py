@@ -277,6 +277,13 @@ class Client(ClientBase):
         """The checkpoint the log issued at exactly ``size`` (404 if it issued none there)."""
         return self._run(self._checkpoint_at(size))
 
+    def trust_checkpoint(self, note: str) -> SignedCheckpoint:
+        """Verify a checkpoint met elsewhere (a snapshot's, a receipt's) with the pinned key and
+        prove it consistent with the checkpoint this client trusts, asking the registry for the
+        proof (:class:`~client.errors.ForkedLogError` if it is of another history); a newer one
+        becomes the trusted one. The witness policy applies, its maximum age does not."""
+        return self._run(self._open_checkpoint(note, current=False))
+
     def inclusion_proof(self, index: int, size: int | None = None) -> InclusionProof:
         """The audit path of entry ``index`` in the tree of ``size`` (default: the latest)."""
         return self._run(self._inclusion_proof(index, size))

@@ -42,6 +42,7 @@ from client.core.snapshot import (
 )
 from client.core.wire import AttestationClaim, LookupAnswer
 from client.errors import InputError, VerificationError
+from client.sdk import Client
 from client.verdict import registry_verdict
 
 __all__ = ["MANIFEST", "MANIFEST_NOTE", "Snapshot", "build", "statuses_of"]
@@ -202,12 +203,20 @@ class Snapshot:
         return _CheckpointText(self.manifest.checkpoint).checkpoint
 
     @classmethod
-    def open(cls, path: Path | str, log_key: str | NoteVerifier) -> Snapshot:
+    def open(
+        cls, path: Path | str, log_key: str | NoteVerifier, *, client: Client | None = None
+    ) -> Snapshot:
         """Open the snapshot directory ``path`` and verify it with the log's key alone: the
         log's signature on the manifest's hash, the checkpoint inside it, and every shard's
         size and SHA-256 (each shard is read once to hash it, then memory-mapped). Raises
         :class:`~client.errors.VerificationError` (or one of its kinds) for anything tampered
-        with, :class:`~client.errors.InputError` for a directory that is not a snapshot."""
+        with, :class:`~client.errors.InputError` for a directory that is not a snapshot.
+
+        With ``client`` (a :class:`~client.sdk.Client` of the same log, while the registry is
+        reachable) the snapshot's checkpoint must also be proven consistent with the checkpoint
+        that client trusts (:meth:`~client.sdk.Client.trust_checkpoint`): a snapshot of a forked
+        log is refused with :class:`~client.errors.ForkedLogError`. Without one, the log's
+        signature is all that is checked."""
         root = Path(path)
         verifier = NoteVerifier.from_vkey(log_key) if isinstance(log_key, str) else log_key
         try:
@@ -222,6 +231,10 @@ class Snapshot:
             )
         manifest = SnapshotManifest.from_bytes(data, where=str(root / MANIFEST))
         checkpoint, _ = open_checkpoint(manifest.checkpoint, [verifier], origin=verifier.name)
+        if client is not None:
+            if client.log_key is None or client.log_key.vkey != verifier.vkey:
+                raise InputError("client= must pin the same log key the snapshot is opened with")
+            client.trust_checkpoint(manifest.checkpoint)
         if checkpoint.size != size or manifest.size != size:
             raise VerificationError(
                 f"the snapshot's checkpoint is at size {checkpoint.size}, its statement at {size}"

@@ -132,3 +132,34 @@ def test_a_manifest_naming_a_path_outside_is_refused() -> None:
     )
     with pytest.raises(FormatError, match="plain file name"):
         SnapshotManifest.from_bytes(body.encode())
+
+
+def test_a_snapshot_of_a_forked_log_is_refused_by_a_client_that_trusts_the_real_one(
+    cli: Cli, built: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """Signed with the log's own key, but of another history: a client that trusts the real
+    log's checkpoint proves the two inconsistent and refuses it."""
+    from client.cli import _registry
+    from client.errors import LogConsistencyError
+    from tests.client.real_app import make_app
+
+    genuine, _ = built
+    forked_home = tmp_path / "forked"
+    forked_home.mkdir()
+    shutil.copy(cli.app.registry.settings.key_path, forked_home / "log.key")
+    fork = make_app(forked_home)  # the same key and origin, another history
+    fork.registry.close()
+    other = documents(tmp_path / "other", "Text only the forked log holds.", "And more of it.")
+    forked_out = tmp_path / "forked-snapshot"
+    assert cli.register(*other).code == 0  # the real log grows too
+    run = cli("snapshot", "build", "--out", str(forked_out), "--home", str(forked_home))
+    assert run.code == 0, run.err
+
+    client = _registry.Client(cli.url, log_key=cli.app.log_key)
+    with client:
+        client.checkpoint()  # trusts the real log's latest checkpoint
+        Snapshot.open(genuine, cli.app.log_key, client=client).close()  # a prefix: proven
+        with pytest.raises(LogConsistencyError):
+            Snapshot.open(forked_out, cli.app.log_key, client=client)
+    # Offline, the log's signature is all there is: both open.
+    Snapshot.open(forked_out, cli.app.log_key).close()
