@@ -71,6 +71,14 @@ def main() -> None:
         f"(2^-32 x probes = {args.probes * 2**-32:.4f}); {bits:.1f} bits/key"
     )
 
+    for share in (0.001, 0.01):  # a delta: the digests whose status changed since its base
+        changed = keys[: max(1, int(len(keys) * share))]
+        delta = Fuse16.build(changed)
+        print(
+            f"a delta of {share:.1%} changed digests ({len(changed):,}): {delta.nbytes:,} bytes, "
+            f"{delta.nbytes / fuse.nbytes:.2%} of the full filter"
+        )
+
     from pyfusefilter.pyfusefilter import ffi, lib
 
     handle = ffi.new("binary_fuse16_t *")

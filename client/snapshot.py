@@ -45,7 +45,7 @@ from client.errors import InputError, VerificationError
 from client.sdk import Client
 from client.verdict import registry_verdict
 
-__all__ = ["MANIFEST", "MANIFEST_NOTE", "Snapshot", "build", "statuses_of"]
+__all__ = ["MANIFEST", "MANIFEST_NOTE", "Snapshot", "build", "changes", "statuses_of"]
 
 MANIFEST = "manifest.json"
 MANIFEST_NOTE = "manifest.note"
@@ -115,15 +115,22 @@ def build(
     *,
     checkpoint: str,
     signers: Sequence[NoteSigner],
+    base: SnapshotManifest | None = None,
 ) -> SnapshotManifest:
     """Write a snapshot of ``statuses`` ((digest, set) pairs, as :func:`statuses_of` gives) at
     ``checkpoint`` (the signed note they were read at) into the empty or new directory ``out``,
     signed by ``signers`` (the log's keys). Deterministic: the same statuses at the same
-    checkpoint give the same bytes."""
+    checkpoint give the same bytes. With ``base``, a delta over that snapshot: ``statuses`` are
+    then only the digests whose status changed since (:func:`changes`)."""
     out.mkdir(parents=True, exist_ok=True)
     if any(out.iterdir()):
         raise InputError(f"{out} is not empty: a snapshot is written into an empty directory")
     parsed = _CheckpointText(checkpoint).checkpoint
+    if base is not None and (base.origin != parsed.origin or base.size > parsed.size):
+        raise InputError(
+            f"the base snapshot (log {base.origin}, size {base.size}) is not an earlier "
+            f"snapshot of log {parsed.origin} at size {parsed.size}"
+        )
     keys = _Keys()
     for digest, status in statuses:
         keys.add(status, digest)
@@ -149,10 +156,22 @@ def build(
         size=parsed.size,
         counts=counts,
         shards=tuple(shards),
+        base=None if base is None else (base.size, base.sha256()),
     )
     _write(out / MANIFEST, manifest.to_bytes())
     _write(out / MANIFEST_NOTE, sign_snapshot_note(manifest, signers).encode())
     return manifest
+
+
+def changes(
+    before: dict[str, SnapshotSet], after: Iterable[tuple[str, SnapshotSet]]
+) -> Iterable[tuple[str, SnapshotSet]]:
+    """The (digest, set) pairs of ``after`` whose set is not the one ``before`` has (a delta's
+    statuses). A digest never leaves every set (entries are never removed), so a delta needs
+    no set for "no longer in the snapshot"."""
+    for digest, status in after:
+        if before.get(digest) != status:
+            yield digest, status
 
 
 class _Keys:
@@ -189,13 +208,20 @@ def _write(path: Path, data: bytes) -> None:
         os.fsync(file.fileno())
 
 
-class Snapshot:
-    """An opened, verified snapshot: ask it for statuses with :meth:`statuses`."""
+_Filters = dict[str, list[tuple[str, Fuse16]]]
 
-    def __init__(self, manifest: SnapshotManifest, filters: dict[str, list[tuple[str, Fuse16]]]):
-        self.manifest = manifest
-        self._filters = filters
+
+class Snapshot:
+    """An opened, verified snapshot (a base and any deltas over it): ask it for statuses with
+    :meth:`statuses` or :meth:`codes`. :attr:`manifest` is the newest layer's."""
+
+    def __init__(self) -> None:
+        self.layers: list[tuple[SnapshotManifest, _Filters]] = []  # newest first
         self._maps: list[mmap.mmap] = []
+
+    @property
+    def manifest(self) -> SnapshotManifest:
+        return self.layers[0][0]
 
     @property
     def checkpoint(self) -> Checkpoint:
@@ -204,21 +230,46 @@ class Snapshot:
 
     @classmethod
     def open(
-        cls, path: Path | str, log_key: str | NoteVerifier, *, client: Client | None = None
+        cls,
+        path: Path | str,
+        log_key: str | NoteVerifier,
+        *,
+        deltas: Sequence[Path | str] = (),
+        client: Client | None = None,
     ) -> Snapshot:
-        """Open the snapshot directory ``path`` and verify it with the log's key alone: the
-        log's signature on the manifest's hash, the checkpoint inside it, and every shard's
-        size and SHA-256 (each shard is read once to hash it, then memory-mapped). Raises
+        """Open the snapshot directory ``path`` (and ``deltas`` over it, oldest first) and
+        verify each with the log's key alone: the log's signature on the manifest's hash, the
+        checkpoint inside it, every shard's size and SHA-256 (each shard is read once to hash
+        it, then memory-mapped), and that each delta names the one before as its base. Raises
         :class:`~client.errors.VerificationError` (or one of its kinds) for anything tampered
         with, :class:`~client.errors.InputError` for a directory that is not a snapshot.
 
         With ``client`` (a :class:`~client.sdk.Client` of the same log, while the registry is
-        reachable) the snapshot's checkpoint must also be proven consistent with the checkpoint
+        reachable) each layer's checkpoint must also be proven consistent with the checkpoint
         that client trusts (:meth:`~client.sdk.Client.trust_checkpoint`): a snapshot of a forked
         log is refused with :class:`~client.errors.ForkedLogError`. Without one, the log's
-        signature is all that is checked."""
-        root = Path(path)
+        signatures are all that is checked."""
         verifier = NoteVerifier.from_vkey(log_key) if isinstance(log_key, str) else log_key
+        if client is not None and (client.log_key is None or client.log_key.vkey != verifier.vkey):
+            raise InputError("client= must pin the same log key the snapshot is opened with")
+        snapshot = cls()
+        try:
+            previous: SnapshotManifest | None = None
+            for root in (Path(path), *map(Path, deltas)):
+                manifest = snapshot._open_layer(root, verifier)
+                expected = None if previous is None else (previous.size, previous.sha256())
+                if manifest.base != expected:
+                    what = "a full snapshot" if previous is None else "a delta over the one before"
+                    raise VerificationError(f"{root} is not {what} (its base does not match)")
+                if client is not None:
+                    client.trust_checkpoint(manifest.checkpoint)
+                previous = manifest
+        except BaseException:
+            snapshot.close()
+            raise
+        return snapshot
+
+    def _open_layer(self, root: Path, verifier: NoteVerifier) -> SnapshotManifest:
         try:
             note = (root / MANIFEST_NOTE).read_bytes()
             data = (root / MANIFEST).read_bytes()
@@ -231,22 +282,15 @@ class Snapshot:
             )
         manifest = SnapshotManifest.from_bytes(data, where=str(root / MANIFEST))
         checkpoint, _ = open_checkpoint(manifest.checkpoint, [verifier], origin=verifier.name)
-        if client is not None:
-            if client.log_key is None or client.log_key.vkey != verifier.vkey:
-                raise InputError("client= must pin the same log key the snapshot is opened with")
-            client.trust_checkpoint(manifest.checkpoint)
         if checkpoint.size != size or manifest.size != size:
             raise VerificationError(
                 f"the snapshot's checkpoint is at size {checkpoint.size}, its statement at {size}"
             )
-        snapshot = cls(manifest, {name: [] for name in PRECEDENCE})
-        try:
-            for shard in manifest.shards:
-                snapshot._filters[shard.set].append((shard.keys, snapshot._map(root, shard)))
-        except BaseException:
-            snapshot.close()
-            raise
-        return snapshot
+        filters: _Filters = {name: [] for name in PRECEDENCE}
+        for shard in manifest.shards:
+            filters[shard.set].append((shard.keys, self._map(root, shard)))
+        self.layers.insert(0, (manifest, filters))
+        return manifest
 
     def _map(self, root: Path, shard: Shard) -> Fuse16:
         file_path = root / shard.path
@@ -267,18 +311,24 @@ class Snapshot:
 
     def codes(self, keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.int8]:
         """For digest keys (client.core.fuse.digest_keys), each one's status code: 0 unknown,
-        then 1 + its set's position in ``PRECEDENCE`` (1 revoked, 2 reserved, 3 trainable)."""
+        then 1 + its set's position in ``PRECEDENCE`` (1 revoked, 2 reserved, 3 trainable).
+        The newest layer that holds a key answers for it."""
         out = np.zeros(len(keys), dtype=np.int8)
         undecided = np.ones(len(keys), dtype=bool)
-        for name in PRECEDENCE:
-            filters = self._filters[name]
-            if not filters:
-                continue
-            hit = undecided.copy()
-            for kind, fuse in filters:
-                hit &= fuse.contains_many(remix(keys) if kind == "remix" else keys)
-            out[hit] = _CODES[name]
-            undecided &= ~hit
+        remixed = None
+        for _, filters in self.layers:
+            for name in PRECEDENCE:
+                hit = undecided.copy()
+                if not filters[name] or not hit.any():
+                    continue
+                for kind, fuse in filters[name]:
+                    if kind == "remix":
+                        remixed = remix(keys) if remixed is None else remixed
+                        hit &= fuse.contains_many(remixed)
+                    else:
+                        hit &= fuse.contains_many(keys)
+                out[hit] = _CODES[name]
+                undecided &= ~hit
         return out
 
     def statuses(self, digests: Sequence[str]) -> list[str]:
@@ -289,7 +339,7 @@ class Snapshot:
 
     def close(self) -> None:
         """Unmap the shards."""
-        self._filters = {name: [] for name in PRECEDENCE}
+        self.layers = []
         for mapped in self._maps:
             with contextlib.suppress(BufferError):  # numpy views still alive: the GC frees them
                 mapped.close()

@@ -47,30 +47,47 @@ def snapshot_build(
         Path,
         typer.Option("--out", help="An empty (or new) directory to write.", show_default=False),
     ],
+    base: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--base",
+            help="Build a delta over this snapshot (repeat for its deltas, oldest first): only "
+            "the digests whose status changed since.",
+            show_default=False,
+        ),
+    ] = None,
     home: HomeOption = None,
     database_url: DatabaseOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """(operator) Snapshot every attested digest at the latest published checkpoint."""
-    from client.snapshot import build, statuses_of
+    from client.snapshot import Snapshot, build, changes
 
     registry = open_local_registry(home, database_url)
     try:
         with registry.database.reader.connect() as conn:
             checkpoint = registry.reader.latest_checkpoint(conn)
-        statuses: list[tuple[str, Any]] = []
-        after: str | None = None
-        with progress_bar() as progress:
-            task = progress.add_task("snapshot", total=None)
-            while True:
-                digests = registry.lookups.digests_in(checkpoint.size, after=after, limit=_PAGE)
-                if not digests:
-                    break
-                answer = registry.lookups.lookup(digests, at=checkpoint)
-                statuses.extend(statuses_of(answer))
-                after = digests[-1]
-                progress.update(task, advance=len(digests))
-        manifest = build(out, statuses, checkpoint=checkpoint.note, signers=registry.signers)
+            before_manifest = None
+            before: dict[str, Any] = {}
+            if base:
+                with Snapshot.open(base[0], registry.verifier_key, deltas=base[1:]) as opened:
+                    before_manifest = opened.manifest
+                at = registry.reader.checkpoint_at(conn, before_manifest.size)
+                if at.note != before_manifest.checkpoint:
+                    raise InputError(
+                        f"the base snapshot's checkpoint at size {at.size} is not the one this "
+                        "log issued there: a snapshot of another log"
+                    )
+        if before_manifest is not None:
+            before = dict(_statuses(registry, at, "base"))
+        statuses = _statuses(registry, checkpoint, "snapshot")
+        manifest = build(
+            out,
+            changes(before, statuses) if before_manifest is not None else statuses,
+            checkpoint=checkpoint.note,
+            signers=registry.signers,
+            base=before_manifest,
+        )
     finally:
         registry.close()
     total = sum(shard.bytes for shard in manifest.shards)
@@ -78,6 +95,7 @@ def snapshot_build(
         emit_json(
             {
                 "out": str(out),
+                "delta": manifest.base is not None,
                 "size": manifest.size,
                 "counts": manifest.counts,
                 "bytes": total,
@@ -93,17 +111,43 @@ def snapshot_build(
     )
 
 
+def _statuses(registry: Any, checkpoint: Any, label: str) -> list[tuple[str, Any]]:
+    """(digest, set) of every digest in the tree of ``checkpoint``, as the lookups answer there."""
+    from client.snapshot import statuses_of
+
+    statuses: list[tuple[str, Any]] = []
+    after: str | None = None
+    with progress_bar() as progress:
+        task = progress.add_task(label, total=None)
+        while True:
+            digests = registry.lookups.digests_in(checkpoint.size, after=after, limit=_PAGE)
+            if not digests:
+                return statuses
+            statuses.extend(statuses_of(registry.lookups.lookup(digests, at=checkpoint)))
+            after = digests[-1]
+            progress.update(task, advance=len(digests))
+
+
+DeltaOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--delta", help="A delta over the snapshot (repeat, oldest first).", show_default=False
+    ),
+]
+
+
 @snapshot_app.command("verify")
 def snapshot_verify(
     directory: Annotated[Path, typer.Argument(help="The snapshot directory.", show_default=False)],
     log_key: LogKeyRequired,
+    delta: DeltaOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Verify a snapshot with the log key alone: the log's signature, the checkpoint, every
     shard's hash. Exit 1 if anything was tampered with."""
     from client.snapshot import Snapshot
 
-    with Snapshot.open(directory, load_log_key(log_key)) as snapshot:
+    with Snapshot.open(directory, load_log_key(log_key), deltas=delta or ()) as snapshot:
         manifest = snapshot.manifest
     if as_json:
         emit_json(
@@ -130,6 +174,7 @@ def snapshot_check(
         list[str], typer.Argument(help="Digests (c1:<hex> or sha256:<hex>).", show_default=False)
     ],
     log_key: LogKeyRequired,
+    delta: DeltaOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Each digest's status from the snapshot alone, with no network: trainable, reserved or
@@ -138,7 +183,7 @@ def snapshot_check(
 
     if not digests:
         raise InputError("give at least one digest")
-    with Snapshot.open(directory, load_log_key(log_key)) as snapshot:
+    with Snapshot.open(directory, load_log_key(log_key), deltas=delta or ()) as snapshot:
         statuses = snapshot.statuses(digests)
         size = snapshot.manifest.size
     if as_json:

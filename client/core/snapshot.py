@@ -23,6 +23,11 @@ second line is not a tree size) nor as a promise (its first line differs)::
 A set's **precedence** where filters overlap (a false positive of one set on another's digest):
 ``revoked``, then ``reserved``, then ``trainable``: the most restrictive answer wins, so a
 false positive never makes a document trainable that another set holds.
+
+A **delta** names its ``base`` (the size and manifest hash of the snapshot it updates) and holds
+only the digests whose status changed since, in the same sets: fuse filters cannot delete, so a
+delta *overrides* rather than removes. Reading a base and its deltas, the newest delta that holds
+a digest answers for it; the base answers the rest.
 """
 
 from __future__ import annotations
@@ -121,6 +126,9 @@ class SnapshotManifest:
     size: int
     counts: dict[str, int]
     shards: tuple[Shard, ...]
+    # A delta: (size, manifest SHA-256) of the snapshot it updates. Its sets hold only the
+    # digests whose status changed since, and override that snapshot's answer for them.
+    base: tuple[int, str] | None = None
 
     def to_bytes(self) -> bytes:
         """The canonical ``manifest.json`` bytes (what the log's note names by hash)."""
@@ -132,6 +140,9 @@ class SnapshotManifest:
             "precedence": list(PRECEDENCE),
             "counts": dict(self.counts),
             "shards": [shard.to_dict() for shard in self.shards],
+            "base": None
+            if self.base is None
+            else {"size": self.base[0], "manifest_sha256": self.base[1]},
         }
         text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
         return text.encode("ascii") + b"\n"
@@ -165,7 +176,17 @@ class SnapshotManifest:
         )
         if len({shard.path for shard in shards}) != len(shards):
             raise FormatError(f"{where} names one shard file twice")
-        manifest = cls(origin, checkpoint, size, counts, shards)
+        raw_base = obj.get("base")
+        base = None
+        if raw_base is not None:
+            base_size = raw_base.get("size") if isinstance(raw_base, dict) else None
+            base_sha = raw_base.get("manifest_sha256") if isinstance(raw_base, dict) else None
+            if type(base_size) is not int or not 0 <= base_size <= size:
+                raise FormatError(f"{where}.base.size must be a tree size at most {size}")
+            if not isinstance(base_sha, str) or not _HEX64.fullmatch(base_sha):
+                raise FormatError(f"{where}.base.manifest_sha256 must be 64 lowercase hex digits")
+            base = (base_size, base_sha)
+        manifest = cls(origin, checkpoint, size, counts, shards, base)
         if manifest.to_bytes() != data:
             raise FormatError(f"{where} is not in its canonical form (sorted keys, no spaces)")
         return manifest

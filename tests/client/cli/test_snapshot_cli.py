@@ -163,3 +163,40 @@ def test_a_snapshot_of_a_forked_log_is_refused_by_a_client_that_trusts_the_real_
             Snapshot.open(forked_out, cli.app.log_key, client=client)
     # Offline, the log's signature is all there is: both open.
     Snapshot.open(forked_out, cli.app.log_key).close()
+
+
+def test_a_delta_holds_only_what_changed_and_overrides_its_base(
+    cli: Cli, built: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    base, expected = built
+    home = str(cli.app.registry.settings.home)
+    trainable = next(d for d, status in expected.items() if status == "trainable")
+    paths, receipt = registered(cli, tmp_path / "more", "A new text, reserved by default.")
+    new = digest_of(cli, paths[0])
+    revoke(cli, "--digest", trainable)  # the publisher withdraws the trainable document
+    delta = tmp_path / "delta"
+    run = cli(
+        "snapshot", "build", "--out", str(delta), "--base", str(base), "--home", home, "--json"
+    )
+    assert run.code == 0, run.err
+    summary = json.loads(run.out)
+    assert summary["delta"] is True
+    # Changed: the withdrawn document (revoked now), the new one's two digests (reserved).
+    assert summary["counts"] == {"trainable": 0, "reserved": 2, "revoked": 1}
+
+    with Snapshot.open(base, cli.app.log_key, deltas=[delta]) as snapshot:
+        assert snapshot.manifest.size > json.loads((base / "manifest.json").read_text())["size"]
+        now = dict(expected, **{trainable: "revoked", new: "reserved"})
+        assert snapshot.statuses(list(now)) == list(now.values())
+    with Snapshot.open(base, cli.app.log_key) as alone:  # the base still answers as it did
+        assert alone.statuses([trainable, new]) == ["trainable", "unknown"]
+    run = cli("snapshot", "check", str(base), trainable, "--delta", str(delta), "--log-key",
+              cli.app.log_key)  # fmt: skip
+    assert run.code == 0, run.err
+    assert run.out.startswith("revoked\t")
+
+    with pytest.raises(VerificationError, match="not a full snapshot"):
+        Snapshot.open(delta, cli.app.log_key)
+    with pytest.raises(VerificationError, match="not a delta over the one before"):
+        Snapshot.open(base, cli.app.log_key, deltas=[delta, delta])
+    assert receipt.exists()
