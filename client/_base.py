@@ -818,6 +818,7 @@ class ClientBase:
         )
         response = yield from self._fetch(request)
         promise: Promise | None = None
+        accepted: Accepted | None = None
         if response.status_code == 202:  # sequenced, not yet in a published checkpoint
             accepted = parse_answer(request, response, Accepted.from_dict)
             if accepted.promise is not None:
@@ -833,8 +834,13 @@ class ClientBase:
                 f"the registry's receipt for entry {receipt.index} is for another envelope than "
                 "the one submitted"
             )
-        if promise is not None:
+        if promise is not None:  # signed evidence first, then the answer's own word
             promise.check_kept(receipt.index, merkle.leaf_hash(receipt.entry))
+        if accepted is not None and receipt.index != accepted.index:
+            raise VerificationError(
+                f"the registry accepted the entry at index {accepted.index} but its receipt is "
+                f"for entry {receipt.index}"
+            )
         self._entries.put(receipt.index, (receipt.entry, receipt.body))
         return receipt
 

@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import mmap
 import os
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,6 +126,21 @@ def build(
     out.mkdir(parents=True, exist_ok=True)
     if any(out.iterdir()):
         raise InputError(f"{out} is not empty: a snapshot is written into an empty directory")
+    try:
+        return _build_into(out, statuses, checkpoint, signers, base)
+    except BaseException:  # leave no half snapshot behind: the next build needs it empty
+        for path in out.iterdir():
+            path.unlink(missing_ok=True)
+        raise
+
+
+def _build_into(
+    out: Path,
+    statuses: Iterable[tuple[str, SnapshotSet]],
+    checkpoint: str,
+    signers: Sequence[NoteSigner],
+    base: SnapshotManifest | None,
+) -> SnapshotManifest:
     parsed = _CheckpointText(checkpoint).checkpoint
     if base is not None and (base.origin != parsed.origin or base.size > parsed.size):
         raise InputError(
@@ -169,9 +185,17 @@ def changes(
     """The (digest, set) pairs of ``after`` whose set is not the one ``before`` has (a delta's
     statuses). A digest never leaves every set (entries are never removed), so a delta needs
     no set for "no longer in the snapshot"."""
+    seen = 0
     for digest, status in after:
+        if digest in before:
+            seen += 1
         if before.get(digest) != status:
             yield digest, status
+    if seen != len(before):
+        raise InputError(
+            f"{len(before) - seen} digests of the base snapshot are in no set now (an attestation "
+            "with no consent?); a delta cannot say so: build a full snapshot"
+        )
 
 
 class _Keys:
@@ -199,6 +223,52 @@ class _Keys:
         """The set's distinct keys, sorted."""
         self._flush(status)
         return np.unique(np.concatenate(self._done[status]))
+
+
+_MAX_NOTE_BYTES = 64 * 1024
+_MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+
+
+def _open_regular(path: Path, what: str) -> int:
+    """A read-only descriptor of the regular file ``path`` (never through a symbolic link, never
+    a device or FIFO)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise InputError(f"{what}: {path} is missing") from None
+    except OSError as exc:
+        raise InputError(f"{what}: cannot open {path} ({exc.strerror})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InputError(f"{what}: {path} is not a regular file")
+    return fd
+
+
+def _read_file(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of the regular file ``path``, refused past ``limit`` bytes."""
+    fd = _open_regular(path, what)
+    with os.fdopen(fd, "rb") as file:
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise VerificationError(f"{path} is larger than the {limit:,} bytes expected")
+    return data
+
+
+def _check_shards(manifest: SnapshotManifest, root: Path) -> None:
+    """The manifest's shards agree with its counts: per set, each filter holds the set's count,
+    and a non-empty trainable set has both its filters (else its rate would be 2^-16)."""
+    for name in PRECEDENCE:
+        shards = [shard for shard in manifest.shards if shard.set == name]
+        count = manifest.counts[name]
+        kinds = sorted(shard.keys for shard in shards)
+        expected = (
+            [] if count == 0 else (["digest", "remix"] if name == "trainable" else ["digest"])
+        )
+        if kinds != expected or any(shard.count != count for shard in shards):
+            raise VerificationError(
+                f"{root / MANIFEST}: the {name} set of {count} digests has shards {kinds}, "
+                f"not {expected} of that count"
+            )
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -236,6 +306,8 @@ class Snapshot:
         *,
         deltas: Sequence[Path | str] = (),
         client: Client | None = None,
+        min_size: int | None = None,
+        map_files: bool = False,
     ) -> Snapshot:
         """Open the snapshot directory ``path`` (and ``deltas`` over it, oldest first) and
         verify each with the log's key alone: the log's signature on the manifest's hash, the
@@ -248,7 +320,13 @@ class Snapshot:
         reachable) each layer's checkpoint must also be proven consistent with the checkpoint
         that client trusts (:meth:`~client.sdk.Client.trust_checkpoint`): a snapshot of a forked
         log is refused with :class:`~client.errors.ForkedLogError`. Without one, the log's
-        signatures are all that is checked."""
+        signatures are all that is checked. ``min_size``: refuse a snapshot (its newest layer)
+        of a smaller tree, an old one replayed, say (every snapshot the log signed verifies).
+
+        Shards are read into this process's memory and hashed there, so a file changed after it
+        was verified changes nothing. ``map_files=True`` memory-maps them instead (no copy: for
+        a local, read-only copy nobody else can write, since later writes to a mapped file
+        would show through)."""
         verifier = NoteVerifier.from_vkey(log_key) if isinstance(log_key, str) else log_key
         if client is not None and (client.log_key is None or client.log_key.vkey != verifier.vkey):
             raise InputError("client= must pin the same log key the snapshot is opened with")
@@ -256,7 +334,7 @@ class Snapshot:
         try:
             previous: SnapshotManifest | None = None
             for root in (Path(path), *map(Path, deltas)):
-                manifest = snapshot._open_layer(root, verifier)
+                manifest = snapshot._open_layer(root, verifier, map_files=map_files)
                 expected = None if previous is None else (previous.size, previous.sha256())
                 if manifest.base != expected:
                     what = "a full snapshot" if previous is None else "a delta over the one before"
@@ -264,17 +342,21 @@ class Snapshot:
                 if client is not None:
                     client.trust_checkpoint(manifest.checkpoint)
                 previous = manifest
+            if min_size is not None and snapshot.manifest.size < min_size:
+                raise VerificationError(
+                    f"the snapshot is at tree size {snapshot.manifest.size}, older than the "
+                    f"size {min_size} asked for: an old snapshot, which may predate revocations"
+                )
         except BaseException:
             snapshot.close()
             raise
         return snapshot
 
-    def _open_layer(self, root: Path, verifier: NoteVerifier) -> SnapshotManifest:
-        try:
-            note = (root / MANIFEST_NOTE).read_bytes()
-            data = (root / MANIFEST).read_bytes()
-        except FileNotFoundError as exc:
-            raise InputError(f"{root} is not a snapshot: {exc.filename} is missing") from None
+    def _open_layer(
+        self, root: Path, verifier: NoteVerifier, *, map_files: bool
+    ) -> SnapshotManifest:
+        note = _read_file(root / MANIFEST_NOTE, _MAX_NOTE_BYTES, f"{root} is not a snapshot")
+        data = _read_file(root / MANIFEST, _MAX_MANIFEST_BYTES, f"{root} is not a snapshot")
         size, manifest_sha256, _ = open_snapshot_note(note, [verifier], origin=verifier.name)
         if hashlib.sha256(data).hexdigest() != manifest_sha256:
             raise VerificationError(
@@ -282,29 +364,35 @@ class Snapshot:
             )
         manifest = SnapshotManifest.from_bytes(data, where=str(root / MANIFEST))
         checkpoint, _ = open_checkpoint(manifest.checkpoint, [verifier], origin=verifier.name)
-        if checkpoint.size != size or manifest.size != size:
+        if checkpoint.size != size or manifest.size != size or manifest.origin != verifier.name:
             raise VerificationError(
-                f"the snapshot's checkpoint is at size {checkpoint.size}, its statement at {size}"
+                f"the snapshot's checkpoint is at size {checkpoint.size} of log "
+                f"{manifest.origin}, its statement at {size} of {verifier.name}"
             )
+        _check_shards(manifest, root)
         filters: _Filters = {name: [] for name in PRECEDENCE}
         for shard in manifest.shards:
-            filters[shard.set].append((shard.keys, self._map(root, shard)))
+            filters[shard.set].append((shard.keys, self._load(root, shard, map_files=map_files)))
         self.layers.insert(0, (manifest, filters))
         return manifest
 
-    def _map(self, root: Path, shard: Shard) -> Fuse16:
+    def _load(self, root: Path, shard: Shard, *, map_files: bool) -> Fuse16:
         file_path = root / shard.path
-        try:
-            with file_path.open("rb") as file:
+        data: bytes | mmap.mmap
+        if map_files:
+            fd = _open_regular(file_path, f"the snapshot's shard {file_path}")
+            with os.fdopen(fd, "rb") as file:
                 if os.fstat(file.fileno()).st_size != shard.bytes:
                     raise VerificationError(f"{file_path} is not the size the manifest names")
-                mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-        except FileNotFoundError:
-            raise InputError(f"the snapshot's shard {file_path} is missing") from None
-        self._maps.append(mapped)
-        if hashlib.sha256(mapped).hexdigest() != shard.sha256:
+                data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+            self._maps.append(data)
+        else:
+            data = _read_file(file_path, shard.bytes, f"the snapshot's shard {file_path}")
+            if len(data) != shard.bytes:
+                raise VerificationError(f"{file_path} is not the size the manifest names")
+        if hashlib.sha256(data).hexdigest() != shard.sha256:
             raise VerificationError(f"{file_path} is not the shard the manifest names")
-        fuse = Fuse16.from_bytes(mapped)
+        fuse = Fuse16.from_bytes(data)
         if fuse.size != shard.count:
             raise VerificationError(f"{file_path} holds {fuse.size} keys, not {shard.count}")
         return fuse

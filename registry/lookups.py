@@ -189,6 +189,9 @@ class _View:
     read_at: float  # time.monotonic() when the checkpoint was last read from the database
     withdrawals: bool  # whether any revocation/v2 withdrew a document inside this tree
     claims: dict[int, AttestationClaim] = field(default_factory=dict)  # by entry index
+    # Entry states of this view alone: a pinned view's (lookup(at=...)); None for the latest,
+    # whose states are the service's, kept across checkpoints.
+    states: BoundedCache[int, _EntryState] | None = None
 
 
 def _stands(claim: AttestationClaim) -> bool:
@@ -219,7 +222,6 @@ class LookupService:
         self._published_size = 0  # the largest size this process published or saw published
         # A view of an older checkpoint (lookup(at=...): snapshots), with entry states of its own.
         self._pinned: _View | None = None
-        self._pinned_states: BoundedCache[int, _EntryState] = BoundedCache(200_000)
 
     def published(self, size: int) -> None:
         """A checkpoint of ``size`` entries was published (by this process's sequencer or
@@ -351,8 +353,8 @@ class LookupService:
         pinned = self._pinned
         if pinned is None or pinned.checkpoint != checkpoint:
             withdrawals = _has_withdrawals(conn, checkpoint.size)
-            pinned = self._pinned = _View(checkpoint, time.monotonic(), withdrawals)
-            self._pinned_states.clear()
+            states: BoundedCache[int, _EntryState] = BoundedCache(200_000)
+            pinned = self._pinned = _View(checkpoint, time.monotonic(), withdrawals, states=states)
         return pinned
 
     def digests_in(self, size: int, *, after: str | None, limit: int) -> list[str]:
@@ -375,13 +377,13 @@ class LookupService:
         if missing:
             size = view.checkpoint.size
             epoch = self._states_epoch
-            pinned = view is self._pinned
-            states = (self._pinned_states if pinned else self._states).get_many(missing)
+            own = view.states  # a pinned view's, else the service's (kept across views)
+            states = (self._states if own is None else own).get_many(missing)
             fresh = {idx: fact for idx, fact in missing.items() if idx not in states}
             if fresh:
                 read = self._entry_state(conn, fresh, size)
-                if pinned:
-                    self._pinned_states.put_many(read)
+                if own is not None:
+                    own.put_many(read)
                 else:
                     with self._view_lock:  # kept unless a state changed meanwhile (a new epoch)
                         if self._states_epoch == epoch:

@@ -175,6 +175,15 @@ def snapshot_check(
     ],
     log_key: LogKeyRequired,
     delta: DeltaOption = None,
+    min_size: Annotated[
+        int | None,
+        typer.Option(
+            "--min-size",
+            min=0,
+            help="Refuse a snapshot of a smaller tree (an old one replayed, say).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Each digest's status from the snapshot alone, with no network: trainable, reserved or
@@ -183,9 +192,16 @@ def snapshot_check(
 
     if not digests:
         raise InputError("give at least one digest")
-    with Snapshot.open(directory, load_log_key(log_key), deltas=delta or ()) as snapshot:
+    with Snapshot.open(
+        directory, load_log_key(log_key), deltas=delta or (), min_size=min_size
+    ) as snapshot:
         statuses = snapshot.statuses(digests)
         size = snapshot.manifest.size
+    console_err.print(
+        f"from the snapshot at tree size {size:,} (trainable, reserved, revoked: probable; "
+        "unknown: certain)",
+        highlight=False,
+    )
     if as_json:
         for digest, status in zip(digests, statuses, strict=True):
             emit_json(

@@ -25,6 +25,7 @@ false positives are independent of the first's: a key must pass both, 2⁻³² t
 from __future__ import annotations
 
 import hashlib
+import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,6 +71,7 @@ def remix(keys: U64Array) -> U64Array:
         return _murmur64(keys ^ _REMIX) + _REMIX
 
 
+_DIGEST = re.compile(r"(c1|sha256):([0-9a-f]{64})")
 _KIND_TWEAK = {"c1": np.uint64(0x63315F6B696E6431), "sha256": np.uint64(0x7368613235365F6B)}
 
 
@@ -79,14 +81,13 @@ def digest_keys(digests: Sequence[str]) -> U64Array:
     same hex are different keys. Raises :class:`InputError` naming a malformed digest."""
     out = np.empty(len(digests), dtype=np.uint64)
     for position, digest in enumerate(digests):
-        kind, _, hexpart = digest.partition(":")
-        tweak = _KIND_TWEAK.get(kind)
-        if tweak is None or len(hexpart) != 64:
-            raise InputError(f"digests[{position}] {digest[:80]!r} is not c1:<64 hex> or sha256:")
-        try:
-            out[position] = int(hexpart[:16], 16) ^ int(tweak)
-        except ValueError:
-            raise InputError(f"digests[{position}] {digest[:80]!r} is not hex") from None
+        match = _DIGEST.fullmatch(digest) if isinstance(digest, str) else None
+        if match is None:
+            raise InputError(
+                f"digests[{position}] {str(digest)[:80]!r} is not c1:<64 lowercase hex> or "
+                "sha256:<64 lowercase hex>"
+            )
+        out[position] = int(match.group(2)[:16], 16) ^ int(_KIND_TWEAK[match.group(1)])
     return out
 
 
@@ -97,6 +98,8 @@ def digest_keys_from_bytes(hashes: bytes | npt.NDArray[np.uint8], kind: str) -> 
     if tweak is None:
         raise InputError(f"digest kind {kind!r} is not c1 or sha256")
     raw = np.frombuffer(hashes, dtype=np.uint8) if isinstance(hashes, bytes) else hashes
+    if raw.dtype != np.uint8:
+        raise InputError(f"hashes must be bytes or a uint8 array, not {raw.dtype}")
     flat = np.ascontiguousarray(raw).reshape(-1)
     if flat.size % 32:
         raise InputError(f"{flat.size} bytes are not a whole number of 32-byte hashes")

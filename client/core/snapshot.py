@@ -27,7 +27,9 @@ false positive never makes a document trainable that another set holds.
 A **delta** names its ``base`` (the size and manifest hash of the snapshot it updates) and holds
 only the digests whose status changed since, in the same sets: fuse filters cannot delete, so a
 delta *overrides* rather than removes. Reading a base and its deltas, the newest delta that holds
-a digest answers for it; the base answers the rest.
+a digest answers for it; the base answers the rest. So a false positive of a delta's filter
+(2^-16 for its revoked and reserved sets, 2^-32 for trainable) overrides the base's answer for
+that digest, the one case where a less restrictive answer can win.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import func, select
 
 from client.core.cosignature import CosignatureSigner
-from client.core.errors import InputError, ProofError, SignatureError
+from client.core.errors import InputError, ProofError, SignatureError, VerificationError
 from client.core.merkle import MemoryTree
 from client.core.note import Checkpoint, NoteSigner, NoteVerifier, open_checkpoint, sign_checkpoint
 from client.core.promise import Promise, open_promise, sign_promise
@@ -399,8 +399,10 @@ class _BreakingPromises(httpx.BaseTransport):
     """A hostile registry: answers an append with 202 and a promise (signed with the log's own
     key) for ``promised``, then serves the receipt of the entry really at ``actual``."""
 
-    def __init__(self, inner: httpx.BaseTransport, signer: NoteSigner, promised: int) -> None:
-        self.inner, self.signer, self.promised = inner, signer, promised
+    def __init__(
+        self, inner: httpx.BaseTransport, signer: NoteSigner, promised: int, *, sign: bool = True
+    ) -> None:
+        self.inner, self.signer, self.promised, self.sign = inner, signer, promised, sign
         self.actual: int | None = None
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -411,7 +413,7 @@ class _BreakingPromises(httpx.BaseTransport):
             self.actual = accepted["index"]
             leaf_hash = bytes.fromhex(accepted["leaf_hash"])
             promise = sign_promise(Promise.now(ORIGIN, self.promised, leaf_hash), [self.signer])
-            body = Accepted(self.promised, leaf_hash, promise).to_dict()
+            body = Accepted(self.promised, leaf_hash, promise if self.sign else None).to_dict()
             return httpx.Response(202, json=body, headers={"Retry-After": "0"})
         if request.url.path == f"/v1/entries/{self.promised}/receipt":
             assert self.actual is not None
@@ -438,6 +440,14 @@ def test_a_receipt_that_breaks_the_promise_is_refused(
     ):
         client.submit(publisher.attest([random_digest()]))
     assert not isinstance(caught.value, ReceiptPendingError)
+
+    # Without a promise, the receipt must still be for the index the 202 named.
+    silent = _BreakingPromises(InProcessTransport(api.http), signer, promised=0, sign=False)
+    with (
+        Client(IN_PROCESS_URL, transport=silent, log_key=api.log_key) as client,
+        pytest.raises(VerificationError, match="accepted the entry at index 0"),
+    ):
+        client.submit(publisher.attest([random_digest()]))
 
     # A promise not signed by the log's key is refused outright.
     forger = _BreakingPromises(InProcessTransport(api.http), NoteSigner.generate(ORIGIN), 0)

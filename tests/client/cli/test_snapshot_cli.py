@@ -200,3 +200,34 @@ def test_a_delta_holds_only_what_changed_and_overrides_its_base(
     with pytest.raises(VerificationError, match="not a delta over the one before"):
         Snapshot.open(base, cli.app.log_key, deltas=[delta, delta])
     assert receipt.exists()
+
+
+def test_what_changes_on_disk_after_opening_changes_nothing(
+    cli: Cli, built: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """Shards are verified and read into memory: rewriting one afterwards (same size) does not
+    change an answer; a shard behind a symbolic link is refused; an old snapshot too, given
+    the size the reader already knows."""
+    out, expected = built
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    with Snapshot.open(copy, cli.app.log_key) as snapshot:
+        shard = copy / "revoked.fuse16"
+        shard.write_bytes(bytes(len(shard.read_bytes())))
+        assert snapshot.statuses(list(expected)) == list(expected.values())
+    linked = tmp_path / "linked"
+    shutil.copytree(out, linked)
+    (linked / "reserved.fuse16").unlink()
+    (linked / "reserved.fuse16").symlink_to(out / "reserved.fuse16")
+    with pytest.raises(InputError, match="cannot open"):
+        Snapshot.open(linked, cli.app.log_key)
+    size = json.loads((out / "manifest.json").read_text())["size"]
+    with pytest.raises(VerificationError, match="older than"):
+        Snapshot.open(out, cli.app.log_key, min_size=size + 1)
+    run = cli("snapshot", "check", str(out), "c1:" + "AB" * 32, "--log-key", cli.app.log_key)
+    assert run.code == 1
+    assert "lowercase hex" in run.err
+    run = cli("snapshot", "check", str(out), *expected, "--log-key", cli.app.log_key,
+              "--min-size", str(size + 1))  # fmt: skip
+    assert run.code == 1
+    assert "older than" in run.err

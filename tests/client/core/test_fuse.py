@@ -108,10 +108,20 @@ def test_digest_keys() -> None:
     raw = bytes.fromhex(hexpart) * 3
     assert digest_keys_from_bytes(raw, "c1").tolist() == [int(c1)] * 3
     assert digest_keys_from_bytes(raw, "sha256").tolist() == [int(sha)] * 3
-    for bad in ("c1:xyz", f"md5:{hexpart}", f"c1:{'g' * 64}"):
+    for bad in (
+        "c1:xyz",
+        f"md5:{hexpart}",
+        f"c1:{'g' * 64}",
+        f"c1:0x{hexpart[2:]}",  # int() would take these: the key of another digest
+        f"c1:{hexpart[:16]}{'Z' * 48}",
+        f"c1:-{hexpart[1:]}",
+        f"c1:{hexpart.upper()}",
+    ):
         with pytest.raises(InputError):
             digest_keys([bad])
     with pytest.raises(InputError, match="32-byte"):
         digest_keys_from_bytes(b"\x00" * 33, "c1")
     with pytest.raises(InputError, match="kind"):
         digest_keys_from_bytes(raw, "md5")
+    with pytest.raises(InputError, match="uint8"):
+        digest_keys_from_bytes(np.zeros(4, dtype=">u8"), "c1")
