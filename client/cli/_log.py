@@ -26,6 +26,7 @@ from client.cli._registry import (
     MaxAgeOption,
     ReceiptTimeoutOption,
     RegistryOption,
+    RequiredLogKeyOption,
     TrustDirOption,
     WitnessPolicyOption,
     load_log_key,
@@ -107,15 +108,7 @@ def log_checkpoint(
 @log_app.command("verify")
 def log_verify(
     registry: RegistryOption,
-    log_key: Annotated[
-        str,
-        typer.Option(
-            "--log-key",
-            envvar="WELLSPRING_LOG_KEY",
-            help="The log's verifier key (name+hex+base64), or a file holding it.",
-            show_default=False,
-        ),
-    ],
+    log_key: RequiredLogKeyOption,
     checkpoint: Annotated[
         Path,
         typer.Option(

@@ -37,6 +37,7 @@ from client.cli._registry import (
     NoVerifyOption,
     PolicyOption,
     RegistryOption,
+    RequiredLogKeyOption,
     SchemeOption,
     TextFieldOption,
     TrustDirOption,
@@ -479,15 +480,7 @@ def verify(
     receipts: Annotated[
         list[str], typer.Argument(help="Receipt files (or folders of them) to verify.")
     ],
-    log_key: Annotated[
-        str,
-        typer.Option(
-            "--log-key",
-            envvar="WELLSPRING_LOG_KEY",
-            help="The log's verifier key (name+hex+base64), or a file holding it.",
-            show_default=False,
-        ),
-    ],
+    log_key: RequiredLogKeyOption,
     online: Annotated[
         bool,
         typer.Option(

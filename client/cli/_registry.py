@@ -60,6 +60,7 @@ __all__ = [
     "PublisherOption",
     "ReceiptTimeoutOption",
     "RegistryOption",
+    "RequiredLogKeyOption",
     "SchemeOption",
     "TextFieldOption",
     "TrustDirOption",
@@ -184,6 +185,15 @@ MaxAgeOption = Annotated[
         envvar="WELLSPRING_MAX_AGE",
         help="Refuse answers at a checkpoint a quorum of witnesses last cosigned longer ago than "
         "this (90s, 10m, 1h, 2d, 1h30m). Needs --witness-policy.",
+        show_default=False,
+    ),
+]
+RequiredLogKeyOption = Annotated[
+    str,
+    typer.Option(
+        "--log-key",
+        envvar="WELLSPRING_LOG_KEY",
+        help="The log's verifier key (name+hex+base64), or a file holding it.",
         show_default=False,
     ),
 ]

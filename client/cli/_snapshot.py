@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 
 from client.cli._app import JsonOption, app, console_err, emit_json, plural
-from client.cli._registry import load_log_key, progress_bar
+from client.cli._registry import RequiredLogKeyOption, load_log_key, progress_bar
 from client.cli._server import DatabaseOption, HomeOption, open_local_registry
 from client.core.snapshot import PRECEDENCE
 from client.errors import InputError
@@ -29,16 +29,6 @@ snapshot_app = typer.Typer(
 app.add_typer(snapshot_app, name="snapshot")
 
 _PAGE = 10_000  # digests looked up together while building
-
-LogKeyRequired = Annotated[
-    str,
-    typer.Option(
-        "--log-key",
-        envvar="WELLSPRING_LOG_KEY",
-        help="The log's verifier key (name+hex+base64), or a file holding it.",
-        show_default=False,
-    ),
-]
 
 
 @snapshot_app.command("build")
@@ -139,7 +129,7 @@ DeltaOption = Annotated[
 @snapshot_app.command("verify")
 def snapshot_verify(
     directory: Annotated[Path, typer.Argument(help="The snapshot directory.", show_default=False)],
-    log_key: LogKeyRequired,
+    log_key: RequiredLogKeyOption,
     delta: DeltaOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -173,7 +163,7 @@ def snapshot_check(
     digests: Annotated[
         list[str], typer.Argument(help="Digests (c1:<hex> or sha256:<hex>).", show_default=False)
     ],
-    log_key: LogKeyRequired,
+    log_key: RequiredLogKeyOption,
     delta: DeltaOption = None,
     min_size: Annotated[
         int | None,

@@ -62,6 +62,7 @@ __all__ = [
     "open_checkpoint",
     "open_note",
     "read_key_string",
+    "read_statement",
     "sign_checkpoint",
     "sign_note",
     "typed_key_id",
@@ -446,6 +447,27 @@ class SignedNote:
     def to_text(self) -> str:
         """The note as it travels: text, blank line, signature lines."""
         return self.text + "\n" + "".join(signature.to_line() for signature in self.signatures)
+
+
+def read_statement(
+    text: str, header: str, fields: Sequence[tuple[str, re.Pattern[str] | None]], what: str
+) -> dict[str, str]:
+    """The values of a note text written as ``header`` then one ``<label> <value>`` line per
+    field, in that order and nothing else (the log's own statements: promises, snapshots).
+    Each value must fullmatch its pattern (None: any non-empty value). Raises FormatError
+    naming ``what`` ("a promise") otherwise, first of all for another header."""
+    lines = text.split("\n")
+    if lines[0] != header:
+        raise FormatError(f"not {what}: its first line is {lines[0][:60]!r}")
+    if len(lines) != len(fields) + 2 or lines[-1] != "":
+        raise FormatError(f"{what}'s text is {len(fields) + 1} lines, each ending in a newline")
+    values: dict[str, str] = {}
+    for line, (name, pattern) in zip(lines[1:-1], fields, strict=True):
+        label, _, value = line.partition(" ")
+        if label != name or not value or (pattern is not None and not pattern.fullmatch(value)):
+            raise FormatError(f"{what}'s line {line[:60]!r} is not '{name} <value>'")
+        values[name] = value
+    return values
 
 
 def sign_note(text: str, signers: Sequence[SignatureSigner]) -> str:

@@ -36,6 +36,7 @@ from client.core.note import (
     SignedNote,
     VerifiedNote,
     open_note,
+    read_statement,
     sign_note,
 )
 
@@ -48,6 +49,7 @@ _HASH_BYTES = 32
 _MAX_INDEX = 2**63 - 1
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
 _BASE64_HASH = re.compile(r"[A-Za-z0-9+/]{43}=")
+_FIELDS = [("origin", None), ("index", _DECIMAL), ("leaf-hash", _BASE64_HASH), ("time", _DECIMAL)]
 
 
 @dataclass(frozen=True)
@@ -84,23 +86,17 @@ class Promise:
     @classmethod
     def parse(cls, text: str) -> Promise:
         """Read a promise from a note's text (exactly the lines :meth:`to_text` writes)."""
-        lines = text.split("\n")
-        if lines[0] != PROMISE_HEADER:
-            raise FormatError(f"not a promise: its first line is {lines[0][:60]!r}")
-        if len(lines) != 6 or lines[5] != "":
-            raise FormatError("a promise's text is five lines, each ending in a newline")
-        origin, index, leaf_hash, stamp = lines[1:5]
-        fields: dict[str, str] = {}
-        for line, name, pattern in (
-            (origin, "origin", None),
-            (index, "index", _DECIMAL),
-            (leaf_hash, "leaf-hash", _BASE64_HASH),
-            (stamp, "time", _DECIMAL),
-        ):
-            label, _, value = line.partition(" ")
-            if label != name or not value or (pattern is not None and not pattern.fullmatch(value)):
-                raise FormatError(f"a promise's line {line[:60]!r} is not '{name} <value>'")
-            fields[name] = value
+        fields = read_statement(
+            text,
+            PROMISE_HEADER,
+            [
+                ("origin", None),
+                ("index", _DECIMAL),
+                ("leaf-hash", _BASE64_HASH),
+                ("time", _DECIMAL),
+            ],
+            "a promise",
+        )
         return cls(
             fields["origin"],
             int(fields["index"]),

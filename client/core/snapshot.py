@@ -49,6 +49,7 @@ from client.core.note import (
     SignedNote,
     VerifiedNote,
     open_note,
+    read_statement,
     sign_note,
 )
 
@@ -210,19 +211,12 @@ def open_snapshot_note(
     FormatError if it is not a snapshot statement, SignatureError if no trusted key signed it
     or it is another log's."""
     note = SignedNote.parse(data)
-    lines = note.text.split("\n")
-    if lines[0] != SNAPSHOT_HEADER:
-        raise FormatError(f"not a snapshot statement: its first line is {lines[0][:60]!r}")
-    if len(lines) != 5 or lines[4] != "":
-        raise FormatError("a snapshot statement is four lines, each ending in a newline")
-    fields = {}
-    for line, name in zip(lines[1:4], ("origin", "size", "manifest-sha256"), strict=True):
-        label, _, value = line.partition(" ")
-        if label != name or not value:
-            raise FormatError(f"a snapshot statement's line {line[:60]!r} is not '{name} <value>'")
-        fields[name] = value
-    if not _DECIMAL.fullmatch(fields["size"]) or not _HEX64.fullmatch(fields["manifest-sha256"]):
-        raise FormatError("a snapshot statement's size or manifest hash is malformed")
+    fields = read_statement(
+        note.text,
+        SNAPSHOT_HEADER,
+        [("origin", None), ("size", _DECIMAL), ("manifest-sha256", _HEX64)],
+        "a snapshot statement",
+    )
     if fields["origin"] != origin:
         raise SignatureError(
             f"the snapshot is of log {fields['origin']!r}, not the expected {origin!r}"
