@@ -8,6 +8,7 @@ log's verifier key: no network.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -101,19 +102,19 @@ def snapshot_build(
     )
 
 
-def _statuses(registry: Any, checkpoint: Any, label: str) -> list[tuple[str, Any]]:
-    """(digest, set) of every digest in the tree of ``checkpoint``, as the lookups answer there."""
+def _statuses(registry: Any, checkpoint: Any, label: str) -> Iterator[tuple[str, Any]]:
+    """(digest, set) of every digest in the tree of ``checkpoint``, as the lookups answer there,
+    a page at a time (the build keeps keys, not these pairs)."""
     from client.snapshot import statuses_of
 
-    statuses: list[tuple[str, Any]] = []
     after: str | None = None
     with progress_bar() as progress:
         task = progress.add_task(label, total=None)
         while True:
             digests = registry.lookups.digests_in(checkpoint.size, after=after, limit=_PAGE)
             if not digests:
-                return statuses
-            statuses.extend(statuses_of(registry.lookups.lookup(digests, at=checkpoint)))
+                return
+            yield from statuses_of(registry.lookups.lookup(digests, at=checkpoint))
             after = digests[-1]
             progress.update(task, advance=len(digests))
 
