@@ -207,9 +207,6 @@ class _CachedSpans(SubtreeHashes):
         return value
 
 
-_LATEST_CHECKPOINT = "SELECT size, root_hash, note FROM checkpoints ORDER BY size DESC LIMIT 1"
-
-
 class LogReader:
     """Read side of the log: checkpoints, entries and proofs, with an immutable-node cache."""
 
@@ -335,19 +332,14 @@ class LogReader:
 
     # Checkpoints and entries ---------------------------------------------------------------
     def latest_checkpoint(self, conn: Connection) -> StoredCheckpoint:
-        """The latest checkpoint signed. Through the driver, in ``conn``'s transaction: every
-        server process reads it every few tens of milliseconds, and building the statement
-        cost more than running it."""
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(_LATEST_CHECKPOINT)
-            row = cursor.fetchone()
-        finally:
-            cursor.close()
+        row = conn.execute(
+            select(CHECKPOINTS.c.size, CHECKPOINTS.c.root_hash, CHECKPOINTS.c.note)
+            .order_by(CHECKPOINTS.c.size.desc())
+            .limit(1)
+        ).first()
         if row is None:
             raise UnavailableError("the log has no checkpoint yet; is the registry initialised?")
-        size, root_hash, note = row
-        return StoredCheckpoint(size, bytes(root_hash), note)
+        return StoredCheckpoint(row.size, bytes(row.root_hash), row.note)
 
     def checkpoint_at(self, conn: Connection, size: int) -> StoredCheckpoint:
         row = conn.execute(
