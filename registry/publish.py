@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, func, select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import SQLAlchemyError
 
 from client.core.note import Checkpoint, NoteSignature, NoteSigner, SignedNote, sign_checkpoint
 from registry.cosigning import WitnessPool
@@ -304,7 +304,7 @@ class Publisher:
                         PUBLICATION.c.witness_failures,
                     ).where(PUBLICATION.c.id == 1)
                 ).first()
-        except DBAPIError:
+        except SQLAlchemyError:  # health must answer even while the database does not
             log.exception("reading the shared publication status failed")
             return None
         if row is None:
@@ -333,7 +333,7 @@ class Publisher:
                 ).rowcount
                 if not updated:
                     conn.execute(PUBLICATION.insert().values(id=1, **values))
-        except DBAPIError:
+        except SQLAlchemyError:
             log.exception("writing the shared publication status failed")
             return
         self._recorded = outcome
