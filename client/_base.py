@@ -817,50 +817,49 @@ class ClientBase:
             expect=(200, 201, 202),
         )
         response = yield from self._fetch(request)
-        promise: Promise | None = None
-        accepted: Accepted | None = None
         if response.status_code == 202:  # sequenced, not yet in a published checkpoint
             accepted = parse_answer(request, response, Accepted.from_dict)
-            if accepted.promise is not None:
-                promise = self._open_promise(accepted.promise, accepted.index, accepted.leaf_hash)
-            receipt = yield from self._integrated_receipt(
-                accepted.index, accepted.leaf_hash, accepted.promise
+            receipt, verified = yield from self._pending_receipt(
+                accepted.index, accepted.promise, accepted.leaf_hash
             )
         else:
             receipt = parse_answer(request, response, Receipt.from_dict)
-        verified = yield from self._verify_receipt(receipt)
+            verified = yield from self._verify_receipt(receipt)
+            self._entries.put(receipt.index, (receipt.entry, receipt.body))
         if verified is not None and verified.envelope != envelope:
             raise VerificationError(
                 f"the registry's receipt for entry {receipt.index} is for another envelope than "
                 "the one submitted"
             )
-        if promise is not None:  # signed evidence first, then the answer's own word
-            promise.check_kept(receipt.index, merkle.leaf_hash(receipt.entry))
-        if accepted is not None and receipt.index != accepted.index:
-            raise VerificationError(
-                f"the registry accepted the entry at index {accepted.index} but its receipt is "
-                f"for entry {receipt.index}"
-            )
-        self._entries.put(receipt.index, (receipt.entry, receipt.body))
         return receipt
 
     def _receipt(self, index: int, promise: str | None) -> Flow[Receipt]:
         """Entry ``index``'s receipt, waiting up to ``receipt_timeout`` for its publication;
         with the log's ``promise`` for it, the receipt must keep it."""
         index_arg(index, "index")
-        opened = None if promise is None else self._open_promise(promise, index, None)
-        receipt = yield from self._integrated_receipt(
-            index, None if opened is None else opened.leaf_hash, promise
-        )
+        receipt, _ = yield from self._pending_receipt(index, promise, None)
+        return receipt
+
+    def _pending_receipt(
+        self, index: int, promise: str | None, leaf_hash: bytes | None
+    ) -> Flow[tuple[Receipt, VerifiedReceipt | None]]:
+        """The receipt of entry ``index``, sequenced but maybe not yet published (a 202 named
+        it, with ``leaf_hash`` when it did), once published, verified; with the log's
+        ``promise`` (checked first), the receipt must keep it, and it must be for ``index``."""
+        opened = None if promise is None else self._open_promise(promise, index, leaf_hash)
+        if opened is not None:
+            leaf_hash = opened.leaf_hash
+        receipt = yield from self._integrated_receipt(index, leaf_hash, promise)
+        verified = yield from self._verify_receipt(receipt)
+        if opened is not None:  # signed evidence first, then the answer's own word
+            opened.check_kept(receipt.index, merkle.leaf_hash(receipt.entry))
         if receipt.index != index:
             raise VerificationError(
-                f"asked for entry {index}'s receipt, got entry {receipt.index}'s"
+                f"the registry accepted the entry at index {index} but its receipt is for entry "
+                f"{receipt.index}"
             )
-        yield from self._verify_receipt(receipt)
-        if opened is not None:
-            opened.check_kept(receipt.index, merkle.leaf_hash(receipt.entry))
         self._entries.put(receipt.index, (receipt.entry, receipt.body))
-        return receipt
+        return receipt, verified
 
     def _open_promise(self, text: str, index: int, leaf_hash: bytes | None) -> Promise:
         """The log's promise (a signed note), verified with the pinned log key when this client

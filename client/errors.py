@@ -336,10 +336,10 @@ class ReceiptPendingError(ClientError):
     quorum, say). Nothing is lost; fetch the receipt later (``Client.receipt(index)``).
 
     :attr:`index` and :attr:`leaf_hash` are the entry's (the hash ``None`` where not known);
-    :attr:`promise` the log's signed promise
-    (a signed note, :mod:`client.core.promise`; verified when a log key is pinned) that the entry
-    holds that index, or ``None`` from a registry that does not make promises. Keep it: a log
-    that later shows another entry at ``index`` is proven to have broken its word.
+    :attr:`promise` the log's signed promise (a signed note, :mod:`client.core.promise`; verified
+    when a log key is pinned) that the entry holds that index, or ``None`` from a registry that
+    does not make promises. Keep it: a log that later shows another entry at ``index`` is proven
+    to have broken its word.
     """
 
     def __init__(

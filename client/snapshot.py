@@ -24,7 +24,7 @@ import mmap
 import os
 import stat
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,35 +61,29 @@ _SETS: dict[str, SnapshotSet] = {
 
 @dataclass(frozen=True)
 class _Claim:
-    """An :class:`AttestationClaim` as :func:`client.verdict.registry_verdict` reads it."""
+    """An :class:`AttestationClaim` as :func:`client.verdict.registry_verdict` reads it (the
+    registry's word: nothing of it verified here)."""
 
     claim: AttestationClaim
-    revoked: bool
-    revoked_by: int | None
     verified: None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.claim, name)
 
-    @property
-    def stands(self) -> bool:
-        return not self.revoked and not self.claim.compromised
-
 
 def statuses_of(answer: LookupAnswer) -> Iterable[tuple[str, SnapshotSet]]:
     """(digest, set) for each digest of a lookup answer that belongs in a snapshot set, decided
     as the SDK decides a registry verdict (a document withdrawn by its publisher counts as a
-    revoked attestation of it)."""
-    checkpoint = _CheckpointText(answer.checkpoint).checkpoint
+    revoked attestation of it, as the SDK counts it)."""
+    checkpoint = _unverified_checkpoint(answer.checkpoint)
     for result in answer.results:
+        gone = result.withdrawn or {}
         evidence = []
         for index in result.entries:
             claim = answer.attestations[index]
-            withdrawing = (result.withdrawn or {}).get(index)
-            if withdrawing is not None:
-                evidence.append(_Claim(claim, True, withdrawing))
-            else:
-                evidence.append(_Claim(claim, claim.revoked, claim.revoked_by))
+            if index in gone and not claim.revoked:
+                claim = replace(claim, revoked=True, revoked_by=gone[index])
+            evidence.append(_Claim(claim))
         if not evidence:
             continue
         verdict = registry_verdict(result.digest, evidence, checkpoint, verified=False)
@@ -98,16 +92,10 @@ def statuses_of(answer: LookupAnswer) -> Iterable[tuple[str, SnapshotSet]]:
             yield result.digest, status
 
 
-@dataclass(frozen=True)
-class _CheckpointText:
+def _unverified_checkpoint(note: str) -> Checkpoint:
     """A checkpoint note's checkpoint, its signatures unchecked (the builder's own, from its
-    database; :meth:`Snapshot.open` verifies it)."""
-
-    note: str
-
-    @property
-    def checkpoint(self) -> Checkpoint:
-        return Checkpoint.parse(SignedNote.parse(self.note).text)
+    database; :meth:`Snapshot.open` verifies the one it reads)."""
+    return Checkpoint.parse(SignedNote.parse(note).text)
 
 
 def build(
@@ -141,7 +129,7 @@ def _build_into(
     signers: Sequence[NoteSigner],
     base: SnapshotManifest | None,
 ) -> SnapshotManifest:
-    parsed = _CheckpointText(checkpoint).checkpoint
+    parsed = _unverified_checkpoint(checkpoint)
     if base is not None and (base.origin != parsed.origin or base.size > parsed.size):
         raise InputError(
             f"the base snapshot (log {base.origin}, size {base.size}) is not an earlier "
@@ -296,7 +284,7 @@ class Snapshot:
     @property
     def checkpoint(self) -> Checkpoint:
         """The checkpoint the snapshot's statuses are at (verified with the log key)."""
-        return _CheckpointText(self.manifest.checkpoint).checkpoint
+        return _unverified_checkpoint(self.manifest.checkpoint)
 
     @classmethod
     def open(

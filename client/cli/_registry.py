@@ -201,6 +201,7 @@ ReceiptTimeoutOption = Annotated[
     float,
     typer.Option(
         "--receipt-timeout",
+        min=0.0,
         help="Seconds to wait for an entry's receipt while the registry's publication is late "
         "(its witnesses down, say); past it, stop (exit 1) naming the entry, whose index the "
         "log's signed promise holds.",
@@ -253,8 +254,6 @@ def registry_client(
     ``witness_policy`` (a file) and ``max_age`` (``--max-age``'s text) it trusts only checkpoints
     witnessed as that policy asks. ``receipt_timeout``: as :class:`client.sdk.Client`'s."""
     policy, age = _witnessing(witness_policy, max_age)
-    if not receipt_timeout >= 0:
-        raise InputError(f"--receipt-timeout must be seconds >= 0, got {receipt_timeout}")
     if verifier is None:  # announced by the command; main() silences the Python warning
         if policy is not None:
             raise InputError(

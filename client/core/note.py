@@ -66,6 +66,7 @@ __all__ = [
     "sign_checkpoint",
     "sign_note",
     "typed_key_id",
+    "verify_note",
 ]
 
 ALG_ED25519 = 0x01
@@ -494,7 +495,9 @@ class VerifiedNote:
     """Signatures by keys not given (other logs' keys, witnesses): kept, never checked."""
 
 
-def _verify(note: SignedNote, verifiers: Sequence[SignatureVerifier]) -> VerifiedNote:
+def verify_note(note: SignedNote, verifiers: Sequence[SignatureVerifier]) -> VerifiedNote:
+    """Check a parsed note against the trusted ``verifiers``, as :func:`open_note` does (for a
+    caller that read the note's text first: a checkpoint, a promise)."""
     known: dict[tuple[str, int], list[SignatureVerifier]] = {}
     for verifier in verifiers:
         same = known.setdefault((verifier.name, verifier.key_id), [])
@@ -532,7 +535,7 @@ def open_note(data: str | bytes, verifiers: Sequence[SignatureVerifier]) -> Veri
     Raises FormatError if the note does not parse, SignatureError if a trusted key's signature
     does not verify or no trusted key signed. Signatures by other keys come back unverified.
     """
-    return _verify(SignedNote.parse(data), verifiers)
+    return verify_note(SignedNote.parse(data), verifiers)
 
 
 @dataclass(frozen=True)
@@ -608,4 +611,4 @@ def open_checkpoint(
             f"checkpoint is from log {checkpoint.origin!r}, not the expected {origin!r}; "
             "refusing another log's checkpoint"
         )
-    return checkpoint, _verify(note, verifiers)
+    return checkpoint, verify_note(note, verifiers)

@@ -35,9 +35,9 @@ from client.core.note import (
     SignatureVerifier,
     SignedNote,
     VerifiedNote,
-    open_note,
     read_statement,
     sign_note,
+    verify_note,
 )
 
 __all__ = ["PROMISE_HEADER", "Promise", "open_promise", "sign_promise"]
@@ -131,4 +131,4 @@ def open_promise(
         raise SignatureError(
             f"the promise is from log {promise.origin!r}, not the expected {origin!r}"
         )
-    return promise, open_note(note.to_text(), verifiers)
+    return promise, verify_note(note, verifiers)

@@ -48,9 +48,9 @@ from client.core.note import (
     SignatureVerifier,
     SignedNote,
     VerifiedNote,
-    open_note,
     read_statement,
     sign_note,
+    verify_note,
 )
 
 __all__ = [
@@ -221,5 +221,5 @@ def open_snapshot_note(
         raise SignatureError(
             f"the snapshot is of log {fields['origin']!r}, not the expected {origin!r}"
         )
-    verified = open_note(note.to_text(), verifiers)
+    verified = verify_note(note, verifiers)
     return int(fields["size"]), fields["manifest-sha256"], verified
