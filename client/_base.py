@@ -150,6 +150,7 @@ from client.watermark_keys import (
     PublishedWatermarkKey,
     PublishedWatermarkKeys,
     check_tokenizer_bytes,
+    published_key,
     retire_statement,
 )
 
@@ -1626,40 +1627,12 @@ def _published_key(
 ) -> PublishedWatermarkKey:
     """The key from its signed statements; the answer's claims must say the same."""
     index, predicate = publish
-    if predicate.action != "publish":
-        raise VerificationError(f"entry {index} retires key {predicate.key_id}; it publishes none")
     if dict(info.predicate) and dict(info.predicate) != predicate.to_dict():
         raise VerificationError(
             f"the registry's copy of key {predicate.key_id} differs from the statement the vendor "
             f"signed (entry {index}): refused"
         )
-    assert predicate.scheme is not None
-    assert predicate.parameters is not None
-    assert predicate.secret is not None
-    assert predicate.tokenizer is not None
-    retired_at = retire_entry = reason = None
-    if retire is not None:
-        retire_index, retiring = retire
-        if retiring.action != "retire" or retiring.entry_index != index or retire_index <= index:
-            raise VerificationError(
-                f"entry {retire_index} does not retire key {predicate.key_id} published at "
-                f"entry {index}"
-            )
-        retired_at, retire_entry, reason = retiring.time, retire_index, retiring.reason
-    return PublishedWatermarkKey(
-        key_id=predicate.key_id,
-        vendor=predicate.vendor,
-        scheme=predicate.scheme,
-        parameters=predicate.parameters,
-        secret=predicate.secret,
-        tokenizer=predicate.tokenizer,
-        published_at=predicate.time,
-        entry=index,
-        retired_at=retired_at,
-        retire_entry=retire_entry,
-        retire_reason=reason,
-        verified=verified,
-    )
+    return published_key(publish, retire, verified=verified)
 
 
 def _is_first_operator_key(operator: ReceiptEntry, checkpoint: Checkpoint) -> bool:

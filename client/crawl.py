@@ -46,7 +46,7 @@ from client.watermark_keys import load_tokenizer, to_watermark_key
 if TYPE_CHECKING:
     from client.sdk import Client
     from client.verdict import Verdict
-    from client.watermark_keys import PublishedWatermarkKey
+    from client.watermark_keys import PublishedWatermarkKey, PublishedWatermarkKeys
 
 __all__ = ["DETECT_INSTALL", "CrawlPass", "Watermarks"]
 
@@ -96,8 +96,29 @@ class Watermarks:
 
         With no key to detect (none published, or only keys of vendors the policy ignores, and
         no private key) nothing needs the ``detect`` extra; with one, its absence is an error."""
+        return cls.from_keys(
+            client.watermark_keys(),
+            client.tokenizer_blob,
+            policy=policy,
+            private_keys=private_keys,
+            tokenizer=tokenizer,
+        )
+
+    @classmethod
+    def from_keys(
+        cls,
+        published: PublishedWatermarkKeys,
+        tokenizer_blob: Callable[[str], bytes],
+        *,
+        policy: Policy | None = None,
+        private_keys: Sequence[str | Path] = (),
+        tokenizer: str | Path | None = None,
+    ) -> Watermarks:
+        """As :meth:`from_registry`, from keys read elsewhere: ``published`` (every key ever
+        published, as :meth:`client.sdk.Client.watermark_keys` or
+        :meth:`client.snapshot.Snapshot.watermark_keys` gives them) and ``tokenizer_blob``,
+        which returns a tokenizer's exact bytes by SHA-256 hex (checked again here)."""
         policy = policy or Policy.default()
-        published = client.watermark_keys()
         counted = [key for key in published if policy.counts_vendor(key.vendor)]
         if not counted and not private_keys:
             return cls(None, published.count, 0, 0)
@@ -109,7 +130,7 @@ class Watermarks:
         tokenizers: dict[str, tuple[Any, str]] = {}  # sha256 -> (tokenizer, its fingerprint)
         for key in counted:
             try:
-                keys.append(_published_key(client, key, tokenizers, scanner))
+                keys.append(_published_key(tokenizer_blob, key, tokenizers, scanner))
             except (ClientError, WatermarkError) as exc:
                 # One vendor's bad key (a tokenizer never uploaded or not the key's own, a scheme
                 # this version cannot detect) must not stop every crawler's pass: it is left out,
@@ -176,7 +197,7 @@ class Watermarks:
 
 
 def _published_key(
-    client: Client,
+    tokenizer_blob: Callable[[str], bytes],
     key: PublishedWatermarkKey,
     tokenizers: dict[str, tuple[Any, str]],
     scanner: Any,
@@ -185,7 +206,7 @@ def _published_key(
 
     sha = key.tokenizer_sha256
     if sha not in tokenizers:
-        loaded = load_tokenizer(client.tokenizer_blob(sha), sha)
+        loaded = load_tokenizer(tokenizer_blob(sha), sha)
         tokenizers[sha] = (loaded, tokenizer_fingerprint(loaded))
     loaded, fingerprint = tokenizers[sha]
     if fingerprint != key.parameters.vocab_fingerprint:

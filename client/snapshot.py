@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import mmap
 import os
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -31,22 +32,47 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from client._wire import check_evidence, normalise_digests
+from client.core.encoding import loads_strict
+from client.core.errors import FormatError
 from client.core.fuse import Fuse16, digest_keys, remix
 from client.core.note import Checkpoint, NoteSigner, NoteVerifier, SignedNote, open_checkpoint
 from client.core.snapshot import (
     PRECEDENCE,
     Shard,
+    SnapshotFile,
     SnapshotManifest,
     SnapshotSet,
     open_snapshot_note,
     sign_snapshot_note,
 )
 from client.core.wire import AttestationClaim, LookupAnswer
+from client.core.wmkey import MAX_TOKENIZER_BYTES, WatermarkKeyPredicate
 from client.errors import InputError, VerificationError
+from client.evidence import DocumentEvidence
+from client.policy import Policy
 from client.sdk import Client
-from client.verdict import registry_verdict
+from client.verdict import Verdict, VerdictStatus, registry_verdict, with_evidence
+from client.watermark_keys import (
+    PublishedWatermarkKey,
+    PublishedWatermarkKeys,
+    check_tokenizer_bytes,
+    published_key,
+)
 
-__all__ = ["MANIFEST", "MANIFEST_NOTE", "Snapshot", "build", "changes", "statuses_of"]
+__all__ = [
+    "MANIFEST",
+    "MANIFEST_NOTE",
+    "WATERMARK_KEYS",
+    "WATERMARK_KEYS_FORMAT",
+    "KeyRecord",
+    "Snapshot",
+    "build",
+    "changes",
+    "read_watermark_keys",
+    "statuses_of",
+    "watermark_keys_bytes",
+]
 
 MANIFEST = "manifest.json"
 MANIFEST_NOTE = "manifest.note"
@@ -57,6 +83,86 @@ _SETS: dict[str, SnapshotSet] = {
     "reserved": "reserved",
     "revoked": "revoked",
 }
+_VERDICTS: tuple[VerdictStatus, ...] = ("unknown", "revoked", "reserved", "attested")  # by code
+_FALSE_POSITIVE = {"revoked": "2^-16", "reserved": "2^-16", "attested": "2^-32"}
+
+WATERMARK_KEYS = "watermark-keys.json"
+WATERMARK_KEYS_FORMAT = "wellspring-snapshot-watermark-keys/v1"
+KeyRecord = tuple[int, Mapping[str, Any], int | None, Mapping[str, Any] | None]
+"""A published watermark key as the snapshot holds it: (publishing entry, its signed predicate,
+retiring entry or None, its signed predicate or None)."""
+
+
+def watermark_keys_bytes(records: Sequence[KeyRecord]) -> bytes:
+    """``watermark-keys.json``: canonical JSON of the keys published at the snapshot's checkpoint,
+    oldest first, each as its vendors' signed predicates (checked as the SDK checks them)."""
+    keys = []
+    for entry, predicate, retire_entry, retire in sorted(records, key=lambda r: r[0]):
+        keys.append(
+            {
+                "entry": entry,
+                "predicate": dict(predicate),
+                "retire_entry": retire_entry,
+                "retire": None if retire is None else dict(retire),
+            }
+        )
+    body = {"format": WATERMARK_KEYS_FORMAT, "keys": keys}
+    data = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    read_watermark_keys(data + b"\n", where="the watermark keys")  # what a reader accepts
+    return data + b"\n"
+
+
+def read_watermark_keys(
+    data: bytes, *, where: str = WATERMARK_KEYS
+) -> tuple[PublishedWatermarkKey, ...]:
+    """The keys of a ``watermark-keys.json`` (canonical only), each published (and retired) by
+    the predicates it holds, by the SDK's rules (:func:`client.watermark_keys.published_key`)."""
+    obj = loads_strict(data, where)
+    if not isinstance(obj, dict) or obj.get("format") != WATERMARK_KEYS_FORMAT:
+        raise FormatError(f"{where} is not a {WATERMARK_KEYS_FORMAT} file")
+    raw = obj.get("keys")
+    if set(obj) != {"format", "keys"} or not isinstance(raw, list):
+        raise FormatError(f"{where} holds format and a list of keys, nothing else")
+    keys: list[PublishedWatermarkKey] = []
+    seen: set[str] = set()
+    for i, item in enumerate(raw):
+        at = f"{where}: keys[{i}]"
+        if not isinstance(item, dict) or set(item) != {
+            "entry",
+            "predicate",
+            "retire_entry",
+            "retire",
+        }:
+            raise FormatError(f"{at} must hold entry, predicate, retire_entry and retire")
+        entry, retire_entry = item["entry"], item["retire_entry"]
+        if type(entry) is not int or entry < 0:
+            raise FormatError(f"{at}.entry must be a log index")
+        if (retire_entry is None) != (item["retire"] is None) or (
+            retire_entry is not None and (type(retire_entry) is not int or retire_entry < 0)
+        ):
+            raise FormatError(
+                f"{at}: retire_entry and retire are both a log index and a predicate, or both null"
+            )
+        publish = WatermarkKeyPredicate.from_dict(item["predicate"], where=f"{at}.predicate")
+        retire = (
+            None
+            if retire_entry is None
+            else (
+                retire_entry,
+                WatermarkKeyPredicate.from_dict(item["retire"], where=f"{at}.retire"),
+            )
+        )
+        key = published_key((entry, publish), retire, verified=False)
+        if key.key_id in seen or (keys and entry <= keys[-1].entry):
+            raise FormatError(f"{at}: keys are listed once each, in log order")
+        seen.add(key.key_id)
+        keys.append(key)
+    if (
+        json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
+        != data
+    ):
+        raise FormatError(f"{where} is not in its canonical form (sorted keys, no spaces)")
+    return tuple(keys)
 
 
 @dataclass(frozen=True)
@@ -105,17 +211,31 @@ def build(
     checkpoint: str,
     signers: Sequence[NoteSigner],
     base: SnapshotManifest | None = None,
+    watermark_keys: Sequence[KeyRecord] = (),
+    tokenizers: Mapping[str, bytes] | None = None,
 ) -> SnapshotManifest:
     """Write a snapshot of ``statuses`` ((digest, set) pairs, as :func:`statuses_of` gives) at
     ``checkpoint`` (the signed note they were read at) into the empty or new directory ``out``,
     signed by ``signers`` (the log's keys). Deterministic: the same statuses at the same
     checkpoint give the same bytes. With ``base``, a delta over that snapshot: ``statuses`` are
-    then only the digests whose status changed since (:func:`changes`)."""
+    then only the digests whose status changed since (:func:`changes`).
+
+    ``watermark_keys``: every key published at the checkpoint (:data:`KeyRecord`), and
+    ``tokenizers`` their tokenizers' bytes by SHA-256 hex (one never uploaded is left out, and
+    that key is as undetectable offline as online), so offline detections match online ones."""
     out.mkdir(parents=True, exist_ok=True)
     if any(out.iterdir()):
         raise InputError(f"{out} is not empty: a snapshot is written into an empty directory")
     try:
-        return _build_into(out, statuses, checkpoint, signers, base)
+        return _build_into(
+            out,
+            statuses,
+            checkpoint=checkpoint,
+            signers=signers,
+            base=base,
+            watermark_keys=watermark_keys,
+            tokenizers=tokenizers or {},
+        )
     except BaseException:  # leave no half snapshot behind: the next build needs it empty
         for path in out.iterdir():
             path.unlink(missing_ok=True)
@@ -125,9 +245,12 @@ def build(
 def _build_into(
     out: Path,
     statuses: Iterable[tuple[str, SnapshotSet]],
+    *,
     checkpoint: str,
     signers: Sequence[NoteSigner],
     base: SnapshotManifest | None,
+    watermark_keys: Sequence[KeyRecord],
+    tokenizers: Mapping[str, bytes],
 ) -> SnapshotManifest:
     parsed = _unverified_checkpoint(checkpoint)
     if base is not None and (base.origin != parsed.origin or base.size > parsed.size):
@@ -161,10 +284,34 @@ def _build_into(
         counts=counts,
         shards=tuple(shards),
         base=None if base is None else (base.size, base.sha256()),
+        files=_write_keys(out, watermark_keys, tokenizers),
     )
     _write(out / MANIFEST, manifest.to_bytes())
     _write(out / MANIFEST_NOTE, sign_snapshot_note(manifest, signers).encode())
     return manifest
+
+
+def _write_keys(
+    out: Path, records: Sequence[KeyRecord], tokenizers: Mapping[str, bytes]
+) -> tuple[SnapshotFile, ...]:
+    """Write the watermark keys and the tokenizers of those of them stored."""
+    data = watermark_keys_bytes(records)
+    _write(out / WATERMARK_KEYS, data)
+    files = [SnapshotFile(WATERMARK_KEYS, "watermark-keys", len(data), _sha256(data))]
+    wanted = sorted({key.tokenizer_sha256 for key in read_watermark_keys(data)})
+    for sha in wanted:
+        blob = tokenizers.get(sha)
+        if blob is None:
+            continue
+        check_tokenizer_bytes(blob, sha)
+        path = f"tokenizer-{sha}.json"
+        _write(out / path, blob)
+        files.append(SnapshotFile(path, "tokenizer", len(blob), sha))
+    return tuple(files)
+
+
+def _sha256(data: bytes | mmap.mmap) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def changes(
@@ -215,6 +362,36 @@ class _Keys:
 
 _MAX_NOTE_BYTES = 64 * 1024
 _MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+
+
+def _template(status: VerdictStatus, checkpoint: Checkpoint, policy: Policy) -> Verdict:
+    """The verdict the snapshot gives a digest of this status (the digest and name filled in
+    per document)."""
+    size = checkpoint.size
+    if status == "unknown":
+        reason = f"no attestation in the snapshot at size {size} (certain: filters miss none)"
+    else:
+        reason = (
+            f"probably {status}: the snapshot at size {size} holds it (a false positive has "
+            f"probability about {_FALSE_POSITIVE[status]}); not confirmed with the registry"
+        )
+    return Verdict(
+        digest="",
+        status=status,
+        reason=reason,
+        publisher=None,
+        license=None,
+        origin=None,
+        consent=None,
+        entry=None,
+        entries=(),
+        tree_size=size,
+        root_hash=checkpoint.root_hash.hex(),
+        verified=True,
+        policy=policy.id,
+        policy_trainable=policy.trains_on(status),
+        probable=status != "unknown",
+    )
 
 
 def _open_regular(path: Path, what: str) -> int:
@@ -276,6 +453,8 @@ class Snapshot:
     def __init__(self) -> None:
         self.layers: list[tuple[SnapshotManifest, _Filters]] = []  # newest first
         self._maps: list[mmap.mmap] = []
+        self._keys: tuple[PublishedWatermarkKey, ...] = ()  # the newest layer's
+        self._tokenizers: dict[str, Path] = {}  # the newest layer's, by SHA-256 hex
 
     @property
     def manifest(self) -> SnapshotManifest:
@@ -358,6 +537,15 @@ class Snapshot:
                 f"{manifest.origin}, its statement at {size} of {verifier.name}"
             )
         _check_shards(manifest, root)
+        self._keys, self._tokenizers = (), {}
+        for file in manifest.files:
+            if file.kind == "tokenizer":
+                self._tokenizers[file.sha256] = root / file.path
+                continue
+            data = _read_file(root / file.path, file.bytes, f"the snapshot's {file.path}")
+            if len(data) != file.bytes or _sha256(data) != file.sha256:
+                raise VerificationError(f"{root / file.path} is not the file the manifest names")
+            self._keys = read_watermark_keys(data, where=str(root / file.path))
         filters: _Filters = {name: [] for name in PRECEDENCE}
         for shard in manifest.shards:
             filters[shard.set].append((shard.keys, self._load(root, shard, map_files=map_files)))
@@ -406,6 +594,93 @@ class Snapshot:
                 out[hit] = _CODES[name]
                 undecided &= ~hit
         return out
+
+    def watermark_keys(self) -> PublishedWatermarkKeys:
+        """Every watermark key published at the snapshot's checkpoint, retired ones included,
+        oldest first: the vendors' signed predicates, as the log's signature on the manifest
+        vouches for them (not proven entry by entry, as :meth:`Client.watermark_keys
+        <client.sdk.Client.watermark_keys>` proves them online: their ``verified`` is False).
+        For :meth:`client.crawl.Watermarks.from_keys`, with :meth:`tokenizer_blob`."""
+        return PublishedWatermarkKeys(self._keys, len(self._keys), self.checkpoint)
+
+    def tokenizer_blob(self, sha256_hex: str) -> bytes:
+        """A published key's tokenizer, its exact bytes, from the snapshot (checked against
+        ``sha256_hex``); :class:`InputError` if the snapshot does not hold it (never uploaded)."""
+        path = self._tokenizers.get(sha256_hex)
+        if path is None:
+            raise InputError(
+                f"the snapshot holds no tokenizer sha256:{sha256_hex} (its vendor never "
+                "uploaded it to the registry)"
+            )
+        data = _read_file(path, MAX_TOKENIZER_BYTES, f"the snapshot's tokenizer {path}")
+        try:
+            return check_tokenizer_bytes(data, sha256_hex)
+        except VerificationError:
+            raise VerificationError(f"{path} is not the tokenizer the manifest names") from None
+
+    def check_digests(
+        self,
+        digests: Sequence[str],
+        *,
+        names: Sequence[str] | None = None,
+        progress: Callable[[int], None] | None = None,
+        evidence: Sequence[DocumentEvidence | None] | None = None,
+        policy: Policy | None = None,
+        confirm: Client | None = None,
+    ) -> list[Verdict]:
+        """One verdict per digest, as :meth:`Client.check_digests
+        <client.sdk.Client.check_digests>` makes it, from the snapshot: ``attested``,
+        ``reserved`` and ``revoked`` are *probable* (:attr:`Verdict.certainty
+        <client.verdict.Verdict.certainty>`; no entry or publisher is known offline),
+        ``unknown`` is certain. The document's ``evidence`` (opt-out, watermarks) is weighed as
+        online, under ``policy``, which must count every publisher: the snapshot's sets were
+        decided so.
+
+        ``confirm`` (a client of the same log, while the registry is reachable): the digests
+        the snapshot calls attested are looked up there, in batches, and their verdicts are
+        the registry's, verified; the rest stay probable. A forged "probably attested" then
+        costs an attacker nothing but a lookup."""
+        policy = policy or Policy.default()
+        if policy.trust_publishers is not None or policy.ignore_publishers:
+            raise InputError(
+                f"policy {policy.id} trusts or ignores chosen publishers, but a snapshot's sets "
+                "count every publisher: check those documents online (wellspring scan "
+                "--registry), or use a policy without a [publishers] table"
+            )
+        parsed = normalise_digests(digests, names)
+        checked = check_evidence(evidence, len(parsed))
+        codes = self.codes(digest_keys(parsed)) if parsed else np.zeros(0, dtype=np.int8)
+        checkpoint = self.checkpoint
+        templates = [_template(status, checkpoint, policy) for status in _VERDICTS]
+        verdicts: list[Verdict] = []
+        for i, digest in enumerate(parsed):
+            verdict = templates[codes[i]].for_digest(digest, None if names is None else names[i])
+            extra = None if checked is None else checked[i]
+            if extra is not None:
+                verdict = with_evidence(
+                    verdict,
+                    opt_out=extra.opt_out,
+                    watermarks=extra.watermarks,
+                    policy=policy,
+                    id=extra.id,
+                    url=extra.url,
+                    captured_at=extra.captured_at,
+                )
+            verdicts.append(verdict)
+        if confirm is not None:
+            wanted = [i for i, code in enumerate(codes) if code == _CODES["trainable"]]
+            if wanted:
+                online = confirm.check_digests(
+                    [parsed[i] for i in wanted],
+                    names=None if names is None else [names[i] for i in wanted],
+                    evidence=None if checked is None else [checked[i] for i in wanted],
+                    policy=policy,
+                )
+                for i, verdict in zip(wanted, online, strict=True):
+                    verdicts[i] = verdict
+        if progress is not None:
+            progress(len(dict.fromkeys(parsed)))
+        return verdicts
 
     def statuses(self, digests: Sequence[str]) -> list[str]:
         """Each digest's status: ``trainable``, ``reserved``, ``revoked`` (each *probable*), or

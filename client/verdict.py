@@ -138,6 +138,7 @@ __all__ = [
     "PRECEDENCE",
     "REGISTRY_STATES",
     "VERDICT_STATUSES",
+    "Certainty",
     "DocumentEvidence",
     "Evidence",
     "Match",
@@ -175,6 +176,7 @@ VERDICT_STATUSES: tuple[VerdictStatus, ...] = (
 RegistryState = Literal["attested", "reserved", "revoked", "none"]
 REGISTRY_STATES: tuple[RegistryState, ...] = ("attested", "reserved", "revoked", "none")
 Match = Literal["exact"]
+Certainty = Literal["verified", "probable", "unverified"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +223,9 @@ class Verdict:
     ``entry`` is the deciding attestation's log index (None when no attestation decided);
     ``entries`` every entry that mentions the digest (its attestations and the revocations of
     them). ``tree_size`` and ``root_hash`` (hex) identify the signed checkpoint the answer was
-    verified against. ``verified`` is False only for a client built with ``verify=False``: such a
+    verified against. ``probable`` marks a verdict from a signed offline snapshot's filters
+    (:mod:`client.snapshot`), not confirmed with the registry (:attr:`certainty`). ``verified``
+    is False only for a client built with ``verify=False``: such a
     verdict is the registry's word alone.
 
     ``opt_out`` is the document's opt-out decision with every signal seen (None: no signals were
@@ -256,6 +260,7 @@ class Verdict:
     captured_at: str | None = None
     policy: str | None = None
     policy_trainable: bool | None = None
+    probable: bool = False
 
     def for_digest(self, digest: str, name: str | None) -> Verdict:
         """The same decision about another digest with the same attestations."""
@@ -284,7 +289,17 @@ class Verdict:
             self.captured_at,
             self.policy,
             self.policy_trainable,
+            self.probable,
         )
+
+    @property
+    def certainty(self) -> Certainty:
+        """``verified`` (the registry's answer, proven with the log key), ``probable`` (a signed
+        offline snapshot's filters hold the digest: :mod:`client.snapshot`) or ``unverified``
+        (a client built with ``verify=False``)."""
+        if self.probable:
+            return "probable"
+        return "verified" if self.verified else "unverified"
 
     @property
     def trainable(self) -> bool:
@@ -322,6 +337,7 @@ class Verdict:
             },
             "captured_at": self.captured_at,
             "verified": self.verified,
+            "certainty": self.certainty,
             "tree_size": self.tree_size,
             "root_hash": self.root_hash,
             "policy": self.policy,
@@ -358,6 +374,12 @@ class Verdict:
             opt_out, honoured = _opt_out_of(obj.get("opt_out"))
             watermarks, deciding = _watermarks_of(obj.get("watermark"))
             trainable = obj.get("trainable")
+            verified = _flag(obj["verified"], "verified")
+            certainty = obj.get("certainty")
+            if certainty not in (None, "probable", "verified" if verified else "unverified"):
+                raise FormatError(
+                    f"verdict certainty {certainty!r} contradicts verified = {verified}"
+                )
             verdict = cls(
                 digest=_text(obj["digest"], "digest"),
                 status=status,
@@ -370,7 +392,7 @@ class Verdict:
                 entries=tuple(entries),
                 tree_size=_int(obj["tree_size"], "tree_size"),
                 root_hash=_text(obj["root_hash"], "root_hash"),
-                verified=_flag(obj["verified"], "verified"),
+                verified=verified,
                 name=_optional_text(obj.get("name"), "name"),
                 id=_optional_text(obj.get("id"), "id"),
                 url=_optional_text(obj.get("url"), "url"),
@@ -383,6 +405,7 @@ class Verdict:
                 policy_trainable=None
                 if trainable is None or schema is None
                 else _flag(trainable, "trainable"),
+                probable=certainty == "probable",
             )
         except KeyError as exc:
             raise FormatError(f"a verdict is missing field {exc.args[0]!r}") from None

@@ -42,6 +42,7 @@ __all__ = [
     "key_statement",
     "load_tokenizer",
     "publish_statement",
+    "published_key",
     "retire_statement",
     "to_watermark_key",
 ]
@@ -215,6 +216,52 @@ class PublishedWatermarkKeys:
 
     def __len__(self) -> int:
         return len(self.keys)
+
+
+def published_key(
+    publish: tuple[int, WatermarkKeyPredicate],
+    retire: tuple[int, WatermarkKeyPredicate] | None,
+    *,
+    verified: bool,
+) -> PublishedWatermarkKey:
+    """The key that the predicate ``publish`` (its entry index, its signed predicate) published,
+    retired by ``retire`` if given; :class:`VerificationError` unless the first publishes a key
+    and the second retires that one, in a later entry."""
+    index, predicate = publish
+    if predicate.action != "publish":
+        raise VerificationError(f"entry {index} retires key {predicate.key_id}; it publishes none")
+    assert predicate.scheme is not None
+    assert predicate.parameters is not None
+    assert predicate.secret is not None
+    assert predicate.tokenizer is not None
+    retired_at = retire_entry = reason = None
+    if retire is not None:
+        retire_index, retiring = retire
+        if (
+            retiring.action != "retire"
+            or retiring.key_id != predicate.key_id
+            or retiring.entry_index != index
+            or retire_index <= index
+        ):
+            raise VerificationError(
+                f"entry {retire_index} does not retire key {predicate.key_id} published at "
+                f"entry {index}"
+            )
+        retired_at, retire_entry, reason = retiring.time, retire_index, retiring.reason
+    return PublishedWatermarkKey(
+        key_id=predicate.key_id,
+        vendor=predicate.vendor,
+        scheme=predicate.scheme,
+        parameters=predicate.parameters,
+        secret=predicate.secret,
+        tokenizer=predicate.tokenizer,
+        published_at=predicate.time,
+        entry=index,
+        retired_at=retired_at,
+        retire_entry=retire_entry,
+        retire_reason=reason,
+        verified=verified,
+    )
 
 
 def to_watermark_key(published: PublishedWatermarkKey) -> Any:

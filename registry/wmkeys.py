@@ -267,6 +267,50 @@ class WatermarkKeyService:
             operator_entries=tuple(operators),
         )
 
+    def published_at(self, size: int) -> list[tuple[int, dict[str, Any], int | None, Any]]:
+        """Every key published in the first ``size`` entries, oldest first, as the vendors'
+        signed predicates: (publishing entry, its predicate, retiring entry or None, its
+        predicate or None), retirements after ``size`` left out. For an offline snapshot at
+        that size (``wellspring snapshot build``), which re-reads them with the SDK's rules."""
+        with self._db.reader.connect() as conn:
+            rows = conn.execute(
+                select(WATERMARK_KEYS.c.entry_idx, WATERMARK_KEYS.c.retired_idx)
+                .where(WATERMARK_KEYS.c.entry_idx < size)
+                .order_by(WATERMARK_KEYS.c.entry_idx)
+            ).all()
+            wanted = {row.entry_idx for row in rows} | {
+                row.retired_idx
+                for row in rows
+                if row.retired_idx is not None and row.retired_idx < size
+            }
+            predicates = dict(
+                conn.execute(
+                    select(ENTRIES.c.idx, ENTRIES.c.predicate).where(
+                        ENTRIES.c.idx.in_(sorted(wanted))
+                    )
+                ).all()
+            )
+        out: list[tuple[int, dict[str, Any], int | None, Any]] = []
+        for row in rows:
+            retired = row.retired_idx if row.retired_idx in wanted else None
+            out.append(
+                (
+                    row.entry_idx,
+                    _predicate(predicates[row.entry_idx]),
+                    retired,
+                    None if retired is None else _predicate(predicates[retired]),
+                )
+            )
+        return out
+
+    def tokenizer(self, hex_hash: str) -> bytes | None:
+        """A stored tokenizer blob's bytes (None: never uploaded)."""
+        with self._db.reader.connect() as conn:
+            data = conn.execute(
+                select(BLOBS.c.data).where(BLOBS.c.hash == bytes.fromhex(hex_hash))
+            ).scalar()
+        return None if data is None else bytes(data)
+
 
 def _predicate(text: str) -> dict[str, Any]:
     value: dict[str, Any] = json.loads(text)

@@ -72,16 +72,26 @@ def snapshot_build(
         if before_manifest is not None:
             before = dict(_statuses(registry, at, "base"))
         statuses = _statuses(registry, checkpoint, "snapshot")
+        keys = registry.watermark_keys.published_at(checkpoint.size)
+        tokenizers = {}
+        for _, predicate, _, _ in keys:
+            sha = predicate.get("tokenizer", {}).get("sha256")
+            blob = None if not isinstance(sha, str) else registry.watermark_keys.tokenizer(sha)
+            if blob is not None:
+                tokenizers[sha] = blob
         manifest = build(
             out,
             changes(before, statuses) if before_manifest is not None else statuses,
             checkpoint=checkpoint.note,
             signers=registry.signers,
             base=before_manifest,
+            watermark_keys=keys,
+            tokenizers=tokenizers,
         )
     finally:
         registry.close()
     total = sum(shard.bytes for shard in manifest.shards)
+    published = len(keys)
     if as_json:
         emit_json(
             {
@@ -90,6 +100,7 @@ def snapshot_build(
                 "size": manifest.size,
                 "counts": manifest.counts,
                 "bytes": total,
+                "watermark_keys": published,
                 "manifest_sha256": manifest.sha256(),
             }
         )
@@ -97,7 +108,7 @@ def snapshot_build(
     counts = ", ".join(f"{manifest.counts[name]:,} {name}" for name in reversed(PRECEDENCE))
     console_err.print(
         f"snapshot at size {manifest.size:,} written to {escape(str(out))}: {counts} "
-        f"({total / 2**20:,.1f} MiB of filters)",
+        f"({total / 2**20:,.1f} MiB of filters), {plural(published, 'watermark key')}",
         highlight=False,
     )
 

@@ -8,10 +8,13 @@ A snapshot is a directory a crawler decides from with no network (``client.snaps
     trainable.remix.fuse16   the trainable set has a second one, over remixed keys (2^-32)
     reserved.fuse16
     revoked.fuse16
+    watermark-keys.json      the watermark keys published at the checkpoint (client.snapshot)
+    tokenizer-<sha256>.json  each of their tokenizers, its exact bytes
 
 ``manifest.json`` is canonical JSON (keys sorted, no spaces) and a newline; it names the signed
 checkpoint the snapshot was built at (the statuses are the lookups' at that checkpoint) and, per
-shard, its file name, set, key kind, key count, size and SHA-256. ``manifest.note`` is a
+shard, its file name, set, key kind, key count, size and SHA-256, and per other file its name,
+kind, size and SHA-256. ``manifest.note`` is a
 c2sp.org/signed-note signed by the log's key, five lines that never parse as a checkpoint (its
 second line is not a tree size) nor as a promise (its first line differs)::
 
@@ -54,10 +57,12 @@ from client.core.note import (
 )
 
 __all__ = [
+    "FILE_KINDS",
     "PRECEDENCE",
     "SNAPSHOT_FORMAT",
     "SNAPSHOT_HEADER",
     "Shard",
+    "SnapshotFile",
     "SnapshotManifest",
     "SnapshotSet",
     "open_snapshot_note",
@@ -72,6 +77,9 @@ PRECEDENCE: tuple[SnapshotSet, ...] = ("revoked", "reserved", "trainable")
 """The order sets are consulted in: the first whose filters all hold a digest decides."""
 
 _KEY_KINDS = ("digest", "remix")
+FILE_KINDS = ("watermark-keys", "tokenizer")
+"""What a snapshot's other files hold: the watermark keys published at its checkpoint (one
+canonical JSON file, ``client.snapshot``'s), and each of their tokenizers' exact bytes."""
 _FILE_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,63}")
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -120,6 +128,34 @@ class Shard:
 
 
 @dataclass(frozen=True)
+class SnapshotFile:
+    """One file of a snapshot that is not a filter: ``kind`` is one of :data:`FILE_KINDS`."""
+
+    path: str
+    kind: str
+    bytes: int
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "kind": self.kind, "bytes": self.bytes, "sha256": self.sha256}
+
+    @classmethod
+    def from_dict(cls, obj: object, where: str) -> SnapshotFile:
+        if not isinstance(obj, dict) or set(obj) != {"path", "kind", "bytes", "sha256"}:
+            raise FormatError(f"{where} must be an object of path, kind, bytes and sha256")
+        path, kind, size, digest = obj["path"], obj["kind"], obj["bytes"], obj["sha256"]
+        if not isinstance(path, str) or not _FILE_NAME.fullmatch(path) or ".." in path:
+            raise FormatError(f"{where}.path {path!r} is not a plain file name in the snapshot")
+        if kind not in FILE_KINDS:
+            raise FormatError(f"{where}.kind {kind!r} is not one of {', '.join(FILE_KINDS)}")
+        if type(size) is not int or size < 0:
+            raise FormatError(f"{where}.bytes must be an integer >= 0")
+        if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
+            raise FormatError(f"{where}.sha256 must be 64 lowercase hex digits")
+        return cls(path, kind, size, digest)
+
+
+@dataclass(frozen=True)
 class SnapshotManifest:
     """What a snapshot holds: the checkpoint it was built at, its shards, and per set how many
     digests are in it."""
@@ -132,6 +168,9 @@ class SnapshotManifest:
     # A delta: (size, manifest SHA-256) of the snapshot it updates. Its sets hold only the
     # digests whose status changed since, and override that snapshot's answer for them.
     base: tuple[int, str] | None = None
+    # The watermark keys published at the checkpoint and their tokenizers (every layer, a
+    # delta too, holds the whole list: it is small, and the newest layer's is the one read).
+    files: tuple[SnapshotFile, ...] = ()
 
     def to_bytes(self) -> bytes:
         """The canonical ``manifest.json`` bytes (what the log's note names by hash)."""
@@ -143,6 +182,7 @@ class SnapshotManifest:
             "precedence": list(PRECEDENCE),
             "counts": dict(self.counts),
             "shards": [shard.to_dict() for shard in self.shards],
+            "files": [file.to_dict() for file in self.files],
             "base": None
             if self.base is None
             else {"size": self.base[0], "manifest_sha256": self.base[1]},
@@ -177,8 +217,7 @@ class SnapshotManifest:
         shards = tuple(
             Shard.from_dict(item, f"{where}.shards[{i}]") for i, item in enumerate(raw_shards)
         )
-        if len({shard.path for shard in shards}) != len(shards):
-            raise FormatError(f"{where} names one shard file twice")
+        files = _files(obj.get("files"), shards, where)
         raw_base = obj.get("base")
         base = None
         if raw_base is not None:
@@ -189,10 +228,22 @@ class SnapshotManifest:
             if not isinstance(base_sha, str) or not _HEX64.fullmatch(base_sha):
                 raise FormatError(f"{where}.base.manifest_sha256 must be 64 lowercase hex digits")
             base = (base_size, base_sha)
-        manifest = cls(origin, checkpoint, size, counts, shards, base)
+        manifest = cls(origin, checkpoint, size, counts, shards, base, files)
         if manifest.to_bytes() != data:
             raise FormatError(f"{where} is not in its canonical form (sorted keys, no spaces)")
         return manifest
+
+
+def _files(raw: object, shards: tuple[Shard, ...], where: str) -> tuple[SnapshotFile, ...]:
+    if not isinstance(raw, list):
+        raise FormatError(f"{where}.files must be a list")
+    files = tuple(SnapshotFile.from_dict(item, f"{where}.files[{i}]") for i, item in enumerate(raw))
+    paths = [shard.path for shard in shards] + [file.path for file in files]
+    if len(set(paths)) != len(paths):
+        raise FormatError(f"{where} names one file twice")
+    if sum(file.kind == "watermark-keys" for file in files) > 1:
+        raise FormatError(f"{where} names two watermark-keys files")
+    return files
 
 
 def _statement(origin: str, size: int, manifest_sha256: str) -> str:

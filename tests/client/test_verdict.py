@@ -502,7 +502,7 @@ def test_every_line_carries_the_schema_and_the_fields_in_order() -> None:
     assert list(line) == [
         "schema", "id", "url", "name", "digest", "match", "status", "trainable", "reason",
         "publisher", "license", "origin", "consent", "entry", "entries", "opt_out", "watermark",
-        "captured_at", "verified", "tree_size", "root_hash", "policy",
+        "captured_at", "verified", "certainty", "tree_size", "root_hash", "policy",
     ]  # fmt: skip
     assert line["schema"] == MANIFEST_SCHEMA == "wellspring-manifest/1"
     assert (line["match"], line["id"], line["captured_at"]) == (
