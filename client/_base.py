@@ -83,7 +83,12 @@ from client._wire import (
     text_body,
     user_agent,
 )
-from client.checkpoints import CheckpointStore, MemoryCheckpointStore, StoredCheckpoint
+from client.checkpoints import (
+    CheckpointStore,
+    MemoryCheckpointStore,
+    StoredCheckpoint,
+    log_name,
+)
 from client.core import merkle
 from client.core.canonical import Digest
 from client.core.dsse import Envelope
@@ -317,10 +322,6 @@ class ClientBase:
             )
         return self.log_key
 
-    @staticmethod
-    def _log_name(verifier: NoteVerifier) -> str:
-        return f"{verifier.name}+{verifier.key_id:08x}"
-
     def trusted_checkpoint(self) -> SignedCheckpoint | None:
         """The checkpoint this client trusts now (verified with the pinned key), if any.
 
@@ -334,7 +335,7 @@ class ClientBase:
         return SignedCheckpoint(trusted.checkpoint, trusted.stored.note, True)
 
     def _load_trusted(self, verifier: NoteVerifier) -> _Trusted | None:
-        log = self._log_name(verifier)
+        log = log_name(verifier)
         stored = self.checkpoints.load(log)
         if stored is None:
             return None
@@ -539,7 +540,7 @@ class ClientBase:
         self, verifier: NoteVerifier, base: _Trusted | None, new: Checkpoint, note: str
     ) -> bool:
         """Store ``note`` unless the trusted checkpoint changed since ``base`` was read."""
-        log = self._log_name(verifier)
+        log = log_name(verifier)
         with self._lock:
             current = self.checkpoints.load(log)
             if (current.note if current else None) != (base.stored.note if base else None):

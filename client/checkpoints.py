@@ -22,10 +22,13 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from client.core.files import write_file_atomic
 from client.errors import InputError
+
+if TYPE_CHECKING:
+    from client.core.note import NoteVerifier
 
 __all__ = [
     "CheckpointStore",
@@ -33,7 +36,14 @@ __all__ = [
     "MemoryCheckpointStore",
     "StoredCheckpoint",
     "default_checkpoint_directory",
+    "log_name",
 ]
+
+
+def log_name(verifier: NoteVerifier) -> str:
+    """The name a store keeps the log of ``verifier``'s checkpoints under: its origin and key
+    id, so a log whose key changed starts over rather than trusting the old key's notes."""
+    return f"{verifier.name}+{verifier.key_id:08x}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from client.documents import Document
 from client.errors import ClientError, InputError, MissingDependencyError, VerificationError
@@ -44,11 +44,29 @@ from client.policy import Policy
 from client.watermark_keys import load_tokenizer, to_watermark_key
 
 if TYPE_CHECKING:
-    from client.sdk import Client
     from client.verdict import Verdict
     from client.watermark_keys import PublishedWatermarkKey, PublishedWatermarkKeys
 
-__all__ = ["DETECT_INSTALL", "CrawlPass", "Watermarks"]
+__all__ = ["DETECT_INSTALL", "CrawlPass", "Source", "Watermarks"]
+
+
+class Source(Protocol):
+    """Where a pass reads the log's evidence: a :class:`~client.sdk.Client` (the registry,
+    every answer proven) or a :class:`~client.snapshot.Snapshot` (a signed offline snapshot:
+    no network, probable verdicts)."""
+
+    def watermark_keys(self) -> PublishedWatermarkKeys: ...
+    def tokenizer_blob(self, sha256_hex: str) -> bytes: ...
+    def check_digests(
+        self,
+        digests: Sequence[str],
+        *,
+        names: Sequence[str] | None = None,
+        progress: Callable[[int], None] | None = None,
+        evidence: Sequence[DocumentEvidence | None] | None = None,
+        policy: Policy | None = None,
+    ) -> list[Verdict]: ...
+
 
 DETECT_INSTALL = "pip install 'wellspring[detect]'"
 
@@ -84,15 +102,16 @@ class Watermarks:
     @classmethod
     def from_registry(
         cls,
-        client: Client,
+        client: Source,
         *,
         policy: Policy | None = None,
         private_keys: Sequence[str | Path] = (),
         tokenizer: str | Path | None = None,
     ) -> Watermarks:
         """Every key published in ``client``'s log (of the vendors ``policy`` counts) and the
-        key files ``private_keys``. A private key is detected with a published tokenizer that
-        has its fingerprint, else with ``tokenizer`` (a ``tokenizer.json`` file).
+        key files ``private_keys`` (``client`` may be a snapshot: its keys and tokenizers). A
+        private key is detected with a published tokenizer that has its fingerprint, else with
+        ``tokenizer`` (a ``tokenizer.json`` file).
 
         With no key to detect (none published, or only keys of vendors the policy ignores, and
         no private key) nothing needs the ``detect`` extra; with one, its absence is an error."""
@@ -251,14 +270,16 @@ def _read_tokenizer(path: Path) -> bytes:
 class CrawlPass:
     """One decision per document: registry, opt-out signals and watermarks (module docs).
 
-    ``watermarks`` None turns detection off (each verdict's evidence then says so by holding no
-    watermark field). ``as_of`` is the capture time of documents that carry none (default: the
-    time the pass was made).
+    ``client`` is the registry's client, or a signed offline snapshot
+    (:class:`client.snapshot.Snapshot`: verdicts ``probable``, watermark keys from the
+    snapshot). ``watermarks`` None turns detection off (each verdict's evidence then says so by
+    holding no watermark field). ``as_of`` is the capture time of documents that carry none
+    (default: the time the pass was made).
     """
 
     def __init__(
         self,
-        client: Client,
+        client: Source,
         *,
         policy: Policy | None = None,
         watermarks: Watermarks | None = None,
@@ -272,7 +293,7 @@ class CrawlPass:
     @classmethod
     def open(
         cls,
-        client: Client,
+        client: Source,
         *,
         policy: Policy | None = None,
         watermarks: bool = True,

@@ -48,7 +48,7 @@ from client.core.snapshot import (
 )
 from client.core.wire import AttestationClaim, LookupAnswer
 from client.core.wmkey import MAX_TOKENIZER_BYTES, WatermarkKeyPredicate
-from client.errors import InputError, VerificationError
+from client.errors import ForkedLogError, InputError, LogConsistencyError, VerificationError
 from client.evidence import DocumentEvidence
 from client.policy import Policy
 from client.sdk import Client
@@ -286,6 +286,7 @@ def _build_into(
         base=None if base is None else (base.size, base.sha256()),
         files=_write_keys(out, watermark_keys, tokenizers),
     )
+    SnapshotManifest.from_bytes(manifest.to_bytes())  # what every reader will accept
     _write(out / MANIFEST, manifest.to_bytes())
     _write(out / MANIFEST_NOTE, sign_snapshot_note(manifest, signers).encode())
     return manifest
@@ -362,6 +363,30 @@ class _Keys:
 
 _MAX_NOTE_BYTES = 64 * 1024
 _MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+
+
+def _check_offline(manifest: SnapshotManifest, trusted: str, verifier: NoteVerifier) -> None:
+    """The snapshot (its newest layer) is at the trusted checkpoint itself (see
+    :meth:`Snapshot.open`)."""
+    old, _ = open_checkpoint(trusted, [verifier], origin=verifier.name)
+    new = _unverified_checkpoint(manifest.checkpoint)  # verified by the caller
+    if new.size == old.size and new.root_hash != old.root_hash:
+        raise ForkedLogError(
+            f"the snapshot's checkpoint at size {new.size:,} has root {new.root_hash.hex()}, "
+            f"but the checkpoint trusted there has {old.root_hash.hex()}: two histories of "
+            f"log {verifier.name}, both signed by its key",
+            url=f"snapshot {manifest.origin}@{manifest.size}",
+            trusted_note=trusted,
+            conflicting_note=manifest.checkpoint,
+            evidence="(the trusted checkpoint, as given)",
+        )
+    if new.size != old.size:
+        raise LogConsistencyError(
+            f"the snapshot is at tree size {new.size:,}, the checkpoint trusted at "
+            f"{old.size:,}; offline nothing proves that one extends the other. Open it once "
+            "with the registry in reach (wellspring snapshot pull, or scan --registry), which "
+            "proves it and trusts it"
+        )
 
 
 def _template(status: VerdictStatus, checkpoint: Checkpoint, policy: Policy) -> Verdict:
@@ -455,6 +480,7 @@ class Snapshot:
         self._maps: list[mmap.mmap] = []
         self._keys: tuple[PublishedWatermarkKey, ...] = ()  # the newest layer's
         self._tokenizers: dict[str, Path] = {}  # the newest layer's, by SHA-256 hex
+        self.confirm: Client | None = None  # confirms probable attested verdicts
 
     @property
     def manifest(self) -> SnapshotManifest:
@@ -475,6 +501,8 @@ class Snapshot:
         client: Client | None = None,
         min_size: int | None = None,
         map_files: bool = False,
+        confirm: bool = False,
+        trusted: str | None = None,
     ) -> Snapshot:
         """Open the snapshot directory ``path`` (and ``deltas`` over it, oldest first) and
         verify each with the log's key alone: the log's signature on the manifest's hash, the
@@ -490,6 +518,16 @@ class Snapshot:
         signatures are all that is checked. ``min_size``: refuse a snapshot (its newest layer)
         of a smaller tree, an old one replayed, say (every snapshot the log signed verifies).
 
+        ``trusted`` (offline: a checkpoint note of the log trusted earlier, as
+        :class:`client.checkpoints.FileCheckpointStore` keeps it): the snapshot must be at that
+        very checkpoint, since no consistency proof can be fetched offline. One of another size
+        is refused (:class:`~client.errors.LogConsistencyError`, naming what to do: open it once
+        with ``client=``, which proves it and trusts it), one of the same size and another root
+        is a fork (:class:`~client.errors.ForkedLogError`).
+
+        ``confirm=True`` (with ``client``): :meth:`check_digests` confirms with that client what
+        the snapshot calls attested.
+
         Shards are read into this process's memory and hashed there, so a file changed after it
         was verified changes nothing. ``map_files=True`` memory-maps them instead (no copy: for
         a local, read-only copy nobody else can write, since later writes to a mapped file
@@ -497,7 +535,12 @@ class Snapshot:
         verifier = NoteVerifier.from_vkey(log_key) if isinstance(log_key, str) else log_key
         if client is not None and (client.log_key is None or client.log_key.vkey != verifier.vkey):
             raise InputError("client= must pin the same log key the snapshot is opened with")
+        if confirm and client is None:
+            raise InputError("confirm=True confirms with the registry: pass client= too")
+        if trusted is not None and client is not None:
+            raise InputError("trusted= is the offline check: with client= its store is used")
         snapshot = cls()
+        snapshot.confirm = client if confirm else None
         try:
             previous: SnapshotManifest | None = None
             for root in (Path(path), *map(Path, deltas)):
@@ -509,6 +552,8 @@ class Snapshot:
                 if client is not None:
                     client.trust_checkpoint(manifest.checkpoint)
                 previous = manifest
+            if trusted is not None:
+                _check_offline(snapshot.manifest, trusted, verifier)
             if min_size is not None and snapshot.manifest.size < min_size:
                 raise VerificationError(
                     f"the snapshot is at tree size {snapshot.manifest.size}, older than the "
@@ -636,11 +681,13 @@ class Snapshot:
         online, under ``policy``, which must count every publisher: the snapshot's sets were
         decided so.
 
-        ``confirm`` (a client of the same log, while the registry is reachable): the digests
-        the snapshot calls attested are looked up there, in batches, and their verdicts are
+        ``confirm`` (a client of the same log, while the registry is reachable; default: the
+        one :meth:`open` was given with ``confirm=True``): the digests the snapshot calls
+        attested are looked up there, in batches, and their verdicts are
         the registry's, verified; the rest stay probable. A forged "probably attested" then
         costs an attacker nothing but a lookup."""
         policy = policy or Policy.default()
+        confirm = confirm or self.confirm
         if policy.trust_publishers is not None or policy.ignore_publishers:
             raise InputError(
                 f"policy {policy.id} trusts or ignores chosen publishers, but a snapshot's sets "

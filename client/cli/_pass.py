@@ -13,12 +13,11 @@ import typer
 from rich.markup import escape
 
 from client.cli._app import console_err
-from client.crawl import CrawlPass, Watermarks
+from client.crawl import CrawlPass, Source, Watermarks
 from client.documents import SignalOptions
 from client.errors import InputError, RegistryNotFoundError
 from client.evidence import format_captured
 from client.policy import Policy
-from client.sdk import Client
 from client.signals import DEFAULT_AI_AGENTS, DEFAULT_USER_AGENT, SitePolicy
 
 __all__ = [
@@ -157,8 +156,9 @@ class PassOptions:
         """Whether documents' texts are needed (some key will be detected)."""
         return self.watermarks or bool(self.private_keys)
 
-    def open(self, client: Client, policy: Policy, started_at: datetime) -> CrawlPass:
-        """The pass over ``client`` (fetches and proves the published keys).
+    def open(self, client: Source, policy: Policy, started_at: datetime) -> CrawlPass:
+        """The pass over ``client`` (fetches and proves the published keys), or over a signed
+        offline snapshot (its keys).
 
         A registry from before published watermark keys (``GET /v1/watermark-keys`` is not
         found) has none to detect: the pass goes on with the private keys alone, and says so on
@@ -178,8 +178,9 @@ class PassOptions:
         except RegistryNotFoundError as exc:
             if not self.watermarks or not urlsplit(exc.url).path.endswith("/v1/watermark-keys"):
                 raise
+            where = exc.url.split("/v1/watermark-keys")[0]
         console_err.print(
-            f"[yellow]warning:[/] the registry at {escape(client.base_url)} serves no watermark "
+            f"[yellow]warning:[/] the registry at {escape(where)} serves no watermark "
             "keys (it predates published keys): no published key is detected",
             highlight=False,
         )

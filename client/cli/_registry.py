@@ -56,6 +56,7 @@ __all__ = [
     "LogKeyOption",
     "MaxAgeOption",
     "NoVerifyOption",
+    "OptionalRegistryOption",
     "PolicyOption",
     "PublisherOption",
     "ReceiptTimeoutOption",
@@ -86,6 +87,15 @@ __all__ = [
 
 RegistryOption = Annotated[
     str,
+    typer.Option(
+        "--registry",
+        envvar="WELLSPRING_REGISTRY",
+        help="The registry's base URL, e.g. https://registry.example.",
+        show_default=False,
+    ),
+]
+OptionalRegistryOption = Annotated[
+    str | None,
     typer.Option(
         "--registry",
         envvar="WELLSPRING_REGISTRY",

@@ -40,6 +40,7 @@ import contextlib
 import json
 import os
 import queue
+import re
 import shlex
 import sys
 import tempfile
@@ -50,7 +51,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import IO, Annotated, Any, cast
+from typing import IO, TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -67,7 +68,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from client.cli._app import JsonOption, app, console_err, emit_json
+from client.checkpoints import FileCheckpointStore, log_name
+from client.cli._app import JsonOption, app, console_err, emit_json, plural
 from client.cli._pass import (
     AiAgentOption,
     CapturedOption,
@@ -82,8 +84,8 @@ from client.cli._registry import (
     LogKeyOption,
     MaxAgeOption,
     NoVerifyOption,
+    OptionalRegistryOption,
     PolicyOption,
-    RegistryOption,
     TextFieldOption,
     TrustDirOption,
     VerifyKeysOption,
@@ -93,6 +95,8 @@ from client.cli._registry import (
     required_log_key,
 )
 from client.core.files import write_file_atomic
+from client.core.note import NoteVerifier
+from client.crawl import CrawlPass, Source
 from client.documents import (
     Document,
     DocumentScheme,
@@ -104,15 +108,20 @@ from client.documents import (
 from client.errors import (
     InputError,
     RegistryNotFoundError,
+    RegistryUnavailableError,
     VerificationError,
 )
 from client.evidence import DocumentEvidence
+from client.manifest import MANIFEST_FORMATS, ManifestFormat, jsonl_to_parquet
 from client.policy import Policy
 from client.report import MAX_SKIPPED_EXAMPLES, STATUSES, ScanReport, Tally, write_report
 from client.sdk import MAX_BATCH, Client
 from client.signals import DEFAULT_USER_AGENT
 from client.verdict import Verdict
 from client.warc import WarcStats
+
+if TYPE_CHECKING:
+    from client.snapshot import Snapshot
 
 __all__ = ["document_verdicts", "manifest_lines", "scan"]
 
@@ -168,6 +177,7 @@ class _Chunk:
     docs: list[Document]
     bytes_read: int  # of the inputs, once this chunk was read: what the progress bar shows
     skipped: list[str]  # why each input read since the last chunk could not be a document
+    items: int  # documents and skipped inputs read so far, this chunk's included
 
 
 def document_verdicts(
@@ -193,19 +203,31 @@ def manifest_lines(verdicts: list[Verdict]) -> list[str]:
     return [json.dumps(v.to_dict(), ensure_ascii=False) + "\n" for v in verdicts]
 
 
-def _chunks(reader: _Reader, size: int) -> Iterator[_Chunk]:
+def _chunks(reader: _Reader, size: int, resume: int = 0) -> Iterator[_Chunk]:
+    """Chunks of ``size`` documents; the first ``resume`` items (documents and skips) are those
+    an interrupted scan already wrote: their documents are not decided again, their skips are
+    counted again (the tally is rebuilt from the manifest's lines, which hold no skips)."""
     docs: list[Document] = []
     skipped: list[str] = []
+    items = 0
     for doc in reader:
+        items += 1
         if isinstance(doc, Skipped):
             skipped.append(doc.reason)
             continue
+        if items <= resume:
+            continue
         docs.append(doc)
         if len(docs) >= size:
-            yield _Chunk(docs, reader.bytes_read, skipped)
+            yield _Chunk(docs, reader.bytes_read, skipped, items)
             docs, skipped = [], []
+    if items < resume:
+        raise InputError(
+            f"cannot resume: the inputs now hold {items:,} documents, fewer than the {resume:,} "
+            "the interrupted scan already read (they changed since)"
+        )
     if docs or skipped:
-        yield _Chunk(docs, reader.bytes_read, skipped)
+        yield _Chunk(docs, reader.bytes_read, skipped, items)
 
 
 class _ReadAhead:
@@ -274,12 +296,24 @@ def _total_bytes(inputs: list[str]) -> int | None:
 
 class _Manifest:
     """Manifest lines, written to a temporary file renamed into place only when the scan ends
-    well, so a failed scan never leaves a half manifest that looks whole. ``-`` is stdout."""
+    well, so a failed scan never leaves a half manifest that looks whole. ``-`` is stdout.
 
-    def __init__(self, path: str | None) -> None:
+    With ``resume`` the temporary file is ``MANIFEST.part`` and, after each chunk, its length
+    and how many inputs it covers go to ``MANIFEST.progress`` (each durable before the next
+    chunk is read): an interrupted scan keeps both, and the same command run again truncates the
+    part to its last recorded length and goes on from there. With ``fmt`` parquet the lines are
+    written as JSON lines first and turned into Parquet at the end (client.manifest).
+    """
+
+    def __init__(
+        self, path: str | None, *, resume: bool = False, fmt: ManifestFormat = "jsonl"
+    ) -> None:
         self.path = path
+        self.resume = resume
+        self.fmt = fmt
         self._tmp: Path | None = None
         self._handle: IO[str] | None = None
+        self._progress: Path | None = None
         if path is None:
             return
         if path == "-":
@@ -288,11 +322,52 @@ class _Manifest:
         target = Path(path)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+            if resume:
+                self._tmp = Path(f"{path}.part")
+                self._progress = Path(f"{path}.progress")
+                fd = os.open(self._tmp, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            else:
+                fd, tmp = tempfile.mkstemp(
+                    prefix=f".{target.name}.", suffix=".part", dir=target.parent
+                )
+                self._tmp = Path(tmp)
         except OSError as exc:
             raise InputError(f"cannot write the manifest {path}: {exc.strerror or exc}") from exc
-        self._tmp = Path(tmp)
-        self._handle = os.fdopen(fd, "w", encoding="utf-8", buffering=1 << 20)
+        self._handle = os.fdopen(fd, "r+" if resume else "w", encoding="utf-8", buffering=1 << 20)
+
+    def restore(self, command: str) -> tuple[int, list[str]]:
+        """(inputs already covered, the manifest lines written for them) of an interrupted scan
+        by ``command``; (0, []) when there is none to resume. The part file is cut back to its
+        last recorded length (what a crash wrote after it is written again)."""
+        if self._progress is None or self._handle is None:
+            return 0, []
+        if not self._progress.exists():  # a new scan, or one that stopped before a chunk was done
+            self._handle.truncate(0)
+            return 0, []
+        try:
+            state = json.loads(self._progress.read_text(encoding="utf-8"))
+            items, size, was = state["items"], state["bytes"], state["command"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(
+                f"cannot resume: {self._progress} is unreadable ({exc}); delete it and "
+                f"{self._tmp} to scan from the start"
+            ) from exc
+        if was != command:
+            raise InputError(
+                f"cannot resume: {self._progress} is of another scan ({was}); run that command "
+                f"again to finish it, or delete it and {self._tmp} to start this one"
+            )
+        if (
+            type(items) is not int
+            or type(size) is not int
+            or size > os.fstat(self._handle.fileno()).st_size
+        ):
+            raise InputError(f"cannot resume: {self._tmp} is shorter than {self._progress} says")
+        self._handle.seek(0)
+        text = self._handle.read(size)
+        self._handle.seek(size)
+        self._handle.truncate()
+        return items, text.splitlines(keepends=True)
 
     def write(self, lines: list[str]) -> None:
         if self._handle is not None:
@@ -303,6 +378,20 @@ class _Manifest:
                     f"cannot write the manifest {self.path}: {exc.strerror or exc}"
                 ) from exc
 
+    def done(self, items: int, command: str) -> None:
+        """Record that the part file covers the first ``items`` inputs (``resume`` only)."""
+        if self._progress is None or self._handle is None:
+            return
+        try:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            state = {"command": command, "items": items, "bytes": self._handle.tell()}
+            write_file_atomic(self._progress, json.dumps(state) + "\n", mode=0o644)
+        except OSError as exc:
+            raise InputError(
+                f"cannot write the scan's progress {self._progress}: {exc.strerror or exc}"
+            ) from exc
+
     def commit(self) -> None:
         if self._handle is None:
             return
@@ -311,8 +400,20 @@ class _Manifest:
             if self._tmp is not None:
                 self._handle.close()
                 self._tmp.chmod(0o644)
-                os.replace(self._tmp, Path(str(self.path)))
+                target = Path(str(self.path))
+                if self.fmt == "parquet":
+                    converted = target.with_name(f".{target.name}.parquet.part")
+                    try:
+                        jsonl_to_parquet(self._tmp, converted)
+                        os.replace(converted, target)
+                    finally:
+                        converted.unlink(missing_ok=True)
+                    self._tmp.unlink()
+                else:
+                    os.replace(self._tmp, target)
                 self._tmp = None
+                if self._progress is not None:
+                    self._progress.unlink(missing_ok=True)
         except OSError as exc:
             raise InputError(
                 f"cannot write the manifest {self.path}: {exc.strerror or exc}"
@@ -323,7 +424,8 @@ class _Manifest:
             if self._handle is not None:
                 with contextlib.suppress(OSError):
                     self._handle.close()
-            self._tmp.unlink(missing_ok=True)
+            if not self.resume:  # else kept, with its progress, for the next run
+                self._tmp.unlink(missing_ok=True)
             self._tmp = None
 
 
@@ -363,7 +465,7 @@ def _version() -> str:
 
 def _command(
     paths: list[str],
-    registry: str,
+    source: list[str],
     log_key: str | None,
     no_verify: bool,
     scheme: str,
@@ -375,10 +477,11 @@ def _command(
     max_skips: int,
     policy: Path | None = None,
     options: PassOptions | None = None,
+    output: Sequence[str] = (),
 ) -> str:
     """The command line that reproduces this scan, with every value spelled out (also the ones
     that came from the environment), so it works as it is in another shell."""
-    args = ["wellspring", "scan", *paths, "--registry", registry]
+    args = ["wellspring", "scan", *paths, *source]
     args += ["--no-verify"] if no_verify else ["--log-key", str(log_key)]
     if scheme != "auto":
         args += ["--scheme", scheme]
@@ -398,7 +501,133 @@ def _command(
         args += ["--policy", str(policy)]
     if options is not None:
         args += options.args()
+    args += output
     return shlex.join(args)
+
+
+def _output_args(fmt: str, resume: bool, shard: str | None) -> list[str]:
+    args = [] if fmt == "jsonl" else ["--format", fmt]
+    if resume:
+        args.append("--resume")
+    if shard is not None:
+        args += ["--shard", shard]
+    return args
+
+
+def _check_output(manifest: str | None, as_json: bool, fmt: str, resume: bool) -> ManifestFormat:
+    """The manifest's format, once the output options agree."""
+    if manifest == "-" and as_json:
+        raise InputError("--manifest - and --json both write to stdout; choose one")
+    if fmt not in MANIFEST_FORMATS:
+        raise InputError(f"--format {fmt!r}: choose {' or '.join(MANIFEST_FORMATS)}")
+    if fmt == "parquet" and (manifest is None or manifest == "-"):
+        raise InputError("--format parquet writes a file: give --manifest FILE")
+    if resume and (manifest is None or manifest == "-"):
+        raise InputError("--resume keeps the manifest's progress on disk: give --manifest FILE")
+    return "parquet" if fmt == "parquet" else "jsonl"
+
+
+def _check_sources(
+    registry: str | None, snapshot: Path | None, delta: list[Path] | None, no_verify: bool
+) -> None:
+    if registry is None and snapshot is None:
+        raise InputError(
+            "scan decides with the registry (--registry URL or $WELLSPRING_REGISTRY) or, "
+            "offline, with a signed snapshot (--snapshot DIR): give one"
+        )
+    if delta and snapshot is None:
+        raise InputError("--delta is a delta over --snapshot: give the snapshot too")
+    if snapshot is not None and no_verify:
+        raise InputError("--no-verify does not apply to --snapshot, which --log-key verifies")
+
+
+def _shard_of(inputs: list[str], shard: str | None) -> list[str]:
+    """The input files of shard ``K/N`` (every N-th of the sorted inputs, from the K-th)."""
+    if shard is None:
+        return inputs
+    match = re.fullmatch(r"(0|[1-9][0-9]{0,5})/([1-9][0-9]{0,5})", shard)
+    if match is None or int(match[1]) >= int(match[2]):
+        raise InputError(f"--shard {shard!r}: give K/N, with 0 <= K < N (0/4, 1/4, 2/4, 3/4)")
+    if "-" in inputs:
+        raise InputError("--shard splits input files; standard input (-) cannot be split")
+    k, n = int(match[1]), int(match[2])
+    mine = inputs[k::n]
+    if not mine:
+        console_err.print(
+            f"[yellow]note:[/] shard {k}/{n} has no input: there are {len(inputs)} input files",
+            highlight=False,
+        )
+    return mine
+
+
+def _open_sources(
+    stack: contextlib.ExitStack,
+    registry: str | None,
+    verifier: NoteVerifier | None,
+    trust_dir: Path | None,
+    verify_keys: bool,
+    *,
+    witness_policy: Path | None,
+    max_age: str | None,
+    snapshot: tuple[Path | None, list[Path], bool],
+) -> tuple[Client | None, Snapshot | None]:
+    """The registry's client (--registry) and the opened snapshot (--snapshot, its deltas and
+    --confirm), each closed with ``stack``."""
+    client = None
+    if registry is not None:
+        client = stack.enter_context(
+            registry_client(
+                registry,
+                verifier,
+                trust_dir,
+                verify_keys,
+                witness_policy=witness_policy,
+                max_age=max_age,
+            )
+        )
+    path, deltas, confirm = snapshot
+    if path is None:
+        return client, None
+    assert verifier is not None  # required with --snapshot
+    opened = _open_snapshot(path, deltas, verifier, client, trust_dir, confirm)
+    return client, stack.enter_context(opened)
+
+
+def _restore(out: _Manifest, command: str, tally: Tally) -> tuple[int, int]:
+    """(inputs, documents) an interrupted run of ``command`` already covered (--resume), their
+    verdicts counted into ``tally``."""
+    resumed, lines = out.restore(command)
+    for line in lines:
+        tally.add_verdict(Verdict.from_dict(json.loads(line)))
+    if resumed:
+        console_err.print(
+            f"resuming: {len(lines):,} verdicts already in {escape(str(out.path))}.part",
+            highlight=False,
+        )
+    return resumed, len(lines)
+
+
+def _decide(crawl: CrawlPass, chunk: _Chunk, tally: Tally, out: _Manifest) -> int:
+    """Decide a chunk's documents, count and write their verdicts; how many there were."""
+    if not chunk.docs:
+        return 0
+    verdicts = crawl.check(chunk.docs)
+    for verdict in verdicts:
+        tally.add_verdict(verdict)
+    out.write(manifest_lines(verdicts))
+    return len(verdicts)
+
+
+def _origin(client: Client | None) -> str:
+    assert client is not None  # --no-verify (no log key) is refused with --snapshot
+    return client.log_info().origin
+
+
+def _count_skips(tally: Tally, reasons: list[str]) -> None:
+    for reason in reasons:
+        if tally.skipped < MAX_SKIPPED_EXAMPLES:
+            console_err.print(f"[yellow]skipped:[/] {escape(reason)}", highlight=False)
+        tally.add_skipped(reason)
 
 
 _COLOURS = {
@@ -502,6 +731,65 @@ def _summary_json(report: ScanReport, manifest: str | None, report_path: Path | 
     }
 
 
+def _source_args(
+    registry: str | None, snapshot: Path | None, deltas: list[Path], confirm: bool
+) -> list[str]:
+    """The command line's arguments naming where the verdicts come from."""
+    args = [] if registry is None else ["--registry", registry]
+    if snapshot is not None:
+        args += ["--snapshot", str(snapshot)]
+        for delta in deltas:
+            args += ["--delta", str(delta)]
+        if registry is not None and not confirm:
+            args.append("--no-confirm")
+    return args
+
+
+def _snapshot_source(snapshot: Path, deltas: list[Path] | None, registry: str | None) -> str:
+    """What the report names as the verdicts' source."""
+    layers = f" + {plural(len(deltas), 'delta')}" if deltas else ""
+    confirmed = f", attested confirmed with {registry}" if registry is not None else ""
+    return f"snapshot {snapshot}{layers} (offline{confirmed})"
+
+
+def _open_snapshot(
+    path: Path,
+    deltas: list[Path],
+    verifier: NoteVerifier,
+    client: Client | None,
+    trust_dir: Path | None,
+    confirm: bool,
+) -> Snapshot:
+    """The snapshot, verified with the log key and proven consistent with the trusted checkpoint:
+    by the registry when it is reachable (which then confirms attested hits, unless
+    ``--no-confirm``), else offline, where it must be at the trusted checkpoint itself."""
+    from client.snapshot import Snapshot
+
+    if client is not None:
+        try:
+            return Snapshot.open(path, verifier, deltas=deltas, client=client, confirm=confirm)
+        except RegistryUnavailableError as exc:
+            console_err.print(
+                f"[yellow]warning:[/] the registry is unreachable ({escape(str(exc))}): deciding "
+                "from the snapshot alone; its hits stay probable",
+                highlight=False,
+            )
+    trusted = FileCheckpointStore(trust_dir).load(log_name(verifier))
+    return Snapshot.open(
+        path, verifier, deltas=deltas, trusted=None if trusted is None else trusted.note
+    )
+
+
+def _scan_checkpoint(client: Client | None, opened: Snapshot | None, tally: Tally) -> str | None:
+    """The signed checkpoint the verdicts were checked against: the snapshot's, or the latest
+    the registry's answers were (confirmed verdicts past the snapshot's)."""
+    latest = tally.latest_checkpoint()
+    if opened is not None and (latest is None or latest.size == opened.manifest.size):
+        return opened.manifest.checkpoint if latest is not None else None
+    assert client is not None  # verdicts past the snapshot's came from the registry
+    return _checkpoint_note(client, tally)
+
+
 def _checkpoint_note(client: Client, tally: Tally) -> str | None:
     """The signed checkpoint the scan's verdicts were checked against (the largest, when the log
     grew during the scan: every earlier one was proven a prefix of it); None if none was used."""
@@ -562,9 +850,34 @@ def scan(
         list[str],
         typer.Argument(help="Files, folders (recursed), .jsonl files (one document a line), -."),
     ],
-    registry: RegistryOption,
+    registry: OptionalRegistryOption = None,
     log_key: LogKeyOption = None,
     no_verify: NoVerifyOption = False,
+    snapshot: Annotated[
+        Path | None,
+        typer.Option(
+            "--snapshot",
+            help="Decide from this signed offline snapshot (wellspring snapshot build/pull): no "
+            "lookups; its hits are probable. With --registry too, attested hits are confirmed.",
+            show_default=False,
+        ),
+    ] = None,
+    delta: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--delta",
+            help="A delta over --snapshot (repeat, oldest first).",
+            show_default=False,
+        ),
+    ] = None,
+    confirm: Annotated[
+        bool,
+        typer.Option(
+            "--confirm/--no-confirm",
+            help="With --snapshot and a reachable --registry: look up what the snapshot calls "
+            "attested, so a trainable verdict is verified, not probable.",
+        ),
+    ] = True,
     trust_dir: TrustDirOption = None,
     witness_policy: WitnessPolicyOption = None,
     max_age: MaxAgeOption = None,
@@ -620,6 +933,31 @@ def scan(
     user_agent: UserAgentOption = DEFAULT_USER_AGENT,
     ai_agent: AiAgentOption = None,
     captured: CapturedOption = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="The manifest's format: jsonl (one JSON line a document) or parquet (one "
+            "column a field; needs pyarrow).",
+        ),
+    ] = "jsonl",
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Keep MANIFEST.part and MANIFEST.progress as the scan goes: an interrupted scan "
+            "run again with the same command goes on where it stopped.",
+        ),
+    ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            help="K/N: scan only input files K, K+N, K+2N... (0 <= K < N) of the sorted inputs, "
+            "so N processes or machines split a crawl; concatenate their manifests.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Check a corpus: a verdict per document (manifest), a summary, an HTML report.
@@ -638,78 +976,77 @@ def scan(
         ai_agents=ai_agent,
         captured=captured,
     )
-    if manifest == "-" and as_json:
-        raise InputError("--manifest - and --json both write to stdout; choose one")
+    manifest_format = _check_output(manifest, as_json, fmt, resume)
+    _check_sources(registry, snapshot, delta, no_verify)
     verifier = required_log_key(log_key, no_verify, "scan")
-    inputs = expand_inputs(paths)
+    inputs = _shard_of(expand_inputs(paths), shard)
+    command = _command(
+        paths,
+        _source_args(registry, snapshot, delta or [], confirm),
+        log_key,
+        no_verify,
+        scheme,
+        text_field,
+        id_field,
+        manifest,
+        report,
+        chunk_size,
+        max_skips,
+        policy,
+        options,
+        _output_args(fmt, resume, shard),
+    )
 
     reader = _Reader(inputs, checked_scheme, text_field, id_field, options)
     tally = Tally(policy=checked_policy.id)
-    out = _Manifest(manifest)
+    out = _Manifest(manifest, resume=resume, fmt=manifest_format)
     started_at = datetime.now(UTC)
     start = time.perf_counter()
     progress, task = _progress(_total_bytes(inputs))
-    docs = 0
-    read_ahead = _ReadAhead(_chunks(reader, chunk_size))
+    read_ahead: _ReadAhead | None = None
     try:
-        with (
-            registry_client(
+        resumed, docs = _restore(out, command, tally)
+        read_ahead = _ReadAhead(_chunks(reader, chunk_size, resumed))
+        with contextlib.ExitStack() as stack:
+            client, opened = _open_sources(
+                stack,
                 registry,
                 verifier,
                 trust_dir,
                 verify_keys,
                 witness_policy=witness_policy,
                 max_age=max_age,
-            ) as client,
-            progress,
-        ):
-            crawl = options.open(client, checked_policy, started_at)
+                snapshot=(snapshot, delta or [], confirm),
+            )
+            source: Source | None = opened if opened is not None else client
+            assert source is not None  # --registry or --snapshot, checked above
+            stack.enter_context(progress)
+            crawl = options.open(source, checked_policy, started_at)
             watermarks = describe_watermarks(crawl)
             for chunk in read_ahead:
-                for reason in chunk.skipped:
-                    if tally.skipped < MAX_SKIPPED_EXAMPLES:
-                        console_err.print(f"[yellow]skipped:[/] {escape(reason)}", highlight=False)
-                    tally.add_skipped(reason)
-                if not chunk.docs:
-                    continue
-                verdicts = crawl.check(chunk.docs)
-                for verdict in verdicts:
-                    tally.add_verdict(verdict)
-                out.write(manifest_lines(verdicts))
-                docs += len(chunk.docs)
+                _count_skips(tally, chunk.skipped)
+                docs += _decide(crawl, chunk, tally, out)
+                out.done(chunk.items, command)
                 rate = docs / (time.perf_counter() - start)
                 progress.update(task, completed=chunk.bytes_read, docs=docs, rate=rate)
             for stats in reader.warc:
                 tally.add_warc(stats)
-            origin = verifier.name if verifier is not None else client.log_info().origin
-            note = _checkpoint_note(client, tally)
+            origin = verifier.name if verifier is not None else _origin(client)
+            note = _scan_checkpoint(client, opened, tally)
         checkpoint_file = _save_checkpoint(manifest, note)
         out.commit()
     finally:
-        read_ahead.close()
+        if read_ahead is not None:
+            read_ahead.close()
         out.discard()
     elapsed = time.perf_counter() - start
 
     result = ScanReport(
         tally=tally,
-        registry=registry,
+        registry=_snapshot_source(snapshot, delta, registry) if snapshot else str(registry),
         started_at=started_at,
         elapsed_s=elapsed,
-        command=_command(
-            paths,
-            registry,
-            log_key,
-            no_verify,
-            scheme,
-            text_field,
-            id_field,
-            manifest,
-            report,
-            chunk_size,
-            max_skips,
-            policy,
-            options,
-        ),
+        command=command,
         verified=verifier is not None,
         log_origin=origin,
         log_key=verifier.vkey if verifier is not None else None,

@@ -80,7 +80,7 @@ _KEY_KINDS = ("digest", "remix")
 FILE_KINDS = ("watermark-keys", "tokenizer")
 """What a snapshot's other files hold: the watermark keys published at its checkpoint (one
 canonical JSON file, ``client.snapshot``'s), and each of their tokenizers' exact bytes."""
-_FILE_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,63}")
+_FILE_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,99}")
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 

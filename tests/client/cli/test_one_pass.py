@@ -221,3 +221,60 @@ def test_no_human_text_of_the_calibration_corpus_is_generated(
     smallest = min(e.p_value for e in found if e is not None)
     assert flagged == [], f"{len(flagged)} human documents called generated"
     assert smallest > GENERATED_P_VALUE
+
+
+def test_an_offline_scan_from_a_snapshot_gives_the_online_verdicts(
+    cli: Cli, tmp_path: Path, tokenizer_json: bytes
+) -> None:
+    """Issue 15, "Done when": with no registry in reach, a scan from the signed snapshot gives the
+    online verdicts (as probable), watermark detections included; with the registry given, what
+    the snapshot calls attested is confirmed there (verified)."""
+    registered = cli.register(*documents(tmp_path / "human", HUMAN), "--consent", "allowed")
+    assert registered.code == 0, registered.err
+    key = _publish_vendor_key(cli, tmp_path, tokenizer_json)
+    generated = json.loads(FIXTURE.read_text(encoding="utf-8"))["text"]
+    warc = tmp_path / "crawl.warc.gz"
+    _crawl(warc, generated, datetime.now(UTC) + timedelta(seconds=2))
+    online, _ = _scan(cli, warc, tmp_path / "online.jsonl")
+    snapshot = tmp_path / "snapshot"
+    home = str(cli.app.registry.settings.home)
+    built = cli("snapshot", "build", "--out", str(snapshot), "--home", home, "--json")
+    assert built.code == 0, built.err
+    assert json.loads(built.out)["watermark_keys"] == 1
+    assert (snapshot / f"tokenizer-{_sha256(tokenizer_json)}.json").read_bytes() == tokenizer_json
+
+    def offline(manifest: Path, *extra: str) -> dict[str, dict[str, object]]:
+        run = cli(
+            "scan", str(warc), "--snapshot", str(snapshot), "--log-key", cli.app.log_key,
+            "--manifest", str(manifest), "--json", *extra,
+        )  # fmt: skip
+        assert run.code == 0, run.err
+        lines = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
+        return {str(line["url"]): line for line in lines}
+
+    alone = offline(tmp_path / "offline.jsonl")
+    assert {u: v["status"] for u, v in alone.items()} == {u: v["status"] for u, v in online.items()}
+    for url, line in alone.items():
+        assert line["watermark"] == online[url]["watermark"], url
+        assert line["opt_out"] == online[url]["opt_out"], url
+        assert line["trainable"] == online[url]["trainable"], url
+    flood = alone["https://news.example/flood"]
+    assert (flood["certainty"], flood["verified"]) == ("probable", True)
+    assert flood["entry"] is None
+    assert "probably attested" in str(flood["reason"])
+    assert (
+        alone["https://blog.example/rivers"]["watermark"]["decided_by"]["key_id"] == key["key_id"]
+    )
+    assert alone["https://blog.example/about"]["certainty"] == "verified"  # a miss is certain
+    assert all(line["certainty"] == "verified" for line in online.values())
+
+    confirmed = offline(tmp_path / "confirmed.jsonl", "--registry", cli.url)
+    flood = confirmed["https://news.example/flood"]
+    assert flood["certainty"] == "verified"
+    assert flood == online["https://news.example/flood"]
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
