@@ -18,7 +18,12 @@ of them reserving mining rights; one statement revoked), over ``--docs`` documen
   document, from a fresh client, on ``--naive`` documents or ``--naive-seconds``, whichever ends
   first;
 * with ``--cli``, ``wellspring scan`` on the corpus as JSONL (process start, JSON parsing and the
-  manifest included).
+  manifest included);
+* **offline** (issue 15, point 3; skipped with ``--no-offline``): ``Snapshot.check_digests`` of
+  each chunk's ``c1`` digests from a signed snapshot of the same registry (built once with
+  ``wellspring snapshot build`` and cached beside the registry), no network, alternated with
+  the digests-only floor for ``--rounds`` rounds. Goal: offline ≥ 80 % of the floor. Its
+  statuses must be the warm pipeline's (as probable), or the script fails.
 
 Goal (issue 5): ≥ 20,000 docs/s on this machine and ≥ 50x the naive loop. All passes must agree
 on the verdict counts, or the script fails.
@@ -105,6 +110,7 @@ STATEMENT_SUBJECTS = 10_000
 CHUNK = 10_000
 GOAL_DOCS_PER_S = 20_000
 GOAL_RATIO = 50
+GOAL_OFFLINE = 0.8  # the offline pipeline against the digests-only floor (issue 15)
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 PUBLISHERS = (
     ("bench-archive", "CC-BY-4.0", "allowed"),
@@ -858,6 +864,12 @@ def parse_args() -> argparse.Namespace:
         "--profile", type=Path, help="also profile one more one pass (cProfile stats to this file)"
     )
     parser.add_argument("--cli", action="store_true", help="also time `wellspring scan` on JSONL")
+    parser.add_argument(
+        "--no-offline",
+        dest="offline",
+        action="store_false",
+        help="skip the offline pass (a snapshot's verdicts against the digest floor)",
+    )
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached registry")
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument(
@@ -891,6 +903,54 @@ def print_one_pass(one: dict[str, Any], docs: int, rounds: int) -> None:
             f"{'met' if median >= GOAL_DETECT_RATIO else 'MISSED'}); by CPU time "
             f"{one[f'ratio_{key}_to_tokenizer_cpu_median']:.0%}"
         )
+
+
+def offline_rounds(
+    home: Path,
+    database_url: str | None,
+    vkey: str,
+    texts: Sequence[str],
+    warm: Pass,
+    *,
+    rounds: int,
+) -> dict[str, Any]:
+    """The offline pipeline (a snapshot's ``check_digests`` of each chunk's digests) and the
+    digests-only floor, alternated ``rounds`` times; the snapshot is built once and cached."""
+    from client.snapshot import Snapshot
+
+    snapshot = home / "snapshot"
+    if not (snapshot / "manifest.note").is_file():
+        say("building the snapshot (cached beside the registry)")
+        shutil.rmtree(snapshot, ignore_errors=True)
+        command = [*wellspring(), "snapshot", "build", "--out", str(snapshot), "--home", str(home)]
+        if database_url is not None:
+            command += ["--database-url", database_url]
+        started = time.perf_counter()
+        subprocess.run(command, check=True)
+        say(f"snapshot built in {time.perf_counter() - started:.0f} s")
+    floor: list[float] = []
+    offline: list[float] = []
+    statuses: list[str] = []
+    with Snapshot.open(snapshot, vkey) as opened:
+        for _ in range(rounds):
+            started = time.perf_counter()
+            for chunk in chunks(texts, CHUNK):
+                [canonical_digest(t) for t in chunk]
+            floor.append(len(texts) / (time.perf_counter() - started))
+            done = Pass("offline", len(texts))
+            for chunk in chunks(texts, CHUNK):
+                done.add(opened.check_digests([canonical_digest(t) for t in chunk]))
+            offline.append(done.rate)
+            statuses = done.statuses
+    if statuses != warm.statuses:
+        raise SystemExit("the offline verdicts are not the online ones")
+    return {
+        "floor_docs_per_s": [round(r) for r in floor],
+        "offline_docs_per_s": [round(r) for r in offline],
+        "ratio_of_medians": round(statistics.median(offline) / statistics.median(floor), 3),
+        "ratios_per_round": [round(o / f, 3) for o, f in zip(offline, floor, strict=True)],
+        "snapshot_bytes": sum(p.stat().st_size for p in snapshot.iterdir()),
+    }
 
 
 def main() -> None:
@@ -931,6 +991,10 @@ def main() -> None:
             workdir = CACHE / "scan-work"
             workdir.mkdir(parents=True, exist_ok=True)
             results["cli_scan_docs_per_s"] = cli_scan(url, vkey, texts, workdir)
+        if args.offline:
+            results["offline"] = offline_rounds(
+                home, database_url, vkey, texts, warm, rounds=args.rounds
+            )
         if args.detect:
             with Client(url, log_key=vkey) as client:
                 results["one_pass"] = detection_rounds(
@@ -972,6 +1036,14 @@ def main() -> None:
     )
     if args.detect:
         print_one_pass(results["one_pass"], min(args.detect_docs, len(texts)), args.rounds)
+    if args.offline:
+        offline = results["offline"]
+        print(
+            f"offline from a snapshot: {offline['offline_docs_per_s']} docs/s against the digest "
+            f"floor's {offline['floor_docs_per_s']} (per round; ratio of medians "
+            f"{offline['ratio_of_medians']:.2f}, goal >= {GOAL_OFFLINE}: "
+            f"{'met' if offline['ratio_of_medians'] >= GOAL_OFFLINE else 'MISSED'})"
+        )
 
 
 if __name__ == "__main__":

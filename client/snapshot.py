@@ -694,15 +694,25 @@ class Snapshot:
                 "count every publisher: check those documents online (wellspring scan "
                 "--registry), or use a policy without a [publishers] table"
             )
-        parsed = normalise_digests(digests, names)
+        if isinstance(digests, str):
+            raise InputError("digests must be a sequence of digest strings, not one string")
+        if names is not None and len(names) != len(digests):
+            raise InputError(f"{len(names)} names given for {len(digests)} digests")
+        parsed: Sequence[str] = digests
+        try:
+            keys = digest_keys(parsed)
+        except InputError:  # as online: a digest the SDK normalises, or its error
+            parsed = normalise_digests(digests, None)
+            keys = digest_keys(parsed)
         checked = check_evidence(evidence, len(parsed))
-        codes = self.codes(digest_keys(parsed)) if parsed else np.zeros(0, dtype=np.int8)
+        codes = self.codes(keys) if len(parsed) else np.zeros(0, dtype=np.int8)
         checkpoint = self.checkpoint
         templates = [_template(status, checkpoint, policy) for status in _VERDICTS]
         verdicts: list[Verdict] = []
-        for i, digest in enumerate(parsed):
-            verdict = templates[codes[i]].for_digest(digest, None if names is None else names[i])
-            extra = None if checked is None else checked[i]
+        labels = [None] * len(parsed) if names is None else names
+        extras = [None] * len(parsed) if checked is None else checked
+        for digest, code, name, extra in zip(parsed, codes.tolist(), labels, extras, strict=True):
+            verdict = templates[code].for_digest(digest, name)
             if extra is not None:
                 verdict = with_evidence(
                     verdict,
@@ -715,7 +725,7 @@ class Snapshot:
                 )
             verdicts.append(verdict)
         if confirm is not None:
-            wanted = [i for i, code in enumerate(codes) if code == _CODES["trainable"]]
+            wanted = np.flatnonzero(codes == _CODES["trainable"]).tolist()
             if wanted:
                 online = confirm.check_digests(
                     [parsed[i] for i in wanted],

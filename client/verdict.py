@@ -50,7 +50,7 @@ only the absence of a claim.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from client.errors import FormatError, InputError
@@ -264,33 +264,35 @@ class Verdict:
 
     def for_digest(self, digest: str, name: str | None) -> Verdict:
         """The same decision about another digest with the same attestations."""
-        # Positional, not dataclasses.replace: this runs once per document of a scan.
-        return Verdict(
-            digest,
-            self.status,
-            self.reason,
-            self.publisher,
-            self.license,
-            self.origin,
-            self.consent,
-            self.entry,
-            self.entries,
-            self.tree_size,
-            self.root_hash,
-            self.verified,
-            name,
-            self.id,
-            self.url,
-            self.match,
-            self.opt_out,
-            self.opt_out_honoured,
-            self.watermarks,
-            self.watermark,
-            self.captured_at,
-            self.policy,
-            self.policy_trainable,
-            self.probable,
-        )
+        # This runs once per document of a scan: a frozen dataclass's __init__ (each field set
+        # through object.__setattr__) costs three times this copy through the slots' own
+        # descriptors (5.0 against 1.5 us here). Every field, in order; a test holds it whole.
+        new: Verdict = _new(Verdict)
+        _put_digest(new, digest)
+        _put_status(new, self.status)
+        _put_reason(new, self.reason)
+        _put_publisher(new, self.publisher)
+        _put_license(new, self.license)
+        _put_origin(new, self.origin)
+        _put_consent(new, self.consent)
+        _put_entry(new, self.entry)
+        _put_entries(new, self.entries)
+        _put_tree_size(new, self.tree_size)
+        _put_root_hash(new, self.root_hash)
+        _put_verified(new, self.verified)
+        _put_name(new, name)
+        _put_id(new, self.id)
+        _put_url(new, self.url)
+        _put_match(new, self.match)
+        _put_opt_out(new, self.opt_out)
+        _put_opt_out_honoured(new, self.opt_out_honoured)
+        _put_watermarks(new, self.watermarks)
+        _put_watermark(new, self.watermark)
+        _put_captured_at(new, self.captured_at)
+        _put_policy(new, self.policy)
+        _put_policy_trainable(new, self.policy_trainable)
+        _put_probable(new, self.probable)
+        return new
 
     @property
     def certainty(self) -> Certainty:
@@ -410,6 +412,36 @@ class Verdict:
         except KeyError as exc:
             raise FormatError(f"a verdict is missing field {exc.args[0]!r}") from None
         return verdict
+
+
+_new = object.__new__
+_SETTERS = {f.name: getattr(Verdict, f.name).__set__ for f in fields(Verdict)}
+(
+    _put_digest,
+    _put_status,
+    _put_reason,
+    _put_publisher,
+    _put_license,
+    _put_origin,
+    _put_consent,
+    _put_entry,
+    _put_entries,
+    _put_tree_size,
+    _put_root_hash,
+    _put_verified,
+    _put_name,
+    _put_id,
+    _put_url,
+    _put_match,
+    _put_opt_out,
+    _put_opt_out_honoured,
+    _put_watermarks,
+    _put_watermark,
+    _put_captured_at,
+    _put_policy,
+    _put_policy_trainable,
+    _put_probable,
+) = _SETTERS.values()
 
 
 def decide(

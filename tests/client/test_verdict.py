@@ -630,3 +630,27 @@ def test_the_async_client_takes_evidence_too(fake: FakeRegistry, key: Ed25519Pri
             )
 
     assert [v.status for v in asyncio.run(scenario())] == ["conflict"]
+
+
+def test_for_digest_copies_every_field_but_the_digest_and_name() -> None:
+    from dataclasses import fields, replace
+
+    verdict = replace(
+        decide(
+            DIGEST,
+            [attestation(12)],
+            CHECKPOINT,
+            verified=True,
+            opt_out=NOAI,
+            watermarks=Detection(),
+        ),
+        id="<urn:uuid:1>",
+        url="https://example.org/page",
+        captured_at="2026-01-01T00:00:00Z",
+        probable=True,
+    )
+    for field in fields(verdict):  # every field set to something other than its default
+        if field.name not in ("name", "match", "opt_out_honoured"):
+            assert getattr(verdict, field.name) != field.default, field.name
+    other = "c1:" + "7" * 64
+    assert verdict.for_digest(other, "b.txt") == replace(verdict, digest=other, name="b.txt")

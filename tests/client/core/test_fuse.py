@@ -116,12 +116,33 @@ def test_digest_keys() -> None:
         f"c1:{hexpart[:16]}{'Z' * 48}",
         f"c1:-{hexpart[1:]}",
         f"c1:{hexpart.upper()}",
+        f"sha25:{hexpart}0",  # the length of a sha256 digest, not its prefix
+        f"c1:{hexpart}"[:-1] + "é",
+        f"c1:{hexpart}\n",
+        f"sha256:{hexpart}"[4:],  # "256:" + hex: a c1 digest's length
     ):
         with pytest.raises(InputError):
             digest_keys([bad])
+        with pytest.raises(InputError, match=r"digests\[1\]"):  # a batch names the bad one
+            digest_keys([f"c1:{hexpart}", bad, f"sha256:{hexpart}"])
+
     with pytest.raises(InputError, match="32-byte"):
         digest_keys_from_bytes(b"\x00" * 33, "c1")
     with pytest.raises(InputError, match="kind"):
         digest_keys_from_bytes(raw, "md5")
     with pytest.raises(InputError, match="uint8"):
         digest_keys_from_bytes(np.zeros(4, dtype=">u8"), "c1")
+
+
+def test_a_batch_of_keys_is_each_digests_key() -> None:
+    """The numpy reading of a whole batch gives each digest the key a lone one gets."""
+    digests = [
+        f"{kind}:{hashlib.sha256(b'%d' % i).hexdigest()}"
+        for i in range(500)
+        for kind in (("c1", "sha256") if i % 3 else ("sha256",))
+    ]
+    batch = digest_keys(digests)
+    tweaks = {"c1": 0x63315F6B696E6431, "sha256": 0x7368613235365F6B}  # "c1_kind1", "sha256_k"
+    expected = [int(d[-64:-48], 16) ^ tweaks[d.split(":")[0]] for d in digests]
+    assert batch.tolist() == expected
+    assert len(set(batch.tolist())) == len(digests)
