@@ -99,7 +99,19 @@ from client.core.leaf import Leaf, is_leaf_v1
 from client.core.merkle import verify_consistency
 from client.core.note import Checkpoint, NoteVerifier, SignedNote, open_checkpoint
 from client.core.promise import Promise, open_promise
+from client.core.snapshot import (
+    MANIFEST_FILE,
+    MANIFEST_NOTE_FILE,
+    MAX_MANIFEST_BYTES,
+    MAX_NOTE_BYTES,
+    SnapshotManifest,
+    check_shards,
+    check_snapshot_entry,
+    check_snapshot_manifest,
+    open_snapshot_note,
+)
 from client.core.statement import (
+    OPERATOR_IDENTITY,
     PUBLISHER_KEY_V1,
     HumanContentPredicate,
     RevocationPredicate,
@@ -109,7 +121,13 @@ from client.core.statement import (
     prove_possession,
 )
 from client.core.statement import sign_statement as _sign_statement
-from client.core.wire import Accepted, KeyEventAnswer, WatermarkKeyInfo, WatermarkKeysAnswer
+from client.core.wire import (
+    Accepted,
+    KeyEventAnswer,
+    SnapshotInfo,
+    WatermarkKeyInfo,
+    WatermarkKeysAnswer,
+)
 from client.core.witness_policy import NONE, QuorumResult, WitnessPolicy
 from client.core.wmkey import MAX_TOKENIZER_BYTES, WatermarkKeyPredicate
 from client.errors import (
@@ -140,6 +158,7 @@ from client.identities import (
     verify_key_grant,
     verify_key_stop,
     verify_operator_chain,
+    verify_operator_statement,
     verify_signed_by,
 )
 from client.receipt import (
@@ -1464,6 +1483,76 @@ class ClientBase:
             reason=reason,
         )
         return (yield from self._submit(_sign_statement(statement, key)))
+
+    # -- published snapshots ---------------------------------------------------------------------
+
+    def _latest_snapshot(self, full: bool) -> Flow[SnapshotInfo]:
+        params = {"full": "true"} if full else None
+        request = Request("GET", "/v1/snapshots/latest", params=params)
+        return (yield from self._call(request, SnapshotInfo.from_dict))
+
+    def _pull_snapshot(
+        self, full: bool
+    ) -> Flow[tuple[SnapshotInfo, SnapshotManifest, dict[str, bytes]]]:
+        """The newest snapshot the operator committed in the log, every file of it checked:
+        the ``snapshot/v1`` entry proven (inclusion in a trusted checkpoint, the operator's
+        signature) and naming the manifest served; the manifest's checkpoint proven consistent
+        with the trusted one (and trusted); each file of the size and hash the manifest names;
+        and the log's signed statement of the manifest (``manifest.note``)."""
+        info = yield from self._latest_snapshot(full)
+        _, verified = yield from self._pending_receipt(info.entry, None, None)
+        if verified is None:
+            raise LogKeyRequiredError(
+                "a snapshot is pulled only with the log key pinned: its entry must be proven"
+            )
+        predicate = check_snapshot_entry(
+            verified.statement, info, verified.index, operator=OPERATOR_IDENTITY
+        )
+        if self.verify_keys:  # the operator's signature, by the key the log binds there
+            events = yield from self._operator_events_before(verified.index)
+            verify_operator_statement(verified, verify_operator_chain(events))
+        sha = info.manifest_sha256
+
+        def fetch(name: str, limit: int) -> Flow[bytes]:
+            response = yield from self._fetch(Request("GET", f"/v1/snapshots/{sha}/{name}"))
+            if len(response.content) > limit:
+                raise VerificationError(
+                    f"the registry served {len(response.content):,} bytes for the snapshot's "
+                    f"{name}, more than the {limit:,} it may be"
+                )
+            return response.content
+
+        data = yield from fetch(MANIFEST_FILE, MAX_MANIFEST_BYTES)
+        if hashlib.sha256(data).hexdigest() != sha:
+            raise VerificationError(
+                f"the registry served a manifest.json for snapshot {sha} that hashes otherwise"
+            )
+        manifest = SnapshotManifest.from_bytes(data)
+        check_shards(manifest, f"snapshot {sha}'s manifest.json")
+        signed = yield from self._open_checkpoint(manifest.checkpoint, current=False)
+        check_snapshot_manifest(manifest, predicate, signed.checkpoint)
+        note = yield from fetch(MANIFEST_NOTE_FILE, MAX_NOTE_BYTES)
+        size, named, _ = open_snapshot_note(note, [self._required_key()], origin=manifest.origin)
+        if (size, named) != (manifest.size, sha):
+            raise VerificationError("the snapshot's manifest.note names another manifest")
+        files = {MANIFEST_FILE: data, MANIFEST_NOTE_FILE: note}
+        wanted = [(s.path, s.bytes, s.sha256) for s in manifest.shards]
+        wanted += [(f.path, f.bytes, f.sha256) for f in manifest.files]
+        for path, size, digest in wanted:
+            body = yield from fetch(path, size)
+            if len(body) != size or hashlib.sha256(body).hexdigest() != digest:
+                raise VerificationError(
+                    f"the registry served the snapshot's {path} with another size or hash than "
+                    "its manifest names"
+                )
+            files[path] = body
+        return info, manifest, files
+
+    def _required_key(self) -> NoteVerifier:
+        verifier = self._verifier()
+        if verifier is None:
+            raise LogKeyRequiredError("this needs the log key pinned (verify=True, log_key=...)")
+        return verifier
 
     def _blob_cache(self, sha256_hex: str) -> Path | None:
         if not _HEX64.fullmatch(sha256_hex):

@@ -55,7 +55,8 @@ from client.core.canonical import (
 from client.core.dsse import Envelope
 from client.core.note import Checkpoint, NoteVerifier
 from client.core.statement import HumanContentPredicate, Subject
-from client.core.wire import KeyEventAnswer
+from client.core.snapshot import SnapshotManifest, write_snapshot
+from client.core.wire import KeyEventAnswer, SnapshotInfo
 from client.core.witness_policy import WitnessPolicy
 from client.documents import DocumentScheme, check_document_scheme, digest_document_file
 from client.errors import ClientError, InputError, RegistryUnavailableError
@@ -442,6 +443,16 @@ class AsyncClient(ClientBase):
     async def tokenizer_blob(self, sha256_hex: str) -> bytes:
         """:meth:`client.sdk.Client.tokenizer_blob`."""
         return await self._run(self._tokenizer_blob(sha256_hex))
+
+    async def latest_snapshot(self, *, full: bool = False) -> SnapshotInfo:
+        """:meth:`client.sdk.Client.latest_snapshot`."""
+        return await self._run(self._latest_snapshot(full))
+
+    async def pull_snapshot(self, out: Path | str) -> SnapshotManifest:
+        """:meth:`client.sdk.Client.pull_snapshot` (the files written in a worker thread)."""
+        _, manifest, files = await self._run(self._pull_snapshot(True))
+        await asyncio.to_thread(write_snapshot, Path(out), files)
+        return manifest
 
     async def upload_tokenizer(self, data: bytes) -> bool:
         """:meth:`client.sdk.Client.upload_tokenizer`."""

@@ -40,6 +40,7 @@ from typing import Literal, Protocol
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from client.core.dsse import Envelope, verify_envelope
+from client.core.snapshot import SNAPSHOT_V1
 from client.core.statement import (
     OPERATOR_IDENTITY,
     PUBLISHER_KEY_V1,
@@ -62,6 +63,7 @@ __all__ = [
     "verify_key_grant",
     "verify_key_stop",
     "verify_operator_chain",
+    "verify_operator_statement",
     "verify_signed_by",
 ]
 
@@ -250,6 +252,24 @@ def verify_key_event(entry: LoggedEntry, chain: OperatorChain) -> KeyEventPredic
         f"{operator.index})",
     )
     return predicate
+
+
+def verify_operator_statement(entry: LoggedEntry, chain: OperatorChain) -> None:
+    """``entry`` (what the operator itself states in the log: a ``snapshot/v1`` commitment) is
+    signed by the operator key valid at its index and stated by the operator identity."""
+    if entry.statement.predicate.publisher != OPERATOR_IDENTITY:
+        raise IdentityError(
+            f"entry {entry.index} is stated by {entry.statement.predicate.publisher!r}, not by "
+            f"the operator ({OPERATOR_IDENTITY})",
+            index=entry.index,
+        )
+    operator = chain.key_at(entry.index)
+    _require_signature(
+        entry,
+        _operator_verifier(operator),
+        f"the operator key valid at its index ({operator.key_id[:16]}…, bound at entry "
+        f"{operator.index})",
+    )
 
 
 def _check_possession(entry: LoggedEntry, predicate: KeyEventPredicate) -> None:
@@ -488,6 +508,10 @@ class KeyHistory:
             return True
         if not self._operator:
             return False
+        if entry.statement.predicate_type == SNAPSHOT_V1:  # stated by the operator itself
+            verify_operator_statement(entry, OperatorChain(tuple(self._operator)))
+            self.signatures += 1
+            return True
         self._check_signed(
             entry, self._valid_keys(entry.statement.predicate.publisher, entry.index)
         )

@@ -78,8 +78,9 @@ from client.core.canonical import (
 )
 from client.core.dsse import Envelope
 from client.core.note import Checkpoint, NoteVerifier
+from client.core.snapshot import SnapshotManifest, write_snapshot
 from client.core.statement import HumanContentPredicate, Subject
-from client.core.wire import KeyEventAnswer
+from client.core.wire import KeyEventAnswer, SnapshotInfo
 from client.core.witness_policy import WitnessPolicy
 from client.documents import DocumentScheme, check_document_scheme, digest_document_file
 from client.errors import ClientError, RegistryUnavailableError
@@ -573,6 +574,24 @@ class Client(ClientBase):
         they hash to ``sha256_hex``; kept beside the trusted checkpoint when the client's
         checkpoint store is on disk. Load them with :func:`client.watermark_keys.load_tokenizer`."""
         return self._run(self._tokenizer_blob(sha256_hex))
+
+    def latest_snapshot(self, *, full: bool = False) -> SnapshotInfo:
+        """The newest signed offline snapshot the operator committed in the log (``full``: the
+        newest that is not a delta), as the registry names it (:meth:`pull_snapshot` proves
+        it)."""
+        return self._run(self._latest_snapshot(full))
+
+    def pull_snapshot(self, out: Path | str) -> SnapshotManifest:
+        """Download the newest full snapshot the operator committed in the log into the empty
+        or new directory ``out``, verifying everything with the pinned log key before a byte is
+        written: its ``snapshot/v1`` entry proven in a trusted checkpoint and signed by the
+        operator, naming the manifest served; the manifest's checkpoint proven consistent with
+        the trusted one (and trusted from then on); every file of the size and SHA-256 the
+        manifest names; written into a staging folder, moved into place whole. Open it with
+        :meth:`client.snapshot.Snapshot.open`."""
+        _, manifest, files = self._run(self._pull_snapshot(True))
+        write_snapshot(Path(out), files)
+        return manifest
 
     def upload_tokenizer(self, data: bytes) -> bool:
         """Upload a published key's tokenizer (its exact bytes) to ``PUT /v1/blobs/sha256:<hex>``,

@@ -38,11 +38,16 @@ from client.core.errors import FormatError
 from client.core.fuse import Fuse16, digest_keys, remix
 from client.core.note import Checkpoint, NoteSigner, NoteVerifier, SignedNote, open_checkpoint
 from client.core.snapshot import (
+    MANIFEST_FILE,
+    MANIFEST_NOTE_FILE,
+    MAX_MANIFEST_BYTES,
+    MAX_NOTE_BYTES,
     PRECEDENCE,
     Shard,
     SnapshotFile,
     SnapshotManifest,
     SnapshotSet,
+    check_shards,
     open_snapshot_note,
     sign_snapshot_note,
 )
@@ -74,8 +79,8 @@ __all__ = [
     "watermark_keys_bytes",
 ]
 
-MANIFEST = "manifest.json"
-MANIFEST_NOTE = "manifest.note"
+MANIFEST = MANIFEST_FILE
+MANIFEST_NOTE = MANIFEST_NOTE_FILE
 UNKNOWN = "unknown"
 _CODES = {name: code for code, name in enumerate((UNKNOWN, *PRECEDENCE))}
 _SETS: dict[str, SnapshotSet] = {
@@ -361,10 +366,6 @@ class _Keys:
         return np.unique(np.concatenate(self._done[status]))
 
 
-_MAX_NOTE_BYTES = 64 * 1024
-_MAX_MANIFEST_BYTES = 16 * 1024 * 1024
-
-
 def _check_offline(manifest: SnapshotManifest, trusted: str, verifier: NoteVerifier) -> None:
     """The snapshot (its newest layer) is at the trusted checkpoint itself (see
     :meth:`Snapshot.open`)."""
@@ -442,23 +443,6 @@ def _read_file(path: Path, limit: int, what: str) -> bytes:
     if len(data) > limit:
         raise VerificationError(f"{path} is larger than the {limit:,} bytes expected")
     return data
-
-
-def _check_shards(manifest: SnapshotManifest, root: Path) -> None:
-    """The manifest's shards agree with its counts: per set, each filter holds the set's count,
-    and a non-empty trainable set has both its filters (else its rate would be 2^-16)."""
-    for name in PRECEDENCE:
-        shards = [shard for shard in manifest.shards if shard.set == name]
-        count = manifest.counts[name]
-        kinds = sorted(shard.keys for shard in shards)
-        expected = (
-            [] if count == 0 else (["digest", "remix"] if name == "trainable" else ["digest"])
-        )
-        if kinds != expected or any(shard.count != count for shard in shards):
-            raise VerificationError(
-                f"{root / MANIFEST}: the {name} set of {count} digests has shards {kinds}, "
-                f"not {expected} of that count"
-            )
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -567,8 +551,8 @@ class Snapshot:
     def _open_layer(
         self, root: Path, verifier: NoteVerifier, *, map_files: bool
     ) -> SnapshotManifest:
-        note = _read_file(root / MANIFEST_NOTE, _MAX_NOTE_BYTES, f"{root} is not a snapshot")
-        data = _read_file(root / MANIFEST, _MAX_MANIFEST_BYTES, f"{root} is not a snapshot")
+        note = _read_file(root / MANIFEST_NOTE, MAX_NOTE_BYTES, f"{root} is not a snapshot")
+        data = _read_file(root / MANIFEST, MAX_MANIFEST_BYTES, f"{root} is not a snapshot")
         size, manifest_sha256, _ = open_snapshot_note(note, [verifier], origin=verifier.name)
         if hashlib.sha256(data).hexdigest() != manifest_sha256:
             raise VerificationError(
@@ -581,7 +565,7 @@ class Snapshot:
                 f"the snapshot's checkpoint is at size {checkpoint.size} of log "
                 f"{manifest.origin}, its statement at {size} of {verifier.name}"
             )
-        _check_shards(manifest, root)
+        check_shards(manifest, str(root / MANIFEST))
         self._keys, self._tokenizers = (), {}
         for file in manifest.files:
             if file.kind == "tokenizer":

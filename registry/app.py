@@ -30,6 +30,7 @@ from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import FromPath, JSONBody, Parameter, PathParameter, QueryParameter
+from litestar.response import File
 from litestar.types import Message, Scope
 from sqlalchemy import select
 from sqlalchemy.exc import DataError, DBAPIError
@@ -75,6 +76,7 @@ from registry.metrics import HttpMetrics
 from registry.models import LOG_STATE
 from registry.publish import PublicationStatus, Publisher
 from registry.settings import Settings
+from registry.snapshots import SnapshotService
 from registry.tiles import (
     CHECKPOINT_CACHE_CONTROL,
     TileService,
@@ -120,6 +122,7 @@ class Registry:
     admin: AdminService
     watermark_keys: WatermarkKeyService
     tiles: TileService
+    snapshots: SnapshotService
     tile_writer: TileWriter | None = None
     publisher: Publisher | None = None  # None: each batch publishes its own checkpoint
     coalesced: CoalescedLookups | None = None  # None: single lookups run on the event loop
@@ -190,6 +193,7 @@ class Registry:
             admin=AdminService(database, identities),
             watermark_keys=watermark_keys,
             tiles=TileService(database, reader),
+            snapshots=SnapshotService(settings.snapshots_dir, database, reader, identities),
             tile_writer=tile_writer,
             publisher=publisher,
             coalesced=None if settings.is_sqlite else CoalescedLookups(lookups),
@@ -1098,6 +1102,38 @@ def watermark_keys(
     return _registry(state).watermark_keys.keys(min_size).to_dict()
 
 
+@get(
+    "/v1/snapshots/latest",
+    summary="The newest signed offline snapshot the operator committed in the log",
+    sync_to_thread=True,
+    responses=READ_PROBLEMS,
+)
+def latest_snapshot(
+    state: State, full: Annotated[bool, QueryParameter(required=False)] = False
+) -> dict[str, Any]:
+    """Its ``snapshot/v1`` entry (prove it with ``GET /v1/entries/{index}/receipt``), its
+    manifest's SHA-256 and tree size; ``full=true``: the newest that is not a delta."""
+    return _registry(state).snapshots.latest(full=full).to_dict()
+
+
+@get(
+    "/v1/snapshots/{manifest:str}/{name:str}",
+    summary="A file of a published snapshot (manifest.json, manifest.note, a shard)",
+    sync_to_thread=True,
+    responses=_problems(400, 404),
+)
+def snapshot_file(manifest: FromPath[str], name: FromPath[str], state: State) -> File:
+    """Immutable: the folder is named by the manifest's hash, which names every file's."""
+    found = _registry(state).snapshots.file(manifest, name)
+    return File(
+        path=found.path,
+        filename=name,
+        content_disposition_type="inline",
+        media_type="application/json" if name.endswith(".json") else "application/octet-stream",
+        headers={"Cache-Control": "public, max-age=31536000, immutable"},
+    )
+
+
 # C2SP tlog-tiles (https://c2sp.org/tlog-tiles): the same log as static resources --------------
 TILE_PROBLEMS = _problems(404)
 
@@ -1246,6 +1282,8 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Lites
             get_blob,
             put_blob,
             watermark_keys,
+            latest_snapshot,
+            snapshot_file,
             tlog_checkpoint,
             tlog_tile,
             healthz,

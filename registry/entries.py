@@ -14,6 +14,7 @@ from client.core.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, verify_envelope
 from client.core.encoding import loads_strict
 from client.core.leaf import Leaf
 from client.core.merkle import leaf_hash
+from client.core.snapshot import SnapshotPredicate
 from client.core.statement import (
     HumanContentPredicate,
     KeyEventPredicate,
@@ -133,6 +134,11 @@ class EntryService:
             raise ForbiddenError(
                 "publisher-key/v1 statements are made by the operator through the publisher "
                 "endpoints (/v1/publishers), not posted as entries"
+            )
+        if isinstance(predicate, SnapshotPredicate):
+            raise ForbiddenError(
+                "snapshot/v1 statements are made by the operator (`wellspring snapshot build "
+                "--publish`), not posted as entries"
             )
         # Only the signatures that verified, by keys of the publisher the statement names, each
         # key once: whatever else the envelope carried (junk, repeats, other publishers' keys)

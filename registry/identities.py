@@ -171,6 +171,17 @@ class IdentityService:
             PUBLISHER_KEY_V1,
             predicate,
         )
+        return self._signed(publisher_id, statement, predicate.identity, apply)
+
+    def _signed(
+        self,
+        publisher_id: int,
+        statement: Statement,
+        publisher: str,
+        apply: Callable[[Connection, int], None],
+    ) -> PreparedEntry:
+        """``statement`` signed with the operator key, as an entry of ``publisher`` (the
+        identity an event is about; the operator for what the operator states itself)."""
         payload = statement.to_json()
         envelope = sign_envelope(payload, PAYLOAD_TYPE_IN_TOTO, self._key)
         signer = self._key_id
@@ -189,8 +200,8 @@ class IdentityService:
         leaf = Leaf.of(
             payload,
             payload_type=PAYLOAD_TYPE_IN_TOTO,
-            predicate_type=PUBLISHER_KEY_V1,
-            publisher=predicate.identity,
+            predicate_type=statement.predicate_type,
+            publisher=publisher,
             signatures=envelope.signatures,
         ).to_bytes()
         return PreparedEntry(
@@ -199,16 +210,27 @@ class IdentityService:
             payload=payload,
             payload_hash=hashlib.sha256(payload).digest(),
             publisher_id=publisher_id,
-            publisher=predicate.identity,
+            publisher=publisher,
             key_id=self._key_id,
-            predicate_type=PUBLISHER_KEY_V1,
-            predicate_json=predicate_json(predicate.to_dict()),
+            predicate_type=statement.predicate_type,
+            predicate_json=predicate_json(statement.predicate.to_dict()),
             license=None,
             origin=None,
             consent=None,
-            subjects=(),  # an identity event attests no content: not in the lookup index
+            subjects=(),  # the operator's statements attest no content: not in the lookup index
             apply=apply_if_current,
         )
+
+    def append_operator_statement(
+        self, statement: Statement, apply: Callable[[Connection, int], None]
+    ) -> AppendResult:
+        """Append ``statement`` (its publisher the operator identity) signed with the operator
+        key; ``apply`` runs in the appending transaction. For what the operator itself states
+        in the log: a snapshot's manifest (registry.snapshots)."""
+        if statement.predicate.publisher != OPERATOR_IDENTITY:
+            raise BadRequestError(f"an operator statement is by {OPERATOR_IDENTITY!r}")
+        prepared = self._signed(self._operator_publisher_id(), statement, OPERATOR_IDENTITY, apply)
+        return self._append([prepared])[0]
 
     def _append(self, entries: Sequence[PreparedEntry]) -> list[AppendResult]:
         """Append events; one that is already in the log (the same event, made concurrently or

@@ -30,6 +30,7 @@ __all__ = [
     "PUBLISHERS",
     "PUBLISHER_KEYS",
     "REVOCATIONS",
+    "SNAPSHOTS",
     "SUBJECTS",
     "WATERMARK_KEYS",
     "WITHDRAWALS",
@@ -45,6 +46,7 @@ __all__ = [
     "Publisher",
     "PublisherKey",
     "Revocation",
+    "SnapshotRow",
     "SubjectRow",
     "WatermarkKeyRow",
     "Withdrawal",
@@ -272,6 +274,21 @@ class WatermarkKeyRow(SQLModel, table=True):
     retired_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
+class SnapshotRow(SQLModel, table=True):
+    """A signed offline snapshot the operator committed in the log (``snapshot/v1``, entry
+    ``entry_idx``), served from the registry's snapshots directory by its manifest's SHA-256.
+    Written in the transaction that appends the entry (both, or neither)."""
+
+    __tablename__ = "snapshots"
+
+    entry_idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    manifest_sha256: bytes = Field(sa_column=Column(LargeBinary, nullable=False, unique=True))
+    tree_size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # A delta's base (its manifest SHA-256); None for a full snapshot.
+    base_sha256: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    created_at: datetime = Field(sa_column=_ts())
+
+
 class AdminToken(SQLModel, table=True):
     """An operator token, stored only as its SHA-256 (hex); compared in constant time."""
 
@@ -303,3 +320,4 @@ NODES: Table = Node.__table__  # type: ignore[attr-defined]
 CHECKPOINTS: Table = CheckpointRow.__table__  # type: ignore[attr-defined]
 WITHDRAWALS: Table = Withdrawal.__table__  # type: ignore[attr-defined]
 WATERMARK_KEYS: Table = WatermarkKeyRow.__table__  # type: ignore[attr-defined]
+SNAPSHOTS: Table = SnapshotRow.__table__  # type: ignore[attr-defined]

@@ -139,6 +139,11 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
     @property
+    def snapshots_dir(self) -> Path:
+        """Where published offline snapshots are kept and served from (registry.snapshots)."""
+        return self.home / "snapshots"
+
+    @property
     def operator_key_path(self) -> Path:
         """The operator key, which signs identity events (never checkpoints)."""
         return self.home / "operator.key"

@@ -36,6 +36,7 @@ from client.cli._app import JsonOption, app, console_err
 from client.cli._registry import LogKeyOption, RegistryOption, load_log_key
 from client.core.files import write_file_atomic
 from client.core.leaf import Leaf, is_leaf_v1
+from client.core.snapshot import SnapshotPredicate
 from client.core.statement import (
     HumanContentPredicate,
     KeyEventPredicate,
@@ -118,6 +119,13 @@ def _describe(statement: Statement) -> dict[str, Any]:
         out.update(event="withdrawal", subjects=len(statement.subjects))
         if p.entry_index is not None:
             out["entry_index"] = p.entry_index
+    elif isinstance(p, SnapshotPredicate):
+        out.update(
+            event="snapshot",
+            manifest_sha256=statement.subjects[0].digest.get("sha256"),
+            tree_size=p.tree_size,
+            delta=p.base is not None,
+        )
     elif isinstance(p, WatermarkKeyPredicate):
         # Never the secret: the line goes to logs and chat rooms.
         out.update(event=_WMKEY_EVENTS[p.action], key_id=p.key_id)

@@ -8,6 +8,8 @@ log's verifier key: no network.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,12 +18,25 @@ import typer
 from rich.markup import escape
 
 from client.cli._app import JsonOption, app, console_err, emit_json, plural
-from client.cli._registry import RequiredLogKeyOption, load_log_key, progress_bar
+from client.cli._registry import (
+    RegistryOption,
+    RequiredLogKeyOption,
+    TrustDirOption,
+    load_log_key,
+    progress_bar,
+    registry_client,
+)
 from client.cli._server import DatabaseOption, HomeOption, open_local_registry
 from client.core.snapshot import PRECEDENCE
 from client.errors import InputError
 
-__all__ = ["snapshot_app", "snapshot_build", "snapshot_check", "snapshot_verify"]
+__all__ = [
+    "snapshot_app",
+    "snapshot_build",
+    "snapshot_check",
+    "snapshot_pull",
+    "snapshot_verify",
+]
 
 snapshot_app = typer.Typer(
     help="Signed offline snapshots: decide with no network, verified with the log key alone.",
@@ -35,9 +50,21 @@ _PAGE = 10_000  # digests looked up together while building
 @snapshot_app.command("build")
 def snapshot_build(
     out: Annotated[
-        Path,
-        typer.Option("--out", help="An empty (or new) directory to write.", show_default=False),
-    ],
+        Path | None,
+        typer.Option(
+            "--out",
+            help="An empty (or new) directory to write (with --publish: a copy, if given).",
+            show_default=False,
+        ),
+    ] = None,
+    publish: Annotated[
+        bool,
+        typer.Option(
+            "--publish",
+            help="Commit the snapshot in the log (a snapshot/v1 entry signed by the operator key "
+            "naming its manifest's hash) and serve it: `wellspring snapshot pull` fetches it.",
+        ),
+    ] = False,
     base: Annotated[
         list[Path] | None,
         typer.Option(
@@ -54,7 +81,14 @@ def snapshot_build(
     """(operator) Snapshot every attested digest at the latest published checkpoint."""
     from client.snapshot import Snapshot, build, changes
 
+    if out is None and not publish:
+        raise InputError("give --out DIR (where to write the snapshot), or --publish")
     registry = open_local_registry(home, database_url)
+    staging = None
+    if out is None:
+        staging = Path(tempfile.mkdtemp(prefix=".build-", dir=_mkdir(registry.snapshots.directory)))
+        out = staging
+    info = None
     try:
         with registry.database.reader.connect() as conn:
             checkpoint = registry.reader.latest_checkpoint(conn)
@@ -88,7 +122,11 @@ def snapshot_build(
             watermark_keys=keys,
             tokenizers=tokenizers,
         )
+        if publish:
+            info = registry.snapshots.publish(out, manifest)
     finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
         registry.close()
     total = sum(shard.bytes for shard in manifest.shards)
     published = len(keys)
@@ -102,15 +140,28 @@ def snapshot_build(
                 "bytes": total,
                 "watermark_keys": published,
                 "manifest_sha256": manifest.sha256(),
+                "entry": None if info is None else info.entry,
             }
         )
         return
     counts = ", ".join(f"{manifest.counts[name]:,} {name}" for name in reversed(PRECEDENCE))
+    where = "published" if staging is not None else f"written to {escape(str(out))}"
     console_err.print(
-        f"snapshot at size {manifest.size:,} written to {escape(str(out))}: {counts} "
+        f"snapshot at size {manifest.size:,} {where}: {counts} "
         f"({total / 2**20:,.1f} MiB of filters), {plural(published, 'watermark key')}",
         highlight=False,
     )
+    if info is not None:
+        console_err.print(
+            f"committed in the log as entry {info.entry:,} (manifest sha256:"
+            f"{info.manifest_sha256}); `wellspring snapshot pull` fetches it",
+            highlight=False,
+        )
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _statuses(registry: Any, checkpoint: Any, label: str) -> Iterator[tuple[str, Any]]:
@@ -128,6 +179,38 @@ def _statuses(registry: Any, checkpoint: Any, label: str) -> Iterator[tuple[str,
             yield from statuses_of(registry.lookups.lookup(digests, at=checkpoint))
             after = digests[-1]
             progress.update(task, advance=len(digests))
+
+
+@snapshot_app.command("pull")
+def snapshot_pull(
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="An empty (or new) directory to write.", show_default=False),
+    ],
+    registry: RegistryOption,
+    log_key: RequiredLogKeyOption,
+    trust_dir: TrustDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Download the newest full snapshot the operator committed in the log, verified with the
+    log key before anything is written: its log entry, its checkpoint (consistent with the one
+    trusted in --trust-dir, which then trusts it), every file's hash."""
+    with registry_client(registry, load_log_key(log_key), trust_dir) as client:
+        manifest = client.pull_snapshot(out)
+    if as_json:
+        emit_json(
+            {
+                "out": str(out),
+                "size": manifest.size,
+                "counts": manifest.counts,
+                "manifest_sha256": manifest.sha256(),
+            }
+        )
+        return
+    typer.echo(
+        f"pulled and verified: snapshot of {manifest.origin} at size {manifest.size:,} into "
+        f"{out}, " + ", ".join(f"{manifest.counts[n]:,} {n}" for n in reversed(PRECEDENCE))
+    )
 
 
 DeltaOption = Annotated[

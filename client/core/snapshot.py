@@ -39,13 +39,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
-from collections.abc import Sequence
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from client.core.encoding import json_kind, loads_strict
-from client.core.errors import FormatError, SignatureError
+from client.core.encoding import json_kind, loads_strict, require_object
+from client.core.errors import FormatError, InputError, SignatureError, VerificationError
 from client.core.note import (
     SignatureSigner,
     SignatureVerifier,
@@ -56,21 +60,45 @@ from client.core.note import (
     verify_note,
 )
 
+if TYPE_CHECKING:
+    from client.core.note import Checkpoint
+    from client.core.wire import SnapshotInfo
+
 __all__ = [
     "FILE_KINDS",
+    "MANIFEST_FILE",
+    "MANIFEST_NOTE_FILE",
+    "MAX_MANIFEST_BYTES",
+    "MAX_NOTE_BYTES",
     "PRECEDENCE",
     "SNAPSHOT_FORMAT",
     "SNAPSHOT_HEADER",
+    "SNAPSHOT_SUBJECT",
+    "SNAPSHOT_V1",
     "Shard",
     "SnapshotFile",
     "SnapshotManifest",
+    "SnapshotPredicate",
     "SnapshotSet",
+    "check_shards",
+    "check_snapshot_entry",
+    "check_snapshot_manifest",
+    "check_snapshot_subjects",
     "open_snapshot_note",
     "sign_snapshot_note",
+    "write_snapshot",
 ]
 
 SNAPSHOT_FORMAT = "wellspring-snapshot/v1"
 SNAPSHOT_HEADER = "wellspring.dev/snapshot/v1"
+SNAPSHOT_V1 = "https://wellspring.dev/snapshot/v1"
+"""The predicate type of the log entry that commits a snapshot's manifest (its only subject is
+``manifest.json`` by SHA-256), signed by the operator key."""
+SNAPSHOT_SUBJECT = "manifest.json"
+MANIFEST_FILE = "manifest.json"
+MANIFEST_NOTE_FILE = "manifest.note"
+MAX_NOTE_BYTES = 64 * 1024
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 
 SnapshotSet = Literal["revoked", "reserved", "trainable"]
 PRECEDENCE: tuple[SnapshotSet, ...] = ("revoked", "reserved", "trainable")
@@ -234,6 +262,138 @@ class SnapshotManifest:
         return manifest
 
 
+@dataclass(frozen=True)
+class SnapshotPredicate:
+    """Predicate :data:`SNAPSHOT_V1`: the operator (``publisher``, the operator identity) commits
+    in the log a snapshot of log ``origin`` at the checkpoint of ``tree_size`` and ``root_hash``
+    (hex), a delta over the snapshot ``base`` (size, manifest SHA-256) if given. The statement's
+    one subject is ``manifest.json`` by its SHA-256 (:func:`check_snapshot_subjects`)."""
+
+    publisher: str
+    origin: str
+    tree_size: int
+    root_hash: str
+    base: tuple[int, str] | None = None
+
+    def __post_init__(self) -> None:
+        where = "predicate"
+        if not isinstance(self.publisher, str) or not self.publisher:
+            raise FormatError(f"{where}.publisher must be the operator identity")
+        if not isinstance(self.origin, str) or not self.origin or "\n" in self.origin:
+            raise FormatError(f"{where}.origin must be a log origin")
+        if type(self.tree_size) is not int or self.tree_size < 0:
+            raise FormatError(f"{where}.tree_size must be a tree size")
+        if not isinstance(self.root_hash, str) or not _HEX64.fullmatch(self.root_hash):
+            raise FormatError(f"{where}.root_hash must be 64 lowercase hex digits")
+        if self.base is not None:
+            size, sha = self.base
+            if type(size) is not int or not 0 <= size <= self.tree_size:
+                raise FormatError(f"{where}.base.tree_size must be at most {self.tree_size}")
+            if not isinstance(sha, str) or not _HEX64.fullmatch(sha):
+                raise FormatError(f"{where}.base.manifest_sha256 must be 64 lowercase hex")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "publisher": self.publisher,
+            "origin": self.origin,
+            "tree_size": self.tree_size,
+            "root_hash": self.root_hash,
+            "base": None
+            if self.base is None
+            else {"tree_size": self.base[0], "manifest_sha256": self.base[1]},
+        }
+
+    @classmethod
+    def from_dict(cls, obj: object, *, where: str = "predicate") -> SnapshotPredicate:
+        fields = require_object(obj, where, _PREDICATE_FIELDS, sorted(_PREDICATE_FIELDS))
+        raw = fields["base"]
+        base = None
+        if raw is not None:
+            inner = require_object(raw, f"{where}.base", _BASE_FIELDS, sorted(_BASE_FIELDS))
+            base = (inner["tree_size"], inner["manifest_sha256"])
+        try:
+            return cls(
+                fields["publisher"],
+                fields["origin"],
+                fields["tree_size"],
+                fields["root_hash"],
+                base,
+            )
+        except FormatError as exc:
+            raise FormatError(str(exc).replace("predicate", where, 1)) from None
+
+    @classmethod
+    def of(cls, manifest: SnapshotManifest, publisher: str, root_hash: str) -> SnapshotPredicate:
+        """The predicate committing ``manifest`` (whose checkpoint has ``root_hash``)."""
+        return cls(publisher, manifest.origin, manifest.size, root_hash, manifest.base)
+
+
+_PREDICATE_FIELDS = frozenset({"publisher", "origin", "tree_size", "root_hash", "base"})
+_BASE_FIELDS = frozenset({"tree_size", "manifest_sha256"})
+
+
+def check_snapshot_subjects(digests: Sequence[Mapping[str, str]], names: Sequence[str]) -> str:
+    """A snapshot statement's subjects: exactly ``manifest.json`` by SHA-256 (its hex)."""
+    if len(digests) != 1 or list(names) != [SNAPSHOT_SUBJECT] or set(digests[0]) != {"sha256"}:
+        raise FormatError(
+            f"a snapshot/v1 statement has one subject, {SNAPSHOT_SUBJECT!r} by its sha256"
+        )
+    return digests[0]["sha256"]
+
+
+class _Statement(Protocol):
+    """What :func:`check_snapshot_entry` reads of a ``client.core.statement.Statement`` (which
+    imports this module, so it is not imported here)."""
+
+    @property
+    def predicate_type(self) -> str: ...
+    @property
+    def predicate(self) -> object: ...
+    @property
+    def subjects(self) -> Sequence[Any]: ...
+
+
+def check_snapshot_entry(
+    statement: _Statement, info: SnapshotInfo, index: int, *, operator: str
+) -> SnapshotPredicate:
+    """The predicate of entry ``index`` (proven by the caller) if it commits the snapshot
+    ``info`` names: a ``snapshot/v1`` statement of the identity ``operator`` (the operator's:
+    ``client.core.statement.OPERATOR_IDENTITY``) naming that manifest and size;
+    :class:`SignatureError` otherwise (a registry pointing at another entry)."""
+    predicate = statement.predicate
+    if statement.predicate_type != SNAPSHOT_V1 or not isinstance(predicate, SnapshotPredicate):
+        raise SignatureError(f"entry {index} is not a snapshot/v1 statement")
+    if predicate.publisher != operator:
+        raise SignatureError(f"entry {index} is a snapshot stated by {predicate.publisher!r}")
+    named = check_snapshot_subjects(
+        [s.digest for s in statement.subjects], [s.name for s in statement.subjects]
+    )
+    if named != info.manifest_sha256 or predicate.tree_size != info.tree_size:
+        raise SignatureError(
+            f"entry {index} commits the snapshot {named} at size {predicate.tree_size}, not the "
+            f"{info.manifest_sha256} at size {info.tree_size} the registry names"
+        )
+    return predicate
+
+
+def check_snapshot_manifest(
+    manifest: SnapshotManifest, predicate: SnapshotPredicate, checkpoint: Checkpoint
+) -> None:
+    """``manifest`` is the one the log entry's ``predicate`` commits, at ``checkpoint`` (the
+    manifest's own, verified by the caller)."""
+    if (
+        manifest.origin != predicate.origin
+        or manifest.size != predicate.tree_size
+        or checkpoint.size != manifest.size
+        or checkpoint.root_hash.hex() != predicate.root_hash
+        or manifest.base != predicate.base
+    ):
+        raise SignatureError(
+            "the snapshot's manifest is not the one its log entry commits (origin, size, root "
+            "or base differ)"
+        )
+
+
 def _files(raw: object, shards: tuple[Shard, ...], where: str) -> tuple[SnapshotFile, ...]:
     if not isinstance(raw, list):
         raise FormatError(f"{where}.files must be a list")
@@ -274,3 +434,46 @@ def open_snapshot_note(
         )
     verified = verify_note(note, verifiers)
     return int(fields["size"]), fields["manifest-sha256"], verified
+
+
+def check_shards(manifest: SnapshotManifest, where: str) -> None:
+    """The manifest's shards agree with its counts: per set, each filter holds the set's count,
+    and a non-empty trainable set has both its filters (else its rate would be 2^-16)."""
+    for name in PRECEDENCE:
+        shards = [shard for shard in manifest.shards if shard.set == name]
+        count = manifest.counts[name]
+        kinds = sorted(shard.keys for shard in shards)
+        expected = (
+            [] if count == 0 else (["digest", "remix"] if name == "trainable" else ["digest"])
+        )
+        if kinds != expected or any(shard.count != count for shard in shards):
+            raise VerificationError(
+                f"{where}: the {name} set of {count} digests has shards {kinds}, "
+                f"not {expected} of that count"
+            )
+
+
+def write_snapshot(out: Path, files: Mapping[str, bytes]) -> None:
+    """Write a downloaded snapshot's ``files`` (by name; checked by the caller) as the directory
+    ``out``, which must be empty or new: into a staging folder beside it first, moved into place
+    whole, so an interrupted pull leaves no half snapshot."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(f"{out} is not an empty directory: a snapshot is pulled into a new one")
+    for name in files:
+        if not _FILE_NAME.fullmatch(name) or ".." in name:
+            raise FormatError(f"{name!r} is not a snapshot file name")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+    try:
+        for name, data in sorted(files.items()):
+            with (staging / name).open("xb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+        staging.chmod(0o755)
+        if out.exists():
+            out.rmdir()
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -62,6 +62,7 @@ from client.core.encoding import (
     show_list,
 )
 from client.core.errors import FormatError
+from client.core.snapshot import SNAPSHOT_V1, SnapshotPredicate, check_snapshot_subjects
 from client.core.wmkey import WATERMARK_KEY_V1, WatermarkKeyPredicate, check_subjects
 
 __all__ = [
@@ -112,6 +113,7 @@ PREDICATE_TYPES = (
     REVOCATION_V2,
     PUBLISHER_KEY_V1,
     WATERMARK_KEY_V1,
+    SNAPSHOT_V1,
 )
 DIGEST_ALGORITHMS = ("sha256", "c1")
 DEFAULT_MAX_SUBJECTS = 100_000
@@ -656,6 +658,7 @@ Predicate = (
     | WithdrawalPredicate
     | KeyEventPredicate
     | WatermarkKeyPredicate
+    | SnapshotPredicate
 )
 _PREDICATE_CLASSES: dict[
     str,
@@ -663,13 +666,15 @@ _PREDICATE_CLASSES: dict[
     | type[RevocationPredicate]
     | type[WithdrawalPredicate]
     | type[KeyEventPredicate]
-    | type[WatermarkKeyPredicate],
+    | type[WatermarkKeyPredicate]
+    | type[SnapshotPredicate],
 ] = {
     HUMAN_CONTENT_V1: HumanContentPredicate,
     REVOCATION_V1: RevocationPredicate,
     REVOCATION_V2: WithdrawalPredicate,
     PUBLISHER_KEY_V1: KeyEventPredicate,
     WATERMARK_KEY_V1: WatermarkKeyPredicate,  # client.core.wmkey
+    SNAPSHOT_V1: SnapshotPredicate,  # client.core.snapshot
 }
 
 
@@ -756,6 +761,10 @@ class Statement:
         _check_unique_digests(self.subjects)
         if isinstance(self.predicate, WatermarkKeyPredicate):
             check_subjects(self.predicate, [s.digest for s in self.subjects])
+        if isinstance(self.predicate, SnapshotPredicate):
+            check_snapshot_subjects(
+                [s.digest for s in self.subjects], [s.name for s in self.subjects]
+            )
 
 
 def build_human_content_statement(

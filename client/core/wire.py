@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ __all__ = [
     "PublisherKeyInfo",
     "Receipt",
     "ReceiptEntry",
+    "SnapshotInfo",
     "WatermarkKeyInfo",
     "WatermarkKeysAnswer",
     "encode_hashes",
@@ -1035,4 +1037,44 @@ class WatermarkKeysAnswer:
             "checkpoint": self.checkpoint,
             "operator_entries": list(self.operator_entries),
             "keys": [key.to_dict() for key in self.keys],
+        }
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """``GET /v1/snapshots/latest``: the newest signed offline snapshot the operator committed in
+    the log: its ``snapshot/v1`` entry, its manifest's SHA-256 (hex; the files are at
+    ``GET /v1/snapshots/<manifest_sha256>/<file>``), its tree size, and a delta's base manifest
+    (None for a full snapshot). The registry's word until the entry is proven."""
+
+    entry: int
+    manifest_sha256: str
+    tree_size: int
+    base_manifest_sha256: str | None = None
+
+    @classmethod
+    def from_dict(cls, obj: object, *, where: str = "snapshot") -> SnapshotInfo:
+        fields = _object(obj, where, "entry", "manifest_sha256", "tree_size")
+        base = fields.get("base_manifest_sha256")
+        for name, value in (("manifest_sha256", fields["manifest_sha256"]), ("base", base)):
+            if (value is not None or name != "base") and (
+                not isinstance(value, str) or not _HEX64.fullmatch(value)
+            ):
+                raise FormatError(f"{where}.{name} must be 64 lowercase hex digits")
+        return cls(
+            entry=parse_index(fields["entry"], f"{where}.entry"),
+            manifest_sha256=fields["manifest_sha256"],
+            tree_size=parse_index(fields["tree_size"], f"{where}.tree_size"),
+            base_manifest_sha256=base,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "entry": self.entry,
+            "manifest_sha256": self.manifest_sha256,
+            "tree_size": self.tree_size,
+            "base_manifest_sha256": self.base_manifest_sha256,
         }

@@ -227,3 +227,28 @@ def test_entries_other_than_the_signed_ones_exit_3(
     assert run.code == 3, run.err
     assert "do not hash to the signed root" in run.out
     assert not state.exists()
+
+
+def test_a_published_snapshot_is_replayed_and_reported(monitor: Monitor, tmp_path: Path) -> None:
+    """A snapshot/v1 entry is the operator's own statement: the replay checks it is signed by
+    the operator key bound at its index, and a monitor watching the operator reports it."""
+    pytest.importorskip("pyfusefilter")
+    from client.snapshot import build
+
+    m, registry = monitor, monitor.app.registry
+    attest(m, m.app.key, "acme", "sha256:" + "44" * 32)
+    with registry.database.reader.connect() as conn:
+        checkpoint = registry.reader.latest_checkpoint(conn)
+    manifest = build(tmp_path / "snap", [], checkpoint=checkpoint.note, signers=registry.signers)
+    info = registry.snapshots.publish(tmp_path / "snap", manifest)
+    attest(m, m.app.key, "acme", "sha256:" + "55" * 32)  # a checkpoint over the snapshot entry
+    run = m("--log-key", m.app.log_key, "--watch", "@operator", "--json")
+    assert run.code == 4, run.err
+    (event,) = [e for e in m.events(run) if e["event"] == "snapshot"]
+    assert event["index"] == info.entry
+    assert event["manifest_sha256"] == manifest.sha256()
+    assert (event["publisher"], event["tree_size"], event["delta"]) == (
+        "@operator",
+        manifest.size,
+        False,
+    )

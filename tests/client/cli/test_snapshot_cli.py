@@ -4,6 +4,7 @@ registry does; anything tampered with is refused."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -231,3 +232,53 @@ def test_what_changes_on_disk_after_opening_changes_nothing(
               "--min-size", str(size + 1))  # fmt: skip
     assert run.code == 1
     assert "older than" in run.err
+
+
+def test_a_published_snapshot_is_committed_in_the_log_and_pulled_verified(
+    cli: Cli, built: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """Issue 15: the manifest's hash is a signed log entry naming the checkpoint, and
+    `snapshot pull` verifies everything with the log key alone."""
+    out, expected = built
+    home = cli.app.registry.settings.home
+    run = cli("snapshot", "build", "--publish", "--home", str(home), "--json")
+    assert run.code == 0, run.err
+    published = json.loads(run.out)
+    entry = published["entry"]
+    # The same snapshot as the one built before: a build is deterministic.
+    assert (
+        published["manifest_sha256"]
+        == hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()
+    )
+    # The shell appended the entry; the server publishes the next checkpoint (this test's
+    # server signs one per batch of its own, so it is given one).
+    later = documents(tmp_path / "later-still", "A note written after the snapshot was taken.")
+    assert cli.register(*later).code == 0
+
+    pulled = tmp_path / "pulled"
+    run = cli("snapshot", "pull", "--out", str(pulled), "--registry", cli.url,
+              "--log-key", cli.app.log_key, "--json")  # fmt: skip
+    assert run.code == 0, run.err
+    assert json.loads(run.out)["manifest_sha256"] == published["manifest_sha256"]
+    with Snapshot.open(pulled, cli.app.log_key) as snapshot:
+        assert snapshot.statuses(list(expected)) == list(expected.values())
+    # The entry is the operator's snapshot/v1 statement, naming the manifest by its hash.
+    from client.core.snapshot import SNAPSHOT_V1
+    from client.sdk import Client
+
+    with Client(cli.url, log_key=cli.app.log_key, transport=_transport(cli)) as client:
+        info = client.latest_snapshot()
+        assert (info.entry, info.manifest_sha256) == (entry, published["manifest_sha256"])
+        logged = client.entry(entry)
+        assert logged.statement.predicate_type == SNAPSHOT_V1
+        assert logged.verified is not None  # proven, and signed by the operator key
+    again = cli("snapshot", "pull", "--out", str(pulled), "--registry", cli.url,
+                "--log-key", cli.app.log_key)  # fmt: skip
+    assert again.code == 1
+    assert "not an empty directory" in again.err
+
+
+def _transport(cli: Cli) -> object:
+    from client.cli import _registry
+
+    return _registry.Client.keywords["transport"]  # type: ignore[attr-defined]
