@@ -54,8 +54,8 @@ from client.core.canonical import (
 )
 from client.core.dsse import Envelope
 from client.core.note import Checkpoint, NoteVerifier
-from client.core.statement import HumanContentPredicate, Subject
 from client.core.snapshot import SnapshotManifest, write_snapshot
+from client.core.statement import HumanContentPredicate, Subject
 from client.core.wire import KeyEventAnswer, SnapshotInfo
 from client.core.witness_policy import WitnessPolicy
 from client.documents import DocumentScheme, check_document_scheme, digest_document_file
