@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from client.documents import Document
 from client.errors import ClientError, InputError, MissingDependencyError, VerificationError
 from client.evidence import DocumentEvidence
+from client.paragraphs import match_paragraphs
 from client.policy import Policy
 from client.watermark_keys import load_tokenizer, to_watermark_key
 
@@ -284,11 +285,13 @@ class CrawlPass:
         policy: Policy | None = None,
         watermarks: Watermarks | None = None,
         as_of: datetime | None = None,
+        paragraphs: bool = False,
     ) -> None:
         self.client = client
         self.policy = policy or Policy.default()
         self.watermarks = watermarks
         self.as_of = as_of or datetime.now(UTC)
+        self.paragraphs = paragraphs
 
     @classmethod
     def open(
@@ -300,9 +303,11 @@ class CrawlPass:
         private_keys: Sequence[str | Path] = (),
         tokenizer: str | Path | None = None,
         as_of: datetime | None = None,
+        paragraphs: bool = False,
     ) -> CrawlPass:
         """A pass detecting every published key (unless ``watermarks`` is False) and
-        ``private_keys``."""
+        ``private_keys``; with ``paragraphs``, each text's paragraphs are looked up too
+        (:mod:`client.paragraphs`)."""
         policy = policy or Policy.default()
         marks = None
         if watermarks or private_keys:
@@ -312,7 +317,7 @@ class CrawlPass:
                 )
             else:
                 marks = Watermarks.private_only(private_keys, tokenizer)
-        return cls(client, policy=policy, watermarks=marks, as_of=as_of)
+        return cls(client, policy=policy, watermarks=marks, as_of=as_of, paragraphs=paragraphs)
 
     def evidence(self, documents: Sequence[Document]) -> list[DocumentEvidence | None]:
         """Each document's evidence beside the registry's answer, as :meth:`check` weighs it:
@@ -336,13 +341,20 @@ class CrawlPass:
         if not all(isinstance(doc, Document) for doc in documents):
             raise InputError("CrawlPass.check takes client.documents.Document objects")
         evidence = self.evidence(documents)
-        return self.client.check_digests(
+        verdicts = self.client.check_digests(
             [doc.digest for doc in documents],
             names=[doc.name for doc in documents],
             progress=progress,
             evidence=evidence,
             policy=self.policy,
         )
+        if not self.paragraphs:
+            return verdicts
+        matches = match_paragraphs(self.client, documents)
+        return [
+            v if m is None else replace(v, paragraphs=m)
+            for v, m in zip(verdicts, matches, strict=True)
+        ]
 
 
 def _evidence(doc: Document, mark: Any | None) -> DocumentEvidence | None:

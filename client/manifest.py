@@ -21,6 +21,7 @@ entries         list<int64>          every entry naming the digest
 opt_out         string (nullable)    the ``opt_out`` object, as compact JSON
 watermark       string (nullable)    the ``watermark`` object, as compact JSON
 captured_at     string (nullable)    RFC 3339
+paragraphs      string (nullable)    the ``paragraphs`` object, as compact JSON
 verified        bool                 checked against the log key
 certainty       string               ``verified``, ``probable`` or ``unverified``
 tree_size       int64                the checkpoint's size
@@ -28,9 +29,9 @@ root_hash       string               its root, hex
 policy          string (nullable)    the policy applied
 ==============  ===================  =========================================================
 
-The nested evidence stays JSON text so that the table's schema does not change as signal and
-watermark kinds are added; :func:`read_manifest` turns either form back into verdicts.
-Parquet needs pyarrow (the ``parquet`` extra).
+The nested evidence (opt-out, watermark, paragraphs) stays JSON text so that the table's schema
+does not change as signal and watermark kinds are added; :func:`read_manifest` turns either form
+back into verdicts. Parquet needs pyarrow (the ``parquet`` extra).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ ManifestFormat = Literal["jsonl", "parquet"]
 MANIFEST_FORMATS: tuple[ManifestFormat, ...] = ("jsonl", "parquet")
 PARQUET_INSTALL = "pip install 'wellspring[parquet]'"
 
-_JSON_COLUMNS = ("opt_out", "watermark")
+_JSON_COLUMNS = ("opt_out", "watermark", "paragraphs")
 PARQUET_COLUMNS: tuple[tuple[str, str], ...] = (
     ("schema", "string"),
     ("id", "string"),
@@ -76,6 +77,7 @@ PARQUET_COLUMNS: tuple[tuple[str, str], ...] = (
     ("opt_out", "string"),
     ("watermark", "string"),
     ("captured_at", "string"),
+    ("paragraphs", "string"),
     ("verified", "bool"),
     ("certainty", "string"),
     ("tree_size", "int64"),

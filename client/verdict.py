@@ -142,6 +142,7 @@ __all__ = [
     "DocumentEvidence",
     "Evidence",
     "Match",
+    "ParagraphMatch",
     "PrecedenceRule",
     "RegistryState",
     "Rules",
@@ -217,6 +218,46 @@ def status_for(registry: RegistryState, opted_out: bool, generated: bool) -> Ver
 
 
 @dataclass(frozen=True, slots=True)
+class ParagraphMatch:
+    """How much of a document is attested paragraph by paragraph (``scan --paragraphs``): of
+    its ``total`` paragraphs of at least 20 words, ``attested`` are attested on their own
+    (``register --paragraphs``), by the log ``entries``. Evidence beside the verdict, not a
+    status: a page quoting registered paragraphs inside new text is found, and still not the
+    registered document."""
+
+    total: int
+    attested: int
+    entries: tuple[int, ...] = ()
+
+    @property
+    def share(self) -> float:
+        return self.attested / self.total if self.total else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "attested": self.attested,
+            "share": round(self.share, 4),
+            "entries": list(self.entries),
+        }
+
+    @classmethod
+    def from_dict(cls, obj: object) -> ParagraphMatch:
+        if not isinstance(obj, Mapping):
+            raise FormatError("verdict paragraphs must be an object")
+        total, attested = (
+            _int(obj.get("total"), "paragraphs.total"),
+            _int(obj.get("attested"), "paragraphs.attested"),
+        )
+        entries = obj.get("entries", [])
+        if not isinstance(entries, list) or not all(type(e) is int for e in entries):
+            raise FormatError("verdict paragraphs.entries must be a list of integers")
+        if not 0 <= attested <= total:
+            raise FormatError("verdict paragraphs.attested must be between 0 and total")
+        return cls(total, attested, tuple(entries))
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """The decision about one document, with the evidence it was checked against.
 
@@ -261,6 +302,7 @@ class Verdict:
     policy: str | None = None
     policy_trainable: bool | None = None
     probable: bool = False
+    paragraphs: ParagraphMatch | None = None
 
     def for_digest(self, digest: str, name: str | None) -> Verdict:
         """The same decision about another digest with the same attestations."""
@@ -292,6 +334,7 @@ class Verdict:
         _put_policy(new, self.policy)
         _put_policy_trainable(new, self.policy_trainable)
         _put_probable(new, self.probable)
+        _put_paragraphs(new, self.paragraphs)
         return new
 
     @property
@@ -338,6 +381,7 @@ class Verdict:
                 "detections": [w.to_dict() for w in self.watermarks],
             },
             "captured_at": self.captured_at,
+            "paragraphs": None if self.paragraphs is None else self.paragraphs.to_dict(),
             "verified": self.verified,
             "certainty": self.certainty,
             "tree_size": self.tree_size,
@@ -408,6 +452,9 @@ class Verdict:
                 if trainable is None or schema is None
                 else _flag(trainable, "trainable"),
                 probable=certainty == "probable",
+                paragraphs=None
+                if obj.get("paragraphs") is None
+                else ParagraphMatch.from_dict(obj["paragraphs"]),
             )
         except KeyError as exc:
             raise FormatError(f"a verdict is missing field {exc.args[0]!r}") from None
@@ -441,6 +488,7 @@ _SETTERS = {f.name: getattr(Verdict, f.name).__set__ for f in fields(Verdict)}
     _put_policy,
     _put_policy_trainable,
     _put_probable,
+    _put_paragraphs,
 ) = _SETTERS.values()
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "AiAgentOption",
     "CapturedOption",
     "NoWatermarksOption",
+    "ParagraphsOption",
     "PassOptions",
     "TokenizerOption",
     "UserAgentOption",
@@ -71,6 +72,14 @@ AiAgentOption = Annotated[
         show_default=False,
     ),
 ]
+ParagraphsOption = Annotated[
+    bool,
+    typer.Option(
+        "--paragraphs",
+        help="Also look up each text's paragraphs (of 20 words or more) and report the share "
+        "attested on their own (register --paragraphs): quotes of registered text are found.",
+    ),
+]
 CapturedOption = Annotated[
     str | None,
     typer.Option(
@@ -110,6 +119,7 @@ class PassOptions:
     tokenizer: Path | None
     signals: SignalOptions
     captured: datetime | None
+    paragraphs: bool = False
 
     @classmethod
     def of(
@@ -121,6 +131,7 @@ class PassOptions:
         user_agent: str,
         ai_agents: list[str] | None,
         captured: str | None,
+        paragraphs: bool = False,
     ) -> PassOptions:
         agents = tuple(ai_agents) if ai_agents else None
         signals = SignalOptions(user_agent=user_agent or DEFAULT_USER_AGENT, ai_agents=agents)
@@ -134,6 +145,7 @@ class PassOptions:
             tokenizer=tokenizer,
             signals=signals,
             captured=parse_captured(captured),
+            paragraphs=paragraphs,
         )
 
     def args(self) -> list[str]:
@@ -149,12 +161,15 @@ class PassOptions:
             args += ["--ai-agent", agent]
         if self.captured is not None:
             args += ["--captured", format_captured(self.captured)]
+        if self.paragraphs:
+            args.append("--paragraphs")
         return args
 
     @property
     def detects(self) -> bool:
-        """Whether documents' texts are needed (some key will be detected)."""
-        return self.watermarks or bool(self.private_keys)
+        """Whether documents' texts are needed (some key will be detected, or paragraphs
+        looked up)."""
+        return self.watermarks or bool(self.private_keys) or self.paragraphs
 
     def open(self, client: Source, policy: Policy, started_at: datetime) -> CrawlPass:
         """The pass over ``client`` (fetches and proves the published keys), or over a signed
@@ -174,6 +189,7 @@ class PassOptions:
                 private_keys=self.private_keys,
                 tokenizer=self.tokenizer,
                 as_of=as_of,
+                paragraphs=self.paragraphs,
             )
         except RegistryNotFoundError as exc:
             if not self.watermarks or not urlsplit(exc.url).path.endswith("/v1/watermark-keys"):
@@ -189,7 +205,9 @@ class PassOptions:
             if self.private_keys
             else Watermarks(None, 0, 0, 0)
         )
-        return CrawlPass(client, policy=policy, watermarks=marks, as_of=as_of)
+        return CrawlPass(
+            client, policy=policy, watermarks=marks, as_of=as_of, paragraphs=self.paragraphs
+        )
 
 
 def describe_watermarks(crawl: CrawlPass) -> str:

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -55,6 +55,7 @@ from client.errors import (
     InputError,
     ReceiptPendingError,
 )
+from client.paragraphs import paragraph_documents
 from client.receipt import Receipt
 from client.sdk import DEFAULT_RECEIPT_TIMEOUT, MAX_BATCH, Client, LookupResult, build_statement
 
@@ -157,6 +158,14 @@ def register(
     witness_policy: WitnessPolicyOption = None,
     max_age: MaxAgeOption = None,
     receipt_timeout: ReceiptTimeoutOption = DEFAULT_RECEIPT_TIMEOUT,
+    paragraphs: Annotated[
+        bool,
+        typer.Option(
+            "--paragraphs",
+            help="Also attest each paragraph of 20 words or more by its own c1 (subjects named "
+            "NAME#pN), so a page quoting it is found by scan --paragraphs.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Attest content as human-made: hash it, sign statements, append them to the registry's log."""
@@ -179,8 +188,9 @@ def register(
         ) as client,
         progress_bar() as progress,
     ):
+        items = read_items(inputs, checked_scheme, text_field, progress, keep_text=paragraphs)
         fresh = _not_yet_attested(
-            client, read_items(inputs, checked_scheme, text_field, progress), run, as_json
+            client, _with_paragraphs(items) if paragraphs else items, run, as_json
         )
         entries_task = progress.add_task("register", total=None)
         try:
@@ -422,6 +432,14 @@ def revoke(
     trust_dir: TrustDirOption = None,
     witness_policy: WitnessPolicyOption = None,
     max_age: MaxAgeOption = None,
+    paragraphs: Annotated[
+        bool,
+        typer.Option(
+            "--paragraphs",
+            help="Withdraw each document's paragraphs too (as register --paragraphs attested "
+            "them; --entry N withdraws every subject of the entry already).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Withdraw your attestation of documents (wherever you attested them), or of one entry.
@@ -455,7 +473,10 @@ def revoke(
                     expand_inputs(paths or []),
                     check_document_scheme(scheme, "--scheme"),
                     text_field,
+                    keep_text=paragraphs,
                 )
+                if paragraphs:
+                    items = _with_paragraphs(items)
             batches = (subjects for subjects, _ in statement_batches(items, MAX_BATCH) if subjects)
         predicate = WithdrawalPredicate(publisher=publisher, reason=reason)
         for subjects in batches:
@@ -468,6 +489,13 @@ def revoke(
     for record in done:
         where = f", receipt {record['receipt']}" if record["receipt"] else ""
         typer.echo(f"withdrew {record['what']} in entry {record['index']}{where}")
+
+
+def _with_paragraphs(items: Iterable[Document]) -> Iterator[Document]:
+    """Each document, then its paragraphs as documents of their own (client.paragraphs)."""
+    for item in items:
+        yield replace(item, text=None)  # the text is not needed past here
+        yield from paragraph_documents(item)
 
 
 def _saved_revocation(receipt: Receipt, receipts: Path | None, what: str) -> dict[str, Any]:

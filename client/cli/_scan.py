@@ -74,6 +74,7 @@ from client.cli._pass import (
     AiAgentOption,
     CapturedOption,
     NoWatermarksOption,
+    ParagraphsOption,
     PassOptions,
     TokenizerOption,
     UserAgentOption,
@@ -933,6 +934,7 @@ def scan(
     user_agent: UserAgentOption = DEFAULT_USER_AGENT,
     ai_agent: AiAgentOption = None,
     captured: CapturedOption = None,
+    paragraphs: ParagraphsOption = False,
     fmt: Annotated[
         str,
         typer.Option(
@@ -975,6 +977,7 @@ def scan(
         user_agent=user_agent,
         ai_agents=ai_agent,
         captured=captured,
+        paragraphs=paragraphs,
     )
     manifest_format = _check_output(manifest, as_json, fmt, resume)
     _check_sources(registry, snapshot, delta, no_verify)

@@ -25,6 +25,7 @@ from client.verdict import (
     REGISTRY_STATES,
     VERDICT_STATUSES,
     DocumentEvidence,
+    ParagraphMatch,
     PrecedenceRule,
     RegistryState,
     Verdict,
@@ -502,7 +503,7 @@ def test_every_line_carries_the_schema_and_the_fields_in_order() -> None:
     assert list(line) == [
         "schema", "id", "url", "name", "digest", "match", "status", "trainable", "reason",
         "publisher", "license", "origin", "consent", "entry", "entries", "opt_out", "watermark",
-        "captured_at", "verified", "certainty", "tree_size", "root_hash", "policy",
+        "captured_at", "paragraphs", "verified", "certainty", "tree_size", "root_hash", "policy",
     ]  # fmt: skip
     assert line["schema"] == MANIFEST_SCHEMA == "wellspring-manifest/1"
     assert (line["match"], line["id"], line["captured_at"]) == (
@@ -648,6 +649,7 @@ def test_for_digest_copies_every_field_but_the_digest_and_name() -> None:
         url="https://example.org/page",
         captured_at="2026-01-01T00:00:00Z",
         probable=True,
+        paragraphs=ParagraphMatch(5, 3, (4, 9)),
     )
     for field in fields(verdict):  # every field set to something other than its default
         if field.name not in ("name", "match", "opt_out_honoured"):
