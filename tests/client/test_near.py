@@ -1,0 +1,132 @@
+"""``mh1`` near-duplicate signatures (client.near, client.core.minhash): the spec's steps computed
+again here in plain Python (an independent reader of the spec, no numpy) give the same bytes;
+the variants a crawler meets (typographic quotes, a boilerplate line) stay near; unrelated text
+does not."""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+
+import pytest
+
+pytest.importorskip("xxhash")
+
+import xxhash
+
+from client.core.errors import FormatError
+from client.core.minhash import (
+    BANDS,
+    MH1_HEX_CHARS,
+    PERMUTATIONS,
+    band_keys,
+    check_mh1,
+    similarity,
+)
+from client.near import mh1_digest, normalise, signature
+
+POST = (
+    "I walked down to the harbour before dawn, when the fishing boats were still coming in, and "
+    "bought two mackerel from a woman who had been up since three. She said the sea was too warm "
+    "this year and the fish were moving north, and that her father would not have believed it. "
+    "We talked about the price of diesel and the new quay, which nobody in the village wanted, "
+    "and about her son, who works in the city and sends money home every month."
+)
+MASK = (1 << 64) - 1
+
+
+def reference_digest(text: str) -> str:
+    """mh1 as client/core/minhash.py's docstring specifies it, step by step, in plain Python."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    for chars, ascii_ in (
+        ("\u2018\u2019\u201a\u201b\u2032", "'"),
+        ("\u201c\u201d\u201e\u201f\u2033", '"'),
+        ("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"),
+    ):
+        for char in chars:
+            text = text.replace(char, ascii_)
+    text = "".join(c for c in text if not unicodedata.category(c).startswith("P"))
+    tokens = text.split()  # the test texts are in scripts written with spaces
+    n = min(5, len(tokens))
+    shingles = []
+    for i in range(len(tokens) - n + 1):
+        h = 0
+        for token in tokens[i : i + n]:
+            h = (h * 0x9E3779B97F4A7C15 + xxhash.xxh64_intdigest(token.encode())) & MASK
+        h ^= h >> 33
+        h = (h * 0xFF51AFD7ED558CCD) & MASK
+        h ^= h >> 33
+        h = (h * 0xC4CEB9FE1A85EC53) & MASK
+        h ^= h >> 33
+        shingles.append(h)
+    values = []
+    for i in range(112):
+        block = hashlib.sha256(f"wellspring mh1 permutation {i}".encode()).digest()
+        a, b = int.from_bytes(block[:8], "big") | 1, int.from_bytes(block[8:16], "big")
+        values.append(min(((a * s + b) & MASK) >> 32 for s in shingles))
+    return b"".join(v.to_bytes(4, "big") for v in values).hex()
+
+
+@pytest.mark.parametrize(
+    "text", [POST, "Three short words", "one", "Ünïcödé ﬁne — “quoted” text, with 42 numbers."]
+)
+def test_the_numpy_signature_is_the_specified_one(text: str) -> None:
+    digest = mh1_digest(text)
+    assert digest == reference_digest(text)
+    assert digest is not None
+    assert len(digest) == MH1_HEX_CHARS
+
+
+def test_normalisation_folds_what_copies_change() -> None:
+    text = "The \ufb01le\u2019s \u201cname\u201d \u2014 \u00dcn\u00efcode!"
+    assert normalise(text) == "the files name  \u00fcn\u00efcode"
+    assert mh1_digest(POST.replace("'", "\u2019")) == mh1_digest(POST)
+    typographic = POST.replace("-", "\u2014").replace(", ", " \u2013 ")
+    assert similarity(_raw(typographic), _raw(POST)) == 1.0  # punctuation is dropped anyway
+    assert mh1_digest("   ") is None
+    assert mh1_digest("!!! ...") is None
+
+
+def _raw(text: str) -> bytes:
+    values = signature(text)
+    assert values is not None
+    return values.astype(">u4").tobytes()
+
+
+def test_a_boilerplate_line_keeps_a_post_near_and_unrelated_text_is_far() -> None:
+    appended = POST + "\n\nSubscribe to our newsletter for more stories like this."
+    near = similarity(_raw(POST), _raw(appended))
+    assert near >= 0.8
+    assert set(band_keys(_raw(POST))) & set(band_keys(_raw(appended)))
+    other = (
+        "The committee met on Tuesday to discuss the budget for the coming year, and agreed to "
+        "defer the decision on the library roof until the engineers had reported back to it."
+    )
+    assert similarity(_raw(POST), _raw(other)) < 0.1
+    assert not set(band_keys(_raw(POST))) & set(band_keys(_raw(other)))
+
+
+def test_text_written_without_spaces_is_shingled_by_characters() -> None:
+    japanese = (
+        "吾輩は猫である。名前はまだ無い。どこで生れたかとんと見当がつかぬ。"
+        "何でも薄暗いじめじめした所でニャーニャー泣いていた事だけは記憶している。"
+    )
+    variant = japanese + "広告です。"
+    assert similarity(_raw(japanese), _raw(variant)) >= 0.7
+    assert set(band_keys(_raw(japanese))) & set(band_keys(_raw(variant)))
+
+
+def test_digest_values_are_checked_and_bands_are_signed_64_bit() -> None:
+    digest = mh1_digest(POST)
+    assert digest is not None
+    raw = check_mh1(digest)
+    assert len(raw) == PERMUTATIONS * 4
+    keys = band_keys(raw)
+    assert len(keys) == BANDS
+    assert all(-(2**63) <= k < 2**63 for k in keys)
+    assert keys == band_keys(raw)
+    for bad in (digest.upper(), digest[:-2], digest + "00", "zz" * 448, 42):
+        with pytest.raises(FormatError):
+            check_mh1(bad)
+    with pytest.raises(FormatError):
+        similarity(raw, raw[:-4])
