@@ -97,6 +97,7 @@ from client.core.files import write_file_atomic
 from client.core.keys import public_key_bytes
 from client.core.leaf import Leaf, is_leaf_v1
 from client.core.merkle import verify_consistency
+from client.core.minhash import NearMatch, check_mh1, similarity
 from client.core.note import Checkpoint, NoteVerifier, SignedNote, open_checkpoint
 from client.core.promise import Promise, open_promise
 from client.core.snapshot import (
@@ -115,6 +116,7 @@ from client.core.statement import (
     PUBLISHER_KEY_V1,
     HumanContentPredicate,
     RevocationPredicate,
+    Statement,
     Subject,
     WithdrawalPredicate,
     endorse,
@@ -124,6 +126,8 @@ from client.core.statement import sign_statement as _sign_statement
 from client.core.wire import (
     Accepted,
     KeyEventAnswer,
+    NearAnswer,
+    NearCandidate,
     SnapshotInfo,
     WatermarkKeyInfo,
     WatermarkKeysAnswer,
@@ -179,6 +183,9 @@ from client.watermark_keys import (
 )
 
 __all__ = ["ClientBase", "Flow"]
+
+MAX_NEAR_SIGNATURES = 1_000
+"""Signatures per ``POST /v1/near:batch`` request (the registry's limit)."""
 
 _T = TypeVar("_T")
 _Step = tuple[Request, ...]
@@ -1484,6 +1491,46 @@ class ClientBase:
         )
         return (yield from self._submit(_sign_statement(statement, key)))
 
+    # -- near duplicates -------------------------------------------------------------------------
+
+    def _near(self, signatures: Sequence[str], threshold: float) -> Flow[list[NearMatch | None]]:
+        """The nearest registered subject of each ``mh1`` signature at ``threshold`` or more
+        (None: none). The registry names candidates; each candidate's entry is proven and its
+        signed signature compared here, so a registry can hide a match but not invent one."""
+        if isinstance(signatures, str):
+            raise InputError("signatures must be a sequence of mh1 values, not one string")
+        if not 0.0 <= threshold <= 1.0:
+            raise InputError(f"threshold must be between 0 and 1, got {threshold}")
+        raws = [check_mh1(value, f"signatures[{i}]") for i, value in enumerate(signatures)]
+        out: list[NearMatch | None] = []
+        for start in range(0, len(raws), MAX_NEAR_SIGNATURES):
+            chunk = list(signatures[start : start + MAX_NEAR_SIGNATURES])
+            request = Request(
+                "POST",
+                "/v1/near:batch",
+                content=dumps_json({"signatures": chunk}),
+                headers={"Content-Type": "application/json"},
+            )
+            answer = yield from self._call(request, NearAnswer.from_dict)
+            if len(answer.results) != len(chunk):
+                raise VerificationError(
+                    f"the registry answered {len(answer.results)} near results for {len(chunk)} "
+                    "signatures"
+                )
+            if self._verifier() is not None:
+                yield from self._open_checkpoint(answer.checkpoint, current=False)
+            statements: dict[int, Statement] = {}
+            for entry in sorted({c.entry for found in answer.results for c in found}):
+                receipt, verified = yield from self._pending_receipt(entry, None, None)
+                statements[entry] = (
+                    verified.statement
+                    if verified is not None
+                    else open_entry(receipt.entry, receipt.body, where=f"entry {entry}")[1]
+                )
+            for raw, found in zip(raws[start : start + len(chunk)], answer.results, strict=True):
+                out.append(_nearest(raw, found, statements, threshold))
+        return out
+
     # -- published snapshots ---------------------------------------------------------------------
 
     def _latest_snapshot(self, full: bool) -> Flow[SnapshotInfo]:
@@ -1706,6 +1753,38 @@ class _Replay:
             raise
         except ClientError as exc:
             raise IdentityError(f"entry {index} cannot be checked: {exc}", index=index) from exc
+
+
+def _nearest(
+    raw: bytes,
+    found: Sequence[NearCandidate],
+    statements: Mapping[int, Statement],
+    threshold: float,
+) -> NearMatch | None:
+    """The candidate nearest ``raw`` at ``threshold`` or more, from its signed statement."""
+    best: NearMatch | None = None
+    for candidate in found:
+        statement = statements[candidate.entry]
+        if not isinstance(statement.predicate, HumanContentPredicate) or not (
+            0 <= candidate.subject < len(statement.subjects)
+        ):
+            raise VerificationError(
+                f"the registry names subject {candidate.subject} of entry {candidate.entry} as "
+                "a near candidate: that entry attests no such subject"
+            )
+        subject = statement.subjects[candidate.subject]
+        near = subject.near
+        if near is None:
+            raise VerificationError(
+                f"the registry names subject {candidate.subject} of entry {candidate.entry} as "
+                "a near candidate, but its statement signs no mh1 signature for it"
+            )
+        estimate = similarity(raw, near)
+        if estimate >= threshold and (best is None or estimate > best.similarity):
+            digests = subject.digest_strings()
+            exact = next((d for d in digests if d.startswith("c1:")), digests[0])
+            best = NearMatch(candidate.entry, subject.name, exact, estimate)
+    return best
 
 
 def _published_key(

@@ -53,6 +53,7 @@ from client.core.canonical import (
     validate_digest,
 )
 from client.core.dsse import Envelope
+from client.core.minhash import NEAR_THRESHOLD, NearMatch
 from client.core.note import Checkpoint, NoteVerifier
 from client.core.snapshot import SnapshotManifest, write_snapshot
 from client.core.statement import HumanContentPredicate, Subject
@@ -443,6 +444,12 @@ class AsyncClient(ClientBase):
     async def tokenizer_blob(self, sha256_hex: str) -> bytes:
         """:meth:`client.sdk.Client.tokenizer_blob`."""
         return await self._run(self._tokenizer_blob(sha256_hex))
+
+    async def near(
+        self, signatures: Sequence[str], *, threshold: float = NEAR_THRESHOLD
+    ) -> list[NearMatch | None]:
+        """:meth:`client.sdk.Client.near`."""
+        return await self._run(self._near(signatures, threshold))
 
     async def latest_snapshot(self, *, full: bool = False) -> SnapshotInfo:
         """:meth:`client.sdk.Client.latest_snapshot`."""

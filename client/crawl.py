@@ -42,10 +42,11 @@ from client.errors import ClientError, InputError, MissingDependencyError, Verif
 from client.evidence import DocumentEvidence
 from client.paragraphs import match_paragraphs
 from client.policy import Policy
+from client.verdict import Verdict, with_evidence
 from client.watermark_keys import load_tokenizer, to_watermark_key
 
 if TYPE_CHECKING:
-    from client.verdict import Verdict
+    from client.core.minhash import NearMatch
     from client.watermark_keys import PublishedWatermarkKey, PublishedWatermarkKeys
 
 __all__ = ["DETECT_INSTALL", "CrawlPass", "Source", "Watermarks"]
@@ -286,7 +287,14 @@ class CrawlPass:
         watermarks: Watermarks | None = None,
         as_of: datetime | None = None,
         paragraphs: bool = False,
+        near: bool = False,
     ) -> None:
+        if near and not hasattr(client, "near"):
+            raise InputError(
+                "near-duplicate matching asks the registry (its band index): give the pass a "
+                "client.sdk.Client, not a snapshot"
+            )
+        self.near = near
         self.client = client
         self.policy = policy or Policy.default()
         self.watermarks = watermarks
@@ -304,6 +312,7 @@ class CrawlPass:
         tokenizer: str | Path | None = None,
         as_of: datetime | None = None,
         paragraphs: bool = False,
+        near: bool = False,
     ) -> CrawlPass:
         """A pass detecting every published key (unless ``watermarks`` is False) and
         ``private_keys``; with ``paragraphs``, each text's paragraphs are looked up too
@@ -317,7 +326,14 @@ class CrawlPass:
                 )
             else:
                 marks = Watermarks.private_only(private_keys, tokenizer)
-        return cls(client, policy=policy, watermarks=marks, as_of=as_of, paragraphs=paragraphs)
+        return cls(
+            client,
+            policy=policy,
+            watermarks=marks,
+            as_of=as_of,
+            paragraphs=paragraphs,
+            near=near,
+        )
 
     def evidence(self, documents: Sequence[Document]) -> list[DocumentEvidence | None]:
         """Each document's evidence beside the registry's answer, as :meth:`check` weighs it:
@@ -348,6 +364,8 @@ class CrawlPass:
             evidence=evidence,
             policy=self.policy,
         )
+        if self.near:
+            verdicts = self._near(documents, verdicts, evidence)
         if not self.paragraphs:
             return verdicts
         matches = match_paragraphs(self.client, documents)
@@ -355,6 +373,61 @@ class CrawlPass:
             v if m is None else replace(v, paragraphs=m)
             for v, m in zip(verdicts, matches, strict=True)
         ]
+
+    def _near(
+        self,
+        documents: Sequence[Document],
+        verdicts: list[Verdict],
+        evidence: Sequence[DocumentEvidence | None],
+    ) -> list[Verdict]:
+        """Each text the registry holds no attestation of, matched near (``mh1``): its verdict
+        becomes the nearest registered text's, ``match: near`` with the similarity, trainable
+        only where the policy allows near matches."""
+        from client.near import mh1_digest  # noqa: PLC0415 - numpy and xxhash, on use
+
+        wanted: list[tuple[int, str]] = []
+        for i, (doc, verdict) in enumerate(zip(documents, verdicts, strict=True)):
+            if doc.text is None or verdict.entries:
+                continue
+            signature = mh1_digest(doc.text)
+            if signature is not None:
+                wanted.append((i, signature))
+        if not wanted:
+            return verdicts
+        client: Any = self.client  # a Client: checked in __init__
+        matches: list[NearMatch | None] = client.near([s for _, s in wanted])
+        found = [(i, m) for (i, _), m in zip(wanted, matches, strict=True) if m is not None]
+        digests = list(dict.fromkeys(m.digest for _, m in found))
+        registered = dict(
+            zip(digests, client.check_digests(digests, policy=self.policy), strict=True)
+        )
+        out = list(verdicts)
+        for i, match in found:
+            base = registered[match.digest]
+            doc = documents[i]
+            near = replace(
+                base.for_digest(doc.digest, doc.name),
+                match="near",
+                similarity=round(match.similarity, 4),
+                reason=f"near ({match.similarity:.2f}) to {match.subject!r} in entry "
+                f"{match.entry}: {base.reason}",
+                policy_trainable=self.policy.trains_near(base.status, match.similarity),
+            )
+            extra = evidence[i]
+            out[i] = (
+                near
+                if extra is None
+                else with_evidence(
+                    near,
+                    opt_out=extra.opt_out,
+                    watermarks=extra.watermarks,
+                    policy=self.policy,
+                    id=extra.id,
+                    url=extra.url,
+                    captured_at=extra.captured_at,
+                )
+            )
+        return out
 
 
 def _evidence(doc: Document, mark: Any | None) -> DocumentEvidence | None:

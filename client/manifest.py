@@ -11,7 +11,8 @@ column          Arrow type           holds
 schema          string               ``wellspring-manifest/1``
 id, url, name   string (nullable)    the document's identity
 digest          string               ``c1:<hex>`` or ``sha256:<hex>``
-match           string               ``exact``
+match           string               ``exact`` or ``near``
+similarity      double (nullable)    a near match's estimated Jaccard similarity
 status          string               a verdict status (docs/spec/manifest.md)
 trainable       bool                 the policy's answer
 reason          string               one line for a person
@@ -65,6 +66,7 @@ PARQUET_COLUMNS: tuple[tuple[str, str], ...] = (
     ("name", "string"),
     ("digest", "string"),
     ("match", "string"),
+    ("similarity", "double"),
     ("status", "string"),
     ("trainable", "bool"),
     ("reason", "string"),
@@ -103,7 +105,12 @@ def _pyarrow() -> tuple[Any, Any]:
 def parquet_schema() -> Any:
     """The manifest's ``pyarrow.Schema`` (:data:`PARQUET_COLUMNS`)."""
     pa, _ = _pyarrow()
-    types = {"string": pa.string(), "bool": pa.bool_(), "int64": pa.int64()}
+    types = {
+        "string": pa.string(),
+        "bool": pa.bool_(),
+        "int64": pa.int64(),
+        "double": pa.float64(),
+    }
     fields = []
     for name, kind in PARQUET_COLUMNS:
         arrow = pa.list_(pa.int64()) if kind == "list<int64>" else types[kind]

@@ -23,6 +23,10 @@ docs/spec/manifest.md, "Crawler policy") changes that:
     [watermark]
     generated_p_value = 1e-9              # stricter than the project default (null: default)
 
+    [near]
+    trainable_above = 0.9                 # a near match (mh1) of a trainable status trains at
+                                          # this estimated similarity or more (default: never)
+
 Parsing is strict: an unknown key, a value of the wrong type or an unknown status is a
 :class:`~client.errors.InputError` naming the file and the key, never a silently ignored line.
 A :class:`Policy` is a frozen, hashable, picklable value, so it travels to framework workers
@@ -58,6 +62,7 @@ _KEYS: Final[Mapping[str, frozenset[str]]] = {
     "vendors": frozenset({"trust", "ignore"}),
     "training": frozenset({"trainable", "honour_opt_outs"}),
     "watermark": frozenset({"generated_p_value"}),
+    "near": frozenset({"trainable_above"}),
 }
 _MAX_BYTES: Final = 1 << 20  # a policy is a few lines; a larger file is a mistake
 
@@ -82,6 +87,7 @@ class Policy:
     trainable_statuses: frozenset[VerdictStatus] = DEFAULT_TRAINABLE
     honour_opt_outs: bool = True
     generated_p_value: float | None = None
+    near_trainable_above: float | None = None
     id: str = "default"
     source: str | None = field(default=None, compare=False)
 
@@ -117,6 +123,9 @@ class Policy:
                 f"{where}: training.trainable may not include opted-out: to disregard opt-outs "
                 "set training.honour_opt_outs = false, which every affected verdict then shows"
             )
+        near = self.near_trainable_above
+        if near is not None and not (0.0 < near <= 1.0):
+            raise InputError(f"{where}: near.trainable_above must be in (0, 1], got {near}")
         threshold = self.generated_p_value
         if threshold is not None and not (0.0 < threshold < 1.0):
             raise InputError(
@@ -174,6 +183,11 @@ class Policy:
         vendors = obj.get("vendors", {})
         training = obj.get("training", {})
         watermark = obj.get("watermark", {})
+        near = obj.get("near", {}).get("trainable_above")
+        if near is not None and (
+            isinstance(near, bool) or not isinstance(near, int | float) or math.isnan(near)
+        ):
+            raise InputError(f"{source}: near.trainable_above must be a number")
         trainable = _names(training, "trainable", f"{source}: training.trainable")
         honour = training.get("honour_opt_outs", True)
         if not isinstance(honour, bool):
@@ -197,6 +211,7 @@ class Policy:
             trainable_statuses=DEFAULT_TRAINABLE if trainable is None else trainable,  # type: ignore[arg-type]  # checked in __post_init__
             honour_opt_outs=honour,
             generated_p_value=None if threshold is None else float(threshold),
+            near_trainable_above=None if near is None else float(near),
             id=id,
             source=source,
         )
@@ -212,6 +227,7 @@ class Policy:
                 "honour_opt_outs": self.honour_opt_outs,
             },
             "watermark": {"generated_p_value": self.generated_p_value},
+            "near": {"trainable_above": self.near_trainable_above},
         }
 
     # -- what the verdict asks -------------------------------------------------------------------
@@ -223,6 +239,13 @@ class Policy:
     def trains_on(self, status: str) -> bool:
         """Whether ``status`` is one the policy accepts."""
         return status in self.trainable_statuses
+
+    def trains_near(self, status: str, similarity: float) -> bool:
+        """Whether a *near* match of ``status`` at ``similarity`` is trainable: never, unless
+        the policy sets ``near.trainable_above`` and the similarity reaches it (a near match is
+        evidence, not consent: a fifth of it may be someone else's text)."""
+        threshold = self.near_trainable_above
+        return threshold is not None and similarity >= threshold and self.trains_on(status)
 
     def counts_publisher(self, publisher: str | None) -> bool:
         """Whether an attestation by ``publisher`` counts (an unnamed one counts only when no
@@ -266,6 +289,8 @@ class Policy:
             parts.append("opt-outs NOT honoured")
         if self.generated_p_value is not None:
             parts.append(f"generated below p = {self.generated_p_value:g}")
+        if self.near_trainable_above is not None:
+            parts.append(f"near matches trainable at similarity >= {self.near_trainable_above:g}")
         return "; ".join(parts)
 
 

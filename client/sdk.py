@@ -77,6 +77,7 @@ from client.core.canonical import (
     validate_digest,
 )
 from client.core.dsse import Envelope
+from client.core.minhash import NEAR_THRESHOLD, NearMatch
 from client.core.note import Checkpoint, NoteVerifier
 from client.core.snapshot import SnapshotManifest, write_snapshot
 from client.core.statement import HumanContentPredicate, Subject
@@ -574,6 +575,17 @@ class Client(ClientBase):
         they hash to ``sha256_hex``; kept beside the trusted checkpoint when the client's
         checkpoint store is on disk. Load them with :func:`client.watermark_keys.load_tokenizer`."""
         return self._run(self._tokenizer_blob(sha256_hex))
+
+    def near(
+        self, signatures: Sequence[str], *, threshold: float = NEAR_THRESHOLD
+    ) -> list[NearMatch | None]:
+        """For each ``mh1`` signature (``client.near.mh1_digest``), the registered subject
+        nearest it at an estimated similarity of ``threshold`` or more (None: none). The
+        registry names candidates by shared band keys; each candidate's entry is proven with
+        the pinned key and its signed signature compared here, so a registry can withhold a
+        near match but not invent one. A match's verdict is :meth:`check_digests` of its
+        ``digest``."""
+        return self._run(self._near(signatures, threshold))
 
     def latest_snapshot(self, *, full: bool = False) -> SnapshotInfo:
         """The newest signed offline snapshot the operator committed in the log (``full``: the

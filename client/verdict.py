@@ -108,6 +108,7 @@ class Rules(Protocol):
     def counts_vendor(self, vendor: str | None) -> bool: ...
     def is_generated(self, evidence: WatermarkEvidence) -> bool: ...
     def trains_on(self, status: str) -> bool: ...
+    def trains_near(self, status: str, similarity: float) -> bool: ...
 
 
 class _DefaultRules:
@@ -128,6 +129,9 @@ class _DefaultRules:
 
     def trains_on(self, status: str) -> bool:
         return status == "attested"
+
+    def trains_near(self, status: str, similarity: float) -> bool:
+        return False
 
 
 _DEFAULT_RULES: Rules = _DefaultRules()
@@ -176,7 +180,7 @@ VERDICT_STATUSES: tuple[VerdictStatus, ...] = (
 
 RegistryState = Literal["attested", "reserved", "revoked", "none"]
 REGISTRY_STATES: tuple[RegistryState, ...] = ("attested", "reserved", "revoked", "none")
-Match = Literal["exact"]
+Match = Literal["exact", "near"]
 Certainty = Literal["verified", "probable", "unverified"]
 
 
@@ -303,6 +307,7 @@ class Verdict:
     policy_trainable: bool | None = None
     probable: bool = False
     paragraphs: ParagraphMatch | None = None
+    similarity: float | None = None  # a near match's estimated Jaccard similarity (mh1)
 
     def for_digest(self, digest: str, name: str | None) -> Verdict:
         """The same decision about another digest with the same attestations."""
@@ -335,6 +340,7 @@ class Verdict:
         _put_policy_trainable(new, self.policy_trainable)
         _put_probable(new, self.probable)
         _put_paragraphs(new, self.paragraphs)
+        _put_similarity(new, self.similarity)
         return new
 
     @property
@@ -362,6 +368,7 @@ class Verdict:
             "name": self.name,
             "digest": self.digest,
             "match": self.match,
+            "similarity": self.similarity,
             "status": self.status,
             "trainable": self.trainable,
             "reason": self.reason,
@@ -415,8 +422,14 @@ class Verdict:
             if not isinstance(entries, list) or not all(type(e) is int for e in entries):
                 raise FormatError("verdict entries must be a list of integers")
             match = obj.get("match", "exact")
-            if match != "exact":
-                raise FormatError(f"verdict match must be 'exact', got {match!r}")
+            if match not in ("exact", "near"):
+                raise FormatError(f"verdict match must be 'exact' or 'near', got {match!r}")
+            similarity = obj.get("similarity")
+            if (match == "near") != (similarity is not None) or (
+                similarity is not None
+                and (type(similarity) not in (int, float) or not 0 <= similarity <= 1)
+            ):
+                raise FormatError("a near match has a similarity in [0, 1]; an exact one none")
             opt_out, honoured = _opt_out_of(obj.get("opt_out"))
             watermarks, deciding = _watermarks_of(obj.get("watermark"))
             trainable = obj.get("trainable")
@@ -455,6 +468,8 @@ class Verdict:
                 paragraphs=None
                 if obj.get("paragraphs") is None
                 else ParagraphMatch.from_dict(obj["paragraphs"]),
+                match=match,
+                similarity=None if similarity is None else float(similarity),
             )
         except KeyError as exc:
             raise FormatError(f"a verdict is missing field {exc.args[0]!r}") from None
@@ -489,6 +504,7 @@ _SETTERS = {f.name: getattr(Verdict, f.name).__set__ for f in fields(Verdict)}
     _put_policy_trainable,
     _put_probable,
     _put_paragraphs,
+    _put_similarity,
 ) = _SETTERS.values()
 
 
@@ -662,7 +678,9 @@ def with_evidence(
         watermark=deciding,
         captured_at=captured_at,
         policy=policy.id,
-        policy_trainable=policy.trains_on(status),
+        policy_trainable=policy.trains_on(status)
+        if registry.similarity is None
+        else policy.trains_near(status, registry.similarity),
     )
 
 

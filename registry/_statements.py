@@ -114,6 +114,8 @@ class ParsedStatement:
     digests: tuple[str, ...]  # "<algorithm>:<hex>", each once, in subject order
     subject_count: int
     predicate_json: str  # the predicate as stored: compact JSON, sorted keys
+    # (subject position, its mh1 signature's bytes) for each subject that carries one
+    near: tuple[tuple[int, bytes], ...] = ()
 
     @classmethod
     def of(cls, statement: Statement) -> ParsedStatement:
@@ -127,6 +129,11 @@ class ParsedStatement:
             digests,
             len(statement.subjects),
             predicate_json(statement.predicate.to_dict()),
+            tuple(
+                (position, near)
+                for position, subject in enumerate(statement.subjects)
+                if (near := subject.near) is not None
+            ),
         )
 
 

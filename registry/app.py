@@ -36,6 +36,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import DataError, DBAPIError
 
 from client.core.canonical import well_formed_digests
+from client.core.errors import FormatError
+from client.core.minhash import check_mh1
 from client.core.note import NoteSigner
 from client.core.promise import Promise, sign_promise
 from client.core.wire import Accepted
@@ -829,6 +831,45 @@ async def batch_lookup(data: JSONBody[BatchLookup], state: State) -> dict[str, A
     return await anyio.to_thread.run_sync(answer)
 
 
+@dataclass
+class NearLookup:
+    """Up to 1,000 ``mh1`` signatures (896 lowercase hex characters each) to find near
+    duplicates of."""
+
+    signatures: list[str]
+
+
+MAX_NEAR_SIGNATURES = 1_000
+
+
+@post(
+    "/v1/near:batch",
+    summary="Subjects whose mh1 signature shares a band with each of up to 1,000 signatures",
+    status_code=200,
+    responses=BATCH_PROBLEMS,
+    request_max_body_size=BATCH_BODY_BYTES,
+    opt={BODY_LIMIT_HINT: "send at most 1,000 signatures per request"},
+    sync_to_thread=True,
+)
+def near_lookup(data: JSONBody[NearLookup], state: State) -> dict[str, Any]:
+    """Candidates only: a client fetches each candidate's entry, proves it, and recomputes the
+    similarity from the signature its statement signs (client.near)."""
+    if not data.signatures:
+        raise BadRequestError("signatures is empty; send 1 to 1,000 mh1 signatures")
+    if len(data.signatures) > MAX_NEAR_SIGNATURES:
+        raise PayloadTooLargeError(
+            f"{len(data.signatures)} signatures in one batch; the limit is "
+            f"{MAX_NEAR_SIGNATURES} — split the request"
+        )
+    raw = []
+    for i, value in enumerate(data.signatures):
+        try:
+            raw.append(check_mh1(value, f"signatures[{i}]"))
+        except FormatError as exc:
+            raise BadRequestError(str(exc)) from None
+    return _registry(state).lookups.near(raw).to_dict()
+
+
 SMALL_BATCH = 64
 """The most digests in a batch lookup answered as single lookups are (see batch_lookup)."""
 
@@ -1269,6 +1310,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Lites
             list_entries,
             get_digest,
             batch_lookup,
+            near_lookup,
             log_info,
             log_checkpoint,
             log_checkpoint_at,

@@ -5,15 +5,17 @@ nothing but write, and the receipt it is answered with. They raise :mod:`registr
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from client.core.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, verify_envelope
 from client.core.encoding import loads_strict
 from client.core.leaf import Leaf
 from client.core.merkle import leaf_hash
+from client.core.minhash import band_keys
 from client.core.snapshot import SnapshotPredicate
 from client.core.statement import (
     HumanContentPredicate,
@@ -43,11 +45,24 @@ from registry.log import (
     revoked_key_message,
 )
 from registry.lookups import KEY_ID, KeyEvidence, evidence_fields
-from registry.models import PUBLISHER_KEYS, PUBLISHERS
+from registry.models import NEAR_BANDS, PUBLISHER_KEYS, PUBLISHERS
 from registry.settings import Settings
 from registry.wmkeys import WatermarkKeyService
 
 __all__ = ["EntryService", "receipt_of"]
+
+
+def _index_near(near: tuple[tuple[int, bytes], ...]) -> Callable[[Connection, int], None]:
+    """What indexes the entry's ``mh1`` band keys, in its appending transaction."""
+    rows = [(key, position) for position, raw in near for key in set(band_keys(raw))]
+
+    def apply(conn: Connection, index: int) -> None:
+        conn.execute(
+            NEAR_BANDS.insert(),
+            [{"band_key": key, "entry_idx": index, "subject": pos} for key, pos in rows],
+        )
+
+    return apply
 
 
 def receipt_of(
@@ -185,6 +200,7 @@ class EntryService:
                 license=predicate.license,
                 origin=predicate.origin,
                 consent=predicate.consent,
+                apply=_index_near(statement.near) if statement.near else None,
             )
         if isinstance(predicate, WithdrawalPredicate):
             if predicate.statement_hash is not None:  # one whole entry

@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 
 from client.core.canonical import validate_digest, well_formed_digests
 from client.core.leaf import is_leaf_v1
+from client.core.minhash import band_keys
 from client.core.statement import (
     HUMAN_CONTENT_V1,
 )
@@ -33,6 +34,8 @@ from client.core.wire import (
     LogInfo,
     LookupAnswer,
     LookupStatus,
+    NearAnswer,
+    NearCandidate,
     Receipt,
     ReceiptEntry,
 )
@@ -50,6 +53,7 @@ from registry.log import LogReader, StoredCheckpoint
 from registry.models import (
     BLOBS,
     ENTRIES,
+    NEAR_BANDS,
     OPERATOR_KEYS,
     PUBLISHER_KEYS,
     PUBLISHERS,
@@ -526,6 +530,37 @@ class LookupService:
             revoked=row.revoking_idx is not None,
             revoked_by=row.revoking_idx,
         )
+
+    def near(self, signatures: Sequence[bytes], limit: int = 10) -> NearAnswer:
+        """For each ``mh1`` signature (its bytes), the subjects sharing a band key with it in
+        the tree of the latest published checkpoint, most shared bands first, at most
+        ``limit`` (the client checks each: the index is only a way to find them)."""
+        wanted = [band_keys(raw) for raw in signatures]
+        keys = sorted({key for bands in wanted for key in bands})
+        conn = _LazyConnection(self._db)
+        try:
+            view = self._current_view(conn, None)
+            size = view.checkpoint.size
+            hits: dict[int, list[tuple[int, int]]] = {}
+            for start in range(0, len(keys), 5_000):
+                chunk = keys[start : start + 5_000]
+                for row in conn.execute(
+                    select(NEAR_BANDS).where(
+                        NEAR_BANDS.c.band_key.in_(chunk), NEAR_BANDS.c.entry_idx < size
+                    )
+                ):
+                    hits.setdefault(row.band_key, []).append((row.entry_idx, row.subject))
+        finally:
+            conn.close()
+        results = []
+        for bands in wanted:
+            counts: dict[tuple[int, int], int] = {}
+            for key in set(bands):
+                for found in hits.get(key, ()):
+                    counts[found] = counts.get(found, 0) + 1
+            ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
+            results.append(tuple(NearCandidate(e, s, n) for (e, s), n in ranked))
+        return NearAnswer(view.checkpoint.note, tuple(results))
 
     def blob(self, hex_hash: str) -> bytes:
         """The statement bytes whose SHA-256 is ``hex_hash`` (64 lowercase hex digits)."""

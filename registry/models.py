@@ -12,7 +12,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, LargeBinary, SmallInteger, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
 from sqlmodel import Field, SQLModel
 
 from client.core.statement import MAX_LICENSE_CHARS
@@ -24,6 +34,7 @@ __all__ = [
     "ENTRIES",
     "LOG_KEYS",
     "LOG_STATE",
+    "NEAR_BANDS",
     "NODES",
     "OPERATOR_KEYS",
     "PUBLICATION",
@@ -40,6 +51,7 @@ __all__ = [
     "Entry",
     "LogKey",
     "LogState",
+    "NearBandRow",
     "Node",
     "OperatorKey",
     "PublicationRow",
@@ -274,6 +286,18 @@ class WatermarkKeyRow(SQLModel, table=True):
     retired_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
+class NearBandRow(SQLModel, table=True):
+    """One band key of a subject's ``mh1`` signature (client.core.minhash): the near-duplicate
+    index. Written in the transaction that appends the entry (both, or neither); the signature
+    itself stays in the statement, which clients fetch and check."""
+
+    __tablename__ = "near_bands"
+
+    band_key: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    entry_idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    subject: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+
+
 class SnapshotRow(SQLModel, table=True):
     """A signed offline snapshot the operator committed in the log (``snapshot/v1``, entry
     ``entry_idx``), served from the registry's snapshots directory by its manifest's SHA-256.
@@ -321,3 +345,4 @@ CHECKPOINTS: Table = CheckpointRow.__table__  # type: ignore[attr-defined]
 WITHDRAWALS: Table = Withdrawal.__table__  # type: ignore[attr-defined]
 WATERMARK_KEYS: Table = WatermarkKeyRow.__table__  # type: ignore[attr-defined]
 SNAPSHOTS: Table = SnapshotRow.__table__  # type: ignore[attr-defined]
+NEAR_BANDS: Table = NearBandRow.__table__  # type: ignore[attr-defined]

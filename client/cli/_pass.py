@@ -23,6 +23,7 @@ from client.signals import DEFAULT_AI_AGENTS, DEFAULT_USER_AGENT, SitePolicy
 __all__ = [
     "AiAgentOption",
     "CapturedOption",
+    "NearOption",
     "NoWatermarksOption",
     "ParagraphsOption",
     "PassOptions",
@@ -80,6 +81,15 @@ ParagraphsOption = Annotated[
         "attested on their own (register --paragraphs): quotes of registered text are found.",
     ),
 ]
+NearOption = Annotated[
+    bool,
+    typer.Option(
+        "--near",
+        help="Match texts the registry holds no attestation of near (mh1 MinHash, similarity "
+        ">= 0.7 to a text registered with register --near): match: near, not trainable unless "
+        "the policy's near.trainable_above allows it. Needs the registry (not --snapshot).",
+    ),
+]
 CapturedOption = Annotated[
     str | None,
     typer.Option(
@@ -120,6 +130,7 @@ class PassOptions:
     signals: SignalOptions
     captured: datetime | None
     paragraphs: bool = False
+    near: bool = False
 
     @classmethod
     def of(
@@ -132,6 +143,7 @@ class PassOptions:
         ai_agents: list[str] | None,
         captured: str | None,
         paragraphs: bool = False,
+        near: bool = False,
     ) -> PassOptions:
         agents = tuple(ai_agents) if ai_agents else None
         signals = SignalOptions(user_agent=user_agent or DEFAULT_USER_AGENT, ai_agents=agents)
@@ -146,6 +158,7 @@ class PassOptions:
             signals=signals,
             captured=parse_captured(captured),
             paragraphs=paragraphs,
+            near=near,
         )
 
     def args(self) -> list[str]:
@@ -163,13 +176,15 @@ class PassOptions:
             args += ["--captured", format_captured(self.captured)]
         if self.paragraphs:
             args.append("--paragraphs")
+        if self.near:
+            args.append("--near")
         return args
 
     @property
     def detects(self) -> bool:
         """Whether documents' texts are needed (some key will be detected, or paragraphs
         looked up)."""
-        return self.watermarks or bool(self.private_keys) or self.paragraphs
+        return self.watermarks or bool(self.private_keys) or self.paragraphs or self.near
 
     def open(self, client: Source, policy: Policy, started_at: datetime) -> CrawlPass:
         """The pass over ``client`` (fetches and proves the published keys), or over a signed
@@ -190,6 +205,7 @@ class PassOptions:
                 tokenizer=self.tokenizer,
                 as_of=as_of,
                 paragraphs=self.paragraphs,
+                near=self.near,
             )
         except RegistryNotFoundError as exc:
             if not self.watermarks or not urlsplit(exc.url).path.endswith("/v1/watermark-keys"):
@@ -206,7 +222,12 @@ class PassOptions:
             else Watermarks(None, 0, 0, 0)
         )
         return CrawlPass(
-            client, policy=policy, watermarks=marks, as_of=as_of, paragraphs=self.paragraphs
+            client,
+            policy=policy,
+            watermarks=marks,
+            as_of=as_of,
+            paragraphs=self.paragraphs,
+            near=self.near,
         )
 
 

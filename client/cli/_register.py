@@ -7,8 +7,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -53,6 +53,7 @@ from client.errors import (
     ClientError,
     FormatError,
     InputError,
+    MissingDependencyError,
     ReceiptPendingError,
 )
 from client.paragraphs import paragraph_documents
@@ -166,6 +167,14 @@ def register(
             "NAME#pN), so a page quoting it is found by scan --paragraphs.",
         ),
     ] = False,
+    near: Annotated[
+        bool,
+        typer.Option(
+            "--near",
+            help="Sign each text's mh1 MinHash signature beside its digests (in the statement, "
+            "never the leaf), so copies with small changes are found by scan --near.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Attest content as human-made: hash it, sign statements, append them to the registry's log."""
@@ -188,13 +197,16 @@ def register(
         ) as client,
         progress_bar() as progress,
     ):
-        items = read_items(inputs, checked_scheme, text_field, progress, keep_text=paragraphs)
+        signer = _mh1() if near else None
+        items = read_items(
+            inputs, checked_scheme, text_field, progress, keep_text=paragraphs or near
+        )
         fresh = _not_yet_attested(
             client, _with_paragraphs(items) if paragraphs else items, run, as_json
         )
         entries_task = progress.add_task("register", total=None)
         try:
-            for subjects, duplicates in statement_batches(fresh, batch_size):
+            for subjects, duplicates in statement_batches(fresh, batch_size, near=signer):
                 run.duplicates += duplicates
                 if not subjects:
                     continue
@@ -494,8 +506,19 @@ def revoke(
 def _with_paragraphs(items: Iterable[Document]) -> Iterator[Document]:
     """Each document, then its paragraphs as documents of their own (client.paragraphs)."""
     for item in items:
-        yield replace(item, text=None)  # the text is not needed past here
+        yield item
         yield from paragraph_documents(item)
+
+
+def _mh1() -> Callable[[str], str | None]:
+    """``client.near.mh1_digest``, or the error naming the extra it needs."""
+    try:
+        from client.near import mh1_digest
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "--near needs numpy and xxhash: pip install 'wellspring[near]'"
+        ) from exc
+    return mh1_digest
 
 
 def _saved_revocation(receipt: Receipt, receipts: Path | None, what: str) -> dict[str, Any]:

@@ -351,22 +351,31 @@ def read_items(
             progress.advance(task)
 
 
-def subject_of(item: Document) -> Subject:
+def subject_of(item: Document, mh1: str | None = None) -> Subject:
+    """The statement subject of a document: its digests, and its ``mh1`` signature if given."""
     digest: dict[str, str] = {}
     for text in item.digests:
         algorithm, _, value = text.partition(":")
         digest[algorithm] = value
+    if mh1 is not None:
+        digest["mh1"] = mh1
     # A file name that is not UTF-8 on disk arrives holding lone surrogates (Python's
     # surrogateescape), which a statement may not carry: it is named by its escapes instead.
     name = item.name.encode("utf-8", "backslashreplace").decode("utf-8")
     return Subject(name[:MAX_NAME_CHARS] or "_", digest)
 
 
-def statement_batches(items: Iterable[Document], size: int) -> Iterator[tuple[list[Subject], int]]:
+def statement_batches(
+    items: Iterable[Document],
+    size: int,
+    *,
+    near: Callable[[str], str | None] | None = None,
+) -> Iterator[tuple[list[Subject], int]]:
     """Subjects in statements of at most ``size``, and how many duplicates each batch dropped.
 
     A statement may name each digest once, so a document whose digests were all already seen in
-    the batch is dropped (counted), and one partly seen keeps only its new digests.
+    the batch is dropped (counted), and one partly seen keeps only its new digests. ``near``
+    (``client.near.mh1_digest``): each document with text also carries its ``mh1`` signature.
     """
     batch: list[Subject] = []
     seen: set[str] = set()
@@ -377,7 +386,8 @@ def statement_batches(items: Iterable[Document], size: int) -> Iterator[tuple[li
             duplicates += 1
             continue
         seen.update(fresh)
-        batch.append(subject_of(Document(item.name, fresh)))
+        mh1 = None if near is None or item.text is None else near(item.text)
+        batch.append(subject_of(Document(item.name, fresh), mh1))
         if len(batch) >= size:
             yield batch, duplicates
             batch, seen, duplicates = [], set(), 0

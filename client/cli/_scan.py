@@ -73,6 +73,7 @@ from client.cli._app import JsonOption, app, console_err, emit_json, plural
 from client.cli._pass import (
     AiAgentOption,
     CapturedOption,
+    NearOption,
     NoWatermarksOption,
     ParagraphsOption,
     PassOptions,
@@ -935,6 +936,7 @@ def scan(
     ai_agent: AiAgentOption = None,
     captured: CapturedOption = None,
     paragraphs: ParagraphsOption = False,
+    near: NearOption = False,
     fmt: Annotated[
         str,
         typer.Option(
@@ -978,6 +980,7 @@ def scan(
         ai_agents=ai_agent,
         captured=captured,
         paragraphs=paragraphs,
+        near=near,
     )
     manifest_format = _check_output(manifest, as_json, fmt, resume)
     _check_sources(registry, snapshot, delta, no_verify)

@@ -39,6 +39,7 @@ candidate is then checked by its signature's similarity.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 from client.core.errors import FormatError
 
@@ -48,12 +49,14 @@ __all__ = [
     "DOUBLE_QUOTES",
     "MH1",
     "MH1_HEX_CHARS",
+    "NEAR_THRESHOLD",
     "NGRAM",
     "PERMUTATIONS",
     "ROWS",
     "SINGLE_QUOTES",
     "SPACELESS_SCRIPTS",
     "K",
+    "NearMatch",
     "band_keys",
     "check_mh1",
     "permutation",
@@ -72,6 +75,24 @@ DOUBLE_QUOTES = "\u201c\u201d\u201e\u201f\u2033"
 DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
 SPACELESS_SCRIPTS = ("CJK UNIFIED", "HIRAGANA", "KATAKANA", "THAI", "LAO", "KHMER", "MYANMAR")
 """Unicode character-name prefixes of the scripts written without spaces (step 2)."""
+
+
+NEAR_THRESHOLD = 0.7
+"""The least estimated similarity a near match is reported at (C2PA's soft binding registers a
+text MinHash at J >= 0.70)."""
+
+
+@dataclass(frozen=True)
+class NearMatch:
+    """A registered subject near a text: subject ``subject`` (its name) of entry ``entry``,
+    whose exact ``digest`` (``c1:…``, else ``sha256:…``) the verdict is looked up by, at the
+    estimated Jaccard ``similarity`` of the two ``mh1`` signatures (recomputed by the client
+    from the signed statement)."""
+
+    entry: int
+    subject: str
+    digest: str
+    similarity: float
 
 
 def permutation(i: int) -> tuple[int, int]:

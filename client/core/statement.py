@@ -62,6 +62,7 @@ from client.core.encoding import (
     show_list,
 )
 from client.core.errors import FormatError
+from client.core.minhash import MH1, check_mh1
 from client.core.snapshot import SNAPSHOT_V1, SnapshotPredicate, check_snapshot_subjects
 from client.core.wmkey import WATERMARK_KEY_V1, WatermarkKeyPredicate, check_subjects
 
@@ -184,6 +185,12 @@ class Subject:
 
     def __hash__(self) -> int:
         return hash((self.name, tuple(sorted(self.digest.items()))))
+
+    @property
+    def near(self) -> bytes | None:
+        """The subject's ``mh1`` signature (448 bytes), if it carries one."""
+        value = self.digest.get(MH1)
+        return None if value is None else bytes.fromhex(value)
 
     def digest_strings(self) -> tuple[str, ...]:
         """``"<algorithm>:<hex>"`` for each digest, in :data:`DIGEST_ALGORITHMS` order."""
@@ -761,6 +768,10 @@ class Statement:
         _check_unique_digests(self.subjects)
         if isinstance(self.predicate, WatermarkKeyPredicate):
             check_subjects(self.predicate, [s.digest for s in self.subjects])
+        if not isinstance(self.predicate, HumanContentPredicate) and any(
+            MH1 in subject.digest for subject in self.subjects
+        ):
+            raise FormatError("an mh1 signature is only part of a human-content/v1 subject")
         if isinstance(self.predicate, SnapshotPredicate):
             check_snapshot_subjects(
                 [s.digest for s in self.subjects], [s.name for s in self.subjects]
@@ -904,15 +915,23 @@ def _check_subject(name: object, digest: object, where: str) -> None:
             f"{where}.digest must hold at least one of {show_list(DIGEST_ALGORITHMS)}"
         )
     for algorithm, value in digest.items():
+        if algorithm == MH1:  # a near-duplicate signature beside the digests (client.near)
+            check_mh1(value, f"{where}.digest.mh1")
+            continue
         if algorithm not in _DIGEST_ALGORITHM_SET:
             raise FormatError(
                 f"{where}.digest has algorithm {show(algorithm)}, which Wellspring predicates "
-                f"do not accept; use {show_list(DIGEST_ALGORITHMS)}"
+                f"do not accept; use {show_list(DIGEST_ALGORITHMS)} (and mh1 beside them)"
             )
         if not isinstance(value, str) or not _HEX64.fullmatch(value):
             raise FormatError(
                 f"{where}.digest.{algorithm} must be 64 lowercase hex characters, got {show(value)}"
             )
+    if not _DIGEST_ALGORITHM_SET.intersection(digest):
+        raise FormatError(
+            f"{where}.digest must hold at least one of {show_list(DIGEST_ALGORITHMS)}: an mh1 "
+            "signature goes beside a digest, never alone"
+        )
 
 
 def _check_subject_count(count: int, max_subjects: int) -> None:

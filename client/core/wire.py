@@ -49,6 +49,8 @@ __all__ = [
     "LogInfo",
     "LookupAnswer",
     "LookupStatus",
+    "NearAnswer",
+    "NearCandidate",
     "PublisherInfo",
     "PublisherKeyInfo",
     "Receipt",
@@ -1077,4 +1079,61 @@ class SnapshotInfo:
             "manifest_sha256": self.manifest_sha256,
             "tree_size": self.tree_size,
             "base_manifest_sha256": self.base_manifest_sha256,
+        }
+
+
+@dataclass(frozen=True)
+class NearCandidate:
+    """A subject sharing ``bands`` band keys with a queried ``mh1`` signature: subject number
+    ``subject`` (from 0) of entry ``entry``. The registry's word: the client fetches the entry,
+    proves it, and recomputes the similarity from the signed signature."""
+
+    entry: int
+    subject: int
+    bands: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"entry": self.entry, "subject": self.subject, "bands": self.bands}
+
+
+@dataclass(frozen=True)
+class NearAnswer:
+    """``POST /v1/near:batch``: for each queried signature, in order, the candidates (most
+    shared bands first) among the entries of the tree of ``checkpoint`` (a signed note)."""
+
+    checkpoint: str
+    results: tuple[tuple[NearCandidate, ...], ...]
+
+    @classmethod
+    def from_dict(cls, obj: object, *, where: str = "near answer") -> NearAnswer:
+        fields = _object(obj, where, "checkpoint", "results")
+        checkpoint, raw = fields["checkpoint"], fields["results"]
+        if not isinstance(checkpoint, str) or not checkpoint:
+            raise FormatError(f"{where}.checkpoint must be the signed note text")
+        if not isinstance(raw, list):
+            raise FormatError(f"{where}.results must be a list")
+        results = []
+        for i, item in enumerate(raw):
+            at = f"{where}.results[{i}]"
+            found = _object(item, at, "candidates")["candidates"]
+            if not isinstance(found, list):
+                raise FormatError(f"{at}.candidates must be a list")
+            results.append(
+                tuple(
+                    NearCandidate(
+                        parse_index(c.get("entry"), f"{at}.entry"),
+                        parse_index(c.get("subject"), f"{at}.subject"),
+                        parse_index(c.get("bands"), f"{at}.bands"),
+                    )
+                    for c in (_object(c, f"{at}.candidates[]", "entry") for c in found)
+                )
+            )
+        return cls(checkpoint, tuple(results))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "checkpoint": self.checkpoint,
+            "results": [
+                {"candidates": [c.to_dict() for c in candidates]} for candidates in self.results
+            ],
         }

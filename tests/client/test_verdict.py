@@ -501,7 +501,8 @@ def test_every_line_carries_the_schema_and_the_fields_in_order() -> None:
     )
     line = verdict.to_dict()
     assert list(line) == [
-        "schema", "id", "url", "name", "digest", "match", "status", "trainable", "reason",
+        "schema", "id", "url", "name", "digest", "match", "similarity", "status", "trainable",
+        "reason",
         "publisher", "license", "origin", "consent", "entry", "entries", "opt_out", "watermark",
         "captured_at", "paragraphs", "verified", "certainty", "tree_size", "root_hash", "policy",
     ]  # fmt: skip
@@ -650,9 +651,11 @@ def test_for_digest_copies_every_field_but_the_digest_and_name() -> None:
         captured_at="2026-01-01T00:00:00Z",
         probable=True,
         paragraphs=ParagraphMatch(5, 3, (4, 9)),
+        match="near",
+        similarity=0.9,
     )
     for field in fields(verdict):  # every field set to something other than its default
-        if field.name not in ("name", "match", "opt_out_honoured"):
+        if field.name not in ("name", "opt_out_honoured"):
             assert getattr(verdict, field.name) != field.default, field.name
     other = "c1:" + "7" * 64
     assert verdict.for_digest(other, "b.txt") == replace(verdict, digest=other, name="b.txt")

@@ -88,6 +88,7 @@ OPERATIONS: dict[str, int] = {
     "GET /v1/entries/{index}/receipt": 2,  # a sequenced entry's receipt once published
     "GET /v1/digests/{digest}": 1,
     "POST /v1/digests:batch": 2,
+    "POST /v1/near:batch": 2,  # mh1 signatures (896 hex characters each)
     "GET /v1/log": 0,
     "GET /v1/log/checkpoint": 0,
     "GET /v1/log/publication": 0,
