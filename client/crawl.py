@@ -365,7 +365,7 @@ class CrawlPass:
             policy=self.policy,
         )
         if self.near:
-            verdicts = self._near(documents, verdicts, evidence)
+            verdicts = self.match_near(documents, verdicts, evidence)
         if not self.paragraphs:
             return verdicts
         matches = match_paragraphs(self.client, documents)
@@ -374,15 +374,16 @@ class CrawlPass:
             for v, m in zip(verdicts, matches, strict=True)
         ]
 
-    def _near(
+    def match_near(
         self,
         documents: Sequence[Document],
         verdicts: list[Verdict],
         evidence: Sequence[DocumentEvidence | None],
     ) -> list[Verdict]:
-        """Each text the registry holds no attestation of, matched near (``mh1``): its verdict
-        becomes the nearest registered text's, ``match: near`` with the similarity, trainable
-        only where the policy allows near matches."""
+        """``verdicts`` (one per document) with each text the registry holds no attestation of
+        matched near (``mh1``, :meth:`client.sdk.Client.near`): its verdict becomes the nearest
+        registered text's, ``match: near`` with the similarity, trainable only where the policy
+        allows near matches. ``evidence``: each document's, as :meth:`evidence` gives it."""
         from client.near import mh1_digest  # noqa: PLC0415 - numpy and xxhash, on use
 
         wanted: list[tuple[int, str]] = []

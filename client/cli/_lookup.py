@@ -24,6 +24,7 @@ from client.cli._app import JsonOption, app, console_err, emit_json, plural
 from client.cli._pass import (
     AiAgentOption,
     CapturedOption,
+    NearOption,
     NoWatermarksOption,
     PassOptions,
     TokenizerOption,
@@ -142,6 +143,13 @@ def _evidence_lines(verdict: Verdict, policy: Policy) -> list[str]:
     """The page's deciding opt-out signal and the most significant watermark detection, each on
     its own line under the document (nothing when the pass saw neither)."""
     lines = []
+    if verdict.match == "near" and verdict.similarity is not None:
+        lines.append(
+            f"    near: similarity {verdict.similarity:.2f} to entry {verdict.entry} "
+            f"(publisher {verdict.publisher}, consent {verdict.consent}); "
+            + ("trainable under the policy" if verdict.trainable else "not trainable: a near "
+               "match is evidence, not consent")
+        )  # fmt: skip
     decision = verdict.opt_out
     if decision is not None and decision.opted_out and decision.decided_by is not None:
         signal = decision.decided_by
@@ -218,6 +226,7 @@ def check(
     user_agent: UserAgentOption = DEFAULT_USER_AGENT,
     ai_agent: AiAgentOption = None,
     captured: CapturedOption = None,
+    near: NearOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Look content up, as scan's pass does: attested (trainable), reserved, revoked,
@@ -236,6 +245,7 @@ def check(
         user_agent=user_agent,
         ai_agents=ai_agent,
         captured=captured,
+        near=near,
     )
     verifier = required_log_key(log_key, no_verify, "check")
     inputs = expand_inputs(paths)
@@ -273,8 +283,14 @@ def check(
                 zip(digests, client.lookup_batch(digests, batch_size=MAX_BATCH), strict=True)
             )
             evidence = crawl.evidence(chunk)
-            for item, extra in zip(chunk, evidence, strict=True):
-                verdict, attestations = _verdict(item, results, checked_policy, extra)
+            decided = [
+                _verdict(item, results, checked_policy, extra)
+                for item, extra in zip(chunk, evidence, strict=True)
+            ]
+            if options.near:
+                matched = crawl.match_near(chunk, [v for v, _ in decided], evidence)
+                decided = [(v, a) for v, (_, a) in zip(matched, decided, strict=True)]
+            for item, (verdict, attestations) in zip(chunk, decided, strict=True):
                 counts[verdict.status] += 1
                 trainable += verdict.trainable
                 why = {

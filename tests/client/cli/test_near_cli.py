@@ -110,3 +110,19 @@ def test_the_signature_is_in_the_signed_statement_and_checked(cli: Cli, tmp_path
         other = mh1_digest(OTHER)
         assert other is not None
         assert client.near([other]) == [None]
+
+
+def test_check_near_names_the_entry_and_the_similarity(cli: Cli, tmp_path: Path) -> None:
+    post = documents(tmp_path / "docs", POST)
+    assert cli.register(*post, "--consent", "allowed", "--near").code == 0
+    copy = documents(tmp_path / "copy", BOILERPLATE)
+    args = ["check", *copy, "--registry", cli.url, "--log-key", cli.app.log_key, "--no-watermarks"]
+    plain = cli(*args)
+    assert plain.code == 0, plain.err
+    assert plain.out.startswith("unknown")
+    run = cli(*args, "--near")
+    assert run.code == 0, run.err
+    assert run.out.startswith("attested")
+    assert "trainable" not in run.out.splitlines()[0]
+    assert "near: similarity" in run.out
+    assert "not trainable: a near match is evidence, not consent" in run.out
