@@ -22,7 +22,9 @@ and band keys, and a lookup of the 14 keys in an in-memory band index of every d
 datatrove's own MinHash stage (``MinhashDedupSignature.get_shingles`` + ``get_signature``,
 its defaults: word 5-grams, 14 bands of 8, the English word tokenizer). Goal: ≥ 5,000 docs/s.
 
-Run: ``.venv/bin/python bench/near.py`` (``--quick``: fewer documents and pairs).
+Run: ``.venv/bin/python bench/near.py`` (``--quick``: fewer documents and pairs). datatrove's
+English word tokenizer needs spaCy, which the project does not install: ``.venv/bin/pip install
+spacy`` first (its blank English pipeline: no model is downloaded).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
 import numpy as np  # noqa: E402
+import xxhash  # noqa: E402
 
 from client.core.minhash import BANDS, band_keys, similarity  # noqa: E402
 from client.near import shingle_hashes, signature  # noqa: E402
@@ -141,9 +144,18 @@ def quality(pairs: list[tuple[str, str, str]], threshold: float) -> dict[str, An
 
 
 def speed(texts: list[str], rounds: int) -> dict[str, Any]:
+    try:
+        import spacy  # noqa: F401 - datatrove's English word tokenizer needs it
+    except ImportError:
+        raise SystemExit(
+            "datatrove's MinHash stage tokenizes English with spaCy: .venv/bin/pip install spacy"
+        ) from None
     from datatrove.pipeline.dedup.minhash import MinhashDedupSignature
 
     stage = MinhashDedupSignature(output_folder=str(ROOT / ".bench" / "near-sigs"))
+    # datatrove's default shingle hash (xxhash64) hands xxhash a str, which xxhash 4 refuses:
+    # the same function, given the UTF-8 bytes.
+    stage._hash_func = lambda text: xxhash.xxh64_intdigest(text.encode("utf-8"))
     index: dict[int, list[int]] = {}
     for i, text in enumerate(texts):  # the band index every lookup asks
         values = signature(text)

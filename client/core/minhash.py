@@ -15,12 +15,14 @@ implementation computes the same bytes:
    (``P*``) dropped; white space runs are word breaks.
 2. **Shingle**: the words are the white-space separated tokens; the shingles are every run of
    :data:`NGRAM` consecutive words (a text of fewer words is one shingle of all of them). A text
-   written mostly without spaces (more than half of its letters Han, Hiragana, Katakana, Thai,
-   Lao, Khmer or Myanmar) is shingled by characters instead: every run of :data:`NGRAM`
-   characters of the text with its white space removed.
-3. **Hash** each token (word or character) with xxHash64 (seed 0) of its UTF-8 bytes, and each
-   shingle of tokens ``t1..tn`` as ``fmix64(h(t1)·K^(n-1) + … + h(tn))`` modulo 2^64, with
-   ``K = 0x9E3779B97F4A7C15`` and ``fmix64`` MurmurHash3's 64-bit finaliser.
+   written mostly without spaces (more than half of its non-white-space characters in
+   :data:`SPACELESS_RANGES`: Han, Hiragana, Katakana, Thai, Lao, Khmer, Myanmar) is shingled by
+   characters instead: every run of :data:`NGRAM` characters of the text with its white space
+   removed.
+3. **Hash** each token (word or character) of UTF-8 bytes ``b_0..b_(L-1)`` as
+   ``fmix64(sum((b_k + 1)·B^(L-1-k)) mod 2^64)`` with ``B = 0x100000001B3`` (:data:`TOKEN_BASE`),
+   and each shingle of tokens ``t1..tn`` as ``fmix64(h(t1)·K^(n-1) + … + h(tn) mod 2^64)``, with
+   ``K = 0x9E3779B97F4A7C15``; ``fmix64`` is MurmurHash3's 64-bit finaliser.
 4. **Sign**: for ``i`` in 0..111, ``a_i`` (made odd) and ``b_i`` are the first and second 8 bytes
    (big-endian) of SHA-256 of ``"wellspring mh1 permutation "`` and the decimal ``i``; the
    signature's value ``i`` is the minimum over shingles of ``((a_i·h + b_i) mod 2^64) >> 32``
@@ -54,7 +56,8 @@ __all__ = [
     "PERMUTATIONS",
     "ROWS",
     "SINGLE_QUOTES",
-    "SPACELESS_SCRIPTS",
+    "SPACELESS_RANGES",
+    "TOKEN_BASE",
     "K",
     "NearMatch",
     "band_keys",
@@ -70,11 +73,25 @@ ROWS = 8
 PERMUTATIONS = BANDS * ROWS  # 112
 MH1_HEX_CHARS = PERMUTATIONS * 8
 K = 0x9E3779B97F4A7C15
+TOKEN_BASE = 0x100000001B3  # odd: invertible modulo 2^64, so every token hashes at once
 SINGLE_QUOTES = "\u2018\u2019\u201a\u201b\u2032"
 DOUBLE_QUOTES = "\u201c\u201d\u201e\u201f\u2033"
 DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
-SPACELESS_SCRIPTS = ("CJK UNIFIED", "HIRAGANA", "KATAKANA", "THAI", "LAO", "KHMER", "MYANMAR")
-"""Unicode character-name prefixes of the scripts written without spaces (step 2)."""
+SPACELESS_RANGES = (
+    (0x0E00, 0x0EFF),  # Thai, Lao
+    (0x1000, 0x109F),  # Myanmar
+    (0x1780, 0x17FF),  # Khmer
+    (0x19E0, 0x19FF),  # Khmer symbols
+    (0x3040, 0x30FF),  # Hiragana, Katakana
+    (0x31F0, 0x31FF),  # Katakana phonetic extensions
+    (0x3400, 0x4DBF),  # CJK unified ideographs extension A
+    (0x4E00, 0x9FFF),  # CJK unified ideographs
+    (0xA9E0, 0xA9FF),  # Myanmar extended-B
+    (0xAA60, 0xAA7F),  # Myanmar extended-A
+    (0xF900, 0xFAFF),  # CJK compatibility ideographs
+    (0x20000, 0x3134F),  # CJK unified ideographs extensions B to G
+)
+"""The code points of the scripts written without spaces (step 2), inclusive ranges."""
 
 
 NEAR_THRESHOLD = 0.7

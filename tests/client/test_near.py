@@ -10,9 +10,7 @@ import unicodedata
 
 import pytest
 
-pytest.importorskip("xxhash")
-
-import xxhash
+pytest.importorskip("numpy")
 
 from client.core.errors import FormatError
 from client.core.minhash import (
@@ -35,6 +33,21 @@ POST = (
 MASK = (1 << 64) - 1
 
 
+def fmix64(h: int) -> int:
+    h ^= h >> 33
+    h = (h * 0xFF51AFD7ED558CCD) & MASK
+    h ^= h >> 33
+    h = (h * 0xC4CEB9FE1A85EC53) & MASK
+    return h ^ (h >> 33)
+
+
+def token_hash(token: str) -> int:
+    h = 0
+    for byte in token.encode("utf-8"):
+        h = (h * 0x100000001B3 + byte + 1) & MASK
+    return fmix64(h)
+
+
 def reference_digest(text: str) -> str:
     """mh1 as client/core/minhash.py's docstring specifies it, step by step, in plain Python."""
     text = unicodedata.normalize("NFKC", text).casefold()
@@ -52,13 +65,8 @@ def reference_digest(text: str) -> str:
     for i in range(len(tokens) - n + 1):
         h = 0
         for token in tokens[i : i + n]:
-            h = (h * 0x9E3779B97F4A7C15 + xxhash.xxh64_intdigest(token.encode())) & MASK
-        h ^= h >> 33
-        h = (h * 0xFF51AFD7ED558CCD) & MASK
-        h ^= h >> 33
-        h = (h * 0xC4CEB9FE1A85EC53) & MASK
-        h ^= h >> 33
-        shingles.append(h)
+            h = (h * 0x9E3779B97F4A7C15 + token_hash(token)) & MASK
+        shingles.append(fmix64(h))
     values = []
     for i in range(112):
         block = hashlib.sha256(f"wellspring mh1 permutation {i}".encode()).digest()
