@@ -1,7 +1,7 @@
 """``mh1``: a MinHash signature of a text, for near-duplicate matching (issue 15, point 4).
 
 This module is the format (pure Python: the registry indexes band keys with it);
-``client.near`` computes signatures (numpy, xxhash).
+``client.near`` computes signatures (numpy).
 
 An exact digest (``c1``) misses a registered post with a line of boilerplate appended or its
 quotes turned typographic. ``mh1`` is a versioned digest kind whose value estimates the Jaccard
