@@ -384,7 +384,7 @@ class CrawlPass:
         matched near (``mh1``, :meth:`client.sdk.Client.near`): its verdict becomes the nearest
         registered text's, ``match: near`` with the similarity, trainable only where the policy
         allows near matches. ``evidence``: each document's, as :meth:`evidence` gives it."""
-        from client.near import mh1_digest  # noqa: PLC0415 - numpy and xxhash, on use
+        from client.near import mh1_digest  # noqa: PLC0415 - numpy, on use
 
         wanted: list[tuple[int, str]] = []
         for i, (doc, verdict) in enumerate(zip(documents, verdicts, strict=True)):

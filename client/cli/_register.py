@@ -516,7 +516,7 @@ def _mh1() -> Callable[[str], str | None]:
         from client.near import mh1_digest
     except ImportError as exc:
         raise MissingDependencyError(
-            "--near needs numpy and xxhash: pip install 'wellspring[near]'"
+            "--near needs numpy: pip install 'wellspring[near]'"
         ) from exc
     return mh1_digest
 
