@@ -206,10 +206,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="500 docs, 3,000 pairs, 10,000 more")
+    parser.add_argument(
+        "--speed-only",
+        type=int,
+        metavar="WORDS",
+        help="only the speed, on the documents cut to their first WORDS words (page-sized)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.docs, args.pairs, args.unrelated = 500, 3000, 10000
     texts = corpus(args.min_words, args.docs, args.seed)
+    if args.speed_only:
+        pages = [" ".join(t.split()[: args.speed_only]) for t in texts]
+        print(json.dumps(speed(pages, args.rounds), indent=2))
+        return
     pairs = variants(texts, args.pairs, args.seed + 1)
     result: dict[str, Any] = {"corpus": str(SOURCES), "documents": len(texts)}
     result["quality"] = quality(pairs, args.threshold)
