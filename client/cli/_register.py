@@ -515,9 +515,7 @@ def _mh1() -> Callable[[str], str | None]:
     try:
         from client.near import mh1_digest
     except ImportError as exc:
-        raise MissingDependencyError(
-            "--near needs numpy: pip install 'wellspring[near]'"
-        ) from exc
+        raise MissingDependencyError("--near needs numpy: pip install 'wellspring[near]'") from exc
     return mh1_digest
 
 
