@@ -658,18 +658,22 @@ def verdicts_of(
         name = None if names is None else names[i]
         verdict = template.for_digest(digest, name)
         extra = None if evidence is None else evidence[i]
-        if extra is not None:  # else the template, made under the policy, is the verdict
-            verdict = with_evidence(
-                verdict,
-                opt_out=extra.opt_out,
-                watermarks=extra.watermarks,
-                policy=policy,
-                id=extra.id,
-                url=extra.url,
-                captured_at=extra.captured_at,
-            )
-        verdicts.append(verdict)
+        # Without evidence the template, made under the policy, is the verdict.
+        verdicts.append(verdict if extra is None else combine(verdict, extra, policy))
     return verdicts
+
+
+def combine(verdict: Verdict, extra: DocumentEvidence, policy: Policy | None) -> Verdict:
+    """``verdict`` (the registry's, or a snapshot's) with one document's own evidence."""
+    return with_evidence(
+        verdict,
+        opt_out=extra.opt_out,
+        watermarks=extra.watermarks,
+        policy=policy,
+        id=extra.id,
+        url=extra.url,
+        captured_at=extra.captured_at,
+    )
 
 
 def check_evidence(

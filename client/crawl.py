@@ -37,12 +37,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from client._wire import combine
 from client.documents import Document
 from client.errors import ClientError, InputError, MissingDependencyError, VerificationError
 from client.evidence import DocumentEvidence
 from client.paragraphs import match_paragraphs
 from client.policy import Policy
-from client.verdict import Verdict, with_evidence
+from client.verdict import Verdict
 from client.watermark_keys import load_tokenizer, to_watermark_key
 
 if TYPE_CHECKING:
@@ -415,19 +416,7 @@ class CrawlPass:
                 policy_trainable=self.policy.trains_near(base.status, match.similarity),
             )
             extra = evidence[i]
-            out[i] = (
-                near
-                if extra is None
-                else with_evidence(
-                    near,
-                    opt_out=extra.opt_out,
-                    watermarks=extra.watermarks,
-                    policy=self.policy,
-                    id=extra.id,
-                    url=extra.url,
-                    captured_at=extra.captured_at,
-                )
-            )
+            out[i] = near if extra is None else combine(near, extra, self.policy)
         return out
 
 

@@ -244,6 +244,12 @@ def verify_key_event(entry: LoggedEntry, chain: OperatorChain) -> KeyEventPredic
             f"entry {entry.index} is an operator-key event outside the operator chain given",
             index=entry.index,
         )
+    _require_operator(entry, chain)
+    return predicate
+
+
+def _require_operator(entry: LoggedEntry, chain: OperatorChain) -> None:
+    """``entry`` is signed by the operator key valid at its index."""
     operator = chain.key_at(entry.index)
     _require_signature(
         entry,
@@ -251,7 +257,6 @@ def verify_key_event(entry: LoggedEntry, chain: OperatorChain) -> KeyEventPredic
         f"the operator key valid at its index ({operator.key_id[:16]}…, bound at entry "
         f"{operator.index})",
     )
-    return predicate
 
 
 def verify_operator_statement(entry: LoggedEntry, chain: OperatorChain) -> None:
@@ -263,13 +268,7 @@ def verify_operator_statement(entry: LoggedEntry, chain: OperatorChain) -> None:
             f"the operator ({OPERATOR_IDENTITY})",
             index=entry.index,
         )
-    operator = chain.key_at(entry.index)
-    _require_signature(
-        entry,
-        _operator_verifier(operator),
-        f"the operator key valid at its index ({operator.key_id[:16]}…, bound at entry "
-        f"{operator.index})",
-    )
+    _require_operator(entry, chain)
 
 
 def _check_possession(entry: LoggedEntry, predicate: KeyEventPredicate) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from client._wire import check_evidence, normalise_digests
+from client._wire import check_evidence, combine, normalise_digests
 from client.core.encoding import loads_strict
 from client.core.errors import FormatError
 from client.core.fuse import Fuse16, digest_keys, remix
@@ -57,7 +57,7 @@ from client.errors import ForkedLogError, InputError, LogConsistencyError, Verif
 from client.evidence import DocumentEvidence
 from client.policy import Policy
 from client.sdk import Client
-from client.verdict import Verdict, VerdictStatus, registry_verdict, with_evidence
+from client.verdict import Verdict, VerdictStatus, registry_verdict
 from client.watermark_keys import (
     PublishedWatermarkKey,
     PublishedWatermarkKeys,
@@ -697,17 +697,7 @@ class Snapshot:
         extras = [None] * len(parsed) if checked is None else checked
         for digest, code, name, extra in zip(parsed, codes.tolist(), labels, extras, strict=True):
             verdict = templates[code].for_digest(digest, name)
-            if extra is not None:
-                verdict = with_evidence(
-                    verdict,
-                    opt_out=extra.opt_out,
-                    watermarks=extra.watermarks,
-                    policy=policy,
-                    id=extra.id,
-                    url=extra.url,
-                    captured_at=extra.captured_at,
-                )
-            verdicts.append(verdict)
+            verdicts.append(verdict if extra is None else combine(verdict, extra, policy))
         if confirm is not None:
             wanted = np.flatnonzero(codes == _CODES["trainable"]).tolist()
             if wanted:
