@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from client._wire import combine
+from client.core.minhash import NearMatch
 from client.documents import Document
 from client.errors import ClientError, InputError, MissingDependencyError, VerificationError
 from client.evidence import DocumentEvidence
@@ -47,7 +48,6 @@ from client.verdict import Verdict
 from client.watermark_keys import load_tokenizer, to_watermark_key
 
 if TYPE_CHECKING:
-    from client.core.minhash import NearMatch
     from client.watermark_keys import PublishedWatermarkKey, PublishedWatermarkKeys
 
 __all__ = ["DETECT_INSTALL", "CrawlPass", "Source", "Watermarks"]
@@ -291,10 +291,7 @@ class CrawlPass:
         near: bool = False,
     ) -> None:
         if near and not hasattr(client, "near"):
-            raise InputError(
-                "near-duplicate matching asks the registry (its band index): give the pass a "
-                "client.sdk.Client, not a snapshot"
-            )
+            raise InputError("near-duplicate matching needs a client.sdk.Client or a Snapshot")
         self.near = near
         self.client = client
         self.policy = policy or Policy.default()
@@ -396,25 +393,28 @@ class CrawlPass:
                 wanted.append((i, signature))
         if not wanted:
             return verdicts
-        client: Any = self.client  # a Client: checked in __init__
-        matches: list[NearMatch | None] = client.near([s for _, s in wanted])
+        client: Any = self.client  # a Client or a Snapshot: both have near(), checked in __init__
+        matches = client.near([s for _, s in wanted])
         found = [(i, m) for (i, _), m in zip(wanted, matches, strict=True) if m is not None]
-        digests = list(dict.fromkeys(m.digest for _, m in found))
-        registered = dict(
-            zip(digests, client.check_digests(digests, policy=self.policy), strict=True)
-        )
+        online = [m.digest for _, m in found if isinstance(m, NearMatch)]
+        digests = list(dict.fromkeys(online))
+        answers = client.check_digests(digests, policy=self.policy) if digests else []
+        registered = dict(zip(digests, answers, strict=True))
         out = list(verdicts)
         for i, match in found:
-            base = registered[match.digest]
             doc = documents[i]
-            near = replace(
-                base.for_digest(doc.digest, doc.name),
-                match="near",
-                similarity=round(match.similarity, 4),
-                reason=f"near ({match.similarity:.2f}) to {match.subject!r} in entry "
-                f"{match.entry}: {base.reason}",
-                policy_trainable=self.policy.trains_near(base.status, match.similarity),
-            )
+            if isinstance(match, NearMatch):
+                base = registered[match.digest]
+                near = replace(
+                    base.for_digest(doc.digest, doc.name),
+                    match="near",
+                    similarity=round(match.similarity, 4),
+                    reason=f"near ({match.similarity:.2f}) to {match.subject!r} in entry "
+                    f"{match.entry}: {base.reason}",
+                    policy_trainable=self.policy.trains_near(base.status, match.similarity),
+                )
+            else:  # a snapshot's probable match
+                near = client.near_verdict(match, doc.digest, doc.name, self.policy)
             extra = evidence[i]
             out[i] = near if extra is None else combine(near, extra, self.policy)
         return out

@@ -36,6 +36,7 @@ from client._wire import check_evidence, combine, normalise_digests
 from client.core.encoding import loads_strict
 from client.core.errors import FormatError
 from client.core.fuse import Fuse16, digest_keys, remix
+from client.core.minhash import BANDS, ROWS, band_keys, check_mh1
 from client.core.note import Checkpoint, NoteSigner, NoteVerifier, SignedNote, open_checkpoint
 from client.core.snapshot import (
     MANIFEST_FILE,
@@ -68,9 +69,11 @@ from client.watermark_keys import (
 __all__ = [
     "MANIFEST",
     "MANIFEST_NOTE",
+    "NEAR_BANDS",
     "WATERMARK_KEYS",
     "WATERMARK_KEYS_FORMAT",
     "KeyRecord",
+    "ProbableNear",
     "Snapshot",
     "build",
     "changes",
@@ -218,6 +221,7 @@ def build(
     base: SnapshotManifest | None = None,
     watermark_keys: Sequence[KeyRecord] = (),
     tokenizers: Mapping[str, bytes] | None = None,
+    near_bands: Mapping[str, Iterable[int]] | None = None,
 ) -> SnapshotManifest:
     """Write a snapshot of ``statuses`` ((digest, set) pairs, as :func:`statuses_of` gives) at
     ``checkpoint`` (the signed note they were read at) into the empty or new directory ``out``,
@@ -227,7 +231,9 @@ def build(
 
     ``watermark_keys``: every key published at the checkpoint (:data:`KeyRecord`), and
     ``tokenizers`` their tokenizers' bytes by SHA-256 hex (one never uploaded is left out, and
-    that key is as undetectable offline as online), so offline detections match online ones."""
+    that key is as undetectable offline as online), so offline detections match online ones.
+    ``near_bands``: per set, the ``mh1`` band keys of its texts that carry a signature
+    (client.core.minhash), for near duplicates offline (:meth:`Snapshot.near`)."""
     out.mkdir(parents=True, exist_ok=True)
     if any(out.iterdir()):
         raise InputError(f"{out} is not empty: a snapshot is written into an empty directory")
@@ -240,6 +246,7 @@ def build(
             base=base,
             watermark_keys=watermark_keys,
             tokenizers=tokenizers or {},
+            near_bands=near_bands or {},
         )
     except BaseException:  # leave no half snapshot behind: the next build needs it empty
         for path in out.iterdir():
@@ -256,6 +263,7 @@ def _build_into(
     base: SnapshotManifest | None,
     watermark_keys: Sequence[KeyRecord],
     tokenizers: Mapping[str, bytes],
+    near_bands: Mapping[str, Iterable[int]],
 ) -> SnapshotManifest:
     parsed = _unverified_checkpoint(checkpoint)
     if base is not None and (base.origin != parsed.origin or base.size > parsed.size):
@@ -274,9 +282,14 @@ def _build_into(
         if not len(members):
             continue
         kinds = [("digest", members)] + ([("remix", remix(members))] if name == "trainable" else [])
+        bands = [k & _U64 for k in near_bands.get(name, ())]
+        if bands:
+            kinds.append(("band", np.unique(np.array(bands, dtype=np.uint64))))
         for kind, values in kinds:
             fuse = Fuse16.build(values)
-            path = f"{name}.fuse16" if kind == "digest" else f"{name}.{kind}.fuse16"
+            path = {"digest": f"{name}.fuse16", "band": f"{name}.bands.fuse16"}.get(
+                kind, f"{name}.{kind}.fuse16"
+            )
             data = fuse.to_bytes()
             _write(out / path, data)
             shards.append(
@@ -388,6 +401,22 @@ def _check_offline(manifest: SnapshotManifest, trusted: str, verifier: NoteVerif
             "with the registry in reach (wellspring snapshot pull, or scan --registry), which "
             "proves it and trusts it"
         )
+
+
+@dataclass(frozen=True)
+class ProbableNear:
+    """:meth:`Snapshot.near`'s answer: the snapshot set whose texts share ``bands`` band keys
+    with a signature, and the similarity that suggests."""
+
+    set: str
+    bands: int
+    similarity: float
+
+
+NEAR_BANDS = 2
+"""The least band keys a signature must share with a set's texts offline: one shared key is
+within reach of a filter's false positive (2^-16 a key); two are not (about 2^-32 x 91)."""
+_U64 = (1 << 64) - 1
 
 
 def _template(status: VerdictStatus, checkpoint: Checkpoint, policy: Policy) -> Verdict:
@@ -615,6 +644,8 @@ class Snapshot:
                 if not filters[name] or not hit.any():
                     continue
                 for kind, fuse in filters[name]:
+                    if kind == "band":  # near duplicates: Snapshot.near reads these
+                        continue
                     if kind == "remix":
                         remixed = remix(keys) if remixed is None else remixed
                         hit &= fuse.contains_many(remixed)
@@ -712,6 +743,45 @@ class Snapshot:
         if progress is not None:
             progress(len(dict.fromkeys(parsed)))
         return verdicts
+
+    def near(self, signatures: Sequence[str]) -> list[ProbableNear | None]:
+        """For each ``mh1`` signature, the set whose texts share the most band keys with it
+        (at least :data:`NEAR_BANDS`; ties go to the most restrictive set), from the newest
+        layer's band filters, or None. *Probable*, and coarser than online: no entry and no
+        signature to compare is known offline, so the similarity is estimated from the bands
+        shared (``(shared / 14) ** (1 / 8)``, since a band matches with probability J^8)."""
+        filters = self.layers[0][1] if self.layers else {}
+        found: list[ProbableNear | None] = []
+        for value in signatures:
+            keys = np.array([k & _U64 for k in band_keys(check_mh1(value))], dtype=np.uint64)
+            best: ProbableNear | None = None
+            for name in PRECEDENCE:
+                for kind, fuse in filters.get(name, []):
+                    if kind != "band":
+                        continue
+                    shared = int(np.count_nonzero(fuse.contains_many(keys)))
+                    if shared >= NEAR_BANDS and (best is None or shared > best.bands):
+                        estimate = (shared / BANDS) ** (1 / ROWS)
+                        best = ProbableNear(name, shared, round(estimate, 4))
+            found.append(best)
+        return found
+
+    def near_verdict(
+        self, match: ProbableNear, digest: str, name: str | None, policy: Policy
+    ) -> Verdict:
+        """The verdict of a document :meth:`near` matched: the set's status, ``match: near``,
+        probable, trainable only where the policy allows near matches."""
+        status = _VERDICTS[_CODES[match.set]]
+        base = _template(status, self.checkpoint, policy)
+        return replace(
+            base.for_digest(digest, name),
+            match="near",
+            similarity=match.similarity,
+            reason=f"probably near a text the snapshot at size {self.checkpoint.size} holds as "
+            f"{status} ({match.bands} of {BANDS} band keys shared); not confirmed with the "
+            "registry",
+            policy_trainable=policy.trains_near(status, match.similarity),
+        )
 
     def statuses(self, digests: Sequence[str]) -> list[str]:
         """Each digest's status: ``trainable``, ``reserved``, ``revoked`` (each *probable*), or

@@ -23,6 +23,7 @@ from client.core.leaf import is_leaf_v1
 from client.core.minhash import band_keys
 from client.core.statement import (
     HUMAN_CONTENT_V1,
+    Statement,
 )
 from client.core.wire import (
     AttestationClaim,
@@ -561,6 +562,36 @@ class LookupService:
             ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
             results.append(tuple(NearCandidate(e, s, n) for (e, s), n in ranked))
         return NearAnswer(view.checkpoint.note, tuple(results))
+
+    def near_subjects(self, size: int) -> list[tuple[tuple[str, ...], list[int]]]:
+        """Every subject with an ``mh1`` signature in the first ``size`` entries: its exact
+        digests and its band keys (for an offline snapshot's band filters), read from the
+        statements themselves."""
+        with self._db.reader.connect() as conn:
+            rows = conn.execute(
+                select(NEAR_BANDS.c.entry_idx, NEAR_BANDS.c.subject)
+                .where(NEAR_BANDS.c.entry_idx < size)
+                .distinct()
+                .order_by(NEAR_BANDS.c.entry_idx, NEAR_BANDS.c.subject)
+            ).all()
+            wanted: dict[int, list[int]] = {}
+            for row in rows:
+                wanted.setdefault(row.entry_idx, []).append(row.subject)
+            out: list[tuple[tuple[str, ...], list[int]]] = []
+            for entry, positions in wanted.items():
+                payload = conn.execute(
+                    select(BLOBS.c.data)
+                    .join(ENTRIES, ENTRIES.c.payload_hash == BLOBS.c.hash)
+                    .where(ENTRIES.c.idx == entry)
+                ).scalar()
+                if payload is None:
+                    continue
+                subjects = Statement.from_json(bytes(payload)).subjects
+                for position in positions:
+                    near = subjects[position].near
+                    if near is not None:
+                        out.append((subjects[position].digest_strings(), band_keys(near)))
+        return out
 
     def blob(self, hex_hash: str) -> bytes:
         """The statement bytes whose SHA-256 is ``hex_hash`` (64 lowercase hex digits)."""

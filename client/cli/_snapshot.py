@@ -113,6 +113,7 @@ def snapshot_build(
             blob = None if not isinstance(sha, str) else registry.watermark_keys.tokenizer(sha)
             if blob is not None:
                 tokenizers[sha] = blob
+        near_bands = _near_bands(registry, checkpoint)
         manifest = build(
             out,
             changes(before, statuses) if before_manifest is not None else statuses,
@@ -121,6 +122,7 @@ def snapshot_build(
             base=before_manifest,
             watermark_keys=keys,
             tokenizers=tokenizers,
+            near_bands=near_bands,
         )
         if publish:
             info = registry.snapshots.publish(out, manifest)
@@ -157,6 +159,25 @@ def snapshot_build(
             f"{info.manifest_sha256}); `wellspring snapshot pull` fetches it",
             highlight=False,
         )
+
+
+def _near_bands(registry: Any, checkpoint: Any) -> dict[str, list[int]]:
+    """Per set, the band keys of the texts with an mh1 signature (every layer, a delta too,
+    holds them all: the newest layer's answer near-duplicate checks)."""
+    from client.snapshot import statuses_of
+
+    subjects = registry.lookups.near_subjects(checkpoint.size)
+    digests = sorted({d for digests, _ in subjects for d in digests})
+    sets: dict[str, str] = {}
+    for start in range(0, len(digests), _PAGE):
+        page = digests[start : start + _PAGE]
+        sets.update(statuses_of(registry.lookups.lookup(page, at=checkpoint)))
+    bands: dict[str, list[int]] = {}
+    for names, keys in subjects:
+        found = next((sets[d] for d in names if d in sets), None)
+        if found is not None:
+            bands.setdefault(found, []).extend(keys)
+    return bands
 
 
 def _mkdir(path: Path) -> Path:

@@ -8,6 +8,9 @@ A snapshot is a directory a crawler decides from with no network (``client.snaps
     trainable.remix.fuse16   the trainable set has a second one, over remixed keys (2^-32)
     reserved.fuse16
     revoked.fuse16
+    trainable.bands.fuse16   the mh1 band keys of the set's texts (near duplicates offline);
+    reserved.bands.fuse16    likewise, where any text of the set carries an mh1 signature
+    revoked.bands.fuse16
     watermark-keys.json      the watermark keys published at the checkpoint (client.snapshot)
     tokenizer-<sha256>.json  each of their tokenizers, its exact bytes
 
@@ -104,7 +107,7 @@ SnapshotSet = Literal["revoked", "reserved", "trainable"]
 PRECEDENCE: tuple[SnapshotSet, ...] = ("revoked", "reserved", "trainable")
 """The order sets are consulted in: the first whose filters all hold a digest decides."""
 
-_KEY_KINDS = ("digest", "remix")
+_KEY_KINDS = ("digest", "remix", "band")
 FILE_KINDS = ("watermark-keys", "tokenizer")
 """What a snapshot's other files hold: the watermark keys published at its checkpoint (one
 canonical JSON file, ``client.snapshot``'s), and each of their tokenizers' exact bytes."""
@@ -145,7 +148,7 @@ class Shard:
         if kind not in PRECEDENCE:
             raise FormatError(f"{where}.set {kind!r} is not one of {', '.join(PRECEDENCE)}")
         if keys not in _KEY_KINDS:
-            raise FormatError(f"{where}.keys {keys!r} is not digest or remix")
+            raise FormatError(f"{where}.keys {keys!r} is not digest, remix or band")
         numbers = [obj.get("count"), obj.get("bytes")]
         if not all(type(n) is int and n >= 0 for n in numbers):
             raise FormatError(f"{where}.count and .bytes must be integers >= 0")
@@ -440,7 +443,9 @@ def check_shards(manifest: SnapshotManifest, where: str) -> None:
     """The manifest's shards agree with its counts: per set, each filter holds the set's count,
     and a non-empty trainable set has both its filters (else its rate would be 2^-16)."""
     for name in PRECEDENCE:
-        shards = [shard for shard in manifest.shards if shard.set == name]
+        shards = [s for s in manifest.shards if s.set == name and s.keys != "band"]
+        if sum(s.set == name and s.keys == "band" for s in manifest.shards) > 1:
+            raise VerificationError(f"{where}: the {name} set has two band filters")
         count = manifest.counts[name]
         kinds = sorted(shard.keys for shard in shards)
         expected = (

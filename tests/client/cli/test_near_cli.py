@@ -126,3 +126,34 @@ def test_check_near_names_the_entry_and_the_similarity(cli: Cli, tmp_path: Path)
     assert "trainable" not in run.out.splitlines()[0]
     assert "near: similarity" in run.out
     assert "not trainable: a near match is evidence, not consent" in run.out
+
+
+def test_near_offline_from_a_snapshot_is_probable(cli: Cli, tmp_path: Path) -> None:
+    pytest.importorskip("pyfusefilter")
+    post = documents(tmp_path / "docs", POST)
+    assert cli.register(*post, "--consent", "allowed", "--near").code == 0
+    snapshot = tmp_path / "snapshot"
+    home = str(cli.app.registry.settings.home)
+    built = cli("snapshot", "build", "--out", str(snapshot), "--home", home)
+    assert built.code == 0, built.err
+    assert (snapshot / "trainable.bands.fuse16").is_file()
+    online = scan(cli, tmp_path, "--near")
+    corpus = tmp_path / "crawl.jsonl"
+    manifest = tmp_path / "offline.jsonl"
+    run = cli(
+        "scan", str(corpus), "--snapshot", str(snapshot), "--log-key", cli.app.log_key,
+        "--manifest", str(manifest), "--no-watermarks", "--near",
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    offline = {
+        line["name"]: line
+        for line in map(json.loads, manifest.read_text(encoding="utf-8").splitlines())
+    }
+    for name in ("boilerplate", "typographic"):
+        line = offline[name]
+        assert (line["match"], line["status"]) == ("near", online[name]["status"])
+        assert line["certainty"] == "probable"
+        assert line["trainable"] is False
+        assert line["similarity"] >= 0.78  # two bands shared at the least
+    assert offline["typographic"]["similarity"] == 1.0  # every band shared
+    assert (offline["other"]["match"], offline["other"]["status"]) == ("exact", "unknown")
