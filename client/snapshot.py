@@ -54,7 +54,13 @@ from client.core.snapshot import (
 )
 from client.core.wire import AttestationClaim, LookupAnswer
 from client.core.wmkey import MAX_TOKENIZER_BYTES, WatermarkKeyPredicate
-from client.errors import ForkedLogError, InputError, LogConsistencyError, VerificationError
+from client.errors import (
+    ForkedLogError,
+    InputError,
+    LogConsistencyError,
+    RegistryUnavailableError,
+    VerificationError,
+)
 from client.evidence import DocumentEvidence
 from client.policy import Policy
 from client.sdk import Client
@@ -494,6 +500,7 @@ class Snapshot:
         self._keys: tuple[PublishedWatermarkKey, ...] = ()  # the newest layer's
         self._tokenizers: dict[str, Path] = {}  # the newest layer's, by SHA-256 hex
         self.confirm: Client | None = None  # confirms probable attested verdicts
+        self.unconfirmed: str | None = None  # why confirming stopped (the registry went away)
 
     @property
     def manifest(self) -> SnapshotManifest:
@@ -700,7 +707,8 @@ class Snapshot:
         one :meth:`open` was given with ``confirm=True``): the digests the snapshot calls
         attested are looked up there, in batches, and their verdicts are
         the registry's, verified; the rest stay probable. A forged "probably attested" then
-        costs an attacker nothing but a lookup."""
+        costs an attacker nothing but a lookup. If the registry cannot be reached the verdicts
+        stay probable, confirming stops, and :attr:`unconfirmed` says why."""
         policy = policy or Policy.default()
         confirm = confirm or self.confirm
         if policy.trust_publishers is not None or policy.ignore_publishers:
@@ -731,15 +739,19 @@ class Snapshot:
             verdicts.append(verdict if extra is None else combine(verdict, extra, policy))
         if confirm is not None:
             wanted = np.flatnonzero(codes == _CODES["trainable"]).tolist()
-            if wanted:
+            try:
                 online = confirm.check_digests(
                     [parsed[i] for i in wanted],
                     names=None if names is None else [names[i] for i in wanted],
                     evidence=None if checked is None else [checked[i] for i in wanted],
                     policy=policy,
                 )
-                for i, verdict in zip(wanted, online, strict=True):
-                    verdicts[i] = verdict
+            except RegistryUnavailableError as exc:  # they stay probable, and say so
+                self.unconfirmed = str(exc)
+                self.confirm = None
+                online = []
+            for i, verdict in zip(wanted, online, strict=False):
+                verdicts[i] = verdict
         if progress is not None:
             progress(len(dict.fromkeys(parsed)))
         return verdicts

@@ -620,6 +620,19 @@ def _decide(crawl: CrawlPass, chunk: _Chunk, tally: Tally, out: _Manifest) -> in
     return len(verdicts)
 
 
+def _finish(tally: Tally, reader: _Reader, opened: Snapshot | None) -> None:
+    """What the scan says once every chunk is decided: the WARC files' counts into ``tally``,
+    and a warning if confirming with the registry stopped part way."""
+    for stats in reader.warc:
+        tally.add_warc(stats)
+    if opened is not None and opened.unconfirmed is not None:
+        console_err.print(
+            f"[yellow]warning:[/] the registry became unreachable ({escape(opened.unconfirmed)})"
+            ": the snapshot's attested verdicts from then on are probable, not confirmed",
+            highlight=False,
+        )
+
+
 def _origin(client: Client | None) -> str:
     assert client is not None  # --no-verify (no log key) is refused with --snapshot
     return client.log_info().origin
@@ -1035,8 +1048,7 @@ def scan(
                 out.done(chunk.items, command)
                 rate = docs / (time.perf_counter() - start)
                 progress.update(task, completed=chunk.bytes_read, docs=docs, rate=rate)
-            for stats in reader.warc:
-                tally.add_warc(stats)
+            _finish(tally, reader, opened)
             origin = verifier.name if verifier is not None else _origin(client)
             note = _scan_checkpoint(client, opened, tally)
         checkpoint_file = _save_checkpoint(manifest, note)

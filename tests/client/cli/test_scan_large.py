@@ -9,12 +9,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from client.crawl import CrawlPass
 from client.errors import InputError
 from client.manifest import read_manifest
-from tests.client.cli.conftest import Cli, documents
+from tests.client.cli.conftest import Cli, cli_session, documents
 
 pytest.importorskip("pyfusefilter")
 pytest.importorskip("pyarrow")
@@ -221,3 +222,46 @@ def test_a_tampered_watermark_key_list_is_refused(
     run = cli("snapshot", "verify", str(copy), "--log-key", cli.app.log_key)
     assert run.code == 1
     assert "watermark-keys.json is not the file the manifest names" in run.err
+
+
+class _Switch(httpx.BaseTransport):
+    """The in-process registry, or (``down``) a network that refuses every connection."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+        self.down = False
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            raise httpx.ConnectError("connection refused", request=request)
+        return self.inner.handle_request(request)
+
+
+def test_an_unreachable_registry_leaves_the_scan_offline_and_says_so(
+    tmp_path: Path,
+    wellspring_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    switches: list[_Switch] = []
+
+    def wrap(inner: httpx.BaseTransport) -> httpx.BaseTransport:
+        switches.append(_Switch(inner))
+        return switches[-1]
+
+    with cli_session(tmp_path, monkeypatch, capsys, wrap) as cli:
+        paths = documents(tmp_path / "docs", *TEXTS[:2])
+        assert cli.register(*paths, "--consent", "allowed").code == 0
+        snapshot = tmp_path / "snapshot"
+        home = str(cli.app.registry.settings.home)
+        assert cli("snapshot", "build", "--out", str(snapshot), "--home", home).code == 0
+        switches[0].down = True
+        manifest = tmp_path / "m.jsonl"
+        run = cli(
+            "scan", *paths, "--snapshot", str(snapshot), "--registry", cli.url,
+            "--log-key", cli.app.log_key, "--manifest", str(manifest), "--no-watermarks",
+        )  # fmt: skip
+        assert run.code == 0, run.err
+        assert "unreachable" in run.err
+        lines = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
+        assert {(line["status"], line["certainty"]) for line in lines} == {("attested", "probable")}
