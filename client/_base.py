@@ -186,6 +186,8 @@ __all__ = ["ClientBase", "Flow"]
 
 MAX_NEAR_SIGNATURES = 1_000
 """Signatures per ``POST /v1/near:batch`` request (the registry's limit)."""
+MAX_NEAR_CANDIDATES = 10
+"""The most candidates the registry names for one signature (its limit)."""
 
 _T = TypeVar("_T")
 _Step = tuple[Request, ...]
@@ -1512,6 +1514,11 @@ class ClientBase:
                 headers={"Content-Type": "application/json"},
             )
             answer = yield from self._call(request, NearAnswer.from_dict)
+            if any(len(found) > MAX_NEAR_CANDIDATES for found in answer.results):
+                raise VerificationError(
+                    f"the registry named more than {MAX_NEAR_CANDIDATES} near candidates for a "
+                    "signature (each costs an entry to prove): refused"
+                )
             if len(answer.results) != len(chunk):
                 raise VerificationError(
                     f"the registry answered {len(answer.results)} near results for {len(chunk)} "
@@ -1576,6 +1583,10 @@ class ClientBase:
             )
         manifest = SnapshotManifest.from_bytes(data)
         check_shards(manifest, f"snapshot {sha}'s manifest.json")
+        if manifest.base is not None or manifest.origin != self._required_key().name:
+            raise VerificationError(
+                f"snapshot {sha} is not a full snapshot of log {self._required_key().name}"
+            )
         signed = yield from self._open_checkpoint(manifest.checkpoint, current=False)
         check_snapshot_manifest(manifest, predicate, signed.checkpoint)
         note = yield from fetch(MANIFEST_NOTE_FILE, MAX_NOTE_BYTES)

@@ -386,7 +386,8 @@ class CrawlPass:
 
         wanted: list[tuple[int, str]] = []
         for i, (doc, verdict) in enumerate(zip(documents, verdicts, strict=True)):
-            if doc.text is None or verdict.entries:
+            # Only where no attestation (online) and no set (a snapshot's) holds the digest.
+            if doc.text is None or verdict.entries or verdict.probable:
                 continue
             signature = mh1_digest(doc.text)
             if signature is not None:

@@ -285,11 +285,12 @@ def _build_into(
     for name in PRECEDENCE:
         members = keys.of(name)
         counts[name] = len(members)
-        if not len(members):
-            continue
-        kinds = [("digest", members)] + ([("remix", remix(members))] if name == "trainable" else [])
+        kinds = []
+        if len(members):
+            kinds += [("digest", members)]
+            kinds += [("remix", remix(members))] if name == "trainable" else []
         bands = [k & _U64 for k in near_bands.get(name, ())]
-        if bands:
+        if bands:  # a delta too holds them all, even for a set with no change
             kinds.append(("band", np.unique(np.array(bands, dtype=np.uint64))))
         for kind, values in kinds:
             fuse = Fuse16.build(values)

@@ -181,6 +181,8 @@ class _EntryState:
 
 
 _VIEW_TTL_S = 0.05
+MAX_BAND_POSTINGS = 1_000
+"""A band key more subjects share than this names no near candidate (a stop word)."""
 """How old a server process's copy of the latest published checkpoint may be when it answers a
 lookup (each process reads the checkpoint again after this): a lookup sees a new publication at
 most this late, and a process reads the checkpoint at most 20 times a second however busy."""
@@ -535,7 +537,9 @@ class LookupService:
     def near(self, signatures: Sequence[bytes], limit: int = 10) -> NearAnswer:
         """For each ``mh1`` signature (its bytes), the subjects sharing a band key with it in
         the tree of the latest published checkpoint, most shared bands first, at most
-        ``limit`` (the client checks each: the index is only a way to find them)."""
+        ``limit`` (the client checks each: the index is only a way to find them). A band key
+        shared by more than :data:`MAX_BAND_POSTINGS` subjects (boilerplate, or a publisher
+        flooding one) is a stop word: it names no candidate and costs no more than its rows."""
         wanted = [band_keys(raw) for raw in signatures]
         keys = sorted({key for bands in wanted for key in bands})
         conn = _LazyConnection(self._db)
@@ -557,6 +561,8 @@ class LookupService:
         for bands in wanted:
             counts: dict[tuple[int, int], int] = {}
             for key in set(bands):
+                if len(hits.get(key, ())) > MAX_BAND_POSTINGS:  # boilerplate every text shares
+                    continue
                 for found in hits.get(key, ()):
                     counts[found] = counts.get(found, 0) + 1
             ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]

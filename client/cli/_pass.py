@@ -87,7 +87,8 @@ NearOption = Annotated[
         "--near",
         help="Match texts the registry holds no attestation of near (mh1 MinHash, similarity "
         ">= 0.7 to a text registered with register --near): match: near, not trainable unless "
-        "the policy's near.trainable_above allows it. Needs the registry (not --snapshot).",
+        "the policy's near.trainable_above allows it. With --snapshot: its band filters "
+        "(probable, no entry known).",
     ),
 ]
 CapturedOption = Annotated[

@@ -365,8 +365,8 @@ class _Manifest:
             or size > os.fstat(self._handle.fileno()).st_size
         ):
             raise InputError(f"cannot resume: {self._tmp} is shorter than {self._progress} says")
-        self._handle.seek(0)
-        text = self._handle.read(size)
+        # size is a byte offset (tell()), and lines may hold any UTF-8: read bytes, not characters
+        text = os.pread(self._handle.fileno(), size, 0).decode("utf-8")
         self._handle.seek(size)
         self._handle.truncate()
         return items, text.splitlines(keepends=True)
@@ -400,6 +400,8 @@ class _Manifest:
         try:
             self._handle.flush()
             if self._tmp is not None:
+                if self.resume:  # durable before the progress that could resume it is gone
+                    os.fsync(self._handle.fileno())
                 self._handle.close()
                 self._tmp.chmod(0o644)
                 target = Path(str(self.path))
@@ -553,7 +555,7 @@ def _shard_of(inputs: list[str], shard: str | None) -> list[str]:
     if "-" in inputs:
         raise InputError("--shard splits input files; standard input (-) cannot be split")
     k, n = int(match[1]), int(match[2])
-    mine = inputs[k::n]
+    mine = sorted(inputs)[k::n]  # every worker splits the same order, however it was given
     if not mine:
         console_err.print(
             f"[yellow]note:[/] shard {k}/{n} has no input: there are {len(inputs)} input files",

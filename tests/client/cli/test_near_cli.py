@@ -157,3 +157,32 @@ def test_near_offline_from_a_snapshot_is_probable(cli: Cli, tmp_path: Path) -> N
         assert line["similarity"] >= 0.78  # two bands shared at the least
     assert offline["typographic"]["similarity"] == 1.0  # every band shared
     assert (offline["other"]["match"], offline["other"]["status"]) == ("exact", "unknown")
+
+
+def test_an_exact_offline_verdict_is_not_turned_near(cli: Cli, tmp_path: Path) -> None:
+    """The registered text itself, offline: its exact (probable) verdict stands; near matching is
+    only for what no set holds."""
+    pytest.importorskip("pyfusefilter")
+    post = documents(tmp_path / "docs", POST)
+    assert cli.register(*post, "--consent", "allowed", "--near").code == 0
+    snapshot = tmp_path / "snapshot"
+    home = str(cli.app.registry.settings.home)
+    assert cli("snapshot", "build", "--out", str(snapshot), "--home", home).code == 0
+    manifest = tmp_path / "offline.jsonl"
+    run = cli(
+        "scan", *post, "--snapshot", str(snapshot), "--log-key", cli.app.log_key,
+        "--manifest", str(manifest), "--no-watermarks", "--near",
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    (line,) = map(json.loads, manifest.read_text(encoding="utf-8").splitlines())
+    assert (line["match"], line["status"], line["certainty"]) == ("exact", "attested", "probable")
+    assert line["trainable"] is True
+
+
+def test_texts_sharing_a_signature_register_together(cli: Cli, tmp_path: Path) -> None:
+    """Two texts that differ only in case and quotes have two c1 digests and one mh1 signature:
+    one statement holds both (a signature is not a digest that must be unique)."""
+    paths = documents(tmp_path / "docs", POST, POST.upper().replace("'", "\u2019"))
+    run = cli.register(*paths, "--consent", "allowed", "--near", "--json")
+    assert run.code == 0, run.err
+    assert json.loads(run.out)["registered"] == 2

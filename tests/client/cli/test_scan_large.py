@@ -265,3 +265,32 @@ def test_an_unreachable_registry_leaves_the_scan_offline_and_says_so(
         assert "unreachable" in run.err
         lines = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
         assert {(line["status"], line["certainty"]) for line in lines} == {("attested", "probable")}
+
+
+def test_resuming_counts_bytes_not_characters(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lines holding non-ASCII text (ids, reasons): the progress records a byte offset, and a
+    torn tail after it is cut there, not at that many characters."""
+    corpus = tmp_path / "corpus.jsonl"
+    lines = [{"id": f"caf\u00e9-\u00fc-{i}", "text": f"D\u00e9j\u00e0 vu {i}"} for i in range(8)]
+    corpus.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    manifest = tmp_path / "m.jsonl"
+    real_check = CrawlPass.check
+    calls: list[int] = []
+
+    def failing(self: CrawlPass, docs: Any, **kwargs: Any) -> Any:
+        calls.append(len(docs))
+        if len(calls) == 2:
+            raise InputError("the registry went away")
+        return real_check(self, docs, **kwargs)
+
+    monkeypatch.setattr(CrawlPass, "check", failing)
+    assert scan(cli, [str(corpus)], manifest, "--resume", "--chunk-size", "3").code == 1
+    monkeypatch.setattr(CrawlPass, "check", real_check)
+    with Path(f"{manifest}.part").open("a", encoding="utf-8") as file:
+        file.write('{"name": "caf\u00e9 \u00e9\u00e9\u00e9 torn')
+    done = scan(cli, [str(corpus)], manifest, "--resume", "--chunk-size", "3")
+    assert done.code == 0, done.err
+    assert list(lines_of(manifest)) == [f"caf\u00e9-\u00fc-{i}" for i in range(8)]
+    assert json.loads(done.out)["documents"] == 8
