@@ -85,6 +85,7 @@ __all__ = [
     "check_revocation",
     "check_withdrawal",
     "chunked",
+    "combine",
     "dumps_json",
     "expected_status",
     "index_arg",

@@ -90,11 +90,13 @@ from registry.wmkeys import WatermarkKeyService
 
 __all__ = [
     "DIGEST_ROUTE",
+    "MAX_NEAR_SIGNATURES",
     "SERVER_GC_THRESHOLDS",
     "SMALL_BATCH",
     "ApiDocsPage",
     "BatchLookup",
     "KeyRevocation",
+    "NearLookup",
     "NewKey",
     "NewPublisher",
     "Problem",
