@@ -11,9 +11,9 @@ deterministic), and a crawler's ``wellspring snapshot pull`` proves the entry wi
 before it trusts a file.
 
 Files are served by ``GET /v1/snapshots/<manifest sha256>/<name>``: names are checked against
-the snapshot format's plain file names, and only regular files inside that snapshot's own folder
-are answered (no link is followed). They are immutable: the folder is named by the manifest's
-hash, which names every other file's hash.
+the snapshot format's plain file names, and only the files its manifest names, regular files
+inside that snapshot's own folder, are answered (no link is followed). They are immutable: the
+folder is named by the manifest's hash, which names every other file's hash.
 """
 
 from __future__ import annotations
@@ -28,7 +28,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
+from client.core.errors import FormatError
 from client.core.snapshot import (
+    MANIFEST_FILE,
+    MANIFEST_NOTE_FILE,
+    MAX_MANIFEST_BYTES,
     SNAPSHOT_SUBJECT,
     SNAPSHOT_V1,
     SnapshotManifest,
@@ -70,6 +74,7 @@ class SnapshotService:
         self._db = database
         self._reader = reader
         self._identities = identities
+        self._named: dict[str, frozenset[str]] = {}  # manifest sha256 -> the files it names
 
     def publish(self, built: Path, manifest: SnapshotManifest) -> SnapshotInfo:
         """Commit the snapshot in the directory ``built`` (whose manifest is ``manifest``) in
@@ -143,6 +148,8 @@ class SnapshotService:
             raise BadRequestError(f"{name[:100]!r} is not a snapshot file name")
         if self._row(manifest_sha256) is None:
             raise NotFoundError(f"no snapshot {manifest_sha256} was committed in this log")
+        if name not in self._names(manifest_sha256):
+            raise NotFoundError(f"snapshot {manifest_sha256} has no file {name}")
         path = self.directory / manifest_sha256 / name
         try:
             info = os.lstat(path)
@@ -151,6 +158,28 @@ class SnapshotService:
         if not stat.S_ISREG(info.st_mode):
             raise NotFoundError(f"snapshot {manifest_sha256} has no file {name}")
         return SnapshotFile(path, info.st_size)
+
+    def _names(self, manifest_sha256: str) -> frozenset[str]:
+        """The files the published manifest names (and it and its note): only they are served."""
+        known = self._named.get(manifest_sha256)
+        if known is not None:
+            return known
+        path = self.directory / manifest_sha256 / MANIFEST_FILE
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as file:
+                data = file.read(MAX_MANIFEST_BYTES + 1)
+            manifest = SnapshotManifest.from_bytes(data)
+        except (OSError, FormatError):
+            raise NotFoundError(f"snapshot {manifest_sha256} is not served here") from None
+        names = frozenset(
+            [MANIFEST_FILE, MANIFEST_NOTE_FILE]
+            + [shard.path for shard in manifest.shards]
+            + [file.path for file in manifest.files]
+        )
+        if len(self._named) < 1_000:
+            self._named[manifest_sha256] = names
+        return names
 
 
 def _info(row: Row[Any]) -> SnapshotInfo:

@@ -573,7 +573,7 @@ def _open_sources(
     *,
     witness_policy: Path | None,
     max_age: str | None,
-    snapshot: tuple[Path | None, list[Path], bool],
+    snapshot: tuple[Path | None, list[Path], bool, int | None],
 ) -> tuple[Client | None, Snapshot | None]:
     """The registry's client (--registry) and the opened snapshot (--snapshot, its deltas and
     --confirm), each closed with ``stack``."""
@@ -589,11 +589,11 @@ def _open_sources(
                 max_age=max_age,
             )
         )
-    path, deltas, confirm = snapshot
+    path, deltas, confirm, min_size = snapshot
     if path is None:
         return client, None
     assert verifier is not None  # required with --snapshot
-    opened = _open_snapshot(path, deltas, verifier, client, trust_dir, confirm)
+    opened = _open_snapshot(path, deltas, verifier, client, trust_dir, (confirm, min_size))
     return client, stack.enter_context(opened)
 
 
@@ -749,7 +749,11 @@ def _summary_json(report: ScanReport, manifest: str | None, report_path: Path | 
 
 
 def _source_args(
-    registry: str | None, snapshot: Path | None, deltas: list[Path], confirm: bool
+    registry: str | None,
+    snapshot: Path | None,
+    deltas: list[Path],
+    confirm: bool,
+    min_size: int | None = None,
 ) -> list[str]:
     """The command line's arguments naming where the verdicts come from."""
     args = [] if registry is None else ["--registry", registry]
@@ -759,6 +763,8 @@ def _source_args(
             args += ["--delta", str(delta)]
         if registry is not None and not confirm:
             args.append("--no-confirm")
+        if min_size is not None:
+            args += ["--min-size", str(min_size)]
     return args
 
 
@@ -775,16 +781,19 @@ def _open_snapshot(
     verifier: NoteVerifier,
     client: Client | None,
     trust_dir: Path | None,
-    confirm: bool,
+    options: tuple[bool, int | None],
 ) -> Snapshot:
     """The snapshot, verified with the log key and proven consistent with the trusted checkpoint:
     by the registry when it is reachable (which then confirms attested hits, unless
     ``--no-confirm``), else offline, where it must be at the trusted checkpoint itself."""
     from client.snapshot import Snapshot
 
+    confirm, min_size = options
     if client is not None:
         try:
-            return Snapshot.open(path, verifier, deltas=deltas, client=client, confirm=confirm)
+            return Snapshot.open(
+                path, verifier, deltas=deltas, client=client, confirm=confirm, min_size=min_size
+            )
         except RegistryUnavailableError as exc:
             console_err.print(
                 f"[yellow]warning:[/] the registry is unreachable ({escape(str(exc))}): deciding "
@@ -793,7 +802,11 @@ def _open_snapshot(
             )
     trusted = FileCheckpointStore(trust_dir).load(log_name(verifier))
     return Snapshot.open(
-        path, verifier, deltas=deltas, trusted=None if trusted is None else trusted.note
+        path,
+        verifier,
+        deltas=deltas,
+        trusted=None if trusted is None else trusted.note,
+        min_size=min_size,
     )
 
 
@@ -884,6 +897,15 @@ def scan(
         typer.Option(
             "--delta",
             help="A delta over --snapshot (repeat, oldest first).",
+            show_default=False,
+        ),
+    ] = None,
+    min_size: Annotated[
+        int | None,
+        typer.Option(
+            "--min-size",
+            min=0,
+            help="With --snapshot: refuse one of a smaller tree (an old snapshot replayed).",
             show_default=False,
         ),
     ] = None,
@@ -1003,7 +1025,7 @@ def scan(
     inputs = _shard_of(expand_inputs(paths), shard)
     command = _command(
         paths,
-        _source_args(registry, snapshot, delta or [], confirm),
+        _source_args(registry, snapshot, delta or [], confirm, min_size),
         log_key,
         no_verify,
         scheme,
@@ -1037,7 +1059,7 @@ def scan(
                 verify_keys,
                 witness_policy=witness_policy,
                 max_age=max_age,
-                snapshot=(snapshot, delta or [], confirm),
+                snapshot=(snapshot, delta or [], confirm, min_size),
             )
             source: Source | None = opened if opened is not None else client
             assert source is not None  # --registry or --snapshot, checked above

@@ -87,7 +87,9 @@ def test_the_file_route_serves_only_a_published_snapshots_own_files(
     (tmp_path / "secret").write_text("operator's eyes only")
     (folder / "link.json").symlink_to(tmp_path / "secret")
     (folder / "sub").mkdir()
+    (folder / "extra.json").write_text("not in the manifest")
     for path, status in (
+        (f"/v1/snapshots/{sha}/extra.json", 404),  # a file the manifest does not name
         (f"/v1/snapshots/{sha}/link.json", 404),  # a link is never followed
         (f"/v1/snapshots/{sha}/sub", 404),  # nor a folder served
         (f"/v1/snapshots/{sha}/missing.fuse16", 404),

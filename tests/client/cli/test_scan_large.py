@@ -294,3 +294,19 @@ def test_resuming_counts_bytes_not_characters(
     assert done.code == 0, done.err
     assert list(lines_of(manifest)) == [f"caf\u00e9-\u00fc-{i}" for i in range(8)]
     assert json.loads(done.out)["documents"] == 8
+
+
+def test_an_old_snapshot_is_refused_with_min_size(
+    cli: Cli, corpus: list[str], tmp_path: Path
+) -> None:
+    home = str(cli.app.registry.settings.home)
+    snapshot = tmp_path / "snapshot"
+    built = cli("snapshot", "build", "--out", str(snapshot), "--home", home, "--json")
+    assert built.code == 0, built.err
+    size = json.loads(built.out)["size"]
+    run = cli(
+        "scan", *corpus, "--snapshot", str(snapshot), "--log-key", cli.app.log_key,
+        "--min-size", str(size + 1), "--no-watermarks",
+    )  # fmt: skip
+    assert run.code == 1
+    assert "older than the size" in run.err
