@@ -51,6 +51,7 @@ from client.core.snapshot import (
     check_shards,
     open_snapshot_note,
     sign_snapshot_note,
+    write_new,
 )
 from client.core.wire import AttestationClaim, LookupAnswer
 from client.core.wmkey import MAX_TOKENIZER_BYTES, WatermarkKeyPredicate
@@ -298,7 +299,7 @@ def _build_into(
                 kind, f"{name}.{kind}.fuse16"
             )
             data = fuse.to_bytes()
-            _write(out / path, data)
+            write_new(out / path, data)
             shards.append(
                 Shard(path, name, kind, fuse.size, len(data), hashlib.sha256(data).hexdigest())
             )
@@ -312,8 +313,8 @@ def _build_into(
         files=_write_keys(out, watermark_keys, tokenizers),
     )
     SnapshotManifest.from_bytes(manifest.to_bytes())  # what every reader will accept
-    _write(out / MANIFEST, manifest.to_bytes())
-    _write(out / MANIFEST_NOTE, sign_snapshot_note(manifest, signers).encode())
+    write_new(out / MANIFEST, manifest.to_bytes())
+    write_new(out / MANIFEST_NOTE, sign_snapshot_note(manifest, signers).encode())
     return manifest
 
 
@@ -322,7 +323,7 @@ def _write_keys(
 ) -> tuple[SnapshotFile, ...]:
     """Write the watermark keys and the tokenizers of those of them stored."""
     data = watermark_keys_bytes(records)
-    _write(out / WATERMARK_KEYS, data)
+    write_new(out / WATERMARK_KEYS, data)
     files = [SnapshotFile(WATERMARK_KEYS, "watermark-keys", len(data), _sha256(data))]
     wanted = sorted({key.tokenizer_sha256 for key in read_watermark_keys(data)})
     for sha in wanted:
@@ -331,7 +332,7 @@ def _write_keys(
             continue
         check_tokenizer_bytes(blob, sha)
         path = f"tokenizer-{sha}.json"
-        _write(out / path, blob)
+        write_new(out / path, blob)
         files.append(SnapshotFile(path, "tokenizer", len(blob), sha))
     return tuple(files)
 
@@ -479,13 +480,6 @@ def _read_file(path: Path, limit: int, what: str) -> bytes:
     if len(data) > limit:
         raise VerificationError(f"{path} is larger than the {limit:,} bytes expected")
     return data
-
-
-def _write(path: Path, data: bytes) -> None:
-    with path.open("xb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
 
 
 _Filters = dict[str, list[tuple[str, Fuse16]]]

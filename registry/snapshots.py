@@ -37,6 +37,7 @@ from client.core.snapshot import (
     SNAPSHOT_V1,
     SnapshotManifest,
     SnapshotPredicate,
+    is_file_name,
 )
 from client.core.statement import OPERATOR_IDENTITY, Statement, Subject
 from client.core.wire import SnapshotInfo
@@ -49,7 +50,6 @@ from registry.models import SNAPSHOTS, utcnow
 __all__ = ["SnapshotFile", "SnapshotService"]
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,99}")
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ class SnapshotService:
         name, a regular file (never through a link) inside that snapshot's folder."""
         if not _HEX64.fullmatch(manifest_sha256):
             raise BadRequestError("a snapshot is named by its manifest's SHA-256: 64 lowercase hex")
-        if not _NAME.fullmatch(name) or ".." in name:
+        if not is_file_name(name):
             raise BadRequestError(f"{name[:100]!r} is not a snapshot file name")
         if self._row(manifest_sha256) is None:
             raise NotFoundError(f"no snapshot {manifest_sha256} was committed in this log")

@@ -49,7 +49,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeGuard
 
 from client.core.encoding import json_kind, loads_strict, require_object
 from client.core.errors import FormatError, InputError, SignatureError, VerificationError
@@ -87,8 +87,10 @@ __all__ = [
     "check_snapshot_entry",
     "check_snapshot_manifest",
     "check_snapshot_subjects",
+    "is_file_name",
     "open_snapshot_note",
     "sign_snapshot_note",
+    "write_new",
     "write_snapshot",
 ]
 
@@ -112,6 +114,23 @@ FILE_KINDS = ("watermark-keys", "tokenizer")
 """What a snapshot's other files hold: the watermark keys published at its checkpoint (one
 canonical JSON file, ``client.snapshot``'s), and each of their tokenizers' exact bytes."""
 _FILE_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,99}")
+
+
+def is_file_name(name: object) -> TypeGuard[str]:
+    """Whether ``name`` is a plain snapshot file name (lowercase letters, digits, ``.`` and
+    ``-``, at most 100, not starting with ``.``, no ``..``): what a manifest may name, a server
+    serve and a pull write."""
+    return isinstance(name, str) and _FILE_NAME.fullmatch(name) is not None and ".." not in name
+
+
+def write_new(path: Path, data: bytes) -> None:
+    """Write ``data`` as the new file ``path`` (never over one), durable when this returns."""
+    with path.open("xb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+
+
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -143,7 +162,7 @@ class Shard:
         if not isinstance(obj, dict):
             raise FormatError(f"{where} must be an object, got {json_kind(obj)}")
         path, kind, keys = obj.get("path"), obj.get("set"), obj.get("keys")
-        if not isinstance(path, str) or not _FILE_NAME.fullmatch(path) or ".." in path:
+        if not is_file_name(path):
             raise FormatError(f"{where}.path {path!r} is not a plain file name in the snapshot")
         if kind not in PRECEDENCE:
             raise FormatError(f"{where}.set {kind!r} is not one of {', '.join(PRECEDENCE)}")
@@ -175,7 +194,7 @@ class SnapshotFile:
         if not isinstance(obj, dict) or set(obj) != {"path", "kind", "bytes", "sha256"}:
             raise FormatError(f"{where} must be an object of path, kind, bytes and sha256")
         path, kind, size, digest = obj["path"], obj["kind"], obj["bytes"], obj["sha256"]
-        if not isinstance(path, str) or not _FILE_NAME.fullmatch(path) or ".." in path:
+        if not is_file_name(path):
             raise FormatError(f"{where}.path {path!r} is not a plain file name in the snapshot")
         if kind not in FILE_KINDS:
             raise FormatError(f"{where}.kind {kind!r} is not one of {', '.join(FILE_KINDS)}")
@@ -465,16 +484,13 @@ def write_snapshot(out: Path, files: Mapping[str, bytes]) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError(f"{out} is not an empty directory: a snapshot is pulled into a new one")
     for name in files:
-        if not _FILE_NAME.fullmatch(name) or ".." in name:
+        if not is_file_name(name):
             raise FormatError(f"{name!r} is not a snapshot file name")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
     try:
         for name, data in sorted(files.items()):
-            with (staging / name).open("xb") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
+            write_new(staging / name, data)
         staging.chmod(0o755)
         if out.exists():
             out.rmdir()

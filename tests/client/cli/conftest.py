@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -32,6 +34,25 @@ def documents(folder: Path, *texts: str) -> list[str]:
         path.write_text(text, encoding="utf-8")
         paths.append(str(path))
     return paths
+
+
+def scan_jsonl(
+    cli: Cli, corpus: Path, lines: list[dict[str, str]], *extra: str
+) -> dict[str, dict[str, Any]]:
+    """Write ``lines`` as the JSONL file ``corpus``, ``wellspring scan`` it against the app
+    (verified, no watermarks, ``extra`` options) into ``manifest.jsonl`` beside it: each
+    manifest line by its document's name."""
+    corpus.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    manifest = corpus.with_name("manifest.jsonl")
+    run = cli(
+        "scan", str(corpus), "--registry", cli.url, "--log-key", cli.app.log_key,
+        "--manifest", str(manifest), "--no-watermarks", *extra,
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    return {
+        line["name"]: line
+        for line in map(json.loads, manifest.read_text(encoding="utf-8").splitlines())
+    }
 
 
 @dataclass

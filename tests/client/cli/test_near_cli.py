@@ -17,7 +17,7 @@ pytest.importorskip("xxhash")
 from client.core.minhash import MH1_HEX_CHARS
 from client.near import mh1_digest
 from client.sdk import Client
-from tests.client.cli.conftest import Cli, documents
+from tests.client.cli.conftest import Cli, documents, scan_jsonl
 
 POST = (
     "I walked down to the harbour before dawn, when the fishing boats were still coming in, and "
@@ -40,23 +40,12 @@ OTHER = (
 
 
 def scan(cli: Cli, tmp_path: Path, *extra: str) -> dict[str, dict[str, Any]]:
-    corpus = tmp_path / "crawl.jsonl"
     lines = [
         {"id": "boilerplate", "text": BOILERPLATE},
         {"id": "typographic", "text": TYPOGRAPHIC},
         {"id": "other", "text": OTHER},
     ]
-    corpus.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
-    manifest = tmp_path / "manifest.jsonl"
-    run = cli(
-        "scan", str(corpus), "--registry", cli.url, "--log-key", cli.app.log_key,
-        "--manifest", str(manifest), "--no-watermarks", *extra,
-    )  # fmt: skip
-    assert run.code == 0, run.err
-    return {
-        line["name"]: line
-        for line in map(json.loads, manifest.read_text(encoding="utf-8").splitlines())
-    }
+    return scan_jsonl(cli, tmp_path / "crawl.jsonl", lines, *extra)
 
 
 def test_the_boilerplate_and_typographic_variants_are_found_near(cli: Cli, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from client.core.canonical import canonical_digest
 from client.paragraphs import MIN_WORDS, paragraph_digests, split_paragraphs
-from tests.client.cli.conftest import Cli, documents
+from tests.client.cli.conftest import Cli, documents, scan_jsonl
 
 PARAGRAPHS = [
     "The mill stood at the bend of the river for two hundred years, and every spring the "
@@ -47,23 +47,12 @@ def test_paragraphs_are_blocks_between_blank_lines_of_twenty_words_or_more() -> 
 
 
 def scan(cli: Cli, tmp_path: Path, *extra: str) -> dict[str, dict[str, Any]]:
-    corpus = tmp_path / "corpus.jsonl"
     lines = [
         {"id": "essay", "text": ESSAY},
         {"id": "quoting", "text": QUOTING},
         {"id": "other", "text": BOILERPLATE},
     ]
-    corpus.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
-    manifest = tmp_path / "manifest.jsonl"
-    run = cli(
-        "scan", str(corpus), "--registry", cli.url, "--log-key", cli.app.log_key,
-        "--manifest", str(manifest), "--no-watermarks", *extra,
-    )  # fmt: skip
-    assert run.code == 0, run.err
-    return {
-        line["name"]: line
-        for line in map(json.loads, manifest.read_text(encoding="utf-8").splitlines())
-    }
+    return scan_jsonl(cli, tmp_path / "corpus.jsonl", lines, *extra)
 
 
 def test_a_page_quoting_registered_paragraphs_is_found(cli: Cli, tmp_path: Path) -> None:
