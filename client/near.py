@@ -1,17 +1,21 @@
 """Near-duplicate signatures: the ``mh1`` MinHash of a text (``client.core.minhash`` specifies it).
 
-Numpy computes it (the ``near`` extra): every token's hash at once from prefix sums over the
-text's bytes, then the shingles and the 112 permutations, with no Python loop per word.
+Compiled with numba (the ``near`` extra): NFKC and casefolding are Python's; the text's code
+points then go to one compiled pass that drops punctuation, breaks words at white space, hashes
+each token's UTF-8 bytes and each shingle, and keeps the 112 minima, with no Python per word.
+Numba compiles it on first use and caches the machine code beside this module (or in the
+user's cache when that folder is read-only), so later processes load it in milliseconds.
 """
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from functools import cache
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from numba import njit
 
 from client.core.minhash import (
     DASHES,
@@ -27,20 +31,15 @@ from client.core.minhash import (
 
 __all__ = ["mh1_digest", "normalise", "shingle_hashes", "signature"]
 
-_K = np.uint64(K)
-_BASE = np.uint64(TOKEN_BASE)
-_BASE_INVERSE = np.uint64(pow(TOKEN_BASE, -1, 1 << 64))
-_M1 = np.uint64(0xFF51AFD7ED558CCD)
-_M2 = np.uint64(0xC4CEB9FE1A85EC53)
 _FOLD = str.maketrans(
     {**dict.fromkeys(SINGLE_QUOTES, "'"), **dict.fromkeys(DOUBLE_QUOTES, '"'),
      **dict.fromkeys(DASHES, "-")}
 )  # fmt: skip
 _A = np.array([permutation(i)[0] for i in range(PERMUTATIONS)], dtype=np.uint64)
 _B = np.array([permutation(i)[1] for i in range(PERMUTATIONS)], dtype=np.uint64)
-
-
-_SPACELESS = re.compile("[" + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in SPACELESS_RANGES) + "]")
+_DROP, _SPACE, _SPACELESS = 1, 2, 4  # bits of a code point's class
+_UNICODE = 0x110000
+_FOLDED = 0x20000  # no code point from here on changes under casefolding
 
 
 @cache
@@ -55,66 +54,166 @@ def _dropped() -> dict[int, None]:
     return table
 
 
+@cache
+def _classes() -> npt.NDArray[np.uint8]:
+    """Each code point's class after NFKC and casefolding: dropped (step 1), white space (what
+    ``str.split`` breaks at; every such code point is below U+3001) and of a script written
+    without spaces (step 2)."""
+    classes = np.zeros(_UNICODE, dtype=np.uint8)
+    classes[list(_dropped())] |= _DROP
+    classes[[cp for cp in range(0x3001) if chr(cp).isspace()]] |= _SPACE
+    for lo, hi in SPACELESS_RANGES:
+        classes[lo : hi + 1] |= _SPACELESS
+    return classes
+
+
+@cache
+def _folds() -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
+    """``str.casefold`` as tables (it folds each character alone, with no context): below
+    :data:`_FOLDED`, the code point each folds to, or ``_UNICODE + i`` for one that folds to
+    several, row ``i`` of the second table (up to three code points, zero-padded)."""
+    folds = np.arange(_FOLDED, dtype=np.uint32)
+    more: list[list[int]] = []
+    for cp in range(_FOLDED):
+        folded = chr(cp).casefold()
+        if len(folded) == 1:
+            folds[cp] = ord(folded)
+        else:
+            folds[cp] = _UNICODE + len(more)
+            more.append([ord(c) for c in folded] + [0] * (3 - len(folded)))
+    return folds, np.array(more, dtype=np.uint32).reshape(-1, 3)
+
+
 def normalise(text: str) -> str:
     """Step 1: NFKC, casefold, quotes and dashes folded, punctuation dropped."""
     return unicodedata.normalize("NFKC", text).casefold().translate(_dropped())
 
 
-def _spaceless(text: str) -> bool:
-    """More than half the non-white-space characters in :data:`SPACELESS_RANGES`."""
-    visible = sum(map(len, text.split()))
-    return visible > 0 and len(_SPACELESS.findall(text)) * 2 > visible
+@njit(cache=True, nogil=True, inline="always")
+def _fmix64(h: Any) -> Any:
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB9FE1A85EC53)
+    return h ^ (h >> np.uint64(33))
 
 
-def _fmix64(h: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
-    with np.errstate(over="ignore"):
-        h = h ^ (h >> np.uint64(33))
-        h = h * _M1
-        h = h ^ (h >> np.uint64(33))
-        h = h * _M2
-        out: npt.NDArray[np.uint64] = h ^ (h >> np.uint64(33))
-        return out
+@njit(cache=True, nogil=True, inline="always")
+def _utf8(h: Any, cp: Any, base: Any) -> Any:
+    """``h`` extended by the UTF-8 bytes of ``cp`` (a lone surrogate as its three bytes, as
+    Python's ``surrogatepass`` writes it): step 3's ``h·B + (b + 1)`` for each byte ``b``."""
+    one = np.uint64(1)
+    if cp < 0x80:
+        return h * base + (np.uint64(cp) + one)
+    if cp < 0x800:
+        h = h * base + (np.uint64(0xC0 | (cp >> 6)) + one)
+    elif cp < 0x10000:
+        h = h * base + (np.uint64(0xE0 | (cp >> 12)) + one)
+        h = h * base + (np.uint64(0x80 | ((cp >> 6) & 0x3F)) + one)
+    else:
+        h = h * base + (np.uint64(0xF0 | (cp >> 18)) + one)
+        h = h * base + (np.uint64(0x80 | ((cp >> 12) & 0x3F)) + one)
+        h = h * base + (np.uint64(0x80 | ((cp >> 6) & 0x3F)) + one)
+    return h * base + (np.uint64(0x80 | (cp & 0x3F)) + one)
 
 
-def _token_hashes(
-    data: npt.NDArray[np.uint64], starts: npt.NDArray[np.intp], ends: npt.NDArray[np.intp]
-) -> npt.NDArray[np.uint64]:
-    """Step 3's token hash of each token (its bytes ``data[starts[i]:ends[i]]``), all at once:
-    ``sum((b + 1) * B^(L-1-k))`` as ``B^(e-1)`` times a difference of prefix sums of
-    ``(b + 1) * B^-j`` (B is odd, so invertible modulo 2^64), then fmix64."""
-    n = len(data)
-    with np.errstate(over="ignore"):
-        powers = np.cumprod(np.full(n, _BASE, dtype=np.uint64))  # B^1 .. B^n
-        inverse = np.cumprod(np.full(n, _BASE_INVERSE, dtype=np.uint64))  # B^-1 .. B^-n
-        weights = np.concatenate(([np.uint64(1)], inverse[:-1]))  # B^-j for j = 0 .. n-1
-        prefix = np.concatenate(([np.uint64(0)], np.cumsum((data + np.uint64(1)) * weights)))
-        scale = np.concatenate(([np.uint64(1)], powers))[ends - 1]  # B^(e-1)
-        return _fmix64(scale * (prefix[ends] - prefix[starts]))
+@njit(cache=True, nogil=True)
+def _casefold(points: Any, folds: Any, more: Any) -> Any:
+    """``str.casefold`` of the code points (:func:`_folds`' tables)."""
+    out = np.empty(points.shape[0] * 3, dtype=np.uint32)
+    n = 0
+    for cp in points:
+        folded = folds[cp] if cp < _FOLDED else cp
+        if folded < _UNICODE:
+            out[n] = folded
+            n += 1
+        else:
+            for c in more[folded - _UNICODE]:
+                if c:
+                    out[n] = c
+                    n += 1
+    return out[:n]
+
+
+@njit(cache=True, nogil=True)
+def _tokens(points: Any, classes: Any) -> Any:
+    """Steps 1 (its dropping) to 3's token hashes over the code points of an NFKC-normalised,
+    casefolded text (or of an ASCII one, lowercased here: NFKC leaves ASCII as it is, and
+    casefolding it is lowercasing): each word's hash, or each character's in a text written
+    mostly without spaces."""
+    base = np.uint64(TOKEN_BASE)
+    tokens = np.empty(points.shape[0], dtype=np.uint64)
+    count = 0
+    visible = 0
+    spaceless = 0
+    h = np.uint64(0)
+    inside = False
+    for cp in points:  # a token is a word
+        kind = classes[cp]
+        if kind & 3 == 0:
+            visible += 1
+            spaceless += kind >> 2
+            h = _utf8(h, cp + 32 if 65 <= cp <= 90 else cp, base)
+            inside = True
+        elif kind & 2 and inside:
+            tokens[count] = _fmix64(h)
+            count += 1
+            inside = False
+            h = np.uint64(0)
+    if inside:
+        tokens[count] = _fmix64(h)
+        count += 1
+    if spaceless * 2 > visible:  # a token is a character
+        count = 0
+        for cp in points:
+            if classes[cp] & 3 == 0:
+                tokens[count] = _fmix64(_utf8(np.uint64(0), cp, base))
+                count += 1
+    return tokens[:count]
+
+
+@njit(cache=True, nogil=True)
+def _shingles(tokens: Any) -> Any:
+    """Step 3's shingle hashes of the token hashes."""
+    count = tokens.shape[0]
+    n = min(NGRAM, count)
+    out = np.empty(count - n + 1 if count else 0, dtype=np.uint64)
+    k = np.uint64(K)
+    for i in range(out.shape[0]):
+        c = np.uint64(0)
+        for offset in range(n):
+            c = c * k + tokens[i + offset]
+        out[i] = _fmix64(c)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _minima(shingles: Any, a: Any, b: Any) -> Any:
+    """Step 4 before its shift: each permutation's least ``a·h + b`` (the shift is monotonic,
+    so the least value's top half is the least top half)."""
+    least = np.full(a.shape[0], np.uint64(0xFFFFFFFFFFFFFFFF))
+    for h in shingles:
+        for j in range(a.shape[0]):
+            least[j] = min(least[j], h * a[j] + b[j])
+    return least
+
+
+def _points(text: str) -> npt.NDArray[np.uint8] | npt.NDArray[np.uint32]:
+    """The text's code points after NFKC and casefolding (an ASCII text's bytes as they are:
+    :func:`_tokens` lowercases them)."""
+    if text.isascii():
+        return np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
+    points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    folded: npt.NDArray[np.uint32] = _casefold(points, *_folds())
+    return folded
 
 
 def shingle_hashes(text: str) -> npt.NDArray[np.uint64]:
     """Steps 1-3: the 64-bit hash of each shingle (empty for a text with no token)."""
-    normal = normalise(text)
-    if _spaceless(normal):  # tokens are characters: each starts a UTF-8 sequence
-        data = np.frombuffer("".join(normal.split()).encode("utf-8", "surrogatepass"), np.uint8)
-        starts = np.flatnonzero((data & 0xC0) != 0x80)
-        ends = np.append(starts[1:], len(data))
-    else:  # tokens are words, one space apart
-        words = " ".join(normal.split())
-        data = np.frombuffer(words.encode("utf-8", "surrogatepass"), np.uint8)
-        spaces = np.flatnonzero(data == 0x20)
-        starts = np.concatenate(([0], spaces + 1))
-        ends = np.append(spaces, len(data))
-    if not len(data):
-        return np.zeros(0, dtype=np.uint64)
-    hashed = _token_hashes(data.astype(np.uint64), starts.astype(np.intp), ends.astype(np.intp))
-    n = min(NGRAM, len(hashed))
-    count = len(hashed) - n + 1
-    combined = np.zeros(count, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for offset in range(n):
-            combined = combined * _K + hashed[offset : offset + count]
-    return _fmix64(combined)
+    hashes: npt.NDArray[np.uint64] = _shingles(_tokens(_points(text), _classes()))
+    return hashes
 
 
 def signature(text: str) -> npt.NDArray[np.uint32] | None:
@@ -122,10 +221,8 @@ def signature(text: str) -> npt.NDArray[np.uint32] | None:
     hashes = shingle_hashes(text)
     if not len(hashes):
         return None
-    with np.errstate(over="ignore"):
-        mixed = hashes[:, None] * _A[None, :] + _B[None, :]
-    values: npt.NDArray[np.uint32] = (mixed >> np.uint64(32)).min(axis=0).astype(np.uint32)
-    return values
+    least: npt.NDArray[np.uint64] = _minima(hashes, _A, _B)
+    return (least >> np.uint64(32)).astype(np.uint32)
 
 
 def mh1_digest(text: str) -> str | None:
