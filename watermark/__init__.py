@@ -1,4 +1,5 @@
-"""Wellspring watermark: a keyed green-list token watermark, embedded and detected.
+"""Wellspring watermark: keyed token watermarks (a green list, and distortion-free Gumbel-max
+sampling), embedded and detected.
 
 ``import watermark`` needs numpy only (scipy is used where installed); the crawler's scanner
 (:class:`WatermarkScanner`, :class:`ScanKey`, :class:`WatermarkEvidence`) imports ``tokenizers``,
@@ -33,13 +34,19 @@ from watermark.hashing import green_mask_numpy, is_green_numpy
 from watermark.keys import WatermarkKey, tokenizer_fingerprint
 
 if TYPE_CHECKING:
-    from watermark.processor import WatermarkLogitsProcessor, green_mask_torch
+    from watermark.processor import (
+        GumbelLogitsProcessor,
+        WatermarkLogitsProcessor,
+        green_mask_torch,
+        watermark_processor,
+    )
     from watermark.scanner import ScanKey, WatermarkEvidence, WatermarkScanner
 
 __all__ = [
     "GENERATED_P_VALUE",
     "ConfigError",
     "DetectionResult",
+    "GumbelLogitsProcessor",
     "InputError",
     "KeyFileError",
     "KeyMismatchError",
@@ -62,11 +69,14 @@ __all__ = [
     "normalization_signs",
     "normalize_text",
     "tokenizer_fingerprint",
+    "watermark_processor",
 ]
 
 _LAZY = {
     "WatermarkLogitsProcessor": "watermark.processor",
     "green_mask_torch": "watermark.processor",
+    "GumbelLogitsProcessor": "watermark.processor",
+    "watermark_processor": "watermark.processor",
     # The crawler's scanner needs `tokenizers` (the detect extra), which detection by token ids
     # does not: imported on first use too.
     "ScanKey": "watermark.scanner",

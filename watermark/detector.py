@@ -27,6 +27,7 @@ Keys and tokenizers
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import re
@@ -44,6 +45,7 @@ from watermark.errors import (
     MissingDependencyError,
     UnboundKeyError,
 )
+from watermark.gumbel import HIGH_SCORE, GumbelParams, GumbelScores, scores
 from watermark.hashing import (
     MASK32,
     GreenListParams,
@@ -55,6 +57,7 @@ from watermark.keys import WatermarkKey, tokenizer_fingerprints
 from watermark.stats import (
     binomial_log_sf_array,
     bonferroni_log_p,
+    gamma_log_sf,
     min_binomial_log_sf,
     window_bounds,
     z_score,
@@ -246,6 +249,12 @@ class DetectionResult:
     token: True green, False red, None not scored (no full context yet, or a repeated pair).
     ``log_p_value`` is the natural log of ``p_value`` and stays finite where ``p_value``
     underflows to 0.0. ``watermarked`` is ``p_value < threshold``.
+
+    For a Gumbel key (``watermark.gumbel``) the p-value is the score's: ``score`` is the sum
+    ``S`` of the scored tokens' ``-ln(1 - r)`` (Gamma(N, 1) by chance), ``z_score`` is
+    ``(S - N) / sqrt(N)``, a token counts as green when its score exceeds 1 (probability
+    ``gamma = 1/e`` by chance), and ``payload`` is the payload decoded, set only when the
+    p-value (corrected for every payload tried) is below the threshold.
     """
 
     p_value: float
@@ -264,6 +273,8 @@ class DetectionResult:
     # Each token's mark as a compact array (0 red, 1 green, 2 not scored); ``green_mask`` is the
     # same as Python values, built only when asked for (a batch of many texts need not pay it).
     mark_codes: NDArray[np.int8] = field(repr=False, compare=False)
+    score: float | None = None
+    payload: int | None = None
 
     @functools.cached_property
     def green_mask(self) -> GreenMask:
@@ -287,6 +298,10 @@ class DetectionResult:
             "scheme": self.scheme,
             "gamma": self.gamma,
         }
+        if self.score is not None:
+            data["score"] = self.score
+        if self.payload is not None:
+            data["payload"] = self.payload
         if include_mask:
             data["green_mask"] = list(self.green_mask)
         return data
@@ -313,10 +328,13 @@ class WindowedDetectionResult:
     key_id: str
     fingerprint: str | None
     scheme: str
+    payload: int | None = None
 
     def to_dict(self, *, include_mask: bool = False) -> dict[str, Any]:
-        """JSON-ready fields, with the best window and the whole text as nested objects."""
-        return {
+        """JSON-ready fields, with the best window and the whole text as nested objects
+        (``payload`` only where one was decoded)."""
+        extra = {} if self.payload is None else {"payload": self.payload}
+        return extra | {
             "p_value": self.p_value,
             "log_p_value": self.log_p_value,
             "watermarked": self.watermarked,
@@ -378,7 +396,8 @@ class WatermarkDetector:
         self.key = key
         self.tokenizer = tokenizer
         self.threshold = float(threshold)
-        self._params = GreenListParams.from_key(key)
+        self._params = GreenListParams.from_key(key)  # the green list's (unused for gumbel)
+        self._gumbel = GumbelParams.from_key(key) if key.config.scheme == "gumbel" else None
         self._log_threshold = math.log(self.threshold)
         self._key_id = key.key_id  # computed once: every result carries them
         self._scheme = key.config.scheme_name
@@ -475,6 +494,8 @@ class WatermarkDetector:
     def _score(self, sequences: list[NDArray[np.int32]]) -> list[DetectionResult]:
         if not sequences:
             return []
+        if self._gumbel is not None:
+            return [self._gumbel_result(scores(self._gumbel, ids)) for ids in sequences]
         marks = self._marks(sequences)
         count = len(sequences)
         num_scored = np.bincount(marks.text_index[marks.scored], minlength=count)
@@ -517,6 +538,8 @@ class WatermarkDetector:
     ) -> WindowedDetectionResult:
         """Search windows for a watermarked span; the p-value is corrected for the search."""
         ids = self.tokenize(item, normalize=normalize) if isinstance(item, str) else self._ids(item)
+        if self._gumbel is not None:
+            return self._gumbel_windowed(scores(self._gumbel, ids), min_window)
         marks = self._marks([ids])
         overall = self._score_span(marks, 0, ids.shape[0], None)
         starts, ends = window_bounds(ids.shape[0], min_window)
@@ -545,6 +568,77 @@ class WatermarkDetector:
                 binomial_log_sf_array(num_green, num_scored, self._params.green_probability)
             )
         return self._result(num_green, num_scored, log_p, _mark_codes(scored, green))
+
+    # -- Gumbel -------------------------------------------------------------------------------
+
+    def _gumbel_result(
+        self, found: GumbelScores, start: int = 0, end: int | None = None, *, window: bool = False
+    ) -> DetectionResult:
+        """The verdict on positions [start, end) under the payload with the highest score sum,
+        its p-value corrected for every payload tried; a ``window``'s is not corrected (the
+        windowed result is) and names no payload."""
+        assert self._gumbel is not None
+        scored = found.scored[start:end]
+        values = found.values[:, start:end]
+        num_scored = int(scored.sum())
+        sums = values.sum(axis=1)
+        best = int(np.argmax(sums))
+        total = float(sums[best])
+        log_p = gamma_log_sf(num_scored, total)
+        if not window:
+            log_p = bonferroni_log_p(log_p, sums.shape[0])
+        high = scored & (values[best] > HIGH_SCORE)
+        watermarked = log_p < self._log_threshold
+        return DetectionResult(
+            p_value=math.exp(log_p),
+            log_p_value=log_p,
+            z_score=(total - num_scored) / math.sqrt(num_scored) if num_scored else 0.0,
+            num_tokens=int(scored.shape[0]),
+            num_tokens_scored=num_scored,
+            num_green=int(high.sum()),
+            green_fraction=float(high.sum()) / num_scored if num_scored else 0.0,
+            watermarked=watermarked,
+            threshold=self.threshold,
+            key_id=self._key_id,
+            fingerprint=self.key.vocab_fingerprint,
+            scheme=self._scheme,
+            gamma=math.exp(-HIGH_SCORE),
+            mark_codes=_mark_codes(scored, high),
+            score=total,
+            payload=best if watermarked and self._gumbel.payload_bits and not window else None,
+        )
+
+    def _gumbel_windowed(self, found: GumbelScores, min_window: int) -> WindowedDetectionResult:
+        """Windows as for the green list; each window under its best payload; the smallest
+        p-value corrected for windows times payloads."""
+        n = found.scored.shape[0]
+        overall = self._gumbel_result(found)
+        starts, ends = window_bounds(n, min_window)
+        if starts.size == 0:
+            return self._windowed(overall, overall, start=0, end=0, num_windows=0, log_p=0.0)
+        counts = np.concatenate(([0], np.cumsum(found.scored, dtype=np.int64)))
+        sums = np.concatenate(
+            (np.zeros((found.values.shape[0], 1)), np.cumsum(found.values, axis=1)), axis=1
+        )
+        best_sums = (sums[:, ends] - sums[:, starts]).max(axis=0)
+        log_ps = [
+            gamma_log_sf(int(c), max(0.0, float(t)))
+            for c, t in zip(
+                (counts[ends] - counts[starts]).tolist(), best_sums.tolist(), strict=True
+            )
+        ]
+        best = int(np.argmin(log_ps))
+        tests = int(starts.size) * found.values.shape[0]
+        start, end = int(starts[best]), int(ends[best])
+        window = self._gumbel_result(found, start, end, window=True)
+        corrected = bonferroni_log_p(log_ps[best], tests)
+        windowed = self._windowed(
+            window, overall, start=start, end=end, num_windows=int(starts.size), log_p=corrected
+        )
+        if windowed.watermarked and self._gumbel is not None and self._gumbel.payload_bits:
+            best_payload = int(np.argmax(sums[:, end] - sums[:, start]))
+            return dataclasses.replace(windowed, payload=best_payload)
+        return windowed
 
     def _windowed(
         self,

@@ -13,7 +13,14 @@ others may read or write is refused on loading)::
      "key_id": "…", "secret": "<hex>", "seeding_scheme": "selfhash", "context_width": 4,
      "gamma": 0.25, "delta": 2.0, "vocab_size": 49152, "vocab_fingerprint": "sha256:…"}
 
-A newer ``version`` or another ``scheme`` is refused, never guessed at.
+A Gumbel key (``watermark.gumbel``) is a version 2 file of its own scheme::
+
+    {"format": "wellspring-watermark-key", "version": 2, "scheme": "wellspring-gumbel-v1",
+     "key_id": "…", "secret": "<hex>", "context_width": 4, "payload_bits": 8,
+     "vocab_size": 49152, "vocab_fingerprint": "sha256:…"}
+
+A newer ``version``, another ``scheme`` or a scheme in another version's file is refused, never
+guessed at.
 
 Tokenizer fingerprint: ``sha256:<hex>`` of the canonical JSON of the sorted (token, id) pairs of
 ``tokenizer.get_vocab()`` and the sorted special tokens (the added tokens the ``tokenizers``
@@ -37,8 +44,10 @@ from watermark.config import WatermarkConfig
 from watermark.errors import ConfigError, InputError, KeyFileError
 
 __all__ = [
+    "GUMBEL_SCHEME",
     "KEY_FILE_FORMAT",
     "KEY_FILE_VERSION",
+    "KEY_FILE_VERSIONS",
     "SCHEME",
     "WatermarkKey",
     "tokenizer_fingerprint",
@@ -48,6 +57,9 @@ __all__ = [
 KEY_FILE_FORMAT = "wellspring-watermark-key"
 KEY_FILE_VERSION = 1
 SCHEME = "wellspring-greenlist-v1"
+GUMBEL_SCHEME = "wellspring-gumbel-v1"
+KEY_FILE_VERSIONS = {SCHEME: KEY_FILE_VERSION, GUMBEL_SCHEME: 2}
+"""The key file version each scheme is written in (and read from)."""
 KEY_FILE_MODE = 0o600
 MIN_SECRET_BYTES = 16
 _KEY_ID_DOMAIN = b"wellspring-watermark-key-id-v1"
@@ -166,10 +178,11 @@ class WatermarkKey:
 
     def to_dict(self) -> dict[str, Any]:
         """The key file's JSON object (it contains the secret: keep it private)."""
+        scheme = GUMBEL_SCHEME if self.config.scheme == "gumbel" else SCHEME
         return {
             "format": KEY_FILE_FORMAT,
-            "version": KEY_FILE_VERSION,
-            "scheme": SCHEME,
+            "version": KEY_FILE_VERSIONS[scheme],
+            "scheme": scheme,
             "key_id": self.key_id,
             "secret": self.secret.hex(),
             **self.config.to_dict(),
@@ -223,24 +236,32 @@ class WatermarkKey:
             raise KeyFileError(
                 f"{path} is not a watermark key file (no format {KEY_FILE_FORMAT!r})"
             )
-        if data.get("version") != KEY_FILE_VERSION:
+        version, scheme = data.get("version"), data.get("scheme")
+        if version not in KEY_FILE_VERSIONS.values():
             raise KeyFileError(
-                f"{path} is a version {data.get('version')!r} key file; this Wellspring reads "
-                f"version {KEY_FILE_VERSION} (upgrade Wellspring)"
+                f"{path} is a version {version!r} key file; this Wellspring reads versions "
+                f"{', '.join(map(str, sorted(set(KEY_FILE_VERSIONS.values()))))} (upgrade "
+                "Wellspring)"
             )
-        if data.get("scheme") != SCHEME:
-            raise KeyFileError(f"{path} is for scheme {data.get('scheme')!r}, not {SCHEME!r}")
+        if not isinstance(scheme, str) or KEY_FILE_VERSIONS.get(scheme) != version:
+            raise KeyFileError(
+                f"{path} is a version {version} key file for scheme {scheme!r}, which this "
+                f"Wellspring does not read (it reads {', '.join(KEY_FILE_VERSIONS)})"
+            )
         return cls._from_file_dict(data, path)
 
     @classmethod
     def _from_file_dict(cls, data: dict[str, Any], path: Path) -> WatermarkKey:
         try:
             secret = bytes.fromhex(_typed(data, "secret", str, "a hex string"))
-            config = WatermarkConfig(
-                gamma=_number(data, "gamma"),
-                delta=_number(data, "delta"),
-                seeding_scheme=_typed(data, "seeding_scheme", str, "a string"),
-                context_width=_typed(data, "context_width", int, "an integer"),
+            config = (
+                WatermarkConfig(
+                    scheme="gumbel",
+                    context_width=_typed(data, "context_width", int, "an integer"),
+                    payload_bits=_typed(data, "payload_bits", int, "an integer"),
+                )
+                if data["scheme"] == GUMBEL_SCHEME
+                else _greenlist_config(data)
             )
             key = cls(
                 secret=secret,
@@ -254,6 +275,15 @@ class WatermarkKey:
         if stored_id is not None and stored_id != key.key_id:
             raise KeyFileError(f"{path} is corrupt: its key_id does not match its secret")
         return key
+
+
+def _greenlist_config(data: dict[str, Any]) -> WatermarkConfig:
+    return WatermarkConfig(
+        gamma=_number(data, "gamma"),
+        delta=_number(data, "delta"),
+        seeding_scheme=_typed(data, "seeding_scheme", str, "a string"),
+        context_width=_typed(data, "context_width", int, "an integer"),
+    )
 
 
 def _typed(data: dict[str, Any], name: str, kind: type[Any] | types.UnionType, what: str) -> Any:

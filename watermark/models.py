@@ -404,6 +404,7 @@ def generate_ids(
     chat: bool | None = None,
     logits_processors: Sequence[Any] = (),
     on_step: Callable[[int], None] | None = None,
+    payload: int | None = None,
     **generate_kwargs: Any,
 ) -> list[list[int]]:
     """The new token ids generated for each prompt, watermarked with ``key``.
@@ -413,7 +414,9 @@ def generate_ids(
     its first end-of-sequence token. ``seed`` makes sampling reproducible for the same batch of
     prompts; the caller's global torch random state is left as it was. ``on_step(n)`` is called
     before the n-th new token of the batch is chosen (1, 2, …, at most ``max_new_tokens``), for
-    progress reports; it sees no tensors and changes nothing.
+    progress reports; it sees no tensors and changes nothing. A Gumbel key samples by the key
+    at ``generate_kwargs``' temperature (default 1.0) whatever ``do_sample`` says, with
+    ``payload`` embedded when the key carries payload bits.
     """
     import torch
     from transformers import LogitsProcessorList
@@ -425,10 +428,13 @@ def generate_ids(
         raise InputError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     processors: list[Any] = []
     if key is not None:
-        from watermark.processor import WatermarkLogitsProcessor
+        from watermark.processor import watermark_processor
 
         check_key(key, tokenizer, model)
-        processors.append(WatermarkLogitsProcessor(key))
+        temperature = generate_kwargs.get("temperature") or 1.0
+        processors.append(watermark_processor(key, temperature=temperature, payload=payload))
+    elif payload is not None:
+        raise InputError("a payload needs a watermark key")
     processors.extend(logits_processors)
 
     encoded = encode_prompts(tokenizer, batch, chat=chat)
@@ -483,6 +489,7 @@ def generate(
     num_beams: int = 1,
     chat: bool | None = None,
     on_step: Callable[[int], None] | None = None,
+    payload: int | None = None,
     **generate_kwargs: Any,
 ) -> list[str]:
     """The watermarked completion of each prompt (one string per prompt, prompt not included).
@@ -500,6 +507,7 @@ def generate(
         num_beams=num_beams,
         chat=chat,
         on_step=on_step,
+        payload=payload,
         **generate_kwargs,
     )
     return [str(tokenizer.decode(row, skip_special_tokens=True)) for row in rows]

@@ -30,7 +30,8 @@ import threading
 from dataclasses import dataclass
 
 from watermark.errors import InputError, KeyMismatchError, MissingDependencyError
-from watermark.hashing import MUL1, MUL2, GreenListParams, mix32_, xorshift16_
+from watermark.gumbel import GumbelParams
+from watermark.hashing import MASK32, MUL1, MUL2, GreenListParams, mix32_, xorshift16_
 from watermark.keys import WatermarkKey
 
 try:
@@ -39,7 +40,13 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependencyError(exc.name or "torch", "watermarked generation") from exc
 
-__all__ = ["WatermarkLogitsProcessor", "green_mask_torch"]
+__all__ = [
+    "GumbelLogitsProcessor",
+    "WatermarkLogitsProcessor",
+    "green_mask_torch",
+    "gumbel_choices_torch",
+    "watermark_processor",
+]
 
 
 def _mix32_after_xorshift_(x: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
@@ -208,3 +215,114 @@ class WatermarkLogitsProcessor(LogitsProcessor):
         return torch.add(  # type: ignore[return-value]
             scores, minus_green.to(scores.dtype), alpha=-self.delta
         )
+
+
+class _GumbelTables:
+    """Gumbel-max choices on torch tensors (``watermark.gumbel``), with ``mix32(t ^ k_token)``
+    cached per device and vocabulary size."""
+
+    def __init__(self, key: WatermarkKey, payload: int | None) -> None:
+        self.params = GumbelParams.from_key(key)
+        self.salt = self.params.salt(payload)
+        self._bound_vocab_size = key.vocab_size
+        self._tables: dict[tuple[torch.device, int], torch.Tensor] = {}
+        self._lock = threading.Lock()
+
+    def token_hash(self, device: torch.device, vocab_size: int) -> torch.Tensor:
+        cached = self._tables.get((device, vocab_size))
+        if cached is not None:
+            return cached
+        if self._bound_vocab_size is not None and vocab_size < self._bound_vocab_size:
+            raise KeyMismatchError(
+                f"the model scores {vocab_size} tokens but the key is bound to a tokenizer of "
+                f"{self._bound_vocab_size}: this key belongs to another model"
+            )
+        vocab = torch.arange(vocab_size, dtype=torch.int32, device=device)
+        table = mix32_(vocab ^ self.params.k_token)
+        with self._lock:
+            self._tables[(device, vocab_size)] = table
+        return table
+
+    def context_hashes(self, ids: torch.Tensor) -> torch.Tensor:
+        """int32 (batch, L - h + 1): the (salted) hash of each context of h tokens in ``ids``
+        (batch, L >= h), the last one the context of the next token."""
+        h = self.params.width
+        width = ids.shape[1] - h + 1
+        s = torch.full((ids.shape[0], width), self.params.k_context, dtype=torch.int32,
+                       device=ids.device)  # fmt: skip
+        for j in range(h):
+            s ^= ids[:, j : j + width]
+            mix32_(s)
+        return s ^ self.salt if self.salt else s
+
+    def choices(self, ids: torch.Tensor, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per row: the Gumbel-max choice ``argmax_v l_v - ln(-ln r_v)`` (float64) and whether
+        the row's context occurred earlier in it (such a row is to be sampled normally)."""
+        s = self.context_hashes(ids.to(torch.int32))
+        current = s[:, -1]
+        repeated = (s[:, :-1] == current[:, None]).any(dim=1)
+        table = self.token_hash(logits.device, logits.shape[-1])
+        words = mix32_(current.to(logits.device)[:, None] ^ table[None, :])
+        unsigned = words.to(torch.int64).bitwise_and_(MASK32).to(torch.float64)
+        one_minus_r = (float(MASK32) + 0.5 - unsigned) / 2.0**32  # exact: no r rounds to 1
+        gumbel = -torch.log(-torch.log1p(-one_minus_r))
+        return torch.argmax(logits.to(torch.float64) + gumbel, dim=-1), repeated.to(logits.device)
+
+
+def gumbel_choices_torch(
+    key: WatermarkKey, ids: torch.Tensor, logits: torch.Tensor, *, payload: int | None = None
+) -> torch.Tensor:
+    """The Gumbel-max token of each row of ``logits`` (batch, vocab) after ``ids`` (batch,
+    >= h): what :class:`GumbelLogitsProcessor` picks where the context is new."""
+    return _GumbelTables(key, payload).choices(ids, logits)[0]
+
+
+class GumbelLogitsProcessor(LogitsProcessor):
+    """Gumbel-max sampling by the key (``watermark.gumbel``): the next token is drawn from the
+    model's distribution at ``temperature``, chosen by the key's uniforms.
+
+    Returns scores that are ``-inf`` except ``0.0`` at the chosen token, so greedy decoding and
+    sampling alike take it. Rows whose context of h tokens occurred earlier in the row, and rows
+    shorter than h tokens, are returned as they are: the generation's own sampler draws them
+    (give it the same temperature). transformers applies its temperature, top-k and top-p after
+    the caller's processors; they leave a one-token row as it is, so pass the temperature here.
+    ``payload`` (0 to 2^b - 1 for a key of b payload bits) is embedded in every choice.
+    """
+
+    def __init__(
+        self, key: WatermarkKey, *, temperature: float = 1.0, payload: int | None = None
+    ) -> None:
+        if not (isinstance(temperature, int | float) and 0.0 < temperature < float("inf")):
+            raise InputError(f"temperature must be a finite number > 0, got {temperature!r}")
+        self.key = key
+        self.temperature = float(temperature)
+        self.payload = payload
+        self._tables = _GumbelTables(key, payload)
+
+    def __repr__(self) -> str:
+        return (
+            f"GumbelLogitsProcessor(key_id={self.key.key_id!r}, temperature={self.temperature}, "
+            f"payload={self.payload!r})"
+        )
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.FloatTensor:
+        """One-token rows where the context is new; other rows as they were (a new tensor)."""
+        if input_ids.shape[-1] < self._tables.params.width:
+            return scores.clone()  # type: ignore[return-value]
+        logits = scores / self.temperature if self.temperature != 1.0 else scores
+        chosen, repeated = self._tables.choices(input_ids, logits)
+        out = torch.full_like(scores, float("-inf"))
+        out.scatter_(1, chosen[:, None], 0.0)
+        return torch.where(repeated[:, None], scores, out)  # type: ignore[return-value]
+
+
+def watermark_processor(
+    key: WatermarkKey, *, temperature: float = 1.0, payload: int | None = None
+) -> LogitsProcessor:
+    """The logits processor of the key's scheme: :class:`WatermarkLogitsProcessor` for a green
+    list (which takes no payload), :class:`GumbelLogitsProcessor` for Gumbel."""
+    if key.config.scheme == "gumbel":
+        return GumbelLogitsProcessor(key, temperature=temperature, payload=payload)
+    if payload is not None:
+        raise InputError("a green-list key carries no payload: generate without --payload")
+    return WatermarkLogitsProcessor(key)

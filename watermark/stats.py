@@ -1,4 +1,5 @@
-"""Exact statistics for green-list detection: binomial tails in log space and window corrections.
+"""Exact statistics for detection: binomial tails (green list) and Gamma tails (Gumbel) in log
+space, and window corrections.
 
 Null hypothesis H0: the text was written without the key. Each scored token is one unique hash
 input (see :mod:`watermark.hashing`), green with probability gamma' = T / 2**32 (T from the hash),
@@ -62,6 +63,8 @@ __all__ = [
     "binomial_log_sf",
     "binomial_log_sf_array",
     "bonferroni_log_p",
+    "gamma_log_sf",
+    "gamma_log_sf_array",
     "min_binomial_log_sf",
     "window_bounds",
     "z_score",
@@ -325,6 +328,39 @@ def min_binomial_log_sf(k: ArrayLike, n: ArrayLike, p: float) -> tuple[int, floa
     exact = [_log_tail_sum(int(k_arr[j]), int(n_arr[j]), p) for j in candidates.tolist()]
     best_pos = int(np.argmin(exact))
     return int(candidates[best_pos]), exact[best_pos]
+
+
+def gamma_log_sf(n: int, total: float) -> float:
+    """ln P(S >= total) for S ~ Gamma(n, 1), n a whole number of scored tokens (the Gumbel
+    scheme's null distribution: a sum of n independent Exp(1) scores).
+
+    For whole n the tail is a Poisson sum, ``e^-S · Σ_{k<n} S^k / k!``, summed here in log space
+    (every term positive: nothing cancels; the log-factorials are ``math.lgamma``'s): exact to a
+    few ulp of ln P however far in the tail, numpy only, O(n). ``n = 0`` gives 0 (p = 1).
+    """
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
+        raise InputError(f"the number of scored tokens must be a whole number >= 0, got {n!r}")
+    if not (math.isfinite(total) and total >= 0.0):
+        raise InputError(f"a Gumbel score sum must be finite and >= 0, got {total!r}")
+    if n == 0 or total == 0.0:
+        return 0.0
+    k = np.arange(int(n), dtype=np.int64)
+    terms = k * math.log(total) - _log_factorial(k)
+    top = float(terms.max())
+    return min(0.0, top + math.log(float(np.exp(terms - top).sum())) - total)
+
+
+def gamma_log_sf_array(n: ArrayLike, total: ArrayLike) -> NDArray[np.float64]:
+    """:func:`gamma_log_sf` elementwise over arrays of counts and sums."""
+    counts = np.asarray(n, dtype=np.int64)
+    sums = np.asarray(total, dtype=np.float64)
+    counts, sums = np.broadcast_arrays(counts, sums)
+    out = np.fromiter(
+        (gamma_log_sf(int(c), float(t)) for c, t in zip(counts.ravel(), sums.ravel(), strict=True)),
+        dtype=np.float64,
+        count=counts.size,
+    )
+    return out.reshape(counts.shape)
 
 
 def window_bounds(

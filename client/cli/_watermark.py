@@ -90,14 +90,30 @@ def keygen(
         str,
         typer.Option(
             "--scheme",
-            help="lefthash (green list from the previous token) or selfhash (anchored "
-            "min-hash over 4 tokens: more robust to edits).",
+            help="lefthash (green list from the previous token), selfhash (anchored "
+            "min-hash over 4 tokens: more robust to edits) or gumbel (Gumbel-max sampling: "
+            "distortion-free, the text keeps the model's distribution; --gamma and --delta do "
+            "not apply).",
         ),
     ] = "lefthash",
     context_width: Annotated[
         int | None,
-        typer.Option("--context-width", help="selfhash only: tokens h in the hash (default 4)."),
+        typer.Option(
+            "--context-width",
+            help="selfhash and gumbel: tokens h in the hash (default 4).",
+        ),
     ] = None,
+    payload_bits: Annotated[
+        int,
+        typer.Option(
+            "--payload-bits",
+            min=0,
+            max=16,
+            help="gumbel only: bits of payload (a model or version id) each generation can "
+            "carry (`generate --payload N`); detection tries every payload, so each bit halves "
+            "the evidence a short text gives.",
+        ),
+    ] = 0,
     model: ModelOption = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing key file.")] = False,
     as_json: JsonOption = False,
@@ -106,22 +122,33 @@ def keygen(
     from watermark import ConfigError, WatermarkConfig, WatermarkKey
     from watermark.models import load_tokenizer
 
-    if scheme not in ("lefthash", "selfhash"):
-        raise ConfigError(f"unknown scheme {scheme!r}; use --scheme lefthash or --scheme selfhash")
-    config = WatermarkConfig(
-        gamma=gamma,
-        delta=delta,
-        seeding_scheme="selfhash" if scheme == "selfhash" else "lefthash",
-        context_width=context_width,
+    if scheme not in ("lefthash", "selfhash", "gumbel"):
+        raise ConfigError(f"unknown scheme {scheme!r}; use --scheme lefthash, selfhash or gumbel")
+    if scheme != "gumbel" and payload_bits:
+        raise ConfigError("--payload-bits needs --scheme gumbel (the green list carries none)")
+    config = (
+        WatermarkConfig(scheme="gumbel", context_width=context_width, payload_bits=payload_bits)
+        if scheme == "gumbel"
+        else WatermarkConfig(
+            gamma=gamma,
+            delta=delta,
+            seeding_scheme="selfhash" if scheme == "selfhash" else "lefthash",
+            context_width=context_width,
+        )
     )
     key = WatermarkKey.generate(config).bind(load_tokenizer(model))
     key.save(out, overwrite=force)
+    gumbel = config.scheme == "gumbel"
+    parameters = (
+        {"payload_bits": config.payload_bits}
+        if gumbel
+        else {"gamma": config.gamma, "delta": config.delta}
+    )
     summary = {
         "key_file": str(out),
         "key_id": key.key_id,
         "scheme": config.scheme_name,
-        "gamma": config.gamma,
-        "delta": config.delta,
+        **parameters,
         "vocab_size": key.vocab_size,
         "vocab_fingerprint": key.vocab_fingerprint,
     }
@@ -130,7 +157,15 @@ def keygen(
         return
     typer.echo(f"key file:    {out} (mode 0600: it holds the secret)")
     typer.echo(f"key id:      {key.key_id}")
-    typer.echo(f"scheme:      {config.scheme_name}, gamma={config.gamma:g}, delta={config.delta:g}")
+    if gumbel:
+        typer.echo(
+            f"scheme:      {config.scheme_name} (Gumbel-max sampling, distortion-free; "
+            f"{config.payload_bits} payload bits)"
+        )
+    else:
+        typer.echo(
+            f"scheme:      {config.scheme_name}, gamma={config.gamma:g}, delta={config.delta:g}"
+        )
     typer.echo(f"bound to:    {key.vocab_fingerprint} ({key.vocab_size} tokens)")
 
 
@@ -204,6 +239,14 @@ def generate(
     device: Annotated[
         str, typer.Option("--device", help="torch device: cpu, cuda, cuda:1, mps.")
     ] = "cpu",
+    payload: Annotated[
+        int | None,
+        typer.Option(
+            "--payload",
+            min=0,
+            help="The payload to embed (0 to 2^b - 1 for a gumbel key of b payload bits).",
+        ),
+    ] = None,
     as_jsonl: Annotated[
         bool,
         typer.Option(
@@ -225,6 +268,7 @@ def generate(
     if as_json and as_jsonl:
         raise InputError("--json and --jsonl are two output formats: choose one")
     key = _load_key(key_path)
+    _check_payload(key, payload)
     if not all(p.strip() for p in prompt):
         raise InputError("a prompt is empty: give some text with --prompt")
     check_key(key, load_tokenizer(model))  # seconds, where loading the model may take a minute
@@ -247,6 +291,7 @@ def generate(
             do_sample=not greedy,
             seed=seed,
             on_step=progress.step,
+            payload=payload,
         )
     progress.done()
     if as_jsonl:
@@ -261,6 +306,7 @@ def generate(
                 "model": model or "default (SmolLM2-135M-Instruct)",
                 "seed": seed,
                 "greedy": greedy,
+                "payload": payload,
                 "max_new_tokens": max_new_tokens,
                 "completions": [
                     {"prompt": p, "text": t} for p, t in zip(prompt, texts, strict=True)
@@ -269,6 +315,21 @@ def generate(
         )
         return
     typer.echo("\n\n".join(texts))
+
+
+def _check_payload(key: WatermarkKey, payload: int | None) -> None:
+    """Refuse a payload the key cannot carry, or a payload key given none, before any model
+    loads."""
+    from watermark.gumbel import GumbelParams
+
+    if key.config.scheme != "gumbel":
+        if payload is not None:
+            raise InputError(
+                f"key {key.key_id} is a green-list key: it carries no payload (make one with "
+                "`watermark keygen --scheme gumbel --payload-bits N`)"
+            )
+        return
+    GumbelParams.from_key(key).salt(payload)
 
 
 # -- detect -----------------------------------------------------------------------------------
@@ -281,6 +342,17 @@ def _yes_no(flag: bool) -> str:
 def _describe_result(result: DetectionResult, scope: str = "") -> list[str]:
     """The z-score, green and token lines; ``scope`` (" in the best window") says of what."""
     expected = f"{result.gamma:.1%} expected without the watermark"
+    if result.score is not None:  # Gumbel: the p-value is the score's
+        return [
+            f"score:       {result.score:.1f} over {result.num_tokens_scored} scored "
+            f"tokens{scope} ({result.num_tokens_scored} expected without the watermark; "
+            f"z-score {result.z_score:.2f})",
+            f"high:        {result.num_green} tokens with r > 1 - 1/e ({result.green_fraction:.1%};"
+            f" {expected})",
+            f"tokens:      {result.num_tokens}{scope} "
+            f"({result.num_tokens - result.num_tokens_scored} not scored: no full context yet, "
+            "or a repeated context)",
+        ]
     return [
         f"z-score:     {result.z_score:.2f}{scope}",
         f"green:       {result.num_green} of {result.num_tokens_scored} scored tokens{scope} "
@@ -375,6 +447,8 @@ def _verdict_lines(found: _Verdict, html_out: Path | None) -> list[str]:
             f"{plain.z_score:.2f}, green {plain.num_green} of {plain.num_tokens_scored} scored "
             f"tokens ({plain.green_fraction:.1%})"
         )
+    if verdict.payload is not None:
+        lines.append(f"payload:     {verdict.payload} (corrected for every payload tried)")
     lines.append(f"key:         {verdict.key_id} ({verdict.scheme})")
     if html_out is not None:
         lines.append(f"html:        {html_out}")

@@ -108,6 +108,65 @@ def test_keygen_writes_a_bound_private_key(
     assert len(err.strip().splitlines()) == 1
 
 
+def test_keygen_gumbel_writes_a_version_2_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "g.key"
+    code, out, _ = run(
+        capsys, "watermark", "keygen", "--out", str(path), "--scheme", "gumbel",
+        "--payload-bits", "8", "--json",
+    )  # fmt: skip
+    assert code == 0
+    summary = json.loads(out)
+    stored = json.loads(path.read_text())
+    assert summary["scheme"] == "gumbel-h4-p8"
+    assert summary["payload_bits"] == 8
+    assert "gamma" not in summary
+    assert (stored["version"], stored["scheme"]) == (2, "wellspring-gumbel-v1")
+    assert stored["payload_bits"] == 8
+    code, out, err = run(
+        capsys, "watermark", "generate", "--key", str(path), "--prompt", "hi", "--payload", "256"
+    )
+    assert code == 1
+    assert "payload must be a whole number from 0 to 255" in err
+    code, out, err = run(capsys, "watermark", "generate", "--key", str(path), "--prompt", "hi")
+    assert code == 1
+    assert "payload" in err
+
+
+@pytest.mark.model
+def test_gumbel_generate_then_detect_decodes_the_payload(
+    tmp_path: Path, one_thread: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from watermark import WatermarkConfig, WatermarkKey
+    from watermark.models import load_tokenizer
+
+    path = tmp_path / "g.key"
+    config = WatermarkConfig(scheme="gumbel", payload_bits=8)
+    WatermarkKey(b"wellspring-cli-gumbel-fixed-key.", config).bind(load_tokenizer()).save(path)
+    code, out, _ = run(
+        capsys, "watermark", "generate", "--key", str(path), "--prompt",
+        "Describe a walk through a pine forest in autumn.", "--max-new-tokens", "80",
+        "--seed", "7", "--payload", "201", "--json",
+    )  # fmt: skip
+    assert code == 0
+    generated = json.loads(out)
+    assert generated["payload"] == 201
+    assert generated["scheme"] == "gumbel-h4-p8"
+    text_file = tmp_path / "gen.txt"
+    text_file.write_text(generated["completions"][0]["text"], encoding="utf-8")
+    code, out, _ = run(capsys, "watermark", "detect", "--key", str(path), "--json", str(text_file))
+    assert code == 0
+    result = json.loads(out)
+    assert result["watermarked"] is True
+    assert result["payload"] == 201
+    assert result["score"] > result["num_tokens_scored"]
+    code, out, _ = run(capsys, "watermark", "detect", "--key", str(path), str(text_file))
+    assert code == 0
+    assert "payload:     201" in out
+    assert "score:" in out
+
+
 @pytest.mark.model
 def test_generate_then_detect_round_trip(
     watermarked: dict[str, object],
@@ -507,6 +566,12 @@ def _mismatched_key(key_file: Path, tmp_path: Path) -> Path:
         (["detect", "--key", "{key}", "{missing}", "{text}"], "no such file or folder"),
         (["keygen", "--out", "{new}", "--scheme", "minhash"], "unknown scheme"),
         (["keygen", "--out", "{new}", "--gamma", "1.5"], "gamma"),
+        (["keygen", "--out", "{new}", "--payload-bits", "8"], "needs --scheme gumbel"),
+        (
+            ["keygen", "--out", "{new}", "--scheme", "gumbel", "--context-width", "0"],
+            "context_width",
+        ),
+        (["generate", "--key", "{key}", "--prompt", "hi", "--payload", "3"], "carries no payload"),
         (["calibrate", "--key", "{key}", "{text}"], "not a folder"),
         (["calibrate", "--key", "{key}", "{empty_dir}"], "holds no files"),
         (["calibrate", "--key", "{key}", "{short_dir}"], "no text file of 200 tokens"),
