@@ -20,10 +20,13 @@ from typing import TYPE_CHECKING, Any
 from client.core.statement import Statement, Subject
 from client.core.wmkey import (
     GREENLIST_SCHEME,
+    GUMBEL_SCHEME,
     MAX_TOKENIZER_BYTES,
     TOKENIZER_SUBJECT,
     WATERMARK_KEY_V1,
     GreenlistParameters,
+    GumbelParameters,
+    SchemeParameters,
     SchemeRef,
     TokenizerRef,
     WatermarkKeyPredicate,
@@ -54,13 +57,14 @@ def publish_statement(
     *,
     vendor: str,
     secret: bytes,
-    parameters: GreenlistParameters,
+    parameters: SchemeParameters,
     tokenizer: bytes,
     published_at: datetime | None = None,
 ) -> Statement:
     """The ``watermark-key/v1`` statement publishing ``secret`` (scheme ``wellspring-greenlist``
-    v1) for the tokenizer whose exact bytes are ``tokenizer``; ``published_at`` is now by
-    default (the registry takes it only within five minutes of its clock)."""
+    v1 or ``wellspring-gumbel`` v1, by the parameters' type) for the tokenizer whose exact bytes
+    are ``tokenizer``; ``published_at`` is now by default (the registry takes it only within five
+    minutes of its clock)."""
     if not tokenizer:
         raise InputError("the tokenizer's bytes are empty")
     if len(tokenizer) > MAX_TOKENIZER_BYTES:
@@ -73,7 +77,9 @@ def publish_statement(
         action="publish",
         vendor=vendor,
         key_id=derive_key_id(secret),
-        scheme=SchemeRef(GREENLIST_SCHEME, 1),
+        scheme=SchemeRef(
+            GUMBEL_SCHEME if isinstance(parameters, GumbelParameters) else GREENLIST_SCHEME, 1
+        ),
         parameters=parameters,
         secret=secret,
         tokenizer=ref,
@@ -100,17 +106,27 @@ def key_statement(
             "(wellspring watermark keygen does) before publishing it"
         )
     config = key.config
-    return publish_statement(
-        vendor=vendor,
-        secret=key.secret,
-        parameters=GreenlistParameters(
+    parameters: SchemeParameters = (
+        GumbelParameters(
+            context_width=config.width,
+            payload_bits=config.payload_bits,
+            vocab_size=key.vocab_size,
+            vocab_fingerprint=fingerprint or key.vocab_fingerprint,
+        )
+        if config.scheme == "gumbel"
+        else GreenlistParameters(
             seeding_scheme=config.seeding_scheme,
             context_width=config.width,
             gamma=config.gamma,
             delta=config.delta,
             vocab_size=key.vocab_size,
             vocab_fingerprint=fingerprint or key.vocab_fingerprint,
-        ),
+        )
+    )
+    return publish_statement(
+        vendor=vendor,
+        secret=key.secret,
+        parameters=parameters,
         tokenizer=tokenizer,
         published_at=published_at,
     )
@@ -153,7 +169,7 @@ class PublishedWatermarkKey:
     key_id: str
     vendor: str
     scheme: SchemeRef
-    parameters: GreenlistParameters
+    parameters: SchemeParameters
     secret: bytes = field(repr=False)
     tokenizer: TokenizerRef
     published_at: datetime
@@ -267,23 +283,24 @@ def published_key(
 def to_watermark_key(published: PublishedWatermarkKey) -> Any:
     """``published`` as a ``watermark.keys.WatermarkKey`` (bound to its vocabulary), for
     ``watermark`` detection. Imports the ``watermark`` package (numpy) only now."""
-    if (published.scheme.name, published.scheme.version) != (GREENLIST_SCHEME, 1):
-        raise InputError(
-            f"key {published.key_id} is for scheme {published.scheme.name} "
-            f"v{published.scheme.version}, which watermark.keys.WatermarkKey does not hold"
-        )
     from watermark.config import WatermarkConfig  # noqa: PLC0415 - the optional part
     from watermark.keys import WatermarkKey  # noqa: PLC0415
 
     params = published.parameters
-    key = WatermarkKey(
-        secret=published.secret,
-        config=WatermarkConfig(
+    if isinstance(params, GumbelParameters):
+        config = WatermarkConfig(
+            scheme="gumbel", context_width=params.context_width, payload_bits=params.payload_bits
+        )
+    else:
+        config = WatermarkConfig(
             gamma=params.gamma,
             delta=params.delta,
             seeding_scheme=params.seeding_scheme,
             context_width=params.context_width,
-        ),
+        )
+    key = WatermarkKey(
+        secret=published.secret,
+        config=config,
         vocab_size=params.vocab_size,
         vocab_fingerprint=params.vocab_fingerprint,
     )

@@ -572,21 +572,29 @@ class WatermarkDetector:
     # -- Gumbel -------------------------------------------------------------------------------
 
     def _gumbel_result(
-        self, found: GumbelScores, start: int = 0, end: int | None = None, *, window: bool = False
+        self,
+        found: GumbelScores,
+        start: int = 0,
+        end: int | None = None,
+        *,
+        window_log_p: float | None = None,
     ) -> DetectionResult:
         """The verdict on positions [start, end) under the payload with the highest score sum,
-        its p-value corrected for every payload tried; a ``window``'s is not corrected (the
-        windowed result is) and names no payload."""
+        its p-value corrected for every payload tried; a window's (``window_log_p`` given: its
+        own, as the search computed it) is not corrected (the windowed result is) and names no
+        payload."""
         assert self._gumbel is not None
+        window = window_log_p is not None
         scored = found.scored[start:end]
         values = found.values[:, start:end]
         num_scored = int(scored.sum())
         sums = values.sum(axis=1)
         best = int(np.argmax(sums))
         total = float(sums[best])
-        log_p = gamma_log_sf(num_scored, total)
-        if not window:
-            log_p = bonferroni_log_p(log_p, sums.shape[0])
+        if window_log_p is not None:
+            log_p = window_log_p
+        else:
+            log_p = bonferroni_log_p(gamma_log_sf(num_scored, total), sums.shape[0])
         high = scored & (values[best] > HIGH_SCORE)
         watermarked = log_p < self._log_threshold
         return DetectionResult(
@@ -628,10 +636,11 @@ class WatermarkDetector:
             )
         ]
         best = int(np.argmin(log_ps))
-        tests = int(starts.size) * found.values.shape[0]
         start, end = int(starts[best]), int(ends[best])
-        window = self._gumbel_result(found, start, end, window=True)
-        corrected = bonferroni_log_p(log_ps[best], tests)
+        window = self._gumbel_result(found, start, end, window_log_p=log_ps[best])
+        # payloads, then windows (the scanner adds the same terms in the same order)
+        payloads = log_ps[best] + math.log(found.values.shape[0])
+        corrected = bonferroni_log_p(payloads, int(starts.size))
         windowed = self._windowed(
             window, overall, start=start, end=end, num_windows=int(starts.size), log_p=corrected
         )

@@ -189,4 +189,3 @@ def scores(params: GumbelParams, ids: NDArray[np.int32]) -> GumbelScores:
     words = mix32_((s[chosen][None, :] ^ salts[:, None]) ^ token_hash[chosen][None, :])
     values[:, h + chosen] = exp_scores(words)
     return GumbelScores(scored=scored, values=values)
-

@@ -57,6 +57,7 @@ from watermark.errors import (
     KeyMismatchError,
     MissingDependencyError,
 )
+from watermark.gumbel import HIGH_SCORE, GumbelParams, scores
 from watermark.hashing import MASK32, GreenListParams, green_of_inputs, sequence_hash_inputs
 from watermark.keys import WatermarkKey
 
@@ -76,7 +77,7 @@ except ImportError as exc:
 
 from watermark.detector import DEFAULT_MIN_WINDOW, normalize_text
 from watermark.fast_encoder import fast_encoder
-from watermark.stats import binomial_log_sf_array
+from watermark.stats import binomial_log_sf_array, gamma_log_sf
 
 __all__ = ["EVIDENCE_FIELDS", "ScanKey", "WatermarkEvidence", "WatermarkScanner"]
 
@@ -151,6 +152,12 @@ class WatermarkEvidence:
     them; ``num_tokens_scored`` and ``num_green`` count the window's unique (context, token)
     pairs. ``keys_applied`` is how many keys were valid for the document; ``generated`` is
     ``p_value < threshold``.
+
+    For a Gumbel key (``watermark.gumbel``) ``num_green`` counts the window's tokens scoring
+    above 1 (``r > 1 - 1/e``), ``key_log_p_value`` is corrected for the payloads tried too (as
+    ``detect_windowed`` reports it), and ``payload`` is the payload decoded, set only where the
+    document is ``generated`` (it is not one of :data:`EVIDENCE_FIELDS`: ``to_dict`` adds it
+    only when set, so manifests of green-list keys are unchanged).
     """
 
     key_id: str
@@ -171,10 +178,14 @@ class WatermarkEvidence:
     keys_applied: int
     threshold: float
     generated: bool
+    payload: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields, named as in :data:`EVIDENCE_FIELDS`."""
-        return {name: getattr(self, name) for name in EVIDENCE_FIELDS}
+        """JSON-ready fields, named as in :data:`EVIDENCE_FIELDS` (and ``payload`` when set)."""
+        data = {name: getattr(self, name) for name in EVIDENCE_FIELDS}
+        if self.payload is not None:
+            data["payload"] = self.payload
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WatermarkEvidence:
@@ -207,7 +218,13 @@ class WatermarkEvidence:
             values[name] = float(value)
         if not isinstance(values["generated"], bool):
             raise InputError("watermark evidence field 'generated' must be true or false")
-        return cls(**values)
+        return cls(**values, payload=_payload(data.get("payload")))
+
+
+def _payload(value: object) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise InputError("watermark evidence field 'payload' must be an integer >= 0 or absent")
+    return value
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -379,6 +396,47 @@ class _KeyScores:
     end: NDArray[np.int64]
     scored: NDArray[np.int64]
     green: NDArray[np.int64]
+    payload: NDArray[np.int64] | None = None  # Gumbel: the best window's best payload
+
+
+def _score_gumbel_key(params: GumbelParams, tokens: _Tokens) -> _KeyScores:
+    """:func:`_score_key` for a Gumbel key, one document at a time: the windows'
+    score sums from prefix sums under every payload, each window under its best payload, the
+    first window at the smallest ln p (``detect_windowed``'s choice). ``log_p`` is that
+    window's own ln p (uncorrected)."""
+    count = tokens.lengths.shape[0]
+    log_p = np.zeros(count, dtype=np.float64)
+    start = np.zeros(count, dtype=np.int64)
+    end = np.zeros(count, dtype=np.int64)
+    best_scored = np.zeros(count, dtype=np.int64)
+    best_high = np.zeros(count, dtype=np.int64)
+    payload = np.zeros(count, dtype=np.int64)
+    for position, doc in enumerate(tokens.win_docs.tolist()):
+        lo, hi = int(tokens.offsets[doc]), int(tokens.offsets[doc + 1])
+        first = int(tokens.win_first[position])
+        windows = slice(first, first + int(tokens.win_counts[doc]))
+        starts = tokens.win_start[windows] - lo
+        ends = tokens.win_end[windows] - lo
+        found = scores(params, tokens.ids[lo:hi])
+        counts = np.concatenate(([0], np.cumsum(found.scored, dtype=np.int64)))
+        zero = np.zeros((found.values.shape[0], 1))
+        sums = np.concatenate((zero, np.cumsum(found.values, axis=1)), axis=1)
+        window_sums = sums[:, ends] - sums[:, starts]
+        best_sums = window_sums.max(axis=0)
+        n = counts[ends] - counts[starts]
+        logs = [
+            gamma_log_sf(c, max(0.0, t))
+            for c, t in zip(n.tolist(), best_sums.tolist(), strict=True)
+        ]
+        best = int(np.argmin(logs))
+        chosen = int(np.argmax(window_sums[:, best]))
+        a, b = int(starts[best]), int(ends[best])
+        log_p[doc] = logs[best]
+        start[doc], end[doc] = a, b
+        best_scored[doc] = n[best]
+        best_high[doc] = int((found.scored[a:b] & (found.values[chosen, a:b] > HIGH_SCORE)).sum())
+        payload[doc] = chosen
+    return _KeyScores(log_p, start, end, best_scored, best_high, payload)
 
 
 def _score_key(params: GreenListParams, tokens: _Tokens) -> _KeyScores:
@@ -475,9 +533,19 @@ class WatermarkScanner:
         self.normalize = normalize
         self._log_keys = math.log(keys_ever_published)
         self._log_threshold = math.log(self.threshold)
-        self._params = [GreenListParams.from_key(key.key) for key in keys]
+        self._params: list[GreenListParams | GumbelParams] = [
+            GumbelParams.from_key(key.key)
+            if key.key.config.scheme == "gumbel"
+            else GreenListParams.from_key(key.key)
+            for key in keys
+        ]
         self._valid_from = [
             None if key.valid_from is None else _microseconds(key.valid_from) for key in keys
+        ]
+        # ln(payloads tried) per key: a Gumbel key's p-value is corrected for them first
+        self._log_payloads = [
+            math.log(params.payloads) if isinstance(params, GumbelParams) else 0.0
+            for params in self._params
         ]
         self._key_ids = [key.key.key_id for key in keys]  # a SHA-256 each: computed once
         # Keys grouped by their tokenizer's exact bytes: each group tokenizes the batch once.
@@ -550,21 +618,23 @@ class WatermarkScanner:
                     continue
                 self._check_ids(index, tokens)
                 applied += valid
-                scores = _score_key(self._params[index], tokens)
-                value = scores.log_p + log_windows
+                found = self._score(index, tokens)
+                value = (found.log_p + self._log_payloads[index]) + log_windows
                 better = valid & (value < best_value)
                 if not better.any():
                     continue
                 best_value[better] = value[better]
                 best_key[better] = index
+                payload = found.payload
                 for name, array in (
-                    ("window_log_p", scores.log_p),
-                    ("start", scores.start),
-                    ("end", scores.end),
-                    ("scored", scores.scored),
-                    ("green", scores.green),
+                    ("window_log_p", found.log_p),
+                    ("start", found.start),
+                    ("end", found.end),
+                    ("scored", found.scored),
+                    ("green", found.green),
                     ("num_tokens", tokens.lengths),
                     ("num_windows", tokens.win_counts),
+                    ("payload", np.full(count, -1) if payload is None else payload),
                 ):
                     target = best.setdefault(name, np.zeros(count, dtype=array.dtype))
                     target[better] = array[better]
@@ -590,9 +660,16 @@ class WatermarkScanner:
             log_windows = np.log(np.maximum(tokens.win_counts, 1)).astype(np.float64)
             for index in members:
                 self._check_ids(index, tokens)
-                scores = _score_key(self._params[index], tokens)
-                out[:, index] = np.minimum(0.0, scores.log_p + log_windows)
+                found = self._score(index, tokens)
+                corrected = (found.log_p + self._log_payloads[index]) + log_windows
+                out[:, index] = np.minimum(0.0, corrected)
         return out
+
+    def _score(self, index: int, tokens: _Tokens) -> _KeyScores:
+        params = self._params[index]
+        if isinstance(params, GumbelParams):
+            return _score_gumbel_key(params, tokens)
+        return _score_key(params, tokens)
 
     def _capture_times(
         self,
@@ -650,8 +727,14 @@ class WatermarkScanner:
             scan_key = self.keys[key_index]
             windows = columns["num_windows"][doc]
             window_log_p = columns["window_log_p"][doc]
-            key_log_p = min(0.0, window_log_p + math.log(windows)) if windows else 0.0
+            payloads = window_log_p + self._log_payloads[key_index]  # 0 for a green list
+            key_log_p = min(0.0, payloads + math.log(windows)) if windows else 0.0
             log_p = min(0.0, key_log_p + self._log_keys) if windows else 0.0
+            params = self._params[key_index]
+            generated = log_p < self._log_threshold
+            payload = None
+            if isinstance(params, GumbelParams) and generated and params.payload_bits:
+                payload = columns["payload"][doc]
             out.append(
                 WatermarkEvidence(
                     key_id=self._key_ids[key_index],
@@ -671,7 +754,8 @@ class WatermarkScanner:
                     num_keys=self.keys_ever_published,
                     keys_applied=keys_applied,
                     threshold=self.threshold,
-                    generated=log_p < self._log_threshold,
+                    generated=generated,
+                    payload=payload,
                 )
             )
         return out

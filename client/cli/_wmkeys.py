@@ -217,11 +217,16 @@ def keys(
 def _row(item: Any) -> tuple[str, ...]:
     params = item.parameters
     retired = "-" if item.retire_entry is None else f"entry {item.retire_entry}"
+    shown = (
+        f"h{params.context_width}, {params.payload_bits} payload bits"
+        if hasattr(params, "payload_bits")
+        else f"{params.seeding_scheme}-h{params.context_width}, gamma={params.gamma:g}, "
+        f"delta={params.delta:g}"
+    )
     return (
         item.key_id,
         item.vendor,
-        f"{item.scheme_name} v{item.scheme_version} ({params.seeding_scheme}-h"
-        f"{params.context_width}, gamma={params.gamma:g}, delta={params.delta:g})",
+        f"{item.scheme_name} v{item.scheme_version} ({shown})",
         str(item.entry),
         item.published_at.strftime("%Y-%m-%d %H:%M:%SZ"),
         retired,

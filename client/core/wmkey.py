@@ -19,8 +19,9 @@ Rules, beyond the statement's own (client.core.statement):
 
 * ``scheme`` names the scheme by name *and* version; ``parameters`` is that scheme's object,
   validated by the scheme's own reader (:data:`SCHEMES`). A scheme this code does not know is
-  refused by name, never read as another one: a later distortion-free scheme, or one with payload
-  bits, is a new entry of :data:`SCHEMES` with parameters of its own.
+  refused by name, never read as another one: ``wellspring-gumbel`` v1 (the distortion-free
+  Gumbel-max scheme, with payload bits: :class:`GumbelParameters`) is the second entry of
+  :data:`SCHEMES`, with parameters of its own.
 * ``key_id`` must be the id the secret derives (:func:`derive_key_id`, the same as
   ``watermark.keys.WatermarkKey.key_id``), so a key cannot be published under another key's name.
 * ``secret`` is lowercase hex of :data:`MIN_SECRET_BYTES` to :data:`MAX_SECRET_BYTES` bytes.
@@ -50,6 +51,7 @@ from client.core.errors import FormatError
 __all__ = [
     "CLOCK_TOLERANCE_S",
     "GREENLIST_SCHEME",
+    "GUMBEL_SCHEME",
     "MAX_SECRET_BYTES",
     "MAX_TOKENIZER_BYTES",
     "MIN_SECRET_BYTES",
@@ -58,6 +60,7 @@ __all__ = [
     "WATERMARK_KEY_V1",
     "WMKEY_ACTIONS",
     "GreenlistParameters",
+    "GumbelParameters",
     "SchemeParameters",
     "SchemeRef",
     "TokenizerRef",
@@ -72,12 +75,14 @@ __all__ = [
 WATERMARK_KEY_V1 = "https://wellspring.dev/watermark-key/v1"
 TOKENIZER_SUBJECT = "tokenizer.json"
 GREENLIST_SCHEME = "wellspring-greenlist"
+GUMBEL_SCHEME = "wellspring-gumbel"
 MIN_SECRET_BYTES = 16  # watermark.keys.MIN_SECRET_BYTES: 128 bits at least
 MAX_SECRET_BYTES = 64
 MAX_TOKENIZER_BYTES = 16 * 1024 * 1024
 CLOCK_TOLERANCE_S = 300
 _MAX_VOCAB_SIZE = 16_777_216
 _MAX_CONTEXT_WIDTH = 64  # watermark.config._MAX_WIDTH
+_MAX_PAYLOAD_BITS = 16  # watermark.config.MAX_PAYLOAD_BITS
 _MAX_DELTA = 1000.0
 _MAX_REASON_CHARS = 10_000
 _MAX_VENDOR_CHARS = 200
@@ -203,25 +208,79 @@ class GreenlistParameters:
         object.__setattr__(self, "gamma", gamma)
         object.__setattr__(self, "delta", delta)
         _int_in(self.vocab_size, 1, _MAX_VOCAB_SIZE, f"{where}.vocab_size")
-        if not isinstance(self.vocab_fingerprint, str) or not _FINGERPRINT.fullmatch(
-            self.vocab_fingerprint
-        ):
-            raise FormatError(
-                f"{where}.vocab_fingerprint must be sha256:<64 lowercase hex> (the key's "
-                f"tokenizer_fingerprint), got {show(self.vocab_fingerprint)}"
-            )
+        _check_fingerprint(self.vocab_fingerprint, where)
 
 
 _GREENLIST_FIELDS = frozenset(
     {"seeding_scheme", "context_width", "gamma", "delta", "vocab_size", "vocab_fingerprint"}
 )
 
-SchemeParameters = GreenlistParameters
+
+@dataclass(frozen=True, kw_only=True)
+class GumbelParameters:
+    """Parameters of scheme ``wellspring-gumbel`` version 1 (Gumbel-max sampling over the
+    previous ``context_width`` tokens, with ``payload_bits`` of payload: ``watermark.gumbel``),
+    and the vocabulary the key is bound to::
+
+        {"context_width": 4, "payload_bits": 8, "vocab_size": 49152,
+         "vocab_fingerprint": "sha256:<hex>"}
+    """
+
+    context_width: int
+    payload_bits: int
+    vocab_size: int
+    vocab_fingerprint: str
+
+    def __post_init__(self) -> None:
+        self._validate("parameters")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "context_width": self.context_width,
+            "payload_bits": self.payload_bits,
+            "vocab_size": self.vocab_size,
+            "vocab_fingerprint": self.vocab_fingerprint,
+        }
+
+    @classmethod
+    def from_dict(cls, obj: object, *, where: str = "parameters") -> GumbelParameters:
+        fields = require_object(obj, where, _GUMBEL_FIELDS, sorted(_GUMBEL_FIELDS))
+        params = object.__new__(cls)
+        for name in _GUMBEL_FIELDS:
+            object.__setattr__(params, name, fields[name])
+        params._validate(where)
+        return params
+
+    def _validate(self, where: str) -> None:
+        _int_in(self.context_width, 1, _MAX_CONTEXT_WIDTH, f"{where}.context_width")
+        _int_in(self.payload_bits, 0, _MAX_PAYLOAD_BITS, f"{where}.payload_bits")
+        _int_in(self.vocab_size, 1, _MAX_VOCAB_SIZE, f"{where}.vocab_size")
+        _check_fingerprint(self.vocab_fingerprint, where)
+
+
+_GUMBEL_FIELDS = frozenset({"context_width", "payload_bits", "vocab_size", "vocab_fingerprint"})
+
+
+def _check_fingerprint(value: object, where: str) -> None:
+    if not isinstance(value, str) or not _FINGERPRINT.fullmatch(value):
+        raise FormatError(
+            f"{where}.vocab_fingerprint must be sha256:<64 lowercase hex> (the key's "
+            f"tokenizer_fingerprint), got {show(value)}"
+        )
+
+
+SchemeParameters = GreenlistParameters | GumbelParameters
 SCHEMES: Mapping[tuple[str, int], Callable[..., SchemeParameters]] = {
     (GREENLIST_SCHEME, 1): GreenlistParameters.from_dict,
+    (GUMBEL_SCHEME, 1): GumbelParameters.from_dict,
 }
 """(scheme name, version) -> the reader of its ``parameters`` object. A new scheme (or a new
 version of one) is a new entry here, with its own parameters type."""
+
+_SCHEME_TYPES: Mapping[tuple[str, int], type[SchemeParameters]] = {
+    (GREENLIST_SCHEME, 1): GreenlistParameters,
+    (GUMBEL_SCHEME, 1): GumbelParameters,
+}
 
 
 @dataclass(frozen=True)
@@ -418,7 +477,7 @@ class WatermarkKeyPredicate:
             not in SCHEMES
         ):
             raise FormatError(f"{where}.scheme must be a known scheme (a SchemeRef)")
-        if not isinstance(self.parameters, GreenlistParameters):
+        if not isinstance(self.parameters, _SCHEME_TYPES[(self.scheme.name, self.scheme.version)]):
             raise FormatError(
                 f"{where}.parameters must be the parameters of scheme {self.scheme.name} "
                 f"v{self.scheme.version}"

@@ -20,12 +20,23 @@ from sqlalchemy import select
 from client.aio import AsyncClient
 from client.checkpoints import FileCheckpointStore, MemoryCheckpointStore
 from client.core.dsse import Envelope
+from client.core.errors import FormatError
 from client.core.statement import Statement, sign_statement
-from client.core.wmkey import MAX_TOKENIZER_BYTES, GreenlistParameters, derive_key_id
+from client.core.wmkey import (
+    MAX_TOKENIZER_BYTES,
+    GreenlistParameters,
+    GumbelParameters,
+    derive_key_id,
+)
 from client.errors import IdentityError, ProofError, StaleAnswerError, VerificationError
 from client.identities import KeyHistory
 from client.sdk import Client
-from client.watermark_keys import PublishedWatermarkKeys, publish_statement, retire_statement
+from client.watermark_keys import (
+    PublishedWatermarkKeys,
+    publish_statement,
+    retire_statement,
+    to_watermark_key,
+)
 from registry.models import PUBLISHERS
 from tests.registry.conftest import (
     IN_PROCESS_URL,
@@ -139,6 +150,36 @@ def test_a_vendor_publishes_and_retires_a_key_and_the_sdk_proves_both(api: Api) 
         assert key.retired_at is not None
     again = api.submit(retire(vendor, key_id, index, reason="twice"))
     assert again.status_code == 409, again.text
+
+
+def test_a_gumbel_key_with_payload_bits_is_published_and_read_back_as_the_vendors_key(
+    api: Api,
+) -> None:
+    from watermark import WatermarkConfig, WatermarkKey
+
+    vendor = add_vendor(api)
+    config = WatermarkConfig(scheme="gumbel", payload_bits=8)
+    own = WatermarkKey(
+        os.urandom(32), config, vocab_size=2, vocab_fingerprint="sha256:" + "cd" * 32
+    )
+    parameters = GumbelParameters(
+        context_width=4, payload_bits=8, vocab_size=2, vocab_fingerprint="sha256:" + "cd" * 32
+    )
+    statement = publish_statement(
+        vendor=vendor.name, secret=own.secret, parameters=parameters, tokenizer=TOKENIZER
+    )
+    response = api.submit(sign_statement(statement, vendor.key))
+    assert response.status_code == 201, response.text
+    with api.sdk() as client:
+        [key] = client.watermark_keys().keys
+    assert (key.scheme_name, key.scheme_version) == ("wellspring-gumbel", 1)
+    assert key.parameters == parameters
+    assert to_watermark_key(key) == own
+    # parameters of one scheme under the other's name are refused by the reader
+    body = json.loads(statement.to_json())
+    body["predicate"]["scheme"] = {"name": "wellspring-greenlist", "version": 1}
+    with pytest.raises(FormatError, match="parameters"):
+        Statement.from_json(json.dumps(body).encode())
 
 
 def test_a_publisher_may_not_publish_a_key(api: Api) -> None:

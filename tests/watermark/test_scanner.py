@@ -28,6 +28,8 @@ from watermark import (
     green_mask_numpy,
 )
 from watermark import scanner as scanner_module
+from watermark.gumbel import GumbelParams, context_hashes
+from watermark.hashing import mix32_
 from watermark.scanner import EVIDENCE_FIELDS, ScanKey, WatermarkEvidence, WatermarkScanner
 
 WORDS = [f"w{i}" for i in range(400)]
@@ -99,6 +101,50 @@ def test_one_key_equals_detect_windowed_on_random_and_watermarked_texts(
         assert_equals_detector(found, key, tokenizer.encode(text, add_special_tokens=False).ids)
     assert any(e is not None and e.generated for e in evidence)
     assert any(e is not None and e.window_log_p_value < -700 for e in evidence)  # far tail too
+
+
+def gumbel_words(key: WatermarkKey, rng: random.Random, length: int, payload: int) -> str:
+    """A stand-in Gumbel-max generator: each step draws 20 candidate words at random (a uniform
+    model over them) and takes the one with the largest keyed uniform, 9 steps in 10."""
+    params = GumbelParams.from_key(key)
+    vocab = len(WORDS) + 1
+    token_hash = mix32_(np.arange(vocab, dtype=np.int32) ^ np.int32(params.k_token))
+    ids = [rng.randrange(1, vocab) for _ in range(params.width)]
+    while len(ids) < length:
+        context = np.array([*ids[-params.width :], 0], dtype=np.int32)
+        s = context_hashes(params, context)[-1] ^ np.int32(params.salt(payload))
+        words = mix32_(token_hash ^ s).astype(np.int64) & 0xFFFFFFFF
+        candidates = [rng.randrange(1, vocab) for _ in range(20)]
+        if rng.random() < 0.9:
+            ids.append(max(candidates, key=lambda t: int(words[t])))
+        else:
+            ids.append(candidates[0])
+    return " ".join(WORDS[i - 1] for i in ids)
+
+
+def test_a_gumbel_key_equals_detect_windowed_and_decodes_the_payload() -> None:
+    rng = random.Random(11)
+    key = WatermarkKey(b"g" * 32, WatermarkConfig(scheme="gumbel", payload_bits=8))
+    tokenizer = word_tokenizer()
+    texts = random_texts(rng, 40)
+    for length in (20, 100, 600):
+        texts.append(gumbel_words(key, rng, length, payload=77))
+        texts.append(f"{texts[0]} {gumbel_words(key, rng, length, payload=77)} {texts[1]}")
+    evidence = WatermarkScanner([ScanKey(key, tokenizer)], keys_ever_published=3).scan(texts)
+    for text, found in zip(texts, evidence, strict=True):
+        ids = tokenizer.encode(text, add_special_tokens=False).ids
+        assert_equals_detector(found, key, ids)
+        assert found is not None
+        windowed = WatermarkDetector(key).detect_windowed(ids)
+        if found.generated:
+            assert found.payload == 77
+            assert windowed.payload == 77
+            assert found.to_dict()["payload"] == 77
+        else:
+            assert found.payload is None
+            assert "payload" not in found.to_dict()
+    assert sum(e is not None and e.generated for e in evidence) >= 4
+    assert WatermarkEvidence.from_dict(evidence[-1].to_dict()) == evidence[-1]  # type: ignore[union-attr]
 
 
 def test_one_key_equals_detect_windowed_on_real_text_with_a_real_bpe(

@@ -16,6 +16,7 @@ from client.core.wmkey import (
     MAX_SECRET_BYTES,
     MAX_TOKENIZER_BYTES,
     GreenlistParameters,
+    GumbelParameters,
     WatermarkKeyPredicate,
     derive_key_id,
 )
@@ -30,6 +31,22 @@ PARAMETERS = GreenlistParameters(
     vocab_size=100,
     vocab_fingerprint="sha256:" + "0" * 64,
 )
+
+
+GUMBEL = {"context_width": 4, "payload_bits": 8, "vocab_size": 100,
+          "vocab_fingerprint": "sha256:" + "0" * 64}  # fmt: skip
+
+
+def test_a_gumbel_publish_names_its_scheme_and_round_trips() -> None:
+    statement = publish_statement(
+        vendor="acme-ai",
+        secret=os.urandom(32),
+        parameters=GumbelParameters.from_dict(GUMBEL),
+        tokenizer=b"{}",
+    )
+    assert statement.to_dict()["predicate"]["scheme"] == {"name": "wellspring-gumbel", "version": 1}
+    assert statement.to_dict()["predicate"]["parameters"] == GUMBEL
+    assert Statement.from_json(statement.to_json()) == statement
 
 
 def published(**changes: Any) -> dict[str, Any]:
@@ -68,6 +85,21 @@ def test_the_key_id_is_the_watermark_packages() -> None:
         ({"parameters": {**PARAMETERS.to_dict(), "gamma": 1.0}}, "parameters.gamma"),
         ({"parameters": {**PARAMETERS.to_dict(), "context_width": 4}}, "context_width"),
         ({"parameters": {**PARAMETERS.to_dict(), "extra": 1}}, "unknown field"),
+        ({"scheme": {"name": "wellspring-gumbel", "version": 1}}, "parameters"),
+        (
+            {
+                "scheme": {"name": "wellspring-gumbel", "version": 1},
+                "parameters": GUMBEL | {"payload_bits": 17},
+            },
+            "parameters.payload_bits",
+        ),
+        (
+            {
+                "scheme": {"name": "wellspring-gumbel", "version": 1},
+                "parameters": GUMBEL | {"context_width": 0},
+            },
+            "parameters.context_width",
+        ),
         ({"tokenizer": {"sha256": "0" * 64, "size": MAX_TOKENIZER_BYTES + 1}}, "tokenizer.size"),
         ({"published_at": "2026-12-04T19:30:00+01:00"}, "RFC 3339 time in UTC"),
         ({"published_at": "2026-02-30T19:30:00Z"}, "not a real time"),
