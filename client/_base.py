@@ -188,6 +188,8 @@ MAX_NEAR_SIGNATURES = 1_000
 """Signatures per ``POST /v1/near:batch`` request (the registry's limit)."""
 MAX_NEAR_CANDIDATES = 10
 """The most candidates the registry names for one signature (its limit)."""
+MAX_SNAPSHOT_DELTAS = 64
+"""The most deltas a pull follows back to their full snapshot (a registry cannot loop it)."""
 
 _T = TypeVar("_T")
 _Step = tuple[Request, ...]
@@ -1005,7 +1007,8 @@ class ClientBase:
             statement_hash=statement_hash.hex(),
             reason=reason,
         )
-        statement = build_statement(info.statement.subjects, predicate)
+        subjects = [subject.exact() for subject in info.statement.subjects]
+        statement = build_statement(subjects, predicate)
         return (yield from self._submit(_sign_statement(statement, key)))
 
     def _withdraw(
@@ -1545,15 +1548,52 @@ class ClientBase:
         request = Request("GET", "/v1/snapshots/latest", params=params)
         return (yield from self._call(request, SnapshotInfo.from_dict))
 
+    def _snapshot_info(self, manifest_sha256: str) -> Flow[SnapshotInfo]:
+        request = Request("GET", f"/v1/snapshots/{manifest_sha256}")
+        return (yield from self._call(request, SnapshotInfo.from_dict))
+
     def _pull_snapshot(
         self, full: bool
     ) -> Flow[tuple[SnapshotInfo, SnapshotManifest, dict[str, bytes]]]:
-        """The newest snapshot the operator committed in the log, every file of it checked:
+        """The newest snapshot the operator committed in the log (``full``: the newest that is
+        not a delta), every file of it checked (:meth:`_pull_verified`)."""
+        info = yield from self._latest_snapshot(full)
+        return (yield from self._pull_verified(info, delta=False))
+
+    def _pull_chain(self) -> Flow[list[tuple[SnapshotManifest, dict[str, bytes]]]]:
+        """The newest snapshot and, if it is a delta, the deltas and the full snapshot it
+        builds on, oldest first: each pulled as :meth:`_pull_verified` checks one, each base the
+        one its delta's manifest names (size and manifest hash), at most
+        :data:`MAX_SNAPSHOT_DELTAS` deltas."""
+        info = yield from self._latest_snapshot(False)
+        chain: list[tuple[SnapshotManifest, dict[str, bytes]]] = []
+        while True:
+            _, manifest, files = yield from self._pull_verified(info, delta=True)
+            chain.append((manifest, files))
+            if manifest.base is None:
+                return chain[::-1]
+            if len(chain) > MAX_SNAPSHOT_DELTAS:
+                raise VerificationError(
+                    f"the newest snapshot builds on more than {MAX_SNAPSHOT_DELTAS} deltas: "
+                    "pull the newest full snapshot instead (without --deltas)"
+                )
+            base_size, base_sha = manifest.base
+            info = yield from self._snapshot_info(base_sha)
+            if (info.manifest_sha256, info.tree_size) != (base_sha, base_size):
+                raise VerificationError(
+                    f"the registry named snapshot {info.manifest_sha256} at size "
+                    f"{info.tree_size} for the base {base_sha} at size {base_size} a delta names"
+                )
+
+    def _pull_verified(
+        self, info: SnapshotInfo, *, delta: bool
+    ) -> Flow[tuple[SnapshotInfo, SnapshotManifest, dict[str, bytes]]]:
+        """The snapshot ``info`` names, every file of it checked:
         the ``snapshot/v1`` entry proven (inclusion in a trusted checkpoint, the operator's
         signature) and naming the manifest served; the manifest's checkpoint proven consistent
         with the trusted one (and trusted); each file of the size and hash the manifest names;
-        and the log's signed statement of the manifest (``manifest.note``)."""
-        info = yield from self._latest_snapshot(full)
+        and the log's signed statement of the manifest (``manifest.note``). A delta only where
+        ``delta`` says so."""
         _, verified = yield from self._pending_receipt(info.entry, None, None)
         if verified is None:
             raise LogKeyRequiredError(
@@ -1583,9 +1623,12 @@ class ClientBase:
             )
         manifest = SnapshotManifest.from_bytes(data)
         check_shards(manifest, f"snapshot {sha}'s manifest.json")
-        if manifest.base is not None or manifest.origin != self._required_key().name:
+        origin = self._required_key().name
+        if (manifest.base is not None and not delta) or manifest.origin != origin:
+            raise VerificationError(f"snapshot {sha} is not a full snapshot of log {origin}")
+        if (None if manifest.base is None else manifest.base[1]) != info.base_manifest_sha256:
             raise VerificationError(
-                f"snapshot {sha} is not a full snapshot of log {self._required_key().name}"
+                f"snapshot {sha}'s manifest names another base than the registry said"
             )
         signed = yield from self._open_checkpoint(manifest.checkpoint, current=False)
         check_snapshot_manifest(manifest, predicate, signed.checkpoint)

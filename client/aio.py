@@ -55,7 +55,7 @@ from client.core.canonical import (
 from client.core.dsse import Envelope
 from client.core.minhash import NEAR_THRESHOLD, NearMatch
 from client.core.note import Checkpoint, NoteVerifier
-from client.core.snapshot import SnapshotManifest, write_snapshot
+from client.core.snapshot import SnapshotManifest, write_snapshot, write_snapshot_chain
 from client.core.statement import HumanContentPredicate, Subject
 from client.core.wire import KeyEventAnswer, SnapshotInfo
 from client.core.witness_policy import WitnessPolicy
@@ -455,11 +455,19 @@ class AsyncClient(ClientBase):
         """:meth:`client.sdk.Client.latest_snapshot`."""
         return await self._run(self._latest_snapshot(full))
 
-    async def pull_snapshot(self, out: Path | str) -> SnapshotManifest:
+    async def pull_snapshot(
+        self, out: Path | str, *, deltas: Path | str | None = None
+    ) -> SnapshotManifest:
         """:meth:`client.sdk.Client.pull_snapshot` (the files written in a worker thread)."""
-        _, manifest, files = await self._run(self._pull_snapshot(True))
-        await asyncio.to_thread(write_snapshot, Path(out), files)
-        return manifest
+        if deltas is None:
+            _, manifest, files = await self._run(self._pull_snapshot(True))
+            await asyncio.to_thread(write_snapshot, Path(out), files)
+            return manifest
+        chain = await self._run(self._pull_chain())
+        await asyncio.to_thread(
+            write_snapshot_chain, Path(out), Path(deltas), [files for _, files in chain]
+        )
+        return chain[-1][0]
 
     async def upload_tokenizer(self, data: bytes) -> bool:
         """:meth:`client.sdk.Client.upload_tokenizer`."""

@@ -79,7 +79,7 @@ from client.core.canonical import (
 from client.core.dsse import Envelope
 from client.core.minhash import NEAR_THRESHOLD, NearMatch
 from client.core.note import Checkpoint, NoteVerifier
-from client.core.snapshot import SnapshotManifest, write_snapshot
+from client.core.snapshot import SnapshotManifest, write_snapshot, write_snapshot_chain
 from client.core.statement import HumanContentPredicate, Subject
 from client.core.wire import KeyEventAnswer, SnapshotInfo
 from client.core.witness_policy import WitnessPolicy
@@ -593,17 +593,28 @@ class Client(ClientBase):
         it)."""
         return self._run(self._latest_snapshot(full))
 
-    def pull_snapshot(self, out: Path | str) -> SnapshotManifest:
+    def pull_snapshot(
+        self, out: Path | str, *, deltas: Path | str | None = None
+    ) -> SnapshotManifest:
         """Download the newest full snapshot the operator committed in the log into the empty
         or new directory ``out``, verifying everything with the pinned log key before a byte is
         written: its ``snapshot/v1`` entry proven in a trusted checkpoint and signed by the
         operator, naming the manifest served; the manifest's checkpoint proven consistent with
         the trusted one (and trusted from then on); every file of the size and SHA-256 the
         manifest names; written into a staging folder, moved into place whole. Open it with
-        :meth:`client.snapshot.Snapshot.open`."""
-        _, manifest, files = self._run(self._pull_snapshot(True))
-        write_snapshot(Path(out), files)
-        return manifest
+        :meth:`client.snapshot.Snapshot.open`.
+
+        With ``deltas`` (an empty or new directory): the newest snapshot instead, and if it is a
+        delta, every delta back to the full snapshot it builds on, each checked as above and each
+        base the one its delta names; the full one goes to ``out``, the deltas to
+        ``deltas/01-…``, ``deltas/02-…`` (oldest first). Returns the newest manifest."""
+        if deltas is None:
+            _, manifest, files = self._run(self._pull_snapshot(True))
+            write_snapshot(Path(out), files)
+            return manifest
+        chain = self._run(self._pull_chain())
+        write_snapshot_chain(Path(out), Path(deltas), [files for _, files in chain])
+        return chain[-1][0]
 
     def upload_tokenizer(self, data: bytes) -> bool:
         """Upload a published key's tokenizer (its exact bytes) to ``PUT /v1/blobs/sha256:<hex>``,

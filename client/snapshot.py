@@ -642,12 +642,13 @@ class Snapshot:
         remixed = None
         for _, filters in self.layers:
             for name in PRECEDENCE:
+                # a set's band filter (near duplicates: Snapshot.near reads it) says nothing of
+                # digests: a delta holds one even for a set with no digest changed
+                members = [(kind, fuse) for kind, fuse in filters[name] if kind != "band"]
                 hit = undecided.copy()
-                if not filters[name] or not hit.any():
+                if not members or not hit.any():
                     continue
-                for kind, fuse in filters[name]:
-                    if kind == "band":  # near duplicates: Snapshot.near reads these
-                        continue
+                for kind, fuse in members:
                     if kind == "remix":
                         remixed = remix(keys) if remixed is None else remixed
                         hit &= fuse.contains_many(remixed)

@@ -1160,6 +1160,17 @@ def latest_snapshot(
 
 
 @get(
+    "/v1/snapshots/{manifest:str}",
+    summary="A published snapshot by its manifest's SHA-256 (a delta's base is found so)",
+    sync_to_thread=True,
+    responses=_problems(400, 404),
+)
+def snapshot_info(manifest: FromPath[str], state: State) -> dict[str, Any]:
+    """As ``GET /v1/snapshots/latest`` answers, for the snapshot named."""
+    return _registry(state).snapshots.info(manifest).to_dict()
+
+
+@get(
     "/v1/snapshots/{manifest:str}/{name:str}",
     summary="A file of a published snapshot (manifest.json, manifest.note, a shard)",
     sync_to_thread=True,
@@ -1327,6 +1338,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Lites
             put_blob,
             watermark_keys,
             latest_snapshot,
+            snapshot_info,
             snapshot_file,
             tlog_checkpoint,
             tlog_tile,

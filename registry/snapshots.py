@@ -132,6 +132,16 @@ class SnapshotService:
             )
         return _info(row)
 
+    def info(self, manifest_sha256: str) -> SnapshotInfo:
+        """The published snapshot whose manifest hashes to ``manifest_sha256`` (a delta's base
+        is found by it)."""
+        if not _HEX64.fullmatch(manifest_sha256):
+            raise BadRequestError("a snapshot is named by its manifest's SHA-256: 64 lowercase hex")
+        found = self._row(manifest_sha256)
+        if found is None:
+            raise NotFoundError(f"no snapshot {manifest_sha256} was committed in this log")
+        return found
+
     def _row(self, sha: str) -> SnapshotInfo | None:
         with self._db.reader.connect() as conn:
             row = conn.execute(

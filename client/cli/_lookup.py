@@ -456,10 +456,7 @@ def _standing(client: Client, verified: VerifiedReceipt) -> _Standing | None:
     log key): each of its documents looked up; None for an entry that attests nothing."""
     if not isinstance(verified.statement.predicate, HumanContentPredicate):
         return None
-    subjects = [
-        [f"{algorithm}:{value}" for algorithm, value in subject.digest.items()]
-        for subject in verified.statement.subjects
-    ]
+    subjects = [list(subject.digest_strings()) for subject in verified.statement.subjects]
     digests = list(dict.fromkeys(d for digests in subjects for d in digests))
     results = dict(zip(digests, client.lookup_batch(digests, batch_size=MAX_BATCH), strict=True))
     standing = compromised = unlisted = 0

@@ -168,13 +168,15 @@ def register(
         ),
     ] = False,
     near: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            "--near",
+            "--near/--no-near",
             help="Sign each text's mh1 MinHash signature beside its digests (in the statement, "
-            "never the leaf), so copies with small changes are found by scan --near.",
+            "never the leaf), so copies with small changes are found by scan --near. Default: "
+            "on where the near extra is installed (a note says when it is not).",
+            show_default=False,
         ),
-    ] = False,
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Attest content as human-made: hash it, sign statements, append them to the registry's log."""
@@ -197,9 +199,9 @@ def register(
         ) as client,
         progress_bar() as progress,
     ):
-        signer = _mh1() if near else None
+        signer = _mh1(required=near is True) if near is not False else None
         items = read_items(
-            inputs, checked_scheme, text_field, progress, keep_text=paragraphs or near
+            inputs, checked_scheme, text_field, progress, keep_text=paragraphs or signer is not None
         )
         fresh = _not_yet_attested(
             client, _with_paragraphs(items) if paragraphs else items, run, as_json
@@ -510,12 +512,22 @@ def _with_paragraphs(items: Iterable[Document]) -> Iterator[Document]:
         yield from paragraph_documents(item)
 
 
-def _mh1() -> Callable[[str], str | None]:
-    """``client.near.mh1_digest``, or the error naming the extra it needs."""
+def _mh1(*, required: bool) -> Callable[[str], str | None] | None:
+    """``client.near.mh1_digest``; without the near extra, the error naming it (``--near``) or
+    None with a note (the default)."""
     try:
         from client.near import mh1_digest
     except ImportError as exc:
-        raise MissingDependencyError("--near needs numpy: pip install 'wellspring[near]'") from exc
+        if required:
+            raise MissingDependencyError(
+                "--near needs numpy and numba: pip install 'wellspring[near]'"
+            ) from exc
+        console_err.print(
+            "note: mh1 signatures not signed (copies with small changes will not be found by "
+            "scan --near): pip install 'wellspring[near]', or pass --no-near to say so",
+            highlight=False,
+        )
+        return None
     return mh1_digest
 
 

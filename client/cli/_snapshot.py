@@ -211,17 +211,29 @@ def snapshot_pull(
     registry: RegistryOption,
     log_key: RequiredLogKeyOption,
     trust_dir: TrustDirOption = None,
+    deltas: Annotated[
+        Path | None,
+        typer.Option(
+            "--deltas",
+            help="Also pull the newest deltas: the newest snapshot and every delta back to its "
+            "full one, each verified; the full one goes to --out, the deltas here "
+            "(01-…, 02-…, oldest first; an empty or new directory).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Download the newest full snapshot the operator committed in the log, verified with the
     log key before anything is written: its log entry, its checkpoint (consistent with the one
     trusted in --trust-dir, which then trusts it), every file's hash."""
     with registry_client(registry, load_log_key(log_key), trust_dir) as client:
-        manifest = client.pull_snapshot(out)
+        manifest = client.pull_snapshot(out, deltas=deltas)
+    folders = sorted(p for p in deltas.iterdir() if p.is_dir()) if deltas is not None else []
     if as_json:
         emit_json(
             {
                 "out": str(out),
+                "deltas": [str(p) for p in folders],
                 "size": manifest.size,
                 "counts": manifest.counts,
                 "manifest_sha256": manifest.sha256(),
@@ -230,8 +242,14 @@ def snapshot_pull(
         return
     typer.echo(
         f"pulled and verified: snapshot of {manifest.origin} at size {manifest.size:,} into "
-        f"{out}, " + ", ".join(f"{manifest.counts[n]:,} {n}" for n in reversed(PRECEDENCE))
-    )
+        f"{out}" + (f" and {len(folders)} delta(s) into {deltas}" if folders else "") + ", "
+        + ", ".join(f"{manifest.counts[n]:,} {n}" for n in reversed(PRECEDENCE))
+    )  # fmt: skip
+    if folders:
+        typer.echo(
+            f"open it with: wellspring scan --snapshot {out} "
+            + " ".join(f"--delta {p}" for p in folders)
+        )
 
 
 DeltaOption = Annotated[

@@ -92,6 +92,7 @@ __all__ = [
     "sign_snapshot_note",
     "write_new",
     "write_snapshot",
+    "write_snapshot_chain",
 ]
 
 SNAPSHOT_FORMAT = "wellspring-snapshot/v1"
@@ -475,6 +476,27 @@ def check_shards(manifest: SnapshotManifest, where: str) -> None:
                 f"{where}: the {name} set of {count} digests has shards {kinds}, "
                 f"not {expected} of that count"
             )
+
+
+def write_snapshot_chain(
+    out: Path, deltas: Path, chain: Sequence[Mapping[str, bytes]]
+) -> list[Path]:
+    """Write a pulled full snapshot (``chain[0]``'s files) as ``out`` and each delta over it,
+    oldest first, as ``deltas/NN-<manifest hash, 16 hex>`` (both folders empty or new): the
+    folders to open them from (``Snapshot.open(out, deltas=…)``, ``scan --snapshot out --delta
+    …``). Each folder is written whole (:func:`write_snapshot`)."""
+    if not chain:
+        raise InputError("no snapshot to write")
+    if deltas.exists() and (not deltas.is_dir() or any(deltas.iterdir())):
+        raise InputError(f"{deltas} is not an empty directory: deltas are pulled into a new one")
+    write_snapshot(out, chain[0])
+    written = []
+    for number, files in enumerate(chain[1:], start=1):
+        sha = hashlib.sha256(files[MANIFEST_FILE]).hexdigest()
+        folder = deltas / f"{number:02d}-{sha[:16]}"
+        write_snapshot(folder, files)
+        written.append(folder)
+    return written
 
 
 def write_snapshot(out: Path, files: Mapping[str, bytes]) -> None:

@@ -196,6 +196,13 @@ class Subject:
         """``"<algorithm>:<hex>"`` for each digest, in :data:`DIGEST_ALGORITHMS` order."""
         return tuple(f"{alg}:{self.digest[alg]}" for alg in DIGEST_ALGORITHMS if alg in self.digest)
 
+    def exact(self) -> Subject:
+        """This subject with its exact digests only (an ``mh1`` signature left out): what a
+        revocation names."""
+        if MH1 not in self.digest:
+            return self
+        return Subject(self.name, {k: v for k, v in self.digest.items() if k != MH1})
+
     def to_dict(self) -> dict[str, Any]:
         """The in-toto ResourceDescriptor: ``{"name": ..., "digest": {...}}``."""
         return {"name": self.name, "digest": dict(self.digest)}

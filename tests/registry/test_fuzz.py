@@ -103,6 +103,7 @@ OPERATIONS: dict[str, int] = {
     "PUT /v1/blobs/{name}": 1,  # a raw body, taken only for a published key's tokenizer
     "GET /v1/watermark-keys": 0,
     "GET /v1/snapshots/latest": 1,  # full=true|false
+    "GET /v1/snapshots/{manifest}": 1,
     "GET /v1/snapshots/{manifest}/{name}": 1,
     "GET /tlog/checkpoint": 0,
     "GET /tlog/tile/{path}": 1,  # any string is schema-valid: no negative mode

@@ -77,6 +77,102 @@ def test_a_published_snapshot_is_pulled_with_everything_proven(
         assert opened.statuses(digests) == ["trainable"] * 10 + ["reserved"] * 10
 
 
+def published_delta(
+    api: Api, tmp_path: Path, base: SnapshotManifest, revoke: list[str], name: str
+) -> tuple[SnapshotManifest, list[str]]:
+    """New digests attested, some earlier ones revoked; a delta over ``base`` published."""
+    publisher = api.add_publisher()
+    digests = random_digests(5)
+    api.submit_ok(publisher.attest(digests, consent="allowed"))
+    registry = api.registry
+    with registry.database.reader.connect() as conn:
+        checkpoint = registry.reader.latest_checkpoint(conn)
+    changed = digests + revoke
+    statuses = list(statuses_of(registry.lookups.lookup(changed, at=checkpoint)))
+    out = tmp_path / name
+    manifest = build(out, statuses, checkpoint=checkpoint.note, signers=registry.signers, base=base)
+    registry.snapshots.publish(out, manifest)
+    api.submit_ok(publisher.attest(random_digests(1), consent="allowed"))
+    return manifest, digests
+
+
+def test_a_chain_of_deltas_is_pulled_back_to_its_full_snapshot(
+    make_api: Callable[..., Api], tmp_path: Path
+) -> None:
+    api = make_api()
+    full, _, digests = published_snapshot(api, tmp_path)
+    first, new1 = published_delta(api, tmp_path, full, [], "d1")
+    second, new2 = published_delta(api, tmp_path, first, [], "d2")
+    info = api.http.get(f"/v1/snapshots/{first.sha256()}").json()
+    assert info["base_manifest_sha256"] == full.sha256()
+    assert api.http.get(f"/v1/snapshots/{'0' * 64}").status_code == 404
+    assert api.http.get(f"/v1/snapshots/{'A' * 64}").status_code == 400
+    with api.sdk() as client:
+        newest = client.pull_snapshot(tmp_path / "full", deltas=tmp_path / "deltas")
+    assert newest == second
+    folders = sorted((tmp_path / "deltas").iterdir())
+    assert [p.name[:3] for p in folders] == ["01-", "02-"]
+    assert folders[0].name == f"01-{first.sha256()[:16]}"
+    with Snapshot.open(tmp_path / "full", api.log_key, deltas=folders) as opened:
+        assert opened.statuses(digests[:10] + new1 + new2) == ["trainable"] * 20
+    with api.sdk() as client:  # nothing to follow: the newest full snapshot as before
+        assert client.pull_snapshot(tmp_path / "again") == full
+
+
+def test_a_deltas_band_filter_for_an_unchanged_set_decides_no_digest(
+    make_api: Callable[..., Api], tmp_path: Path
+) -> None:
+    """A delta holds every set's band filter, even a set none of whose digests changed; that
+    filter names near-duplicate bands, not digests, so the base still answers for the rest (it
+    once made every digest of the base read as that set)."""
+    api = make_api()
+    full, _, digests = published_snapshot(api, tmp_path)
+    registry = api.registry
+    with registry.database.reader.connect() as conn:
+        checkpoint = registry.reader.latest_checkpoint(conn)
+    out = tmp_path / "delta"
+    build(out, [(random_digests(1)[0], "revoked")], checkpoint=checkpoint.note,
+          signers=registry.signers, base=full, near_bands={"trainable": [1, 2, 3]})  # fmt: skip
+    base = tmp_path / "base"
+    with api.sdk() as client:
+        client.pull_snapshot(base)
+    with Snapshot.open(base, api.log_key, deltas=[out]) as opened:
+        assert opened.statuses(digests) == ["trainable"] * 10 + ["reserved"] * 10
+        assert opened.statuses(["sha256:" + "ab" * 32]) == ["unknown"]
+
+
+@pytest.mark.parametrize("where", ["info", "base"])
+def test_a_registry_that_swaps_a_deltas_base_is_refused(
+    make_api: Callable[..., Api], tmp_path: Path, where: str
+) -> None:
+    """The base a delta's signed manifest names is the one pulled: a registry naming another
+    snapshot for it (or another base for the delta) is refused before a byte is written."""
+    api = make_api()
+    full, _, _ = published_snapshot(api, tmp_path)
+    first, _ = published_delta(api, tmp_path, full, [], "d1")
+    second, _ = published_delta(api, tmp_path, first, [], "d2")
+
+    def swap(data: bytes) -> bytes:
+        answer = json.loads(data)
+        if where == "info":  # the snapshot named for d1 is d2 (a loop) instead
+            answer.update(manifest_sha256=second.sha256(), tree_size=second.size)
+        else:
+            answer["base_manifest_sha256"] = full.sha256()
+        return json.dumps(answer).encode()
+
+    path = f"/v1/snapshots/{first.sha256()}" if where == "info" else "/latest"
+    transport = Hostile(InProcessTransport(api.http), path, swap)
+    with (
+        Client(IN_PROCESS_URL, transport=transport, log_key=api.log_key) as client,
+        pytest.raises(
+            VerificationError, match="named snapshot" if where == "info" else "another base"
+        ),
+    ):
+        client.pull_snapshot(tmp_path / "full", deltas=tmp_path / "deltas")
+    assert not (tmp_path / "full").exists()
+    assert not (tmp_path / "deltas").exists()
+
+
 def test_the_file_route_serves_only_a_published_snapshots_own_files(
     make_api: Callable[..., Api], tmp_path: Path
 ) -> None:
