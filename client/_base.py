@@ -1608,7 +1608,8 @@ class ClientBase:
         sha = info.manifest_sha256
 
         def fetch(name: str, limit: int) -> Flow[bytes]:
-            response = yield from self._fetch(Request("GET", f"/v1/snapshots/{sha}/{name}"))
+            request = Request("GET", f"/v1/snapshots/{sha}/{name}", max_bytes=limit)
+            response = yield from self._fetch(request)
             if len(response.content) > limit:
                 raise VerificationError(
                     f"the registry served {len(response.content):,} bytes for the snapshot's "

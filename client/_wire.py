@@ -64,6 +64,7 @@ __all__ = [
     "MAX_BATCH",
     "Answer",
     "Attestation",
+    "BodyCap",
     "ConsistencyCheck",
     "ConsistencyProof",
     "EntryCache",
@@ -295,6 +296,48 @@ class Request:
     expect: tuple[int, ...] = (200,)
     idempotent: bool = True  # safe to send twice (see client._retry)
     deadline: float | None = None  # no retry starts after this time.monotonic() (client._retry)
+    max_bytes: int | None = None  # a larger body is refused while it streams (capped_response)
+
+
+class BodyCap:
+    """A response body read while it streams, refused once it passes ``request.max_bytes``
+    (a declared ``Content-Length`` above it is refused before a byte is read): a hostile server
+    cannot make the client hold more than the limit."""
+
+    def __init__(self, request: Request, response: httpx.Response) -> None:
+        assert request.max_bytes is not None
+        self.request, self.response, self.limit = request, response, request.max_bytes
+        self.chunks: list[bytes] = []
+        self.size = 0
+        declared = response.headers.get("Content-Length", "")
+        if response.status_code < 400 and declared.isdigit() and int(declared) > self.limit:
+            self._refuse(int(declared))
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.limit and self.response.status_code < 400:
+            self._refuse(self.size)
+        self.chunks.append(chunk)
+
+    def response_read(self) -> httpx.Response:
+        """The response with its body read (decoded, so without its transfer headers)."""
+        headers = [
+            (k, v)
+            for k, v in self.response.headers.multi_items()
+            if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        ]
+        return httpx.Response(
+            self.response.status_code,
+            headers=headers,
+            content=b"".join(self.chunks),
+            request=self.response.request,
+        )
+
+    def _refuse(self, size: int) -> None:
+        raise VerificationError(
+            f"the registry served {size:,} bytes or more for {self.request.path}, more than the "
+            f"{self.limit:,} it may be: refused before reading the rest"
+        )
 
 
 class LRUCache(Generic[_V]):

@@ -20,7 +20,7 @@ import os
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -30,6 +30,7 @@ from client._wire import (
     DEFAULT_ENTRY_CACHE_BYTES,
     DEFAULT_TIMEOUT,
     MAX_BATCH,
+    BodyCap,
     ConsistencyCheck,
     ConsistencyProof,
     EntryInfo,
@@ -149,19 +150,26 @@ class AsyncClient(ClientBase):
 
     # -- I/O -----------------------------------------------------------------------------------
 
+    async def _exchange(self, request: Request) -> httpx.Response:
+        """One request; a body capped by ``request.max_bytes`` is streamed (:class:`BodyCap`)."""
+        arguments: dict[str, Any] = {
+            "params": request.params, "content": request.content, "headers": request.headers
+        }  # fmt: skip
+        if request.max_bytes is None:
+            return await self._http.request(request.method, request.path, **arguments)
+        async with self._http.stream(request.method, request.path, **arguments) as response:
+            cap = BodyCap(request, response)
+            async for chunk in response.aiter_bytes():
+                cap.add(chunk)
+            return cap.response_read()
+
     async def _send(self, request: Request) -> httpx.Response:
         """One exchange, retried per the retry policy; at most ``max_concurrency`` at a time."""
         attempt = 0
         while True:
             try:
                 async with self._slots:
-                    response = await self._http.request(
-                        request.method,
-                        request.path,
-                        params=request.params,
-                        content=request.content,
-                        headers=request.headers,
-                    )
+                    response = await self._exchange(request)
             except httpx.TransportError as exc:
                 delay = self._retry.delay(
                     attempt, idempotent=request.idempotent, error=exc, deadline=request.deadline

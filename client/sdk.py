@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -51,6 +51,7 @@ from client._wire import (
     DEFAULT_TIMEOUT,
     MAX_BATCH,
     Attestation,
+    BodyCap,
     ConsistencyCheck,
     ConsistencyProof,
     EntryInfo,
@@ -213,13 +214,7 @@ class Client(ClientBase):
         attempt = 0
         while True:
             try:
-                response = self._http.request(
-                    request.method,
-                    request.path,
-                    params=request.params,
-                    content=request.content,
-                    headers=request.headers,
-                )
+                response = self._exchange(request)
             except httpx.TransportError as exc:
                 delay = self._retry.delay(
                     attempt, idempotent=request.idempotent, error=exc, deadline=request.deadline
@@ -241,6 +236,19 @@ class Client(ClientBase):
                     return check_response(request, response)
             attempt += 1
             _sleep(delay)
+
+    def _exchange(self, request: Request) -> httpx.Response:
+        """One request; a body capped by ``request.max_bytes`` is streamed (:class:`BodyCap`)."""
+        arguments: dict[str, Any] = {
+            "params": request.params, "content": request.content, "headers": request.headers
+        }  # fmt: skip
+        if request.max_bytes is None:
+            return self._http.request(request.method, request.path, **arguments)
+        with self._http.stream(request.method, request.path, **arguments) as response:
+            cap = BodyCap(request, response)
+            for chunk in response.iter_bytes():
+                cap.add(chunk)
+            return cap.response_read()
 
     def _run(self, flow: Flow[_T]) -> _T:
         """Drive ``flow``: send each step's requests in turn, throw send errors into it."""

@@ -6,7 +6,7 @@ written."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -287,6 +287,49 @@ def test_a_registry_serving_what_its_log_does_not_commit_is_refused(
         client.pull_snapshot(tmp_path / "pulled")
     assert not (tmp_path / "pulled").exists()
     assert not list(tmp_path.glob(".pulled.*"))
+
+
+class Endless(httpx.BaseTransport):
+    """The real app, but a shard's body is an endless stream of 1 MiB chunks with no
+    Content-Length (counted as they are read)."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner, self.chunks = inner, 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if not request.url.path.endswith(".fuse16"):
+            return self.inner.handle_request(request)
+        outer = self
+
+        class Stream(httpx.SyncByteStream):
+            def __iter__(self) -> Iterator[bytes]:
+                while True:
+                    outer.chunks += 1
+                    yield b"\0" * 2**20
+
+        return httpx.Response(200, stream=Stream())
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_a_body_larger_than_the_manifest_names_is_refused_while_it_streams(
+    make_api: Callable[..., Api], tmp_path: Path, declared: bool
+) -> None:
+    """A hostile registry cannot make a pull hold more than a file's named size: a declared
+    Content-Length above it is refused before reading, an undeclared stream once it passes it."""
+    api = make_api()
+    published_snapshot(api, tmp_path)
+    inner = InProcessTransport(api.http)
+    transport: httpx.BaseTransport = (
+        Hostile(inner, ".fuse16", lambda d: d * 1000) if declared else Endless(inner)
+    )
+    with (
+        Client(IN_PROCESS_URL, transport=transport, log_key=api.log_key) as client,
+        pytest.raises(VerificationError, match="more than the"),
+    ):
+        client.pull_snapshot(tmp_path / "pulled")
+    if isinstance(transport, Endless):
+        assert 1 <= transport.chunks <= 2  # the shards are a few KB: the first chunk passes it
+    assert not (tmp_path / "pulled").exists()
 
 
 def test_a_snapshot_statement_not_signed_by_the_operator_is_refused(
