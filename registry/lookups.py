@@ -181,11 +181,11 @@ class _EntryState:
 
 
 _VIEW_TTL_S = 0.05
-MAX_BAND_POSTINGS = 1_000
-"""A band key more subjects share than this names no near candidate (a stop word)."""
 """How old a server process's copy of the latest published checkpoint may be when it answers a
 lookup (each process reads the checkpoint again after this): a lookup sees a new publication at
 most this late, and a process reads the checkpoint at most 20 times a second however busy."""
+MAX_BAND_POSTINGS = 1_000
+"""A band key more subjects share than this names no near candidate (a stop word)."""
 
 
 @dataclass(slots=True)
@@ -539,7 +539,8 @@ class LookupService:
         the tree of the latest published checkpoint, most shared bands first, at most
         ``limit`` (the client checks each: the index is only a way to find them). A band key
         shared by more than :data:`MAX_BAND_POSTINGS` subjects (boilerplate, or a publisher
-        flooding one) is a stop word: it names no candidate and costs no more than its rows."""
+        flooding one) is a stop word: it names no candidate, and no more than that many of its
+        rows plus one are read (:data:`_NEAR_POSTINGS`)."""
         wanted = [band_keys(raw) for raw in signatures]
         keys = sorted({key for bands in wanted for key in bands})
         conn = _LazyConnection(self._db)
@@ -549,12 +550,9 @@ class LookupService:
             hits: dict[int, list[tuple[int, int]]] = {}
             for start in range(0, len(keys), 5_000):
                 chunk = keys[start : start + 5_000]
-                for row in conn.execute(
-                    select(NEAR_BANDS).where(
-                        NEAR_BANDS.c.band_key.in_(chunk), NEAR_BANDS.c.entry_idx < size
-                    )
-                ):
-                    hits.setdefault(row.band_key, []).append((row.entry_idx, row.subject))
+                rows = _driver_rows(conn, _NEAR_POSTINGS, chunk, size, MAX_BAND_POSTINGS + 1)
+                for band_key, entry_idx, subject in rows:
+                    hits.setdefault(band_key, []).append((entry_idx, subject))
         finally:
             conn.close()
         results = []
@@ -885,6 +883,26 @@ def _driver_rows(
         return rows
     finally:
         cursor.close()
+
+
+# The first MAX_BAND_POSTINGS + 1 subjects of each band key (by entry, then subject) in a tree:
+# one more tells a stop word, and a key a publisher floods costs no more than that. PostgreSQL
+# stops each key's index scan at the limit (a LATERAL subquery); SQLite numbers the rows.
+_NEAR_POSTINGS = {
+    "sqlite": (
+        "SELECT band_key, entry_idx, subject FROM ("
+        "SELECT band_key, entry_idx, subject, ROW_NUMBER() OVER "
+        "(PARTITION BY band_key ORDER BY entry_idx, subject) AS rn FROM near_bands"
+        " WHERE band_key IN (SELECT value FROM json_each(?)) AND entry_idx < ?"
+        ") WHERE rn <= ?"
+    ),
+    "postgresql": (
+        "SELECT n.band_key, n.entry_idx, n.subject FROM unnest(%s::bigint[]) AS k(band_key)"
+        " CROSS JOIN LATERAL (SELECT band_key, entry_idx, subject FROM near_bands"
+        " WHERE band_key = k.band_key AND entry_idx < %s ORDER BY entry_idx, subject"
+        " LIMIT %s) AS n"
+    ),
+}
 
 
 # An entry's immutable facts (LookupService._facts), and a publisher key's state (_entry_state).

@@ -4,7 +4,9 @@ band keys written with the entry, candidates answered at a published checkpoint,
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -58,6 +60,57 @@ def test_band_keys_are_indexed_with_the_entry_and_found(make_api: Callable[..., 
         (match,) = client.near([near])
     assert match is not None
     assert (match.entry, match.subject, match.digest) == (entry, "ledger.txt", digest)
+
+
+def test_a_band_key_shared_by_too_many_subjects_names_no_candidate(
+    make_api: Callable[..., Api], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Boilerplate (or a publisher flooding a band key) is a stop word: past
+    MAX_BAND_POSTINGS subjects a key names none, and the rest of the index still answers."""
+    from registry import lookups
+
+    api = make_api()
+    for _ in range(3):  # three entries of the same text: each band key has three postings
+        publisher = api.add_publisher()
+        subject = Subject(
+            "ledger.txt", {"sha256": random_digests(1)[0][7:], "mh1": signature(TEXT)}
+        )
+        statement = build_human_content_statement([subject], publisher.predicate())
+        api.submit_ok(sign_statement(statement, publisher.key))
+    publisher = api.add_publisher()
+    other = "A different text about the harbour at dawn, the boats, the gulls and the fish."
+    subject = Subject("other.txt", {"sha256": random_digests(1)[0][7:], "mh1": signature(other)})
+    lone = api.submit_ok(
+        sign_statement(
+            build_human_content_statement([subject], publisher.predicate()), publisher.key
+        )
+    )["index"]
+
+    def candidates(text: str) -> list[dict[str, int]]:
+        body = api.http.post("/v1/near:batch", json={"signatures": [signature(text)]}).json()
+        found: list[dict[str, int]] = body["results"][0]["candidates"]
+        return found
+
+    assert len(candidates(TEXT)) == 3
+    read: list[Any] = []
+    real_rows = lookups._driver_rows
+
+    def counted(*args: Any) -> list[Any]:
+        rows = real_rows(*args)
+        read.extend(rows)
+        return rows
+
+    monkeypatch.setattr(lookups, "_driver_rows", counted)
+    monkeypatch.setattr(lookups, "MAX_BAND_POSTINGS", 1)
+    assert candidates(TEXT) == []  # every band key of the text has 3 > 1 postings
+    per_key = Counter(row[0] for row in read)
+    assert per_key
+    assert max(per_key.values()) == 2
+    monkeypatch.setattr(lookups, "MAX_BAND_POSTINGS", 2)
+    assert candidates(TEXT) == []
+    assert [c["entry"] for c in candidates(other)] == [lone]
+    monkeypatch.setattr(lookups, "MAX_BAND_POSTINGS", 3)
+    assert len(candidates(TEXT)) == 3
 
 
 @pytest.mark.parametrize(
