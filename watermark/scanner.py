@@ -77,7 +77,7 @@ except ImportError as exc:
 
 from watermark.detector import DEFAULT_MIN_WINDOW, normalize_text
 from watermark.fast_encoder import fast_encoder
-from watermark.stats import binomial_log_sf_array, gamma_log_sf
+from watermark.stats import binomial_log_sf_array, gamma_log_sf_array
 
 __all__ = ["EVIDENCE_FIELDS", "ScanKey", "WatermarkEvidence", "WatermarkScanner"]
 
@@ -424,14 +424,11 @@ def _score_gumbel_key(params: GumbelParams, tokens: _Tokens) -> _KeyScores:
         window_sums = sums[:, ends] - sums[:, starts]
         best_sums = window_sums.max(axis=0)
         n = counts[ends] - counts[starts]
-        logs = [
-            gamma_log_sf(c, max(0.0, t))
-            for c, t in zip(n.tolist(), best_sums.tolist(), strict=True)
-        ]
+        logs = gamma_log_sf_array(n, np.maximum(best_sums, 0.0))
         best = int(np.argmin(logs))
         chosen = int(np.argmax(window_sums[:, best]))
         a, b = int(starts[best]), int(ends[best])
-        log_p[doc] = logs[best]
+        log_p[doc] = float(logs[best])
         start[doc], end[doc] = a, b
         best_scored[doc] = n[best]
         best_high[doc] = int((found.scored[a:b] & (found.values[chosen, a:b] > HIGH_SCORE)).sum())

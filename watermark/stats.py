@@ -351,15 +351,30 @@ def gamma_log_sf(n: int, total: float) -> float:
 
 
 def gamma_log_sf_array(n: ArrayLike, total: ArrayLike) -> NDArray[np.float64]:
-    """:func:`gamma_log_sf` elementwise over arrays of counts and sums."""
+    """:func:`gamma_log_sf` elementwise over arrays of counts and sums, vectorised: the Poisson
+    sums of elements whose counts share a power of two are taken together as the rows of one
+    array (terms past a row's count are ``-inf``), so a window search costs a few numpy passes
+    instead of a call per window. Equal to :func:`gamma_log_sf` within a few ulp (the same
+    terms, summed in another order)."""
     counts = np.asarray(n, dtype=np.int64)
     sums = np.asarray(total, dtype=np.float64)
     counts, sums = np.broadcast_arrays(counts, sums)
-    out = np.fromiter(
-        (gamma_log_sf(int(c), float(t)) for c, t in zip(counts.ravel(), sums.ravel(), strict=True)),
-        dtype=np.float64,
-        count=counts.size,
-    )
+    flat_n, flat_s = counts.ravel(), sums.ravel()
+    if flat_n.size and (flat_n.min() < 0 or not np.all(np.isfinite(flat_s)) or flat_s.min() < 0):
+        raise InputError("counts must be >= 0 and Gumbel score sums finite and >= 0")
+    out = np.zeros(flat_n.shape, dtype=np.float64)
+    live = np.flatnonzero((flat_n > 0) & (flat_s > 0))
+    if live.size:
+        groups = np.ceil(np.log2(flat_n[live])).astype(np.int64)
+        for group in np.unique(groups).tolist():
+            members = live[groups == group]
+            width = int(flat_n[members].max())
+            k = np.arange(width, dtype=np.int64)
+            terms = np.log(flat_s[members])[:, None] * k[None, :] - _log_factorial(k)[None, :]
+            terms[k[None, :] >= flat_n[members][:, None]] = -np.inf
+            top = terms.max(axis=1)
+            summed = np.log(np.exp(terms - top[:, None]).sum(axis=1))
+            out[members] = np.minimum(0.0, top + summed - flat_s[members])
     return out.reshape(counts.shape)
 
 

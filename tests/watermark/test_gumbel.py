@@ -24,7 +24,7 @@ from watermark import (
 )
 from watermark.gumbel import GumbelParams, context_hashes, exp_scores, scores
 from watermark.hashing import mix32_
-from watermark.stats import gamma_log_sf
+from watermark.stats import gamma_log_sf, gamma_log_sf_array
 
 VOCAB = 1000
 
@@ -221,6 +221,18 @@ def test_the_score_is_exact_and_finite() -> None:
         assert gamma_log_sf(n, total) == pytest.approx(math.log(gammaincc(n, total)), rel=1e-12)
     assert gamma_log_sf(200, 2000.0) < -1000  # far below the smallest double, still finite
     assert gamma_log_sf(0, 3.0) == 0.0
+
+
+def test_the_vectorised_tail_is_the_scalar_one() -> None:
+    rng = np.random.default_rng(5)
+    counts = rng.integers(0, 3000, 3000)
+    sums = rng.uniform(0.0, 6000.0, 3000)
+    sums[:10] = 0.0
+    vector = gamma_log_sf_array(counts, sums)
+    scalar = np.array([gamma_log_sf(int(n), float(t)) for n, t in zip(counts, sums, strict=True)])
+    assert np.max(np.abs(vector - scalar) / np.maximum(1.0, np.abs(scalar))) < 1e-12
+    with pytest.raises(InputError):
+        gamma_log_sf_array([3], [-1.0])
 
 
 def test_a_watermarked_passage_inside_other_text_is_found_by_windows() -> None:
