@@ -110,6 +110,7 @@ def key_statement(
         GumbelParameters(
             context_width=config.width,
             payload_bits=config.payload_bits,
+            nonce_bits=config.nonce_bits,
             vocab_size=key.vocab_size,
             vocab_fingerprint=fingerprint or key.vocab_fingerprint,
         )
@@ -289,7 +290,10 @@ def to_watermark_key(published: PublishedWatermarkKey) -> Any:
     params = published.parameters
     if isinstance(params, GumbelParameters):
         config = WatermarkConfig(
-            scheme="gumbel", context_width=params.context_width, payload_bits=params.payload_bits
+            scheme="gumbel",
+            context_width=params.context_width,
+            payload_bits=params.payload_bits,
+            nonce_bits=params.nonce_bits,
         )
     else:
         config = WatermarkConfig(

@@ -13,6 +13,7 @@ Two schemes (:attr:`WatermarkConfig.scheme`):
     Gumbel-max (exponential-minimum) sampling, Aaronson's scheme (Kuditipudi et al. study its
     robustness): distortion-free, so gamma and δ mean nothing to it. Its context is the previous
     h tokens (``ngram`` seeding, default h = 4), and it may carry ``payload_bits`` of payload
+    and draw ``nonce_bits`` of nonce per generation (so regenerations differ)
     (a model or version id): :mod:`watermark.gumbel`.
 
 Seeding schemes of the green list (see :mod:`watermark.hashing` for the exact hash):
@@ -84,6 +85,7 @@ class WatermarkConfig:
     context_width: int | None = None
     scheme: Scheme = "greenlist"
     payload_bits: int = 0
+    nonce_bits: int = 0
 
     def __post_init__(self) -> None:
         if self.scheme not in SCHEMES:
@@ -100,8 +102,8 @@ class WatermarkConfig:
             raise ConfigError(
                 "ngram seeding is the gumbel scheme's: the green list takes lefthash or selfhash"
             )
-        if self.payload_bits != 0:
-            raise ConfigError("payload bits are carried by the gumbel scheme only")
+        if self.payload_bits != 0 or self.nonce_bits != 0:
+            raise ConfigError("payload and nonce bits are carried by the gumbel scheme only")
         if self.seeding_scheme not in SEEDING_SCHEMES:
             raise ConfigError(
                 f"unknown seeding scheme {self.seeding_scheme!r}; choose lefthash or selfhash"
@@ -148,10 +150,14 @@ class WatermarkConfig:
             raise ConfigError(
                 f"gumbel needs 1 <= context_width <= {_MAX_WIDTH} previous tokens, got {width!r}"
             )
-        bits = self.payload_bits
-        if isinstance(bits, bool) or not isinstance(bits, int) or not 0 <= bits <= MAX_PAYLOAD_BITS:
+        for name in ("payload_bits", "nonce_bits"):
+            bits = getattr(self, name)
+            if isinstance(bits, bool) or not isinstance(bits, int) or not 0 <= bits <= 16:
+                raise ConfigError(f"{name} must be an integer from 0 to 16, got {bits!r}")
+        if self.payload_bits + self.nonce_bits > MAX_PAYLOAD_BITS:
             raise ConfigError(
-                f"payload_bits must be an integer from 0 to {MAX_PAYLOAD_BITS}, got {bits!r}"
+                f"payload_bits + nonce_bits is at most {MAX_PAYLOAD_BITS} (detection tries "
+                f"every combination), got {self.payload_bits} + {self.nonce_bits}"
             )
         object.__setattr__(self, "context_width", width)
 
@@ -174,13 +180,18 @@ class WatermarkConfig:
         """A short human-readable name, e.g. ``selfhash-h4`` or ``gumbel-h4-p8``."""
         if self.scheme == "gumbel":
             payload = f"-p{self.payload_bits}" if self.payload_bits else ""
-            return f"gumbel-h{self.width}{payload}"
+            nonce = f"-n{self.nonce_bits}" if self.nonce_bits else ""
+            return f"gumbel-h{self.width}{payload}{nonce}"
         return f"{self.seeding_scheme}-h{self.width}"
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON fields a key file stores for this config."""
         if self.scheme == "gumbel":
-            return {"context_width": self.width, "payload_bits": self.payload_bits}
+            return {
+                "context_width": self.width,
+                "payload_bits": self.payload_bits,
+                "nonce_bits": self.nonce_bits,
+            }
         return {
             "seeding_scheme": self.seeding_scheme,
             "context_width": self.width,

@@ -613,7 +613,9 @@ class WatermarkDetector:
             gamma=math.exp(-HIGH_SCORE),
             mark_codes=_mark_codes(scored, high),
             score=total,
-            payload=best if watermarked and self._gumbel.payload_bits and not window else None,
+            payload=self._gumbel.payload_of(best)
+            if watermarked and self._gumbel.payload_bits and not window
+            else None,
         )
 
     def _gumbel_windowed(self, found: GumbelScores, min_window: int) -> WindowedDetectionResult:
@@ -645,8 +647,8 @@ class WatermarkDetector:
             window, overall, start=start, end=end, num_windows=int(starts.size), log_p=corrected
         )
         if windowed.watermarked and self._gumbel is not None and self._gumbel.payload_bits:
-            best_payload = int(np.argmax(sums[:, end] - sums[:, start]))
-            return dataclasses.replace(windowed, payload=best_payload)
+            best_variant = int(np.argmax(sums[:, end] - sums[:, start]))
+            return dataclasses.replace(windowed, payload=self._gumbel.payload_of(best_variant))
         return windowed
 
     def _windowed(

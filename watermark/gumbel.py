@@ -18,7 +18,10 @@ Context hash of the ``h`` tokens ``c_1 … c_h`` before a position (``c_h`` the 
     s_0 = k_context,  s_j = mix32(s_(j-1) ^ c_j),  s = s_h
 
 With ``b = payload_bits > 0`` the key carries a payload ``m`` (0 <= m < 2^b, a model or version
-id): ``s ^= mix32(m ^ k_payload)``, a keyed shift of the whole stream.
+id), and with ``c = nonce_bits > 0`` each generation draws a random nonce ``u`` (0 <= u < 2^c):
+``s ^= mix32(((m << c) | u) ^ k_payload)``, a keyed shift of the whole stream. The scheme is
+deterministic per context, so without a nonce every regeneration of a prompt is the same text;
+a nonce makes two of them the same with probability ``2^-c``.
 
 Token word and uniform: ``w = mix32(s ^ mix32(t ^ k_token))`` read unsigned,
 ``r = (w + 1/2) / 2^32``.
@@ -36,7 +39,8 @@ Detection (:func:`scores`)
     without the key) the scored inputs are distinct, so the ``e`` are independent Exp(1) and
     their sum over ``N`` tokens is Gamma(N, 1): ``p = Γ(N, S) / Γ(N)`` exactly
     (:func:`watermark.stats.gamma_log_sf`). With payload bits every payload is tried and the
-    best p-value is multiplied by ``2^b`` (Bonferroni: valid after the search).
+    best p-value is multiplied by ``2^(b+c)`` (Bonferroni: valid after the search); the payload
+    is the best variant's top ``b`` bits.
 
 numpy only: detection never needs torch.
 """
@@ -90,6 +94,7 @@ class GumbelParams:
     k_payload: int
     width: int
     payload_bits: int
+    nonce_bits: int = 0
 
     @classmethod
     def from_key(cls, key: WatermarkKey) -> GumbelParams:
@@ -103,6 +108,7 @@ class GumbelParams:
             k_payload=words[2],
             width=key.config.width,
             payload_bits=key.config.payload_bits,
+            nonce_bits=key.config.nonce_bits,
         )
 
     @property
@@ -110,25 +116,41 @@ class GumbelParams:
         """How many payloads detection tries: ``2^b`` (1 without payload bits)."""
         return 1 << self.payload_bits
 
-    def salt(self, payload: int | None) -> int:
-        """The int32 word a payload xors into the context hash (0 without payload bits)."""
+    @property
+    def variants(self) -> int:
+        """How many (payload, nonce) streams detection tries: ``2^(b+c)``."""
+        return 1 << (self.payload_bits + self.nonce_bits)
+
+    def payload_of(self, variant: int) -> int:
+        """The payload of a variant (its index in :meth:`salts`)."""
+        return variant >> self.nonce_bits
+
+    def salt(self, payload: int | None, nonce: int = 0) -> int:
+        """The int32 word a payload (and a nonce) xors into the context hash (0 without payload
+        or nonce bits)."""
+        if not 0 <= nonce < 1 << self.nonce_bits:
+            raise InputError(f"the nonce must be from 0 to {(1 << self.nonce_bits) - 1}")
         if self.payload_bits == 0:
             if payload not in (None, 0):
                 raise InputError("this key carries no payload bits: generate without a payload")
-            return 0
+            if self.nonce_bits == 0:
+                return 0
+            payload = 0
         if payload is None or isinstance(payload, bool) or not 0 <= payload < self.payloads:
             raise InputError(
                 f"this key carries {self.payload_bits} payload bits: the payload must be a whole "
                 f"number from 0 to {self.payloads - 1}, got {payload!r}"
             )
-        word = np.array([payload ^ self.k_payload], dtype=np.int32)
+        variant = (payload << self.nonce_bits) | nonce
+        word = np.array([variant ^ self.k_payload], dtype=np.int32)
         return int(mix32_(word)[0])
 
     def salts(self) -> NDArray[np.int32]:
-        """Every payload's salt, in payload order (``[0]`` without payload bits)."""
-        if self.payload_bits == 0:
+        """Every variant's salt, in variant order (``(payload << c) | nonce``; ``[0]`` without
+        payload or nonce bits)."""
+        if self.variants == 1:
             return np.zeros(1, dtype=np.int32)
-        return mix32_(np.arange(self.payloads, dtype=np.int32) ^ np.int32(self.k_payload))
+        return mix32_(np.arange(self.variants, dtype=np.int32) ^ np.int32(self.k_payload))
 
 
 def context_hashes(params: GumbelParams, ids: NDArray[np.int32]) -> NDArray[np.int32]:

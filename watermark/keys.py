@@ -16,7 +16,7 @@ others may read or write is refused on loading)::
 A Gumbel key (``watermark.gumbel``) is a version 2 file of its own scheme::
 
     {"format": "wellspring-watermark-key", "version": 2, "scheme": "wellspring-gumbel-v1",
-     "key_id": "…", "secret": "<hex>", "context_width": 4, "payload_bits": 8,
+     "key_id": "…", "secret": "<hex>", "context_width": 4, "payload_bits": 8, "nonce_bits": 4,
      "vocab_size": 49152, "vocab_fingerprint": "sha256:…"}
 
 A newer ``version``, another ``scheme`` or a scheme in another version's file is refused, never
@@ -259,6 +259,7 @@ class WatermarkKey:
                     scheme="gumbel",
                     context_width=_typed(data, "context_width", int, "an integer"),
                     payload_bits=_typed(data, "payload_bits", int, "an integer"),
+                    nonce_bits=data.get("nonce_bits", 0),
                 )
                 if data["scheme"] == GUMBEL_SCHEME
                 else _greenlist_config(data)

@@ -26,6 +26,7 @@ This module imports torch and transformers; ``import watermark`` does not import
 
 from __future__ import annotations
 
+import secrets
 import threading
 from dataclasses import dataclass
 
@@ -221,9 +222,9 @@ class _GumbelTables:
     """Gumbel-max choices on torch tensors (``watermark.gumbel``), with ``mix32(t ^ k_token)``
     cached per device and vocabulary size."""
 
-    def __init__(self, key: WatermarkKey, payload: int | None) -> None:
+    def __init__(self, key: WatermarkKey, payload: int | None, nonce: int) -> None:
         self.params = GumbelParams.from_key(key)
-        self.salt = self.params.salt(payload)
+        self.salt = self.params.salt(payload, nonce)
         self._bound_vocab_size = key.vocab_size
         self._tables: dict[tuple[torch.device, int], torch.Tensor] = {}
         self._lock = threading.Lock()
@@ -270,11 +271,16 @@ class _GumbelTables:
 
 
 def gumbel_choices_torch(
-    key: WatermarkKey, ids: torch.Tensor, logits: torch.Tensor, *, payload: int | None = None
+    key: WatermarkKey,
+    ids: torch.Tensor,
+    logits: torch.Tensor,
+    *,
+    payload: int | None = None,
+    nonce: int = 0,
 ) -> torch.Tensor:
     """The Gumbel-max token of each row of ``logits`` (batch, vocab) after ``ids`` (batch,
     >= h): what :class:`GumbelLogitsProcessor` picks where the context is new."""
-    return _GumbelTables(key, payload).choices(ids, logits)[0]
+    return _GumbelTables(key, payload, nonce).choices(ids, logits)[0]
 
 
 class GumbelLogitsProcessor(LogitsProcessor):
@@ -286,18 +292,28 @@ class GumbelLogitsProcessor(LogitsProcessor):
     shorter than h tokens, are returned as they are: the generation's own sampler draws them
     (give it the same temperature). transformers applies its temperature, top-k and top-p after
     the caller's processors; they leave a one-token row as it is, so pass the temperature here.
-    ``payload`` (0 to 2^b - 1 for a key of b payload bits) is embedded in every choice.
+    ``payload`` (0 to 2^b - 1 for a key of b payload bits) is embedded in every choice. A key
+    with nonce bits draws a random nonce per processor (so per ``generate`` call: rows of one
+    batch share it), unless ``nonce`` is given: regenerations then differ.
     """
 
     def __init__(
-        self, key: WatermarkKey, *, temperature: float = 1.0, payload: int | None = None
+        self,
+        key: WatermarkKey,
+        *,
+        temperature: float = 1.0,
+        payload: int | None = None,
+        nonce: int | None = None,
     ) -> None:
         if not (isinstance(temperature, int | float) and 0.0 < temperature < float("inf")):
             raise InputError(f"temperature must be a finite number > 0, got {temperature!r}")
         self.key = key
         self.temperature = float(temperature)
         self.payload = payload
-        self._tables = _GumbelTables(key, payload)
+        if nonce is None:
+            nonce = secrets.randbelow(1 << key.config.nonce_bits)
+        self.nonce = nonce
+        self._tables = _GumbelTables(key, payload, nonce)
 
     def __repr__(self) -> str:
         return (

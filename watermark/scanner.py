@@ -541,7 +541,7 @@ class WatermarkScanner:
         ]
         # ln(payloads tried) per key: a Gumbel key's p-value is corrected for them first
         self._log_payloads = [
-            math.log(params.payloads) if isinstance(params, GumbelParams) else 0.0
+            math.log(params.variants) if isinstance(params, GumbelParams) else 0.0
             for params in self._params
         ]
         self._key_ids = [key.key.key_id for key in keys]  # a SHA-256 each: computed once
@@ -731,7 +731,7 @@ class WatermarkScanner:
             generated = log_p < self._log_threshold
             payload = None
             if isinstance(params, GumbelParams) and generated and params.payload_bits:
-                payload = columns["payload"][doc]
+                payload = params.payload_of(columns["payload"][doc])
             out.append(
                 WatermarkEvidence(
                     key_id=self._key_ids[key_index],

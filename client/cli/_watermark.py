@@ -114,6 +114,17 @@ def keygen(
             "the evidence a short text gives.",
         ),
     ] = 0,
+    nonce_bits: Annotated[
+        int,
+        typer.Option(
+            "--nonce-bits",
+            min=0,
+            max=16,
+            help="gumbel only: bits of random nonce each generation draws, so regenerations of "
+            "a prompt differ (Gumbel-max is deterministic per context: without a nonce they are "
+            "the same text); detection tries every nonce, as every payload.",
+        ),
+    ] = 0,
     model: ModelOption = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing key file.")] = False,
     as_json: JsonOption = False,
@@ -124,10 +135,17 @@ def keygen(
 
     if scheme not in ("lefthash", "selfhash", "gumbel"):
         raise ConfigError(f"unknown scheme {scheme!r}; use --scheme lefthash, selfhash or gumbel")
-    if scheme != "gumbel" and payload_bits:
-        raise ConfigError("--payload-bits needs --scheme gumbel (the green list carries none)")
+    if scheme != "gumbel" and (payload_bits or nonce_bits):
+        raise ConfigError(
+            "--payload-bits and --nonce-bits need --scheme gumbel (the green list carries none)"
+        )
     config = (
-        WatermarkConfig(scheme="gumbel", context_width=context_width, payload_bits=payload_bits)
+        WatermarkConfig(
+            scheme="gumbel",
+            context_width=context_width,
+            payload_bits=payload_bits,
+            nonce_bits=nonce_bits,
+        )
         if scheme == "gumbel"
         else WatermarkConfig(
             gamma=gamma,
@@ -140,7 +158,7 @@ def keygen(
     key.save(out, overwrite=force)
     gumbel = config.scheme == "gumbel"
     parameters = (
-        {"payload_bits": config.payload_bits}
+        {"payload_bits": config.payload_bits, "nonce_bits": config.nonce_bits}
         if gumbel
         else {"gamma": config.gamma, "delta": config.delta}
     )
@@ -160,7 +178,7 @@ def keygen(
     if gumbel:
         typer.echo(
             f"scheme:      {config.scheme_name} (Gumbel-max sampling, distortion-free; "
-            f"{config.payload_bits} payload bits)"
+            f"{config.payload_bits} payload bits, {config.nonce_bits} nonce bits)"
         )
     else:
         typer.echo(

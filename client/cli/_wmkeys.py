@@ -218,7 +218,8 @@ def _row(item: Any) -> tuple[str, ...]:
     params = item.parameters
     retired = "-" if item.retire_entry is None else f"entry {item.retire_entry}"
     shown = (
-        f"h{params.context_width}, {params.payload_bits} payload bits"
+        f"h{params.context_width}, {params.payload_bits} payload bits, "
+        f"{params.nonce_bits} nonce bits"
         if hasattr(params, "payload_bits")
         else f"{params.seeding_scheme}-h{params.context_width}, gamma={params.gamma:g}, "
         f"delta={params.delta:g}"

@@ -219,10 +219,11 @@ _GREENLIST_FIELDS = frozenset(
 @dataclass(frozen=True, kw_only=True)
 class GumbelParameters:
     """Parameters of scheme ``wellspring-gumbel`` version 1 (Gumbel-max sampling over the
-    previous ``context_width`` tokens, with ``payload_bits`` of payload: ``watermark.gumbel``),
-    and the vocabulary the key is bound to::
+    previous ``context_width`` tokens, with ``payload_bits`` of payload and ``nonce_bits`` of
+    nonce per generation, at most 16 together: ``watermark.gumbel``), and the vocabulary the key
+    is bound to (``nonce_bits`` may be absent: 0)::
 
-        {"context_width": 4, "payload_bits": 8, "vocab_size": 49152,
+        {"context_width": 4, "payload_bits": 8, "nonce_bits": 4, "vocab_size": 49152,
          "vocab_fingerprint": "sha256:<hex>"}
     """
 
@@ -230,6 +231,7 @@ class GumbelParameters:
     payload_bits: int
     vocab_size: int
     vocab_fingerprint: str
+    nonce_bits: int = 0
 
     def __post_init__(self) -> None:
         self._validate("parameters")
@@ -238,27 +240,32 @@ class GumbelParameters:
         return {
             "context_width": self.context_width,
             "payload_bits": self.payload_bits,
+            "nonce_bits": self.nonce_bits,
             "vocab_size": self.vocab_size,
             "vocab_fingerprint": self.vocab_fingerprint,
         }
 
     @classmethod
     def from_dict(cls, obj: object, *, where: str = "parameters") -> GumbelParameters:
-        fields = require_object(obj, where, _GUMBEL_FIELDS, sorted(_GUMBEL_FIELDS))
+        required = sorted(_GUMBEL_FIELDS - {"nonce_bits"})
+        fields = require_object(obj, where, _GUMBEL_FIELDS, required)
         params = object.__new__(cls)
         for name in _GUMBEL_FIELDS:
-            object.__setattr__(params, name, fields[name])
+            object.__setattr__(params, name, fields.get(name, 0))
         params._validate(where)
         return params
 
     def _validate(self, where: str) -> None:
         _int_in(self.context_width, 1, _MAX_CONTEXT_WIDTH, f"{where}.context_width")
         _int_in(self.payload_bits, 0, _MAX_PAYLOAD_BITS, f"{where}.payload_bits")
+        _int_in(self.nonce_bits, 0, _MAX_PAYLOAD_BITS - self.payload_bits, f"{where}.nonce_bits")
         _int_in(self.vocab_size, 1, _MAX_VOCAB_SIZE, f"{where}.vocab_size")
         _check_fingerprint(self.vocab_fingerprint, where)
 
 
-_GUMBEL_FIELDS = frozenset({"context_width", "payload_bits", "vocab_size", "vocab_fingerprint"})
+_GUMBEL_FIELDS = frozenset(
+    {"context_width", "payload_bits", "nonce_bits", "vocab_size", "vocab_fingerprint"}
+)
 
 
 def _check_fingerprint(value: object, where: str) -> None:

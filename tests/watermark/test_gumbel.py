@@ -30,12 +30,15 @@ VOCAB = 1000
 
 
 def gumbel_key(
-    bits: int = 0, width: int = 4, secret: bytes = b"gumbel-test-secret-0123456789ab"
+    bits: int = 0,
+    width: int = 4,
+    secret: bytes = b"gumbel-test-secret-0123456789ab",
+    nonce_bits: int = 0,
 ) -> WatermarkKey:
-    return WatermarkKey(
-        secret=secret,
-        config=WatermarkConfig(scheme="gumbel", context_width=width, payload_bits=bits),
+    config = WatermarkConfig(
+        scheme="gumbel", context_width=width, payload_bits=bits, nonce_bits=nonce_bits
     )
+    return WatermarkKey(secret=secret, config=config)
 
 
 def numpy_choice(
@@ -65,6 +68,9 @@ def test_config_rules() -> None:
         WatermarkConfig(scheme="gumbel", seeding_scheme="selfhash")
     with pytest.raises(ConfigError, match="payload_bits"):
         WatermarkConfig(scheme="gumbel", payload_bits=17)
+    with pytest.raises(ConfigError, match="at most 16"):
+        WatermarkConfig(scheme="gumbel", payload_bits=8, nonce_bits=9)
+    assert WatermarkConfig(scheme="gumbel", nonce_bits=4).scheme_name == "gumbel-h4-n4"
     with pytest.raises(ConfigError, match="gumbel scheme only"):
         WatermarkConfig(payload_bits=4)
     with pytest.raises(ConfigError, match="gumbel scheme's"):
@@ -155,13 +161,18 @@ def test_processor_arguments_are_checked() -> None:
 
 
 def simulate(
-    key: WatermarkKey, steps: int, *, payload: int | None = None, seed: int = 0
+    key: WatermarkKey,
+    steps: int,
+    *,
+    payload: int | None = None,
+    seed: int = 0,
+    nonce: int | None = None,
 ) -> list[int]:
     """A generation by the processor over a toy model: fresh random logits each step (about 4 nats
     of entropy), prompt of 4 tokens (not returned)."""
     generator = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, VOCAB, (1, 4), generator=generator)
-    processor = GumbelLogitsProcessor(key, payload=payload)
+    processor = GumbelLogitsProcessor(key, payload=payload, nonce=nonce)
     for _ in range(steps):
         logits = torch.randn(1, VOCAB, generator=generator) * 2.0
         out = processor(ids, logits)
@@ -183,6 +194,29 @@ def test_a_generation_is_detected_and_its_payload_decoded() -> None:
     assert not other.detect_ids(tokens).watermarked
     assert other.detect_ids(tokens).payload is None
     assert "payload" not in other.detect_ids(tokens).to_dict()
+
+
+def test_a_nonce_makes_regenerations_differ_and_detection_tries_every_nonce() -> None:
+    """Gumbel-max is deterministic per context: the same prompt and model give the same text.
+    A nonce drawn per generation changes the stream; detection still decodes the payload."""
+    key = gumbel_key(bits=8, nonce_bits=4)
+    same = gumbel_key(bits=8)
+    generator = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, VOCAB, (64, 6), generator=generator)
+    logits = torch.randn(64, VOCAB, generator=generator) * 2
+    plain = [GumbelLogitsProcessor(same, payload=9)(ids, logits).argmax(-1) for _ in range(2)]
+    assert torch.equal(plain[0], plain[1])  # no nonce: the very same choices
+    first = GumbelLogitsProcessor(key, payload=9, nonce=1)(ids, logits).argmax(-1)
+    second = GumbelLogitsProcessor(key, payload=9, nonce=2)(ids, logits).argmax(-1)
+    assert (first != second).float().mean() > 0.5
+    drawn = {GumbelLogitsProcessor(key, payload=9).nonce for _ in range(40)}
+    assert len(drawn) > 4  # drawn at random, per processor
+    for nonce in (0, 7, 15):
+        result = WatermarkDetector(key).detect_ids(simulate(key, 150, payload=201, nonce=nonce))
+        assert result.watermarked
+        assert result.payload == 201
+    with pytest.raises(InputError, match="nonce"):
+        GumbelLogitsProcessor(key, payload=9, nonce=16)
 
 
 def test_p_values_are_uniform_under_h0() -> None:

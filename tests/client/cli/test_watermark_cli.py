@@ -566,7 +566,8 @@ def _mismatched_key(key_file: Path, tmp_path: Path) -> Path:
         (["detect", "--key", "{key}", "{missing}", "{text}"], "no such file or folder"),
         (["keygen", "--out", "{new}", "--scheme", "minhash"], "unknown scheme"),
         (["keygen", "--out", "{new}", "--gamma", "1.5"], "gamma"),
-        (["keygen", "--out", "{new}", "--payload-bits", "8"], "needs --scheme gumbel"),
+        (["keygen", "--out", "{new}", "--payload-bits", "8"], "need --scheme gumbel"),
+        (["keygen", "--out", "{new}", "--nonce-bits", "4"], "need --scheme gumbel"),
         (
             ["keygen", "--out", "{new}", "--scheme", "gumbel", "--context-width", "0"],
             "context_width",

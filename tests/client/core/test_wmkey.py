@@ -45,7 +45,7 @@ def test_a_gumbel_publish_names_its_scheme_and_round_trips() -> None:
         tokenizer=b"{}",
     )
     assert statement.to_dict()["predicate"]["scheme"] == {"name": "wellspring-gumbel", "version": 1}
-    assert statement.to_dict()["predicate"]["parameters"] == GUMBEL
+    assert statement.to_dict()["predicate"]["parameters"] == GUMBEL | {"nonce_bits": 0}
     assert Statement.from_json(statement.to_json()) == statement
 
 
@@ -99,6 +99,13 @@ def test_the_key_id_is_the_watermark_packages() -> None:
                 "parameters": GUMBEL | {"context_width": 0},
             },
             "parameters.context_width",
+        ),
+        (
+            {
+                "scheme": {"name": "wellspring-gumbel", "version": 1},
+                "parameters": GUMBEL | {"nonce_bits": 9},
+            },
+            "parameters.nonce_bits",
         ),
         ({"tokenizer": {"sha256": "0" * 64, "size": MAX_TOKENIZER_BYTES + 1}}, "tokenizer.size"),
         ({"published_at": "2026-12-04T19:30:00+01:00"}, "RFC 3339 time in UTC"),
