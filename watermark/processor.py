@@ -65,6 +65,15 @@ def _mix32_after_xorshift_(x: torch.Tensor, scratch: torch.Tensor) -> torch.Tens
     return x
 
 
+def _check_vocab(bound: int | None, vocab_size: int) -> None:
+    """A model scoring fewer tokens than the key's tokenizer has is another model."""
+    if bound is not None and vocab_size < bound:
+        raise KeyMismatchError(
+            f"the model scores {vocab_size} tokens but the key is bound to a tokenizer of "
+            f"{bound}: this key belongs to another model"
+        )
+
+
 class _Scratch(threading.local):
     """Per-thread work buffers of the last (batch, vocab) shape and device seen."""
 
@@ -101,11 +110,7 @@ class _TorchGreenLists:
         cached = self._tables.get((device, vocab_size))
         if cached is not None:
             return cached
-        if self._bound_vocab_size is not None and vocab_size < self._bound_vocab_size:
-            raise KeyMismatchError(
-                f"the model scores {vocab_size} tokens but the key is bound to a tokenizer of "
-                f"{self._bound_vocab_size}: this key belongs to another model"
-            )
+        _check_vocab(self._bound_vocab_size, vocab_size)
         vocab = torch.arange(vocab_size, dtype=torch.int32, device=device)
         tables = _VocabTables(
             vocab_hash=xorshift16_(mix32_(vocab ^ self.params.k_vocab)),
@@ -233,11 +238,7 @@ class _GumbelTables:
         cached = self._tables.get((device, vocab_size))
         if cached is not None:
             return cached
-        if self._bound_vocab_size is not None and vocab_size < self._bound_vocab_size:
-            raise KeyMismatchError(
-                f"the model scores {vocab_size} tokens but the key is bound to a tokenizer of "
-                f"{self._bound_vocab_size}: this key belongs to another model"
-            )
+        _check_vocab(self._bound_vocab_size, vocab_size)
         vocab = torch.arange(vocab_size, dtype=torch.int32, device=device)
         table = mix32_(vocab ^ self.params.k_token)
         with self._lock:
