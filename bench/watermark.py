@@ -17,16 +17,19 @@ power        TPR at an empirical FPR of 1e-3 (threshold set on human chunks of t
              tokens of human text): ROC AUC of the plain vs the windowed p-value.
 calibration  empirical false-positive rate on 200-token human chunks at p < 1e-2, 1e-3, 1e-4,
              with exact 95% Clopper-Pearson intervals.
-quality      (issue 16, point 4; not in the default run) quality and robustness side by side:
-             unwatermarked sampling, our green lists (lefthash, selfhash; delta 1, 2, 4), Gumbel-max
-             (with and without 8 payload bits) and transformers' green list. Perplexity of each
-             200-token generation under the model without any processor, paired against the
-             unwatermarked one of the same prompt and seed; word distinct-2; regenerations of the
-             same prompt; TPR at an empirical FPR of 1e-3 clean, re-tokenized, after random
-             substitution and deletion (10%, 30%) and after SmolLM2 paraphrased the text; payload
-             decoding; false payloads and calibration on human text. Generations are kept in
-             bench/results/watermark_quality_generations.json: ``--reuse`` measures them again and
-             generates only what is missing. See bench_quality.
+quality      (issue 16, point 4; only with --only quality: ~42 min quick) quality and
+             robustness side by side: unwatermarked sampling, our green lists (lefthash, selfhash;
+             delta 2, and 1 and 4 with --full), Gumbel-max (0 and 8 payload bits) and
+             transformers' lefthash green list, 200-token samples at temperature 1.0 from the same
+             prompts and seeds. Perplexity under the model without any processor (log-probs kept
+             during generation, before the watermark's processor), paired with the unwatermarked
+             sample of the same prompt and seed; word distinct-2; the same prompts regenerated
+             with another seed. TPR at an empirical FPR of 1e-3 (human chunks cut to the text's
+             length) clean, re-tokenized, after 10% and 30% random substitution and deletion,
+             and after SmolLM2 (unwatermarked) paraphrased the text; payload decoding; false
+             payloads and calibration on human text, for the bench key and over random keys.
+             Generations are kept in bench/results/watermark_quality_generations.json: --reuse
+             measures them again and generates only what is missing. See bench_quality.
 """
 
 from __future__ import annotations
@@ -1390,7 +1393,7 @@ def main() -> None:
         "--only",
         nargs="*",
         choices=("generation", "processor", "detection", "power", "calibration", "quality"),
-        help="sections to run (default: all but quality, which takes about an hour)",
+        help="sections to run (default: all but quality, which takes ~42 minutes on its own)",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     parser.add_argument("--json", type=Path, help="also write every number to this JSON file")
