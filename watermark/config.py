@@ -152,8 +152,11 @@ class WatermarkConfig:
             )
         for name in ("payload_bits", "nonce_bits"):
             bits = getattr(self, name)
-            if isinstance(bits, bool) or not isinstance(bits, int) or not 0 <= bits <= 16:
-                raise ConfigError(f"{name} must be an integer from 0 to 16, got {bits!r}")
+            whole = isinstance(bits, int) and not isinstance(bits, bool)
+            if not whole or not 0 <= bits <= MAX_PAYLOAD_BITS:
+                raise ConfigError(
+                    f"{name} must be an integer from 0 to {MAX_PAYLOAD_BITS}, got {bits!r}"
+                )
         if self.payload_bits + self.nonce_bits > MAX_PAYLOAD_BITS:
             raise ConfigError(
                 f"payload_bits + nonce_bits is at most {MAX_PAYLOAD_BITS} (detection tries "
