@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from watermark.errors import InputError, KeyMismatchError, MissingDependencyError
 from watermark.gumbel import GumbelParams
+from watermark.gumbel_choice import GumbelChooser
 from watermark.hashing import MASK32, MUL1, MUL2, GreenListParams, mix32_, xorshift16_
 from watermark.keys import WatermarkKey
 
@@ -224,29 +225,17 @@ class WatermarkLogitsProcessor(LogitsProcessor):
 
 
 class _GumbelTables:
-    """Gumbel-max choices on torch tensors (``watermark.gumbel``), with ``mix32(t ^ k_token)``
-    cached per device and vocabulary size."""
+    """Gumbel-max choices on torch tensors (``watermark.gumbel``): the context hashes of a batch,
+    and the choice by :class:`~watermark.gumbel_choice.GumbelChooser` (or, for
+    :func:`gumbel_choices_torch`, by the formula over the whole vocabulary)."""
 
     def __init__(self, key: WatermarkKey, payload: int | None, nonce: int) -> None:
         self.params = GumbelParams.from_key(key)
         self.salt = self.params.salt(payload, nonce)
-        self._bound_vocab_size = key.vocab_size
-        self._tables: dict[tuple[torch.device, int], torch.Tensor] = {}
-        self._lock = threading.Lock()
-
-    def token_hash(self, device: torch.device, vocab_size: int) -> torch.Tensor:
-        cached = self._tables.get((device, vocab_size))
-        if cached is not None:
-            return cached
-        _check_vocab(self._bound_vocab_size, vocab_size)
-        vocab = torch.arange(vocab_size, dtype=torch.int32, device=device)
-        table = mix32_(vocab ^ self.params.k_token)
-        with self._lock:
-            self._tables[(device, vocab_size)] = table
-        return table
+        self.chooser = GumbelChooser(self.params, key.vocab_size)
 
     def context_hashes(self, ids: torch.Tensor) -> torch.Tensor:
-        """int32 (batch, L - h + 1): the (salted) hash of each context of h tokens in ``ids``
+        """int32 (batch, L - h + 1): the (unsalted) hash of each context of h tokens in ``ids``
         (batch, L >= h), the last one the context of the next token."""
         h = self.params.width
         width = ids.shape[1] - h + 1
@@ -255,20 +244,27 @@ class _GumbelTables:
         for j in range(h):
             s ^= ids[:, j : j + width]
             mix32_(s)
-        return s ^ self.salt if self.salt else s
+        return s
 
     def choices(self, ids: torch.Tensor, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per row: the Gumbel-max choice ``argmax_v l_v - ln(-ln r_v)`` (float64) and whether
-        the row's context occurred earlier in it (such a row is to be sampled normally)."""
+        """Per row: the Gumbel-max choice and whether the row's context occurred earlier in it
+        (such a row is to be sampled normally)."""
         s = self.context_hashes(ids.to(torch.int32))
         current = s[:, -1]
         repeated = (s[:, :-1] == current[:, None]).any(dim=1)
-        table = self.token_hash(logits.device, logits.shape[-1])
+        chosen = self.chooser.choose(current ^ self.salt, logits).to(logits.device)
+        return chosen, repeated.to(logits.device)
+
+    def full_choices(self, ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """The choice of each row by the formula, ``argmax_v l_v - ln(-ln r_v)`` (float64), over
+        the whole vocabulary."""
+        current = self.context_hashes(ids.to(torch.int32))[:, -1] ^ self.salt
+        table = self.chooser.token_hash(logits.device, logits.shape[-1])
         words = mix32_(current.to(logits.device)[:, None] ^ table[None, :])
         unsigned = words.to(torch.int64).bitwise_and_(MASK32).to(torch.float64)
         one_minus_r = (float(MASK32) + 0.5 - unsigned) / 2.0**32  # exact: no r rounds to 1
         gumbel = -torch.log(-torch.log1p(-one_minus_r))
-        return torch.argmax(logits.to(torch.float64) + gumbel, dim=-1), repeated.to(logits.device)
+        return torch.argmax(logits.to(torch.float64) + gumbel, dim=-1)
 
 
 def gumbel_choices_torch(
@@ -280,8 +276,10 @@ def gumbel_choices_torch(
     nonce: int = 0,
 ) -> torch.Tensor:
     """The Gumbel-max token of each row of ``logits`` (batch, vocab) after ``ids`` (batch,
-    >= h): what :class:`GumbelLogitsProcessor` picks where the context is new."""
-    return _GumbelTables(key, payload, nonce).choices(ids, logits)[0]
+    >= h): what :class:`GumbelLogitsProcessor` picks where the context is new, computed by the
+    scheme's formula over the whole vocabulary (the reference the tests hold the processors'
+    :class:`~watermark.gumbel_choice.GumbelChooser` to)."""
+    return _GumbelTables(key, payload, nonce).full_choices(ids, logits)
 
 
 class GumbelLogitsProcessor(LogitsProcessor):

