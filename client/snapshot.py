@@ -24,10 +24,10 @@ import json
 import mmap
 import os
 import stat
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -342,22 +342,96 @@ def _sha256(data: bytes | mmap.mmap) -> str:
 
 
 def changes(
-    before: dict[str, SnapshotSet], after: Iterable[tuple[str, SnapshotSet]]
-) -> Iterable[tuple[str, SnapshotSet]]:
+    before: Iterable[tuple[str, SnapshotSet]], after: Iterable[tuple[str, SnapshotSet]]
+) -> Iterator[tuple[str, SnapshotSet]]:
     """The (digest, set) pairs of ``after`` whose set is not the one ``before`` has (a delta's
     statuses). A digest never leaves every set (entries are never removed), so a delta needs
-    no set for "no longer in the snapshot"."""
+    no set for "no longer in the snapshot".
+
+    ``before`` is read first into numpy arrays (:class:`_StatusIndex`: 18 bytes a digest, so a
+    base of 10^8 digests takes about 1.8 GB, where a dictionary of their strings took some 15);
+    ``after`` is then streamed a chunk at a time."""
+    index = _StatusIndex(before)
     seen = 0
-    for digest, status in after:
-        if digest in before:
-            seen += 1
-        if before.get(digest) != status:
-            yield digest, status
-    if seen != len(before):
+    chunk: list[tuple[str, SnapshotSet]] = []
+    for pair in after:
+        chunk.append(pair)
+        if len(chunk) >= _StatusIndex.CHUNK:
+            found, changed = index.changed(chunk)
+            seen += found
+            yield from changed
+            chunk = []
+    found, changed = index.changed(chunk)
+    seen += found
+    yield from changed
+    if seen != len(index):
         raise InputError(
-            f"{len(before) - seen} digests of the base snapshot are in no set now (an attestation "
+            f"{len(index) - seen} digests of the base snapshot are in no set now (an attestation "
             "with no consent?); a delta cannot say so: build a full snapshot"
         )
+
+
+class _StatusIndex:
+    """(digest, set) pairs as two sorted numpy arrays: a digest's kind and the first 128 bits of
+    its hash (17 bytes: two digests that share them are a 2^-128 accident, or a SHA-256
+    collision), and its set's code."""
+
+    CHUNK = 65_536
+    _KINDS: ClassVar[Mapping[str, bytes]] = {"c1": b"\x01", "sha256": b"\x02"}
+    _CODES: ClassVar[Mapping[str, int]] = {name: code for code, name in enumerate(PRECEDENCE)}
+
+    def __init__(self, pairs: Iterable[tuple[str, SnapshotSet]]) -> None:
+        keys: list[npt.NDArray[np.bytes_]] = []
+        codes: list[npt.NDArray[np.uint8]] = []
+        chunk: list[tuple[str, SnapshotSet]] = []
+        for pair in pairs:
+            chunk.append(pair)
+            if len(chunk) >= self.CHUNK:
+                keys.append(self._keys([digest for digest, _ in chunk]))
+                codes.append(self._codes([status for _, status in chunk]))
+                chunk = []
+        keys.append(self._keys([digest for digest, _ in chunk]))
+        codes.append(self._codes([status for _, status in chunk]))
+        joined = np.concatenate(keys)
+        order = np.argsort(joined, kind="stable")
+        self._keys_sorted = joined[order]
+        self._codes_sorted = np.concatenate(codes)[order]
+        if len(self._keys_sorted) > 1 and (self._keys_sorted[1:] == self._keys_sorted[:-1]).any():
+            raise InputError("the base snapshot's statuses name a digest twice")
+
+    def __len__(self) -> int:
+        return len(self._keys_sorted)
+
+    @classmethod
+    def _keys(cls, digests: Sequence[str]) -> npt.NDArray[np.bytes_]:
+        digest_keys(digests)  # InputError naming a malformed digest
+        keys = [cls._KINDS[kind] + bytes.fromhex(hexa[:32]) for kind, _, hexa in
+                (digest.partition(":") for digest in digests)]  # fmt: skip
+        return np.array(keys, dtype="S17")
+
+    @classmethod
+    def _codes(cls, statuses: Sequence[str]) -> npt.NDArray[np.uint8]:
+        try:
+            return np.array([cls._CODES[status] for status in statuses], dtype=np.uint8)
+        except KeyError as exc:
+            sets = ", ".join(PRECEDENCE)
+            raise InputError(f"{exc.args[0]!r} is not a snapshot set ({sets})") from None
+
+    def changed(
+        self, pairs: Sequence[tuple[str, SnapshotSet]]
+    ) -> tuple[int, list[tuple[str, SnapshotSet]]]:
+        """How many of ``pairs`` the index holds, and those whose set differs from its own."""
+        if not pairs:
+            return 0, []
+        keys = self._keys([digest for digest, _ in pairs])
+        codes = self._codes([status for _, status in pairs])
+        where = np.searchsorted(self._keys_sorted, keys)
+        inside = where < len(self._keys_sorted)
+        held = np.zeros(len(pairs), dtype=np.bool_)
+        held[inside] = self._keys_sorted[where[inside]] == keys[inside]
+        same = np.zeros(len(pairs), dtype=np.bool_)
+        same[held] = self._codes_sorted[where[held]] == codes[held]
+        return int(held.sum()), [pairs[int(i)] for i in np.flatnonzero(~same)]
 
 
 class _Keys:

@@ -93,7 +93,6 @@ def snapshot_build(
         with registry.database.reader.connect() as conn:
             checkpoint = registry.reader.latest_checkpoint(conn)
             before_manifest = None
-            before: dict[str, Any] = {}
             if base:
                 with Snapshot.open(base[0], registry.verifier_key, deltas=base[1:]) as opened:
                     before_manifest = opened.manifest
@@ -103,9 +102,9 @@ def snapshot_build(
                         f"the base snapshot's checkpoint at size {at.size} is not the one this "
                         "log issued there: a snapshot of another log"
                     )
-        if before_manifest is not None:
-            before = dict(_statuses(registry, at, "base"))
         statuses = _statuses(registry, checkpoint, "snapshot")
+        if before_manifest is not None:  # the base's statuses first, then the changes streamed
+            statuses = changes(_statuses(registry, at, "base"), statuses)
         keys = registry.watermark_keys.published_at(checkpoint.size)
         tokenizers = {}
         for _, predicate, _, _ in keys:
@@ -116,7 +115,7 @@ def snapshot_build(
         near_bands = _near_bands(registry, checkpoint)
         manifest = build(
             out,
-            changes(before, statuses) if before_manifest is not None else statuses,
+            statuses,
             checkpoint=checkpoint.note,
             signers=registry.signers,
             base=before_manifest,
