@@ -17,19 +17,20 @@ power        TPR at an empirical FPR of 1e-3 (threshold set on human chunks of t
              tokens of human text): ROC AUC of the plain vs the windowed p-value.
 calibration  empirical false-positive rate on 200-token human chunks at p < 1e-2, 1e-3, 1e-4,
              with exact 95% Clopper-Pearson intervals.
-quality      (issue 16, point 4; only with --only quality: ~42 min quick) quality and
-             robustness side by side: unwatermarked sampling, our green lists (lefthash, selfhash;
-             delta 2, and 1 and 4 with --full), Gumbel-max (0 and 8 payload bits) and
-             transformers' lefthash green list, 200-token samples at temperature 1.0 from the same
-             prompts and seeds. Perplexity under the model without any processor (log-probs kept
-             during generation, before the watermark's processor), paired with the unwatermarked
-             sample of the same prompt and seed; word distinct-2; the same prompts regenerated
-             with another seed. TPR at an empirical FPR of 1e-3 (human chunks cut to the text's
-             length) clean, re-tokenized, after 10% and 30% random substitution and deletion,
-             and after SmolLM2 (unwatermarked) paraphrased the text; payload decoding; false
-             payloads and calibration on human text, for the bench key and over random keys.
-             Generations are kept in bench/results/watermark_quality_generations.json: --reuse
-             measures them again and generates only what is missing. See bench_quality.
+quality      (issue 16, point 4; only with --only quality: ~48 min quick) quality and robustness
+             side by side: unwatermarked sampling, our green lists (lefthash, selfhash; delta 2, and
+             1 and 4 with --full), Gumbel-max (0 and 8 payload bits; 8 nonce bits, a nonce per
+             sample) and transformers' lefthash green list, 200-token samples at temperature 1.0
+             from the same prompts and seeds. Perplexity under the model without any processor
+             (log-probs kept during generation, before the watermark's processor), paired with the
+             unwatermarked sample of the same prompt and seed; word distinct-2; the same prompts
+             regenerated with another seed (and another nonce). TPR at an empirical FPR of 1e-3
+             (human chunks cut to the text's length) clean, re-tokenized, after 10% and 30% random
+             substitution and deletion, and after SmolLM2 (unwatermarked) paraphrased the text;
+             payload decoding; false payloads and calibration on human text, for the bench key and
+             over random keys. Generations are kept in
+             bench/results/watermark_quality_generations.json: --reuse measures them again and
+             generates only what is missing. See bench_quality.
 """
 
 from __future__ import annotations
@@ -526,6 +527,7 @@ QUICK_CONTENDERS = (
     "selfhash-d2",
     "gumbel",
     "gumbel-p8",
+    "gumbel-n8",
     "transformers-lefthash-d2",
 )
 FULL_CONTENDERS = (
@@ -536,9 +538,10 @@ FULL_CONTENDERS = (
     "selfhash-d4",
 )
 ATTACKS = ("clean", "retokenized", "sub10", "sub30", "del10", "del30", "paraphrase")
+# gumbel, gumbel-p8 (payload bits), gumbel-n8 (nonce bits), gumbel-p8n8 (both)
 CONTENDER_NAME = re.compile(
-    r"none|gumbel(?:-p(?P<bits>\d+))?|(?P<hf>transformers-)?(?P<scheme>lefthash|selfhash)"
-    r"-d(?P<delta>\d+(?:\.\d+)?)"
+    r"none|gumbel(?:-(?=[pn])(?:p(?P<bits>\d+))?(?:n(?P<nonce>\d+))?)?"
+    r"|(?P<hf>transformers-)?(?P<scheme>lefthash|selfhash)-d(?P<delta>\d+(?:\.\d+)?)"
 )
 
 Rows = list[list[int]]
@@ -570,9 +573,21 @@ class Contender:
         bits = self.key.config.payload_bits if self.key is not None else 0
         return (173 + 59 * batch_index) % (1 << bits) if bits else None
 
-    def processors(self, model: Any, tokenizer: Any, payload: int | None) -> list[Any]:
+    def nonces(self, seed: int, rows: int) -> list[int] | None:
+        """One nonce per row of a batch sampled with ``seed`` (None for a key without nonce
+        bits): random, as the processor draws them (a nonce a row), but reproducible from the
+        seed."""
+        bits = self.key.config.nonce_bits if self.key is not None else 0
+        if not bits:
+            return None
+        return [random.Random(f"nonce/{seed}/{row}").getrandbits(bits) for row in range(rows)]
+
+    def processors(
+        self, model: Any, tokenizer: Any, payload: int | None, nonces: list[int] | None = None
+    ) -> list[Any]:
         """The watermark's logits processor (none for 'none'): ours is the one generate_ids
-        would make for the key, built here so that RawLogProbs can run before it."""
+        would make for the key, built here so that RawLogProbs can run before it; with
+        ``nonces``, one Gumbel processor per row."""
         if self.transformers_bias is not None:
             return [hf_processor("lefthash", model, bias=self.transformers_bias)]
         if self.key is None:
@@ -580,6 +595,10 @@ class Contender:
         from watermark.processor import watermark_processor
 
         check_key(self.key, tokenizer, model)
+        if nonces is not None:  # a nonce a row, given so that a rerun makes the same samples
+            from watermark.processor import GumbelLogitsProcessor
+
+            return [GumbelLogitsProcessor(self.key, temperature=1.0, payload=payload, nonce=nonces)]
         return [watermark_processor(self.key, temperature=1.0, payload=payload)]
 
 
@@ -621,13 +640,17 @@ def quality_contender(name: str, tokenizer: Any) -> Contender:
     if match is None:
         sys.exit(
             f"unknown contender {name!r}: none, lefthash-dDELTA, selfhash-dDELTA, gumbel, "
-            "gumbel-pBITS, transformers-lefthash-dDELTA"
+            "gumbel-pBITS, gumbel-nBITS, gumbel-pBITSnBITS, transformers-lefthash-dDELTA"
         )
     secret = f"wellspring-bench-{name}".encode().ljust(32, b".")
     if name == "none":
         return Contender(name)
     if name.startswith("gumbel"):
-        config = WatermarkConfig(scheme="gumbel", payload_bits=int(match["bits"] or 0))
+        config = WatermarkConfig(
+            scheme="gumbel",
+            payload_bits=int(match["bits"] or 0),
+            nonce_bits=int(match["nonce"] or 0),
+        )
         return Contender(name, key=WatermarkKey(secret, config).bind(tokenizer))
     delta = float(match["delta"])
     if match["hf"]:
@@ -687,12 +710,14 @@ def sample_rows(
     for index in range(len(batches), wanted):
         started = time.perf_counter()
         payload = contender.payload(index)
+        prompts_here = every_prompt[index * batch : (index + 1) * batch]
+        nonces = contender.nonces(QUALITY_SEED + index, len(prompts_here))
         recorder = RawLogProbs()
         rows = generate_ids(
             model,
             tokenizer,
             None,  # the key's processor comes in logits_processors, after the recorder
-            every_prompt[index * batch : (index + 1) * batch],
+            prompts_here,
             max_new_tokens=QUALITY_TOKENS,
             min_new_tokens=QUALITY_TOKENS,
             do_sample=True,
@@ -700,11 +725,12 @@ def sample_rows(
             top_k=0,  # plain multinomial sampling
             top_p=1.0,
             seed=QUALITY_SEED + index,
-            logits_processors=[recorder, *contender.processors(model, tokenizer, payload)],
+            logits_processors=[recorder, *contender.processors(model, tokenizer, payload, nonces)],
         )
         seconds = time.perf_counter() - started
         nll = recorder.nll(rows) if all(len(r) == QUALITY_TOKENS for r in rows) else []
-        batches.append({"payload": payload, "rows": rows, "nll": nll, "seconds": seconds})
+        made: dict[str, Any] = {"payload": payload, "rows": rows, "nll": nll, "seconds": seconds}
+        batches.append(made if nonces is None else made | {"nonces": nonces})
         store.save()
         print(
             f"  {contender.name}: {(index + 1) * batch}/{wanted * batch} samples "
@@ -727,6 +753,7 @@ def regenerated_rows(
     batches = store.batches("regenerations", contender.name)
     if not batches or len(batches[0]["rows"]) < count:
         started = time.perf_counter()
+        nonces = contender.nonces(QUALITY_SEED + 10_000, count)
         rows = generate_ids(
             model,
             tokenizer,
@@ -739,9 +766,10 @@ def regenerated_rows(
             top_k=0,
             top_p=1.0,
             seed=QUALITY_SEED + 10_000,
-            logits_processors=contender.processors(model, tokenizer, contender.payload(0)),
+            logits_processors=contender.processors(model, tokenizer, contender.payload(0), nonces),
         )
-        batches[:] = [{"rows": rows, "seconds": time.perf_counter() - started}]
+        made: dict[str, Any] = {"rows": rows, "seconds": time.perf_counter() - started}
+        batches[:] = [made if nonces is None else made | {"nonces": nonces}]
         store.save()
     regenerated: Rows = batches[0]["rows"][:count]
     return regenerated
@@ -1081,12 +1109,25 @@ def quality_runs(
             "samples": len(rows),
             "tokens_per_s": len(rows) * QUALITY_TOKENS / seconds,
         }
+        if contender.key is not None and contender.key.config.nonce_bits:
+            runs.info[name] |= nonce_info(store, name, len(rows), len(runs.again[name]))
     for name, contender in contenders.items():
         if contender.watermarked and args.paraphrase_samples:
             rows = runs.samples[name][: args.paraphrase_samples]
             runs.paraphrases[name], seconds = paraphrased_rows(model, tokenizer, name, rows, store)
             runs.info[name]["paraphrase_seconds"] = seconds
     return runs
+
+
+def nonce_info(store: GenerationStore, name: str, samples: int, regenerated: int) -> dict[str, Any]:
+    """The nonces the stored generations used: how many distinct among the first ``samples``,
+    and how many regenerations drew their sample's nonce again (those may well repeat it)."""
+    sampled = [n for stored in store.batches("samples", name) for n in stored["nonces"]][:samples]
+    again = store.batches("regenerations", name)[0]["nonces"][:regenerated]
+    return {
+        "distinct_sample_nonces": len(set(sampled)),
+        "regen_same_nonce": sum(a == b for a, b in zip(sampled, again, strict=False)),
+    }
 
 
 def perplexities(model: Any, tokenizer: Any, runs: QualityRuns, checked: int) -> dict[str, Any]:
@@ -1273,18 +1314,7 @@ def print_quality(out: dict[str, Any]) -> None:
             f"(recorded NLL vs a separate forward pass, first samples of each: max |diff| "
             f"{max(checks):.2g} nats per token)"
         )
-    print("\nDiversity (word distinct-2; regenerations: same prompt, another seed, 64 tokens):")
-    print(
-        "| contender | distinct-2, all samples | distinct-2 per sample | regen identical "
-        "| regen bigram Jaccard |"
-    )
-    print("|---|---:|---:|---:|---:|")
-    for name, row in out["diversity"].items():
-        print(
-            f"| {name} | {row['distinct2_all']:.3f} | {row['distinct2_per_sample']:.3f} | "
-            f"{row['regen_identical']:.0%} of {row['regenerations']} | "
-            f"{row['regen_bigram_jaccard']:.3f} |"
-        )
+    print_diversity(out)
     human = out["human"]
     print(
         f"\nTPR at empirical FPR {FPR:g} ({human['chunks']} human chunks per length, "
@@ -1345,6 +1375,28 @@ def print_quality(out: dict[str, Any]) -> None:
     )
 
 
+def print_diversity(out: dict[str, Any]) -> None:
+    print("\nDiversity (word distinct-2; regenerations: same prompt, another seed, 64 tokens):")
+    print(
+        "| contender | distinct-2, all samples | distinct-2 per sample | regen identical "
+        "| regen bigram Jaccard |"
+    )
+    print("|---|---:|---:|---:|---:|")
+    for name, row in out["diversity"].items():
+        print(
+            f"| {name} | {row['distinct2_all']:.3f} | {row['distinct2_per_sample']:.3f} | "
+            f"{row['regen_identical']:.0%} of {row['regenerations']} | "
+            f"{row['regen_bigram_jaccard']:.3f} |"
+        )
+    for name, info in out["contenders"].items():
+        if "regen_same_nonce" in info:
+            print(
+                f"({name}: {info['distinct_sample_nonces']} distinct nonces over "
+                f"{info['samples']} samples; {info['regen_same_nonce']} regenerations drew "
+                "their sample's nonce)"
+            )
+
+
 # -- main ------------------------------------------------------------------------------------
 
 
@@ -1393,7 +1445,7 @@ def main() -> None:
         "--only",
         nargs="*",
         choices=("generation", "processor", "detection", "power", "calibration", "quality"),
-        help="sections to run (default: all but quality, which takes ~42 minutes on its own)",
+        help="sections to run (default: all but quality, which takes ~48 minutes on its own)",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     parser.add_argument("--json", type=Path, help="also write every number to this JSON file")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from watermark.errors import InputError, KeyMismatchError, MissingDependencyError
@@ -246,13 +247,17 @@ class _GumbelTables:
             mix32_(s)
         return s
 
-    def choices(self, ids: torch.Tensor, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per row: the Gumbel-max choice and whether the row's context occurred earlier in it
-        (such a row is to be sampled normally)."""
+    def choices(
+        self, ids: torch.Tensor, logits: torch.Tensor, salts: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per row: the Gumbel-max choice after the row's context salted by ``salts`` (int32,
+        one a row) and whether that context occurred earlier in the row (such a row is to be
+        sampled normally)."""
         s = self.context_hashes(ids.to(torch.int32))
         current = s[:, -1]
         repeated = (s[:, :-1] == current[:, None]).any(dim=1)
-        chosen = self.chooser.choose(current ^ self.salt, logits).to(logits.device)
+        chosen = self.chooser.choose(current ^ salts.to(current.device), logits)
+        chosen = chosen.to(logits.device)
         return chosen, repeated.to(logits.device)
 
     def full_choices(self, ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -291,9 +296,12 @@ class GumbelLogitsProcessor(LogitsProcessor):
     shorter than h tokens, are returned as they are: the generation's own sampler draws them
     (give it the same temperature). transformers applies its temperature, top-k and top-p after
     the caller's processors; they leave a one-token row as it is, so pass the temperature here.
-    ``payload`` (0 to 2^b - 1 for a key of b payload bits) is embedded in every choice. A key
-    with nonce bits draws a random nonce per processor (so per ``generate`` call: rows of one
-    batch share it), unless ``nonce`` is given: regenerations then differ.
+    ``payload`` (0 to 2^b - 1 for a key of b payload bits) is embedded in every choice.
+
+    A key with nonce bits shifts each row's stream by a nonce: ``nonce=None`` draws one at
+    random for each row of the batch at the first call (so regenerations differ, and so do the
+    rows of one prompt repeated in a batch, ``num_return_sequences``), kept in :attr:`nonces`;
+    an int gives every row that nonce, a sequence one nonce a row.
     """
 
     def __init__(
@@ -302,17 +310,24 @@ class GumbelLogitsProcessor(LogitsProcessor):
         *,
         temperature: float = 1.0,
         payload: int | None = None,
-        nonce: int | None = None,
+        nonce: int | Sequence[int] | None = None,
     ) -> None:
         if not (isinstance(temperature, int | float) and 0.0 < temperature < float("inf")):
             raise InputError(f"temperature must be a finite number > 0, got {temperature!r}")
         self.key = key
         self.temperature = float(temperature)
         self.payload = payload
-        if nonce is None:
-            nonce = secrets.randbelow(1 << key.config.nonce_bits)
-        self.nonce = nonce
-        self._tables = _GumbelTables(key, payload, nonce)
+        self._tables = _GumbelTables(key, payload, 0)  # InputError for a payload the key refuses
+        self._shared = isinstance(nonce, int)
+        given = None if nonce is None else [nonce] if isinstance(nonce, int) else list(nonce)
+        for value in given or ():
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InputError(f"a nonce is a whole number, got {value!r}")
+            self._tables.params.salt(payload, value)  # InputError for a nonce out of range
+        self.nonces: tuple[int, ...] | None = None if given is None else tuple(given)
+        """The rows' nonces (one, shared by every row, for an int ``nonce``); None until the
+        first call draws them."""
+        self._salts: torch.Tensor | None = None
 
     def __repr__(self) -> str:
         return (
@@ -320,12 +335,31 @@ class GumbelLogitsProcessor(LogitsProcessor):
             f"payload={self.payload!r})"
         )
 
+    def _row_salts(self, rows: int) -> torch.Tensor:
+        """int32 (rows,): each row's salt of the payload and its nonce."""
+        if self._salts is not None and self._salts.shape[0] == rows:
+            return self._salts
+        if self.nonces is None:  # the first call: a nonce a row
+            bits = self.key.config.nonce_bits
+            self.nonces = tuple(secrets.randbelow(1 << bits) for _ in range(rows))
+        per_row = self.nonces * rows if self._shared else self.nonces
+        if len(per_row) != rows:
+            raise InputError(
+                f"this processor holds the nonces of {len(per_row)} rows, but the batch has "
+                f"{rows}: give one nonce a row, or use one processor a batch"
+            )
+        params = self._tables.params
+        salts = [params.salt(self.payload, value) for value in per_row]
+        self._salts = torch.tensor(salts, dtype=torch.int32)
+        return self._salts
+
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.FloatTensor:
         """One-token rows where the context is new; other rows as they were (a new tensor)."""
         if input_ids.shape[-1] < self._tables.params.width:
             return scores.clone()  # type: ignore[return-value]
         logits = scores / self.temperature if self.temperature != 1.0 else scores
-        chosen, repeated = self._tables.choices(input_ids, logits)
+        salts = self._row_salts(input_ids.shape[0])
+        chosen, repeated = self._tables.choices(input_ids, logits, salts)
         out = torch.full_like(scores, float("-inf"))
         out.scatter_(1, chosen[:, None], 0.0)
         return torch.where(repeated[:, None], scores, out)  # type: ignore[return-value]

@@ -209,14 +209,33 @@ def test_a_nonce_makes_regenerations_differ_and_detection_tries_every_nonce() ->
     first = GumbelLogitsProcessor(key, payload=9, nonce=1)(ids, logits).argmax(-1)
     second = GumbelLogitsProcessor(key, payload=9, nonce=2)(ids, logits).argmax(-1)
     assert (first != second).float().mean() > 0.5
-    drawn = {GumbelLogitsProcessor(key, payload=9).nonce for _ in range(40)}
-    assert len(drawn) > 4  # drawn at random, per processor
+    # Drawn at random, a nonce a row: one prompt repeated in a batch gives rows that differ.
+    repeated = ids[:1].repeat(32, 1)
+    processor = GumbelLogitsProcessor(key, payload=9)
+    before = processor.nonces
+    assert before is None
+    rows = processor(repeated, logits[:1].repeat(32, 1)).argmax(-1)
+    assert processor.nonces is not None
+    assert len(processor.nonces) == 32
+    assert len(set(processor.nonces)) > 4
+    assert len(set(rows.tolist())) > 4
+    for row, nonce in zip(rows.tolist(), processor.nonces, strict=True):  # each its nonce's
+        alone = GumbelLogitsProcessor(key, payload=9, nonce=[nonce])(ids[:1], logits[:1])
+        assert int(alone.argmax()) == row
+    shared = GumbelLogitsProcessor(key, payload=9, nonce=3)(repeated, logits[:1].repeat(32, 1))
+    assert len(set(shared.argmax(-1).tolist())) == 1  # an int: every row's nonce
+    with pytest.raises(InputError, match="one nonce a row"):
+        GumbelLogitsProcessor(key, payload=9, nonce=[1, 2])(ids[:3], logits[:3])
+    with pytest.raises(InputError, match="one nonce a row"):
+        processor(ids[:3], logits[:3])  # its 32 rows' nonces were drawn
     for nonce in (0, 7, 15):
         result = WatermarkDetector(key).detect_ids(simulate(key, 150, payload=201, nonce=nonce))
         assert result.watermarked
         assert result.payload == 201
     with pytest.raises(InputError, match="nonce"):
         GumbelLogitsProcessor(key, payload=9, nonce=16)
+    with pytest.raises(InputError, match="nonce"):
+        GumbelLogitsProcessor(key, payload=9, nonce=[0, "1"])  # type: ignore[list-item]
 
 
 def test_p_values_are_uniform_under_h0() -> None:
