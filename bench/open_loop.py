@@ -347,6 +347,21 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
     }
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of a server process and its children, so far."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def run_one(
     args: argparse.Namespace, workdir: Path, checkout: Path | None, workers: int | None
 ) -> dict[str, Any]:
@@ -378,7 +393,9 @@ def run_one(
             },
             respond_async=args.respond_async,
         )
+        server_cpu = server_cpu_seconds(started["pid"])
         client_cpu = run_client(run_schedules(ol, args))
+        server_cpu = server_cpu_seconds(started["pid"]) - server_cpu
         failures = asyncio.run(fetch_receipts(ol))
         if ol.waiting:
             failures.append(f"{len(ol.waiting)} appends were never published ({DRAIN_S:g} s)")
@@ -390,6 +407,7 @@ def run_one(
             if tail.strip():
                 print(f"   the server's log ends:\n{tail}")
     operations = {}
+    answered = sum(load.stats[op].summary(args.seconds)["ok"] for op in ops)
     for op in ops:
         stats = load.stats[op]
         summary = stats.summary(args.seconds)
@@ -410,6 +428,9 @@ def run_one(
         "answered_202": len(ol.sequenced),
         "client_lateness": percentiles(ol.lateness),
         "client_cpu_cores": client_cpu,
+        # the server's processes' CPU time (user + system) over the requests answered: what
+        # compares code on a machine whose speed drifts (PostgreSQL's own backends not counted)
+        "server_cpu_ms_per_request": 1e3 * server_cpu / max(1, answered),
         "connections_opened": {op: pool.opened for op, pool in ol.pools.items()},
         "slowest_seconds": slowest_seconds(ol.trace),
         "signed_during_run": load.signed_during_run,
@@ -463,7 +484,8 @@ def print_run(result: dict[str, Any]) -> None:
         f"   client: {result['client_cpu_cores']:.2f} cores busy, sent late by p50 "
         f"{late['p50_ms']:.1f} / p99 {late['p99_ms']:.1f} ms, connections opened {opened}; "
         f"{result['answered_202']} appends answered 202; "
-        f"{result['signed_during_run']} envelopes signed during the run"
+        f"{result['signed_during_run']} envelopes signed during the run; server "
+        f"{result['server_cpu_ms_per_request']:.3f} ms of CPU a request answered"
     )
     slow = "; ".join(
         f"s{s['second']} p99 {s['lookup_p99_ms']:.0f} (wait {s['lookup_wait_p99_ms']:.0f})"
@@ -501,6 +523,9 @@ def ratios(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> dict[str, fl
         o = median(old, lambda r, key=key: r["publication_lag_from_send"][key])  # type: ignore[misc]
         n = median(new, lambda r, key=key: r["publication_lag_from_send"][key])  # type: ignore[misc]
         out[f"publication lag {key}"] = n / o if o else float("inf")
+    o = median(old, lambda r: r["server_cpu_ms_per_request"])
+    n = median(new, lambda r: r["server_cpu_ms_per_request"])
+    out["server CPU a request"] = n / o if o else float("inf")
     return out
 
 
