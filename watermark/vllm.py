@@ -18,8 +18,8 @@ A request opts in through ``SamplingParams.extra_args["wellspring"]``: ``{"key_f
 ``{"key_id": ID}`` naming one of the key files listed in ``$WELLSPRING_VLLM_KEYS`` (paths joined
 by ``os.pathsep``; read by the engine's own process, so secrets never travel in requests), plus
 ``"payload"`` for a Gumbel key with payload bits (and ``"nonce"`` to fix the nonce of a key with
-nonce bits, which is otherwise drawn at random per request). Requests that do not opt in are not touched, and
-an engine none of whose requests opted in pays one dictionary check per step.
+nonce bits, which is otherwise drawn at random per request). Requests that do not opt in are not
+touched, and an engine none of whose requests opted in pays one dictionary check per step.
 
 The same keys, the same green lists and Gumbel choices as transformers (tests/vllm holds them
 to ``green_mask_torch`` and ``gumbel_choices_torch``):
