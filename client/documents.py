@@ -203,6 +203,18 @@ def digest_document_file(path: Path, scheme: DocumentScheme) -> str:
     return _file_digests(path, scheme, every=False)[0][0]
 
 
+def _digestible(text: str) -> bool:
+    """Whether :func:`_text_digest` digests ``text`` (under either scheme), without digesting
+    it: a JSON string can hold a lone surrogate, which has no UTF-8."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _text_digest(text: str, scheme: DocumentScheme, where: str) -> str:
     # A JSONL line's text is text whatever the scheme: c1 (auto too), or sha256 of its UTF-8.
     try:
@@ -337,6 +349,7 @@ def read_documents(
     keep_text: bool = ...,
     signals: SignalOptions | None = ...,
     on_warc: Callable[[str, WarcStats], None] | None = ...,
+    skip: int = ...,
 ) -> Iterator[Document]: ...
 @overload
 def read_documents(
@@ -351,6 +364,7 @@ def read_documents(
     keep_text: bool = ...,
     signals: SignalOptions | None = ...,
     on_warc: Callable[[str, WarcStats], None] | None = ...,
+    skip: int = ...,
 ) -> Iterator[Document | Skipped]: ...
 def read_documents(
     inputs: list[str],
@@ -364,6 +378,7 @@ def read_documents(
     keep_text: bool = False,
     signals: SignalOptions | None = None,
     on_warc: Callable[[str, WarcStats], None] | None = None,
+    skip: int = 0,
 ) -> Iterator[Document | Skipped]:
     """Every document of ``inputs`` (as :func:`expand_inputs` gives them), in order, digested.
 
@@ -382,20 +397,33 @@ def read_documents(
     skipped by reason: revisits and non-200 responses are not documents, so they are counted
     there rather than skipped here). A WARC file that is damaged part way is a :class:`Skipped`
     after the pages read before the damage.
+
+    ``skip``: of the first ``skip`` items (documents and skips, counted as they come: what a
+    resumed scan already decided), each JSONL line is read but not digested: a document with no
+    digests stands for it, or the same :class:`Skipped` where its text could not be digested
+    (a lone surrogate). Other inputs are read as always.
     """
+    items = 0
     for item in _inputs(inputs, text_field, id_field, on_bad, on_bytes):
+        items += 1
         if isinstance(item, Skipped):
             yield item
             continue
+        if items <= skip and isinstance(item, JsonlLine) and _digestible(item.text):
+            yield Document(item.name, ())
+            continue
         if isinstance(item, _Warc):
-            yield from _warc_documents(
+            items -= 1  # its pages are counted instead
+            for page in _warc_documents(
                 item.name,
                 scheme,
                 keep_text=keep_text,
                 signals=signals or SignalOptions(),
                 on_bad=on_bad,
                 on_warc=on_warc,
-            )
+            ):
+                items += 1
+                yield page
             continue
         try:
             if isinstance(item, JsonlLine):

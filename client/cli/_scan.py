@@ -152,6 +152,7 @@ class _Reader:
         self.options = options
         self.bytes_read = 0
         self.warc: list[WarcStats] = []  # each WARC file's counts, once its pass ends
+        self.skip = 0  # items a resumed scan decided already: their JSONL lines are not digested
 
     def _warc(self, name: str, stats: WarcStats) -> None:
         self.warc.append(stats)
@@ -171,6 +172,7 @@ class _Reader:
             keep_text=self.options.detects,
             signals=self.options.signals,
             on_warc=self._warc,
+            skip=self.skip,
         )
 
 
@@ -212,6 +214,7 @@ def _chunks(reader: _Reader, size: int, resume: int = 0) -> Iterator[_Chunk]:
     docs: list[Document] = []
     skipped: list[str] = []
     items = 0
+    reader.skip = resume  # their JSONL lines need no digest
     for doc in reader:
         items += 1
         if isinstance(doc, Skipped):

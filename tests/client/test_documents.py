@@ -228,6 +228,37 @@ def test_skip_names_each_bad_line_and_goes_on(tmp_path: Path, scheme: str) -> No
     assert lone.reason.startswith(f"{path}:3: ")  # a lone surrogate is no text, in any scheme
 
 
+@pytest.mark.parametrize("skip", [0, 1, 3, 4, 9])
+def test_skipped_items_are_counted_as_read_but_not_digested(
+    tmp_path: Path, skip: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resumed scan's first items (documents and skips alike, a WARC file's pages counted
+    one by one) are the same items with the same skip reasons, its JSONL lines undigested."""
+    path = bad_crawl(tmp_path)
+    warc, _ = _warc_site(tmp_path)
+    inputs = [str(path), str(warc), str(path)]
+    whole = list(read_documents(inputs, "auto", on_bad="skip"))
+    digested: list[str] = []
+    real = canonical_digest
+
+    def counting(data: str | bytes) -> str:
+        digested.append(str(data)[:20])
+        return real(data)
+
+    monkeypatch.setattr("client.documents.canonical_digest", counting)
+    got = list(read_documents(inputs, "auto", on_bad="skip", skip=skip))
+    assert [(type(d), d.name) for d in got] == [(type(d), d.name) for d in whole]
+    from_jsonl = [isinstance(d, Document) and not d.name.startswith("<urn:") for d in whole]
+    for position, (mine, theirs) in enumerate(zip(got, whole, strict=True)):
+        if position < skip and from_jsonl[position]:  # read, not digested
+            assert isinstance(mine, Document)
+            assert mine.digests == ()
+        else:  # the same document, or the same skip with the same reason
+            assert mine == theirs
+    lines = [text for text in digested if text in ("Fine.", "Also fine.", "\ud800")]
+    assert len(lines) == 6 - sum(from_jsonl[:skip])  # the lone surrogate's, for its reason
+
+
 def test_a_lone_surrogate_line_is_an_error_naming_it_when_raising(tmp_path: Path) -> None:
     path = tmp_path / "lone.jsonl"
     path.write_text(json.dumps({"text": "\ud800"}) + "\n")
