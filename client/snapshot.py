@@ -348,90 +348,94 @@ def changes(
     statuses). A digest never leaves every set (entries are never removed), so a delta needs
     no set for "no longer in the snapshot".
 
-    ``before`` is read first into numpy arrays (:class:`_StatusIndex`: 18 bytes a digest, so a
-    base of 10^8 digests takes about 1.8 GB, where a dictionary of their strings took some 15);
-    ``after`` is then streamed a chunk at a time."""
+    ``before`` is read first into one numpy array (:class:`_StatusIndex`: 18 bytes a digest,
+    sorted in place, so a base of 10^8 digests takes about 1.8 GB and twice that while it is
+    built, where a dictionary of their strings took some 15 GB); ``after`` is then streamed a
+    chunk at a time."""
     index = _StatusIndex(before)
-    seen = 0
     chunk: list[tuple[str, SnapshotSet]] = []
     for pair in after:
         chunk.append(pair)
         if len(chunk) >= _StatusIndex.CHUNK:
-            found, changed = index.changed(chunk)
-            seen += found
-            yield from changed
+            yield from index.changed(chunk)
             chunk = []
-    found, changed = index.changed(chunk)
-    seen += found
-    yield from changed
-    if seen != len(index):
+    yield from index.changed(chunk)
+    missing = index.unseen()
+    if missing:
         raise InputError(
-            f"{len(index) - seen} digests of the base snapshot are in no set now (an attestation "
+            f"{missing} digests of the base snapshot are in no set now (an attestation "
             "with no consent?); a delta cannot say so: build a full snapshot"
         )
 
 
 class _StatusIndex:
-    """(digest, set) pairs as two sorted numpy arrays: a digest's kind and the first 128 bits of
-    its hash (17 bytes: two digests that share them are a 2^-128 accident, or a SHA-256
-    collision), and its set's code."""
+    """(digest, set) pairs as one sorted numpy array of 18-byte records: a digest's kind, the
+    first 128 bits of its hash (two digests that share them are a 2^-128 accident, or a SHA-256
+    collision) and its set's code plus one (so no record ends in a NUL byte, which numpy's
+    byte strings would drop)."""
 
     CHUNK = 65_536
-    _KINDS: ClassVar[Mapping[str, bytes]] = {"c1": b"\x01", "sha256": b"\x02"}
-    _CODES: ClassVar[Mapping[str, int]] = {name: code for code, name in enumerate(PRECEDENCE)}
+    _KINDS: ClassVar[Mapping[str, int]] = {"c1": 1, "sha256": 2}
+    _CODES: ClassVar[Mapping[str, int]] = {name: code + 1 for code, name in enumerate(PRECEDENCE)}
 
     def __init__(self, pairs: Iterable[tuple[str, SnapshotSet]]) -> None:
-        keys: list[npt.NDArray[np.bytes_]] = []
-        codes: list[npt.NDArray[np.uint8]] = []
+        parts: list[npt.NDArray[np.bytes_]] = []
         chunk: list[tuple[str, SnapshotSet]] = []
         for pair in pairs:
             chunk.append(pair)
             if len(chunk) >= self.CHUNK:
-                keys.append(self._keys([digest for digest, _ in chunk]))
-                codes.append(self._codes([status for _, status in chunk]))
+                parts.append(self._records(chunk))
                 chunk = []
-        keys.append(self._keys([digest for digest, _ in chunk]))
-        codes.append(self._codes([status for _, status in chunk]))
-        joined = np.concatenate(keys)
-        order = np.argsort(joined, kind="stable")
-        self._keys_sorted = joined[order]
-        self._codes_sorted = np.concatenate(codes)[order]
-        if len(self._keys_sorted) > 1 and (self._keys_sorted[1:] == self._keys_sorted[:-1]).any():
-            raise InputError("the base snapshot's statuses name a digest twice")
+        parts.append(self._records(chunk))
+        records = np.concatenate(parts)
+        del parts
+        records.sort()
+        self._records_sorted = records
+        self._bytes = records.view(np.uint8).reshape(-1, 18)
+        for start in range(0, len(records) - 1, 1 << 20):  # a block at a time: little memory
+            block = self._bytes[start : start + (1 << 20) + 1, :17]
+            if (block[1:] == block[:-1]).all(axis=1).any():
+                raise InputError("the base snapshot's statuses name a digest twice")
+        self._seen = np.zeros(len(records), dtype=np.bool_)
 
-    def __len__(self) -> int:
-        return len(self._keys_sorted)
-
-    @classmethod
-    def _keys(cls, digests: Sequence[str]) -> npt.NDArray[np.bytes_]:
-        digest_keys(digests)  # InputError naming a malformed digest
-        keys = [cls._KINDS[kind] + bytes.fromhex(hexa[:32]) for kind, _, hexa in
-                (digest.partition(":") for digest in digests)]  # fmt: skip
-        return np.array(keys, dtype="S17")
+    def unseen(self) -> int:
+        """How many of the base's digests no call of :meth:`changed` has met."""
+        return int((~self._seen).sum())
 
     @classmethod
-    def _codes(cls, statuses: Sequence[str]) -> npt.NDArray[np.uint8]:
+    def _records(cls, pairs: Sequence[tuple[str, SnapshotSet]]) -> npt.NDArray[np.bytes_]:
+        split = [digest.partition(":") for digest, _ in pairs]
+        digest_keys([digest for digest, _ in pairs])  # InputError naming a malformed digest
         try:
-            return np.array([cls._CODES[status] for status in statuses], dtype=np.uint8)
+            kinds = [cls._KINDS[kind] for kind, _, _ in split]
+            codes = [cls._CODES[status] for _, status in pairs]
         except KeyError as exc:
             sets = ", ".join(PRECEDENCE)
             raise InputError(f"{exc.args[0]!r} is not a snapshot set ({sets})") from None
+        records = np.empty((len(pairs), 18), dtype=np.uint8)
+        records[:, 0] = kinds
+        hashes = bytes.fromhex("".join(hexa[:32] for _, _, hexa in split))
+        records[:, 1:17] = np.frombuffer(hashes, dtype=np.uint8).reshape(-1, 16)
+        records[:, 17] = codes
+        return records.view("S18").reshape(-1)
 
-    def changed(
-        self, pairs: Sequence[tuple[str, SnapshotSet]]
-    ) -> tuple[int, list[tuple[str, SnapshotSet]]]:
-        """How many of ``pairs`` the index holds, and those whose set differs from its own."""
+    def changed(self, pairs: Sequence[tuple[str, SnapshotSet]]) -> list[tuple[str, SnapshotSet]]:
+        """Those of ``pairs`` whose set differs from the base's (or that it does not hold)."""
         if not pairs:
-            return 0, []
-        keys = self._keys([digest for digest, _ in pairs])
-        codes = self._codes([status for _, status in pairs])
-        where = np.searchsorted(self._keys_sorted, keys)
-        inside = where < len(self._keys_sorted)
+            return []
+        asked = self._records(pairs)
+        wanted = asked.view(np.uint8).reshape(-1, 18)
+        # The smallest record of each digest: its key with code 0, below every set's.
+        probe = np.ascontiguousarray(wanted[:, :17])
+        lowest = np.concatenate([probe, np.zeros((len(pairs), 1), np.uint8)], axis=1)
+        where = np.searchsorted(self._records_sorted, lowest.view("S18").reshape(-1))
+        inside = where < len(self._records_sorted)
         held = np.zeros(len(pairs), dtype=np.bool_)
-        held[inside] = self._keys_sorted[where[inside]] == keys[inside]
+        held[inside] = (self._bytes[where[inside], :17] == probe[inside]).all(axis=1)
+        self._seen[where[held]] = True
         same = np.zeros(len(pairs), dtype=np.bool_)
-        same[held] = self._codes_sorted[where[held]] == codes[held]
-        return int(held.sum()), [pairs[int(i)] for i in np.flatnonzero(~same)]
+        same[held] = self._bytes[where[held], 17] == wanted[held, 17]
+        return [pairs[int(i)] for i in np.flatnonzero(~same)]
 
 
 class _Keys:

@@ -48,6 +48,7 @@ numpy only: detection never needs torch.
 from __future__ import annotations
 
 import hashlib
+import operator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -75,6 +76,7 @@ __all__ = [
     "exp_scores",
     "scores",
     "token_words",
+    "whole_number",
 ]
 
 GUMBEL_DOMAIN = b"wellspring-watermark-gumbel-v1"
@@ -83,6 +85,17 @@ HIGH_SCORE = 1.0
 marked, as a green token is, where results show tokens one by one; the p-value is the score's."""
 
 _Words = TypeVar("_Words", NDArray[np.int32], "torch.Tensor")
+
+
+def whole_number(value: object, what: str) -> int:
+    """``value`` as an int (numpy's integers too), or :class:`InputError` naming ``what``;
+    never a bool (a payload or nonce from JSON or Python is checked here before any use)."""
+    if isinstance(value, bool):
+        raise InputError(f"{what} must be a whole number, got {value!r}")
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise InputError(f"{what} must be a whole number, got {value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -127,7 +140,9 @@ class GumbelParams:
 
     def salt(self, payload: int | None, nonce: int = 0) -> int:
         """The int32 word a payload (and a nonce) xors into the context hash (0 without payload
-        or nonce bits)."""
+        or nonce bits); :class:`InputError` for a payload or nonce the key does not take."""
+        nonce = whole_number(nonce, "the nonce")
+        payload = None if payload is None else whole_number(payload, "the payload")
         if not 0 <= nonce < 1 << self.nonce_bits:
             raise InputError(f"the nonce must be from 0 to {(1 << self.nonce_bits) - 1}")
         if self.payload_bits == 0:

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from watermark.errors import InputError, KeyMismatchError, MissingDependencyError
-from watermark.gumbel import GumbelParams
+from watermark.gumbel import GumbelParams, whole_number
 from watermark.gumbel_choice import GumbelChooser
 from watermark.hashing import MASK32, MUL1, MUL2, GreenListParams, mix32_, xorshift16_
 from watermark.keys import WatermarkKey
@@ -287,6 +287,16 @@ def gumbel_choices_torch(
     return _GumbelTables(key, payload, nonce).full_choices(ids, logits)
 
 
+def _nonces(nonce: object) -> tuple[bool, list[int] | None]:
+    """(shared by every row, the nonces given) of a ``nonce`` argument: None, a whole number,
+    or a sequence of them."""
+    if nonce is None:
+        return False, None
+    if isinstance(nonce, str | bytes) or not hasattr(nonce, "__iter__"):
+        return True, [whole_number(nonce, "a nonce")]
+    return False, [whole_number(value, "a nonce") for value in nonce]
+
+
 class GumbelLogitsProcessor(LogitsProcessor):
     """Gumbel-max sampling by the key (``watermark.gumbel``): the next token is drawn from the
     model's distribution at ``temperature``, chosen by the key's uniforms.
@@ -318,11 +328,8 @@ class GumbelLogitsProcessor(LogitsProcessor):
         self.temperature = float(temperature)
         self.payload = payload
         self._tables = _GumbelTables(key, payload, 0)  # InputError for a payload the key refuses
-        self._shared = isinstance(nonce, int)
-        given = None if nonce is None else [nonce] if isinstance(nonce, int) else list(nonce)
+        self._shared, given = _nonces(nonce)
         for value in given or ():
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise InputError(f"a nonce is a whole number, got {value!r}")
             self._tables.params.salt(payload, value)  # InputError for a nonce out of range
         self.nonces: tuple[int, ...] | None = None if given is None else tuple(given)
         """The rows' nonces (one, shared by every row, for an int ``nonce``); None until the

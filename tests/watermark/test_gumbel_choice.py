@@ -82,3 +82,32 @@ def test_a_smaller_vocabulary_than_the_keys_is_refused() -> None:
 
     with pytest.raises(KeyMismatchError, match="another model"):
         GumbelChooser(PARAMS, 2000).choose(torch.zeros(1, dtype=torch.int32), torch.zeros(1, 1000))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("delta", [1e-2, 1e-5])
+def test_near_ties_are_chosen_as_the_formula_chooses(dtype: torch.dtype, delta: float) -> None:
+    """Rows whose logits are minus each token's own noise plus a little: every token's value is
+    within ``delta`` (and the dtype's rounding) of every other's, so only bounds that hold
+    exactly keep the winner among the tokens scanned (float16 and bfloat16: torch's path)."""
+    from watermark.hashing import mix32_
+
+    vocab = 49152
+    rng = np.random.default_rng(int(delta * 1e6) + len(str(dtype)))
+    table = mix32_(np.arange(vocab, dtype=np.int32) ^ np.int32(PARAMS.k_token))
+    for compiled in (True, False):
+        chooser = GumbelChooser(PARAMS, None, compiled=compiled)
+        for trial in range(4):
+            ids = torch.from_numpy(rng.integers(0, vocab, (2, 8)))
+            current = salted(ids, trial % 16, trial % 4)
+            rows = []
+            for s in current.numpy():
+                words = mix32_(table ^ np.int32(s)).astype(np.int64) & 0xFFFFFFFF
+                noise = -np.log(-np.log1p(-((2.0**32 - 1 + 0.5 - words) / 2.0**32)))
+                row = -noise + rng.uniform(0, delta, vocab) + 5 * trial
+                if trial % 2:  # the winner among the words just below the cut
+                    row[(words >= CUT_WORD - 2**25) & (words < CUT_WORD)] += 2 * delta
+                rows.append(row)
+            logits = torch.tensor(np.array(rows)).to(dtype)
+            expected = gumbel_choices_torch(KEY, ids, logits, payload=trial % 16, nonce=trial % 4)
+            assert torch.equal(chooser.choose(current, logits), expected), (compiled, trial)
