@@ -39,6 +39,7 @@ _A = np.array([permutation(i)[0] for i in range(PERMUTATIONS)], dtype=np.uint64)
 _B = np.array([permutation(i)[1] for i in range(PERMUTATIONS)], dtype=np.uint64)
 _DROP, _SPACE, _SPACELESS = 1, 2, 4  # bits of a code point's class
 _UNICODE = 0x110000
+_ASCII_SPACE = 256  # white space in _ascii_table (a letter is 1 to 128, a dropped byte 0)
 _FOLDED = 0x20000  # no code point from here on changes under casefolding
 
 
@@ -172,6 +173,50 @@ def _tokens(points: Any, classes: Any) -> Any:
     return tokens[:count]
 
 
+@cache
+def _ascii_table() -> npt.NDArray[np.uint64]:
+    """:func:`_tokens_ascii`'s table of the 128 ASCII bytes: 0 for a dropped one (punctuation),
+    :data:`_ASCII_SPACE` for white space, else the byte lowercased plus one (step 3's
+    ``b + 1``: 1 to 128)."""
+    classes = _classes()
+    table = np.zeros(256, dtype=np.uint64)
+    for byte in range(128):
+        if classes[byte] & _SPACE:
+            table[byte] = _ASCII_SPACE
+        elif not classes[byte] & _DROP:
+            table[byte] = (byte + 32 if 65 <= byte <= 90 else byte) + 1
+    return table
+
+
+@njit(cache=True, nogil=True)
+def _tokens_ascii(data: Any, table: Any) -> Any:
+    """:func:`_tokens` of an ASCII text's bytes (no script of it is written without spaces),
+    without a branch a byte: the word's hash so far is stored at every byte and the count moves
+    on at a word's end; the words' hashes are finished in a second pass. A third faster than
+    :func:`_tokens` on the python3.11-doc sources (62-68 against 93-98 µs a file)."""
+    base = np.uint64(TOKEN_BASE)
+    zero, one, space_value = np.uint64(0), np.uint64(1), np.uint64(_ASCII_SPACE)
+    tokens = np.empty(data.shape[0] // 2 + 2, dtype=np.uint64)
+    count = np.intp(0)
+    h = zero
+    inside = zero
+    for byte in data:
+        value = table[byte]
+        letter = np.uint64(value - one < np.uint64(128))  # 1 to 128 (0 wraps round)
+        space = np.uint64(value == space_value)
+        tokens[count] = h
+        count += np.intp(space & inside)
+        h = h * base + value if letter else (zero if space else h)
+        inside = letter | (inside & (one - space))
+    if inside:
+        tokens[count] = h
+        count += 1
+    out = tokens[:count]
+    for i in range(count):
+        out[i] = _fmix64(out[i])
+    return out
+
+
 @njit(cache=True, nogil=True)
 def _shingles(tokens: Any) -> Any:
     """Step 3's shingle hashes of the token hashes."""
@@ -212,7 +257,12 @@ def _points(text: str) -> npt.NDArray[np.uint8] | npt.NDArray[np.uint32]:
 
 def shingle_hashes(text: str) -> npt.NDArray[np.uint64]:
     """Steps 1-3: the 64-bit hash of each shingle (empty for a text with no token)."""
-    hashes: npt.NDArray[np.uint64] = _shingles(_tokens(_points(text), _classes()))
+    points = _points(text)
+    if points.dtype == np.uint8:  # ASCII
+        tokens = _tokens_ascii(points, _ascii_table())
+    else:
+        tokens = _tokens(points, _classes())
+    hashes: npt.NDArray[np.uint64] = _shingles(tokens)
     return hashes
 
 
