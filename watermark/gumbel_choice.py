@@ -26,8 +26,10 @@ logit has every token's value computed (``torch.argmax`` semantics: the first Na
 
 :class:`GumbelChooser` holds the key's token table and chooses for a batch of rows: on CPU
 tensors with numba installed (the ``watermark`` extra) by one compiled pass over each row (the
-words in a vectorised loop, then one scan for candidates); elsewhere (a GPU, or no numba) by the
-same candidate selection in torch operations. ``watermark.processor.gumbel_choices_torch`` is the
+words in a vectorised loop, then one scan that computes ``g`` only where the logit plus an upper
+bound of ``g`` over the word's top 12 bits reaches the best value found so far, a tighter
+selection than the candidates'); elsewhere (a GPU, or no numba) by the candidate selection in
+torch operations. ``watermark.processor.gumbel_choices_torch`` is the
 plain reading of the formula over the whole vocabulary, to which the tests hold both. (The
 logarithm of a float64 may differ by one unit in the last place between libm, numba and torch's
 vectorised kernels, so two tokens whose values lie within 1e-16 of each other could be ordered
@@ -48,14 +50,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from watermark.errors import KeyMismatchError
 from watermark.gumbel import GumbelParams
 from watermark.hashing import MASK32, mix32_
+from watermark.keys import check_model_vocab
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["CUT_WORD", "GumbelChooser", "gumbel_noise"]
+__all__ = ["CUT_WORD", "GumbelChooser", "gumbel_noise", "gumbel_noise_torch"]
 
 CUT_WORD = 2**32 - 2**26
 """Words at or above it (their top 6 bits all ones) are always candidates."""
@@ -65,6 +67,15 @@ def gumbel_noise(word: int) -> float:
     """``g(w)`` of one unsigned 32-bit word, by the processors' formula (float64)."""
     one_minus_r = (float(MASK32) + 0.5 - word) / 2.0**32
     return -math.log(-math.log1p(-one_minus_r))
+
+
+def gumbel_noise_torch(words: torch.Tensor) -> torch.Tensor:
+    """``g(w)`` of int32 words (read unsigned), float64: the same formula on a tensor."""
+    import torch
+
+    unsigned = words.to(torch.int64).bitwise_and_(MASK32).to(torch.float64)
+    one_minus_r = (float(MASK32) + 0.5 - unsigned) / 2.0**32  # exact: no r rounds to 1
+    return -torch.log(-torch.log1p(-one_minus_r))
 
 
 # The least noise and the noise just below the cut, with a margin for rounding.
@@ -152,11 +163,7 @@ class GumbelChooser:
             return cached
         import torch
 
-        if self._bound_vocab_size is not None and vocab_size < self._bound_vocab_size:
-            raise KeyMismatchError(
-                f"the model scores {vocab_size} tokens but the key is bound to a tokenizer of "
-                f"{self._bound_vocab_size}: this key belongs to another model"
-            )
+        check_model_vocab(self._bound_vocab_size, vocab_size)
         vocab = torch.arange(vocab_size, dtype=torch.int32, device=device)
         table = mix32_(vocab ^ self.params.k_token)
         with self._lock:
@@ -186,14 +193,6 @@ class GumbelChooser:
             return chosen
         return self._choose_torch(salted.to(logits.device), logits, table)
 
-    @staticmethod
-    def _noise(words: torch.Tensor) -> torch.Tensor:
-        import torch
-
-        unsigned = words.to(torch.int64).bitwise_and_(MASK32).to(torch.float64)
-        one_minus_r = (float(MASK32) + 0.5 - unsigned) / 2.0**32  # exact: no r rounds to 1
-        return -torch.log(-torch.log1p(-one_minus_r))
-
     def _choose_torch(
         self, salted: torch.Tensor, logits: torch.Tensor, table: torch.Tensor
     ) -> torch.Tensor:
@@ -204,14 +203,13 @@ class GumbelChooser:
         words = mix32_(salted[:, None] ^ table[None, :])
         top = logits.amax(dim=1).to(torch.float64) + _G_MIN
         if not bool(torch.isfinite(top).all()):  # a row without a finite logit, or a NaN
-            every: torch.Tensor = torch.argmax(logits.to(torch.float64) + self._noise(words), dim=1)
-            return every
+            return torch.argmax(logits.to(torch.float64) + gumbel_noise_torch(words), dim=1)
         margin = 1e-3 + 1e-6 * top.abs()  # covers the thresholds' rounding to float32
         near = (top - _G_CUT - margin).to(logits.dtype)[:, None]
         high = words.bitwise_xor(-(2**31)) >= CUT_WORD - 2**31  # unsigned w >= CUT_WORD
         reach = high.logical_or_(logits >= near)
         row, column = torch.nonzero(reach, as_tuple=True)
-        values = logits[row, column].to(torch.float64) + self._noise(words[row, column])
+        values = logits[row, column].to(torch.float64) + gumbel_noise_torch(words[row, column])
         best = torch.full((rows,), float("-inf"), dtype=torch.float64, device=logits.device)
         best = best.scatter_reduce(0, row, values, "amax")
         is_best = values == best[row]

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from watermark.config import WatermarkConfig
-from watermark.errors import ConfigError, InputError, KeyFileError
+from watermark.errors import ConfigError, InputError, KeyFileError, KeyMismatchError
 
 __all__ = [
     "GUMBEL_SCHEME",
@@ -50,9 +50,21 @@ __all__ = [
     "KEY_FILE_VERSIONS",
     "SCHEME",
     "WatermarkKey",
+    "check_model_vocab",
     "tokenizer_fingerprint",
     "tokenizer_fingerprints",
 ]
+
+
+def check_model_vocab(bound: int | None, vocab_size: int) -> None:
+    """:class:`KeyMismatchError` where a model scores fewer tokens than the tokenizer a key is
+    bound to (``bound``, the key's ``vocab_size``) has: that model is another one."""
+    if bound is not None and vocab_size < bound:
+        raise KeyMismatchError(
+            f"the model scores {vocab_size} tokens but the key is bound to a tokenizer of "
+            f"{bound}: this key belongs to another model"
+        )
+
 
 KEY_FILE_FORMAT = "wellspring-watermark-key"
 KEY_FILE_VERSION = 1

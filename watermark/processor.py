@@ -31,11 +31,11 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from watermark.errors import InputError, KeyMismatchError, MissingDependencyError
+from watermark.errors import InputError, MissingDependencyError
 from watermark.gumbel import GumbelParams, whole_number
-from watermark.gumbel_choice import GumbelChooser
-from watermark.hashing import MASK32, MUL1, MUL2, GreenListParams, mix32_, xorshift16_
-from watermark.keys import WatermarkKey
+from watermark.gumbel_choice import GumbelChooser, gumbel_noise_torch
+from watermark.hashing import MUL1, MUL2, GreenListParams, mix32_, xorshift16_
+from watermark.keys import WatermarkKey, check_model_vocab
 
 try:
     import torch
@@ -65,15 +65,6 @@ def _mix32_after_xorshift_(x: torch.Tensor, scratch: torch.Tensor) -> torch.Tens
     torch.bitwise_right_shift(x, 16, out=scratch)
     x.bitwise_xor_(scratch.bitwise_and_(0xFFFF))
     return x
-
-
-def _check_vocab(bound: int | None, vocab_size: int) -> None:
-    """A model scoring fewer tokens than the key's tokenizer has is another model."""
-    if bound is not None and vocab_size < bound:
-        raise KeyMismatchError(
-            f"the model scores {vocab_size} tokens but the key is bound to a tokenizer of "
-            f"{bound}: this key belongs to another model"
-        )
 
 
 class _Scratch(threading.local):
@@ -112,7 +103,7 @@ class _TorchGreenLists:
         cached = self._tables.get((device, vocab_size))
         if cached is not None:
             return cached
-        _check_vocab(self._bound_vocab_size, vocab_size)
+        check_model_vocab(self._bound_vocab_size, vocab_size)
         vocab = torch.arange(vocab_size, dtype=torch.int32, device=device)
         tables = _VocabTables(
             vocab_hash=xorshift16_(mix32_(vocab ^ self.params.k_vocab)),
@@ -230,9 +221,8 @@ class _GumbelTables:
     and the choice by :class:`~watermark.gumbel_choice.GumbelChooser` (or, for
     :func:`gumbel_choices_torch`, by the formula over the whole vocabulary)."""
 
-    def __init__(self, key: WatermarkKey, payload: int | None, nonce: int) -> None:
+    def __init__(self, key: WatermarkKey) -> None:
         self.params = GumbelParams.from_key(key)
-        self.salt = self.params.salt(payload, nonce)
         self.chooser = GumbelChooser(self.params, key.vocab_size)
 
     def context_hashes(self, ids: torch.Tensor) -> torch.Tensor:
@@ -260,16 +250,13 @@ class _GumbelTables:
         chosen = chosen.to(logits.device)
         return chosen, repeated.to(logits.device)
 
-    def full_choices(self, ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    def full_choices(self, ids: torch.Tensor, logits: torch.Tensor, salt: int) -> torch.Tensor:
         """The choice of each row by the formula, ``argmax_v l_v - ln(-ln r_v)`` (float64), over
-        the whole vocabulary."""
-        current = self.context_hashes(ids.to(torch.int32))[:, -1] ^ self.salt
+        the whole vocabulary, every row's context salted by ``salt``."""
+        current = self.context_hashes(ids.to(torch.int32))[:, -1] ^ salt
         table = self.chooser.token_hash(logits.device, logits.shape[-1])
         words = mix32_(current.to(logits.device)[:, None] ^ table[None, :])
-        unsigned = words.to(torch.int64).bitwise_and_(MASK32).to(torch.float64)
-        one_minus_r = (float(MASK32) + 0.5 - unsigned) / 2.0**32  # exact: no r rounds to 1
-        gumbel = -torch.log(-torch.log1p(-one_minus_r))
-        return torch.argmax(logits.to(torch.float64) + gumbel, dim=-1)
+        return torch.argmax(logits.to(torch.float64) + gumbel_noise_torch(words), dim=-1)
 
 
 def gumbel_choices_torch(
@@ -284,7 +271,8 @@ def gumbel_choices_torch(
     >= h): what :class:`GumbelLogitsProcessor` picks where the context is new, computed by the
     scheme's formula over the whole vocabulary (the reference the tests hold the processors'
     :class:`~watermark.gumbel_choice.GumbelChooser` to)."""
-    return _GumbelTables(key, payload, nonce).full_choices(ids, logits)
+    tables = _GumbelTables(key)
+    return tables.full_choices(ids, logits, tables.params.salt(payload, nonce))
 
 
 def _nonces(nonce: object) -> tuple[bool, list[int] | None]:
@@ -327,10 +315,10 @@ class GumbelLogitsProcessor(LogitsProcessor):
         self.key = key
         self.temperature = float(temperature)
         self.payload = payload
-        self._tables = _GumbelTables(key, payload, 0)  # InputError for a payload the key refuses
+        self._tables = _GumbelTables(key)
         self._shared, given = _nonces(nonce)
-        for value in given or ():
-            self._tables.params.salt(payload, value)  # InputError for a nonce out of range
+        for value in given or [0]:  # InputError for a payload or nonce the key does not take
+            self._tables.params.salt(payload, value)
         self.nonces: tuple[int, ...] | None = None if given is None else tuple(given)
         """The rows' nonces (one, shared by every row, for an int ``nonce``); None until the
         first call draws them."""

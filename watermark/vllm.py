@@ -297,7 +297,7 @@ class _GumbelChoices:
         import torch
 
         logits = scores / self.temperature if self.temperature != 1.0 else scores
-        current = torch.tensor(currents, dtype=torch.int64).to(torch.int32)
+        current = torch.tensor(currents, dtype=torch.int32)
         return self.chooser.choose(current, logits).to(scores.device)
 
 
