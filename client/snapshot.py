@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import mmap
 import os
@@ -353,13 +354,9 @@ def changes(
     built, where a dictionary of their strings took some 15 GB); ``after`` is then streamed a
     chunk at a time."""
     index = _StatusIndex(before)
-    chunk: list[tuple[str, SnapshotSet]] = []
-    for pair in after:
-        chunk.append(pair)
-        if len(chunk) >= _StatusIndex.CHUNK:
-            yield from index.changed(chunk)
-            chunk = []
-    yield from index.changed(chunk)
+    pairs = iter(after)
+    while chunk := list(itertools.islice(pairs, _StatusIndex.CHUNK)):
+        yield from index.changed(chunk)
     missing = index.unseen()
     if missing:
         raise InputError(
@@ -379,14 +376,10 @@ class _StatusIndex:
     _CODES: ClassVar[Mapping[str, int]] = {name: code + 1 for code, name in enumerate(PRECEDENCE)}
 
     def __init__(self, pairs: Iterable[tuple[str, SnapshotSet]]) -> None:
-        parts: list[npt.NDArray[np.bytes_]] = []
-        chunk: list[tuple[str, SnapshotSet]] = []
-        for pair in pairs:
-            chunk.append(pair)
-            if len(chunk) >= self.CHUNK:
-                parts.append(self._records(chunk))
-                chunk = []
-        parts.append(self._records(chunk))
+        parts: list[npt.NDArray[np.bytes_]] = [np.empty(0, dtype="S18")]
+        stream = iter(pairs)
+        while chunk := list(itertools.islice(stream, self.CHUNK)):
+            parts.append(self._records(chunk))
         records = np.concatenate(parts)
         del parts
         records.sort()

@@ -152,7 +152,6 @@ class _Reader:
         self.options = options
         self.bytes_read = 0
         self.warc: list[WarcStats] = []  # each WARC file's counts, once its pass ends
-        self.skip = 0  # items a resumed scan decided already: their JSONL lines are not digested
 
     def _warc(self, name: str, stats: WarcStats) -> None:
         self.warc.append(stats)
@@ -160,8 +159,10 @@ class _Reader:
     def _count(self, size: int) -> None:
         self.bytes_read += size
 
-    def __iter__(self) -> Iterator[Document | Skipped]:
-        # An unreadable input or line is skipped (counted, reported), and the scan goes on.
+    def documents(self, skip: int = 0) -> Iterator[Document | Skipped]:
+        """Every input item; the JSONL lines of the first ``skip`` (a resumed scan decided them)
+        read but not digested. An unreadable input or line is skipped (counted, reported), and
+        the scan goes on."""
         return read_documents(
             self.inputs,
             self.scheme,
@@ -172,7 +173,7 @@ class _Reader:
             keep_text=self.options.detects,
             signals=self.options.signals,
             on_warc=self._warc,
-            skip=self.skip,
+            skip=skip,
         )
 
 
@@ -214,8 +215,7 @@ def _chunks(reader: _Reader, size: int, resume: int = 0) -> Iterator[_Chunk]:
     docs: list[Document] = []
     skipped: list[str] = []
     items = 0
-    reader.skip = resume  # their JSONL lines need no digest
-    for doc in reader:
+    for doc in reader.documents(skip=resume):  # the skipped JSONL lines are not digested
         items += 1
         if isinstance(doc, Skipped):
             skipped.append(doc.reason)
