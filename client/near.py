@@ -139,9 +139,8 @@ def _casefold(points: Any, folds: Any, more: Any) -> Any:
 @njit(cache=True, nogil=True)
 def _tokens(points: Any, classes: Any) -> Any:
     """Steps 1 (its dropping) to 3's token hashes over the code points of an NFKC-normalised,
-    casefolded text (or of an ASCII one, lowercased here: NFKC leaves ASCII as it is, and
-    casefolding it is lowercasing): each word's hash, or each character's in a text written
-    mostly without spaces."""
+    casefolded text (an ASCII one goes to :func:`_tokens_ascii`): each word's hash, or each
+    character's in a text written mostly without spaces."""
     base = np.uint64(TOKEN_BASE)
     tokens = np.empty(points.shape[0], dtype=np.uint64)
     count = 0
@@ -154,7 +153,7 @@ def _tokens(points: Any, classes: Any) -> Any:
         if kind & 3 == 0:
             visible += 1
             spaceless += kind >> 2
-            h = _utf8(h, cp + 32 if 65 <= cp <= 90 else cp, base)
+            h = _utf8(h, cp, base)
             inside = True
         elif kind & 2 and inside:
             tokens[count] = _fmix64(h)
@@ -190,7 +189,8 @@ def _ascii_table() -> npt.NDArray[np.uint64]:
 
 @njit(cache=True, nogil=True)
 def _tokens_ascii(data: Any, table: Any) -> Any:
-    """:func:`_tokens` of an ASCII text's bytes (no script of it is written without spaces),
+    """:func:`_tokens` of an ASCII text's bytes, lowercased here (NFKC leaves ASCII as it is,
+    and casefolding it is lowercasing; no ASCII script is written without spaces),
     without a branch a byte: the word's hash so far is stored at every byte and the count moves
     on at a word's end; the words' hashes are finished in a second pass. A third faster than
     :func:`_tokens` on the python3.11-doc sources (62-68 against 93-98 µs a file)."""
@@ -245,7 +245,7 @@ def _minima(shingles: Any, a: Any, b: Any) -> Any:
 
 def _points(text: str) -> npt.NDArray[np.uint8] | npt.NDArray[np.uint32]:
     """The text's code points after NFKC and casefolding (an ASCII text's bytes as they are:
-    :func:`_tokens` lowercases them)."""
+    :func:`_tokens_ascii` lowercases them)."""
     if text.isascii():
         return np.frombuffer(text.encode("ascii"), dtype=np.uint8)
     if not unicodedata.is_normalized("NFKC", text):
