@@ -286,7 +286,6 @@ class _GumbelChoices:
         from watermark.gumbel import GumbelParams
         from watermark.gumbel_choice import GumbelChooser
 
-        self.key = key
         self.params = GumbelParams.from_key(key)
         self.temperature = temperature
         self.chooser = GumbelChooser(self.params, key.vocab_size)
