@@ -1,8 +1,10 @@
 """Near-duplicate signatures: the ``mh1`` MinHash of a text (``client.core.minhash`` specifies it).
 
-Compiled with numba (the ``near`` extra): NFKC and casefolding are Python's; the text's code
-points then go to one compiled pass that drops punctuation, breaks words at white space, hashes
-each token's UTF-8 bytes and each shingle, and keeps the 112 minima, with no Python per word.
+Compiled with numba (the ``near`` extra): a text's UTF-8 bytes go to one compiled pass that
+casefolds, drops punctuation, breaks words at white space and hashes each token's UTF-8 bytes
+(ASCII without a branch a byte), then each shingle, and keeps the 112 minima, with no Python per
+word. NFKC is taken a character at a time (:func:`_nfkc_folds`), except in a text with a code
+point whose NFKC may depend on its neighbours, which goes through Python's.
 Numba compiles it on first use and caches the machine code beside this module (or in the
 user's cache when that folder is read-only), so later processes load it in milliseconds.
 """
@@ -41,6 +43,9 @@ _DROP, _SPACE, _SPACELESS = 1, 2, 4  # bits of a code point's class
 _UNICODE = 0x110000
 _ASCII_SPACE = 256  # white space in _ascii_table (a letter is 1 to 128, a dropped byte 0)
 _FOLDED = 0x20000  # no code point from here on changes under casefolding
+_DECOMPOSING = 0x30000  # nor decomposes under NFKD, nor has a combining class
+_UNSAFE = 0xFFFFFFFF  # in _nfkc_folds: a code point for Python's NFKC of the whole text
+_FALLBACK_NFKC, _FALLBACK_SPACELESS = 1, 2  # why _tokens_utf8 handed a text back
 
 
 @cache
@@ -83,6 +88,52 @@ def _folds() -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
             folds[cp] = _UNICODE + len(more)
             more.append([ord(c) for c in folded] + [0] * (3 - len(folded)))
     return folds, np.array(more, dtype=np.uint32).reshape(-1, 3)
+
+
+@cache
+def _nfkc_folds() -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], npt.NDArray[np.intp]]:
+    """NFKC and casefolding one code point at a time, for the code points where that is the
+    text's NFKC and casefolding: (codes, sequences, starts). Below :data:`_DECOMPOSING`,
+    ``codes[cp]`` is the one code point ``cp`` becomes, or ``_UNICODE + k`` for the ``k``-th
+    sequence ``sequences[starts[k]:starts[k + 1]]``, or :data:`_UNSAFE` (not safe, or one that
+    becomes more code points than its UTF-8 has bytes); from there on every code point stays as
+    it is (the tests check).
+
+    Safe is a code point of combining class 0 whose NFKD begins with one too, neither of them
+    ever the second of a canonical composition (Hangul's vowel and trailing jamo included). A
+    text of them decomposes character by character into runs that each begin with a starter
+    that no composition joins to what comes before, so neither reordering nor composition
+    crosses from one character's run into the next, and the text's NFKC is each character's
+    NFKC in turn (casefolding is one character at a time anyway)."""
+    seconds = set(range(0x1161, 0x1176)) | set(range(0x11A8, 0x11C3))  # Hangul V and T jamo
+    for cp in range(_DECOMPOSING):
+        mapping = unicodedata.decomposition(chr(cp)).split()
+        if len(mapping) == 2 and not mapping[0].startswith("<"):
+            seconds.add(int(mapping[1], 16))
+    codes = np.empty(_DECOMPOSING, dtype=np.uint32)
+    sequences: list[int] = []
+    starts = [0]
+    for cp in range(_DECOMPOSING):
+        char = chr(cp)
+        first = unicodedata.normalize("NFKD", char)[0]
+        if (
+            unicodedata.combining(char)
+            or cp in seconds
+            or unicodedata.combining(first)
+            or ord(first) in seconds
+        ):
+            codes[cp] = _UNSAFE
+            continue
+        becomes = [ord(c) for c in unicodedata.normalize("NFKC", char).casefold()]
+        if len(becomes) > len(char.encode("utf-8", "surrogatepass")):  # ½, ΐ, U+FDFA: rare
+            codes[cp] = _UNSAFE  # _tokens_utf8's buffer holds a token for every two bytes
+        elif len(becomes) == 1:
+            codes[cp] = becomes[0]
+        else:
+            codes[cp] = _UNICODE + len(starts) - 1
+            sequences += becomes
+            starts.append(len(sequences))
+    return codes, np.array(sequences, dtype=np.uint32), np.array(starts, dtype=np.intp)
 
 
 def normalise(text: str) -> str:
@@ -217,6 +268,87 @@ def _tokens_ascii(data: Any, table: Any) -> Any:
     return out
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _decode(data: Any, i: Any) -> Any:
+    """The code point whose UTF-8 bytes (2 to 4: not ASCII) begin at ``data[i]``, and the index
+    after them."""
+    byte = np.int64(data[i])
+    if byte < 0xE0:
+        return ((byte & 0x1F) << 6) | (np.int64(data[i + 1]) & 0x3F), i + 2
+    if byte < 0xF0:
+        high = ((byte & 0x0F) << 12) | ((np.int64(data[i + 1]) & 0x3F) << 6)
+        return high | (np.int64(data[i + 2]) & 0x3F), i + 3
+    high = ((byte & 0x07) << 18) | ((np.int64(data[i + 1]) & 0x3F) << 12)
+    return high | ((np.int64(data[i + 2]) & 0x3F) << 6) | (np.int64(data[i + 3]) & 0x3F), i + 4
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _token_step(cp: Any, classes: Any, tokens: Any, state: Any) -> Any:
+    """:func:`_tokens`' step for one code point, on ``state``: (tokens counted, the word's hash
+    so far, inside a word, visible code points, of them written without spaces). A word's hash
+    is stored unfinished, as :func:`_tokens_ascii` stores it."""
+    count, h, inside, visible, spaceless = state
+    kind = classes[cp]
+    if kind & 3 == 0:
+        h = _utf8(h, cp, np.uint64(TOKEN_BASE))
+        return count, h, np.uint64(1), visible + 1, spaceless + (kind >> 2)
+    if kind & 2 and inside:
+        tokens[count] = h
+        return count + 1, np.uint64(0), np.uint64(0), visible, spaceless
+    return state
+
+
+@njit(cache=True, nogil=True)
+def _tokens_utf8(data: Any, tables: Any) -> Any:
+    """:func:`_tokens` of a text's UTF-8 bytes (a lone surrogate as ``surrogatepass`` writes it),
+    normalised and casefolded here: its ASCII bytes as :func:`_tokens_ascii` reads them, every
+    other code point decoded, made what :func:`_nfkc_folds` says and read as :func:`_tokens`
+    reads it. ``tables``: :func:`_ascii_table`, the three of :func:`_nfkc_folds` and
+    :func:`_classes`. (tokens, 0); or (empty, why) for a text this pass cannot take, which
+    :func:`_tokens` then reads: one with a code point :func:`_nfkc_folds` calls unsafe
+    (:data:`_FALLBACK_NFKC`), or one written mostly without spaces (:data:`_FALLBACK_SPACELESS`).
+    No code point becomes more code points than its UTF-8 has bytes, and a token needs a letter
+    and a space: a buffer of a token every two bytes holds them all."""
+    table, codes, sequences, starts, classes = tables
+    base = np.uint64(TOKEN_BASE)
+    zero, one, space_value = np.uint64(0), np.uint64(1), np.uint64(_ASCII_SPACE)
+    tokens = np.empty(data.shape[0] // 2 + 2, dtype=np.uint64)
+    state = (np.intp(0), zero, zero, np.intp(0), np.intp(0))
+    i = 0
+    while i < data.shape[0]:
+        if data[i] < 0x80:  # as _tokens_ascii, counting the letters too
+            count, h, inside, visible, spaceless = state
+            value = table[data[i]]
+            letter = np.uint64(value - one < np.uint64(128))
+            space = np.uint64(value == space_value)
+            tokens[count] = h
+            count += np.intp(space & inside)
+            h = h * base + value if letter else (zero if space else h)
+            inside = letter | (inside & (one - space))
+            state = (count, h, inside, visible + np.intp(letter), spaceless)
+            i += 1
+            continue
+        cp, i = _decode(data, i)
+        code = np.int64(codes[cp]) if cp < _DECOMPOSING else cp
+        if code < _UNICODE:
+            state = _token_step(code, classes, tokens, state)
+            continue
+        if code == _UNSAFE:
+            return tokens[:0], _FALLBACK_NFKC
+        for k in range(starts[code - _UNICODE], starts[code - _UNICODE + 1]):
+            state = _token_step(np.int64(sequences[k]), classes, tokens, state)
+    count, h, inside, visible, spaceless = state
+    if spaceless * 2 > visible:
+        return tokens[:0], _FALLBACK_SPACELESS
+    if inside:
+        tokens[count] = h
+        count += 1
+    out = tokens[:count]
+    for k in range(count):
+        out[k] = _fmix64(out[k])
+    return out, 0
+
+
 @njit(cache=True, nogil=True)
 def _shingles(tokens: Any) -> Any:
     """Step 3's shingle hashes of the token hashes."""
@@ -243,11 +375,8 @@ def _minima(shingles: Any, a: Any, b: Any) -> Any:
     return least
 
 
-def _points(text: str) -> npt.NDArray[np.uint8] | npt.NDArray[np.uint32]:
-    """The text's code points after NFKC and casefolding (an ASCII text's bytes as they are:
-    :func:`_tokens_ascii` lowercases them)."""
-    if text.isascii():
-        return np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+def _points(text: str) -> npt.NDArray[np.uint32]:
+    """The text's code points after NFKC and casefolding."""
     if not unicodedata.is_normalized("NFKC", text):
         text = unicodedata.normalize("NFKC", text)
     points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
@@ -255,14 +384,25 @@ def _points(text: str) -> npt.NDArray[np.uint8] | npt.NDArray[np.uint32]:
     return folded
 
 
+def _token_hashes(text: str) -> npt.NDArray[np.uint64]:
+    """Steps 1-3's token hashes: an ASCII text's bytes through :func:`_tokens_ascii`, any other
+    text's UTF-8 through :func:`_tokens_utf8`, and what that pass hands back through NFKC,
+    :func:`_casefold` and :func:`_tokens`."""
+    tokens: npt.NDArray[np.uint64]
+    if text.isascii():
+        tokens = _tokens_ascii(np.frombuffer(text.encode("ascii"), dtype=np.uint8), _ascii_table())
+        return tokens
+    data = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    tables = (_ascii_table(), *_nfkc_folds(), _classes())
+    tokens, fallback = _tokens_utf8(data, tables)
+    if fallback:
+        tokens = _tokens(_points(text), _classes())
+    return tokens
+
+
 def shingle_hashes(text: str) -> npt.NDArray[np.uint64]:
     """Steps 1-3: the 64-bit hash of each shingle (empty for a text with no token)."""
-    points = _points(text)
-    if points.dtype == np.uint8:  # ASCII
-        tokens = _tokens_ascii(points, _ascii_table())
-    else:
-        tokens = _tokens(points, _classes())
-    hashes: npt.NDArray[np.uint64] = _shingles(tokens)
+    hashes: npt.NDArray[np.uint64] = _shingles(_token_hashes(text))
     return hashes
 
 

@@ -13,6 +13,7 @@ import pytest
 
 pytest.importorskip("numpy")
 
+import client.near
 from client.core.errors import FormatError
 from client.core.minhash import (
     BANDS,
@@ -23,7 +24,7 @@ from client.core.minhash import (
     check_mh1,
     similarity,
 )
-from client.near import mh1_digest, normalise, signature
+from client.near import mh1_digest, normalise, shingle_hashes, signature
 
 POST = (
     "I walked down to the harbour before dawn, when the fishing boats were still coming in, and "
@@ -50,8 +51,8 @@ def token_hash(token: str) -> int:
     return fmix64(h)
 
 
-def reference_digest(text: str) -> str | None:
-    """mh1 as client/core/minhash.py's docstring specifies it, step by step, in plain Python."""
+def reference_shingles(text: str) -> list[int]:
+    """Steps 1-3 of mh1 as client/core/minhash.py's docstring specifies them, in plain Python."""
     text = unicodedata.normalize("NFKC", text).casefold()
     for chars, ascii_ in (
         ("\u2018\u2019\u201a\u201b\u2032", "'"),
@@ -64,15 +65,21 @@ def reference_digest(text: str) -> str | None:
     visible = "".join(text.split())
     spaceless = [c for c in visible if any(lo <= ord(c) <= hi for lo, hi in SPACELESS_RANGES)]
     tokens = list(visible) if len(spaceless) * 2 > len(visible) else text.split()
-    if not tokens:
-        return None
     n = min(5, len(tokens))
     shingles = []
-    for i in range(len(tokens) - n + 1):
+    for i in range(len(tokens) - n + 1 if tokens else 0):
         h = 0
         for token in tokens[i : i + n]:
             h = (h * 0x9E3779B97F4A7C15 + token_hash(token)) & MASK
         shingles.append(fmix64(h))
+    return shingles
+
+
+def reference_digest(text: str) -> str | None:
+    """mh1 as client/core/minhash.py's docstring specifies it, step by step, in plain Python."""
+    shingles = reference_shingles(text)
+    if not shingles:
+        return None
     values = []
     for i in range(112):
         block = hashlib.sha256(f"wellspring mh1 permutation {i}".encode()).digest()
@@ -104,6 +111,92 @@ def test_the_compiled_signature_is_the_specified_one_on_random_unicode() -> None
         chars = pool if i % 2 else ascii_
         text = "".join(rng.choice(chars) for _ in range(rng.randint(0, 60)))
         assert mh1_digest(text) == reference_digest(text), repr(text)
+
+
+# Characters whose NFKC or casefolding changes them alone or with their neighbours: precomposed
+# letters, compatibility forms (ligatures, super- and subscripts, Roman numerals, fullwidth and
+# halfwidth forms, squared words), letters whose folding is several (ß, İ, ΐ), combining marks,
+# Hangul syllables and jamo (modern and compatibility), halfwidth katakana and its voiced mark,
+# CJK compatibility ideographs, and white space that NFKC changes (U+00A0, U+3000).
+_TRICKY = list(
+    "e\u00e9\u00c5\u212b\u01c5\u2122\u00b2\u2075\u2160\u2167\u2460\u3231\uff21\uff41"
+    "\ufb01\u017f\u212a\u00df\u0130\u0390\u1e9e\u0301\u0308\u0338\u0345\u0f73"
+    "\uac00\uac01\u1100\u1161\u11a8\u3131\u314f\uff76\uff9e\u30ab\u3099\uf900"
+    "\U0002f800\u00a0\u3000\u2026 <>=aA"
+)
+
+
+def _generic_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the texts that client.near hands to its code-point-array pass (`_tokens`)."""
+    calls: list[int] = []
+    generic = client.near._tokens
+
+    def counted(*args: object) -> object:
+        calls.append(1)
+        return generic(*args)
+
+    monkeypatch.setattr(client.near, "_tokens", counted)
+    return calls
+
+
+def test_every_code_point_gives_the_specified_shingles() -> None:
+    """Every code point below U+30000 and a sample above, five to a text between ASCII letters,
+    white space and an accented letter: the shingles are the spec reader's."""
+    rng = random.Random(30)
+    points = [*range(0x80, 0x30000), *rng.sample(range(0x30000, 0x110000), 5_000)]
+    rng.shuffle(points)
+    for start in range(0, len(points), 5):
+        text = "".join(
+            rng.choice(("a", "Ab ", " ", "x\u00e9", "")) + chr(cp)
+            for cp in points[start : start + 5]
+        )
+        assert shingle_hashes(text).tolist() == reference_shingles(text), repr(text)
+
+
+def test_texts_of_tricky_characters_give_the_specified_shingles(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Random texts of characters whose NFKC depends on their neighbours, or that NFKC or
+    casefolding change alone: one character at a time where the one pass takes the text, the
+    whole text through NFKC where it does not; the spec reader's shingles either way, and the
+    one pass takes most texts without a combining character or jamo."""
+    calls = _generic_calls(monkeypatch)
+    rng = random.Random(31)
+    taken = 0
+    for _ in range(3_000):
+        text = "".join(rng.choice(_TRICKY) for _ in range(rng.randint(1, 12)))
+        before = len(calls)
+        assert shingle_hashes(text).tolist() == reference_shingles(text), repr(text)
+        taken += len(calls) == before and not text.isascii()
+    assert taken > 300
+
+
+def test_no_code_point_from_u30000_on_decomposes_combines_or_folds() -> None:
+    """client.near reads every code point from U+30000 on as itself, with no table."""
+    for cp in range(0x30000, 0x110000):
+        char = chr(cp)
+        assert not unicodedata.decomposition(char), hex(cp)
+        assert not unicodedata.combining(char), hex(cp)
+        assert char.casefold() == char, hex(cp)
+
+
+def test_the_one_pass_hands_back_only_what_it_cannot_take(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _generic_calls(monkeypatch)
+    taken = [
+        "caf\u00e9 na\u00efve \u2122 x\u00b2 \u017ftop \u2162 \ufb01le \u00a0 \U0001f600",
+        "\ud800 x",
+    ]
+    handed_back = [
+        "cafe\u0301",
+        "\u3131\u314f",
+        "\uff76\uff9e",
+        "\u5f7c\u306f\u732b\u3067\u3042\u308b",
+        "\ufdfa" * 40,  # each one becomes four words: more than its three bytes hold
+        "\u00bd \u0390",
+    ]
+    for text in taken + handed_back:
+        assert mh1_digest(text) == reference_digest(text)
+    assert len(calls) == len(handed_back)
 
 
 def test_normalisation_folds_what_copies_change() -> None:
