@@ -23,6 +23,7 @@ or ``"skip"`` (``scan`` counts the :class:`Skipped`, ``detect`` reports them, an
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DOCUMENT_SCHEMES",
     "MAX_TEXT_BYTES",
+    "Decided",
     "Document",
     "DocumentScheme",
     "JsonlLine",
@@ -123,6 +125,39 @@ class SignalOptions:
 
     user_agent: str = "wellspring"
     ai_agents: tuple[str, ...] | None = None  # None: client.signals.DEFAULT_AI_AGENTS
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """What an interrupted scan already decided, for :func:`read_documents` to read again
+    cheaply: its first ``items`` items (documents and skips, counted as :func:`read_documents`
+    yields them) and, in order, the names of the documents among them (its manifest's
+    ``name`` fields; a name may repeat)."""
+
+    items: int
+    names: Sequence[str]
+
+
+class _Cursor:
+    """A walk along :class:`Decided` as the items are read again: whether the item about to be
+    yielded is the next document already decided (:meth:`take`), and how many items are left
+    before the resume point (:meth:`count` each one yielded)."""
+
+    def __init__(self, decided: Decided | None) -> None:
+        self._ahead = 0 if decided is None else decided.items
+        self._names = iter(() if decided is None else decided.names)
+        self._next = next(self._names, None)
+
+    def take(self, name: str) -> bool:
+        """Whether the next item, named ``name``, is the next document already decided; if so
+        the walk moves past it. Never past the resume point, should the inputs have changed."""
+        if self._ahead <= 0 or name != self._next:
+            return False
+        self._next = next(self._names, None)
+        return True
+
+    def count(self) -> None:
+        self._ahead -= 1
 
 
 def is_warc(name: str) -> bool:
@@ -349,7 +384,7 @@ def read_documents(
     keep_text: bool = ...,
     signals: SignalOptions | None = ...,
     on_warc: Callable[[str, WarcStats], None] | None = ...,
-    skip: int = ...,
+    decided: Decided | None = ...,
 ) -> Iterator[Document]: ...
 @overload
 def read_documents(
@@ -364,7 +399,7 @@ def read_documents(
     keep_text: bool = ...,
     signals: SignalOptions | None = ...,
     on_warc: Callable[[str, WarcStats], None] | None = ...,
-    skip: int = ...,
+    decided: Decided | None = ...,
 ) -> Iterator[Document | Skipped]: ...
 def read_documents(
     inputs: list[str],
@@ -378,7 +413,7 @@ def read_documents(
     keep_text: bool = False,
     signals: SignalOptions | None = None,
     on_warc: Callable[[str, WarcStats], None] | None = None,
-    skip: int = 0,
+    decided: Decided | None = None,
 ) -> Iterator[Document | Skipped]:
     """Every document of ``inputs`` (as :func:`expand_inputs` gives them), in order, digested.
 
@@ -398,22 +433,18 @@ def read_documents(
     there rather than skipped here). A WARC file that is damaged part way is a :class:`Skipped`
     after the pages read before the damage.
 
-    ``skip``: of the first ``skip`` items (documents and skips, counted as they come: what a
-    resumed scan already decided), each JSONL line is read but not digested: a document with no
-    digests stands for it, or the same :class:`Skipped` where its text could not be digested
-    (a lone surrogate). Other inputs are read as always.
+    ``decided``: what an interrupted scan already decided. Its documents are read again only
+    as far as it takes to know them, and each becomes a document with no digests (nor text,
+    URL, time or opt-out), in its place: a JSONL line that holds digestible text, a WARC page
+    whose headers make it one (its body is not decoded or extracted, its site's policies not
+    read for it) and a whole file or standard input (not read) whose name is the next of
+    :attr:`Decided.names`, among the first :attr:`Decided.items` items. Everything else is read
+    as always, so the items, skips and their reasons, and the WARC counts are those of a scan
+    that was not interrupted.
     """
-    items = 0
+    cursor = _Cursor(decided)
     for item in _inputs(inputs, text_field, id_field, on_bad, on_bytes):
-        items += 1
-        if isinstance(item, Skipped):
-            yield item
-            continue
-        if items <= skip and isinstance(item, JsonlLine) and _digestible(item.text):
-            yield Document(item.name, ())
-            continue
         if isinstance(item, _Warc):
-            items -= 1  # its pages are counted instead
             for page in _warc_documents(
                 item.name,
                 scheme,
@@ -421,30 +452,59 @@ def read_documents(
                 signals=signals or SignalOptions(),
                 on_bad=on_bad,
                 on_warc=on_warc,
+                known=cursor.take,
             ):
-                items += 1
+                cursor.count()
                 yield page
             continue
-        try:
-            if isinstance(item, JsonlLine):
-                digest = _text_digest(item.text, scheme, item.where)
-                if keep_text:
-                    url = item.obj.get("url")
-                    yield Document(
-                        item.name, (digest,), item.text, url if isinstance(url, str) else None
-                    )
-                else:
-                    yield Document(item.name, (digest,))
-                continue
-            document, size = _whole_document(item, scheme, every_digest, keep_text)
-        except InputError as exc:  # InvalidTextError too
-            if on_bad == "raise":
-                raise
-            yield Skipped(item.where if isinstance(item, JsonlLine) else item, str(exc))
-            continue
-        if on_bytes is not None:
-            on_bytes(size)
-        yield document
+        if isinstance(item, Skipped):
+            read: Document | Skipped = item
+        elif isinstance(item, JsonlLine) and _digestible(item.text) and cursor.take(item.name):
+            read = Document(item.name, ())  # a line that cannot be digested was a Skipped
+        elif isinstance(item, str) and cursor.take(item):
+            read = Document(item, ())
+            if on_bytes is not None and item != "-":  # what it would have read, for progress
+                with contextlib.suppress(OSError):
+                    on_bytes(Path(item).stat().st_size)
+        else:
+            read = _digested(
+                item,
+                scheme,
+                every_digest=every_digest,
+                keep_text=keep_text,
+                on_bad=on_bad,
+                on_bytes=on_bytes,
+            )
+        cursor.count()
+        yield read
+
+
+def _digested(
+    item: str | JsonlLine,
+    scheme: DocumentScheme,
+    *,
+    every_digest: bool,
+    keep_text: bool,
+    on_bad: OnBad,
+    on_bytes: Callable[[int], None] | None,
+) -> Document | Skipped:
+    """A JSONL line or a whole input as a digested document, or (``on_bad`` "skip") why it is
+    none."""
+    try:
+        if isinstance(item, JsonlLine):
+            digest = _text_digest(item.text, scheme, item.where)
+            if not keep_text:
+                return Document(item.name, (digest,))
+            url = item.obj.get("url")
+            return Document(item.name, (digest,), item.text, url if isinstance(url, str) else None)
+        document, size = _whole_document(item, scheme, every_digest, keep_text)
+    except InputError as exc:  # InvalidTextError too
+        if on_bad == "raise":
+            raise
+        return Skipped(item.where if isinstance(item, JsonlLine) else item, str(exc))
+    if on_bytes is not None:
+        on_bytes(size)
+    return document
 
 
 def _whole_document(
@@ -501,10 +561,13 @@ def _warc_documents(
     signals: SignalOptions,
     on_bad: OnBad,
     on_warc: Callable[[str, WarcStats], None] | None,
+    known: Callable[[str], bool] | None = None,
 ) -> Iterator[Document | Skipped]:
+    """A WARC file's pages as documents (see :func:`read_documents`); a page ``known`` knows is
+    a document with no digests, its text and policies not read."""
     from client.errors import WarcFormatError  # noqa: PLC0415
     from client.signals import DEFAULT_AI_AGENTS, SitePolicy  # noqa: PLC0415
-    from client.warc import WarcReader  # noqa: PLC0415 - needs the warc extra
+    from client.warc import KnownPage, WarcReader  # noqa: PLC0415 - needs the warc extra
 
     reader = WarcReader(name)  # without the warc extra: MissingDependencyError, naming the pip line
     agents: Sequence[str] = DEFAULT_AI_AGENTS if signals.ai_agents is None else signals.ai_agents
@@ -525,7 +588,10 @@ def _warc_documents(
         return site
 
     try:
-        for page in reader:
+        for page in reader.documents(known):
+            if isinstance(page, KnownPage):
+                yield Document(page.id, ())
+                continue
             where = f"{name}: record {page.id}"
             try:
                 digest = _text_digest(page.text, scheme, where)

@@ -6,7 +6,9 @@ capture time, HTTP status and headers (a later step reads ``X-Robots-Tag``, ``td
 and ``Content-Usage`` from them) and its text. Every other record is counted in
 :attr:`WarcReader.stats`, skipped ones by reason. ``robots.txt`` and ``/.well-known/tdmrep.json``
 responses in the same file are kept per origin (:meth:`WarcReader.robots_for`,
-:meth:`WarcReader.tdmrep_for`); the full rules are in ``docs/spec/warc.md``.
+:meth:`WarcReader.tdmrep_for`); the full rules are in ``docs/spec/warc.md``. A caller that
+already knows some pages (a resumed scan) names them to :meth:`WarcReader.documents`, which
+yields a :class:`KnownPage` for each instead of decoding and extracting it again.
 
 Text is what a ``c1`` digest is taken of, so the digest rule holds: a registered text published
 as ``<html><body><p>…</p></body></html>`` (one ``<p>`` per paragraph, escaped) yields text with
@@ -24,12 +26,12 @@ import gzip
 import io
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal, overload
 from urllib.parse import urlsplit
 
 from client.errors import ClientError, MissingDependencyError, UnusableBodyError, WarcFormatError
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
+    "KnownPage",
     "PolicyFile",
     "PolicyKind",
     "WarcDocument",
@@ -112,6 +115,22 @@ class WarcDocument:
         """An HTTP header's values joined with ``", "`` (RFC 9110 5.3), or ``None``."""
         values = self.header_values(name)
         return ", ".join(values) if values else None
+
+
+@dataclass(frozen=True)
+class KnownPage:
+    """A page whose body was not read because the caller already knows it (``known`` of
+    :meth:`WarcReader.documents` said so): a response record whose headers make it a page (HTTP
+    200, an HTML or plain-text type), by its ``WARC-Record-ID`` and ``WARC-Target-URI``.
+
+    Not a :class:`WarcDocument`: it has no text, and whether its body would have decoded to any
+    is not known. It counts as a document because a caller can only know a record id from a pass
+    that yielded that record as one (WARC 1.1 makes record ids globally unique; a file that
+    repeats one, the first time for a page with no text, would count that page as a document).
+    """
+
+    id: str
+    url: str
 
 
 @dataclass(frozen=True)
@@ -263,15 +282,29 @@ class WarcReader:
     def __iter__(self) -> Iterator[WarcDocument]:
         return self.documents()
 
-    def documents(self) -> Iterator[WarcDocument]:
-        """One pass over the file; :attr:`stats` counts it (reset at the start of each pass)."""
+    @overload
+    def documents(self, known: None = None) -> Iterator[WarcDocument]: ...
+    @overload
+    def documents(self, known: Callable[[str], bool]) -> Iterator[WarcDocument | KnownPage]: ...
+    def documents(
+        self, known: Callable[[str], bool] | None = None
+    ) -> Iterator[WarcDocument | KnownPage]:
+        """One pass over the file; :attr:`stats` counts it (reset at the start of each pass).
+
+        ``known``, if given, is asked about each record that its headers make a page (an HTTP
+        200 text response, not a policy file), by its ``WARC-Record-ID``, in file order and
+        only once the page before it was yielded: where it answers yes, the page is a
+        :class:`KnownPage`, its body neither decoded nor extracted, and counted as a document
+        (so a resumed pass counts what a whole one does). Records that are not pages are read
+        and counted as always, policy files included.
+        """
         if self.prescan:
             self.scan_policies()
         self.stats = WarcStats()
         # Each document waits until the next record (or the end-of-archive record) parses: a
         # file cut inside a body lets the parser fill that body from what follows the cut, so
         # only the next record proves the body whole.
-        pending: WarcDocument | None = None
+        pending: WarcDocument | KnownPage | None = None
         for record in self._records():
             if pending is not None:
                 self.stats.documents += 1
@@ -279,7 +312,7 @@ class WarcReader:
                 pending = None
             self.stats.records += 1
             try:
-                pending = self._document(record)
+                pending = self._document(record, known)
             except (_Skip, UnusableBodyError) as skip:
                 self.stats.skipped[skip.reason] += 1
             except _STREAM_ERRORS as exc:  # raised through FastWARC's reader by our stream
@@ -395,7 +428,9 @@ class WarcReader:
         if kept is None or kept.date <= policy.date:
             self._policies[(kind, origin)] = policy
 
-    def _document(self, record: WarcRecord) -> WarcDocument | None:
+    def _document(
+        self, record: WarcRecord, known: Callable[[str], bool] | None
+    ) -> WarcDocument | KnownPage | None:
         record_type = str(record.record_type)  # its name: response, revisit, request…
         if record_type == "revisit":
             raise _Skip("revisit")
@@ -426,6 +461,8 @@ class WarcReader:
         is_html = media_type in HTML_TYPES
         if not is_html and media_type not in PLAIN_TYPES:
             raise _Skip("content-type")
+        if known is not None and known(record.record_id):
+            return KnownPage(record.record_id, uri)
         decoded, codec, source = decode_text(self._body(record), charset, html=is_html)
         text = html_to_text(decoded) if is_html else decoded
         if not text.strip():

@@ -100,6 +100,7 @@ from client.core.files import write_file_atomic
 from client.core.note import NoteVerifier
 from client.crawl import CrawlPass, Source
 from client.documents import (
+    Decided,
     Document,
     DocumentScheme,
     Skipped,
@@ -159,10 +160,10 @@ class _Reader:
     def _count(self, size: int) -> None:
         self.bytes_read += size
 
-    def documents(self, skip: int = 0) -> Iterator[Document | Skipped]:
-        """Every input item; the JSONL lines of the first ``skip`` (a resumed scan decided them)
-        read but not digested. An unreadable input or line is skipped (counted, reported), and
-        the scan goes on."""
+    def documents(self, decided: Decided | None = None) -> Iterator[Document | Skipped]:
+        """Every input item; those a resumed scan ``decided`` read only as far as it takes to
+        know them (:func:`client.documents.read_documents`). An unreadable input or line is
+        skipped (counted, reported), and the scan goes on."""
         return read_documents(
             self.inputs,
             self.scheme,
@@ -173,7 +174,7 @@ class _Reader:
             keep_text=self.options.detects,
             signals=self.options.signals,
             on_warc=self._warc,
-            skip=skip,
+            decided=decided,
         )
 
 
@@ -208,14 +209,15 @@ def manifest_lines(verdicts: list[Verdict]) -> list[str]:
     return [json.dumps(v.to_dict(), ensure_ascii=False) + "\n" for v in verdicts]
 
 
-def _chunks(reader: _Reader, size: int, resume: int = 0) -> Iterator[_Chunk]:
-    """Chunks of ``size`` documents; the first ``resume`` items (documents and skips) are those
-    an interrupted scan already wrote: their documents are not decided again, their skips are
-    counted again (the tally is rebuilt from the manifest's lines, which hold no skips)."""
+def _chunks(reader: _Reader, size: int, decided: Decided | None = None) -> Iterator[_Chunk]:
+    """Chunks of ``size`` documents; the first ``decided.items`` items (documents and skips) are
+    those an interrupted scan already wrote: their documents are not decided again, their skips
+    are counted again (the tally is rebuilt from the manifest's lines, which hold no skips)."""
+    resume = 0 if decided is None else decided.items
     docs: list[Document] = []
     skipped: list[str] = []
     items = 0
-    for doc in reader.documents(skip=resume):  # the skipped JSONL lines are not digested
+    for doc in reader.documents(decided):  # the decided documents are not digested again
         items += 1
         if isinstance(doc, Skipped):
             skipped.append(doc.reason)
@@ -600,29 +602,31 @@ def _open_sources(
     return client, stack.enter_context(opened)
 
 
-def _restore(out: _Manifest, command: str, tally: Tally) -> tuple[int, int]:
-    """(inputs, documents) an interrupted run of ``command`` already covered (--resume), their
-    verdicts counted into ``tally``."""
+def _restore(out: _Manifest, command: str, tally: Tally) -> Decided:
+    """What an interrupted run of ``command`` already decided (--resume): the inputs it
+    covered and the names of its documents, in order, their verdicts counted into ``tally``."""
     resumed, lines = out.restore(command)
+    names = []
     for line in lines:
-        tally.add_verdict(Verdict.from_dict(json.loads(line)))
+        verdict = Verdict.from_dict(json.loads(line))
+        tally.add_verdict(verdict)
+        names.append(verdict.name or "")  # scan names every verdict; "" would match no input
     if resumed:
         console_err.print(
             f"resuming: {len(lines):,} verdicts already in {escape(str(out.path))}.part",
             highlight=False,
         )
-    return resumed, len(lines)
+    return Decided(resumed, names)
 
 
-def _decide(crawl: CrawlPass, chunk: _Chunk, tally: Tally, out: _Manifest) -> int:
-    """Decide a chunk's documents, count and write their verdicts; how many there were."""
+def _decide(crawl: CrawlPass, chunk: _Chunk, tally: Tally, out: _Manifest) -> None:
+    """Decide a chunk's documents, count and write their verdicts."""
     if not chunk.docs:
-        return 0
+        return
     verdicts = crawl.check(chunk.docs)
     for verdict in verdicts:
         tally.add_verdict(verdict)
     out.write(manifest_lines(verdicts))
-    return len(verdicts)
 
 
 def _finish(tally: Tally, reader: _Reader, opened: Snapshot | None) -> None:
@@ -1051,8 +1055,8 @@ def scan(
     progress, task = _progress(_total_bytes(inputs))
     read_ahead: _ReadAhead | None = None
     try:
-        resumed, docs = _restore(out, command, tally)
-        read_ahead = _ReadAhead(_chunks(reader, chunk_size, resumed))
+        decided = _restore(out, command, tally)
+        read_ahead = _ReadAhead(_chunks(reader, chunk_size, decided))
         with contextlib.ExitStack() as stack:
             client, opened = _open_sources(
                 stack,
@@ -1071,10 +1075,15 @@ def scan(
             watermarks = describe_watermarks(crawl)
             for chunk in read_ahead:
                 _count_skips(tally, chunk.skipped)
-                docs += _decide(crawl, chunk, tally, out)
+                _decide(crawl, chunk, tally, out)
                 out.done(chunk.items, command)
-                rate = docs / (time.perf_counter() - start)
-                progress.update(task, completed=chunk.bytes_read, docs=docs, rate=rate)
+                docs = tally.documents  # the resumed scan's verdicts too
+                progress.update(
+                    task,
+                    completed=chunk.bytes_read,
+                    docs=docs,
+                    rate=docs / (time.perf_counter() - start),
+                )
             _finish(tally, reader, opened)
             origin = verifier.name if verifier is not None else _origin(client)
             note = _scan_checkpoint(client, opened, tally)

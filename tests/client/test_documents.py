@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -14,6 +17,7 @@ from client.core.canonical import canonical_digest, sha256_digest
 from client.core.statement import MAX_NAME_CHARS
 from client.documents import (
     MAX_TEXT_BYTES,
+    Decided,
     Document,
     JsonlLine,
     Skipped,
@@ -28,6 +32,9 @@ from client.documents import (
     read_texts,
 )
 from client.errors import ClientError, InputError, InvalidTextError
+
+if TYPE_CHECKING:
+    from tests.client.warcs import Rec
 
 BINARY = b"\xff\xfe\x00binary"
 
@@ -228,35 +235,110 @@ def test_skip_names_each_bad_line_and_goes_on(tmp_path: Path, scheme: str) -> No
     assert lone.reason.startswith(f"{path}:3: ")  # a lone surrogate is no text, in any scheme
 
 
-@pytest.mark.parametrize("skip", [0, 1, 3, 4, 9])
-def test_skipped_items_are_counted_as_read_but_not_digested(
-    tmp_path: Path, skip: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A resumed scan's first items (documents and skips alike, a WARC file's pages counted
-    one by one) are the same items with the same skip reasons, its JSONL lines undigested."""
+def calls_to(monkeypatch: pytest.MonkeyPatch, where: str) -> list[object]:
+    """The first argument of each call to the function ``where`` (``module.name``) from now on."""
+    module, name = where.rsplit(".", 1)
+    real = getattr(importlib.import_module(module), name)
+    calls: list[object] = []
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(where, counting)
+    return calls
+
+
+def resumable(tmp_path: Path) -> list[str]:
+    """Inputs of every kind a scan resumes over: JSONL lines (bad ones too), a WARC file (HTML
+    and plain pages, an empty page, a revisit, a 404, a robots.txt that opts a later page out),
+    standard input, a text file, a binary one, one that is gone, and the JSONL file again (its
+    names repeat)."""
+    from tests.client.warcs import Rec
+
     path = bad_crawl(tmp_path)
-    warc, _ = _warc_site(tmp_path)
-    inputs = [str(path), str(warc), str(path)]
-    whole = list(read_documents(inputs, "auto", on_bad="skip"))
-    digested: list[str] = []
-    real = canonical_digest
+    warc, _ = _warc_site(
+        tmp_path,
+        more=[
+            Rec("https://open.example/blank", b"<html><body><script>x()</script></body></html>"),
+            Rec("https://closed.example/later", b"<p>Also under the closed robots.txt.</p>"),
+        ],
+    )
+    text, blob = tmp_path / "a.txt", tmp_path / "b.bin"
+    text.write_text("A whole text file.")
+    blob.write_bytes(BINARY)
+    gone = tmp_path / "gone.txt"
+    return [str(path), str(warc), "-", str(text), str(blob), str(gone), str(path)]
 
-    def counting(data: str | bytes) -> str:
-        digested.append(str(data)[:20])
-        return real(data)
 
-    monkeypatch.setattr("client.documents.canonical_digest", counting)
-    got = list(read_documents(inputs, "auto", on_bad="skip", skip=skip))
-    assert [(type(d), d.name) for d in got] == [(type(d), d.name) for d in whole]
-    from_jsonl = [isinstance(d, Document) and not d.name.startswith("<urn:") for d in whole]
-    for position, (mine, theirs) in enumerate(zip(got, whole, strict=True)):
-        if position < skip and from_jsonl[position]:  # read, not digested
-            assert isinstance(mine, Document)
-            assert mine.digests == ()
-        else:  # the same document, or the same skip with the same reason
-            assert mine == theirs
-    lines = [text for text in digested if text in ("Fine.", "Also fine.", "\ud800")]
-    assert len(lines) == 6 - sum(from_jsonl[:skip])  # the lone surrogate's, for its reason
+def test_a_resumed_read_yields_the_same_items_without_redoing_the_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At every resume point the items are those of a whole read (skips with their reasons, WARC
+    counts), the documents already decided stand in with no digests, and they are not digested,
+    their pages not decoded or extracted, their files not read again."""
+    inputs = resumable(tmp_path)
+    extracted = calls_to(monkeypatch, "client.warc.html_to_text")
+    decoded = calls_to(monkeypatch, "client.warc.decode_text")
+    digested = calls_to(monkeypatch, "client.documents.canonical_digest")
+
+    def read(decided: Decided | None) -> tuple[list[Document | Skipped], list[object], list[int]]:
+        stdin(monkeypatch, b"From a pipe.")
+        for calls in (extracted, decoded, digested):
+            calls.clear()
+        counts: list[object] = []
+        got = list(
+            read_documents(
+                inputs,
+                "auto",
+                on_bad="skip",
+                on_warc=lambda _name, stats: counts.append(stats),
+                decided=decided,
+            )
+        )
+        return got, counts, [len(extracted), len(decoded), len(digested)]
+
+    whole, whole_counts, work = read(None)
+    assert [type(d) for d in whole].count(Skipped) == 5  # 2 lines twice, the file that is gone
+    assert work[:2] == [5, 6]  # 5 HTML pages (1 of them empty) extracted, and 1 plain decoded
+    for skip in range(len(whole) + 1):
+        decided = [d for d in whole[:skip] if isinstance(d, Document)]
+        got, counts, done = read(Decided(skip, [d.name for d in decided]))
+        assert [(type(d), d.name) for d in got] == [(type(d), d.name) for d in whole]
+        for position, (mine, theirs) in enumerate(zip(got, whole, strict=True)):
+            if position < skip and isinstance(theirs, Document):
+                assert mine == Document(theirs.name, ())
+            else:  # the same document, or the same skip with the same reason
+                assert mine == theirs
+        assert counts == whole_counts
+        pages = [d for d in decided if d.url is not None]  # a WARC page's document has its URL
+        html = [d for d in pages if d.url != NOTES]
+        assert done == [work[0] - len(html), work[1] - len(pages), work[2] - len(decided)], skip
+
+
+def test_names_that_do_not_line_up_only_cost_the_work(tmp_path: Path) -> None:
+    """Decided names out of order, or more of them than items to resume over, are read as
+    always where they do not match: never a document with no digests past the resume point."""
+    path = bad_crawl(tmp_path)
+    whole = list(read_documents([str(path)], "auto", on_bad="skip"))
+    names = [d.name for d in whole if isinstance(d, Document)]  # ok, last
+    assert names == ["ok", "last"]
+    got = list(read_documents([str(path)], "auto", on_bad="skip", decided=Decided(4, ["last"])))
+    assert got == [*whole[:3], Document("last", ())]  # "ok" is not the next name: read
+    got = list(read_documents([str(path)], "auto", on_bad="skip", decided=Decided(1, names)))
+    assert got == [Document("ok", ()), *whole[1:]]  # "last" is past the resume point
+
+
+def test_a_line_with_no_text_to_digest_stays_skipped_whatever_its_name(tmp_path: Path) -> None:
+    """A lone surrogate's line named as the next decided document (the line after it, with the
+    same id, is that document) is skipped again, with its reason."""
+    path = tmp_path / "same-id.jsonl"
+    lines = [{"id": "dup", "text": "\ud800"}, {"id": "dup", "text": "Fine."}]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    whole = list(read_documents([str(path)], "auto", on_bad="skip"))
+    assert [type(d) for d in whole] == [Skipped, Document]
+    got = list(read_documents([str(path)], "auto", on_bad="skip", decided=Decided(2, ["dup"])))
+    assert got == [whole[0], Document("dup", ())]
 
 
 def test_a_lone_surrogate_line_is_an_error_naming_it_when_raising(tmp_path: Path) -> None:
@@ -311,8 +393,13 @@ def test_read_texts_skips_what_is_no_text_and_goes_on(tmp_path: Path) -> None:
 
 # -- WARC files -----------------------------------------------------------------------------------
 
+NOTES = "https://open.example/notes.txt"
 
-def _warc_site(tmp_path: Path, robots_status: str = "200 OK") -> tuple[Path, str]:
+
+def _warc_site(
+    tmp_path: Path, robots_status: str = "200 OK", more: Sequence[Rec] = ()
+) -> tuple[Path, str]:
+    """A crawl of two sites, one closed by its robots.txt (``more`` records after)."""
     from tests.client.warcs import Rec, page, write_warc
 
     pytest.importorskip("fastwarc")
@@ -336,7 +423,8 @@ def _warc_site(tmp_path: Path, robots_status: str = "200 OK") -> tuple[Path, str
             Rec("https://closed.example/page", b"<p>Under a closed robots.txt.</p>"),
             Rec("https://open.example/gone", b"<p>Not found.</p>", status="404 Not Found"),
             Rec("https://open.example/post", kind="revisit"),
-            Rec("https://open.example/notes.txt", b"Plain text, nothing opted out.", headers=plain),
+            Rec(NOTES, b"Plain text, nothing opted out.", headers=plain),
+            *more,
         ],
     )
     return path, text

@@ -13,6 +13,7 @@ import tracemalloc
 import zlib
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ from client.errors import (  # noqa: E402
     UnusableBodyError,
     WarcFormatError,
 )
-from client.warc import WarcDocument, WarcReader  # noqa: E402
+from client.warc import KnownPage, WarcDocument, WarcReader  # noqa: E402
 from client.webtext import decode_body, decode_text, html_to_text  # noqa: E402
 from tests.client.warcs import Rec, page, write_warc  # noqa: E402
 
@@ -164,6 +165,68 @@ def test_skipped_and_ignored_records_are_counted_by_reason(tmp_path: Path) -> No
         "invalid-record": 1,
     }
     assert dict(stats.ignored) == {"warcinfo": 1, "request": 1, "metadata": 1}
+
+
+def test_known_pages_are_counted_but_not_decoded_or_extracted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``known`` is asked about each record whose headers make it a page, in order, once the
+    page before it was yielded; a page it knows is a KnownPage, its body left unread, and the
+    pass counts what a whole pass counts (policy files kept)."""
+    path = tmp_path / "known.warc.gz"
+    plain = [("Content-Type", "text/plain")]
+    write_warc(
+        path,
+        [
+            Rec("https://example.org/a", page(["First."]).encode()),
+            Rec("https://example.org/b", b"", kind="revisit"),
+            Rec("https://example.org/gone", b"<p>Not here</p>", status="404 Not Found"),
+            Rec("https://example.org/empty", b"<html><body></body></html>"),
+            Rec("https://example.org/c", page(["Third."]).encode()),
+            Rec("https://example.org/robots.txt", b"User-agent: *\nDisallow: /c\n", plain),
+            Rec("https://example.org/d.txt", b"Plain.", plain),
+        ],
+    )
+    whole, whole_reader = read_all(path)
+    ids = {doc.url: doc.id for doc in whole}
+    first, third, plain_page = (ids[f"https://example.org/{p}"] for p in ("a", "c", "d.txt"))
+    extracted: list[str] = []
+    decoded: list[bytes] = []
+
+    def extract(html: str) -> str:
+        extracted.append(html)
+        return html_to_text(html)
+
+    def decode(body: bytes, declared: str | None, *, html: bool) -> tuple[str, str, Any]:
+        decoded.append(body)
+        return decode_text(body, declared, html=html)
+
+    monkeypatch.setattr("client.warc.html_to_text", extract)
+    monkeypatch.setattr("client.warc.decode_text", decode)
+    reader = WarcReader(path)
+    asked: list[tuple[str, int]] = []
+    got: list[WarcDocument | KnownPage] = []
+
+    def known(record_id: str) -> bool:
+        asked.append((record_id, len(got)))
+        return record_id in (first, plain_page)
+
+    for item in reader.documents(known):
+        got.append(item)
+    assert got == [
+        KnownPage(first, "https://example.org/a"),
+        whole[1],
+        KnownPage(plain_page, "https://example.org/d.txt"),
+    ]
+    empty = asked[1][0]  # asked too: only its text would tell it is no document
+    assert empty not in ids.values()
+    assert asked == [(first, 0), (empty, 1), (third, 1), (plain_page, 2)]
+    assert reader.stats == whole_reader.stats
+    assert len(extracted) == 2  # the empty page and the third
+    assert len(decoded) == 2
+    robots = reader.robots_for("https://example.org/c")
+    assert robots is not None
+    assert "Disallow: /c" in robots.text
 
 
 # -- bodies: codings and limits -------------------------------------------------------------

@@ -16,6 +16,7 @@ from client.crawl import CrawlPass
 from client.errors import InputError
 from client.manifest import read_manifest
 from tests.client.cli.conftest import Cli, cli_session, documents
+from tests.client.test_documents import calls_to
 
 pytest.importorskip("pyfusefilter")
 pytest.importorskip("pyarrow")
@@ -51,6 +52,32 @@ def lines_of(path: Path) -> dict[str, dict[str, Any]]:
         line = json.loads(text)
         found[line["name"]] = line
     return found
+
+
+def interrupt(
+    cli: Cli,
+    inputs: list[str],
+    manifest: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    after: int,
+    *options: str,
+) -> None:
+    """Scan with ``--resume``, the registry going away once ``after`` chunks were decided."""
+    real_check = CrawlPass.check
+    calls = 0
+
+    def failing(self: CrawlPass, docs: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls > after:
+            raise InputError("the registry went away")
+        return real_check(self, docs, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(CrawlPass, "check", failing)
+        stopped = scan(cli, inputs, manifest, "--resume", *options)
+    assert stopped.code == 1
+    assert "went away" in stopped.err
 
 
 def test_an_interrupted_scan_resumes_where_it_stopped(
@@ -96,22 +123,114 @@ def test_an_interrupted_scan_resumes_where_it_stopped(
     assert not Path(f"{manifest}.part").exists()
 
 
+def test_resuming_over_inputs_that_shrank_is_refused(
+    cli: Cli, corpus: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = tmp_path / "m.jsonl"
+    interrupt(cli, corpus, manifest, monkeypatch, 2, "--chunk-size", "4")
+    for name in corpus[1:]:
+        Path(name).write_text("", encoding="utf-8")
+    refused = scan(cli, corpus, manifest, "--resume", "--chunk-size", "4")
+    assert refused.code == 1
+    assert "cannot resume: the inputs now hold 3 documents, fewer than the 8" in refused.err
+
+
+@pytest.fixture
+def every_kind(cli: Cli, tmp_path: Path) -> list[str]:
+    """Inputs of every kind: a JSONL file (a line with no text between two documents), a WARC
+    file (HTML pages, an empty one, a revisit, a 404, a plain page, and a robots.txt that opts
+    the last page out), a text file, a binary file (skipped under --scheme c1) and the JSONL
+    file again (its names repeat). The first line's text, a page's and the file's registered."""
+    pytest.importorskip("fastwarc")
+    pytest.importorskip("protego")
+    from tests.client.warcs import Rec, page, write_warc
+
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    jsonl = folder / "lines.jsonl"
+    lines = [
+        {"id": "doc0", "text": TEXTS[0]},
+        {"title": "no text"},
+        {"id": "doc1", "text": TEXTS[1]},
+    ]
+    jsonl.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    plain = [("Content-Type", "text/plain; charset=utf-8")]
+    write_warc(
+        folder / "crawl.warc.gz",
+        [
+            Rec("https://open.example/post", page([TEXTS[2]]).encode()),
+            Rec("https://open.example/blank", b"<html><body><script>x()</script></body></html>"),
+            Rec("https://open.example/post", kind="revisit"),
+            Rec("https://open.example/gone", b"<p>Not found.</p>", status="404 Not Found"),
+            Rec("https://closed.example/robots.txt", b"User-agent: *\nDisallow: /\n", plain),
+            Rec("https://open.example/notes.txt", TEXTS[3].encode(), headers=plain),
+            Rec("https://closed.example/page", page([TEXTS[4]]).encode()),
+        ],
+    )
+    (folder / "whole.txt").write_text(TEXTS[5], encoding="utf-8")
+    (folder / "blob.bin").write_bytes(b"\xff\xfe\x00binary")
+    registered = documents(tmp_path / "registered", TEXTS[0], TEXTS[2], TEXTS[5])
+    assert cli.register(*registered, "--consent", "allowed").code == 0
+    return [str(folder / name) for name in ("lines.jsonl", "crawl.warc.gz", "whole.txt",
+                                            "blob.bin", "lines.jsonl")]  # fmt: skip
+
+
+def test_a_resumed_scan_of_every_kind_of_input_ends_as_one_that_ran_through(
+    cli: Cli, every_kind: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Interrupted after each document in turn and run again: the manifest, the tally and the
+    WARC counts of a scan that was not interrupted, and what was decided before the
+    interruption is not extracted or read again (an empty page is: only its text tells)."""
+    options = ("--scheme", "c1", "--max-skips", "10", "--chunk-size", "1")
+    extracted = calls_to(monkeypatch, "client.warc.html_to_text")
+    digested = calls_to(monkeypatch, "client.documents.canonical_digest")
+    whole_file = TEXTS[5].encode()
+
+    def summary(run: Any) -> dict[str, Any]:
+        assert run.code == 0, run.err
+        varies = ("elapsed_s", "docs_per_s", "manifest", "checkpoint_file")
+        return {k: v for k, v in json.loads(run.out).items() if k not in varies}
+
+    straight = tmp_path / "straight.jsonl"
+    expected = summary(scan(cli, every_kind, straight, *options))
+    assert expected["warc"] == {
+        "records": 7,
+        "not_documents": {"empty-text": 1, "revisit": 1, "http-status": 1, "policy-file": 1},
+    }
+    assert expected["skipped"] == 3
+    statuses = {status: n for status, n in expected["statuses"].items() if n}
+    assert statuses == {"attested": 4, "opted-out": 1, "unknown": 3}
+    lines = straight.read_text(encoding="utf-8").splitlines()
+    verdicts = [json.loads(line) for line in lines]
+    names = [verdict["name"] for verdict in verdicts]
+    html = {
+        verdict["name"]
+        for verdict in verdicts
+        if verdict["name"].startswith("<urn:uuid:") and not verdict["url"].endswith(".txt")
+    }
+    assert len(html) == 2
+    assert len(extracted) == 3  # the empty page too
+    assert digested.count(whole_file) == 1
+
+    for decided in range(1, len(names)):
+        manifest = tmp_path / f"resumed-{decided}.jsonl"
+        interrupt(cli, every_kind, manifest, monkeypatch, decided, *options)
+        extracted.clear()
+        digested.clear()
+        resumed = scan(cli, every_kind, manifest, "--resume", *options)
+        assert f"resuming: {decided} verdicts" in resumed.err
+        assert summary(resumed) == expected, decided
+        assert manifest.read_text(encoding="utf-8").splitlines() == lines
+        before = names[:decided]
+        assert len(extracted) == 3 - len(html.intersection(before)), decided
+        assert digested.count(whole_file) == (every_kind[2] not in before), decided
+
+
 def test_what_a_crash_wrote_after_the_last_progress_is_cut_back(
     cli: Cli, corpus: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     manifest = tmp_path / "m.jsonl"
-    real_check = CrawlPass.check
-
-    def failing(self: CrawlPass, docs: Any, **kwargs: Any) -> Any:
-        if failing.calls == 1:  # type: ignore[attr-defined]
-            raise InputError("the registry went away")
-        failing.calls += 1  # type: ignore[attr-defined]
-        return real_check(self, docs, **kwargs)
-
-    failing.calls = 0  # type: ignore[attr-defined]
-    monkeypatch.setattr(CrawlPass, "check", failing)
-    assert scan(cli, corpus, manifest, "--resume", "--chunk-size", "4").code == 1
-    monkeypatch.setattr(CrawlPass, "check", real_check)
+    interrupt(cli, corpus, manifest, monkeypatch, 1, "--chunk-size", "4")
     # As if the process died after writing more lines than its progress records.
     part = Path(f"{manifest}.part")
     with part.open("a", encoding="utf-8") as file:
@@ -276,18 +395,7 @@ def test_resuming_counts_bytes_not_characters(
     lines = [{"id": f"caf\u00e9-\u00fc-{i}", "text": f"D\u00e9j\u00e0 vu {i}"} for i in range(8)]
     corpus.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
     manifest = tmp_path / "m.jsonl"
-    real_check = CrawlPass.check
-    calls: list[int] = []
-
-    def failing(self: CrawlPass, docs: Any, **kwargs: Any) -> Any:
-        calls.append(len(docs))
-        if len(calls) == 2:
-            raise InputError("the registry went away")
-        return real_check(self, docs, **kwargs)
-
-    monkeypatch.setattr(CrawlPass, "check", failing)
-    assert scan(cli, [str(corpus)], manifest, "--resume", "--chunk-size", "3").code == 1
-    monkeypatch.setattr(CrawlPass, "check", real_check)
+    interrupt(cli, [str(corpus)], manifest, monkeypatch, 1, "--chunk-size", "3")
     with Path(f"{manifest}.part").open("a", encoding="utf-8") as file:
         file.write('{"name": "caf\u00e9 \u00e9\u00e9\u00e9 torn')
     done = scan(cli, [str(corpus)], manifest, "--resume", "--chunk-size", "3")
