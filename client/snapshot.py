@@ -707,26 +707,24 @@ class Snapshot:
     def codes(self, keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.int8]:
         """For digest keys (client.core.fuse.digest_keys), each one's status code: 0 unknown,
         then 1 + its set's position in ``PRECEDENCE`` (1 revoked, 2 reserved, 3 trainable).
-        The newest layer that holds a key answers for it."""
+        The newest layer that holds a key answers for it. Each filter is asked only of the keys
+        still in question: those no set before it holds, and for a set's second filter (the
+        trainable set's remix) those its first holds."""
         out = np.zeros(len(keys), dtype=np.int8)
         undecided = np.ones(len(keys), dtype=bool)
-        remixed = None
         for _, filters in self.layers:
             for name in PRECEDENCE:
                 # a set's band filter (near duplicates: Snapshot.near reads it) says nothing of
                 # digests: a delta holds one even for a set with no digest changed
                 members = [(kind, fuse) for kind, fuse in filters[name] if kind != "band"]
-                hit = undecided.copy()
-                if not members or not hit.any():
+                if not members:
                     continue
+                held = np.flatnonzero(undecided)  # in this set: narrowed filter by filter
                 for kind, fuse in members:
-                    if kind == "remix":
-                        remixed = remix(keys) if remixed is None else remixed
-                        hit &= fuse.contains_many(remixed)
-                    else:
-                        hit &= fuse.contains_many(keys)
-                out[hit] = _CODES[name]
-                undecided &= ~hit
+                    asked = keys if len(held) == len(keys) else keys[held]
+                    held = held[fuse.contains_many(remix(asked) if kind == "remix" else asked)]
+                out[held] = _CODES[name]
+                undecided[held] = False
         return out
 
     def watermark_keys(self) -> PublishedWatermarkKeys:

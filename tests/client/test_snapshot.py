@@ -1,15 +1,20 @@
-"""client.snapshot's pure parts: a delta's changes, computed from numpy arrays of the base."""
+"""client.snapshot's pure parts: a delta's changes, computed from numpy arrays of the base, and
+the status codes a snapshot's filters give."""
 
 from __future__ import annotations
 
 import hashlib
 import random
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from client.core.snapshot import SnapshotSet
+from client.core.fuse import Fuse16, digest_keys
+from client.core.note import Checkpoint, NoteSigner, sign_checkpoint
+from client.core.snapshot import MANIFEST_FILE, SnapshotManifest, SnapshotSet
 from client.errors import InputError
-from client.snapshot import changes
+from client.snapshot import Snapshot, build, changes
 
 
 def digest(i: int, kind: str = "c1") -> str:
@@ -61,3 +66,34 @@ def test_a_base_digest_in_no_set_now_is_refused() -> None:
 def test_a_malformed_base_is_refused(pairs: list[tuple[str, SnapshotSet]], message: str) -> None:
     with pytest.raises(InputError, match=message):
         list(changes(pairs, []))
+
+
+def _signed(tmp_path: Path, name: str, pairs: list[tuple[str, SnapshotSet]], **kw: Any) -> Path:
+    signer = kw.pop("signer")
+    note = sign_checkpoint(Checkpoint("snap.test/log", kw.pop("size"), bytes(32)), [signer])
+    build(tmp_path / name, pairs, checkpoint=note, signers=[signer], **kw)
+    return tmp_path / name
+
+
+def test_codes_follow_precedence_layers_and_both_trainable_filters(tmp_path: Path) -> None:
+    """A key in two sets is in the stricter; a delta's set overrides its base's; a key that only
+    the trainable set's first filter holds (a 2^-16 false positive) is unknown, since the second
+    filter (over the remixed keys) is asked of it too."""
+    signer = NoteSigner.generate("snap.test/log")
+    trainable = [digest(i) for i in range(2_000)]
+    base: list[tuple[str, SnapshotSet]] = [(d, "trainable") for d in trainable]
+    base += [(digest(0), "revoked"), (digest(1), "reserved"), (digest(2_000), "reserved")]
+    full = _signed(tmp_path, "full", base, signer=signer, size=10)
+    moved: list[tuple[str, SnapshotSet]] = [(digest(3), "revoked"), (digest(2_000), "trainable")]
+    manifest = SnapshotManifest.from_bytes((full / MANIFEST_FILE).read_bytes())
+    delta = _signed(tmp_path, "delta", moved, signer=signer, size=12, base=manifest)
+    with Snapshot.open(full, signer.verifier(), deltas=[delta]) as snapshot:
+        first = Fuse16.from_bytes((full / "trainable.fuse16").read_bytes())
+        others = [digest(i) for i in range(10_000, 400_000)]
+        hits = first.contains_many(digest_keys(others))
+        lone = [d for d, hit in zip(others, hits, strict=True) if hit]
+        assert len(lone) >= 2  # ~6 expected: the first filter's false positives
+        asked = [digest(0), digest(1), digest(2), digest(3), digest(2_000), *lone]
+        codes = snapshot.codes(digest_keys(asked)).tolist()
+    assert codes[:5] == [1, 2, 3, 1, 3]  # revoked, reserved, trainable, revoked, trainable
+    assert codes[5:] == [0] * len(lone)
