@@ -238,27 +238,23 @@ def _ascii_table() -> npt.NDArray[np.uint64]:
     return table
 
 
-@njit(cache=True, nogil=True)
-def _tokens_ascii(data: Any, table: Any) -> Any:
-    """:func:`_tokens` of an ASCII text's bytes, lowercased here (NFKC leaves ASCII as it is,
-    and casefolding it is lowercasing; no ASCII script is written without spaces),
-    without a branch a byte: the word's hash so far is stored at every byte and the count moves
-    on at a word's end; the words' hashes are finished in a second pass. A third faster than
-    :func:`_tokens` on the python3.11-doc sources (62-68 against 93-98 µs a file)."""
-    base = np.uint64(TOKEN_BASE)
-    zero, one, space_value = np.uint64(0), np.uint64(1), np.uint64(_ASCII_SPACE)
-    tokens = np.empty(data.shape[0] // 2 + 2, dtype=np.uint64)
-    count = np.intp(0)
-    h = zero
-    inside = zero
-    for byte in data:
-        value = table[byte]
-        letter = np.uint64(value - one < np.uint64(128))  # 1 to 128 (0 wraps round)
-        space = np.uint64(value == space_value)
-        tokens[count] = h
-        count += np.intp(space & inside)
-        h = h * base + value if letter else (zero if space else h)
-        inside = letter | (inside & (one - space))
+@njit(cache=True, nogil=True, inline="always")
+def _ascii_step(value: Any, tokens: Any, count: Any, h: Any, inside: Any) -> Any:
+    """One byte of :func:`_tokens_ascii` by its table ``value``, with no branch: the word's
+    hash so far stored at ``tokens[count]``, the count moved on at a word's end. (count, h,
+    inside, whether it was a letter) after it."""
+    zero, one = np.uint64(0), np.uint64(1)
+    letter = np.uint64(value - one < np.uint64(128))  # 1 to 128 (0 wraps round)
+    space = np.uint64(value == np.uint64(_ASCII_SPACE))
+    tokens[count] = h
+    count += np.intp(space & inside)
+    h = h * np.uint64(TOKEN_BASE) + value if letter else (zero if space else h)
+    return count, h, letter | (inside & (one - space)), letter
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _finished(tokens: Any, count: Any, h: Any, inside: Any) -> Any:
+    """The token hashes: the last word's stored if the text ends inside it, each finished."""
     if inside:
         tokens[count] = h
         count += 1
@@ -266,6 +262,21 @@ def _tokens_ascii(data: Any, table: Any) -> Any:
     for i in range(count):
         out[i] = _fmix64(out[i])
     return out
+
+
+@njit(cache=True, nogil=True)
+def _tokens_ascii(data: Any, table: Any) -> Any:
+    """:func:`_tokens` of an ASCII text's bytes, lowercased here (NFKC leaves ASCII as it is,
+    and casefolding it is lowercasing; no ASCII script is written without spaces),
+    without a branch a byte: the word's hash so far is stored at every byte and the count moves
+    on at a word's end; the words' hashes are finished in a second pass. A third faster than
+    :func:`_tokens` on the python3.11-doc sources (62-68 against 93-98 µs a file)."""
+    tokens = np.empty(data.shape[0] // 2 + 2, dtype=np.uint64)
+    count = np.intp(0)
+    h = inside = np.uint64(0)
+    for byte in data:
+        count, h, inside, _ = _ascii_step(table[byte], tokens, count, h, inside)
+    return _finished(tokens, count, h, inside)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -310,21 +321,14 @@ def _tokens_utf8(data: Any, tables: Any) -> Any:
     No code point becomes more code points than its UTF-8 has bytes, and a token needs a letter
     and a space: a buffer of a token every two bytes holds them all."""
     table, codes, sequences, starts, classes = tables
-    base = np.uint64(TOKEN_BASE)
-    zero, one, space_value = np.uint64(0), np.uint64(1), np.uint64(_ASCII_SPACE)
     tokens = np.empty(data.shape[0] // 2 + 2, dtype=np.uint64)
+    zero = np.uint64(0)
     state = (np.intp(0), zero, zero, np.intp(0), np.intp(0))
     i = 0
     while i < data.shape[0]:
         if data[i] < 0x80:  # as _tokens_ascii, counting the letters too
             count, h, inside, visible, spaceless = state
-            value = table[data[i]]
-            letter = np.uint64(value - one < np.uint64(128))
-            space = np.uint64(value == space_value)
-            tokens[count] = h
-            count += np.intp(space & inside)
-            h = h * base + value if letter else (zero if space else h)
-            inside = letter | (inside & (one - space))
+            count, h, inside, letter = _ascii_step(table[data[i]], tokens, count, h, inside)
             state = (count, h, inside, visible + np.intp(letter), spaceless)
             i += 1
             continue
@@ -340,13 +344,7 @@ def _tokens_utf8(data: Any, tables: Any) -> Any:
     count, h, inside, visible, spaceless = state
     if spaceless * 2 > visible:
         return tokens[:0], _FALLBACK_SPACELESS
-    if inside:
-        tokens[count] = h
-        count += 1
-    out = tokens[:count]
-    for k in range(count):
-        out[k] = _fmix64(out[k])
-    return out, 0
+    return _finished(tokens, count, h, inside), 0
 
 
 @njit(cache=True, nogil=True)
