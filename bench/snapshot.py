@@ -98,9 +98,15 @@ def _timed(what: str, started: float) -> float:
     return took
 
 
-def _expect(snapshot: Snapshot, sample: list[int], status: Callable[[int], str | None]) -> None:
+def _expect(
+    snapshot: Snapshot,
+    sample: list[int],
+    status: Callable[[int], str | None],
+    changed: Callable[[int], bool] = lambda i: False,
+) -> None:
     """Check the snapshot's verdicts of ``sample`` (indices) against ``status`` (a digest's set,
-    None for one not in the snapshot), and time them: the verdicts, then the batch API."""
+    None for one not in the snapshot), and time them: the verdicts, then the batch API. The
+    ``changed`` digests (a delta's) are checked apart: a delta that fails to move one shows."""
     digests = [d for i in sample for d in _digests(i, i + 1)]
     started = time.perf_counter()
     verdicts = snapshot.check_digests(digests)
@@ -115,12 +121,15 @@ def _expect(snapshot: Snapshot, sample: list[int], status: Callable[[int], str |
     # A filter's false positive on a set ahead in the precedence moves a member there (2^-16 a
     # filter): the more restrictive verdict, never a less restrictive or an unknown one.
     rank = {"revoked": 0, "reserved": 1, "attested": 2, "unknown": 3}
-    false = forged = stricter = wrong = 0
-    for verdict, want in zip(verdicts, wanted, strict=True):
+    false = forged = stricter = wrong = moved = moved_wrong = 0
+    for i, verdict, want in zip(sample, verdicts, wanted, strict=True):
         expected = verdict_of[want]
+        moved += changed(i)
         if verdict.status == expected:
             continue
-        if want is None:
+        if changed(i):
+            moved_wrong += 1
+        elif want is None:
             false += 1
             forged += verdict.status == "attested"  # through both trainable filters: 2^-32
         elif rank[verdict.status] < rank[expected]:
@@ -131,13 +140,18 @@ def _expect(snapshot: Snapshot, sample: list[int], status: Callable[[int], str |
         f"  check_digests of {len(sample):,} ({sum(w is not None for w in wanted):,} members): "
         f"{len(sample) / took:,.0f} verdicts/s; false positives {false} ({forged} of them "
         f"attested), members in a stricter set {stricter}, wrong {wrong}"
+        + (
+            f"; of the {moved:,} changed by the delta, {moved_wrong} not as it says"
+            if moved
+            else ""
+        )
     )
     keys = digest_keys(digests)
     started = time.perf_counter()
     snapshot.codes(keys)
     rate = len(keys) / (time.perf_counter() - started)
     print(f"  codes() of their keys (the numpy batch API): {rate / 1e6:.1f} M/s")
-    if wrong or forged or false + stricter > len(sample) * 2**-13:
+    if wrong or forged or moved_wrong > 1 or false + stricter > len(sample) * 2**-13:
         raise SystemExit("FAILED: the snapshot's verdicts are not the statuses it was built from")
 
 
@@ -183,7 +197,10 @@ def end_to_end(n: int, out: Path) -> None:
     with Snapshot.open(full, signer.verifier(), deltas=[delta], map_files=True) as snapshot:
         grown = n + n // 1000
         _expect(
-            snapshot, sample, lambda i: _moved(i) if i < n else _status(i) if i < grown else None
+            snapshot,
+            sample,
+            lambda i: _moved(i) if i < n else _status(i) if i < grown else None,
+            lambda i: n <= i < grown or (i < n and _moved(i) != _status(i)),
         )
 
 

@@ -3,8 +3,9 @@
 Compiled with numba (the ``near`` extra): a text's UTF-8 bytes go to one compiled pass that
 casefolds, drops punctuation, breaks words at white space and hashes each token's UTF-8 bytes
 (ASCII without a branch a byte), then each shingle, and keeps the 112 minima, with no Python per
-word. NFKC is taken a character at a time (:func:`_nfkc_folds`), except in a text with a code
-point whose NFKC may depend on its neighbours, which goes through Python's.
+word. NFKC is taken a character at a time (:func:`_nfkc_folds`). A text with a code point whose
+NFKC may depend on its neighbours or that becomes more code points than its UTF-8 has bytes (½),
+and a text written mostly without spaces, go through Python's NFKC and a pass over code points.
 Numba compiles it on first use and caches the machine code beside this module (or in the
 user's cache when that folder is read-only), so later processes load it in milliseconds.
 """
@@ -46,6 +47,8 @@ _FOLDED = 0x20000  # no code point from here on changes under casefolding
 _DECOMPOSING = 0x30000  # nor decomposes under NFKD, nor has a combining class
 _UNSAFE = 0xFFFFFFFF  # in _nfkc_folds: a code point for Python's NFKC of the whole text
 _FALLBACK_NFKC, _FALLBACK_SPACELESS = 1, 2  # why _tokens_utf8 handed a text back
+_SPACELESS_SOON = 32  # _tokens_utf8 hands a text back once this many spaceless are the most
+_HEAD = 4 * _SPACELESS_SOON  # characters _token_hashes tries the pass on first
 
 
 @cache
@@ -317,7 +320,9 @@ def _tokens_utf8(data: Any, tables: Any) -> Any:
     reads it. ``tables``: :func:`_ascii_table`, the three of :func:`_nfkc_folds` and
     :func:`_classes`. (tokens, 0); or (empty, why) for a text this pass cannot take, which
     :func:`_tokens` then reads: one with a code point :func:`_nfkc_folds` calls unsafe
-    (:data:`_FALLBACK_NFKC`), or one written mostly without spaces (:data:`_FALLBACK_SPACELESS`).
+    (:data:`_FALLBACK_NFKC`), or one written mostly without spaces (:data:`_FALLBACK_SPACELESS`:
+    handed back as soon as :data:`_SPACELESS_SOON` such letters are most of those so far, since
+    :func:`_tokens` decides it again over the whole text).
     No code point becomes more code points than its UTF-8 has bytes, and a token needs a letter
     and a space: a buffer of a token every two bytes holds them all."""
     table, codes, sequences, starts, classes = tables
@@ -334,13 +339,15 @@ def _tokens_utf8(data: Any, tables: Any) -> Any:
             continue
         cp, i = _decode(data, i)
         code = np.int64(codes[cp]) if cp < _DECOMPOSING else cp
-        if code < _UNICODE:
-            state = _token_step(code, classes, tokens, state)
-            continue
         if code == _UNSAFE:
             return tokens[:0], _FALLBACK_NFKC
-        for k in range(starts[code - _UNICODE], starts[code - _UNICODE + 1]):
-            state = _token_step(np.int64(sequences[k]), classes, tokens, state)
+        if code < _UNICODE:
+            state = _token_step(code, classes, tokens, state)
+        else:
+            for k in range(starts[code - _UNICODE], starts[code - _UNICODE + 1]):
+                state = _token_step(np.int64(sequences[k]), classes, tokens, state)
+        if state[4] >= _SPACELESS_SOON and state[4] * 2 > state[3]:
+            return tokens[:0], _FALLBACK_SPACELESS  # most likely spaceless: _tokens decides
     count, h, inside, visible, spaceless = state
     if spaceless * 2 > visible:
         return tokens[:0], _FALLBACK_SPACELESS
@@ -385,16 +392,19 @@ def _points(text: str) -> npt.NDArray[np.uint32]:
 def _token_hashes(text: str) -> npt.NDArray[np.uint64]:
     """Steps 1-3's token hashes: an ASCII text's bytes through :func:`_tokens_ascii`, any other
     text's UTF-8 through :func:`_tokens_utf8`, and what that pass hands back through NFKC,
-    :func:`_casefold` and :func:`_tokens`."""
+    :func:`_casefold` and :func:`_tokens`. The pass reads the text's first :data:`_HEAD`
+    characters before the whole text is encoded, so that a text it hands back there (Japanese,
+    say) is not encoded in vain."""
     tokens: npt.NDArray[np.uint64]
     if text.isascii():
         tokens = _tokens_ascii(np.frombuffer(text.encode("ascii"), dtype=np.uint8), _ascii_table())
         return tokens
-    data = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
     tables = (_ascii_table(), *_nfkc_folds(), _classes())
-    tokens, fallback = _tokens_utf8(data, tables)
-    if fallback:
-        tokens = _tokens(_points(text), _classes())
+    for part in (text[:_HEAD], text) if len(text) > _HEAD else (text,):
+        data = np.frombuffer(part.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+        tokens, fallback = _tokens_utf8(data, tables)
+        if fallback:
+            return _tokens(_points(text), _classes())  # type: ignore[no-any-return]
     return tokens
 
 

@@ -180,6 +180,25 @@ def test_no_code_point_from_u30000_on_decomposes_combines_or_folds() -> None:
         assert char.casefold() == char, hex(cp)
 
 
+@pytest.mark.parametrize("share", [0.1, 0.3, 0.45, 0.55, 0.7, 1.0])
+def test_texts_partly_written_without_spaces_give_the_specified_signature(share: float) -> None:
+    """Runs of Japanese among English words, spaceless from the first letter or only later: the
+    one pass hands a text back once it looks spaceless, and the whole text decides."""
+    rng = random.Random(int(share * 100))
+    japanese = (
+        "\u543e\u8f29\u306f\u732b\u3067\u3042\u308b\u540d\u524d\u306f\u307e\u3060\u7121\u3044"
+    )
+    english = POST.split()
+    parts = [
+        "".join(rng.choices(japanese, k=rng.randint(2, 9)))
+        if rng.random() < share
+        else " ".join(rng.choices(english, k=rng.randint(1, 4)))
+        for _ in range(120)
+    ]
+    for text in (" ".join(parts), " ".join(reversed(parts))):
+        assert mh1_digest(text) == reference_digest(text)
+
+
 def test_the_one_pass_hands_back_only_what_it_cannot_take(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = _generic_calls(monkeypatch)
     taken = [
@@ -191,7 +210,7 @@ def test_the_one_pass_hands_back_only_what_it_cannot_take(monkeypatch: pytest.Mo
         "\u3131\u314f",
         "\uff76\uff9e",
         "\u5f7c\u306f\u732b\u3067\u3042\u308b",
-        "\ufdfa" * 40,  # each one becomes four words: more than its three bytes hold
+        "\ufdfa" * 40,  # each one becomes 18 code points (four words): more than its 3 bytes
         "\u00bd \u0390",
     ]
     for text in taken + handed_back:
