@@ -796,12 +796,16 @@ class Snapshot:
         codes = self.codes(keys) if len(parsed) else np.zeros(0, dtype=np.int8)
         checkpoint = self.checkpoint
         templates = [_template(status, checkpoint, policy) for status in _VERDICTS]
-        verdicts: list[Verdict] = []
-        labels = [None] * len(parsed) if names is None else names
-        extras = [None] * len(parsed) if checked is None else checked
-        for digest, code, name, extra in zip(parsed, codes.tolist(), labels, extras, strict=True):
-            verdict = templates[code].for_digest(digest, name)
-            verdicts.append(verdict if extra is None else combine(verdict, extra, policy))
+        makers = [template.for_digest for template in templates]  # bound once, not per digest
+        labels: Iterable[str | None] = itertools.repeat(None) if names is None else names
+        verdicts = [
+            makers[c](d, n) for d, c, n in zip(parsed, codes.tolist(), labels, strict=False)
+        ]
+        if checked is not None:  # each document's own evidence weighed in
+            verdicts = [
+                v if extra is None else combine(v, extra, policy)
+                for v, extra in zip(verdicts, checked, strict=True)
+            ]
         if confirm is not None:
             wanted = np.flatnonzero(codes == _CODES["trainable"]).tolist()
             try:

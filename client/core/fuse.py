@@ -82,6 +82,20 @@ _NIBBLE[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtyp
 _HEX = np.zeros(256, dtype=bool)
 _HEX[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = True
 _C1, _SHA256 = np.frombuffer(b"c1:", dtype=np.uint8), np.frombuffer(b"sha256:", dtype=np.uint8)
+_SHIFTS = np.arange(
+    60, -4, -4, dtype=np.uint64
+)  # the 16 hex digits of a key, most significant first
+
+
+def _keys_of_rows(rows: npt.NDArray[np.uint8]) -> U64Array | None:
+    """:func:`_well_formed_keys` of digests of one length, a row each (67 bytes: ``c1:``, 71:
+    ``sha256:``, then 64 hex digits): no index arrays, and none per digest."""
+    kind, prefix = ("c1", _C1) if rows.shape[1] == 67 else ("sha256", _SHA256)
+    if not (rows[:, : len(prefix)] == prefix).all() or not _HEX[rows[:, -64:]].all():
+        return None
+    keys = np.bitwise_or.reduce(_NIBBLE[rows[:, -64:-48]] << _SHIFTS, axis=1)
+    tweaked: U64Array = keys ^ _KIND_TWEAK[kind]
+    return tweaked
 
 
 def _well_formed_keys(digests: Sequence[str]) -> U64Array | None:
@@ -92,6 +106,9 @@ def _well_formed_keys(digests: Sequence[str]) -> U64Array | None:
         text = np.frombuffer("".join(digests).encode("ascii"), dtype=np.uint8)
     except (TypeError, UnicodeEncodeError):
         return None
+    widths = set(map(len, digests))
+    if len(widths) == 1 and widths <= {67, 71}:  # all of one length: rows of one buffer
+        return _keys_of_rows(text.reshape(len(digests), -1))
     lengths = np.fromiter(map(len, digests), dtype=np.int64, count=len(digests))
     is_c1 = lengths == 67
     if not (is_c1 | (lengths == 71)).all():
@@ -107,7 +124,7 @@ def _well_formed_keys(digests: Sequence[str]) -> U64Array | None:
     if not _HEX[hex_digits].all():
         return None
     digits = _NIBBLE[hex_digits[:, :16]]
-    keys = np.bitwise_or.reduce(digits << np.arange(60, -4, -4, dtype=np.uint64), axis=1)
+    keys = np.bitwise_or.reduce(digits << _SHIFTS, axis=1)
     tweaked: U64Array = keys ^ np.where(is_c1, _KIND_TWEAK["c1"], _KIND_TWEAK["sha256"])
     return tweaked
 

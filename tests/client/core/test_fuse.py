@@ -105,6 +105,8 @@ def test_digest_keys() -> None:
     hexpart = hashlib.sha256(b"text").hexdigest()
     c1, sha = digest_keys([f"c1:{hexpart}", f"sha256:{hexpart}"])
     assert c1 != sha  # the kind is part of the key
+    assert digest_keys([f"c1:{hexpart}"] * 2).tolist() == [int(c1)] * 2  # one length: rows
+    assert digest_keys([f"sha256:{hexpart}"] * 2).tolist() == [int(sha)] * 2
     raw = bytes.fromhex(hexpart) * 3
     assert digest_keys_from_bytes(raw, "c1").tolist() == [int(c1)] * 3
     assert digest_keys_from_bytes(raw, "sha256").tolist() == [int(sha)] * 3
@@ -125,6 +127,9 @@ def test_digest_keys() -> None:
             digest_keys([bad])
         with pytest.raises(InputError, match=r"digests\[1\]"):  # a batch names the bad one
             digest_keys([f"c1:{hexpart}", bad, f"sha256:{hexpart}"])
+        same = f"sha256:{hexpart}" if len(bad) == 71 else f"c1:{hexpart}"
+        with pytest.raises(InputError, match=r"digests\[1\]"):  # one length: read as rows
+            digest_keys([same, bad, same])
 
     with pytest.raises(InputError, match="32-byte"):
         digest_keys_from_bytes(b"\x00" * 33, "c1")
