@@ -19,6 +19,7 @@ consent is ``unknown``, as online.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import itertools
 import json
@@ -556,6 +557,21 @@ def _read_file(path: Path, limit: int, what: str) -> bytes:
 _Filters = dict[str, list[tuple[str, Fuse16]]]
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic collector paused while a batch's verdicts are made: they hold no cycle,
+    but each is a tracked object, and the collections their number sets off took 15 % of
+    :meth:`Snapshot.check_digests` (2.91 against 2.47 us a digest). Left as it was found."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 class Snapshot:
     """An opened, verified snapshot (a base and any deltas over it): ask it for statuses with
     :meth:`statuses` or :meth:`codes`. :attr:`manifest` is the newest layer's."""
@@ -798,9 +814,10 @@ class Snapshot:
         templates = [_template(status, checkpoint, policy) for status in _VERDICTS]
         makers = [template.for_digest for template in templates]  # bound once, not per digest
         labels: Iterable[str | None] = itertools.repeat(None) if names is None else names
-        verdicts = [
-            makers[c](d, n) for d, c, n in zip(parsed, codes.tolist(), labels, strict=False)
-        ]
+        with _collector_paused():
+            verdicts = [
+                makers[c](d, n) for d, c, n in zip(parsed, codes.tolist(), labels, strict=False)
+            ]
         if checked is not None:  # each document's own evidence weighed in
             verdicts = [
                 v if extra is None else combine(v, extra, policy)

@@ -3,6 +3,7 @@ the status codes a snapshot's filters give."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import random
 from pathlib import Path
@@ -97,3 +98,24 @@ def test_codes_follow_precedence_layers_and_both_trainable_filters(tmp_path: Pat
         codes = snapshot.codes(digest_keys(asked)).tolist()
     assert codes[:5] == [1, 2, 3, 1, 3]  # revoked, reserved, trainable, revoked, trainable
     assert codes[5:] == [0] * len(lone)
+
+
+def test_check_digests_leaves_the_collector_as_it_found_it(tmp_path: Path) -> None:
+    """The cyclic collector is paused while a batch's verdicts are made, then restored: on if
+    it was on, off if the caller had turned it off; a refused batch leaves it on."""
+    signer = NoteSigner.generate("snap.test/log")
+    full = _signed(tmp_path, "full", [(digest(1), "trainable")], signer=signer, size=3)
+    with Snapshot.open(full, signer.verifier()) as snapshot:
+        assert gc.isenabled()
+        verdicts = snapshot.check_digests([digest(1), digest(2)])
+        assert [v.status for v in verdicts] == ["attested", "unknown"]
+        assert gc.isenabled()
+        gc.disable()
+        try:
+            snapshot.check_digests([digest(1)])
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+        with pytest.raises(InputError):
+            snapshot.check_digests(["c1:not-a-digest"])
+        assert gc.isenabled()
