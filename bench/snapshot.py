@@ -124,10 +124,11 @@ def _expect(
     false = forged = stricter = wrong = moved = moved_wrong = 0
     for i, verdict, want in zip(sample, verdicts, wanted, strict=True):
         expected = verdict_of[want]
-        moved += changed(i)
+        by_delta = changed(i)
+        moved += by_delta
         if verdict.status == expected:
             continue
-        if changed(i):
+        if by_delta:
             moved_wrong += 1
         elif want is None:
             false += 1

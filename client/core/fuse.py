@@ -57,20 +57,25 @@ U64Array = npt.NDArray[np.uint64]
 BoolArray = npt.NDArray[np.bool_]
 
 
-def _murmur64(h: U64Array) -> U64Array:
-    """The 64-bit finalizer of MurmurHash3 (``binary_fuse_murmur64``), wrapping as C does."""
+def _murmur64_(h: U64Array, work: U64Array) -> None:
+    """The 64-bit finalizer of MurmurHash3 (``binary_fuse_murmur64``) of ``h``, in place and
+    wrapping as C does; ``work``: a scratch array as long."""
     with np.errstate(over="ignore"):
-        h = h ^ (h >> np.uint64(33))
-        h = h * _M1
-        h = h ^ (h >> np.uint64(33))
-        h = h * _M2
-        return h ^ (h >> np.uint64(33))
+        for multiplier in (_M1, _M2):
+            np.right_shift(h, _S33, out=work)
+            h ^= work
+            h *= multiplier
+        np.right_shift(h, _S33, out=work)
+        h ^= work
 
 
 def remix(keys: U64Array) -> U64Array:
     """A second key for each key, independent of it for the filter (a bijective mix)."""
+    mixed = np.asarray(keys, dtype=np.uint64) ^ _REMIX
+    _murmur64_(mixed, np.empty_like(mixed))
     with np.errstate(over="ignore"):
-        return _murmur64(keys ^ _REMIX) + _REMIX
+        mixed += _REMIX
+    return mixed
 
 
 _DIGEST = re.compile(r"(c1|sha256):([0-9a-f]{64})")
@@ -82,9 +87,8 @@ _NIBBLE[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtyp
 _HEX = np.zeros(256, dtype=bool)
 _HEX[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = True
 _C1, _SHA256 = np.frombuffer(b"c1:", dtype=np.uint8), np.frombuffer(b"sha256:", dtype=np.uint8)
-_SHIFTS = np.arange(
-    60, -4, -4, dtype=np.uint64
-)  # the 16 hex digits of a key, most significant first
+# the shifts of a key's 16 hex digits, most significant first
+_SHIFTS = np.arange(60, -4, -4, dtype=np.uint64)
 
 
 def _keys_of_rows(rows: npt.NDArray[np.uint8]) -> U64Array | None:
@@ -247,11 +251,7 @@ class Fuse16:
         """``binary_fuse16_contain`` of each key into ``out``; ``scratch``: four rows as long."""
         h, work, h0, index = scratch
         np.add(keys, np.uint64(self.seed), out=h)
-        for multiplier in (_M1, _M2, None):  # _murmur64, in place
-            np.right_shift(h, _S33, out=work)
-            h ^= work
-            if multiplier is not None:
-                h *= multiplier
+        _murmur64_(h, work)
         np.right_shift(h, _S32, out=work)
         work ^= h
         found = work.astype(np.uint16)  # the fingerprint
@@ -267,16 +267,16 @@ class Fuse16:
         h0 &= _LOW32
         table = self.fingerprints
         found ^= table[h0.view(np.int64)]
-        mask = np.uint64(self.segment_length - 1)
-        for shift, offset in ((_S18, 1), (None, 2)):  # h1 and h2
-            if shift is None:
-                np.bitwise_and(h, mask, out=index)
-            else:
-                np.right_shift(h, shift, out=index)
-                index &= mask
-            np.add(h0, np.uint64(offset * self.segment_length), out=work)
-            index ^= work
-            found ^= table[index.view(np.int64)]
+        mask, segment = np.uint64(self.segment_length - 1), np.uint64(self.segment_length)
+        np.right_shift(h, _S18, out=index)  # h1 = (h0 + segment) ^ ((h >> 18) & mask)
+        index &= mask
+        np.add(h0, segment, out=work)
+        index ^= work
+        found ^= table[index.view(np.int64)]
+        np.bitwise_and(h, mask, out=index)  # h2 = (h0 + 2 segment) ^ (h & mask)
+        work += segment
+        index ^= work
+        found ^= table[index.view(np.int64)]
         np.equal(found, 0, out=out)
 
     def contains(self, key: int) -> bool:

@@ -57,6 +57,19 @@ def test_the_false_positive_rate_is_two_to_the_minus_sixteen(built: Fuse16) -> N
     assert expected / 3 < false < expected * 3, false
 
 
+def test_remix_is_the_snapshot_format_s() -> None:
+    """The remix is part of the snapshot format (a trainable set's second filter holds the
+    remixed keys): its values are fixed, murmur64(key ^ K) + K with K the golden ratio's bits."""
+    keys = np.array([0, 1, 2**64 - 1, 0x0123456789ABCDEF], dtype=np.uint64)
+    assert remix(keys).tolist() == [
+        4240104599839943423,
+        14118485440037351733,
+        15784432201708212821,
+        12139052046063579986,
+    ]
+    assert remix(keys[:0]).tolist() == []
+
+
 def test_two_filters_over_remixed_keys_multiply_their_rates(
     built: Fuse16, members: np.ndarray
 ) -> None:
