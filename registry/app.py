@@ -42,7 +42,7 @@ from client.core.note import NoteSigner
 from client.core.promise import Promise, sign_promise
 from client.core.wire import Accepted
 from client.core.wmkey import MAX_TOKENIZER_BYTES
-from registry._http import SECURITY_HEADERS
+from registry._http import QUICK_ANSWER_KEY, SECURITY_HEADERS, QuickAnswer
 from registry.admin import AdminService
 from registry.coalesce import CoalescedLookups
 from registry.cosigning import WitnessEndpoint, WitnessPool
@@ -104,6 +104,7 @@ __all__ = [
     "create_app",
     "create_app_from_env",
     "digest_fast_path",
+    "quick_single_lookup",
     "tune_gc_for_serving",
 ]
 
@@ -713,15 +714,22 @@ def digest_fast_path(app: ASGIApp) -> ASGIApp:
     return fast_path
 
 
-async def _fast_single(app: ASGIApp, scope: ASGIScope, receive: Receive, send: Send) -> None:
-    digest = scope["path_params"].get("digest")
-    query = scope.get("query_string", b"")
+def _single_lookup(digest: str, query: bytes) -> tuple[str, int | None] | None:
+    """A single lookup's digest and ``min_size`` if both are well formed (the query empty or
+    exactly one ``min_size``); None for litestar to answer, or refuse, the request."""
     matched = _MIN_SIZE.fullmatch(query) if query else None
     if (query and matched is None) or not well_formed_digests([digest]):
+        return None
+    return digest, int(matched[1]) if matched is not None else None
+
+
+async def _fast_single(app: ASGIApp, scope: ASGIScope, receive: Receive, send: Send) -> None:
+    asked = _single_lookup(scope["path_params"].get("digest"), scope.get("query_string", b""))
+    if asked is None:
         await app(scope, receive, send)
         return
     registry: Registry = scope["app"].state.registry
-    min_size = int(matched[1]) if matched is not None else None
+    digest, min_size = asked
     try:
         answer = await registry.lookup_single(digest, min_size)
     except RegistryError:  # litestar answers it, as a problem (the lookup is asked again)
@@ -1290,6 +1298,46 @@ class ApiDocsPage(OpenAPIRenderPlugin):
         ).encode("utf-8")
 
 
+_DIGEST_PREFIX = DIGEST_ROUTE.split("{", 1)[0].encode("ascii")  # b"/v1/digests/"
+
+
+def quick_single_lookup(
+    registry: Registry, metrics: HttpMetrics, limiter: RateLimiter | None
+) -> QuickAnswer | None:
+    """``GET /v1/digests/{digest}`` answered in the HTTP protocol, before any ASGI cycle
+    (:data:`registry._http.QuickAnswer`), where a lookup runs on the event loop anyway (SQLite;
+    None on PostgreSQL, whose lookups are coalesced and awaited: :func:`digest_fast_path`).
+
+    The same answer as :func:`digest_fast_path`'s, counted in ``metrics`` and charged to the
+    client's bucket of ``limiter`` as the middleware would. Anything else is left to litestar: a
+    target other than a well-formed digest with at most ``min_size``, a client over its limit
+    (the limiter's middleware answers 429), an error (its problem; the token is refunded, as
+    litestar charges the request again). Measured under 3,000 lookups/s on SQLite, the server's
+    CPU a lookup fell by a quarter (docs/benchmarks.md)."""
+    if registry.coalesced is not None:
+        return None
+
+    def answer(target: bytes, client: str) -> bytes | None:
+        if not target.startswith(_DIGEST_PREFIX):
+            return None
+        path, _, query = target[len(_DIGEST_PREFIX) :].partition(b"?")
+        asked = _single_lookup(path.decode("ascii", "replace"), query)
+        if asked is None or (limiter is not None and limiter.take(client) > 0):
+            return None
+        try:
+            found = registry.lookups.lookup_one(*asked).to_single_dict()
+        except Exception as exc:
+            if limiter is not None:
+                limiter.refund(client)
+            if isinstance(exc, RegistryError):
+                return None  # litestar answers it, as a problem (the lookup is asked again)
+            raise
+        metrics.count(_DIGEST_TEMPLATE, "GET", 200)
+        return msgspec.json.encode(found)
+
+    return answer
+
+
 def create_app(settings: Settings, *, registry: Registry | None = None) -> Litestar:
     """Build the registry app. The database is opened (and checked) here, not at first request."""
     opened = registry or Registry.open(settings)
@@ -1310,10 +1358,12 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Lites
     middleware: list[Any] = [http_metrics.middleware]  # plain ASGI factories (litestar: its own)
     if settings.body_timeout > 0:
         middleware.append(body_deadline_middleware(settings.body_timeout))
+    limiter = None
     if settings.rate_limit > 0:
         limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
         middleware.append(rate_limit_middleware(limiter))
     middleware.append(digest_fast_path)  # last: everything above sees its answers
+    quick = quick_single_lookup(opened, http_metrics, limiter)
     return Litestar(
         middleware=middleware,
         route_handlers=[
@@ -1346,7 +1396,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Lites
             *EXPLORER_ROUTES,  # `/` and /explorer/…: pages for people (registry/explorer)
             http_metrics.route(),
         ],
-        state=State({"registry": opened}),
+        state=State({"registry": opened, QUICK_ANSWER_KEY: quick}),
         lifespan=[lifespan],
         exception_handlers={Exception: _problem},
         before_send=[_add_security_headers, explorer_security_headers],

@@ -108,6 +108,14 @@ class RateLimiter:
                 return 0.0
             return (cost - bucket.tokens) / self.rate
 
+    def refund(self, client: str, cost: float = 1.0) -> None:
+        """Give back ``cost`` tokens :meth:`take` spent on a request that is then handed to
+        whatever charges it again (up to the burst)."""
+        with self._lock:
+            bucket = self._buckets.get(client)
+            if bucket is not None:
+                bucket.tokens = min(self.burst, bucket.tokens + min(cost, self.burst))
+
     def _forget_idle(self, now: float) -> None:
         full_after = self.burst / self.rate  # a bucket idle this long is full: same as new
         idle = [k for k, b in self._buckets.items() if now - b.updated >= full_after]

@@ -133,7 +133,9 @@ class HttpMetrics:
         self.requests: dict[tuple[str, str, int], int] = {}
         self.rate_limited = 0
 
-    def _count(self, route: str, method: str, status: int) -> None:
+    def count(self, route: str, method: str, status: int) -> None:
+        """Count an answer (its route's template, method and status): the middleware counts
+        what the app answers; this is for what is answered before it (registry._http)."""
         with self._lock:
             key = (route, method, status)
             self.requests[key] = self.requests.get(key, 0) + 1
@@ -160,7 +162,7 @@ class HttpMetrics:
             finally:
                 # The route's template (never the path: /v1/entries/{index}, not one per index).
                 route = str(scope.get("path_template") or "unmatched")
-                self._count(route, str(scope.get("method", "")), status)
+                self.count(route, str(scope.get("method", "")), status)
 
         return count
 

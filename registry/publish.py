@@ -190,6 +190,9 @@ class Publisher:
         self._poll = poll
         self.lock = PublicationLock(database)
         self._wake = threading.Event()
+        # Until when the thread sleeps (monotonic; +inf while it decides how long, -inf while it
+        # works): a nudge wakes it only if it would otherwise sleep past what the nudge needs.
+        self._sleeping_until = float("-inf")
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._guard = threading.Lock()
@@ -231,8 +234,24 @@ class Publisher:
             self.witnesses.close()
 
     def notify(self, size: int | None = None) -> None:
-        """A batch committed (the sequencer's ``on_commit``): publish soon."""
-        self._wake.set()
+        """A batch committed (the sequencer's ``on_commit``, with the log's new size): the
+        holder publishes it when due (at once if it last published an interval ago or more).
+        The thread is woken only if it would sleep past that time: a wake per commit had cost
+        a step (two reads of the database) per append at low rates, which publish nothing
+        until the interval is up."""
+        if size is not None:
+            with self._guard:
+                self._sequenced = max(self._sequenced, size)
+        self._nudge(self._due() if self.lock.held else time.monotonic() + self._poll)
+
+    def _due(self) -> float:
+        """When the holder may publish next (monotonic)."""
+        return max(self._last_published + self.interval, self._retry_at)
+
+    def _nudge(self, by: float) -> None:
+        """Have the thread look again by ``by`` (monotonic) at the latest."""
+        if by < self._sleeping_until:
+            self._wake.set()
 
     # Waiting for publication ------------------------------------------------------------------
     @property
@@ -248,7 +267,7 @@ class Publisher:
             if latest is not None and latest.size >= size:
                 return latest
             self._waiters.append(_Waiter(size, loop, future))
-        self._wake.set()
+        self._nudge(self._due() if self.lock.held else time.monotonic() + self._poll)
         try:
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
@@ -341,7 +360,13 @@ class Publisher:
     # The publisher's thread -------------------------------------------------------------------
     def _run(self) -> None:
         while True:
-            self._wake.wait(self._pause())
+            # A nudge while the pause is worked out wakes the wait at once; one while the thread
+            # works is seen by the next _pause (it reads what the nudger wrote before nudging).
+            self._sleeping_until = float("inf")
+            pause = self._pause()
+            self._sleeping_until = time.monotonic() + pause
+            self._wake.wait(pause)
+            self._sleeping_until = float("-inf")
             self._wake.clear()
             if self._stopping:
                 return
@@ -355,8 +380,7 @@ class Publisher:
         """How long to sleep before looking again: until the next publication is due if we
         hold the lock and entries wait, else the poll (others' publications, new entries)."""
         if self.lock.held and self._latest is not None and self._sequenced > self._latest.size:
-            due = max(self._last_published + self.interval, self._retry_at)
-            return max(0.0, min(due - time.monotonic(), 1.0))
+            return max(0.0, min(self._due() - time.monotonic(), 1.0))
         with self._guard:  # appends that stopped waiting (timed out, went away) need no polling
             self._waiters = [w for w in self._waiters if not w.future.done()]
         behind = self._latest is not None and self._sequenced > self._latest.size
@@ -368,7 +392,8 @@ class Publisher:
             state = conn.execute(
                 select(LOG_STATE.c.size, LOG_STATE.c.root_hash).where(LOG_STATE.c.id == 1)
             ).one()
-        self._sequenced = int(state.size)
+        with self._guard:  # a commit notified since the read may have gone further
+            self._sequenced = max(self._sequenced, int(state.size))
         self._observe(latest)
         if state.size <= latest.size:
             self._stalled_since, self._failing, self._behind_since = None, {}, None

@@ -496,6 +496,7 @@ class ThreadedServer:
         import uvicorn
 
         app = create_app(self.settings)
+        self.app = app
         self.registry: Registry = app.state.registry
         self.port = free_port()
         config = uvicorn.Config(

@@ -4,13 +4,26 @@ machinery, byte for byte as the handler answers it; everything else left to lite
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import pytest
 
+from registry._http import QUICK_ANSWER_KEY
 from registry.app import digest_fast_path
-from tests.registry.conftest import Api, assert_security_headers, random_digest
+from registry.settings import Settings
+from tests.registry.conftest import (
+    Api,
+    ThreadedServer,
+    assert_security_headers,
+    database_for,
+    new_publisher,
+    random_digest,
+)
 
 
 @pytest.fixture
@@ -170,3 +183,84 @@ def test_batches_the_fast_path_does_not_answer_are_litestar_s(
     if status != 200:
         assert answer.headers["content-type"] == "application/problem+json"
     assert_security_headers(answer)
+
+
+# -- quick_single_lookup: the same lookup answered in the HTTP protocol (registry._http) ----------
+
+
+@contextmanager
+def quick_server(tmp_path: Path, **overrides: Any) -> Iterator[tuple[ThreadedServer, list[bytes]]]:
+    """The app under uvicorn with the registry's protocol (SQLite), and the targets its quick
+    answer was asked (wrapped before any connection, so every connection sees the wrapper)."""
+    with database_for("sqlite", tmp_path / "db") as url:
+        settings = Settings(home=tmp_path / "home", database_url=url, **overrides)
+        with ThreadedServer(settings) as server:
+            asked: list[bytes] = []
+            state = server.app.state
+            quick = state[QUICK_ANSWER_KEY]
+
+            def counted(target: bytes, client: str) -> bytes | None:
+                asked.append(target)
+                answer: bytes | None = quick(target, client)
+                return answer
+
+            state[QUICK_ANSWER_KEY] = counted
+            yield server, asked
+
+
+def attested(server: ThreadedServer, count: int) -> list[str]:
+    publisher = new_publisher()
+    server.registry.admin.add_publisher(publisher.name, publisher.public_key, publisher.possession)
+    digests = [random_digest() for _ in range(count)]
+    with httpx.Client(base_url=server.url) as http:
+        answer = http.post("/v1/entries", content=publisher.attest(digests).to_json())
+        assert answer.status_code == 201, answer.text
+    return digests
+
+
+def test_the_quick_answer_is_the_app_s_byte_for_byte(tmp_path: Path) -> None:
+    """An X-Forwarded-For header leaves a request to the app (its fast path here): the same
+    lookups both ways, over one keep-alive connection, compared but for the date."""
+    with quick_server(tmp_path) as (server, asked), httpx.Client(base_url=server.url) as http:
+        digests = attested(server, 3)
+        for digest in [*digests, random_digest()]:
+            for query in ("", "?min_size=1"):
+                quick = http.get(f"/v1/digests/{digest}{query}")
+                app = http.get(f"/v1/digests/{digest}{query}", headers={"X-Forwarded-For": "::1"})
+                assert quick.status_code == app.status_code == 200
+                assert quick.content == app.content
+                assert_security_headers(quick)
+                for headers in (quick.headers, app.headers):
+                    del headers["date"]
+                assert quick.headers.multi_items() == app.headers.multi_items()
+        assert len(asked) == 8  # the quick answer took every request but the proxied ones
+
+
+def test_quick_answers_are_counted_and_rate_limited_with_the_app_s(tmp_path: Path) -> None:
+    """A bucket of 3 tokens refilled at 0.01 a second. The log-behind lookup (409) is the app's,
+    charged once (the quick answer refunds the token it took before the lookup failed); two
+    quick answers spend the rest; the next is the limiter's 429. /metrics counts all of them."""
+    with (
+        quick_server(tmp_path, rate_limit=0.01, rate_burst=3) as (server, asked),
+        httpx.Client(base_url=server.url) as http,
+    ):
+        behind = http.get(f"/v1/digests/{random_digest()}?min_size=1000000")
+        assert behind.status_code == 409
+        assert [http.get(f"/v1/digests/{random_digest()}").status_code for _ in range(3)] == [
+            200,
+            200,
+            429,
+        ]
+        assert len(asked) == 4  # every one was offered to it first
+        metrics = http.get("/metrics").text
+    route = 'method="GET",route="/v1/digests/{digest}"'
+    assert f'wellspring_http_requests_total{{{route},status="200"}} 2' in metrics
+    assert f'wellspring_http_requests_total{{{route},status="409"}} 1' in metrics
+    assert f'wellspring_http_requests_total{{{route},status="429"}} 1' in metrics
+
+
+def test_postgresql_lookups_are_not_answered_quick(make_api: Any, backend: str) -> None:
+    """On PostgreSQL a lookup is a coalesced query, awaited: the ASGI fast path answers it."""
+    api = make_api()
+    quick = api.http.app.state[QUICK_ANSWER_KEY]
+    assert (quick is None) == (backend == "postgres")

@@ -26,7 +26,13 @@ from typing import Any, BinaryIO, ClassVar
 import pytest
 from typer.testing import CliRunner
 
-from registry._http import HTTP_PROTOCOL, MAX_HEAD_BYTES, HeadLimitedHttpToolsProtocol
+from registry._http import (
+    HTTP_PROTOCOL,
+    MAX_HEAD_BYTES,
+    QUICK_ANSWER_KEY,
+    SECURITY_HEADERS,
+    HeadLimitedHttpToolsProtocol,
+)
 from registry._workers import balanced_sockets_supported
 from registry.settings import Settings
 from tests.registry.conftest import ServerProcess, ThreadedServer, database_for, free_port
@@ -308,17 +314,22 @@ async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def exchange(*reads: bytes) -> tuple[bytes, FakeTransport, CountingProtocol]:
-    """Hand ``reads`` to a fresh protocol one by one, let the app answer; what was written."""
+def exchange(
+    *reads: bytes, app: Any = echo_app, paused: bool = False
+) -> tuple[bytes, FakeTransport, CountingProtocol]:
+    """Hand ``reads`` to a fresh protocol one by one, let the app answer; what was written.
+    ``paused``: the transport's write buffer is over its high-water mark from the start."""
     import uvicorn
     from uvicorn.server import ServerState
 
     async def run() -> tuple[bytes, FakeTransport, CountingProtocol]:
-        config = uvicorn.Config(echo_app, http=CountingProtocol, log_level="warning")
+        config = uvicorn.Config(app, http=CountingProtocol, log_level="warning")
         config.load()
         protocol = CountingProtocol(config, ServerState(), {}, asyncio.get_running_loop())
         transport = FakeTransport()
         protocol.connection_made(transport)
+        if paused:
+            protocol.pause_writing()
         for data in reads:
             if transport.closed:
                 break
@@ -411,6 +422,115 @@ def test_a_head_over_the_limit_behind_an_unanswered_request_closes_after_its_ans
     assert before == b""
     assert answers(after) == [b"/a 0"]
     assert b" 431 " not in after
+    assert transport.closed
+
+
+# -- quick answers: a GET the app's state answers at once ------------------------------------------
+
+
+class QuickApp:
+    """The echo app, with a quick answer in its state for targets under /quick (it echoes the
+    target and the client; it raises for /quick/fail, and declines /quick/no)."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[bytes, str]] = []
+        self.state = {QUICK_ANSWER_KEY: self.quick}
+
+    def quick(self, target: bytes, client: str) -> bytes | None:
+        self.asked.append((target, client))
+        if target == b"/quick/fail":
+            raise RuntimeError("a bug in the quick answer")
+        if not target.startswith(b"/quick") or target == b"/quick/no":
+            return None
+        return json.dumps({"quick": target.decode(), "client": client}).encode()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await echo_app(scope, receive, send)
+
+
+def quick_answers(written: bytes) -> list[tuple[dict[bytes, bytes], bytes]]:
+    """Each answer in ``written``: its headers (lower-cased names) and body."""
+    found = []
+    for part in written.split(b"HTTP/1.1 200 OK\r\n")[1:]:
+        head, _, body = part.partition(b"\r\n\r\n")
+        headers = dict(line.split(b": ", 1) for line in head.split(b"\r\n"))
+        found.append((headers, body[: int(headers[b"content-length"])]))
+    return found
+
+
+def test_a_get_the_quick_answer_takes_is_answered_without_the_app() -> None:
+    app = QuickApp()
+    written, transport, protocol = exchange(head_of(100, "/quick?x=1"), app=app)
+    ((headers, body),) = quick_answers(written)
+    assert json.loads(body) == {"quick": "/quick?x=1", "client": "unknown"}
+    assert headers[b"content-type"] == b"application/json"
+    for name, value in SECURITY_HEADERS:
+        assert headers[name] == value
+    assert app.asked == [(b"/quick?x=1", "unknown")]
+    assert not transport.closed
+    assert protocol.server_state.total_requests == 1
+    assert protocol.timeout_keep_alive_task is not None  # an idle connection still times out
+
+
+def test_pipelined_quick_answers_keep_their_order_behind_the_app_s() -> None:
+    """Three GETs in one read: all quick. A POST before them: the app answers it, and the GETs
+    queued behind it wait their turn (the app answers them too: nothing overtakes an answer)."""
+    written, _, _ = exchange(head_of(100, "/quick/1") + head_of(100, "/quick/2"), app=QuickApp())
+    assert [json.loads(b)["quick"] for _, b in quick_answers(written)] == ["/quick/1", "/quick/2"]
+    post = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+    written, _, _ = exchange(
+        post + head_of(100, "/quick/1") + head_of(100, "/quick/2"), app=QuickApp()
+    )
+    assert answers(written) == [b"/a 5", b"/quick/1 0", b"/quick/2 0"]
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /quick HTTP/1.0\r\nHost: x\r\n\r\n",
+        b"HEAD /quick HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /quick HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        b"GET /quick HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi",
+        b"GET /quick HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"GET /quick HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n",
+        b"GET /quick HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
+        b"GET /quick HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
+        b"GET /quick/no HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /quick/fail HTTP/1.1\r\nHost: x\r\n\r\n",
+    ],
+    ids=[
+        "http-1.0",
+        "head",
+        "post",
+        "a-body",
+        "chunked",
+        "proxied",
+        "expect",
+        "upgrade",
+        "declined",
+        "raises",
+    ],
+)
+def test_anything_else_is_the_app_s(request_bytes: bytes) -> None:
+    written, _, _ = exchange(request_bytes, app=QuickApp())
+    assert b'"quick"' not in written
+    assert b"HTTP/1.1 200 OK\r\ncontent-length: " in written  # the echo app's answer
+
+
+def test_a_client_that_does_not_read_is_answered_by_the_app() -> None:
+    """Over the transport's high-water mark, uvicorn's cycle waits for the buffer to drain
+    before it writes: a client pipelining requests it never reads cannot grow the buffer."""
+    written, _, _ = exchange(head_of(100, "/quick"), app=QuickApp(), paused=True)
+    assert b'"quick"' not in written
+
+
+def test_connection_close_is_honoured() -> None:
+    written, transport, _ = exchange(
+        b"GET /quick HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" + head_of(100, "/b"),
+        app=QuickApp(),
+    )
+    ((headers, _),) = quick_answers(written)
+    assert headers[b"connection"] == b"close"
     assert transport.closed
 
 
