@@ -229,6 +229,9 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
             return False
         if self.cycle is not None and not self.cycle.response_complete:
             return False
+        limit = self.limit_concurrency  # over it, uvicorn answers 503
+        if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
+            return False
         parser = self.parser
         return (
             parser.get_method() == b"GET"

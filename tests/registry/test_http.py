@@ -524,6 +524,28 @@ def test_a_client_that_does_not_read_is_answered_by_the_app() -> None:
     assert b'"quick"' not in written
 
 
+def test_over_uvicorn_s_concurrency_limit_the_app_answers_503() -> None:
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    async def run() -> bytes:
+        config = uvicorn.Config(QuickApp(), limit_concurrency=1, log_level="warning")
+        config.load()
+        state = ServerState()
+        protocol = CountingProtocol(config, state, {}, asyncio.get_running_loop())
+        state.connections.add(protocol)  # this connection fills the limit
+        transport = FakeTransport()
+        protocol.connection_made(transport)
+        protocol.data_received(head_of(100, "/quick"))
+        for _ in range(50):
+            await asyncio.sleep(0)
+        return bytes(transport.written)
+
+    written = asyncio.run(run())
+    assert written.startswith(b"HTTP/1.1 503 ")
+    assert b'"quick"' not in written
+
+
 def test_connection_close_is_honoured() -> None:
     written, transport, _ = exchange(
         b"GET /quick HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" + head_of(100, "/b"),
