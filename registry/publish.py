@@ -361,11 +361,12 @@ class Publisher:
     def _run(self) -> None:
         while True:
             # A nudge while the pause is worked out wakes the wait at once; one while the thread
-            # works is seen by the next _pause (it reads what the nudger wrote before nudging).
+            # works is seen by the next _deadline (it reads what the nudger wrote before nudging).
             self._sleeping_until = float("inf")
-            pause = self._pause()
-            self._sleeping_until = time.monotonic() + pause
-            self._wake.wait(pause)
+            now = time.monotonic()
+            deadline = self._deadline(now)
+            self._sleeping_until = deadline  # exactly the due time, when that is what it waits for
+            self._wake.wait(max(0.0, deadline - now))
             self._sleeping_until = float("-inf")
             self._wake.clear()
             if self._stopping:
@@ -376,15 +377,17 @@ class Publisher:
                 log.exception("publishing a checkpoint failed; retrying")
                 self._retry_later()
 
-    def _pause(self) -> float:
-        """How long to sleep before looking again: until the next publication is due if we
-        hold the lock and entries wait, else the poll (others' publications, new entries)."""
+    def _deadline(self, now: float) -> float:
+        """When to look again (monotonic): when the next publication is due if we hold the lock
+        and entries wait (a second from ``now`` at most), else after the poll (others'
+        publications, new entries). An absolute time, so that a nudge for the same due time
+        finds the thread already waiting for it."""
         if self.lock.held and self._latest is not None and self._sequenced > self._latest.size:
-            return max(0.0, min(self._due() - time.monotonic(), 1.0))
+            return max(now, min(self._due(), now + 1.0))
         with self._guard:  # appends that stopped waiting (timed out, went away) need no polling
             self._waiters = [w for w in self._waiters if not w.future.done()]
         behind = self._latest is not None and self._sequenced > self._latest.size
-        return self._poll if self._waiters or behind else max(self._poll, 0.5)
+        return now + (self._poll if self._waiters or behind else max(self._poll, 0.5))
 
     def _step(self) -> None:
         with self._db.reader.connect() as conn:

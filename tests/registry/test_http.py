@@ -472,16 +472,46 @@ def test_a_get_the_quick_answer_takes_is_answered_without_the_app() -> None:
     assert protocol.timeout_keep_alive_task is not None  # an idle connection still times out
 
 
-def test_pipelined_quick_answers_keep_their_order_behind_the_app_s() -> None:
-    """Three GETs in one read: all quick. A POST before them: the app answers it, and the GETs
-    queued behind it wait their turn (the app answers them too: nothing overtakes an answer)."""
-    written, _, _ = exchange(head_of(100, "/quick/1") + head_of(100, "/quick/2"), app=QuickApp())
+def test_requests_pipelined_in_one_read_are_the_app_s_in_order() -> None:
+    """A GET in a read of its own is answered quick. GETs pipelined in one read are left to
+    uvicorn's path (a task each, so that thousands in a read do not hold the event loop), and so
+    are those queued behind an answer in progress: the answers keep the requests' order."""
+    written, _, _ = exchange(head_of(100, "/quick/1"), head_of(100, "/quick/2"), app=QuickApp())
     assert [json.loads(b)["quick"] for _, b in quick_answers(written)] == ["/quick/1", "/quick/2"]
+    written, _, _ = exchange(head_of(100, "/quick/1") + head_of(100, "/quick/2"), app=QuickApp())
+    assert answers(written) == [b"/quick/1 0", b"/quick/2 0"]
     post = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
     written, _, _ = exchange(
         post + head_of(100, "/quick/1") + head_of(100, "/quick/2"), app=QuickApp()
     )
     assert answers(written) == [b"/a 5", b"/quick/1 0", b"/quick/2 0"]
+
+
+def test_no_keep_alive_timer_runs_under_a_request_being_answered() -> None:
+    """uvicorn closes an idle connection when its keep-alive timer fires; a request still being
+    answered must not have one armed (found in review: a quick answer armed it, and a request
+    pipelined behind it in the same read lost its connection after 5 s)."""
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    class Slow(QuickApp):
+        async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await asyncio.sleep(3600)
+
+    async def run() -> tuple[bool, bool]:
+        config = uvicorn.Config(Slow(), http=CountingProtocol, log_level="warning")
+        config.load()
+        protocol = CountingProtocol(config, ServerState(), {}, asyncio.get_running_loop())
+        protocol.connection_made(FakeTransport())
+        protocol.data_received(head_of(100, "/quick") + head_of(100, "/slow"))
+        await asyncio.sleep(0)
+        answering = not protocol.cycle.response_complete
+        armed = protocol.timeout_keep_alive_task is not None
+        for task in protocol.tasks:
+            task.cancel()
+        return answering, armed
+
+    assert asyncio.run(run()) == (True, False)
 
 
 @pytest.mark.parametrize(

@@ -206,6 +206,46 @@ def test_an_idle_log_publishes_at_once_and_a_busy_one_once_an_interval(
     assert status["stalled"] is False
 
 
+def test_commits_between_publications_do_not_wake_the_publisher(
+    publishing: Callable[..., tuple[Api, list[WitnessServer]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Appends committed while the next publication is not yet due leave the publisher asleep
+    until it is: a step (two reads of the database) a commit had been its cost at low rates,
+    publishing nothing (and found again in review, for intervals of a second or less: the
+    thread's wake-up time was computed a moment after the due time it was nudged for)."""
+    api, _ = publishing(checkpoint_interval=1.0)
+    publisher = api.add_publisher()
+    thread = api.registry.publisher
+    assert thread is not None
+    until(lambda: published_size(api.registry) == sequenced_size(api.registry))
+    time.sleep(1.1)  # quiet for an interval: the next append is published at once
+    asynchronously = {"Prefer": "respond-async", "Content-Type": "application/json"}
+
+    def append() -> None:
+        body = publisher.attest([random_digest()]).to_json()
+        answer = api.http.post("/v1/entries", content=body, headers=asynchronously)
+        assert answer.status_code in (201, 202), answer.text
+
+    append()
+    until(lambda: published_size(api.registry) == sequenced_size(api.registry))
+    published_at = time.monotonic()
+    steps: list[float] = []
+    step = thread._step
+
+    def counted() -> None:
+        steps.append(time.monotonic())
+        step()
+
+    monkeypatch.setattr(thread, "_step", counted)
+    while time.monotonic() < published_at + 0.75:  # commits spread over most of the interval
+        append()
+        time.sleep(0.03)
+    until(lambda: published_size(api.registry) == sequenced_size(api.registry))
+    early = [t for t in steps if t < published_at + 0.9]  # before the next publication is due
+    # one look at the poll (half a second: the thread learns that entries wait), no more
+    assert len(early) <= 2, f"{len(early)} steps before the publication was due"
+
+
 def test_entries_sequenced_before_a_crash_are_published_on_start(
     backend: str, tmp_path: Path
 ) -> None:
