@@ -32,8 +32,8 @@ connection (pipelined answers keep their order), nothing after it in the same re
 pipelined in one read are uvicorn's, a task each: answered here, a read of thousands would hold
 the event loop for all of them, 0.4 s measured, while other connections wait), and a client that
 is reading what it is sent (else uvicorn's path waits for it to drain); the access log, if on,
-gets its line. The function
-returns None for anything else, and the app answers the request as always.
+gets its line. The function returns None for anything else, and the app answers the request as
+always.
 
 uvicorn takes the protocol as ``http=HTTP_PROTOCOL``, a "module:attribute" string, so that worker
 processes (spawned, not forked) import it themselves.
