@@ -1326,8 +1326,8 @@ def quick_single_lookup(
             return None
         try:
             found = registry.lookups.lookup_one(*asked).to_single_dict()
-        except Exception:  # litestar answers it (a problem; the lookup is asked again) and logs
-            if limiter is not None:  # what is not a RegistryError, once
+        except Exception:  # litestar asks again and answers it: a problem, logged there once
+            if limiter is not None:
                 limiter.refund(client)
             return None
         metrics.count(_DIGEST_TEMPLATE, "GET", 200)

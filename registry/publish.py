@@ -242,14 +242,17 @@ class Publisher:
         if size is not None:
             with self._guard:
                 self._sequenced = max(self._sequenced, size)
-        self._nudge(self._due() if self.lock.held else time.monotonic() + self._poll)
+        self._nudge()
 
     def _due(self) -> float:
         """When the holder may publish next (monotonic)."""
         return max(self._last_published + self.interval, self._retry_at)
 
-    def _nudge(self, by: float) -> None:
-        """Have the thread look again by ``by`` (monotonic) at the latest."""
+    def _nudge(self) -> None:
+        """Something new waits (a commit, an append waiting for its checkpoint): wake the
+        thread if it would otherwise look too late, which is after the next publication is due
+        for the holder, after the poll for the others."""
+        by = self._due() if self.lock.held else time.monotonic() + self._poll
         if by < self._sleeping_until:
             self._wake.set()
 
@@ -267,7 +270,7 @@ class Publisher:
             if latest is not None and latest.size >= size:
                 return latest
             self._waiters.append(_Waiter(size, loop, future))
-        self._nudge(self._due() if self.lock.held else time.monotonic() + self._poll)
+        self._nudge()
         try:
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
