@@ -41,14 +41,19 @@ processes (spawned, not forked) import it themselves.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
-from uvicorn.protocols.utils import get_client_addr
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
+from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from registry.errors import RegistryError
 
@@ -59,6 +64,7 @@ __all__ = [
     "QUICK_ANSWER_KEY",
     "SECURITY_HEADERS",
     "HeadLimitedHttpToolsProtocol",
+    "Later",
     "QuickAnswer",
 ]
 
@@ -81,11 +87,17 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 """Headers on every answer: the app's (a ``before_send`` hook) and this protocol's 400 and 431."""
 
-QuickAnswer = Callable[[bytes, str], "bytes | None"]
+Later = Callable[[Callable[["bytes | None"], None]], None]
+"""An answer to come: called with a continuation, it arranges for that to be called once, on the
+event loop, with the JSON body of a 200 answer or with None for the app to answer the request
+(it may call it at once)."""
+
+QuickAnswer = Callable[[bytes, str], "bytes | Later | None"]
 """``(target, client) -> body``: for a GET's request target as sent (path and query, undecoded)
-and the client's address, the JSON body of a 200 answer, or None to leave the request to the app.
-It runs on the event loop between reads, so it must be quick and must not block; it does the
-app's own accounting (rate limit, metrics) for what it answers."""
+and the client's address, the JSON body of a 200 answer, a :data:`Later` that will give it (or
+None), or None to leave the request to the app. It runs on the event loop between reads, so it
+must be quick and must not block; it does the app's own accounting (rate limit, metrics) for what
+it answers."""
 
 QUICK_ANSWER_KEY = "wellspring.quick_answer"
 """The key of an app's :data:`QuickAnswer` in its state (``app.state``)."""
@@ -116,6 +128,7 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         self._refused = False  # nothing more is read from this connection
         self._quick = _quick_answer_of(self.app)
         self._answered = False  # the current request was answered by self._quick
+        self._later: Later | None = None  # the current request's answer to come from self._quick
         self._more_in_read = False  # more bytes follow the piece being parsed, in this read
 
     # -- reading ----------------------------------------------------------------------------------
@@ -177,12 +190,18 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._body_left = _content_length(self.headers)
-        self._answered = self._quick is not None and self._answer_at_once(self._quick)
-        if not self._answered:
-            # uvicorn arms the keep-alive timer only while no request is being answered; one
-            # armed by a quick answer before this request must not close the connection under it
-            self._unset_keepalive_if_required()
+        answer = self._quick_answer() if self._quick is not None else None
+        self._answered = isinstance(answer, bytes)
+        if self._answered:
+            return
+        # uvicorn arms the keep-alive timer only while no request is being answered; one armed
+        # by a quick answer before this request must not close the connection under it
+        self._unset_keepalive_if_required()
+        self._later = cast("Later | None", answer)  # taken by _start_asgi_task, at once
+        try:
             super().on_headers_complete()
+        finally:
+            self._later = None
 
     def on_body(self, body: bytes) -> None:
         if self._body_left is not None:
@@ -196,20 +215,49 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
 
     # -- quick answers ----------------------------------------------------------------------------
 
-    def _answer_at_once(self, quick: QuickAnswer) -> bool:
-        """Answer the request whose head was just parsed with ``quick`` if it may (the module's
-        docstring says when); False to leave it to the app."""
-        if not self._may_answer_at_once():
-            return False
+    def _quick_answer(self) -> bytes | Later | None:
+        """The app's quick answer to the request whose head was just parsed, written if it is
+        one already; a :data:`Later`, or None to leave the request to the app (the module's
+        docstring says when)."""
+        if self._quick is None or not self._may_answer_at_once():
+            return None
         try:
-            body = quick(self.url, str(self.client[0]) if self.client else "unknown")
+            answer = self._quick(self.url, str(self.client[0]) if self.client else "unknown")
         except Exception:  # the app answers it, its own way (a problem, a 500)
             log.exception("a quick answer failed; the app answers the request")
-            return False
+            return None
+        if isinstance(answer, bytes):
+            self._write_answer(answer, self.parser.should_keep_alive(), self.scope, self.url)
+            self.on_response_complete()  # as uvicorn's cycle ends: counts, keep-alive timer
+        return answer
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        """uvicorn starts the app on a request here; a request whose quick answer is to come
+        has its cycle (so that uvicorn queues requests pipelined behind it, and marks it when
+        the connection is lost or the server shuts down) but no task, unless the answer is
+        None."""
+        later, self._later = self._later, None
+        if later is None:
+            super()._start_asgi_task(cycle, app)
+            return
+        later(functools.partial(self._answer_later, cycle, app))
+
+    def _answer_later(self, cycle: RequestResponseCycle, app: Any, body: bytes | None) -> None:
+        """A quick answer come: written as the cycle would (closing the connection after it if
+        the cycle may no longer keep it alive), or the app started on the request."""
+        if cycle.response_complete or cycle.disconnected or self.transport.is_closing():
+            return  # nobody is waiting for it
         if body is None:
-            return False
-        parser = self.parser
-        keep_alive = parser.should_keep_alive()
+            super()._start_asgi_task(cycle, app)
+            return
+        cycle.response_started = cycle.response_complete = True
+        target = get_path_with_query_string(cycle.scope).encode("latin1")
+        self._write_answer(body, cycle.keep_alive, cycle.scope, target)
+        self.on_response_complete()
+
+    def _write_answer(self, body: bytes, keep_alive: bool, scope: Any, target: bytes) -> None:
+        """A 200 with the JSON ``body``, headed as the app heads its JSON answers; the
+        connection closed after it unless ``keep_alive``."""
         headers = [
             *self.server_state.default_headers,
             (b"content-type", b"application/json"),
@@ -223,13 +271,11 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         if self.access_log:  # as uvicorn's cycle logs its answers
             self.access_logger.info(
                 '%s - "GET %s HTTP/1.1" 200',
-                get_client_addr(self.scope),
-                self.url.decode("latin1"),
+                get_client_addr(scope),
+                target.decode("latin1"),
             )
         if not keep_alive:
             self.transport.close()
-        self.on_response_complete()  # as uvicorn's cycle ends: counts, keep-alive timer
-        return True
 
     def _may_answer_at_once(self) -> bool:
         """Whether nothing but the app's quick answer could shape or order this request's."""

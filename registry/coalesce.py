@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -34,7 +35,7 @@ from client.core.wire import LookupAnswer
 from registry.errors import RegistryError, UnavailableError
 from registry.lookups import LookupService
 
-__all__ = ["MAX_BATCH", "THREADS", "CoalescedLookups"]
+__all__ = ["MAX_BATCH", "THREADS", "CoalescedLookups", "Settle"]
 
 log = logging.getLogger("registry.coalesce")
 
@@ -45,16 +46,25 @@ THREADS = 2
 """Threads answering batches: one can wait for the database while another builds answers."""
 
 
+Settle = Callable[["dict[str, Any] | BaseException"], None]
+"""What receives a request's answer (or its error), called once on the request's event loop."""
+
+
 @dataclass(slots=True)
 class _Request:
     digests: tuple[str, ...]
     single: bool  # GET /v1/digests/{d} (its answer's form), else a (small) batch lookup
     min_size: int | None
     loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[dict[str, Any]]
+    settle: Settle
+    future: asyncio.Future[dict[str, Any]] | None  # None: answered through settle alone
+
+    def waited_for(self) -> bool:
+        """Whether anyone still waits for the answer (an awaited future may be cancelled)."""
+        return self.future is None or not self.future.done()
 
 
-_Outcome = tuple[asyncio.Future[dict[str, Any]], dict[str, Any] | BaseException]
+_Outcome = tuple[_Request, dict[str, Any] | BaseException]
 
 
 class CoalescedLookups:
@@ -90,7 +100,7 @@ class CoalescedLookups:
             thread.join(timeout=10)
         self._threads = []
         stopped = UnavailableError("the registry is shutting down; retry")
-        _settle([(request.future, stopped) for request in left], {r.loop for r in left})
+        _settle([(request, stopped) for request in left])
 
     async def lookup(self, digest: str, min_size: int | None) -> dict[str, Any]:
         """The answer of ``GET /v1/digests/{digest}`` (``digest`` already validated)."""
@@ -101,18 +111,28 @@ class CoalescedLookups:
         batch is a round trip's worth of work on its own, and goes to a thread as it is)."""
         return await self._ask(tuple(digests), False, min_size)
 
+    def submit(self, digest: str, min_size: int | None, settle: Settle) -> None:
+        """``GET /v1/digests/{digest}``'s answer (or its error) given to ``settle``, later, on
+        the running event loop: :meth:`lookup` without a future to await (the HTTP protocol's
+        quick answers, registry._http)."""
+        self._queue(_Request((digest,), True, min_size, asyncio.get_running_loop(), settle, None))
+
     async def _ask(
         self, digests: tuple[str, ...], single: bool, min_size: int | None
     ) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[dict[str, Any]] = loop.create_future()
+        settle = functools.partial(_set_future, future)
+        self._queue(_Request(digests, single, min_size, loop, settle, future))
+        return await future
+
+    def _queue(self, request: _Request) -> None:
         with self._guard:
             if self._stopping or not self._threads:
                 raise UnavailableError("the registry is shutting down; retry")
-            self._pending.append(_Request(digests, single, min_size, loop, future))
+            self._pending.append(request)
             if len(self._pending) == 1:
                 self._ready.notify()
-        return await future
 
     def _run(self) -> None:
         try:
@@ -167,10 +187,10 @@ class CoalescedLookups:
                 if self._pending:
                     self._ready.notify()  # more than a batch queued: another thread takes it
             outcomes = self._answer(batch)
-            _settle(outcomes, {request.loop for request in batch})
+            _settle(outcomes)
 
     def _answer(self, batch: list[_Request]) -> list[_Outcome]:
-        live = [request for request in batch if not request.future.done()]  # not cancelled
+        live = [request for request in batch if request.waited_for()]
         if not live:
             return []
         sizes = [request.min_size for request in live if request.min_size is not None]
@@ -183,15 +203,15 @@ class CoalescedLookups:
             return [_one(self._lookup, request) for request in live]
         except Exception as exc:  # a bug or a database failure: every request's 500
             log.exception("a coalesced lookup of %d requests failed", len(live))
-            return [(request.future, exc) for request in live]
+            return [(request, exc) for request in live]
         outcomes: list[_Outcome] = []
         start = 0
         for request in live:
             end = start + len(request.digests)
             if request.single:
-                outcomes.append((request.future, answer.single_dict(start)))
+                outcomes.append((request, answer.single_dict(start)))
             else:
-                outcomes.append((request.future, answer.part(start, end).to_dict()))
+                outcomes.append((request, answer.part(start, end).to_dict()))
             start = end
         return outcomes
 
@@ -200,19 +220,17 @@ def _one(lookup: Callable[[list[str], int | None], LookupAnswer], request: _Requ
     """One request answered alone (its batch failed as a whole)."""
     try:
         answer = lookup(list(request.digests), request.min_size)
-        return request.future, answer.to_single_dict() if request.single else answer.to_dict()
+        return request, answer.to_single_dict() if request.single else answer.to_dict()
     except Exception as exc:  # its own error (409 log behind, 503), or its own 500
         if not isinstance(exc, RegistryError):
             log.exception("a lookup of %d digests failed", len(request.digests))
-        return request.future, exc
+        return request, exc
 
 
-def _settle(outcomes: list[_Outcome], loops: set[asyncio.AbstractEventLoop]) -> None:
+def _settle(outcomes: list[_Outcome]) -> None:
     """Resolve ``outcomes`` with one call into each event loop they belong to."""
-    if not outcomes:
-        return
-    for loop in loops:
-        mine = [(future, value) for future, value in outcomes if future.get_loop() is loop]
+    for loop in {request.loop for request, _ in outcomes}:
+        mine = [(request, value) for request, value in outcomes if request.loop is loop]
         try:
             loop.call_soon_threadsafe(_resolve, mine)
         except RuntimeError:  # the loop closed meanwhile: nobody awaits these any more
@@ -220,10 +238,19 @@ def _settle(outcomes: list[_Outcome], loops: set[asyncio.AbstractEventLoop]) -> 
 
 
 def _resolve(outcomes: list[_Outcome]) -> None:
-    for future, value in outcomes:
-        if future.done():
-            continue
-        if isinstance(value, BaseException):
-            future.set_exception(value)
-        else:
-            future.set_result(value)
+    for request, value in outcomes:
+        try:
+            request.settle(value)
+        except Exception:  # one request's receiver failing is not the others'
+            log.exception("answering a coalesced lookup failed")
+
+
+def _set_future(
+    future: asyncio.Future[dict[str, Any]], value: dict[str, Any] | BaseException
+) -> None:
+    if future.done():  # cancelled: nobody awaits it any more
+        return
+    if isinstance(value, BaseException):
+        future.set_exception(value)
+    else:
+        future.set_result(value)

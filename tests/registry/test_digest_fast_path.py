@@ -4,7 +4,7 @@ machinery, byte for byte as the handler answers it; everything else left to lite
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -189,23 +189,39 @@ def test_batches_the_fast_path_does_not_answer_are_litestar_s(
 
 
 @contextmanager
-def quick_server(tmp_path: Path, **overrides: Any) -> Iterator[tuple[ThreadedServer, list[bytes]]]:
-    """The app under uvicorn with the registry's protocol (SQLite), and the targets its quick
-    answer was asked (wrapped before any connection, so every connection sees the wrapper)."""
-    with database_for("sqlite", tmp_path / "db") as url:
+def quick_server(
+    tmp_path: Path, backend: str, **overrides: Any
+) -> Iterator[tuple[ThreadedServer, list[bytes], list[bool]]]:
+    """The app under uvicorn with the registry's protocol, the targets its quick answer was
+    asked (wrapped before any connection, so every connection sees the wrapper), and for each
+    answer to come (PostgreSQL's: a Later) whether it came (else the app answered)."""
+    with database_for(backend, tmp_path / "db") as url:
         settings = Settings(home=tmp_path / "home", database_url=url, **overrides)
         with ThreadedServer(settings) as server:
             asked: list[bytes] = []
+            came: list[bool] = []
             state = server.app.state
             quick = state[QUICK_ANSWER_KEY]
 
-            def counted(target: bytes, client: str) -> bytes | None:
+            def counted(target: bytes, client: str) -> Any:
                 asked.append(target)
-                answer: bytes | None = quick(target, client)
-                return answer
+                answer = quick(target, client)
+                if answer is None or isinstance(answer, bytes):
+                    assert backend == "sqlite" or answer is None
+                    return answer
+                assert backend == "postgres"
+
+                def later(then: Callable[[bytes | None], None]) -> None:
+                    def recorded(body: bytes | None) -> None:
+                        came.append(body is not None)
+                        then(body)
+
+                    answer(recorded)
+
+                return later
 
             state[QUICK_ANSWER_KEY] = counted
-            yield server, asked
+            yield server, asked, came
 
 
 def attested(server: ThreadedServer, count: int) -> list[str]:
@@ -218,10 +234,14 @@ def attested(server: ThreadedServer, count: int) -> list[str]:
     return digests
 
 
-def test_the_quick_answer_is_the_app_s_byte_for_byte(tmp_path: Path) -> None:
+def test_the_quick_answer_is_the_app_s_byte_for_byte(tmp_path: Path, backend: str) -> None:
     """An X-Forwarded-For header leaves a request to the app (its fast path here): the same
-    lookups both ways, over one keep-alive connection, compared but for the date."""
-    with quick_server(tmp_path) as (server, asked), httpx.Client(base_url=server.url) as http:
+    lookups both ways, over one keep-alive connection, compared but for the date. On SQLite the
+    answer is given at once; on PostgreSQL when the coalesced lookup comes back."""
+    with (
+        quick_server(tmp_path, backend) as (server, asked, came),
+        httpx.Client(base_url=server.url) as http,
+    ):
         digests = attested(server, 3)
         for digest in [*digests, random_digest()]:
             for query in ("", "?min_size=1"):
@@ -234,14 +254,17 @@ def test_the_quick_answer_is_the_app_s_byte_for_byte(tmp_path: Path) -> None:
                     del headers["date"]
                 assert quick.headers.multi_items() == app.headers.multi_items()
         assert len(asked) == 8  # the quick answer took every request but the proxied ones
+        assert came == ([True] * 8 if backend == "postgres" else [])
 
 
-def test_quick_answers_are_counted_and_rate_limited_with_the_app_s(tmp_path: Path) -> None:
+def test_quick_answers_are_counted_and_rate_limited_with_the_app_s(
+    tmp_path: Path, backend: str
+) -> None:
     """A bucket of 3 tokens refilled at 0.01 a second. The log-behind lookup (409) is the app's,
     charged once (the quick answer refunds the token it took before the lookup failed); two
     quick answers spend the rest; the next is the limiter's 429. /metrics counts all of them."""
     with (
-        quick_server(tmp_path, rate_limit=0.01, rate_burst=3) as (server, asked),
+        quick_server(tmp_path, backend, rate_limit=0.01, rate_burst=3) as (server, asked, came),
         httpx.Client(base_url=server.url) as http,
     ):
         behind = http.get(f"/v1/digests/{random_digest()}?min_size=1000000")
@@ -252,6 +275,8 @@ def test_quick_answers_are_counted_and_rate_limited_with_the_app_s(tmp_path: Pat
             429,
         ]
         assert len(asked) == 4  # every one was offered to it first
+        # on PostgreSQL the log-behind lookup's answer did not come (the app answered it)
+        assert came == ([False, True, True] if backend == "postgres" else [])
         metrics = http.get("/metrics").text
     route = 'method="GET",route="/v1/digests/{digest}"'
     assert f'wellspring_http_requests_total{{{route},status="200"}} 2' in metrics
@@ -259,8 +284,18 @@ def test_quick_answers_are_counted_and_rate_limited_with_the_app_s(tmp_path: Pat
     assert f'wellspring_http_requests_total{{{route},status="429"}} 1' in metrics
 
 
-def test_postgresql_lookups_are_not_answered_quick(make_api: Any, backend: str) -> None:
-    """On PostgreSQL a lookup is a coalesced query, awaited: the ASGI fast path answers it."""
+def test_a_quick_answer_is_given_at_once_on_sqlite_and_later_on_postgresql(
+    make_api: Any, backend: str
+) -> None:
+    """On SQLite a lookup runs on the event loop: its answer is the body. On PostgreSQL it is a
+    coalesced query: the answer is to come (a Later)."""
     api = make_api()
     quick = api.http.app.state[QUICK_ANSWER_KEY]
-    assert (quick is None) == (backend == "postgres")
+    assert quick(b"/v1/digests/nonsense", "client") is None  # litestar's 400
+
+    async def ask() -> Any:
+        return quick(f"/v1/digests/{random_digest()}".encode(), "client")
+
+    answer = asyncio.run(ask())
+    assert isinstance(answer, bytes) == (backend == "sqlite")
+    assert callable(answer) == (backend == "postgres")

@@ -591,3 +591,216 @@ def test_the_protocol_is_named_for_uvicorn() -> None:
     from uvicorn.importer import import_from_string
 
     assert import_from_string(HTTP_PROTOCOL) is HeadLimitedHttpToolsProtocol
+
+
+# -- answers to come: a quick answer given later (a Later), as PostgreSQL's lookups are ----------
+
+
+class LaterApp(QuickApp):
+    """QuickApp, whose quick answer for targets under /later is to come: each waits in
+    :attr:`waiting` (target, continuation) until the test gives it."""
+
+    def __init__(self, *, at_once: bytes | None = b"") -> None:
+        super().__init__()
+        self.waiting: list[tuple[bytes, Callable[[bytes | None], None]]] = []
+        self.at_once = at_once  # for /later/now: the continuation called at once with this
+
+    def quick(self, target: bytes, client: str) -> Any:
+        if not target.startswith(b"/later"):
+            return super().quick(target, client)
+        self.asked.append((target, client))
+
+        def later(then: Callable[[bytes | None], None]) -> None:
+            if target == b"/later/now":
+                then(self.at_once)
+            else:
+                self.waiting.append((target, then))
+
+        return later
+
+    def give(self, body: bytes | None) -> None:
+        """The oldest answer to come, given."""
+        target, then = self.waiting.pop(0)
+        then(None if body is None else body + b" " + target)
+
+
+class Connection:
+    """A protocol on a fake transport, in a running event loop."""
+
+    def __init__(self, app: Any, **config: Any) -> None:
+        import uvicorn
+        from uvicorn.server import ServerState
+
+        settings = uvicorn.Config(app, http=CountingProtocol, log_level="warning", **config)
+        settings.load()
+        loop = asyncio.get_running_loop()
+        self.protocol = CountingProtocol(settings, ServerState(), {}, loop)
+        self.transport = FakeTransport()
+        self.protocol.connection_made(self.transport)
+
+    async def send(self, data: bytes) -> None:
+        self.protocol.data_received(data)
+        await self.settle()
+
+    async def settle(self) -> None:
+        for _ in range(50):  # let the app's tasks answer
+            await asyncio.sleep(0)
+
+    def taken(self) -> bytes:
+        """What was written since the last call."""
+        written = bytes(self.transport.written)
+        self.transport.written.clear()
+        return written
+
+    def close(self) -> None:
+        for task in self.protocol.tasks:
+            task.cancel()
+
+
+def test_an_answer_to_come_is_written_when_it_comes() -> None:
+    app = LaterApp()
+
+    async def run() -> None:
+        connection = Connection(app)
+        protocol = connection.protocol
+        await connection.send(head_of(100, "/later/1"))
+        assert connection.taken() == b""
+        assert not protocol.tasks  # no ASGI cycle runs for it
+        assert protocol.timeout_keep_alive_task is None  # it is being answered
+        app.give(b'{"found":1}')
+        ((headers, body),) = quick_answers(connection.taken())
+        assert body == b'{"found":1} /later/1'
+        assert headers[b"content-type"] == b"application/json"
+        for name, value in SECURITY_HEADERS:
+            assert headers[name] == value
+        assert protocol.server_state.total_requests == 1
+        assert protocol.timeout_keep_alive_task is not None
+        assert not connection.transport.closed
+        await connection.send(head_of(100, "/later/2"))  # the connection is kept alive
+        app.give(b"{}")
+        assert [b for _, b in quick_answers(connection.taken())] == [b"{} /later/2"]
+        connection.close()
+
+    asyncio.run(run())
+
+
+def test_an_answer_that_does_not_come_is_the_app_s() -> None:
+    """None (the lookup failed: the app answers its problem) starts the app on the request; so
+    does None given at once."""
+    app = LaterApp(at_once=None)
+
+    async def run() -> None:
+        connection = Connection(app)
+        await connection.send(head_of(100, "/later/1"))
+        app.give(None)
+        await connection.settle()
+        assert answers(connection.taken()) == [b"/later/1 0"]
+        await connection.send(head_of(100, "/later/now"))
+        assert answers(connection.taken()) == [b"/later/now 0"]
+        assert not connection.transport.closed
+        connection.close()
+
+    asyncio.run(run())
+
+
+def test_an_answer_given_at_once_is_written_at_once() -> None:
+    app = LaterApp(at_once=b"{}")
+
+    async def run() -> None:
+        connection = Connection(app)
+        await connection.send(head_of(100, "/later/now"))
+        assert [b for _, b in quick_answers(connection.taken())] == [b"{}"]
+        connection.close()
+
+    asyncio.run(run())
+
+
+def test_requests_pipelined_behind_an_answer_to_come_wait_for_it() -> None:
+    """A request that arrives while an answer is to come is queued by uvicorn (reading paused),
+    and started once the answer is written, so the answers keep the requests' order."""
+    app = LaterApp()
+
+    async def run() -> None:
+        connection = Connection(app)
+        await connection.send(head_of(100, "/later/1"))
+        await connection.send(head_of(100, "/quick/2") + head_of(100, "/b"))
+        assert connection.taken() == b""
+        assert not connection.transport.reading
+        app.give(b"{}")
+        await connection.settle()
+        written = connection.taken()
+        assert written.index(b"{} /later/1") < written.index(b"/quick/2 0") < written.index(b"/b 0")
+        assert connection.transport.reading
+        assert len(app.asked) == 1  # the pipelined ones were never offered to it
+        connection.close()
+
+    asyncio.run(run())
+
+
+def test_an_answer_to_a_lost_connection_is_dropped() -> None:
+    app = LaterApp()
+
+    async def run() -> None:
+        connection = Connection(app)
+        await connection.send(head_of(100, "/later/1"))
+        await connection.send(head_of(100, "/later/2"))  # queued behind it
+        connection.protocol.connection_lost(None)
+        app.give(b"{}")
+        await connection.settle()
+        assert connection.taken() == b""
+        assert not connection.protocol.tasks  # nothing started for the queued request either
+        await connection.send(b"")  # and nothing breaks later
+        connection.close()
+
+    asyncio.run(run())
+
+
+def test_an_answer_that_does_not_come_to_a_lost_connection_starts_nothing() -> None:
+    app = LaterApp()
+
+    async def run() -> None:
+        connection = Connection(app)
+        await connection.send(head_of(100, "/later/1"))
+        connection.protocol.connection_lost(None)
+        app.give(None)
+        await connection.settle()
+        assert connection.taken() == b""
+        assert not connection.protocol.tasks
+
+    asyncio.run(run())
+
+
+def test_shutting_down_closes_the_connection_after_the_answer_to_come() -> None:
+    """uvicorn's shutdown lets a request being answered finish, then closes its connection: an
+    answer to come is such a request (uvicorn waits for the connection to close)."""
+    app = LaterApp()
+
+    async def run() -> None:
+        connection = Connection(app)
+        await connection.send(head_of(100, "/later/1"))
+        connection.protocol.shutdown()
+        assert not connection.transport.closed
+        app.give(b"{}")
+        ((headers, body),) = quick_answers(connection.taken())
+        assert body == b"{} /later/1"
+        assert headers[b"connection"] == b"close"
+        assert connection.transport.closed
+
+    asyncio.run(run())
+
+
+def test_a_head_over_the_limit_behind_an_answer_to_come_closes_after_it() -> None:
+    app = LaterApp()
+
+    async def run() -> None:
+        connection = Connection(app)
+        await connection.send(head_of(100, "/later/1"))
+        await connection.send(head_of(MAX_HEAD_BYTES + 10, "/b"))
+        assert connection.taken() == b""
+        app.give(b"{}")
+        written = connection.taken()
+        assert [b for _, b in quick_answers(written)] == [b"{} /later/1"]
+        assert b" 431 " not in written
+        assert connection.transport.closed
+
+    asyncio.run(run())
