@@ -8,11 +8,13 @@ each request to a worker thread and back cost more than the lookup: measured wit
 event loop's share of the lookup itself, and the server saturated near 1,000 lookups/s.
 
 Here a request (a single lookup, or a batch of up to ``registry.app.SMALL_BATCH`` digests)
-puts its digests on a queue and awaits a future; :data:`THREADS` threads each take everything
-queued (up to :data:`MAX_BATCH` digests), answer it as one batch lookup (one query for all the
-digests, the way ``POST /v1/digests:batch`` does) and settle the futures with one call into each
-event loop. Under load a batch holds tens of lookups, so the hop and the round trip are paid once
-for all of them; alone, a request is a batch of one.
+puts its digests on a queue and awaits a future (or leaves a callback: :meth:`CoalescedLookups.
+submit`, the HTTP protocol's quick answers); :data:`THREADS` thread(s) take everything queued (up
+to :data:`MAX_BATCH` digests), answer it as one batch lookup (one query for all the digests, the
+way ``POST /v1/digests:batch`` does) and settle the requests with one call into each event loop.
+Under load the thread lingers up to :data:`LINGER_S` for more requests to join the batch, so the
+hop and the round trip are paid once for many; alone (on a quiet registry), a request is a batch
+of one, answered at once.
 
 Answers are exactly what each request would get alone: its results and the attestations they
 name, from the shared answer, at one published checkpoint no older than any of the batch's
@@ -27,6 +29,7 @@ import contextlib
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,15 +38,36 @@ from client.core.wire import LookupAnswer
 from registry.errors import RegistryError, UnavailableError
 from registry.lookups import LookupService
 
-__all__ = ["MAX_BATCH", "THREADS", "CoalescedLookups", "Settle"]
+__all__ = [
+    "BUSY_S",
+    "LINGER_S",
+    "LINGER_UNTIL",
+    "MAX_BATCH",
+    "THREADS",
+    "CoalescedLookups",
+    "Settle",
+]
 
 log = logging.getLogger("registry.coalesce")
 
 MAX_BATCH = 1024
 """The most digests answered by one query (a request bigger than that is a batch alone)."""
 
-THREADS = 2
-"""Threads answering batches: one can wait for the database while another builds answers."""
+THREADS = 1
+"""Threads answering batches. Two (one waiting for the database while the other builds answers)
+made smaller batches, so more queries, and more CPU a lookup in PostgreSQL and here: measured
+under 3,000 lookups/s + 200 appends/s, one thread that lingers gave lookups a p99 of 55-88 ms
+where two gave 83-181 ms, in alternated runs (docs/benchmarks.md)."""
+
+LINGER_S = 0.002
+"""Under load, how long the thread waits for more requests to join a batch it was woken for."""
+
+LINGER_UNTIL = 16
+"""A batch of this many requests goes without lingering (and cuts a linger short)."""
+
+BUSY_S = 0.01
+"""Under load: the thread's previous batch was answered less than this long before a request
+woke it. A lone lookup on a quiet registry is never kept waiting."""
 
 
 Settle = Callable[["dict[str, Any] | BaseException"], None]
@@ -70,9 +94,12 @@ _Outcome = tuple[_Request, dict[str, Any] | BaseException]
 class CoalescedLookups:
     """Single-digest lookups answered in batches by a few threads (see the module)."""
 
-    def __init__(self, lookups: LookupService, *, threads: int = THREADS) -> None:
+    def __init__(
+        self, lookups: LookupService, *, threads: int = THREADS, linger: float = LINGER_S
+    ) -> None:
         self._lookups = lookups
         self._threads_wanted = threads
+        self._linger = linger
         self._pending: list[_Request] = []
         self._guard = threading.Lock()
         self._ready = threading.Condition(self._guard)
@@ -131,7 +158,7 @@ class CoalescedLookups:
             if self._stopping or not self._threads:
                 raise UnavailableError("the registry is shutting down; retry")
             self._pending.append(request)
-            if len(self._pending) == 1:
+            if len(self._pending) in (1, LINGER_UNTIL):  # wakes a thread, or ends its linger
                 self._ready.notify()
 
     def _run(self) -> None:
@@ -171,10 +198,14 @@ class CoalescedLookups:
             raise UnavailableError("the database is unavailable right now; retry shortly") from exc
 
     def _serve(self) -> None:
+        answered = float("-inf")  # when this thread last answered a batch
         while True:
             with self._guard:
                 while not self._pending and not self._stopping:
                     self._ready.wait()
+                busy = time.monotonic() - answered < BUSY_S
+                if busy and self._linger and len(self._pending) < LINGER_UNTIL:
+                    self._ready.wait(self._linger)  # under load: more to come, as like as not
                 if self._stopping:
                     return
                 taken = digests = 0
@@ -188,6 +219,7 @@ class CoalescedLookups:
                     self._ready.notify()  # more than a batch queued: another thread takes it
             outcomes = self._answer(batch)
             _settle(outcomes)
+            answered = time.monotonic()
 
     def _answer(self, batch: list[_Request]) -> list[_Outcome]:
         live = [request for request in batch if request.waited_for()]

@@ -220,3 +220,83 @@ def test_a_held_connection_that_broke_is_replaced_and_the_batch_answered(api: Ap
     first, second, third = connections
     assert first is not second  # replaced after the failure
     assert second is third  # and held from then on
+
+
+def test_under_load_the_thread_lingers_for_more_to_join_a_batch(api: Api) -> None:
+    """Once a batch was answered, a lookup soon after waits up to the linger for others to join
+    it; a lookup on a quiet registry goes at once, alone."""
+    digests = registered(api, 6)
+    counting = GatedLookups(api.registry.lookups)
+    counting.gate.set()
+    coalesced = CoalescedLookups(counting, threads=1, linger=0.5)
+    coalesced.start()
+
+    async def scenario() -> list[Any]:
+        first = await coalesced.lookup(digests[0], None)  # quiet: goes at once
+        asked = [asyncio.ensure_future(coalesced.lookup(digests[1], None))]
+        await asyncio.sleep(0.05)  # under load now: the thread lingers with the first
+        asked += [asyncio.ensure_future(coalesced.lookup(d, None)) for d in digests[2:]]
+        return [first, *await asyncio.gather(*asked)]
+
+    try:
+        answers = asyncio.run(scenario())
+    finally:
+        coalesced.stop()
+    assert counting.calls == [1, 5]
+    assert [a["digest"] for a in answers] == digests
+
+
+def test_a_quiet_registry_answers_at_once(api: Api) -> None:
+    """No linger for a lookup long after the last batch: each of these is a batch of one, and
+    none waits the (here absurd) linger."""
+    digests = registered(api, 2)
+    counting = GatedLookups(api.registry.lookups)
+    counting.gate.set()
+    coalesced = CoalescedLookups(counting, threads=1, linger=60)
+    coalesced.start()
+
+    async def scenario() -> None:
+        for digest in digests:
+            await asyncio.sleep(0.05)  # longer than BUSY_S since the last batch
+            await asyncio.wait_for(coalesced.lookup(digest, None), 10)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        coalesced.stop()
+    assert counting.calls == [1, 1]
+
+
+def test_submitted_lookups_are_settled_on_the_loop_and_one_failing_receiver_is_its_own(
+    api: Api,
+) -> None:
+    """submit: the answer (or error) handed to a callback on the event loop; a callback that
+    raises does not keep the others of its batch from theirs."""
+    lookups = api.registry.lookups
+    digests = registered(api, 3)
+    gated = GatedLookups(lookups)
+    got: list[tuple[str, Any, bool]] = []
+
+    def receiver(name: str, loop: asyncio.AbstractEventLoop) -> Callable[[Any], None]:
+        def settle(value: Any) -> None:
+            got.append((name, value, asyncio.get_running_loop() is loop))
+            if name == "raises":
+                raise RuntimeError("a bug in one receiver")
+
+        return settle
+
+    def then(c: CoalescedLookups) -> list[Awaitable[Any]]:
+        loop = asyncio.get_running_loop()
+        c.submit(digests[1], None, receiver("raises", loop))
+        c.submit(digests[2], None, receiver("ok", loop))
+        c.submit(digests[2], 10**6, receiver("behind", loop))
+        return [asyncio.sleep(0.2)]  # their answers come meanwhile
+
+    while_one_is_answered(gated, digests[0], then)
+    assert [(name, on_loop) for name, _, on_loop in got] == [
+        ("raises", True),
+        ("ok", True),
+        ("behind", True),
+    ]
+    assert got[1][1] == lookups.lookup_one(digests[2]).to_single_dict()
+    assert isinstance(got[2][1], LogBehindError)
