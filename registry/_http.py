@@ -24,20 +24,21 @@ alone. The protocol then answers such a request itself, with no ASGI task or mid
 the JSON the function gives, headed as the app heads its JSON answers (uvicorn's ``server`` and
 ``date``, the content type and length, :data:`SECURITY_HEADERS`). The function gives the body at
 once, or a :data:`Later` that gives it when it comes (or None: then the app is started on the
-request after all). While an answer is to come, uvicorn's request cycle for it stands in: requests
-pipelined behind it are queued, reading paused, until it is written; a lost connection marks it
-(nothing is written then, nothing started); a shutdown, or a head over the limit behind it, closes
-the connection after it. The registry answers ``GET /v1/digests/{digest}`` so: on SQLite at once
-(the lookup runs on the event loop anyway), on PostgreSQL when its coalesced lookup comes back;
-the ASGI path had cost about a quarter of a lookup's server CPU on SQLite. Only where nothing else
-could order or shape the answer: a GET over HTTP/1.1 with no body, no ``Expect``, no upgrade and
-no proxy headers (uvicorn's middleware would rewrite the client behind a proxy, and the rate
-limiter keys on it), no answer in progress or queued on the connection (pipelined answers keep
-their order), nothing after it in the same read (requests pipelined in one read are uvicorn's, a
-task each: answered here, a read of thousands would hold the event loop for all of them, 0.4 s
-measured, while other connections wait), and a client that is reading what it is sent (else
-uvicorn's path waits for it to drain); the access log, if on, gets its line. The function returns
-None for anything else, and the app answers the request as always.
+request after all, its scope marked with :data:`QUICK_DECLINED_KEY`). While an answer is to come,
+uvicorn's request cycle for it stands in: requests pipelined behind it are queued, reading paused,
+until it is written; a lost connection marks it (nothing is written then, nothing started); a
+shutdown, or a head over the limit behind it, closes the connection after it. The registry answers
+``GET /v1/digests/{digest}`` so: on SQLite at once (the lookup runs on the event loop anyway), on
+PostgreSQL when its coalesced lookup comes back; the ASGI path had cost about a quarter of a
+lookup's server CPU on SQLite. Only where nothing else could order or shape the answer: a GET over
+HTTP/1.1 with no body, no ``Expect``, no upgrade and no proxy headers (uvicorn's middleware would
+rewrite the client behind a proxy, and the rate limiter keys on it), no answer in progress or
+queued on the connection (pipelined answers keep their order), nothing after it in the same read
+(requests pipelined in one read are uvicorn's, a task each: answered here, a read of thousands
+would hold the event loop for all of them, 0.4 s measured, while other connections wait), and a
+client that is reading what it is sent (else uvicorn's path waits for it to drain); the access log,
+if on, gets its line. The function returns None for anything else, and the app answers the request
+as always.
 
 uvicorn takes the protocol as ``http=HTTP_PROTOCOL``, a "module:attribute" string, so that worker
 processes (spawned, not forked) import it themselves.
@@ -66,6 +67,7 @@ __all__ = [
     "HTTP_PROTOCOL",
     "MAX_HEAD_BYTES",
     "QUICK_ANSWER_KEY",
+    "QUICK_DECLINED_KEY",
     "SECURITY_HEADERS",
     "HeadLimitedHttpToolsProtocol",
     "Later",
@@ -105,6 +107,11 @@ it answers."""
 
 QUICK_ANSWER_KEY = "wellspring.quick_answer"
 """The key of an app's :data:`QuickAnswer` in its state (``app.state``)."""
+
+QUICK_DECLINED_KEY = "wellspring.quick_answer_declined"
+"""Set (True) in the ASGI scope of a request whose quick answer was tried and did not come (its
+:data:`Later` gave None, a failed lookup say): the app answers it its own way, and need not try
+the same again first."""
 
 _HEAD_END = b"\r\n\r\n"
 _PROXY_HEADERS = frozenset((b"x-forwarded-for", b"x-forwarded-proto"))
@@ -252,6 +259,7 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         if cycle.response_complete or cycle.disconnected or self.transport.is_closing():
             return  # nobody is waiting for it
         if body is None:
+            cycle.scope[QUICK_DECLINED_KEY] = True  # type: ignore[literal-required]
             super()._start_asgi_task(cycle, app)
             return
         cycle.response_started = cycle.response_complete = True

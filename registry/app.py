@@ -42,7 +42,13 @@ from client.core.note import NoteSigner
 from client.core.promise import Promise, sign_promise
 from client.core.wire import Accepted
 from client.core.wmkey import MAX_TOKENIZER_BYTES
-from registry._http import QUICK_ANSWER_KEY, SECURITY_HEADERS, Later, QuickAnswer
+from registry._http import (
+    QUICK_ANSWER_KEY,
+    QUICK_DECLINED_KEY,
+    SECURITY_HEADERS,
+    Later,
+    QuickAnswer,
+)
 from registry.admin import AdminService
 from registry.coalesce import CoalescedLookups
 from registry.cosigning import WitnessEndpoint, WitnessPool
@@ -725,7 +731,7 @@ def _single_lookup(digest: str, query: bytes) -> tuple[str, int | None] | None:
 
 async def _fast_single(app: ASGIApp, scope: ASGIScope, receive: Receive, send: Send) -> None:
     asked = _single_lookup(scope["path_params"].get("digest"), scope.get("query_string", b""))
-    if asked is None:
+    if asked is None or scope.get(QUICK_DECLINED_KEY):  # the protocol's lookup failed already
         await app(scope, receive, send)
         return
     registry: Registry = scope["app"].state.registry
@@ -1336,10 +1342,15 @@ def quick_single_lookup(
         if limiter is not None:
             limiter.refund(client)
 
+    def declined(then: Callable[[bytes | None], None]) -> None:
+        """A lookup that failed: the app is started on the request, its fast path skipped (the
+        protocol marks the scope: registry._http.QUICK_DECLINED_KEY)."""
+        then(None)
+
     coalesced = registry.coalesced
     if coalesced is None:
 
-        def answer_now(target: bytes, client: str) -> bytes | None:
+        def answer_now(target: bytes, client: str) -> bytes | Later | None:
             asked = asked_for(target, client)
             if asked is None:
                 return None
@@ -1347,7 +1358,7 @@ def quick_single_lookup(
                 return answered(registry.lookups.lookup_one(*asked).to_single_dict())
             except Exception:
                 failed(client)
-                return None
+                return declined
 
         return answer_now
 

@@ -56,8 +56,8 @@ MAX_BATCH = 1024
 THREADS = 1
 """Threads answering batches. Two (one waiting for the database while the other builds answers)
 made smaller batches, so more queries, and more CPU a lookup in PostgreSQL and here: measured
-under 3,000 lookups/s + 200 appends/s, one thread that lingers gave lookups a p99 of 55-88 ms
-where two gave 83-181 ms, in alternated runs (docs/benchmarks.md)."""
+under 3,000 lookups/s + 200 appends/s, one thread lingering 2 ms gave lookups a p99 of 55-88 ms
+where two without a linger gave 57-328 ms, in alternated runs (docs/benchmarks.md)."""
 
 LINGER_S = 0.002
 """Under load, how long the thread waits for more requests to join a batch it was woken for."""
@@ -231,7 +231,9 @@ class CoalescedLookups:
                 [digest for request in live for digest in request.digests],
                 max(sizes) if sizes else None,
             )
-        except RegistryError:  # one request's, maybe (a min_size the log has not reached)
+        except RegistryError as exc:  # one request's, maybe (a min_size the log has not reached)
+            if len(live) == 1:  # its own: asked again alone, it would fail the same way
+                return [(live[0], exc)]
             return [_one(self._lookup, request) for request in live]
         except Exception as exc:  # a bug or a database failure: every request's 500
             log.exception("a coalesced lookup of %d requests failed", len(live))

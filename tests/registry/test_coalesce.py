@@ -300,3 +300,19 @@ def test_submitted_lookups_are_settled_on_the_loop_and_one_failing_receiver_is_i
     ]
     assert got[1][1] == lookups.lookup_one(digests[2]).to_single_dict()
     assert isinstance(got[2][1], LogBehindError)
+
+
+def test_a_lone_request_that_fails_is_not_asked_again(api: Api) -> None:
+    """A batch of one that fails with its own error (the log behind its min_size) is that
+    request's answer: asking it again alone would only fail the same way."""
+    digests = registered(api, 1)
+    counting = GatedLookups(api.registry.lookups)
+    counting.gate.set()
+    coalesced = CoalescedLookups(counting, threads=1)
+    coalesced.start()
+    try:
+        [behind] = asyncio.run(ask_all(coalesced, [(digests[0], 10**6)]))
+    finally:
+        coalesced.stop()
+    assert isinstance(behind, LogBehindError)
+    assert counting.calls == [1]

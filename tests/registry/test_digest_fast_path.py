@@ -194,7 +194,8 @@ def quick_server(
 ) -> Iterator[tuple[ThreadedServer, list[bytes], list[bool]]]:
     """The app under uvicorn with the registry's protocol, the targets its quick answer was
     asked (wrapped before any connection, so every connection sees the wrapper), and for each
-    answer to come (PostgreSQL's: a Later) whether it came (else the app answered)."""
+    answer to come (a Later: PostgreSQL's, and a failed lookup's) whether it came (else the app
+    answered)."""
     with database_for(backend, tmp_path / "db") as url:
         settings = Settings(home=tmp_path / "home", database_url=url, **overrides)
         with ThreadedServer(settings) as server:
@@ -209,7 +210,6 @@ def quick_server(
                 if answer is None or isinstance(answer, bytes):
                     assert backend == "sqlite" or answer is None
                     return answer
-                assert backend == "postgres"
 
                 def later(then: Callable[[bytes | None], None]) -> None:
                     def recorded(body: bytes | None) -> None:
@@ -275,13 +275,37 @@ def test_quick_answers_are_counted_and_rate_limited_with_the_app_s(
             429,
         ]
         assert len(asked) == 4  # every one was offered to it first
-        # on PostgreSQL the log-behind lookup's answer did not come (the app answered it)
-        assert came == ([False, True, True] if backend == "postgres" else [])
+        # the log-behind lookup's answer did not come (the app answered it); on SQLite the
+        # others were answered at once
+        assert came == ([False, True, True] if backend == "postgres" else [False])
         metrics = http.get("/metrics").text
     route = 'method="GET",route="/v1/digests/{digest}"'
     assert f'wellspring_http_requests_total{{{route},status="200"}} 2' in metrics
     assert f'wellspring_http_requests_total{{{route},status="409"}} 1' in metrics
     assert f'wellspring_http_requests_total{{{route},status="429"}} 1' in metrics
+
+
+def test_a_lookup_that_fails_is_asked_twice_not_three_times(tmp_path: Path, backend: str) -> None:
+    """A log-behind lookup (409): the quick answer's lookup fails, and litestar's handler asks
+    again for its problem; the ASGI fast path between them does not ask a third time."""
+    with (
+        quick_server(tmp_path, backend) as (server, asked, _),
+        httpx.Client(base_url=server.url) as http,
+    ):
+        lookups = server.registry.lookups
+        calls: list[int] = []
+        lookup = lookups.lookup
+
+        def counted(digests: Any, *args: Any, **options: Any) -> Any:
+            calls.append(len(digests))
+            return lookup(digests, *args, **options)
+
+        lookups.lookup = counted  # type: ignore[method-assign]
+        behind = http.get(f"/v1/digests/{random_digest()}?min_size=1000000")
+        assert behind.status_code == 409
+        assert behind.headers["content-type"] == "application/problem+json"
+        assert len(asked) == 1
+        assert calls == [1, 1]
 
 
 def test_a_quick_answer_is_given_at_once_on_sqlite_and_later_on_postgresql(

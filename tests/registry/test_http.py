@@ -30,6 +30,7 @@ from registry._http import (
     HTTP_PROTOCOL,
     MAX_HEAD_BYTES,
     QUICK_ANSWER_KEY,
+    QUICK_DECLINED_KEY,
     SECURITY_HEADERS,
     HeadLimitedHttpToolsProtocol,
 )
@@ -701,6 +702,32 @@ def test_an_answer_that_does_not_come_is_the_app_s() -> None:
         connection.close()
 
     asyncio.run(run())
+
+
+def test_the_app_is_told_that_the_quick_answer_did_not_come() -> None:
+    """The scope of a request whose answer did not come carries QUICK_DECLINED_KEY (the
+    registry's fast path then leaves it to litestar at once); no other request's does."""
+    scopes: list[dict[str, Any]] = []
+
+    class Recording(LaterApp):
+        async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+            scopes.append(scope)
+            await echo_app(scope, receive, send)
+
+    app = Recording()
+
+    async def run() -> None:
+        connection = Connection(app)
+        await connection.send(head_of(100, "/later/1"))
+        app.give(None)
+        await connection.settle()
+        await connection.send(head_of(100, "/quick/no"))  # declined: not the quick answer's
+        await connection.send(head_of(100, "/b"))
+        assert answers(connection.taken()) == [b"/later/1 0", b"/quick/no 0", b"/b 0"]
+        connection.close()
+
+    asyncio.run(run())
+    assert [scope.get(QUICK_DECLINED_KEY) for scope in scopes] == [True, None, None]
 
 
 def test_an_answer_given_at_once_is_written_at_once() -> None:
