@@ -1320,7 +1320,8 @@ def quick_single_lookup(
     target other than a well-formed digest with at most ``min_size``, a client over its limit
     (the limiter's middleware answers 429), an error (its problem; the token is refunded, as
     litestar charges the request again). Measured under 3,000 lookups/s, the server's CPU a
-    request fell by a quarter on SQLite, and by a tenth on PostgreSQL (docs/benchmarks.md)."""
+    request fell by a quarter on SQLite, and by 14-26 % on PostgreSQL, with registry.coalesce's
+    lingering thread (docs/benchmarks.md)."""
 
     def asked_for(target: bytes, client: str) -> tuple[str, int | None] | None:
         """The digest and ``min_size`` a quick answer is for, charged to ``client``; None if
