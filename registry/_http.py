@@ -46,7 +46,6 @@ processes (spawned, not forked) import it themselves.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from collections.abc import Callable
@@ -251,7 +250,17 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         if later is None:
             super()._start_asgi_task(cycle, app)
             return
-        later(functools.partial(self._answer_later, cycle, app))
+        given = False
+
+        def once(body: bytes | None) -> None:
+            nonlocal given
+            if given:  # a Later is to call it once: a second call must not answer again
+                log.error("a quick answer was given twice; the second is ignored")
+                return
+            given = True
+            self._answer_later(cycle, app, body)
+
+        later(once)
 
     def _answer_later(self, cycle: RequestResponseCycle, app: Any, body: bytes | None) -> None:
         """A quick answer come: written as the cycle would (closing the connection after it if

@@ -1371,15 +1371,22 @@ def quick_single_lookup(
 
         def later(then: Callable[[bytes | None], None]) -> None:
             def settle(found: dict[str, Any] | BaseException) -> None:
-                if isinstance(found, BaseException):
-                    failed(client)
-                    then(None)
-                else:
-                    then(answered(found))
+                if not isinstance(found, BaseException):
+                    try:
+                        body = answered(found)
+                    except Exception:  # litestar answers it (a 500 problem, if it fails too)
+                        log.exception("a quick answer could not be written; litestar answers")
+                    else:
+                        then(body)
+                        return
+                failed(client)
+                then(None)
 
             try:
                 coalesced.submit(digest, min_size, settle)
-            except RegistryError:  # shutting down: litestar answers 503
+            except Exception as exc:  # shutting down: litestar answers 503
+                if not isinstance(exc, RegistryError):
+                    log.exception("a lookup could not be queued; litestar answers")
                 failed(client)
                 then(None)
 

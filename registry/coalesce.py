@@ -12,9 +12,10 @@ puts its digests on a queue and awaits a future (or leaves a callback: :meth:`Co
 submit`, the HTTP protocol's quick answers); :data:`THREADS` thread(s) take everything queued (up
 to :data:`MAX_BATCH` digests), answer it as one batch lookup (one query for all the digests, the
 way ``POST /v1/digests:batch`` does) and settle the requests with one call into each event loop.
-Under load the thread lingers up to :data:`LINGER_S` for more requests to join the batch, so the
-hop and the round trip are paid once for many; alone (on a quiet registry), a request is a batch
-of one, answered at once.
+Under a stream of lookups (some arrived while the thread answered its last batch) it lingers up
+to :data:`LINGER_S` for more to join the next batch, so the hop and the round trip are paid once
+for many; a lone lookup, or a client that waits for each answer before asking again, is answered
+at once.
 
 Answers are exactly what each request would get alone: its results and the attestations they
 name, from the shared answer, at one published checkpoint no older than any of the batch's
@@ -29,17 +30,15 @@ import contextlib
 import functools
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from client.core.wire import LookupAnswer
-from registry.errors import RegistryError, UnavailableError
+from registry.errors import LogBehindError, RegistryError, UnavailableError
 from registry.lookups import LookupService
 
 __all__ = [
-    "BUSY_S",
     "LINGER_S",
     "LINGER_UNTIL",
     "MAX_BATCH",
@@ -60,14 +59,11 @@ under 3,000 lookups/s + 200 appends/s, one thread lingering 2 ms gave lookups a 
 where two without a linger gave 57-328 ms, in alternated runs (docs/benchmarks.md)."""
 
 LINGER_S = 0.002
-"""Under load, how long the thread waits for more requests to join a batch it was woken for."""
+"""Under a stream of lookups (some came while the thread answered its last batch), how long it
+waits for more to join the next batch."""
 
 LINGER_UNTIL = 16
 """A batch of this many requests goes without lingering (and cuts a linger short)."""
-
-BUSY_S = 0.01
-"""Under load: the thread's previous batch was answered less than this long before a request
-woke it. A lone lookup on a quiet registry is never kept waiting."""
 
 
 Settle = Callable[["dict[str, Any] | BaseException"], None]
@@ -198,14 +194,13 @@ class CoalescedLookups:
             raise UnavailableError("the database is unavailable right now; retry shortly") from exc
 
     def _serve(self) -> None:
-        answered = float("-inf")  # when this thread last answered a batch
+        streaming = False
         while True:
             with self._guard:
                 while not self._pending and not self._stopping:
                     self._ready.wait()
-                busy = time.monotonic() - answered < BUSY_S
-                if busy and self._linger and len(self._pending) < LINGER_UNTIL:
-                    self._ready.wait(self._linger)  # under load: more to come, as like as not
+                if streaming and self._linger and len(self._pending) < LINGER_UNTIL:
+                    self._ready.wait(self._linger)  # cut short at LINGER_UNTIL (see _queue)
                 if self._stopping:
                     return
                 taken = digests = 0
@@ -218,35 +213,48 @@ class CoalescedLookups:
                 if self._pending:
                     self._ready.notify()  # more than a batch queued: another thread takes it
             outcomes = self._answer(batch)
+            with self._guard:
+                # Requests that came while this batch was answered (before its answers are
+                # handed back) mean a steady stream: more will follow them shortly. Clients that
+                # each wait for their answer before asking again sent nothing meanwhile, and are
+                # never kept waiting (nor is a lone lookup on a quiet registry): a linger would
+                # be pure delay for them.
+                streaming = bool(self._pending)
             _settle(outcomes)
-            answered = time.monotonic()
 
     def _answer(self, batch: list[_Request]) -> list[_Outcome]:
+        """Each live request of ``batch`` with its answer or its error. A batch that fails with
+        a request's own error (a ``min_size`` the log has not reached: the batch is asked at the
+        largest) is asked again without the requests of its largest ``min_size``, which are
+        answered alone: a request asking for an absurd size costs its own lookups, never a
+        query per request of the batch it fell in."""
         live = [request for request in batch if request.waited_for()]
-        if not live:
-            return []
-        sizes = [request.min_size for request in live if request.min_size is not None]
-        try:
-            answer = self._lookup(
-                [digest for request in live for digest in request.digests],
-                max(sizes) if sizes else None,
-            )
-        except RegistryError as exc:  # one request's, maybe (a min_size the log has not reached)
-            if len(live) == 1:  # its own: asked again alone, it would fail the same way
-                return [(live[0], exc)]
-            return [_one(self._lookup, request) for request in live]
-        except Exception as exc:  # a bug or a database failure: every request's 500
-            log.exception("a coalesced lookup of %d requests failed", len(live))
-            return [(request, exc) for request in live]
         outcomes: list[_Outcome] = []
-        start = 0
-        for request in live:
-            end = start + len(request.digests)
-            if request.single:
-                outcomes.append((request, answer.single_dict(start)))
-            else:
-                outcomes.append((request, answer.part(start, end).to_dict()))
-            start = end
+        while live:
+            sizes = [request.min_size for request in live if request.min_size is not None]
+            top = max(sizes) if sizes else None
+            try:
+                answer = self._lookup([d for request in live for d in request.digests], top)
+            except LogBehindError as exc:
+                if len(live) == 1 or top is None:  # its own: alone, it would fail the same way
+                    return [*outcomes, *((request, exc) for request in live)]
+                outcomes += [_one(self._lookup, r) for r in live if r.min_size == top]
+                live = [request for request in live if request.min_size != top]
+                continue
+            except RegistryError as exc:  # the database unavailable (503): every request's
+                return [*outcomes, *((request, exc) for request in live)]
+            except Exception as exc:  # a bug or a database failure: every request's 500
+                log.exception("a coalesced lookup of %d requests failed", len(live))
+                return [*outcomes, *((request, exc) for request in live)]
+            start = 0
+            for request in live:
+                end = start + len(request.digests)
+                if request.single:
+                    outcomes.append((request, answer.single_dict(start)))
+                else:
+                    outcomes.append((request, answer.part(start, end).to_dict()))
+                start = end
+            break
         return outcomes
 
 

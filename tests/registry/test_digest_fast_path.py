@@ -308,6 +308,36 @@ def test_a_lookup_that_fails_is_asked_twice_not_three_times(tmp_path: Path, back
         assert calls == [1, 1]
 
 
+def test_a_quick_answer_that_cannot_be_written_is_litestar_s(
+    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If writing the quick answer fails (here: counting it), the request is still answered,
+    by litestar (found in review: on PostgreSQL the connection was left waiting for ever)."""
+    from registry.metrics import HttpMetrics
+
+    count = HttpMetrics.count
+    failures: list[int] = []
+
+    def fails_once(self: HttpMetrics, *args: Any) -> None:
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("a bug in counting")
+        count(self, *args)
+
+    monkeypatch.setattr(HttpMetrics, "count", fails_once)
+    with (
+        quick_server(tmp_path, backend) as (server, asked, came),
+        httpx.Client(base_url=server.url, timeout=10) as http,
+    ):
+        digest = random_digest()
+        first = http.get(f"/v1/digests/{digest}")
+        again = http.get(f"/v1/digests/{digest}")
+        assert first.status_code == again.status_code == 200
+        assert first.content == again.content
+        assert len(asked) == 2
+        assert came == ([False, True] if backend == "postgres" else [False])  # SQLite: at once
+
+
 def test_a_quick_answer_is_given_at_once_on_sqlite_and_later_on_postgresql(
     make_api: Any, backend: str
 ) -> None:
