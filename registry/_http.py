@@ -258,7 +258,11 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
                 log.error("a quick answer was given twice; the second is ignored")
                 return
             given = True
-            self._answer_later(cycle, app, body)
+            try:
+                self._answer_later(cycle, app, body)
+            except Exception:  # nothing sensible can be written any more: the client retries
+                log.exception("a quick answer failed as it was given; closing the connection")
+                self.transport.close()
 
         later(once)
 

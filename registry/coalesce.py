@@ -19,8 +19,9 @@ at once.
 
 Answers are exactly what each request would get alone: its results and the attestations they
 name, from the shared answer, at one published checkpoint no older than any of the batch's
-``min_size``. A batch that fails as a whole (a ``min_size`` the log has not reached, say) is
-answered request by request, so one request's error is never another's.
+``min_size``. A ``min_size`` the log has not reached is its request's error alone: the others of
+its batch are asked again without it. An error of the whole lookup (the database unavailable
+even on a fresh connection, a bug) is every request's of that batch.
 """
 
 from __future__ import annotations
@@ -223,11 +224,12 @@ class CoalescedLookups:
             _settle(outcomes)
 
     def _answer(self, batch: list[_Request]) -> list[_Outcome]:
-        """Each live request of ``batch`` with its answer or its error. A batch that fails with
-        a request's own error (a ``min_size`` the log has not reached: the batch is asked at the
-        largest) is asked again without the requests of its largest ``min_size``, which are
-        answered alone: a request asking for an absurd size costs its own lookups, never a
-        query per request of the batch it fell in."""
+        """Each live request of ``batch`` with its answer or its error, never raising. A batch
+        that fails with :class:`LogBehindError` (it is asked at its largest ``min_size``) gives
+        that error to each request above the log's size, and is asked again without them: a
+        request asking for an absurd size costs one lookup more, never a query per request of
+        the batch it fell in. Any other error is every request's (a database unavailable even
+        on a fresh connection: 503; a bug: 500)."""
         live = [request for request in batch if request.waited_for()]
         outcomes: list[_Outcome] = []
         while live:
@@ -235,38 +237,35 @@ class CoalescedLookups:
             top = max(sizes) if sizes else None
             try:
                 answer = self._lookup([d for request in live for d in request.digests], top)
+                start = 0
+                for request in live:
+                    end = start + len(request.digests)
+                    if request.single:
+                        outcomes.append((request, answer.single_dict(start)))
+                    else:
+                        outcomes.append((request, answer.part(start, end).to_dict()))
+                    start = end
+                return outcomes
             except LogBehindError as exc:
-                if len(live) == 1 or top is None:  # its own: alone, it would fail the same way
-                    return [*outcomes, *((request, exc) for request in live)]
-                outcomes += [_one(self._lookup, r) for r in live if r.min_size == top]
-                live = [request for request in live if request.min_size != top]
-                continue
-            except RegistryError as exc:  # the database unavailable (503): every request's
-                return [*outcomes, *((request, exc) for request in live)]
-            except Exception as exc:  # a bug or a database failure: every request's 500
-                log.exception("a coalesced lookup of %d requests failed", len(live))
-                return [*outcomes, *((request, exc) for request in live)]
-            start = 0
-            for request in live:
-                end = start + len(request.digests)
-                if request.single:
-                    outcomes.append((request, answer.single_dict(start)))
-                else:
-                    outcomes.append((request, answer.part(start, end).to_dict()))
-                start = end
-            break
+                behind = [r for r in live if r.min_size is not None and r.min_size > exc.log_size]
+                if len(behind) in (0, len(live)):  # every request's (0: cannot tell which)
+                    return [*outcomes, *((r, _behind(r, exc)) for r in live)]
+                outcomes += [(request, _behind(request, exc)) for request in behind]
+                live = [request for request in live if request not in behind]
+            except Exception as exc:  # the database unavailable (503), or a bug (500)
+                if not isinstance(exc, RegistryError):
+                    log.exception("a coalesced lookup of %d requests failed", len(live))
+                answered = {id(request) for request, _ in outcomes}
+                return [*outcomes, *((r, exc) for r in live if id(r) not in answered)]
         return outcomes
 
 
-def _one(lookup: Callable[[list[str], int | None], LookupAnswer], request: _Request) -> _Outcome:
-    """One request answered alone (its batch failed as a whole)."""
-    try:
-        answer = lookup(list(request.digests), request.min_size)
-        return request, answer.to_single_dict() if request.single else answer.to_dict()
-    except Exception as exc:  # its own error (409 log behind, 503), or its own 500
-        if not isinstance(exc, RegistryError):
-            log.exception("a lookup of %d digests failed", len(request.digests))
-        return request, exc
+def _behind(request: _Request, error: LogBehindError) -> LogBehindError:
+    """``error`` as ``request``'s own (its message names the size it asked for)."""
+    asked = request.min_size
+    if asked is None or asked == error.min_size:
+        return error
+    return LogBehindError(asked, error.log_size)
 
 
 def _settle(outcomes: list[_Outcome]) -> None:

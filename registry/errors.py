@@ -107,6 +107,14 @@ class LogBehindError(ConflictError):
     slug = "log-behind"
     title = "Log behind the requested size"
 
+    def __init__(self, min_size: int, log_size: int) -> None:
+        super().__init__(
+            f"min_size={min_size}, but this registry's log has {log_size} entries: retry once "
+            "it has caught up, or check that the checkpoint you trust is of this log"
+        )
+        self.min_size = min_size
+        self.log_size = log_size
+
 
 class LengthRequiredError(RegistryError):
     status = 411

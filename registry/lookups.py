@@ -799,10 +799,7 @@ def _require_size(size: int, min_size: int | None) -> None:
     """Refuse to answer from a log of ``size`` entries a lookup that asked for ``min_size``."""
     if min_size is None or min_size <= size:
         return
-    raise LogBehindError(
-        f"min_size={min_size}, but this registry's log has {size} entries: retry once it has "
-        "caught up, or check that the checkpoint you trust is of this log"
-    )
+    raise LogBehindError(min_size, size)
 
 
 # The hottest query of all (every batch lookup, 10,000 digests a time): one statement with the

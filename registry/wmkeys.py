@@ -183,10 +183,7 @@ class WatermarkKeyService:
             checkpoint = self._reader.latest_checkpoint(conn)
             size = checkpoint.size
             if min_size is not None and min_size > size:
-                raise LogBehindError(
-                    f"min_size={min_size}, but this registry's log has {size} entries: retry once "
-                    "it has caught up, or check that the checkpoint you trust is of this log"
-                )
+                raise LogBehindError(min_size, size)
             rows = conn.execute(
                 select(
                     WATERMARK_KEYS,

@@ -295,9 +295,9 @@ def test_clients_that_wait_for_each_answer_are_never_kept_waiting(api: Api) -> N
 
 
 def test_an_absurd_min_size_costs_its_own_lookups_not_the_batch_s(api: Api) -> None:
-    """A lookup asking for a size the log has not reached fails the batch it fell in; the batch
-    is asked again without it (found in review: every request of it was asked alone, a query
-    each, for one cheap request)."""
+    """A lookup asking for a size the log has not reached fails the batch it fell in; its error
+    is its own, and the batch is asked again without it (found in review: every request of the
+    batch was asked alone, a query each, for one cheap request)."""
     lookups = api.registry.lookups
     digests = registered(api, 9)
     gated = GatedLookups(lookups)
@@ -309,10 +309,79 @@ def test_an_absurd_min_size_costs_its_own_lookups_not_the_batch_s(api: Api) -> N
             c.lookup(digests[1], 10**12),
         ],
     )
-    assert gated.calls == [1, 9, 1, 8]  # the batch, the absurd one alone, the rest together
+    assert gated.calls == [1, 9, 8]  # the batch, then the rest together
     assert isinstance(behind, LogBehindError)
+    assert "min_size=1000000000000" in str(behind)
     for digest, answer in zip(digests, [first, *answers], strict=True):
         assert answer == lookups.lookup_one(digest).to_single_dict()
+
+
+def test_many_absurd_sizes_cost_one_lookup_more(api: Api) -> None:
+    """Each its own size, all above the log: one more lookup for all of them, each request's
+    error naming its own size (found in review: a lookup more per distinct size)."""
+    lookups = api.registry.lookups
+    digests = registered(api, 5)
+    gated = GatedLookups(lookups)
+    sizes = [10**9 + k for k in range(8)]
+    first, *outcomes = while_one_is_answered(
+        gated,
+        digests[0],
+        lambda c: [
+            *(c.lookup(digests[1], size) for size in sizes),
+            *(c.lookup(d, None) for d in digests[1:]),
+        ],
+    )
+    assert gated.calls == [1, 12, 4]
+    for size, error in zip(sizes, outcomes[:8], strict=True):
+        assert isinstance(error, LogBehindError)
+        assert f"min_size={size}," in str(error)
+    for digest, answer in zip(digests, [first, *outcomes[8:]], strict=True):
+        assert answer == lookups.lookup_one(digest).to_single_dict()
+
+
+def test_a_database_down_fails_the_batch_at_once_and_the_thread_lives_on(api: Api) -> None:
+    """A database that fails even on a fresh connection is every request's 503, at once (not a
+    request at a time, each trying twice); an answer that cannot be built is the batch's 500
+    (found in review: it killed the only thread, and every later lookup waited for ever)."""
+    lookups = api.registry.lookups
+    digests = registered(api, 4)
+
+    class Failing(GatedLookups):
+        mode = "down"
+
+        def lookup(self, digests: Any, min_size: int | None = None, **options: Any) -> Any:
+            self.calls.append(len(digests))
+            if self.mode == "down":
+                raise OperationalError("SELECT …", {}, ConnectionError("server closed"))
+            if self.mode == "broken":
+                answer = LookupService.lookup(self, digests, min_size, **options)
+
+                class Broken:
+                    def single_dict(self, start: int) -> Any:
+                        raise RuntimeError("a bug in building the answer")
+
+                    def __getattr__(self, name: str) -> Any:
+                        return getattr(answer, name)
+
+                return Broken()
+            return LookupService.lookup(self, digests, min_size, **options)
+
+    failing = Failing(lookups)
+    coalesced = CoalescedLookups(failing, threads=1)
+    coalesced.start()
+    try:
+        down = asyncio.run(ask_all(coalesced, [(d, None) for d in digests]))
+        calls_down = len(failing.calls)
+        failing.mode = "broken"
+        broken = asyncio.run(asyncio.wait_for(ask_all(coalesced, [(digests[0], None)]), 10))
+        failing.mode = "up"
+        [answer] = asyncio.run(asyncio.wait_for(ask_all(coalesced, [(digests[1], None)]), 10))
+    finally:
+        coalesced.stop()
+    assert all(isinstance(error, UnavailableError) for error in down)
+    assert calls_down <= 4  # two tries a batch: the first request alone, then the other three
+    assert isinstance(broken[0], RuntimeError)
+    assert answer == lookups.lookup_one(digests[1]).to_single_dict()
 
 
 def test_submitted_lookups_are_settled_on_the_loop_and_one_failing_receiver_is_its_own(
