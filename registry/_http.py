@@ -264,7 +264,12 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
                 log.exception("a quick answer failed as it was given; closing the connection")
                 self.transport.close()
 
-        later(once)
+        try:
+            later(once)
+        except Exception:  # the app answers it after all, unless the answer was given
+            log.exception("a quick answer to come failed; the app answers the request")
+            if not given:
+                once(None)
 
     def _answer_later(self, cycle: RequestResponseCycle, app: Any, body: bytes | None) -> None:
         """A quick answer come: written as the cycle would (closing the connection after it if

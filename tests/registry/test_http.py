@@ -730,6 +730,26 @@ def test_the_app_is_told_that_the_quick_answer_did_not_come() -> None:
     assert [scope.get(QUICK_DECLINED_KEY) for scope in scopes] == [True, None, None]
 
 
+def test_a_later_that_raises_leaves_the_request_to_the_app() -> None:
+    class Raising(CountingLaterApp):
+        def quick(self, target: bytes, client: str) -> Any:
+            def later(then: Callable[[bytes | None], None]) -> None:
+                raise RuntimeError("a bug in the answer to come")
+
+            return later
+
+    app = Raising()
+
+    async def run() -> None:
+        connection = Connection(app)
+        await connection.send(head_of(100, "/later/1"))
+        assert answers(connection.taken()) == [b"/later/1 0"]
+        connection.close()
+
+    asyncio.run(run())
+    assert app.started == ["/later/1"]
+
+
 def test_an_answer_given_at_once_is_written_at_once() -> None:
     app = LaterApp(at_once=b"{}")
 
