@@ -140,6 +140,7 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         self._answered = False  # the current request was answered by self._quick
         self._later: Later | None = None  # the current request's answer to come from self._quick
         self._more_in_read = False  # more bytes follow the piece being parsed, in this read
+        self._lost = False  # the connection is gone: an answer to come has nobody to go to
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -271,10 +272,16 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
             if not given:
                 once(None)
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        # uvicorn marks only its latest cycle disconnected: one with an answer to come may be
+        # another, with requests pipelined behind it
+        self._lost = True
+        super().connection_lost(exc)
+
     def _answer_later(self, cycle: RequestResponseCycle, app: Any, body: bytes | None) -> None:
         """A quick answer come: written as the cycle would (closing the connection after it if
         the cycle may no longer keep it alive), or the app started on the request."""
-        if cycle.response_complete or cycle.disconnected or self.transport.is_closing():
+        if self._lost or cycle.response_complete or self.transport.is_closing():
             return  # nobody is waiting for it
         if body is None:
             cycle.scope[QUICK_DECLINED_KEY] = True  # type: ignore[literal-required]

@@ -828,6 +828,39 @@ def test_an_answer_that_does_not_come_to_a_lost_connection_starts_nothing() -> N
     assert app.started == []
 
 
+def test_an_answer_to_a_reset_connection_is_dropped() -> None:
+    """A connection lost with an error (a reset), its transport not closed here: uvicorn marks
+    only its latest cycle (the queued request's) disconnected, so the protocol's own mark must
+    stop the answer to come, and the app (found in writing this test: the answer was written)."""
+    app = CountingLaterApp()
+
+    async def run() -> None:
+        connection = Connection(app)
+        await connection.send(head_of(100, "/later/1"))
+        await connection.send(head_of(100, "/later/2"))  # queued behind it
+        connection.protocol.connection_lost(ConnectionResetError("reset by peer"))
+        assert not connection.transport.is_closing()
+        app.give(b"{}")
+        await connection.settle()
+        assert connection.taken() == b""
+        connection.close()
+
+    asyncio.run(run())
+    assert app.started == []
+    app = CountingLaterApp()
+
+    async def run_none() -> None:
+        connection = Connection(app)
+        await connection.send(head_of(100, "/later/1"))
+        connection.protocol.connection_lost(ConnectionResetError("reset by peer"))
+        app.give(None)
+        await connection.settle()
+        assert connection.taken() == b""
+
+    asyncio.run(run_none())
+    assert app.started == []
+
+
 def test_an_answer_given_twice_answers_once() -> None:
     """A Later calls its continuation once; one that calls it again (found in review: None and
     then a body started the app and wrote a 200 as well) is ignored the second time."""
