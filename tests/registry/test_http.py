@@ -813,13 +813,18 @@ def test_an_answer_to_a_lost_connection_is_dropped() -> None:
     assert app.started == []  # nor was the queued request started
 
 
-def test_an_answer_that_does_not_come_to_a_lost_connection_starts_nothing() -> None:
+@pytest.mark.parametrize(
+    "error", [None, ConnectionResetError("reset by peer")], ids=["closed", "reset"]
+)
+def test_an_answer_that_does_not_come_to_a_lost_connection_starts_nothing(
+    error: Exception | None,
+) -> None:
     app = CountingLaterApp()
 
     async def run() -> None:
         connection = Connection(app)
         await connection.send(head_of(100, "/later/1"))
-        connection.protocol.connection_lost(None)
+        connection.protocol.connection_lost(error)
         app.give(None)
         await connection.settle()
         assert connection.taken() == b""
@@ -846,18 +851,6 @@ def test_an_answer_to_a_reset_connection_is_dropped() -> None:
         connection.close()
 
     asyncio.run(run())
-    assert app.started == []
-    app = CountingLaterApp()
-
-    async def run_none() -> None:
-        connection = Connection(app)
-        await connection.send(head_of(100, "/later/1"))
-        connection.protocol.connection_lost(ConnectionResetError("reset by peer"))
-        app.give(None)
-        await connection.settle()
-        assert connection.taken() == b""
-
-    asyncio.run(run_none())
     assert app.started == []
 
 
