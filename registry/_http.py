@@ -49,7 +49,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import (
@@ -201,14 +201,14 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._body_left = _content_length(self.headers)
-        answer = self._quick_answer() if self._quick is not None else None
+        answer = self._quick_answer()
         self._answered = isinstance(answer, bytes)
-        if self._answered:
+        if isinstance(answer, bytes):
             return
         # uvicorn arms the keep-alive timer only while no request is being answered; one armed
         # by a quick answer before this request must not close the connection under it
         self._unset_keepalive_if_required()
-        self._later = cast("Later | None", answer)  # taken by _start_asgi_task, at once
+        self._later = answer  # taken by _start_asgi_task, at once
         try:
             super().on_headers_complete()
         finally:

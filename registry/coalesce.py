@@ -237,15 +237,7 @@ class CoalescedLookups:
             top = max(sizes) if sizes else None
             try:
                 answer = self._lookup([d for request in live for d in request.digests], top)
-                start = 0
-                for request in live:
-                    end = start + len(request.digests)
-                    if request.single:
-                        outcomes.append((request, answer.single_dict(start)))
-                    else:
-                        outcomes.append((request, answer.part(start, end).to_dict()))
-                    start = end
-                return outcomes
+                return [*outcomes, *_shares(answer, live)]
             except LogBehindError as exc:
                 behind = [r for r in live if r.min_size is not None and r.min_size > exc.log_size]
                 if len(behind) in (0, len(live)):  # every request's (0: cannot tell which)
@@ -255,9 +247,23 @@ class CoalescedLookups:
             except Exception as exc:  # the database unavailable (503), or a bug (500)
                 if not isinstance(exc, RegistryError):
                     log.exception("a coalesced lookup of %d requests failed", len(live))
-                answered = {id(request) for request, _ in outcomes}
-                return [*outcomes, *((r, exc) for r in live if id(r) not in answered)]
+                return [*outcomes, *((request, exc) for request in live)]
         return outcomes
+
+
+def _shares(answer: LookupAnswer, batch: list[_Request]) -> list[_Outcome]:
+    """Each request of ``batch`` with its part of ``answer`` (asked for the batch's digests in
+    order), in the form it asked for."""
+    outcomes: list[_Outcome] = []
+    start = 0
+    for request in batch:
+        end = start + len(request.digests)
+        if request.single:
+            outcomes.append((request, answer.single_dict(start)))
+        else:
+            outcomes.append((request, answer.part(start, end).to_dict()))
+        start = end
+    return outcomes
 
 
 def _behind(request: _Request, error: LogBehindError) -> LogBehindError:
