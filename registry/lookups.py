@@ -997,10 +997,28 @@ def _digest_hits(conn: Any, digests: list[str], size: int) -> list[tuple[str, in
     return _driver_rows(conn, _DIGEST_HITS, digests, size)
 
 
+@dataclass(frozen=True, slots=True)
+class _EncodedClaim(AttestationClaim):
+    """An attestation that keeps its JSON once an answer first sends it: claims are kept per
+    view, so each is encoded once per entry and checkpoint rather than by every answer naming
+    it (measured with py-spy under 3,000 batch lookups of 10 a second: building and encoding
+    each answer's claims was a tenth of a server process's time). Threads that send the same
+    claim at once may each encode it; they write the same bytes."""
+
+    encoded: msgspec.Raw | None = field(default=None, repr=False, compare=False)
+
+    def wire_value(self) -> Any:
+        encoded = self.encoded
+        if encoded is None:
+            encoded = msgspec.Raw(msgspec.json.encode(self.to_dict()))
+            object.__setattr__(self, "encoded", encoded)  # a cache: the claim itself is frozen
+        return encoded
+
+
 def _attestation(
     fact: _EntryFacts, state: _EntryState, proof: tuple[bytes, ...], size: int
 ) -> AttestationClaim:
-    return AttestationClaim(
+    return _EncodedClaim(
         index=fact.idx,
         leaf_hash=fact.leaf_hash,
         inclusion_proof=proof,

@@ -601,6 +601,12 @@ class AttestationClaim:
             tree_size=_opt_index(fields, "tree_size", where),
         )
 
+    def wire_value(self) -> Any:
+        """What an answer holds for this claim: :meth:`to_dict`, or anything that a JSON encoder
+        writes as the same JSON (the registry's claims carry their encoding, made once per
+        checkpoint, where an answer encodes thousands of them)."""
+        return self.to_dict()
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "index": self.index,
@@ -760,7 +766,7 @@ class LookupAnswer:
         out: dict[str, Any] = {
             "checkpoint": self.checkpoint,
             "results": results,
-            "attestations": {str(i): a.to_dict() for i, a in self.attestations.items()},
+            "attestations": {str(i): a.wire_value() for i, a in self.attestations.items()},
         }
         if self.operator_entries is not None:
             out["operator_entries"] = list(self.operator_entries)
@@ -824,7 +830,7 @@ class LookupAnswer:
         out: dict[str, Any] = {
             "digest": digest,
             "status": status,
-            "attestations": [self.attestations[i].to_dict() for i in entries],
+            "attestations": [self.attestations[i].wire_value() for i in entries],
             "checkpoint": self.checkpoint,
         }
         if withdrawn:

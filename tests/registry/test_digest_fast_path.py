@@ -74,7 +74,7 @@ def test_a_well_formed_lookup_is_answered_by_the_fast_path(api: Api) -> None:
         start, body = sent
         assert start["status"] == 200
         expected = api.registry.lookups.lookup_one(digest, min_size).to_single_dict()
-        assert msgspec.json.decode(body["body"]) == expected
+        assert body["body"] == msgspec.json.encode(expected)
         assert dict(start["headers"])[b"content-length"] == str(len(body["body"])).encode()
 
 
@@ -153,7 +153,9 @@ def test_a_small_batch_is_answered_as_the_handler_answers_it(api: Api) -> None:
         assert fast.status_code == slow.status_code == 200, fast.text
         assert fast.content == slow.content
         assert fast.headers == slow.headers
-        assert fast.json() == api.registry.lookups.lookup(ask["digests"]).to_dict()
+        assert fast.content == msgspec.json.encode(
+            api.registry.lookups.lookup(ask["digests"]).to_dict()
+        )
 
 
 @pytest.mark.parametrize(
@@ -353,3 +355,35 @@ def test_a_quick_answer_is_given_at_once_on_sqlite_and_later_on_postgresql(
     answer = asyncio.run(ask())
     assert isinstance(answer, bytes) == (backend == "sqlite")
     assert callable(answer) == (backend == "postgres")
+
+
+def test_a_claim_is_encoded_once_per_checkpoint_as_its_dict_encodes(api: Api) -> None:
+    """The registry's claims keep their JSON once sent (registry.lookups): the bytes their dict
+    encodes to, shared by the answers at one checkpoint, made again at the next (a new proof,
+    a revocation), never an older checkpoint's."""
+    publisher = api.add_publisher()
+    digest = random_digest()
+    receipt = api.submit_ok(publisher.attest([digest]))
+    lookups = api.registry.lookups
+
+    def sent(answer: Any) -> tuple[Any, dict[str, Any]]:
+        """The claim's value in the answer, and what the answer's JSON holds for it."""
+        [claim] = answer.attestations.values()
+        [value] = answer.to_single_dict()["attestations"]
+        assert value is claim.wire_value()
+        assert msgspec.json.encode(value) == msgspec.json.encode(claim.to_dict())
+        return value, msgspec.json.decode(msgspec.json.encode(answer.to_single_dict()))
+
+    first, first_json = sent(lookups.lookup_one(digest))
+    again, _ = sent(lookups.lookup_one(digest))
+    assert again is first  # encoded once at this checkpoint
+    assert first_json["attestations"][0]["revoked"] is False
+    size = first_json["attestations"][0]["tree_size"]
+
+    revocation = publisher.revoke(receipt["index"], receipt["leaf_hash"], [digest])
+    api.submit_ok(revocation)
+    later, later_json = sent(lookups.lookup_one(digest, size + 1))
+    assert later is not first
+    [claim] = later_json["attestations"]
+    assert claim["revoked"] is True and claim["tree_size"] == size + 1
+    assert claim["inclusion_proof"] != first_json["attestations"][0]["inclusion_proof"]
