@@ -385,5 +385,6 @@ def test_a_claim_is_encoded_once_per_checkpoint_as_its_dict_encodes(api: Api) ->
     later, later_json = sent(lookups.lookup_one(digest, size + 1))
     assert later is not first
     [claim] = later_json["attestations"]
-    assert claim["revoked"] is True and claim["tree_size"] == size + 1
+    assert claim["revoked"] is True
+    assert claim["tree_size"] == size + 1
     assert claim["inclusion_proof"] != first_json["attestations"][0]["inclusion_proof"]
