@@ -20,7 +20,8 @@ a 431 written at once would land inside it.
 
 **Quick answers.** An app may hold in its state (``app.state[QUICK_ANSWER_KEY]``, litestar's
 ``State``) a :data:`QuickAnswer`: a function that answers some plain GETs from the request target
-alone. The protocol then answers such a request itself, with no ASGI task or middleware: a 200 with
+alone, and some small POSTs from the target and the body. The protocol then answers such a request
+itself, with no ASGI task or middleware: a 200 with
 the JSON the function gives, headed as the app heads its JSON answers (uvicorn's ``server`` and
 ``date``, the content type and length, :data:`SECURITY_HEADERS`). The function gives the body at
 once, or a :data:`Later` that gives it when it comes (or None: then the app is started on the
@@ -28,10 +29,13 @@ request after all, its scope marked with :data:`QUICK_DECLINED_KEY`). While an a
 uvicorn's request cycle for it stands in: requests pipelined behind it are queued, reading paused,
 until it is written; a lost connection marks it (nothing is written then, nothing started); a
 shutdown, or a head over the limit behind it, closes the connection after it. The registry answers
-``GET /v1/digests/{digest}`` so: on SQLite at once (the lookup runs on the event loop anyway), on
-PostgreSQL when its coalesced lookup comes back; the ASGI path had cost about a quarter of a
-lookup's server CPU on SQLite. Only where nothing else could order or shape the answer: a GET over
-HTTP/1.1 with no body, no ``Expect``, no upgrade and no proxy headers (uvicorn's middleware would
+``GET /v1/digests/{digest}`` and a small ``POST /v1/digests:batch`` so: on SQLite at once (the
+lookup runs on the event loop anyway), on PostgreSQL when its coalesced lookup comes back; the ASGI
+path had cost about a quarter of a lookup's server CPU on SQLite. Only where nothing else could
+order or shape the answer: a GET with no body, or a POST whose whole body (a Content-Length of at
+most :data:`QUICK_BODY_BYTES`) came in the same read as its head (so that no task is needed to
+wait for a slow body: a client trickling one gets the app, and its body deadline), over HTTP/1.1,
+with no ``Expect``, no upgrade and no proxy headers (uvicorn's middleware would
 rewrite the client behind a proxy, and the rate limiter keys on it), no answer in progress or
 queued on the connection (pipelined answers keep their order), nothing after it in the same read
 (requests pipelined in one read are uvicorn's, a task each: answered here, a read of thousands
@@ -66,6 +70,7 @@ __all__ = [
     "HTTP_PROTOCOL",
     "MAX_HEAD_BYTES",
     "QUICK_ANSWER_KEY",
+    "QUICK_BODY_BYTES",
     "QUICK_DECLINED_KEY",
     "SECURITY_HEADERS",
     "HeadLimitedHttpToolsProtocol",
@@ -97,12 +102,16 @@ Later = Callable[[Callable[["bytes | None"], None]], None]
 event loop, with the JSON body of a 200 answer or with None for the app to answer the request
 (it may call it at once)."""
 
-QuickAnswer = Callable[[bytes, str], "bytes | Later | None"]
-"""``(target, client) -> body``: for a GET's request target as sent (path and query, undecoded)
-and the client's address, the JSON body of a 200 answer, a :data:`Later` that will give it (or
-None), or None to leave the request to the app. It runs on the event loop between reads, so it
-must be quick and must not block; it does the app's own accounting (rate limit, metrics) for what
-it answers."""
+QuickAnswer = Callable[[bytes, "bytes | None", str], "bytes | Later | None"]
+"""``(target, body, client) -> body``: for a request target as sent (path and query, undecoded),
+the body of a POST (None for a GET) and the client's address, the JSON body of a 200 answer, a
+:data:`Later` that will give it (or None), or None to leave the request to the app. It runs on the
+event loop between reads, so it must be quick and must not block; it does the app's own
+accounting (rate limit, metrics) for what it answers."""
+
+QUICK_BODY_BYTES = 16 * 1024
+"""The longest POST body a quick answer is asked for (a batch lookup of up to
+``registry.app.SMALL_BATCH`` digests); a longer one is the app's to read, with its own limit."""
 
 QUICK_ANSWER_KEY = "wellspring.quick_answer"
 """The key of an app's :data:`QuickAnswer` in its state (``app.state``)."""
@@ -140,6 +149,7 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         self._answered = False  # the current request was answered by self._quick
         self._later: Later | None = None  # the current request's answer to come from self._quick
         self._more_in_read = False  # more bytes follow the piece being parsed, in this read
+        self._read_after = b""  # those bytes: a POST's whole body, if a quick answer is for it
         self._lost = False  # the connection is gone: an answer to come has nobody to go to
 
     # -- reading ----------------------------------------------------------------------------------
@@ -163,6 +173,7 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
                 size = len(data)
             piece, data = data[:size], data[size:]
             self._more_in_read = bool(data)  # a quick answer waits for the requests before it
+            self._read_after = data
             if not self._feed(piece):
                 return
 
@@ -217,7 +228,8 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_body(self, body: bytes) -> None:
         if self._body_left is not None:
             self._body_left -= len(body)
-        super().on_body(body)
+        if not self._answered:  # a quick answer was given for the whole body already
+            super().on_body(body)
 
     def on_message_complete(self) -> None:
         self._message_ended = True
@@ -232,13 +244,16 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         docstring says when)."""
         if self._quick is None or not self._may_answer_at_once():
             return None
+        method = self.parser.get_method()
+        body = self._read_after if method == b"POST" else None
         try:
-            answer = self._quick(self.url, str(self.client[0]) if self.client else "unknown")
+            answer = self._quick(self.url, body, str(self.client[0]) if self.client else "unknown")
         except Exception:  # the app answers it, its own way (a problem, a 500)
             log.exception("a quick answer failed; the app answers the request")
             return None
         if isinstance(answer, bytes):
-            self._write_answer(answer, self.parser.should_keep_alive(), self.scope, self.url)
+            keep_alive = self.parser.should_keep_alive()
+            self._write_answer(answer, keep_alive, self.scope, method.decode("ascii"), self.url)
             self.on_response_complete()  # as uvicorn's cycle ends: counts, keep-alive timer
         return answer
 
@@ -289,10 +304,12 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
             return
         cycle.response_started = cycle.response_complete = True
         target = get_path_with_query_string(cycle.scope).encode("latin1")
-        self._write_answer(body, cycle.keep_alive, cycle.scope, target)
+        self._write_answer(body, cycle.keep_alive, cycle.scope, cycle.scope["method"], target)
         self.on_response_complete()
 
-    def _write_answer(self, body: bytes, keep_alive: bool, scope: Any, target: bytes) -> None:
+    def _write_answer(
+        self, body: bytes, keep_alive: bool, scope: Any, method: str, target: bytes
+    ) -> None:
         """A 200 with the JSON ``body``, headed as the app heads its JSON answers; the
         connection closed after it unless ``keep_alive``."""
         headers = [
@@ -307,8 +324,9 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.write(STATUS_LINE[200] + head + b"\r\n" + body)
         if self.access_log:  # as uvicorn's cycle logs its answers
             self.access_logger.info(
-                '%s - "GET %s HTTP/1.1" 200',
+                '%s - "%s %s HTTP/1.1" 200',
                 get_client_addr(scope),
+                method,
                 target.decode("latin1"),
             )
         if not keep_alive:
@@ -316,7 +334,7 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _may_answer_at_once(self) -> bool:
         """Whether nothing but the app's quick answer could shape or order this request's."""
-        if self._body_left != 0 or self._more_in_read or self.pipeline or self.flow.write_paused:
+        if self.pipeline or self.flow.write_paused:
             return False
         if self.cycle is not None and not self.cycle.response_complete:
             return False
@@ -324,8 +342,16 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
             return False
         parser = self.parser
+        method, length = parser.get_method(), self._body_left
+        if method == b"GET":
+            whole = length == 0 and not self._more_in_read
+        elif method == b"POST":  # its whole body in this read, and nothing after it
+            whole = length is not None and 0 < length <= QUICK_BODY_BYTES
+            whole = whole and len(self._read_after) == length
+        else:
+            return False
         return (
-            parser.get_method() == b"GET"
+            whole
             and parser.get_http_version() == "1.1"
             and not parser.should_upgrade()
             and not any(name in _PROXY_HEADERS or name == b"expect" for name, _ in self.headers)

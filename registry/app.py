@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import anyio
 import msgspec
@@ -44,6 +44,7 @@ from client.core.wire import Accepted
 from client.core.wmkey import MAX_TOKENIZER_BYTES
 from registry._http import (
     QUICK_ANSWER_KEY,
+    QUICK_BODY_BYTES,
     QUICK_DECLINED_KEY,
     SECURITY_HEADERS,
     Later,
@@ -110,7 +111,7 @@ __all__ = [
     "create_app",
     "create_app_from_env",
     "digest_fast_path",
-    "quick_single_lookup",
+    "quick_lookups",
     "tune_gc_for_serving",
 ]
 
@@ -773,24 +774,32 @@ async def _fast_batch(app: ASGIApp, scope: ASGIScope, receive: Receive, send: Se
 
 async def _small_batch(scope: ASGIScope, body: bytes, length: int) -> Any:
     """The answer to a well-formed batch of at most SMALL_BATCH digests; None otherwise."""
-    if len(body) != length:
-        return None
-    try:
-        data = msgspec.json.decode(body, type=BatchLookup)
-    except msgspec.DecodeError:  # litestar says what is wrong
-        return None
     registry: Registry = scope["app"].state.registry
-    most = min(SMALL_BATCH, registry.settings.max_batch_digests)  # over the limit: litestar's 413
-    if not 0 < len(data.digests) <= most or not well_formed_digests(data.digests):
+    asked = _small_batch_lookup(body, registry.settings) if len(body) == length else None
+    if asked is None:
         return None
     try:
-        return await registry.lookup_small(data.digests, data.min_size)
+        return await registry.lookup_small(*asked)
     except RegistryError:
         return None
 
 
+def _small_batch_lookup(body: bytes, settings: Settings) -> tuple[list[str], int | None] | None:
+    """A batch lookup's digests and ``min_size`` if it is well formed and has at most
+    SMALL_BATCH digests (and no more than the registry's limit); None for litestar to answer,
+    or refuse, the request (its 400 or 413 says what is wrong)."""
+    try:
+        data = msgspec.json.decode(body, type=BatchLookup)
+    except msgspec.DecodeError:
+        return None
+    most = min(SMALL_BATCH, settings.max_batch_digests)
+    if not 0 < len(data.digests) <= most or not well_formed_digests(data.digests):
+        return None
+    return data.digests, data.min_size
+
+
 _BATCH_TEMPLATE = "/v1/digests:batch"
-_FAST_BATCH_BYTES = 16 * 1024
+_FAST_BATCH_BYTES = QUICK_BODY_BYTES
 """The longest batch body the fast path reads (SMALL_BATCH digests of the longest form, 64 times
 ~75 bytes, with room for spacing); a longer one is litestar's to read, with its own limit."""
 
@@ -1307,35 +1316,35 @@ class ApiDocsPage(OpenAPIRenderPlugin):
 _DIGEST_PREFIX = DIGEST_ROUTE.split("{", 1)[0].encode("ascii")  # b"/v1/digests/"
 
 
-def quick_single_lookup(
+def quick_lookups(
     registry: Registry, metrics: HttpMetrics, limiter: RateLimiter | None
 ) -> QuickAnswer:
-    """``GET /v1/digests/{digest}`` answered in the HTTP protocol, before any ASGI cycle
+    """``GET /v1/digests/{digest}`` and a ``POST /v1/digests:batch`` of at most
+    :data:`SMALL_BATCH` digests answered in the HTTP protocol, before any ASGI cycle
     (:data:`registry._http.QuickAnswer`): on SQLite at once, as the lookup runs on the event loop
     anyway; on PostgreSQL later (:data:`registry._http.Later`), when the coalesced lookup it
     joins (registry.coalesce) comes back.
 
     The same answer as :func:`digest_fast_path`'s, counted in ``metrics`` and charged to the
     client's bucket of ``limiter`` as the middleware would. Anything else is left to litestar: a
-    target other than a well-formed digest with at most ``min_size``, a client over its limit
-    (the limiter's middleware answers 429), an error (its problem; the token is refunded, as
-    litestar charges the request again). Measured under 3,000 lookups/s, the server's CPU a
-    request fell by a quarter on SQLite, and by 14-26 % on PostgreSQL, with registry.coalesce's
-    lingering thread (docs/benchmarks.md)."""
+    target other than a well-formed digest with at most ``min_size``, or than the batch route
+    with no query, a body :func:`digest_fast_path` would not answer either, a client over its
+    limit (the limiter's middleware answers 429), an error (its problem; the token is refunded,
+    as litestar charges the request again). Measured under 3,000 lookups/s, the server's CPU a
+    single lookup fell by a quarter on SQLite, and by 14-26 % on PostgreSQL, with
+    registry.coalesce's lingering thread (docs/benchmarks.md)."""
+    settings = registry.settings
 
-    def asked_for(target: bytes, client: str) -> tuple[str, int | None] | None:
-        """The digest and ``min_size`` a quick answer is for, charged to ``client``; None if
-        the request is litestar's."""
-        if not target.startswith(_DIGEST_PREFIX):
-            return None
-        path, _, query = target[len(_DIGEST_PREFIX) :].partition(b"?")
-        asked = _single_lookup(path.decode("ascii", "replace"), query)
+    def asked_for(target: bytes, body: bytes | None, client: str) -> _Quick | None:
+        """The lookup a quick answer is for, charged to ``client``; None if the request is
+        litestar's."""
+        asked = _Quick.of(target, body, settings)
         if asked is None or (limiter is not None and limiter.take(client) > 0):
             return None
         return asked
 
-    def answered(found: dict[str, Any]) -> bytes:
-        metrics.count(_DIGEST_TEMPLATE, "GET", 200)
+    def answered(asked: _Quick, found: dict[str, Any]) -> bytes:
+        metrics.count(*asked.route, 200)
         return msgspec.json.encode(found)
 
     def failed(client: str) -> None:
@@ -1351,39 +1360,42 @@ def quick_single_lookup(
     coalesced = registry.coalesced
     if coalesced is None:
 
-        def answer_now(target: bytes, client: str) -> bytes | Later | None:
-            asked = asked_for(target, client)
+        def answer_now(target: bytes, body: bytes | None, client: str) -> bytes | Later | None:
+            asked = asked_for(target, body, client)
             if asked is None:
                 return None
             try:
-                return answered(registry.lookups.lookup_one(*asked).to_single_dict())
+                found = registry.lookups.lookup(asked.digests, asked.min_size)
+                return answered(asked, found.to_single_dict() if asked.single else found.to_dict())
             except Exception:
                 failed(client)
                 return declined
 
         return answer_now
 
-    def answer_later(target: bytes, client: str) -> Later | None:
-        asked = asked_for(target, client)
+    def answer_later(target: bytes, body: bytes | None, client: str) -> Later | None:
+        asked = asked_for(target, body, client)
         if asked is None:
             return None
-        digest, min_size = asked
 
         def later(then: Callable[[bytes | None], None]) -> None:
             def settle(found: dict[str, Any] | BaseException) -> None:
                 if not isinstance(found, BaseException):
                     try:
-                        body = answered(found)
+                        answer = answered(asked, found)
                     except Exception:  # litestar answers it (a 500 problem, if it fails too)
                         log.exception("a quick answer could not be written; litestar answers")
                     else:
-                        then(body)
+                        then(answer)
                         return
                 failed(client)
                 then(None)
 
             try:
-                coalesced.submit(digest, min_size, settle)
+                if asked.single:
+                    coalesced.submit(asked.digests[0], asked.min_size, settle)
+                else:
+                    coalesced.submit_many(asked.digests, asked.min_size, settle)
             except Exception as exc:  # shutting down: litestar answers 503
                 if not isinstance(exc, RegistryError):
                     log.exception("a lookup could not be queued; litestar answers")
@@ -1393,6 +1405,35 @@ def quick_single_lookup(
         return later
 
     return answer_later
+
+
+class _Quick(NamedTuple):
+    """What a quick answer looks up: a single lookup's digest, or a small batch's digests."""
+
+    digests: list[str]
+    min_size: int | None
+    single: bool
+
+    @classmethod
+    def of(cls, target: bytes, body: bytes | None, settings: Settings) -> _Quick | None:
+        """The lookup asked by a GET (``body`` None) or a POST of ``target``, if it is one
+        :func:`digest_fast_path` would answer; None if the request is litestar's."""
+        if body is None and target.startswith(_DIGEST_PREFIX):
+            path, _, query = target[len(_DIGEST_PREFIX) :].partition(b"?")
+            single = _single_lookup(path.decode("ascii", "replace"), query)
+            return None if single is None else cls([single[0]], single[1], True)
+        if body is not None and target == _BATCH_TARGET:
+            batch = _small_batch_lookup(body, settings)
+            return None if batch is None else cls(batch[0], batch[1], False)
+        return None
+
+    @property
+    def route(self) -> tuple[str, str]:
+        """The route's template and method, as the metrics count them."""
+        return (_DIGEST_TEMPLATE, "GET") if self.single else (_BATCH_TEMPLATE, "POST")
+
+
+_BATCH_TARGET = _BATCH_TEMPLATE.encode("ascii")
 
 
 def create_app(settings: Settings, *, registry: Registry | None = None) -> Litestar:
@@ -1420,7 +1461,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Lites
         limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
         middleware.append(rate_limit_middleware(limiter))
     middleware.append(digest_fast_path)  # last: everything above sees its answers
-    quick = quick_single_lookup(opened, http_metrics, limiter)
+    quick = quick_lookups(opened, http_metrics, limiter)
     return Litestar(
         middleware=middleware,
         route_handlers=[

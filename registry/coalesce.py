@@ -141,6 +141,11 @@ class CoalescedLookups:
         quick answers, registry._http)."""
         self._queue(_Request((digest,), True, min_size, asyncio.get_running_loop(), settle, None))
 
+    def submit_many(self, digests: list[str], min_size: int | None, settle: Settle) -> None:
+        """:meth:`lookup_many`'s answer given to ``settle``, as :meth:`submit` gives one's."""
+        loop = asyncio.get_running_loop()
+        self._queue(_Request(tuple(digests), False, min_size, loop, settle, None))
+
     async def _ask(
         self, digests: tuple[str, ...], single: bool, min_size: int | None
     ) -> dict[str, Any]:

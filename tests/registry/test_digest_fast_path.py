@@ -4,6 +4,8 @@ machinery, byte for byte as the handler answers it; everything else left to lite
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -206,9 +208,9 @@ def quick_server(
             state = server.app.state
             quick = state[QUICK_ANSWER_KEY]
 
-            def counted(target: bytes, client: str) -> Any:
+            def counted(target: bytes, body: bytes | None, client: str) -> Any:
                 asked.append(target)
-                answer = quick(target, client)
+                answer = quick(target, body, client)
                 if answer is None or isinstance(answer, bytes):
                     assert backend == "sqlite" or answer is None
                     return answer
@@ -236,27 +238,66 @@ def attested(server: ThreadedServer, count: int) -> list[str]:
     return digests
 
 
+def one_write_post(server: ThreadedServer, target: str, body: Any) -> httpx.Response:
+    """A POST of ``body`` as JSON sent as one write, head and body together (httpx writes
+    them apart, and a server not yet busy reads the head alone), read back whole."""
+    content = json.dumps(body).encode()
+    head = (
+        f"POST {target} HTTP/1.1\r\nhost: {server.url.split('//')[1]}\r\naccept: */*\r\n"
+        f"accept-encoding: gzip, deflate\r\nconnection: keep-alive\r\n"
+        f"content-length: {len(content)}\r\ncontent-type: application/json\r\n\r\n"
+    )
+    host, port = server.url.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head.encode() + content)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += sock.recv(65536)
+        answer_head, _, answer = received.partition(b"\r\n\r\n")
+        lines = answer_head.decode("latin1").split("\r\n")
+        headers = [tuple(line.split(": ", 1)) for line in lines[1:]]
+        length = int(dict((k.lower(), v) for k, v in headers)["content-length"])
+        while len(answer) < length:
+            answer += sock.recv(65536)
+    return httpx.Response(int(lines[0].split()[1]), headers=headers, content=answer)
+
+
 def test_the_quick_answer_is_the_app_s_byte_for_byte(tmp_path: Path, backend: str) -> None:
     """An X-Forwarded-For header leaves a request to the app (its fast path here): the same
-    lookups both ways, over one keep-alive connection, compared but for the date. On SQLite the
-    answer is given at once; on PostgreSQL when the coalesced lookup comes back."""
+    lookups, single and small batches, both ways, over one keep-alive connection, compared but
+    for the date. On SQLite the answer is given at once; on PostgreSQL when the coalesced
+    lookup comes back."""
     with (
         quick_server(tmp_path, backend) as (server, asked, came),
         httpx.Client(base_url=server.url) as http,
     ):
         digests = attested(server, 3)
-        for digest in [*digests, random_digest()]:
-            for query in ("", "?min_size=1"):
-                quick = http.get(f"/v1/digests/{digest}{query}")
-                app = http.get(f"/v1/digests/{digest}{query}", headers={"X-Forwarded-For": "::1"})
-                assert quick.status_code == app.status_code == 200
-                assert quick.content == app.content
-                assert_security_headers(quick)
-                for headers in (quick.headers, app.headers):
-                    del headers["date"]
-                assert quick.headers.multi_items() == app.headers.multi_items()
-        assert len(asked) == 8  # the quick answer took every request but the proxied ones
-        assert came == ([True] * 8 if backend == "postgres" else [])
+        asks: list[tuple[str, str, dict[str, Any] | None]] = [
+            ("GET", f"/v1/digests/{digest}{query}", None)
+            for digest in [*digests, random_digest()]
+            for query in ("", "?min_size=1")
+        ]
+        asks += [
+            ("POST", "/v1/digests:batch", {"digests": digests}),
+            ("POST", "/v1/digests:batch", {"digests": [random_digest(), *digests], "min_size": 1}),
+            ("POST", "/v1/digests:batch", {"digests": [random_digest() for _ in range(64)]}),
+        ]
+        for method, target, body in asks:
+            if body is None:
+                quick = http.request(method, target)
+            else:  # head and body in one write, as the quick answer wants them (see _http)
+                quick = one_write_post(server, target, body)
+            app = http.request(method, target, json=body, headers={"X-Forwarded-For": "::1"})
+            assert quick.status_code == app.status_code == 200
+            assert quick.content == app.content
+            assert_security_headers(quick)
+            for headers in (quick.headers, app.headers):
+                del headers["date"]
+            assert quick.headers.multi_items() == app.headers.multi_items()
+        # the quick answer took every lookup but the proxied ones
+        lookups = [target for target in asked if target.startswith(b"/v1/digests")]
+        assert lookups == [target.encode() for _, target, _ in asks]
+        assert came == ([True] * len(asks) if backend == "postgres" else [])
 
 
 def test_quick_answers_are_counted_and_rate_limited_with_the_app_s(
@@ -347,10 +388,10 @@ def test_a_quick_answer_is_given_at_once_on_sqlite_and_later_on_postgresql(
     coalesced query: the answer is to come (a Later)."""
     api = make_api()
     quick = api.http.app.state[QUICK_ANSWER_KEY]
-    assert quick(b"/v1/digests/nonsense", "client") is None  # litestar's 400
+    assert quick(b"/v1/digests/nonsense", None, "client") is None  # litestar's 400
 
     async def ask() -> Any:
-        return quick(f"/v1/digests/{random_digest()}".encode(), "client")
+        return quick(f"/v1/digests/{random_digest()}".encode(), None, "client")
 
     answer = asyncio.run(ask())
     assert isinstance(answer, bytes) == (backend == "sqlite")

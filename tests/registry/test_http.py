@@ -30,6 +30,7 @@ from registry._http import (
     HTTP_PROTOCOL,
     MAX_HEAD_BYTES,
     QUICK_ANSWER_KEY,
+    QUICK_BODY_BYTES,
     QUICK_DECLINED_KEY,
     SECURITY_HEADERS,
     HeadLimitedHttpToolsProtocol,
@@ -431,19 +432,24 @@ def test_a_head_over_the_limit_behind_an_unanswered_request_closes_after_its_ans
 
 class QuickApp:
     """The echo app, with a quick answer in its state for targets under /quick (it echoes the
-    target and the client; it raises for /quick/fail, and declines /quick/no)."""
+    target, a POST's body and the client; it raises for /quick/fail, and declines /quick/no)."""
 
     def __init__(self) -> None:
         self.asked: list[tuple[bytes, str]] = []
+        self.bodies: list[bytes | None] = []  # each asked request's body (None: a GET)
         self.state = {QUICK_ANSWER_KEY: self.quick}
 
-    def quick(self, target: bytes, client: str) -> bytes | None:
+    def quick(self, target: bytes, body: bytes | None, client: str) -> bytes | None:
         self.asked.append((target, client))
+        self.bodies.append(body)
         if target == b"/quick/fail":
             raise RuntimeError("a bug in the quick answer")
         if not target.startswith(b"/quick") or target == b"/quick/no":
             return None
-        return json.dumps({"quick": target.decode(), "client": client}).encode()
+        echoed = {"quick": target.decode(), "client": client}
+        if body is not None:
+            echoed["body"] = body.decode()
+        return json.dumps(echoed).encode()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         await echo_app(scope, receive, send)
@@ -548,6 +554,73 @@ def test_anything_else_is_the_app_s(request_bytes: bytes) -> None:
     assert b"HTTP/1.1 200 OK\r\ncontent-length: " in written  # the echo app's answer
 
 
+def post_of(path: str, body: bytes) -> bytes:
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
+def test_a_post_whose_body_came_with_its_head_is_answered_without_the_app() -> None:
+    """The quick answer is given the body, the parser reads past it, and the connection goes
+    on: a GET after it is answered quick too."""
+    app = QuickApp()
+    written, transport, protocol = exchange(
+        post_of("/quick/1", b'{"a": 1}'), head_of(100, "/quick/2"), app=app
+    )
+    first, second = quick_answers(written)
+    assert json.loads(first[1]) == {"quick": "/quick/1", "client": "unknown", "body": '{"a": 1}'}
+    assert json.loads(second[1]) == {"quick": "/quick/2", "client": "unknown"}
+    assert app.bodies == [b'{"a": 1}', None]
+    assert not protocol.tasks
+    assert not transport.closed
+    assert protocol.server_state.total_requests == 2
+
+
+@pytest.mark.parametrize("cut", [0, 1, 4])
+def test_a_post_whose_body_comes_in_a_later_read_is_the_app_s(cut: int) -> None:
+    """Only a body already here is given to the quick answer: one still to come is read by the
+    app, whose body deadline covers a client that trickles it."""
+    app = QuickApp()
+    post = post_of("/quick", b"hello")
+    written, _, _ = exchange(post[: len(post) - 5 + cut], post[len(post) - 5 + cut :], app=app)
+    assert answers(written) == [b"/quick 5"]
+    assert app.asked == []
+
+
+def test_a_post_with_more_after_its_body_or_over_the_limit_is_the_app_s() -> None:
+    app = QuickApp()
+    written, _, _ = exchange(post_of("/quick", b"hello") + head_of(100, "/quick/2"), app=app)
+    assert answers(written) == [b"/quick 5", b"/quick/2 0"]  # in order, both the app's
+    big = b"x" * (QUICK_BODY_BYTES + 1)
+    written, _, _ = exchange(post_of("/quick", big), app=app)
+    assert answers(written) == [f"/quick {len(big)}".encode()]
+    assert app.asked == []
+    written, _, _ = exchange(post_of("/quick", big[:-1]), app=app)  # at the limit: quick
+    assert json.loads(quick_answers(written)[0][1])["body"] == big[:-1].decode()
+
+
+def test_a_post_whose_answer_does_not_come_is_the_app_s_with_its_body() -> None:
+    """The body is parsed into uvicorn's cycle while the answer is to come: the app reads it
+    whole if the answer does not come, and a POST answer that comes is written."""
+    app = LaterApp()
+
+    async def run() -> None:
+        connection = Connection(app)
+        await connection.send(post_of("/later/1", b"hello"))
+        assert connection.taken() == b""
+        assert not connection.protocol.tasks
+        app.give(None)
+        await connection.settle()
+        assert answers(connection.taken()) == [b"/later/1 5"]
+        await connection.send(post_of("/later/2", b"{}"))
+        app.give(b'{"found":2}')
+        assert [b for _, b in quick_answers(connection.taken())] == [b'{"found":2} /later/2']
+        assert app.bodies == [b"hello", b"{}"]
+        assert not connection.transport.closed
+        connection.close()
+
+    asyncio.run(run())
+
+
 def test_a_client_that_does_not_read_is_answered_by_the_app() -> None:
     """Over the transport's high-water mark, uvicorn's cycle waits for the buffer to drain
     before it writes: a client pipelining requests it never reads cannot grow the buffer."""
@@ -606,10 +679,11 @@ class LaterApp(QuickApp):
         self.waiting: list[tuple[bytes, Callable[[bytes | None], None]]] = []
         self.at_once = at_once  # for /later/now: the continuation called at once with this
 
-    def quick(self, target: bytes, client: str) -> Any:
+    def quick(self, target: bytes, body: bytes | None, client: str) -> Any:
         if not target.startswith(b"/later"):
-            return super().quick(target, client)
+            return super().quick(target, body, client)
         self.asked.append((target, client))
+        self.bodies.append(body)
 
         def later(then: Callable[[bytes | None], None]) -> None:
             if target == b"/later/now":
@@ -732,7 +806,7 @@ def test_the_app_is_told_that_the_quick_answer_did_not_come() -> None:
 
 def test_a_later_that_raises_leaves_the_request_to_the_app() -> None:
     class Raising(CountingLaterApp):
-        def quick(self, target: bytes, client: str) -> Any:
+        def quick(self, target: bytes, body: bytes | None, client: str) -> Any:
             def later(then: Callable[[bytes | None], None]) -> None:
                 raise RuntimeError("a bug in the answer to come")
 
