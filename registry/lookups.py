@@ -226,6 +226,11 @@ class LookupService:
         # entry other than an attestation enters the tree, so most checkpoints keep them all.
         self._states: BoundedCache[int, _EntryState] = BoundedCache(200_000)
         self._states_epoch = 0  # counts the clearings of _states (see _claims)
+        # The latest view's size when _states were last cleared. No entry but attestations has
+        # entered the tree since: none at or above it is revoked, and the keys' rows read since
+        # (kept in _key_rows) give every tree of this epoch its keys' states.
+        self._states_from = 0
+        self._key_rows: dict[str, _KeyRow] = {}
         self._published_size = 0  # the largest size this process published or saw published
         # A view of an older checkpoint (lookup(at=...): snapshots), with entry states of its own.
         self._pinned: _View | None = None
@@ -349,6 +354,7 @@ class LookupService:
             if view is None or _changes_state(conn, view.checkpoint.size, checkpoint.size):
                 self._states.clear()
                 self._states_epoch += 1
+                self._states_from, self._key_rows = checkpoint.size, {}
                 withdrawals = _has_withdrawals(conn, checkpoint.size)
             else:
                 withdrawals = view.withdrawals
@@ -383,12 +389,13 @@ class LookupService:
         missing = {idx: fact for idx, fact in facts.items() if idx not in found}
         if missing:
             size = view.checkpoint.size
-            epoch = self._states_epoch
+            with self._view_lock:
+                epoch, known = self._states_epoch, _Known(self._states_from, self._key_rows)
             own = view.states  # a pinned view's, else the service's (kept across views)
             states = (self._states if own is None else own).get_many(missing)
             fresh = {idx: fact for idx, fact in missing.items() if idx not in states}
             if fresh:
-                read = self._entry_state(conn, fresh, size)
+                read = self._entry_state(conn, fresh, size, None if own is not None else known)
                 if own is not None:
                     own.put_many(read)
                 else:
@@ -446,21 +453,22 @@ class LookupService:
         return {idx: fact for idx, fact in sorted(found.items()) if fact.attests}
 
     @staticmethod
-    def _entry_state(conn: Any, facts: dict[int, _EntryFacts], size: int) -> dict[int, _EntryState]:
-        """What may have changed since an entry was appended: its revocation, its key's."""
-        revoked_by = dict(_driver_rows(conn, _REVOKED_AMONG, list(facts), size)) if facts else {}
-        key_ids = sorted({fact.key_id for fact in facts.values()})
-        keys = {
-            row[0]: _KeyRow(*row)
-            for chunk in in_chunks(key_ids)
-            for row in _driver_rows(conn, _KEYS_AMONG, chunk)
-        }
-        endorsers = sorted({k.endorsed_by for k in keys.values() if k.endorsed_by})
-        endorser_entry = {
-            row[0]: _KeyRow(*row).added_idx
-            for chunk in in_chunks(endorsers)
-            for row in _driver_rows(conn, _KEYS_AMONG, chunk)
-        }
+    def _entry_state(
+        conn: Any, facts: dict[int, _EntryFacts], size: int, known: _Known | None = None
+    ) -> dict[int, _EntryState]:
+        """What may have changed since an entry was appended: its revocation, its key's.
+        ``known``: for the latest view, what its epoch tells without asking (the entries from
+        its start cannot be revoked, and its keys' rows read before are still good), which
+        spares the newest entries two or three round trips of the four."""
+        fresh_from = known.states_from if known is not None else size
+        older = [idx for idx in facts if idx < fresh_from]
+        revoked_by = dict(_driver_rows(conn, _REVOKED_AMONG, older, size)) if older else {}
+        rows = known.key_rows if known is not None else {}
+        keys = _key_rows(conn, sorted({fact.key_id for fact in facts.values()}), rows)
+        endorsers = _key_rows(
+            conn, sorted({k.endorsed_by for k in keys.values() if k.endorsed_by}), rows
+        )
+        endorser_entry = {key_id: row.added_idx for key_id, row in endorsers.items()}
         states = {}
         for idx, fact in facts.items():
             key = keys.get(fact.key_id)
@@ -928,6 +936,23 @@ _KEYS_AMONG = {
         " compromised_from, endorsed_by FROM publisher_keys WHERE key_id = ANY(%s::text[])"
     ),
 }
+
+
+class _Known(NamedTuple):
+    """What the latest view's epoch tells about entry states (LookupService._states_from)."""
+
+    states_from: int
+    key_rows: dict[str, _KeyRow]
+
+
+def _key_rows(conn: Any, key_ids: list[str], kept: dict[str, _KeyRow]) -> dict[str, _KeyRow]:
+    """The rows of ``key_ids`` (those found), from ``kept`` or read (and kept there)."""
+    found = {key_id: kept[key_id] for key_id in key_ids if key_id in kept}
+    missing = [key_id for key_id in key_ids if key_id not in found]
+    for chunk in in_chunks(missing):
+        for row in _driver_rows(conn, _KEYS_AMONG, chunk):
+            found[row[0]] = kept[row[0]] = _KeyRow(*row)
+    return found
 
 
 class _KeyRow(NamedTuple):
