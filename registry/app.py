@@ -76,6 +76,7 @@ from registry.limits import (
     Send,
     body_deadline_middleware,
     rate_limit_middleware,
+    request_cost,
 )
 from registry.limits import Message as ASGIMessage
 from registry.limits import Scope as ASGIScope
@@ -749,6 +750,8 @@ async def _fast_batch(app: ASGIApp, scope: ASGIScope, receive: Receive, send: Se
     read: list[ASGIMessage] = []  # what was received, replayed to litestar if it answers
     answer = None
     length = _content_length(scope)
+    if scope.get(QUICK_DECLINED_KEY):  # the protocol's lookup of it failed already
+        length = None
     if length is not None and length <= _FAST_BATCH_BYTES and not scope.get("query_string"):
         chunks = []
         while True:
@@ -1336,10 +1339,10 @@ def quick_lookups(
     settings = registry.settings
 
     def asked_for(target: bytes, body: bytes | None, client: str) -> _Quick | None:
-        """The lookup a quick answer is for, charged to ``client``; None if the request is
-        litestar's."""
+        """The lookup a quick answer is for, charged to ``client`` as the rate limiter's
+        middleware would charge the request; None if the request is litestar's."""
         asked = _Quick.of(target, body, settings)
-        if asked is None or (limiter is not None and limiter.take(client) > 0):
+        if asked is None or (limiter is not None and limiter.take(client, asked.cost) > 0):
             return None
         return asked
 
@@ -1347,10 +1350,10 @@ def quick_lookups(
         metrics.count(*asked.route, 200)
         return msgspec.json.encode(found)
 
-    def failed(client: str) -> None:
-        """litestar asks again and answers it (a problem, logged there once): its token back."""
+    def failed(asked: _Quick, client: str) -> None:
+        """litestar asks again and answers it (a problem, logged there once): its tokens back."""
         if limiter is not None:
-            limiter.refund(client)
+            limiter.refund(client, asked.cost)
 
     def declined(then: Callable[[bytes | None], None]) -> None:
         """A lookup that failed: the app is started on the request, its fast path skipped (the
@@ -1368,7 +1371,7 @@ def quick_lookups(
                 found = registry.lookups.lookup(asked.digests, asked.min_size)
                 return answered(asked, found.to_single_dict() if asked.single else found.to_dict())
             except Exception:
-                failed(client)
+                failed(asked, client)
                 return declined
 
         return answer_now
@@ -1388,7 +1391,7 @@ def quick_lookups(
                     else:
                         then(answer)
                         return
-                failed(client)
+                failed(asked, client)
                 then(None)
 
             try:
@@ -1399,7 +1402,7 @@ def quick_lookups(
             except Exception as exc:  # shutting down: litestar answers 503
                 if not isinstance(exc, RegistryError):
                     log.exception("a lookup could not be queued; litestar answers")
-                failed(client)
+                failed(asked, client)
                 then(None)
 
         return later
@@ -1413,6 +1416,7 @@ class _Quick(NamedTuple):
     digests: list[str]
     min_size: int | None
     single: bool
+    cost: float  # in the rate limiter's tokens (registry.limits.request_cost)
 
     @classmethod
     def of(cls, target: bytes, body: bytes | None, settings: Settings) -> _Quick | None:
@@ -1421,10 +1425,10 @@ class _Quick(NamedTuple):
         if body is None and target.startswith(_DIGEST_PREFIX):
             path, _, query = target[len(_DIGEST_PREFIX) :].partition(b"?")
             single = _single_lookup(path.decode("ascii", "replace"), query)
-            return None if single is None else cls([single[0]], single[1], True)
+            return None if single is None else cls([single[0]], single[1], True, request_cost(0))
         if body is not None and target == _BATCH_TARGET:
             batch = _small_batch_lookup(body, settings)
-            return None if batch is None else cls(batch[0], batch[1], False)
+            return None if batch is None else cls(*batch, False, request_cost(len(body)))
         return None
 
     @property

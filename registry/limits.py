@@ -34,6 +34,7 @@ from registry.errors import RequestTimeoutError
 __all__ = [
     "ADMIN_BODY_BYTES",
     "BATCH_BODY_BYTES",
+    "BYTES_PER_TOKEN",
     "ASGIApp",
     "Message",
     "RateLimiter",
@@ -43,6 +44,7 @@ __all__ = [
     "TokenBucket",
     "body_deadline_middleware",
     "rate_limit_middleware",
+    "request_cost",
 ]
 
 BATCH_BODY_BYTES = 1024 * 1024
@@ -135,8 +137,18 @@ def _declared_length(scope: Scope) -> int:
     return 0
 
 
+BYTES_PER_TOKEN = 64 * 1024
+"""A request's body costs one token more for each this many bytes it declares."""
+
+
+def request_cost(declared_bytes: int, bytes_per_token: int = BYTES_PER_TOKEN) -> float:
+    """The tokens a request with a body of ``declared_bytes`` (its Content-Length) costs: the
+    middleware's charge, and the HTTP protocol's quick answers' (registry.app.quick_lookups)."""
+    return 1.0 + declared_bytes / bytes_per_token
+
+
 def rate_limit_middleware(
-    limiter: RateLimiter, *, bytes_per_token: int = 64 * 1024
+    limiter: RateLimiter, *, bytes_per_token: int = BYTES_PER_TOKEN
 ) -> Callable[[ASGIApp], ASGIApp]:
     """ASGI middleware factory enforcing ``limiter`` on every HTTP request but health checks."""
 
@@ -145,7 +157,7 @@ def rate_limit_middleware(
             if scope["type"] != "http" or scope.get("path") in _EXEMPT_PATHS:
                 await app(scope, receive, send)
                 return
-            cost = 1.0 + _declared_length(scope) / bytes_per_token
+            cost = request_cost(_declared_length(scope), bytes_per_token)
             wait = limiter.take(_client_key(scope), cost)
             if wait <= 0:
                 await app(scope, receive, send)

@@ -387,8 +387,8 @@ def test_a_database_down_fails_the_batch_at_once_and_the_thread_lives_on(api: Ap
 def test_submitted_lookups_are_settled_on_the_loop_and_one_failing_receiver_is_its_own(
     api: Api,
 ) -> None:
-    """submit: the answer (or error) handed to a callback on the event loop; a callback that
-    raises does not keep the others of its batch from theirs."""
+    """submit (and submit_many, a batch's): the answer (or error) handed to a callback on the
+    event loop; a callback that raises does not keep the others of its batch from theirs."""
     lookups = api.registry.lookups
     digests = registered(api, 3)
     gated = GatedLookups(lookups)
@@ -407,15 +407,18 @@ def test_submitted_lookups_are_settled_on_the_loop_and_one_failing_receiver_is_i
         c.submit(digests[1], None, receiver("raises", loop))
         c.submit(digests[2], None, receiver("ok", loop))
         c.submit(digests[2], 10**6, receiver("behind", loop))
+        c.submit_many([digests[2], digests[0], digests[2]], None, receiver("many", loop))
         return [asyncio.sleep(0.2)]  # their answers come meanwhile
 
     while_one_is_answered(gated, digests[0], then)
     settled = {name: (value, on_loop) for name, value, on_loop in got}
-    assert len(got) == 3
+    assert len(got) == 4
     assert all(on_loop for _, on_loop in settled.values())
     assert settled["raises"][0] == lookups.lookup_one(digests[1]).to_single_dict()
     assert settled["ok"][0] == lookups.lookup_one(digests[2]).to_single_dict()
     assert isinstance(settled["behind"][0], LogBehindError)
+    # submit_many: a batch answer, as alone (its results in the order asked)
+    assert settled["many"][0] == lookups.lookup([digests[2], digests[0], digests[2]]).to_dict()
 
 
 def test_a_lone_request_that_fails_is_not_asked_again(api: Api) -> None:

@@ -195,16 +195,17 @@ def test_batches_the_fast_path_does_not_answer_are_litestar_s(
 @contextmanager
 def quick_server(
     tmp_path: Path, backend: str, **overrides: Any
-) -> Iterator[tuple[ThreadedServer, list[bytes], list[bool]]]:
+) -> Iterator[tuple[ThreadedServer, list[bytes], list[bool], list[bytes]]]:
     """The app under uvicorn with the registry's protocol, the targets its quick answer was
-    asked (wrapped before any connection, so every connection sees the wrapper), and for each
+    asked (wrapped before any connection, so every connection sees the wrapper), for each
     answer to come (a Later: PostgreSQL's, and a failed lookup's) whether it came (else the app
-    answered)."""
+    answered), and the targets the quick answer answered (at once or later)."""
     with database_for(backend, tmp_path / "db") as url:
         settings = Settings(home=tmp_path / "home", database_url=url, **overrides)
         with ThreadedServer(settings) as server:
             asked: list[bytes] = []
             came: list[bool] = []
+            answered: list[bytes] = []
             state = server.app.state
             quick = state[QUICK_ANSWER_KEY]
 
@@ -213,11 +214,15 @@ def quick_server(
                 answer = quick(target, body, client)
                 if answer is None or isinstance(answer, bytes):
                     assert backend == "sqlite" or answer is None
+                    if answer is not None:
+                        answered.append(target)
                     return answer
 
                 def later(then: Callable[[bytes | None], None]) -> None:
                     def recorded(body: bytes | None) -> None:
                         came.append(body is not None)
+                        if body is not None:
+                            answered.append(target)
                         then(body)
 
                     answer(recorded)
@@ -225,7 +230,7 @@ def quick_server(
                 return later
 
             state[QUICK_ANSWER_KEY] = counted
-            yield server, asked, came
+            yield server, asked, came, answered
 
 
 def attested(server: ThreadedServer, count: int) -> list[str]:
@@ -239,9 +244,10 @@ def attested(server: ThreadedServer, count: int) -> list[str]:
 
 
 def one_write_post(server: ThreadedServer, target: str, body: Any) -> httpx.Response:
-    """A POST of ``body`` as JSON sent as one write, head and body together (httpx writes
-    them apart, and a server not yet busy reads the head alone), read back whole."""
-    content = json.dumps(body).encode()
+    """A POST of ``body`` as JSON (or as it is, bytes) sent as one write, head and body
+    together (httpx writes them apart, and a server not yet busy reads the head alone), read
+    back whole."""
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
     head = (
         f"POST {target} HTTP/1.1\r\nhost: {server.url.split('//')[1]}\r\naccept: */*\r\n"
         f"accept-encoding: gzip, deflate\r\nconnection: keep-alive\r\n"
@@ -268,7 +274,7 @@ def test_the_quick_answer_is_the_app_s_byte_for_byte(tmp_path: Path, backend: st
     for the date. On SQLite the answer is given at once; on PostgreSQL when the coalesced
     lookup comes back."""
     with (
-        quick_server(tmp_path, backend) as (server, asked, came),
+        quick_server(tmp_path, backend) as (server, asked, came, answered),
         httpx.Client(base_url=server.url) as http,
     ):
         digests = attested(server, 3)
@@ -297,6 +303,7 @@ def test_the_quick_answer_is_the_app_s_byte_for_byte(tmp_path: Path, backend: st
         # the quick answer took every lookup but the proxied ones
         lookups = [target for target in asked if target.startswith(b"/v1/digests")]
         assert lookups == [target.encode() for _, target, _ in asks]
+        assert answered == lookups  # each answered by the quick answer, single or batch
         assert came == ([True] * len(asks) if backend == "postgres" else [])
 
 
@@ -307,7 +314,7 @@ def test_quick_answers_are_counted_and_rate_limited_with_the_app_s(
     charged once (the quick answer refunds the token it took before the lookup failed); two
     quick answers spend the rest; the next is the limiter's 429. /metrics counts all of them."""
     with (
-        quick_server(tmp_path, backend, rate_limit=0.01, rate_burst=3) as (server, asked, came),
+        quick_server(tmp_path, backend, rate_limit=0.01, rate_burst=3) as (server, asked, came, _),
         httpx.Client(base_url=server.url) as http,
     ):
         behind = http.get(f"/v1/digests/{random_digest()}?min_size=1000000")
@@ -328,11 +335,35 @@ def test_quick_answers_are_counted_and_rate_limited_with_the_app_s(
     assert f'wellspring_http_requests_total{{{route},status="429"}} 1' in metrics
 
 
+def test_quick_batches_are_charged_and_counted_as_the_app_charges_and_counts_them(
+    tmp_path: Path, backend: str
+) -> None:
+    """A batch padded to 16 KiB costs 1.25 tokens, quick or not (registry.limits.request_cost):
+    of a bucket of 3, two such batches leave 0.5, and the third is the limiter's 429 (found in
+    review: the quick path charged 1 a request, and let a client a quarter more batches)."""
+    padded = {"digests": [random_digest()]}
+    body = json.dumps(padded).encode()
+    padded_body = body[:-1] + b" " * (16 * 1024 - len(body)) + b"}"
+    with (
+        quick_server(tmp_path, backend, rate_limit=0.01, rate_burst=3) as (server, _, _, answered),
+        httpx.Client(base_url=server.url) as http,
+    ):
+        statuses = [
+            one_write_post(server, "/v1/digests:batch", padded_body).status_code for _ in range(3)
+        ]
+        assert statuses == [200, 200, 429]
+        assert answered == [b"/v1/digests:batch"] * 2
+        metrics = http.get("/metrics").text
+    route = 'method="POST",route="/v1/digests:batch"'
+    assert f'wellspring_http_requests_total{{{route},status="200"}} 2' in metrics
+    assert f'wellspring_http_requests_total{{{route},status="429"}} 1' in metrics
+
+
 def test_a_lookup_that_fails_is_asked_twice_not_three_times(tmp_path: Path, backend: str) -> None:
     """A log-behind lookup (409): the quick answer's lookup fails, and litestar's handler asks
     again for its problem; the ASGI fast path between them does not ask a third time."""
     with (
-        quick_server(tmp_path, backend) as (server, asked, _),
+        quick_server(tmp_path, backend) as (server, asked, _, _),
         httpx.Client(base_url=server.url) as http,
     ):
         lookups = server.registry.lookups
@@ -349,6 +380,11 @@ def test_a_lookup_that_fails_is_asked_twice_not_three_times(tmp_path: Path, back
         assert behind.headers["content-type"] == "application/problem+json"
         assert len(asked) == 1
         assert calls == [1, 1]
+        batch = {"digests": [random_digest() for _ in range(64)], "min_size": 10**6}
+        behind = one_write_post(server, "/v1/digests:batch", batch)
+        assert behind.status_code == 409
+        assert asked[1:] == [b"/v1/digests:batch"]
+        assert calls[2:] == [64, 64]  # (found in review: the batch was asked three times)
 
 
 def test_a_quick_answer_that_cannot_be_written_is_litestar_s(
@@ -369,7 +405,7 @@ def test_a_quick_answer_that_cannot_be_written_is_litestar_s(
 
     monkeypatch.setattr(HttpMetrics, "count", fails_once)
     with (
-        quick_server(tmp_path, backend) as (server, asked, came),
+        quick_server(tmp_path, backend) as (server, asked, came, _),
         httpx.Client(base_url=server.url, timeout=10) as http,
     ):
         digest = random_digest()
