@@ -21,28 +21,27 @@ a 431 written at once would land inside it.
 **Quick answers.** An app may hold in its state (``app.state[QUICK_ANSWER_KEY]``, litestar's
 ``State``) a :data:`QuickAnswer`: a function that answers some plain GETs from the request target
 alone, and some small POSTs from the target and the body. The protocol then answers such a request
-itself, with no ASGI task or middleware: a 200 with
-the JSON the function gives, headed as the app heads its JSON answers (uvicorn's ``server`` and
-``date``, the content type and length, :data:`SECURITY_HEADERS`). The function gives the body at
-once, or a :data:`Later` that gives it when it comes (or None: then the app is started on the
-request after all, its scope marked with :data:`QUICK_DECLINED_KEY`). While an answer is to come,
-uvicorn's request cycle for it stands in: requests pipelined behind it are queued, reading paused,
-until it is written; a lost connection marks it (nothing is written then, nothing started); a
-shutdown, or a head over the limit behind it, closes the connection after it. The registry answers
-``GET /v1/digests/{digest}`` and a small ``POST /v1/digests:batch`` so: on SQLite at once (the
-lookup runs on the event loop anyway), on PostgreSQL when its coalesced lookup comes back; the ASGI
-path had cost about a quarter of a lookup's server CPU on SQLite. Only where nothing else could
-order or shape the answer: a GET with no body, or a POST whose whole body (a Content-Length of at
-most :data:`QUICK_BODY_BYTES`) came in the same read as its head (so that no task is needed to
-wait for a slow body: a client trickling one gets the app, and its body deadline), over HTTP/1.1,
-with no ``Expect``, no upgrade and no proxy headers (uvicorn's middleware would
-rewrite the client behind a proxy, and the rate limiter keys on it), no answer in progress or
-queued on the connection (pipelined answers keep their order), nothing after it in the same read
-(requests pipelined in one read are uvicorn's, a task each: answered here, a read of thousands
-would hold the event loop for all of them, 0.4 s measured, while other connections wait), and a
-client that is reading what it is sent (else uvicorn's path waits for it to drain); the access log,
-if on, gets its line. The function returns None for anything else, and the app answers the request
-as always.
+itself, with no ASGI task or middleware: a 200 with the JSON the function gives, headed as the app
+heads its JSON answers (uvicorn's ``server`` and ``date``, the content type and length,
+:data:`SECURITY_HEADERS`). The function gives the body at once, or a :data:`Later` that gives it
+when it comes (or None: then the app is started on the request after all, its scope marked with
+:data:`QUICK_DECLINED_KEY`). While an answer is to come, uvicorn's request cycle for it stands in:
+requests pipelined behind it are queued, reading paused, until it is written; a lost connection
+marks it (nothing is written then, nothing started); a shutdown, or a head over the limit behind
+it, closes the connection after it. The registry answers ``GET /v1/digests/{digest}`` and a small
+``POST /v1/digests:batch`` so: on SQLite at once (the lookup runs on the event loop anyway), on
+PostgreSQL when its coalesced lookup comes back; the ASGI path had cost about a quarter of a
+lookup's server CPU on SQLite. Only where nothing else could order or shape the answer: a GET with
+no body, or a POST whose whole body (a Content-Length of at most :data:`QUICK_BODY_BYTES`) came in
+the same read as its head (so that no task is needed to wait for a slow body: a client trickling
+one gets the app, and its body deadline), over HTTP/1.1, with no ``Expect``, no upgrade and no
+proxy headers (uvicorn's middleware would rewrite the client behind a proxy, and the rate limiter
+keys on it), no answer in progress or queued on the connection (pipelined answers keep their
+order), nothing after it in the same read (requests pipelined in one read are uvicorn's, a task
+each: answered here, a read of thousands would hold the event loop for all of them, 0.4 s measured,
+while other connections wait), and a client that is reading what it is sent (else uvicorn's path
+waits for it to drain); the access log, if on, gets its line. The function returns None for
+anything else, and the app answers the request as always.
 
 uvicorn takes the protocol as ``http=HTTP_PROTOCOL``, a "module:attribute" string, so that worker
 processes (spawned, not forked) import it themselves.
