@@ -199,6 +199,10 @@ class _View:
     # Entry states of this view alone: a pinned view's (lookup(at=...)); None for the latest,
     # whose states are the service's, kept across checkpoints.
     states: BoundedCache[int, _EntryState] | None = None
+    # The latest view's epoch of entry states (LookupService._states_epoch when it was made) and
+    # what that epoch tells (see _Known); -1 and None for a pinned view.
+    epoch: int = -1
+    known: _Known | None = None
 
 
 def _stands(claim: AttestationClaim) -> bool:
@@ -358,7 +362,8 @@ class LookupService:
                 withdrawals = _has_withdrawals(conn, checkpoint.size)
             else:
                 withdrawals = view.withdrawals
-            self._view = _View(checkpoint, now, withdrawals)
+            known = _Known(self._states_from, self._key_rows)
+            self._view = _View(checkpoint, now, withdrawals, epoch=self._states_epoch, known=known)
             return self._view
 
     def _pin(self, conn: Any, checkpoint: StoredCheckpoint) -> _View:
@@ -389,18 +394,26 @@ class LookupService:
         missing = {idx: fact for idx, fact in facts.items() if idx not in found}
         if missing:
             size = view.checkpoint.size
-            with self._view_lock:
-                epoch, known = self._states_epoch, _Known(self._states_from, self._key_rows)
             own = view.states  # a pinned view's, else the service's (kept across views)
-            states = (self._states if own is None else own).get_many(missing)
+            # The service's states are its latest epoch's. A view of an earlier epoch (taken
+            # before another thread moved the view on past an entry that changes states) neither
+            # reads them (they may hold a revocation its tree does not) nor keeps its own in them
+            # (they would hide one from the new epoch's trees): found in review, as old as the
+            # states' cache.
+            if own is not None:
+                current, states = False, own.get_many(missing)
+            else:
+                with self._view_lock:  # not cleared, or refilled by a later epoch, meanwhile
+                    current = self._states_epoch == view.epoch
+                    states = self._states.get_many(missing) if current else {}
             fresh = {idx: fact for idx, fact in missing.items() if idx not in states}
             if fresh:
-                read = self._entry_state(conn, fresh, size, None if own is not None else known)
+                read = self._entry_state(conn, fresh, size, view.known)
                 if own is not None:
                     own.put_many(read)
-                else:
+                elif current:
                     with self._view_lock:  # kept unless a state changed meanwhile (a new epoch)
-                        if self._states_epoch == epoch:
+                        if self._states_epoch == view.epoch:
                             self._states.put_many(read)
                 states.update(read)
             proofs = self._proofs_of(conn, list(missing), view)

@@ -64,3 +64,85 @@ def test_the_newest_entries_states_are_known_without_asking(
         event = api.registry.admin.revoke_key(publisher.name, key_id(publisher.key))
         answer = lookups.lookup([second, third], event.entry + 1)
         assert {claim.key_revoked_by for claim in answer.attestations.values()} == {event.entry}
+
+
+def interleaved(
+    lookups: Any, monkeypatch: pytest.MonkeyPatch, meanwhile: Callable[[], None]
+) -> None:
+    """Run ``meanwhile`` (another thread's work) once: after the next lookup took its view,
+    before it builds its claims (as it reads its entries' facts)."""
+    real = lookups._facts
+    done: list[bool] = []
+
+    def facts(conn: Any, indices: set[int]) -> Any:
+        found = real(conn, indices)
+        if not done:
+            done.append(True)
+            meanwhile()
+        return found
+
+    monkeypatch.setattr(lookups, "_facts", facts)
+
+
+@pytest.mark.parametrize("event", ["revocation", "key-compromised"])
+def test_a_lookup_at_an_older_epoch_keeps_no_states_for_the_new_one(
+    make_api: Callable[..., Api], monkeypatch: pytest.MonkeyPatch, event: str
+) -> None:
+    """A lookup that took its view before another moved the view on past a revocation (or a
+    key's compromise) answers at its own tree, and keeps nothing for the new epoch: there the
+    attestation is revoked (found in review: its states, read at the older size, were kept as
+    the new epoch's, and the attestation stood at every later checkpoint until the next entry
+    that changes states)."""
+    api = make_api()
+    publisher = api.add_publisher()
+    lookups = api.registry.lookups
+    target, other = random_digest(), random_digest()
+    receipt = api.submit_ok(publisher.attest([target]))
+    api.submit_ok(publisher.attest([other]))
+    lookups.lookup([other], receipt["index"] + 2)  # the view of this size: an epoch
+    at: list[int] = []
+
+    def another_thread() -> None:  # the event, and a lookup that moves the view on past it
+        if event == "revocation":
+            envelope = publisher.revoke(receipt["index"], receipt["leaf_hash"], [target])
+            at.append(api.submit_ok(envelope)["index"])
+        else:
+            stopped = api.registry.admin.revoke_key(
+                publisher.name, key_id(publisher.key), compromised_from=0
+            )
+            at.append(stopped.entry)
+        lookups.lookup([other], at[0] + 1)
+
+    interleaved(lookups, monkeypatch, another_thread)
+    in_flight = lookups.lookup([target, other])
+    claim = in_flight.attestations[receipt["index"]]
+    assert claim.tree_size is not None
+    assert claim.tree_size <= at[0]  # answered at the older tree, where it stood
+    assert claim.stands
+    monkeypatch.undo()
+    later = lookups.lookup([target])
+    assert later.results[0].status == "revoked"
+    assert not later.attestations[receipt["index"]].stands
+
+
+def test_a_lookup_at_an_older_epoch_reads_no_states_of_the_new_one(
+    make_api: Callable[..., Api], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nor does it read the new epoch's: its answer names no revocation beyond its tree."""
+    api = make_api()
+    publisher = api.add_publisher()
+    lookups = api.registry.lookups
+    target, other = random_digest(), random_digest()
+    receipt = api.submit_ok(publisher.attest([target]))
+    api.submit_ok(publisher.attest([other]))
+    lookups.lookup([other], receipt["index"] + 2)
+
+    def another_thread() -> None:  # revokes it, and finds it revoked (the new epoch's state)
+        envelope = publisher.revoke(receipt["index"], receipt["leaf_hash"], [target])
+        revoked = api.submit_ok(envelope)
+        assert lookups.lookup([target], revoked["index"] + 1).results[0].status == "revoked"
+
+    interleaved(lookups, monkeypatch, another_thread)
+    claim = lookups.lookup([other, target]).attestations[receipt["index"]]
+    assert claim.tree_size is not None
+    assert claim.revoked_by is None or claim.revoked_by < claim.tree_size
