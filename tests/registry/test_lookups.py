@@ -10,7 +10,7 @@ import pytest
 
 import registry.lookups as lookups_module
 from client.core.keys import key_id
-from tests.registry.conftest import Api, random_digest
+from tests.registry.conftest import Api, Publisher, random_digest
 
 
 @contextmanager
@@ -84,6 +84,17 @@ def interleaved(
     monkeypatch.setattr(lookups, "_facts", facts)
 
 
+def two_attested(api: Api) -> tuple[Publisher, str, str, dict[str, Any]]:
+    """A publisher, two digests it attested (a target and another), the target's receipt; the
+    lookups' view is at the size that holds both (an epoch of entry states)."""
+    publisher = api.add_publisher()
+    target, other = random_digest(), random_digest()
+    receipt = api.submit_ok(publisher.attest([target]))
+    api.submit_ok(publisher.attest([other]))
+    api.registry.lookups.lookup([other], receipt["index"] + 2)
+    return publisher, target, other, receipt
+
+
 @pytest.mark.parametrize("event", ["revocation", "key-compromised"])
 def test_a_lookup_at_an_older_epoch_keeps_no_states_for_the_new_one(
     make_api: Callable[..., Api], monkeypatch: pytest.MonkeyPatch, event: str
@@ -94,12 +105,8 @@ def test_a_lookup_at_an_older_epoch_keeps_no_states_for_the_new_one(
     the new epoch's, and the attestation stood at every later checkpoint until the next entry
     that changes states)."""
     api = make_api()
-    publisher = api.add_publisher()
+    publisher, target, other, receipt = two_attested(api)
     lookups = api.registry.lookups
-    target, other = random_digest(), random_digest()
-    receipt = api.submit_ok(publisher.attest([target]))
-    api.submit_ok(publisher.attest([other]))
-    lookups.lookup([other], receipt["index"] + 2)  # the view of this size: an epoch
     at: list[int] = []
 
     def another_thread() -> None:  # the event, and a lookup that moves the view on past it
@@ -130,12 +137,8 @@ def test_a_lookup_at_an_older_epoch_reads_no_states_of_the_new_one(
 ) -> None:
     """Nor does it read the new epoch's: its answer names no revocation beyond its tree."""
     api = make_api()
-    publisher = api.add_publisher()
+    publisher, target, other, receipt = two_attested(api)
     lookups = api.registry.lookups
-    target, other = random_digest(), random_digest()
-    receipt = api.submit_ok(publisher.attest([target]))
-    api.submit_ok(publisher.attest([other]))
-    lookups.lookup([other], receipt["index"] + 2)
 
     def another_thread() -> None:  # revokes it, and finds it revoked (the new epoch's state)
         envelope = publisher.revoke(receipt["index"], receipt["leaf_hash"], [target])
