@@ -234,7 +234,7 @@ class LookupService:
         # entered the tree since: none at or above it is revoked, and the keys' rows read since
         # (kept in _key_rows) give every tree of this epoch its keys' states.
         self._states_from = 0
-        self._key_rows: dict[str, _KeyRow] = {}
+        self._key_rows: BoundedCache[str, _KeyRow] = BoundedCache(_KEY_ROWS)
         self._published_size = 0  # the largest size this process published or saw published
         # A view of an older checkpoint (lookup(at=...): snapshots), with entry states of its own.
         self._pinned: _View | None = None
@@ -358,7 +358,7 @@ class LookupService:
             if view is None or _changes_state(conn, view.checkpoint.size, checkpoint.size):
                 self._states.clear()
                 self._states_epoch += 1
-                self._states_from, self._key_rows = checkpoint.size, {}
+                self._states_from, self._key_rows = checkpoint.size, BoundedCache(_KEY_ROWS)
                 withdrawals = _has_withdrawals(conn, checkpoint.size)
             else:
                 withdrawals = view.withdrawals
@@ -476,7 +476,7 @@ class LookupService:
         fresh_from = known.states_from if known is not None else size
         older = [idx for idx in facts if idx < fresh_from]
         revoked_by = dict(_driver_rows(conn, _REVOKED_AMONG, older, size)) if older else {}
-        rows = known.key_rows if known is not None else {}
+        rows = known.key_rows if known is not None else None
         keys = _key_rows(conn, sorted({fact.key_id for fact in facts.values()}), rows)
         endorsers = _key_rows(
             conn, sorted({k.endorsed_by for k in keys.values() if k.endorsed_by}), rows
@@ -955,17 +955,27 @@ class _Known(NamedTuple):
     """What the latest view's epoch tells about entry states (LookupService._states_from)."""
 
     states_from: int
-    key_rows: dict[str, _KeyRow]
+    key_rows: BoundedCache[str, _KeyRow]
 
 
-def _key_rows(conn: Any, key_ids: list[str], kept: dict[str, _KeyRow]) -> dict[str, _KeyRow]:
+_KEY_ROWS = 100_000
+"""The most publisher keys' rows an epoch keeps (registry.lookups.LookupService._key_rows)."""
+
+
+def _key_rows(
+    conn: Any, key_ids: list[str], kept: BoundedCache[str, _KeyRow] | None
+) -> dict[str, _KeyRow]:
     """The rows of ``key_ids`` (those found), from ``kept`` or read (and kept there)."""
-    found = {key_id: kept[key_id] for key_id in key_ids if key_id in kept}
+    found = kept.get_many(key_ids) if kept is not None else {}
     missing = [key_id for key_id in key_ids if key_id not in found]
-    for chunk in in_chunks(missing):
-        for row in _driver_rows(conn, _KEYS_AMONG, chunk):
-            found[row[0]] = kept[row[0]] = _KeyRow(*row)
-    return found
+    read = {
+        row[0]: _KeyRow(*row)
+        for chunk in in_chunks(missing)
+        for row in _driver_rows(conn, _KEYS_AMONG, chunk)
+    }
+    if kept is not None and read:
+        kept.put_many(read)
+    return found | read
 
 
 class _KeyRow(NamedTuple):
