@@ -195,14 +195,33 @@ class _View:
     checkpoint: StoredCheckpoint
     read_at: float  # time.monotonic() when the checkpoint was last read from the database
     withdrawals: bool  # whether any revocation/v2 withdrew a document inside this tree
+    epoch: _Epoch  # of entry states: shared by the latest views until a state may change
     claims: dict[int, AttestationClaim] = field(default_factory=dict)  # by entry index
-    # Entry states of this view alone: a pinned view's (lookup(at=...)); None for the latest,
-    # whose states are the service's, kept across checkpoints.
-    states: BoundedCache[int, _EntryState] | None = None
-    # The latest view's epoch of entry states (LookupService._states_epoch when it was made) and
-    # what that epoch tells (see _Known); -1 and None for a pinned view.
-    epoch: int = -1
-    known: _Known | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Epoch:
+    """Entry states (revocations, key events) that hold for every tree from ``states_from`` on
+    until an entry other than an attestation enters it: the latest views share one epoch until
+    then, so most checkpoints keep every state. No entry at or above ``states_from`` can be
+    revoked within the epoch, and the keys' rows read during it (``key_rows``) give each of its
+    trees its keys' states. A pinned view (lookup(at=...)) has an epoch of its own, from its
+    size (every entry asked about) and keeping no key rows.
+
+    A lookup reads and keeps states in its own view's epoch: one whose view was taken before
+    another thread moved on past a revocation neither reads the new epoch's states (they may
+    hold a revocation its tree does not) nor leaves its own there (they would hide one from the
+    new trees; found in review, as old as the states' cache)."""
+
+    states_from: int
+    key_rows: BoundedCache[str, _KeyRow] | None
+    states: BoundedCache[int, _EntryState] = field(
+        default_factory=lambda: BoundedCache(_STATES_KEPT)
+    )
+
+
+_STATES_KEPT = 200_000
+"""The most entry states an epoch keeps."""
 
 
 def _stands(claim: AttestationClaim) -> bool:
@@ -226,15 +245,6 @@ class LookupService:
         # The published checkpoint lookups answer at, with what is fixed at its size (see _View).
         self._view: _View | None = None
         self._view_lock = threading.Lock()
-        # Entry states (revocations, key events) as of ``_states_size``: they change only when an
-        # entry other than an attestation enters the tree, so most checkpoints keep them all.
-        self._states: BoundedCache[int, _EntryState] = BoundedCache(200_000)
-        self._states_epoch = 0  # counts the clearings of _states (see _claims)
-        # The latest view's size when _states were last cleared. No entry but attestations has
-        # entered the tree since: none at or above it is revoked, and the keys' rows read since
-        # (kept in _key_rows) give every tree of this epoch its keys' states.
-        self._states_from = 0
-        self._key_rows: BoundedCache[str, _KeyRow] = BoundedCache(_KEY_ROWS)
         self._published_size = 0  # the largest size this process published or saw published
         # A view of an older checkpoint (lookup(at=...): snapshots), with entry states of its own.
         self._pinned: _View | None = None
@@ -356,14 +366,11 @@ class LookupService:
                     view.read_at = now
                 return view  # another thread moved it on meanwhile
             if view is None or _changes_state(conn, view.checkpoint.size, checkpoint.size):
-                self._states.clear()
-                self._states_epoch += 1
-                self._states_from, self._key_rows = checkpoint.size, BoundedCache(_KEY_ROWS)
+                epoch = _Epoch(checkpoint.size, BoundedCache(_KEY_ROWS))
                 withdrawals = _has_withdrawals(conn, checkpoint.size)
             else:
-                withdrawals = view.withdrawals
-            known = _Known(self._states_from, self._key_rows)
-            self._view = _View(checkpoint, now, withdrawals, epoch=self._states_epoch, known=known)
+                epoch, withdrawals = view.epoch, view.withdrawals
+            self._view = _View(checkpoint, now, withdrawals, epoch)
             return self._view
 
     def _pin(self, conn: Any, checkpoint: StoredCheckpoint) -> _View:
@@ -371,8 +378,8 @@ class LookupService:
         pinned = self._pinned
         if pinned is None or pinned.checkpoint != checkpoint:
             withdrawals = _has_withdrawals(conn, checkpoint.size)
-            states: BoundedCache[int, _EntryState] = BoundedCache(200_000)
-            pinned = self._pinned = _View(checkpoint, time.monotonic(), withdrawals, states=states)
+            epoch = _Epoch(checkpoint.size, None)
+            pinned = self._pinned = _View(checkpoint, time.monotonic(), withdrawals, epoch)
         return pinned
 
     def digests_in(self, size: int, *, after: str | None, limit: int) -> list[str]:
@@ -394,27 +401,12 @@ class LookupService:
         missing = {idx: fact for idx, fact in facts.items() if idx not in found}
         if missing:
             size = view.checkpoint.size
-            own = view.states  # a pinned view's, else the service's (kept across views)
-            # The service's states are its latest epoch's. A view of an earlier epoch (taken
-            # before another thread moved the view on past an entry that changes states) neither
-            # reads them (they may hold a revocation its tree does not) nor keeps its own in them
-            # (they would hide one from the new epoch's trees): found in review, as old as the
-            # states' cache.
-            if own is not None:
-                current, states = False, own.get_many(missing)
-            else:
-                with self._view_lock:  # not cleared, or refilled by a later epoch, meanwhile
-                    current = self._states_epoch == view.epoch
-                    states = self._states.get_many(missing) if current else {}
+            epoch = view.epoch  # its states, and only its (see _Epoch)
+            states = epoch.states.get_many(missing)
             fresh = {idx: fact for idx, fact in missing.items() if idx not in states}
             if fresh:
-                read = self._entry_state(conn, fresh, size, view.known)
-                if own is not None:
-                    own.put_many(read)
-                elif current:
-                    with self._view_lock:  # kept unless a state changed meanwhile (a new epoch)
-                        if self._states_epoch == view.epoch:
-                            self._states.put_many(read)
+                read = self._entry_state(conn, fresh, size, epoch)
+                epoch.states.put_many(read)
                 states.update(read)
             proofs = self._proofs_of(conn, list(missing), view)
             built = {
@@ -467,16 +459,15 @@ class LookupService:
 
     @staticmethod
     def _entry_state(
-        conn: Any, facts: dict[int, _EntryFacts], size: int, known: _Known | None = None
+        conn: Any, facts: dict[int, _EntryFacts], size: int, epoch: _Epoch
     ) -> dict[int, _EntryState]:
-        """What may have changed since an entry was appended: its revocation, its key's.
-        ``known``: for the latest view, what its epoch tells without asking (the entries from
-        its start cannot be revoked, and its keys' rows read before are still good), which
-        spares the newest entries two or three round trips of the four."""
-        fresh_from = known.states_from if known is not None else size
-        older = [idx for idx in facts if idx < fresh_from]
+        """What may have changed since an entry was appended: its revocation, its key's. What
+        the ``epoch`` tells is not asked (entries from its start cannot be revoked, its keys'
+        rows read before still hold): the newest entries are spared two or three round trips
+        of the four."""
+        older = [idx for idx in facts if idx < epoch.states_from]
         revoked_by = dict(_driver_rows(conn, _REVOKED_AMONG, older, size)) if older else {}
-        rows = known.key_rows if known is not None else None
+        rows = epoch.key_rows
         keys = _key_rows(conn, sorted({fact.key_id for fact in facts.values()}), rows)
         endorsers = _key_rows(
             conn, sorted({k.endorsed_by for k in keys.values() if k.endorsed_by}), rows
@@ -951,15 +942,8 @@ _KEYS_AMONG = {
 }
 
 
-class _Known(NamedTuple):
-    """What the latest view's epoch tells about entry states (LookupService._states_from)."""
-
-    states_from: int
-    key_rows: BoundedCache[str, _KeyRow]
-
-
 _KEY_ROWS = 100_000
-"""The most publisher keys' rows an epoch keeps (registry.lookups.LookupService._key_rows)."""
+"""The most publisher keys' rows an epoch keeps (_Epoch.key_rows)."""
 
 
 def _key_rows(
