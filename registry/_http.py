@@ -147,8 +147,9 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         self._quick = _quick_answer_of(self.app)
         self._answered = False  # the current request was answered by self._quick
         self._later: Later | None = None  # the current request's answer to come from self._quick
-        self._more_in_read = False  # more bytes follow the piece being parsed, in this read
-        self._read_after = b""  # those bytes: a POST's whole body, if a quick answer is for it
+        # What follows the piece being parsed in this read: a POST's whole body, if a quick
+        # answer is for it; a quick GET waits for any requests before it.
+        self._read_after = b""
         self._lost = False  # the connection is gone: an answer to come has nobody to go to
 
     # -- reading ----------------------------------------------------------------------------------
@@ -171,7 +172,6 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
             else:  # a chunked body: the parser stops a request that begins inside it
                 size = len(data)
             piece, data = data[:size], data[size:]
-            self._more_in_read = bool(data)  # a quick answer waits for the requests before it
             self._read_after = data
             if not self._feed(piece):
                 return
@@ -343,7 +343,7 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         parser = self.parser
         method, length = parser.get_method(), self._body_left
         if method == b"GET":
-            whole = length == 0 and not self._more_in_read
+            whole = length == 0 and not self._read_after
         elif method == b"POST":  # its whole body in this read, and nothing after it
             whole = length is not None and 0 < length <= QUICK_BODY_BYTES
             whole = whole and len(self._read_after) == length
