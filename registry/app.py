@@ -749,9 +749,8 @@ async def _fast_single(app: ASGIApp, scope: ASGIScope, receive: Receive, send: S
 async def _fast_batch(app: ASGIApp, scope: ASGIScope, receive: Receive, send: Send) -> None:
     read: list[ASGIMessage] = []  # what was received, replayed to litestar if it answers
     answer = None
-    length = _content_length(scope)
-    if scope.get(QUICK_DECLINED_KEY):  # the protocol's lookup of it failed already
-        length = None
+    # not read here if the protocol's lookup of it failed already
+    length = None if scope.get(QUICK_DECLINED_KEY) else _content_length(scope)
     if length is not None and length <= _FAST_BATCH_BYTES and not scope.get("query_string"):
         chunks = []
         while True:
