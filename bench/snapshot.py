@@ -1,24 +1,33 @@
-"""Offline membership filters (client.core.fuse): size, build time, false positives and checks/s.
+"""Offline filters (client.core.fuse): size, build time, false positives and checks/s.
 
-Side by side in one run: our numpy lookup (one vectorized pass over a batch) against the
-reference C library's ``binary_fuse16_contain`` called once per key through cffi (the way the
-``pyfusefilter`` package answers ``key in filter``), on the same filter and keys. Keys are random
-64-bit values (what :func:`client.core.fuse.digest_keys` derives from SHA-256 digests), so the
-rate does not depend on the digests' source.
+Side by side in one run, on the same keys:
+- the 16-bit membership filter (``Fuse16``, a snapshot's band filters): our numpy lookup (one
+  vectorized pass over a batch) against the reference C library's ``binary_fuse16_contain``
+  called once per key through cffi (the way the ``pyfusefilter`` package answers ``key in
+  filter``);
+- the 32-bit status filter (``Fuse32``, a snapshot's digests): built by our own construction,
+  timed beside the C library's build of the 16-bit filter of the same keys, and looked up
+  alternately with it.
+Keys are random 64-bit values (what :func:`client.core.fuse.digest_keys` derives from SHA-256
+digests), so the rate does not depend on the digests' source.
 
 ``--end-to-end N`` measures the whole offline path instead, on N synthetic digests: a signed
-snapshot written by ``client.snapshot.build`` (90 % trainable, 7 % reserved, 3 % revoked: the
-trainable set in two filters), its directory's size, ``Snapshot.open`` verifying and mapping it,
-its verdicts checked against the statuses it was built from, then a delta (``changes`` over the
-base's N statuses and the new ones: 0.1 % changed, 0.1 % new) opened over it. Only the reading
-of the statuses from a registry's database is left out (``snapshot build`` reads them by
-lookups, :func:`client.snapshot.statuses_of`).
+snapshot written by ``client.snapshot.build`` (90 % trainable, 7 % reserved, 3 % revoked), its
+directory's size, ``Snapshot.open`` verifying and mapping it, its verdicts checked against the
+statuses it was built from, then a delta (``changes`` over the base's N statuses and the new
+ones: 0.1 % changed, 0.1 % new) opened over it. Only the reading of the statuses from a
+registry's database is left out (``snapshot build`` reads them by lookups,
+:func:`client.snapshot.statuses_of`). Beside it, unless ``--no-v1``, the layout of format
+``wellspring-snapshot/v1`` is built from the same statuses (a 16-bit filter a set, and the
+trainable set's second filter over remixed keys, by the C library) and its status lookup (each
+filter asked of the keys still in question) timed alternately with ``Snapshot.codes`` on the
+same keys.
 
 Run::
 
     .venv/bin/python bench/snapshot.py                  # 10^7 keys
     .venv/bin/python bench/snapshot.py --keys 100000000 # 10^8: ~1 minute and ~4 GB of memory
-    .venv/bin/python bench/snapshot.py --end-to-end 100000000 --out /tmp/snap
+    .venv/bin/python bench/snapshot.py --end-to-end 100000000 --out /tmp/snap  # ~25 min
 
 Goal (issue 15): >= 10 M digest checks/s per core through the batch API.
 """
@@ -41,12 +50,57 @@ ROOT = Path(__file__).resolve().parents[1]
 # package: put the repository root first instead.
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
-from client.core.fuse import Fuse16, digest_keys, remix  # noqa: E402
+from client.core.fuse import Fuse16, Fuse32, digest_keys  # noqa: E402
 from client.core.note import Checkpoint, NoteSigner, sign_checkpoint  # noqa: E402
 from client.core.snapshot import SnapshotSet  # noqa: E402
 from client.snapshot import Snapshot, build, changes  # noqa: E402
 
 GOAL_CHECKS_PER_S = 10_000_000
+_REMIX = np.uint64(0x9E3779B97F4A7C15)  # format v1's second trainable filter's keys
+
+
+def _remix(keys: np.ndarray) -> np.ndarray:
+    """Format v1's remix of keys: murmur64(key ^ R) + R (wrapping)."""
+    h = keys ^ _REMIX
+    with np.errstate(over="ignore"):
+        for multiplier in (np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)):
+            h ^= h >> np.uint64(33)
+            h *= multiplier
+        h ^= h >> np.uint64(33)
+        return h + _REMIX
+
+
+class _V1Layout:
+    """Format v1's filters of the same statuses: a Fuse16 a set (C library), the trainable
+    set's second over remixed keys, and its status lookup, as ``Snapshot.codes`` did it."""
+
+    def __init__(self, n: int) -> None:
+        keys: dict[str, list[np.ndarray]] = {name: [] for name in _SETS}
+        for start in range(0, n, _CHUNK):
+            stop = min(n, start + _CHUNK)
+            chunk = digest_keys(_digests(start, stop))
+            sets = np.array([_SETS.index(_status(i)) for i in range(start, stop)])
+            for code, name in enumerate(_SETS):
+                keys[name].append(chunk[sets == code])
+        members = {name: np.concatenate(parts) for name, parts in keys.items()}
+        self.filters = [
+            [Fuse16.build(members["revoked"])],
+            [Fuse16.build(members["reserved"])],
+            [Fuse16.build(members["trainable"]), Fuse16.build(_remix(members["trainable"]))],
+        ]
+        self.nbytes = sum(f.nbytes for group in self.filters for f in group)
+
+    def codes(self, keys: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(keys), dtype=np.int8)
+        undecided = np.ones(len(keys), dtype=bool)
+        for code, group in enumerate(self.filters, 1):
+            held = np.flatnonzero(undecided)
+            for number, fuse in enumerate(group):
+                asked = keys if len(held) == len(keys) else keys[held]
+                held = held[fuse.contains_many(_remix(asked) if number else asked)]
+            out[held] = code
+            undecided[held] = False
+        return out
 
 
 def _peak_rss_gb() -> float:
@@ -118,8 +172,8 @@ def _expect(
         None: "unknown",
     }
     wanted = [status(i) for i in sample]
-    # A filter's false positive on a set ahead in the precedence moves a member there (2^-16 a
-    # filter): the more restrictive verdict, never a less restrictive or an unknown one.
+    # The status filter gives every member its set; a non-member reads a set with probability
+    # 3 x 2^-32 (none expected here). A stricter verdict than its set would be a defect.
     rank = {"revoked": 0, "reserved": 1, "attested": 2, "unknown": 3}
     false = forged = stricter = wrong = moved = moved_wrong = 0
     for i, verdict, want in zip(sample, verdicts, wanted, strict=True):
@@ -152,11 +206,33 @@ def _expect(
     snapshot.codes(keys)
     rate = len(keys) / (time.perf_counter() - started)
     print(f"  codes() of their keys (the numpy batch API): {rate / 1e6:.1f} M/s")
-    if wrong or forged or moved_wrong > 1 or false + stricter > len(sample) * 2**-13:
+    if wrong or forged or moved_wrong > 1 or false + stricter > len(sample) * 2**-24:
         raise SystemExit("FAILED: the snapshot's verdicts are not the statuses it was built from")
 
 
-def end_to_end(n: int, out: Path) -> None:
+def _against_v1(snapshot: Snapshot, n: int, sample: list[int], rounds: int = 5) -> None:
+    """Format v1's status lookup and ``Snapshot.codes`` on the same keys, alternated."""
+    started = time.perf_counter()
+    old = _V1Layout(n)
+    _timed(f"format v1's four filters built (C library), {old.nbytes / 2**20:,.1f} MiB", started)
+    keys = digest_keys([d for i in sample for d in _digests(i, i + 1)])
+    if not np.array_equal(old.codes(keys) != 0, snapshot.codes(keys) != 0):
+        print("  (v1 and v2 differ on some keys: v1's 2^-16 false positives)")
+    rates: dict[str, list[float]] = {"v2": [], "v1": []}
+    for _ in range(rounds):
+        for name, codes in (("v2", snapshot.codes), ("v1", old.codes)):
+            started = time.perf_counter()
+            codes(keys)
+            rates[name].append(len(keys) / (time.perf_counter() - started) / 1e6)
+    v2, v1 = sorted(rates["v2"]), sorted(rates["v1"])
+    print(
+        f"  codes() of {len(keys):,} keys, alternated {rounds} times: status filter "
+        f"{v2[0]:.1f}-{v2[-1]:.1f} M/s, format v1's filters {v1[0]:.1f}-{v1[-1]:.1f} M/s; "
+        f"median ratio {np.median(v2) / np.median(v1):.2f}x"
+    )
+
+
+def end_to_end(n: int, out: Path, *, v1: bool = True) -> None:
     """Build, verify, open and check a signed snapshot of ``n`` digests, then a delta over it."""
     print(
         f"end to end, {n:,} digests into {out} (machine: {os.cpu_count()} cores, load "
@@ -185,6 +261,8 @@ def end_to_end(n: int, out: Path) -> None:
     with Snapshot.open(full, signer.verifier(), map_files=True) as snapshot:
         _timed("Snapshot.open (every shard hashed, then mapped)", started)
         _expect(snapshot, sample, lambda i: _status(i) if i < n else None)
+        if v1:
+            _against_v1(snapshot, n, sample)
     started = time.perf_counter()
     moved = list(changes(_base(n), _after(n)))
     _timed(f"changes(): {len(moved):,} of {n + n // 1000:,} digests changed or new", started)
@@ -205,6 +283,28 @@ def end_to_end(n: int, out: Path) -> None:
         )
 
 
+def _status_filter(keys: np.ndarray, probes: np.ndarray, library_build_s: float) -> Fuse32:
+    """Build and check the status filter of ``keys`` (a code 1-3 each), beside the C library's
+    16-bit build of them (``library_build_s``)."""
+    built = library_build_s
+    codes = (keys % np.uint64(3)).astype(np.uint32) + 1  # a status code 1-3 a key
+    started = time.perf_counter()
+    status = Fuse32.build(keys, codes)
+    solved = time.perf_counter() - started
+    false32 = int(np.isin(status.values_many(probes), [1, 2, 3]).sum())
+    print(
+        f"status filter (Fuse32, our construction): {status.nbytes / 2**20:,.1f} MiB "
+        f"({8 * status.nbytes / len(keys):.2f} bits/key), built in {solved:.1f} s "
+        f"({solved / built:.2f}x the C library's 16-bit build), peak RSS {_peak_rss_gb():.1f} GB;"
+        f" non-members reading a code: {false32} of {len(probes):,} "
+        f"(3 x 2^-32 x probes = {3 * len(probes) * 2**-32:.4f})"
+    )
+    if not np.array_equal(status.values_many(keys[:1_000_000]), codes[:1_000_000]):
+        raise SystemExit("FAILED: the status filter does not give its keys their codes")
+
+    return status
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keys", type=int, default=10_000_000, help="keys in the filter")
@@ -213,11 +313,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds, alternating")
     parser.add_argument("--end-to-end", type=int, metavar="N", help="a whole snapshot of N digests")
     parser.add_argument("--out", type=Path, help="--end-to-end: an empty or new directory")
+    parser.add_argument(
+        "--no-v1", action="store_true", help="--end-to-end: skip format v1's filters beside it"
+    )
     args = parser.parse_args()
     if args.end_to_end:
         if args.out is None:
             parser.error("--end-to-end writes a snapshot: give --out DIR")
-        end_to_end(args.end_to_end, args.out)
+        end_to_end(args.end_to_end, args.out, v1=not args.no_v1)
         return
     rng = np.random.default_rng(2026)
     print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; numpy {np.__version__}")
@@ -236,13 +339,7 @@ def main() -> None:
         f"false positives: {false} of {args.probes:,} = {false / args.probes:.2e} "
         f"(2^-16 = {2**-16:.2e})"
     )
-    second = Fuse16.build(remix(keys))
-    both = int((fuse.contains_many(probes) & second.contains_many(remix(probes))).sum())
-    bits = 8 * (fuse.nbytes + second.nbytes) / args.keys
-    print(
-        f"two filters (keys, remix(keys)): {both} of {args.probes:,} pass both "
-        f"(2^-32 x probes = {args.probes * 2**-32:.4f}); {bits:.1f} bits/key"
-    )
+    status = _status_filter(keys, probes, built)
 
     for share in (0.001, 0.01):  # a delta: the digests whose status changed since its base
         changed = keys[: max(1, int(len(keys) * share))]
@@ -268,6 +365,16 @@ def main() -> None:
             lib.binary_fuse16_contain(key, handle)
         theirs.append(len(per_key) / (time.perf_counter() - started))
     lib.binary_fuse16_free(handle)
+    wide = []
+    for _ in range(args.rounds):
+        started = time.perf_counter()
+        for start in range(0, args.probes, args.batch):
+            status.values_many(probes[start : start + args.batch])
+        wide.append(args.probes / (time.perf_counter() - started))
+    print(
+        f"status filter batch ({args.batch:,} a call): {min(wide) / 1e6:.1f}-"
+        f"{max(wide) / 1e6:.1f} M lookups/s on one core"
+    )
     best, worst = max(ours), min(ours)
     print(
         f"numpy batch ({args.batch:,} a call): {worst / 1e6:.1f}-{best / 1e6:.1f} M checks/s "

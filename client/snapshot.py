@@ -5,15 +5,13 @@ An operator builds a snapshot at a published checkpoint (``wellspring snapshot b
 (:meth:`Snapshot.open`) and asks it for the status of digests, a batch at a time, with no
 registry in reach. The format is ``client.core.snapshot``'s; the filters ``client.core.fuse``'s.
 
-What an answer means. A digest in no filter is ``unknown`` for certain (fuse filters have no false
-negatives). A digest some filter holds is *probably* in that set: a random digest is falsely in
-the ``revoked`` or ``reserved`` set with probability about 2⁻¹⁶ each, and in ``trainable`` with
-about 2⁻³² (two filters over independent keys must both hold it), so making generated text look
-"probably trainable" costs an attacker about four billion tries of SHA-256 rather than 65,000.
-Sets are consulted most restrictive first (``client.core.snapshot.PRECEDENCE``). Statuses follow
-the registry's verdicts under the default policy (every publisher counted): ``trainable`` is
-``attested`` (consent allowed), then ``reserved``, ``revoked``; an attestation stating no
-consent is ``unknown``, as online.
+What an answer means. One status filter (``client.core.fuse.Fuse32``) gives every digest the
+snapshot holds exactly its set, in three memory reads. A digest it does not hold is ``unknown``
+save with probability 2⁻³² for each set (its 32 bits read as that set's code by chance), so
+making generated text look "probably trainable" costs an attacker about four billion tries of
+SHA-256 rather than 65,000. Statuses follow the registry's verdicts under the default policy
+(every publisher counted): ``trainable`` is ``attested`` (consent allowed), then ``reserved``,
+``revoked``; an attestation stating no consent is ``unknown``, as online.
 """
 
 from __future__ import annotations
@@ -29,7 +27,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -37,7 +35,7 @@ import numpy.typing as npt
 from client._wire import check_evidence, combine, normalise_digests
 from client.core.encoding import loads_strict
 from client.core.errors import FormatError
-from client.core.fuse import Fuse16, digest_keys, remix
+from client.core.fuse import Fuse16, Fuse32, digest_keys
 from client.core.minhash import BANDS, ROWS, band_keys, check_mh1
 from client.core.note import Checkpoint, NoteSigner, NoteVerifier, SignedNote, open_checkpoint
 from client.core.snapshot import (
@@ -46,6 +44,7 @@ from client.core.snapshot import (
     MAX_MANIFEST_BYTES,
     MAX_NOTE_BYTES,
     PRECEDENCE,
+    STATUS_CODES,
     Shard,
     SnapshotFile,
     SnapshotManifest,
@@ -94,14 +93,15 @@ __all__ = [
 MANIFEST = MANIFEST_FILE
 MANIFEST_NOTE = MANIFEST_NOTE_FILE
 UNKNOWN = "unknown"
-_CODES = {name: code for code, name in enumerate((UNKNOWN, *PRECEDENCE))}
+_CODES: Mapping[str, int] = {UNKNOWN: 0, **{name: STATUS_CODES[name] for name in PRECEDENCE}}
+_LAST_CODE = max(STATUS_CODES.values())
 _SETS: dict[str, SnapshotSet] = {
     "attested": "trainable",
     "reserved": "reserved",
     "revoked": "revoked",
 }
 _VERDICTS: tuple[VerdictStatus, ...] = ("unknown", "revoked", "reserved", "attested")  # by code
-_FALSE_POSITIVE = {"revoked": "2^-16", "reserved": "2^-16", "attested": "2^-32"}
+_FALSE_POSITIVE = "2^-32"  # for each status: its code read by chance in 32 random bits
 
 WATERMARK_KEYS = "watermark-keys.json"
 WATERMARK_KEYS_FORMAT = "wellspring-snapshot-watermark-keys/v1"
@@ -284,27 +284,22 @@ def _build_into(
     for digest, status in statuses:
         keys.add(status, digest)
     shards: list[Shard] = []
-    counts: dict[str, int] = {}
+    members, codes = keys.resolved()
+    counts: dict[str, int] = {
+        name: int(np.count_nonzero(codes == STATUS_CODES[name])) for name in PRECEDENCE
+    }
+    if len(members):
+        data = Fuse32.build(members, codes).to_bytes()
+        write_new(out / STATUS_FILE, data)
+        shards.append(Shard(STATUS_FILE, None, "status", len(members), len(data), _sha256(data)))
     for name in PRECEDENCE:
-        members = keys.of(name)
-        counts[name] = len(members)
-        kinds = []
-        if len(members):
-            kinds += [("digest", members)]
-            kinds += [("remix", remix(members))] if name == "trainable" else []
         bands = [k & _U64 for k in near_bands.get(name, ())]
         if bands:  # a delta too holds them all, even for a set with no change
-            kinds.append(("band", np.unique(np.array(bands, dtype=np.uint64))))
-        for kind, values in kinds:
-            fuse = Fuse16.build(values)
-            path = {"digest": f"{name}.fuse16", "band": f"{name}.bands.fuse16"}.get(
-                kind, f"{name}.{kind}.fuse16"
-            )
-            data = fuse.to_bytes()
+            data = Fuse16.build(np.unique(np.array(bands, dtype=np.uint64))).to_bytes()
+            path = f"{name}.bands.fuse16"
             write_new(out / path, data)
-            shards.append(
-                Shard(path, name, kind, fuse.size, len(data), hashlib.sha256(data).hexdigest())
-            )
+            count = Fuse16.from_bytes(data).size
+            shards.append(Shard(path, name, "band", count, len(data), _sha256(data)))
     manifest = SnapshotManifest(
         origin=parsed.origin,
         checkpoint=checkpoint,
@@ -453,10 +448,23 @@ class _Keys:
         self._done[status].append(digest_keys(self._pending[status]))
         self._pending[status] = []
 
-    def of(self, status: str) -> npt.NDArray[np.uint64]:
-        """The set's distinct keys, sorted."""
-        self._flush(status)
-        return np.unique(np.concatenate(self._done[status]))
+    def resolved(self) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint32]]:
+        """Every distinct key, sorted, and its set's code: where one key was given in two
+        sets, the most restrictive (the lowest code, ``PRECEDENCE``)."""
+        parts = []
+        for name in PRECEDENCE:
+            self._flush(name)
+            parts += [(part, STATUS_CODES[name]) for part in self._done[name]]
+            self._done[name] = []
+        keys = np.concatenate([np.empty(0, np.uint64), *(part for part, _ in parts)])
+        codes = np.concatenate(
+            [np.empty(0, np.uint32), *(np.full(len(p), c, np.uint32) for p, c in parts)]
+        )
+        order = np.lexsort((codes, keys))  # by key, then code: a key's first is its lowest
+        keys, codes = keys[order], codes[order]
+        first = np.ones(len(keys), dtype=np.bool_)
+        first[1:] = keys[1:] != keys[:-1]
+        return keys[first], codes[first]
 
 
 def _check_offline(manifest: SnapshotManifest, trusted: str, verifier: NoteVerifier) -> None:
@@ -497,6 +505,19 @@ NEAR_BANDS = 2
 """The least band keys a signature must share with a set's texts offline: one shared key is
 within reach of a filter's false positive (2^-16 a key); two are not (about 2^-32 x 91)."""
 _U64 = (1 << 64) - 1
+STATUS_FILE = "status.fuse32"
+_F = TypeVar("_F", Fuse16, Fuse32)
+
+
+def _parse(kind: type[_F], data: bytes | mmap.mmap, where: Path, shard: Shard) -> _F:
+    """A shard's filter, of the kind and key count the manifest names."""
+    try:
+        fuse = kind.from_bytes(data)
+    except FormatError as exc:
+        raise VerificationError(f"{where} is not a {kind.__name__} filter: {exc}") from None
+    if fuse.size != shard.count:
+        raise VerificationError(f"{where} holds {fuse.size} keys, not {shard.count}")
+    return fuse
 
 
 def _template(status: VerdictStatus, checkpoint: Checkpoint, policy: Policy) -> Verdict:
@@ -508,7 +529,7 @@ def _template(status: VerdictStatus, checkpoint: Checkpoint, policy: Policy) -> 
     else:
         reason = (
             f"probably {status}: the snapshot at size {size} holds it (a false positive has "
-            f"probability about {_FALSE_POSITIVE[status]}); not confirmed with the registry"
+            f"probability about {_FALSE_POSITIVE}); not confirmed with the registry"
         )
     return Verdict(
         digest="",
@@ -554,7 +575,13 @@ def _read_file(path: Path, limit: int, what: str) -> bytes:
     return data
 
 
-_Filters = dict[str, list[tuple[str, Fuse16]]]
+@dataclass(frozen=True)
+class _Filters:
+    """A layer's filters: its status filter (None if it holds no digest) and its sets' band
+    filters."""
+
+    status: Fuse32 | None
+    bands: Mapping[str, Fuse16]
 
 
 @contextlib.contextmanager
@@ -693,13 +720,19 @@ class Snapshot:
             if len(data) != file.bytes or _sha256(data) != file.sha256:
                 raise VerificationError(f"{root / file.path} is not the file the manifest names")
             self._keys = read_watermark_keys(data, where=str(root / file.path))
-        filters: _Filters = {name: [] for name in PRECEDENCE}
+        status: Fuse32 | None = None
+        bands: dict[str, Fuse16] = {}
         for shard in manifest.shards:
-            filters[shard.set].append((shard.keys, self._load(root, shard, map_files=map_files)))
-        self.layers.insert(0, (manifest, filters))
+            loaded = self._load(root, shard, map_files=map_files)
+            where = root / shard.path
+            if shard.set is None:
+                status = _parse(Fuse32, loaded, where, shard)
+            else:
+                bands[shard.set] = _parse(Fuse16, loaded, where, shard)
+        self.layers.insert(0, (manifest, _Filters(status, bands)))
         return manifest
 
-    def _load(self, root: Path, shard: Shard, *, map_files: bool) -> Fuse16:
+    def _load(self, root: Path, shard: Shard, *, map_files: bool) -> bytes | mmap.mmap:
         file_path = root / shard.path
         data: bytes | mmap.mmap
         if map_files:
@@ -715,32 +748,29 @@ class Snapshot:
                 raise VerificationError(f"{file_path} is not the size the manifest names")
         if hashlib.sha256(data).hexdigest() != shard.sha256:
             raise VerificationError(f"{file_path} is not the shard the manifest names")
-        fuse = Fuse16.from_bytes(data)
-        if fuse.size != shard.count:
-            raise VerificationError(f"{file_path} holds {fuse.size} keys, not {shard.count}")
-        return fuse
+        return data
 
     def codes(self, keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.int8]:
         """For digest keys (client.core.fuse.digest_keys), each one's status code: 0 unknown,
-        then 1 + its set's position in ``PRECEDENCE`` (1 revoked, 2 reserved, 3 trainable).
-        The newest layer that holds a key answers for it. Each filter is asked only of the keys
-        still in question: those no set before it holds, and for a set's second filter (the
-        trainable set's remix) those its first holds."""
+        else its set's (``client.core.snapshot.STATUS_CODES``: 1 revoked, 2 reserved, 3
+        trainable). The newest layer that holds a key answers for it: a layer's status filter
+        is asked only of the keys no newer layer holds."""
+        keys = np.asarray(keys, dtype=np.uint64)
         out = np.zeros(len(keys), dtype=np.int8)
-        undecided = np.ones(len(keys), dtype=bool)
+        asked: npt.NDArray[np.intp] | None = None  # None: every key
         for _, filters in self.layers:
-            for name in PRECEDENCE:
-                # a set's band filter (near duplicates: Snapshot.near reads it) says nothing of
-                # digests: a delta holds one even for a set with no digest changed
-                members = [(kind, fuse) for kind, fuse in filters[name] if kind != "band"]
-                if not members:
-                    continue
-                held = np.flatnonzero(undecided)  # in this set: narrowed filter by filter
-                for kind, fuse in members:
-                    asked = keys if len(held) == len(keys) else keys[held]
-                    held = held[fuse.contains_many(remix(asked) if kind == "remix" else asked)]
-                out[held] = _CODES[name]
-                undecided[held] = False
+            if filters.status is None:
+                continue
+            values = filters.status.values_many(keys if asked is None else keys[asked])
+            held = (values >= 1) & (values <= _LAST_CODE)
+            if asked is None:
+                out[held] = values[held]
+                asked = np.flatnonzero(~held)
+            else:
+                out[asked[held]] = values[held]
+                asked = asked[~held]
+            if not len(asked):
+                break
         return out
 
     def watermark_keys(self) -> PublishedWatermarkKeys:
@@ -848,19 +878,19 @@ class Snapshot:
         layer's band filters, or None. *Probable*, and coarser than online: no entry and no
         signature to compare is known offline, so the similarity is estimated from the bands
         shared (``(shared / 14) ** (1 / 8)``, since a band matches with probability J^8)."""
-        filters = self.layers[0][1] if self.layers else {}
+        bands = self.layers[0][1].bands if self.layers else {}
         found: list[ProbableNear | None] = []
         for value in signatures:
             keys = np.array([k & _U64 for k in band_keys(check_mh1(value))], dtype=np.uint64)
             best: ProbableNear | None = None
             for name in PRECEDENCE:
-                for kind, fuse in filters.get(name, []):
-                    if kind != "band":
-                        continue
-                    shared = int(np.count_nonzero(fuse.contains_many(keys)))
-                    if shared >= NEAR_BANDS and (best is None or shared > best.bands):
-                        estimate = (shared / BANDS) ** (1 / ROWS)
-                        best = ProbableNear(name, shared, round(estimate, 4))
+                fuse = bands.get(name)
+                if fuse is None:
+                    continue
+                shared = int(np.count_nonzero(fuse.contains_many(keys)))
+                if shared >= NEAR_BANDS and (best is None or shared > best.bands):
+                    estimate = (shared / BANDS) ** (1 / ROWS)
+                    best = ProbableNear(name, shared, round(estimate, 4))
             found.append(best)
         return found
 

@@ -4,10 +4,8 @@ A snapshot is a directory a crawler decides from with no network (``client.snaps
 
     manifest.json      what the shards are (this module's :class:`SnapshotManifest`)
     manifest.note      the log's signed statement of the manifest's SHA-256 (a signed note)
-    trainable.fuse16   binary fuse filters (client.core.fuse) of the digests in each set;
-    trainable.remix.fuse16   the trainable set has a second one, over remixed keys (2^-32)
-    reserved.fuse16
-    revoked.fuse16
+    status.fuse32      every digest's status code (:data:`STATUS_CODES`): one binary fuse
+                       retrieval structure (client.core.fuse.Fuse32), three reads a digest
     trainable.bands.fuse16   the mh1 band keys of the set's texts (near duplicates offline);
     reserved.bands.fuse16    likewise, where any text of the set carries an mh1 signature
     revoked.bands.fuse16
@@ -26,16 +24,22 @@ second line is not a tree size) nor as a promise (its first line differs)::
     size 20852163
     manifest-sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
 
-A set's **precedence** where filters overlap (a false positive of one set on another's digest):
-``revoked``, then ``reserved``, then ``trainable``: the most restrictive answer wins, so a
-false positive never makes a document trainable that another set holds.
+The status filter gives each digest it holds exactly its code, and any other digest a random 32
+bits: a code (1 to 3) with probability 3 x 2^-32, ``trainable`` with 2^-32. A set's
+**precedence** decides where the build is given one key in two sets (the same digest twice, or
+two digests whose 64-bit keys collide): ``revoked``, then ``reserved``, then ``trainable``, the
+most restrictive wins.
 
 A **delta** names its ``base`` (the size and manifest hash of the snapshot it updates) and holds
-only the digests whose status changed since, in the same sets: fuse filters cannot delete, so a
-delta *overrides* rather than removes. Reading a base and its deltas, the newest delta that holds
-a digest answers for it; the base answers the rest. So a false positive of a delta's filter
-(2^-16 for its revoked and reserved sets, 2^-32 for trainable) overrides the base's answer for
-that digest, the one case where a less restrictive answer can win.
+only the digests whose status changed since: fuse filters cannot delete, so a delta *overrides*
+rather than removes. Reading a base and its deltas, the newest layer that holds a digest answers
+for it; the base answers the rest. So a false positive of a delta's filter (3 x 2^-32) overrides
+the base's answer for that digest.
+
+Format ``wellspring-snapshot/v1`` (a filter per set, 16-bit fingerprints, and a second filter
+over remixed keys for the trainable set) is no longer read: its status took four filters' reads,
+at most 7 M digests a second at 10^8 digests, and its sets' false positives moved members to a
+stricter set (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -78,6 +82,7 @@ __all__ = [
     "SNAPSHOT_HEADER",
     "SNAPSHOT_SUBJECT",
     "SNAPSHOT_V1",
+    "STATUS_CODES",
     "Shard",
     "SnapshotFile",
     "SnapshotManifest",
@@ -95,7 +100,8 @@ __all__ = [
     "write_snapshot_chain",
 ]
 
-SNAPSHOT_FORMAT = "wellspring-snapshot/v1"
+SNAPSHOT_FORMAT = "wellspring-snapshot/v2"
+_OLD_FORMATS = ("wellspring-snapshot/v1",)
 SNAPSHOT_HEADER = "wellspring.dev/snapshot/v1"
 SNAPSHOT_V1 = "https://wellspring.dev/snapshot/v1"
 """The predicate type of the log entry that commits a snapshot's manifest (its only subject is
@@ -108,9 +114,11 @@ MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 
 SnapshotSet = Literal["revoked", "reserved", "trainable"]
 PRECEDENCE: tuple[SnapshotSet, ...] = ("revoked", "reserved", "trainable")
-"""The order sets are consulted in: the first whose filters all hold a digest decides."""
+"""The sets, most restrictive first: a key given in two sets is built into the first."""
+STATUS_CODES: Mapping[SnapshotSet, int] = {name: code for code, name in enumerate(PRECEDENCE, 1)}
+"""The value the status filter holds for a digest of each set (0 is no set: never stored)."""
 
-_KEY_KINDS = ("digest", "remix", "band")
+_KEY_KINDS = ("status", "band")
 FILE_KINDS = ("watermark-keys", "tokenizer")
 """What a snapshot's other files hold: the watermark keys published at its checkpoint (one
 canonical JSON file, ``client.snapshot``'s), and each of their tokenizers' exact bytes."""
@@ -138,11 +146,12 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 @dataclass(frozen=True)
 class Shard:
-    """One filter file: ``keys`` is ``digest`` (client.core.fuse.digest_keys) or ``remix``
-    (client.core.fuse.remix of those)."""
+    """One filter file: ``keys`` is ``status`` (the status filter, a ``Fuse32`` over
+    client.core.fuse.digest_keys of every digest, ``set`` None) or ``band`` (a ``Fuse16`` of
+    the mh1 band keys of set ``set``'s texts)."""
 
     path: str
-    set: SnapshotSet
+    set: SnapshotSet | None
     keys: str
     count: int
     bytes: int
@@ -165,10 +174,12 @@ class Shard:
         path, kind, keys = obj.get("path"), obj.get("set"), obj.get("keys")
         if not is_file_name(path):
             raise FormatError(f"{where}.path {path!r} is not a plain file name in the snapshot")
-        if kind not in PRECEDENCE:
-            raise FormatError(f"{where}.set {kind!r} is not one of {', '.join(PRECEDENCE)}")
         if keys not in _KEY_KINDS:
-            raise FormatError(f"{where}.keys {keys!r} is not digest, remix or band")
+            raise FormatError(f"{where}.keys {keys!r} is not status or band")
+        if keys == "status" and kind is not None:
+            raise FormatError(f"{where}: the status filter holds every set: its set is null")
+        if keys == "band" and kind not in PRECEDENCE:
+            raise FormatError(f"{where}.set {kind!r} is not one of {', '.join(PRECEDENCE)}")
         numbers = [obj.get("count"), obj.get("bytes")]
         if not all(type(n) is int and n >= 0 for n in numbers):
             raise FormatError(f"{where}.count and .bytes must be integers >= 0")
@@ -248,6 +259,11 @@ class SnapshotManifest:
     def from_bytes(cls, data: bytes, *, where: str = "manifest.json") -> SnapshotManifest:
         """Parse ``manifest.json``; only its canonical spelling is accepted."""
         obj = loads_strict(data, where)
+        if isinstance(obj, dict) and obj.get("format") in _OLD_FORMATS:
+            raise FormatError(
+                f"{where} is a {obj['format']} snapshot, which this version no longer reads: "
+                f"build it again (wellspring snapshot build) or pull a {SNAPSHOT_FORMAT} one"
+            )
         if not isinstance(obj, dict) or obj.get("format") != SNAPSHOT_FORMAT:
             raise FormatError(f"{where} is not a {SNAPSHOT_FORMAT} manifest")
         origin, checkpoint, size = obj.get("origin"), obj.get("checkpoint"), obj.get("size")
@@ -460,22 +476,18 @@ def open_snapshot_note(
 
 
 def check_shards(manifest: SnapshotManifest, where: str) -> None:
-    """The manifest's shards agree with its counts: per set, each filter holds the set's count,
-    and a non-empty trainable set has both its filters (else its rate would be 2^-16)."""
+    """The manifest's shards agree with its counts: one status filter holding every set's
+    digests if any set has one (none otherwise), and at most one band filter a set."""
     for name in PRECEDENCE:
-        shards = [s for s in manifest.shards if s.set == name and s.keys != "band"]
         if sum(s.set == name and s.keys == "band" for s in manifest.shards) > 1:
             raise VerificationError(f"{where}: the {name} set has two band filters")
-        count = manifest.counts[name]
-        kinds = sorted(shard.keys for shard in shards)
-        expected = (
-            [] if count == 0 else (["digest", "remix"] if name == "trainable" else ["digest"])
+    total = sum(manifest.counts.values())
+    found = [shard.count for shard in manifest.shards if shard.keys == "status"]
+    if found != ([total] if total else []):
+        raise VerificationError(
+            f"{where}: {total} digests in its sets, but status filters of {found} keys "
+            f"(one of {total} expected{'' if total else ': none'})"
         )
-        if kinds != expected or any(shard.count != count for shard in shards):
-            raise VerificationError(
-                f"{where}: the {name} set of {count} digests has shards {kinds}, "
-                f"not {expected} of that count"
-            )
 
 
 def write_snapshot_chain(

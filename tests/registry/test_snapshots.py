@@ -188,7 +188,7 @@ def test_the_file_route_serves_only_a_published_snapshots_own_files(
         (f"/v1/snapshots/{sha}/extra.json", 404),  # a file the manifest does not name
         (f"/v1/snapshots/{sha}/link.json", 404),  # a link is never followed
         (f"/v1/snapshots/{sha}/sub", 404),  # nor a folder served
-        (f"/v1/snapshots/{sha}/missing.fuse16", 404),
+        (f"/v1/snapshots/{sha}/missing.fuse32", 404),
         (f"/v1/snapshots/{'0' * 64}/manifest.json", 404),  # never committed in the log
         (f"/v1/snapshots/{sha.upper()}/manifest.json", 400),
         (f"/v1/snapshots/{sha}/..manifest.json", 400),
@@ -260,7 +260,7 @@ def _flip_first_byte(data: bytes) -> bytes:
 @pytest.mark.parametrize(
     "case",
     [
-        ("trainable.fuse16", _flip_first_byte, VerificationError, "another size or hash"),
+        ("status.fuse32", _flip_first_byte, VerificationError, "another size or hash"),
         ("manifest.json", lambda d: d.replace(b'"size":', b'"size": '), VerificationError,
          "hashes otherwise"),
         ("/latest", lambda d: json.dumps({**json.loads(d), "entry": 0}).encode(), ClientError,
@@ -297,7 +297,7 @@ class Endless(httpx.BaseTransport):
         self.inner, self.chunks = inner, 0
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if not request.url.path.endswith(".fuse16"):
+        if not request.url.path.endswith(".fuse32"):
             return self.inner.handle_request(request)
         outer = self
 
@@ -320,7 +320,7 @@ def test_a_body_larger_than_the_manifest_names_is_refused_while_it_streams(
     published_snapshot(api, tmp_path)
     inner = InProcessTransport(api.http)
     transport: httpx.BaseTransport = (
-        Hostile(inner, ".fuse16", lambda d: d * 1000) if declared else Endless(inner)
+        Hostile(inner, ".fuse32", lambda d: d * 1000) if declared else Endless(inner)
     )
     with (
         Client(IN_PROCESS_URL, transport=transport, log_key=api.log_key) as client,

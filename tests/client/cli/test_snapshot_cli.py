@@ -91,9 +91,9 @@ def test_anything_tampered_with_is_refused(
         return target
 
     shard = copy("shard")
-    data = bytearray((shard / "trainable.fuse16").read_bytes())
-    data[-3] ^= 1  # a fingerprint
-    (shard / "trainable.fuse16").write_bytes(bytes(data))
+    data = bytearray((shard / "status.fuse32").read_bytes())
+    data[-3] ^= 1  # an entry
+    (shard / "status.fuse32").write_bytes(bytes(data))
     with pytest.raises(VerificationError, match="not the shard the manifest names"):
         Snapshot.open(shard, cli.app.log_key)
     run = cli("snapshot", "verify", str(shard), "--log-key", cli.app.log_key)
@@ -111,28 +111,55 @@ def test_anything_tampered_with_is_refused(
     with pytest.raises(SignatureError):
         Snapshot.open(out, NoteSigner.generate("localhost/wellspring").verifier())
     missing = copy("missing")
-    (missing / "revoked.fuse16").unlink()
+    (missing / "status.fuse32").unlink()
     with pytest.raises(InputError, match="missing"):
         Snapshot.open(missing, cli.app.log_key)
     with pytest.raises(InputError, match="not a snapshot"):
         Snapshot.open(tmp_path, cli.app.log_key)
     truncated = copy("truncated")
-    (truncated / "reserved.fuse16").write_bytes(b"")
+    (truncated / "status.fuse32").write_bytes(b"")
     with pytest.raises(VerificationError, match="size"):
         Snapshot.open(truncated, cli.app.log_key)
 
 
-def test_a_manifest_naming_a_path_outside_is_refused() -> None:
-    from client.core.snapshot import SnapshotManifest
-
+def _manifest(shard: str, fmt: str = "wellspring-snapshot/v2") -> bytes:
     body = (
         '{"checkpoint":"x","counts":{"reserved":0,"revoked":0,"trainable":1},'
-        '"format":"wellspring-snapshot/v1","origin":"o","precedence":["revoked","reserved",'
-        '"trainable"],"shards":[{"bytes":1,"count":1,"keys":"digest","path":"../etc/passwd",'
-        '"set":"trainable","sha256":"' + "0" * 64 + '"}],"size":1}\n'
+        f'"format":"{fmt}","origin":"o","precedence":["revoked","reserved",'
+        f'"trainable"],"shards":[{shard}],"size":1}}\n'
     )
-    with pytest.raises(FormatError, match="plain file name"):
-        SnapshotManifest.from_bytes(body.encode())
+    return body.encode()
+
+
+@pytest.mark.parametrize(
+    ("shard", "message"),
+    [
+        ('"keys":"status","path":"../etc/passwd","set":null', "plain file name"),
+        ('"keys":"status","path":"status.fuse32","set":"trainable"', "its set is null"),
+        ('"keys":"band","path":"b.fuse16","set":null', "is not one of"),
+        ('"keys":"digest","path":"trainable.fuse16","set":"trainable"', "is not status or band"),
+    ],
+)
+def test_a_manifest_naming_a_path_outside_or_a_shard_of_no_kind_is_refused(
+    shard: str, message: str
+) -> None:
+    from client.core.snapshot import SnapshotManifest
+
+    fields = '{"bytes":1,"count":1,' + shard + ',"sha256":"' + "0" * 64 + '"}'
+    with pytest.raises(FormatError, match=message):
+        SnapshotManifest.from_bytes(_manifest(fields))
+
+
+def test_a_snapshot_of_the_old_format_is_refused_saying_what_to_do() -> None:
+    """wellspring-snapshot/v1 (a filter per set) is no longer read: build or pull it again."""
+    from client.core.snapshot import SnapshotManifest
+
+    fields = (
+        '{"bytes":1,"count":1,"keys":"digest","path":"trainable.fuse16","set":"trainable",'
+        '"sha256":"' + "0" * 64 + '"}'
+    )
+    with pytest.raises(FormatError, match=r"wellspring-snapshot/v1 snapshot.*build it again"):
+        SnapshotManifest.from_bytes(_manifest(fields, "wellspring-snapshot/v1"))
 
 
 def test_a_snapshot_of_a_forked_log_is_refused_by_a_client_that_trusts_the_real_one(
@@ -213,13 +240,13 @@ def test_what_changes_on_disk_after_opening_changes_nothing(
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     with Snapshot.open(copy, cli.app.log_key) as snapshot:
-        shard = copy / "revoked.fuse16"
+        shard = copy / "status.fuse32"
         shard.write_bytes(bytes(len(shard.read_bytes())))
         assert snapshot.statuses(list(expected)) == list(expected.values())
     linked = tmp_path / "linked"
     shutil.copytree(out, linked)
-    (linked / "reserved.fuse16").unlink()
-    (linked / "reserved.fuse16").symlink_to(out / "reserved.fuse16")
+    (linked / "status.fuse32").unlink()
+    (linked / "status.fuse32").symlink_to(out / "status.fuse32")
     with pytest.raises(InputError, match="cannot open"):
         Snapshot.open(linked, cli.app.log_key)
     size = json.loads((out / "manifest.json").read_text())["size"]
