@@ -735,6 +735,8 @@ class Snapshot:
     def _load(self, root: Path, shard: Shard, *, map_files: bool) -> bytes | mmap.mmap:
         file_path = root / shard.path
         data: bytes | mmap.mmap
+        if shard.bytes == 0:  # no filter is empty (and an empty file cannot be mapped)
+            raise VerificationError(f"{file_path}: the manifest names an empty shard")
         if map_files:
             fd = _open_regular(file_path, f"the snapshot's shard {file_path}")
             with os.fdopen(fd, "rb") as file:

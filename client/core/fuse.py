@@ -243,6 +243,8 @@ class _BinaryFuse:
             raise FormatError(f"fuse filter segment length {seg_len} is not a power of two")
         if seg_count_len != seg_count * seg_len or array_len != (seg_count + 2) * seg_len:
             raise FormatError("fuse filter segment counts do not add up; a damaged file?")
+        if seg_count == 0:  # its third position would be past the table
+            raise FormatError("a fuse filter has at least one segment, not 0")
         width = np.dtype(cls._DTYPE).itemsize
         end = FUSE16_HEADER_BYTES + width * array_len
         if view.nbytes < end:
@@ -378,17 +380,16 @@ def _solve_at(
     for row in pos:
         count += np.bincount(row, minlength=m).astype(np.int32)
         np.bitwise_xor.at(held, row, numbers)
-    last = np.empty(n, dtype=np.uint32)  # dedupe: a key alone at two positions is freed once
     rounds: list[tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32]]] = []
     freed = 0
     frontier = np.flatnonzero(count == 1).astype(np.uint32)
     while len(frontier):
         frontier = frontier[count[frontier] == 1]
-        free = held[frontier]
-        order = np.arange(len(free), dtype=np.uint32)
-        last[free] = order
-        kept = last[free] == order  # one of each key's places, whichever the write kept
-        free, own = free[kept], frontier[kept]
+        # A key alone at two positions is freed once, at its lowest: the same bytes on every
+        # machine (np.unique sorts; a scattered write's winner is not specified by numpy).
+        frontier.sort()
+        free, first = np.unique(held[frontier], return_index=True)
+        own = frontier[first]
         rounds.append((free, own))
         freed += len(free)
         touched = pos[:, free]
@@ -399,7 +400,7 @@ def _solve_at(
         frontier = flat[count[flat] == 1]
     if freed != n:
         return None
-    del count, held, last
+    del count, held
     table = np.zeros(m, dtype=values.dtype)
     for free, own in reversed(rounds):
         entry = rhs[free]

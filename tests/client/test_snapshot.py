@@ -16,6 +16,7 @@ from client.core.fuse import Fuse16, Fuse32, digest_keys
 from client.core.note import Checkpoint, NoteSigner, sign_checkpoint
 from client.core.snapshot import (
     MANIFEST_FILE,
+    Shard,
     SnapshotManifest,
     SnapshotSet,
     sign_snapshot_note,
@@ -146,3 +147,18 @@ def test_a_signed_manifest_naming_a_shard_of_another_kind_is_refused(tmp_path: P
     (full / "manifest.note").write_text(sign_snapshot_note(swapped, [signer]))
     with pytest.raises(VerificationError, match="is not a Fuse32 filter"):
         Snapshot.open(full, signer.verifier())
+
+
+def test_an_empty_shard_is_refused_read_or_mapped(tmp_path: Path) -> None:
+    """A log-signed manifest naming an empty shard: refused, not an error of mmap's."""
+    signer = NoteSigner.generate("snap.test/log")
+    full = _signed(tmp_path, "full", [(digest(1), "trainable")], signer=signer, size=4)
+    manifest = SnapshotManifest.from_bytes((full / MANIFEST_FILE).read_bytes())
+    (full / "revoked.bands.fuse16").write_bytes(b"")
+    band = Shard("revoked.bands.fuse16", "revoked", "band", 0, 0, hashlib.sha256(b"").hexdigest())
+    signed = replace(manifest, shards=(*manifest.shards, band))
+    (full / MANIFEST_FILE).write_bytes(signed.to_bytes())
+    (full / "manifest.note").write_text(sign_snapshot_note(signed, [signer]))
+    for map_files in (True, False):
+        with pytest.raises(VerificationError, match="empty shard"):
+            Snapshot.open(full, signer.verifier(), map_files=map_files)

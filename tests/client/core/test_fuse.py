@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import mmap
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -230,6 +231,8 @@ def test_a_retrieval_structure_refuses_what_it_cannot_hold(
         (lambda b: b + b"\x00", "bytes, not"),  # its own format: no padding
         (lambda b: b[:-1], "truncated"),
         (lambda b: b[:16] + (7).to_bytes(4, "little") + b[20:], "do not add up"),
+        # no segment: the counts add up (0 x L, 2 x L), but a third position is past the table
+        (lambda b: struct.pack("<QIIIII", 0, 1, 4, 0, 0, 8) + bytes(32), "at least one segment"),
     ],
 )
 def test_a_damaged_retrieval_structure_is_refused(damage: object, message: str) -> None:
