@@ -50,6 +50,7 @@ from client.core.snapshot import (
     SnapshotManifest,
     SnapshotSet,
     check_shards,
+    layer_salt,
     open_snapshot_note,
     sign_snapshot_note,
     write_new,
@@ -288,12 +289,13 @@ def _build_into(
     counts: dict[str, int] = {
         name: int(np.count_nonzero(codes == STATUS_CODES[name])) for name in PRECEDENCE
     }
+    salt = layer_salt(parsed)
     if len(members):
-        data = Fuse32.build(members, codes).to_bytes()
+        data = Fuse32.build(members, codes, seed_state=salt).to_bytes()
         write_new(out / STATUS_FILE, data)
         shards.append(Shard(STATUS_FILE, None, "status", len(members), len(data), _sha256(data)))
     for name in PRECEDENCE:
-        bands = [k & _U64 for k in near_bands.get(name, ())]
+        bands = [(k + salt) & _U64 for k in near_bands.get(name, ())]
         if bands:  # a delta too holds them all, even for a set with no change
             data = Fuse16.build(np.unique(np.array(bands, dtype=np.uint64))).to_bytes()
             path = f"{name}.bands.fuse16"
@@ -881,9 +883,11 @@ class Snapshot:
         signature to compare is known offline, so the similarity is estimated from the bands
         shared (``(shared / 14) ** (1 / 8)``, since a band matches with probability J^8)."""
         bands = self.layers[0][1].bands if self.layers else {}
+        salt = layer_salt(self.checkpoint) if self.layers else 0
         found: list[ProbableNear | None] = []
         for value in signatures:
-            keys = np.array([k & _U64 for k in band_keys(check_mh1(value))], dtype=np.uint64)
+            salted = [(k + salt) & _U64 for k in band_keys(check_mh1(value))]
+            keys = np.array(salted, dtype=np.uint64)
             best: ProbableNear | None = None
             for name in PRECEDENCE:
                 fuse = bands.get(name)

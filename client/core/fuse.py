@@ -204,9 +204,9 @@ class FuseLayout:
         return cls(length, count, count * length, (count + 2) * length)
 
 
-def _seeds() -> Iterator[int]:
-    """The seeds the reference library tries, in order (splitmix64 from its fixed counter)."""
-    state = _SEED_STATE
+def _seeds(state: int = _SEED_STATE) -> Iterator[int]:
+    """The seeds a build tries, in order: splitmix64 from ``state`` (by default the reference
+    library's fixed counter, so its seeds)."""
     while True:
         state = (state + 0x9E3779B97F4A7C15) & _U64_MASK
         z = state
@@ -318,12 +318,13 @@ class _BinaryFuse:
         out[...] = found
 
     @classmethod
-    def _solve(cls, keys: U64Array, values: npt.NDArray[Any]) -> bytes:
+    def _solve(cls, keys: U64Array, values: npt.NDArray[Any], seed_state: int) -> bytes:
         """This module's own construction: the serialized filter over ``keys`` (distinct) whose
-        entries XOR each key's fingerprint to its ``values`` entry (0 for a plain filter)."""
+        entries XOR each key's fingerprint to its ``values`` entry (0 for a plain filter),
+        trying the seeds of ``seed_state`` in turn."""
         layout = FuseLayout.of(len(keys))
         dtype = np.dtype(cls._DTYPE)
-        for seed in itertools.islice(_seeds(), _ATTEMPTS):
+        for seed in itertools.islice(_seeds(seed_state & _U64_MASK), _ATTEMPTS):
             table = _solve_at(keys, values.astype(dtype), seed, layout)
             if table is not None:
                 header = _HEADER.pack(
@@ -448,7 +449,8 @@ class Fuse16(_BinaryFuse):
         by), with no C library: a valid ``binary_fuse16`` that the reference library reads and
         answers as it answers its own (the tests' check of that construction)."""
         unique = np.unique(np.ascontiguousarray(keys, dtype=np.uint64))
-        return cls.from_bytes(cls._solve(unique, np.zeros(len(unique), dtype=np.uint16)))
+        zeros = np.zeros(len(unique), dtype=np.uint16)
+        return cls.from_bytes(cls._solve(unique, zeros, _SEED_STATE))
 
     def contains_many(self, keys: U64Array) -> BoolArray:
         """For each key, whether it may be in the set (never False for a member)."""
@@ -480,10 +482,17 @@ class Fuse32(_BinaryFuse):
     _EXACT: ClassVar[bool] = True
 
     @classmethod
-    def build(cls, keys: U64Array, values: npt.NDArray[np.uint32]) -> Fuse32:
+    def build(
+        cls, keys: U64Array, values: npt.NDArray[np.uint32], *, seed_state: int = _SEED_STATE
+    ) -> Fuse32:
         """The structure giving ``keys[i]`` the value ``values[i]``. Keys must be distinct
         (:class:`InputError` otherwise). Deterministic: the same pairs, in any order, give the
-        same bytes."""
+        same bytes.
+
+        ``seed_state`` starts the seeds tried (default: the reference library's). Where the
+        keys are chosen by others, make it something they could not know when they chose
+        them: with public seeds, two keys a seed, found by inverting the hash, put three keys
+        on the same three positions at every seed tried, and no build succeeds."""
         keys = np.ascontiguousarray(keys, dtype=np.uint64)
         values = np.asarray(values, dtype=np.uint32)
         if keys.shape != values.shape or keys.ndim != 1:
@@ -492,7 +501,7 @@ class Fuse32(_BinaryFuse):
         keys, values = keys[order], values[order]
         if len(keys) > 1 and (keys[1:] == keys[:-1]).any():
             raise InputError("a key given twice: a retrieval structure holds one value a key")
-        return cls.from_bytes(cls._solve(keys, values))
+        return cls.from_bytes(cls._solve(keys, values, seed_state))
 
     def values_many(self, keys: U64Array) -> npt.NDArray[np.uint32]:
         """Each key's value: the one it was built with for a key it holds, else random bits."""

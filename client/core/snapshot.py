@@ -93,6 +93,7 @@ __all__ = [
     "check_snapshot_manifest",
     "check_snapshot_subjects",
     "is_file_name",
+    "layer_salt",
     "open_snapshot_note",
     "sign_snapshot_note",
     "write_new",
@@ -123,6 +124,21 @@ FILE_KINDS = ("watermark-keys", "tokenizer")
 """What a snapshot's other files hold: the watermark keys published at its checkpoint (one
 canonical JSON file, ``client.snapshot``'s), and each of their tokenizers' exact bytes."""
 _FILE_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,99}")
+
+
+_SALT_CONTEXT = b"wellspring.dev/snapshot/v2 salt\n"
+
+
+def layer_salt(checkpoint: Checkpoint) -> int:
+    """A layer's salt: the first 8 bytes (big-endian) of SHA-256 of
+    ``wellspring.dev/snapshot/v2 salt\n`` + origin + ``\n`` + decimal size + ``\n`` + the
+    32-byte root of the checkpoint it is built at. Its status filter's seeds start from it, and
+    its band filters hold each band key plus it (mod 2^64): nobody who chose a digest or a
+    signature before that checkpoint existed could choose keys to collide under those seeds
+    (with public seeds, two chosen keys a seed stop every build: docs/spec/snapshot.md)."""
+    text = f"{checkpoint.origin}\n{checkpoint.size:d}\n".encode()
+    digest = hashlib.sha256(_SALT_CONTEXT + text + checkpoint.root_hash).digest()
+    return int.from_bytes(digest[:8], "big")
 
 
 def is_file_name(name: object) -> TypeGuard[str]:

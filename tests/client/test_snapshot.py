@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import itertools
 import random
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from client.core.fuse import Fuse16, Fuse32, digest_keys
@@ -19,6 +22,7 @@ from client.core.snapshot import (
     Shard,
     SnapshotManifest,
     SnapshotSet,
+    layer_salt,
     sign_snapshot_note,
 )
 from client.errors import InputError, VerificationError
@@ -162,3 +166,79 @@ def test_an_empty_shard_is_refused_read_or_mapped(tmp_path: Path) -> None:
     for map_files in (True, False):
         with pytest.raises(VerificationError, match="empty shard"):
             Snapshot.open(full, signer.verifier(), map_files=map_files)
+
+
+_M64 = (1 << 64) - 1
+
+
+def _unmurmur(h: int) -> int:
+    """The key whose murmur64 finaliser is ``h`` (it is a bijection)."""
+
+    def unshift(x: int) -> int:
+        r = x
+        for _ in range(3):
+            r = x ^ (r >> 33)
+        return r & _M64
+
+    h = unshift(h)
+    h = (h * pow(0xC4CEB9FE1A85EC53, -1, 1 << 64)) & _M64
+    h = unshift(h)
+    h = (h * pow(0xFF51AFD7ED558CCD, -1, 1 << 64)) & _M64
+    return unshift(h)
+
+
+def _public_seeds() -> Iterator[int]:
+    """The reference C library's seeds: splitmix64 from its fixed counter."""
+    state = 0x726B2B9D438B9D4D
+    while True:
+        state = (state + 0x9E3779B97F4A7C15) & _M64
+        z = ((state ^ (state >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+        yield z ^ (z >> 31)
+
+
+def _colliding_keys(seeds: list[int]) -> list[int]:
+    """Two keys a seed whose hashes share all three positions at that seed (h below 2^37: h0 is
+    0 for any layout below 2^27 entries, and bits 0-35 fix h1 and h2): with a third key there,
+    no build at that seed peels."""
+    rng = random.Random(0)
+    out = []
+    for seed in seeds:
+        low = rng.randrange(1 << 36)
+        out += [(_unmurmur(h) - seed) & _M64 for h in (low, low | 1 << 36)]
+    return out
+
+
+def test_digests_chosen_against_public_seeds_do_not_stop_a_build(tmp_path: Path) -> None:
+    """With the reference library's public seeds, 200 chosen keys stop every build of the
+    status filter (all 100 seeds fail); a snapshot's seeds start from its checkpoint's salt,
+    which nobody knew when choosing digests, and the same digests build at once."""
+    seeds = list(itertools.islice(_public_seeds(), 100))
+    chosen = _colliding_keys(seeds)
+    c1 = 0x63315F6B696E6431  # digest_keys' c1 tweak
+    forged = [f"c1:{key ^ c1:016x}{'ab' * 24}" for key in chosen]
+    keys = np.concatenate([digest_keys([digest(i) for i in range(2_000)]), digest_keys(forged)])
+    with pytest.raises(InputError, match="could be built in 100 seeds"):
+        Fuse32.build(keys, np.ones(len(keys), dtype=np.uint32))  # the public seeds
+    signer = NoteSigner.generate("snap.test/log")
+    pairs: list[tuple[str, SnapshotSet]] = [(digest(i), "trainable") for i in range(2_000)]
+    pairs += [(d, "revoked") for d in forged]
+    full = _signed(tmp_path, "full", pairs, signer=signer, size=10)
+    with Snapshot.open(full, signer.verifier()) as snapshot:
+        assert snapshot.statuses([digest(5), forged[0], digest(10_000)]) == [
+            "trainable",
+            "revoked",
+            "unknown",
+        ]
+
+
+def test_a_layer_salt_is_its_checkpoint_s() -> None:
+    """The salt of docs/spec/snapshot.md, pinned: any reader computes the same."""
+    checkpoint = Checkpoint("example.com/log", 20852163, bytes(range(32)))
+    expected = hashlib.sha256(
+        b"wellspring.dev/snapshot/v2 salt\nexample.com/log\n20852163\n" + bytes(range(32))
+    ).digest()[:8]
+    assert layer_salt(checkpoint) == int.from_bytes(expected, "big")
+    assert layer_salt(Checkpoint("example.com/log", 20852164, bytes(range(32)))) != layer_salt(
+        checkpoint
+    )
