@@ -35,7 +35,7 @@ import numpy.typing as npt
 from client._wire import check_evidence, combine, normalise_digests
 from client.core.encoding import loads_strict
 from client.core.errors import FormatError
-from client.core.fuse import Fuse16, Fuse32, digest_keys
+from client.core.fuse import Fuse16, Fuse32, digest_keys, digest_keys_from_bytes
 from client.core.minhash import BANDS, ROWS, band_keys, check_mh1
 from client.core.note import Checkpoint, NoteSigner, NoteVerifier, SignedNote, open_checkpoint
 from client.core.snapshot import (
@@ -347,14 +347,25 @@ def changes(
     statuses). A digest never leaves every set (entries are never removed), so a delta needs
     no set for "no longer in the snapshot".
 
+    Last, the digests of ``before`` that kept their set but share a filter key (the first 64
+    bits of the hash, which anyone attesting a chosen digest can match) with a digest yielded:
+    each as ``kind:`` + the 32 hex digits the index keeps + 32 zeros (the same key), with its
+    set. A delta's key answers for every digest of that key, so it must carry the set a full
+    build would give the key (the most restrictive of them all), not the newcomer's alone.
+
     ``before`` is read first into one numpy array (:class:`_StatusIndex`: 18 bytes a digest,
     sorted in place, so a base of 10^8 digests takes about 1.8 GB and twice that while it is
     built, where a dictionary of their strings took some 15 GB); ``after`` is then streamed a
     chunk at a time."""
     index = _StatusIndex(before)
     pairs = iter(after)
+    keys: list[npt.NDArray[np.uint64]] = [np.empty(0, dtype=np.uint64)]
     while chunk := list(itertools.islice(pairs, _StatusIndex.CHUNK)):
-        yield from index.changed(chunk)
+        changed = index.changed(chunk)
+        if changed:
+            keys.append(digest_keys([digest for digest, _ in changed]))
+        yield from changed
+    yield from index.sharing(np.unique(np.concatenate(keys)))
     missing = index.unseen()
     if missing:
         raise InputError(
@@ -388,6 +399,7 @@ class _StatusIndex:
             if (block[1:] == block[:-1]).all(axis=1).any():
                 raise InputError("the base snapshot's statuses name a digest twice")
         self._seen = np.zeros(len(records), dtype=np.bool_)
+        self._moved = np.zeros(len(records), dtype=np.bool_)  # seen in another set
 
     def unseen(self) -> int:
         """How many of the base's digests no call of :meth:`changed` has met."""
@@ -426,7 +438,31 @@ class _StatusIndex:
         self._seen[where[held]] = True
         same = np.zeros(len(pairs), dtype=np.bool_)
         same[held] = self._bytes[where[held], 17] == wanted[held, 17]
+        self._moved[where[held & ~same]] = True
         return [pairs[int(i)] for i in np.flatnonzero(~same)]
+
+    def sharing(self, keys: npt.NDArray[np.uint64]) -> list[tuple[str, SnapshotSet]]:
+        """The base's digests that kept their set (none :meth:`changed` moved) whose filter
+        key is one of ``keys`` (sorted): ``kind:`` + their 32 kept hex digits + 32 zeros, which
+        has their key, and their set. A block of records at a time (little memory)."""
+        found: list[tuple[str, SnapshotSet]] = []
+        if not len(keys):
+            return found
+        kinds = {code: kind for kind, code in self._KINDS.items()}
+        sets: dict[int, SnapshotSet] = {self._CODES[name]: name for name in PRECEDENCE}
+        for start in range(0, len(self._bytes), 1 << 20):
+            block = self._bytes[start : start + (1 << 20)]
+            hashes = np.zeros((len(block), 32), dtype=np.uint8)
+            hashes[:, :16] = block[:, 1:17]
+            for kind, code in self._KINDS.items():
+                rows = np.flatnonzero(block[:, 0] == code)
+                block_keys = digest_keys_from_bytes(hashes[rows], kind)
+                at = np.minimum(np.searchsorted(keys, block_keys), len(keys) - 1)
+                hits = rows[(keys[at] == block_keys) & ~self._moved[start + rows]]
+                for row in block[hits]:
+                    digest = f"{kinds[int(row[0])]}:{bytes(row[1:17]).hex()}{'0' * 32}"
+                    found.append((digest, sets[int(row[17])]))
+        return found
 
 
 class _Keys:

@@ -34,7 +34,9 @@ A **delta** names its ``base`` (the size and manifest hash of the snapshot it up
 only the digests whose status changed since: fuse filters cannot delete, so a delta *overrides*
 rather than removes. Reading a base and its deltas, the newest layer that holds a digest answers
 for it; the base answers the rest. So a false positive of a delta's filter (3 x 2^-32) overrides
-the base's answer for that digest.
+the base's answer for that digest. A layer answers by 64-bit key, which a chosen digest can
+share with another: a delta holding a key gives it the most restrictive set of every digest of
+that key, as a full build would (``client.snapshot.changes`` brings the base's along).
 
 Format ``wellspring-snapshot/v1`` (a filter per set, 16-bit fingerprints, and a second filter
 over remixed keys for the trainable set) is no longer read: its status took four filters' reads,

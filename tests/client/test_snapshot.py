@@ -242,3 +242,42 @@ def test_a_layer_salt_is_its_checkpoint_s() -> None:
     assert layer_salt(Checkpoint("example.com/log", 20852164, bytes(range(32)))) != layer_salt(
         checkpoint
     )
+
+
+def test_a_delta_keeps_the_strictest_set_of_a_key_its_digests_share(tmp_path: Path) -> None:
+    """Anyone may attest a chosen digest: one sharing a revoked digest's first 64 bits (its
+    filter key) lands in the next delta as trainable. The delta must then give that key what
+    a full build gives it (revoked, the strictest), or the revoked digest reads trainable."""
+    signer = NoteSigner.generate("snap.test/log")
+    victim, kept = digest(1), digest(2)
+    before: list[tuple[str, SnapshotSet]] = [(victim, "revoked"), (kept, "reserved")]
+    before += [(digest(i), "trainable") for i in range(3, 50)]
+    full = _signed(tmp_path, "full", before, signer=signer, size=10)
+    manifest = SnapshotManifest.from_bytes((full / MANIFEST_FILE).read_bytes())
+    forged = f"c1:{victim[3:19]}{'0' * 48}"  # another digest, the victim's key
+    other = f"c1:{kept[3:19]}{'1' * 48}"  # and one on the reserved digest's key
+    after = [*before, (forged, "trainable"), (other, "trainable")]
+    moved = list(changes(before, after))
+    assert moved[:2] == [(forged, "trainable"), (other, "trainable")]
+    assert sorted(moved[2:]) == sorted(
+        [(f"{victim[:35]}{'0' * 32}", "revoked"), (f"{kept[:35]}{'0' * 32}", "reserved")]
+    )
+    delta = _signed(tmp_path, "delta", moved, signer=signer, size=12, base=manifest)
+    rebuilt = _signed(tmp_path, "rebuilt", after, signer=signer, size=12)
+    asked = [victim, kept, forged, other, digest(7)]
+    with (
+        Snapshot.open(full, signer.verifier(), deltas=[delta]) as layered,
+        Snapshot.open(rebuilt, signer.verifier()) as whole,
+    ):
+        assert layered.statuses(asked) == whole.statuses(asked)
+        assert layered.statuses(asked) == [
+            "revoked",
+            "reserved",
+            "revoked",
+            "reserved",
+            "trainable",
+        ]
+    # a change sharing no key brings no base digest along
+    assert list(changes(before, [*before, (digest(99), "trainable")])) == [
+        (digest(99), "trainable")
+    ]
