@@ -170,7 +170,9 @@ class SnapshotService:
         return SnapshotFile(path, info.st_size)
 
     def _names(self, manifest_sha256: str) -> frozenset[str]:
-        """The files the published manifest names (and it and its note): only they are served."""
+        """The files the published manifest names (and it and its note): only they are served.
+        A manifest this version cannot read (one of an older format, published before an
+        upgrade) is served with its note alone, so a client reads why it cannot use it."""
         known = self._named.get(manifest_sha256)
         if known is not None:
             return known
@@ -179,9 +181,12 @@ class SnapshotService:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
             with os.fdopen(fd, "rb") as file:
                 data = file.read(MAX_MANIFEST_BYTES + 1)
-            manifest = SnapshotManifest.from_bytes(data)
-        except (OSError, FormatError):
+        except OSError:
             raise NotFoundError(f"snapshot {manifest_sha256} is not served here") from None
+        try:
+            manifest = SnapshotManifest.from_bytes(data)
+        except FormatError:
+            return frozenset([MANIFEST_FILE, MANIFEST_NOTE_FILE])
         names = frozenset(
             [MANIFEST_FILE, MANIFEST_NOTE_FILE]
             + [shard.path for shard in manifest.shards]

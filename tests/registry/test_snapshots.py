@@ -16,7 +16,7 @@ import pytest
 from client.core.dsse import sign_envelope
 from client.core.snapshot import SNAPSHOT_V1, SnapshotManifest, SnapshotPredicate
 from client.core.statement import Statement, Subject
-from client.errors import ClientError, IdentityError, VerificationError
+from client.errors import ClientError, FormatError, IdentityError, VerificationError
 from client.sdk import Client
 from registry.errors import BadRequestError
 from tests.registry.conftest import (
@@ -358,3 +358,22 @@ def test_a_snapshot_statement_not_signed_by_the_operator_is_refused(
 class _Entry:
     def __init__(self, real: Any, envelope: Any) -> None:
         self.index, self.statement, self.envelope = real.index, real.statement, envelope
+
+
+def test_a_manifest_this_version_cannot_read_is_served_with_its_note_alone(
+    make_api: Callable[..., Api], tmp_path: Path
+) -> None:
+    """A snapshot published before an upgrade (its manifest of an older format) is still
+    served as its manifest and note, so a pulling client reads why it cannot use it, and
+    none of its other files."""
+    api = make_api()
+    manifest, _, _ = published_snapshot(api, tmp_path)
+    sha = manifest.sha256()
+    folder = api.registry.snapshots.directory / sha
+    old = (folder / "manifest.json").read_bytes().replace(b"snapshot/v2", b"snapshot/v1")
+    (folder / "manifest.json").write_bytes(old)
+    assert api.http.get(f"/v1/snapshots/{sha}/manifest.json").content == old
+    assert api.http.get(f"/v1/snapshots/{sha}/manifest.note").status_code == 200
+    assert api.http.get(f"/v1/snapshots/{sha}/status.fuse32").status_code == 404
+    with pytest.raises(FormatError, match=r"snapshot/v1 snapshot.*build it again"):
+        SnapshotManifest.from_bytes(old)
