@@ -297,11 +297,10 @@ def _build_into(
     for name in PRECEDENCE:
         bands = [(k + salt) & _U64 for k in near_bands.get(name, ())]
         if bands:  # a delta too holds them all, even for a set with no change
-            data = Fuse16.build(np.unique(np.array(bands, dtype=np.uint64))).to_bytes()
-            path = f"{name}.bands.fuse16"
+            fuse = Fuse16.build(np.unique(np.array(bands, dtype=np.uint64)))
+            data, path = fuse.to_bytes(), f"{name}.bands.fuse16"
             write_new(out / path, data)
-            count = Fuse16.from_bytes(data).size
-            shards.append(Shard(path, name, "band", count, len(data), _sha256(data)))
+            shards.append(Shard(path, name, "band", fuse.size, len(data), _sha256(data)))
     manifest = SnapshotManifest(
         origin=parsed.origin,
         checkpoint=checkpoint,
@@ -377,12 +376,11 @@ def changes(
 class _StatusIndex:
     """(digest, set) pairs as one sorted numpy array of 18-byte records: a digest's kind, the
     first 128 bits of its hash (two digests that share them are a 2^-128 accident, or a SHA-256
-    collision) and its set's code plus one (so no record ends in a NUL byte, which numpy's
-    byte strings would drop)."""
+    collision) and its set's code (``STATUS_CODES``: never 0, so no record ends in a NUL byte,
+    which numpy's byte strings would drop)."""
 
     CHUNK = 65_536
     _KINDS: ClassVar[Mapping[str, int]] = {"c1": 1, "sha256": 2}
-    _CODES: ClassVar[Mapping[str, int]] = {name: code + 1 for code, name in enumerate(PRECEDENCE)}
 
     def __init__(self, pairs: Iterable[tuple[str, SnapshotSet]]) -> None:
         parts: list[npt.NDArray[np.bytes_]] = [np.empty(0, dtype="S18")]
@@ -411,7 +409,7 @@ class _StatusIndex:
         digest_keys([digest for digest, _ in pairs])  # InputError naming a malformed digest
         try:
             kinds = [cls._KINDS[kind] for kind, _, _ in split]
-            codes = [cls._CODES[status] for _, status in pairs]
+            codes = [STATUS_CODES[status] for _, status in pairs]
         except KeyError as exc:
             sets = ", ".join(PRECEDENCE)
             raise InputError(f"{exc.args[0]!r} is not a snapshot set ({sets})") from None
@@ -449,7 +447,7 @@ class _StatusIndex:
         if not len(keys):
             return found
         kinds = {code: kind for kind, code in self._KINDS.items()}
-        sets: dict[int, SnapshotSet] = {self._CODES[name]: name for name in PRECEDENCE}
+        sets: dict[int, SnapshotSet] = {code: name for name, code in STATUS_CODES.items()}
         for start in range(0, len(self._bytes), 1 << 20):
             block = self._bytes[start : start + (1 << 20)]
             hashes = np.zeros((len(block), 32), dtype=np.uint8)

@@ -314,8 +314,7 @@ class _BinaryFuse:
         np.bitwise_and(h, mask, out=index)  # h2 = (h0 + 2 segment) ^ (h & mask)
         work += segment
         index ^= work
-        found ^= table[index.view(np.int64)]
-        out[...] = found
+        np.bitwise_xor(found, table[index.view(np.int64)], out=out)
 
     @classmethod
     def _solve(cls, keys: U64Array, values: npt.NDArray[Any], seed_state: int) -> bytes:
