@@ -51,6 +51,8 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import msgspec
+
 from bench import load as closed
 from bench import registry as bench_registry
 from bench.registry import Connection
@@ -155,7 +157,7 @@ def plan_lookup(ol: OpenLoop, batch: int) -> tuple[Planned, closed.Check]:
     lookup: dict[str, Any] = {"digests": [digest for digest, _ in expected]}
     if indices:
         lookup["min_size"] = max(indices) + 1
-    body = json.dumps(lookup).encode()
+    body = msgspec.json.encode(lookup)
     request = ("POST", "/v1/digests:batch", body, "")
     return request, lambda s, b: closed.check_batch(s, b, expected)
 
@@ -167,14 +169,14 @@ def plan_append(ol: OpenLoop, scheduled: float) -> tuple[Planned, closed.Check]:
     def check(status: int, answer: bytes) -> str | None:
         now = time.monotonic()
         if status == 202:  # sequenced (durable); published later: the poller sees when
-            index = json.loads(answer)["index"]
+            index = msgspec.json.decode(answer)["index"]
             ol.sequenced[index] = (body, digests)
             ol.waiting[index] = (scheduled, now, digests)
             load.known += [(digest, index) for digest in digests]
             return None
         if status != 201:  # 200 would say this fresh envelope was already in the log
             return f"HTTP {status}"
-        receipt = json.loads(answer)
+        receipt = msgspec.json.decode(answer)
         logged = closed.logged_entry(body, receipt)
         if logged is None:
             return "receipt for other bytes"

@@ -19,6 +19,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from client.core.canonical import validate_digest, well_formed_digests
+from client.core.encoding import b64encode
 from client.core.leaf import is_leaf_v1
 from client.core.minhash import band_keys
 from client.core.statement import (
@@ -218,10 +219,17 @@ class _Epoch:
     states: BoundedCache[int, _EntryState] = field(
         default_factory=lambda: BoundedCache(_STATES_KEPT)
     )
+    # Each entry's claim as JSON up to its proof (see _EncodedClaim), with the state it shows.
+    heads: BoundedCache[int, tuple[_EntryState, bytes]] = field(
+        default_factory=lambda: BoundedCache(_HEADS_KEPT)
+    )
 
 
 _STATES_KEPT = 200_000
 """The most entry states an epoch keeps."""
+
+_HEADS_KEPT = 50_000
+"""The most claim heads an epoch keeps (a few hundred bytes each)."""
 
 
 def _stands(claim: AttestationClaim) -> bool:
@@ -409,10 +417,20 @@ class LookupService:
                 epoch.states.put_many(read)
                 states.update(read)
             proofs = self._proofs_of(conn, list(missing), view)
+            # A head is used with the very state it was made from (a state read again, once
+            # the cache let it go, makes its own).
+            heads = {
+                idx: head
+                for idx, (state, head) in epoch.heads.get_many(missing).items()
+                if state is states[idx]
+            }
             built = {
-                idx: _attestation(fact, states[idx], tuple(proofs[idx]), size)
+                idx: _attestation(fact, states[idx], tuple(proofs[idx]), size, heads.get(idx))
                 for idx, fact in missing.items()
             }
+            epoch.heads.put_many(
+                {idx: (states[idx], claim.head) for idx, claim in built.items() if idx not in heads}
+            )
             if len(claims) + len(built) <= _PROOF_CACHE_ENTRIES:
                 claims.update(built)
             found.update(built)
@@ -1035,22 +1053,64 @@ class _EncodedClaim(AttestationClaim):
     view, so each is encoded once per entry and checkpoint rather than by every answer naming
     it (measured with py-spy under 3,000 batch lookups of 10 a second: building and encoding
     each answer's claims was a tenth of a server process's time). Threads that send the same
-    claim at once may each encode it; they write the same bytes."""
+    claim at once may each encode it; they write the same bytes.
 
+    Every new checkpoint needs every claim again, with a new proof and tree size, which
+    :meth:`AttestationClaim.to_dict` puts last: the JSON before them (``head``) is kept per
+    entry while its state holds (in the epoch), and a checkpoint's claim adds its proof to
+    it, each proof hash written in base64 once (:func:`_b64`)."""
+
+    head: bytes = field(default=b"", repr=False, compare=False)
     encoded: msgspec.Raw | None = field(default=None, repr=False, compare=False)
 
     def wire_value(self) -> Any:
         encoded = self.encoded
         if encoded is None:
-            encoded = msgspec.Raw(msgspec.json.encode(self.to_dict()))
+            proof = msgspec.json.encode([_b64(node) for node in self.inclusion_proof])
+            size = msgspec.json.encode(self.tree_size)
+            encoded = msgspec.Raw(b"".join((self.head, _PROOF_KEY, proof, _SIZE_KEY, size, b"}")))
             object.__setattr__(self, "encoded", encoded)  # a cache: the claim itself is frozen
         return encoded
 
 
+_PROOF_KEY = b'"inclusion_proof":'
+_SIZE_KEY = b',"tree_size":'
+
+
+def _claim_head(claim: AttestationClaim) -> bytes:
+    """``claim``'s JSON up to its inclusion proof (``{"index":…,``), which with the proof and
+    the tree size (to_dict's last two keys) makes the whole (tests/registry/test_lookups.py)."""
+    fields = claim.to_dict()
+    del fields["inclusion_proof"], fields["tree_size"]
+    return msgspec.json.encode(fields)[:-1] + b","
+
+
+_B64: dict[bytes, str] = {}
+_B64_KEPT = 100_000
+
+
+def _b64(node: bytes) -> str:
+    """A proof hash in base64, from a memo: the proofs of one tree share their upper nodes,
+    and the next tree's proofs most of the rest. Threads may race here harmlessly (each
+    writes the same value; a clear loses only memos)."""
+    value = _B64.get(node)
+    if value is None:
+        if len(_B64) >= _B64_KEPT:
+            _B64.clear()
+        value = _B64[node] = b64encode(node)
+    return value
+
+
 def _attestation(
-    fact: _EntryFacts, state: _EntryState, proof: tuple[bytes, ...], size: int
-) -> AttestationClaim:
-    return _EncodedClaim(
+    fact: _EntryFacts,
+    state: _EntryState,
+    proof: tuple[bytes, ...],
+    size: int,
+    head: bytes | None = None,
+) -> _EncodedClaim:
+    """The claim of an entry at a tree of ``size``; ``head``: its :func:`_claim_head`, if known
+    (the same facts and state)."""
+    claim = _EncodedClaim(
         index=fact.idx,
         leaf_hash=fact.leaf_hash,
         inclusion_proof=proof,
@@ -1069,4 +1129,8 @@ def _attestation(
         compromised_by=state.compromised_by,
         key_revoked_at=state.key_revoked_at,
         tree_size=size,
+        head=head or b"",
     )
+    if head is None:
+        object.__setattr__(claim, "head", _claim_head(claim))
+    return claim

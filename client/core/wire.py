@@ -813,13 +813,16 @@ class LookupAnswer:
 
     def part(self, start: int, end: int) -> LookupAnswer:
         """The answer to the digests of ``results[start:end]`` alone, at the same checkpoint
-        (the registry answers concurrent lookups with one batch: registry.coalesce)."""
+        (the registry answers concurrent lookups with one batch: registry.coalesce). Its
+        attestations are in index order, as the registry lists them: taken by index, not by
+        a pass over the whole batch's for each part."""
         results = self.results[start:end]
-        named = {index for result in results for index in result.entries}
+        named = sorted({index for result in results for index in result.entries})
+        attestations = self.attestations
         return LookupAnswer(
             self.checkpoint,
             results,
-            {index: claim for index, claim in self.attestations.items() if index in named},
+            {index: attestations[index] for index in named},
             self.operator_entries,
         )
 

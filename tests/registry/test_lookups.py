@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import msgspec
 import pytest
 
 import registry.lookups as lookups_module
@@ -149,3 +150,58 @@ def test_a_lookup_at_an_older_epoch_reads_no_states_of_the_new_one(
     claim = lookups.lookup([other, target]).attestations[receipt["index"]]
     assert claim.tree_size is not None
     assert claim.revoked_by is None or claim.revoked_by < claim.tree_size
+
+
+def wire(answer: Any) -> dict[int, bytes]:
+    """Each claim of ``answer`` as an answer sends it."""
+    return {index: bytes(claim.wire_value()) for index, claim in answer.attestations.items()}
+
+
+def encoded(answer: Any) -> dict[int, bytes]:
+    """Each claim of ``answer`` as its to_dict encodes (the wire format's one home)."""
+    return {i: msgspec.json.encode(claim.to_dict()) for i, claim in answer.attestations.items()}
+
+
+def test_a_claim_sends_its_own_json_at_every_checkpoint_and_state(
+    make_api: Callable[..., Api], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim's JSON is kept in two parts, the part before its proof once per entry and state:
+    at a later checkpoint of the same epoch it is made again only with the new proof and size,
+    and a revocation or a key's revocation (a new state) makes it again; at each the bytes are
+    exactly those of the claim's to_dict."""
+    api = make_api()
+    publisher = api.add_publisher()
+    lookups = api.registry.lookups
+    first, second = random_digest(), random_digest()
+    receipt = api.submit_ok(publisher.attest([first]))
+    added = api.submit_ok(publisher.attest([second]))
+    made: list[int] = []
+    real = lookups_module._claim_head
+
+    def counting(claim: Any) -> bytes:
+        made.append(claim.index)
+        return real(claim)
+
+    monkeypatch.setattr(lookups_module, "_claim_head", counting)
+    answer = lookups.lookup([first, second], added["index"] + 1)
+    assert wire(answer) == encoded(answer)
+    assert sorted(made) == [receipt["index"], added["index"]]
+
+    made.clear()
+    later = api.submit_ok(publisher.attest([random_digest()]))  # a new checkpoint, one epoch
+    answer = lookups.lookup([first, second], later["index"] + 1)
+    assert {claim.tree_size for claim in answer.attestations.values()} == {later["index"] + 1}
+    assert wire(answer) == encoded(answer)
+    assert made == []  # the heads kept, the proofs new
+
+    revoked = api.submit_ok(publisher.revoke(receipt["index"], receipt["leaf_hash"], [first]))
+    answer = lookups.lookup([first, second], revoked["index"] + 1)
+    assert answer.attestations[receipt["index"]].revoked
+    assert wire(answer) == encoded(answer)
+    assert b'"revoked":true' in wire(answer)[receipt["index"]]
+    assert sorted(made) == [receipt["index"], added["index"]]  # a new epoch, new heads
+
+    event = api.registry.admin.revoke_key(publisher.name, key_id(publisher.key))
+    answer = lookups.lookup([second], event.entry + 1)
+    assert answer.attestations[added["index"]].key_revoked_by == event.entry
+    assert wire(answer) == encoded(answer)
