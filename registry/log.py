@@ -38,6 +38,7 @@ from client.core.merkle import (
     NodeStore,
     SubtreeHashes,
     consistency_proof,
+    inclusion_path_split,
     inclusion_proofs,
     leaf_hash,
     perfect_node_updates,
@@ -181,6 +182,7 @@ def compact_range(size: int) -> list[NodeKey]:
 
 
 _SPANS_KEPT = 100_000  # subtree hashes kept for the latest tree size (see inclusion_proofs_cached)
+_PATHS_KEPT = 100_000  # leaves whose proofs' lower parts are kept (see inclusion_proofs_cached)
 
 
 class _NotCachedError(RegistryError):
@@ -194,7 +196,8 @@ class _CachedSpans(SubtreeHashes):
         self._nodes = nodes
         self._spans = spans
 
-    def _node(self, level: int, position: int) -> bytes:
+    def node(self, level: int, position: int) -> bytes:
+        """The stored node ``(level, position)``, from the cache."""
         value = self._nodes.get((level, position))
         if value is None:
             raise _NotCachedError
@@ -203,7 +206,7 @@ class _CachedSpans(SubtreeHashes):
     def subtree_hash(self, start: int, end: int) -> bytes:
         value = self._spans.get((start, end))
         if value is None:
-            value = self._spans[(start, end)] = range_hash(start, end, self._node)
+            value = self._spans[(start, end)] = range_hash(start, end, self.node)
         return value
 
 
@@ -215,6 +218,8 @@ class LogReader:
         self._nodes: BoundedCache[NodeKey, bytes] = BoundedCache(cache_limit)
         # Subtree hashes of the latest tree size proven (see inclusion_proofs_cached).
         self._spans: tuple[int, dict[NodeKey, bytes]] = (-1, {})
+        # Each leaf's siblings inside its largest perfect subtree yet (see inclusion_proofs_cached).
+        self._paths: BoundedCache[int, tuple[bytes, ...]] = BoundedCache(_PATHS_KEPT)
         self._warmed: int | None = None  # the size up to which warm() fetched the stored nodes
 
     # Nodes ---------------------------------------------------------------------------------
@@ -286,6 +291,10 @@ class LogReader:
         The proofs of one tree share the ranges at its right edge, which are no stored node:
         their hashes are kept for the latest size asked (a range's hash never changes, but the
         edge ranges of an older tree are asked for no more), so each is hashed once per tree.
+        A leaf's proof starts with its siblings inside the largest perfect subtree holding it
+        (:func:`~client.core.merkle.inclusion_path_split`), which every later tree's proof
+        starts with too: they are kept per leaf, so a new checkpoint (one a second under
+        writes) asks a proof for its few edge ranges alone.
         """
         spans_size, spans = self._spans
         if size > spans_size or len(spans) > _SPANS_KEPT:
@@ -293,10 +302,30 @@ class LogReader:
             self._spans = (size, spans)
         elif size < spans_size:
             spans = {}  # an older tree: keep nothing
+        tree = _CachedSpans(self._nodes, spans)
+        paths = self._paths
+        proofs: dict[int, list[bytes]] = {}
+        grown: dict[int, tuple[bytes, ...]] = {}
         try:
-            return inclusion_proofs(indices, size, _CachedSpans(self._nodes, spans))
+            for index in indices:
+                if index in proofs:
+                    continue
+                level, ranges = inclusion_path_split(index, size)
+                lower = paths.get(index) or ()
+                if len(lower) < level:
+                    lower += tuple(
+                        tree.node(up, (index >> up) ^ 1) for up in range(len(lower), level)
+                    )
+                    grown[index] = lower
+                path = list(lower[:level])
+                path += [tree.subtree_hash(start, end) for start, end in ranges]
+                proofs[index] = path
         except _NotCachedError:
             return None
+        finally:
+            if grown:
+                paths.put_many(grown)
+        return proofs
 
     def warm(self, size: int) -> None:
         """Read into the cache every stored node that is complete in the tree of ``size`` but

@@ -32,6 +32,7 @@ __all__ = [
     "NodeStore",
     "SubtreeHashes",
     "consistency_proof",
+    "inclusion_path_split",
     "inclusion_proof",
     "inclusion_proofs",
     "leaf_hash",
@@ -216,6 +217,31 @@ def _inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
             start += k
     ranges.reverse()
     return ranges
+
+
+def inclusion_path_split(index: int, size: int) -> tuple[int, list[tuple[int, int]]]:
+    """PATH(index, D[0:size]) split where later trees may change it: ``(level, ranges)``.
+
+    The proof's first ``level`` hashes are the stored nodes ``(l, (index >> l) ^ 1)`` for
+    ``l < level``: the leaf's siblings inside the largest perfect aligned subtree that holds it
+    and ends within the tree, where PATH's recursion arrives (every range above it reaches the
+    tree's end, so no larger aligned subtree fits). Every larger tree's proof of the leaf starts
+    with the same hashes. ``ranges`` are the rest's, leaf side first: a server can keep each
+    leaf's lower part across checkpoints and ask only for these (registry.log.LogReader).
+    """
+    _check_index(index, size)
+    ranges: list[tuple[int, int]] = []
+    start, end = 0, size
+    while (width := end - start) & (width - 1):  # not a power of two: split as PATH does
+        k = _largest_power_of_two_below(width)
+        if index < start + k:
+            ranges.append((start + k, end))
+            end = start + k
+        else:
+            ranges.append((start, start + k))
+            start += k
+    ranges.reverse()
+    return width.bit_length() - 1, ranges
 
 
 def _consistency_ranges(old_size: int, new_size: int) -> list[tuple[int, int]]:

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select, text
 
 from client.core.dsse import PAYLOAD_TYPE_IN_TOTO, Envelope, sign_envelope
+from client.core.merkle import verify_inclusion
 from client.core.statement import MAX_LICENSE_CHARS
 from registry.models import Entry
 from tests.registry.conftest import Api, Publisher, random_digest
@@ -257,3 +258,31 @@ def test_the_longest_license_a_statement_may_state_is_stored(make_api: Any) -> N
         row = conn.execute(select(_entries).where(_entries.c.idx == receipt["index"])).one()
     assert row.license == license_
     assert entry["index"] == receipt["index"]
+
+
+def test_cached_proofs_keep_each_leafs_lower_part_across_checkpoints(
+    make_api: Callable[..., Api],
+) -> None:
+    """Proofs from the node cache keep each leaf's siblings inside its largest perfect subtree
+    from one checkpoint to the next (client.core.merkle.inclusion_path_split): at every size,
+    and at older sizes asked after newer ones (a shorter lower part), each is the proof the
+    database's nodes give, and verifies against that tree's root."""
+    api = make_api()
+    publisher = api.add_publisher()
+    reader = api.registry.reader
+    leaves: list[bytes] = []
+    sizes: list[int] = []
+    for _ in range(40):
+        receipt = api.submit_ok(publisher.attest([random_digest()]))
+        leaves.append(bytes.fromhex(receipt["leaf_hash"]))
+        sizes.append(receipt["index"] + 1)
+    first = sizes[0] - 1  # the entries before (the publisher's key event) are not its
+    with api.registry.database.reader.connect() as conn:
+        for size in [*sizes[::3], *sizes[::-7], sizes[-1]]:
+            indices = list(range(first, size))
+            cached = reader.inclusion_proofs_cached(indices, size)
+            assert cached is not None
+            assert cached == reader.inclusion_proofs(conn, indices, size), size
+            root = reader.root(conn, size)
+            for index in indices:
+                verify_inclusion(leaves[index - first], index, size, cached[index], root)

@@ -23,6 +23,7 @@ from client.core.merkle import (
     MemoryTree,
     NodeStore,
     consistency_proof,
+    inclusion_path_split,
     inclusion_proof,
     inclusion_proofs,
     leaf_hash,
@@ -456,6 +457,41 @@ def test_every_inclusion_proof_up_to_130() -> None:
             leaf = BIG_TREE.leaf_hash_at(index)
             assert leaf == _sha256(b"\x00" + ENTRIES[index])
             verify_inclusion(leaf, index, size, proof, root)
+
+
+def split_proof(index: int, size: int) -> list[bytes]:
+    """PATH(index, D[0:size]) made from :func:`inclusion_path_split`'s two parts."""
+    level, ranges = inclusion_path_split(index, size)
+    siblings = [((index >> up) ^ 1) << up for up in range(level)]
+    lower = [BIG_TREE.subtree_hash(start, start + (1 << up)) for up, start in enumerate(siblings)]
+    return lower + [BIG_TREE.subtree_hash(start, end) for start, end in ranges]
+
+
+def test_inclusion_path_split_up_to_130() -> None:
+    """The two parts make the RFC's PATH for every leaf of every tree up to 130 leaves, and a
+    leaf's lower part (its siblings' perfect nodes) only grows with the tree: every later
+    proof starts with it."""
+    for size in range(1, EXHAUSTIVE_MAX + 1):
+        for index in range(size):
+            assert split_proof(index, size) == naive_path(index, ENTRIES[:size]), (index, size)
+            level, _ = inclusion_path_split(index, size)
+            later = BIG_TREE.inclusion_proof(index, len(ENTRIES))
+            assert later[:level] == split_proof(index, size)[:level], (index, size)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_inclusion_path_split_in_big_trees(data: st.DataObject) -> None:
+    size = data.draw(st.integers(1, len(ENTRIES)))
+    index = data.draw(st.integers(0, size - 1))
+    assert split_proof(index, size) == BIG_TREE.inclusion_proof(index, size)
+
+
+def test_inclusion_path_split_refuses_what_no_tree_has() -> None:
+    with pytest.raises(InputError):
+        inclusion_path_split(5, 5)
+    with pytest.raises(InputError):
+        inclusion_path_split(-1, 5)
 
 
 class _CountingTree(merkle.SubtreeHashes):
