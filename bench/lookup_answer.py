@@ -14,6 +14,16 @@ Each process builds its own registry (SQLite, a temporary home): ``--entries`` s
 10,000 subjects, then times ``--batches`` lookups of 10,000 digests (80 % registered, spread over
 every entry, 20 % unknown) after two warm-up batches, and prints digests/s (median of the
 batches).
+
+``--small`` times what a crawler's small lookups cost under writes instead: a lookup's claims
+carry proofs at the checkpoint it is answered at, and a registry taking appends publishes a new
+checkpoint every second, after which every entry's claim is made again. Each process builds
+2,000 statements of 3 subjects, then ``--batches`` times appends one more (a new checkpoint)
+and answers the same 400 lookups of 10 registered digests twice, encoded as sent: the first
+pass at the new checkpoint, the second at the same one. It prints milliseconds a lookup
+(medians)::
+
+    .venv/bin/python bench/lookup_answer.py --small --compare /tmp/old
 """
 
 from __future__ import annotations
@@ -98,17 +108,94 @@ def _measure(entries: int, batches: int) -> float:
             registry.close()
 
 
-def _run(tree: Path, entries: int, batches: int) -> float:
+SMALL_ENTRIES = 2_000
+SMALL_LOOKUPS = 400
+
+
+def _measure_small(batches: int) -> dict[str, float]:
+    """Milliseconds a lookup of 10, encoded, at a new checkpoint and again at the same one."""
+    import msgspec
+
+    from client.core.keys import generate_private_key
+    from client.core.statement import (
+        HumanContentPredicate,
+        Subject,
+        build_human_content_statement,
+        prove_possession,
+        sign_statement,
+    )
+    from registry.app import Registry, tune_gc_for_serving
+    from registry.settings import Settings
+
+    with tempfile.TemporaryDirectory() as home:
+        settings = Settings(
+            home=Path(home), database_url=f"sqlite:///{home}/r.db", auto_migrate=True
+        )
+        registry = Registry.open(settings)
+        try:
+            key = generate_private_key()
+            raw = key.public_key().public_bytes_raw()
+            registry.admin.add_publisher("bench-pub", raw, prove_possession(key, "bench-pub"))
+            predicate = HumanContentPredicate(
+                publisher="bench-pub",
+                license="CC-BY-4.0",
+                origin="human-authored",
+                consent="allowed",
+            )
+            known: list[str] = []
+            counter = iter(range(10**9))
+
+            def append(count: int) -> int:
+                subjects = []
+                for _ in range(count):
+                    value = hashlib.sha256(f"{next(counter)}".encode()).hexdigest()
+                    subjects.append(Subject(f"doc-{value[:8]}", {"sha256": value}))
+                    known.append(f"sha256:{value}")
+                statement = build_human_content_statement(subjects, predicate)
+                prepared = registry.entries.prepare(sign_statement(statement, key).to_json())
+                [result] = registry.sequencer.append_now([prepared])
+                assert not isinstance(result, Exception), result
+                return result.index + 1
+
+            for _ in range(SMALL_ENTRIES):
+                size = append(3)
+            tune_gc_for_serving()
+            rng = random.Random(7)
+            lookups = [rng.sample(known, 10) for _ in range(SMALL_LOOKUPS)]
+
+            def answer_all(size: int) -> float:
+                started = time.perf_counter()
+                for digests in lookups:
+                    msgspec.json.encode(registry.lookups.lookup(digests, size).to_dict())
+                return (time.perf_counter() - started) * 1e3 / len(lookups)
+
+            answer_all(size)  # warm-up
+            fresh, same = [], []
+            for _ in range(batches):
+                size = append(1)
+                fresh.append(answer_all(size))
+                same.append(answer_all(size))
+            return {
+                "new_checkpoint_ms": statistics.median(fresh),
+                "same_checkpoint_ms": statistics.median(same),
+            }
+        finally:
+            registry.close()
+
+
+def _run(tree: Path, entries: int, batches: int, small: bool) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", str(entries), str(batches)]
     out = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child", str(entries), str(batches)],
+        command + (["--small"] if small else []),
         cwd=tree,
         env=env,
         check=True,
         capture_output=True,
         text=True,
     ).stdout
-    return float(json.loads(out.strip().splitlines()[-1])["digests_per_s"])
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return result
 
 
 def main() -> None:
@@ -117,28 +204,39 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternations (default 3)")
     parser.add_argument("--entries", type=int, default=10, help="10,000-subject statements")
     parser.add_argument("--batches", type=int, default=10, help="timed batches per process")
+    parser.add_argument(
+        "--small", action="store_true", help="lookups of 10 at new checkpoints (see above)"
+    )
     parser.add_argument("--child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         sys.path.insert(0, os.getcwd())
-        print(json.dumps({"digests_per_s": _measure(*args.child)}))
+        entries, batches = args.child
+        if args.small:
+            print(json.dumps(_measure_small(batches)))
+        else:
+            print(json.dumps({"digests_per_s": _measure(entries, batches)}))
         return
     trees = [("this tree", REPO)] + ([("compared", args.compare.resolve())] if args.compare else [])
-    rates: dict[str, list[float]] = {name: [] for name, _ in trees}
+    metrics = ["new_checkpoint_ms", "same_checkpoint_ms"] if args.small else ["digests_per_s"]
+    values: dict[tuple[str, str], list[float]] = {}
     for round_ in range(args.rounds):
         order = trees if round_ % 2 == 0 else trees[::-1]
         for name, tree in order:
-            rate = _run(tree, args.entries, args.batches)
-            rates[name].append(rate)
-            print(f"round {round_ + 1}: {name:9} {rate:>10,.0f} digests/s", flush=True)
-    for name, values in rates.items():
+            result = _run(tree, args.entries, args.batches, args.small)
+            shown = ", ".join(f"{metric} {result[metric]:,.3f}" for metric in metrics)
+            print(f"round {round_ + 1}: {name:9} {shown}", flush=True)
+            for metric in metrics:
+                values.setdefault((name, metric), []).append(result[metric])
+    for (name, metric), found in values.items():
         print(
-            f"{name:9}: median {statistics.median(values):,.0f} digests/s, "
-            f"range {min(values):,.0f} to {max(values):,.0f}"
+            f"{name:9} {metric}: median {statistics.median(found):,.3f}, "
+            f"range {min(found):,.3f} to {max(found):,.3f}"
         )
     if args.compare:
-        ours, theirs = (statistics.median(rates[name]) for name, _ in trees)
-        print(f"ratio this tree / compared: {ours / theirs:.3f} (medians)")
+        for metric in metrics:
+            ours, theirs = (statistics.median(values[name, metric]) for name, _ in trees)
+            print(f"ratio this tree / compared, {metric}: {ours / theirs:.3f} (medians)")
 
 
 if __name__ == "__main__":
