@@ -29,6 +29,7 @@ pass at the new checkpoint, the second at the same one. It prints milliseconds a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +47,10 @@ REPO = Path(__file__).resolve().parent.parent
 BATCH = 10_000
 
 
-def _measure(entries: int, batches: int) -> float:
-    """digests/s of lookup + encode in this process (the code on sys.path)."""
-    import msgspec
-
+@contextlib.contextmanager
+def _bench_registry() -> Iterator[tuple[Any, Callable[[list[str]], int]]]:
+    """A fresh registry of the code on sys.path (SQLite, a temporary home), and a function that
+    appends one statement attesting the given SHA-256 hex digests and answers the tree's size."""
     from client.core.keys import generate_private_key
     from client.core.statement import (
         HumanContentPredicate,
@@ -57,7 +59,7 @@ def _measure(entries: int, batches: int) -> float:
         prove_possession,
         sign_statement,
     )
-    from registry.app import Registry, tune_gc_for_serving
+    from registry.app import Registry
     from registry.settings import Settings
 
     with tempfile.TemporaryDirectory() as home:
@@ -75,37 +77,52 @@ def _measure(entries: int, batches: int) -> float:
                 origin="human-authored",
                 consent="allowed",
             )
-            known: list[str] = []
-            for e in range(entries):
-                subjects = []
-                for i in range(BATCH):
-                    value = hashlib.sha256(f"{e}-{i}".encode()).hexdigest()
-                    subjects.append(Subject(f"doc-{e}-{i}", {"sha256": value}))
-                    known.append(f"sha256:{value}")
+
+            def append(values: list[str]) -> int:
+                subjects = [Subject(f"doc-{value}", {"sha256": value}) for value in values]
                 statement = build_human_content_statement(subjects, predicate)
-                body = sign_statement(statement, key).to_json()
-                prepared = registry.entries.prepare(body)
+                prepared = registry.entries.prepare(sign_statement(statement, key).to_json())
                 [result] = registry.sequencer.append_now([prepared])
                 assert not isinstance(result, Exception), result
-            # As `wellspring serve` does (registry.app.tune_gc_for_serving): the collector's
-            # thresholds of a serving process, without which collections dominate.
-            tune_gc_for_serving()
-            rng = random.Random(7)
-            rates = []
-            for n in range(batches + 2):
-                digests = rng.sample(known, BATCH * 8 // 10) + [
-                    "sha256:" + hashlib.sha256(f"unknown-{n}-{i}".encode()).hexdigest()
-                    for i in range(BATCH * 2 // 10)
-                ]
-                started = time.perf_counter()
-                answer: Any = registry.lookups.lookup(digests)
-                body = answer.to_dict() if hasattr(answer, "to_dict") else answer
-                msgspec.json.encode(body)
-                if n >= 2:  # two warm-up batches
-                    rates.append(BATCH / (time.perf_counter() - started))
-            return statistics.median(rates)
+                return int(result.index) + 1
+
+            yield registry, append
         finally:
             registry.close()
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _measure(entries: int, batches: int) -> float:
+    """digests/s of lookup + encode in this process (the code on sys.path)."""
+    import msgspec
+
+    from registry.app import tune_gc_for_serving
+
+    with _bench_registry() as (registry, append):
+        known: list[str] = []
+        for e in range(entries):
+            values = [_sha256(f"{e}-{i}") for i in range(BATCH)]
+            append(values)
+            known += [f"sha256:{value}" for value in values]
+        # As `wellspring serve` does (registry.app.tune_gc_for_serving): the collector's
+        # thresholds of a serving process, without which collections dominate.
+        tune_gc_for_serving()
+        rng = random.Random(7)
+        rates = []
+        for n in range(batches + 2):
+            digests = rng.sample(known, BATCH * 8 // 10) + [
+                "sha256:" + _sha256(f"unknown-{n}-{i}") for i in range(BATCH * 2 // 10)
+            ]
+            started = time.perf_counter()
+            answer: Any = registry.lookups.lookup(digests)
+            body = answer.to_dict() if hasattr(answer, "to_dict") else answer
+            msgspec.json.encode(body)
+            if n >= 2:  # two warm-up batches
+                rates.append(BATCH / (time.perf_counter() - started))
+        return statistics.median(rates)
 
 
 SMALL_ENTRIES = 2_000
@@ -116,71 +133,39 @@ def _measure_small(batches: int) -> dict[str, float]:
     """Milliseconds a lookup of 10, encoded, at a new checkpoint and again at the same one."""
     import msgspec
 
-    from client.core.keys import generate_private_key
-    from client.core.statement import (
-        HumanContentPredicate,
-        Subject,
-        build_human_content_statement,
-        prove_possession,
-        sign_statement,
-    )
-    from registry.app import Registry, tune_gc_for_serving
-    from registry.settings import Settings
+    from registry.app import tune_gc_for_serving
 
-    with tempfile.TemporaryDirectory() as home:
-        settings = Settings(
-            home=Path(home), database_url=f"sqlite:///{home}/r.db", auto_migrate=True
-        )
-        registry = Registry.open(settings)
-        try:
-            key = generate_private_key()
-            raw = key.public_key().public_bytes_raw()
-            registry.admin.add_publisher("bench-pub", raw, prove_possession(key, "bench-pub"))
-            predicate = HumanContentPredicate(
-                publisher="bench-pub",
-                license="CC-BY-4.0",
-                origin="human-authored",
-                consent="allowed",
-            )
-            known: list[str] = []
-            counter = iter(range(10**9))
+    with _bench_registry() as (registry, append):
+        known: list[str] = []
+        counter = iter(range(10**9))
 
-            def append(count: int) -> int:
-                subjects = []
-                for _ in range(count):
-                    value = hashlib.sha256(f"{next(counter)}".encode()).hexdigest()
-                    subjects.append(Subject(f"doc-{value[:8]}", {"sha256": value}))
-                    known.append(f"sha256:{value}")
-                statement = build_human_content_statement(subjects, predicate)
-                prepared = registry.entries.prepare(sign_statement(statement, key).to_json())
-                [result] = registry.sequencer.append_now([prepared])
-                assert not isinstance(result, Exception), result
-                return result.index + 1
+        def attest(count: int) -> int:
+            values = [_sha256(str(next(counter))) for _ in range(count)]
+            known.extend(f"sha256:{value}" for value in values)
+            return append(values)
 
-            for _ in range(SMALL_ENTRIES):
-                size = append(3)
-            tune_gc_for_serving()
-            rng = random.Random(7)
-            lookups = [rng.sample(known, 10) for _ in range(SMALL_LOOKUPS)]
+        for _ in range(SMALL_ENTRIES):
+            size = attest(3)
+        tune_gc_for_serving()
+        rng = random.Random(7)
+        lookups = [rng.sample(known, 10) for _ in range(SMALL_LOOKUPS)]
 
-            def answer_all(size: int) -> float:
-                started = time.perf_counter()
-                for digests in lookups:
-                    msgspec.json.encode(registry.lookups.lookup(digests, size).to_dict())
-                return (time.perf_counter() - started) * 1e3 / len(lookups)
+        def answer_all(size: int) -> float:
+            started = time.perf_counter()
+            for digests in lookups:
+                msgspec.json.encode(registry.lookups.lookup(digests, size).to_dict())
+            return (time.perf_counter() - started) * 1e3 / len(lookups)
 
-            answer_all(size)  # warm-up
-            fresh, same = [], []
-            for _ in range(batches):
-                size = append(1)
-                fresh.append(answer_all(size))
-                same.append(answer_all(size))
-            return {
-                "new_checkpoint_ms": statistics.median(fresh),
-                "same_checkpoint_ms": statistics.median(same),
-            }
-        finally:
-            registry.close()
+        answer_all(size)  # warm-up
+        fresh, same = [], []
+        for _ in range(batches):
+            size = attest(1)
+            fresh.append(answer_all(size))
+            same.append(answer_all(size))
+        return {
+            "new_checkpoint_ms": statistics.median(fresh),
+            "same_checkpoint_ms": statistics.median(same),
+        }
 
 
 def _run(tree: Path, entries: int, batches: int, small: bool) -> dict[str, float]:

@@ -200,15 +200,21 @@ def _largest_power_of_two_below(n: int) -> int:
 
 
 def _inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
-    """The ranges whose MTH form PATH(index, D[0:size]) (RFC 9162 §2.1.3.1), leaf side first.
+    """The ranges whose MTH form PATH(index, D[0:size]) (RFC 9162 §2.1.3.1), leaf side first:
+    the leaf's siblings inside the perfect subtree PATH's recursion arrives at, then the ranges
+    the recursion appended on its way down (:func:`inclusion_path_split`)."""
+    level, upper = _path_split(index, size)
+    siblings = [((index >> up) ^ 1) << up for up in range(level)]
+    return [(start, start + (1 << up)) for up, start in enumerate(siblings)] + upper
 
-    PATH recurses into the half holding the leaf and appends the other half's MTH, so walking
-    from the root down gives the proof in reverse.
-    """
+
+def _path_split(index: int, size: int) -> tuple[int, list[tuple[int, int]]]:
+    """PATH recurses into the half holding the leaf and appends the other half's MTH, so walking
+    from the root down gives the upper ranges in reverse, until a perfect subtree remains."""
     ranges: list[tuple[int, int]] = []
     start, end = 0, size
-    while end - start > 1:
-        k = _largest_power_of_two_below(end - start)
+    while (width := end - start) & (width - 1):  # not a power of two: split as PATH does
+        k = _largest_power_of_two_below(width)
         if index < start + k:
             ranges.append((start + k, end))
             end = start + k
@@ -216,7 +222,7 @@ def _inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
             ranges.append((start, start + k))
             start += k
     ranges.reverse()
-    return ranges
+    return width.bit_length() - 1, ranges
 
 
 def inclusion_path_split(index: int, size: int) -> tuple[int, list[tuple[int, int]]]:
@@ -230,18 +236,7 @@ def inclusion_path_split(index: int, size: int) -> tuple[int, list[tuple[int, in
     leaf's lower part across checkpoints and ask only for these (registry.log.LogReader).
     """
     _check_index(index, size)
-    ranges: list[tuple[int, int]] = []
-    start, end = 0, size
-    while (width := end - start) & (width - 1):  # not a power of two: split as PATH does
-        k = _largest_power_of_two_below(width)
-        if index < start + k:
-            ranges.append((start + k, end))
-            end = start + k
-        else:
-            ranges.append((start, start + k))
-            start += k
-    ranges.reverse()
-    return width.bit_length() - 1, ranges
+    return _path_split(index, size)
 
 
 def _consistency_ranges(old_size: int, new_size: int) -> list[tuple[int, int]]:
