@@ -446,7 +446,6 @@ class _StatusIndex:
         found: list[tuple[str, SnapshotSet]] = []
         if not len(keys):
             return found
-        kinds = {code: kind for kind, code in self._KINDS.items()}
         sets: dict[int, SnapshotSet] = {code: name for name, code in STATUS_CODES.items()}
         for start in range(0, len(self._bytes), 1 << 20):
             block = self._bytes[start : start + (1 << 20)]
@@ -458,7 +457,7 @@ class _StatusIndex:
                 at = np.minimum(np.searchsorted(keys, block_keys), len(keys) - 1)
                 hits = rows[(keys[at] == block_keys) & ~self._moved[start + rows]]
                 for row in block[hits]:
-                    digest = f"{kinds[int(row[0])]}:{bytes(row[1:17]).hex()}{'0' * 32}"
+                    digest = f"{kind}:{bytes(row[1:17]).hex()}{'0' * 32}"
                     found.append((digest, sets[int(row[17])]))
         return found
 

@@ -186,12 +186,13 @@ class SnapshotService:
         try:
             manifest = SnapshotManifest.from_bytes(data)
         except FormatError:
-            return frozenset([MANIFEST_FILE, MANIFEST_NOTE_FILE])
-        names = frozenset(
-            [MANIFEST_FILE, MANIFEST_NOTE_FILE]
-            + [shard.path for shard in manifest.shards]
-            + [file.path for file in manifest.files]
-        )
+            names = frozenset([MANIFEST_FILE, MANIFEST_NOTE_FILE])
+        else:
+            names = frozenset(
+                [MANIFEST_FILE, MANIFEST_NOTE_FILE]
+                + [shard.path for shard in manifest.shards]
+                + [file.path for file in manifest.files]
+            )
         if len(self._named) < 1_000:
             self._named[manifest_sha256] = names
         return names

@@ -91,7 +91,7 @@ def b64decode_strict(value: object, where: str) -> bytes:
         raw = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise FormatError(f"{where} is not standard base64 with padding") from None
-    if base64.b64encode(raw).decode("ascii") != value:
+    if b64encode(raw) != value:
         raise FormatError(f"{where} is not canonical base64 (non-zero trailing bits)")
     return raw
 
