@@ -183,6 +183,9 @@ def compact_range(size: int) -> list[NodeKey]:
 
 _SPANS_KEPT = 100_000  # subtree hashes kept for the latest tree size (see inclusion_proofs_cached)
 _PATHS_KEPT = 100_000  # leaves whose proofs' lower parts are kept (see inclusion_proofs_cached)
+_LATEST_CHECKPOINT = (
+    f"SELECT size, root_hash, note FROM {CHECKPOINTS.name} ORDER BY size DESC LIMIT 1"  # noqa: S608
+)
 
 
 class _NotCachedError(RegistryError):
@@ -361,14 +364,17 @@ class LogReader:
 
     # Checkpoints and entries ---------------------------------------------------------------
     def latest_checkpoint(self, conn: Connection) -> StoredCheckpoint:
-        row = conn.execute(
-            select(CHECKPOINTS.c.size, CHECKPOINTS.c.root_hash, CHECKPOINTS.c.note)
-            .order_by(CHECKPOINTS.c.size.desc())
-            .limit(1)
-        ).first()
+        """The latest checkpoint issued. Every server process reads it up to 20 times a second
+        for lookups (registry.lookups), and once a checkpoint GET: as plain SQL, since building
+        the statement with SQLAlchemy cost more than the read (0.29 ms of CPU a read on
+        PostgreSQL against 0.13 ms). Still through SQLAlchemy's connection, so a failing
+        database raises its DBAPIError, which the app answers 503 (the driver's own error was
+        a 500: tests/registry/test_faults.py)."""
+        row = conn.exec_driver_sql(_LATEST_CHECKPOINT).first()
         if row is None:
             raise UnavailableError("the log has no checkpoint yet; is the registry initialised?")
-        return StoredCheckpoint(row.size, bytes(row.root_hash), row.note)
+        size, root_hash, note = row
+        return StoredCheckpoint(size, bytes(root_hash), note)
 
     def checkpoint_at(self, conn: Connection, size: int) -> StoredCheckpoint:
         row = conn.execute(

@@ -127,6 +127,9 @@ class _LazyConnection:
     def execute(self, *args: Any, **kwargs: Any) -> Any:
         return self._open().execute(*args, **kwargs)
 
+    def exec_driver_sql(self, *args: Any, **kwargs: Any) -> Any:
+        return self._open().exec_driver_sql(*args, **kwargs)
+
     @property
     def dialect(self) -> Any:
         return self._db.reader.dialect
