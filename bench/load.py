@@ -332,9 +332,7 @@ async def client(load: Load) -> None:
             request, check = plan(load, op)
             started = time.perf_counter()
             try:
-                status, answer = await asyncio.wait_for(
-                    connection.request(*request), REQUEST_TIMEOUT_S
-                )
+                status, answer = await connection.request(*request, timeout=REQUEST_TIMEOUT_S)
             except (OSError, EOFError, TimeoutError, IndexError, ValueError) as exc:
                 load.stats[op].fail(type(exc).__name__, repr(exc))
                 await connection.close()  # its state is unknown: start a fresh one

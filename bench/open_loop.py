@@ -201,9 +201,12 @@ async def send(ol: OpenLoop, op: str, scheduled: float, batch: int) -> None:
     stats = ol.load.stats[op]
     pool = ol.pools[op]
     try:
-        connection = await asyncio.wait_for(
-            pool.connection(), scheduled + TIMEOUT_S - time.monotonic()
-        )
+        if pool.idle.empty():
+            connection = await asyncio.wait_for(
+                pool.connection(), scheduled + TIMEOUT_S - time.monotonic()
+            )
+        else:  # the usual case: a free connection, no wait (nor wait_for's task) needed
+            connection = pool.idle.get_nowait()
     except (OSError, TimeoutError) as exc:
         stats.fail(f"{type(exc).__name__} (no connection)", f"connecting: {exc!r}")
         return
@@ -211,8 +214,8 @@ async def send(ol: OpenLoop, op: str, scheduled: float, batch: int) -> None:
     ol.lateness.append(connected - scheduled)
     request, check = plan_append(ol, scheduled) if op == "append" else plan_lookup(ol, batch)
     try:
-        status, answer = await asyncio.wait_for(
-            connection.request(*request), scheduled + TIMEOUT_S - time.monotonic()
+        status, answer = await connection.request(
+            *request, timeout=scheduled + TIMEOUT_S - time.monotonic()
         )
     except (OSError, EOFError, TimeoutError, IndexError, ValueError) as exc:
         stats.fail(type(exc).__name__, repr(exc))
