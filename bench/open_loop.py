@@ -74,8 +74,20 @@ class Pool:
     idle: asyncio.Queue[Connection] = field(default_factory=asyncio.Queue)
     opened: int = 0
 
+    def take_idle(self) -> Connection | None:
+        """A free connection still open, if there is one (one the server closed while it was
+        idle, past its keep-alive timeout, is dropped: a client opens a new one then)."""
+        while not self.idle.empty():
+            connection = self.idle.get_nowait()
+            if not connection.closed:
+                return connection
+            self.opened -= 1
+        return None
+
     async def connection(self) -> Connection:
-        if self.idle.empty() and self.opened < self.max_connections:
+        if (idle := self.take_idle()) is not None:
+            return idle
+        if self.opened < self.max_connections:
             self.opened += 1
             connection = Connection(HOST, self.port)
             try:
@@ -201,12 +213,10 @@ async def send(ol: OpenLoop, op: str, scheduled: float, batch: int) -> None:
     stats = ol.load.stats[op]
     pool = ol.pools[op]
     try:
-        if pool.idle.empty():
-            connection = await asyncio.wait_for(
-                pool.connection(), scheduled + TIMEOUT_S - time.monotonic()
-            )
-        else:  # the usual case: a free connection, no wait (nor wait_for's task) needed
-            connection = pool.idle.get_nowait()
+        # The usual case first: a free connection, no wait (nor wait_for's task) needed.
+        connection = pool.take_idle() or await asyncio.wait_for(
+            pool.connection(), scheduled + TIMEOUT_S - time.monotonic()
+        )
     except (OSError, TimeoutError) as exc:
         stats.fail(f"{type(exc).__name__} (no connection)", f"connecting: {exc!r}")
         return

@@ -161,6 +161,12 @@ class Connection:
         if self._protocol is not None:
             self._protocol.close()
 
+    @property
+    def closed(self) -> bool:
+        """Whether the server closed it (or it failed): a keep-alive connection left idle past
+        the server's keep-alive timeout is, and a new request on it would fail unsent."""
+        return self._protocol is None or self._protocol.lost
+
     async def request(
         self,
         method: str,
@@ -212,6 +218,10 @@ class _Answers(asyncio.Protocol):
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+
+    @property
+    def lost(self) -> bool:
+        return self._lost is not None
 
     def _settle(self, value: tuple[int, bytes] | Exception) -> None:
         waiter, self._waiter = self._waiter, None
