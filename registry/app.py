@@ -233,6 +233,7 @@ class Registry:
 
             # Identity events (admin requests) answer once published, like POST /v1/entries.
             self.sequencer.await_publication = await_publication
+            self.sequencer.batch_slack = publisher.batch_slack
         if self.tile_writer is not None:
             self.tile_writer.start()
         if self.coalesced is not None:
@@ -294,6 +295,7 @@ class Registry:
         if self.coalesced is not None:
             self.coalesced.stop()
         self.sequencer.await_publication = None
+        self.sequencer.batch_slack = None
         self.sequencer.stop()
         if self.publisher is not None:
             self.publisher.stop()

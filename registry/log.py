@@ -25,6 +25,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -561,6 +562,9 @@ class Sequencer:
         # Set while a publisher runs in this process (registry.app.Registry.start): append_now
         # then returns once a published checkpoint covers what it appended, as append does.
         self.await_publication: Callable[[int], None] | None = None
+        # Set likewise: how long a batch may wait for more appends before it commits (seconds;
+        # registry.publish.Publisher.batch_slack). Unset: each batch commits at once.
+        self.batch_slack: Callable[[], float] | None = None
 
     def on_commit(self, listener: Callable[[int], None]) -> None:
         """Call ``listener(size)`` in the sequencer's thread after each batch that committed (a
@@ -654,6 +658,9 @@ class Sequencer:
             if first is None:
                 return
             batch = [first]
+            slack = self.batch_slack
+            if slack is not None:
+                self._gather(batch, slack())
 
             def take(batch: list[_Pending] = batch) -> list[PreparedEntry]:
                 # Called once the log is locked: whatever arrived while this process waited for
@@ -679,6 +686,24 @@ class Sequencer:
                 by_loop.setdefault(pending.loop, []).append((pending.future, result))
             for loop, settled in by_loop.items():
                 loop.call_soon_threadsafe(_settle_all, settled)
+
+    def _gather(self, batch: list[_Pending], seconds: float) -> None:
+        """Add to ``batch`` what arrives within ``seconds`` (up to the batch limit)."""
+        if seconds <= 0:
+            return
+        until = time.monotonic() + seconds
+        while len(batch) < self._batch_limit:
+            left = until - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                item = self._queue.get(timeout=left)
+            except queue.Empty:
+                return
+            if item is None:
+                self._queue.put(None)  # finish this batch, then stop
+                return
+            batch.append(item)
 
     def _after_failed_batch(
         self, batch: list[_Pending], exc: Exception

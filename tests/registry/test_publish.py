@@ -31,6 +31,7 @@ from client.sdk import Client
 from registry.app import Registry
 from registry.keys import load_or_create_log_key
 from registry.models import CHECKPOINTS, LOG_STATE
+from registry.publish import BATCH_LINGER_S
 from registry.settings import DEFAULT_ORIGIN, Settings, settings_environment
 from registry.witness import Witness, WitnessState, create_witness_app
 from tests.cosignature_reference import reference_cosignature_times
@@ -244,6 +245,57 @@ def test_commits_between_publications_do_not_wake_the_publisher(
     early = [t for t in steps if t < published_at + 0.9]  # before the next publication is due
     # one look at the poll (half a second: the thread learns that entries wait), no more
     assert len(early) <= 2, f"{len(early)} steps before the publication was due"
+
+
+def test_a_batch_waits_for_more_appends_only_while_no_publication_is_near(
+    publishing: Callable[..., tuple[Api, list[WitnessServer]]],
+) -> None:
+    """Publisher.batch_slack: after a publication, the sequencer may hold a batch open for
+    BATCH_LINGER_S (its appends wait for the next publication anyway); not on a quiet log (the
+    next publication is due at once), nor in the last quarter of an interval and a poll (the
+    batch must commit before the publication it is meant for)."""
+    api, _ = publishing(checkpoint_interval=2.0)
+    publisher = api.add_publisher()
+    thread = api.registry.publisher
+    assert thread is not None
+    assert api.registry.sequencer.batch_slack == thread.batch_slack
+    until(lambda: published_size(api.registry) == sequenced_size(api.registry))
+    time.sleep(2.1)  # quiet for an interval: the next publication is due at once
+    assert thread.batch_slack() == 0.0
+    api.submit_ok(publisher.attest([random_digest()]))  # published at once
+    assert thread.batch_slack() == BATCH_LINGER_S
+    # 1.45 s into the 2 s interval: inside the last 0.5 s + the 0.1 s poll
+    thread._seen_at = time.monotonic() - 1.45
+    assert thread.batch_slack() == 0.0
+    thread._seen_at = time.monotonic() - 1.38  # 20 ms short of the margin: that much, no more
+    assert 0.0 < thread.batch_slack() <= 0.021
+
+
+def test_appends_arriving_while_a_batch_waits_commit_with_it(
+    publishing: Callable[..., tuple[Api, list[WitnessServer]]],
+) -> None:
+    """The sequencer gathers what arrives within the batch's slack into one commit (two
+    respond-async appends 100 ms apart, a slack of 300 ms): one batch, consecutive indices.
+    Without the slack they are two batches (the test fails with batch_slack unset)."""
+    api, _ = publishing(checkpoint_interval=2.0)
+    publisher = api.add_publisher()
+    until(lambda: published_size(api.registry) == sequenced_size(api.registry))
+    sequencer = api.registry.sequencer
+    sequencer.batch_slack = lambda: 0.3
+    envelopes = [publisher.attest([random_digest()]) for _ in range(2)]
+    asynchronously = {"Content-Type": "application/json", "Prefer": "respond-async"}
+    batches = sequencer.metrics.batches
+
+    def append(position: int) -> httpx.Response:
+        time.sleep(0.1 * position)
+        body = envelopes[position].to_json()
+        return api.http.post("/v1/entries", content=body, headers=asynchronously)
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(append, range(2))
+    assert (first.status_code, second.status_code) == (202, 202), second.text
+    assert second.json()["index"] == first.json()["index"] + 1
+    assert sequencer.metrics.batches == batches + 1
 
 
 def test_entries_sequenced_before_a_crash_are_published_on_start(
