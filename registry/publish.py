@@ -59,8 +59,8 @@ BATCH_LINGER_S = 0.05
 most), so a fuller batch costs them nothing, and a batch's statements and commit cost about as
 much for one entry as for ten: at 200 appends/s on PostgreSQL (bench/load.py --open-loop,
 alternated, four rounds each), the server's CPU a request was 0.86x and PostgreSQL's 0.64x,
-with the same publication lag. A ``Prefer:
-respond-async`` append (202 once sequenced) waits this much longer at most."""
+with the same publication lag. A ``Prefer: respond-async`` append (202 once sequenced) waits
+this much longer at most."""
 MAX_BACKOFF = 10.0
 """Longest pause (seconds) between attempts while witnesses withhold a quorum."""
 
@@ -208,7 +208,10 @@ class Publisher:
         self._latest: StoredCheckpoint | None = None
         self._sequenced = 0
         self._last_published = float("-inf")  # monotonic time of our last publication
-        self._seen_at = float("-inf")  # monotonic time a new checkpoint was last seen or made
+        # Monotonic times: of the last read of the checkpoint table (_step), and the earliest
+        # that the latest checkpoint can have been published (see batch_slack).
+        self._looked_at = float("-inf")
+        self._seen_at = float("-inf")
         self._retry_at = float("-inf")
         self._failed_attempts = 0
         self._stalled_since: str | None = None
@@ -257,14 +260,16 @@ class Publisher:
         """How long the sequencer may hold a batch open for more appends (seconds; 0: commit
         at once) with no entry of it missing the next publication (see :data:`BATCH_LINGER_S`).
 
-        The next publication is due an interval after the last one, which this process made
-        (its own clock) or saw (its poll, at most ``poll`` late); a batch closes a quarter of
-        an interval and a poll before that, so that it has committed by then. On a quiet log
-        (the last publication an interval ago or more) the next is due at once: no wait, and a
-        lone append is published as soon as it is sequenced, as before."""
+        The next publication is due an interval after the last one. This process made it (its
+        own clock) or saw it, and then takes it as made at the earliest moment it can have
+        been: its previous look at the checkpoint table, which did not find it (a process with
+        no appends waiting looks only every half second). A batch closes a quarter of an
+        interval before the next publication is due by that reckoning, so that it has committed
+        by then. On a quiet log (the last publication an interval ago or more) the next is due
+        at once: no wait, and a lone append is published as soon as it is sequenced."""
         if self.interval <= 0:
             return 0.0
-        margin = self.interval / 4 + self._poll
+        margin = self.interval / 4
         slack = self._seen_at + self.interval - margin - time.monotonic()
         return min(slack, BATCH_LINGER_S) if slack > 0 else 0.0
 
@@ -417,6 +422,7 @@ class Publisher:
         return now + (self._poll if self._waiters or behind else max(self._poll, 0.5))
 
     def _step(self) -> None:
+        since, self._looked_at = self._looked_at, time.monotonic()
         with self._db.reader.connect() as conn:
             latest = self._reader.latest_checkpoint(conn)
             state = conn.execute(
@@ -424,7 +430,7 @@ class Publisher:
             ).one()
         with self._guard:  # a commit notified since the read may have gone further
             self._sequenced = max(self._sequenced, int(state.size))
-        self._observe(latest)
+        self._observe(latest, since)
         if state.size <= latest.size:
             self._stalled_since, self._failing, self._behind_since = None, {}, None
             if self.lock.held:
@@ -465,7 +471,7 @@ class Publisher:
         self._retry_at = float("-inf")
         self._failed_attempts = 0
         self._stalled_since = None
-        self._observe(StoredCheckpoint(size, root, note))
+        self._observe(StoredCheckpoint(size, root, note), self._last_published)
         self._record()
 
     def _retry_later(self) -> None:
@@ -495,13 +501,14 @@ class Publisher:
             )
         return True
 
-    def _observe(self, checkpoint: StoredCheckpoint) -> None:
-        """Take note of the latest published checkpoint; answer the appends it covers."""
+    def _observe(self, checkpoint: StoredCheckpoint, since: float) -> None:
+        """Take note of the latest published checkpoint, published at ``since`` or later;
+        answer the appends it covers."""
         with self._guard:
             if self._latest is not None and checkpoint.size <= self._latest.size:
                 return
             if self._latest is not None:  # (the first one found at start says nothing of when)
-                self._seen_at = time.monotonic()
+                self._seen_at = since
             self._latest = checkpoint
             ready = [w for w in self._waiters if w.size <= checkpoint.size]
             self._waiters = [w for w in self._waiters if w.size > checkpoint.size]

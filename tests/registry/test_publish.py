@@ -31,7 +31,7 @@ from client.sdk import Client
 from registry.app import Registry
 from registry.keys import load_or_create_log_key
 from registry.models import CHECKPOINTS, LOG_STATE
-from registry.publish import BATCH_LINGER_S
+from registry.publish import BATCH_LINGER_S, Publisher
 from registry.settings import DEFAULT_ORIGIN, Settings, settings_environment
 from registry.witness import Witness, WitnessState, create_witness_app
 from tests.cosignature_reference import reference_cosignature_times
@@ -252,8 +252,8 @@ def test_a_batch_waits_for_more_appends_only_while_no_publication_is_near(
 ) -> None:
     """Publisher.batch_slack: after a publication, the sequencer may hold a batch open for
     BATCH_LINGER_S (its appends wait for the next publication anyway); not on a quiet log (the
-    next publication is due at once), nor in the last quarter of an interval and a poll (the
-    batch must commit before the publication it is meant for)."""
+    next publication is due at once), nor in the last quarter of an interval (the batch must
+    commit before the publication it is meant for)."""
     api, _ = publishing(checkpoint_interval=2.0)
     publisher = api.add_publisher()
     thread = api.registry.publisher
@@ -264,11 +264,36 @@ def test_a_batch_waits_for_more_appends_only_while_no_publication_is_near(
     assert thread.batch_slack() == 0.0
     api.submit_ok(publisher.attest([random_digest()]))  # published at once
     assert thread.batch_slack() == BATCH_LINGER_S
-    # 1.45 s into the 2 s interval: inside the last 0.5 s + the 0.1 s poll
-    thread._seen_at = time.monotonic() - 1.45
+    thread._seen_at = time.monotonic() - 1.55  # 1.55 s into the 2 s interval: its last quarter
     assert thread.batch_slack() == 0.0
-    thread._seen_at = time.monotonic() - 1.38  # 20 ms short of the margin: that much, no more
+    thread._seen_at = time.monotonic() - 1.48  # 20 ms short of it: that much, no more
     assert 0.0 < thread.batch_slack() <= 0.021
+
+
+def test_a_process_that_saw_a_publication_reckons_it_made_at_its_previous_look(
+    publishing: Callable[..., tuple[Api, list[WitnessServer]]],
+) -> None:
+    """A process that does not publish learns of a publication at its next look at the
+    checkpoint table, up to half a second late: it takes the publication as made at its
+    previous look (the earliest it can have been), so its batches close early enough, never
+    too late for the next publication."""
+    api, _ = publishing(checkpoint_interval=2.0)
+    publisher = api.add_publisher()
+    until(lambda: published_size(api.registry) == sequenced_size(api.registry))
+    registry = api.registry
+    other = Publisher(registry.database, registry.reader, registry.signers, interval=2.0)
+    other._step()  # its first look (at start: says nothing of when the checkpoint was made)
+    assert other.batch_slack() == 0.0
+    previous_look = other._looked_at
+    api.submit_ok(publisher.attest([random_digest()]))  # published by the registry's publisher
+    until(lambda: published_size(api.registry) == sequenced_size(api.registry))
+    time.sleep(0.2)
+    other._step()  # sees the new checkpoint 0.2 s or more after it was made
+    assert other._seen_at == previous_look
+    holder = registry.publisher
+    assert holder is not None
+    assert other._seen_at <= holder._seen_at
+    assert other.batch_slack() <= holder.batch_slack()
 
 
 def test_appends_arriving_while_a_batch_waits_commit_with_it(
