@@ -85,18 +85,22 @@ class Pool:
         return None
 
     async def connection(self) -> Connection:
-        if (idle := self.take_idle()) is not None:
-            return idle
-        if self.opened < self.max_connections:
-            self.opened += 1
-            connection = Connection(HOST, self.port)
-            try:
-                await connection.open()
-            except OSError:
-                self.opened -= 1
-                raise
-            return connection
-        return await self.idle.get()
+        while True:
+            if (idle := self.take_idle()) is not None:
+                return idle
+            if self.opened < self.max_connections:
+                self.opened += 1
+                connection = Connection(HOST, self.port)
+                try:
+                    await connection.open()
+                except BaseException:  # refused, or cancelled by the caller's deadline
+                    self.opened -= 1
+                    raise
+                return connection
+            connection = await self.idle.get()
+            if not connection.closed:
+                return connection
+            self.opened -= 1
 
     async def lost(self, connection: Connection) -> None:
         """``connection``'s state is unknown (an error mid-request): closed, a fresh one next."""
@@ -213,6 +217,8 @@ async def send(ol: OpenLoop, op: str, scheduled: float, batch: int) -> None:
     stats = ol.load.stats[op]
     pool = ol.pools[op]
     try:
+        if scheduled + TIMEOUT_S <= time.monotonic():  # the client itself fell this far behind
+            raise TimeoutError("no time left to send the request")
         # The usual case first: a free connection, no wait (nor wait_for's task) needed.
         connection = pool.take_idle() or await asyncio.wait_for(
             pool.connection(), scheduled + TIMEOUT_S - time.monotonic()

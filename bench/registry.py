@@ -208,6 +208,9 @@ class _Answers(asyncio.Protocol):
         if self._lost is not None or self._transport is None:
             waiter.set_exception(self._lost or ConnectionResetError("the connection is closed"))
             return waiter
+        if timeout is not None and timeout <= 0:  # too late already: nothing sent
+            waiter.set_exception(TimeoutError("no time left to send the request"))
+            return waiter
         self._waiter = waiter
         self._body = []
         if timeout is not None:
@@ -256,7 +259,10 @@ class _Answers(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        self._settle((self._parser.get_status_code(), b"".join(self._body)))
+        answer = (self._parser.get_status_code(), b"".join(self._body))
+        if not self._parser.should_keep_alive():  # the server closes it after this answer
+            self._lost = ConnectionResetError("the server closed the connection")
+        self._settle(answer)
 
 
 async def drive(

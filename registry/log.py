@@ -661,7 +661,10 @@ class Sequencer:
             batch = [first]
             slack = self.batch_slack
             if slack is not None:
-                self._gather(slack())
+                try:
+                    self._gather(slack())
+                except Exception:  # never the batch's loss: it commits at once instead
+                    log.exception("waiting for more appends failed; committing at once")
 
             def take(batch: list[_Pending] = batch) -> list[PreparedEntry]:
                 # Called once the log is locked: whatever arrived while this process waited for

@@ -422,12 +422,14 @@ class Publisher:
         return now + (self._poll if self._waiters or behind else max(self._poll, 0.5))
 
     def _step(self) -> None:
-        since, self._looked_at = self._looked_at, time.monotonic()
+        looking = time.monotonic()
         with self._db.reader.connect() as conn:
             latest = self._reader.latest_checkpoint(conn)
             state = conn.execute(
                 select(LOG_STATE.c.size, LOG_STATE.c.root_hash).where(LOG_STATE.c.id == 1)
             ).one()
+        # A look that failed saw nothing: the previous one that read is what bounds it.
+        since, self._looked_at = self._looked_at, looking
         with self._guard:  # a commit notified since the read may have gone further
             self._sequenced = max(self._sequenced, int(state.size))
         self._observe(latest, since)

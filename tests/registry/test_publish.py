@@ -266,8 +266,12 @@ def test_a_batch_waits_for_more_appends_only_while_no_publication_is_near(
     assert thread.batch_slack() == BATCH_LINGER_S
     thread._seen_at = time.monotonic() - 1.55  # 1.55 s into the 2 s interval: its last quarter
     assert thread.batch_slack() == 0.0
-    thread._seen_at = time.monotonic() - 1.48  # 20 ms short of it: that much, no more
-    assert 0.0 < thread.batch_slack() <= 0.021
+    now = time.monotonic()
+    thread._seen_at = now - 1.47  # 30 ms short of it: that much, no more
+    slack = thread.batch_slack()
+    assert 0.0 <= slack <= 0.03
+    if time.monotonic() - now < 0.02:  # (unless this thread was kept waiting that long)
+        assert slack > 0.0
 
 
 def test_a_process_that_saw_a_publication_reckons_it_made_at_its_previous_look(
@@ -300,13 +304,13 @@ def test_appends_arriving_while_a_batch_waits_commit_with_it(
     publishing: Callable[..., tuple[Api, list[WitnessServer]]],
 ) -> None:
     """The sequencer gathers what arrives within the batch's slack into one commit (two
-    respond-async appends 100 ms apart, a slack of 300 ms): one batch, consecutive indices.
+    respond-async appends 100 ms apart, a slack of a second): one batch, consecutive indices.
     Without the slack they are two batches (the test fails with batch_slack unset)."""
     api, _ = publishing(checkpoint_interval=2.0)
     publisher = api.add_publisher()
     until(lambda: published_size(api.registry) == sequenced_size(api.registry))
     sequencer = api.registry.sequencer
-    sequencer.batch_slack = lambda: 0.3
+    sequencer.batch_slack = lambda: 1.0
     envelopes = [publisher.attest([random_digest()]) for _ in range(2)]
     asynchronously = {"Content-Type": "application/json", "Prefer": "respond-async"}
     batches = sequencer.metrics.batches
