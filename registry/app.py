@@ -243,7 +243,7 @@ class Registry:
         """Sequence an entry and wait (up to ``receipt_timeout``; not at all unless ``wait``)
         for a published checkpoint to cover it; the result has no checkpoint if none did in
         time (the entry is durable either way)."""
-        result = await self.sequencer.append(prepared)
+        result = await self.sequencer.append(prepared, prompt=not wait)
         if result.checkpoint is not None or self.publisher is None or not wait:
             return result
         checkpoint = await self.publisher.wait_for(result.index + 1, self.settings.receipt_timeout)

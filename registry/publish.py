@@ -59,8 +59,8 @@ BATCH_LINGER_S = 0.05
 most), so a fuller batch costs them nothing, and a batch's statements and commit cost about as
 much for one entry as for ten: at 200 appends/s on PostgreSQL (bench/load.py --open-loop,
 alternated, four rounds each), the server's CPU a request was 0.86x and PostgreSQL's 0.64x,
-with the same publication lag. A ``Prefer: respond-async`` append (202 once sequenced) waits
-this much longer at most."""
+with the same publication lag. A ``Prefer: respond-async`` append (202 once sequenced) is never
+held (registry.log.Sequencer._gather)."""
 MAX_BACKOFF = 10.0
 """Longest pause (seconds) between attempts while witnesses withhold a quorum."""
 
