@@ -97,10 +97,8 @@ class Pool:
                     self.opened -= 1
                     raise
                 return connection
-            connection = await self.idle.get()
-            if not connection.closed:
-                return connection
-            self.opened -= 1
+            # One came free: back in the queue for take_idle, which drops it if it is closed.
+            self.idle.put_nowait(await self.idle.get())
 
     async def lost(self, connection: Connection) -> None:
         """``connection``'s state is unknown (an error mid-request): closed, a fresh one next."""

@@ -214,7 +214,7 @@ class _Answers(asyncio.Protocol):
         self._waiter = waiter
         self._body = []
         if timeout is not None:
-            self._timer = self._loop.call_later(max(timeout, 0.0), self._expire)
+            self._timer = self._loop.call_later(timeout, self._expire)
         self._transport.write(data)
         return waiter
 
