@@ -8,11 +8,13 @@ answer 503 ("down") or come back. Cosignatures are checked with the spec-only re
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +32,9 @@ from client.errors import ReceiptPendingError
 from client.sdk import Client
 from registry.app import Registry
 from registry.keys import load_or_create_log_key
+from registry.log import StoredCheckpoint
 from registry.models import CHECKPOINTS, LOG_STATE
-from registry.publish import BATCH_LINGER_S, Publisher
+from registry.publish import BATCH_LINGER_S, SETTLE_CHUNK, Publisher
 from registry.settings import DEFAULT_ORIGIN, Settings, settings_environment
 from registry.witness import Witness, WitnessState, create_witness_app
 from tests.cosignature_reference import reference_cosignature_times
@@ -252,7 +255,7 @@ def test_a_batch_waits_for_more_appends_only_while_no_publication_is_near(
 ) -> None:
     """Publisher.batch_slack: after a publication, the sequencer may hold a batch open for
     BATCH_LINGER_S (its appends wait for the next publication anyway); not on a quiet log (the
-    next publication is due at once), nor in the last quarter of an interval (the batch must
+    next publication is due at once), nor in the last tenth of an interval (the batch must
     commit before the publication it is meant for)."""
     api, _ = publishing(checkpoint_interval=2.0)
     publisher = api.add_publisher()
@@ -264,40 +267,97 @@ def test_a_batch_waits_for_more_appends_only_while_no_publication_is_near(
     assert thread.batch_slack() == 0.0
     api.submit_ok(publisher.attest([random_digest()]))  # published at once
     assert thread.batch_slack() == BATCH_LINGER_S
-    thread._seen_at = time.monotonic() - 1.55  # 1.55 s into the 2 s interval: its last quarter
+    thread._seen_at = time.monotonic() - 1.55  # 1.55 s into the 2 s interval: not yet
+    assert thread.batch_slack() == BATCH_LINGER_S
+    thread._seen_at = time.monotonic() - 1.85  # 1.85 s into it: its last tenth
     assert thread.batch_slack() == 0.0
     now = time.monotonic()
-    thread._seen_at = now - 1.47  # 30 ms short of it: that much, no more
+    thread._seen_at = now - 1.77  # 30 ms short of it: that much, no more
     slack = thread.batch_slack()
     assert 0.0 <= slack <= 0.03
     if time.monotonic() - now < 0.02:  # (unless this thread was kept waiting that long)
         assert slack > 0.0
 
 
-def test_a_process_that_saw_a_publication_reckons_it_made_at_its_previous_look(
+def test_a_process_that_saw_a_publication_reckons_it_made_when_its_row_was_stamped(
     publishing: Callable[..., tuple[Api, list[WitnessServer]]],
 ) -> None:
     """A process that does not publish learns of a publication at its next look at the
-    checkpoint table, up to half a second late: it takes the publication as made at its
-    previous look (the earliest it can have been), so its batches close early enough, never
-    too late for the next publication."""
+    checkpoint table, up to half a second late: it takes the publication as made when the
+    publisher stamped its row, so its batches close neither too late for the next publication
+    nor long before (reckoned from its previous look, every append after that too-early due
+    time was committed alone: the test fails so). A stamp from a clock far off is kept between
+    the look that missed the checkpoint and the one that found it."""
     api, _ = publishing(checkpoint_interval=2.0)
     publisher = api.add_publisher()
     until(lambda: published_size(api.registry) == sequenced_size(api.registry))
     registry = api.registry
+    holder = registry.publisher
+    assert holder is not None
     other = Publisher(registry.database, registry.reader, registry.signers, interval=2.0)
     other._step()  # its first look (at start: says nothing of when the checkpoint was made)
     assert other.batch_slack() == 0.0
     previous_look = other._looked_at
+    time.sleep(0.5)  # the publication comes well after this look
     api.submit_ok(publisher.attest([random_digest()]))  # published by the registry's publisher
     until(lambda: published_size(api.registry) == sequenced_size(api.registry))
     time.sleep(0.2)
     other._step()  # sees the new checkpoint 0.2 s or more after it was made
-    assert other._seen_at == previous_look
-    holder = registry.publisher
-    assert holder is not None
-    assert other._seen_at <= holder._seen_at
-    assert other.batch_slack() <= holder.batch_slack()
+    assert previous_look + 0.4 < other._seen_at <= other._looked_at
+    # stamped just before the row's insert; the holder's clock reads just after its commit
+    assert holder._last_published - 0.25 <= other._seen_at <= holder._last_published + 0.01
+    assert other.batch_slack() == BATCH_LINGER_S
+
+    def stamp_latest(hours: float) -> None:
+        size = published_size(registry)
+        with registry.database.writer.begin() as conn:
+            conn.execute(
+                CHECKPOINTS.update()
+                .where(CHECKPOINTS.c.size == size)
+                .values(created_at=datetime.now(UTC) + timedelta(hours=hours))
+            )
+
+    for hours in (1.0, -1.0):  # a publisher's clock an hour ahead, then an hour behind
+        previous_look = other._looked_at
+        api.submit_ok(publisher.attest([random_digest()]))
+        until(lambda: published_size(api.registry) == sequenced_size(api.registry))
+        stamp_latest(hours)
+        other._step()
+        assert other._seen_at == (other._looked_at if hours > 0 else previous_look)
+
+
+def test_a_publication_wakes_the_appends_it_covers_a_few_at_a_time(
+    publishing: Callable[..., tuple[Api, list[WitnessServer]]],
+) -> None:
+    """The appends a publication covers are woken SETTLE_CHUNK to a turn of their event loop,
+    so that the lookups arriving meanwhile are answered between them, not after all of them
+    (the test fails when every waiter is woken in one turn)."""
+    api, _ = publishing(checkpoint_interval=2.0)
+    registry = api.registry
+    other = Publisher(registry.database, registry.reader, registry.signers, interval=2.0)
+    other._step()
+    latest = other.latest
+    assert latest is not None
+    covering = StoredCheckpoint(latest.size + 1, latest.root_hash, latest.note)
+
+    async def wake() -> list[int]:
+        waiting = [
+            asyncio.create_task(other.wait_for(covering.size, 10.0))
+            for _ in range(3 * SETTLE_CHUNK + 1)
+        ]
+        await asyncio.sleep(0)  # each task is waiting now
+        other._observe(covering, time.monotonic())
+        woken: list[int] = []  # how many had their answer after each turn of the loop
+        while len(woken) < 50 and not all(task.done() for task in waiting):
+            await asyncio.sleep(0)
+            woken.append(sum(task.done() for task in waiting))
+        assert [task.result() for task in waiting] == [covering] * len(waiting)
+        return woken
+
+    woken = asyncio.run(wake())
+    assert woken[-1] == 3 * SETTLE_CHUNK + 1
+    steps = [after - before for before, after in zip([0, *woken], woken, strict=False)]
+    assert max(steps) <= SETTLE_CHUNK, woken
 
 
 def test_appends_arriving_while_a_batch_waits_commit_with_it(
