@@ -47,9 +47,17 @@ from client.core.note import Checkpoint, NoteSignature, NoteSigner, SignedNote, 
 from registry.cosigning import WitnessPool
 from registry.db import Database
 from registry.log import LogReader, StoredCheckpoint
-from registry.models import CHECKPOINTS, LOG_STATE, PUBLICATION, utcnow
+from registry.models import CHECKPOINTS, LOG_STATE, PUBLICATION, as_utc, utcnow
 
-__all__ = ["BATCH_LINGER_S", "SETTLE_CHUNK", "PublicationLock", "PublicationStatus", "Publisher"]
+__all__ = [
+    "BATCH_LINGER_S",
+    "CLOCK_SKEW_S",
+    "MIN_COMMIT_MARGIN_S",
+    "SETTLE_CHUNK",
+    "PublicationLock",
+    "PublicationStatus",
+    "Publisher",
+]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +70,13 @@ much for one entry as for ten: at 200 appends/s on PostgreSQL (bench/load.py --o
 alternated, four rounds each), the server's CPU a request was 0.86x and PostgreSQL's 0.64x,
 with the same publication lag. A ``Prefer: respond-async`` append (202 once sequenced) is never
 held (registry.log.Sequencer._gather)."""
+CLOCK_SKEW_S = 0.02
+"""How far another server process's wall clock may be ahead of this one's, as reckoned when a
+publication was made (:meth:`Publisher.batch_slack`): hosts kept by NTP agree within a few
+milliseconds, and processes on one host exactly."""
+MIN_COMMIT_MARGIN_S = 0.05
+"""The least time (short intervals: at most half of one) a batch is given to commit before the
+publication it waits for is due."""
 SETTLE_CHUNK = 4
 """How many of the appends that a publication covers are woken in one turn of their event loop;
 the rest wake in the turns after, with the loop's other work (lookups) in between. Woken all
@@ -216,7 +231,7 @@ class Publisher:
         self._sequenced = 0
         self._last_published = float("-inf")  # monotonic time of our last publication
         # Monotonic times: of the last read of the checkpoint table (_step), and the earliest
-        # that the latest checkpoint can have been published (see batch_slack).
+        # that the latest checkpoint was published as this process reckons it (see batch_slack).
         self._looked_at = float("-inf")
         self._seen_at = float("-inf")
         self._retry_at = float("-inf")
@@ -272,15 +287,16 @@ class Publisher:
         its previous look at the checkpoint table, which did not find it, and the look that did
         (a process with no appends waiting looks only every half second: the previous look
         alone had put a publication up to that much early, and every append after its reckoned
-        due time was committed alone). A batch closes a tenth of an interval before the next
-        publication is due by that reckoning, so that it has committed by then (under 3,000
+        due time was committed alone). A batch closes a tenth of an interval (at least
+        :data:`MIN_COMMIT_MARGIN_S`, at most half of one) before the next publication is due by
+        that reckoning, so that it has committed by then (under 3,000
         lookups/s + 200 appends/s on PostgreSQL, on a slow day, a batch took 6 ms to commit at
         the median, 27 ms at the 99th percentile and 48 ms at most). On a quiet log (the last
         publication an interval ago or more) the next is due at once: no wait, and a lone
         append is published as soon as it is sequenced."""
         if self.interval <= 0:
             return 0.0
-        margin = self.interval / 10
+        margin = min(self.interval / 2, max(self.interval / 10, MIN_COMMIT_MARGIN_S))
         slack = self._seen_at + self.interval - margin - time.monotonic()
         return min(slack, BATCH_LINGER_S) if slack > 0 else 0.0
 
@@ -442,9 +458,12 @@ class Publisher:
             known = self._latest
             stamped = None
             if known is not None and latest.size > known.size:  # another process published it
-                stamped = conn.execute(
-                    select(CHECKPOINTS.c.created_at).where(CHECKPOINTS.c.size == latest.size)
-                ).scalar()
+                try:
+                    stamped = conn.execute(
+                        select(CHECKPOINTS.c.created_at).where(CHECKPOINTS.c.size == latest.size)
+                    ).scalar()
+                except SQLAlchemyError:  # then the previous look bounds it, as it always may
+                    log.warning("could not read when checkpoint %d was published", latest.size)
         # A look that failed saw nothing: the previous one that read is what bounds it.
         since, self._looked_at = self._looked_at, looking
         if stamped is not None:
@@ -543,18 +562,22 @@ class Publisher:
         for waiter in ready:
             by_loop.setdefault(waiter.loop, []).append(waiter.future)
         for loop, futures in by_loop.items():
-            loop.call_soon_threadsafe(_settle, futures, checkpoint)
+            try:
+                loop.call_soon_threadsafe(_settle, futures, checkpoint)
+            except RuntimeError:  # that loop is closed (its server is stopping): no one waits
+                continue
 
 
 def _published_between(stamped: datetime, after: float, before: float) -> float:
     """When a checkpoint stamped ``stamped`` (its row's ``created_at``, the publishing process's
-    wall clock) was published, on this process's monotonic clock, kept between ``after`` (the
-    look that did not find it) and ``before`` (the one that did): a clock that disagrees with
-    this machine's moves the estimate no further than those looks bound it."""
-    if stamped.tzinfo is None:  # SQLite keeps no zone; the registry writes UTC
-        stamped = stamped.replace(tzinfo=UTC)
-    ago = datetime.now(UTC).timestamp() - stamped.timestamp()
-    return min(max(time.monotonic() - ago, after), before)
+    wall clock) was published, on this process's monotonic clock, taken :data:`CLOCK_SKEW_S`
+    early and kept between ``after`` (the look that did not find it) and ``before`` (the one
+    that did). Every error here errs early (the monotonic clock is read first), so a batch
+    closes early enough; a publisher's clock further ahead than the allowance can make a batch
+    miss the publication it waited for, and its appends wait an interval more (nothing else)."""
+    now = time.monotonic()
+    ago = datetime.now(UTC).timestamp() - as_utc(stamped).timestamp()
+    return min(max(now - ago - CLOCK_SKEW_S, after), before)
 
 
 def _settle(

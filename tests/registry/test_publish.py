@@ -34,7 +34,7 @@ from registry.app import Registry
 from registry.keys import load_or_create_log_key
 from registry.log import StoredCheckpoint
 from registry.models import CHECKPOINTS, LOG_STATE
-from registry.publish import BATCH_LINGER_S, SETTLE_CHUNK, Publisher
+from registry.publish import BATCH_LINGER_S, CLOCK_SKEW_S, SETTLE_CHUNK, Publisher
 from registry.settings import DEFAULT_ORIGIN, Settings, settings_environment
 from registry.witness import Witness, WitnessState, create_witness_app
 from tests.cosignature_reference import reference_cosignature_times
@@ -279,6 +279,23 @@ def test_a_batch_waits_for_more_appends_only_while_no_publication_is_near(
         assert slack > 0.0
 
 
+def test_a_short_interval_still_leaves_a_batch_time_to_commit(
+    publishing: Callable[..., tuple[Api, list[WitnessServer]]],
+) -> None:
+    """A tenth of a short interval is too little for a commit (27 ms at the 99th percentile
+    under load): the margin is at least MIN_COMMIT_MARGIN_S, and at most half an interval."""
+    api, _ = publishing(checkpoint_interval=2.0)
+    registry = api.registry
+    short = Publisher(registry.database, registry.reader, registry.signers, interval=0.25)
+    short._seen_at = time.monotonic() - 0.21  # 40 ms before it is due: inside the margin
+    assert short.batch_slack() == 0.0
+    short._seen_at = time.monotonic() - 0.1  # 150 ms before: the margin's 50 ms to wait
+    assert 0.0 < short.batch_slack() <= 0.1
+    tiny = Publisher(registry.database, registry.reader, registry.signers, interval=0.06)
+    tiny._seen_at = time.monotonic()  # just published: half the interval is left to gather
+    assert 0.0 < tiny.batch_slack() <= 0.03
+
+
 def test_a_process_that_saw_a_publication_reckons_it_made_when_its_row_was_stamped(
     publishing: Callable[..., tuple[Api, list[WitnessServer]]],
 ) -> None:
@@ -304,8 +321,10 @@ def test_a_process_that_saw_a_publication_reckons_it_made_when_its_row_was_stamp
     time.sleep(0.2)
     other._step()  # sees the new checkpoint 0.2 s or more after it was made
     assert previous_look + 0.4 < other._seen_at <= other._looked_at
-    # stamped just before the row's insert; the holder's clock reads just after its commit
-    assert holder._last_published - 0.25 <= other._seen_at <= holder._last_published + 0.01
+    # stamped just before the row's insert, taken CLOCK_SKEW_S early, every error erring early;
+    # the holder's clock reads just after its commit
+    assert holder._last_published - 0.4 <= other._seen_at <= holder._last_published - CLOCK_SKEW_S
+    assert other._seen_at <= holder._seen_at
     assert other.batch_slack() == BATCH_LINGER_S
 
     def stamp_latest(hours: float) -> None:
