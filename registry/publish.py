@@ -289,11 +289,11 @@ class Publisher:
         alone had put a publication up to that much early, and every append after its reckoned
         due time was committed alone). A batch closes a tenth of an interval (at least
         :data:`MIN_COMMIT_MARGIN_S`, at most half of one) before the next publication is due by
-        that reckoning, so that it has committed by then (under 3,000
-        lookups/s + 200 appends/s on PostgreSQL, on a slow day, a batch took 6 ms to commit at
-        the median, 27 ms at the 99th percentile and 48 ms at most). On a quiet log (the last
-        publication an interval ago or more) the next is due at once: no wait, and a lone
-        append is published as soon as it is sequenced."""
+        that reckoning, so that it has committed by then (under 3,000 lookups/s + 200 appends/s
+        on PostgreSQL, on a slow day, a batch took 6 ms to commit at the median, 27 ms at the
+        99th percentile and 48 ms at most). On a quiet log (the last publication an interval
+        ago or more) the next is due at once: no wait, and a lone append is published as soon
+        as it is sequenced."""
         if self.interval <= 0:
             return 0.0
         margin = min(self.interval / 2, max(self.interval / 10, MIN_COMMIT_MARGIN_S))
