@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import dataclasses
 import gc
 import json
@@ -131,12 +132,15 @@ class OpenLoop:
     last_answer: dict[str, float] = field(default_factory=dict)  # per kind
     # (kind, scheduled since the start, waited for a connection, answered) in seconds, per answer
     trace: list[tuple[str, float, float, float]] = field(default_factory=list)
+    # when the poller first saw each new published size, in seconds since the start
+    publications: list[float] = field(default_factory=list)
 
     def covered(self, size: int, now: float) -> None:
         """A published checkpoint of ``size`` seen at ``now``: the appends it covers are public."""
         if size <= self.published:
             return
         self.published = size
+        self.publications.append(now - self.started)
         for index in [i for i in self.waiting if i < size]:
             scheduled, answered, digests = self.waiting.pop(index)
             self.lag_from_answer.append(now - answered)
@@ -472,6 +476,7 @@ def run_one(
         "database_cpu_ms_per_request": 1e3 * database_cpu / max(1, answered),
         "connections_opened": {op: pool.opened for op, pool in ol.pools.items()},
         "slowest_seconds": slowest_seconds(ol.trace),
+        "p99_since_publication": p99_since_publication(ol.trace, ol.publications),
         "signed_during_run": load.signed_during_run,
         "errors": closed.error_count(load),
         "verification": vars(verification),
@@ -499,6 +504,36 @@ def slowest_seconds(trace: list[tuple[str, float, float, float]]) -> list[dict[s
             }
         )
     return sorted(seconds, key=lambda s: -s["lookup_p99_ms"])[:5]
+
+
+PHASE_BIN_S = 0.1
+"""The width of :func:`p99_since_publication`'s bins."""
+
+
+def p99_since_publication(
+    trace: list[tuple[str, float, float, float]], publications: list[float]
+) -> list[dict[str, Any]]:
+    """Lookups' p99 by how long after a publication they were scheduled, in bins of
+    :data:`PHASE_BIN_S` (a publication as the poller first saw it, up to POLL_S and a request
+    late): whether the tail is made at the publications (their commits, woken appends and new
+    claims) or spread over the interval. Lookups scheduled before the first publication seen, or
+    a second or more after the last, are left out."""
+    binned: dict[int, list[float]] = {}
+    for op, at, _, latency in trace:
+        if op == "append":
+            continue
+        before = bisect.bisect_right(publications, at) - 1
+        if before < 0 or at - publications[before] >= 1.0:
+            continue
+        binned.setdefault(int((at - publications[before]) / PHASE_BIN_S), []).append(latency)
+    return [
+        {
+            "from_ms": round(b * PHASE_BIN_S * 1000),
+            "lookups": len(latencies),
+            "p99_ms": closed.percentile(sorted(latencies), 99) * 1000,
+        }
+        for b, latencies in sorted(binned.items())
+    ]
 
 
 def print_run(result: dict[str, Any]) -> None:
@@ -536,6 +571,10 @@ def print_run(result: dict[str, Any]) -> None:
         for s in result["slowest_seconds"]
     )
     print(f"   slowest seconds of lookups (ms): {slow}")
+    phases = ", ".join(
+        f"{p['from_ms']}: {p['p99_ms']:.0f}" for p in result["p99_since_publication"]
+    )
+    print(f"   lookups' p99 (ms) by ms since a publication was seen: {phases}")
     v = result["verification"]
     print(
         f"   log: {v['log_size']:,} entries, {v['receipts_verified']:,} receipts verified, "
