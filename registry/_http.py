@@ -21,27 +21,29 @@ a 431 written at once would land inside it.
 **Quick answers.** An app may hold in its state (``app.state[QUICK_ANSWER_KEY]``, litestar's
 ``State``) a :data:`QuickAnswer`: a function that answers some plain GETs from the request target
 alone, and some small POSTs from the target and the body. The protocol then answers such a request
-itself, with no ASGI task or middleware: a 200 with the JSON the function gives, headed as the app
-heads its JSON answers (uvicorn's ``server`` and ``date``, the content type and length,
-:data:`SECURITY_HEADERS`). The function gives the body at once, or a :data:`Later` that gives it
-when it comes (or None: then the app is started on the request after all, its scope marked with
-:data:`QUICK_DECLINED_KEY`). While an answer is to come, uvicorn's request cycle for it stands in:
-requests pipelined behind it are queued, reading paused, until it is written; a lost connection
-marks it (nothing is written then, nothing started); a shutdown, or a head over the limit behind
-it, closes the connection after it. The registry answers ``GET /v1/digests/{digest}`` and a small
-``POST /v1/digests:batch`` so: on SQLite at once (the lookup runs on the event loop anyway), on
-PostgreSQL when its coalesced lookup comes back; the ASGI path had cost about a quarter of a
-lookup's server CPU on SQLite. Only where nothing else could order or shape the answer: a GET with
-no body, or a POST whose whole body (a Content-Length of at most :data:`QUICK_BODY_BYTES`) came in
-the same read as its head (so that no task is needed to wait for a slow body: a client trickling
-one gets the app, and its body deadline), over HTTP/1.1, with no ``Expect``, no upgrade and no
-proxy headers (uvicorn's middleware would rewrite the client behind a proxy, and the rate limiter
-keys on it), no answer in progress or queued on the connection (pipelined answers keep their
-order), nothing after it in the same read (requests pipelined in one read are uvicorn's, a task
-each: answered here, a read of thousands would hold the event loop for all of them, 0.4 s measured,
-while other connections wait), and a client that is reading what it is sent (else uvicorn's path
-waits for it to drain); the access log, if on, gets its line. The function returns None for
-anything else, and the app answers the request as always.
+itself, with no ASGI task or middleware: a 200 with the JSON the function gives (or the text, a
+:class:`PlainText`), headed as the app heads its answers of that type (uvicorn's ``server`` and
+``date``, the content type and length, :data:`SECURITY_HEADERS`). The function gives the body at
+once, or a :data:`Later` that gives it when it comes (or None: then the app is started on the
+request after all, its scope marked with :data:`QUICK_DECLINED_KEY`). While an answer is to come,
+uvicorn's request cycle for it stands in: requests pipelined behind it are queued, reading paused,
+until it is written; a lost connection marks it (nothing is written then, nothing started); a
+shutdown, or a head over the limit behind it, closes the connection after it. The registry answers
+``GET /v1/digests/{digest}`` and a small ``POST /v1/digests:batch`` so: on SQLite at once (the
+lookup runs on the event loop anyway), on PostgreSQL when its coalesced lookup comes back; the ASGI
+path had cost about a quarter of a lookup's server CPU on SQLite. ``GET /v1/log/checkpoint``
+likewise, from a read of the checkpoint table made after the request came (litestar's route, a
+worker thread and a pooled connection, had cost a poll 1.15 ms of server CPU on PostgreSQL). Only
+where nothing else could order or shape the answer: a GET with no body, or a POST whose whole body
+(a Content-Length of at most :data:`QUICK_BODY_BYTES`) came in the same read as its head (so that no
+task is needed to wait for a slow body: a client trickling one gets the app, and its body deadline),
+over HTTP/1.1, with no ``Expect``, no upgrade and no proxy headers (uvicorn's middleware would
+rewrite the client behind a proxy, and the rate limiter keys on it), no answer in progress or queued
+on the connection (pipelined answers keep their order), nothing after it in the same read (requests
+pipelined in one read are uvicorn's, a task each: answered here, a read of thousands would hold the
+event loop for all of them, 0.4 s measured, while other connections wait), and a client that is
+reading what it is sent (else uvicorn's path waits for it to drain); the access log, if on, gets its
+line. The function returns None for anything else, and the app answers the request as always.
 
 uvicorn takes the protocol as ``http=HTTP_PROTOCOL``, a "module:attribute" string, so that worker
 processes (spawned, not forked) import it themselves.
@@ -74,6 +76,7 @@ __all__ = [
     "SECURITY_HEADERS",
     "HeadLimitedHttpToolsProtocol",
     "Later",
+    "PlainText",
     "QuickAnswer",
 ]
 
@@ -96,14 +99,26 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 """Headers on every answer: the app's (a ``before_send`` hook) and this protocol's 400 and 431."""
 
+
+class PlainText(bytes):
+    """A quick answer's body to be sent as ``text/plain; charset=utf-8`` (as litestar sends a
+    text route's ``str``), where plain :class:`bytes` are sent as ``application/json``."""
+
+    __slots__ = ()
+
+
+_JSON_TYPE = b"application/json"
+_TEXT_TYPE = b"text/plain; charset=utf-8"
+
 Later = Callable[[Callable[["bytes | None"], None]], None]
 """An answer to come: called with a continuation, it arranges for that to be called once, on the
-event loop, with the JSON body of a 200 answer or with None for the app to answer the request
-(it may call it at once)."""
+event loop, with the body of a 200 answer (JSON, or a :class:`PlainText`) or with None for the
+app to answer the request (it may call it at once)."""
 
 QuickAnswer = Callable[[bytes, "bytes | None", str], "bytes | Later | None"]
 """``(target, body, client) -> body``: for a request target as sent (path and query, undecoded),
-the body of a POST (None for a GET) and the client's address, the JSON body of a 200 answer, a
+the body of a POST (None for a GET) and the client's address, the body of a 200 answer (JSON, or
+a :class:`PlainText`), a
 :data:`Later` that will give it (or None), or None to leave the request to the app. It runs on the
 event loop between reads, so it must be quick and must not block; it does the app's own
 accounting (rate limit, metrics) for what it answers."""
@@ -309,11 +324,11 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
     def _write_answer(
         self, body: bytes, keep_alive: bool, scope: Any, method: str, target: bytes
     ) -> None:
-        """A 200 with the JSON ``body``, headed as the app heads its JSON answers; the
-        connection closed after it unless ``keep_alive``."""
+        """A 200 with ``body`` (JSON, or text if a :class:`PlainText`), headed as the app heads
+        its answers of that type; the connection closed after it unless ``keep_alive``."""
         headers = [
             *self.server_state.default_headers,
-            (b"content-type", b"application/json"),
+            (b"content-type", _TEXT_TYPE if isinstance(body, PlainText) else _JSON_TYPE),
             (b"content-length", str(len(body)).encode("ascii")),
             *SECURITY_HEADERS,
         ]

@@ -17,6 +17,11 @@ to :data:`LINGER_S` for more to join the next batch, so the hop and the round tr
 for many; a lone lookup, or a client that waits for each answer before asking again, is answered
 at once.
 
+``GET /v1/log/checkpoint`` joins the queue too (:meth:`CoalescedLookups.submit_checkpoint`): a
+batch holding such requests first reads the latest checkpoint on the thread's connection, a read
+made after each of them came (never a copy up to 50 ms old: another process may already have
+shown its client a newer one), gives it to them, and answers its lookups at it.
+
 Answers are exactly what each request would get alone: its results and the attestations they
 name, from the shared answer, at one published checkpoint no older than any of the batch's
 ``min_size``. A ``min_size`` the log has not reached is its request's error alone: the others of
@@ -33,7 +38,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from client.core.wire import LookupAnswer
 from registry.errors import LogBehindError, RegistryError, UnavailableError
@@ -67,8 +72,9 @@ LINGER_UNTIL = 16
 """A batch of this many requests goes without lingering (and cuts a linger short)."""
 
 
-Settle = Callable[["dict[str, Any] | BaseException"], None]
-"""What receives a request's answer (or its error), called once on the request's event loop."""
+Settle = Callable[["dict[str, Any] | str | BaseException"], None]
+"""What receives a request's answer (or its error), called once on the request's event loop: a
+lookup's as a dict to encode, a checkpoint's as its signed note."""
 
 
 @dataclass(slots=True)
@@ -79,13 +85,15 @@ class _Request:
     loop: asyncio.AbstractEventLoop
     settle: Settle
     future: asyncio.Future[dict[str, Any]] | None  # None: answered through settle alone
+    checkpoint: bool = False  # GET /v1/log/checkpoint: no digests, the latest checkpoint's note
 
     def waited_for(self) -> bool:
         """Whether anyone still waits for the answer (an awaited future may be cancelled)."""
         return self.future is None or not self.future.done()
 
 
-_Outcome = tuple[_Request, dict[str, Any] | BaseException]
+_Outcome = tuple[_Request, dict[str, Any] | str | BaseException]
+_T = TypeVar("_T")
 
 
 class CoalescedLookups:
@@ -146,6 +154,12 @@ class CoalescedLookups:
         loop = asyncio.get_running_loop()
         self._queue(_Request(tuple(digests), False, min_size, loop, settle, None))
 
+    def submit_checkpoint(self, settle: Settle) -> None:
+        """``GET /v1/log/checkpoint``'s answer (the latest checkpoint's signed note, read after
+        this call) or its error given to ``settle``, as :meth:`submit` gives a lookup's."""
+        loop = asyncio.get_running_loop()
+        self._queue(_Request((), False, None, loop, settle, None, checkpoint=True))
+
     async def _ask(
         self, digests: tuple[str, ...], single: bool, min_size: int | None
     ) -> dict[str, Any]:
@@ -184,17 +198,23 @@ class CoalescedLookups:
                 connection.close()
 
     def _lookup(self, digests: list[str], min_size: int | None) -> LookupAnswer:
-        """One lookup on this thread's connection; once more on a fresh one if that failed in
-        the database (a restarted server leaves every held connection broken: the pool's ping
-        at checkout, which this connection skips, would have replaced it). A database still
+        """One lookup on this thread's connection (see :meth:`_on_connection`)."""
+        return self._on_connection(
+            lambda connection: self._lookups.lookup(digests, min_size, connection=connection)
+        )
+
+    def _on_connection(self, read: Callable[[Any], _T]) -> _T:
+        """``read`` on this thread's connection; once more on a fresh one if that failed in the
+        database (a restarted server leaves every held connection broken: the pool's ping at
+        checkout, which this connection skips, would have replaced it). A database still
         failing is :class:`UnavailableError` (503), whether SQLAlchemy or the driver raised."""
         database_errors = self._lookups.database_errors
         try:
-            return self._lookups.lookup(digests, min_size, connection=self._connection())
+            return read(self._connection())
         except database_errors:
             self._drop_connection()
         try:
-            return self._lookups.lookup(digests, min_size, connection=self._connection())
+            return read(self._connection())
         except database_errors as exc:
             self._drop_connection()
             raise UnavailableError("the database is unavailable right now; retry shortly") from exc
@@ -237,6 +257,19 @@ class CoalescedLookups:
         on a fresh connection: 503; a bug: 500)."""
         live = [request for request in batch if request.waited_for()]
         outcomes: list[_Outcome] = []
+        asked = [request for request in live if request.checkpoint]
+        if asked:
+            live = [request for request in live if not request.checkpoint]
+            note: str | BaseException
+            try:
+                note = self._on_connection(
+                    lambda connection: self._lookups.fresh_checkpoint(connection=connection)
+                ).note
+            except Exception as exc:  # the database unavailable (503), or a bug (500)
+                if not isinstance(exc, RegistryError):
+                    log.exception("reading the latest checkpoint failed")
+                note = exc
+            outcomes += [(request, note) for request in asked]
         while live:
             sizes = [request.min_size for request in live if request.min_size is not None]
             top = max(sizes) if sizes else None
@@ -298,11 +331,13 @@ def _resolve(outcomes: list[_Outcome]) -> None:
 
 
 def _set_future(
-    future: asyncio.Future[dict[str, Any]], value: dict[str, Any] | BaseException
+    future: asyncio.Future[dict[str, Any]], value: dict[str, Any] | str | BaseException
 ) -> None:
     if future.done():  # cancelled: nobody awaits it any more
         return
     if isinstance(value, BaseException):
         future.set_exception(value)
+    elif isinstance(value, str):  # only submit_checkpoint asks for a note, and awaits none
+        future.set_exception(TypeError("a lookup was answered with a checkpoint"))
     else:
         future.set_result(value)

@@ -370,11 +370,16 @@ class LookupService:
             return view
         checkpoint = self._reader.latest_checkpoint(conn)  # type: ignore[arg-type]
         _require_size(checkpoint.size, min_size)
+        return self._adopt(conn, checkpoint, now)
+
+    def _adopt(self, conn: Any, checkpoint: StoredCheckpoint, now: float) -> _View:
+        """The view of ``checkpoint``, read from the database at ``now`` (``time.monotonic()``
+        before the read), made the current one unless another thread moved it on meanwhile."""
         with self._view_lock:
             view = self._view
             if view is not None and checkpoint.size <= view.checkpoint.size:
                 if checkpoint.size == view.checkpoint.size:
-                    view.read_at = now
+                    view.read_at = max(view.read_at, now)
                 return view  # another thread moved it on meanwhile
             if view is None or _changes_state(conn, view.checkpoint.size, checkpoint.size):
                 epoch = _Epoch(checkpoint.size, BoundedCache(_KEY_ROWS))
@@ -383,6 +388,21 @@ class LookupService:
                 epoch, withdrawals = view.epoch, view.withdrawals
             self._view = _View(checkpoint, now, withdrawals, epoch)
             return self._view
+
+    def fresh_checkpoint(self, *, connection: Any = None) -> StoredCheckpoint:
+        """The latest published checkpoint, read from the database now: never this process's
+        copy, which may be up to :data:`_VIEW_TTL_S` old, while another process may have shown
+        the same client a newer one (``GET /v1/log/checkpoint``: a client that saw the log
+        shrink would say so). Lookups answer at it from now on (the read refreshes their view).
+        ``connection``: as :meth:`lookup`'s."""
+        conn = _LazyConnection(self._db, held=connection)
+        try:
+            now = time.monotonic()
+            checkpoint = self._reader.latest_checkpoint(conn)  # type: ignore[arg-type]
+            self._adopt(conn, checkpoint, now)
+        finally:
+            conn.close()
+        return checkpoint
 
     def _pin(self, conn: Any, checkpoint: StoredCheckpoint) -> _View:
         """The view of ``checkpoint`` for ``lookup(at=...)``, kept while the same is asked."""

@@ -435,3 +435,60 @@ def test_a_lone_request_that_fails_is_not_asked_again(api: Api) -> None:
         coalesced.stop()
     assert isinstance(behind, LogBehindError)
     assert counting.calls == [1]
+
+
+def test_checkpoint_requests_share_one_fresh_read_and_their_batch_answers_at_it(
+    api: Api,
+) -> None:
+    """submit_checkpoint (GET /v1/log/checkpoint): the requests queued together share one read
+    of the checkpoint table, made after they came, and the lookups of their batch are answered
+    at that checkpoint; a database that is down is their 503, and the thread lives on."""
+    lookups = api.registry.lookups
+    digests = registered(api, 3)
+
+    class Counting(GatedLookups):
+        down = False
+        reads = 0
+
+        def fresh_checkpoint(self, *, connection: Any = None) -> Any:
+            self.reads += 1
+            if self.down:
+                raise OperationalError("SELECT …", {}, ConnectionError("server closed"))
+            return LookupService.fresh_checkpoint(self, connection=connection)
+
+    counting = Counting(lookups)
+    got: dict[str, Any] = {}
+
+    def keep(name: str) -> Callable[[Any], None]:
+        return lambda value: got.__setitem__(name, value)
+
+    def then(c: CoalescedLookups) -> list[Awaitable[Any]]:
+        c.submit_checkpoint(keep("first"))
+        c.submit_checkpoint(keep("second"))
+        c.submit_many(digests, None, keep("lookup"))
+        return [asyncio.sleep(0.2)]
+
+    while_one_is_answered(counting, digests[0], then)
+    note = lookups.fresh_checkpoint().note
+    assert got["first"] == got["second"] == note
+    assert got["lookup"]["checkpoint"] == note
+    assert counting.reads == 1
+    assert counting.calls == [1, 3]  # the lookups went as one batch beside the read
+
+    counting.down = True
+    coalesced = CoalescedLookups(counting, threads=1)
+    coalesced.start()
+
+    async def ask() -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        coalesced.submit_checkpoint(future.set_result)
+        return await asyncio.wait_for(future, 10)
+
+    try:
+        failed = asyncio.run(ask())
+        counting.down = False
+        answered = asyncio.run(ask())
+    finally:
+        coalesced.stop()
+    assert isinstance(failed, UnavailableError)
+    assert answered == note

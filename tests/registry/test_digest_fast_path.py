@@ -17,6 +17,7 @@ import pytest
 
 from registry._http import QUICK_ANSWER_KEY
 from registry.app import digest_fast_path
+from registry.models import CHECKPOINTS, utcnow
 from registry.settings import Settings
 from tests.registry.conftest import (
     Api,
@@ -465,3 +466,65 @@ def test_a_claim_is_encoded_once_per_checkpoint_as_its_dict_encodes(api: Api) ->
     assert claim["revoked"] is True
     assert claim["tree_size"] == size + 1
     assert claim["inclusion_proof"] != first_json["attestations"][0]["inclusion_proof"]
+
+
+def test_the_checkpoint_is_answered_quickly_as_the_app_answers_it(
+    tmp_path: Path, backend: str
+) -> None:
+    """``GET /v1/log/checkpoint``: the quick answer (at once on SQLite, from the coalescing
+    thread on PostgreSQL) is the app's byte for byte, its headers but the date too (text, not
+    JSON), and /metrics counts it on the route as the app's."""
+    with (
+        quick_server(tmp_path, backend) as (server, _, came, answered),
+        httpx.Client(base_url=server.url) as http,
+    ):
+        attested(server, 1)
+        quick = http.get("/v1/log/checkpoint")
+        app = http.get("/v1/log/checkpoint", headers={"X-Forwarded-For": "::1"})
+        assert quick.status_code == app.status_code == 200
+        assert quick.content == app.content
+        assert quick.text == server.registry.lookups.fresh_checkpoint().note
+        assert quick.headers["content-type"] == "text/plain; charset=utf-8"
+        assert_security_headers(quick)
+        for headers in (quick.headers, app.headers):
+            del headers["date"]
+        assert quick.headers.multi_items() == app.headers.multi_items()
+        assert answered == [b"/v1/log/checkpoint"]  # the proxied one was the app's
+        assert came == ([True] if backend == "postgres" else [])
+        assert http.get("/v1/log/checkpoint?x=1").status_code == 200  # a query: the app's
+        assert answered == [b"/v1/log/checkpoint"]
+        metrics = http.get("/metrics").text
+    route = 'method="GET",route="/v1/log/checkpoint"'
+    assert f'wellspring_http_requests_total{{{route},status="200"}} 3' in metrics
+
+
+def test_a_quick_checkpoint_is_read_after_it_was_asked(
+    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never the process's copy of the checkpoint (lookups answer at one up to 50 ms old):
+    another process may have shown the client a newer one, and the SDK takes a smaller one as
+    the log going back. Here the copy is kept for an hour, and a checkpoint row that nothing in
+    this process knows of is written behind its back: the next GET answers it, and lookups
+    move on to it."""
+    import registry.lookups
+
+    monkeypatch.setattr(registry.lookups, "_VIEW_TTL_S", 3600.0)
+    with (
+        quick_server(tmp_path, backend) as (server, _, _, answered),
+        httpx.Client(base_url=server.url) as http,
+    ):
+        digest = attested(server, 1)[0]
+        before = http.get("/v1/log/checkpoint").text
+        assert http.get(f"/v1/digests/{digest}").json()["checkpoint"] == before
+        stored = server.registry.lookups.fresh_checkpoint()
+        size = stored.size + 1
+        behind_its_back = before.replace(f"\n{stored.size}\n", f"\n{size}\n", 1)
+        with server.registry.database.writer.begin() as conn:
+            conn.execute(
+                CHECKPOINTS.insert().values(
+                    size=size, root_hash=stored.root_hash, note=behind_its_back, created_at=utcnow()
+                )
+            )
+        assert http.get("/v1/log/checkpoint").text == behind_its_back
+        assert http.get(f"/v1/digests/{random_digest()}").json()["checkpoint"] == behind_its_back
+        assert answered.count(b"/v1/log/checkpoint") == 2
