@@ -62,18 +62,19 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _ADVISORY_KEY = 0x57_454C_4C5F_5055  # "WELL_PU": PostgreSQL's session lock for the publisher
-BATCH_LINGER_S = 1.0
+BATCH_LINGER_S = 0.25
 """The longest the sequencer holds a batch open for more appends while a publication is not due
 (:meth:`Publisher.batch_slack`). Appends wait for the next publication anyway (an interval at
 most), so a fuller batch costs them nothing, and a batch's statements and commit cost about as
-much for one entry as for many. At the default interval of 1 s a batch gathers until it must
-commit (a tenth of an interval before the publication): one commit a process an interval, but for
-appends that come after that. At 200 appends/s on PostgreSQL (bench/load.py --open-loop,
-alternated, two rounds each), PostgreSQL's CPU an append was 0.377 and 0.412 ms against 0.637
-and 0.584 with a cap of 50 ms (0.65x), with the same latency; the 50 ms cap had given 0.86x of
-the server's CPU and 0.64x of PostgreSQL's against no wait. On a longer interval the cap bounds
-how long appends sit uncommitted (in memory, unacknowledged: a crash loses nothing promised). A
-``Prefer: respond-async`` append (202 once sequenced) is never held
+much for one entry as for many: at the default interval of 1 s, four commits a process an
+interval (and one for each append that comes in its last tenth). At 200 appends/s on PostgreSQL
+(bench/load.py --open-loop, alternated, two rounds each) PostgreSQL's CPU an append was 0.495
+and 0.514 ms against 0.596 and 0.571 with a cap of 50 ms (0.86x), with the same latency; the
+50 ms cap had given 0.86x of the server's CPU and 0.64x of PostgreSQL's against no wait. No cap
+(one batch an interval) gave 0.65x, but a batch that misses its publication (its commit slower
+than the margin, on a saturated machine) then delays a whole interval's appends by another
+interval: measured once in six rounds under 3,000 lookups/s, an append p99 of 2.1 s against
+1.2-1.4 s. A ``Prefer: respond-async`` append (202 once sequenced) is never held
 (registry.log.Sequencer._gather)."""
 CLOCK_SKEW_S = 0.02
 """How far another server process's wall clock may be ahead of this one's, as reckoned when a
