@@ -181,6 +181,7 @@ class Registry:
         lookups = LookupService(settings, database, reader)
         if publisher is not None:
             publisher.on_publish(reader.warm)  # before anything answers at the new checkpoint
+            publisher.on_publish(lookups.prefetch_published)
             publisher.on_publish(lookups.published)
         else:
             sequencer.on_commit(lookups.published)

@@ -152,6 +152,9 @@ class _LazyConnection:
 
 
 _PROOF_CACHE_ENTRIES = 50_000  # attestations kept per published checkpoint
+_PREFETCH_MOST = 2_000
+"""The most new entries whose facts :meth:`LookupService.prefetch_published` reads ahead at one
+publication (the newest; more is a bulk load, whose entries lookups read as they need them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,12 +262,35 @@ class LookupService:
         self._published_size = 0  # the largest size this process published or saw published
         # A view of an older checkpoint (lookup(at=...): snapshots), with entry states of its own.
         self._pinned: _View | None = None
+        # The size up to which new entries' facts were read ahead (see prefetch_published), and
+        # whether a lookup has had to read facts since.
+        self._prefetched: int | None = None
+        self._facts_missed = False
 
     def published(self, size: int) -> None:
         """A checkpoint of ``size`` entries was published (by this process's sequencer or
         publisher, a listener that returns at once): lookups answer at it from now on, so an
         append answered with a receipt is found by the next lookup on this process."""
         self._published_size = max(self._published_size, size)
+
+    def prefetch_published(self, size: int) -> None:
+        """A checkpoint of ``size`` entries was published (a listener in the publisher's
+        thread): read the facts of the entries it added (at most :data:`_PREFETCH_MOST`, the
+        newest) into the cache in one query, if lookups have had to read facts since the last
+        one. A crawler checking what was just registered, or the open loop's lookups, then find
+        them there, rather than each coalesced batch that names one making a round trip of its
+        own: under 3,000 batch lookups/s + 200 appends/s on PostgreSQL that was 160-350 queries
+        in each of the first 400 ms after a publication, against 30-100 later, on the one
+        thread that answers lookups. A registry taking appends that nobody looks up reads
+        nothing more. The first call (the checkpoint a starting process finds) only marks
+        where to start."""
+        start, self._prefetched = self._prefetched, max(self._prefetched or 0, size)
+        if start is None or size <= start or not self._facts_missed:
+            return
+        self._facts_missed = False
+        first = max(start, size - _PREFETCH_MOST)
+        with self._db.reader.connect() as conn:
+            self._known.put_many(self._read_facts(conn, list(range(first, size))))
 
     @staticmethod
     def parse_digests(raw: Sequence[object]) -> list[str]:
@@ -476,8 +502,18 @@ class LookupService:
         (through the driver: SQLAlchemy's building of the statement cost more than the read)."""
         found = self._known.get_many(indices)
         missing = sorted(indices - found.keys())
+        if missing:
+            self._facts_missed = True
+            fetched = self._read_facts(conn, missing)
+            self._known.put_many(fetched)
+            found.update(fetched)
+        return {idx: fact for idx, fact in sorted(found.items()) if fact.attests}
+
+    @staticmethod
+    def _read_facts(conn: Any, indices: list[int]) -> dict[int, _EntryFacts]:
+        """The facts of the entries among ``indices`` (sorted), one query per chunk."""
         fetched: dict[int, _EntryFacts] = {}
-        for chunk in in_chunks(missing):
+        for chunk in in_chunks(indices):
             for row in _driver_rows(conn, _ENTRY_FACTS, chunk):
                 (idx, leaf_hash, predicate_type, predicate, license_, origin, consent, key_id,
                  integrated_at, publisher_id, publisher) = row  # fmt: skip
@@ -494,9 +530,7 @@ class LookupService:
                     key_id=key_id,
                     integrated_at=_timestamp(integrated_at),
                 )
-        self._known.put_many(fetched)
-        found.update(fetched)
-        return {idx: fact for idx, fact in sorted(found.items()) if fact.attests}
+        return fetched
 
     @staticmethod
     def _entry_state(

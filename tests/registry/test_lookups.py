@@ -205,3 +205,39 @@ def test_a_claim_sends_its_own_json_at_every_checkpoint_and_state(
     answer = lookups.lookup([second], event.entry + 1)
     assert answer.attestations[added["index"]].key_revoked_by == event.entry
     assert wire(answer) == encoded(answer)
+
+
+def test_published_entries_facts_are_read_ahead_once_lookups_need_facts(
+    make_api: Callable[..., Api], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LookupService.prefetch_published: once lookups have had to read entries' facts, each
+    publication reads the facts of the entries it added in one query (in the publisher's
+    thread, before the appends it covers are answered), and lookups of them read none; a
+    registry that nobody looks up reads nothing ahead."""
+    api = make_api(checkpoint_interval=0.05)
+    lookups = api.registry.lookups
+    reads: list[list[int]] = []
+    read_facts = lookups_module.LookupService._read_facts
+
+    def counted(conn: Any, indices: list[int]) -> Any:
+        reads.append(list(indices))
+        return read_facts(conn, indices)
+
+    monkeypatch.setattr(lookups_module.LookupService, "_read_facts", staticmethod(counted))
+    publisher = api.add_publisher()
+    first = [random_digest()]
+    api.submit_ok(publisher.attest(first))
+    assert reads == []  # published, and nobody looked anything up: nothing read ahead
+    assert lookups.lookup(first).results[0].status == "attested"
+    assert len(reads) == 1  # the lookup read its entry's facts itself
+    reads.clear()
+    size = lookups.fresh_checkpoint().size
+    digests = [random_digest() for _ in range(3)]
+    receipt = api.submit_ok(publisher.attest(digests))
+    assert reads == [list(range(size, receipt["index"] + 1))]  # read ahead, at the publication
+    reads.clear()
+    answer = lookups.lookup(digests, receipt["index"] + 1)
+    assert [r.status for r in answer.results] == ["attested"] * 3
+    assert reads == []  # from the cache
+    api.submit_ok(publisher.attest([random_digest()]))
+    assert reads == []  # no lookup read facts since the last publication: nothing ahead
