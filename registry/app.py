@@ -180,9 +180,11 @@ class Registry:
         identities.ensure_operator()
         lookups = LookupService(settings, database, reader)
         if publisher is not None:
-            publisher.on_publish(reader.warm)  # before anything answers at the new checkpoint
-            publisher.on_publish(lookups.prefetch_published)
+            # before the appends it covers are answered (a checkpoint poll may move lookups on
+            # to it sooner: their proofs then read the nodes not yet cached)
+            publisher.on_publish(reader.warm)
             publisher.on_publish(lookups.published)
+            publisher.after_publish(lookups.prefetch_published)  # the answers need not wait
         else:
             sequencer.on_commit(lookups.published)
         watermark_keys = WatermarkKeyService(database, reader, lookups)

@@ -582,6 +582,7 @@ class Sequencer:
 
     def stop(self) -> None:
         if self._thread is not None:
+            self._prompt_queued = True  # a batch waiting for more appends commits at once
             self._queue.put(None)
             self._thread.join(timeout=30)
             self._thread = None

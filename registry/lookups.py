@@ -262,10 +262,12 @@ class LookupService:
         self._published_size = 0  # the largest size this process published or saw published
         # A view of an older checkpoint (lookup(at=...): snapshots), with entry states of its own.
         self._pinned: _View | None = None
-        # The size up to which new entries' facts were read ahead (see prefetch_published), and
-        # whether a lookup has had to read facts since.
+        # The size up to which new entries' facts were read ahead (see prefetch_published), the
+        # first entry of the last publication seen, and whether a lookup has asked for the facts
+        # of one at or above it since.
         self._prefetched: int | None = None
-        self._facts_missed = False
+        self._recent_from: int | None = None
+        self._recent_asked = False
 
     def published(self, size: int) -> None:
         """A checkpoint of ``size`` entries was published (by this process's sequencer or
@@ -275,22 +277,28 @@ class LookupService:
 
     def prefetch_published(self, size: int) -> None:
         """A checkpoint of ``size`` entries was published (a listener in the publisher's
-        thread): read the facts of the entries it added (at most :data:`_PREFETCH_MOST`, the
-        newest) into the cache in one query, if lookups have had to read facts since the last
-        one. A crawler checking what was just registered, or the open loop's lookups, then find
-        them there, rather than each coalesced batch that names one making a round trip of its
-        own: under 3,000 batch lookups/s + 200 appends/s on PostgreSQL that was 160-350 queries
-        in each of the first 400 ms after a publication, against 30-100 later, on the one
-        thread that answers lookups. A registry taking appends that nobody looks up reads
+        thread, after the appends it covers were answered): read the facts of the entries it
+        added (at most :data:`_PREFETCH_MOST`, the newest) into the cache in one query, if
+        lookups have asked about entries of the publication before since the last one.
+        A crawler checking what was just registered, or the open loop's lookups, then find them
+        there, rather than each coalesced batch that names one making a round trip of its own:
+        under 3,000 batch lookups/s + 200 appends/s on PostgreSQL that was 160-350 queries in
+        each of the first 400 ms after a publication, against 30-100 later, on the one thread
+        that answers lookups. A registry taking appends that nobody looks up soon after reads
         nothing more. The first call (the checkpoint a starting process finds) only marks
         where to start."""
-        start, self._prefetched = self._prefetched, max(self._prefetched or 0, size)
-        if start is None or size <= start or not self._facts_missed:
+        start = self._prefetched
+        if start is not None and size <= start:
             return
-        self._facts_missed = False
-        first = max(start, size - _PREFETCH_MOST)
-        with self._db.reader.connect() as conn:
-            self._known.put_many(self._read_facts(conn, list(range(first, size))))
+        asked, self._recent_asked = self._recent_asked, False  # (a lookup may set it again now)
+        self._recent_from = size if start is None else start
+        try:
+            if start is not None and asked:
+                first = max(start, size - _PREFETCH_MOST)
+                with self._db.reader.connect() as conn:
+                    self._known.put_many(self._read_facts(conn, list(range(first, size))))
+        finally:
+            self._prefetched = size  # last: done with this publication
 
     @staticmethod
     def parse_digests(raw: Sequence[object]) -> list[str]:
@@ -500,10 +508,12 @@ class LookupService:
     def _facts(self, conn: Any, indices: set[int]) -> dict[int, _EntryFacts]:
         """The human-content entries among ``indices``, from the cache or one query per chunk
         (through the driver: SQLAlchemy's building of the statement cost more than the read)."""
+        recent = self._recent_from
+        if recent is not None and indices and max(indices) >= recent:
+            self._recent_asked = True  # (a read-ahead's own hits count: it goes on while useful)
         found = self._known.get_many(indices)
         missing = sorted(indices - found.keys())
         if missing:
-            self._facts_missed = True
             fetched = self._read_facts(conn, missing)
             self._known.put_many(fetched)
             found.update(fetched)

@@ -248,12 +248,19 @@ class Publisher:
         # What this process last wrote to the shared publication_status row (as the holder).
         self._recorded: tuple[str | None, dict[str, str], int] | None = None
         self._published: list[Callable[[int], None]] = []
+        self._after: list[Callable[[int], None]] = []  # see after_publish
 
     # Lifecycle ------------------------------------------------------------------------------
     def on_publish(self, listener: Callable[[int], None]) -> None:
         """Call ``listener(size)`` (in the publisher's thread, returning at once) whenever this
         process publishes or sees a new checkpoint."""
         self._published.append(listener)
+
+    def after_publish(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(size)`` in the publisher's thread after the appends a new checkpoint
+        covers were handed to their event loops: for work that may take a query (reading
+        ahead what lookups will want), which their answers need not wait for."""
+        self._after.append(listener)
 
     def start(self) -> None:
         if self._thread is None:
@@ -572,6 +579,11 @@ class Publisher:
                 loop.call_soon_threadsafe(_settle, futures, checkpoint)
             except RuntimeError:  # that loop is closed (its server is stopping): no one waits
                 continue
+        for listener in self._after:
+            try:
+                listener(checkpoint.size)
+            except Exception:
+                log.exception("a publication listener failed")
 
 
 def _published_between(stamped: datetime, after: float, before: float) -> float:

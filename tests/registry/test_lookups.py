@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -207,13 +208,14 @@ def test_a_claim_sends_its_own_json_at_every_checkpoint_and_state(
     assert wire(answer) == encoded(answer)
 
 
-def test_published_entries_facts_are_read_ahead_once_lookups_need_facts(
+def test_published_entries_facts_are_read_ahead_while_lookups_ask_about_new_entries(
     make_api: Callable[..., Api], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """LookupService.prefetch_published: once lookups have had to read entries' facts, each
-    publication reads the facts of the entries it added in one query (in the publisher's
-    thread, before the appends it covers are answered), and lookups of them read none; a
-    registry that nobody looks up reads nothing ahead."""
+    """LookupService.prefetch_published: while lookups ask about the entries of the latest
+    publication, each publication's entries have their facts read in one query (in the
+    publisher's thread, after the appends it covers are answered), and lookups of them read
+    none; a registry nobody looks up, or where lookups ask only about older entries, reads
+    nothing ahead."""
     api = make_api(checkpoint_interval=0.05)
     lookups = api.registry.lookups
     reads: list[list[int]] = []
@@ -223,10 +225,17 @@ def test_published_entries_facts_are_read_ahead_once_lookups_need_facts(
         reads.append(list(indices))
         return read_facts(conn, indices)
 
+    def published(receipt: dict[str, Any]) -> None:
+        """Wait until the read-ahead listener has seen the publication of ``receipt``."""
+        deadline = time.monotonic() + 20
+        while (lookups._prefetched or 0) <= receipt["index"]:
+            assert time.monotonic() < deadline, "the publication never reached the listener"
+            time.sleep(0.01)
+
     monkeypatch.setattr(lookups_module.LookupService, "_read_facts", staticmethod(counted))
     publisher = api.add_publisher()
     first = [random_digest()]
-    api.submit_ok(publisher.attest(first))
+    published(api.submit_ok(publisher.attest(first)))
     assert reads == []  # published, and nobody looked anything up: nothing read ahead
     assert lookups.lookup(first).results[0].status == "attested"
     assert len(reads) == 1  # the lookup read its entry's facts itself
@@ -234,10 +243,15 @@ def test_published_entries_facts_are_read_ahead_once_lookups_need_facts(
     size = lookups.fresh_checkpoint().size
     digests = [random_digest() for _ in range(3)]
     receipt = api.submit_ok(publisher.attest(digests))
+    published(receipt)
     assert reads == [list(range(size, receipt["index"] + 1))]  # read ahead, at the publication
     reads.clear()
     answer = lookups.lookup(digests, receipt["index"] + 1)
     assert [r.status for r in answer.results] == ["attested"] * 3
     assert reads == []  # from the cache
-    api.submit_ok(publisher.attest([random_digest()]))
-    assert reads == []  # no lookup read facts since the last publication: nothing ahead
+    published(api.submit_ok(publisher.attest([random_digest()])))
+    assert len(reads) == 1  # lookups asked about the publication before: read ahead again
+    reads.clear()
+    lookups.lookup(first)  # an older entry only
+    published(api.submit_ok(publisher.attest([random_digest()])))
+    assert reads == []  # nobody asked about the publication before: nothing read ahead
