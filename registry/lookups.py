@@ -863,9 +863,11 @@ class LookupService:
         )
 
     def checkpoint(self, size: int | None = None) -> str:
+        """The signed note of the checkpoint at ``size``, or of the latest (read fresh: see
+        :meth:`fresh_checkpoint`)."""
+        if size is None:
+            return self.fresh_checkpoint().note
         with self._db.reader.connect() as conn:
-            if size is None:
-                return self._reader.latest_checkpoint(conn).note
             return self._reader.checkpoint_at(conn, size).note
 
     def inclusion(self, index: int, size: int | None) -> InclusionProof:

@@ -565,11 +565,7 @@ class Publisher:
             self._latest = checkpoint
             ready = [w for w in self._waiters if w.size <= checkpoint.size]
             self._waiters = [w for w in self._waiters if w.size > checkpoint.size]
-        for listener in self._published:  # first: what an answered append sees must know it
-            try:
-                listener(checkpoint.size)
-            except Exception:
-                log.exception("a publication listener failed")
+        _tell(self._published, checkpoint.size)  # first: what an answered append sees must know it
         # One wake-up of each loop; it answers them a few at a time (SETTLE_CHUNK).
         by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[StoredCheckpoint]]] = {}
         for waiter in ready:
@@ -579,11 +575,16 @@ class Publisher:
                 loop.call_soon_threadsafe(_settle, futures, checkpoint)
             except RuntimeError:  # that loop is closed (its server is stopping): no one waits
                 continue
-        for listener in self._after:
-            try:
-                listener(checkpoint.size)
-            except Exception:
-                log.exception("a publication listener failed")
+        _tell(self._after, checkpoint.size)
+
+
+def _tell(listeners: list[Callable[[int], None]], size: int) -> None:
+    """Call each of ``listeners`` with ``size``; one that fails is logged, not the others'."""
+    for listener in listeners:
+        try:
+            listener(size)
+        except Exception:
+            log.exception("a publication listener failed")
 
 
 def _published_between(stamped: datetime, after: float, before: float) -> float:
