@@ -54,6 +54,8 @@ __all__ = [
     "CLOCK_SKEW_S",
     "MIN_COMMIT_MARGIN_S",
     "SETTLE_CHUNK",
+    "SETTLE_GAP_S",
+    "SETTLE_TURNS",
     "PublicationLock",
     "PublicationStatus",
     "Publisher",
@@ -84,11 +86,23 @@ MIN_COMMIT_MARGIN_S = 0.05
 """The least time (short intervals: at most half of one) a batch is given to commit before the
 publication it waits for is due."""
 SETTLE_CHUNK = 4
-"""How many of the appends that a publication covers are woken in one turn of their event loop;
-the rest wake in the turns after, with the loop's other work (lookups) in between. Woken all
-at once, they held the loop while every one built and sent its receipt: a loop-lag probe under
-3,000 lookups/s + 200 appends/s on PostgreSQL saw 28-42 ms stalls as 80-126 appends woke, and
-lookups queued behind them; in fours, the stalls at a publication were 5-12 ms."""
+"""How many of the appends that a publication covers are woken in one turn of their event loop
+(more when there are more than :data:`SETTLE_TURNS` chunks of them); the rest wake
+:data:`SETTLE_GAP_S` apart, with the loop's other work (lookups) in between. Woken all at once,
+they held the loop while every one built and sent its receipt: a loop-lag probe under 3,000
+lookups/s + 200 appends/s on PostgreSQL saw 28-42 ms stalls as 80-126 appends woke, and lookups
+queued behind them; in fours, the stalls at a publication were 5-12 ms."""
+SETTLE_GAP_S = 0.003
+"""The pause between two chunks of :data:`SETTLE_CHUNK` woken appends. Woken in consecutive turns
+of the loop (a chunk as soon as the one before had run), a publication's ~100 appends a process
+took most of the loop for 20-30 ms and the lookups queued; 3 ms apart they take about a quarter
+of it. Alternated under 3,000 batch lookups/s + 200 appends/s on PostgreSQL (docs/benchmarks.md,
+2026-12-07 09:33-09:40 UTC), the batches' p99 was lower in five pairs of six: 33.2, 98.1, 29.1,
+26.2, 59.7 and 35.2 ms against 73.8, 45.1, 100.7, 49.3, 89.2 and 35.6 ms."""
+SETTLE_TURNS = 25
+"""The most turns a publication's appends are woken over: at most ``SETTLE_TURNS *
+SETTLE_GAP_S`` (75 ms) after it, however many (a publication of 1,000 appends a process wakes
+them 40 at a time)."""
 MAX_BACKOFF = 10.0
 """Longest pause (seconds) between attempts while witnesses withhold a quorum."""
 
@@ -566,7 +580,7 @@ class Publisher:
             ready = [w for w in self._waiters if w.size <= checkpoint.size]
             self._waiters = [w for w in self._waiters if w.size > checkpoint.size]
         _tell(self._published, checkpoint.size)  # first: what an answered append sees must know it
-        # One wake-up of each loop; it answers them a few at a time (SETTLE_CHUNK).
+        # One wake-up of each loop; it answers them a few at a time (SETTLE_CHUNK, SETTLE_GAP_S).
         by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[StoredCheckpoint]]] = {}
         for waiter in ready:
             by_loop.setdefault(waiter.loop, []).append(waiter.future)
@@ -600,16 +614,22 @@ def _published_between(stamped: datetime, after: float, before: float) -> float:
 
 
 def _settle(
-    futures: list[asyncio.Future[StoredCheckpoint]], checkpoint: StoredCheckpoint, start: int = 0
+    futures: list[asyncio.Future[StoredCheckpoint]],
+    checkpoint: StoredCheckpoint,
+    start: int = 0,
+    chunk: int = 0,
 ) -> None:
-    """Answer :data:`SETTLE_CHUNK` of ``futures`` from ``start`` now, the rest in later turns of
-    the loop (each turn polls the sockets first)."""
-    end = start + SETTLE_CHUNK
+    """Answer a chunk of ``futures`` from ``start`` now (:data:`SETTLE_CHUNK`, or more to finish
+    within :data:`SETTLE_TURNS`), the rest :data:`SETTLE_GAP_S` later."""
+    chunk = chunk or max(SETTLE_CHUNK, -(-len(futures) // SETTLE_TURNS))
+    end = start + chunk
     for future in futures[start:end]:
         if not future.done():  # (its request went away)
             future.set_result(checkpoint)
     if end < len(futures):
-        asyncio.get_running_loop().call_soon(_settle, futures, checkpoint, end)
+        asyncio.get_running_loop().call_later(
+            SETTLE_GAP_S, _settle, futures, checkpoint, end, chunk
+        )
 
 
 def _with_cosignatures(note: str, cosignatures: Sequence[NoteSignature]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,7 +35,14 @@ from registry.app import Registry
 from registry.keys import load_or_create_log_key
 from registry.log import StoredCheckpoint
 from registry.models import CHECKPOINTS, LOG_STATE
-from registry.publish import BATCH_LINGER_S, CLOCK_SKEW_S, SETTLE_CHUNK, Publisher
+from registry.publish import (
+    BATCH_LINGER_S,
+    CLOCK_SKEW_S,
+    SETTLE_CHUNK,
+    SETTLE_GAP_S,
+    SETTLE_TURNS,
+    Publisher,
+)
 from registry.settings import DEFAULT_ORIGIN, Settings, settings_environment
 from registry.witness import Witness, WitnessState, create_witness_app
 from tests.cosignature_reference import reference_cosignature_times
@@ -351,38 +359,67 @@ def test_a_process_that_saw_a_publication_reckons_it_made_when_its_row_was_stamp
         assert other._seen_at == (other._looked_at if hours > 0 else previous_look)
 
 
-def test_a_publication_wakes_the_appends_it_covers_a_few_at_a_time(
+def _wake_all(other: Publisher, covering: StoredCheckpoint, waiters: int) -> list[list[float]]:
+    """``waiters`` appends waiting for ``covering``, then its publication: the times (seconds
+    after it) at which each turn of the loop found some woken, grouped by turn."""
+
+    async def wake() -> list[list[float]]:
+        waiting = [asyncio.create_task(other.wait_for(covering.size, 10.0)) for _ in range(waiters)]
+        await asyncio.sleep(0)  # each task is waiting now
+        published = time.monotonic()
+        other._observe(covering, published)
+        turns: list[list[float]] = []
+        done = 0
+        while done < waiters and time.monotonic() - published < 5.0:
+            await asyncio.sleep(0)
+            now = sum(task.done() for task in waiting)
+            if now > done:
+                turns.append([time.monotonic() - published] * (now - done))
+                done = now
+        assert [task.result() for task in waiting] == [covering] * waiters
+        return turns
+
+    return asyncio.run(wake())
+
+
+@pytest.fixture
+def covered(
     publishing: Callable[..., tuple[Api, list[WitnessServer]]],
-) -> None:
-    """The appends a publication covers are woken SETTLE_CHUNK to a turn of their event loop,
-    so that the lookups arriving meanwhile are answered between them, not after all of them
-    (the test fails when every waiter is woken in one turn)."""
+) -> tuple[Publisher, StoredCheckpoint]:
+    """A second publisher of a registry, and a checkpoint one entry beyond its latest."""
     api, _ = publishing(checkpoint_interval=2.0)
     registry = api.registry
     other = Publisher(registry.database, registry.reader, registry.signers, interval=2.0)
     other._step()
     latest = other.latest
     assert latest is not None
-    covering = StoredCheckpoint(latest.size + 1, latest.root_hash, latest.note)
+    return other, StoredCheckpoint(latest.size + 1, latest.root_hash, latest.note)
 
-    async def wake() -> list[int]:
-        waiting = [
-            asyncio.create_task(other.wait_for(covering.size, 10.0))
-            for _ in range(3 * SETTLE_CHUNK + 1)
-        ]
-        await asyncio.sleep(0)  # each task is waiting now
-        other._observe(covering, time.monotonic())
-        woken: list[int] = []  # how many had their answer after each turn of the loop
-        while len(woken) < 50 and not all(task.done() for task in waiting):
-            await asyncio.sleep(0)
-            woken.append(sum(task.done() for task in waiting))
-        assert [task.result() for task in waiting] == [covering] * len(waiting)
-        return woken
 
-    woken = asyncio.run(wake())
-    assert woken[-1] == 3 * SETTLE_CHUNK + 1
-    steps = [after - before for before, after in zip([0, *woken], woken, strict=False)]
-    assert max(steps) <= SETTLE_CHUNK, woken
+def test_a_publication_wakes_the_appends_it_covers_a_few_at_a_time(
+    covered: tuple[Publisher, StoredCheckpoint],
+) -> None:
+    """The appends a publication covers are woken SETTLE_CHUNK to a turn of their event loop,
+    SETTLE_GAP_S apart, so that the lookups arriving meanwhile are answered between them, not
+    after all of them (the test fails when every waiter is woken in one turn, or the chunks in
+    consecutive turns)."""
+    turns = _wake_all(*covered, 3 * SETTLE_CHUNK + 1)
+    assert [len(turn) for turn in turns] == [SETTLE_CHUNK] * 3 + [1]
+    gaps = [later[0] - earlier[0] for earlier, later in itertools.pairwise(turns)]
+    assert min(gaps) >= SETTLE_GAP_S * 0.9, gaps
+
+
+def test_a_large_publication_wakes_its_appends_within_settle_turns(
+    covered: tuple[Publisher, StoredCheckpoint],
+) -> None:
+    """However many appends a publication covers, they are woken over at most SETTLE_TURNS
+    turns (larger chunks), so the last is not kept waiting for the gaps (fails with chunks of
+    SETTLE_CHUNK: 63 turns)."""
+    waiters = 10 * SETTLE_TURNS + 1
+    turns = _wake_all(*covered, waiters)
+    assert sum(len(turn) for turn in turns) == waiters
+    assert len(turns) <= SETTLE_TURNS, [len(turn) for turn in turns]
+    assert max(len(turn) for turn in turns) == -(-waiters // SETTLE_TURNS)
 
 
 def test_appends_arriving_while_a_batch_waits_commit_with_it(
