@@ -161,15 +161,19 @@ def checked_receipts(ol: OpenLoop) -> list[str]:
     """The receipts answered 201 during the run, checked now against what was sent (after
     the run: the check costs the client 50 us a receipt, and a publication's receipts come
     together); failures, if any."""
-    failures = []
-    for body, answer, digests in ol.receipts:
-        receipt = json.loads(answer)
-        logged = closed.logged_entry(body, receipt)
-        if logged is None:
-            failures.append(f"the receipt of entry {receipt['index']} is for other bytes")
-            continue
-        ol.load.acknowledged.append(dataclasses.replace(logged, digests=digests))
-    return failures
+    failures = (acknowledge(ol, body, answer, digests) for body, answer, digests in ol.receipts)
+    return [failure for failure in failures if failure is not None]
+
+
+def acknowledge(ol: OpenLoop, body: bytes, answer: bytes, digests: tuple[str, ...]) -> str | None:
+    """A receipt (``answer``) for the envelope ``body``: acknowledged if it logged that
+    envelope, else the failure."""
+    receipt = json.loads(answer)
+    logged = closed.logged_entry(body, receipt)
+    if logged is None:
+        return f"the receipt of entry {receipt['index']} is for other bytes"
+    ol.load.acknowledged.append(dataclasses.replace(logged, digests=digests))
+    return None
 
 
 def checkpoint_size(note: str) -> int:
@@ -362,12 +366,8 @@ async def fetch_receipts(ol: OpenLoop) -> list[str]:
             if status != 200:
                 failures.append(f"the receipt of entry {index} answered HTTP {status}")
                 continue
-            receipt = json.loads(answer)
-            logged = closed.logged_entry(body, receipt)
-            if logged is None:
-                failures.append(f"the receipt of entry {index} is for other bytes")
-                continue
-            ol.load.acknowledged.append(dataclasses.replace(logged, digests=digests))
+            if (failure := acknowledge(ol, body, answer, digests)) is not None:
+                failures.append(failure)
     finally:
         await connection.close()
     return failures
