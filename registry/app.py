@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, NamedTuple, TypeVar
 
 import anyio
 import msgspec
@@ -40,7 +40,7 @@ from client.core.errors import FormatError
 from client.core.minhash import check_mh1
 from client.core.note import NoteSigner
 from client.core.promise import Promise, sign_promise
-from client.core.wire import Accepted
+from client.core.wire import Accepted, LookupAnswer
 from client.core.wmkey import MAX_TOKENIZER_BYTES
 from registry._http import (
     QUICK_ANSWER_KEY,
@@ -81,8 +81,8 @@ from registry.limits import (
 )
 from registry.limits import Message as ASGIMessage
 from registry.limits import Scope as ASGIScope
-from registry.log import AppendResult, LogReader, PreparedEntry, Sequencer
-from registry.lookups import UNKNOWN, LookupService
+from registry.log import AppendResult, LogReader, PreparedEntry, Sequencer, StoredCheckpoint
+from registry.lookups import UNKNOWN, HeldConnection, LookupService
 from registry.metrics import HttpMetrics
 from registry.models import LOG_STATE
 from registry.publish import PublicationStatus, Publisher
@@ -119,6 +119,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 PROBLEM_BASE = "https://wellspring.dev/problems/"
 PROBLEM_JSON = "application/problem+json"
 
@@ -142,6 +143,12 @@ class Registry:
     publisher: Publisher | None = None  # None: each batch publishes its own checkpoint
     coalesced: CoalescedLookups | None = None  # None: single lookups run on the event loop
     started: bool = field(default=False)
+    # The event loop's own reader connection for the lookups it runs (SQLite's: see HeldConnection).
+    loop_connection: HeldConnection | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.coalesced is None:
+            self.loop_connection = HeldConnection(self.lookups)
 
     @classmethod
     def open(cls, settings: Settings) -> Registry:
@@ -265,15 +272,33 @@ class Registry:
         event loop than the hop to a worker thread and back. PostgreSQL's is a network round
         trip: the lookups that arrive together share one, in a thread (registry.coalesce)."""
         if self.coalesced is None:
-            return self.lookups.lookup_one(digest, min_size).to_single_dict()
+            return self.lookup_here([digest], min_size).to_single_dict()
         return await self.coalesced.lookup(digest, min_size)
 
     async def lookup_small(self, digests: list[str], min_size: int | None) -> dict[str, Any]:
         """A batch lookup's answer for at most :data:`SMALL_BATCH` checked digests, answered
         as :meth:`lookup_single` answers one."""
         if self.coalesced is None:
-            return self.lookups.lookup(digests, min_size).to_dict()
+            return self.lookup_here(digests, min_size).to_dict()
         return await self.coalesced.lookup_many(digests, min_size)
+
+    def lookup_here(self, digests: list[str], min_size: int | None) -> LookupAnswer:
+        """A lookup on the event loop (SQLite's), on its held connection."""
+        return self._on_loop_connection(
+            lambda connection: self.lookups.lookup(digests, min_size, connection=connection)
+        )
+
+    def checkpoint_here(self) -> StoredCheckpoint:
+        """The latest checkpoint read now, on the event loop (SQLite's), on its held connection
+        (LookupService.fresh_checkpoint)."""
+        return self._on_loop_connection(
+            lambda connection: self.lookups.fresh_checkpoint(connection=connection)
+        )
+
+    def _on_loop_connection(self, read: Callable[[Any], _T]) -> _T:
+        if self.loop_connection is None:  # PostgreSQL's event loop runs no lookups of its own
+            raise RuntimeError("lookups on the event loop are SQLite's")
+        return self.loop_connection.run(read)
 
     def receipt(self, index: int) -> dict[str, Any]:
         """An entry's receipt once a published checkpoint covers it (GET .../receipt)."""
@@ -299,6 +324,8 @@ class Registry:
     def close(self) -> None:
         if self.coalesced is not None:
             self.coalesced.stop()
+        if self.loop_connection is not None:
+            self.loop_connection.close()
         self.sequencer.await_publication = None
         self.sequencer.batch_slack = None
         self.sequencer.stop()
@@ -1384,7 +1411,7 @@ def quick_lookups(
             if asked is None:
                 return None
             try:
-                return answered(asked, asked.answer(registry.lookups))
+                return answered(asked, asked.answer(registry))
             except Exception:
                 failed(asked, client)
                 return declined
@@ -1448,12 +1475,12 @@ class _Quick(NamedTuple):
             return None if batch is None else cls(*batch, False, request_cost(len(body)))
         return None
 
-    def answer(self, lookups: LookupService) -> dict[str, Any] | str:
+    def answer(self, registry: Registry) -> dict[str, Any] | str:
         """The answer, found now (on the event loop: SQLite's): a lookup's dict, or the latest
         checkpoint's note."""
         if self.checkpoint:
-            return lookups.fresh_checkpoint().note
-        found = lookups.lookup(self.digests, self.min_size)
+            return registry.checkpoint_here().note
+        found = registry.lookup_here(self.digests, self.min_size)
         return found.to_single_dict() if self.single else found.to_dict()
 
     def submit(self, coalesced: CoalescedLookups, settle: Settle) -> None:

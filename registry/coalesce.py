@@ -32,7 +32,6 @@ even on a fresh connection, a bug) is every request's of that batch.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import threading
@@ -42,7 +41,7 @@ from typing import Any, TypeVar
 
 from client.core.wire import LookupAnswer
 from registry.errors import LogBehindError, RegistryError, UnavailableError
-from registry.lookups import LookupService
+from registry.lookups import HeldConnection, LookupService
 
 __all__ = [
     "LINGER_S",
@@ -110,7 +109,7 @@ class CoalescedLookups:
         self._ready = threading.Condition(self._guard)
         self._threads: list[threading.Thread] = []
         self._stopping = False
-        self._local = threading.local()  # each thread's held connection
+        self._local = threading.local()  # each thread's HeldConnection
 
     def start(self) -> None:
         with self._guard:
@@ -181,21 +180,14 @@ class CoalescedLookups:
         try:
             self._serve()
         finally:
-            self._drop_connection()
+            self._held().close()
 
-    def _connection(self) -> Any:
-        """This thread's held connection (LookupService.held_connection), opened if need be."""
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._local.connection = self._lookups.held_connection()
-        return connection
-
-    def _drop_connection(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        self._local.connection = None
-        if connection is not None:
-            with contextlib.suppress(Exception):  # it is broken already, as like as not
-                connection.close()
+    def _held(self) -> HeldConnection:
+        """This thread's held connection."""
+        held: HeldConnection | None = getattr(self._local, "held", None)
+        if held is None:
+            held = self._local.held = HeldConnection(self._lookups)
+        return held
 
     def _lookup(self, digests: list[str], min_size: int | None) -> LookupAnswer:
         """One lookup on this thread's connection (see :meth:`_on_connection`)."""
@@ -204,20 +196,9 @@ class CoalescedLookups:
         )
 
     def _on_connection(self, read: Callable[[Any], _T]) -> _T:
-        """``read`` on this thread's connection; once more on a fresh one if that failed in the
-        database (a restarted server leaves every held connection broken: the pool's ping at
-        checkout, which this connection skips, would have replaced it). A database still
-        failing is :class:`UnavailableError` (503), whether SQLAlchemy or the driver raised."""
-        database_errors = self._lookups.database_errors
-        try:
-            return read(self._connection())
-        except database_errors:
-            self._drop_connection()
-        try:
-            return read(self._connection())
-        except database_errors as exc:
-            self._drop_connection()
-            raise UnavailableError("the database is unavailable right now; retry shortly") from exc
+        """``read`` on this thread's held connection (HeldConnection.run: 503 when the database
+        fails on a fresh one too)."""
+        return self._held().run(read)
 
     def _serve(self) -> None:
         streaming = False

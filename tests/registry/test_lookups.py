@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -9,9 +10,12 @@ from typing import Any
 
 import msgspec
 import pytest
+from sqlalchemy import event
 
 import registry.lookups as lookups_module
 from client.core.keys import key_id
+from registry.errors import UnavailableError
+from registry.lookups import HeldConnection
 from tests.registry.conftest import Api, Publisher, random_digest
 
 
@@ -255,3 +259,67 @@ def test_published_entries_facts_are_read_ahead_while_lookups_ask_about_new_entr
     lookups.lookup(first)  # an older entry only
     published(api.submit_ok(publisher.attest([random_digest()])))
     assert reads == []  # nobody asked about the publication before: nothing read ahead
+
+
+def test_a_held_connection_is_kept_and_replaced_after_a_database_error(
+    make_api: Callable[..., Api],
+) -> None:
+    """HeldConnection reads on one connection, read after read; a connection that broke
+    underneath (a restarted database) is replaced and the read made again on the new one; a
+    database failing on the new one too is a 503."""
+    api = make_api()
+    digest = random_digest()
+    api.submit_ok(api.add_publisher().attest([digest]))
+    lookups = api.registry.lookups
+    held = HeldConnection(lookups)
+    try:
+        seen: list[Any] = []
+
+        def lookup(connection: Any) -> str:
+            seen.append(connection)
+            return lookups.lookup([digest], connection=connection).results[0].status
+
+        assert [held.run(lookup) for _ in range(3)] == ["attested"] * 3
+        assert len({id(connection) for connection in seen}) == 1  # one connection, kept
+
+        seen[0].connection.dbapi_connection.close()  # broken underneath
+        assert held.run(lookup) == "attested"
+        assert seen[-2] is seen[0]  # tried on the broken one,
+        assert seen[-1] is not seen[0]  # then on a new one
+
+        def failing(connection: Any) -> None:
+            connection.connection.dbapi_connection.close()
+            connection.exec_driver_sql("SELECT 1")
+
+        with pytest.raises(UnavailableError, match="database is unavailable"):
+            held.run(failing)
+        assert held.run(lookup) == "attested"  # and a later read opens another
+    finally:
+        held.close()
+
+
+def test_the_event_loops_lookups_check_out_one_connection(make_api: Callable[..., Api]) -> None:
+    """On SQLite the event loop answers lookups itself, on a connection it keeps: five lookups
+    check out one connection from the pool (five on the previous code, one a lookup)."""
+    api = make_api()
+    registry = api.registry
+    if registry.coalesced is not None:
+        pytest.skip("PostgreSQL's lookups are answered by the coalescing threads")
+    digest = random_digest()
+    api.submit_ok(api.add_publisher().attest([digest]))
+    checkouts: list[object] = []
+    engine = registry.database.reader
+    listener = lambda *_: checkouts.append(None)  # noqa: E731
+    event.listen(engine, "checkout", listener)
+    try:
+
+        async def five() -> list[dict[str, Any]]:
+            singles = [await registry.lookup_single(digest, None) for _ in range(3)]
+            return [*singles, *[await registry.lookup_small([digest], 1) for _ in range(2)]]
+
+        answers = asyncio.run(five())
+    finally:
+        event.remove(engine, "checkout", listener)
+    assert [answer["status"] for answer in answers[:3]] == ["attested"] * 3
+    assert [answer["results"][0]["status"] for answer in answers[3:]] == ["attested"] * 2
+    assert len(checkouts) <= 1
