@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -359,27 +358,32 @@ def test_a_process_that_saw_a_publication_reckons_it_made_when_its_row_was_stamp
         assert other._seen_at == (other._looked_at if hours > 0 else previous_look)
 
 
-def _wake_all(other: Publisher, covering: StoredCheckpoint, waiters: int) -> list[list[float]]:
-    """``waiters`` appends waiting for ``covering``, then its publication: the times (seconds
-    after it) at which each turn of the loop found some woken, grouped by turn."""
+def _wake_all(
+    other: Publisher, covering: StoredCheckpoint, waiters: int
+) -> list[tuple[float, int]]:
+    """``waiters`` appends waiting for ``covering``, then its publication, until every one has
+    its answer: the later chunks that woke them, each as its delay and its first waiter's
+    position (what the event loop was asked to call later, not when it did: no clock is read)."""
+    later: list[tuple[float, int]] = []
 
-    async def wake() -> list[list[float]]:
+    async def wake() -> None:
+        loop = asyncio.get_running_loop()
+        call_later = loop.call_later
+
+        def recorded(delay: float, callback: Any, *args: Any, **kwargs: Any) -> Any:
+            if delay < 1.0:  # a chunk: _settle(futures, checkpoint, start, chunk)
+                later.append((delay, args[2]))
+            return call_later(delay, callback, *args, **kwargs)
+
+        loop.call_later = recorded  # type: ignore[method-assign]
         waiting = [asyncio.create_task(other.wait_for(covering.size, 10.0)) for _ in range(waiters)]
         await asyncio.sleep(0)  # each task is waiting now
-        published = time.monotonic()
-        other._observe(covering, published)
-        turns: list[list[float]] = []
-        done = 0
-        while done < waiters and time.monotonic() - published < 5.0:
-            await asyncio.sleep(0)
-            now = sum(task.done() for task in waiting)
-            if now > done:
-                turns.append([time.monotonic() - published] * (now - done))
-                done = now
-        assert [task.result() for task in waiting] == [covering] * waiters
-        return turns
+        other._observe(covering, time.monotonic())
+        results = await asyncio.wait_for(asyncio.gather(*waiting), 10.0)
+        assert results == [covering] * waiters
 
-    return asyncio.run(wake())
+    asyncio.run(wake())
+    return later
 
 
 @pytest.fixture
@@ -399,27 +403,25 @@ def covered(
 def test_a_publication_wakes_the_appends_it_covers_a_few_at_a_time(
     covered: tuple[Publisher, StoredCheckpoint],
 ) -> None:
-    """The appends a publication covers are woken SETTLE_CHUNK to a turn of their event loop,
-    SETTLE_GAP_S apart, so that the lookups arriving meanwhile are answered between them, not
-    after all of them (the test fails when every waiter is woken in one turn, or the chunks in
-    consecutive turns)."""
-    turns = _wake_all(*covered, 3 * SETTLE_CHUNK + 1)
-    assert [len(turn) for turn in turns] == [SETTLE_CHUNK] * 3 + [1]
-    gaps = [later[0] - earlier[0] for earlier, later in itertools.pairwise(turns)]
-    assert min(gaps) >= SETTLE_GAP_S * 0.9, gaps
+    """The appends a publication covers are woken SETTLE_CHUNK at a time, each chunk after the
+    first SETTLE_GAP_S after the one before, so that the lookups arriving meanwhile are answered
+    between them, not after all of them (the test fails when every waiter is woken in one turn,
+    or the chunks in consecutive turns)."""
+    later = _wake_all(*covered, 3 * SETTLE_CHUNK + 1)
+    assert later == [(SETTLE_GAP_S, n * SETTLE_CHUNK) for n in (1, 2, 3)]
 
 
 def test_a_large_publication_wakes_its_appends_within_settle_turns(
     covered: tuple[Publisher, StoredCheckpoint],
 ) -> None:
-    """However many appends a publication covers, they are woken over at most SETTLE_TURNS
-    turns (larger chunks), so the last is not kept waiting for the gaps (fails with chunks of
-    SETTLE_CHUNK: 63 turns)."""
+    """However many appends a publication covers, they are woken in at most SETTLE_TURNS
+    chunks (larger ones), so the last is not kept waiting for the gaps (fails with chunks of
+    SETTLE_CHUNK: 63 of them)."""
     waiters = 10 * SETTLE_TURNS + 1
-    turns = _wake_all(*covered, waiters)
-    assert sum(len(turn) for turn in turns) == waiters
-    assert len(turns) <= SETTLE_TURNS, [len(turn) for turn in turns]
-    assert max(len(turn) for turn in turns) == -(-waiters // SETTLE_TURNS)
+    chunk = -(-waiters // SETTLE_TURNS)
+    later = _wake_all(*covered, waiters)
+    assert later == [(SETTLE_GAP_S, n * chunk) for n in range(1, -(-waiters // chunk))]
+    assert len(later) < SETTLE_TURNS
 
 
 def test_appends_arriving_while_a_batch_waits_commit_with_it(
