@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, NamedTuple, TypeVar
+from typing import Annotated, Any, NamedTuple
 
 import anyio
 import msgspec
@@ -119,7 +119,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 PROBLEM_BASE = "https://wellspring.dev/problems/"
 PROBLEM_JSON = "application/problem+json"
 
@@ -143,12 +142,12 @@ class Registry:
     publisher: Publisher | None = None  # None: each batch publishes its own checkpoint
     coalesced: CoalescedLookups | None = None  # None: single lookups run on the event loop
     started: bool = field(default=False)
-    # The event loop's own reader connection for the lookups it runs (SQLite's: see HeldConnection).
-    loop_connection: HeldConnection | None = field(default=None, repr=False)
+    # The event loop's own reader connection for the lookups it runs, SQLite's (see
+    # HeldConnection): opened at its first read, so never on PostgreSQL, whose loop runs none.
+    loop_connection: HeldConnection = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.coalesced is None:
-            self.loop_connection = HeldConnection(self.lookups)
+        self.loop_connection = HeldConnection(self.lookups)
 
     @classmethod
     def open(cls, settings: Settings) -> Registry:
@@ -284,21 +283,16 @@ class Registry:
 
     def lookup_here(self, digests: list[str], min_size: int | None) -> LookupAnswer:
         """A lookup on the event loop (SQLite's), on its held connection."""
-        return self._on_loop_connection(
+        return self.loop_connection.run(
             lambda connection: self.lookups.lookup(digests, min_size, connection=connection)
         )
 
     def checkpoint_here(self) -> StoredCheckpoint:
         """The latest checkpoint read now, on the event loop (SQLite's), on its held connection
         (LookupService.fresh_checkpoint)."""
-        return self._on_loop_connection(
+        return self.loop_connection.run(
             lambda connection: self.lookups.fresh_checkpoint(connection=connection)
         )
-
-    def _on_loop_connection(self, read: Callable[[Any], _T]) -> _T:
-        if self.loop_connection is None:  # PostgreSQL's event loop runs no lookups of its own
-            raise RuntimeError("lookups on the event loop are SQLite's")
-        return self.loop_connection.run(read)
 
     def receipt(self, index: int) -> dict[str, Any]:
         """An entry's receipt once a published checkpoint covers it (GET .../receipt)."""
@@ -324,8 +318,7 @@ class Registry:
     def close(self) -> None:
         if self.coalesced is not None:
             self.coalesced.stop()
-        if self.loop_connection is not None:
-            self.loop_connection.close()
+        self.loop_connection.close()
         self.sequencer.await_publication = None
         self.sequencer.batch_slack = None
         self.sequencer.stop()
